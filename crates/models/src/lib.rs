@@ -1,0 +1,194 @@
+//! gradscope-models: the networks gradscope trains, each a plain net with a
+//! residual twin built by the same code.
+//!
+//! Main types: the [`Network`] trait (forward pass with optional gradient
+//! taps, ordered [`ProbePoint`]s), [`mlp::Mlp`] with its [`mlp::MlpConfig`],
+//! and the options shared by families: [`Activation`], [`Init`], [`Norm`],
+//! [`Variant`].
+//!
+//! A probe point is a place where gradscope reads dL/dh, the gradient that
+//! arrives at a layer's output. tch has no backward hooks, so the caller
+//! passes one zero "tap" tensor per probe point that requires grad; the
+//! network adds it to that output (which changes nothing in the forward
+//! pass), and after `backward()` the tap's `grad()` is exactly dL/dh.
+
+pub mod mlp;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+/// Errors from building a network.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A setting that cannot build a network; `field` is named as in the
+    /// experiment file.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+/// The nonlinearity between weight layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Sigmoid,
+    Tanh,
+    Relu,
+}
+
+impl Activation {
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.relu(),
+        }
+    }
+
+    /// Fraction of units in the flat part of this nonlinearity, given its
+    /// output `a`: sigmoid within 0.01 of 0 or 1 and tanh within 0.01 of ±1
+    /// (where the derivative is below about 0.01–0.02, Glorot & Bengio 2010
+    /// §3), relu exactly 0 (a unit that passes no gradient). A 0-dim tensor,
+    /// left on the device.
+    pub fn saturation_fraction(self, a: &Tensor) -> Tensor {
+        let flat = match self {
+            Activation::Sigmoid => a.lt(0.01).logical_or(&a.gt(0.99)),
+            Activation::Tanh => a.abs().gt(0.99),
+            Activation::Relu => a.le(0.0),
+        };
+        flat.to_kind(Kind::Float).mean(Kind::Float)
+    }
+}
+
+/// How weight layers are initialized. Biases start at zero except under
+/// `PytorchDefault`, which copies PyTorch's `nn.Linear`/`nn.Conv2d` rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// PyTorch's default: weights and biases U(-1/√fan_in, 1/√fan_in). This is
+    /// also the "standard" init of Glorot & Bengio (2010), eq. 1.
+    PytorchDefault,
+    /// Glorot & Bengio's normalized init, U(±√6/√(fan_in + fan_out)).
+    Glorot,
+    /// He et al. (2015): N(0, 2/fan_in), for ReLU nets.
+    Kaiming,
+    /// N(0, std²).
+    Normal { std: f64 },
+}
+
+impl Init {
+    /// tch initializers for a weight of the given fans, and for its bias.
+    pub fn weight_and_bias(self, fan_in: i64, fan_out: i64) -> (tch::nn::Init, tch::nn::Init) {
+        use tch::nn::Init as I;
+        let zero = I::Const(0.0);
+        match self {
+            Init::PytorchDefault => {
+                let b = 1.0 / (fan_in as f64).sqrt();
+                (I::Uniform { lo: -b, up: b }, I::Uniform { lo: -b, up: b })
+            }
+            Init::Glorot => {
+                let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                (I::Uniform { lo: -b, up: b }, zero)
+            }
+            Init::Kaiming => {
+                let std = (2.0 / fan_in as f64).sqrt();
+                (
+                    I::Randn {
+                        mean: 0.0,
+                        stdev: std,
+                    },
+                    zero,
+                )
+            }
+            Init::Normal { std } => (
+                I::Randn {
+                    mean: 0.0,
+                    stdev: std,
+                },
+                zero,
+            ),
+        }
+    }
+}
+
+/// Normalization before each nonlinearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    None,
+    /// Batch normalization with PyTorch's defaults: gamma = 1, beta = 0,
+    /// eps = 1e-5, momentum = 0.1 (tch's own default gamma is U(0,1)).
+    Batchnorm,
+}
+
+/// A plain net or its residual twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    Plain,
+    Residual,
+}
+
+impl Variant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::Residual => "residual",
+        }
+    }
+}
+
+/// A place where gradscope reads gradients: one weight layer.
+#[derive(Debug)]
+pub struct ProbePoint {
+    /// Zero-padded, input side first (`layer07.linear`), so names sort in
+    /// layer order.
+    pub name: String,
+    /// The layer's weight (a shallow clone: same storage, same `grad()`).
+    pub weight: Tensor,
+    /// Shape of the layer's output for one example (the tap's shape without
+    /// the batch dimension).
+    pub output_shape: Vec<i64>,
+}
+
+/// The result of a forward pass.
+#[derive(Debug)]
+pub struct Forward {
+    pub logits: Tensor,
+    /// One response per probe point that has one (see the network's docs),
+    /// in probe-point order: what `activations.csv` summarizes.
+    pub responses: Vec<Tensor>,
+}
+
+/// A network with ordered probe points.
+pub trait Network {
+    /// Forward pass. With `taps`, `taps[i]` (shape `[batch, ..output_shape]`)
+    /// is added to the output of probe point `i`.
+    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward;
+
+    /// Probe points, input side first.
+    fn probe_points(&self) -> &[ProbePoint];
+
+    /// The nonlinearity whose saturation the responses are measured against.
+    fn activation(&self) -> Activation;
+}
+
+/// Adds the tap for probe point `i`, if taps are given.
+pub(crate) fn tapped(h: Tensor, taps: Option<&[Tensor]>, i: usize) -> Tensor {
+    match taps {
+        Some(t) => h + &t[i],
+        None => h,
+    }
+}
+
+/// Zero-padded probe-point name: `layer07.linear` (two digits, or more when
+/// the net has 100 layers or more, so names always sort in order). With an
+/// empty `kind` it is just `layer07`, the var-store path segment (tch forbids
+/// `.` inside a segment; `p / "layer07" / "linear"` stores `layer07.linear.weight`).
+pub fn point_name(index: usize, count: usize, kind: &str) -> String {
+    let digits = count.saturating_sub(1).to_string().len().max(2);
+    if kind.is_empty() {
+        format!("layer{index:0digits$}")
+    } else {
+        format!("layer{index:0digits$}.{kind}")
+    }
+}

@@ -1,0 +1,289 @@
+//! The multilayer perceptron and its residual twin.
+//!
+//! Depth counts weight layers, as the papers do: depth `d` is an input layer
+//! (features → width), `d - 2` hidden layers (width → width) and an output
+//! layer (width → classes). Between weight layers sits `norm → act`.
+//!
+//! ```text
+//! plain:     h0 = W0 x;   h(l) = W(l) act(norm(h(l-1)));         logits = W(d-1) act(norm(h(d-2)))
+//! residual:  h0 = W0 x;   h(l) = h(l-1) + W(l) act(norm(h(l-1)))  (l = 1..d-2)
+//! ```
+//!
+//! The residual form is the pre-activation unit of He et al. (2016b,
+//! "Identity mappings in deep residual networks"), one weight layer per
+//! shortcut. It keeps the plain net an ordinary MLP (`Linear, act, Linear,
+//! act, …`) and gives the twin exactly the same layers and, for the same
+//! seed, the same initial weights. Because the shortcut adds `h(l-1)`
+//! unchanged, dL/dh(l) is also the gradient at the output of `W(l)`.
+
+use crate::{
+    point_name, tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant,
+};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+/// Configuration of an MLP; every field is recorded in `run.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpConfig {
+    pub input_dim: i64,
+    pub classes: i64,
+    /// Weight layers, at least 2.
+    pub depth: usize,
+    /// Units per hidden layer.
+    pub width: i64,
+    pub activation: Activation,
+    pub init: Init,
+    pub norm: Norm,
+    pub variant: Variant,
+}
+
+/// A plain MLP or its residual twin (see the module docs).
+#[derive(Debug)]
+pub struct Mlp {
+    config: MlpConfig,
+    layers: Vec<nn::Linear>,
+    /// One norm before each nonlinearity (`depth - 1` of them), or none.
+    norms: Vec<nn::BatchNorm>,
+    points: Vec<ProbePoint>,
+}
+
+impl Mlp {
+    /// Builds the net under `p`; the variables are created in layer order,
+    /// so the same seed gives the plain net and its twin the same weights.
+    pub fn new(p: &nn::Path, config: MlpConfig) -> Result<Mlp, ModelError> {
+        let invalid = |field: &str, message: String| ModelError::Invalid {
+            field: field.to_string(),
+            message,
+        };
+        if config.depth < 2 {
+            return Err(invalid(
+                "depths",
+                format!("{} is below 2 (an input and an output layer)", config.depth),
+            ));
+        }
+        if config.width < 1 {
+            return Err(invalid(
+                "model.width",
+                format!("{} must be at least 1", config.width),
+            ));
+        }
+        if config.input_dim < 1 || config.classes < 2 {
+            return Err(invalid(
+                "dataset",
+                format!(
+                    "input size {} and {} classes cannot feed an MLP",
+                    config.input_dim, config.classes
+                ),
+            ));
+        }
+        let d = config.depth;
+        let mut layers = Vec::with_capacity(d);
+        let mut points = Vec::with_capacity(d);
+        for l in 0..d {
+            let fan_in = if l == 0 {
+                config.input_dim
+            } else {
+                config.width
+            };
+            let fan_out = if l == d - 1 {
+                config.classes
+            } else {
+                config.width
+            };
+            let (ws_init, bs_init) = config.init.weight_and_bias(fan_in, fan_out);
+            let name = point_name(l, d, "linear");
+            let lin = nn::linear(
+                p / point_name(l, d, "") / "linear",
+                fan_in,
+                fan_out,
+                nn::LinearConfig {
+                    ws_init,
+                    bs_init: Some(bs_init),
+                    bias: true,
+                },
+            );
+            points.push(ProbePoint {
+                name,
+                weight: lin.ws.shallow_clone(),
+                output_shape: vec![fan_out],
+            });
+            layers.push(lin);
+        }
+        let norms = match config.norm {
+            Norm::None => Vec::new(),
+            Norm::Batchnorm => (0..d - 1)
+                .map(|l| {
+                    nn::batch_norm1d(
+                        p / point_name(l, d, "") / "bn",
+                        config.width,
+                        nn::BatchNormConfig {
+                            ws_init: nn::Init::Const(1.0),
+                            bs_init: nn::Init::Const(0.0),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        };
+        Ok(Mlp {
+            config,
+            layers,
+            norms,
+            points,
+        })
+    }
+
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+
+    /// `act(norm(h))` for the norm after layer `l`.
+    fn unit_input(&self, h: &Tensor, l: usize, train: bool) -> Tensor {
+        let h = match self.norms.get(l) {
+            Some(bn) => bn.forward_t(h, train),
+            None => h.shallow_clone(),
+        };
+        self.config.activation.apply(&h)
+    }
+}
+
+impl Network for Mlp {
+    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
+        let d = self.layers.len();
+        let x = x.flatten(1, -1);
+        let mut h = tapped(self.layers[0].forward(&x), taps, 0);
+        let mut responses = Vec::with_capacity(d - 1);
+        for l in 1..d - 1 {
+            let a = self.unit_input(&h, l - 1, train);
+            let u = self.layers[l].forward(&a);
+            responses.push(a);
+            let next = match self.config.variant {
+                Variant::Plain => u,
+                Variant::Residual => h + u,
+            };
+            h = tapped(next, taps, l);
+        }
+        let a = self.unit_input(&h, d - 2, train);
+        let logits = tapped(self.layers[d - 1].forward(&a), taps, d - 1);
+        responses.push(a);
+        Forward { logits, responses }
+    }
+
+    fn probe_points(&self) -> &[ProbePoint] {
+        &self.points
+    }
+
+    fn activation(&self) -> Activation {
+        self.config.activation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn config(depth: usize, variant: Variant) -> MlpConfig {
+        MlpConfig {
+            input_dim: 8,
+            classes: 3,
+            depth,
+            width: 16,
+            activation: Activation::Tanh,
+            init: Init::Glorot,
+            norm: Norm::Batchnorm,
+            variant,
+        }
+    }
+
+    #[test]
+    fn shapes_names_and_parameter_count() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Mlp::new(&vs.root(), config(5, Variant::Residual)).unwrap();
+        let x = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
+        let out = net.forward(&x, true, None);
+        assert_eq!(out.logits.size(), vec![4, 3]);
+        assert_eq!(out.responses.len(), 4);
+        let names: Vec<&str> = net.probe_points().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "layer00.linear",
+                "layer01.linear",
+                "layer02.linear",
+                "layer03.linear",
+                "layer04.linear"
+            ]
+        );
+        // Linear: 8*16+16 + 3*(16*16+16) + 16*3+3; BN (gamma, beta): 4*2*16.
+        let params: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+        assert_eq!(
+            params,
+            (8 * 16 + 16) + 3 * (16 * 16 + 16) + (16 * 3 + 3) + 4 * 2 * 16
+        );
+    }
+
+    #[test]
+    fn twins_share_initial_weights_and_differ_only_by_shortcut() {
+        let build = |variant| {
+            tch::manual_seed(11);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Mlp::new(&vs.root(), config(4, variant)).unwrap();
+            (vs, net)
+        };
+        let (_a, plain) = build(Variant::Plain);
+        let (_b, res) = build(Variant::Residual);
+        for (p, r) in plain.probe_points().iter().zip(res.probe_points()) {
+            assert!(p.weight.equal(&r.weight), "{} differs", p.name);
+        }
+        let x = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
+        let (yp, yr) = (
+            plain.forward(&x, false, None).logits,
+            res.forward(&x, false, None).logits,
+        );
+        assert!(
+            !yp.allclose(&yr, 1e-6, 1e-6, false),
+            "the shortcut must change the output"
+        );
+    }
+
+    #[test]
+    fn batchnorm_gamma_starts_at_one_as_in_pytorch() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = Mlp::new(&vs.root(), config(3, Variant::Plain)).unwrap();
+        let vars = vs.variables();
+        let gamma = vars.get("layer00.bn.weight").expect("bn weight exists");
+        assert!(gamma.eq(1.0).all().int64_value(&[]) == 1);
+    }
+
+    #[test]
+    fn pytorch_default_init_matches_its_bound() {
+        // PyTorch nn.Linear: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = MlpConfig {
+            init: Init::PytorchDefault,
+            norm: Norm::None,
+            width: 16,
+            ..config(3, Variant::Plain)
+        };
+        let net = Mlp::new(&vs.root(), cfg).unwrap();
+        let w = &net.probe_points()[1].weight;
+        let bound = 1.0 / 16f64.sqrt();
+        let max = w.abs().max().double_value(&[]);
+        assert!(
+            max <= bound && max > 0.8 * bound,
+            "max |w| {max} vs bound {bound}"
+        );
+    }
+
+    #[test]
+    fn depth_below_two_is_rejected_naming_the_field() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = Mlp::new(&vs.root(), config(1, Variant::Plain)).unwrap_err();
+        assert!(err.to_string().starts_with("depths:"), "{err}");
+    }
+}

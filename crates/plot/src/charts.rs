@@ -1,0 +1,801 @@
+//! The four charts of the file contract, each built as a [`Figure`] from a
+//! loaded [`ResultsDir`] and written as PNG and SVG.
+//!
+//! A chart whose data are missing is still written, with a "no data" note
+//! in the empty panel, so that `plots/` always holds the same eight files
+//! and a report that links them never breaks; [`Rendered::has_data`] says
+//! which charts are empty.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::style::RGBColor;
+
+use crate::axis::{Axis, Bounds, Scale};
+use crate::error::PlotError;
+use crate::figure::{drawable, ErrorBar, Figure, LegendEntry, Marker, Panel, Rendered, Series};
+use crate::read::{ResultsDir, RunData, SummaryRow, SPLIT_TRAIN, STATUS_COMPLETED};
+
+/// Chart (a): training error against step.
+pub const TRAIN_ERROR_VS_STEP: &str = "train_error_vs_step";
+/// Chart (b): final error against depth.
+pub const ERROR_VS_DEPTH: &str = "error_vs_depth";
+/// Chart (c): ‖dL/dh‖ per layer.
+pub const GRADIENT_PROFILE: &str = "gradient_profile";
+/// Chart (d): ‖dL/dh‖ against step for three layers.
+pub const GRADIENT_VS_STEP: &str = "gradient_vs_step";
+
+/// The chart names, in the order [`render_charts`] writes them.
+pub const CHART_NAMES: [&str; 4] = [
+    TRAIN_ERROR_VS_STEP,
+    ERROR_VS_DEPTH,
+    GRADIENT_PROFILE,
+    GRADIENT_VS_STEP,
+];
+
+const LABEL_STEP: &str = "training step";
+const LABEL_TRAIN_ERROR: &str = "training error (fraction)";
+const LABEL_FINAL_ERROR: &str = "final error (fraction)";
+const LABEL_GRAD: &str = "‖dL/dh‖ (L2)";
+const LABEL_LAYER: &str = "layer (0 = input side)";
+const LABEL_DEPTH: &str = "depth (weight layers)";
+
+/// Categorical colours (Tableau 10) for variants and for the three layers of
+/// chart (d): distinct hues for things that have no order.
+const CATEGORICAL: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+const STYLE_KEY: RGBColor = RGBColor(90, 90, 90);
+
+fn categorical(i: usize) -> RGBColor {
+    CATEGORICAL[i % CATEGORICAL.len()]
+}
+
+/// Colour of the `i`-th of `n` depths: an ordered ramp from navy through
+/// teal and green to amber and red, so that deeper reads as "further along"
+/// and the same depth has the same colour in every panel. Hand-picked rather
+/// than viridis, whose neighbouring greens are hard to tell apart and whose
+/// yellow end vanishes on white.
+pub(crate) fn depth_color(i: usize, n: usize) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 6] = [
+        (35.0, 45.0, 120.0),
+        (40.0, 110.0, 190.0),
+        (25.0, 160.0, 150.0),
+        (105.0, 175.0, 50.0),
+        (230.0, 155.0, 20.0),
+        (205.0, 55.0, 30.0),
+    ];
+    let t = if n <= 1 {
+        0.0
+    } else {
+        i.min(n - 1) as f64 / (n - 1) as f64
+    };
+    let pos = t * (STOPS.len() - 1) as f64;
+    let k = (pos.floor() as usize).min(STOPS.len() - 2);
+    let f = pos - k as f64;
+    let (a, b) = (STOPS[k], STOPS[k + 1]);
+    let mix = |u: f64, v: f64| (u + (v - u) * f).round().clamp(0.0, 255.0) as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Legend suffix for a group of runs: empty when all completed, otherwise
+/// e.g. " (diverged)" when every run diverged or " (1/2 diverged)".
+pub(crate) fn status_note<'a>(statuses: impl IntoIterator<Item = &'a str>) -> String {
+    let statuses: Vec<&str> = statuses.into_iter().collect();
+    let total = statuses.len();
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for s in statuses {
+        if s == STATUS_COMPLETED || s.is_empty() {
+            continue;
+        }
+        match counts.iter_mut().find(|(name, _)| *name == s) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((s, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|&(s, c)| {
+            if c == total {
+                s.to_owned()
+            } else {
+                format!("{c}/{total} {s}")
+            }
+        })
+        .collect();
+    format!(" ({})", parts.join(", "))
+}
+
+fn runs_of<'a>(results: &'a ResultsDir, variant: &str, depth: u32) -> Vec<&'a RunData> {
+    results
+        .runs
+        .iter()
+        .filter(|r| r.summary.variant == variant && r.summary.depth == depth)
+        .collect()
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        f64::NAN
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+/// Training-error curve averaged over runs at equal steps. Non-finite values
+/// (a diverged seed) are left out of the mean; a step where no run has a
+/// finite value stays in as NaN so that the line breaks there.
+pub(crate) fn mean_train_error(runs: &[&RunData]) -> Vec<(f64, f64)> {
+    let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for run in runs {
+        for row in run.metrics.iter().flatten() {
+            if row.split != SPLIT_TRAIN {
+                continue;
+            }
+            let values = by_step.entry(row.step).or_default();
+            if let Some(e) = row.error.filter(|e| e.is_finite()) {
+                values.push(e);
+            }
+        }
+    }
+    by_step
+        .into_iter()
+        .map(|(step, values)| (step as f64, mean(&values)))
+        .collect()
+}
+
+/// Chart (a): one panel per variant, one line per depth (mean over seeds).
+pub(crate) fn train_error_figure(results: &ResultsDir) -> Figure {
+    let depths = results.depths();
+    let mut several_seeds = false;
+    let panels = results
+        .variants()
+        .into_iter()
+        .map(|variant| {
+            let mut panel = Panel::new(variant);
+            for (i, &depth) in depths.iter().enumerate() {
+                let group = runs_of(results, variant, depth);
+                let curve = mean_train_error(&group);
+                if !drawable(&curve, Scale::Linear, Scale::Linear) {
+                    continue;
+                }
+                several_seeds |= group.iter().filter(|r| r.metrics.is_some()).count() > 1;
+                let color = depth_color(i, depths.len());
+                panel.series.push(Series {
+                    points: curve,
+                    color,
+                    dashed: false,
+                    marker: None,
+                });
+                panel.legend.push(LegendEntry {
+                    label: format!(
+                        "d{depth}{}",
+                        status_note(group.iter().map(|r| r.summary.status.as_str()))
+                    ),
+                    color,
+                    dashed: false,
+                    marker: None,
+                });
+            }
+            panel.empty_reason = Some("no metrics.csv with train rows".to_owned());
+            panel
+        })
+        .collect();
+    let mut y = Axis::new(LABEL_TRAIN_ERROR, Scale::Linear);
+    y.bounds = Bounds::Fraction;
+    let mut x = Axis::new(LABEL_STEP, Scale::Linear);
+    x.integer = true;
+    Figure {
+        name: TRAIN_ERROR_VS_STEP,
+        title: "Training error vs step".to_owned(),
+        subtitle: Some(if several_seeds {
+            "on-the-fly minibatch error, one line per depth, mean over seeds".to_owned()
+        } else {
+            "on-the-fly minibatch error, one line per depth".to_owned()
+        }),
+        x,
+        y,
+        panels,
+    }
+}
+
+/// Mean, min and max over the finite values; `None` when there are none.
+pub(crate) fn spread(
+    values: impl IntoIterator<Item = Option<f64>>,
+) -> Option<(f64, f64, f64, usize)> {
+    let v: Vec<f64> = values
+        .into_iter()
+        .flatten()
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((mean(&v), min, max, v.len()))
+}
+
+/// How chart (b) draws one split: train solid with dots, test dashed with
+/// triangles, their min–max bars nudged apart so both stay visible.
+struct SplitStyle {
+    name: &'static str,
+    dashed: bool,
+    marker: Marker,
+    shift: f64,
+    value: fn(&SummaryRow) -> Option<f64>,
+}
+
+const SPLITS: [SplitStyle; 2] = [
+    SplitStyle {
+        name: "train",
+        dashed: false,
+        marker: Marker::Circle,
+        shift: -0.004,
+        value: |r| r.final_train_error,
+    },
+    SplitStyle {
+        name: "test",
+        dashed: true,
+        marker: Marker::Triangle,
+        shift: 0.004,
+        value: |r| r.final_test_error,
+    },
+];
+
+/// Chart (b): one panel; per variant a solid train line and a dashed test
+/// line over depth, mean over seeds with min–max bars.
+pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
+    let depths = results.depths();
+    let mut panel = Panel::new("");
+    let mut several_seeds = false;
+    for (vi, variant) in results.variants().into_iter().enumerate() {
+        let color = categorical(vi);
+        let runs: Vec<&RunData> = results
+            .runs
+            .iter()
+            .filter(|r| r.summary.variant == variant)
+            .collect();
+        let note = status_note(runs.iter().map(|r| r.summary.status.as_str()));
+        for split in SPLITS {
+            let SplitStyle {
+                name: split,
+                dashed,
+                marker,
+                shift,
+                value,
+            } = split;
+            let mut points = Vec::new();
+            for &depth in &depths {
+                let at_depth = runs.iter().filter(|r| r.summary.depth == depth);
+                if let Some((m, lo, hi, n)) = spread(at_depth.map(|r| value(&r.summary))) {
+                    points.push((f64::from(depth), m));
+                    if n > 1 {
+                        several_seeds = true;
+                        panel.error_bars.push(ErrorBar {
+                            x: f64::from(depth),
+                            lo,
+                            hi,
+                            color,
+                            shift,
+                        });
+                    }
+                }
+            }
+            if points.is_empty() {
+                continue;
+            }
+            panel.series.push(Series {
+                points,
+                color,
+                dashed,
+                marker: Some(marker),
+            });
+            // The status note goes on the train entry only, once per variant.
+            let label = if dashed {
+                format!("{variant} {split}")
+            } else {
+                format!("{variant} {split}{note}")
+            };
+            panel.legend.push(LegendEntry {
+                label,
+                color,
+                dashed,
+                marker: Some(marker),
+            });
+        }
+    }
+    panel.empty_reason = Some("summary.csv has no final errors".to_owned());
+
+    // Depths usually double (4, 8, 16, …): a log axis spaces them evenly.
+    // Depths close together (CIFAR's 20, 32, 44, 56) read better linearly.
+    let spread_out = match (depths.first(), depths.last()) {
+        (Some(&lo), Some(&hi)) => lo > 0 && f64::from(hi) / f64::from(lo) >= 4.0,
+        _ => false,
+    };
+    let mut x = if spread_out {
+        Axis::new(format!("{LABEL_DEPTH}, log scale"), Scale::Log)
+    } else {
+        Axis::new(LABEL_DEPTH, Scale::Linear)
+    };
+    x.ticks = Some(depths.iter().map(|&d| f64::from(d)).collect());
+    let mut y = Axis::new(LABEL_FINAL_ERROR, Scale::Linear);
+    y.bounds = Bounds::Fraction;
+    Figure {
+        name: ERROR_VS_DEPTH,
+        title: "Final error vs depth".to_owned(),
+        subtitle: Some(if several_seeds {
+            "full pass after the last step; mean over seeds, bars span min–max; dashed = test"
+                .to_owned()
+        } else {
+            "full pass after the last step; solid = train, dashed = test".to_owned()
+        }),
+        x,
+        y,
+        panels: vec![panel],
+    }
+}
+
+/// dL/dh rows of one run, as `step -> [(layer, l2)]` sorted by layer. Rows
+/// with no l2 are kept as NaN: the renderer drops them and breaks the line.
+fn output_grads(run: &RunData) -> BTreeMap<u64, BTreeMap<usize, f64>> {
+    let mut out: BTreeMap<u64, BTreeMap<usize, f64>> = BTreeMap::new();
+    for row in run.gradients.iter().flatten().filter(|r| r.is_output()) {
+        out.entry(row.step)
+            .or_default()
+            .insert(row.layer, row.l2.unwrap_or(f64::NAN));
+    }
+    out
+}
+
+/// The run of a (variant, depth) group with the smallest seed among those
+/// that have dL/dh rows; one seed per line keeps the gradient charts about
+/// one network rather than an average of several.
+fn probed_run<'a>(results: &'a ResultsDir, variant: &str, depth: u32) -> Option<&'a RunData> {
+    runs_of(results, variant, depth)
+        .into_iter()
+        .filter(|r| r.gradients.iter().flatten().any(|g| g.is_output()))
+        .min_by_key(|r| r.summary.seed)
+}
+
+/// Chart (c): one panel per variant; per depth ‖dL/dh‖ against layer at the
+/// first probed step (solid) and the last (dashed).
+pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
+    let depths = results.depths();
+    let mut first_steps: Vec<u64> = Vec::new();
+    let mut last_steps: Vec<u64> = Vec::new();
+    let mut panels: Vec<Panel> = results
+        .variants()
+        .into_iter()
+        .map(|variant| {
+            let mut panel = Panel::new(variant);
+            for (i, &depth) in depths.iter().enumerate() {
+                let Some(run) = probed_run(results, variant, depth) else {
+                    continue;
+                };
+                let grads = output_grads(run);
+                let (Some((&first, at_first)), Some((&last, at_last))) =
+                    (grads.first_key_value(), grads.last_key_value())
+                else {
+                    continue;
+                };
+                let color = depth_color(i, depths.len());
+                let line = |m: &BTreeMap<usize, f64>| -> Vec<(f64, f64)> {
+                    m.iter().map(|(&l, &v)| (l as f64, v)).collect()
+                };
+                let mut any = false;
+                for (points, dashed) in [(line(at_first), false), (line(at_last), true)] {
+                    if (dashed && last == first) || !drawable(&points, Scale::Linear, Scale::Log) {
+                        continue;
+                    }
+                    any = true;
+                    panel.series.push(Series {
+                        points,
+                        color,
+                        dashed,
+                        marker: None,
+                    });
+                }
+                if any {
+                    first_steps.push(first);
+                    last_steps.push(last);
+                    panel.legend.push(LegendEntry {
+                        label: format!("d{depth}{}", status_note([run.summary.status.as_str()])),
+                        color,
+                        dashed: false,
+                        marker: None,
+                    });
+                }
+            }
+            panel.empty_reason = Some("no gradients.csv with kind=output rows".to_owned());
+            panel
+        })
+        .collect();
+
+    // Which steps solid and dashed mean, said once per panel in the legend;
+    // a number only when every line agrees on it.
+    let same = |v: &[u64]| v.first().filter(|f| v.iter().all(|s| s == *f)).copied();
+    let solid = match same(&first_steps) {
+        Some(s) => format!("step {s}"),
+        None => "first probed step".to_owned(),
+    };
+    let dashed = match same(&last_steps) {
+        Some(s) => format!("step {s}"),
+        None => "last probed step".to_owned(),
+    };
+    for panel in panels.iter_mut().filter(|p| !p.legend.is_empty()) {
+        panel.legend.push(LegendEntry {
+            label: solid.clone(),
+            color: STYLE_KEY,
+            dashed: false,
+            marker: None,
+        });
+        if panel.series.iter().any(|s| s.dashed) {
+            panel.legend.push(LegendEntry {
+                label: dashed.clone(),
+                color: STYLE_KEY,
+                dashed: true,
+                marker: None,
+            });
+        }
+    }
+
+    let mut x = Axis::new(LABEL_LAYER, Scale::Linear);
+    x.integer = true;
+    Figure {
+        name: GRADIENT_PROFILE,
+        title: "Gradient profile: ‖dL/dh‖ per layer".to_owned(),
+        subtitle: Some(
+            "one line per depth (smallest seed); solid = initialization, dashed = last probed step"
+                .to_owned(),
+        ),
+        x,
+        y: Axis::new(LABEL_GRAD, Scale::Log),
+        panels,
+    }
+}
+
+/// The depth chart (d) follows: the deepest depth every variant has dL/dh
+/// for, so that the panels compare twins; else the deepest any variant has.
+pub(crate) fn deepest_probed_depth(results: &ResultsDir) -> Option<u32> {
+    let variants = results.variants();
+    let probed = |v: &str, d: u32| probed_run(results, v, d).is_some();
+    let depths = results.depths();
+    depths
+        .iter()
+        .rev()
+        .find(|&&d| variants.iter().all(|v| probed(v, d)))
+        .or_else(|| {
+            depths
+                .iter()
+                .rev()
+                .find(|&&d| variants.iter().any(|v| probed(v, d)))
+        })
+        .copied()
+}
+
+/// First, middle and last probe layer (input side first), deduplicated for
+/// very shallow nets.
+pub(crate) fn three_layers(layers: &[usize]) -> Vec<(usize, &'static str)> {
+    let (Some(&first), Some(&last)) = (layers.first(), layers.last()) else {
+        return Vec::new();
+    };
+    let middle = layers[layers.len() / 2];
+    let mut out = vec![(first, "first")];
+    if middle != first && middle != last {
+        out.push((middle, "middle"));
+    }
+    if last != first {
+        out.push((last, "last"));
+    }
+    out
+}
+
+/// Chart (d): one panel per variant; ‖dL/dh‖ against step at the first,
+/// middle and last layer of the deepest net.
+pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
+    let depth = deepest_probed_depth(results);
+    let panels = results
+        .variants()
+        .into_iter()
+        .map(|variant| {
+            let run = depth.and_then(|d| probed_run(results, variant, d));
+            let Some(run) = run else {
+                let mut panel = Panel::new(variant);
+                panel.empty_reason = Some(match depth {
+                    Some(d) => format!("no dL/dh rows for depth {d}"),
+                    None => "no gradients.csv with kind=output rows".to_owned(),
+                });
+                return panel;
+            };
+            let mut panel = Panel::new(format!(
+                "{variant}, seed {}{}",
+                run.summary.seed,
+                status_note([run.summary.status.as_str()])
+            ));
+            let grads = output_grads(run);
+            let mut layers: Vec<usize> = grads.values().flat_map(|m| m.keys().copied()).collect();
+            layers.sort_unstable();
+            layers.dedup();
+            for (i, (layer, role)) in three_layers(&layers).into_iter().enumerate() {
+                let points: Vec<(f64, f64)> = grads
+                    .iter()
+                    .filter_map(|(&step, m)| m.get(&layer).map(|&v| (step as f64, v)))
+                    .collect();
+                if !drawable(&points, Scale::Linear, Scale::Log) {
+                    continue;
+                }
+                let color = categorical(i);
+                panel.series.push(Series {
+                    points,
+                    color,
+                    dashed: false,
+                    marker: None,
+                });
+                panel.legend.push(LegendEntry {
+                    label: format!("layer {layer} ({role})"),
+                    color,
+                    dashed: false,
+                    marker: None,
+                });
+            }
+            panel.empty_reason = Some("no positive finite dL/dh values".to_owned());
+            panel
+        })
+        .collect();
+    let mut x = Axis::new(LABEL_STEP, Scale::Linear);
+    x.integer = true;
+    Figure {
+        name: GRADIENT_VS_STEP,
+        title: match depth {
+            Some(d) => format!("‖dL/dh‖ vs step, depth {d}"),
+            None => "‖dL/dh‖ vs step".to_owned(),
+        },
+        subtitle: Some("first, middle and last layer (0 = input side); smallest seed".to_owned()),
+        x,
+        y: Axis::new(LABEL_GRAD, Scale::Log),
+        panels,
+    }
+}
+
+/// Writes chart (a), `train_error_vs_step`, into `plots_dir`.
+pub fn train_error_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
+    train_error_figure(results).write(plots_dir)
+}
+
+/// Writes chart (b), `error_vs_depth`, into `plots_dir`.
+pub fn error_vs_depth(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
+    error_vs_depth_figure(results).write(plots_dir)
+}
+
+/// Writes chart (c), `gradient_profile`, into `plots_dir`.
+pub fn gradient_profile(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
+    gradient_profile_figure(results).write(plots_dir)
+}
+
+/// Writes chart (d), `gradient_vs_step`, into `plots_dir`.
+pub fn gradient_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
+    gradient_vs_step_figure(results).write(plots_dir)
+}
+
+/// Writes all four charts into `plots_dir`, in [`CHART_NAMES`] order.
+pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
+    Ok(vec![
+        train_error_vs_step(results, plots_dir)?,
+        error_vs_depth(results, plots_dir)?,
+        gradient_profile(results, plots_dir)?,
+        gradient_vs_step(results, plots_dir)?,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::{GradientRow, MetricRow};
+
+    fn summary(variant: &str, depth: u32, seed: u64, status: &str) -> SummaryRow {
+        SummaryRow {
+            run: format!("{variant}-d{depth}-s{seed}"),
+            variant: variant.to_owned(),
+            depth,
+            seed,
+            status: status.to_owned(),
+            steps_done: None,
+            params: None,
+            final_train_loss: None,
+            final_train_error: None,
+            final_test_loss: None,
+            final_test_error: None,
+            grad_first_init: None,
+            grad_last_init: None,
+            grad_first_final: None,
+            grad_last_final: None,
+            elapsed_s: None,
+        }
+    }
+
+    fn run(variant: &str, depth: u32, seed: u64, status: &str) -> RunData {
+        RunData {
+            summary: summary(variant, depth, seed, status),
+            metrics: None,
+            gradients: None,
+            activations: None,
+        }
+    }
+
+    fn train_row(step: u64, error: f64) -> MetricRow {
+        MetricRow {
+            step,
+            epoch: None,
+            split: SPLIT_TRAIN.to_owned(),
+            loss: None,
+            error: Some(error),
+            lr: None,
+            elapsed_s: None,
+        }
+    }
+
+    fn grad_rows(depth: usize, step: u64) -> Vec<GradientRow> {
+        (0..depth)
+            .map(|layer| GradientRow {
+                step,
+                layer,
+                name: format!("layer{layer:02}.linear"),
+                kind: "output".to_owned(),
+                l2: Some(1.0),
+                rms: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn status_notes() {
+        assert_eq!(status_note(["completed", "completed"]), "");
+        assert_eq!(status_note(["diverged"]), " (diverged)");
+        assert_eq!(status_note(["completed", "diverged"]), " (1/2 diverged)");
+        assert_eq!(
+            status_note(["failed", "diverged", "diverged"]),
+            " (1/3 failed, 2/3 diverged)"
+        );
+    }
+
+    #[test]
+    fn train_error_is_averaged_over_finite_seeds_at_equal_steps() {
+        let mut a = run("plain", 4, 0, "completed");
+        a.metrics = Some(vec![
+            train_row(0, 0.8),
+            train_row(10, 0.4),
+            train_row(20, 0.2),
+        ]);
+        let mut b = run("plain", 4, 1, "diverged");
+        b.metrics = Some(vec![
+            train_row(0, 0.6),
+            train_row(10, f64::NAN),
+            // Test rows are not part of the training curve.
+            MetricRow {
+                split: "test".to_owned(),
+                ..train_row(10, 0.0)
+            },
+        ]);
+        let curve = mean_train_error(&[&a, &b]);
+        assert_eq!(curve.len(), 3);
+        assert!((curve[0].1 - 0.7).abs() < 1e-12);
+        assert!((curve[1].1 - 0.4).abs() < 1e-12);
+        assert!((curve[2].1 - 0.2).abs() < 1e-12);
+
+        // A step where every seed is NaN stays, as a gap.
+        let mut c = run("plain", 4, 2, "diverged");
+        c.metrics = Some(vec![train_row(0, 0.5), train_row(10, f64::NAN)]);
+        let curve = mean_train_error(&[&c]);
+        assert!(curve[1].1.is_nan());
+    }
+
+    #[test]
+    fn layers_first_middle_last() {
+        assert_eq!(
+            three_layers(&[0, 1, 2, 3, 4, 5, 6, 7]),
+            vec![(0, "first"), (4, "middle"), (7, "last")]
+        );
+        assert_eq!(three_layers(&[0, 1]), vec![(0, "first"), (1, "last")]);
+        assert_eq!(three_layers(&[3]), vec![(3, "first")]);
+        assert!(three_layers(&[]).is_empty());
+    }
+
+    #[test]
+    fn deepest_depth_prefers_one_every_variant_has() {
+        let mut runs = Vec::new();
+        for (variant, depth) in [
+            ("plain", 8),
+            ("plain", 32),
+            ("residual", 8),
+            ("residual", 16),
+        ] {
+            let mut r = run(variant, depth, 0, "completed");
+            r.gradients = Some(grad_rows(depth as usize, 0));
+            runs.push(r);
+        }
+        let results = ResultsDir {
+            root: "r".into(),
+            runs,
+        };
+        assert_eq!(deepest_probed_depth(&results), Some(8));
+
+        // No common depth: the deepest any variant has.
+        let results = ResultsDir {
+            root: "r".into(),
+            runs: results
+                .runs
+                .into_iter()
+                .filter(|r| r.summary.depth != 8)
+                .collect(),
+        };
+        assert_eq!(deepest_probed_depth(&results), Some(32));
+    }
+
+    #[test]
+    fn depth_colours_are_ordered_and_distinct() {
+        let colours: Vec<RGBColor> = (0..6).map(|i| depth_color(i, 6)).collect();
+        for w in colours.windows(2) {
+            let d = |a: u8, b: u8| (i32::from(a) - i32::from(b)).abs();
+            let dist = d(w[0].0, w[1].0) + d(w[0].1, w[1].1) + d(w[0].2, w[1].2);
+            assert!(dist > 60, "{:?} and {:?} look alike", w[0], w[1]);
+        }
+        assert_eq!(depth_color(0, 1), depth_color(0, 6));
+    }
+
+    #[test]
+    fn profile_uses_smallest_probed_seed_and_both_steps() {
+        let mut s1 = run("plain", 4, 1, "completed");
+        let mut rows = grad_rows(4, 0);
+        rows.extend(grad_rows(4, 99));
+        s1.gradients = Some(rows);
+        // Seed 0 has no gradients.csv: seed 1 is the smallest present.
+        let s0 = run("plain", 4, 0, "completed");
+        let results = ResultsDir {
+            root: "r".into(),
+            runs: vec![s0, s1],
+        };
+        let fig = gradient_profile_figure(&results);
+        assert_eq!(fig.panels.len(), 1);
+        let panel = &fig.panels[0];
+        assert_eq!(panel.series.len(), 2);
+        assert!(!panel.series[0].dashed && panel.series[1].dashed);
+        let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(labels, ["d4", "step 0", "step 99"]);
+    }
+
+    #[test]
+    fn error_vs_depth_bars_only_with_several_seeds() {
+        let mut a = run("plain", 4, 0, "completed");
+        a.summary.final_train_error = Some(0.2);
+        a.summary.final_test_error = Some(0.3);
+        let mut b = run("plain", 4, 1, "diverged");
+        b.summary.final_train_error = Some(0.4);
+        b.summary.final_test_error = Some(f64::NAN);
+        let results = ResultsDir {
+            root: "r".into(),
+            runs: vec![a, b],
+        };
+        let fig = error_vs_depth_figure(&results);
+        let panel = &fig.panels[0];
+        let train = &panel.series[0];
+        assert!((train.points[0].1 - 0.3).abs() < 1e-12);
+        // Train has two finite seeds (a bar), test only one (no bar).
+        assert_eq!(panel.error_bars.len(), 1);
+        assert_eq!(panel.legend[0].label, "plain train (1/2 diverged)");
+        assert_eq!(panel.legend[1].label, "plain test");
+    }
+}

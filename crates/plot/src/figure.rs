@@ -1,0 +1,613 @@
+//! A backend-independent description of a chart ([`Figure`]: panels side by
+//! side sharing both axes) and its renderer, which draws the same figure to
+//! PNG and SVG and writes each file atomically.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::axis::{axis_extent, tick_label, ticks, Axis, Scale, TickedAxis};
+use crate::error::PlotError;
+
+/// Family name the embedded font is registered under; every text style of
+/// this crate uses it.
+pub(crate) const FONT: &str = "sans-serif";
+
+/// DejaVu Sans, compiled in: plotters is built without system font support,
+/// so no text can be drawn unless a font is registered.
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers the embedded font once per process, before the first drawing.
+pub(crate) fn ensure_font() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(PlotError::Font)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    Circle,
+    Triangle,
+}
+
+/// A line through `points` (data units). Points that the axes cannot show
+/// break the line; a point left alone between gaps is drawn as a dot so that
+/// it is not lost.
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+    pub dashed: bool,
+    pub marker: Option<Marker>,
+}
+
+/// A vertical bar from `lo` to `hi` at `x`, shifted sideways by `shift`
+/// times the x span so that two bars at the same x stay apart.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorBar {
+    pub x: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub color: RGBColor,
+    pub shift: f64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LegendEntry {
+    pub label: String,
+    pub color: RGBColor,
+    pub dashed: bool,
+    pub marker: Option<Marker>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+    pub error_bars: Vec<ErrorBar>,
+    pub legend: Vec<LegendEntry>,
+    /// Shown under "no data" when the panel has nothing to draw.
+    pub empty_reason: Option<String>,
+}
+
+impl Panel {
+    pub(crate) fn new(title: impl Into<String>) -> Self {
+        Panel {
+            title: title.into(),
+            ..Panel::default()
+        }
+    }
+}
+
+/// A chart: panels side by side sharing both axes, so that plain and
+/// residual can be compared by eye.
+#[derive(Debug, Clone)]
+pub(crate) struct Figure {
+    /// File stem under `plots/`.
+    pub name: &'static str,
+    pub title: String,
+    pub subtitle: Option<String>,
+    pub x: Axis,
+    pub y: Axis,
+    pub panels: Vec<Panel>,
+}
+
+/// The files one chart was written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Chart name, the file stem.
+    pub name: &'static str,
+    /// The PNG file.
+    pub png: PathBuf,
+    /// The SVG file.
+    pub svg: PathBuf,
+    /// False when the chart had no data and shows a "no data" note instead.
+    pub has_data: bool,
+}
+
+const PANEL_WIDTH: u32 = 600;
+const MIN_WIDTH: u32 = 800;
+const HEIGHT: u32 = 500;
+
+impl Figure {
+    fn size(&self) -> (u32, u32) {
+        let n = u32::try_from(self.panels.len().max(1)).unwrap_or(u32::MAX);
+        ((PANEL_WIDTH.saturating_mul(n)).max(MIN_WIDTH), HEIGHT)
+    }
+
+    /// Whether any panel has at least one drawable point.
+    pub(crate) fn has_data(&self) -> bool {
+        self.panels.iter().any(|p| panel_has_data(p, self))
+    }
+
+    /// Writes `DIR/NAME.png` and `DIR/NAME.svg`, each through a temporary
+    /// file in `DIR` renamed into place, so a reader never sees half a file.
+    pub(crate) fn write(&self, dir: &Path) -> Result<Rendered, PlotError> {
+        ensure_font()?;
+        fs::create_dir_all(dir).map_err(|source| PlotError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let png = dir.join(format!("{}.png", self.name));
+        let svg = dir.join(format!("{}.svg", self.name));
+        let size = self.size();
+
+        // The image encoder picks the format from the extension, so the
+        // temporary name must end in .png.
+        let tmp = temp_path(dir, self.name, "png");
+        let drawn = {
+            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+            draw_figure(&root, self).and_then(|()| root.present().map_err(|e| e.to_string()))
+        };
+        finish(drawn, &tmp, &png, self.name, "png")?;
+
+        let mut text = String::new();
+        let drawn = {
+            let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+            draw_figure(&root, self).and_then(|()| root.present().map_err(|e| e.to_string()))
+        };
+        let tmp = temp_path(dir, self.name, "svg");
+        let drawn =
+            drawn.and_then(|()| fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
+        finish(drawn, &tmp, &svg, self.name, "svg")?;
+
+        Ok(Rendered {
+            name: self.name,
+            png,
+            svg,
+            has_data: self.has_data(),
+        })
+    }
+}
+
+/// A temporary name unique within the process (counter) and across
+/// processes (pid), hidden (leading dot) so globbing `*.png` skips it.
+fn temp_path(dir: &Path, name: &str, ext: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".{name}.{}-{n}.tmp.{ext}", std::process::id()))
+}
+
+fn finish(
+    drawn: Result<(), String>,
+    tmp: &Path,
+    dest: &Path,
+    chart: &str,
+    format: &'static str,
+) -> Result<(), PlotError> {
+    if let Err(message) = drawn {
+        // Best effort: the drawing error is the one worth reporting.
+        let _ = fs::remove_file(tmp);
+        return Err(PlotError::Draw {
+            chart: chart.to_owned(),
+            format,
+            path: dest.to_path_buf(),
+            message,
+        });
+    }
+    fs::rename(tmp, dest).map_err(|source| {
+        let _ = fs::remove_file(tmp);
+        PlotError::Io {
+            path: dest.to_path_buf(),
+            source,
+        }
+    })
+}
+
+fn panel_has_data(panel: &Panel, fig: &Figure) -> bool {
+    panel.series.iter().any(|s| {
+        s.points
+            .iter()
+            .any(|&(x, y)| fig.x.scale.usable(x) && fig.y.scale.usable(y))
+    })
+}
+
+/// Whether a series has anything to draw on these scales; charts use it to
+/// leave empty series (and their legend entries) out.
+pub(crate) fn drawable(points: &[(f64, f64)], x: Scale, y: Scale) -> bool {
+    points.iter().any(|&(px, py)| x.usable(px) && y.usable(py))
+}
+
+/// Runs of consecutive drawable points, in drawing coordinates.
+fn segments(points: &[(f64, f64)], x: Scale, y: Scale) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current = Vec::new();
+    for &(px, py) in points {
+        if x.usable(px) && y.usable(py) {
+            current.push((x.to_plot(px), y.to_plot(py)));
+        } else if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+const TITLE_SIZE: f64 = 22.0;
+const SUBTITLE_SIZE: f64 = 14.0;
+const PANEL_TITLE_SIZE: f64 = 18.0;
+const AXIS_DESC_SIZE: f64 = 15.0;
+const TICK_SIZE: f64 = 13.0;
+const LEGEND_SIZE: f64 = 13.0;
+const LINE_WIDTH: u32 = 2;
+const LEGEND_MARGIN: i32 = 8;
+const LEGEND_GLYPH: i32 = 26;
+const GREY: RGBColor = RGBColor(90, 90, 90);
+
+fn draw_figure<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (w, _) = root.dim_in_pixel();
+    let header = if fig.subtitle.is_some() { 58 } else { 36 };
+    let (top, body) = root.split_vertically(header);
+    let centre = i32::try_from(w / 2).unwrap_or(0);
+    top.draw(&Text::new(
+        fig.title.clone(),
+        (centre, 8),
+        (FONT, TITLE_SIZE)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(err)?;
+    if let Some(sub) = &fig.subtitle {
+        top.draw(&Text::new(
+            sub.clone(),
+            (centre, 36),
+            (FONT, SUBTITLE_SIZE)
+                .into_font()
+                .color(&GREY)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(err)?;
+    }
+
+    // Shared extents: the same axes in every panel make the panels comparable.
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for panel in &fig.panels {
+        for s in &panel.series {
+            for &(x, y) in &s.points {
+                if fig.x.scale.usable(x) && fig.y.scale.usable(y) {
+                    xs.push(x);
+                    ys.push(y);
+                }
+            }
+        }
+        for b in &panel.error_bars {
+            if fig.x.scale.usable(b.x) {
+                ys.extend([b.lo, b.hi]);
+            }
+        }
+    }
+    if let Some(t) = &fig.x.ticks {
+        xs.extend(t.iter().copied());
+    }
+    let xr = axis_extent(&fig.x, &xs);
+    let yr = axis_extent(&fig.y, &ys);
+
+    let n = fig.panels.len().max(1);
+    let areas = body.split_evenly((1, n));
+    // No variant at all: one empty frame, so the file still says why.
+    let placeholder = [Panel {
+        empty_reason: Some("the results directory has no runs".to_owned()),
+        ..Panel::new("")
+    }];
+    let panels = if fig.panels.is_empty() {
+        &placeholder[..]
+    } else {
+        &fig.panels[..]
+    };
+    for (area, panel) in areas.iter().zip(panels) {
+        draw_panel(area, fig, panel, xr, yr)?;
+    }
+    Ok(())
+}
+
+fn draw_panel<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, Shift>,
+    fig: &Figure,
+    panel: &Panel,
+    xr: (f64, f64),
+    yr: (f64, f64),
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let xt = ticks(&fig.x, xr.0, xr.1);
+    let yt = ticks(&fig.y, yr.0, yr.1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(panel.title.as_str(), (FONT, PANEL_TITLE_SIZE))
+        .margin(8)
+        .margin_right(22)
+        .x_label_area_size(48)
+        .y_label_area_size(78)
+        .build_cartesian_2d(TickedAxis::new(xr, &xt), TickedAxis::new(yr, &yt))
+        .map_err(err)?;
+
+    let (xscale, yscale) = (fig.x.scale, fig.y.scale);
+    let x_fmt = |v: &f64| tick_label(xscale, *v, xt.decimals);
+    let y_fmt = |v: &f64| tick_label(yscale, *v, yt.decimals);
+    chart
+        .configure_mesh()
+        .x_desc(fig.x.label.as_str())
+        .y_desc(fig.y.label.as_str())
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .label_style((FONT, TICK_SIZE))
+        .axis_desc_style((FONT, AXIS_DESC_SIZE))
+        .bold_line_style(RGBColor(200, 200, 200))
+        .light_line_style(RGBColor(238, 238, 238))
+        .draw()
+        .map_err(err)?;
+
+    let x_span = xr.1 - xr.0;
+    for bar in &panel.error_bars {
+        if !(xscale.usable(bar.x) && yscale.usable(bar.lo) && yscale.usable(bar.hi)) {
+            continue;
+        }
+        let x = xscale.to_plot(bar.x) + bar.shift * x_span;
+        let (lo, hi) = (yscale.to_plot(bar.lo), yscale.to_plot(bar.hi));
+        let style = ShapeStyle::from(bar.color.mix(0.8)).stroke_width(1);
+        // Three calls: plotters' boxed elements would need a 'static backend.
+        chart
+            .draw_series([PathElement::new(vec![(x, lo), (x, hi)], style)])
+            .map_err(err)?;
+        for end in [lo, hi] {
+            chart
+                .draw_series([
+                    EmptyElement::at((x, end)) + PathElement::new(vec![(-4, 0), (4, 0)], style)
+                ])
+                .map_err(err)?;
+        }
+    }
+
+    let mut drawn_points: Vec<(f64, f64)> = Vec::new();
+    for s in &panel.series {
+        let style = ShapeStyle::from(s.color).stroke_width(LINE_WIDTH);
+        for seg in segments(&s.points, xscale, yscale) {
+            if seg.len() >= 2 {
+                if s.dashed {
+                    chart
+                        .draw_series(DashedLineSeries::new(seg.clone(), 9, 5, style))
+                        .map_err(err)?;
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(seg.clone(), style))
+                        .map_err(err)?;
+                }
+            }
+            let lone = seg.len() == 1;
+            if s.marker.is_some() || lone {
+                let fill = s.color.filled();
+                if s.marker == Some(Marker::Triangle) {
+                    chart
+                        .draw_series(seg.iter().map(|&p| TriangleMarker::new(p, 5, fill)))
+                        .map_err(err)?;
+                } else {
+                    chart
+                        .draw_series(seg.iter().map(|&p| Circle::new(p, 4, fill)))
+                        .map_err(err)?;
+                }
+            }
+            drawn_points.extend(interpolate(&seg));
+        }
+    }
+
+    if !panel_has_data(panel, fig) {
+        let mid = ((xr.0 + xr.1) / 2.0, (yr.0 + yr.1) / 2.0);
+        let style = (FONT, 22.0)
+            .into_font()
+            .color(&GREY)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        chart
+            .draw_series([Text::new("no data".to_owned(), mid, style)])
+            .map_err(err)?;
+        if let Some(reason) = &panel.empty_reason {
+            let below = (mid.0, yr.0 + (yr.1 - yr.0) * 0.40);
+            let style = (FONT, 13.0)
+                .into_font()
+                .color(&GREY)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            chart
+                .draw_series([Text::new(reason.clone(), below, style)])
+                .map_err(err)?;
+        }
+        return Ok(());
+    }
+
+    if panel.legend.is_empty() {
+        return Ok(());
+    }
+    for entry in &panel.legend {
+        let (color, marker) = (entry.color, entry.marker);
+        // Legend sample: a solid or dashed stroke, optionally with the
+        // series' marker. Parts an entry does not use are fully transparent
+        // so that every entry has one concrete element type (plotters' boxed
+        // elements would need a 'static backend).
+        let (first, second) = if entry.dashed {
+            (vec![(0, 0), (8, 0)], vec![(13, 0), (21, 0)])
+        } else {
+            (vec![(0, 0), (21, 0)], vec![(21, 0), (21, 0)])
+        };
+        let glyph = move |(x, y): (i32, i32)| {
+            let stroke = ShapeStyle::from(color).stroke_width(LINE_WIDTH);
+            let fill = |m: Marker| {
+                if marker == Some(m) {
+                    color.filled()
+                } else {
+                    color.mix(0.0).filled()
+                }
+            };
+            EmptyElement::at((x, y))
+                + PathElement::new(first.clone(), stroke)
+                + PathElement::new(second.clone(), stroke)
+                + Circle::new((10, 0), 4, fill(Marker::Circle))
+                + TriangleMarker::new((10, 0), 5, fill(Marker::Triangle))
+        };
+        // An empty series carries the legend entry; the lines were drawn
+        // above in pieces (gaps, markers) that must not each get an entry.
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(err)?
+            .label(entry.label.as_str())
+            .legend(glyph);
+    }
+    // The legend box plotters will draw: label text, glyph column, margins.
+    let mut text = MultiLineText::<(i32, i32), &str>::new((0, 0), (FONT, LEGEND_SIZE));
+    for entry in &panel.legend {
+        text.push_line(entry.label.as_str());
+    }
+    let (tw, th) = text.estimate_dimension().map_err(|e| e.to_string())?;
+    let size = (
+        tw + LEGEND_GLYPH + 2 * LEGEND_MARGIN,
+        th + 2 * LEGEND_MARGIN,
+    );
+    let (pw, ph) = chart.plotting_area().dim_in_pixel();
+    let area = (
+        i32::try_from(pw).unwrap_or(i32::MAX),
+        i32::try_from(ph).unwrap_or(i32::MAX),
+    );
+    let (lx, ly) = legend_position(&drawn_points, (xr, yr), size, area);
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::Coordinate(lx, ly))
+        .margin(LEGEND_MARGIN as u32)
+        .legend_area_size(LEGEND_GLYPH as u32)
+        .label_font((FONT, LEGEND_SIZE))
+        .background_style(WHITE.mix(0.8))
+        .border_style(RGBColor(160, 160, 160))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Points along a drawn polyline, so that a legend is not placed over a
+/// long segment between two sparse vertices.
+fn interpolate(seg: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = seg.to_vec();
+    for w in seg.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        for k in 1..8 {
+            let t = f64::from(k) / 8.0;
+            out.push((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t));
+        }
+    }
+    out
+}
+
+/// Where to put a legend of `size` pixels in a plot area of `area` pixels:
+/// the place, on a grid of candidates, whose box covers the fewest drawn
+/// points (corners first on a tie, as readers look there). plotters places a
+/// legend only where told, and any fixed corner hides some chart's data: the
+/// plain net's high training-error curve, or the vanishing end of a profile.
+/// Returned as a pixel offset inside the plot area.
+fn legend_position(
+    points: &[(f64, f64)],
+    (xr, yr): ((f64, f64), (f64, f64)),
+    size: (i32, i32),
+    area: (i32, i32),
+) -> (i32, i32) {
+    const GAP: i32 = 6;
+    let (w, h) = size;
+    let (aw, ah) = area;
+    let pixel = |(x, y): (f64, f64)| {
+        let nx = (x - xr.0) / (xr.1 - xr.0);
+        let ny = (y - yr.0) / (yr.1 - yr.0);
+        (nx * f64::from(aw), (1.0 - ny) * f64::from(ah))
+    };
+    let pixels: Vec<(f64, f64)> = points.iter().map(|&p| pixel(p)).collect();
+
+    let left = GAP;
+    let right = (aw - w - GAP).max(GAP);
+    let top = GAP;
+    let bottom = (ah - h - GAP).max(GAP);
+    let mut candidates = vec![(right, top), (left, top), (right, bottom), (left, bottom)];
+    for k in 1..8 {
+        let y = top + (bottom - top) * k / 8;
+        candidates.extend([(right, y), (left, y)]);
+    }
+    let middle = ((aw - w) / 2).max(GAP);
+    for k in 0..=8 {
+        candidates.push((middle, top + (bottom - top) * k / 8));
+    }
+
+    let mut best = candidates[0];
+    let mut best_count = usize::MAX;
+    for (x, y) in candidates {
+        let (x0, x1) = (f64::from(x - 2), f64::from(x + w + 2));
+        let (y0, y1) = (f64::from(y - 2), f64::from(y + h + 2));
+        let count = pixels
+            .iter()
+            .filter(|&&(px, py)| px >= x0 && px <= x1 && py >= y0 && py <= y1)
+            .count();
+        if count < best_count {
+            best = (x, y);
+            best_count = count;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_break_at_unusable_points() {
+        let pts = [
+            (0.0, 1.0),
+            (1.0, 0.0),
+            (2.0, 10.0),
+            (3.0, 100.0),
+            (4.0, f64::NAN),
+            (5.0, 1.0),
+        ];
+        let segs = segments(&pts, Scale::Linear, Scale::Log);
+        assert_eq!(
+            segs,
+            vec![
+                vec![(0.0, 0.0)],
+                vec![(2.0, 1.0), (3.0, 2.0)],
+                vec![(5.0, 0.0)]
+            ]
+        );
+    }
+
+    #[test]
+    fn legend_avoids_drawn_lines() {
+        let range = ((0.0, 1.0), (0.0, 1.0));
+        // A line along the top: the legend goes to a lower corner.
+        let top: Vec<(f64, f64)> = (0..=100).map(|i| (f64::from(i) / 100.0, 0.98)).collect();
+        let (_, y) = legend_position(&top, range, (100, 60), (500, 400));
+        assert!(y > 200, "legend at y={y} covers the top line");
+        // Lines at top, middle and bottom: the legend sits between them.
+        let three: Vec<(f64, f64)> = [0.02, 0.5, 0.98]
+            .iter()
+            .flat_map(|&y| (0..=100).map(move |i| (f64::from(i) / 100.0, y)))
+            .collect();
+        let (_, y) = legend_position(&three, range, (100, 60), (500, 400));
+        let (ytop, ybottom) = (f64::from(y), f64::from(y + 60));
+        for line_y in [0.02, 0.5, 0.98] {
+            let py = (1.0 - line_y) * 400.0;
+            assert!(
+                py < ytop || py > ybottom,
+                "legend {ytop}..{ybottom} covers {py}"
+            );
+        }
+    }
+}

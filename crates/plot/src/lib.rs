@@ -1,0 +1,46 @@
+//! gradscope-plot: charts from a gradscope results directory.
+//!
+//! It reads only files (the contract in `crates/README.md`), never tch:
+//!
+//! - [`ResultsDir`] loads `summary.csv` ([`SummaryRow`]) and, per run
+//!   ([`RunData`]), `metrics.csv` ([`MetricRow`]), `gradients.csv`
+//!   ([`GradientRow`]) and `activations.csv` ([`ActivationRow`]).
+//! - [`render_all`] loads a directory and writes the four charts to
+//!   `RESULTS/plots/NAME.png` and `NAME.svg`; [`train_error_vs_step`],
+//!   [`error_vs_depth`], [`gradient_profile`] and [`gradient_vs_step`] write
+//!   one chart each and return its [`Rendered`] files.
+//! - [`PlotError`] is the one error type; it names the file at fault.
+//!
+//! Empty data never fail a chart: a panel with nothing drawable says
+//! "no data" (and why), and [`Rendered::has_data`] reports it, so the eight
+//! files always exist. Values a log axis cannot show (zero, negative, NaN,
+//! ±Inf) are dropped and break the line there.
+
+mod axis;
+mod charts;
+mod error;
+mod figure;
+mod read;
+
+use std::path::{Path, PathBuf};
+
+pub use charts::{
+    error_vs_depth, gradient_profile, gradient_vs_step, render_charts, train_error_vs_step,
+    CHART_NAMES, ERROR_VS_DEPTH, GRADIENT_PROFILE, GRADIENT_VS_STEP, TRAIN_ERROR_VS_STEP,
+};
+pub use error::PlotError;
+pub use figure::Rendered;
+pub use read::{
+    ActivationRow, GradientRow, MetricRow, ResultsDir, RunData, SummaryRow, KIND_OUTPUT,
+    SPLIT_TRAIN, STATUS_COMPLETED, STATUS_DIVERGED,
+};
+
+/// Loads `results_dir` and writes every chart into `results_dir/plots/`.
+///
+/// Returns the written files, PNG then SVG for each chart in
+/// [`CHART_NAMES`] order (eight paths).
+pub fn render_all(results_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let results = ResultsDir::load(results_dir)?;
+    let rendered = render_charts(&results, &results.plots_dir())?;
+    Ok(rendered.into_iter().flat_map(|r| [r.png, r.svg]).collect())
+}

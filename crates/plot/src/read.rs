@@ -1,0 +1,337 @@
+//! Loading a results directory: `summary.csv` plus the per-run CSV files
+//! described in `crates/README.md`, "The file contract".
+//!
+//! Numbers are parsed with Rust's float parser, which accepts the `NaN`,
+//! `inf` and `-inf` that diverged runs write; empty fields become `None`.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::PlotError;
+
+/// The run status that the charts mark in their legends.
+pub const STATUS_DIVERGED: &str = "diverged";
+/// The status of a run that finished normally; it is the one status that is
+/// not mentioned in legends.
+pub const STATUS_COMPLETED: &str = "completed";
+
+/// One row of `summary.csv`: one run of the sweep.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SummaryRow {
+    /// Run directory name, `VARIANT-dDEPTH-sSEED`.
+    pub run: String,
+    /// Network variant, e.g. `plain` or `residual`.
+    pub variant: String,
+    /// Depth in weight layers.
+    pub depth: u32,
+    /// Seed of the run.
+    pub seed: u64,
+    /// `completed`, `diverged`, `interrupted`, `failed` or `running`.
+    pub status: String,
+    /// Steps actually trained.
+    pub steps_done: Option<u64>,
+    /// Number of trainable parameters.
+    pub params: Option<u64>,
+    /// Final full-pass training loss.
+    pub final_train_loss: Option<f64>,
+    /// Final full-pass training error (fraction).
+    pub final_train_error: Option<f64>,
+    /// Final held-out loss.
+    pub final_test_loss: Option<f64>,
+    /// Final held-out error (fraction).
+    pub final_test_error: Option<f64>,
+    /// ‖dL/dh‖ at the first probe point, step 0.
+    pub grad_first_init: Option<f64>,
+    /// ‖dL/dh‖ at the last probe point, step 0.
+    pub grad_last_init: Option<f64>,
+    /// ‖dL/dh‖ at the first probe point, last probed step.
+    pub grad_first_final: Option<f64>,
+    /// ‖dL/dh‖ at the last probe point, last probed step.
+    pub grad_last_final: Option<f64>,
+    /// Wall-clock seconds of the run.
+    pub elapsed_s: Option<f64>,
+}
+
+impl SummaryRow {
+    /// Whether the run stopped because its loss became non-finite.
+    pub fn is_diverged(&self) -> bool {
+        self.status == STATUS_DIVERGED
+    }
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MetricRow {
+    /// Training step.
+    pub step: u64,
+    /// Epoch (may be fractional).
+    pub epoch: Option<f64>,
+    /// `train` or `test`.
+    pub split: String,
+    /// Loss (NaN once a run diverged).
+    pub loss: Option<f64>,
+    /// Error as a fraction in [0, 1].
+    pub error: Option<f64>,
+    /// Learning rate at this step.
+    pub lr: Option<f64>,
+    /// Seconds since the run started.
+    pub elapsed_s: Option<f64>,
+}
+
+/// `split` value of the on-the-fly training rows.
+pub const SPLIT_TRAIN: &str = "train";
+
+/// One row of `gradients.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct GradientRow {
+    /// Training step (0 is before the first update).
+    pub step: u64,
+    /// Probe point index, 0 nearest the input.
+    pub layer: usize,
+    /// Probe point name, e.g. `layer03.linear`.
+    pub name: String,
+    /// `weight` (parameter gradient) or `output` (dL/dh).
+    pub kind: String,
+    /// L2 norm.
+    pub l2: Option<f64>,
+    /// `l2 / sqrt(numel)`.
+    pub rms: Option<f64>,
+}
+
+/// `kind` value of the dL/dh rows, the quantity that vanishes.
+pub const KIND_OUTPUT: &str = "output";
+
+impl GradientRow {
+    /// Whether this row is dL/dh at the layer's output.
+    pub fn is_output(&self) -> bool {
+        self.kind == KIND_OUTPUT
+    }
+}
+
+/// One row of `activations.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ActivationRow {
+    /// Training step.
+    pub step: u64,
+    /// Probe point index, 0 nearest the input.
+    pub layer: usize,
+    /// Probe point name.
+    pub name: String,
+    /// Mean of the response after the nonlinearity.
+    pub mean: Option<f64>,
+    /// Standard deviation of that response.
+    pub std: Option<f64>,
+    /// Fraction of saturated (or dead) units.
+    pub saturation: Option<f64>,
+}
+
+/// One run: its summary row and whatever per-run files exist.
+///
+/// A per-run file that is absent is `None` (a run that failed early or was
+/// never started); the charts that need it simply have no line for this run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunData {
+    /// The run's row of `summary.csv`.
+    pub summary: SummaryRow,
+    /// Rows of `runs/RUN/metrics.csv`, if the file exists.
+    pub metrics: Option<Vec<MetricRow>>,
+    /// Rows of `runs/RUN/gradients.csv`, if the file exists.
+    pub gradients: Option<Vec<GradientRow>>,
+    /// Rows of `runs/RUN/activations.csv`, if the file exists.
+    pub activations: Option<Vec<ActivationRow>>,
+}
+
+/// A loaded results directory: every run of `summary.csv`, in its order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultsDir {
+    /// The directory that holds `summary.csv`.
+    pub root: PathBuf,
+    /// One entry per `summary.csv` row, in file order (plan order).
+    pub runs: Vec<RunData>,
+}
+
+impl ResultsDir {
+    /// Reads `PATH/summary.csv` and, for each of its rows, the CSV files in
+    /// `PATH/runs/RUN/`.
+    ///
+    /// Errors: [`PlotError::NotResultsDir`] when there is no `summary.csv`,
+    /// [`PlotError::Csv`] naming the file, line and column of a malformed
+    /// record, [`PlotError::Io`] for other read failures.
+    pub fn load(path: impl AsRef<Path>) -> Result<ResultsDir, PlotError> {
+        let root = path.as_ref().to_path_buf();
+        let summary_path = root.join("summary.csv");
+        let summary: Vec<(u64, SummaryRow)> = match read_csv(&summary_path)? {
+            Some(rows) => rows,
+            None => return Err(PlotError::NotResultsDir { path: root }),
+        };
+
+        let mut runs = Vec::with_capacity(summary.len());
+        for (line, row) in summary {
+            if !is_plain_dir_name(&row.run) {
+                return Err(PlotError::BadRunName {
+                    path: summary_path,
+                    line,
+                    run: row.run,
+                });
+            }
+            let dir = root.join("runs").join(&row.run);
+            runs.push(RunData {
+                metrics: read_rows(&dir.join("metrics.csv"))?,
+                gradients: read_rows(&dir.join("gradients.csv"))?,
+                activations: read_rows(&dir.join("activations.csv"))?,
+                summary: row,
+            });
+        }
+        Ok(ResultsDir { root, runs })
+    }
+
+    /// Default output directory of the charts, `ROOT/plots`.
+    pub fn plots_dir(&self) -> PathBuf {
+        self.root.join("plots")
+    }
+
+    /// Distinct variants in order of first appearance in `summary.csv`, so
+    /// that the experiment file's order (plain before residual) is kept.
+    pub fn variants(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for run in &self.runs {
+            if !out.contains(&run.summary.variant.as_str()) {
+                out.push(&run.summary.variant);
+            }
+        }
+        out
+    }
+
+    /// Distinct depths over all runs, ascending.
+    pub fn depths(&self) -> Vec<u32> {
+        let mut out: Vec<u32> = self.runs.iter().map(|r| r.summary.depth).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// A run name is used as one path component; anything that could climb out
+/// of `runs/` or nest deeper is refused.
+fn is_plain_dir_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+/// Reads a per-run CSV, dropping the line numbers that only summary.csv needs.
+fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Option<Vec<T>>, PlotError> {
+    Ok(read_csv(path)?.map(|rows| rows.into_iter().map(|(_, row)| row).collect()))
+}
+
+/// Reads a headed CSV file into typed rows, each with its 1-based line.
+/// `Ok(None)` when the file does not exist.
+fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Option<Vec<(u64, T)>>, PlotError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(PlotError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        // Writers may pad with spaces; " NaN" must still parse.
+        .trim(csv::Trim::All)
+        .from_reader(io::BufReader::new(file));
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(path, None, None, e))?
+        .clone();
+
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    // Records are read raw first so that each keeps its starting line, which
+    // a deserialization error would otherwise not report.
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| csv_error(path, Some(&headers), None, e))?
+    {
+        let line = record.position().map_or(0, csv::Position::line);
+        let row = record
+            .deserialize(Some(&headers))
+            .map_err(|e| csv_error(path, Some(&headers), Some(line), e))?;
+        rows.push((line, row));
+    }
+    Ok(Some(rows))
+}
+
+/// Turns a csv error into one that names the file, line and column.
+fn csv_error(
+    path: &Path,
+    headers: Option<&csv::StringRecord>,
+    line: Option<u64>,
+    source: csv::Error,
+) -> PlotError {
+    let line = source.position().map(csv::Position::line).or(line);
+    let (column, message) = match source.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let column = err
+                .field()
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| headers.and_then(|h| h.get(i)))
+                .map(str::to_owned);
+            (column, err.kind().to_string())
+        }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => (
+            None,
+            format!("found {len} fields where the header has {expected_len}"),
+        ),
+        csv::ErrorKind::Utf8 { err, .. } => (
+            headers.and_then(|h| h.get(err.field())).map(str::to_owned),
+            "invalid UTF-8".to_owned(),
+        ),
+        _ => (None, source.to_string()),
+    };
+    PlotError::Csv {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_that_leave_runs_dir_are_refused() {
+        assert!(is_plain_dir_name("plain-d32-s0"));
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b"] {
+            assert!(!is_plain_dir_name(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn rows_carry_their_line_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.csv");
+        std::fs::write(
+            &path,
+            "step,epoch,split,loss,error,lr,elapsed_s\n\
+             0,0,train,2.3,0.9,0.1,0.5\n\
+             10,0,train,NaN,inf,,1.0\n",
+        )
+        .expect("write");
+        let rows: Vec<(u64, MetricRow)> = read_csv(&path).expect("parse").expect("exists");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, 2);
+        assert_eq!(rows[1].0, 3);
+        assert!(rows[1].1.loss.is_some_and(f64::is_nan));
+        assert_eq!(rows[1].1.error, Some(f64::INFINITY));
+        assert_eq!(rows[1].1.lr, None);
+    }
+}

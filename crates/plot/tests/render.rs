@@ -1,0 +1,438 @@
+//! End-to-end tests: a small results directory written by hand (two variants
+//! × two depths × two seeds, one diverged run with NaN rows, a zero
+//! gradient, missing per-run files), loaded and drawn.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use gradscope_plot::{
+    render_all, render_charts, PlotError, ResultsDir, CHART_NAMES, ERROR_VS_DEPTH,
+    GRADIENT_PROFILE, GRADIENT_VS_STEP, TRAIN_ERROR_VS_STEP,
+};
+
+const SUMMARY_HEADER: &str = "run,variant,depth,seed,status,steps_done,params,final_train_loss,final_train_error,final_test_loss,final_test_error,grad_first_init,grad_last_init,grad_first_final,grad_last_final,elapsed_s";
+const STEPS: [u64; 4] = [0, 10, 20, 30];
+const DIVERGED: &str = "plain-d8-s1";
+
+fn write(path: &Path, text: &str) {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).expect("create fixture dir");
+    }
+    fs::write(path, text).expect("write fixture file");
+}
+
+/// Writes the fixture into `root` and returns the run names.
+fn fixture(root: &Path) -> Vec<String> {
+    let mut summary = format!("{SUMMARY_HEADER}\n");
+    let mut names = Vec::new();
+    for variant in ["plain", "residual"] {
+        for depth in [4u32, 8] {
+            for seed in [0u64, 1] {
+                let run = format!("{variant}-d{depth}-s{seed}");
+                let diverged = run == DIVERGED;
+                let dir = root.join("runs").join(&run);
+                // Plain nets learn slower and deeper plain nets slower still,
+                // so the lines differ; residual ones barely depend on depth.
+                let rate = if variant == "plain" {
+                    0.02 / f64::from(depth)
+                } else {
+                    0.02
+                };
+
+                let mut metrics = String::from("step,epoch,split,loss,error,lr,elapsed_s\n");
+                for &step in &STEPS {
+                    let (loss, err) = if diverged && step >= 20 {
+                        ("NaN".to_owned(), "NaN".to_owned())
+                    } else {
+                        let e = 0.9 * (-rate * step as f64).exp() + 0.01 * seed as f64;
+                        (format!("{:.4}", 2.3 * e), format!("{e:.4}"))
+                    };
+                    writeln!(
+                        metrics,
+                        "{step},0,train,{loss},{err},0.05,{}",
+                        step as f64 * 0.1
+                    )
+                    .expect("fmt");
+                    if step == 30 {
+                        writeln!(metrics, "{step},0,test,{loss},{err},0.05,3.1").expect("fmt");
+                    }
+                }
+                write(&dir.join("metrics.csv"), &metrics);
+
+                // residual-d8-s1 never wrote gradients.csv (tolerated).
+                if run != "residual-d8-s1" {
+                    let mut grads = String::from("step,layer,name,kind,l2,rms\n");
+                    for &step in &STEPS {
+                        for layer in 0..depth {
+                            // Vanishing towards the input for plain nets.
+                            let decay: f64 = if variant == "plain" { 0.3 } else { 0.9 };
+                            let mut l2 = format!(
+                                "{:e}",
+                                decay.powi((depth - 1 - layer) as i32) * (1.0 + step as f64 / 30.0)
+                            );
+                            if diverged && step == 30 {
+                                l2 = if layer % 2 == 0 { "NaN" } else { "inf" }.to_owned();
+                            }
+                            if run == "plain-d8-s0" && step == 30 && layer == 0 {
+                                l2 = "0".to_owned();
+                            }
+                            let name = format!("layer{layer:02}.linear");
+                            writeln!(grads, "{step},{layer},{name},weight,{l2},0.1").expect("fmt");
+                            writeln!(grads, "{step},{layer},{name},output,{l2},0.1").expect("fmt");
+                        }
+                    }
+                    write(&dir.join("gradients.csv"), &grads);
+                }
+
+                // residual-d4-s1 never wrote activations.csv (tolerated).
+                if run != "residual-d4-s1" {
+                    let mut acts = String::from("step,layer,name,mean,std,saturation\n");
+                    for layer in 0..depth - 1 {
+                        writeln!(acts, "0,{layer},layer{layer:02}.linear,0.01,0.5,0.1")
+                            .expect("fmt");
+                    }
+                    write(&dir.join("activations.csv"), &acts);
+                }
+
+                let (status, train_err, test_err) = if diverged {
+                    ("diverged", String::new(), "NaN".to_owned())
+                } else {
+                    let e = 0.9 * (-rate * 30.0).exp() + 0.01 * seed as f64;
+                    ("completed", format!("{e:.4}"), format!("{:.4}", e + 0.05))
+                };
+                writeln!(
+                    summary,
+                    "{run},{variant},{depth},{seed},{status},30,1000,0.5,{train_err},0.6,{test_err},1e-3,1.0,,0.9,2.5"
+                )
+                .expect("fmt");
+                names.push(run);
+            }
+        }
+    }
+    write(&root.join("summary.csv"), &summary);
+    names
+}
+
+fn expected_files(root: &Path) -> Vec<PathBuf> {
+    CHART_NAMES
+        .iter()
+        .flat_map(|n| {
+            [
+                root.join("plots").join(format!("{n}.png")),
+                root.join("plots").join(format!("{n}.svg")),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn render_all_writes_every_chart_as_png_and_svg() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    let written = render_all(dir.path()).expect("render_all");
+    assert_eq!(written, expected_files(dir.path()));
+
+    for path in &written {
+        let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if path.extension().is_some_and(|e| e == "png") {
+            assert!(
+                bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+                "{} is not a PNG",
+                path.display()
+            );
+            // A blank 1200x500 canvas compresses to a few KiB; lines, text
+            // and legends take far more.
+            assert!(
+                bytes.len() > 15_000,
+                "{} is suspiciously small ({} bytes)",
+                path.display(),
+                bytes.len()
+            );
+        } else {
+            let text = String::from_utf8(bytes).expect("SVG is UTF-8");
+            assert!(text.contains("<svg"), "{} is not an SVG", path.display());
+        }
+    }
+
+    // Temporary files were all renamed into place.
+    let leftovers: Vec<_> = fs::read_dir(dir.path().join("plots"))
+        .expect("plots dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+fn svg(root: &Path, name: &str) -> String {
+    fs::read_to_string(root.join("plots").join(format!("{name}.svg"))).expect("read svg")
+}
+
+#[test]
+fn charts_carry_axis_labels_legends_and_diverged_marks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    render_all(dir.path()).expect("render_all");
+    let root = dir.path();
+
+    let a = svg(root, TRAIN_ERROR_VS_STEP);
+    for text in [
+        "training step",
+        "training error (fraction)",
+        "plain",
+        "residual",
+        "d4",
+        // One of the two d8 plain seeds diverged.
+        "d8 (1/2 diverged)",
+    ] {
+        assert!(a.contains(text), "train_error_vs_step lacks {text:?}");
+    }
+
+    let b = svg(root, ERROR_VS_DEPTH);
+    for text in [
+        "depth (weight layers)",
+        "final error (fraction)",
+        "plain train (1/4 diverged)",
+        "plain test",
+        "residual train",
+    ] {
+        assert!(b.contains(text), "error_vs_depth lacks {text:?}");
+    }
+
+    let c = svg(root, GRADIENT_PROFILE);
+    for text in [
+        "layer (0 = input side)",
+        "‖dL/dh‖ (L2)",
+        "d8",
+        "step 0",
+        "step 30",
+    ] {
+        assert!(c.contains(text), "gradient_profile lacks {text:?}");
+    }
+    // The smallest seed (s0) is drawn, and it completed.
+    assert!(
+        !c.contains("diverged"),
+        "gradient_profile drew the diverged seed"
+    );
+
+    let d = svg(root, GRADIENT_VS_STEP);
+    for text in [
+        "training step",
+        "‖dL/dh‖ (L2)",
+        "depth 8",
+        "layer 0 (first)",
+        "layer 4 (middle)",
+        "layer 7 (last)",
+    ] {
+        assert!(d.contains(text), "gradient_vs_step lacks {text:?}");
+    }
+}
+
+#[test]
+fn load_reads_every_file_and_tolerates_missing_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = fixture(dir.path());
+    let results = ResultsDir::load(dir.path()).expect("load");
+    let loaded: Vec<&str> = results
+        .runs
+        .iter()
+        .map(|r| r.summary.run.as_str())
+        .collect();
+    assert_eq!(loaded, names);
+    assert_eq!(results.variants(), ["plain", "residual"]);
+    assert_eq!(results.depths(), [4, 8]);
+
+    let by_name = |n: &str| {
+        results
+            .runs
+            .iter()
+            .find(|r| r.summary.run == n)
+            .unwrap_or_else(|| panic!("run {n} missing"))
+    };
+    let diverged = by_name(DIVERGED);
+    assert!(diverged.summary.is_diverged());
+    // Empty summary field -> None; "NaN" -> Some(NaN).
+    assert_eq!(diverged.summary.final_train_error, None);
+    assert!(diverged.summary.final_test_error.is_some_and(f64::is_nan));
+    assert_eq!(diverged.summary.grad_first_final, None);
+    let metrics = diverged.metrics.as_ref().expect("metrics.csv");
+    assert!(metrics.iter().any(|m| m.loss.is_some_and(f64::is_nan)));
+    let grads = diverged.gradients.as_ref().expect("gradients.csv");
+    assert!(grads.iter().any(|g| g.l2 == Some(f64::INFINITY)));
+
+    assert!(by_name("residual-d4-s1").activations.is_none());
+    assert!(by_name("residual-d8-s1").gradients.is_none());
+    let acts = by_name("plain-d4-s0")
+        .activations
+        .as_ref()
+        .expect("activations");
+    assert_eq!(acts.len(), 3);
+}
+
+#[test]
+fn a_directory_without_summary_is_not_a_results_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("not-results");
+    fs::create_dir(&path).expect("mkdir");
+    match ResultsDir::load(&path) {
+        Err(ref e @ PlotError::NotResultsDir { path: ref named }) => {
+            assert_eq!(named, &path);
+            assert!(e.to_string().contains(&path.display().to_string()));
+        }
+        other => panic!("expected NotResultsDir, got {other:?}"),
+    }
+    // render_all reports the same error and writes nothing.
+    assert!(matches!(
+        render_all(&path),
+        Err(PlotError::NotResultsDir { .. })
+    ));
+    assert!(!path.join("plots").exists());
+}
+
+#[test]
+fn a_malformed_value_names_file_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    let bad = dir.path().join("runs/plain-d4-s0/gradients.csv");
+    let mut text = fs::read_to_string(&bad).expect("read");
+    text.push_str("40,0,layer00.linear,output,not-a-number,0.1\n");
+    fs::write(&bad, &text).expect("write");
+    let line = text.lines().count() as u64;
+
+    match ResultsDir::load(dir.path()) {
+        Err(
+            ref e @ PlotError::Csv {
+                ref path,
+                line: got_line,
+                ref column,
+                ..
+            },
+        ) => {
+            assert_eq!(path, &bad);
+            assert_eq!(got_line, Some(line));
+            assert_eq!(column.as_deref(), Some("l2"));
+            let msg = e.to_string();
+            assert!(msg.contains("gradients.csv"), "{msg}");
+            assert!(msg.contains(&format!("line {line}")), "{msg}");
+        }
+        other => panic!("expected a Csv error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_ragged_summary_names_the_summary_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    let summary = dir.path().join("summary.csv");
+    let mut text = fs::read_to_string(&summary).expect("read");
+    text.push_str("plain-d16-s0,plain,16\n");
+    fs::write(&summary, &text).expect("write");
+
+    match ResultsDir::load(dir.path()) {
+        Err(PlotError::Csv { path, line, .. }) => {
+            assert_eq!(path, summary);
+            assert_eq!(line, Some(text.lines().count() as u64));
+        }
+        other => panic!("expected a Csv error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_run_name_that_escapes_runs_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        &dir.path().join("summary.csv"),
+        &format!("{SUMMARY_HEADER}\n../../etc,plain,4,0,completed,,,,,,,,,,,\n"),
+    );
+    assert!(matches!(
+        ResultsDir::load(dir.path()),
+        Err(PlotError::BadRunName { line: 2, .. })
+    ));
+}
+
+#[test]
+fn an_empty_sweep_still_gets_every_chart_marked_no_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        &dir.path().join("summary.csv"),
+        &format!("{SUMMARY_HEADER}\n"),
+    );
+    let results = ResultsDir::load(dir.path()).expect("load");
+    let rendered = render_charts(&results, &results.plots_dir()).expect("render");
+    assert_eq!(rendered.len(), 4);
+    for r in &rendered {
+        assert!(!r.has_data, "{} claims data", r.name);
+        assert!(r.png.is_file() && r.svg.is_file());
+        assert!(
+            fs::read_to_string(&r.svg).expect("svg").contains("no data"),
+            "{} lacks the no-data note",
+            r.name
+        );
+    }
+}
+
+#[test]
+fn runs_without_per_run_files_draw_no_data_but_error_vs_depth_still_draws() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    fs::remove_dir_all(dir.path().join("runs")).expect("rm runs");
+    let results = ResultsDir::load(dir.path()).expect("load");
+    let rendered = render_charts(&results, &dir.path().join("out")).expect("render");
+    let has: Vec<(&str, bool)> = rendered.iter().map(|r| (r.name, r.has_data)).collect();
+    assert_eq!(
+        has,
+        [
+            (TRAIN_ERROR_VS_STEP, false),
+            (ERROR_VS_DEPTH, true),
+            (GRADIENT_PROFILE, false),
+            (GRADIENT_VS_STEP, false),
+        ]
+    );
+    assert!(dir.path().join("out/error_vs_depth.png").is_file());
+}
+
+#[test]
+fn hostile_values_never_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(
+        &root.join("summary.csv"),
+        &format!(
+            "{SUMMARY_HEADER}\n\
+             only-d1-s0,only,1,0,diverged,1,10,NaN,inf,-inf,NaN,0,-1,NaN,inf,\n\
+             only-d0-s1,only,0,1,running,,,,,,,,,,,\n"
+        ),
+    );
+    write(
+        &root.join("runs/only-d1-s0/metrics.csv"),
+        "step,epoch,split,loss,error,lr,elapsed_s\n5,0,train,inf,1e308,0.1,0\n",
+    );
+    write(
+        &root.join("runs/only-d1-s0/gradients.csv"),
+        "step,layer,name,kind,l2,rms\n\
+         0,0,layer00.linear,output,0,0\n\
+         1,0,layer00.linear,output,-3,0\n\
+         2,0,layer00.linear,output,NaN,0\n\
+         3,0,layer00.linear,output,inf,0\n\
+         4,0,layer00.linear,output,,\n",
+    );
+    // Header only: a run killed before its first row.
+    write(
+        &root.join("runs/only-d0-s1/metrics.csv"),
+        "step,epoch,split,loss,error,lr,elapsed_s\n",
+    );
+    write(&root.join("runs/only-d0-s1/gradients.csv"), "");
+
+    let results = ResultsDir::load(root).expect("load");
+    let rendered = render_charts(&results, &results.plots_dir()).expect("render");
+    let has: Vec<(&str, bool)> = rendered.iter().map(|r| (r.name, r.has_data)).collect();
+    assert_eq!(
+        has,
+        [
+            (TRAIN_ERROR_VS_STEP, true),
+            (ERROR_VS_DEPTH, false),
+            (GRADIENT_PROFILE, false),
+            (GRADIENT_VS_STEP, false),
+        ]
+    );
+}

@@ -1,0 +1,188 @@
+//! `run.json` and `summary.csv`: what a run says about itself, and the one
+//! row per run that the charts and reports start from.
+
+use crate::spec::Experiment;
+use crate::TrainError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Where a run stands. `Running` is on disk while it trains, so a run killed
+/// with SIGKILL is recognisable afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Completed,
+    /// The loss or a gradient norm became NaN or infinite.
+    Diverged,
+    /// Stopped by SIGINT or SIGTERM.
+    Interrupted,
+    /// An error stopped it (see `error`).
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Diverged => "diverged",
+            Status::Interrupted => "interrupted",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// Loss and error (fraction) after the last step: full passes over each
+/// split in eval mode. `None` when the run did not finish.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
+    pub train_loss: Option<f64>,
+    pub train_error: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_error: Option<f64>,
+}
+
+/// ‖dL/dh‖ at the first and last probe point, at step 0 and at the last
+/// probed step: the numbers behind "the gradient vanishes toward the input".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GradientEnds {
+    pub init_first: Option<f64>,
+    pub init_last: Option<f64>,
+    pub final_step: Option<usize>,
+    pub final_first: Option<f64>,
+    pub final_last: Option<f64>,
+}
+
+/// Versions a result depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub gradscope: String,
+    pub tch: String,
+    pub libtorch: String,
+}
+
+impl Versions {
+    pub fn current() -> Versions {
+        Versions {
+            gradscope: env!("CARGO_PKG_VERSION").to_string(),
+            // Pinned with `=` in the workspace Cargo.toml.
+            tch: "0.24.0".to_string(),
+            // Read from the wheel at build time by crates/build-libtorch.rs.
+            libtorch: env!("GRADSCOPE_LIBTORCH_VERSION").to_string(),
+        }
+    }
+}
+
+/// The content of `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub experiment: String,
+    pub run: String,
+    pub variant: String,
+    pub depth: usize,
+    pub seed: u64,
+    pub status: Status,
+    pub diverged_at_step: Option<usize>,
+    pub error: Option<String>,
+    pub steps_planned: usize,
+    pub steps_done: usize,
+    pub params: i64,
+    pub elapsed_s: f64,
+    pub device: String,
+    pub threads: i32,
+    pub versions: Versions,
+    #[serde(rename = "final")]
+    pub final_metrics: FinalMetrics,
+    pub gradient_ends: GradientEnds,
+    pub probe_points: Vec<String>,
+    pub config: Experiment,
+}
+
+impl RunRecord {
+    pub fn read(path: &Path) -> Result<RunRecord, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        serde_json::from_str(&text).map_err(|source| TrainError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), TrainError> {
+        let text = serde_json::to_string_pretty(self).map_err(|source| TrainError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        write_atomic(path, format!("{text}\n").as_bytes())
+    }
+}
+
+/// Columns of `summary.csv`.
+pub const SUMMARY_HEADER: [&str; 16] = [
+    "run",
+    "variant",
+    "depth",
+    "seed",
+    "status",
+    "steps_done",
+    "params",
+    "final_train_loss",
+    "final_train_error",
+    "final_test_loss",
+    "final_test_error",
+    "grad_first_init",
+    "grad_last_init",
+    "grad_first_final",
+    "grad_last_final",
+    "elapsed_s",
+];
+
+/// Writes `summary.csv` (atomically) from run records, in the given order.
+pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<(), TrainError> {
+    let csv_err = |source| TrainError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(SUMMARY_HEADER).map_err(csv_err)?;
+    for r in records {
+        let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let (f, g) = (&r.final_metrics, &r.gradient_ends);
+        w.write_record([
+            r.run.clone(),
+            r.variant.clone(),
+            r.depth.to_string(),
+            r.seed.to_string(),
+            r.status.as_str().to_string(),
+            r.steps_done.to_string(),
+            r.params.to_string(),
+            opt(f.train_loss),
+            opt(f.train_error),
+            opt(f.test_loss),
+            opt(f.test_error),
+            opt(g.init_first),
+            opt(g.init_last),
+            opt(g.final_first),
+            opt(g.final_last),
+            format!("{:.3}", r.elapsed_s),
+        ])
+        .map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| TrainError::Io {
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes a file so that readers see the old content or the new, never a
+/// part: write a temporary file beside it, then rename over it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(TrainError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+}

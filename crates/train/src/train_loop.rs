@@ -1,0 +1,323 @@
+//! The training loop: one function, top to bottom, like a paper's appendix.
+//!
+//! ```text
+//! seed → build net → for each step:
+//!     minibatch → forward (with taps on probe steps) → loss → backward
+//!     → probe (read dL/dh and weight gradients) → optimizer step
+//!     → log training error → evaluate held-out split
+//! → final full passes over both splits
+//! ```
+
+use crate::plan::RunSpec;
+use crate::record::{FinalMetrics, GradientEnds, Status};
+use crate::spec::{Experiment, MlpSpec, ModelSpec};
+use crate::TrainError;
+use gradscope_data::rng::SplitMix64;
+use gradscope_data::{Dataset, Split};
+use gradscope_models::mlp::{Mlp, MlpConfig};
+use gradscope_models::Network;
+use gradscope_probe::writers::{MetricsRow, RunWriters};
+use gradscope_probe::Probe;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+/// What a finished (or stopped) run reports back to the sweep.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: Status,
+    pub steps_done: usize,
+    pub diverged_at_step: Option<usize>,
+    pub final_metrics: FinalMetrics,
+    pub gradient_ends: GradientEnds,
+    pub params: i64,
+    pub probe_points: Vec<String>,
+    pub elapsed_s: f64,
+}
+
+/// Builds the network a run asks for, under `p`.
+pub fn build_network(
+    p: &nn::Path,
+    exp: &Experiment,
+    data: &Dataset,
+    run: &RunSpec,
+) -> Result<Box<dyn Network>, TrainError> {
+    match &exp.model {
+        ModelSpec::Mlp(MlpSpec {
+            width,
+            activation,
+            init,
+            norm,
+        }) => Ok(Box::new(Mlp::new(
+            p,
+            MlpConfig {
+                input_dim: data.input_dim(),
+                classes: data.classes,
+                depth: run.depth,
+                width: *width,
+                activation: *activation,
+                init: *init,
+                norm: *norm,
+                variant: run.variant,
+            },
+        )?)),
+    }
+}
+
+/// Trains one run, streaming its CSV files into `dir`.
+///
+/// `stop` is checked before every step (SIGINT/SIGTERM set it); `progress`
+/// is told how many steps are done after every step.
+pub fn train_run(
+    exp: &Experiment,
+    data: &Dataset,
+    run: &RunSpec,
+    dir: &Path,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunOutcome, TrainError> {
+    let t = &exp.train;
+    let device = data.train.x.device();
+    let start = Instant::now();
+
+    // The same seed gives the plain net and its twin the same initial weights.
+    tch::manual_seed(run.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = build_network(&vs.root(), exp, data, run)?;
+    let params: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|v| v.numel() as i64)
+        .sum();
+    let mut opt = nn::Sgd {
+        momentum: t.momentum,
+        dampening: 0.0,
+        wd: t.weight_decay,
+        nesterov: false,
+    }
+    .build(&vs, t.lr)?;
+
+    let probe = Probe::new(net.as_ref());
+    let probe_points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
+    let mut out = RunWriters::create(dir, probe_points.clone())?;
+    let mut order = Batches::new(data.train.len(), t.batch_size as i64, run.seed, device);
+    let epoch = |step: usize| (step * t.batch_size) as f64 / data.train.len() as f64;
+    let elapsed = || start.elapsed().as_secs_f64();
+
+    let mut status = Status::Completed;
+    let mut diverged_at_step = None;
+    let mut ends = GradientEnds::default();
+    let mut window = Window::new(device);
+    let mut steps_done = 0;
+
+    // Held-out error at initialization: the first point of every curve.
+    let (loss, error) = evaluate(net.as_ref(), &data.test);
+    out.metrics(&MetricsRow {
+        step: 0,
+        epoch: 0.0,
+        split: "test",
+        loss,
+        error,
+        lr: t.lr,
+        elapsed_s: elapsed(),
+    })?;
+
+    for step in 0..t.steps {
+        if stop.load(Ordering::SeqCst) {
+            status = Status::Interrupted;
+            break;
+        }
+        let (x, y) = order.next(&data.train);
+
+        // Taps only on probe steps: other steps pay nothing for probing.
+        let probing = step % exp.probe.every == 0 || step + 1 == t.steps;
+        let taps = probing.then(|| probe.taps(y.size()[0], device));
+        let fwd = net.forward(&x, true, taps.as_deref());
+        let loss = fwd.logits.cross_entropy_for_logits(&y);
+
+        opt.zero_grad();
+        loss.backward();
+
+        // Probe between backward and step: the gradients of this minibatch at
+        // the weights that produced it.
+        if let Some(taps) = &taps {
+            let rec = probe.collect(net.as_ref(), taps, &fwd.responses)?;
+            out.probe(step, &rec)?;
+            let (first, last) = (
+                rec.output_l2.first().copied(),
+                rec.output_l2.last().copied(),
+            );
+            if step == 0 {
+                (ends.init_first, ends.init_last) = (first, last);
+            }
+            (ends.final_step, ends.final_first, ends.final_last) = (Some(step), first, last);
+            if !rec.all_finite() {
+                (status, diverged_at_step) = (Status::Diverged, Some(step));
+                break;
+            }
+        }
+
+        opt.step();
+        window.add(&loss, &fwd.logits, &y);
+        steps_done = step + 1;
+
+        if steps_done % t.log_every() == 0 || steps_done == t.steps {
+            let (loss, error) = window.take();
+            out.metrics(&MetricsRow {
+                step: steps_done,
+                epoch: epoch(steps_done),
+                split: "train",
+                loss,
+                error,
+                lr: t.lr,
+                elapsed_s: elapsed(),
+            })?;
+            if !loss.is_finite() {
+                (status, diverged_at_step) = (Status::Diverged, Some(steps_done));
+                break;
+            }
+        }
+        if steps_done % t.eval_every == 0 || steps_done == t.steps {
+            let (loss, error) = evaluate(net.as_ref(), &data.test);
+            out.metrics(&MetricsRow {
+                step: steps_done,
+                epoch: epoch(steps_done),
+                split: "test",
+                loss,
+                error,
+                lr: t.lr,
+                elapsed_s: elapsed(),
+            })?;
+        }
+        progress(steps_done);
+    }
+
+    // Final numbers are full passes in eval mode, so runs compare on the same
+    // footing whatever their minibatch noise.
+    let mut final_metrics = FinalMetrics::default();
+    if status == Status::Completed {
+        let (train_loss, train_error) = evaluate(net.as_ref(), &data.train);
+        let (test_loss, test_error) = evaluate(net.as_ref(), &data.test);
+        final_metrics = FinalMetrics {
+            train_loss: Some(train_loss),
+            train_error: Some(train_error),
+            test_loss: Some(test_loss),
+            test_error: Some(test_error),
+        };
+    }
+    Ok(RunOutcome {
+        status,
+        steps_done,
+        diverged_at_step,
+        final_metrics,
+        gradient_ends: ends,
+        params,
+        probe_points,
+        elapsed_s: elapsed(),
+    })
+}
+
+/// Mean cross-entropy and error (fraction) over a whole split, in eval mode,
+/// in chunks so memory stays bounded.
+pub fn evaluate(net: &dyn Network, split: &Split) -> (f64, f64) {
+    const CHUNK: i64 = 1024;
+    let _guard = tch::no_grad_guard();
+    let n = split.len();
+    let device = split.x.device();
+    let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+    let mut wrong = Tensor::zeros([], (Kind::Double, device));
+    let mut at = 0;
+    while at < n {
+        let len = CHUNK.min(n - at);
+        let (x, y) = (split.x.narrow(0, at, len), split.y.narrow(0, at, len));
+        let logits = net.forward(&x, false, None).logits;
+        loss_sum += logits.cross_entropy_for_logits(&y).to_kind(Kind::Double) * len as f64;
+        wrong += logits.argmax(-1, false).ne_tensor(&y).sum(Kind::Double);
+        at += len;
+    }
+    let n = n.max(1) as f64;
+    (loss_sum.double_value(&[]) / n, wrong.double_value(&[]) / n)
+}
+
+/// Minibatches drawn without replacement, reshuffled every epoch from the
+/// run seed with our own generator (independent of libtorch's global RNG).
+/// The last partial batch of an epoch is dropped, so every step sees
+/// `batch` examples.
+struct Batches {
+    rng: SplitMix64,
+    order: Tensor,
+    at: i64,
+    n: i64,
+    batch: i64,
+    device: Device,
+}
+
+impl Batches {
+    fn new(n: i64, batch: i64, seed: u64, device: Device) -> Batches {
+        // A different stream from the init seed's, so data order and init vary independently.
+        let rng = SplitMix64::new(seed ^ 0x5EED_0FBA_7C4E_5A11);
+        let mut b = Batches {
+            rng,
+            order: Tensor::zeros([0], (Kind::Int64, device)),
+            at: n,
+            n,
+            batch,
+            device,
+        };
+        b.reshuffle();
+        b
+    }
+
+    fn reshuffle(&mut self) {
+        self.order =
+            Tensor::from_slice(&self.rng.permutation(self.n as usize)).to_device(self.device);
+        self.at = 0;
+    }
+
+    fn next(&mut self, split: &Split) -> (Tensor, Tensor) {
+        if self.at + self.batch > self.n {
+            self.reshuffle();
+        }
+        let idx = self.order.narrow(0, self.at, self.batch);
+        self.at += self.batch;
+        (split.x.index_select(0, &idx), split.y.index_select(0, &idx))
+    }
+}
+
+/// Sums of minibatch loss and error since the last training row, kept on the
+/// device so logging costs one host copy per row, not one per step.
+struct Window {
+    sums: Tensor,
+    steps: usize,
+}
+
+impl Window {
+    fn new(device: Device) -> Window {
+        Window {
+            sums: Tensor::zeros([2], (Kind::Double, device)),
+            steps: 0,
+        }
+    }
+
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, y: &Tensor) {
+        let error = logits
+            .argmax(-1, false)
+            .ne_tensor(y)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double);
+        self.sums += Tensor::stack(&[loss.detach().to_kind(Kind::Double), error], 0);
+        self.steps += 1;
+    }
+
+    /// Mean loss and error over the window, then starts a new window.
+    fn take(&mut self) -> (f64, f64) {
+        let sums: Vec<f64> =
+            Vec::try_from(self.sums.to_device(Device::Cpu)).unwrap_or_else(|_| vec![f64::NAN; 2]);
+        let n = self.steps.max(1) as f64;
+        self.sums = self.sums.zeros_like();
+        self.steps = 0;
+        (sums[0] / n, sums[1] / n)
+    }
+}
