@@ -107,12 +107,16 @@ fn check(path: &Path) -> Result<()> {
         println!("  {}", exp.description);
     }
     println!(
-        "  {} runs ({} variants × {} depths × {} seeds), {} steps each, probe every {} steps",
+        "  {} runs ({} variants × {} depths × {} seeds), {} each, probe every {} steps",
         runs.len(),
         exp.variants.len(),
         exp.depths.len(),
         exp.seeds.len(),
-        exp.train.steps,
+        match (exp.train.steps, exp.train.epochs) {
+            (Some(s), _) => format!("{s} steps"),
+            (_, Some(e)) => format!("{e} epochs"),
+            _ => "?".into(),
+        },
         exp.probe.every
     );
     println!("  results: results/{}/", exp.name);
@@ -156,8 +160,8 @@ fn run(
         }
     };
     let out = out.unwrap_or_else(|| Path::new("results").join(&exp.name));
-    let sweep = Sweep::prepare(exp, &out, device, threads)
-        .with_context(|| format!("preparing {}", out.display()))?;
+    let sweep =
+        Sweep::prepare(exp, &out, device, threads).with_context(|| path.display().to_string())?;
 
     // Ctrl-C and SIGTERM ask the loop to stop after its current step; the
     // files written so far stay valid.
@@ -169,7 +173,7 @@ fn run(
     }
 
     let runs = sweep.runs().to_vec();
-    let steps = sweep.experiment().train.steps as u64;
+    let steps = sweep.steps() as u64;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(steps * runs.len() as u64);
         bar.set_style(

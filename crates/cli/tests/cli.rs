@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn gradscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradscope")).args(args).output().expect("the gradscope binary starts")
+    Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(args)
+        .output()
+        .expect("the gradscope binary starts")
 }
 
 fn stderr(o: &Output) -> String {
@@ -45,14 +48,25 @@ const LEARN: &str = r#"{
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
     (header, rows)
 }
 
 fn summary_value(rows: &[Vec<String>], header: &[String], run: &str, column: &str) -> f64 {
-    let col = header.iter().position(|h| h == column).unwrap_or_else(|| panic!("no column {column}"));
-    let row = rows.iter().find(|r| r[0] == run).unwrap_or_else(|| panic!("no run {run}"));
-    row[col].parse().unwrap_or_else(|_| panic!("{run}.{column} = {:?}", row[col]))
+    let col = header
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column}"));
+    let row = rows
+        .iter()
+        .find(|r| r[0] == run)
+        .unwrap_or_else(|| panic!("no run {run}"));
+    row[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{run}.{column} = {:?}", row[col]))
 }
 
 /// Glorot & Bengio (2010) §4.2 and He et al. (2016) §1: in a deep sigmoid
@@ -64,19 +78,39 @@ fn deep_sigmoid_plain_net_vanishes_and_its_residual_twin_does_not() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = experiment(tmp.path(), VANISH);
     let out = tmp.path().join("out");
-    let o = gradscope(&["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "1", "--device", "cpu"]);
+    let o = gradscope(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (h, rows) = read_csv(&out.join("summary.csv"));
-    let plain = summary_value(&rows, &h, "plain-d16-s0", "grad_first_init") / summary_value(&rows, &h, "plain-d16-s0", "grad_last_init");
-    let res = summary_value(&rows, &h, "residual-d16-s0", "grad_first_init") / summary_value(&rows, &h, "residual-d16-s0", "grad_last_init");
-    assert!(plain < 1e-2, "plain first/last = {plain:e}, expected ≤ 1e-2");
-    assert!((0.1..=10.0).contains(&res), "residual first/last = {res}, expected within 10× of 1");
+    let plain = summary_value(&rows, &h, "plain-d16-s0", "grad_first_init")
+        / summary_value(&rows, &h, "plain-d16-s0", "grad_last_init");
+    let res = summary_value(&rows, &h, "residual-d16-s0", "grad_first_init")
+        / summary_value(&rows, &h, "residual-d16-s0", "grad_last_init");
+    assert!(
+        plain < 1e-2,
+        "plain first/last = {plain:e}, expected ≤ 1e-2"
+    );
+    assert!(
+        (0.1..=10.0).contains(&res),
+        "residual first/last = {res}, expected within 10× of 1"
+    );
 
     // The same ratio, read from gradients.csv directly, so the summary is
     // checked against the raw rows.
     let (gh, grows) = read_csv(&out.join("runs/plain-d16-s0/gradients.csv"));
     assert_eq!(gh, ["step", "layer", "name", "kind", "l2", "rms"]);
-    let at0: Vec<&Vec<String>> = grows.iter().filter(|r| r[0] == "0" && r[3] == "output").collect();
+    let at0: Vec<&Vec<String>> = grows
+        .iter()
+        .filter(|r| r[0] == "0" && r[3] == "output")
+        .collect();
     assert_eq!(at0.len(), 16, "one output row per layer at step 0");
     assert_eq!(at0[0][2], "layer00.linear");
     assert_eq!(at0[15][2], "layer15.linear");
@@ -85,10 +119,19 @@ fn deep_sigmoid_plain_net_vanishes_and_its_residual_twin_does_not() {
     assert!(first / last < 1e-2);
 
     // Every chart is drawn from the real run output.
-    for chart in ["train_error_vs_step", "error_vs_depth", "gradient_profile", "gradient_vs_step"] {
+    for chart in [
+        "train_error_vs_step",
+        "error_vs_depth",
+        "gradient_profile",
+        "gradient_vs_step",
+    ] {
         for ext in ["png", "svg"] {
             let f = out.join("plots").join(format!("{chart}.{ext}"));
-            assert!(f.metadata().map(|m| m.len() > 1000).unwrap_or(false), "{} missing or empty", f.display());
+            assert!(
+                f.metadata().map(|m| m.len() > 1000).unwrap_or(false),
+                "{} missing or empty",
+                f.display()
+            );
         }
     }
 }
@@ -100,7 +143,15 @@ fn small_net_learns_the_synthetic_task() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = experiment(tmp.path(), LEARN);
     let out = tmp.path().join("out");
-    let o = gradscope(&["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "1", "--no-plot"]);
+    let o = gradscope(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--no-plot",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (h, rows) = read_csv(&out.join("summary.csv"));
     let train = summary_value(&rows, &h, "plain-d3-s0", "final_train_error");
@@ -109,7 +160,11 @@ fn small_net_learns_the_synthetic_task() {
     assert!(test < 0.35, "test error {test}");
     // The on-the-fly curve falls: last train row below the first.
     let (_, m) = read_csv(&out.join("runs/plain-d3-s0/metrics.csv"));
-    let train_rows: Vec<f64> = m.iter().filter(|r| r[2] == "train").map(|r| r[4].parse().unwrap()).collect();
+    let train_rows: Vec<f64> = m
+        .iter()
+        .filter(|r| r[2] == "train")
+        .map(|r| r[4].parse().unwrap())
+        .collect();
     assert!(train_rows.last().unwrap() < train_rows.first().unwrap());
 }
 
@@ -117,21 +172,54 @@ fn small_net_learns_the_synthetic_task() {
 #[test]
 fn files_follow_the_design_contract() {
     let tmp = tempfile::tempdir().unwrap();
-    let exp = experiment(tmp.path(), &LEARN.replace("\"steps\": 400", "\"steps\": 30").replace("\"every\": 100", "\"every\": 10"));
+    let exp = experiment(
+        tmp.path(),
+        &LEARN
+            .replace("\"steps\": 400", "\"steps\": 30")
+            .replace("\"every\": 100", "\"every\": 10"),
+    );
     let out = tmp.path().join("out");
-    let o = gradscope(&["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "1", "--no-plot"]);
+    let o = gradscope(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--no-plot",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let run = out.join("runs/plain-d3-s0");
-    assert_eq!(read_csv(&run.join("metrics.csv")).0, ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"]);
-    assert_eq!(read_csv(&run.join("gradients.csv")).0, ["step", "layer", "name", "kind", "l2", "rms"]);
+    assert_eq!(
+        read_csv(&run.join("metrics.csv")).0,
+        ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"]
+    );
+    assert_eq!(
+        read_csv(&run.join("gradients.csv")).0,
+        ["step", "layer", "name", "kind", "l2", "rms"]
+    );
     let (ah, arows) = read_csv(&run.join("activations.csv"));
     assert_eq!(ah, ["step", "layer", "name", "mean", "std", "saturation"]);
     // Probed at steps 0, 10, 20 and the last step (29).
     let steps: std::collections::BTreeSet<&str> = arows.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(steps.into_iter().collect::<Vec<_>>(), ["0", "10", "20", "29"]);
+    assert_eq!(
+        steps.into_iter().collect::<Vec<_>>(),
+        ["0", "10", "20", "29"]
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
-    for key in ["config", "status", "final", "params", "steps_done", "elapsed_s", "device", "threads", "versions"] {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    for key in [
+        "config",
+        "status",
+        "final",
+        "params",
+        "steps_done",
+        "elapsed_s",
+        "device",
+        "threads",
+        "versions",
+    ] {
         assert!(json.get(key).is_some(), "run.json lacks {key}");
     }
     assert_eq!(json["status"], "completed");
@@ -141,13 +229,33 @@ fn files_follow_the_design_contract() {
     // 8*16+16 + 16*16+16 + 16*4+4
     assert_eq!(json["params"], 484);
     assert_eq!(json["versions"]["tch"], "0.24.0");
-    assert!(json["versions"]["libtorch"].as_str().unwrap().starts_with("2.11.0"), "{}", json["versions"]);
+    assert!(
+        json["versions"]["libtorch"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.11.0"),
+        "{}",
+        json["versions"]
+    );
     for key in ["train_loss", "train_error", "test_loss", "test_error"] {
-        let v = json["final"][key].as_f64().unwrap_or_else(|| panic!("final.{key}"));
+        let v = json["final"][key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("final.{key}"));
         assert!(v.is_finite() && v >= 0.0);
     }
     let (sh, _) = read_csv(&out.join("summary.csv"));
-    for col in ["variant", "depth", "seed", "status", "final_train_error", "final_test_error", "final_train_loss", "final_test_loss", "grad_first_init", "grad_last_final"] {
+    for col in [
+        "variant",
+        "depth",
+        "seed",
+        "status",
+        "final_train_error",
+        "final_test_error",
+        "final_train_loss",
+        "final_test_loss",
+        "grad_first_init",
+        "grad_last_final",
+    ] {
         assert!(sh.iter().any(|h| h == col), "summary.csv lacks {col}");
     }
 }
@@ -158,22 +266,43 @@ fn files_follow_the_design_contract() {
 fn bad_experiments_fail_cleanly_naming_file_and_field() {
     let cases = [
         ("{ not json", "."),
-        (&*VANISH.replace("\"seeds\": [0]", "\"seeds\": [0], \"sedes\": [1]"), "sedes"),
-        (&*VANISH.replace("\"depths\": [16]", "\"depths\": [1]"), "depths[0]"),
-        (&*VANISH.replace("\"depths\": [16]", "\"depths\": []"), "depths"),
+        (
+            &*VANISH.replace("\"seeds\": [0]", "\"seeds\": [0], \"sedes\": [1]"),
+            "sedes",
+        ),
+        (
+            &*VANISH.replace("\"depths\": [16]", "\"depths\": [1]"),
+            "depths[0]",
+        ),
+        (
+            &*VANISH.replace("\"depths\": [16]", "\"depths\": []"),
+            "depths",
+        ),
         (&*VANISH.replace("\"lr\": 0.1", "\"lr\": 0"), "train.lr"),
-        (&*VANISH.replace("\"batch_size\": 32", "\"batch_size\": 0"), "train.batch_size"),
-        (&*VANISH.replace("\"sigmoid\"", "\"swish\""), "model.activation"),
+        (
+            &*VANISH.replace("\"batch_size\": 32", "\"batch_size\": 0"),
+            "train.batch_size",
+        ),
+        (
+            &*VANISH.replace("\"sigmoid\"", "\"swish\""),
+            "model.activation",
+        ),
     ];
     for (body, field) in cases {
         let tmp = tempfile::tempdir().unwrap();
         let exp = experiment(tmp.path(), body);
         let out = tmp.path().join("out");
         for cmd in ["check", "run"] {
-            let o = gradscope(&[cmd, exp.to_str().unwrap(), "--out", out.to_str().unwrap()][..if cmd == "check" { 2 } else { 4 }]);
+            let o = gradscope(
+                &[cmd, exp.to_str().unwrap(), "--out", out.to_str().unwrap()]
+                    [..if cmd == "check" { 2 } else { 4 }],
+            );
             let err = stderr(&o);
             assert!(!o.status.success(), "{cmd} accepted a bad file ({field})");
-            assert!(err.contains(&format!("{}: {field}: ", exp.display())), "{cmd}: message should name file and {field}: {err}");
+            assert!(
+                err.contains(&format!("{}: {field}: ", exp.display())),
+                "{cmd}: message should name file and {field}: {err}"
+            );
             assert!(!err.contains("panicked"), "{err}");
             assert!(!out.exists(), "{cmd} left {} behind", out.display());
         }
@@ -191,14 +320,225 @@ fn unwritable_output_and_missing_paths_fail_cleanly() {
     let out = blocker.join("out");
     let o = gradscope(&["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains(&blocker.display().to_string()), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&blocker.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains("panicked"));
 
     let o = gradscope(&["check", "/nonexistent/exp.json"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("/nonexistent/exp.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/exp.json"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = gradscope(&["plot", tmp.path().to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains(&tmp.path().display().to_string()), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&tmp.path().display().to_string()),
+        "{}",
+        stderr(&o)
+    );
+}
+
+const CNN_VANISH: &str = r#"{
+  "name": "cnn-vanish",
+  "dataset": { "kind": "synthetic-images", "samples": 256, "test_samples": 64, "classes": 4, "shape": [1, 8, 8] },
+  "model": { "family": "cnn", "width": 4, "norm": "none", "init": "pytorch-default" },
+  "variants": ["plain", "residual"],
+  "depths": [14],
+  "seeds": [0],
+  "train": { "lr": 0.05, "momentum": 0.9, "batch_size": 32, "steps": 5, "eval_every": 5 },
+  "probe": { "every": 5 }
+}"#;
+
+fn run_ok(body: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), body);
+    let out = tmp.path().join("out");
+    let mut args = vec![
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let o = gradscope(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (tmp, out)
+}
+
+/// He et al. (2016) §1 and §3.1: without BN, a deep plain ReLU CNN with
+/// PyTorch's default init (weight variance 1/(3·fan_in), so each layer
+/// scales the gradient by about √(1/6)) passes back a gradient that shrinks
+/// toward the input; the identity shortcuts of its residual twin carry it.
+/// The residual ratio is not 1: it compares a 4×8×8 map with 4 logits.
+#[test]
+fn deep_plain_cnn_without_bn_vanishes_and_its_residual_twin_does_not() {
+    let (_tmp, out) = run_ok(CNN_VANISH, &["--no-plot"]);
+    let (h, rows) = read_csv(&out.join("summary.csv"));
+    let ratio = |run: &str| {
+        summary_value(&rows, &h, run, "grad_first_init")
+            / summary_value(&rows, &h, run, "grad_last_init")
+    };
+    let (plain, res) = (ratio("plain-d14-s0"), ratio("residual-d14-s0"));
+    assert!(plain < 1e-4, "plain first/last {plain:e}");
+    assert!(res > 1e-2, "residual first/last {res:e}");
+    assert!(res / plain > 1e3);
+    // Every convolution and every block output is a probe point: 13 convs,
+    // 6 block outputs and the fc layer; block outputs carry no weight row.
+    let (_, g) = read_csv(&out.join("runs/plain-d14-s0/gradients.csv"));
+    let at0: Vec<&Vec<String>> = g.iter().filter(|r| r[0] == "0").collect();
+    assert_eq!(at0.iter().filter(|r| r[3] == "output").count(), 20);
+    assert_eq!(at0.iter().filter(|r| r[3] == "weight").count(), 14);
+    assert!(at0.iter().any(|r| r[2] == "block06.out"));
+}
+
+/// A residual CNN-8 learns the texture task far below chance (75%).
+#[test]
+fn tiny_cnn_learns_a_synthetic_image_task() {
+    let body = CNN_VANISH
+        .replace(
+            r#""norm": "none", "init": "pytorch-default""#,
+            r#""norm": "batchnorm""#,
+        )
+        .replace(r#"["plain", "residual"]"#, r#"["residual"]"#)
+        .replace("[14]", "[8]")
+        .replace(r#""lr": 0.05"#, r#""lr": 0.1, "lr_milestones": [200]"#)
+        .replace(
+            r#""steps": 5, "eval_every": 5"#,
+            r#""steps": 300, "eval_every": 100"#,
+        )
+        .replace(r#""every": 5"#, r#""every": 50"#);
+    let (_tmp, out) = run_ok(&body, &["--no-plot"]);
+    let (h, rows) = read_csv(&out.join("summary.csv"));
+    let train = summary_value(&rows, &h, "residual-d8-s0", "final_train_error");
+    assert!(train < 0.1, "train error {train}");
+    // The response of each 3x3 conv is recorded (7 convs in a CNN-8).
+    let (_, a) = read_csv(&out.join("runs/residual-d8-s0/activations.csv"));
+    assert_eq!(a.iter().filter(|r| r[0] == "0").count(), 7);
+}
+
+/// Writes CIFAR-10 binary files: 1 label byte + 3072 pixel bytes a record.
+fn write_cifar(dir: &Path, per_file: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut seed = 7u32;
+    let mut byte = || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (seed >> 16) as u8
+    };
+    let names = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
+    for name in names {
+        let mut bytes = Vec::new();
+        for i in 0..per_file {
+            bytes.push((i % 10) as u8);
+            bytes.extend((0..3072).map(|_| byte()));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// The CIFAR-10 reader and the He et al. recipe on generated files: warm-up
+/// lr until the training error falls below the bar, then the base lr, then
+/// divided by 10 at the milestone; validation carved from train; augmentation.
+#[test]
+fn cifar_recipe_runs_on_generated_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar");
+    write_cifar(&data, 20);
+    let body = format!(
+        r#"{{
+      "name": "cifar-recipe",
+      "dataset": {{ "kind": "cifar10", "dir": {:?}, "validation": 20, "augment": true }},
+      "model": {{ "family": "cnn", "width": 4, "shortcut": "a" }},
+      "variants": ["residual"], "depths": [8], "seeds": [0],
+      "train": {{ "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 16, "steps": 24,
+                  "lr_milestones": [16], "warmup": {{ "lr": 0.01, "until_train_error": 1.0 }},
+                  "eval_every": 4, "log_every": 4 }},
+      "probe": {{ "every": 8 }}
+    }}"#,
+        data
+    );
+    let (_t, out) = run_ok(&body, &["--no-plot"]);
+    let (_, m) = read_csv(&out.join("runs/residual-d8-s0/metrics.csv"));
+    let lr_at = |step: &str| -> f64 {
+        m.iter().find(|r| r[0] == step && r[2] == "train").unwrap()[5]
+            .parse()
+            .unwrap()
+    };
+    // Steps 1-4 run at the warm-up lr; any error is below 1.0, so the
+    // warm-up ends at the first train row and the base lr follows.
+    assert_eq!(lr_at("4"), 0.01);
+    assert_eq!(lr_at("8"), 0.1);
+    assert!(
+        (lr_at("24") - 0.01).abs() < 1e-9,
+        "after the milestone at 16"
+    );
+    // 100 train records - 20 held out = 80 → 5 steps per epoch at batch 16.
+    let epoch: f64 = m.iter().find(|r| r[0] == "20" && r[2] == "train").unwrap()[1]
+        .parse()
+        .unwrap();
+    assert!((epoch - 4.0).abs() < 1e-9, "epoch {epoch}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("runs/residual-d8-s0/run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["status"], "completed");
+}
+
+/// Missing or corrupt dataset files and impossible shapes are refused
+/// before any run folder exists, with the file or field named.
+#[test]
+fn bad_data_and_shapes_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nowhere");
+    let truncated = tmp.path().join("trunc");
+    write_cifar(&truncated, 3);
+    let f = truncated.join("data_batch_2.bin");
+    let len = std::fs::metadata(&f).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let cases = [
+        (CNN_VANISH.replace(r#""kind": "synthetic-images", "samples": 256, "test_samples": 64, "classes": 4, "shape": [1, 8, 8]"#, &format!(r#""kind": "fashion-mnist", "dir": {missing:?}"#)), "dataset-fashion-mnist".to_string()),
+        (CNN_VANISH.replace(r#""kind": "synthetic-images", "samples": 256, "test_samples": 64, "classes": 4, "shape": [1, 8, 8]"#, &format!(r#""kind": "cifar10", "dir": {truncated:?}"#)), f.display().to_string()),
+        (CNN_VANISH.replace("[1, 8, 8]", "[1, 2, 2]"), "too small".to_string()),
+        (CNN_VANISH.replace("[14]", "[15]"), "depths[0]".to_string()),
+    ];
+    for (body, needle) in cases {
+        let exp = experiment(tmp.path(), &body);
+        let out = tmp.path().join("out");
+        let o = gradscope(&[
+            "run",
+            exp.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "accepted: {needle}");
+        assert!(err.contains(&needle), "should mention {needle}: {err}");
+        assert!(
+            err.contains(&exp.display().to_string()),
+            "should name the experiment file: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "left {} behind", out.display());
+    }
 }

@@ -1,18 +1,46 @@
 //! gradscope-data: the datasets gradscope trains on, as tensors.
 //!
 //! The main types are [`Dataset`] (a train split and a held-out split, with
-//! the input shape and class count) and [`Split`]. [`synthetic`] builds a
-//! classification task in-process from a seed: Gaussian inputs labelled by a
-//! fixed random teacher network, so tests and the quickstart need no files
-//! and no downloads.
+//! the input shape and class count) and [`Split`]. Where datasets come from:
+//!
+//! - [`synthetic`] builds a classification task in-process from a seed:
+//!   Gaussian inputs labelled by a fixed random teacher network, so tests and
+//!   the quickstart need no files and no downloads.
+//! - [`idx`] reads the IDX format of MNIST and Fashion-MNIST, raw or gzipped
+//!   (gzip is told by its magic bytes, not the file name);
+//!   [`idx::idx_dataset`] loads the four standard files from a directory,
+//!   such as [`idx::FASHION_MNIST_DIR`] where Debian's
+//!   `dataset-fashion-mnist` package puts them.
+//! - [`cifar::cifar10`] reads the binary version of CIFAR-10
+//!   (`data_batch_{1..5}.bin`, `test_batch.bin`).
+//!
+//! Readers check every header and length against the bytes really there and
+//! return [`DataError`] naming the file; no input bytes make them panic or
+//! allocate more than the file can hold.
+//!
+//! [`prep`] prepares a loaded dataset: [`Dataset::subset`],
+//! [`Dataset::split_validation`] (He et al.'s 45k/5k held-out split),
+//! [`Dataset::normalize_per_channel`] and the pad-crop-flip minibatch
+//! augmentation [`prep::augment`].
 //!
 //! Randomness here comes from [`rng::SplitMix64`], not from libtorch: the
 //! libtorch generator is process-global, and the data must not change when a
 //! caller draws from it before or after (model init, dropout, …).
 
+pub mod cifar;
+pub mod idx;
+pub mod prep;
 pub mod rng;
+pub mod textures;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
+
+pub use cifar::{cifar10, CIFAR10_HINT};
+pub use idx::{idx_dataset, FASHION_MNIST_DIR, FASHION_MNIST_HINT};
+pub use prep::augment;
 
 /// Errors from building or loading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +52,65 @@ pub enum DataError {
         field: &'static str,
         message: String,
     },
+    /// Dataset files that are not there. `looked` lists every path tried;
+    /// `hint` says how to get the files.
+    #[error("dataset files not found; looked for: {}. To get them: {hint}", display_paths(.looked))]
+    Missing { looked: Vec<PathBuf>, hint: String },
+    /// A file whose bytes are not what its format promises (bad magic,
+    /// truncated, trailing bytes, a label out of range, …).
+    #[error("{}: {what}", .path.display())]
+    Corrupt { path: PathBuf, what: String },
+    /// The file system refused (permissions, a directory where a file was
+    /// expected, a read error).
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl DataError {
+    fn corrupt(path: &Path, what: impl Into<String>) -> DataError {
+        DataError::Corrupt {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+
+    fn io(path: &Path, source: std::io::Error) -> DataError {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Opens `path` for reading and returns it with its length in bytes.
+///
+/// A directory is refused up front: on Linux `File::open` succeeds on one
+/// and only the first read fails, with a less helpful message.
+fn open_file(path: &Path) -> Result<(File, u64), DataError> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    if meta.is_dir() {
+        return Err(DataError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory, not a data file",
+            ),
+        ));
+    }
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    Ok((file, meta.len()))
 }
 
 /// One split: inputs `x` (`[n, ...input_shape]`, float) and labels `y`

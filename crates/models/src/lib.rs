@@ -12,6 +12,7 @@
 //! network adds it to that output (which changes nothing in the forward
 //! pass), and after `backward()` the tap's `grad()` is exactly dL/dh.
 
+pub mod cnn;
 pub mod mlp;
 
 use serde::{Deserialize, Serialize};
@@ -137,14 +138,16 @@ impl Variant {
     }
 }
 
-/// A place where gradscope reads gradients: one weight layer.
+/// A place where gradscope reads gradients: a weight layer's output, or a
+/// block's output.
 #[derive(Debug)]
 pub struct ProbePoint {
     /// Zero-padded, input side first (`layer07.linear`), so names sort in
     /// layer order.
     pub name: String,
-    /// The layer's weight (a shallow clone: same storage, same `grad()`).
-    pub weight: Tensor,
+    /// The layer's weight (a shallow clone: same storage, same `grad()`);
+    /// `None` for a point with no weight of its own, such as a block output.
+    pub weight: Option<Tensor>,
     /// Shape of the layer's output for one example (the tap's shape without
     /// the batch dimension).
     pub output_shape: Vec<i64>,
@@ -154,9 +157,10 @@ pub struct ProbePoint {
 #[derive(Debug)]
 pub struct Forward {
     pub logits: Tensor,
-    /// One response per probe point that has one (see the network's docs),
-    /// in probe-point order: what `activations.csv` summarizes.
-    pub responses: Vec<Tensor>,
+    /// Responses `(probe point index, tensor)` in forward order (see each
+    /// network's docs for what a response is): what `activations.csv`
+    /// summarizes.
+    pub responses: Vec<(usize, Tensor)>,
 }
 
 /// A network with ordered probe points.

@@ -104,7 +104,7 @@ impl Mlp {
             );
             points.push(ProbePoint {
                 name,
-                weight: lin.ws.shallow_clone(),
+                weight: Some(lin.ws.shallow_clone()),
                 output_shape: vec![fan_out],
             });
             layers.push(lin);
@@ -156,7 +156,7 @@ impl Network for Mlp {
         for l in 1..d - 1 {
             let a = self.unit_input(&h, l - 1, train);
             let u = self.layers[l].forward(&a);
-            responses.push(a);
+            responses.push((l - 1, a));
             let next = match self.config.variant {
                 Variant::Plain => u,
                 Variant::Residual => h + u,
@@ -165,7 +165,7 @@ impl Network for Mlp {
         }
         let a = self.unit_input(&h, d - 2, train);
         let logits = tapped(self.layers[d - 1].forward(&a), taps, d - 1);
-        responses.push(a);
+        responses.push((d - 2, a));
         Forward { logits, responses }
     }
 
@@ -238,7 +238,11 @@ mod tests {
         let (_a, plain) = build(Variant::Plain);
         let (_b, res) = build(Variant::Residual);
         for (p, r) in plain.probe_points().iter().zip(res.probe_points()) {
-            assert!(p.weight.equal(&r.weight), "{} differs", p.name);
+            assert!(
+                p.weight.as_ref().unwrap().equal(r.weight.as_ref().unwrap()),
+                "{} differs",
+                p.name
+            );
         }
         let x = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
         let (yp, yr) = (
@@ -271,7 +275,7 @@ mod tests {
             ..config(3, Variant::Plain)
         };
         let net = Mlp::new(&vs.root(), cfg).unwrap();
-        let w = &net.probe_points()[1].weight;
+        let w = net.probe_points()[1].weight.as_ref().unwrap();
         let bound = 1.0 / 16f64.sqrt();
         let max = w.abs().max().double_value(&[]);
         assert!(

@@ -5,7 +5,8 @@
 //! ticks: plotters' own log coordinate places no tick at all when the data
 //! span less than one decade. Values a log axis cannot show (zero, negative,
 //! NaN, ±Inf) are dropped before plotters sees them, because plotters can
-//! panic on them.
+//! panic on them; an axis with [`Axis::zero_floor`] has exact zeros drawn as
+//! markers on its bottom edge instead (see `figure.rs`).
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 
@@ -50,9 +51,19 @@ pub(crate) struct Axis {
     pub ticks: Option<Vec<f64>>,
     /// Automatic ticks at whole numbers only (steps, layer indices).
     pub integer: bool,
+    /// On a log axis, values of exactly 0 (float32 underflow of a gradient)
+    /// are drawn as ▼ markers on the bottom edge instead of being dropped
+    /// unseen; they do not affect the extent.
+    pub zero_floor: bool,
 }
 
 impl Axis {
+    /// Whether `v` is drawn on this axis' bottom edge rather than at its
+    /// place: exactly 0 on a log axis with [`Axis::zero_floor`].
+    pub(crate) fn on_floor(&self, v: f64) -> bool {
+        self.zero_floor && self.scale == Scale::Log && v == 0.0
+    }
+
     pub(crate) fn new(label: impl Into<String>, scale: Scale) -> Self {
         Axis {
             label: label.into(),
@@ -60,12 +71,15 @@ impl Axis {
             bounds: Bounds::Data,
             ticks: None,
             integer: false,
+            zero_floor: false,
         }
     }
 }
 
-/// Extent of an axis in drawing coordinates, from the drawable values.
+/// Extent of an axis in drawing coordinates, from the drawable values (and
+/// the zeros it draws on its bottom edge, which only keep that edge clear).
 pub(crate) fn axis_extent(axis: &Axis, values: &[f64]) -> (f64, f64) {
+    let floor_zeros = values.iter().any(|&v| axis.on_floor(v));
     let plotted: Vec<f64> = values
         .iter()
         .copied()
@@ -85,10 +99,17 @@ pub(crate) fn axis_extent(axis: &Axis, values: &[f64]) -> (f64, f64) {
         // Explicit ticks (depths) sit at the data; pad around them.
         (Scale::Log, _) if axis.ticks.is_some() => pad(min, max, 0.06),
         (Scale::Log, _) => {
-            // Whole decades, so the axis always carries labelled ticks.
-            let lo = min.floor();
+            // Whole decades, rounded out further to the label step, so that
+            // both ends of the axis carry a label: with thinned labels an end
+            // between two labels (0.1 over a top label of 10⁻³) makes lines
+            // that reach the top look as if they ran off the chart. With
+            // zeros on the bottom edge, the edge stays half a decade clear
+            // of the lowest value, so that a ▼ never reads as a tiny value.
+            let lo = if floor_zeros { min - 0.5 } else { min }.floor();
             let hi = max.ceil();
-            (lo, if hi > lo { hi } else { lo + 1.0 })
+            let hi = if hi > lo { hi } else { lo + 1.0 };
+            let every = log_label_step(lo, hi) as f64;
+            ((lo / every).floor() * every, (hi / every).ceil() * every)
         }
         (Scale::Linear, Bounds::Fraction) => {
             let top = if max <= 1.0 {
@@ -140,6 +161,29 @@ fn nice_ceil(v: f64) -> f64 {
         }
     }
     10.0 * mag
+}
+
+/// At most this many intervals between labelled decades on a log axis
+/// (so at most one more label).
+const MAX_LOG_INTERVALS: i64 = 8;
+
+/// Decades between labelled ticks on a log axis over decades `lo..hi`: the
+/// smallest round step (1, 2, 3, 5, 10, …) that, with the axis rounded out
+/// to multiples of it, needs at most [`MAX_LOG_INTERVALS`] intervals. Both
+/// [`axis_extent`] (to round out) and [`ticks`] (to label) use it, so the
+/// ends of a log axis always fall on labels.
+fn log_label_step(lo: f64, hi: f64) -> i64 {
+    // log10 of a positive finite f64 lies in -324..309: i64 is ample.
+    let (lo, hi) = (lo.floor() as i64, hi.ceil() as i64);
+    let intervals = |k: i64| {
+        let top = -(-hi).div_euclid(k);
+        let bottom = lo.div_euclid(k);
+        top - bottom
+    };
+    [1i64, 2, 3, 5, 10, 20, 50, 100, 200]
+        .into_iter()
+        .find(|&k| intervals(k) <= MAX_LOG_INTERVALS)
+        .unwrap_or(500)
 }
 
 /// Step of about `target` ticks over `span`: 1, 2 or 5 times a power of ten.
@@ -223,11 +267,7 @@ pub(crate) fn ticks(axis: &Axis, lo: f64, hi: f64) -> Ticks {
             let decades: Vec<i64> = (first..=last).collect();
             // At most ~8 labels, at round exponents (…, 10⁻¹⁰, 10⁻⁵, 1); the
             // skipped decades keep a light grid line.
-            let count = decades.len() as i64;
-            let every = [1i64, 2, 3, 5, 10, 20, 50, 100]
-                .into_iter()
-                .find(|&k| count / k <= 8)
-                .unwrap_or(count.max(1));
+            let every = log_label_step(lo, hi);
             let bold: Vec<f64> = decades
                 .iter()
                 .filter(|&&d| d.rem_euclid(every) == 0)
@@ -393,6 +433,59 @@ mod tests {
             t.bold
         );
         assert_eq!(t.bold.len() + t.light.len(), 33);
+    }
+
+    /// Labels of a log axis over the extent of `values`, as decades.
+    fn labelled(values: &[f64]) -> ((f64, f64), Vec<f64>) {
+        let axis = Axis::new("g", Scale::Log);
+        let (lo, hi) = axis_extent(&axis, values);
+        ((lo, hi), ticks(&axis, lo, hi).bold)
+    }
+
+    #[test]
+    fn log_axis_ends_on_labels_beyond_the_data() {
+        // The quickstart profile: 1e-22 to 0.084, labels every 3 decades.
+        // The axis used to stop at 0.1, unlabelled, over a top label of
+        // 10⁻³, so the lines that reach 0.084 seemed to run off the top.
+        let ((lo, hi), bold) = labelled(&[2.3e-22, 3.2e-22, 0.0843, 0.084]);
+        assert_eq!((lo, hi), (-24.0, 0.0));
+        assert_eq!(bold.first(), Some(&lo));
+        assert_eq!(bold.last(), Some(&hi));
+        assert!(bold.len() <= 9, "{bold:?}");
+
+        // An enormous span is shown whole, thinned to at most 9 labels.
+        let ((lo, hi), bold) = labelled(&[1e-40, 0.5]);
+        assert_eq!((lo, hi), (-40.0, 0.0));
+        assert_eq!(
+            bold,
+            [-40.0, -35.0, -30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0]
+        );
+
+        // Every decade labelled: nothing to round out.
+        let ((lo, hi), bold) = labelled(&[3.8e-4, 0.12]);
+        assert_eq!((lo, hi), (-4.0, 0.0));
+        assert_eq!(bold.len(), 5);
+
+        // The extremes of f64 still give a finite, labelled axis.
+        let ((lo, hi), bold) = labelled(&[f64::MIN_POSITIVE / 1e10, f64::MAX]);
+        assert!(lo <= -318.0 && hi >= 309.0, "{lo}..{hi}");
+        assert!(bold.len() <= 9 && bold.first() == Some(&lo), "{bold:?}");
+    }
+
+    #[test]
+    fn zeros_on_the_floor_keep_it_clear_of_the_data() {
+        let mut axis = Axis::new("g", Scale::Log);
+        axis.zero_floor = true;
+        // 1e-30 would sit on the bottom edge, with the ▼ of the zeros.
+        assert_eq!(axis_extent(&axis, &[1e-30, 0.1, 0.0]), (-35.0, 0.0));
+        assert_eq!(axis_extent(&axis, &[1e-30, 0.1]), (-30.0, 0.0));
+        // Quickstart chart (d): 3.8e-4 is over half a decade above 1e-4.
+        assert_eq!(axis_extent(&axis, &[3.8e-4, 0.12, 0.0]), (-4.0, 0.0));
+        // Zeros alone: the empty frame.
+        assert_eq!(axis_extent(&axis, &[0.0]), (-1.0, 0.0));
+        // Without zero_floor a zero is just an unusable value.
+        axis.zero_floor = false;
+        assert_eq!(axis_extent(&axis, &[1e-30, 0.1, 0.0]), (-30.0, 0.0));
     }
 
     #[test]

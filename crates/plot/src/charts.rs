@@ -13,7 +13,9 @@ use plotters::style::RGBColor;
 
 use crate::axis::{Axis, Bounds, Scale};
 use crate::error::PlotError;
-use crate::figure::{drawable, ErrorBar, Figure, LegendEntry, Marker, Panel, Rendered, Series};
+use crate::figure::{
+    drawable, has_zeros, ErrorBar, Figure, LegendEntry, Marker, Panel, Rendered, Series,
+};
 use crate::read::{ResultsDir, RunData, SummaryRow, SPLIT_TRAIN, STATUS_COMPLETED};
 
 /// Chart (a): training error against step.
@@ -39,6 +41,9 @@ const LABEL_FINAL_ERROR: &str = "final error (fraction)";
 const LABEL_GRAD: &str = "‖dL/dh‖ (L2)";
 const LABEL_LAYER: &str = "layer (0 = input side)";
 const LABEL_DEPTH: &str = "depth (weight layers)";
+/// Legend suffix of a gradient series whose values are all exactly 0: it has
+/// no line, only ▼ on the bottom edge.
+const ALL_ZERO: &str = " — all 0 (underflow)";
 
 /// Categorical colours (Tableau 10) for variants and for the three layers of
 /// chart (d): distinct hues for things that have no order.
@@ -349,6 +354,27 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
     }
 }
 
+/// The y axis of the gradient charts: log scale, with exact zeros (float32
+/// underflow, the headline of a deep plain net) drawn on the bottom edge
+/// rather than silently dropped.
+fn gradient_axis() -> Axis {
+    let mut y = Axis::new(LABEL_GRAD, Scale::Log);
+    y.zero_floor = true;
+    y
+}
+
+/// How a gradient series shows on [`gradient_axis`]: `None` when it has
+/// nothing to show, else whether it has only zeros (no line, ▼ only).
+fn gradient_series_kind(points: &[(f64, f64)]) -> Option<bool> {
+    if drawable(points, Scale::Linear, Scale::Log) {
+        Some(false)
+    } else if has_zeros(points, Scale::Linear) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// dL/dh rows of one run, as `step -> [(layer, l2)]` sorted by layer. Rows
 /// with no l2 are kept as NaN: the renderer drops them and breaks the line.
 fn output_grads(run: &RunData) -> BTreeMap<u64, BTreeMap<usize, f64>> {
@@ -397,11 +423,16 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                     m.iter().map(|(&l, &v)| (l as f64, v)).collect()
                 };
                 let mut any = false;
+                let mut all_zero = true;
                 for (points, dashed) in [(line(at_first), false), (line(at_last), true)] {
-                    if (dashed && last == first) || !drawable(&points, Scale::Linear, Scale::Log) {
+                    if dashed && last == first {
                         continue;
                     }
+                    let Some(zero_only) = gradient_series_kind(&points) else {
+                        continue;
+                    };
                     any = true;
+                    all_zero &= zero_only;
                     panel.series.push(Series {
                         points,
                         color,
@@ -413,10 +444,14 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                     first_steps.push(first);
                     last_steps.push(last);
                     panel.legend.push(LegendEntry {
-                        label: format!("d{depth}{}", status_note([run.summary.status.as_str()])),
+                        label: format!(
+                            "d{depth}{}{}",
+                            status_note([run.summary.status.as_str()]),
+                            if all_zero { ALL_ZERO } else { "" }
+                        ),
                         color,
                         dashed: false,
-                        marker: None,
+                        marker: all_zero.then_some(Marker::Zero),
                     });
                 }
             }
@@ -463,7 +498,7 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                 .to_owned(),
         ),
         x,
-        y: Axis::new(LABEL_GRAD, Scale::Log),
+        y: gradient_axis(),
         panels,
     }
 }
@@ -535,9 +570,9 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
                     .iter()
                     .filter_map(|(&step, m)| m.get(&layer).map(|&v| (step as f64, v)))
                     .collect();
-                if !drawable(&points, Scale::Linear, Scale::Log) {
+                let Some(zero_only) = gradient_series_kind(&points) else {
                     continue;
-                }
+                };
                 let color = categorical(i);
                 panel.series.push(Series {
                     points,
@@ -546,13 +581,16 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
                     marker: None,
                 });
                 panel.legend.push(LegendEntry {
-                    label: format!("layer {layer} ({role})"),
+                    label: format!(
+                        "layer {layer} ({role}){}",
+                        if zero_only { ALL_ZERO } else { "" }
+                    ),
                     color,
                     dashed: false,
-                    marker: None,
+                    marker: zero_only.then_some(Marker::Zero),
                 });
             }
-            panel.empty_reason = Some("no positive finite dL/dh values".to_owned());
+            panel.empty_reason = Some("no finite dL/dh values of 0 or more".to_owned());
             panel
         })
         .collect();
@@ -566,7 +604,7 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
         },
         subtitle: Some("first, middle and last layer (0 = input side); smallest seed".to_owned()),
         x,
-        y: Axis::new(LABEL_GRAD, Scale::Log),
+        y: gradient_axis(),
         panels,
     }
 }

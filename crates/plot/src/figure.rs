@@ -39,11 +39,20 @@ pub(crate) fn ensure_font() -> Result<(), PlotError> {
 pub(crate) enum Marker {
     Circle,
     Triangle,
+    /// ▼ alone, no line: the legend of a series whose values are all
+    /// exactly 0, drawn on the bottom edge of a `zero_floor` log axis.
+    Zero,
 }
+
+/// The note a figure carries under its subtitle when it draws exact zeros
+/// on the bottom edge.
+pub(crate) const ZERO_NOTE: &str =
+    "▼ values of exactly 0 (float32 underflow) are drawn on the bottom edge";
 
 /// A line through `points` (data units). Points that the axes cannot show
 /// break the line; a point left alone between gaps is drawn as a dot so that
-/// it is not lost.
+/// it is not lost. Exact zeros on a `zero_floor` log axis also break the
+/// line, and are drawn as ▼ on the bottom edge.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
     pub points: Vec<(f64, f64)>,
@@ -126,9 +135,19 @@ impl Figure {
         ((PANEL_WIDTH.saturating_mul(n)).max(MIN_WIDTH), HEIGHT)
     }
 
-    /// Whether any panel has at least one drawable point.
+    /// Whether any panel has at least one drawable point (exact zeros drawn
+    /// on the bottom edge included).
     pub(crate) fn has_data(&self) -> bool {
         self.panels.iter().any(|p| panel_has_data(p, self))
+    }
+
+    /// Whether some series has exact zeros drawn on the bottom edge, which
+    /// the header then explains with [`ZERO_NOTE`].
+    fn has_floor_zeros(&self) -> bool {
+        self.panels
+            .iter()
+            .flat_map(|p| &p.series)
+            .any(|s| !floor_xs(&s.points, &self.x, &self.y).is_empty())
     }
 
     /// Writes `DIR/NAME.png` and `DIR/NAME.svg`, each through a temporary
@@ -209,14 +228,38 @@ fn panel_has_data(panel: &Panel, fig: &Figure) -> bool {
     panel.series.iter().any(|s| {
         s.points
             .iter()
-            .any(|&(x, y)| fig.x.scale.usable(x) && fig.y.scale.usable(y))
+            .any(|&(x, y)| fig.x.scale.usable(x) && (fig.y.scale.usable(y) || fig.y.on_floor(y)))
     })
 }
 
-/// Whether a series has anything to draw on these scales; charts use it to
-/// leave empty series (and their legend entries) out.
+/// Whether a series has a line or dot to draw on these scales; charts use
+/// it to leave empty series (and their legend entries) out.
 pub(crate) fn drawable(points: &[(f64, f64)], x: Scale, y: Scale) -> bool {
     points.iter().any(|&(px, py)| x.usable(px) && y.usable(py))
+}
+
+/// Whether a series has values of exactly 0 at a placeable x, which a
+/// `zero_floor` log axis draws as ▼ on its bottom edge.
+pub(crate) fn has_zeros(points: &[(f64, f64)], x: Scale) -> bool {
+    points.iter().any(|&(px, py)| x.usable(px) && py == 0.0)
+}
+
+/// Drawing x of the points that go on the bottom edge ([`Axis::on_floor`]).
+fn floor_xs(points: &[(f64, f64)], x: &Axis, y: &Axis) -> Vec<f64> {
+    points
+        .iter()
+        .filter(|&&(px, py)| x.scale.usable(px) && y.on_floor(py))
+        .map(|&(px, _)| x.scale.to_plot(px))
+        .collect()
+}
+
+/// A ▼ pointing down at `(centre_x, tip_y)`, in pixels relative to its anchor.
+fn down_triangle(centre_x: i32, tip_y: i32) -> Vec<(i32, i32)> {
+    vec![
+        (centre_x, tip_y),
+        (centre_x - ZERO_HALF_WIDTH, tip_y - ZERO_HEIGHT),
+        (centre_x + ZERO_HALF_WIDTH, tip_y - ZERO_HEIGHT),
+    ]
 }
 
 /// Runs of consecutive drawable points, in drawing coordinates.
@@ -246,6 +289,12 @@ const LINE_WIDTH: u32 = 2;
 const LEGEND_MARGIN: i32 = 8;
 const LEGEND_GLYPH: i32 = 26;
 const GREY: RGBColor = RGBColor(90, 90, 90);
+/// Size of the ▼ drawn for an exact zero, and the rise between the rows of
+/// ▼ of differently coloured series (so that two series both 0 at the same
+/// x stay visible).
+const ZERO_HALF_WIDTH: i32 = 4;
+const ZERO_HEIGHT: i32 = 7;
+const ZERO_ROW: i32 = 8;
 
 fn draw_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -254,7 +303,11 @@ fn draw_figure<DB: DrawingBackend>(
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let (w, _) = root.dim_in_pixel();
-    let header = if fig.subtitle.is_some() { 58 } else { 36 };
+    let mut notes: Vec<&str> = fig.subtitle.iter().map(String::as_str).collect();
+    if fig.has_floor_zeros() {
+        notes.push(ZERO_NOTE);
+    }
+    let header = 36 + 22 * u32::try_from(notes.len()).unwrap_or(0);
     let (top, body) = root.split_vertically(header);
     let centre = i32::try_from(w / 2).unwrap_or(0);
     top.draw(&Text::new(
@@ -266,10 +319,10 @@ fn draw_figure<DB: DrawingBackend>(
             .pos(Pos::new(HPos::Center, VPos::Top)),
     ))
     .map_err(err)?;
-    if let Some(sub) = &fig.subtitle {
+    for (line, note) in (0..).zip(notes) {
         top.draw(&Text::new(
-            sub.clone(),
-            (centre, 36),
+            note.to_owned(),
+            (centre, 36 + 20 * line),
             (FONT, SUBTITLE_SIZE)
                 .into_font()
                 .color(&GREY)
@@ -285,6 +338,11 @@ fn draw_figure<DB: DrawingBackend>(
         for s in &panel.series {
             for &(x, y) in &s.points {
                 if fig.x.scale.usable(x) && fig.y.scale.usable(y) {
+                    xs.push(x);
+                    ys.push(y);
+                } else if fig.x.scale.usable(x) && fig.y.on_floor(y) {
+                    // Drawn on the bottom edge: the y extent only keeps
+                    // that edge clear of the data.
                     xs.push(x);
                     ys.push(y);
                 }
@@ -408,6 +466,29 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
         }
     }
 
+    // Exact zeros: ▼ with its tip on the bottom edge, one row per colour.
+    let mut rows: Vec<RGBColor> = Vec::new();
+    for s in &panel.series {
+        let xs = floor_xs(&s.points, &fig.x, &fig.y);
+        if xs.is_empty() {
+            continue;
+        }
+        let row = rows.iter().position(|&c| c == s.color).unwrap_or_else(|| {
+            rows.push(s.color);
+            rows.len() - 1
+        });
+        let tip = -i32::try_from(row).unwrap_or(0).saturating_mul(ZERO_ROW);
+        let fill = s.color.filled();
+        chart
+            .draw_series(
+                xs.iter().map(|&x| {
+                    EmptyElement::at((x, yr.0)) + Polygon::new(down_triangle(0, tip), fill)
+                }),
+            )
+            .map_err(err)?;
+        drawn_points.extend(xs.iter().map(|&x| (x, yr.0)));
+    }
+
     if !panel_has_data(panel, fig) {
         let mid = ((xr.0 + xr.1) / 2.0, (yr.0 + yr.1) / 2.0);
         let style = (FONT, 22.0)
@@ -445,7 +526,13 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
             (vec![(0, 0), (21, 0)], vec![(21, 0), (21, 0)])
         };
         let glyph = move |(x, y): (i32, i32)| {
-            let stroke = ShapeStyle::from(color).stroke_width(LINE_WIDTH);
+            // An all-zero series has no line, only its ▼.
+            let stroke = if marker == Some(Marker::Zero) {
+                ShapeStyle::from(color.mix(0.0))
+            } else {
+                ShapeStyle::from(color)
+            }
+            .stroke_width(LINE_WIDTH);
             let fill = |m: Marker| {
                 if marker == Some(m) {
                     color.filled()
@@ -458,6 +545,7 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
                 + PathElement::new(second.clone(), stroke)
                 + Circle::new((10, 0), 4, fill(Marker::Circle))
                 + TriangleMarker::new((10, 0), 5, fill(Marker::Triangle))
+                + Polygon::new(down_triangle(10, ZERO_HEIGHT / 2), fill(Marker::Zero))
         };
         // An empty series carries the legend entry; the lines were drawn
         // above in pieces (gaps, markers) that must not each get an entry.

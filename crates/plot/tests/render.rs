@@ -426,13 +426,138 @@ fn hostile_values_never_panic() {
     let results = ResultsDir::load(root).expect("load");
     let rendered = render_charts(&results, &results.plots_dir()).expect("render");
     let has: Vec<(&str, bool)> = rendered.iter().map(|r| (r.name, r.has_data)).collect();
+    // The gradient charts have one thing to show, the exact 0 at step 0
+    // (drawn as ▼ on the bottom edge); -3, NaN, inf and empty are dropped.
     assert_eq!(
         has,
         [
             (TRAIN_ERROR_VS_STEP, true),
             (ERROR_VS_DEPTH, false),
-            (GRADIENT_PROFILE, false),
-            (GRADIENT_VS_STEP, false),
+            (GRADIENT_PROFILE, true),
+            (GRADIENT_VS_STEP, true),
         ]
     );
+    for name in [GRADIENT_PROFILE, GRADIENT_VS_STEP] {
+        let text = svg(root, name);
+        assert!(text.contains(ZERO_NOTE), "{name} lacks the zero note");
+        assert!(
+            text.contains("all 0 (underflow)"),
+            "{name} lacks the suffix"
+        );
+    }
+}
+
+const ZERO_NOTE: &str = "values of exactly 0 (float32 underflow) are drawn on the bottom edge";
+
+/// Texts of the y tick labels of an SVG chart: plotters writes them
+/// right-aligned (`text-anchor="end"`), as no other text of ours is.
+fn y_tick_labels(svg: &str) -> Vec<String> {
+    svg.split("<text ")
+        .skip(1)
+        .filter(|t| t.contains(r#"text-anchor="end""#))
+        .filter_map(|t| {
+            let body = t.split_once('>')?.1.split_once("</text>")?.0;
+            Some(body.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The decade a log tick label stands for: "10⁻³⁰" is -30, "0.1" is -1,
+/// "1" is 0, "100" is 2.
+fn decade(label: &str) -> Option<i32> {
+    if let Some(sup) = label.strip_prefix("10").filter(|s| !s.is_empty()) {
+        if !sup.starts_with(|c: char| c.is_ascii_digit()) {
+            let digits: String = sup
+                .chars()
+                .map(|c| match c {
+                    '⁻' => Some('-'),
+                    '⁰' => Some('0'),
+                    '¹' => Some('1'),
+                    '²' => Some('2'),
+                    '³' => Some('3'),
+                    '⁴' => Some('4'),
+                    '⁵' => Some('5'),
+                    '⁶' => Some('6'),
+                    '⁷' => Some('7'),
+                    '⁸' => Some('8'),
+                    '⁹' => Some('9'),
+                    _ => None,
+                })
+                .collect::<Option<String>>()?;
+            return digits.parse().ok();
+        }
+    }
+    let v: f64 = label.parse().ok()?;
+    let e = v.log10().round();
+    ((v.log10() - e).abs() < 1e-9).then_some(e as i32)
+}
+
+/// One variant, depths 2 and 3. The depth-3 net spans 1e-30 (layer 1) to
+/// 0.1 (layer 2) while its first layer is exactly 0 throughout (float32
+/// underflow); every layer of the depth-2 net is exactly 0.
+fn underflow_fixture(root: &Path) {
+    let mut summary = format!("{SUMMARY_HEADER}\n");
+    for depth in [2u32, 3] {
+        let run = format!("plain-d{depth}-s0");
+        let mut grads = String::from("step,layer,name,kind,l2,rms\n");
+        for &step in &STEPS {
+            for layer in 0..depth {
+                let l2 = match (depth, layer) {
+                    (2, _) | (3, 0) => "0".to_owned(),
+                    (_, 1) => format!("{:e}", 1e-30 * (1.0 + step as f64 / 30.0)),
+                    _ => format!("{:e}", 0.1 - step as f64 * 1e-3),
+                };
+                let name = format!("layer{layer:02}.linear");
+                writeln!(grads, "{step},{layer},{name},output,{l2},0.1").expect("fmt");
+            }
+        }
+        write(&root.join("runs").join(&run).join("gradients.csv"), &grads);
+        writeln!(
+            summary,
+            "{run},plain,{depth},0,completed,30,100,,,,,,,,,1.0"
+        )
+        .expect("fmt");
+    }
+    write(&root.join("summary.csv"), &summary);
+}
+
+#[test]
+fn gradient_charts_span_every_decade_and_show_exact_zeros() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    underflow_fixture(root);
+    let results = ResultsDir::load(root).expect("load");
+    let rendered = render_charts(&results, &results.plots_dir()).expect("render");
+    assert!(rendered.iter().skip(2).all(|r| r.has_data));
+
+    for name in [GRADIENT_PROFILE, GRADIENT_VS_STEP] {
+        let text = svg(root, name);
+        let labels = y_tick_labels(&text);
+        let decades: Vec<i32> = labels.iter().filter_map(|l| decade(l)).collect();
+        assert_eq!(decades.len(), labels.len(), "{name}: labels {labels:?}");
+        // The data reach 0.1 and 1e-30: labels at or beyond both ends, so
+        // no line runs past the last label, but at most ~8 of them.
+        let (lo, hi) = (decades.iter().min(), decades.iter().max());
+        assert!(hi >= Some(&-1), "{name}: top label below 0.1: {labels:?}");
+        assert!(
+            lo <= Some(&-30),
+            "{name}: bottom label above 1e-30: {labels:?}"
+        );
+        assert!(labels.len() <= 9, "{name}: too many labels: {labels:?}");
+        assert!(text.contains(ZERO_NOTE), "{name} lacks the zero note");
+    }
+
+    // The all-zero series keep their legend entries.
+    let c = svg(root, GRADIENT_PROFILE);
+    assert!(c.contains("d2 — all 0 (underflow)"), "profile lacks d2");
+    assert!(c.contains("d3"), "profile lacks d3");
+    let d = svg(root, GRADIENT_VS_STEP);
+    for text in [
+        "layer 0 (first) — all 0 (underflow)",
+        "layer 1 (middle)",
+        "layer 2 (last)",
+    ] {
+        assert!(d.contains(text), "gradient_vs_step lacks {text:?}");
+    }
+    assert!(!d.contains("layer 1 (middle) —"), "layer 1 is not all 0");
 }

@@ -38,16 +38,25 @@ pub enum ProbeError {
 /// The numbers one probe step brings back, per probe point, input side first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeRecord {
-    /// L2 norm of each weight gradient (NaN where the gradient is undefined).
-    pub weight_l2: Vec<f64>,
-    pub weight_rms: Vec<f64>,
+    /// L2 norm of each weight gradient; `None` for a point without a weight
+    /// (NaN where libtorch left the gradient undefined).
+    pub weight_l2: Vec<Option<f64>>,
+    pub weight_rms: Vec<Option<f64>>,
     /// L2 norm of dL/dh at each probe point's output.
     pub output_l2: Vec<f64>,
     pub output_rms: Vec<f64>,
-    /// Mean, std and saturated fraction of each response.
-    pub response_mean: Vec<f64>,
-    pub response_std: Vec<f64>,
-    pub response_saturation: Vec<f64>,
+    /// Statistics of each response, in forward order.
+    pub responses: Vec<ResponseStats>,
+}
+
+/// Mean, std and saturated fraction of one response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResponseStats {
+    /// The probe point the response follows.
+    pub point: usize,
+    pub mean: f64,
+    pub std: f64,
+    pub saturation: f64,
 }
 
 impl ProbeRecord {
@@ -56,6 +65,7 @@ impl ProbeRecord {
     pub fn all_finite(&self) -> bool {
         self.weight_l2
             .iter()
+            .flatten()
             .chain(&self.output_l2)
             .all(|v| v.is_finite())
     }
@@ -64,8 +74,9 @@ impl ProbeRecord {
 /// Probing for one network: which layers, and how big their outputs are.
 #[derive(Debug)]
 pub struct Probe {
-    /// Per probe point: elements of the weight, and of one example's output.
-    weight_numel: Vec<f64>,
+    /// Per probe point: elements of the weight (`None`: no weight), and the
+    /// shape of one example's output.
+    weight_numel: Vec<Option<f64>>,
     output_shapes: Vec<Vec<i64>>,
     activation: Activation,
 }
@@ -74,7 +85,10 @@ impl Probe {
     pub fn new(net: &dyn Network) -> Probe {
         let points = net.probe_points();
         Probe {
-            weight_numel: points.iter().map(|p| p.weight.numel() as f64).collect(),
+            weight_numel: points
+                .iter()
+                .map(|p| p.weight.as_ref().map(|w| w.numel() as f64))
+                .collect(),
             output_shapes: points.iter().map(|p| p.output_shape.clone()).collect(),
             activation: net.activation(),
         }
@@ -109,7 +123,7 @@ impl Probe {
         &self,
         net: &dyn Network,
         taps: &[Tensor],
-        responses: &[Tensor],
+        responses: &[(usize, Tensor)],
     ) -> Result<ProbeRecord, ProbeError> {
         let n = self.len();
         let norm_of_grad = |t: &Tensor| {
@@ -121,9 +135,15 @@ impl Probe {
             }
         };
         let mut parts: Vec<Tensor> = Vec::with_capacity(2 * n + 3 * responses.len());
-        parts.extend(net.probe_points().iter().map(|p| norm_of_grad(&p.weight)));
+        let weights: Vec<&Tensor> = net
+            .probe_points()
+            .iter()
+            .filter_map(|p| p.weight.as_ref())
+            .collect();
+        let n_weights = weights.len();
+        parts.extend(weights.into_iter().map(norm_of_grad));
         parts.extend(taps.iter().map(norm_of_grad));
-        for r in responses {
+        for (_, r) in responses {
             let r = r.detach();
             let (std, mean) = r.std_mean(false);
             parts.push(mean);
@@ -133,9 +153,14 @@ impl Probe {
         let host: Vec<f32> = Vec::try_from(Tensor::stack(&parts, 0).to_device(Device::Cpu))?;
         let host: Vec<f64> = host.into_iter().map(f64::from).collect();
 
-        let weight_l2 = host[..n].to_vec();
-        let output_l2 = host[n..2 * n].to_vec();
-        let stats = &host[2 * n..];
+        let mut weight_norms = host[..n_weights].iter().copied();
+        let weight_l2: Vec<Option<f64>> = self
+            .weight_numel
+            .iter()
+            .map(|w| w.and_then(|_| weight_norms.next()))
+            .collect();
+        let output_l2 = host[n_weights..n_weights + n].to_vec();
+        let stats = &host[n_weights + n..];
         // Taps share the batch size, so one example's numel times the batch.
         let batch = taps.first().map(|t| t.size()[0]).unwrap_or(1) as f64;
         let output_numel: Vec<f64> = self
@@ -144,20 +169,30 @@ impl Probe {
             .map(|s| s.iter().product::<i64>() as f64 * batch)
             .collect();
         Ok(ProbeRecord {
-            weight_rms: rms(&weight_l2, &self.weight_numel),
-            output_rms: rms(&output_l2, &output_numel),
+            weight_rms: weight_l2
+                .iter()
+                .zip(&self.weight_numel)
+                .map(|(v, n)| Some(v.as_ref()? / n.as_ref()?.sqrt()))
+                .collect(),
+            output_rms: output_l2
+                .iter()
+                .zip(&output_numel)
+                .map(|(v, n)| v / n.sqrt())
+                .collect(),
             weight_l2,
             output_l2,
-            response_mean: stats.iter().step_by(3).copied().collect(),
-            response_std: stats.iter().skip(1).step_by(3).copied().collect(),
-            response_saturation: stats.iter().skip(2).step_by(3).copied().collect(),
+            responses: responses
+                .iter()
+                .zip(stats.chunks_exact(3))
+                .map(|((point, _), s)| ResponseStats {
+                    point: *point,
+                    mean: s[0],
+                    std: s[1],
+                    saturation: s[2],
+                })
+                .collect(),
         })
     }
-}
-
-/// RMS from an L2 norm: ‖g‖ / √numel.
-fn rms(l2: &[f64], numel: &[f64]) -> Vec<f64> {
-    l2.iter().zip(numel).map(|(v, n)| v / n.sqrt()).collect()
 }
 
 #[cfg(test)]
@@ -206,9 +241,16 @@ mod tests {
         );
         assert!((rec.output_rms[2] - expected_l2 / 20f64.sqrt()).abs() < 1e-6);
         // The weight gradient norm equals the norm of W.grad() itself.
-        let w2 = net.probe_points()[2].weight.grad().norm().double_value(&[]);
-        assert!((rec.weight_l2[2] - w2).abs() < 1e-6);
+        let w2 = net.probe_points()[2]
+            .weight
+            .as_ref()
+            .unwrap()
+            .grad()
+            .norm()
+            .double_value(&[]);
+        assert!((rec.weight_l2[2].unwrap() - w2).abs() < 1e-6);
         assert!(rec.all_finite());
-        assert_eq!(rec.response_std.len(), 2);
+        assert_eq!(rec.responses.len(), 2);
+        assert_eq!(rec.responses[1].point, 1);
     }
 }

@@ -106,28 +106,33 @@ impl RunWriters {
     pub fn probe(&mut self, step: usize, rec: &ProbeRecord) -> Result<(), ProbeError> {
         let step_s = step.to_string();
         for (i, name) in self.names.iter().enumerate() {
-            for (kind, l2, rms) in [
-                ("weight", rec.weight_l2[i], rec.weight_rms[i]),
-                ("output", rec.output_l2[i], rec.output_rms[i]),
-            ] {
+            if let (Some(l2), Some(rms)) = (rec.weight_l2[i], rec.weight_rms[i]) {
                 self.gradients.row([
                     step_s.clone(),
                     i.to_string(),
                     name.clone(),
-                    kind.to_string(),
+                    "weight".into(),
                     num(l2),
                     num(rms),
                 ])?;
             }
-        }
-        for i in 0..rec.response_mean.len() {
-            self.activations.row([
+            self.gradients.row([
                 step_s.clone(),
                 i.to_string(),
-                self.names[i].clone(),
-                num(rec.response_mean[i]),
-                num(rec.response_std[i]),
-                num(rec.response_saturation[i]),
+                name.clone(),
+                "output".into(),
+                num(rec.output_l2[i]),
+                num(rec.output_rms[i]),
+            ])?;
+        }
+        for r in &rec.responses {
+            self.activations.row([
+                step_s.clone(),
+                r.point.to_string(),
+                self.names[r.point].clone(),
+                num(r.mean),
+                num(r.std),
+                num(r.saturation),
             ])?;
         }
         self.gradients.flush()?;
@@ -149,6 +154,7 @@ fn num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ResponseStats;
 
     #[test]
     fn headers_match_the_file_contract() {
@@ -158,13 +164,16 @@ mod tests {
             RunWriters::create(&dir, vec!["layer00.linear".into(), "layer01.linear".into()])
                 .unwrap();
         let rec = ProbeRecord {
-            weight_l2: vec![1.0, 2.0],
-            weight_rms: vec![0.1, 0.2],
+            weight_l2: vec![Some(1.0), None],
+            weight_rms: vec![Some(0.1), None],
             output_l2: vec![f64::NAN, 4.0],
             output_rms: vec![0.3, 0.4],
-            response_mean: vec![0.5],
-            response_std: vec![0.25],
-            response_saturation: vec![0.0],
+            responses: vec![ResponseStats {
+                point: 0,
+                mean: 0.5,
+                std: 0.25,
+                saturation: 0.0,
+            }],
         };
         w.probe(0, &rec).unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
@@ -172,7 +181,9 @@ mod tests {
         let g = read("gradients.csv");
         assert!(g.starts_with("step,layer,name,kind,l2,rms\n"), "{g}");
         assert!(g.contains("0,0,layer00.linear,output,NaN,0.3\n"), "{g}");
-        assert_eq!(g.lines().count(), 5);
+        // A point without a weight (layer 1) has only its output row.
+        assert_eq!(g.lines().count(), 4);
+        assert!(g.contains("0,1,layer01.linear,output,4,0.4\n"), "{g}");
         assert!(read("activations.csv")
             .starts_with("step,layer,name,mean,std,saturation\n0,0,layer00.linear,0.5,0.25,0\n"));
         std::fs::remove_dir_all(dir).unwrap();

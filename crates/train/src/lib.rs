@@ -23,9 +23,9 @@ use std::path::PathBuf;
 pub enum TrainError {
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
-    #[error("{0}")]
+    #[error(transparent)]
     Data(#[from] gradscope_data::DataError),
-    #[error("{0}")]
+    #[error(transparent)]
     Model(#[from] gradscope_models::ModelError),
     #[error(transparent)]
     Probe(#[from] gradscope_probe::ProbeError),
@@ -47,6 +47,9 @@ pub enum TrainError {
         #[source]
         source: csv::Error,
     },
+    /// A setting that only shows its problem once the data are loaded.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

@@ -5,6 +5,7 @@
 //! [`Experiment::validate`] checks every value that serde cannot (depth ≥ 2,
 //! lr > 0, …). Each error names the file and the field.
 
+use gradscope_models::cnn::{blocks_per_stage, Shortcut};
 use gradscope_models::{Activation, Init, Norm, Variant};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,86 @@ pub struct Experiment {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DatasetSpec {
     Synthetic(SyntheticData),
+    /// Class-textured images, for tests and quick CNN runs.
+    #[serde(rename = "synthetic-images")]
+    SyntheticImages(SyntheticImages),
+    /// Fashion-MNIST from IDX files (default: Debian's dataset-fashion-mnist).
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist(FileData),
+    /// MNIST from IDX files in `dir`.
+    Mnist(FileData),
+    /// CIFAR-10, binary version, from `dir`.
+    Cifar10(FileData),
+}
+
+/// Images whose class is a texture: each class owns a random k×k pattern,
+/// tiled over the image at a random phase, plus Gaussian noise. A CNN with
+/// global pooling can learn it; position does not matter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticImages {
+    pub samples: usize,
+    /// Held-out examples; default a quarter of `samples`.
+    #[serde(default)]
+    pub test_samples: Option<usize>,
+    pub classes: usize,
+    /// `[channels, height, width]`.
+    pub shape: [usize; 3],
+    /// Noise std relative to the pattern's (default 0.5).
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_noise() -> f64 {
+    0.5
+}
+
+/// A dataset read from files, and how to prepare it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileData {
+    /// Folder of the files (required for mnist and cifar10).
+    #[serde(default)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Use only the first N training examples.
+    #[serde(default)]
+    pub subset_train: Option<usize>,
+    /// Use only the first N test examples.
+    #[serde(default)]
+    pub subset_test: Option<usize>,
+    /// Hold out the last N training examples as the evaluation split instead
+    /// of the test set (He et al.: 45k/5k on CIFAR-10).
+    #[serde(default)]
+    pub validation: Option<usize>,
+    /// Per-channel normalization with the training split's mean and std.
+    #[serde(default = "yes")]
+    pub normalize: bool,
+    /// Pad 4, random crop, random horizontal flip (He et al. 2016 §4.2).
+    #[serde(default)]
+    pub augment: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DatasetSpec {
+    /// Whether training minibatches are augmented.
+    pub fn augment(&self) -> bool {
+        match self {
+            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
+                f.augment
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the data are images (`[c, h, w]` inputs).
+    pub fn is_image(&self) -> bool {
+        !matches!(self, DatasetSpec::Synthetic(_))
+    }
 }
 
 /// Gaussian inputs labelled by a random teacher net (see gradscope-data).
@@ -60,6 +141,41 @@ pub struct SyntheticData {
 #[serde(tag = "family", rename_all = "lowercase")]
 pub enum ModelSpec {
     Mlp(MlpSpec),
+    Cnn(CnnSpec),
+}
+
+/// Options of the He et al. CIFAR CNN family (see gradscope-models::cnn).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnSpec {
+    /// Filters of the first stage (16 in the paper).
+    #[serde(default = "default_cnn_width")]
+    pub width: i64,
+    /// `a` (zero-padded identity, the paper's CIFAR choice) or `b` (1×1 projection).
+    #[serde(default = "default_shortcut")]
+    pub shortcut: Shortcut,
+    /// `batchnorm` (default) or `none`.
+    #[serde(default = "default_cnn_norm")]
+    pub norm: Norm,
+    /// `kaiming` (default, He et al.) or any MLP init.
+    #[serde(default = "default_cnn_init")]
+    pub init: Init,
+    /// Channels-last memory (faster convolutions on CPU; see README).
+    #[serde(default = "yes")]
+    pub channels_last: bool,
+}
+
+fn default_cnn_width() -> i64 {
+    16
+}
+fn default_shortcut() -> Shortcut {
+    Shortcut::A
+}
+fn default_cnn_norm() -> Norm {
+    Norm::Batchnorm
+}
+fn default_cnn_init() -> Init {
+    Init::Kaiming
 }
 
 /// Options of the MLP family (see gradscope-models).
@@ -95,9 +211,13 @@ impl<'de> Deserialize<'de> for DatasetSpec {
         let (kind, rest) = take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "kind")?;
         match kind.as_str() {
             "synthetic" => Ok(DatasetSpec::Synthetic(tagged(rest)?)),
+            "synthetic-images" => Ok(DatasetSpec::SyntheticImages(tagged(rest)?)),
+            "fashion-mnist" => Ok(DatasetSpec::FashionMnist(tagged(rest)?)),
+            "mnist" => Ok(DatasetSpec::Mnist(tagged(rest)?)),
+            "cifar10" => Ok(DatasetSpec::Cifar10(tagged(rest)?)),
             other => Err(in_field(
                 "kind",
-                format!("unknown dataset kind {other:?}, expected \"synthetic\""),
+                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\""),
             )),
         }
     }
@@ -108,9 +228,10 @@ impl<'de> Deserialize<'de> for ModelSpec {
         let (family, rest) = take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "family")?;
         match family.as_str() {
             "mlp" => Ok(ModelSpec::Mlp(tagged(rest)?)),
+            "cnn" => Ok(ModelSpec::Cnn(tagged(rest)?)),
             other => Err(in_field(
                 "family",
-                format!("unknown model family {other:?}, expected \"mlp\""),
+                format!("unknown model family {other:?}, expected \"mlp\" or \"cnn\""),
             )),
         }
     }
@@ -167,8 +288,22 @@ pub struct TrainSpec {
     #[serde(default)]
     pub weight_decay: f64,
     pub batch_size: usize,
-    /// Optimizer steps per run.
-    pub steps: usize,
+    /// Optimizer steps per run (give `steps` or `epochs`).
+    #[serde(default)]
+    pub steps: Option<usize>,
+    /// Passes over the training split per run (give `steps` or `epochs`).
+    #[serde(default)]
+    pub epochs: Option<usize>,
+    /// Steps at which the lr is multiplied by `lr_gamma` (He et al.: 32000
+    /// and 48000).
+    #[serde(default)]
+    pub lr_milestones: Vec<usize>,
+    #[serde(default = "default_gamma")]
+    pub lr_gamma: f64,
+    /// Train at a small lr until the training error falls below a threshold,
+    /// then switch to `lr` (He et al. §4.2, for ResNet-110).
+    #[serde(default)]
+    pub warmup: Option<Warmup>,
     /// Evaluate the held-out split every this many steps (and at the end).
     pub eval_every: usize,
     /// Write a training-error row every this many steps; default
@@ -180,10 +315,39 @@ pub struct TrainSpec {
 fn default_optimizer() -> Optimizer {
     Optimizer::Sgd
 }
+fn default_gamma() -> f64 {
+    0.1
+}
+
+/// The warm-up of He et al. for ResNet-110: lr 0.01 until the training
+/// error falls below 80%, then back to the base lr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Warmup {
+    pub lr: f64,
+    /// Fraction in (0, 1]: leave the warm-up when the on-the-fly training
+    /// error (a `metrics.csv` train row) is below it.
+    pub until_train_error: f64,
+}
 
 impl TrainSpec {
     pub fn log_every(&self) -> usize {
         self.log_every.unwrap_or(self.eval_every)
+    }
+
+    /// Optimizer steps per run, given the size of the training split.
+    pub fn total_steps(&self, train_len: usize) -> usize {
+        match (self.steps, self.epochs) {
+            (Some(s), _) => s,
+            (None, Some(e)) => e * (train_len / self.batch_size.max(1)).max(1),
+            (None, None) => 0,
+        }
+    }
+
+    /// The lr after the step schedule (ignoring warm-up) at `step`.
+    pub fn scheduled_lr(&self, step: usize) -> f64 {
+        let drops = self.lr_milestones.iter().filter(|&&m| step >= m).count();
+        self.lr * self.lr_gamma.powi(drops as i32)
     }
 }
 
@@ -354,7 +518,9 @@ impl Experiment {
             return fail("seeds", format!("{s} is listed twice"));
         }
 
-        let train_samples = match &self.dataset {
+        // Known before loading only for generated data; file datasets are
+        // checked against batch_size once loaded (Sweep::prepare).
+        let train_samples: Option<usize> = match &self.dataset {
             DatasetSpec::Synthetic(SyntheticData {
                 samples,
                 test_samples,
@@ -375,7 +541,52 @@ impl Experiment {
                 if samples.saturating_mul(*features) > 200_000_000 {
                     return fail("dataset.samples", format!("{samples} × {features} features is over the 2e8-value limit of the synthetic set"));
                 }
-                *samples
+                Some(*samples)
+            }
+            DatasetSpec::SyntheticImages(SyntheticImages {
+                samples,
+                test_samples,
+                classes,
+                shape,
+                noise,
+                ..
+            }) => {
+                at_least("dataset.samples", *samples, 1)?;
+                if let Some(t) = test_samples {
+                    at_least("dataset.test_samples", *t, 1)?;
+                }
+                at_least("dataset.classes", *classes, 2)?;
+                if shape.contains(&0)
+                    || shape.iter().product::<usize>().saturating_mul(*samples) > 200_000_000
+                {
+                    return fail("dataset.shape", format!("{shape:?} must have no zero dimension and stay under 2e8 values in all"));
+                }
+                if !(noise.is_finite() && *noise >= 0.0) {
+                    return fail(
+                        "dataset.noise",
+                        format!("{noise} must be a finite number ≥ 0"),
+                    );
+                }
+                Some(*samples)
+            }
+            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
+                let needs_dir = !matches!(self.dataset, DatasetSpec::FashionMnist(_));
+                if needs_dir && f.dir.is_none() {
+                    return fail(
+                        "dataset.dir",
+                        "is required for this dataset kind: the folder that holds its files".into(),
+                    );
+                }
+                for (field, v) in [
+                    ("dataset.subset_train", f.subset_train),
+                    ("dataset.subset_test", f.subset_test),
+                    ("dataset.validation", f.validation),
+                ] {
+                    if let Some(v) = v {
+                        at_least(field, v, 1)?;
+                    }
+                }
+                None
             }
         };
 
@@ -389,6 +600,20 @@ impl Experiment {
                 }
                 if let Init::Normal { std } = init {
                     positive_finite("model.init.normal.std", *std)?;
+                }
+            }
+            ModelSpec::Cnn(CnnSpec { width, init, .. }) => {
+                if !self.dataset.is_image() {
+                    return fail("model.family", "cnn needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")".into());
+                }
+                if !(1..=1024).contains(width) {
+                    return fail("model.width", format!("{width} must be between 1 and 1024"));
+                }
+                if let Init::Normal { std } = init {
+                    positive_finite("model.init.normal.std", *std)?;
+                }
+                for (i, &d) in self.depths.iter().enumerate() {
+                    blocks_per_stage(d).map_err(|m| (format!("depths[{i}]"), m))?;
                 }
             }
         }
@@ -408,16 +633,53 @@ impl Experiment {
             );
         }
         at_least("train.batch_size", t.batch_size, 1)?;
-        if t.batch_size > train_samples {
+        if let Some(n) = train_samples {
+            if t.batch_size > n {
+                return fail(
+                    "train.batch_size",
+                    format!("{} is larger than the {n} training examples", t.batch_size),
+                );
+            }
+        }
+        match (t.steps, t.epochs) {
+            (Some(_), Some(_)) => {
+                return fail(
+                    "train.epochs",
+                    "give either train.steps or train.epochs, not both".into(),
+                )
+            }
+            (None, None) => {
+                return fail(
+                    "train.steps",
+                    "missing: give train.steps or train.epochs".into(),
+                )
+            }
+            (Some(s), None) => at_least("train.steps", s, 1)?,
+            (None, Some(e)) => at_least("train.epochs", e, 1)?,
+        }
+        for (i, w) in t.lr_milestones.windows(2).enumerate() {
+            if w[1] <= w[0] {
+                return fail(
+                    &format!("train.lr_milestones[{}]", i + 1),
+                    format!("{} must be above the previous milestone {}", w[1], w[0]),
+                );
+            }
+        }
+        if !(t.lr_gamma.is_finite() && t.lr_gamma > 0.0 && t.lr_gamma <= 1.0) {
             return fail(
-                "train.batch_size",
-                format!(
-                    "{} is larger than the {train_samples} training examples",
-                    t.batch_size
-                ),
+                "train.lr_gamma",
+                format!("{} must be in (0, 1]", t.lr_gamma),
             );
         }
-        at_least("train.steps", t.steps, 1)?;
+        if let Some(w) = &t.warmup {
+            positive_finite("train.warmup.lr", w.lr)?;
+            if !(w.until_train_error > 0.0 && w.until_train_error <= 1.0) {
+                return fail(
+                    "train.warmup.until_train_error",
+                    format!("{} must be in (0, 1]", w.until_train_error),
+                );
+            }
+        }
         at_least("train.eval_every", t.eval_every, 1)?;
         if let Some(l) = t.log_every {
             at_least("train.log_every", l, 1)?;
@@ -570,6 +832,54 @@ mod tests {
                 ),
                 "model.init.normal.std",
             ),
+            (
+                with(
+                    r#""family": "mlp", "width": 16, "activation": "sigmoid""#,
+                    r#""family": "cnn""#,
+                ),
+                "model.family",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "epochs": 2"#),
+                "train.epochs",
+            ),
+            (with(r#""steps": 20, "#, ""), "train.steps"),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "lr_milestones": [10, 5]"#),
+                "train.lr_milestones[1]",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "lr_gamma": 2"#),
+                "train.lr_gamma",
+            ),
+            (
+                with(
+                    r#""steps": 20"#,
+                    r#""steps": 20, "warmup": {"lr": 0.01, "until_train_error": 1.5}"#,
+                ),
+                "train.warmup.until_train_error",
+            ),
+            (
+                with(
+                    r#""kind": "synthetic", "samples": 256, "classes": 4, "features": 8"#,
+                    r#""kind": "mnist""#,
+                ),
+                "dataset.dir",
+            ),
+            (
+                with(
+                    r#""kind": "synthetic", "samples": 256, "classes": 4, "features": 8"#,
+                    r#""kind": "cifar10", "dir": "/x", "subset_train": 0"#,
+                ),
+                "dataset.subset_train",
+            ),
+            (
+                with(
+                    r#""kind": "synthetic", "samples": 256, "classes": 4, "features": 8"#,
+                    r#""kind": "fashion-mnist", "agument": true"#,
+                ),
+                "dataset.agument",
+            ),
         ];
         let mut wrong = Vec::new();
         for (text, field) in cases {
@@ -585,6 +895,48 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// He et al. CIFAR nets have 6n+2 layers; anything else is refused
+    /// before training, naming the depth.
+    #[test]
+    fn cnn_depth_must_be_6n_plus_2() {
+        let cnn = GOOD
+            .replace(
+                r#""kind": "synthetic", "samples": 256, "classes": 4, "features": 8"#,
+                r#""kind": "synthetic-images", "samples": 256, "classes": 4, "shape": [1, 8, 8]"#,
+            )
+            .replace(
+                r#""family": "mlp", "width": 16, "activation": "sigmoid""#,
+                r#""family": "cnn", "width": 4"#,
+            );
+        let err = parse(&cnn).unwrap_err();
+        assert_eq!(err.field(), "depths[0]", "{err}");
+        assert!(err.to_string().contains("6n+2"), "{err}");
+        let ok = parse(&cnn.replace("[4, 8]", "[8, 14]")).unwrap();
+        assert!(matches!(
+            ok.model,
+            ModelSpec::Cnn(CnnSpec {
+                shortcut: Shortcut::A,
+                norm: Norm::Batchnorm,
+                init: Init::Kaiming,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn schedule_and_budget() {
+        let e = parse(&with(
+            r#""steps": 20"#,
+            r#""epochs": 3, "lr_milestones": [10, 15]"#,
+        ))
+        .unwrap();
+        // 256 examples / batch 32 = 8 steps per epoch.
+        assert_eq!(e.train.total_steps(256), 24);
+        assert_eq!(e.train.scheduled_lr(9), 0.1);
+        assert!((e.train.scheduled_lr(10) - 0.01).abs() < 1e-12);
+        assert!((e.train.scheduled_lr(23) - 0.001).abs() < 1e-12);
     }
 
     #[test]

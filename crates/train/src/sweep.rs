@@ -12,17 +12,19 @@
 
 use crate::plan::{plan, RunSpec};
 use crate::record::{write_summary, RunRecord, Status, Versions};
-use crate::spec::{DatasetSpec, Experiment, SyntheticData};
-use crate::train_loop::train_run;
+use crate::spec::{DatasetSpec, Experiment, SyntheticData, SyntheticImages};
+use crate::train_loop::{build_network, train_run};
 use crate::TrainError;
-use gradscope_data::{synthetic, Dataset, SyntheticSpec};
+use gradscope_data::textures::{synthetic_images, TextureSpec};
+use gradscope_data::{cifar, idx, synthetic, Dataset, SyntheticSpec};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use tch::Device;
 
-/// Builds the dataset an experiment names (on the CPU).
+/// Builds or reads the dataset an experiment names (on the CPU), prepared
+/// as the file asks: subset, validation split, per-channel normalization.
 pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
-    match spec {
+    let files = match spec {
         DatasetSpec::Synthetic(SyntheticData {
             samples,
             test_samples,
@@ -30,15 +32,60 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
             features,
             teacher_width,
             seed,
-        }) => Ok(synthetic(&SyntheticSpec {
-            samples: *samples,
-            test_samples: test_samples.unwrap_or((samples / 4).max(1)),
-            classes: *classes,
-            features: *features,
-            teacher_width: teacher_width.unwrap_or(2 * classes),
-            seed: *seed,
-        })?),
+        }) => {
+            return Ok(synthetic(&SyntheticSpec {
+                samples: *samples,
+                test_samples: test_samples.unwrap_or((samples / 4).max(1)),
+                classes: *classes,
+                features: *features,
+                teacher_width: teacher_width.unwrap_or(2 * classes),
+                seed: *seed,
+            })?)
+        }
+        DatasetSpec::SyntheticImages(SyntheticImages {
+            samples,
+            test_samples,
+            classes,
+            shape,
+            noise,
+            seed,
+        }) => {
+            return Ok(synthetic_images(&TextureSpec {
+                samples: *samples,
+                test_samples: test_samples.unwrap_or((samples / 4).max(1)),
+                classes: *classes,
+                shape: *shape,
+                noise: *noise,
+                seed: *seed,
+            })?)
+        }
+        DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
+    };
+    // Validation guarantees a dir for mnist and cifar10.
+    let dir = files
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(idx::FASHION_MNIST_DIR));
+    let mut data = match spec {
+        DatasetSpec::FashionMnist(_) => {
+            idx::idx_dataset(&dir, "fashion-mnist", idx::FASHION_MNIST_HINT)?
+        }
+        DatasetSpec::Mnist(_) => idx::idx_dataset(
+            &dir,
+            "mnist",
+            "download the four MNIST IDX files (train-images-idx3-ubyte.gz, …) into this folder",
+        )?,
+        _ => cifar::cifar10(&dir)?,
+    };
+    // Carve validation from the full training split, then subset each split.
+    if let Some(n) = files.validation {
+        data = data.split_validation(n)?;
     }
+    data = data.subset(files.subset_train, files.subset_test)?;
+    if files.normalize {
+        data = data.normalize_per_channel();
+    }
+    Ok(data)
 }
 
 /// An experiment ready to run into its results directory.
@@ -60,14 +107,32 @@ impl Sweep {
         device: Device,
         threads: i32,
     ) -> Result<Sweep, TrainError> {
-        let data = load_dataset(&experiment.dataset)?.to_device(device);
+        let data = load_dataset(&experiment.dataset)?;
+        let train_len = data.train.len() as usize;
+        if experiment.train.batch_size > train_len {
+            return Err(TrainError::Invalid {
+                field: "train.batch_size".into(),
+                message: format!(
+                    "{} is larger than the {train_len} training examples",
+                    experiment.train.batch_size
+                ),
+            });
+        }
+        let runs = plan(&experiment);
+        // Build every network once on the CPU before any folder exists, so
+        // a shape that cannot work (too small an input, a depth the family
+        // cannot take) is refused up front, naming the layer or field.
+        for run in &runs {
+            let vs = tch::nn::VarStore::new(Device::Cpu);
+            build_network(&vs.root(), &experiment, &data, run)?;
+        }
+        let data = data.to_device(device);
         let runs_dir = out.join("runs");
         std::fs::create_dir_all(&runs_dir).map_err(TrainError::io(&runs_dir))?;
         // create_dir_all succeeds on an existing read-only folder: try a write.
         let probe_file = out.join(format!(".gradscope-write-check-{}", std::process::id()));
         std::fs::write(&probe_file, b"").map_err(TrainError::io(out))?;
         std::fs::remove_file(&probe_file).map_err(TrainError::io(&probe_file))?;
-        let runs = plan(&experiment);
         Ok(Sweep {
             experiment,
             out: out.to_path_buf(),
@@ -76,6 +141,14 @@ impl Sweep {
             data,
             runs,
         })
+    }
+
+    /// Optimizer steps per run (from `train.steps`, or `train.epochs` and
+    /// the size of the training split).
+    pub fn steps(&self) -> usize {
+        self.experiment
+            .train
+            .total_steps(self.data.train.len() as usize)
     }
 
     pub fn experiment(&self) -> &Experiment {
@@ -120,7 +193,7 @@ impl Sweep {
             status: Status::Running,
             diverged_at_step: None,
             error: None,
-            steps_planned: self.experiment.train.steps,
+            steps_planned: self.steps(),
             steps_done: 0,
             params: 0,
             elapsed_s: 0.0,

@@ -10,10 +10,12 @@
 
 use crate::plan::RunSpec;
 use crate::record::{FinalMetrics, GradientEnds, Status};
-use crate::spec::{Experiment, MlpSpec, ModelSpec};
+use crate::spec::{CnnSpec, Experiment, MlpSpec, ModelSpec};
 use crate::TrainError;
+use gradscope_data::prep::augment;
 use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
+use gradscope_models::cnn::{Cnn, CnnConfig};
 use gradscope_models::mlp::{Mlp, MlpConfig};
 use gradscope_models::Network;
 use gradscope_probe::writers::{MetricsRow, RunWriters};
@@ -44,13 +46,13 @@ pub fn build_network(
     data: &Dataset,
     run: &RunSpec,
 ) -> Result<Box<dyn Network>, TrainError> {
-    match &exp.model {
+    Ok(match &exp.model {
         ModelSpec::Mlp(MlpSpec {
             width,
             activation,
             init,
             norm,
-        }) => Ok(Box::new(Mlp::new(
+        }) => Box::new(Mlp::new(
             p,
             MlpConfig {
                 input_dim: data.input_dim(),
@@ -62,8 +64,30 @@ pub fn build_network(
                 norm: *norm,
                 variant: run.variant,
             },
-        )?)),
-    }
+        )?),
+        ModelSpec::Cnn(CnnSpec {
+            width,
+            shortcut,
+            norm,
+            init,
+            channels_last,
+        }) => Box::new(Cnn::new(
+            p,
+            CnnConfig {
+                input_shape: data.input_shape.clone(),
+                classes: data.classes,
+                depth: run.depth,
+                base_width: *width,
+                shortcut: *shortcut,
+                norm: *norm,
+                init: *init,
+                variant: run.variant,
+                // Channels-last pays off only where libtorch has NHWC kernels
+                // for it; on CUDA cuDNN picks its own layout.
+                channels_last: *channels_last && data.train.x.device() == Device::Cpu,
+            },
+        )?),
+    })
 }
 
 /// Trains one run, streaming its CSV files into `dir`.
@@ -79,6 +103,7 @@ pub fn train_run(
     progress: &mut dyn FnMut(usize),
 ) -> Result<RunOutcome, TrainError> {
     let t = &exp.train;
+    let steps = t.total_steps(data.train.len() as usize);
     let device = data.train.x.device();
     let start = Instant::now();
 
@@ -91,18 +116,28 @@ pub fn train_run(
         .iter()
         .map(|v| v.numel() as i64)
         .sum();
+    let mut warming = t.warmup.is_some();
+    let lr_at = |step: usize, warming: bool| match (&t.warmup, warming) {
+        (Some(w), true) => w.lr,
+        _ => t.scheduled_lr(step),
+    };
+    let mut lr = lr_at(0, warming);
     let mut opt = nn::Sgd {
         momentum: t.momentum,
         dampening: 0.0,
         wd: t.weight_decay,
         nesterov: false,
     }
-    .build(&vs, t.lr)?;
+    .build(&vs, lr)?;
 
     let probe = Probe::new(net.as_ref());
     let probe_points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
     let mut out = RunWriters::create(dir, probe_points.clone())?;
     let mut order = Batches::new(data.train.len(), t.batch_size as i64, run.seed, device);
+    let mut augment_rng = exp
+        .dataset
+        .augment()
+        .then(|| SplitMix64::new(run.seed ^ 0xA06_3E47));
     let epoch = |step: usize| (step * t.batch_size) as f64 / data.train.len() as f64;
     let elapsed = || start.elapsed().as_secs_f64();
 
@@ -120,19 +155,27 @@ pub fn train_run(
         split: "test",
         loss,
         error,
-        lr: t.lr,
+        lr,
         elapsed_s: elapsed(),
     })?;
 
-    for step in 0..t.steps {
+    for step in 0..steps {
         if stop.load(Ordering::SeqCst) {
             status = Status::Interrupted;
             break;
         }
-        let (x, y) = order.next(&data.train);
+        let next_lr = lr_at(step, warming);
+        if next_lr != lr {
+            lr = next_lr;
+            opt.set_lr(lr);
+        }
+        let (mut x, y) = order.next(&data.train);
+        if let Some(rng) = augment_rng.as_mut() {
+            x = augment(&x, rng);
+        }
 
         // Taps only on probe steps: other steps pay nothing for probing.
-        let probing = step % exp.probe.every == 0 || step + 1 == t.steps;
+        let probing = step % exp.probe.every == 0 || step + 1 == steps;
         let taps = probing.then(|| probe.taps(y.size()[0], device));
         let fwd = net.forward(&x, true, taps.as_deref());
         let loss = fwd.logits.cross_entropy_for_logits(&y);
@@ -163,7 +206,7 @@ pub fn train_run(
         window.add(&loss, &fwd.logits, &y);
         steps_done = step + 1;
 
-        if steps_done % t.log_every() == 0 || steps_done == t.steps {
+        if steps_done % t.log_every() == 0 || steps_done == steps {
             let (loss, error) = window.take();
             out.metrics(&MetricsRow {
                 step: steps_done,
@@ -171,15 +214,19 @@ pub fn train_run(
                 split: "train",
                 loss,
                 error,
-                lr: t.lr,
+                lr,
                 elapsed_s: elapsed(),
             })?;
             if !loss.is_finite() {
                 (status, diverged_at_step) = (Status::Diverged, Some(steps_done));
                 break;
             }
+            // He et al.'s warm-up ends once training error is below the bar.
+            if let Some(w) = &t.warmup {
+                warming &= error >= w.until_train_error;
+            }
         }
-        if steps_done % t.eval_every == 0 || steps_done == t.steps {
+        if steps_done % t.eval_every == 0 || steps_done == steps {
             let (loss, error) = evaluate(net.as_ref(), &data.test);
             out.metrics(&MetricsRow {
                 step: steps_done,
@@ -187,7 +234,7 @@ pub fn train_run(
                 split: "test",
                 loss,
                 error,
-                lr: t.lr,
+                lr,
                 elapsed_s: elapsed(),
             })?;
         }

@@ -1,0 +1,520 @@
+//! The CIFAR networks of He et al. (2016, §4.2) and their plain twins.
+//!
+//! Depth is `6n + 2` weight layers: a 3×3 stem convolution with 16 filters,
+//! three stages of `n` two-convolution blocks with 16, 32 and 64 filters
+//! (the second and third stages open with a stride-2 convolution, so maps go
+//! 32→16→8 on CIFAR and 28→14→7 on 28×28 input), global average pooling and
+//! a fully connected layer. Every convolution is followed by BN (optional,
+//! for experiments without it), then ReLU.
+//!
+//! ```text
+//! block, plain:     y = relu(bn2(conv2(relu(bn1(conv1(x))))))
+//! block, residual:  y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
+//! ```
+//!
+//! Where a block changes shape, the shortcut is option A (identity on every
+//! other pixel, zero-padded channels: no parameters, as He et al. use on
+//! CIFAR) or option B (a 1×1 stride-2 projection with BN). Both twins build
+//! the same layers in the same order, so the same seed gives them the same
+//! weights; option B's projections exist only in the residual net.
+//!
+//! Probe points, in forward order: each convolution's output (`layer07.conv`,
+//! `block03.proj`) and each block's output (`block03.out`, no weight). The
+//! responses (He et al. Fig. 7) are each 3×3 convolution's output after BN,
+//! before the addition and the ReLU.
+
+use crate::{
+    point_name, tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant,
+};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+/// How a residual block bridges a change of shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shortcut {
+    /// Identity with stride-2 subsampling and zero-padded channels.
+    A,
+    /// 1×1 stride-2 convolution and BN.
+    B,
+}
+
+/// Configuration of a He et al. CIFAR-style CNN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CnnConfig {
+    /// `[channels, height, width]` of one input.
+    pub input_shape: Vec<i64>,
+    pub classes: i64,
+    /// `6n + 2` weight layers.
+    pub depth: usize,
+    /// Filters of the first stage (16 in the paper); stages use ×1, ×2, ×4.
+    pub base_width: i64,
+    pub shortcut: Shortcut,
+    pub norm: Norm,
+    pub init: Init,
+    pub variant: Variant,
+    /// Keep activations and weights in channels-last (NHWC) memory, the
+    /// fastest convolution layout of libtorch on CPU.
+    pub channels_last: bool,
+}
+
+/// Checks a depth is `6n + 2` with `n ≥ 1`; returns `n`.
+pub fn blocks_per_stage(depth: usize) -> Result<usize, String> {
+    if depth < 8 || !(depth - 2).is_multiple_of(6) {
+        return Err(format!(
+            "{depth} is not 6n+2 (8, 14, 20, 32, 44, 56, 110, …)"
+        ));
+    }
+    Ok((depth - 2) / 6)
+}
+
+struct ConvBn {
+    conv: nn::Conv2D,
+    bn: Option<nn::BatchNorm>,
+    /// Index of the conv's probe point.
+    point: usize,
+}
+
+struct Block {
+    c1: ConvBn,
+    c2: ConvBn,
+    /// Option B projection where the shape changes (residual twin only).
+    proj: Option<ConvBn>,
+    /// Channels added by option A where the shape changes.
+    pad_channels: i64,
+    stride: i64,
+    out_point: usize,
+}
+
+/// A He et al. CIFAR CNN, plain or residual (see the module docs).
+pub struct Cnn {
+    config: CnnConfig,
+    stem: ConvBn,
+    blocks: Vec<Block>,
+    fc: nn::Linear,
+    fc_point: usize,
+    points: Vec<ProbePoint>,
+}
+
+impl std::fmt::Debug for Cnn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cnn")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the conv + BN pair and registers its probe point.
+struct Builder<'a> {
+    p: &'a nn::Path<'a>,
+    init: Init,
+    norm: Norm,
+    channels_last: bool,
+    points: Vec<ProbePoint>,
+}
+
+impl Builder<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        name: String,
+        c_in: i64,
+        c_out: i64,
+        k: i64,
+        stride: i64,
+        out_hw: (i64, i64),
+    ) -> ConvBn {
+        let fan_in = c_in * k * k;
+        let (ws_init, _) = self.init.weight_and_bias(fan_in, c_out * k * k);
+        // No conv bias: BN's beta plays its part (the torchvision
+        // convention, which the parameter counts of the papers assume).
+        let cfg = nn::ConvConfig {
+            stride,
+            padding: k / 2,
+            bias: false,
+            ws_init,
+            ..Default::default()
+        };
+        let (seg, kind) = name.split_once('.').unwrap_or((&name, "conv"));
+        let mut conv = nn::conv2d(self.p / seg / kind, c_in, c_out, k, cfg);
+        if self.channels_last {
+            let nhwc = channels_last(&conv.ws);
+            tch::no_grad(|| conv.ws.set_data(&nhwc));
+        }
+        let bn = match self.norm {
+            Norm::None => None,
+            Norm::Batchnorm => Some(nn::batch_norm2d(
+                self.p / seg / format!("{kind}_bn"),
+                c_out,
+                nn::BatchNormConfig {
+                    ws_init: nn::Init::Const(1.0),
+                    bs_init: nn::Init::Const(0.0),
+                    ..Default::default()
+                },
+            )),
+        };
+        self.points.push(ProbePoint {
+            name,
+            weight: Some(conv.ws.shallow_clone()),
+            output_shape: vec![c_out, out_hw.0, out_hw.1],
+        });
+        ConvBn {
+            conv,
+            bn,
+            point: self.points.len() - 1,
+        }
+    }
+
+    fn point(&mut self, name: String, shape: Vec<i64>) -> usize {
+        self.points.push(ProbePoint {
+            name,
+            weight: None,
+            output_shape: shape,
+        });
+        self.points.len() - 1
+    }
+}
+
+/// An NCHW tensor with NHWC strides (PyTorch's `channels_last`): tch has no
+/// memory-format argument, but libtorch picks the layout from the strides.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+impl Cnn {
+    pub fn new(p: &nn::Path, config: CnnConfig) -> Result<Cnn, ModelError> {
+        let invalid = |field: &str, message: String| ModelError::Invalid {
+            field: field.to_string(),
+            message,
+        };
+        let n = blocks_per_stage(config.depth).map_err(|m| invalid("depths", m))?;
+        let [c, h, w] = <[i64; 3]>::try_from(config.input_shape.as_slice()).map_err(|_| {
+            invalid(
+                "dataset",
+                format!(
+                    "the CNN needs [channels, height, width] inputs, got {:?}",
+                    config.input_shape
+                ),
+            )
+        })?;
+        // Two stride-2 stages need at least 4×4 maps to leave a 1×1 map.
+        if h < 4 || w < 4 || c < 1 {
+            return Err(invalid(
+                "dataset",
+                format!(
+                    "input {c}×{h}×{w} is too small for two stride-2 stages (need at least 4×4)"
+                ),
+            ));
+        }
+        if !(1..=1024).contains(&config.base_width) {
+            return Err(invalid(
+                "model.width",
+                format!("{} must be between 1 and 1024", config.base_width),
+            ));
+        }
+        let mut b = Builder {
+            p,
+            init: config.init,
+            norm: config.norm,
+            channels_last: config.channels_last,
+            points: Vec::new(),
+        };
+        let names = config.depth; // weight layers, for zero padding of names
+        let stem = b.conv(
+            point_name(0, names, "conv"),
+            c,
+            config.base_width,
+            3,
+            1,
+            (h, w),
+        );
+        let mut blocks = Vec::with_capacity(3 * n);
+        let (mut c_in, mut hw) = (config.base_width, (h, w));
+        let mut layer = 1;
+        for stage in 0..3 {
+            let c_out = config.base_width << stage;
+            for i in 0..n {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                // PyTorch's output size for a 3×3, padding-1 convolution.
+                let out_hw = ((hw.0 - 1) / stride + 1, (hw.1 - 1) / stride + 1);
+                let block_no = blocks.len() + 1;
+                let bname = |kind: &str| {
+                    format!(
+                        "block{block_no:0w$}.{kind}",
+                        w = (3 * n).to_string().len().max(2)
+                    )
+                };
+                let c1 = b.conv(
+                    point_name(layer, names, "conv"),
+                    c_in,
+                    c_out,
+                    3,
+                    stride,
+                    out_hw,
+                );
+                let c2 = b.conv(
+                    point_name(layer + 1, names, "conv"),
+                    c_out,
+                    c_out,
+                    3,
+                    1,
+                    out_hw,
+                );
+                let reshapes = stride != 1 || c_in != c_out;
+                let proj = (config.variant == Variant::Residual
+                    && config.shortcut == Shortcut::B
+                    && reshapes)
+                    .then(|| b.conv(bname("proj"), c_in, c_out, 1, stride, out_hw));
+                let out_point = b.point(bname("out"), vec![c_out, out_hw.0, out_hw.1]);
+                blocks.push(Block {
+                    c1,
+                    c2,
+                    proj,
+                    pad_channels: c_out - c_in,
+                    stride,
+                    out_point,
+                });
+                layer += 2;
+                (c_in, hw) = (c_out, out_hw);
+            }
+        }
+        let (ws_init, bs_init) = config.init.weight_and_bias(c_in, config.classes);
+        let fc_name = point_name(layer, names, "fc");
+        let fc = nn::linear(
+            p / point_name(layer, names, "") / "fc",
+            c_in,
+            config.classes,
+            nn::LinearConfig {
+                ws_init,
+                bs_init: Some(bs_init),
+                bias: true,
+            },
+        );
+        b.points.push(ProbePoint {
+            name: fc_name,
+            weight: Some(fc.ws.shallow_clone()),
+            output_shape: vec![config.classes],
+        });
+        let fc_point = b.points.len() - 1;
+        Ok(Cnn {
+            points: b.points,
+            config,
+            stem,
+            blocks,
+            fc,
+            fc_point,
+        })
+    }
+
+    pub fn config(&self) -> &CnnConfig {
+        &self.config
+    }
+
+    /// conv → tap → BN; records the BN output as the layer's response.
+    fn conv_bn(
+        &self,
+        cb: &ConvBn,
+        x: &Tensor,
+        train: bool,
+        taps: Option<&[Tensor]>,
+        responses: &mut Vec<(usize, Tensor)>,
+    ) -> Tensor {
+        let h = tapped(cb.conv.forward(x), taps, cb.point);
+        let h = match &cb.bn {
+            Some(bn) => bn.forward_t(&h, train),
+            None => h,
+        };
+        responses.push((cb.point, h.shallow_clone()));
+        h
+    }
+}
+
+impl Network for Cnn {
+    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
+        let mut responses = Vec::with_capacity(self.points.len());
+        let x = if self.config.channels_last {
+            channels_last(x)
+        } else {
+            x.shallow_clone()
+        };
+        let mut h = self
+            .conv_bn(&self.stem, &x, train, taps, &mut responses)
+            .relu();
+        for b in &self.blocks {
+            let u = self.conv_bn(&b.c1, &h, train, taps, &mut responses).relu();
+            let u = self.conv_bn(&b.c2, &u, train, taps, &mut responses);
+            let y = match self.config.variant {
+                Variant::Plain => u,
+                Variant::Residual => {
+                    let shortcut = match &b.proj {
+                        Some(p) => {
+                            let h = tapped(p.conv.forward(&h), taps, p.point);
+                            match &p.bn {
+                                Some(bn) => bn.forward_t(&h, train),
+                                None => h,
+                            }
+                        }
+                        None if b.stride != 1 || b.pad_channels != 0 => {
+                            let s = h.slice(2, 0, None, b.stride).slice(3, 0, None, b.stride);
+                            let lo = b.pad_channels / 2;
+                            s.constant_pad_nd([0, 0, 0, 0, lo, b.pad_channels - lo])
+                        }
+                        None => h,
+                    };
+                    u + shortcut
+                }
+            };
+            h = tapped(y.relu(), taps, b.out_point);
+        }
+        let pooled = h.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let logits = tapped(self.fc.forward(&pooled), taps, self.fc_point);
+        Forward { logits, responses }
+    }
+
+    fn probe_points(&self) -> &[ProbePoint] {
+        &self.points
+    }
+
+    /// Responses are pre-ReLU BN outputs; "saturated" is the fraction the
+    /// ReLU will zero.
+    fn activation(&self) -> Activation {
+        Activation::Relu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn config(depth: usize, variant: Variant, shortcut: Shortcut, input: [i64; 3]) -> CnnConfig {
+        CnnConfig {
+            input_shape: input.to_vec(),
+            classes: 10,
+            depth,
+            base_width: 16,
+            shortcut,
+            norm: Norm::Batchnorm,
+            init: Init::Kaiming,
+            variant,
+            channels_last: false,
+        }
+    }
+
+    fn params(vs: &nn::VarStore) -> i64 {
+        vs.trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
+    /// He et al. (2016) Table 6 lists ResNet-20 at 0.27M parameters. With
+    /// option A (parameter-free shortcuts), no conv biases and affine BN the
+    /// exact count is 269,722: the figure the widely used PyTorch
+    /// reimplementations (e.g. akamaster/pytorch_resnet_cifar10) print.
+    #[test]
+    fn resnet20_option_a_has_269722_parameters() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = Cnn::new(
+            &vs.root(),
+            config(20, Variant::Residual, Shortcut::A, [3, 32, 32]),
+        )
+        .unwrap();
+        assert_eq!(params(&vs), 269_722);
+        // The plain twin has exactly the same parameters under option A.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = Cnn::new(
+            &vs.root(),
+            config(20, Variant::Plain, Shortcut::A, [3, 32, 32]),
+        )
+        .unwrap();
+        assert_eq!(params(&vs), 269_722);
+        // Option B adds two 1×1 projections with BN: 16·32 + 64 and 32·64 + 128.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = Cnn::new(
+            &vs.root(),
+            config(20, Variant::Residual, Shortcut::B, [3, 32, 32]),
+        )
+        .unwrap();
+        assert_eq!(params(&vs), 269_722 + 16 * 32 + 64 + 32 * 64 + 128);
+    }
+
+    #[test]
+    fn forward_shapes_and_probe_points() {
+        for (input, shortcut) in [([3, 32, 32], Shortcut::A), ([1, 28, 28], Shortcut::B)] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Cnn::new(&vs.root(), config(14, Variant::Residual, shortcut, input)).unwrap();
+            let x = Tensor::randn(
+                [2, input[0], input[1], input[2]],
+                (Kind::Float, Device::Cpu),
+            );
+            let out = net.forward(&x, true, None);
+            assert_eq!(out.logits.size(), vec![2, 10]);
+            // 13 convs + 6 block outputs + fc (+ 2 projections under B).
+            let extra = if shortcut == Shortcut::B { 2 } else { 0 };
+            assert_eq!(net.probe_points().len(), 13 + 6 + 1 + extra);
+            assert_eq!(out.responses.len(), 13, "one response per 3×3 conv");
+            // Maps go 28→14→7 (or 32→16→8) through the stages.
+            let last = net
+                .probe_points()
+                .iter()
+                .rev()
+                .find(|p| p.name.ends_with(".out"))
+                .unwrap();
+            assert_eq!(last.output_shape, vec![64, input[1] / 4, input[2] / 4]);
+            assert_eq!(net.probe_points()[0].name, "layer00.conv");
+            assert_eq!(net.probe_points().last().unwrap().name, "layer13.fc");
+        }
+    }
+
+    #[test]
+    fn channels_last_gives_the_same_function() {
+        let build = |cl| {
+            tch::manual_seed(5);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Cnn::new(
+                &vs.root(),
+                CnnConfig {
+                    channels_last: cl,
+                    ..config(8, Variant::Residual, Shortcut::A, [3, 16, 16])
+                },
+            )
+            .unwrap();
+            (vs, net)
+        };
+        let ((_a, a), (_b, b)) = (build(false), build(true));
+        let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let (ya, yb) = (
+            a.forward(&x, false, None).logits,
+            b.forward(&x, false, None).logits,
+        );
+        assert!(ya.allclose(&yb, 1e-4, 1e-5, false));
+    }
+
+    #[test]
+    fn impossible_shapes_are_rejected_before_training() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = Cnn::new(
+            &vs.root(),
+            config(21, Variant::Plain, Shortcut::A, [3, 32, 32]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("6n+2"), "{err}");
+        let err = Cnn::new(
+            &vs.root(),
+            config(20, Variant::Plain, Shortcut::A, [3, 2, 2]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("dataset:"), "{err}");
+        let err = Cnn::new(
+            &vs.root(),
+            CnnConfig {
+                input_shape: vec![64],
+                ..config(20, Variant::Plain, Shortcut::A, [3, 32, 32])
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("dataset:"), "{err}");
+    }
+}
