@@ -3,6 +3,7 @@
 #   make reproduce   set up, build, run experiments/quickstart.json, draw its charts
 #   make test        set up and run every test (what CI runs)
 #   make lint        cargo fmt --check and clippy -D warnings
+#   make bench       throughput and probe overhead against PyTorch eager (results/bench/)
 #
 # libtorch comes from PyPI's torch wheel in a venv that every clone shares
 # (override with `make VENV=/path`), so a fresh clone does not download
@@ -22,7 +23,11 @@ GRADSCOPE := target/release/gradscope
 EXPERIMENT ?= experiments/quickstart.json
 THREADS ?= 2
 
-.PHONY: all setup build test lint reproduce plot check clean nextest
+.PHONY: all setup build test lint reproduce plot check clean nextest bench
+
+# make bench: gradscope against bench/pytorch_reference.py on the same
+# libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
+BENCH_ARGS ?=
 
 all: build
 
@@ -55,6 +60,9 @@ reproduce: build
 
 plot: build
 	$(GRADSCOPE) plot results/$(basename $(notdir $(EXPERIMENT)))
+
+bench: build
+	$(GRADSCOPE) bench --python $(VENV)/bin/python --threads $(THREADS) $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -5,6 +5,8 @@
 //! drawing in gradscope-plot. It owns the things only a program has: the
 //! command line, the thread count, the device, Ctrl-C, and the progress bar.
 
+mod bench;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use gradscope_train::plan::plan;
@@ -62,6 +64,55 @@ enum Command {
         /// The experiment file (JSON).
         experiment: PathBuf,
     },
+    /// Measure training throughput and probe overhead against a PyTorch
+    /// eager script on the same libtorch, and write results/bench/.
+    ///
+    /// Workloads: MLP depth 32 width 128 (plain, residual), He et al. CNN-20
+    /// and CNN-56 on 1x28x28, batch 128; probing off, every step, every 10
+    /// steps. Each measurement runs in its own process; the sides alternate
+    /// A/B and B/A, and medians are reported.
+    Bench {
+        /// A/B pairs per workload and probe setting.
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+        /// Threads for both sides [default: the number of CPUs].
+        #[arg(long)]
+        threads: Option<i32>,
+        /// cpu or cuda (both sides).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Python of the venv that holds torch (runs bench/pytorch_reference.py).
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// Where to write bench.csv and bench.md.
+        #[arg(long, default_value = "results/bench")]
+        out: PathBuf,
+        /// Multiplies the timed steps per measurement (200 MLP, 20 CNN-20, 10 CNN-56).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Steps of the memory-growth run (RSS after a tenth of them and after all).
+        #[arg(long, default_value_t = 10_000)]
+        memory_steps: usize,
+    },
+    /// One benchmark measurement in this process (used by `bench`).
+    #[command(hide = true)]
+    BenchOne {
+        #[arg(long)]
+        workload: String,
+        #[arg(long)]
+        probe: String,
+        #[arg(long)]
+        steps: usize,
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+        #[arg(long, default_value_t = 1)]
+        threads: i32,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Comma-separated timed-step counts at which to record RSS.
+        #[arg(long, default_value = "")]
+        rss_at: String,
+    },
     /// Draw the charts of a results directory (one that has summary.csv)
     /// into RESULTS/plots/ as PNG and SVG.
     Plot {
@@ -89,6 +140,56 @@ fn main() -> ExitCode {
         } => run(&experiment, out, threads, device, no_plot),
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
+        Command::Bench {
+            pairs,
+            threads,
+            device,
+            python,
+            out,
+            scale,
+            memory_steps,
+        } => {
+            let threads = threads.unwrap_or_else(default_threads);
+            bench::suite(&bench::Suite {
+                pairs,
+                threads,
+                device,
+                python,
+                out,
+                scale,
+                memory_steps,
+            })
+            .map(|()| ExitCode::SUCCESS)
+        }
+        Command::BenchOne {
+            workload,
+            probe,
+            steps,
+            warmup,
+            threads,
+            device,
+            rss_at,
+        } => (|| {
+            let device = parse_device(&device)?;
+            let rss_at = rss_at
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse()
+                        .with_context(|| format!("--rss-at: {s:?} is not a step count"))
+                })
+                .collect::<Result<Vec<usize>>>()?;
+            let v = bench::bench_one(&bench::One {
+                workload,
+                probe,
+                steps,
+                warmup,
+                threads,
+                device,
+                rss_at,
+            })?;
+            print_stdout(&format!("{v}\n")).map(|()| ExitCode::SUCCESS)
+        })(),
     };
     match result {
         Ok(code) => code,
@@ -99,40 +200,78 @@ fn main() -> ExitCode {
     }
 }
 
+/// `writeln!` into a String (which cannot fail).
+macro_rules! outln {
+    ($buf:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
+/// Prints to stdout; a closed pipe (`gradscope check x | head`) is not an
+/// error worth a panic or a message.
+fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}
+
+fn default_threads() -> i32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(1)
+}
+
+fn parse_device(device: &str) -> Result<Device> {
+    match device {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        "cuda" => {
+            bail!("--device cuda: libtorch sees no CUDA device on this machine (try --device cpu)")
+        }
+        other => bail!("--device: {other:?} is not cpu or cuda"),
+    }
+}
+
 fn check(path: &Path) -> Result<()> {
     let exp = Experiment::from_file(path)?;
     let runs = plan(&exp);
-    println!("{}: ok", path.display());
+    let budget = match (exp.train.steps, exp.train.epochs) {
+        (Some(s), _) => format!("{s} steps"),
+        (_, Some(e)) => format!("{e} epochs"),
+        _ => "?".into(),
+    };
+    let mut text = String::new();
+    outln!(text, "{}: ok", path.display());
     if !exp.description.is_empty() {
-        println!("  {}", exp.description);
+        outln!(text, "  {}", exp.description);
     }
-    println!(
-        "  {} runs ({} variants × {} depths × {} seeds), {} each, probe every {} steps",
+    outln!(
+        text,
+        "  {} runs ({} variants × {} depths × {} seeds), {budget} each, probe every {} steps",
         runs.len(),
         exp.variants.len(),
         exp.depths.len(),
         exp.seeds.len(),
-        match (exp.train.steps, exp.train.epochs) {
-            (Some(s), _) => format!("{s} steps"),
-            (_, Some(e)) => format!("{e} epochs"),
-            _ => "?".into(),
-        },
         exp.probe.every
     );
-    println!("  results: results/{}/", exp.name);
+    outln!(text, "  results: results/{}/", exp.name);
     for r in &runs {
-        println!("  {}", r.name());
+        outln!(text, "  {}", r.name());
     }
-    Ok(())
+    print_stdout(&text)
 }
 
 fn plot(results: &Path) -> Result<()> {
     let written = gradscope_plot::render_all(results)
         .with_context(|| format!("drawing the charts of {}", results.display()))?;
+    let mut text = String::new();
     for f in written {
-        println!("{}", f.display());
+        outln!(text, "{}", f.display());
     }
-    Ok(())
+    print_stdout(&text)
 }
 
 fn run(
@@ -146,9 +285,7 @@ fn run(
     let threads = match threads {
         Some(n) if n < 1 => bail!("--threads: {n} must be at least 1"),
         Some(n) => n,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get() as i32)
-            .unwrap_or(1),
+        None => default_threads(),
     };
     tch::set_num_threads(threads);
     let device = match device {

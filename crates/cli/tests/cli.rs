@@ -542,3 +542,107 @@ fn bad_data_and_shapes_fail_before_training() {
         assert!(!out.exists(), "left {} behind", out.display());
     }
 }
+
+/// `bench-one` times the real training loop and reports one JSON line; the
+/// numbers are not asserted (speed belongs to `make bench`), only that the
+/// measurement is well formed.
+#[test]
+fn bench_one_reports_a_measurement() {
+    let o = gradscope(&[
+        "bench-one",
+        "--workload",
+        "mlp-residual",
+        "--probe",
+        "every",
+        "--steps",
+        "10",
+        "--warmup",
+        "10",
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert_eq!(v["side"], "gradscope");
+    assert_eq!(v["workload"], "mlp-residual");
+    assert_eq!(v["steps"], 10);
+    assert!(v["steps_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    let o = gradscope(&[
+        "bench-one",
+        "--workload",
+        "transformer",
+        "--probe",
+        "every",
+        "--steps",
+        "10",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("transformer"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// gradscope's probe points match the PyTorch reference's hooks, counted by
+/// PyTorch itself (bench/pytorch_reference.py --check): the same network has
+/// the same places where dL/dh is read. Needs the venv `make test` installs.
+#[test]
+fn probe_points_match_the_pytorch_reference() {
+    let Some(venv) = std::env::var_os("VIRTUAL_ENV") else {
+        panic!("VIRTUAL_ENV is unset: run through `make test`, which installs torch in a venv");
+    };
+    let python = Path::new(&venv).join("bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/pytorch_reference.py");
+    for (workload, depth) in [("cnn20", 20), ("mlp-plain", 32)] {
+        let o = Command::new(&python)
+            .args([
+                script.to_str().unwrap(),
+                "--workload",
+                workload,
+                "--check",
+                "--threads",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let line = String::from_utf8_lossy(&o.stdout);
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        // gradscope's side: run one probed step and count its rows at step 0.
+        let body = if workload == "cnn20" {
+            CNN_VANISH
+                .replace("[1, 8, 8]", "[1, 28, 28]")
+                .replace(
+                    r#""width": 4, "norm": "none", "init": "pytorch-default""#,
+                    r#""width": 16"#,
+                )
+                .replace("[14]", "[20]")
+        } else {
+            VANISH
+                .replace(r#""features": 16"#, r#""features": 784"#)
+                .replace(
+                    r#""width": 16, "activation": "sigmoid""#,
+                    r#""width": 128, "activation": "relu""#,
+                )
+                .replace("[16]", "[32]")
+        }
+        .replace(r#"["plain", "residual"]"#, r#"["residual"]"#)
+        .replace(r#""steps": 5"#, r#""steps": 1"#)
+        .replace(r#""steps": 20"#, r#""steps": 1"#);
+        let (_tmp, out) = run_ok(&body, &["--no-plot"]);
+        let (_, g) = read_csv(&out.join(format!("runs/residual-d{depth}-s0/gradients.csv")));
+        let count = |kind: &str| g.iter().filter(|r| r[0] == "0" && r[3] == kind).count() as u64;
+        assert_eq!(
+            count("output"),
+            v["output_points"].as_u64().unwrap(),
+            "{workload}: dL/dh points"
+        );
+        assert_eq!(
+            count("weight"),
+            v["weights"].as_u64().unwrap(),
+            "{workload}: weight gradients"
+        );
+    }
+}

@@ -6,6 +6,8 @@
 //! - [`synthetic`] builds a classification task in-process from a seed:
 //!   Gaussian inputs labelled by a fixed random teacher network, so tests and
 //!   the quickstart need no files and no downloads.
+//! - [`textures::synthetic_images`] makes images whose class is a tiled
+//!   random texture: a tiny image task that a small CNN learns in seconds.
 //! - [`idx`] reads the IDX format of MNIST and Fashion-MNIST, raw or gzipped
 //!   (gzip is told by its magic bytes, not the file name);
 //!   [`idx::idx_dataset`] loads the four standard files from a directory,

@@ -40,6 +40,10 @@ pub(crate) enum Bounds {
     /// From 0 to a rounded bound above the data, at most 1 when the data
     /// are fractions: error rates read best against a zero baseline.
     Fraction,
+    /// From 0 (or the lowest value, if negative) to the first tick step at
+    /// or above the data plus 5%: magnitudes such as standard deviations,
+    /// whose ratios read correctly only against a zero baseline.
+    FromZero,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +122,26 @@ pub(crate) fn axis_extent(axis: &Axis, values: &[f64]) -> (f64, f64) {
                 nice_ceil(max * 1.05)
             };
             (min.min(0.0), top)
+        }
+        (Scale::Linear, Bounds::FromZero) => {
+            let lo = min.min(0.0);
+            let top = if max > 0.0 { max * 1.05 } else { max };
+            if top > lo {
+                // Round up to the step that `ticks` will use for the
+                // rounded extent, so that the top carries a label.
+                let mut hi = top;
+                for _ in 0..4 {
+                    let step = nice_step(hi - lo, 6.0);
+                    let next = (top / step).ceil() * step;
+                    if next == hi {
+                        break;
+                    }
+                    hi = next;
+                }
+                (lo, hi)
+            } else {
+                (lo, lo + 1.0)
+            }
         }
         (Scale::Linear, Bounds::Data) => {
             if axis.ticks.is_some() {
@@ -494,6 +518,24 @@ mod tests {
         axis.bounds = Bounds::Fraction;
         assert_eq!(axis_extent(&axis, &[0.2, 0.95]), (0.0, 1.0));
         assert_eq!(axis_extent(&axis, &[0.01, 0.03]), (0.0, 0.05));
+    }
+
+    #[test]
+    fn from_zero_axis_starts_at_zero_and_ends_on_a_tick() {
+        let mut axis = Axis::new("std", Scale::Linear);
+        axis.bounds = Bounds::FromZero;
+        for (values, most) in [([0.4, 1.7], 2.0), ([2.0, 3.9], 5.0), ([0.01, 0.033], 0.04)] {
+            let (lo, hi) = axis_extent(&axis, &values);
+            assert_eq!(lo, 0.0);
+            assert!(hi >= values[1] * 1.05 && hi <= most, "{values:?}: top {hi}");
+            let top_tick = ticks(&axis, lo, hi).bold.last().copied();
+            assert!(
+                top_tick.is_some_and(|t| (t - hi).abs() < 1e-9 * hi),
+                "{values:?}: top {hi}, last tick {top_tick:?}"
+            );
+        }
+        // All zero: a unit frame rather than an empty one.
+        assert_eq!(axis_extent(&axis, &[0.0]), (0.0, 1.0));
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The four charts of the file contract, each built as a [`Figure`] from a
+//! The five charts of the file contract, each built as a [`Figure`] from a
 //! loaded [`ResultsDir`] and written as PNG and SVG.
 //!
 //! A chart whose data are missing is still written, with a "no data" note
-//! in the empty panel, so that `plots/` always holds the same eight files
+//! in the empty panel, so that `plots/` always holds the same ten files
 //! and a report that links them never breaks; [`Rendered::has_data`] says
 //! which charts are empty.
 
@@ -14,7 +14,7 @@ use plotters::style::RGBColor;
 use crate::axis::{Axis, Bounds, Scale};
 use crate::error::PlotError;
 use crate::figure::{
-    drawable, has_zeros, ErrorBar, Figure, LegendEntry, Marker, Panel, Rendered, Series,
+    drawable, has_zeros, ErrorBar, Figure, Layout, LegendEntry, Marker, Panel, Rendered, Series,
 };
 use crate::read::{ResultsDir, RunData, SummaryRow, SPLIT_TRAIN, STATUS_COMPLETED};
 
@@ -26,13 +26,17 @@ pub const ERROR_VS_DEPTH: &str = "error_vs_depth";
 pub const GRADIENT_PROFILE: &str = "gradient_profile";
 /// Chart (d): ‖dL/dh‖ against step for three layers.
 pub const GRADIENT_VS_STEP: &str = "gradient_vs_step";
+/// Chart (e): standard deviation of each layer response, in forward order
+/// and sorted (He et al. 2016, Fig. 7).
+pub const LAYER_RESPONSE_STD: &str = "layer_response_std";
 
 /// The chart names, in the order [`render_charts`] writes them.
-pub const CHART_NAMES: [&str; 4] = [
+pub const CHART_NAMES: [&str; 5] = [
     TRAIN_ERROR_VS_STEP,
     ERROR_VS_DEPTH,
     GRADIENT_PROFILE,
     GRADIENT_VS_STEP,
+    LAYER_RESPONSE_STD,
 ];
 
 const LABEL_STEP: &str = "training step";
@@ -41,6 +45,9 @@ const LABEL_FINAL_ERROR: &str = "final error (fraction)";
 const LABEL_GRAD: &str = "‖dL/dh‖ (L2)";
 const LABEL_LAYER: &str = "layer (0 = input side)";
 const LABEL_DEPTH: &str = "depth (weight layers)";
+const LABEL_RESPONSE_FORWARD: &str = "layer index (responses in forward order)";
+const LABEL_RESPONSE_SORTED: &str = "layer index (sorted by magnitude)";
+const LABEL_RESPONSE_STD: &str = "std of layer response";
 /// Legend suffix of a gradient series whose values are all exactly 0: it has
 /// no line, only ▼ on the bottom edge.
 const ALL_ZERO: &str = " — all 0 (underflow)";
@@ -214,6 +221,7 @@ pub(crate) fn train_error_figure(results: &ResultsDir) -> Figure {
         x,
         y,
         panels,
+        layout: Layout::Row,
     }
 }
 
@@ -351,6 +359,7 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
         x,
         y,
         panels: vec![panel],
+        layout: Layout::Row,
     }
 }
 
@@ -500,6 +509,7 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
         x,
         y: gradient_axis(),
         panels,
+        layout: Layout::Row,
     }
 }
 
@@ -606,6 +616,166 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
         x,
         y: gradient_axis(),
         panels,
+        layout: Layout::Row,
+    }
+}
+
+/// The layer responses of one run at the last step its `activations.csv`
+/// holds: the data of chart (e), `layer_response_std`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseStds {
+    /// The step the rows come from (the run's last probed step).
+    pub step: u64,
+    /// `(layer, std)` per response at that step, in `layer` order; response
+    /// `i` (0-based) is drawn at x = `i + 1`. `layer` is the probe-point
+    /// index, which skips the points that have no response (a CNN's block
+    /// outputs). A std that is missing, NaN, ±Inf or negative is NaN here,
+    /// a gap in the line.
+    pub forward: Vec<(usize, f64)>,
+    /// The finite stds of `forward`, largest first; drawn at x = 1, 2, ….
+    pub sorted: Vec<f64>,
+}
+
+/// The responses of `run` at its last probed step, or `None` when it has no
+/// `activations.csv` rows. A `layer` listed twice at that step keeps its
+/// last row.
+pub fn layer_response_stds(run: &RunData) -> Option<ResponseStds> {
+    let rows = run.activations.as_deref()?;
+    let step = rows.iter().map(|r| r.step).max()?;
+    let mut by_layer: BTreeMap<usize, f64> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.step == step) {
+        let std = row
+            .std
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(f64::NAN);
+        by_layer.insert(row.layer, std);
+    }
+    let forward: Vec<(usize, f64)> = by_layer.into_iter().collect();
+    let mut sorted: Vec<f64> = forward
+        .iter()
+        .map(|&(_, v)| v)
+        .filter(|v| v.is_finite())
+        .collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    Some(ResponseStds {
+        step,
+        forward,
+        sorted,
+    })
+}
+
+/// The run of a (variant, depth) group with the smallest seed among those
+/// that have activation rows.
+fn response_run<'a>(results: &'a ResultsDir, variant: &str, depth: u32) -> Option<&'a RunData> {
+    runs_of(results, variant, depth)
+        .into_iter()
+        .filter(|r| r.activations.as_ref().is_some_and(|a| !a.is_empty()))
+        .min_by_key(|r| r.summary.seed)
+}
+
+/// A linear std axis until the drawn stds span more than this ratio (two
+/// decades), then a log one.
+const RESPONSE_LOG_SPAN: f64 = 100.0;
+
+/// Chart (e), after He et al. 2016, Fig. 7: two stacked panels, the std of
+/// every layer response in forward order (top) and sorted in descending
+/// order (bottom), at each run's last probed step. One line per (variant,
+/// depth), smallest seed; colour by depth as in the other charts, `plain`
+/// dashed and every other variant solid, as the paper draws plain and
+/// ResNet. The std axis is linear from 0, as in the paper, unless the
+/// positive stds span more than two decades (a collapsed or exploding net):
+/// then it is a log axis, which drops stds of exactly 0, and says so in its
+/// label.
+pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
+    let depths = results.depths();
+    let mut top = Panel::new("layers in their original order");
+    let mut bottom = Panel::new("responses ranked in descending order");
+    top.x_label = Some(LABEL_RESPONSE_FORWARD.to_owned());
+    bottom.x_label = Some(LABEL_RESPONSE_SORTED.to_owned());
+    let mut steps: Vec<u64> = Vec::new();
+    for variant in results.variants() {
+        let dashed = variant == "plain";
+        for (i, &depth) in depths.iter().enumerate() {
+            let Some(run) = response_run(results, variant, depth) else {
+                continue;
+            };
+            let Some(stds) = layer_response_stds(run) else {
+                continue;
+            };
+            let color = depth_color(i, depths.len());
+            let mut label = format!(
+                "{variant}-{depth}{}",
+                status_note([run.summary.status.as_str()])
+            );
+            let nothing = stds.sorted.is_empty();
+            if nothing {
+                label.push_str(&format!(" — no finite std at step {}", stds.step));
+            } else {
+                steps.push(stds.step);
+                top.series.push(Series {
+                    points: (1u32..)
+                        .zip(&stds.forward)
+                        .map(|(x, &(_, v))| (f64::from(x), v))
+                        .collect(),
+                    color,
+                    dashed,
+                    marker: None,
+                });
+                bottom.series.push(Series {
+                    points: (1u32..)
+                        .zip(&stds.sorted)
+                        .map(|(x, &v)| (f64::from(x), v))
+                        .collect(),
+                    color,
+                    dashed,
+                    marker: None,
+                });
+            }
+            for panel in [&mut top, &mut bottom] {
+                panel.legend.push(LegendEntry {
+                    label: label.clone(),
+                    color,
+                    dashed,
+                    marker: nothing.then_some(Marker::Absent),
+                });
+            }
+        }
+    }
+    for panel in [&mut top, &mut bottom] {
+        panel.empty_reason = Some("no activations.csv with a finite std".to_owned());
+    }
+
+    let positive: Vec<f64> = top
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|&(_, v)| v))
+        .filter(|&v| v.is_finite() && v > 0.0)
+        .collect();
+    let min = positive.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = positive.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let y = if max / min > RESPONSE_LOG_SPAN {
+        Axis::new(format!("{LABEL_RESPONSE_STD}, log scale"), Scale::Log)
+    } else {
+        let mut y = Axis::new(LABEL_RESPONSE_STD, Scale::Linear);
+        y.bounds = Bounds::FromZero;
+        y
+    };
+    let mut x = Axis::new(LABEL_RESPONSE_FORWARD, Scale::Linear);
+    x.integer = true;
+    let step = match steps.first() {
+        Some(s) if steps.iter().all(|t| t == s) => format!("step {s}, the last probed step"),
+        _ => "last probed step of each run".to_owned(),
+    };
+    Figure {
+        name: LAYER_RESPONSE_STD,
+        title: "Standard deviations of layer responses".to_owned(),
+        subtitle: Some(format!(
+            "{step}; smallest seed; dashed = plain, solid = residual"
+        )),
+        x,
+        y,
+        panels: vec![top, bottom],
+        layout: Layout::Column,
     }
 }
 
@@ -629,20 +799,26 @@ pub fn gradient_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Render
     gradient_vs_step_figure(results).write(plots_dir)
 }
 
-/// Writes all four charts into `plots_dir`, in [`CHART_NAMES`] order.
+/// Writes chart (e), `layer_response_std`, into `plots_dir`.
+pub fn layer_response_std(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
+    layer_response_std_figure(results).write(plots_dir)
+}
+
+/// Writes all five charts into `plots_dir`, in [`CHART_NAMES`] order.
 pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
     Ok(vec![
         train_error_vs_step(results, plots_dir)?,
         error_vs_depth(results, plots_dir)?,
         gradient_profile(results, plots_dir)?,
         gradient_vs_step(results, plots_dir)?,
+        layer_response_std(results, plots_dir)?,
     ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::{GradientRow, MetricRow};
+    use crate::read::{ActivationRow, GradientRow, MetricRow};
 
     fn summary(variant: &str, depth: u32, seed: u64, status: &str) -> SummaryRow {
         SummaryRow {
@@ -835,5 +1011,92 @@ mod tests {
         assert_eq!(panel.error_bars.len(), 1);
         assert_eq!(panel.legend[0].label, "plain train (1/2 diverged)");
         assert_eq!(panel.legend[1].label, "plain test");
+    }
+
+    fn act_rows(step: u64, stds: &[f64]) -> Vec<ActivationRow> {
+        stds.iter()
+            .enumerate()
+            .map(|(i, &std)| ActivationRow {
+                step,
+                // Every third probe point has no response, as in a CNN.
+                layer: i + i / 2,
+                name: format!("layer{i:02}.conv"),
+                mean: None,
+                std: Some(std),
+                saturation: None,
+            })
+            .collect()
+    }
+
+    fn response_results(plain: &[f64], residual: &[f64]) -> ResultsDir {
+        let mut runs = Vec::new();
+        for (variant, stds) in [("plain", plain), ("residual", residual)] {
+            // Seed 1 comes first in the file but is not the one drawn.
+            let mut s1 = run(variant, 8, 1, "completed");
+            s1.activations = Some(act_rows(9, &[99.0; 3]));
+            let mut s0 = run(variant, 8, 0, "interrupted");
+            let mut rows = act_rows(0, &[1.0; 3]);
+            rows.extend(act_rows(9, stds));
+            s0.activations = Some(rows);
+            runs.extend([s1, s0]);
+        }
+        ResultsDir {
+            root: "r".into(),
+            runs,
+        }
+    }
+
+    #[test]
+    fn response_std_draws_smallest_seed_plain_dashed_residual_solid() {
+        let fig = layer_response_std_figure(&response_results(&[0.5, 2.0, 1.0], &[0.8, 0.9]));
+        assert_eq!(fig.layout, Layout::Column);
+        assert_eq!(fig.panels.len(), 2);
+        let (top, bottom) = (&fig.panels[0], &fig.panels[1]);
+        assert_eq!(
+            top.x_label.as_deref(),
+            Some("layer index (responses in forward order)")
+        );
+        assert_eq!(
+            bottom.x_label.as_deref(),
+            Some("layer index (sorted by magnitude)")
+        );
+        let dashes: Vec<bool> = top.series.iter().map(|s| s.dashed).collect();
+        assert_eq!(dashes, [true, false]);
+        assert_eq!(top.series[0].points, [(1.0, 0.5), (2.0, 2.0), (3.0, 1.0)]);
+        assert_eq!(
+            bottom.series[0].points,
+            [(1.0, 2.0), (2.0, 1.0), (3.0, 0.5)]
+        );
+        assert_eq!(bottom.series[1].points, [(1.0, 0.9), (2.0, 0.8)]);
+        let labels: Vec<&str> = top.legend.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["plain-8 (interrupted)", "residual-8 (interrupted)"]
+        );
+        assert_eq!(fig.y.scale, Scale::Linear);
+        assert_eq!(fig.y.bounds, Bounds::FromZero);
+        assert!(fig.subtitle.is_some_and(|s| s.contains("step 9")));
+    }
+
+    #[test]
+    fn response_std_axis_turns_log_beyond_two_decades() {
+        // 0.01 to 0.99: under two decades, linear.
+        let fig = layer_response_std_figure(&response_results(&[0.01, 0.99], &[0.5]));
+        assert_eq!(fig.y.scale, Scale::Linear);
+        // 0.001 to 0.5: more than two decades, log; NaN and 0 do not count.
+        let fig = layer_response_std_figure(&response_results(
+            &[0.001, f64::NAN, 0.0],
+            &[0.5, f64::INFINITY],
+        ));
+        assert_eq!(fig.y.scale, Scale::Log);
+        assert!(fig.y.label.ends_with("log scale"), "{}", fig.y.label);
+        // Nothing finite at all: no line, an entry that says so, no data.
+        let fig = layer_response_std_figure(&response_results(&[f64::NAN], &[f64::NAN]));
+        assert!(!fig.has_data());
+        assert!(fig.panels[0].series.is_empty());
+        assert_eq!(fig.panels[0].legend[0].marker, Some(Marker::Absent));
+        assert!(fig.panels[0].legend[0]
+            .label
+            .ends_with("no finite std at step 9"));
     }
 }

@@ -1,5 +1,5 @@
 //! A backend-independent description of a chart ([`Figure`]: panels side by
-//! side sharing both axes) and its renderer, which draws the same figure to
+//! side, or stacked, sharing both axes) and its renderer, which draws the same figure to
 //! PNG and SVG and writes each file atomically.
 
 use std::fs;
@@ -42,6 +42,9 @@ pub(crate) enum Marker {
     /// ▼ alone, no line: the legend of a series whose values are all
     /// exactly 0, drawn on the bottom edge of a `zero_floor` log axis.
     Zero,
+    /// No line and no marker: the legend of a series with nothing to draw
+    /// (every value NaN), kept so that its run is still accounted for.
+    Absent,
 }
 
 /// The note a figure carries under its subtitle when it draws exact zeros
@@ -88,6 +91,9 @@ pub(crate) struct Panel {
     pub legend: Vec<LegendEntry>,
     /// Shown under "no data" when the panel has nothing to draw.
     pub empty_reason: Option<String>,
+    /// This panel's x-axis label, when it differs from the figure's (the
+    /// extent is still shared).
+    pub x_label: Option<String>,
 }
 
 impl Panel {
@@ -99,8 +105,17 @@ impl Panel {
     }
 }
 
-/// A chart: panels side by side sharing both axes, so that plain and
-/// residual can be compared by eye.
+/// How a figure arranges its panels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Side by side (plain beside residual).
+    Row,
+    /// Stacked top to bottom (two views of the same lines).
+    Column,
+}
+
+/// A chart: panels side by side (or stacked) sharing both axes, so that
+/// plain and residual can be compared by eye.
 #[derive(Debug, Clone)]
 pub(crate) struct Figure {
     /// File stem under `plots/`.
@@ -110,6 +125,7 @@ pub(crate) struct Figure {
     pub x: Axis,
     pub y: Axis,
     pub panels: Vec<Panel>,
+    pub layout: Layout,
 }
 
 /// The files one chart was written to.
@@ -128,11 +144,21 @@ pub struct Rendered {
 const PANEL_WIDTH: u32 = 600;
 const MIN_WIDTH: u32 = 800;
 const HEIGHT: u32 = 500;
+/// A stacked figure: its width, and the height of each panel (the header
+/// and the last panel's share take the rest of [`HEIGHT`]).
+const COLUMN_WIDTH: u32 = 900;
+const STACKED_PANEL_HEIGHT: u32 = 400;
 
 impl Figure {
     fn size(&self) -> (u32, u32) {
         let n = u32::try_from(self.panels.len().max(1)).unwrap_or(u32::MAX);
-        ((PANEL_WIDTH.saturating_mul(n)).max(MIN_WIDTH), HEIGHT)
+        match self.layout {
+            Layout::Row => ((PANEL_WIDTH.saturating_mul(n)).max(MIN_WIDTH), HEIGHT),
+            Layout::Column => (
+                COLUMN_WIDTH,
+                HEIGHT.saturating_add(STACKED_PANEL_HEIGHT.saturating_mul(n - 1)),
+            ),
+        }
     }
 
     /// Whether any panel has at least one drawable point (exact zeros drawn
@@ -361,7 +387,10 @@ fn draw_figure<DB: DrawingBackend>(
     let yr = axis_extent(&fig.y, &ys);
 
     let n = fig.panels.len().max(1);
-    let areas = body.split_evenly((1, n));
+    let areas = match fig.layout {
+        Layout::Row => body.split_evenly((1, n)),
+        Layout::Column => body.split_evenly((n, 1)),
+    };
     // No variant at all: one empty frame, so the file still says why.
     let placeholder = [Panel {
         empty_reason: Some("the results directory has no runs".to_owned()),
@@ -402,7 +431,7 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
     let y_fmt = |v: &f64| tick_label(yscale, *v, yt.decimals);
     chart
         .configure_mesh()
-        .x_desc(fig.x.label.as_str())
+        .x_desc(panel.x_label.as_deref().unwrap_or(fig.x.label.as_str()))
         .y_desc(fig.y.label.as_str())
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
@@ -526,8 +555,9 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
             (vec![(0, 0), (21, 0)], vec![(21, 0), (21, 0)])
         };
         let glyph = move |(x, y): (i32, i32)| {
-            // An all-zero series has no line, only its ▼.
-            let stroke = if marker == Some(Marker::Zero) {
+            // An all-zero series has no line, only its ▼; an absent one
+            // has neither.
+            let stroke = if matches!(marker, Some(Marker::Zero | Marker::Absent)) {
                 ShapeStyle::from(color.mix(0.0))
             } else {
                 ShapeStyle::from(color)

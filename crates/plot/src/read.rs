@@ -117,11 +117,13 @@ impl GradientRow {
 pub struct ActivationRow {
     /// Training step.
     pub step: u64,
-    /// Probe point index, 0 nearest the input.
+    /// Probe point index, 0 nearest the input; not contiguous where some
+    /// probe points have no response (a CNN's block outputs).
     pub layer: usize,
     /// Probe point name.
     pub name: String,
-    /// Mean of the response after the nonlinearity.
+    /// Mean of the response: for an MLP the value after the nonlinearity,
+    /// for a CNN the BN output of a 3×3 conv (before the nonlinearity).
     pub mean: Option<f64>,
     /// Standard deviation of that response.
     pub std: Option<f64>,

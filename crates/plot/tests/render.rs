@@ -7,8 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use gradscope_plot::{
-    render_all, render_charts, PlotError, ResultsDir, CHART_NAMES, ERROR_VS_DEPTH,
-    GRADIENT_PROFILE, GRADIENT_VS_STEP, TRAIN_ERROR_VS_STEP,
+    layer_response_stds, render_all, render_charts, PlotError, ResultsDir, CHART_NAMES,
+    ERROR_VS_DEPTH, GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, TRAIN_ERROR_VS_STEP,
 };
 
 const SUMMARY_HEADER: &str = "run,variant,depth,seed,status,steps_done,params,final_train_loss,final_train_error,final_test_loss,final_test_error,grad_first_init,grad_last_init,grad_first_final,grad_last_final,elapsed_s";
@@ -131,6 +131,7 @@ fn render_all_writes_every_chart_as_png_and_svg() {
     let dir = tempfile::tempdir().expect("tempdir");
     fixture(dir.path());
     let written = render_all(dir.path()).expect("render_all");
+    assert_eq!(written.len(), 10, "five charts, PNG and SVG each");
     assert_eq!(written, expected_files(dir.path()));
 
     for path in &written {
@@ -226,6 +227,25 @@ fn charts_carry_axis_labels_legends_and_diverged_marks() {
     ] {
         assert!(d.contains(text), "gradient_vs_step lacks {text:?}");
     }
+
+    let e = svg(root, LAYER_RESPONSE_STD);
+    for text in [
+        "layer index (responses in forward order)",
+        "layer index (sorted by magnitude)",
+        "std of layer response",
+        "plain-4",
+        "plain-8",
+        "residual-4",
+        "residual-8",
+        "step 0, the last probed step",
+    ] {
+        assert!(e.contains(text), "layer_response_std lacks {text:?}");
+    }
+    // The smallest seed (s0) is drawn, and it completed.
+    assert!(
+        !e.contains("diverged"),
+        "layer_response_std drew the diverged seed"
+    );
 }
 
 #[test]
@@ -359,7 +379,9 @@ fn an_empty_sweep_still_gets_every_chart_marked_no_data() {
     );
     let results = ResultsDir::load(dir.path()).expect("load");
     let rendered = render_charts(&results, &results.plots_dir()).expect("render");
-    assert_eq!(rendered.len(), 4);
+    assert_eq!(rendered.len(), 5);
+    let names: Vec<&str> = rendered.iter().map(|r| r.name).collect();
+    assert_eq!(names, CHART_NAMES);
     for r in &rendered {
         assert!(!r.has_data, "{} claims data", r.name);
         assert!(r.png.is_file() && r.svg.is_file());
@@ -386,6 +408,7 @@ fn runs_without_per_run_files_draw_no_data_but_error_vs_depth_still_draws() {
             (ERROR_VS_DEPTH, true),
             (GRADIENT_PROFILE, false),
             (GRADIENT_VS_STEP, false),
+            (LAYER_RESPONSE_STD, false),
         ]
     );
     assert!(dir.path().join("out/error_vs_depth.png").is_file());
@@ -435,6 +458,7 @@ fn hostile_values_never_panic() {
             (ERROR_VS_DEPTH, false),
             (GRADIENT_PROFILE, true),
             (GRADIENT_VS_STEP, true),
+            (LAYER_RESPONSE_STD, false),
         ]
     );
     for name in [GRADIENT_PROFILE, GRADIENT_VS_STEP] {
@@ -528,7 +552,10 @@ fn gradient_charts_span_every_decade_and_show_exact_zeros() {
     underflow_fixture(root);
     let results = ResultsDir::load(root).expect("load");
     let rendered = render_charts(&results, &results.plots_dir()).expect("render");
-    assert!(rendered.iter().skip(2).all(|r| r.has_data));
+    assert!(rendered
+        .iter()
+        .filter(|r| [GRADIENT_PROFILE, GRADIENT_VS_STEP].contains(&r.name))
+        .all(|r| r.has_data));
 
     for name in [GRADIENT_PROFILE, GRADIENT_VS_STEP] {
         let text = svg(root, name);
@@ -560,4 +587,149 @@ fn gradient_charts_span_every_decade_and_show_exact_zeros() {
         assert!(d.contains(text), "gradient_vs_step lacks {text:?}");
     }
     assert!(!d.contains("layer 1 (middle) —"), "layer 1 is not all 0");
+}
+
+/// Probe points of a CNN-8 (6n+2, n = 1) with a response: the stem and the
+/// two 3×3 convs of each block. The block outputs (3, 6, 9) and the fc layer
+/// (10) are probe points too, but have no response row.
+const CNN8_RESPONSES: [usize; 7] = [0, 1, 2, 4, 5, 7, 8];
+/// The trained net's stds, by response, and the step they are probed at.
+const LAST_STEP: u64 = 500;
+const LAST_STDS: [f64; 7] = [0.9, 1.6, 0.4, 2.1, 0.7, 1.2, 0.3];
+/// Step 0's stds are all larger than any of the last step's, so that a row
+/// of the wrong step cannot hide in the sorted series.
+const FIRST_STDS: [f64; 7] = [5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0];
+
+/// CNN-like runs: plain-8 and residual-8 (seeds 0 and 1) with responses at
+/// non-contiguous probe points and two probed steps (rows in shuffled layer
+/// order, the steps interleaved, the residual one with a NaN), and a
+/// diverged plain-14 whose last step is all NaN.
+fn response_fixture(root: &Path) {
+    let header = "step,layer,name,mean,std,saturation\n";
+    let mut summary = format!("{SUMMARY_HEADER}\n");
+    for (variant, depth, seed, status) in [
+        ("plain", 8u32, 0u64, "completed"),
+        ("residual", 8, 0, "completed"),
+        ("residual", 8, 1, "completed"),
+        ("plain", 14, 0, "diverged"),
+    ] {
+        let run = format!("{variant}-d{depth}-s{seed}");
+        let mut acts = String::from(header);
+        if depth == 14 {
+            for step in [0u64, 300] {
+                for layer in [0usize, 1, 2, 4, 5] {
+                    let std = if step == 0 { "0.5" } else { "NaN" };
+                    writeln!(acts, "{step},{layer},layer{layer:02}.conv,0,{std},0").expect("fmt");
+                }
+            }
+        } else {
+            // Shuffled layer order, and each step-0 row after its last-step
+            // twin, so that neither file order nor "last row wins" can pass
+            // for the right choice of rows.
+            for i in [3usize, 0, 6, 1, 5, 2, 4] {
+                let layer = CNN8_RESPONSES[i];
+                let std = match (variant, seed, i) {
+                    ("residual", 0, 5) => "NaN".to_owned(),
+                    // Seed 1 is never drawn: the smallest seed is.
+                    (_, 1, _) => "50".to_owned(),
+                    ("residual", _, _) => format!("{}", LAST_STDS[i] * 0.5),
+                    _ => format!("{}", LAST_STDS[i]),
+                };
+                writeln!(acts, "{LAST_STEP},{layer},layer{layer:02}.conv,0,{std},0").expect("fmt");
+                let first = FIRST_STDS[i];
+                writeln!(acts, "0,{layer},layer{layer:02}.conv,0,{first},0").expect("fmt");
+            }
+            // A probe point with a row at step 0 only.
+            writeln!(acts, "0,3,layer03.out,0,4.0,0").expect("fmt");
+        }
+        write(&root.join("runs").join(&run).join("activations.csv"), &acts);
+        writeln!(
+            summary,
+            "{run},{variant},{depth},{seed},{status},{LAST_STEP},1000,,,,,,,,,1.0"
+        )
+        .expect("fmt");
+    }
+    write(&root.join("summary.csv"), &summary);
+}
+
+#[test]
+fn layer_response_std_uses_the_last_step_of_non_contiguous_layers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    response_fixture(root);
+
+    let written = render_all(root).expect("render_all");
+    for ext in ["png", "svg"] {
+        let path = root
+            .join("plots")
+            .join(format!("{LAYER_RESPONSE_STD}.{ext}"));
+        assert!(written.contains(&path), "{} not returned", path.display());
+        assert!(
+            path.metadata().is_ok_and(|m| m.len() > 1000),
+            "{} missing or empty",
+            path.display()
+        );
+    }
+    let text = svg(root, LAYER_RESPONSE_STD);
+    for label in [
+        "layer index (responses in forward order)",
+        "layer index (sorted by magnitude)",
+        "std of layer response",
+        "plain-8",
+        "residual-8",
+        "plain-14 (diverged) — no finite std at step 300",
+        "last probed step",
+        "smallest seed",
+    ] {
+        assert!(text.contains(label), "layer_response_std lacks {label:?}");
+    }
+    // 0.15 to 2.1 is well inside two decades: a linear axis, as in the paper.
+    assert!(!text.contains("log scale"), "unexpected log axis");
+    // The stds of seed 1 (50) are never drawn: no tick reaches that far.
+    assert!(!text.contains(">50<"), "seed 1 drawn");
+
+    let results = ResultsDir::load(root).expect("load");
+    let run = |name: &str| {
+        results
+            .runs
+            .iter()
+            .find(|r| r.summary.run == name)
+            .unwrap_or_else(|| panic!("run {name} missing"))
+    };
+
+    let plain = layer_response_stds(run("plain-d8-s0")).expect("plain-8 has responses");
+    assert_eq!(plain.step, LAST_STEP);
+    // Forward order is `layer` order (not file order), gaps in `layer` kept
+    // out of the positions: response i is the i-th row, whatever its layer.
+    let layers: Vec<usize> = plain.forward.iter().map(|&(l, _)| l).collect();
+    assert_eq!(layers, CNN8_RESPONSES);
+    let forward: Vec<f64> = plain.forward.iter().map(|&(_, v)| v).collect();
+    assert_eq!(forward, LAST_STDS);
+    // Sorted: descending, and exactly the last step's values.
+    assert!(
+        plain.sorted.windows(2).all(|w| w[0] >= w[1]),
+        "not descending: {:?}",
+        plain.sorted
+    );
+    let mut expected = LAST_STDS.to_vec();
+    expected.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(plain.sorted, expected);
+    assert!(plain
+        .sorted
+        .iter()
+        .all(|v| !FIRST_STDS.contains(v) && *v != 4.0));
+
+    // A NaN std is a gap in forward order and is left out of the ranking.
+    let residual = layer_response_stds(run("residual-d8-s0")).expect("residual-8");
+    assert_eq!(residual.step, LAST_STEP);
+    assert_eq!(residual.forward.len(), 7);
+    assert!(residual.forward[5].1.is_nan());
+    assert_eq!(residual.sorted.len(), 6);
+    assert!(residual.sorted.windows(2).all(|w| w[0] >= w[1]));
+    assert_eq!(residual.sorted.first(), Some(&(2.1 * 0.5)));
+
+    // All NaN at the last step: nothing ranked, and step 0 is not used instead.
+    let diverged = layer_response_stds(run("plain-d14-s0")).expect("plain-14");
+    assert_eq!(diverged.step, 300);
+    assert!(diverged.sorted.is_empty());
 }

@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""PyTorch eager reference for the gradscope benchmark (a benchmark peer only).
+
+This script is NOT part of gradscope and is not used by it. It is the PyTorch
+side of a side-by-side benchmark: it trains the same models as gradscope
+(crates/models/src/mlp.rs and cnn.rs), with the same init scheme, batch,
+synthetic data and optimizer, and reads per-layer gradient norms the way a
+PyTorch user would (tensor hooks, ``p.grad.norm()``), then prints one JSON
+line with its throughput and memory.
+
+Workloads (input 1x28x28, 10 classes, batch 128):
+  mlp-plain, mlp-residual  depth 32, width 128, ReLU, no norm, nn.Linear init
+  cnn20, cnn56             He et al. CIFAR ResNet (6n+2), option-A shortcuts,
+                           BN, Kaiming-normal convs and fc, zero fc bias
+Optimizer: SGD(lr=0.01, momentum=0.9, weight_decay=1e-4), F.cross_entropy.
+Data: one random batch made once on the device and reused every step.
+
+Probing (--probe every | every10) records on a probe step, all as device
+tensors stacked and copied to the host with a single .tolist():
+  * dL/dh at each probe point (tensor hooks registered in forward);
+  * the L2 norm of each conv/linear weight gradient after backward;
+  * mean, std (biased, as gradscope) and ReLU saturation (fraction <= 0) of
+    each response, computed in forward on detached tensors.
+On every10, timed step i probes when i % 10 == 0 (warm-up steps likewise on
+their own index); other steps only check a flag.
+
+Example:
+  python bench/pytorch_reference.py --workload cnn20 --probe every10 \\
+      --threads 8 --warmup 3 --steps 100
+  python bench/pytorch_reference.py --workload cnn20 --check
+
+stdout carries exactly one JSON line; warnings go to stderr.
+
+Timings only mean something on an otherwise idle machine: when other
+processes hold the cores, OpenMP's spinning workers can make --threads > 1
+dozens of times slower (OMP_WAIT_POLICY=PASSIVE avoids that pathology).
+Peak RSS includes importing torch itself (about 470 MB for a CUDA build).
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+WORKLOADS = ("mlp-plain", "mlp-residual", "cnn20", "cnn56")
+PROBES = {"off": None, "every": 1, "every10": 10}
+BATCH = 128
+INPUT_SHAPE = (1, 28, 28)
+CLASSES = 10
+MLP_DEPTH = 32
+MLP_WIDTH = 128
+
+
+# --------------------------------------------------------------------------
+# Probing
+# --------------------------------------------------------------------------
+
+
+class Recorder:
+    """Collects one probe step's statistics as device tensors.
+
+    Models call ``tap`` on each probe-point output and ``response`` on each
+    response. Both return at once unless ``active`` is set, so non-probe steps
+    pay only the flag check.
+    """
+
+    def __init__(self):
+        self.active = False
+        self.kinds = []  # kind of each probe point, in forward order
+        self.out_norms = {}  # forward index -> ||dL/dh||, filled by hooks
+        self.responses = []  # flat [mean, std, sat, mean, std, sat, ...]
+        self.n_responses = 0
+
+    def start(self):
+        self.active = True
+        self.kinds = []
+        self.out_norms = {}
+        self.responses = []
+        self.n_responses = 0
+
+    def stop(self):
+        self.active = False
+
+    def tap(self, h, kind):
+        """Registers a hook that stores the norm of dL/dh for output ``h``."""
+        if not self.active:
+            return h
+        i = len(self.kinds)
+        self.kinds.append(kind)
+        norms = self.out_norms
+        h.register_hook(lambda g: norms.__setitem__(i, g.norm()))
+        return h
+
+    def response(self, a):
+        """Mean, std and ReLU saturation of a response, left on the device."""
+        if not self.active:
+            return
+        a = a.detach()
+        std, mean = torch.std_mean(a, correction=0)
+        sat = (a <= 0).float().mean()
+        self.responses += (mean, std, sat)
+        self.n_responses += 1
+
+    def gather(self, weights):
+        """After backward: one flat list of device scalars, in the order
+        weight grad norms, output grad norms (forward order), response stats.
+        """
+        missing = len(self.kinds) - len(self.out_norms)
+        if missing:
+            raise RuntimeError(f"{missing} probe hooks did not fire")
+        parts = [w.grad.norm() for w in weights]
+        parts += [self.out_norms[i] for i in range(len(self.kinds))]
+        parts += self.responses
+        return parts
+
+
+# --------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------
+
+
+class Mlp(nn.Module):
+    """gradscope's MLP with norm "none": depth weight layers, ReLU between.
+
+    h0 = W0 x; h(l) = W(l) a or h(l-1) + W(l) a with a = relu(h(l-1));
+    logits = W(d-1) relu(h(d-2)). Probe points: every Linear output
+    (after the residual add); responses: each a a Linear reads.
+    """
+
+    def __init__(self, rec, input_dim, width, depth, classes, residual):
+        super().__init__()
+        self.rec = rec
+        self.residual = residual
+        dims = [input_dim] + [width] * (depth - 1) + [classes]
+        # nn.Linear's own init: U(+-1/sqrt(fan_in)) for weight and bias,
+        # gradscope's Init::PytorchDefault.
+        self.layers = nn.ModuleList(
+            nn.Linear(dims[l], dims[l + 1]) for l in range(depth)
+        )
+
+    def forward(self, x):
+        rec = self.rec
+        x = x.flatten(1)
+        h = rec.tap(self.layers[0](x), "linear")
+        for lin in self.layers[1:-1]:
+            a = F.relu(h)
+            rec.response(a)
+            u = lin(a)
+            h = rec.tap(h + u if self.residual else u, "linear")
+        a = F.relu(h)
+        rec.response(a)
+        return rec.tap(self.layers[-1](a), "linear")
+
+
+class ConvBn(nn.Module):
+    """3x3 (padding 1, no bias) convolution followed by BatchNorm."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="relu")
+        self.bn = nn.BatchNorm2d(c_out)  # gamma = 1, beta = 0
+
+    def forward(self, x, rec):
+        h = self.bn(rec.tap(self.conv(x), "conv"))
+        rec.response(h)  # the BN output, before the add and the ReLU
+        return h
+
+
+class Block(nn.Module):
+    """Two ConvBn; option-A shortcut (subsample, zero-pad channels)."""
+
+    def __init__(self, c_in, c_out, stride, residual):
+        super().__init__()
+        self.c1 = ConvBn(c_in, c_out, stride)
+        self.c2 = ConvBn(c_out, c_out, 1)
+        self.stride = stride
+        self.pad = c_out - c_in
+        self.residual = residual
+
+    def shortcut(self, x):
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.pad:
+            lo = self.pad // 2
+            x = F.pad(x, (0, 0, 0, 0, lo, self.pad - lo))
+        return x
+
+    def forward(self, x, rec):
+        u = F.relu(self.c1(x, rec))
+        u = self.c2(u, rec)
+        if self.residual:
+            u = u + self.shortcut(x)
+        return rec.tap(F.relu(u), "block")
+
+
+class Cnn(nn.Module):
+    """He et al. (2016) CIFAR net, depth 6n+2, stages of 16/32/64 filters."""
+
+    def __init__(self, rec, depth, c_in, classes, residual, base=16):
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"depth {depth} is not 6n+2")
+        n = (depth - 2) // 6
+        self.rec = rec
+        self.stem = ConvBn(c_in, base, 1)
+        blocks, c = [], base
+        for stage in range(3):
+            c_out = base << stage
+            for i in range(n):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(Block(c, c_out, stride, residual))
+                c = c_out
+        self.blocks = nn.ModuleList(blocks)
+        self.fc = nn.Linear(c, classes)
+        # gradscope Init::Kaiming for the fc: N(0, 2/fan_in), zero bias.
+        nn.init.kaiming_normal_(self.fc.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        rec = self.rec
+        h = F.relu(self.stem(x, rec))
+        for b in self.blocks:
+            h = b(h, rec)
+        pooled = F.adaptive_avg_pool2d(h, 1).flatten(1)
+        return rec.tap(self.fc(pooled), "fc")
+
+
+def build_model(workload, rec):
+    if workload.startswith("mlp"):
+        features = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
+        return Mlp(rec, features, MLP_WIDTH, MLP_DEPTH, CLASSES,
+                   residual=workload == "mlp-residual")
+    depth = int(workload[len("cnn"):])
+    return Cnn(rec, depth, INPUT_SHAPE[0], CLASSES, residual=True)
+
+
+def probed_weights(model):
+    """The conv and linear weights, in forward (registration) order."""
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+# --------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
+
+
+def current_rss_mb():
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024.0 * 1024.0)
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+
+
+class Trainer:
+    def __init__(self, workload, device, channels_last, every):
+        self.device = device
+        self.every = every
+        self.rec = Recorder()
+        self.model = build_model(workload, self.rec).to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.train()
+        self.weights = probed_weights(self.model)
+        # foreach left at PyTorch's default (None: foreach on CUDA).
+        self.opt = torch.optim.SGD(
+            self.model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4
+        )
+        self.x = torch.randn(BATCH, *INPUT_SHAPE, device=device)
+        if channels_last:
+            self.x = self.x.to(memory_format=torch.channels_last)
+        self.y = torch.randint(0, CLASSES, (BATCH,), device=device)
+        self.last_record = None
+
+    def step(self, index):
+        """One training step; probes when ``index`` is a probe step.
+        Returns the probe step's host values, or None."""
+        probing = self.every is not None and index % self.every == 0
+        if probing:
+            self.rec.start()
+        self.opt.zero_grad()
+        logits = self.model(self.x)
+        self.rec.stop()
+        loss = F.cross_entropy(logits, self.y)
+        loss.backward()
+        parts = self.rec.gather(self.weights) if probing else None
+        self.opt.step()
+        if parts is None:
+            return None
+        # One device -> host copy for the whole step.
+        self.last_record = torch.stack(parts).tolist()
+        return self.last_record
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_bench(args, device, channels_last):
+    trainer = Trainer(args.workload, device, channels_last, PROBES[args.probe])
+    for i in range(args.warmup):
+        trainer.step(i)
+    rss_at = {}
+    marks = set(args.rss_at)
+    sync(device)
+    start = time.perf_counter()
+    for i in range(args.steps):
+        trainer.step(i)
+        if i + 1 in marks:
+            rss_at[str(i + 1)] = round(current_rss_mb(), 1)
+    sync(device)
+    seconds = time.perf_counter() - start
+    return {
+        "side": "pytorch",
+        "workload": args.workload,
+        "probe": args.probe,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "channels_last": channels_last,
+        "batch": BATCH,
+        "steps": args.steps,
+        "seconds": round(seconds, 6),
+        "steps_per_s": round(args.steps / seconds, 3),
+        "images_per_s": round(args.steps * BATCH / seconds, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_mb_at": {k: rss_at[k] for k in sorted(rss_at, key=int)},
+        "torch": torch.__version__,
+    }
+
+
+def run_check(args, device, channels_last):
+    """Two probed steps; counts the probe points the hooks actually found."""
+    trainer = Trainer(args.workload, device, channels_last, every=1)
+    counts = None
+    values = []
+    for i in range(2):
+        values = trainer.step(i)
+        kinds = trainer.rec.kinds
+        step_counts = {k: kinds.count(k) for k in ("linear", "conv", "block", "fc")}
+        if counts is not None and step_counts != counts:
+            raise RuntimeError(f"probe points changed between steps: {counts} vs {step_counts}")
+        counts = step_counts
+    n_weights = len(trainer.weights)
+    n_points = len(trainer.rec.kinds)
+    n_resp = trainer.rec.n_responses
+    expected_len = n_weights + n_points + 3 * n_resp
+    finite = all(v == v and abs(v) != float("inf") for v in values)
+    ok = len(values) == expected_len and finite
+    out = {
+        "side": "pytorch",
+        "check": True,
+        "ok": ok,
+        "workload": args.workload,
+        "device": str(device),
+        "channels_last": channels_last,
+        "output_points": n_points,
+        "points_by_kind": {k: v for k, v in counts.items() if v},
+        "weights": n_weights,
+        "responses": n_resp,
+        "values_per_probe_step": len(values),
+        "finite": finite,
+        "first_weight_grad_norm": values[0],
+        "logits_grad_norm": values[n_weights + n_points - 1],
+        "torch": torch.__version__,
+    }
+    return out, ok
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="PyTorch eager peer of the gradscope benchmark "
+        "(prints one JSON line on stdout).",
+    )
+    p.add_argument("--workload", required=True, choices=WORKLOADS)
+    p.add_argument("--probe", default="off", choices=tuple(PROBES),
+                   help="gradient probing: off, every step, or every 10th step (default off)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads (default: PyTorch's own)")
+    p.add_argument("--channels-last", default="auto", choices=("on", "off", "auto"),
+                   help="auto: on for CNN workloads on CPU, off otherwise")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps (default 3)")
+    p.add_argument("--steps", type=int, default=100, help="timed steps (default 100)")
+    p.add_argument("--rss-at", default="",
+                   help="comma-separated timed step counts after which to record "
+                   "current RSS in MB, e.g. 1000,10000 (each must be <= --steps)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check", action="store_true",
+                   help="run 2 probed steps and print the probe points found per kind")
+    args = p.parse_args(argv)
+
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be at least 1")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0")
+    if args.steps < 1:
+        p.error("--steps must be at least 1")
+    try:
+        args.rss_at = sorted({int(s) for s in args.rss_at.split(",") if s.strip()})
+    except ValueError:
+        p.error(f"--rss-at: expected comma-separated integers, got {args.rss_at!r}")
+    if any(n < 1 for n in args.rss_at):
+        p.error("--rss-at: step counts must be at least 1")
+    if args.rss_at and not args.check and args.rss_at[-1] > args.steps:
+        p.error(f"--rss-at {args.rss_at[-1]} is beyond --steps {args.steps}")
+    is_cnn = args.workload.startswith("cnn")
+    if args.channels_last == "on" and not is_cnn:
+        p.error("--channels-last on applies only to the CNN workloads")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: CUDA is not available to this torch build")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    is_cnn = args.workload.startswith("cnn")
+    if args.channels_last == "auto":
+        channels_last = is_cnn and device.type == "cpu"
+    else:
+        channels_last = args.channels_last == "on"
+    print(f"pytorch_reference: {args.workload}, channels_last={channels_last}, "
+          f"threads={torch.get_num_threads()}, device={device}", file=sys.stderr)
+
+    if args.check:
+        out, ok = run_check(args, device, channels_last)
+        print(json.dumps(out), flush=True)
+        return 0 if ok else 1
+    print(json.dumps(run_bench(args, device, channels_last)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+//! `gradscope bench`: training throughput and probe overhead, measured side by
+//! side with a PyTorch eager script (`bench/pytorch_reference.py`) on the same
+//! libtorch.
+//!
+//! Each measurement runs in a fresh process (`gradscope bench-one`, or the
+//! Python script) so peak RSS belongs to one workload and libtorch's global
+//! state is never shared. The two sides alternate A/B then B/A across pairs,
+//! so slow drift on a shared machine hits both; the figures reported are
+//! medians over the pairs.
+//!
+//! gradscope's side times the real training loop (`train_run`, with its CSV
+//! writes), from the `metrics.csv` row at the end of the warm-up to the row
+//! `steps` later; the last step, which is always probed, falls outside that
+//! window.
+
+use anyhow::{bail, Context, Result};
+use gradscope_train::plan::RunSpec;
+use gradscope_train::spec::Experiment;
+use gradscope_train::sweep::load_dataset;
+use gradscope_train::train_loop::train_run;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use tch::Device;
+
+/// The workloads of the benchmark (issue: MLP depth 32 width 128, CNN-20 and
+/// CNN-56 on 1×28×28, batch 128).
+pub const WORKLOADS: [&str; 4] = ["mlp-plain", "mlp-residual", "cnn20", "cnn56"];
+pub const PROBES: [&str; 3] = ["off", "every", "every10"];
+const BATCH: usize = 128;
+
+/// The experiment file text for one workload: synthetic data of the same
+/// shapes as Fashion-MNIST, SGD as in the reference script.
+fn experiment_json(workload: &str, probe: &str, steps: usize) -> Result<String> {
+    let (dataset, model, variant, depth) = match workload {
+        "mlp-plain" | "mlp-residual" => (
+            r#"{ "kind": "synthetic", "samples": 2048, "test_samples": 256, "classes": 10, "features": 784 }"#,
+            r#"{ "family": "mlp", "width": 128, "activation": "relu", "init": "pytorch-default" }"#,
+            workload.trim_start_matches("mlp-"),
+            32,
+        ),
+        "cnn20" | "cnn56" => (
+            r#"{ "kind": "synthetic-images", "samples": 2048, "test_samples": 256, "classes": 10, "shape": [1, 28, 28] }"#,
+            r#"{ "family": "cnn", "width": 16, "shortcut": "a" }"#,
+            "residual",
+            if workload == "cnn20" { 20 } else { 56 },
+        ),
+        other => bail!("--workload: unknown workload {other:?}; expected one of {WORKLOADS:?}"),
+    };
+    // "off" still probes step 0 and the last step, both outside the window.
+    let every = match probe {
+        "off" => steps + 1,
+        "every" => 1,
+        "every10" => 10,
+        other => bail!("--probe: unknown setting {other:?}; expected one of {PROBES:?}"),
+    };
+    Ok(format!(
+        r#"{{ "name": "bench", "dataset": {dataset}, "model": {model}, "variants": ["{variant}"], "depths": [{depth}], "seeds": [0],
+             "train": {{ "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0001, "batch_size": {BATCH}, "steps": {steps},
+                        "eval_every": {steps}, "log_every": 10 }},
+             "probe": {{ "every": {every} }} }}"#
+    ))
+}
+
+/// Resident memory of this process in MB (`VmRSS`, or `VmHWM` for the peak).
+fn rss_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Settings of one measurement.
+pub struct One {
+    pub workload: String,
+    pub probe: String,
+    /// Timed steps; a multiple of 10.
+    pub steps: usize,
+    /// Untimed steps first; a multiple of 10.
+    pub warmup: usize,
+    pub threads: i32,
+    pub device: Device,
+    /// Record RSS after these many timed steps.
+    pub rss_at: Vec<usize>,
+}
+
+/// Runs one measurement in this process and returns its JSON line.
+pub fn bench_one(one: &One) -> Result<Value> {
+    // Training rows are logged every 10 steps; the window runs from the row
+    // that ends the warm-up to the row `steps` later.
+    if one.steps == 0
+        || !one.steps.is_multiple_of(10)
+        || one.warmup == 0
+        || !one.warmup.is_multiple_of(10)
+    {
+        bail!("--steps and --warmup must be positive multiples of 10 (training rows are logged every 10 steps)");
+    }
+    tch::set_num_threads(one.threads);
+    // Timed window: rows at `warmup` and `warmup + steps`; one more step
+    // after it, so the always-probed last step is outside the window.
+    let total = one.warmup + one.steps + 1;
+    let text = experiment_json(&one.workload, &one.probe, total)?;
+    let exp = Experiment::from_json(&text, Path::new("<bench>"))?;
+    let data = load_dataset(&exp.dataset)?.to_device(one.device);
+    let run = RunSpec {
+        variant: exp.variants[0],
+        depth: exp.depths[0],
+        seed: 0,
+    };
+    let dir = std::env::temp_dir().join(format!("gradscope-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let mut rss_at = serde_json::Map::new();
+    let stop = AtomicBool::new(false);
+    let outcome = train_run(&exp, &data, &run, &dir, &stop, &mut |done| {
+        if done > one.warmup && one.rss_at.contains(&(done - one.warmup)) {
+            rss_at.insert((done - one.warmup).to_string(), json!(rss_mb("VmRSS:")));
+        }
+    });
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let outcome = outcome?;
+    let metrics = metrics.context("reading the bench run's metrics.csv")?;
+    let elapsed_at = |step: usize| -> Option<f64> {
+        metrics.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() == 7 && f[0] == step.to_string() && f[2] == "train")
+                .then(|| f[6].parse().ok())
+                .flatten()
+        })
+    };
+    let (Some(t0), Some(t1)) = (elapsed_at(one.warmup), elapsed_at(one.warmup + one.steps)) else {
+        bail!(
+            "the bench run ended early ({:?} after {} steps)",
+            outcome.status,
+            outcome.steps_done
+        );
+    };
+    let timed = one.steps;
+    let seconds = t1 - t0;
+    Ok(json!({
+        "side": "gradscope",
+        "workload": one.workload,
+        "probe": one.probe,
+        "device": format!("{:?}", one.device).to_lowercase(),
+        "threads": one.threads,
+        "channels_last": one.workload.starts_with("cnn") && one.device == Device::Cpu,
+        "batch": BATCH,
+        "steps": timed,
+        "seconds": seconds,
+        "steps_per_s": timed as f64 / seconds,
+        "images_per_s": (timed * BATCH) as f64 / seconds,
+        "peak_rss_mb": rss_mb("VmHWM:"),
+        "rss_mb_at": rss_at,
+    }))
+}
+
+/// Settings of the whole benchmark.
+pub struct Suite {
+    pub pairs: usize,
+    pub threads: i32,
+    pub device: String,
+    pub python: PathBuf,
+    pub out: PathBuf,
+    /// Multiplies the timed steps (1.0 = 200 MLP, 20 CNN-20, 10 CNN-56 steps).
+    pub scale: f64,
+    /// Steps of the memory-growth run (RSS at 1,000 and 10,000 steps).
+    pub memory_steps: usize,
+}
+
+fn steps_for(workload: &str, scale: f64) -> usize {
+    let base = match workload {
+        "cnn20" => 20.0,
+        "cnn56" => 10.0,
+        _ => 200.0,
+    };
+    (((base * scale) / 10.0).round().max(1.0) * 10.0) as usize
+}
+
+/// Runs one side of one measurement in a child process, returning its JSON.
+fn child(
+    side: &str,
+    suite: &Suite,
+    workload: &str,
+    probe: &str,
+    steps: usize,
+    rss_at: &str,
+) -> Result<Value> {
+    let (threads, warmup) = (suite.threads.to_string(), "10".to_string());
+    let steps = steps.to_string();
+    let mut cmd = if side == "gradscope" {
+        let mut c = Command::new(std::env::current_exe().context("locating the gradscope binary")?);
+        c.arg("bench-one");
+        c
+    } else {
+        let mut c = Command::new(&suite.python);
+        c.arg("bench/pytorch_reference.py");
+        c
+    };
+    cmd.args([
+        "--workload",
+        workload,
+        "--probe",
+        probe,
+        "--steps",
+        &steps,
+        "--warmup",
+        &warmup,
+        "--threads",
+        &threads,
+        "--device",
+        &suite.device,
+    ]);
+    if !rss_at.is_empty() {
+        cmd.args(["--rss-at", rss_at]);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("starting the {side} side ({cmd:?})"))?;
+    if !out.status.success() {
+        bail!(
+            "{side} {workload} probe={probe} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("{side} printed no JSON line"))?;
+    serde_json::from_str(line).with_context(|| format!("{side} printed bad JSON: {line}"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One row of the report.
+struct Row {
+    workload: String,
+    probe: String,
+    steps: usize,
+    gs_steps_per_s: f64,
+    pt_steps_per_s: f64,
+    gs_peak_rss: f64,
+    pt_peak_rss: f64,
+}
+
+/// Runs every workload × probe setting, `pairs` times per side, alternating.
+pub fn suite(s: &Suite) -> Result<()> {
+    if s.pairs == 0 {
+        bail!("--pairs must be at least 1");
+    }
+    std::fs::create_dir_all(&s.out).with_context(|| s.out.display().to_string())?;
+    let mut rows = Vec::new();
+    let mut raw = Vec::new();
+    for workload in WORKLOADS {
+        let steps = steps_for(workload, s.scale);
+        for probe in PROBES {
+            let (mut gs, mut pt, mut gs_rss, mut pt_rss) = (vec![], vec![], vec![], vec![]);
+            for pair in 0..s.pairs {
+                // A/B on even pairs, B/A on odd ones.
+                let order = if pair % 2 == 0 {
+                    ["gradscope", "pytorch"]
+                } else {
+                    ["pytorch", "gradscope"]
+                };
+                for side in order {
+                    let v = child(side, s, workload, probe, steps, "")?;
+                    let sps = v["steps_per_s"].as_f64().unwrap_or(f64::NAN);
+                    let rss = v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+                    if side == "gradscope" {
+                        gs.push(sps);
+                        gs_rss.push(rss);
+                    } else {
+                        pt.push(sps);
+                        pt_rss.push(rss);
+                    }
+                    eprintln!("  {side:9} {workload:12} probe={probe:7} pair {}: {sps:.2} steps/s, peak RSS {rss:.0} MB", pair + 1);
+                    raw.push(v);
+                }
+            }
+            rows.push(Row {
+                workload: workload.into(),
+                probe: probe.into(),
+                steps,
+                gs_steps_per_s: median(gs),
+                pt_steps_per_s: median(pt),
+                gs_peak_rss: median(gs_rss),
+                pt_peak_rss: median(pt_rss),
+            });
+        }
+    }
+    // Memory growth: probing every step must not grow memory per step.
+    let mem_steps = s.memory_steps;
+    let rss_at = format!("{},{}", mem_steps / 10, mem_steps);
+    let mut memory = Vec::new();
+    for side in ["gradscope", "pytorch"] {
+        let v = child(side, s, "mlp-plain", "every", mem_steps, &rss_at)?;
+        let at = |k: usize| v["rss_mb_at"][k.to_string()].as_f64().unwrap_or(f64::NAN);
+        memory.push((side, at(mem_steps / 10), at(mem_steps)));
+        raw.push(v);
+    }
+    write_report(s, &rows, &memory, &raw)
+}
+
+fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Value]) -> Result<()> {
+    let machine = machine_description();
+    let mut csv = String::from("workload,probe,batch,timed_steps,gradscope_steps_per_s,pytorch_steps_per_s,gradscope_images_per_s,pytorch_images_per_s,ratio_gradscope_over_pytorch,gradscope_probe_overhead,pytorch_probe_overhead,gradscope_peak_rss_mb,pytorch_peak_rss_mb,device,threads,pairs\n");
+    let mut md = format!(
+        "# gradscope bench\n\nMachine: {machine}; device {}, {} threads, {} A/B pairs per cell (medians), batch {BATCH}.\n\
+         Probe overhead = (step time with probing) / (step time without) − 1, per side.\n\n\
+         | workload | probe | gradscope steps/s | PyTorch steps/s | gradscope img/s | PyTorch img/s | gradscope/PyTorch | probe overhead (gradscope) | probe overhead (PyTorch) | peak RSS MB (gradscope / PyTorch) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        s.device, s.threads, s.pairs
+    );
+    for r in rows {
+        let off = rows
+            .iter()
+            .find(|o| o.workload == r.workload && o.probe == "off");
+        let overhead = |on: f64, off: f64| {
+            if r.probe == "off" {
+                0.0
+            } else {
+                off / on - 1.0
+            }
+        };
+        let (gs_over, pt_over) = off
+            .map(|o| {
+                (
+                    overhead(r.gs_steps_per_s, o.gs_steps_per_s),
+                    overhead(r.pt_steps_per_s, o.pt_steps_per_s),
+                )
+            })
+            .unwrap_or((f64::NAN, f64::NAN));
+        let ratio = r.gs_steps_per_s / r.pt_steps_per_s;
+        csv.push_str(&format!(
+            "{},{},{BATCH},{},{:.4},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{:.1},{:.1},{},{},{}\n",
+            r.workload,
+            r.probe,
+            r.steps,
+            r.gs_steps_per_s,
+            r.pt_steps_per_s,
+            r.gs_steps_per_s * BATCH as f64,
+            r.pt_steps_per_s * BATCH as f64,
+            ratio,
+            gs_over,
+            pt_over,
+            r.gs_peak_rss,
+            r.pt_peak_rss,
+            s.device,
+            s.threads,
+            s.pairs
+        ));
+        md.push_str(&format!(
+            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2}× | {:+.1}% | {:+.1}% | {:.0} / {:.0} |\n",
+            r.workload, r.probe, r.gs_steps_per_s, r.pt_steps_per_s, r.gs_steps_per_s * BATCH as f64, r.pt_steps_per_s * BATCH as f64, ratio, 100.0 * gs_over, 100.0 * pt_over, r.gs_peak_rss, r.pt_peak_rss
+        ));
+    }
+    md.push_str(&format!("\nMemory growth, mlp-plain probing every step (RSS MB after {} and {} timed steps):\n\n| side | RSS at {} | RSS at {} | growth |\n|---|---|---|---|\n", s.memory_steps / 10, s.memory_steps, s.memory_steps / 10, s.memory_steps));
+    for (side, a, b) in memory {
+        md.push_str(&format!(
+            "| {side} | {a:.1} | {b:.1} | {:+.1} MB |\n",
+            b - a
+        ));
+    }
+    let torch = raw.iter().find_map(|v| v["torch"].as_str()).unwrap_or("?");
+    md.push_str(&format!(
+        "\nPyTorch {torch} (bench/pytorch_reference.py) against gradscope on libtorch {}.\n",
+        env!("GRADSCOPE_LIBTORCH_VERSION")
+    ));
+    let write = |name: &str, text: &str| -> Result<()> {
+        let path = s.out.join(name);
+        let tmp = s.out.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).with_context(|| tmp.display().to_string())?;
+        std::fs::rename(&tmp, &path).with_context(|| path.display().to_string())
+    };
+    write("bench.csv", &csv)?;
+    write("bench.md", &md)?;
+    write(
+        "raw.jsonl",
+        &raw.iter().map(|v| v.to_string() + "\n").collect::<String>(),
+    )?;
+    println!("{md}");
+    eprintln!("wrote {}/bench.csv and bench.md", s.out.display());
+    Ok(())
+}
+
+/// CPU model and core count, for the report's header.
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let gpu = if tch::Cuda::is_available() {
+        format!(", {} CUDA device(s)", tch::Cuda::device_count())
+    } else {
+        String::new()
+    };
+    format!("{cpu}, {cores} cores{gpu}")
+}
