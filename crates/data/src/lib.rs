@@ -155,6 +155,32 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Splits generated rows: the first `n_train` rows train, the rest are
+    /// held out.
+    pub fn from_rows(
+        name: &str,
+        x: Tensor,
+        y: Tensor,
+        n_train: usize,
+        input_shape: Vec<i64>,
+        classes: i64,
+    ) -> Dataset {
+        let (n_train, n) = (n_train as i64, y.size()[0]);
+        Dataset {
+            name: name.to_string(),
+            train: Split {
+                x: x.narrow(0, 0, n_train),
+                y: y.narrow(0, 0, n_train),
+            },
+            test: Split {
+                x: x.narrow(0, n_train, n - n_train),
+                y: y.narrow(0, n_train, n - n_train),
+            },
+            input_shape,
+            classes,
+        }
+    }
+
     /// Number of input features when flattened (what an MLP reads).
     pub fn input_dim(&self) -> i64 {
         self.input_shape.iter().product()
@@ -234,21 +260,14 @@ pub fn synthetic(spec: &SyntheticSpec) -> Result<Dataset, DataError> {
     let logits = x.matmul(&w1).tanh().matmul(&w2);
     let y = balanced_argmax(&logits, c as i64);
 
-    let n_train = spec.samples as i64;
-    let n_test = spec.test_samples as i64;
-    Ok(Dataset {
-        name: "synthetic".to_string(),
-        train: Split {
-            x: x.narrow(0, 0, n_train),
-            y: y.narrow(0, 0, n_train),
-        },
-        test: Split {
-            x: x.narrow(0, n_train, n_test),
-            y: y.narrow(0, n_train, n_test),
-        },
-        input_shape: vec![d as i64],
-        classes: c as i64,
-    })
+    Ok(Dataset::from_rows(
+        "synthetic",
+        x,
+        y,
+        spec.samples,
+        vec![d as i64],
+        c as i64,
+    ))
 }
 
 /// Argmax of `logits + b`, with per-class biases `b` adjusted until every

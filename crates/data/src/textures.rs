@@ -8,7 +8,7 @@
 //! tiny one does in a few hundred steps.
 
 use crate::rng::SplitMix64;
-use crate::{DataError, Dataset, Split};
+use crate::{DataError, Dataset};
 use tch::Tensor;
 
 /// Settings of the texture task.
@@ -66,20 +66,14 @@ pub fn synthetic_images(spec: &TextureSpec) -> Result<Dataset, DataError> {
     }
     let x = Tensor::from_slice(&x).view([n as i64, c as i64, h as i64, w as i64]);
     let y = Tensor::from_slice(&y);
-    let (n_train, n_test) = (spec.samples as i64, spec.test_samples as i64);
-    Ok(Dataset {
-        name: "synthetic-images".to_string(),
-        train: Split {
-            x: x.narrow(0, 0, n_train),
-            y: y.narrow(0, 0, n_train),
-        },
-        test: Split {
-            x: x.narrow(0, n_train, n_test),
-            y: y.narrow(0, n_train, n_test),
-        },
-        input_shape: vec![c as i64, h as i64, w as i64],
-        classes: spec.classes as i64,
-    })
+    Ok(Dataset::from_rows(
+        "synthetic-images",
+        x,
+        y,
+        spec.samples,
+        vec![c as i64, h as i64, w as i64],
+        spec.classes as i64,
+    ))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub mod cnn;
 pub mod mlp;
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Errors from building a network.
 #[derive(Debug, thiserror::Error)]
@@ -45,18 +45,17 @@ impl Activation {
         }
     }
 
-    /// Fraction of units in the flat part of this nonlinearity, given its
+    /// Which units sit in the flat part of this nonlinearity, given its
     /// output `a`: sigmoid within 0.01 of 0 or 1 and tanh within 0.01 of ±1
     /// (where the derivative is below about 0.01–0.02, Glorot & Bengio 2010
-    /// §3), relu exactly 0 (a unit that passes no gradient). A 0-dim tensor,
-    /// left on the device.
-    pub fn saturation_fraction(self, a: &Tensor) -> Tensor {
-        let flat = match self {
+    /// §3), relu exactly 0 (a unit that passes no gradient). A bool tensor
+    /// of `a`'s shape, left on the device.
+    pub fn saturated(self, a: &Tensor) -> Tensor {
+        match self {
             Activation::Sigmoid => a.lt(0.01).logical_or(&a.gt(0.99)),
             Activation::Tanh => a.abs().gt(0.99),
             Activation::Relu => a.le(0.0),
-        };
-        flat.to_kind(Kind::Float).mean(Kind::Float)
+        }
     }
 }
 

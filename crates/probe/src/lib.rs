@@ -119,6 +119,11 @@ impl Probe {
 
     /// Reduces one probe step to host numbers: call after `backward()` and
     /// before the optimizer step. One device→host copy.
+    ///
+    /// Tensors of the same shape are reduced together (one stack and one
+    /// reduction per distinct shape, not one per layer): a probe step is
+    /// hundreds of tiny ops otherwise, and their dispatch cost, not the
+    /// arithmetic, dominated the probe's time in `make bench`.
     pub fn collect(
         &self,
         net: &dyn Network,
@@ -126,41 +131,61 @@ impl Probe {
         responses: &[(usize, Tensor)],
     ) -> Result<ProbeRecord, ProbeError> {
         let n = self.len();
-        let norm_of_grad = |t: &Tensor| {
+        let grad_of = |t: &Tensor| {
             let g = t.grad();
             if g.defined() {
-                g.detach().to_kind(Kind::Float).norm()
+                g.detach()
             } else {
-                Tensor::from(f32::NAN).to_device(t.device())
+                t.detach().full_like(f64::NAN)
             }
         };
-        let mut parts: Vec<Tensor> = Vec::with_capacity(2 * n + 3 * responses.len());
-        let weights: Vec<&Tensor> = net
+        let weight_grads: Vec<Tensor> = net
             .probe_points()
             .iter()
             .filter_map(|p| p.weight.as_ref())
+            .map(grad_of)
             .collect();
-        let n_weights = weights.len();
-        parts.extend(weights.into_iter().map(norm_of_grad));
-        parts.extend(taps.iter().map(norm_of_grad));
-        for (_, r) in responses {
-            let r = r.detach();
-            let (std, mean) = r.std_mean(false);
-            parts.push(mean);
-            parts.push(std);
-            parts.push(self.activation.saturation_fraction(&r));
-        }
-        let host: Vec<f32> = Vec::try_from(Tensor::stack(&parts, 0).to_device(Device::Cpu))?;
+        let tap_grads: Vec<Tensor> = taps.iter().map(grad_of).collect();
+        let response_values: Vec<Tensor> = responses.iter().map(|(_, r)| r.detach()).collect();
+
+        let l2 = |x: &Tensor, dims: &[i64]| x.norm_scalaropt_dim(2, dims, false).unsqueeze(0);
+        let activation = self.activation;
+        let stats = |x: &Tensor, dims: &[i64]| {
+            let (std, mean) = x.std_mean_dim(dims, false, false);
+            let saturated =
+                activation
+                    .saturated(x)
+                    .to_kind(Kind::Float)
+                    .mean_dim(dims, false, Kind::Float);
+            Tensor::stack(&[mean, std, saturated], 0)
+        };
+        let (w_part, w_order) = grouped(&weight_grads, l2);
+        let (o_part, o_order) = grouped(&tap_grads, l2);
+        let (s_part, s_order) = grouped(&response_values, stats);
+        let parts: Vec<Tensor> = w_part.into_iter().chain(o_part).chain(s_part).collect();
+        let host: Vec<f32> = if parts.is_empty() {
+            Vec::new()
+        } else {
+            Vec::try_from(Tensor::cat(&parts, 0).to_device(Device::Cpu))?
+        };
         let host: Vec<f64> = host.into_iter().map(f64::from).collect();
 
-        let mut weight_norms = host[..n_weights].iter().copied();
+        let (w_len, o_len) = (weight_grads.len(), tap_grads.len());
+        let weight_norms = ungroup(&host[..w_len], &w_order, 1).remove(0);
+        let output_l2 = ungroup(&host[w_len..w_len + o_len], &o_order, 1).remove(0);
+        let mut st = ungroup(&host[w_len + o_len..], &s_order, 3);
+        let (saturation, std, mean) = (
+            st.pop().unwrap_or_default(),
+            st.pop().unwrap_or_default(),
+            st.pop().unwrap_or_default(),
+        );
+
+        let mut weight_norms = weight_norms.into_iter();
         let weight_l2: Vec<Option<f64>> = self
             .weight_numel
             .iter()
             .map(|w| w.and_then(|_| weight_norms.next()))
             .collect();
-        let output_l2 = host[n_weights..n_weights + n].to_vec();
-        let stats = &host[n_weights + n..];
         // Taps share the batch size, so one example's numel times the batch.
         let batch = taps.first().map(|t| t.size()[0]).unwrap_or(1) as f64;
         let output_numel: Vec<f64> = self
@@ -168,6 +193,7 @@ impl Probe {
             .iter()
             .map(|s| s.iter().product::<i64>() as f64 * batch)
             .collect();
+        debug_assert_eq!(output_l2.len(), n);
         Ok(ProbeRecord {
             weight_rms: weight_l2
                 .iter()
@@ -183,16 +209,62 @@ impl Probe {
             output_l2,
             responses: responses
                 .iter()
-                .zip(stats.chunks_exact(3))
-                .map(|((point, _), s)| ResponseStats {
+                .enumerate()
+                .map(|(i, (point, _))| ResponseStats {
                     point: *point,
-                    mean: s[0],
-                    std: s[1],
-                    saturation: s[2],
+                    mean: mean[i],
+                    std: std[i],
+                    saturation: saturation[i],
                 })
                 .collect(),
         })
     }
+}
+
+/// Applies `reduce` once per group of same-shape tensors: `reduce` gets the
+/// stack `[g, ...shape]` and the dims to reduce, and returns `[k, g]`.
+/// Returns each group's flattened results (still on the device) and the
+/// groups' member indices in the order their values appear.
+fn grouped(
+    tensors: &[Tensor],
+    reduce: impl Fn(&Tensor, &[i64]) -> Tensor,
+) -> (Vec<Tensor>, Vec<Vec<usize>>) {
+    let mut groups: Vec<(Vec<i64>, Vec<usize>)> = Vec::new();
+    for (i, t) in tensors.iter().enumerate() {
+        let shape = t.size();
+        match groups.iter_mut().find(|(s, _)| *s == shape) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((shape, vec![i])),
+        }
+    }
+    let parts: Vec<Tensor> = groups
+        .iter()
+        .map(|(shape, members)| {
+            let stacked =
+                Tensor::stack(&members.iter().map(|&i| &tensors[i]).collect::<Vec<_>>(), 0);
+            let dims: Vec<i64> = (1..=shape.len() as i64).collect();
+            reduce(&stacked.to_kind(Kind::Float), &dims).flatten(0, -1)
+        })
+        .collect();
+    (parts, groups.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Inverse of [`grouped`] on the host: `k` statistics per tensor, back in
+/// the tensors' own order.
+fn ungroup(values: &[f64], groups: &[Vec<usize>], k: usize) -> Vec<Vec<f64>> {
+    let n: usize = groups.iter().map(Vec::len).sum();
+    let mut out = vec![vec![f64::NAN; n]; k];
+    let mut at = 0;
+    for members in groups {
+        let g = members.len();
+        for (s, stat) in out.iter_mut().enumerate() {
+            for (j, &i) in members.iter().enumerate() {
+                stat[i] = values[at + s * g + j];
+            }
+        }
+        at += k * g;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -252,5 +324,69 @@ mod tests {
         assert!(rec.all_finite());
         assert_eq!(rec.responses.len(), 2);
         assert_eq!(rec.responses[1].point, 1);
+    }
+
+    /// Grouping tensors by shape must not change any number: compare every
+    /// statistic with the same reduction done one tensor at a time, on a CNN
+    /// whose probe points have many different shapes (and some no weight).
+    #[test]
+    fn grouped_reductions_equal_per_tensor_ones() {
+        use gradscope_models::cnn::{Cnn, CnnConfig, Shortcut};
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Cnn::new(
+            &vs.root(),
+            CnnConfig {
+                input_shape: vec![1, 8, 8],
+                classes: 3,
+                depth: 14,
+                base_width: 4,
+                shortcut: Shortcut::B,
+                norm: Norm::Batchnorm,
+                init: Init::Kaiming,
+                variant: Variant::Residual,
+                channels_last: false,
+            },
+        )
+        .unwrap();
+        let probe = Probe::new(&net);
+        let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
+        let taps = probe.taps(6, Device::Cpu);
+        let out = net.forward(&x, true, Some(&taps));
+        out.logits.cross_entropy_for_logits(&y).backward();
+        let rec = probe.collect(&net, &taps, &out.responses).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1e-6);
+        for (i, t) in taps.iter().enumerate() {
+            assert!(
+                close(rec.output_l2[i], t.grad().norm().double_value(&[])),
+                "tap {i}"
+            );
+        }
+        for (i, p) in net.probe_points().iter().enumerate() {
+            match &p.weight {
+                Some(w) => assert!(
+                    close(rec.weight_l2[i].unwrap(), w.grad().norm().double_value(&[])),
+                    "weight {i}"
+                ),
+                None => assert!(rec.weight_l2[i].is_none()),
+            }
+        }
+        assert_eq!(rec.responses.len(), out.responses.len());
+        for (r, (point, t)) in rec.responses.iter().zip(&out.responses) {
+            let (std, mean) = t.detach().std_mean(false);
+            let sat = t
+                .le(0.0)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[]);
+            assert_eq!(r.point, *point);
+            assert!(
+                close(r.std, std.double_value(&[]))
+                    && (r.mean - mean.double_value(&[])).abs() < 1e-5
+                    && close(r.saturation, sat),
+                "response {point}"
+            );
+        }
     }
 }
