@@ -120,10 +120,10 @@ impl Probe {
     /// Reduces one probe step to host numbers: call after `backward()` and
     /// before the optimizer step. One device→host copy.
     ///
-    /// Tensors of the same shape are reduced together (one stack and one
-    /// reduction per distinct shape, not one per layer): a probe step is
+    /// Small tensors of the same shape are reduced together (one stack and
+    /// one reduction per distinct shape, not one per layer): a probe step is
     /// hundreds of tiny ops otherwise, and their dispatch cost, not the
-    /// arithmetic, dominated the probe's time in `make bench`.
+    /// arithmetic, dominated the MLP's probe time in `make bench`.
     pub fn collect(
         &self,
         net: &dyn Network,
@@ -221,10 +221,15 @@ impl Probe {
     }
 }
 
-/// Applies `reduce` once per group of same-shape tensors: `reduce` gets the
-/// stack `[g, ...shape]` and the dims to reduce, and returns `[k, g]`.
-/// Returns each group's flattened results (still on the device) and the
-/// groups' member indices in the order their values appear.
+/// Tensors larger than this are reduced one by one: stacking them would copy
+/// megabytes (CNN feature maps) to save one op dispatch, and measured slower.
+const GROUP_MAX_NUMEL: i64 = 1 << 16;
+
+/// Applies `reduce` once per group of same-shape small tensors (one per
+/// large tensor): `reduce` gets the stack `[g, ...shape]` and the dims to
+/// reduce, and returns `[k, g]`. Returns each group's flattened results
+/// (still on the device) and the groups' member indices in the order their
+/// values appear.
 fn grouped(
     tensors: &[Tensor],
     reduce: impl Fn(&Tensor, &[i64]) -> Tensor,
@@ -232,7 +237,11 @@ fn grouped(
     let mut groups: Vec<(Vec<i64>, Vec<usize>)> = Vec::new();
     for (i, t) in tensors.iter().enumerate() {
         let shape = t.size();
-        match groups.iter_mut().find(|(s, _)| *s == shape) {
+        let small = t.numel() as i64 <= GROUP_MAX_NUMEL;
+        match groups
+            .iter_mut()
+            .find(|(s, m)| small && *s == shape && tensors[m[0]].numel() as i64 <= GROUP_MAX_NUMEL)
+        {
             Some((_, members)) => members.push(i),
             None => groups.push((shape, vec![i])),
         }
@@ -240,8 +249,11 @@ fn grouped(
     let parts: Vec<Tensor> = groups
         .iter()
         .map(|(shape, members)| {
-            let stacked =
-                Tensor::stack(&members.iter().map(|&i| &tensors[i]).collect::<Vec<_>>(), 0);
+            // A group of one is a view, not a copy.
+            let stacked = match members.as_slice() {
+                [only] => tensors[*only].unsqueeze(0),
+                _ => Tensor::stack(&members.iter().map(|&i| &tensors[i]).collect::<Vec<_>>(), 0),
+            };
             let dims: Vec<i64> = (1..=shape.len() as i64).collect();
             reduce(&stacked.to_kind(Kind::Float), &dims).flatten(0, -1)
         })
