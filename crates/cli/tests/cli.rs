@@ -75,20 +75,7 @@ fn summary_value(rows: &[Vec<String>], header: &[String], run: &str, column: &st
 /// below the last's; the identity shortcut carries it through unchanged.
 #[test]
 fn deep_sigmoid_plain_net_vanishes_and_its_residual_twin_does_not() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exp = experiment(tmp.path(), VANISH);
-    let out = tmp.path().join("out");
-    let o = gradscope(&[
-        "run",
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_tmp, out) = run_ok(VANISH, &["--device", "cpu"]);
     let (h, rows) = read_csv(&out.join("summary.csv"));
     let plain = summary_value(&rows, &h, "plain-d16-s0", "grad_first_init")
         / summary_value(&rows, &h, "plain-d16-s0", "grad_last_init");
@@ -140,19 +127,7 @@ fn deep_sigmoid_plain_net_vanishes_and_its_residual_twin_does_not() {
 /// (75% error): the loop, loss and optimizer work together.
 #[test]
 fn small_net_learns_the_synthetic_task() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exp = experiment(tmp.path(), LEARN);
-    let out = tmp.path().join("out");
-    let o = gradscope(&[
-        "run",
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-        "--no-plot",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_tmp, out) = run_ok(LEARN, &["--no-plot"]);
     let (h, rows) = read_csv(&out.join("summary.csv"));
     let train = summary_value(&rows, &h, "plain-d3-s0", "final_train_error");
     let test = summary_value(&rows, &h, "plain-d3-s0", "final_test_error");
@@ -171,24 +146,10 @@ fn small_net_learns_the_synthetic_task() {
 /// The files match the contract of DESIGN.md ("Files it writes").
 #[test]
 fn files_follow_the_design_contract() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exp = experiment(
-        tmp.path(),
-        &LEARN
-            .replace("\"steps\": 400", "\"steps\": 30")
-            .replace("\"every\": 100", "\"every\": 10"),
-    );
-    let out = tmp.path().join("out");
-    let o = gradscope(&[
-        "run",
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-        "--no-plot",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let body = LEARN
+        .replace("\"steps\": 400", "\"steps\": 30")
+        .replace("\"every\": 100", "\"every\": 10");
+    let (_tmp, out) = run_ok(&body, &["--no-plot"]);
     let run = out.join("runs/plain-d3-s0");
     assert_eq!(
         read_csv(&run.join("metrics.csv")).0,
