@@ -269,7 +269,9 @@ pub fn train_run(
 /// Mean cross-entropy and error (fraction) over a whole split, in eval mode,
 /// in chunks so memory stays bounded.
 pub fn evaluate(net: &dyn Network, split: &Split) -> (f64, f64) {
-    const CHUNK: i64 = 1024;
+    // 256, not more: with 1024-image chunks the evaluation pass set the peak
+    // RSS of a CNN-20 run (1492 MB against 1069 MB, measured with bench-one).
+    const CHUNK: i64 = 256;
     let _guard = tch::no_grad_guard();
     let n = split.len();
     let device = split.x.device();
