@@ -15,6 +15,7 @@
 
 use anyhow::{bail, Context, Result};
 use gradscope_train::plan::RunSpec;
+use gradscope_train::record::write_atomic;
 use gradscope_train::spec::Experiment;
 use gradscope_train::sweep::load_dataset;
 use gradscope_train::train_loop::train_run;
@@ -378,10 +379,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
         env!("GRADSCOPE_LIBTORCH_VERSION")
     ));
     let write = |name: &str, text: &str| -> Result<()> {
-        let path = s.out.join(name);
-        let tmp = s.out.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).with_context(|| tmp.display().to_string())?;
-        std::fs::rename(&tmp, &path).with_context(|| path.display().to_string())
+        Ok(write_atomic(&s.out.join(name), text.as_bytes())?)
     };
     write("bench.csv", &csv)?;
     write("bench.md", &md)?;

@@ -21,6 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use tch::Device;
 
+/// The held-out size of a generated dataset: as given, or a quarter of the
+/// training size (at least one).
+fn default_test_samples(samples: usize, test_samples: Option<usize>) -> usize {
+    test_samples.unwrap_or((samples / 4).max(1))
+}
+
 /// Builds or reads the dataset an experiment names (on the CPU), prepared
 /// as the file asks: subset, validation split, per-channel normalization.
 pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
@@ -35,7 +41,7 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
         }) => {
             return Ok(synthetic(&SyntheticSpec {
                 samples: *samples,
-                test_samples: test_samples.unwrap_or((samples / 4).max(1)),
+                test_samples: default_test_samples(*samples, *test_samples),
                 classes: *classes,
                 features: *features,
                 teacher_width: teacher_width.unwrap_or(2 * classes),
@@ -52,7 +58,7 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
         }) => {
             return Ok(synthetic_images(&TextureSpec {
                 samples: *samples,
-                test_samples: test_samples.unwrap_or((samples / 4).max(1)),
+                test_samples: default_test_samples(*samples, *test_samples),
                 classes: *classes,
                 shape: *shape,
                 noise: *noise,
