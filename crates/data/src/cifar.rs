@@ -95,7 +95,7 @@ fn to_split(pixels: &[u8], labels: &[u8]) -> Split {
 
 /// Reads one batch file: pixels (`n × 3072`, the records with their label
 /// bytes taken out) and labels.
-fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
+pub(crate) fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
     let corrupt = |what: String| DataError::corrupt(path, what);
     let (file, len) = open_file(path)?;
     if len == 0 {

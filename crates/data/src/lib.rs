@@ -30,6 +30,8 @@
 //! caller draws from it before or after (model init, dropout, …).
 
 pub mod cifar;
+#[cfg(test)]
+mod fuzz;
 pub mod idx;
 pub mod prep;
 pub mod rng;

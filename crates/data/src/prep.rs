@@ -14,11 +14,11 @@ pub const AUGMENT_PAD: i64 = 4;
 impl Dataset {
     /// The first `train` training and the first `test` held-out examples
     /// (`None` keeps a split whole). Asking for 0, or for more than a split
-    /// holds, is an error (field `dataset.subset`): silently getting fewer
+    /// holds, is an error (field `dataset.subset_train` or `subset_test`): fewer
     /// examples than the experiment file says would skew a comparison.
     pub fn subset(self, train: Option<usize>, test: Option<usize>) -> Result<Dataset, DataError> {
-        let train_split = take_first(self.train, train, "train")?;
-        let test_split = take_first(self.test, test, "test")?;
+        let train_split = take_first(self.train, train, "subset_train")?;
+        let test_split = take_first(self.test, test, "subset_test")?;
         Ok(Dataset {
             train: train_split,
             test: test_split,
@@ -87,23 +87,20 @@ impl Dataset {
     }
 }
 
-fn take_first(split: Split, n: Option<usize>, which: &str) -> Result<Split, DataError> {
+/// `field` is the experiment file's name for the setting, so the error
+/// points at the line to fix.
+fn take_first(split: Split, n: Option<usize>, field: &'static str) -> Result<Split, DataError> {
     let Some(n) = n else {
         return Ok(split);
     };
     let len = split.len();
-    let invalid = |message: String| DataError::Invalid {
-        field: "subset",
-        message,
-    };
+    let invalid = |message: String| DataError::Invalid { field, message };
     if n == 0 {
-        return Err(invalid(format!(
-            "{which}: 0 examples asked for; need at least 1"
-        )));
+        return Err(invalid("0 examples asked for; need at least 1".into()));
     }
     if n as u64 > len as u64 {
         return Err(invalid(format!(
-            "{which}: {n} examples asked for but the split holds {len}"
+            "{n} examples asked for but the split holds {len}"
         )));
     }
     // A copy, not a view: a view would keep the whole original split in
@@ -214,15 +211,12 @@ mod tests {
             .subset(Some(0), None)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("dataset.subset") && err.contains("train"),
-            "{err}"
-        );
+        assert!(err.contains("dataset.subset_train: "), "{err}");
         let err = counting(10, 6)
             .subset(None, Some(7))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("dataset.subset"), "{err}");
+        assert!(err.contains("dataset.subset_test: "), "{err}");
         assert!(
             err.contains("7 examples asked for but the split holds 6"),
             "{err}"

@@ -10,6 +10,8 @@
 //! - [`sweep::Sweep`]: the results directory: run folders, `run.json`,
 //!   `summary.csv`.
 
+#[cfg(test)]
+mod fuzz;
 pub mod plan;
 pub mod record;
 pub mod spec;

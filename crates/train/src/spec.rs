@@ -336,10 +336,12 @@ impl TrainSpec {
     }
 
     /// Optimizer steps per run, given the size of the training split.
+    /// Saturates rather than overflows (found by `fuzz.rs`: 17 epochs of a
+    /// huge split).
     pub fn total_steps(&self, train_len: usize) -> usize {
         match (self.steps, self.epochs) {
             (Some(s), _) => s,
-            (None, Some(e)) => e * (train_len / self.batch_size.max(1)).max(1),
+            (None, Some(e)) => e.saturating_mul((train_len / self.batch_size.max(1)).max(1)),
             (None, None) => 0,
         }
     }
@@ -556,9 +558,11 @@ impl Experiment {
                     at_least("dataset.test_samples", *t, 1)?;
                 }
                 at_least("dataset.classes", *classes, 2)?;
-                if shape.contains(&0)
-                    || shape.iter().product::<usize>().saturating_mul(*samples) > 200_000_000
-                {
+                // Saturating, so that no shape can overflow the product
+                // (found by fuzz.rs: [2, 2^62, 2] wrapped to 0 in usize, then
+                // [2^58, 2^64 - 1, 2] × 64 samples overflowed even u128).
+                let values = shape.iter().fold(*samples, |acc, &d| acc.saturating_mul(d));
+                if shape.contains(&0) || values > 200_000_000 {
                     return fail("dataset.shape", format!("{shape:?} must have no zero dimension and stay under 2e8 values in all"));
                 }
                 if !(noise.is_finite() && *noise >= 0.0) {
@@ -937,6 +941,33 @@ mod tests {
         assert_eq!(e.train.scheduled_lr(9), 0.1);
         assert!((e.train.scheduled_lr(10) - 0.01).abs() < 1e-12);
         assert!((e.train.scheduled_lr(23) - 0.001).abs() < 1e-12);
+    }
+
+    /// Crashers found by `fuzz.rs`, kept as regression tests: each panicked
+    /// with "attempt to multiply with overflow".
+    #[test]
+    fn fuzz_crashers_are_errors_or_saturate() {
+        let images = GOOD
+            .replace(
+                r#""kind": "synthetic", "samples": 256, "classes": 4, "features": 8"#,
+                r#""kind": "synthetic-images", "samples": 64, "classes": 4, "shape": [2, 4611686018427387904, 2]"#,
+            )
+            .replace(
+                r#""family": "mlp", "width": 16, "activation": "sigmoid""#,
+                r#""family": "cnn", "width": 4"#,
+            )
+            .replace("[4, 8]", "[8, 14]");
+        let err = parse(&images).unwrap_err();
+        assert_eq!(err.field(), "dataset.shape", "{err}");
+        let huge = images.replace(
+            "[2, 4611686018427387904, 2]",
+            "[288230376151711744, 18446744073709551615, 2]",
+        );
+        assert_eq!(parse(&huge).unwrap_err().field(), "dataset.shape");
+        // 17 epochs at batch 16 (here 33 at batch 32) of a split so large
+        // that the step count overflowed.
+        let e = parse(&with(r#""steps": 20"#, r#""epochs": 33"#)).unwrap();
+        assert_eq!(e.train.total_steps(usize::MAX), usize::MAX);
     }
 
     #[test]
