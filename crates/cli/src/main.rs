@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gradscope_train::plan::plan;
 use gradscope_train::record::Status;
 use gradscope_train::spec::Experiment;
-use gradscope_train::sweep::Sweep;
+use gradscope_train::sweep::{Existing, Sweep};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -39,9 +39,12 @@ enum Command {
     /// gradients as it goes, then draw the charts.
     ///
     /// Writes RESULTS/runs/RUN/{run.json,metrics.csv,gradients.csv,activations.csv},
-    /// RESULTS/summary.csv and RESULTS/plots/. A run that already has a folder is
-    /// trained again from scratch. Ctrl-C stops after the current step, marks the
-    /// run "interrupted" and keeps everything already written.
+    /// RESULTS/summary.csv and RESULTS/plots/. A run trains in RESULTS/runs/RUN.partial/
+    /// and is renamed to RUN/ when it ends. If RESULTS already holds runs of this
+    /// experiment, give --resume or --restart. One gradscope writes a results
+    /// directory at a time (RESULTS/.gradscope.lock). Ctrl-C or SIGTERM stops
+    /// promptly, marks the run "interrupted", keeps everything written, and exits
+    /// with status 130; --resume continues.
     Run {
         /// The experiment file (JSON), e.g. experiments/quickstart.json.
         experiment: PathBuf,
@@ -57,6 +60,13 @@ enum Command {
         /// Do not draw the charts at the end.
         #[arg(long)]
         no_plot: bool,
+        /// Continue a sweep: keep completed and diverged runs, train the missing,
+        /// interrupted, failed and unfinished (killed) ones again.
+        #[arg(long, conflicts_with = "restart")]
+        resume: bool,
+        /// Train every run again; each old run is replaced when its new one ends.
+        #[arg(long)]
+        restart: bool,
     },
     /// Validate an experiment file and print its plan of runs, without
     /// training anything.
@@ -137,7 +147,16 @@ fn main() -> ExitCode {
             threads,
             device,
             no_plot,
-        } => run(&experiment, out, threads, device, no_plot),
+            resume,
+            restart,
+        } => {
+            let existing = match (resume, restart) {
+                (true, _) => Existing::Resume,
+                (_, true) => Existing::Restart,
+                _ => Existing::Refuse,
+            };
+            run(&experiment, out, threads, device, no_plot, existing)
+        }
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
         Command::Bench {
@@ -280,6 +299,7 @@ fn run(
     threads: Option<i32>,
     device: DeviceArg,
     no_plot: bool,
+    existing: Existing,
 ) -> Result<ExitCode> {
     let exp = Experiment::from_file(path)?;
     let threads = match threads {
@@ -296,20 +316,42 @@ fn run(
             bail!("--device cuda: libtorch sees no CUDA device on this machine (try --device cpu)")
         }
     };
+    let out_given = out.is_some();
     let out = out.unwrap_or_else(|| Path::new("results").join(&exp.name));
-    let sweep =
-        Sweep::prepare(exp, &out, device, threads).with_context(|| path.display().to_string())?;
-
-    // Ctrl-C and SIGTERM ask the loop to stop after its current step; the
-    // files written so far stay valid.
+    // Ctrl-C and SIGTERM ask the loop to stop after its current step (or
+    // evaluation chunk); the files written so far stay valid, and the lock
+    // is released on the way out. Installed before the lock is taken, so a
+    // Ctrl-C while the data load cannot kill the process holding it.
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("installing the Ctrl-C handler")?;
     }
+    let command: Vec<String> = std::env::args().collect();
+    let sweep = Sweep::prepare(exp, &out, device, threads, existing, &command.join(" "))
+        .with_context(|| path.display().to_string())?;
+    if let Some(h) = sweep.stale_lock() {
+        eprintln!(
+            "{}: took over a stale lock left by {h}, which is no longer running",
+            out.display()
+        );
+    }
+    if !sweep.kept().is_empty() {
+        let kept: Vec<String> = sweep
+            .kept()
+            .iter()
+            .map(|(r, s)| format!("{} {}", r.name(), s.as_str()))
+            .collect();
+        eprintln!(
+            "resuming: keeping {} finished run(s) ({}); training {}",
+            kept.len(),
+            kept.join(", "),
+            sweep.pending().len()
+        );
+    }
 
-    let runs = sweep.runs().to_vec();
+    let runs = sweep.pending().to_vec();
     let steps = sweep.steps() as u64;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(steps * runs.len() as u64);
@@ -323,7 +365,7 @@ fn run(
         bar
     });
     eprintln!(
-        "{}: {} runs on {device:?} with {threads} threads into {}",
+        "{}: {} runs to train on {device:?} with {threads} threads into {}",
         path.display(),
         runs.len(),
         out.display()
@@ -331,6 +373,9 @@ fn run(
 
     let mut failed = 0;
     for (i, run) in runs.iter().enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
         let base = i as u64 * steps;
         if let Some(b) = &bar {
             b.set_message(run.name());
@@ -354,11 +399,12 @@ fn run(
             record.elapsed_s,
             pct(record.final_metrics.train_error),
             pct(record.final_metrics.test_error),
-            record
-                .error
-                .as_ref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default(),
+            match (&record.error, record.diverged_at_step) {
+                (Some(e), _) => format!(" ({e})"),
+                (None, Some(step)) =>
+                    format!(" (a NaN or infinite loss or gradient at step {step})"),
+                _ => String::new(),
+            },
         );
         match &bar {
             Some(b) => b.println(line),
@@ -381,8 +427,10 @@ fn run(
     }
     if stop.load(Ordering::SeqCst) {
         eprintln!(
-            "interrupted: finished runs and the current run's rows are kept in {}",
-            out.display()
+            "interrupted: finished runs and the current run's rows are kept in {}; `gradscope run {} --resume{}` continues",
+            out.display(),
+            path.display(),
+            if out_given { format!(" --out {}", out.display()) } else { String::new() }
         );
         return Ok(ExitCode::from(130));
     }

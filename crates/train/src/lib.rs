@@ -7,11 +7,14 @@
 //!   lists them.
 //! - [`train_loop::train_run`]: the training loop, one function that reads
 //!   top to bottom: forward, loss, backward, probe, step, log, evaluate.
-//! - [`sweep::Sweep`]: the results directory: run folders, `run.json`,
-//!   `summary.csv`.
+//! - [`sweep::Sweep`]: the results directory: run folders (each trained in
+//!   `RUN.partial/` and renamed into place when it ends), `run.json`,
+//!   `summary.csv`, and what `--resume` keeps or trains again.
+//! - [`lock::ResultsLock`]: one writer per results directory.
 
 #[cfg(test)]
 mod fuzz;
+pub mod lock;
 pub mod plan;
 pub mod record;
 pub mod spec;
@@ -52,6 +55,23 @@ pub enum TrainError {
     /// A setting that only shows its problem once the data are loaded.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// Another process is writing the results directory.
+    #[error("{}: another gradscope is writing this results directory ({}); wait for it to end, or stop it, and try again", path.display(), holder.as_ref().map(|h| h.to_string()).unwrap_or_else(|| "its lock file does not say who".into()))]
+    Locked {
+        path: PathBuf,
+        holder: Option<lock::Holder>,
+    },
+    /// The results directory already holds runs of this plan, and the
+    /// caller asked neither to resume nor to restart.
+    #[error("{}: already holds {count} run(s) of this experiment ({runs}); use --resume to keep finished runs and train only the missing and unfinished ones, or --restart to train every run again (each old run is replaced when its new one ends)", out.display())]
+    Existing {
+        out: PathBuf,
+        count: usize,
+        runs: String,
+    },
+    /// A finished run to be kept by --resume was trained with other settings.
+    #[error("{}: this run was trained with a different {fields} than the experiment file says; --resume only continues a sweep with the same settings (depths, seeds and variants may be added); use --restart to train every run again, or --out for a new results directory", path.display())]
+    ConfigChanged { path: PathBuf, fields: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

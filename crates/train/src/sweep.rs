@@ -1,15 +1,26 @@
 //! The results directory of one experiment, and the runs that fill it.
 //!
 //! ```text
-//! OUT/summary.csv                one row per run that has started
-//! OUT/runs/RUN/run.json          status "running" while it trains, then final
+//! OUT/.gradscope.lock            held while a sweep writes here (see lock.rs)
+//! OUT/summary.csv                one row per planned run that has ended
+//! OUT/runs/RUN.partial/          the run being trained: run.json "running", CSVs
+//! OUT/runs/RUN/run.json          a run that ended: completed, diverged, interrupted, failed
 //! OUT/runs/RUN/{metrics,gradients,activations}.csv
 //! ```
 //!
 //! Everything that can be checked is checked in [`Sweep::prepare`], before
 //! any run folder exists, so a bad experiment never leaves a half-created
 //! run behind.
+//!
+//! A run trains in `RUN.partial/` and, when it ends with any status, that
+//! folder is renamed to `RUN/` (an older `RUN/` is first renamed to
+//! `RUN.old/`, then removed). So `RUN/` always holds one whole run, old or
+//! new, and never a mixture: its CSVs have each step once. A SIGKILL leaves a
+//! `RUN.partial/` whose run.json says `running`; the next `--resume` or
+//! `--restart` removes it (or, if the kill came between the two renames,
+//! finishes the swap) before training.
 
+use crate::lock::{Holder, ResultsLock};
 use crate::plan::{plan, RunSpec};
 use crate::record::{write_summary, RunRecord, Status, Versions};
 use crate::spec::{DatasetSpec, Experiment, SyntheticData, SyntheticImages};
@@ -94,7 +105,22 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
     Ok(data)
 }
 
-/// An experiment ready to run into its results directory.
+/// What to do with runs that the results directory already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse to start ([`TrainError::Existing`]), so that a repeated
+    /// command never replaces finished runs by accident.
+    Refuse,
+    /// Keep completed and diverged runs (final outcomes) trained with the
+    /// same settings; train the missing, interrupted, failed and unfinished
+    /// ones again.
+    Resume,
+    /// Train every run again; each old run is replaced when its new one ends.
+    Restart,
+}
+
+/// An experiment ready to run into its results directory, which it holds
+/// locked until dropped.
 pub struct Sweep {
     experiment: Experiment,
     out: PathBuf,
@@ -102,16 +128,102 @@ pub struct Sweep {
     threads: i32,
     data: Dataset,
     runs: Vec<RunSpec>,
+    /// Planned runs that `--resume` keeps, with their status.
+    kept: Vec<(RunSpec, Status)>,
+    /// Planned runs to train, in plan order.
+    pending: Vec<RunSpec>,
+    stale_lock: Option<Holder>,
+    _lock: ResultsLock,
+}
+
+/// The folder a run trains in before it is renamed to `runs/RUN`.
+fn partial_dir(dir: &Path) -> PathBuf {
+    suffixed(dir, "partial")
+}
+
+/// Where a replaced run sits for the moment between two renames.
+fn old_dir(dir: &Path) -> PathBuf {
+    suffixed(dir, "old")
+}
+
+fn suffixed(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
+fn remove_dir(dir: &Path) -> Result<(), TrainError> {
+    std::fs::remove_dir_all(dir).map_err(TrainError::io(dir))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), TrainError> {
+    std::fs::rename(from, to).map_err(TrainError::io(to))
+}
+
+/// Puts a run that ended in `RUN.partial/` in place of `RUN/`.
+fn publish(dir: &Path) -> Result<(), TrainError> {
+    let (partial, old) = (partial_dir(dir), old_dir(dir));
+    if old.exists() {
+        remove_dir(&old)?;
+    }
+    if dir.exists() {
+        rename(dir, &old)?;
+    }
+    rename(&partial, dir)?;
+    if old.exists() {
+        remove_dir(&old)?;
+    }
+    Ok(())
+}
+
+/// Cleans what a killed process left of one run: a `RUN.partial/` that was
+/// still training is removed; one that had ended (killed between its last
+/// write and the rename) is put in place; a `RUN.old/` goes back to `RUN/`
+/// if nothing replaced it.
+fn recover(dir: &Path) -> Result<(), TrainError> {
+    let partial = partial_dir(dir);
+    if partial.exists() {
+        match RunRecord::read(&partial.join("run.json")) {
+            Ok(r) if r.status != Status::Running => publish(dir)?,
+            _ => remove_dir(&partial)?,
+        }
+    }
+    let old = old_dir(dir);
+    if old.exists() {
+        if dir.exists() {
+            remove_dir(&old)?;
+        } else {
+            rename(&old, dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// The settings that make a run what it is, as JSON: the experiment without
+/// the fields that only list or describe the runs (a sweep may be extended
+/// with more depths, seeds or variants and resumed).
+fn run_settings(exp: &Experiment) -> serde_json::Map<String, serde_json::Value> {
+    let mut v = match serde_json::to_value(exp) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for k in ["name", "description", "variants", "depths", "seeds"] {
+        v.remove(k);
+    }
+    v
 }
 
 impl Sweep {
-    /// Loads the data, moves it to `device`, and makes sure `out` can be
-    /// written (creating `out/runs`).
+    /// Loads the data, moves it to `device`, makes sure `out` can be written
+    /// (creating `out/runs`), takes the results directory's lock for
+    /// `command`, and decides which runs to train given `existing`.
     pub fn prepare(
         experiment: Experiment,
         out: &Path,
         device: Device,
         threads: i32,
+        existing: Existing,
+        command: &str,
     ) -> Result<Sweep, TrainError> {
         let data = load_dataset(&experiment.dataset)?;
         let train_len = data.train.len() as usize;
@@ -133,20 +245,86 @@ impl Sweep {
             build_network(&vs.root(), &experiment, &data, run)?;
         }
         let data = data.to_device(device);
+        std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
+        // create_dir_all succeeds on an existing read-only folder: the lock
+        // file is the write check.
+        let (lock, stale_lock) = ResultsLock::acquire(out, &Holder::current(command))?;
         let runs_dir = out.join("runs");
         std::fs::create_dir_all(&runs_dir).map_err(TrainError::io(&runs_dir))?;
-        // create_dir_all succeeds on an existing read-only folder: try a write.
-        let probe_file = out.join(format!(".gradscope-write-check-{}", std::process::id()));
-        std::fs::write(&probe_file, b"").map_err(TrainError::io(out))?;
-        std::fs::remove_file(&probe_file).map_err(TrainError::io(&probe_file))?;
-        Ok(Sweep {
+
+        let mut sweep = Sweep {
             experiment,
             out: out.to_path_buf(),
             device,
             threads,
             data,
             runs,
-        })
+            kept: Vec::new(),
+            pending: Vec::new(),
+            stale_lock,
+            _lock: lock,
+        };
+        match existing {
+            Existing::Refuse => {
+                let found: Vec<String> = sweep
+                    .runs
+                    .iter()
+                    .map(|r| sweep.run_dir(r))
+                    .filter(|d| d.exists() || partial_dir(d).exists() || old_dir(d).exists())
+                    .map(|d| {
+                        d.file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .collect();
+                if !found.is_empty() {
+                    return Err(TrainError::Existing {
+                        out: out.to_path_buf(),
+                        count: found.len(),
+                        runs: found.join(", "),
+                    });
+                }
+                sweep.pending = sweep.runs.clone();
+            }
+            Existing::Restart => {
+                for run in &sweep.runs {
+                    recover(&sweep.run_dir(run))?;
+                }
+                sweep.pending = sweep.runs.clone();
+            }
+            Existing::Resume => {
+                let settings = run_settings(&sweep.experiment);
+                for run in sweep.runs.clone() {
+                    let dir = sweep.run_dir(&run);
+                    recover(&dir)?;
+                    let json = dir.join("run.json");
+                    // An unreadable run.json (another version, an edit) is
+                    // an unfinished run: trained again, replaced atomically.
+                    let record = json.exists().then(|| RunRecord::read(&json).ok()).flatten();
+                    match record {
+                        Some(r) if matches!(r.status, Status::Completed | Status::Diverged) => {
+                            let theirs = run_settings(&r.config);
+                            let fields: std::collections::BTreeSet<&str> = settings
+                                .keys()
+                                .chain(theirs.keys())
+                                .filter(|k| settings.get(*k) != theirs.get(*k))
+                                .map(String::as_str)
+                                .collect();
+                            if !fields.is_empty() {
+                                return Err(TrainError::ConfigChanged {
+                                    path: json,
+                                    fields: fields.into_iter().collect::<Vec<_>>().join(", "),
+                                });
+                            }
+                            sweep.kept.push((run, r.status));
+                        }
+                        _ => sweep.pending.push(run),
+                    }
+                }
+            }
+        }
+        Ok(sweep)
     }
 
     /// Optimizer steps per run (from `train.steps`, or `train.epochs` and
@@ -161,20 +339,38 @@ impl Sweep {
         &self.experiment
     }
 
+    /// Every planned run, in plan order.
     pub fn runs(&self) -> &[RunSpec] {
         &self.runs
+    }
+
+    /// The runs to train, in plan order.
+    pub fn pending(&self) -> &[RunSpec] {
+        &self.pending
+    }
+
+    /// The runs `--resume` keeps as they are, with their status.
+    pub fn kept(&self) -> &[(RunSpec, Status)] {
+        &self.kept
+    }
+
+    /// Who held the lock before, when it was left by a process that died.
+    pub fn stale_lock(&self) -> Option<&Holder> {
+        self.stale_lock.as_ref()
     }
 
     pub fn out(&self) -> &Path {
         &self.out
     }
 
+    /// Where a run's files are once it has ended: `OUT/runs/RUN`.
     pub fn run_dir(&self, run: &RunSpec) -> PathBuf {
         self.out.join("runs").join(run.name())
     }
 
-    /// Trains one run into a fresh `runs/RUN/`, writing `run.json` before
-    /// (status `running`) and after, then refreshes `summary.csv`. A run that
+    /// Trains one run into a fresh `runs/RUN.partial/`, writing `run.json`
+    /// before (status `running`) and after, renames it to `runs/RUN`
+    /// (replacing an older one), then refreshes `summary.csv`. A run that
     /// fails inside training is recorded as `failed` and returned, so the
     /// sweep can go on; only errors writing its own files are returned as
     /// `Err`.
@@ -184,9 +380,10 @@ impl Sweep {
         stop: &AtomicBool,
         progress: &mut dyn FnMut(usize),
     ) -> Result<RunRecord, TrainError> {
-        let dir = self.run_dir(run);
+        let final_dir = self.run_dir(run);
+        let dir = partial_dir(&final_dir);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(TrainError::io(&dir))?;
+            remove_dir(&dir)?;
         }
         std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
         let json = dir.join("run.json");
@@ -230,20 +427,23 @@ impl Sweep {
             }
         }
         record.write(&json)?;
+        publish(&final_dir)?;
         self.write_summary()?;
         Ok(record)
     }
 
     /// Rewrites `summary.csv` from the `run.json` of every planned run that
-    /// has one, in plan order.
+    /// has one, in plan order. A run.json that does not parse (not written
+    /// by this version: ours are written atomically) is left out rather
+    /// than stopping a sweep; `--resume` trains such a run again.
     pub fn write_summary(&self) -> Result<PathBuf, TrainError> {
-        let mut records = Vec::new();
-        for run in &self.runs {
-            let json = self.run_dir(run).join("run.json");
-            if json.exists() {
-                records.push(RunRecord::read(&json)?);
-            }
-        }
+        let records: Vec<RunRecord> = self
+            .runs
+            .iter()
+            .map(|run| self.run_dir(run).join("run.json"))
+            .filter(|json| json.exists())
+            .filter_map(|json| RunRecord::read(&json).ok())
+            .collect();
         let path = self.out.join("summary.csv");
         write_summary(&path, &records)?;
         Ok(path)

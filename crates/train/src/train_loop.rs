@@ -92,8 +92,17 @@ pub fn build_network(
 
 /// Trains one run, streaming its CSV files into `dir`.
 ///
-/// `stop` is checked before every step (SIGINT/SIGTERM set it); `progress`
-/// is told how many steps are done after every step.
+/// `stop` is checked before every step and between the chunks of every
+/// evaluation pass (SIGINT/SIGTERM set it), so an interruption is prompt;
+/// `progress` is told how many steps are done after every step.
+///
+/// Divergence: the minibatch loss is checked every step (one scalar brought
+/// to the host: free on CPU, a sync per step on CUDA), and every gradient
+/// norm at every probe step. The first non-finite value stops the run at
+/// that step with status `diverged`: nothing after it is written, so every
+/// row in the CSVs belongs to a step up to it. A non-finite gradient between
+/// probe steps makes the weights non-finite, so it is caught by the loss of
+/// the next step.
 pub fn train_run(
     exp: &Experiment,
     data: &Dataset,
@@ -148,19 +157,21 @@ pub fn train_run(
     let mut steps_done = 0;
 
     // Held-out error at initialization: the first point of every curve.
-    let (loss, error) = evaluate(net.as_ref(), &data.test);
-    out.metrics(&MetricsRow {
-        step: 0,
-        epoch: 0.0,
-        split: "test",
-        loss,
-        error,
-        lr,
-        elapsed_s: elapsed(),
-    })?;
+    match evaluate(net.as_ref(), &data.test, stop) {
+        Some((loss, error)) => out.metrics(&MetricsRow {
+            step: 0,
+            epoch: 0.0,
+            split: "test",
+            loss,
+            error,
+            lr,
+            elapsed_s: elapsed(),
+        })?,
+        None => status = Status::Interrupted,
+    }
 
     for step in 0..steps {
-        if stop.load(Ordering::SeqCst) {
+        if status != Status::Completed || stop.load(Ordering::SeqCst) {
             status = Status::Interrupted;
             break;
         }
@@ -179,6 +190,10 @@ pub fn train_run(
         let taps = probing.then(|| probe.taps(y.size()[0], device));
         let fwd = net.forward(&x, true, taps.as_deref());
         let loss = fwd.logits.cross_entropy_for_logits(&y);
+        if !loss.double_value(&[]).is_finite() {
+            (status, diverged_at_step) = (Status::Diverged, Some(step));
+            break;
+        }
 
         opt.zero_grad();
         loss.backward();
@@ -217,17 +232,16 @@ pub fn train_run(
                 lr,
                 elapsed_s: elapsed(),
             })?;
-            if !loss.is_finite() {
-                (status, diverged_at_step) = (Status::Diverged, Some(steps_done));
-                break;
-            }
             // He et al.'s warm-up ends once training error is below the bar.
             if let Some(w) = &t.warmup {
                 warming &= error >= w.until_train_error;
             }
         }
         if steps_done % t.eval_every == 0 || steps_done == steps {
-            let (loss, error) = evaluate(net.as_ref(), &data.test);
+            let Some((loss, error)) = evaluate(net.as_ref(), &data.test, stop) else {
+                status = Status::Interrupted;
+                break;
+            };
             out.metrics(&MetricsRow {
                 step: steps_done,
                 epoch: epoch(steps_done),
@@ -245,14 +259,21 @@ pub fn train_run(
     // footing whatever their minibatch noise.
     let mut final_metrics = FinalMetrics::default();
     if status == Status::Completed {
-        let (train_loss, train_error) = evaluate(net.as_ref(), &data.train);
-        let (test_loss, test_error) = evaluate(net.as_ref(), &data.test);
-        final_metrics = FinalMetrics {
-            train_loss: Some(train_loss),
-            train_error: Some(train_error),
-            test_loss: Some(test_loss),
-            test_error: Some(test_error),
-        };
+        match (
+            evaluate(net.as_ref(), &data.train, stop),
+            evaluate(net.as_ref(), &data.test, stop),
+        ) {
+            (Some((train_loss, train_error)), Some((test_loss, test_error))) => {
+                final_metrics = FinalMetrics {
+                    train_loss: Some(train_loss),
+                    train_error: Some(train_error),
+                    test_loss: Some(test_loss),
+                    test_error: Some(test_error),
+                }
+            }
+            // All steps done but the final passes cut short: not a result.
+            _ => status = Status::Interrupted,
+        }
     }
     Ok(RunOutcome {
         status,
@@ -267,8 +288,9 @@ pub fn train_run(
 }
 
 /// Mean cross-entropy and error (fraction) over a whole split, in eval mode,
-/// in chunks so memory stays bounded.
-pub fn evaluate(net: &dyn Network, split: &Split) -> (f64, f64) {
+/// in chunks so memory stays bounded. `None` when `stop` is set before the
+/// pass is done (a full pass over a large split can take minutes).
+pub fn evaluate(net: &dyn Network, split: &Split, stop: &AtomicBool) -> Option<(f64, f64)> {
     // 256, not more: with 1024-image chunks the evaluation pass set the peak
     // RSS of a CNN-20 run (1492 MB against 1069 MB, measured with bench-one).
     const CHUNK: i64 = 256;
@@ -279,6 +301,9 @@ pub fn evaluate(net: &dyn Network, split: &Split) -> (f64, f64) {
     let mut wrong = Tensor::zeros([], (Kind::Double, device));
     let mut at = 0;
     while at < n {
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
         let len = CHUNK.min(n - at);
         let (x, y) = (split.x.narrow(0, at, len), split.y.narrow(0, at, len));
         let logits = net.forward(&x, false, None).logits;
@@ -287,7 +312,7 @@ pub fn evaluate(net: &dyn Network, split: &Split) -> (f64, f64) {
         at += len;
     }
     let n = n.max(1) as f64;
-    (loss_sum.double_value(&[]) / n, wrong.double_value(&[]) / n)
+    Some((loss_sum.double_value(&[]) / n, wrong.double_value(&[]) / n))
 }
 
 /// Minibatches drawn without replacement, reshuffled every epoch from the

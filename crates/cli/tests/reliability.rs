@@ -1,0 +1,631 @@
+//! Reliability of a sweep, tested on the real `gradscope` binary run as a
+//! subprocess (issue 6): divergence, SIGKILL and `--resume`, SIGINT and
+//! SIGTERM, one writer per results directory, what a second run on a full
+//! results directory does, and determinism across processes.
+//!
+//! Nets are tiny (width 16, depth ≤ 8, synthetic data). Runs that compare
+//! numbers are separate processes, since libtorch's RNG and thread count
+//! are process-global.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gradscope");
+
+fn gradscope(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the gradscope binary starts")
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the gradscope binary starts")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Sends a signal with the system's `kill` (no libc needed for a test).
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill -s {sig} failed");
+}
+
+/// Waits for `cond`, polling; panics after `secs`.
+fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits for a child to exit, killing it after `secs`.
+fn wait_exit(mut child: Child, secs: u64) -> Output {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("gradscope did not exit within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A sweep of four small runs (plain and residual, depths 4 and 8);
+/// `STEPS` is replaced by the step budget.
+const SWEEP: &str = r#"{
+  "name": "sweep",
+  "dataset": { "kind": "synthetic", "samples": 512, "test_samples": 128, "classes": 4, "features": 16 },
+  "model": { "family": "mlp", "width": 16, "activation": "tanh", "init": "glorot" },
+  "variants": ["plain", "residual"],
+  "depths": [4, 8],
+  "seeds": [0],
+  "train": { "lr": 0.05, "momentum": 0.9, "batch_size": 32, "steps": STEPS, "eval_every": 50, "log_every": 10 },
+  "probe": { "every": 10 }
+}"#;
+
+const RUNS: [&str; 4] = [
+    "plain-d4-s0",
+    "residual-d4-s0",
+    "plain-d8-s0",
+    "residual-d8-s0",
+];
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    exp: PathBuf,
+    out: PathBuf,
+}
+
+impl Setup {
+    fn new(body: &str) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = tmp.path().join("exp.json");
+        std::fs::write(&exp, body).unwrap();
+        let out = tmp.path().join("out");
+        Setup {
+            _tmp: tmp,
+            exp,
+            out,
+        }
+    }
+
+    fn sweep(steps: usize) -> Setup {
+        Setup::new(&SWEEP.replace("STEPS", &steps.to_string()))
+    }
+
+    /// `run EXP --out OUT --threads 1 --no-plot` and `extra`.
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
+            "run",
+            self.exp.to_str().unwrap(),
+            "--out",
+            self.out.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--no-plot",
+        ];
+        a.extend_from_slice(extra);
+        a
+    }
+
+    fn run_dir(&self, run: &str) -> PathBuf {
+        self.out.join("runs").join(run)
+    }
+
+    fn lock(&self) -> PathBuf {
+        self.out.join(".gradscope.lock")
+    }
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|rec| {
+            rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .iter()
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+fn run_json(dir: &Path) -> serde_json::Value {
+    let p = dir.join("run.json");
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap()
+}
+
+/// How many rows share each key.
+fn count_by<'a>(
+    rows: &'a [Vec<String>],
+    key: impl Fn(&'a Vec<String>) -> String,
+) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        *m.entry(key(r)).or_insert(0) += 1;
+    }
+    m
+}
+
+/// A run that ended completed holds each step exactly once in every file:
+/// train rows every `log_every` (10) steps and at the end, test rows at 0,
+/// every `eval_every` (50) and at the end, and one gradient row per probe
+/// point and kind at each probe step (0, every 10, the last).
+fn assert_complete_exactly_once(dir: &Path, steps: usize) {
+    let json = run_json(dir);
+    assert_eq!(json["status"], "completed", "{}", dir.display());
+    assert_eq!(json["steps_done"], steps);
+    let (_, m) = read_csv(&dir.join("metrics.csv"));
+    let train: Vec<usize> = m
+        .iter()
+        .filter(|r| r[2] == "train")
+        .map(|r| r[0].parse().unwrap())
+        .collect();
+    let with_last = |mut v: Vec<usize>| {
+        if v.last() != Some(&steps) {
+            v.push(steps);
+        }
+        v
+    };
+    let want = with_last((10..=steps).step_by(10).collect());
+    assert_eq!(train, want, "{}: train rows", dir.display());
+    let test: Vec<usize> = m
+        .iter()
+        .filter(|r| r[2] == "test")
+        .map(|r| r[0].parse().unwrap())
+        .collect();
+    let want = with_last((0..=steps).step_by(50).collect());
+    assert_eq!(test, want, "{}: test rows", dir.display());
+    let (_, g) = read_csv(&dir.join("gradients.csv"));
+    let per_key = count_by(&g, |r| format!("{}/{}/{}", r[0], r[1], r[3]));
+    assert!(
+        per_key.values().all(|&c| c == 1),
+        "{}: a gradient row twice",
+        dir.display()
+    );
+    let probed: BTreeSet<usize> = g.iter().map(|r| r[0].parse().unwrap()).collect();
+    let mut want: BTreeSet<usize> = (0..steps).step_by(10).collect();
+    want.insert(steps - 1);
+    assert_eq!(probed, want, "{}: probe steps", dir.display());
+    let points = json["probe_points"].as_array().unwrap().len();
+    assert_eq!(
+        g.len(),
+        probed.len() * points * 2,
+        "{}: rows per probe step",
+        dir.display()
+    );
+}
+
+/// No `RUN.partial` or `RUN.old` folder is left in `runs/`.
+fn assert_no_leftovers(out: &Path) {
+    let left: Vec<String> = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial") || n.ends_with(".old"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn summary_runs(out: &Path) -> Vec<(String, String)> {
+    let (h, rows) = read_csv(&out.join("summary.csv"));
+    let status = h.iter().position(|c| c == "status").unwrap();
+    rows.iter()
+        .map(|r| (r[0].clone(), r[status].clone()))
+        .collect()
+}
+
+/// Issue 6, item 3: SIGKILL in the middle of a sweep, then `--resume`:
+/// every run is complete exactly once, the run finished before the kill is
+/// kept as it was, and the killed run is trained again from scratch.
+#[test]
+fn sigkill_mid_sweep_then_resume_completes_every_run_exactly_once() {
+    let steps = 600;
+    let s = Setup::sweep(steps);
+    let mut child = spawn(&s.args(&[]));
+    // Kill once the first run has ended and the second is writing rows.
+    let first = s.run_dir(RUNS[0]);
+    let second_partial = s.out.join("runs").join(format!("{}.partial", RUNS[1]));
+    wait_for("the first run to end and the second to start", 120, || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before it could be killed"
+        );
+        first.join("run.json").exists()
+            && std::fs::read_to_string(second_partial.join("metrics.csv"))
+                .map(|t| t.lines().count() > 3)
+                .unwrap_or(false)
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // What a SIGKILL leaves: the unfinished run says "running", and the lock
+    // file stays, unheld.
+    assert_eq!(run_json(&second_partial)["status"], "running");
+    assert!(s.lock().exists());
+    let kept_before = std::fs::read(first.join("run.json")).unwrap();
+
+    let o = gradscope(&s.args(&["--resume"]));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("took over a stale lock"), "{err}");
+    assert!(
+        err.contains("keeping 1 finished run(s) (plain-d4-s0 completed)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(first.join("run.json")).unwrap(),
+        kept_before,
+        "kept run untouched"
+    );
+    for run in RUNS {
+        assert_complete_exactly_once(&s.run_dir(run), steps);
+    }
+    assert_no_leftovers(&s.out);
+    assert!(!s.lock().exists(), "lock removed at the end");
+    let summary = summary_runs(&s.out);
+    assert_eq!(
+        summary,
+        RUNS.iter()
+            .map(|r| (r.to_string(), "completed".to_string()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Issue 6, item 3: SIGINT and SIGTERM stop the sweep promptly, flush the
+/// CSVs, mark the run `interrupted`, release the lock and exit non-zero;
+/// `--resume` then trains the interrupted run and those not started.
+#[test]
+fn sigint_and_sigterm_mark_the_run_interrupted_and_resume_finishes() {
+    for sig in ["INT", "TERM"] {
+        let steps = 100_000;
+        let s = Setup::sweep(steps);
+        let child = spawn(&s.args(&[]));
+        let partial = s.out.join("runs").join(format!("{}.partial", RUNS[0]));
+        wait_for("rows of the first run", 120, || {
+            std::fs::read_to_string(partial.join("gradients.csv"))
+                .map(|t| t.lines().count() > 40)
+                .unwrap_or(false)
+        });
+        let sent = Instant::now();
+        signal(&child, sig);
+        let o = wait_exit(child, 60);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(130), "SIG{sig}: {err}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(20),
+            "SIG{sig}: slow to stop"
+        );
+        assert!(err.contains("--resume"), "{err}");
+
+        let dir = s.run_dir(RUNS[0]);
+        let json = run_json(&dir);
+        assert_eq!(json["status"], "interrupted", "SIG{sig}");
+        let done = json["steps_done"].as_u64().unwrap() as usize;
+        assert!(done < steps);
+        // Every row parses and belongs to a step the run reached.
+        let (_, m) = read_csv(&dir.join("metrics.csv"));
+        assert!(m
+            .iter()
+            .all(|r| r.len() == 7 && r[0].parse::<usize>().unwrap() <= done));
+        let (_, g) = read_csv(&dir.join("gradients.csv"));
+        assert!(g
+            .iter()
+            .all(|r| r.len() == 6 && r[4].parse::<f64>().is_ok()));
+        assert!(g.iter().all(|r| r[0].parse::<usize>().unwrap() <= done));
+        // Whole probe steps only: the same rows per probed step.
+        let per_step = count_by(&g, |r| r[0].clone());
+        let sizes: BTreeSet<usize> = per_step.values().copied().collect();
+        assert_eq!(
+            sizes.len(),
+            1,
+            "SIG{sig}: a probe step cut short: {per_step:?}"
+        );
+        assert_eq!(
+            summary_runs(&s.out),
+            vec![(RUNS[0].to_string(), "interrupted".to_string())]
+        );
+        assert!(!s.lock().exists(), "SIG{sig}: lock removed");
+        assert_no_leftovers(&s.out);
+
+        if sig == "TERM" {
+            // Resume with a shorter budget: only kept runs must match the
+            // file, and an interrupted run is not kept.
+            std::fs::write(&s.exp, SWEEP.replace("STEPS", "100")).unwrap();
+            let o = gradscope(&s.args(&["--resume"]));
+            assert!(o.status.success(), "{}", stderr(&o));
+            for run in RUNS {
+                assert_complete_exactly_once(&s.run_dir(run), 100);
+            }
+        }
+    }
+}
+
+/// Issue 6, item 5: while one sweep writes a results directory, a second
+/// `gradscope run` on it is refused with the holder named; after the first
+/// ends the lock is gone.
+#[test]
+fn a_second_writer_is_refused_while_the_first_runs() {
+    let s = Setup::sweep(100_000);
+    let child = spawn(&s.args(&[]));
+    wait_for("the lock file", 120, || {
+        std::fs::read_to_string(s.lock())
+            .map(|t| t.contains("\"pid\""))
+            .unwrap_or(false)
+    });
+    let o = gradscope(&s.args(&["--resume"]));
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("another gradscope is writing this results directory"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pid {}", child.id())), "{err}");
+    assert!(err.contains(&s.lock().display().to_string()), "{err}");
+    assert!(err.contains("started 20"), "{err}");
+    assert!(err.contains(&format!("command `{BIN} run")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    signal(&child, "TERM");
+    let o = wait_exit(child, 60);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(!s.lock().exists(), "the first sweep removes its lock");
+}
+
+/// Issue 6, item 5: a lock file left by a process that is gone (here the pid
+/// of a finished `true`) is taken over and reported; the lock is removed at
+/// the end, and also when the run stops on an error.
+#[test]
+fn a_stale_lock_is_taken_over_and_the_lock_is_removed_on_error_too() {
+    let s = Setup::sweep(20);
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::create_dir_all(&s.out).unwrap();
+    std::fs::write(
+        s.lock(),
+        format!(
+            r#"{{"pid":{dead_pid},"host":"h","started":"2000-01-01T00:00:00Z","command":"gradscope run old.json"}}"#
+        ),
+    )
+    .unwrap();
+    let o = gradscope(&s.args(&[]));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("took over a stale lock left by pid {dead_pid}")),
+        "{err}"
+    );
+    assert!(!s.lock().exists());
+
+    // An error after the lock is taken (here: runs exist) still removes it.
+    let o = gradscope(&s.args(&[]));
+    assert!(!o.status.success());
+    assert!(!s.lock().exists(), "lock left after an error");
+}
+
+/// Without --resume or --restart, a results directory that holds runs of
+/// the experiment is refused and left as it is; --resume keeps what is
+/// finished; --restart trains again; --resume refuses a changed setting.
+#[test]
+fn a_full_results_directory_needs_resume_or_restart() {
+    let s = Setup::sweep(20);
+    let o = gradscope(&s.args(&[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read(s.run_dir(RUNS[0]).join("run.json")).unwrap();
+
+    let o = gradscope(&s.args(&[]));
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains(&s.out.display().to_string()), "{err}");
+    assert!(err.contains("already holds 4 run(s)"), "{err}");
+    assert!(
+        err.contains("--resume") && err.contains("--restart"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(s.run_dir(RUNS[0]).join("run.json")).unwrap(),
+        before
+    );
+
+    let o = gradscope(&s.args(&["--resume"]));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("keeping 4 finished run(s)"), "{err}");
+    assert!(err.contains("0 runs to train"), "{err}");
+    assert_eq!(
+        std::fs::read(s.run_dir(RUNS[0]).join("run.json")).unwrap(),
+        before
+    );
+
+    let o = gradscope(&s.args(&["--restart"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(
+        std::fs::read(s.run_dir(RUNS[0]).join("run.json")).unwrap(),
+        before
+    );
+    for run in RUNS {
+        assert_complete_exactly_once(&s.run_dir(run), 20);
+    }
+
+    // A kept run must have been trained with the same settings.
+    std::fs::write(
+        &s.exp,
+        SWEEP
+            .replace("STEPS", "20")
+            .replace("\"lr\": 0.05", "\"lr\": 0.5"),
+    )
+    .unwrap();
+    let o = gradscope(&s.args(&["--resume"]));
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(&s.run_dir(RUNS[0]).join("run.json").display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("different train"), "{err}");
+    // Adding a depth is not a changed setting: only the new runs train.
+    std::fs::write(
+        &s.exp,
+        SWEEP.replace("STEPS", "20").replace("[4, 8]", "[4, 8, 3]"),
+    )
+    .unwrap();
+    let o = gradscope(&s.args(&["--resume"]));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2 runs to train"), "{err}");
+    assert_eq!(summary_runs(&s.out).len(), 6);
+}
+
+/// Issue 6, item 2: with an lr of 1e6, the first update multiplies every
+/// weight of a ReLU MLP by about 1e5, so a depth-16 net's output (a product
+/// of 15 such layers, 1e75) overflows float32 at once; a depth-2 net stays
+/// finite for the two steps it gets (measured: it first overflows at step
+/// 4). The diverged run stops at once and says so; the sweep goes on; the
+/// summary and the charts mark it.
+#[test]
+fn a_diverging_run_stops_at_once_and_the_sweep_goes_on() {
+    let body = r#"{
+      "name": "blowup",
+      "dataset": { "kind": "synthetic", "samples": 256, "test_samples": 64, "classes": 4, "features": 16 },
+      "model": { "family": "mlp", "width": 16, "activation": "relu", "init": "kaiming" },
+      "variants": ["plain"],
+      "depths": [16, 2],
+      "seeds": [0],
+      "train": { "lr": 1e6, "batch_size": 32, "steps": 2, "eval_every": 1, "log_every": 1 },
+      "probe": { "every": 1 }
+    }"#;
+    let s = Setup::new(body);
+    let mut args = s.args(&[]);
+    args.retain(|a| *a != "--no-plot");
+    let o = gradscope(&args);
+    let err = stderr(&o);
+    assert!(
+        o.status.success(),
+        "a diverged run is a result, not an error: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let dir = s.run_dir("plain-d16-s0");
+    let json = run_json(&dir);
+    assert_eq!(json["status"], "diverged", "{err}");
+    let at = json["diverged_at_step"]
+        .as_u64()
+        .expect("the step is recorded") as usize;
+    assert!(at < 2);
+    assert_eq!(json["steps_done"], at);
+    assert!(err.contains(&format!("at step {at}")), "{err}");
+    // Nothing after the diverged step; every row parses.
+    let (_, m) = read_csv(&dir.join("metrics.csv"));
+    assert!(m.iter().all(|r| r[0].parse::<usize>().unwrap() <= at));
+    let (_, g) = read_csv(&dir.join("gradients.csv"));
+    let last = g
+        .iter()
+        .map(|r| r[0].parse::<usize>().unwrap())
+        .max()
+        .unwrap();
+    assert!(last <= at);
+    // Probing every step, the last probed step is the diverged one when a
+    // gradient went first, or the step before when the loss did.
+    assert!(last + 1 >= at, "last probe {last}, diverged at {at}");
+
+    assert_eq!(
+        run_json(&s.run_dir("plain-d2-s0"))["status"],
+        "completed",
+        "the sweep went on"
+    );
+    assert_eq!(
+        summary_runs(&s.out),
+        vec![
+            ("plain-d16-s0".to_string(), "diverged".to_string()),
+            ("plain-d2-s0".to_string(), "completed".to_string())
+        ]
+    );
+    // The charts are drawn and their legends mark the diverged run.
+    let svg = std::fs::read_to_string(s.out.join("plots/train_error_vs_step.svg")).unwrap();
+    assert!(svg.contains("d16 (diverged)"), "legend does not mark it");
+    let svg = std::fs::read_to_string(s.out.join("plots/error_vs_depth.svg")).unwrap();
+    assert!(svg.contains("1/2 diverged"), "legend does not mark it");
+    for chart in ["gradient_profile", "gradient_vs_step", "layer_response_std"] {
+        let png = s.out.join("plots").join(format!("{chart}.png"));
+        assert!(
+            png.metadata().map(|m| m.len() > 1000).unwrap_or(false),
+            "{chart}"
+        );
+    }
+}
+
+/// Issue 6, item 6: the same experiment, seed and thread count on CPU give
+/// byte-identical CSVs in two processes, once the wall-time column
+/// (`metrics.csv`'s `elapsed_s`; gradients and activations have none) is
+/// dropped. An MLP pair and a small CNN with batch norm on texture images,
+/// 2 threads (so intra-op work can be split).
+#[test]
+fn same_seed_and_threads_give_identical_csvs_in_two_processes() {
+    let mlp = SWEEP.replace("STEPS", "30").replace("[4, 8]", "[4]");
+    let cnn = r#"{
+      "name": "cnn",
+      "dataset": { "kind": "synthetic-images", "samples": 128, "test_samples": 32, "classes": 4, "shape": [1, 8, 8] },
+      "model": { "family": "cnn", "width": 4 },
+      "variants": ["residual"], "depths": [8], "seeds": [3],
+      "train": { "lr": 0.1, "momentum": 0.9, "batch_size": 16, "steps": 8, "eval_every": 4, "log_every": 2 },
+      "probe": { "every": 4 }
+    }"#;
+    for (body, runs) in [
+        (mlp.as_str(), RUNS[..2].to_vec()),
+        (cnn, vec!["residual-d8-s3"]),
+    ] {
+        let s = Setup::new(body);
+        let outs = [s.out.join("a"), s.out.join("b")];
+        for out in &outs {
+            let o = gradscope(&[
+                "run",
+                s.exp.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--threads",
+                "2",
+                "--device",
+                "cpu",
+                "--no-plot",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        for run in runs {
+            for file in ["metrics.csv", "gradients.csv", "activations.csv"] {
+                let read = |out: &Path| {
+                    let (h, rows) = read_csv(&out.join("runs").join(run).join(file));
+                    let keep: Vec<usize> = (0..h.len()).filter(|&i| h[i] != "elapsed_s").collect();
+                    let pick =
+                        |r: &Vec<String>| keep.iter().map(|&i| r[i].clone()).collect::<Vec<_>>();
+                    (pick(&h), rows.iter().map(pick).collect::<Vec<_>>())
+                };
+                let (a, b) = (read(&outs[0]), read(&outs[1]));
+                assert!(!a.1.is_empty(), "{run}/{file} is empty");
+                assert_eq!(a, b, "{run}/{file} differs between two processes");
+            }
+        }
+    }
+}
