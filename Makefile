@@ -4,6 +4,7 @@
 #   make test        set up and run every test (what CI runs)
 #   make lint        cargo fmt --check and clippy -D warnings
 #   make bench       throughput and probe overhead against PyTorch eager (results/bench/)
+#   make fuzz        property tests of the file parsers, FUZZ_SECS (60) seconds each
 #
 # libtorch comes from PyPI's torch wheel in a venv that every clone shares
 # (override with `make VENV=/path`), so a fresh clone does not download
@@ -22,8 +23,15 @@ CARGO ?= cargo
 GRADSCOPE := target/release/gradscope
 EXPERIMENT ?= experiments/quickstart.json
 THREADS ?= 2
+# reproduce trains every run again; RUN_ARGS=--resume continues a sweep
+# that was stopped instead.
+RUN_ARGS ?= --restart
+# make fuzz: seconds per property (six properties: IDX reader, IDX dataset
+# and preparation, CIFAR-10 reader, experiment parser on any text, on
+# edited files and on edited field values). make test runs 64 cases of each.
+FUZZ_SECS ?= 60
 
-.PHONY: all setup build test lint reproduce plot check clean nextest bench
+.PHONY: all setup build test lint reproduce plot check clean nextest bench fuzz
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
@@ -56,13 +64,17 @@ check: build
 	$(GRADSCOPE) check $(EXPERIMENT)
 
 reproduce: build
-	$(GRADSCOPE) run $(EXPERIMENT) --threads $(THREADS)
+	$(GRADSCOPE) run $(EXPERIMENT) --threads $(THREADS) $(RUN_ARGS)
 
 plot: build
 	$(GRADSCOPE) plot results/$(basename $(notdir $(EXPERIMENT)))
 
 bench: build
 	$(GRADSCOPE) bench --python $(VENV)/bin/python --threads $(THREADS) $(BENCH_ARGS)
+
+fuzz: setup
+	GRADSCOPE_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) nextest run -p gradscope-data -p gradscope-train \
+		--no-capture -E 'test(/^fuzz::/)'
 
 clean:
 	$(CARGO) clean
