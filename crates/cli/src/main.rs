@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gradscope_train::plan::plan;
 use gradscope_train::record::Status;
 use gradscope_train::spec::Experiment;
-use gradscope_train::sweep::{Existing, Sweep};
+use gradscope_train::sweep::{list_some, Existing, Sweep};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -346,7 +346,7 @@ fn run(
         eprintln!(
             "resuming: keeping {} finished run(s) ({}); training {}",
             kept.len(),
-            kept.join(", "),
+            list_some(&kept),
             sweep.pending().len()
         );
     }

@@ -152,6 +152,16 @@ fn suffixed(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
+/// The first few names of a list, for a message that stays one line.
+pub fn list_some(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = names[..names.len().min(SHOWN)].join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
 fn remove_dir(dir: &Path) -> Result<(), TrainError> {
     std::fs::remove_dir_all(dir).map_err(TrainError::io(dir))
 }
@@ -282,7 +292,7 @@ impl Sweep {
                     return Err(TrainError::Existing {
                         out: out.to_path_buf(),
                         count: found.len(),
-                        runs: found.join(", "),
+                        runs: list_some(&found),
                     });
                 }
                 sweep.pending = sweep.runs.clone();
@@ -447,5 +457,104 @@ impl Sweep {
         let path = self.out.join("summary.csv");
         write_summary(&path, &records)?;
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::FinalMetrics;
+
+    fn record(status: Status) -> RunRecord {
+        let exp = Experiment::from_json(
+            r#"{"name": "t",
+              "dataset": {"kind": "synthetic", "samples": 64, "classes": 4, "features": 8},
+              "model": {"family": "mlp", "width": 8, "activation": "tanh"},
+              "variants": ["plain"], "depths": [3], "seeds": [0],
+              "train": {"lr": 0.1, "batch_size": 8, "steps": 2, "eval_every": 1}}"#,
+            Path::new("t.json"),
+        )
+        .unwrap();
+        RunRecord {
+            experiment: "t".into(),
+            run: "plain-d3-s0".into(),
+            variant: "plain".into(),
+            depth: 3,
+            seed: 0,
+            status,
+            diverged_at_step: None,
+            error: None,
+            steps_planned: 2,
+            steps_done: 0,
+            params: 0,
+            elapsed_s: 0.0,
+            device: "cpu".into(),
+            threads: 1,
+            versions: Versions::current(),
+            final_metrics: FinalMetrics::default(),
+            gradient_ends: Default::default(),
+            probe_points: Vec::new(),
+            config: exp,
+        }
+    }
+
+    /// A run folder holding run.json with `status` and a marker file.
+    fn run_folder(dir: &Path, status: Status, marker: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        record(status).write(&dir.join("run.json")).unwrap();
+        std::fs::write(dir.join("marker"), marker).unwrap();
+    }
+
+    fn marker(dir: &Path) -> Option<String> {
+        std::fs::read_to_string(dir.join("marker")).ok()
+    }
+
+    /// Every state a kill can leave between `run` and `publish`, and what
+    /// `recover` must make of it: one whole run in RUN/, no leftovers.
+    #[test]
+    fn recover_cleans_every_state_a_kill_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("plain-d3-s0");
+        let (partial, old) = (partial_dir(&dir), old_dir(&dir));
+
+        // Killed while training: the attempt goes, the old run stays.
+        run_folder(&dir, Status::Completed, "old");
+        run_folder(&partial, Status::Running, "new");
+        recover(&dir).unwrap();
+        assert_eq!(marker(&dir).as_deref(), Some("old"));
+        assert!(!partial.exists());
+
+        // Killed between the two renames of publish: the new run, which had
+        // ended, is put in place.
+        std::fs::rename(&dir, &old).unwrap();
+        run_folder(&partial, Status::Interrupted, "new");
+        recover(&dir).unwrap();
+        assert_eq!(marker(&dir).as_deref(), Some("new"));
+        assert!(!partial.exists() && !old.exists());
+
+        // Killed after the second rename, before the old one was removed.
+        run_folder(&old, Status::Completed, "older");
+        recover(&dir).unwrap();
+        assert_eq!(marker(&dir).as_deref(), Some("new"));
+        assert!(!old.exists());
+
+        // Only RUN.old (its replacement never ended): it comes back.
+        std::fs::rename(&dir, &old).unwrap();
+        recover(&dir).unwrap();
+        assert_eq!(marker(&dir).as_deref(), Some("new"));
+        assert!(!old.exists());
+
+        // A partial folder without run.json (killed before its first write).
+        std::fs::create_dir_all(&partial).unwrap();
+        recover(&dir).unwrap();
+        assert!(!partial.exists());
+        assert_eq!(marker(&dir).as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn long_lists_are_shortened() {
+        let names: Vec<String> = (0..7).map(|i| format!("r{i}")).collect();
+        assert_eq!(list_some(&names), "r0, r1, r2, r3, r4 and 2 more");
+        assert_eq!(list_some(&names[..2]), "r0, r1");
     }
 }
