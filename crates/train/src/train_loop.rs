@@ -395,3 +395,41 @@ impl Window {
         (sums[0] / n, sums[1] / n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradscope_models::{Activation, Init, Norm, Variant};
+
+    /// An evaluation pass is where a large split spends its time, so the
+    /// stop flag (set by SIGINT/SIGTERM) must end it, not only the steps.
+    #[test]
+    fn evaluation_stops_when_asked() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Mlp::new(
+            &vs.root(),
+            MlpConfig {
+                input_dim: 4,
+                classes: 3,
+                depth: 3,
+                width: 8,
+                activation: Activation::Tanh,
+                init: Init::Glorot,
+                norm: Norm::None,
+                variant: Variant::Plain,
+            },
+        )
+        .unwrap();
+        // 1000 examples: four chunks of 256.
+        let split = Split {
+            x: Tensor::randn([1000, 4], (Kind::Float, Device::Cpu)),
+            y: Tensor::zeros([1000], (Kind::Int64, Device::Cpu)),
+        };
+        let go = AtomicBool::new(false);
+        let (loss, error) = evaluate(&net, &split, &go).unwrap();
+        assert!(loss.is_finite() && (0.0..=1.0).contains(&error));
+        let stop = AtomicBool::new(true);
+        assert_eq!(evaluate(&net, &split, &stop), None);
+    }
+}
