@@ -12,6 +12,7 @@ use crate::bench::median;
 use anyhow::{bail, Context, Result};
 use gradscope_models::cost::{self as targets, TARGETS};
 use gradscope_models::layers::{LayerCost, LayerOp, Shape};
+use gradscope_models::Network;
 use gradscope_plot::{cost_vs_time, CostPoint};
 use gradscope_train::record::write_atomic;
 use std::path::PathBuf;
@@ -63,6 +64,16 @@ fn shape(s: Shape) -> String {
     format!("{}×{}×{}", s[0], s[1], s[2])
 }
 
+/// A target built for the query, with the indices of its selected layers.
+struct Built {
+    name: String,
+    info: &'static targets::TargetInfo,
+    input: Shape,
+    net: Box<dyn Network>,
+    params: i64,
+    selected: Vec<usize>,
+}
+
 /// Runs the query: prints the table, writes `OUT/cost.csv` and (with
 /// timing) `OUT/plots/cost_vs_time.{png,svg}`; returns the printed text.
 pub fn run(q: &Query) -> Result<String> {
@@ -83,17 +94,8 @@ pub fn run(q: &Query) -> Result<String> {
         bail!("--layer: name exactly one target (got {})", names.len());
     }
     tch::set_num_threads(q.threads);
-    let timing = if q.no_time {
-        "counts only (--no-time)".to_string()
-    } else {
-        format!(
-            "median of {} forward passes after 3 warm-up passes, batch {}, {} thread(s), {:?}, eval mode, no autograd",
-            q.repeats, q.batch, q.threads, q.device
-        )
-    };
-    let mut text = String::new();
-    let mut rows = Vec::new();
-    let mut totals: Vec<(String, i64, Option<f64>)> = Vec::new();
+
+    let mut built = Vec::new();
     for name in &names {
         let info = targets::target(name)?;
         let vs = VarStore::new(q.device);
@@ -103,25 +105,65 @@ pub fn run(q: &Query) -> Result<String> {
                 let e = e.to_string();
                 anyhow::anyhow!("{name}: {}", e.replace("dataset: ", "--input: "))
             })?;
-        let input = q.input.unwrap_or(info.default_input);
-        let selected: Vec<&LayerCost> = match &q.layer {
-            Some(layer) => targets::select(net.layer_costs(), layer).map_err(|e| {
-                anyhow::anyhow!("{name}: {}", e.to_string().trim_start_matches("layer: "))
-            })?,
-            None => net.layer_costs().iter().collect(),
+        let selected = match &q.layer {
+            Some(layer) => {
+                let rows = targets::select(net.layer_costs(), layer).map_err(|e| {
+                    anyhow::anyhow!("{name}: {}", e.to_string().trim_start_matches("layer: "))
+                })?;
+                let all = net.layer_costs();
+                rows.iter()
+                    .filter_map(|r| all.iter().position(|c| std::ptr::eq(c, *r)))
+                    .collect()
+            }
+            None => (0..net.layer_costs().len()).collect(),
         };
+        let params = vs
+            .trainable_variables()
+            .iter()
+            .map(|v| v.numel() as i64)
+            .sum();
+        built.push(Built {
+            name: name.clone(),
+            info,
+            input: q.input.unwrap_or(info.default_input),
+            net,
+            params,
+            selected,
+        });
+    }
+
+    // Medians per selected layer, and per whole target.
+    let (layer_ms, total_ms) = if q.no_time {
+        (vec![Vec::new(); built.len()], vec![None; built.len()])
+    } else {
+        measure(&built, q)
+    };
+
+    let timing = if q.no_time {
+        "counts only (--no-time)".to_string()
+    } else {
+        format!(
+            "median of {} forward passes after 3 warm-up passes, batch {}, {} thread(s), {:?}, eval mode, no autograd; every layer and target runs once per round, round after round",
+            q.repeats, q.batch, q.threads, q.device
+        )
+    };
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    let mut totals: Vec<(String, i64, Option<f64>)> = Vec::new();
+    for (bi, b) in built.iter().enumerate() {
+        let costs = b.net.layer_costs();
+        let selected: Vec<&LayerCost> = b.selected.iter().map(|&i| &costs[i]).collect();
         let mut target_rows = Vec::new();
-        for c in &selected {
-            let ms = (!q.no_time).then(|| time_layer(c, q));
+        for (li, c) in selected.iter().enumerate() {
             target_rows.push(Row {
-                target: name.clone(),
+                target: b.name.clone(),
                 layer: c.name.clone(),
                 op: c.describe(),
                 input: shape(c.input),
                 output: shape(c.output),
                 mults: c.mults(),
                 params: c.params,
-                ms,
+                ms: layer_ms[bi].get(li).copied(),
             });
         }
         let mults: i64 = selected.iter().map(|c| c.mults()).sum();
@@ -134,23 +176,15 @@ pub fn run(q: &Query) -> Result<String> {
                 ms,
             )
         } else {
-            let params: i64 = vs
-                .trainable_variables()
-                .iter()
-                .map(|v| v.numel() as i64)
-                .sum();
-            let ms = (!q.no_time).then(|| {
-                let x = Tensor::randn(
-                    [q.batch, input[0], input[1], input[2]],
-                    (Kind::Float, q.device),
-                );
-                time_ms(q, || {
-                    let _ = net.forward(&x, false, None).logits;
-                })
-            });
-            ("total", params, ms)
+            ("total", b.params, total_ms[bi])
         };
-        outln!(text, "\n{name}: {} — input {}", info.about, shape(input));
+        let name = &b.name;
+        outln!(
+            text,
+            "\n{name}: {} — input {}",
+            b.info.about,
+            shape(b.input)
+        );
         outln!(
             text,
             "{:<24} {:<24} {:>12} {:>15} {:>12} {:>10}",
@@ -193,7 +227,7 @@ pub fn run(q: &Query) -> Result<String> {
             } else {
                 "whole forward pass".into()
             },
-            input: shape(input),
+            input: shape(b.input),
             output: String::new(),
             mults,
             params,
@@ -283,58 +317,89 @@ fn csv(rows: &[Row], q: &Query) -> String {
     s
 }
 
-/// Times one layer alone: its convolution or matrix product on a random
-/// input of its shape, with random weights of its shape.
-fn time_layer(c: &LayerCost, q: &Query) -> f64 {
+/// Times every selected layer alone (its convolution or matrix product on
+/// a random input of its shape, with random weights of its shape) and every
+/// whole target (without `--layer`). Each runs 3 warm-up passes, then once
+/// per round for `repeats` rounds, so that a burst of load from another
+/// process falls on all of them alike and the ratios stay fair on a shared
+/// machine. Returns medians in milliseconds.
+fn measure(built: &[Built], q: &Query) -> (Vec<Vec<f64>>, Vec<Option<f64>>) {
     let _guard = tch::no_grad_guard();
     let opts = (Kind::Float, q.device);
-    let [c_in, h, w] = c.input;
-    match c.op {
-        LayerOp::Conv { k, stride, pad } => {
-            let x = Tensor::randn([q.batch, c_in, h, w], opts);
-            let weight = Tensor::randn([c.output[0], c_in, k, k], opts);
-            time_ms(q, || {
-                let _ = x.conv2d(
-                    &weight,
-                    None::<&Tensor>,
-                    [stride, stride],
-                    [pad, pad],
-                    [1, 1],
-                    1,
-                );
-            })
+    let mut timers: Vec<Box<dyn FnMut() + '_>> = Vec::new();
+    // (target index, Some(layer position) or None for the whole target)
+    let mut owners: Vec<(usize, Option<usize>)> = Vec::new();
+    for (bi, b) in built.iter().enumerate() {
+        let costs = b.net.layer_costs();
+        for (li, &ci) in b.selected.iter().enumerate() {
+            let c = &costs[ci];
+            let [c_in, h, w] = c.input;
+            let timer: Box<dyn FnMut()> = match c.op {
+                LayerOp::Conv { k, stride, pad } => {
+                    let x = Tensor::randn([q.batch, c_in, h, w], opts);
+                    let weight = Tensor::randn([c.output[0], c_in, k, k], opts);
+                    Box::new(move || {
+                        let _ = x.conv2d(
+                            &weight,
+                            None::<&Tensor>,
+                            [stride, stride],
+                            [pad, pad],
+                            [1, 1],
+                            1,
+                        );
+                    })
+                }
+                LayerOp::Linear => {
+                    let x = Tensor::randn([q.batch, c_in], opts);
+                    let weight = Tensor::randn([c.output[0], c_in], opts);
+                    Box::new(move || {
+                        let _ = x.linear(&weight, None::<&Tensor>);
+                    })
+                }
+            };
+            timers.push(timer);
+            owners.push((bi, Some(li)));
         }
-        LayerOp::Linear => {
-            let x = Tensor::randn([q.batch, c_in], opts);
-            let weight = Tensor::randn([c.output[0], c_in], opts);
-            time_ms(q, || {
-                let _ = x.linear(&weight, None::<&Tensor>);
-            })
+        if q.layer.is_none() {
+            let [c, h, w] = b.input;
+            let x = Tensor::randn([q.batch, c, h, w], opts);
+            let net = &b.net;
+            timers.push(Box::new(move || {
+                let _ = net.forward(&x, false, None).logits;
+            }));
+            owners.push((bi, None));
         }
     }
-}
-
-/// Median milliseconds of `f` over the query's repeats, after 3 warm-up
-/// calls; waits for CUDA so that the time is the kernel's, not the launch's.
-fn time_ms(q: &Query, mut f: impl FnMut()) -> f64 {
-    let _guard = tch::no_grad_guard();
     let sync = || {
         if let Device::Cuda(i) = q.device {
             tch::Cuda::synchronize(i as i64);
         }
     };
-    for _ in 0..3 {
-        f();
+    for t in timers.iter_mut() {
+        for _ in 0..3 {
+            t();
+        }
     }
     sync();
-    let mut times = Vec::with_capacity(q.repeats);
+    let mut times = vec![Vec::with_capacity(q.repeats); timers.len()];
     for _ in 0..q.repeats {
-        let start = Instant::now();
-        f();
-        sync();
-        times.push(start.elapsed().as_secs_f64() * 1e3);
+        for (t, out) in timers.iter_mut().zip(times.iter_mut()) {
+            let start = Instant::now();
+            t();
+            // Wait for CUDA so that the time is the kernels', not the launch's.
+            sync();
+            out.push(start.elapsed().as_secs_f64() * 1e3);
+        }
     }
-    median(times)
+    let mut layer_ms = vec![Vec::new(); built.len()];
+    let mut total_ms = vec![None; built.len()];
+    for ((bi, layer), t) in owners.into_iter().zip(times) {
+        match layer {
+            Some(_) => layer_ms[bi].push(median(t)),
+            None => total_ms[bi] = Some(median(t)),
+        }
+    }
+    (layer_ms, total_ms)
 }
 
 /// `120422400` → `120,422,400`.
