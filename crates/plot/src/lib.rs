@@ -10,6 +10,8 @@
 //!   [`error_vs_depth`], [`gradient_profile`], [`gradient_vs_step`] and
 //!   [`layer_response_std`] write one chart each and return its [`Rendered`]
 //!   files; [`layer_response_stds`] is the data of the last one for a run.
+//! - [`cost_vs_time`] draws `gradscope cost`'s chart: multiplications
+//!   against measured forward time, per layer and per target.
 //! - [`PlotError`] is the one error type; it names the file at fault.
 //!
 //! Empty data never fail a chart: a panel with nothing drawable says
@@ -24,6 +26,7 @@
 
 mod axis;
 mod charts;
+mod cost;
 mod error;
 mod figure;
 mod read;
@@ -35,6 +38,7 @@ pub use charts::{
     render_charts, train_error_vs_step, ResponseStds, CHART_NAMES, ERROR_VS_DEPTH,
     GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, TRAIN_ERROR_VS_STEP,
 };
+pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
 pub use figure::Rendered;
 pub use read::{
