@@ -66,7 +66,7 @@ const GOOD: &str = r#"{
 
 /// The other dataset kinds and model family, so that edits reach their
 /// checks too (a field unknown to the base's kind is refused before them).
-const BASES: [&str; 3] = [
+const BASES: [&str; 5] = [
     GOOD,
     r#"{
   "name": "t",
@@ -83,6 +83,20 @@ const BASES: [&str; 3] = [
   "model": { "family": "mlp", "width": 8, "activation": "relu", "init": {"normal": {"std": 0.1}} },
   "variants": ["plain"], "depths": [3], "seeds": [0],
   "train": { "lr": 0.1, "batch_size": 4, "steps": 5, "eval_every": 1 }
+}"#,
+    r#"{
+  "name": "t", "task": "identity",
+  "dataset": { "kind": "synthetic-images", "samples": 32, "classes": 2, "shape": [3, 64, 64] },
+  "model": { "family": "bottleneck", "width": 8, "norm": "batchnorm", "init": "kaiming" },
+  "variants": ["plain", "residual"], "depths": [50], "seeds": [0],
+  "train": { "lr": 0.01, "batch_size": 4, "steps": 3, "eval_every": 1 }
+}"#,
+    r#"{
+  "name": "t",
+  "dataset": { "kind": "fashion-mnist", "subset_train": 64, "subset_test": 16 },
+  "model": { "family": "inception", "width": 16, "module": "naive", "norm": "none", "init": "glorot" },
+  "variants": ["residual"], "depths": [2, 8], "seeds": [0],
+  "train": { "lr": 0.05, "batch_size": 8, "epochs": 1, "eval_every": 5 }
 }"#,
 ];
 
@@ -268,6 +282,7 @@ fn value() -> impl Strategy<Value = Value> {
 /// Every field the format knows, as a path from the top.
 const FIELDS: &[&[&str]] = &[
     &["name"],
+    &["task"],
     &["dataset", "kind"],
     &["dataset", "samples"],
     &["dataset", "test_samples"],
@@ -290,6 +305,7 @@ const FIELDS: &[&[&str]] = &[
     &["model", "norm"],
     &["model", "shortcut"],
     &["model", "channels_last"],
+    &["model", "module"],
     &["variants"],
     &["depths"],
     &["seeds"],
