@@ -102,6 +102,8 @@ pub struct Sweep {
     threads: i32,
     data: Dataset,
     runs: Vec<RunSpec>,
+    /// Recorded in each run.json as `experiment_file`.
+    experiment_file: Option<String>,
 }
 
 impl Sweep {
@@ -146,7 +148,14 @@ impl Sweep {
             threads,
             data,
             runs,
+            experiment_file: None,
         })
+    }
+
+    /// Names the experiment file in every run.json this sweep writes.
+    pub fn with_experiment_file(mut self, path: &Path) -> Sweep {
+        self.experiment_file = Some(path.display().to_string());
+        self
     }
 
     /// Optimizer steps per run (from `train.steps`, or `train.epochs` and
@@ -192,6 +201,7 @@ impl Sweep {
         let json = dir.join("run.json");
         let mut record = RunRecord {
             experiment: self.experiment.name.clone(),
+            experiment_file: self.experiment_file.clone(),
             run: run.name(),
             variant: run.variant.as_str().to_string(),
             depth: run.depth,
