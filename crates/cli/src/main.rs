@@ -119,6 +119,15 @@ enum Command {
         /// The results directory, e.g. results/quickstart.
         results: PathBuf,
     },
+    /// Write RESULTS/report.md: the runs table, what the numbers show beside
+    /// the papers' numbers, and every chart (drawn first if plots/ lacks one).
+    ///
+    /// Missing or unfinished runs are marked in the report and listed on
+    /// stderr; the exit status is still 0. A path without runs/ is an error.
+    Report {
+        /// The results directory, e.g. results/fashion-mlp.
+        results: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -140,6 +149,7 @@ fn main() -> ExitCode {
         } => run(&experiment, out, threads, device, no_plot),
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
+        Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
         Command::Bench {
             pairs,
             threads,
@@ -274,6 +284,14 @@ fn plot(results: &Path) -> Result<()> {
     print_stdout(&text)
 }
 
+fn report(results: &Path) -> Result<()> {
+    let r = gradscope_report::write_report(results)?;
+    for p in &r.problems {
+        eprintln!("report: {p}");
+    }
+    print_stdout(&format!("{}\n", r.path.display()))
+}
+
 fn run(
     path: &Path,
     out: Option<PathBuf>,
@@ -297,8 +315,9 @@ fn run(
         }
     };
     let out = out.unwrap_or_else(|| Path::new("results").join(&exp.name));
-    let sweep =
-        Sweep::prepare(exp, &out, device, threads).with_context(|| path.display().to_string())?;
+    let sweep = Sweep::prepare(exp, &out, device, threads)
+        .with_context(|| path.display().to_string())?
+        .with_experiment_file(path);
 
     // Ctrl-C and SIGTERM ask the loop to stop after its current step; the
     // files written so far stay valid.
