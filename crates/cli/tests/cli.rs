@@ -687,8 +687,8 @@ fn report_describes_a_complete_sweep() {
 }
 
 /// A damaged directory still gets a report, exit 0, with every problem
-/// named: a run without run.json, one still marked running, and a planned
-/// run that has no folder. Charts missing (--no-plot) are drawn first.
+/// named: a run without run.json, one still marked running, one failed, and
+/// a planned run that has no folder. Charts missing (--no-plot) are drawn first.
 #[test]
 fn report_marks_missing_and_partial_runs() {
     let (_tmp, out) = report_sweep(&["--no-plot"]);
@@ -698,6 +698,10 @@ fn report_marks_missing_and_partial_runs() {
         v["final"]["train_error"] = serde_json::Value::Null;
     });
     std::fs::remove_dir_all(out.join("runs/residual-d8-s0")).unwrap();
+    edit_run_json(&out, "plain-d8-s0", |v| {
+        v["status"] = "failed".into();
+        v["error"] = "libtorch: out of memory".into();
+    });
     let (o, md) = report(&out);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
@@ -706,6 +710,7 @@ fn report_marks_missing_and_partial_runs() {
         ("plain-d4-s0", "no run.json"),
         ("residual-d4-s0", "status running"),
         ("residual-d8-s0", "no folder"),
+        ("plain-d8-s0", "failed: libtorch: out of memory"),
     ] {
         let needle = format!("{run}: ");
         assert!(
@@ -719,6 +724,11 @@ fn report_marks_missing_and_partial_runs() {
     }
     assert!(md.contains("**1 running**"), "{md}");
     assert!(md.contains("**1 not started**"), "{md}");
+    // No depth has a completed run left, so no trend is claimed.
+    assert!(
+        md.contains("Fewer than two depths have completed runs"),
+        "{md}"
+    );
     // The charts were missing and are drawn now.
     assert!(out.join("plots/saturation_vs_step.png").is_file());
 }
