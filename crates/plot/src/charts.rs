@@ -1,4 +1,4 @@
-//! The six charts of the file contract, each built as a [`Figure`] from a
+//! The seven charts of the file contract, each built as a [`Figure`] from a
 //! loaded [`ResultsDir`] and written as PNG and SVG.
 //!
 //! A chart whose data are missing is still written, with a "no data" note
@@ -32,15 +32,19 @@ pub const LAYER_RESPONSE_STD: &str = "layer_response_std";
 /// Chart (f): fraction of saturated units per layer against step (Glorot and
 /// Bengio 2010, Fig. 2).
 pub const SATURATION_VS_STEP: &str = "saturation_vs_step";
+/// Chart (g): mean of each layer response against step (Glorot and Bengio
+/// 2010, Fig. 2, which plots mean and spread of the sigmoid outputs).
+pub const ACTIVATION_MEAN_VS_STEP: &str = "activation_mean_vs_step";
 
 /// The chart names, in the order [`render_charts`] writes them.
-pub const CHART_NAMES: [&str; 6] = [
+pub const CHART_NAMES: [&str; 7] = [
     TRAIN_ERROR_VS_STEP,
     ERROR_VS_DEPTH,
     GRADIENT_PROFILE,
     GRADIENT_VS_STEP,
     LAYER_RESPONSE_STD,
     SATURATION_VS_STEP,
+    ACTIVATION_MEAN_VS_STEP,
 ];
 
 const LABEL_STEP: &str = "training step";
@@ -53,6 +57,7 @@ const LABEL_RESPONSE_FORWARD: &str = "layer index (responses in forward order)";
 const LABEL_RESPONSE_SORTED: &str = "layer index (sorted by magnitude)";
 const LABEL_RESPONSE_STD: &str = "std of layer response";
 const LABEL_SATURATION: &str = "saturated fraction of units";
+const LABEL_ACTIVATION_MEAN: &str = "mean of layer response";
 /// Most layers chart (f) draws per panel: beyond this a legend is unreadable,
 /// so it keeps evenly spaced layers, always the first and the last.
 const SATURATION_MAX_LINES: usize = 8;
@@ -822,6 +827,15 @@ pub(crate) fn spaced_layers(layers: &[usize], max: usize) -> Vec<usize> {
     out
 }
 
+/// Which column of `activations.csv` charts (f) and (g) draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseStat {
+    /// Chart (f): the saturated fraction.
+    Saturation,
+    /// Chart (g): the mean.
+    Mean,
+}
+
 /// Chart (f), after Glorot and Bengio 2010, Fig. 2: one panel per variant at
 /// the deepest depth with activation rows (smallest seed); one line per
 /// layer response, coloured from input side (navy) to output side (red),
@@ -829,6 +843,13 @@ pub(crate) fn spaced_layers(layers: &[usize], max: usize) -> Vec<usize> {
 /// standard init is that the top hidden layer saturates first and stays
 /// saturated for a long time: its line is the last (red) one.
 pub(crate) fn saturation_figure(results: &ResultsDir) -> Figure {
+    response_figure(results, ResponseStat::Saturation)
+}
+
+/// Charts (f) and (g): the same layout, one column of activations.csv. For
+/// (g) the sigmoid top layer's mean sinking toward 0 is Glorot and Bengio's
+/// Fig. 2 itself; saturation below 0.01 may come later or not at all.
+pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figure {
     let depth = deepest_response_depth(results);
     let mut thinned = false;
     let panels = results
@@ -847,10 +868,14 @@ pub(crate) fn saturation_figure(results: &ResultsDir) -> Figure {
             ));
             let mut by_layer: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
             for row in run.activations.iter().flatten() {
-                by_layer
-                    .entry(row.layer)
-                    .or_default()
-                    .push((row.step as f64, row.saturation.unwrap_or(f64::NAN)));
+                by_layer.entry(row.layer).or_default().push((
+                    row.step as f64,
+                    match stat {
+                        ResponseStat::Saturation => row.saturation,
+                        ResponseStat::Mean => row.mean,
+                    }
+                    .unwrap_or(f64::NAN),
+                ));
             }
             let layers: Vec<usize> = by_layer.keys().copied().collect();
             let shown = spaced_layers(&layers, SATURATION_MAX_LINES);
@@ -880,24 +905,44 @@ pub(crate) fn saturation_figure(results: &ResultsDir) -> Figure {
                     marker: None,
                 });
             }
-            panel.empty_reason = Some("no finite saturation values".to_owned());
+            panel.empty_reason = Some("no finite values".to_owned());
             panel
         })
         .collect();
     let mut x = Axis::new(LABEL_STEP, Scale::Linear);
     x.integer = true;
-    let mut y = Axis::new(LABEL_SATURATION, Scale::Linear);
-    y.bounds = Bounds::Fraction;
+    let thinned = if thinned {
+        " (evenly spaced subset)"
+    } else {
+        ""
+    };
+    let at_depth = depth.map(|d| format!(", depth {d}")).unwrap_or_default();
+    let (name, title, y, subtitle) = match stat {
+        ResponseStat::Saturation => {
+            let mut y = Axis::new(LABEL_SATURATION, Scale::Linear);
+            y.bounds = Bounds::Fraction;
+            (
+                SATURATION_VS_STEP,
+                format!("Saturation vs step{at_depth}"),
+                y,
+                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99, ReLU = 0; one line per layer{thinned}; smallest seed"),
+            )
+        }
+        ResponseStat::Mean => {
+            let mut y = Axis::new(LABEL_ACTIVATION_MEAN, Scale::Linear);
+            y.bounds = Bounds::FromZero;
+            (
+                ACTIVATION_MEAN_VS_STEP,
+                format!("Mean activation vs step{at_depth}"),
+                y,
+                format!("MLP: after the nonlinearity; CNN: BN output of each 3×3 conv; one line per layer{thinned}; smallest seed"),
+            )
+        }
+    };
     Figure {
-        name: SATURATION_VS_STEP,
-        title: match depth {
-            Some(d) => format!("Saturation vs step, depth {d}"),
-            None => "Saturation vs step".to_owned(),
-        },
-        subtitle: Some(format!(
-            "sigmoid < 0.01 or > 0.99, tanh |a| > 0.99, ReLU = 0; one line per layer{}; smallest seed",
-            if thinned { " (evenly spaced subset)" } else { "" }
-        )),
+        name,
+        title,
+        subtitle: Some(subtitle),
         x,
         y,
         panels,
@@ -935,7 +980,15 @@ pub fn saturation_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rend
     saturation_figure(results).write(plots_dir)
 }
 
-/// Writes all six charts into `plots_dir`, in [`CHART_NAMES`] order.
+/// Writes chart (g), `activation_mean_vs_step`, into `plots_dir`.
+pub fn activation_mean_vs_step(
+    results: &ResultsDir,
+    plots_dir: &Path,
+) -> Result<Rendered, PlotError> {
+    response_figure(results, ResponseStat::Mean).write(plots_dir)
+}
+
+/// Writes all seven charts into `plots_dir`, in [`CHART_NAMES`] order.
 pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
     Ok(vec![
         train_error_vs_step(results, plots_dir)?,
@@ -944,6 +997,7 @@ pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rende
         gradient_vs_step(results, plots_dir)?,
         layer_response_std(results, plots_dir)?,
         saturation_vs_step(results, plots_dir)?,
+        activation_mean_vs_step(results, plots_dir)?,
     ])
 }
 
@@ -1258,6 +1312,10 @@ mod tests {
         );
         let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
         assert_eq!(labels, ["layer 0", "layer 1", "layer 2 (top)"]);
+        // Chart (g) draws the mean column of the same rows; these have none.
+        let fig = response_figure(&results, ResponseStat::Mean);
+        assert_eq!(fig.name, ACTIVATION_MEAN_VS_STEP);
+        assert!(!fig.has_data());
     }
 
     #[test]
