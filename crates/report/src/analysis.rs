@@ -173,6 +173,11 @@ pub struct LayerRow {
     pub sat_last: Option<f64>,
     /// Mean response at the first probed step.
     pub mean_first: Option<f64>,
+    /// Lowest mean response over the run and the step it was seen (the
+    /// sigmoid top layer of Glorot & Bengio sinks toward 0).
+    pub mean_min: Option<(f64, u64)>,
+    /// Mean response at the last probed step.
+    pub mean_last: Option<f64>,
     /// ‖dL/dh‖ at step 0 at this layer's output.
     pub grad_init: Option<f64>,
 }
@@ -192,6 +197,8 @@ pub fn layer_rows(run: &RunData) -> Vec<LayerRow> {
             sat_peak: None,
             sat_last: None,
             mean_first: None,
+            mean_min: None,
+            mean_last: None,
             grad_init: None,
         });
         let sat = a.saturation.filter(|s| s.is_finite());
@@ -201,6 +208,12 @@ pub fn layer_rows(run: &RunData) -> Vec<LayerRow> {
         }
         if Some(a.step) == last {
             row.sat_last = sat;
+            row.mean_last = a.mean;
+        }
+        if let Some(m) = a.mean.filter(|m| m.is_finite()) {
+            if row.mean_min.is_none_or(|(p, _)| m < p) {
+                row.mean_min = Some((m, a.step));
+            }
         }
         if let Some(s) = sat {
             if row.sat_peak.is_none_or(|(p, _)| s > p) {

@@ -639,20 +639,23 @@ fn glorot(md: &mut String, loaded: &Loaded) {
         line!(md);
         line!(
             md,
-            "| layer | saturated at first probe | peak saturated (step) | saturated at last probe | mean activation at init | ‖dL/dh‖ at init |"
+            "| layer | saturated at first probe | peak saturated (step) | saturated at last probe | mean at first probe | lowest mean (step) | mean at last probe | ‖dL/dh‖ at init |"
         );
-        line!(md, "|---|---|---|---|---|---|");
+        line!(md, "|---|---|---|---|---|---|---|---|");
         let f = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.3}"));
         for r in &rows {
             line!(
                 md,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.layer,
                 f(r.sat_first),
                 r.sat_peak
                     .map_or("—".into(), |(v, s)| format!("{v:.3} ({s})")),
                 f(r.sat_last),
                 f(r.mean_first),
+                r.mean_min
+                    .map_or("—".into(), |(v, s)| format!("{v:.3} ({s})")),
+                f(r.mean_last),
                 r.grad_init.map_or("—".into(), sci)
             );
         }
@@ -667,6 +670,21 @@ fn glorot(md: &mut String, loaded: &Loaded) {
             said.push(format!(
                 "The top hidden layer's saturation peaks at {tp:.3} (step {ts}); the other hidden layers peak at {op:.3} at most, so the top layer {} the most saturated.",
                 if tp >= op { "is" } else { "is not" }
+            ));
+        }
+        if let (Some(r), Some(f), Some((m, s))) = (
+            rows.last(),
+            rows.last().and_then(|r| r.mean_first),
+            rows.last().and_then(|r| r.mean_min),
+        ) {
+            said.push(format!(
+                "Its mean activation (layer {}) goes from {f:.3} at the first probe to {m:.3} at its lowest (step {s}){}.",
+                r.layer,
+                if activation == "sigmoid" {
+                    "; Glorot & Bengio's sigmoid top layer sinks toward 0, the flat end of the sigmoid"
+                } else {
+                    ""
+                }
             ));
         }
         if let Some(s) = gradient_spread(&rows) {
@@ -690,6 +708,7 @@ fn caption(name: &str) -> &'static str {
         "gradient_vs_step" => "‖dL/dh‖ of the first, middle and last layer of the deepest net against step.",
         "layer_response_std" => "Std of each layer response at the last probed step, forward order and sorted (He et al. Fig. 7).",
         "saturation_vs_step" => "Fraction of saturated units per layer against step (Glorot & Bengio Fig. 2); ReLU counts dead units.",
+        "activation_mean_vs_step" => "Mean of each layer response against step (Glorot & Bengio Fig. 2 plots the sigmoid outputs' mean: the top hidden layer's sinks toward 0).",
         _ => "",
     }
 }
