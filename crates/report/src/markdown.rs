@@ -667,10 +667,14 @@ fn glorot(md: &mut String, loaded: &Loaded) {
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
         let mut said = Vec::new();
         if let (Some((tp, ts)), Some(op)) = (top, others) {
-            said.push(format!(
-                "The top hidden layer's saturation peaks at {tp:.3} (step {ts}); the other hidden layers peak at {op:.3} at most, so the top layer {} the most saturated.",
-                if tp >= op { "is" } else { "is not" }
-            ));
+            said.push(if tp == 0.0 && op == 0.0 {
+                "No hidden layer has a unit past the saturation bar at any probe (sigmoid < 0.01 or > 0.99, tanh |a| > 0.99).".to_owned()
+            } else {
+                format!(
+                    "The top hidden layer's saturation peaks at {tp:.3} (step {ts}); the other hidden layers peak at {op:.3} at most, so the top layer {} the most saturated.",
+                    if tp > op { "is" } else if tp == op { "ties as" } else { "is not" }
+                )
+            });
         }
         if let (Some(r), Some(f), Some((m, s))) = (
             rows.last(),
@@ -678,7 +682,7 @@ fn glorot(md: &mut String, loaded: &Loaded) {
             rows.last().and_then(|r| r.mean_min),
         ) {
             said.push(format!(
-                "Its mean activation (layer {}) goes from {f:.3} at the first probe to {m:.3} at its lowest (step {s}){}.",
+                "The top hidden layer's mean activation (layer {}) goes from {f:.3} at the first probe to {m:.3} at its lowest (step {s}){}.",
                 r.layer,
                 if activation == "sigmoid" {
                     "; Glorot & Bengio's sigmoid top layer sinks toward 0, the flat end of the sigmoid"
@@ -689,7 +693,8 @@ fn glorot(md: &mut String, loaded: &Loaded) {
         }
         if let Some(s) = gradient_spread(&rows) {
             said.push(format!(
-                "At initialization the largest hidden-layer ‖dL/dh‖ is {s:.1}× the smallest (1 = perfectly even); compare this with the matching run of the other init."
+                "At initialization the largest hidden-layer ‖dL/dh‖ is {}× the smallest (1 = perfectly even); compare this with the matching run of the other init.",
+                if s >= 100.0 { format!("{s:.1e}") } else { format!("{s:.1}") }
             ));
         }
         if !said.is_empty() {
