@@ -441,7 +441,11 @@ fn gradients(md: &mut String, loaded: &Loaded) {
                 ))
             })
             .collect();
-        line!(md, "At depth {d} (seed as above), {}.", parts.join("; "));
+        line!(
+            md,
+            "At depth {d} (smallest completed seed), {}.",
+            parts.join("; ")
+        );
         line!(md);
     }
 
@@ -503,7 +507,7 @@ fn gradients(md: &mut String, loaded: &Loaded) {
         } else {
             line!(
                 md,
-                "{theirs} **Our data do not fully agree**: these BatchNorm plain nets have first/last ratios outside [1e-2, 1e2]: {}. (A ratio far above 1 is a gradient that grows toward the input, as mean-field analyses of deep BatchNorm nets predict at initialization; it is not vanishing, but it is not even either.)",
+                "{theirs} **Our data do not fully agree**: these BatchNorm plain nets have first/last ratios outside [1e-2, 1e2]: {}. (A ratio far above 1 is a gradient that grows toward the input, as the mean-field analysis of deep BatchNorm nets predicts at initialization (Yang et al. 2019); it is not vanishing, but it is not even either.)",
                 unhealthy.join("; ")
             );
         }
