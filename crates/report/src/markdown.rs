@@ -17,6 +17,10 @@ use crate::runs::{Loaded, RunEntry};
 pub(crate) const HE_TABLE6_RESNET: [(u32, f64); 5] =
     [(20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97), (110, 6.43)];
 
+/// A saturated fraction below this (half a percent) counts as none: the
+/// report does not rank layers by noise.
+const SAT_NONE: f64 = 0.005;
+
 /// Experiments that a make target reruns (and publishes).
 const MAKE_TARGETS: [(&str, &str); 2] = [("fashion-", "make fashion"), ("glorot-", "make glorot")];
 
@@ -671,8 +675,8 @@ fn glorot(md: &mut String, loaded: &Loaded) {
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
         let mut said = Vec::new();
         if let (Some((tp, ts)), Some(op)) = (top, others) {
-            said.push(if tp == 0.0 && op == 0.0 {
-                "No hidden layer has a unit past the saturation bar at any probe (sigmoid < 0.01 or > 0.99, tanh |a| > 0.99).".to_owned()
+            said.push(if tp < SAT_NONE && op < SAT_NONE {
+                format!("No hidden layer has more than {:.1}% of its units past the saturation bar at any probe (sigmoid < 0.01 or > 0.99, tanh |a| > 0.99).", 100.0 * SAT_NONE)
             } else {
                 format!(
                     "The top hidden layer's saturation peaks at {tp:.3} (step {ts}); the other hidden layers peak at {op:.3} at most, so the top layer {} the most saturated.",
