@@ -233,7 +233,7 @@ fn child(
     serde_json::from_str(line).with_context(|| format!("{side} printed bad JSON: {line}"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {

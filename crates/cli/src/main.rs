@@ -5,7 +5,16 @@
 //! drawing in gradscope-plot. It owns the things only a program has: the
 //! command line, the thread count, the device, Ctrl-C, and the progress bar.
 
+/// `writeln!` into a String (which cannot fail).
+macro_rules! outln {
+    ($buf:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
 mod bench;
+mod cost;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -113,6 +122,46 @@ enum Command {
         #[arg(long, default_value = "")]
         rss_at: String,
     },
+    /// Count the multiplications and parameters of a named layer, module or
+    /// model, layer by layer, and time its libtorch forward pass.
+    ///
+    /// Targets: conv5x5, reduce5x5 (the 1×1 argument on 28×28×192),
+    /// inception-3a-naive, inception-3a (Szegedy et al. Table 1),
+    /// identity-block, conv-block (ResNet-50), resnet50, inception-net.
+    /// Without targets, all of them. Writes OUT/cost.csv and
+    /// OUT/plots/cost_vs_time.{png,svg}.
+    Cost {
+        /// Targets to count (default: every target).
+        targets: Vec<String>,
+        /// Only this layer, or the layers of this module/block
+        /// (e.g. stage3.block1, 3a.b5x5); needs exactly one target.
+        #[arg(long)]
+        layer: Option<String>,
+        /// Input as CHANNELSxHEIGHTxWIDTH [default: each target's own].
+        #[arg(long)]
+        input: Option<String>,
+        /// Classes of the targets that end in a classifier [default: 6 for resnet50, 10 for inception-net].
+        #[arg(long)]
+        classes: Option<i64>,
+        /// Images per timed forward pass.
+        #[arg(long, default_value_t = 8)]
+        batch: i64,
+        /// Timed forward passes (the median is reported).
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        /// libtorch intra-op threads [default: the number of CPUs].
+        #[arg(long)]
+        threads: Option<i32>,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Counts only: skip timing and the chart.
+        #[arg(long)]
+        no_time: bool,
+        /// Where to write cost.csv and plots/.
+        #[arg(long, default_value = "results/cost")]
+        out: PathBuf,
+    },
     /// Draw the charts of a results directory (one that has summary.csv)
     /// into RESULTS/plots/ as PNG and SVG.
     Plot {
@@ -150,6 +199,32 @@ fn main() -> ExitCode {
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
         Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
+        Command::Cost {
+            targets,
+            layer,
+            input,
+            classes,
+            batch,
+            repeats,
+            threads,
+            device,
+            no_time,
+            out,
+        } => (|| {
+            let query = cost::Query {
+                targets,
+                layer,
+                input: input.as_deref().map(cost::parse_shape).transpose()?,
+                classes,
+                batch,
+                repeats,
+                threads: threads.unwrap_or_else(default_threads),
+                device: parse_device(&device)?,
+                no_time,
+                out,
+            };
+            print_stdout(&cost::run(&query)?).map(|()| ExitCode::SUCCESS)
+        })(),
         Command::Bench {
             pairs,
             threads,
@@ -208,14 +283,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `writeln!` into a String (which cannot fail).
-macro_rules! outln {
-    ($buf:expr, $($arg:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = writeln!($buf, $($arg)*);
-    }};
 }
 
 /// Prints to stdout; a closed pipe (`gradscope check x | head`) is not an

@@ -12,7 +12,11 @@
 //! network adds it to that output (which changes nothing in the forward
 //! pass), and after `backward()` the tap's `grad()` is exactly dL/dh.
 
+pub mod bottleneck;
 pub mod cnn;
+pub mod cost;
+pub mod inception;
+pub mod layers;
 pub mod mlp;
 
 use serde::{Deserialize, Serialize};
@@ -173,6 +177,13 @@ pub trait Network {
 
     /// The nonlinearity whose saturation the responses are measured against.
     fn activation(&self) -> Activation;
+
+    /// The weight layers with their shapes, multiplications and parameters,
+    /// in forward order, for `gradscope cost`; empty for families that do
+    /// not record them.
+    fn layer_costs(&self) -> &[layers::LayerCost] {
+        &[]
+    }
 }
 
 /// Adds the tap for probe point `i`, if taps are given.

@@ -82,7 +82,7 @@ const CATEGORICAL: [RGBColor; 10] = [
 
 const STYLE_KEY: RGBColor = RGBColor(90, 90, 90);
 
-fn categorical(i: usize) -> RGBColor {
+pub(crate) fn categorical(i: usize) -> RGBColor {
     CATEGORICAL[i % CATEGORICAL.len()]
 }
 

@@ -12,6 +12,8 @@
 //!   [`activation_mean_vs_step`] write one chart each
 //!   and return its [`Rendered`]
 //!   files; [`layer_response_stds`] is the data of the last one for a run.
+//! - [`cost_vs_time`] draws `gradscope cost`'s chart: multiplications
+//!   against measured forward time, per layer and per target.
 //! - [`PlotError`] is the one error type; it names the file at fault.
 //!
 //! Empty data never fail a chart: a panel with nothing drawable says
@@ -26,6 +28,7 @@
 
 mod axis;
 mod charts;
+mod cost;
 mod error;
 mod figure;
 mod read;
@@ -39,6 +42,7 @@ pub use charts::{
     GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, SATURATION_VS_STEP,
     TRAIN_ERROR_VS_STEP,
 };
+pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
 pub use figure::Rendered;
 pub use read::{

@@ -5,7 +5,9 @@
 //! [`Experiment::validate`] checks every value that serde cannot (depth ≥ 2,
 //! lr > 0, …). Each error names the file and the field.
 
+use gradscope_models::bottleneck::stage_blocks;
 use gradscope_models::cnn::{blocks_per_stage, Shortcut};
+use gradscope_models::inception::ModuleKind;
 use gradscope_models::{Activation, Init, Norm, Variant};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,24 @@ pub struct Experiment {
     pub train: TrainSpec,
     #[serde(default)]
     pub probe: ProbeSpec,
+    /// What the network learns: `classify` (default) or `identity`.
+    #[serde(default)]
+    pub task: Task,
+}
+
+/// The training objective.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Cross-entropy on the labels; the error is the misclassified fraction.
+    #[default]
+    Classify,
+    /// Reproduce the input, f(x) = x, with a mean squared error loss (the
+    /// labels are ignored). The error is the relative reconstruction error
+    /// ‖f(x) − x‖² / ‖x‖²: 0 is perfect, 1 is what outputting zeros scores.
+    /// It tests the claim that a residual block learns the identity easily
+    /// and a plain stack does not (He et al. 2016 §3.1).
+    Identity,
 }
 
 /// Where the data come from, tagged by `kind`.
@@ -142,6 +162,54 @@ pub struct SyntheticData {
 pub enum ModelSpec {
     Mlp(MlpSpec),
     Cnn(CnnSpec),
+    /// ResNet-50/101/152 (depth 50, 101 or 152).
+    Bottleneck(BottleneckSpec),
+    /// The small Inception net (depth = number of modules).
+    Inception(InceptionSpec),
+}
+
+/// Options of the bottleneck ResNets (see gradscope-models::bottleneck).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BottleneckSpec {
+    /// Filters of the stem and stage 2 (64 in ResNet-50).
+    #[serde(default = "default_bottleneck_width")]
+    pub width: i64,
+    #[serde(default = "default_cnn_norm")]
+    pub norm: Norm,
+    #[serde(default = "default_cnn_init")]
+    pub init: Init,
+    #[serde(default = "yes")]
+    pub channels_last: bool,
+}
+
+fn default_bottleneck_width() -> i64 {
+    64
+}
+
+/// Options of the small Inception net (see gradscope-models::inception).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InceptionSpec {
+    /// 1×1 filters per module (Inception 3a: 64).
+    #[serde(default = "default_inception_width")]
+    pub width: i64,
+    /// `reduced` (default, with 1×1 reductions) or `naive`.
+    #[serde(default = "default_module")]
+    pub module: ModuleKind,
+    #[serde(default = "default_cnn_norm")]
+    pub norm: Norm,
+    #[serde(default = "default_cnn_init")]
+    pub init: Init,
+    #[serde(default = "yes")]
+    pub channels_last: bool,
+}
+
+fn default_inception_width() -> i64 {
+    16
+}
+fn default_module() -> ModuleKind {
+    ModuleKind::Reduced
 }
 
 /// Options of the He et al. CIFAR CNN family (see gradscope-models::cnn).
@@ -229,9 +297,11 @@ impl<'de> Deserialize<'de> for ModelSpec {
         match family.as_str() {
             "mlp" => Ok(ModelSpec::Mlp(tagged(rest)?)),
             "cnn" => Ok(ModelSpec::Cnn(tagged(rest)?)),
+            "bottleneck" => Ok(ModelSpec::Bottleneck(tagged(rest)?)),
+            "inception" => Ok(ModelSpec::Inception(tagged(rest)?)),
             other => Err(in_field(
                 "family",
-                format!("unknown model family {other:?}, expected \"mlp\" or \"cnn\""),
+                format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\""),
             )),
         }
     }
@@ -616,6 +686,46 @@ impl Experiment {
                     blocks_per_stage(d).map_err(|m| (format!("depths[{i}]"), m))?;
                 }
             }
+            ModelSpec::Bottleneck(BottleneckSpec { width, init, .. }) => {
+                if !self.dataset.is_image() {
+                    return fail("model.family", "bottleneck needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")".into());
+                }
+                if !(1..=1024).contains(width) {
+                    return fail("model.width", format!("{width} must be between 1 and 1024"));
+                }
+                if let Init::Normal { std } = init {
+                    positive_finite("model.init.normal.std", *std)?;
+                }
+                for (i, &d) in self.depths.iter().enumerate() {
+                    stage_blocks(d).map_err(|m| (format!("depths[{i}]"), m))?;
+                }
+            }
+            ModelSpec::Inception(InceptionSpec { width, init, .. }) => {
+                if !self.dataset.is_image() {
+                    return fail("model.family", "inception needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")".into());
+                }
+                if !(4..=1024).contains(width) {
+                    return fail("model.width", format!("{width} must be between 4 and 1024 (the 5×5 reduction has width/4 filters)"));
+                }
+                if let Init::Normal { std } = init {
+                    positive_finite("model.init.normal.std", *std)?;
+                }
+                for (i, &d) in self.depths.iter().enumerate() {
+                    if d > 64 {
+                        return fail(
+                            &format!("depths[{i}]"),
+                            format!("{d} Inception modules: at most 64"),
+                        );
+                    }
+                }
+            }
+        }
+        if self.task == Task::Identity && !matches!(self.model, ModelSpec::Mlp(_)) {
+            return fail(
+                "task",
+                "\"identity\" needs model.family \"mlp\" (its output must have the input's size)"
+                    .into(),
+            );
         }
 
         let t = &self.train;

@@ -10,12 +10,14 @@
 
 use crate::plan::RunSpec;
 use crate::record::{FinalMetrics, GradientEnds, Status};
-use crate::spec::{CnnSpec, Experiment, MlpSpec, ModelSpec};
+use crate::spec::{BottleneckSpec, CnnSpec, Experiment, InceptionSpec, MlpSpec, ModelSpec, Task};
 use crate::TrainError;
 use gradscope_data::prep::augment;
 use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
+use gradscope_models::bottleneck::{Bottleneck, BottleneckConfig};
 use gradscope_models::cnn::{Cnn, CnnConfig};
+use gradscope_models::inception::{InceptionConfig, InceptionNet};
 use gradscope_models::mlp::{Mlp, MlpConfig};
 use gradscope_models::Network;
 use gradscope_probe::writers::{MetricsRow, RunWriters};
@@ -46,6 +48,9 @@ pub fn build_network(
     data: &Dataset,
     run: &RunSpec,
 ) -> Result<Box<dyn Network>, TrainError> {
+    // Channels-last pays off only where libtorch has NHWC kernels for it; on
+    // CUDA cuDNN picks its own layout.
+    let on_cpu = data.train.x.device() == Device::Cpu;
     Ok(match &exp.model {
         ModelSpec::Mlp(MlpSpec {
             width,
@@ -56,7 +61,11 @@ pub fn build_network(
             p,
             MlpConfig {
                 input_dim: data.input_dim(),
-                classes: data.classes,
+                // The identity task's output is the input itself.
+                classes: match exp.task {
+                    Task::Classify => data.classes,
+                    Task::Identity => data.input_dim(),
+                },
                 depth: run.depth,
                 width: *width,
                 activation: *activation,
@@ -82,9 +91,45 @@ pub fn build_network(
                 norm: *norm,
                 init: *init,
                 variant: run.variant,
-                // Channels-last pays off only where libtorch has NHWC kernels
-                // for it; on CUDA cuDNN picks its own layout.
-                channels_last: *channels_last && data.train.x.device() == Device::Cpu,
+                channels_last: *channels_last && on_cpu,
+            },
+        )?),
+        ModelSpec::Bottleneck(BottleneckSpec {
+            width,
+            norm,
+            init,
+            channels_last,
+        }) => Box::new(Bottleneck::new(
+            p,
+            BottleneckConfig {
+                input_shape: data.input_shape.clone(),
+                classes: data.classes,
+                depth: run.depth,
+                width: *width,
+                norm: *norm,
+                init: *init,
+                variant: run.variant,
+                channels_last: *channels_last && on_cpu,
+            },
+        )?),
+        ModelSpec::Inception(InceptionSpec {
+            width,
+            module,
+            norm,
+            init,
+            channels_last,
+        }) => Box::new(InceptionNet::new(
+            p,
+            InceptionConfig {
+                input_shape: data.input_shape.clone(),
+                classes: data.classes,
+                depth: run.depth,
+                width: *width,
+                kind: *module,
+                norm: *norm,
+                init: *init,
+                variant: run.variant,
+                channels_last: *channels_last && on_cpu,
             },
         )?),
     })
@@ -148,7 +193,7 @@ pub fn train_run(
     let mut steps_done = 0;
 
     // Held-out error at initialization: the first point of every curve.
-    let (loss, error) = evaluate(net.as_ref(), &data.test);
+    let (loss, error) = evaluate(net.as_ref(), &data.test, exp.task);
     out.metrics(&MetricsRow {
         step: 0,
         epoch: 0.0,
@@ -178,7 +223,7 @@ pub fn train_run(
         let probing = step % exp.probe.every == 0 || step + 1 == steps;
         let taps = probing.then(|| probe.taps(y.size()[0], device));
         let fwd = net.forward(&x, true, taps.as_deref());
-        let loss = fwd.logits.cross_entropy_for_logits(&y);
+        let (loss, error) = objective(exp.task, &fwd.logits, &x, &y);
 
         opt.zero_grad();
         loss.backward();
@@ -203,7 +248,7 @@ pub fn train_run(
         }
 
         opt.step();
-        window.add(&loss, &fwd.logits, &y);
+        window.add(&loss, &error);
         steps_done = step + 1;
 
         if steps_done % t.log_every() == 0 || steps_done == steps {
@@ -227,7 +272,7 @@ pub fn train_run(
             }
         }
         if steps_done % t.eval_every == 0 || steps_done == steps {
-            let (loss, error) = evaluate(net.as_ref(), &data.test);
+            let (loss, error) = evaluate(net.as_ref(), &data.test, exp.task);
             out.metrics(&MetricsRow {
                 step: steps_done,
                 epoch: epoch(steps_done),
@@ -245,8 +290,8 @@ pub fn train_run(
     // footing whatever their minibatch noise.
     let mut final_metrics = FinalMetrics::default();
     if status == Status::Completed {
-        let (train_loss, train_error) = evaluate(net.as_ref(), &data.train);
-        let (test_loss, test_error) = evaluate(net.as_ref(), &data.test);
+        let (train_loss, train_error) = evaluate(net.as_ref(), &data.train, exp.task);
+        let (test_loss, test_error) = evaluate(net.as_ref(), &data.test, exp.task);
         final_metrics = FinalMetrics {
             train_loss: Some(train_loss),
             train_error: Some(train_error),
@@ -266,9 +311,36 @@ pub fn train_run(
     })
 }
 
-/// Mean cross-entropy and error (fraction) over a whole split, in eval mode,
-/// in chunks so memory stays bounded.
-pub fn evaluate(net: &dyn Network, split: &Split) -> (f64, f64) {
+/// The minibatch loss to minimize and its error (both scalar tensors on the
+/// device): cross-entropy and the misclassified fraction, or, for the
+/// identity task, the mean squared error and the relative reconstruction
+/// error ‖f(x) − x‖² / ‖x‖² (see [`Task::Identity`]).
+pub fn objective(task: Task, out: &Tensor, x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
+    match task {
+        Task::Classify => {
+            let loss = out.cross_entropy_for_logits(y);
+            let error = out
+                .argmax(-1, false)
+                .ne_tensor(y)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double);
+            (loss, error)
+        }
+        Task::Identity => {
+            let target = x.flatten(1, -1);
+            let diff = out - &target;
+            let loss = diff.square().mean(Kind::Float);
+            let error = diff.detach().square().sum(Kind::Double)
+                / target.square().sum(Kind::Double).clamp_min(1e-30);
+            (loss, error)
+        }
+    }
+}
+
+/// Mean loss and error over a whole split, in eval mode, in chunks so memory
+/// stays bounded. The error of each chunk is weighted by its size (for the
+/// identity task, a close approximation of the split's ratio).
+pub fn evaluate(net: &dyn Network, split: &Split, task: Task) -> (f64, f64) {
     // 256, not more: with 1024-image chunks the evaluation pass set the peak
     // RSS of a CNN-20 run (1492 MB against 1069 MB, measured with bench-one).
     const CHUNK: i64 = 256;
@@ -276,18 +348,22 @@ pub fn evaluate(net: &dyn Network, split: &Split) -> (f64, f64) {
     let n = split.len();
     let device = split.x.device();
     let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-    let mut wrong = Tensor::zeros([], (Kind::Double, device));
+    let mut error_sum = Tensor::zeros([], (Kind::Double, device));
     let mut at = 0;
     while at < n {
         let len = CHUNK.min(n - at);
         let (x, y) = (split.x.narrow(0, at, len), split.y.narrow(0, at, len));
-        let logits = net.forward(&x, false, None).logits;
-        loss_sum += logits.cross_entropy_for_logits(&y).to_kind(Kind::Double) * len as f64;
-        wrong += logits.argmax(-1, false).ne_tensor(&y).sum(Kind::Double);
+        let out = net.forward(&x, false, None).logits;
+        let (loss, error) = objective(task, &out, &x, &y);
+        loss_sum += loss.to_kind(Kind::Double) * len as f64;
+        error_sum += error * len as f64;
         at += len;
     }
     let n = n.max(1) as f64;
-    (loss_sum.double_value(&[]) / n, wrong.double_value(&[]) / n)
+    (
+        loss_sum.double_value(&[]) / n,
+        error_sum.double_value(&[]) / n,
+    )
 }
 
 /// Minibatches drawn without replacement, reshuffled every epoch from the
@@ -350,13 +426,8 @@ impl Window {
         }
     }
 
-    fn add(&mut self, loss: &Tensor, logits: &Tensor, y: &Tensor) {
-        let error = logits
-            .argmax(-1, false)
-            .ne_tensor(y)
-            .to_kind(Kind::Double)
-            .mean(Kind::Double);
-        self.sums += Tensor::stack(&[loss.detach().to_kind(Kind::Double), error], 0);
+    fn add(&mut self, loss: &Tensor, error: &Tensor) {
+        self.sums += Tensor::stack(&[loss.detach().to_kind(Kind::Double), error.detach()], 0);
         self.steps += 1;
     }
 

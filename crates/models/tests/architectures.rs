@@ -1,0 +1,301 @@
+//! ResNet-50's blocks and the Inception module, checked against published
+//! numbers and against torchvision.
+
+use gradscope_models::bottleneck::{BlockKind, Bottleneck, BottleneckBlock, BottleneckConfig};
+use gradscope_models::cost::{self, TARGETS};
+use gradscope_models::inception::{InceptionConfig, InceptionNet, ModuleKind};
+use gradscope_models::layers::Layers;
+use gradscope_models::{Init, Network, Norm, Variant};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+fn params(vs: &VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+fn resnet50(variant: Variant, input: [i64; 3], classes: i64, width: i64) -> BottleneckConfig {
+    BottleneckConfig {
+        input_shape: input.to_vec(),
+        classes,
+        depth: 50,
+        width,
+        norm: Norm::Batchnorm,
+        init: Init::Kaiming,
+        variant,
+        channels_last: false,
+    }
+}
+
+fn total_mults(net: &dyn Network) -> i64 {
+    net.layer_costs().iter().map(|c| c.mults()).sum()
+}
+
+/// torchvision's `resnet50(num_classes=6)` has 23,520,326 parameters (no
+/// conv biases, affine BN; printed by torchvision 0.26). The plain twin
+/// lacks exactly the four projection shortcuts and their BN.
+#[test]
+fn resnet50_has_torchvisions_parameter_count() {
+    let vs = VarStore::new(Device::Cpu);
+    let net = Bottleneck::new(&vs.root(), resnet50(Variant::Residual, [3, 64, 64], 6, 64)).unwrap();
+    assert_eq!(params(&vs), 23_520_326);
+    // The recorded costs account for every parameter.
+    let counted: i64 = net.layer_costs().iter().map(|c| c.params).sum();
+    assert_eq!(counted, 23_520_326);
+
+    let vs = VarStore::new(Device::Cpu);
+    let _ = Bottleneck::new(&vs.root(), resnet50(Variant::Plain, [3, 64, 64], 6, 64)).unwrap();
+    let projections =
+        (64 * 256 + 512) + (256 * 512 + 1024) + (512 * 1024 + 2048) + (1024 * 2048 + 4096);
+    assert_eq!(params(&vs), 23_520_326 - projections);
+}
+
+/// Reference: torchvision 0.26 `resnet50(num_classes=6)` with each stage's
+/// stride moved from conv2 to conv1 (the original/Keras placement used
+/// here), multiplications of every Conv2d and Linear counted with forward
+/// hooks on a 1×3×64×64 input: 314,781,696. (torchvision's own v1.5
+/// placement gives 333,656,064; at 224×224 with 1000 classes the two are
+/// 3,857,973,248 and 4,089,184,256.)
+#[test]
+fn resnet50_multiplications_match_torchvision_with_the_original_stride() {
+    let vs = VarStore::new(Device::Cpu);
+    let net = Bottleneck::new(&vs.root(), resnet50(Variant::Residual, [3, 64, 64], 6, 64)).unwrap();
+    assert_eq!(total_mults(&net), 314_781_696);
+    let vs = VarStore::new(Device::Cpu);
+    let net = Bottleneck::new(
+        &vs.root(),
+        resnet50(Variant::Residual, [3, 224, 224], 1000, 64),
+    )
+    .unwrap();
+    assert_eq!(total_mults(&net), 3_857_973_248);
+}
+
+/// Probe points: the stem, three convolutions in each of the 16 blocks and
+/// the 4 projections (53 convolutions), 16 block outputs and the
+/// classifier, in forward order.
+#[test]
+fn resnet50_probes_every_convolution_in_order() {
+    let vs = VarStore::new(Device::Cpu);
+    let net = Bottleneck::new(&vs.root(), resnet50(Variant::Residual, [3, 32, 32], 6, 4)).unwrap();
+    let names: Vec<&str> = net.probe_points().iter().map(|p| p.name.as_str()).collect();
+    let convs = names
+        .iter()
+        .filter(|n| !n.ends_with(".out") && **n != "fc")
+        .count();
+    // Stem + 16 blocks × 3 + 4 projections: the "50" counts stem, 48 and fc.
+    assert_eq!(convs, 1 + 16 * 3 + 4);
+    assert_eq!(names.iter().filter(|n| n.ends_with(".out")).count(), 16);
+    assert_eq!(names[0], "stage1.conv");
+    assert_eq!(
+        names[1..5],
+        [
+            "stage2.block1.conv1",
+            "stage2.block1.conv2",
+            "stage2.block1.conv3",
+            "stage2.block1.proj"
+        ]
+    );
+    assert_eq!(*names.last().unwrap(), "fc");
+    // A forward pass gives logits and one response per main-path conv.
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let out = net.forward(&x, true, None);
+    assert_eq!(out.logits.size(), vec![2, 6]);
+    assert_eq!(out.responses.len(), 1 + 16 * 3);
+}
+
+/// The identity block keeps its input's shape; the convolution block with
+/// stride 2 halves the map and sets the channels to f3.
+#[test]
+fn block_output_shapes() {
+    let vs = VarStore::new(Device::Cpu);
+    let mut l = Layers::new(vs.root(), Init::Kaiming, Norm::Batchnorm, false);
+    let id = BottleneckBlock::new(
+        &mut l,
+        "id",
+        BlockKind::Identity,
+        [16, 8, 8],
+        (4, 4, 16),
+        1,
+        Variant::Residual,
+    )
+    .unwrap();
+    let cb = BottleneckBlock::new(
+        &mut l,
+        "cb",
+        BlockKind::Convolution,
+        [16, 8, 8],
+        (8, 8, 32),
+        2,
+        Variant::Residual,
+    )
+    .unwrap();
+    let x = Tensor::randn([2, 16, 8, 8], (Kind::Float, Device::Cpu));
+    let mut r = Vec::new();
+    assert_eq!(id.forward(&x, true, None, &mut r).size(), vec![2, 16, 8, 8]);
+    assert_eq!(cb.forward(&x, true, None, &mut r).size(), vec![2, 32, 4, 4]);
+    assert_eq!((id.output, cb.output), ([16, 8, 8], [32, 4, 4]));
+    // The plain twin of the convolution block keeps only its main path.
+    let plain = BottleneckBlock::new(
+        &mut l,
+        "pb",
+        BlockKind::Convolution,
+        [16, 8, 8],
+        (8, 8, 32),
+        2,
+        Variant::Plain,
+    )
+    .unwrap();
+    assert_eq!(
+        plain.forward(&x, true, None, &mut r).size(),
+        vec![2, 32, 4, 4]
+    );
+    assert!(l.points.iter().all(|p| p.name != "pb.proj"));
+}
+
+#[test]
+fn impossible_shapes_name_the_failing_layer() {
+    let vs = VarStore::new(Device::Cpu);
+    let mut l = Layers::new(vs.root(), Init::Kaiming, Norm::Batchnorm, false);
+    let err = BottleneckBlock::new(
+        &mut l,
+        "stage2.block2",
+        BlockKind::Identity,
+        [64, 16, 16],
+        (64, 64, 256),
+        1,
+        Variant::Residual,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("identity block stage2.block2")
+            && err.to_string().contains("64 channels"),
+        "{err}"
+    );
+
+    let vs = VarStore::new(Device::Cpu);
+    let err =
+        Bottleneck::new(&vs.root(), resnet50(Variant::Residual, [3, 8, 8], 6, 64)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("dataset:") && msg.contains("3×8×8") && msg.contains("stage4.block1.conv1"),
+        "{msg}"
+    );
+}
+
+/// Szegedy et al. (2015) Table 1: module (3a) outputs 64 + 128 + 32 + 32 =
+/// 256 channels; the naive module passes the 192 pooled channels through:
+/// 64 + 128 + 32 + 192 = 416.
+#[test]
+fn inception_module_output_channels() {
+    for (name, channels) in [("inception-3a", 256), ("inception-3a-naive", 416)] {
+        let vs = VarStore::new(Device::Cpu);
+        let net = cost::build(&vs.root(), name, Some([192, 8, 8]), None).unwrap();
+        let x = Tensor::randn([1, 192, 8, 8], (Kind::Float, Device::Cpu));
+        assert_eq!(
+            net.forward(&x, false, None).logits.size(),
+            vec![1, channels, 8, 8],
+            "{name}"
+        );
+    }
+}
+
+/// The 1×1 argument (Szegedy et al. 2015 §4, as usually taught): on a
+/// 28×28×192 input a 5×5 convolution with 32 filters costs 120,422,400
+/// multiplications; a 1×1 reduction to 16 channels first costs 2,408,448 +
+/// 10,035,200 = 12,443,648. Module (3a) with its reductions: 128,049,152
+/// (the paper's "128M"); without: 303,464,448 (1×1 9,633,792 + 3×3
+/// 173,408,256 + 5×5 120,422,400).
+#[test]
+fn the_one_by_one_argument_is_exact() {
+    let mults = |name: &str| {
+        let vs = VarStore::new(Device::Cpu);
+        let net = cost::build(&vs.root(), name, None, None).unwrap();
+        net.layer_costs()
+            .iter()
+            .map(|c| c.mults())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(mults("conv5x5"), vec![120_422_400]);
+    assert_eq!(mults("reduce5x5"), vec![2_408_448, 10_035_200]);
+    assert_eq!(mults("inception-3a").iter().sum::<i64>(), 128_049_152);
+    assert_eq!(
+        mults("inception-3a-naive"),
+        vec![9_633_792, 173_408_256, 120_422_400]
+    );
+}
+
+/// Every target builds at its default input and counts all its parameters.
+#[test]
+fn every_target_builds_and_accounts_for_its_parameters() {
+    for t in TARGETS {
+        let vs = VarStore::new(Device::Cpu);
+        let net = cost::build(&vs.root(), t.name, None, None).unwrap();
+        let counted: i64 = net.layer_costs().iter().map(|c| c.params).sum();
+        assert_eq!(counted, params(&vs), "{}", t.name);
+    }
+    let err = cost::target("resnet5").unwrap_err().to_string();
+    assert!(
+        err.contains("resnet50") && err.contains("inception-3a"),
+        "{err}"
+    );
+}
+
+#[test]
+fn selecting_a_module_or_an_unknown_layer() {
+    let vs = VarStore::new(Device::Cpu);
+    let net = cost::build(&vs.root(), "resnet50", None, None).unwrap();
+    let rows = cost::select(net.layer_costs(), "stage3.block1").unwrap();
+    assert_eq!(rows.len(), 4, "conv1..3 and the projection");
+    let err = cost::select(net.layer_costs(), "stage9")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stage3.block1.conv2") && err.contains("stage5"),
+        "{err}"
+    );
+}
+
+/// The small Inception net trains end to end on a batch: forward, backward,
+/// and its residual twin has the extra projection only where channels change.
+#[test]
+fn small_inception_net_shapes() {
+    for (variant, kind) in [
+        (Variant::Plain, ModuleKind::Reduced),
+        (Variant::Residual, ModuleKind::Naive),
+    ] {
+        let vs = VarStore::new(Device::Cpu);
+        let net = InceptionNet::new(
+            &vs.root(),
+            InceptionConfig {
+                input_shape: vec![1, 16, 16],
+                classes: 10,
+                depth: 3,
+                width: 8,
+                kind,
+                norm: Norm::Batchnorm,
+                init: Init::Kaiming,
+                variant,
+                channels_last: false,
+            },
+        )
+        .unwrap();
+        let x = Tensor::randn([4, 1, 16, 16], (Kind::Float, Device::Cpu));
+        let out = net.forward(&x, true, None);
+        assert_eq!(out.logits.size(), vec![4, 10]);
+        let projections = net
+            .probe_points()
+            .iter()
+            .filter(|p| p.name.ends_with(".proj"))
+            .count();
+        // Naive modules grow the channels every time (the pooled input
+        // passes through), so each residual module needs a projection.
+        let expected = match variant {
+            Variant::Plain => 0,
+            Variant::Residual => 3,
+        };
+        assert_eq!(projections, expected);
+        out.logits.sum(Kind::Float).backward();
+    }
+}
