@@ -5,6 +5,8 @@
 #   make lint        cargo fmt --check and clippy -D warnings
 #   make bench       throughput and probe overhead against PyTorch eager (results/bench/)
 #   make fuzz        property tests of the file parsers, FUZZ_SECS (60) seconds each
+#   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (under an hour on 2 cores)
+#   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST and its report.md
 #
 # libtorch comes from PyPI's torch wheel in a venv that every clone shares
 # (override with `make VENV=/path`), so a fresh clone does not download
@@ -31,7 +33,7 @@ RUN_ARGS ?= --restart
 # edited files and on edited field values). make test runs 64 cases of each.
 FUZZ_SECS ?= 60
 
-.PHONY: all setup build test lint reproduce plot check clean nextest bench fuzz
+.PHONY: all setup build test lint reproduce plot check clean nextest bench fuzz fashion fashion-data glorot
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
@@ -75,6 +77,47 @@ bench: build
 fuzz: setup
 	GRADSCOPE_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) nextest run -p gradscope-data -p gradscope-train \
 		--no-capture -E 'test(/^fuzz::/)'
+
+# make fashion: experiments/fashion-mlp.json and fashion-cnn.json, each
+# followed by `gradscope report`. FASHION_SCALE=full runs the GPU versions
+# (experiments/fashion-*-full.json) with --device cuda instead.
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+# A sweep that stopped early (a failed run, Ctrl-C) still gets its report,
+# which marks the unfinished runs; then make stops with the sweep's status.
+report_then_exit = if [ -d $(1)/runs ]; then $(GRADSCOPE) report $(1) || exit 1; fi; [ $$rc = 0 ] || exit $$rc
+FASHION_SCALE ?= cpu
+ifeq ($(FASHION_SCALE),full)
+FASHION_SUFFIX := -full
+FASHION_DEVICE ?= cuda
+else
+FASHION_SUFFIX :=
+FASHION_DEVICE ?= cpu
+endif
+
+fashion: build fashion-data
+	@for e in fashion-mlp fashion-cnn; do \
+	  $(GRADSCOPE) run experiments/$$e$(FASHION_SUFFIX).json --threads $(THREADS) --device $(FASHION_DEVICE) $(RUN_ARGS); rc=$$?; \
+	  $(call report_then_exit,results/$$e$(FASHION_SUFFIX)); \
+	done
+
+# Debian's dataset-fashion-mnist puts the IDX files in FASHION_DIR (the
+# default of the fashion-mnist dataset kind); as root it is installed here.
+fashion-data:
+	@if ls $(FASHION_DIR)/train-images-idx3-ubyte* >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && apt-get install -y dataset-fashion-mnist; \
+	else \
+	  echo "error: Fashion-MNIST is not in $(FASHION_DIR): install Debian's package (sudo apt-get install dataset-fashion-mnist), then rerun"; exit 1; \
+	fi
+
+# make glorot: the four runs of Glorot & Bengio's init comparison (sigmoid
+# and tanh, standard and normalized init), each with its report.md.
+GLOROT := glorot-sigmoid-standard glorot-sigmoid-normalized glorot-tanh-standard glorot-tanh-normalized
+glorot: build fashion-data
+	@for e in $(GLOROT); do \
+	  $(GRADSCOPE) run experiments/$$e.json --threads $(THREADS) $(RUN_ARGS); rc=$$?; \
+	  $(call report_then_exit,results/$$e); \
+	done
 
 clean:
 	$(CARGO) clean

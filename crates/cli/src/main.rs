@@ -178,6 +178,15 @@ enum Command {
         /// The results directory, e.g. results/quickstart.
         results: PathBuf,
     },
+    /// Write RESULTS/report.md: the runs table, what the numbers show beside
+    /// the papers' numbers, and every chart (drawn first if plots/ lacks one).
+    ///
+    /// Missing or unfinished runs are marked in the report and listed on
+    /// stderr; the exit status is still 0. A path without runs/ is an error.
+    Report {
+        /// The results directory, e.g. results/fashion-mlp.
+        results: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -208,6 +217,7 @@ fn main() -> ExitCode {
         }
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
+        Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
         Command::Cost {
             targets,
             layer,
@@ -360,6 +370,14 @@ fn plot(results: &Path) -> Result<()> {
     print_stdout(&text)
 }
 
+fn report(results: &Path) -> Result<()> {
+    let r = gradscope_report::write_report(results)?;
+    for p in &r.problems {
+        eprintln!("report: {p}");
+    }
+    print_stdout(&format!("{}\n", r.path.display()))
+}
+
 fn run(
     path: &Path,
     out: Option<PathBuf>,
@@ -397,7 +415,8 @@ fn run(
     }
     let command: Vec<String> = std::env::args().collect();
     let sweep = Sweep::prepare(exp, &out, device, threads, existing, &command.join(" "))
-        .with_context(|| path.display().to_string())?;
+        .with_context(|| path.display().to_string())?
+        .with_experiment_file(path);
     if let Some(h) = sweep.stale_lock() {
         eprintln!(
             "{}: took over a stale lock left by {h}, which is no longer running",

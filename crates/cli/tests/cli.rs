@@ -607,3 +607,177 @@ fn probe_points_match_the_pytorch_reference() {
         );
     }
 }
+
+/// A tiny sigmoid sweep, plain and residual at two depths, for the report
+/// tests: 4 runs of 20 steps.
+fn report_sweep(extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    run_ok(&VANISH.replace("[16]", "[4, 8]"), extra)
+}
+
+fn report(out: &Path) -> (Output, String) {
+    let o = gradscope(&["report", out.to_str().unwrap()]);
+    let text = std::fs::read_to_string(out.join("report.md")).unwrap_or_default();
+    (o, text)
+}
+
+/// Sets `final.train_error` (or any top-level field) of a run's run.json.
+fn edit_run_json(out: &Path, run: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = out.join("runs").join(run).join("run.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// `gradscope report` on a complete sweep: the experiment, how to rerun it,
+/// one table row per variant × depth, the gradient verdict that the quickstart
+/// physics predicts (a deep sigmoid plain net vanishes), and every chart
+/// linked by a relative path that exists.
+#[test]
+fn report_describes_a_complete_sweep() {
+    let (tmp, out) = report_sweep(&[]);
+    let (o, md) = report(&out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).is_empty(),
+        "no problems expected: {}",
+        stderr(&o)
+    );
+    assert!(md.starts_with("# Report: vanish\n"), "{md}");
+    let exp = tmp.path().join("exp.json");
+    assert!(
+        md.contains(&format!(
+            "gradscope run {} --out {}",
+            exp.display(),
+            out.display()
+        )),
+        "rerun command missing:\n{md}"
+    );
+    for row in [
+        "| plain | 4 | 0 |",
+        "| plain | 8 | 0 |",
+        "| residual | 8 | 0 |",
+    ] {
+        assert!(md.contains(row), "no row {row}:\n{md}");
+    }
+    assert!(md.contains("1 completed"));
+    assert!(!md.contains("Missing or unfinished"));
+    // Depth 8 sigmoid with the old init: the plain gradient vanishes at init
+    // (see the quickstart table), the residual one does not.
+    assert!(
+        md.contains("the plain net's ratio is") && md.contains("vanishing toward the input"),
+        "{md}"
+    );
+    assert!(md.contains("does not apply"), "no BatchNorm here:\n{md}");
+    assert!(
+        md.contains("Glorot & Bengio 2010"),
+        "sigmoid MLP section:\n{md}"
+    );
+    // Every image link resolves, and all seven charts are there.
+    let links: Vec<&str> = md
+        .split("](")
+        .skip(1)
+        .filter_map(|s| s.split(')').next())
+        .collect();
+    assert_eq!(links.len(), 7, "{links:?}");
+    for l in links {
+        assert!(l.starts_with("plots/"), "{l} is not relative to the report");
+        assert!(out.join(l).is_file(), "{l} does not exist");
+    }
+}
+
+/// A damaged directory still gets a report, exit 0, with every problem
+/// named: a run without run.json, one still marked running, one failed, and
+/// a planned run that has no folder. Charts missing (--no-plot) are drawn first.
+#[test]
+fn report_marks_missing_and_partial_runs() {
+    let (_tmp, out) = report_sweep(&["--no-plot"]);
+    std::fs::remove_file(out.join("runs/plain-d4-s0/run.json")).unwrap();
+    edit_run_json(&out, "residual-d4-s0", |v| {
+        v["status"] = "running".into();
+        v["final"]["train_error"] = serde_json::Value::Null;
+    });
+    std::fs::remove_dir_all(out.join("runs/residual-d8-s0")).unwrap();
+    edit_run_json(&out, "plain-d8-s0", |v| {
+        v["status"] = "failed".into();
+        v["error"] = "libtorch: out of memory".into();
+    });
+    let (o, md) = report(&out);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for (run, what) in [
+        ("plain-d4-s0", "no run.json"),
+        ("residual-d4-s0", "status running"),
+        ("residual-d8-s0", "no folder"),
+        ("plain-d8-s0", "failed: libtorch: out of memory"),
+    ] {
+        let needle = format!("{run}: ");
+        assert!(
+            err.lines().any(|l| l.contains(&needle) && l.contains(what)),
+            "stderr should say {run}: … {what}: {err}"
+        );
+        assert!(
+            md.lines().any(|l| l.contains(&needle) && l.contains(what)),
+            "report should say {run}: … {what}:\n{md}"
+        );
+    }
+    assert!(md.contains("**1 running**"), "{md}");
+    assert!(md.contains("**1 not started**"), "{md}");
+    // No depth has a completed run left, so no trend is claimed.
+    assert!(
+        md.contains("Fewer than two depths have completed runs"),
+        "{md}"
+    );
+    // The charts were missing and are drawn now.
+    assert!(out.join("plots/saturation_vs_step.png").is_file());
+}
+
+/// The verdict follows the numbers: the same files, with final training
+/// errors edited, read once as degradation (plain rises, residual flat) and
+/// once as no effect (plain flat).
+#[test]
+fn report_verdict_follows_the_final_errors() {
+    let (_tmp, out) = report_sweep(&["--no-plot"]);
+    let set =
+        |run: &str, e: f64| edit_run_json(&out, run, |v| v["final"]["train_error"] = e.into());
+    set("plain-d4-s0", 0.10);
+    set("plain-d8-s0", 0.30);
+    set("residual-d4-s0", 0.10);
+    set("residual-d8-s0", 0.10);
+    let (o, md) = report(&out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        md.contains("10.00% at depth 4 → 30.00% at depth 8 (+20.00 points"),
+        "{md}"
+    );
+    assert!(md.contains("degradation problem of He et al."), "{md}");
+    assert!(!md.contains("does not show the expected effect"), "{md}");
+
+    set("plain-d8-s0", 0.105);
+    let (_, md) = report(&out);
+    assert!(
+        md.contains("**This experiment does not show the expected effect**"),
+        "{md}"
+    );
+}
+
+/// Not a results directory: non-zero exit, the path named, no panic, and
+/// nothing written.
+#[test]
+fn report_refuses_what_is_not_a_results_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nowhere");
+    for (dir, needle) in [
+        (missing.as_path(), "no such results directory"),
+        (tmp.path(), "has no runs/ folder"),
+    ] {
+        let o = gradscope(&["report", dir.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "accepted {}", dir.display());
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!dir.join("report.md").exists());
+    }
+}

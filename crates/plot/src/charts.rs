@@ -1,4 +1,4 @@
-//! The five charts of the file contract, each built as a [`Figure`] from a
+//! The seven charts of the file contract, each built as a [`Figure`] from a
 //! loaded [`ResultsDir`] and written as PNG and SVG.
 //!
 //! A chart whose data are missing is still written, with a "no data" note
@@ -29,14 +29,22 @@ pub const GRADIENT_VS_STEP: &str = "gradient_vs_step";
 /// Chart (e): standard deviation of each layer response, in forward order
 /// and sorted (He et al. 2016, Fig. 7).
 pub const LAYER_RESPONSE_STD: &str = "layer_response_std";
+/// Chart (f): fraction of saturated units per layer against step (Glorot and
+/// Bengio 2010, Fig. 2).
+pub const SATURATION_VS_STEP: &str = "saturation_vs_step";
+/// Chart (g): mean of each layer response against step (Glorot and Bengio
+/// 2010, Fig. 2, which plots mean and spread of the sigmoid outputs).
+pub const ACTIVATION_MEAN_VS_STEP: &str = "activation_mean_vs_step";
 
 /// The chart names, in the order [`render_charts`] writes them.
-pub const CHART_NAMES: [&str; 5] = [
+pub const CHART_NAMES: [&str; 7] = [
     TRAIN_ERROR_VS_STEP,
     ERROR_VS_DEPTH,
     GRADIENT_PROFILE,
     GRADIENT_VS_STEP,
     LAYER_RESPONSE_STD,
+    SATURATION_VS_STEP,
+    ACTIVATION_MEAN_VS_STEP,
 ];
 
 const LABEL_STEP: &str = "training step";
@@ -48,6 +56,11 @@ const LABEL_DEPTH: &str = "depth (weight layers)";
 const LABEL_RESPONSE_FORWARD: &str = "layer index (responses in forward order)";
 const LABEL_RESPONSE_SORTED: &str = "layer index (sorted by magnitude)";
 const LABEL_RESPONSE_STD: &str = "std of layer response";
+const LABEL_SATURATION: &str = "saturated fraction of units";
+const LABEL_ACTIVATION_MEAN: &str = "mean of layer response";
+/// Most layers chart (f) draws per panel: beyond this a legend is unreadable,
+/// so it keeps evenly spaced layers, always the first and the last.
+const SATURATION_MAX_LINES: usize = 8;
 /// Legend suffix of a gradient series whose values are all exactly 0: it has
 /// no line, only ▼ on the bottom edge.
 const ALL_ZERO: &str = " — all 0 (underflow)";
@@ -779,6 +792,164 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
     }
 }
 
+/// The deepest depth at which every variant has a run with activation rows
+/// (so the panels of chart (f) compare twins); else the deepest any has.
+fn deepest_response_depth(results: &ResultsDir) -> Option<u32> {
+    let variants = results.variants();
+    let has = |v: &str, d: u32| response_run(results, v, d).is_some();
+    let depths = results.depths();
+    depths
+        .iter()
+        .rev()
+        .find(|&&d| variants.iter().all(|v| has(v, d)))
+        .or_else(|| {
+            depths
+                .iter()
+                .rev()
+                .find(|&&d| variants.iter().any(|v| has(v, d)))
+        })
+        .copied()
+}
+
+/// At most `max` of `layers` (sorted), evenly spaced, first and last kept.
+pub(crate) fn spaced_layers(layers: &[usize], max: usize) -> Vec<usize> {
+    if layers.len() <= max || max < 2 {
+        return layers
+            .iter()
+            .copied()
+            .take(max.max(layers.len().min(1)))
+            .collect();
+    }
+    let mut out: Vec<usize> = (0..max)
+        .map(|i| layers[i * (layers.len() - 1) / (max - 1)])
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Which column of `activations.csv` charts (f) and (g) draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseStat {
+    /// Chart (f): the saturated fraction.
+    Saturation,
+    /// Chart (g): the mean.
+    Mean,
+}
+
+/// Chart (f), after Glorot and Bengio 2010, Fig. 2: one panel per variant at
+/// the deepest depth with activation rows (smallest seed); one line per
+/// layer response, coloured from input side (navy) to output side (red),
+/// saturated fraction against step. Their finding for sigmoid nets with the
+/// standard init is that the top hidden layer saturates first and stays
+/// saturated for a long time: its line is the last (red) one.
+pub(crate) fn saturation_figure(results: &ResultsDir) -> Figure {
+    response_figure(results, ResponseStat::Saturation)
+}
+
+/// Charts (f) and (g): the same layout, one column of activations.csv. For
+/// (g) the sigmoid top layer's mean sinking toward 0 is Glorot and Bengio's
+/// Fig. 2 itself; saturation below 0.01 may come later or not at all.
+pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figure {
+    let depth = deepest_response_depth(results);
+    let mut thinned = false;
+    let panels = results
+        .variants()
+        .into_iter()
+        .map(|variant| {
+            let Some(run) = depth.and_then(|d| response_run(results, variant, d)) else {
+                let mut panel = Panel::new(variant);
+                panel.empty_reason = Some("no activations.csv rows".to_owned());
+                return panel;
+            };
+            let mut panel = Panel::new(format!(
+                "{variant}, seed {}{}",
+                run.summary.seed,
+                status_note([run.summary.status.as_str()])
+            ));
+            let mut by_layer: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+            for row in run.activations.iter().flatten() {
+                by_layer.entry(row.layer).or_default().push((
+                    row.step as f64,
+                    match stat {
+                        ResponseStat::Saturation => row.saturation,
+                        ResponseStat::Mean => row.mean,
+                    }
+                    .unwrap_or(f64::NAN),
+                ));
+            }
+            let layers: Vec<usize> = by_layer.keys().copied().collect();
+            let shown = spaced_layers(&layers, SATURATION_MAX_LINES);
+            thinned |= shown.len() < layers.len();
+            for &layer in &shown {
+                let points = by_layer.remove(&layer).unwrap_or_default();
+                if !drawable(&points, Scale::Linear, Scale::Linear) {
+                    continue;
+                }
+                let position = layers.iter().position(|&l| l == layer).unwrap_or(0);
+                let color = depth_color(position, layers.len());
+                panel.series.push(Series {
+                    points,
+                    color,
+                    dashed: false,
+                    marker: None,
+                });
+                let role = if Some(&layer) == layers.last() && layers.len() > 1 {
+                    " (top)"
+                } else {
+                    ""
+                };
+                panel.legend.push(LegendEntry {
+                    label: format!("layer {layer}{role}"),
+                    color,
+                    dashed: false,
+                    marker: None,
+                });
+            }
+            panel.empty_reason = Some("no finite values".to_owned());
+            panel
+        })
+        .collect();
+    let mut x = Axis::new(LABEL_STEP, Scale::Linear);
+    x.integer = true;
+    let thinned = if thinned {
+        " (evenly spaced subset)"
+    } else {
+        ""
+    };
+    let at_depth = depth.map(|d| format!(", depth {d}")).unwrap_or_default();
+    let (name, title, y, subtitle) = match stat {
+        ResponseStat::Saturation => {
+            let mut y = Axis::new(LABEL_SATURATION, Scale::Linear);
+            y.bounds = Bounds::Fraction;
+            (
+                SATURATION_VS_STEP,
+                format!("Saturation vs step{at_depth}"),
+                y,
+                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99, ReLU = 0; one line per layer{thinned}; smallest seed"),
+            )
+        }
+        ResponseStat::Mean => {
+            let mut y = Axis::new(LABEL_ACTIVATION_MEAN, Scale::Linear);
+            y.bounds = Bounds::FromZero;
+            (
+                ACTIVATION_MEAN_VS_STEP,
+                format!("Mean activation vs step{at_depth}"),
+                y,
+                format!("MLP: after the nonlinearity; CNN: BN output of each 3×3 conv; one line per layer{thinned}; smallest seed"),
+            )
+        }
+    };
+    Figure {
+        name,
+        title,
+        subtitle: Some(subtitle),
+        x,
+        y,
+        panels,
+        layout: Layout::Row,
+    }
+}
+
 /// Writes chart (a), `train_error_vs_step`, into `plots_dir`.
 pub fn train_error_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
     train_error_figure(results).write(plots_dir)
@@ -804,7 +975,20 @@ pub fn layer_response_std(results: &ResultsDir, plots_dir: &Path) -> Result<Rend
     layer_response_std_figure(results).write(plots_dir)
 }
 
-/// Writes all five charts into `plots_dir`, in [`CHART_NAMES`] order.
+/// Writes chart (f), `saturation_vs_step`, into `plots_dir`.
+pub fn saturation_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
+    saturation_figure(results).write(plots_dir)
+}
+
+/// Writes chart (g), `activation_mean_vs_step`, into `plots_dir`.
+pub fn activation_mean_vs_step(
+    results: &ResultsDir,
+    plots_dir: &Path,
+) -> Result<Rendered, PlotError> {
+    response_figure(results, ResponseStat::Mean).write(plots_dir)
+}
+
+/// Writes all seven charts into `plots_dir`, in [`CHART_NAMES`] order.
 pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
     Ok(vec![
         train_error_vs_step(results, plots_dir)?,
@@ -812,6 +996,8 @@ pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rende
         gradient_profile(results, plots_dir)?,
         gradient_vs_step(results, plots_dir)?,
         layer_response_std(results, plots_dir)?,
+        saturation_vs_step(results, plots_dir)?,
+        activation_mean_vs_step(results, plots_dir)?,
     ])
 }
 
@@ -1076,6 +1262,60 @@ mod tests {
         assert_eq!(fig.y.scale, Scale::Linear);
         assert_eq!(fig.y.bounds, Bounds::FromZero);
         assert!(fig.subtitle.is_some_and(|s| s.contains("step 9")));
+    }
+
+    /// A 64-layer legend is unreadable: chart (f) keeps at most eight,
+    /// evenly spaced, always with the input-side and the top layer.
+    #[test]
+    fn saturation_keeps_first_and_top_layers_when_thinning() {
+        let all: Vec<usize> = (0..63).collect();
+        let kept = spaced_layers(&all, 8);
+        assert_eq!(kept.len(), 8);
+        assert_eq!((kept[0], kept[7]), (0, 62));
+        assert!(kept.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(spaced_layers(&[0, 1, 2], 8), vec![0, 1, 2]);
+        assert!(spaced_layers(&[], 8).is_empty());
+    }
+
+    /// One line per layer of the deepest run, top layer labelled, and the
+    /// saturation of each step on the y axis.
+    #[test]
+    fn saturation_draws_each_layer_of_the_deepest_run() {
+        let mut shallow = run("plain", 4, 0, "completed");
+        shallow.activations = Some(act_rows(0, &[1.0; 3]));
+        let mut deep = run("plain", 8, 0, "completed");
+        let mut rows = Vec::new();
+        for step in [0u64, 10] {
+            for layer in 0..3 {
+                rows.push(ActivationRow {
+                    step,
+                    layer,
+                    name: format!("layer{layer:02}.linear"),
+                    mean: None,
+                    std: None,
+                    saturation: Some(0.1 * layer as f64 + step as f64 / 100.0),
+                });
+            }
+        }
+        deep.activations = Some(rows);
+        let results = ResultsDir {
+            root: "r".into(),
+            runs: vec![shallow, deep],
+        };
+        let fig = saturation_figure(&results);
+        assert_eq!(fig.title, "Saturation vs step, depth 8");
+        let panel = &fig.panels[0];
+        assert_eq!(panel.series.len(), 3);
+        assert_eq!(
+            panel.series[2].points,
+            [(0.0, 0.2), (10.0, 0.30000000000000004)]
+        );
+        let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(labels, ["layer 0", "layer 1", "layer 2 (top)"]);
+        // Chart (g) draws the mean column of the same rows; these have none.
+        let fig = response_figure(&results, ResponseStat::Mean);
+        assert_eq!(fig.name, ACTIVATION_MEAN_VS_STEP);
+        assert!(!fig.has_data());
     }
 
     #[test]

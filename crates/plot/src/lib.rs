@@ -5,18 +5,20 @@
 //! - [`ResultsDir`] loads `summary.csv` ([`SummaryRow`]) and, per run
 //!   ([`RunData`]), `metrics.csv` ([`MetricRow`]), `gradients.csv`
 //!   ([`GradientRow`]) and `activations.csv` ([`ActivationRow`]).
-//! - [`render_all`] loads a directory and writes the five charts to
+//! - [`render_all`] loads a directory and writes the seven charts to
 //!   `RESULTS/plots/NAME.png` and `NAME.svg`; [`train_error_vs_step`],
-//!   [`error_vs_depth`], [`gradient_profile`], [`gradient_vs_step`] and
-//!   [`layer_response_std`] write one chart each and return its [`Rendered`]
+//!   [`error_vs_depth`], [`gradient_profile`], [`gradient_vs_step`],
+//!   [`layer_response_std`], [`saturation_vs_step`] and
+//!   [`activation_mean_vs_step`] write one chart each
+//!   and return its [`Rendered`]
 //!   files; [`layer_response_stds`] is the data of the last one for a run.
 //! - [`cost_vs_time`] draws `gradscope cost`'s chart: multiplications
 //!   against measured forward time, per layer and per target.
 //! - [`PlotError`] is the one error type; it names the file at fault.
 //!
 //! Empty data never fail a chart: a panel with nothing drawable says
-//! "no data" (and why), and [`Rendered::has_data`] reports it, so the ten
-//! files always exist. Values a log axis cannot show (zero, negative, NaN,
+//! "no data" (and why), and [`Rendered::has_data`] reports it, so the
+//! fourteen files always exist. Values a log axis cannot show (zero, negative, NaN,
 //! ±Inf) are dropped and break the line there, except on the gradient
 //! charts, where a value of exactly 0 (float32 underflow) is drawn as ▼ on
 //! the bottom edge, a series that is all 0 keeps its legend entry (marked
@@ -34,9 +36,11 @@ mod read;
 use std::path::{Path, PathBuf};
 
 pub use charts::{
-    error_vs_depth, gradient_profile, gradient_vs_step, layer_response_std, layer_response_stds,
-    render_charts, train_error_vs_step, ResponseStds, CHART_NAMES, ERROR_VS_DEPTH,
-    GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, TRAIN_ERROR_VS_STEP,
+    activation_mean_vs_step, error_vs_depth, gradient_profile, gradient_vs_step,
+    layer_response_std, layer_response_stds, render_charts, saturation_vs_step,
+    train_error_vs_step, ResponseStds, ACTIVATION_MEAN_VS_STEP, CHART_NAMES, ERROR_VS_DEPTH,
+    GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, SATURATION_VS_STEP,
+    TRAIN_ERROR_VS_STEP,
 };
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
@@ -49,7 +53,7 @@ pub use read::{
 /// Loads `results_dir` and writes every chart into `results_dir/plots/`.
 ///
 /// Returns the written files, PNG then SVG for each chart in
-/// [`CHART_NAMES`] order (ten paths).
+/// [`CHART_NAMES`] order (fourteen paths).
 pub fn render_all(results_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let results = ResultsDir::load(results_dir)?;
     let rendered = render_charts(&results, &results.plots_dir())?;

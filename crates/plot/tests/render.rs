@@ -7,8 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use gradscope_plot::{
-    layer_response_stds, render_all, render_charts, PlotError, ResultsDir, CHART_NAMES,
-    ERROR_VS_DEPTH, GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, TRAIN_ERROR_VS_STEP,
+    layer_response_stds, render_all, render_charts, PlotError, ResultsDir, ACTIVATION_MEAN_VS_STEP,
+    CHART_NAMES, ERROR_VS_DEPTH, GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD,
+    SATURATION_VS_STEP, TRAIN_ERROR_VS_STEP,
 };
 
 const SUMMARY_HEADER: &str = "run,variant,depth,seed,status,steps_done,params,final_train_loss,final_train_error,final_test_loss,final_test_error,grad_first_init,grad_last_init,grad_first_final,grad_last_final,elapsed_s";
@@ -131,7 +132,7 @@ fn render_all_writes_every_chart_as_png_and_svg() {
     let dir = tempfile::tempdir().expect("tempdir");
     fixture(dir.path());
     let written = render_all(dir.path()).expect("render_all");
-    assert_eq!(written.len(), 10, "five charts, PNG and SVG each");
+    assert_eq!(written.len(), 14, "seven charts, PNG and SVG each");
     assert_eq!(written, expected_files(dir.path()));
 
     for path in &written {
@@ -379,7 +380,7 @@ fn an_empty_sweep_still_gets_every_chart_marked_no_data() {
     );
     let results = ResultsDir::load(dir.path()).expect("load");
     let rendered = render_charts(&results, &results.plots_dir()).expect("render");
-    assert_eq!(rendered.len(), 5);
+    assert_eq!(rendered.len(), 7);
     let names: Vec<&str> = rendered.iter().map(|r| r.name).collect();
     assert_eq!(names, CHART_NAMES);
     for r in &rendered {
@@ -409,6 +410,8 @@ fn runs_without_per_run_files_draw_no_data_but_error_vs_depth_still_draws() {
             (GRADIENT_PROFILE, false),
             (GRADIENT_VS_STEP, false),
             (LAYER_RESPONSE_STD, false),
+            (SATURATION_VS_STEP, false),
+            (ACTIVATION_MEAN_VS_STEP, false),
         ]
     );
     assert!(dir.path().join("out/error_vs_depth.png").is_file());
@@ -459,6 +462,8 @@ fn hostile_values_never_panic() {
             (GRADIENT_PROFILE, true),
             (GRADIENT_VS_STEP, true),
             (LAYER_RESPONSE_STD, false),
+            (SATURATION_VS_STEP, false),
+            (ACTIVATION_MEAN_VS_STEP, false),
         ]
     );
     for name in [GRADIENT_PROFILE, GRADIENT_VS_STEP] {

@@ -78,6 +78,11 @@ impl Versions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub experiment: String,
+    /// The experiment file the sweep was started from, as given on the
+    /// command line (`gradscope report` prints how to rerun it); absent in
+    /// records written before it existed.
+    #[serde(default)]
+    pub experiment_file: Option<String>,
     pub run: String,
     pub variant: String,
     pub depth: usize,

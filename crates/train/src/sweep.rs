@@ -134,6 +134,8 @@ pub struct Sweep {
     pending: Vec<RunSpec>,
     stale_lock: Option<Holder>,
     _lock: ResultsLock,
+    /// Recorded in each run.json as `experiment_file`.
+    experiment_file: Option<String>,
 }
 
 /// The folder a run trains in before it is renamed to `runs/RUN`.
@@ -273,6 +275,7 @@ impl Sweep {
             pending: Vec::new(),
             stale_lock,
             _lock: lock,
+            experiment_file: None,
         };
         match existing {
             Existing::Refuse => {
@@ -337,6 +340,12 @@ impl Sweep {
         Ok(sweep)
     }
 
+    /// Names the experiment file in every run.json this sweep writes.
+    pub fn with_experiment_file(mut self, path: &Path) -> Sweep {
+        self.experiment_file = Some(path.display().to_string());
+        self
+    }
+
     /// Optimizer steps per run (from `train.steps`, or `train.epochs` and
     /// the size of the training split).
     pub fn steps(&self) -> usize {
@@ -399,6 +408,7 @@ impl Sweep {
         let json = dir.join("run.json");
         let mut record = RunRecord {
             experiment: self.experiment.name.clone(),
+            experiment_file: self.experiment_file.clone(),
             run: run.name(),
             variant: run.variant.as_str().to_string(),
             depth: run.depth,
@@ -484,6 +494,7 @@ mod tests {
             status,
             diverged_at_step: None,
             error: None,
+            experiment_file: None,
             steps_planned: 2,
             steps_done: 0,
             params: 0,

@@ -1,0 +1,273 @@
+//! The numbers behind the report's sentences: error over seeds, the trend
+//! of error with depth, how healthy a first/last gradient ratio is, and the
+//! per-layer saturation and gradient of one run.
+//!
+//! The thresholds are stated here once, so the report's wording can be
+//! checked against them.
+
+use std::collections::BTreeMap;
+
+use gradscope_plot::RunData;
+
+use crate::runs::{Loaded, RunJson};
+
+/// A change of final training error with depth smaller than this (one
+/// percentage point), or than the seeds' spread, is "no change".
+pub const RISE_TOL: f64 = 0.01;
+
+/// A first/last ‖dL/dh‖ ratio inside [1/RATIO_BAND, RATIO_BAND] is healthy:
+/// the gradient reaching the first layer is within two orders of magnitude
+/// of the last layer's. Below it vanishes toward the input; above it grows.
+pub const RATIO_BAND: f64 = 100.0;
+
+/// Mean and sample standard deviation of the finite values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    pub mean: f64,
+    /// `None` for a single value.
+    pub std: Option<f64>,
+    pub n: usize,
+}
+
+/// Mean ± sample std (n − 1) of the finite values; `None` if there are none.
+pub fn stat(values: impl IntoIterator<Item = Option<f64>>) -> Option<Stat> {
+    let v: Vec<f64> = values
+        .into_iter()
+        .flatten()
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len();
+    let mean = v.iter().sum::<f64>() / n as f64;
+    let std = (n > 1)
+        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+    Some(Stat { mean, std, n })
+}
+
+/// Which way a variant's error goes from its shallowest to its deepest net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trend {
+    Rises,
+    Flat,
+    Falls,
+}
+
+/// Final training error against depth for one variant (completed runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthTrend {
+    pub variant: String,
+    /// (depth, error over seeds), ascending depth, depths with data only.
+    pub points: Vec<(u32, Stat)>,
+    /// deepest − shallowest mean.
+    pub rise: f64,
+    /// The change that counts: the larger of [`RISE_TOL`] and the two end
+    /// points' seed spreads added.
+    pub tolerance: f64,
+    pub trend: Trend,
+    /// Whether every deeper net has a higher mean error than the one before.
+    pub monotonic: bool,
+}
+
+impl DepthTrend {
+    pub fn shallowest(&self) -> (u32, Stat) {
+        self.points[0]
+    }
+    pub fn deepest(&self) -> (u32, Stat) {
+        self.points[self.points.len() - 1]
+    }
+}
+
+/// The final-training-error trend of `variant`, from its completed runs;
+/// `None` when fewer than two depths have one.
+pub fn depth_trend(loaded: &Loaded, variant: &str) -> Option<DepthTrend> {
+    let points: Vec<(u32, Stat)> = loaded
+        .depths()
+        .into_iter()
+        .filter_map(|d| {
+            let group = loaded.group(variant, d);
+            let s = stat(
+                group
+                    .iter()
+                    .filter(|e| e.is_completed())
+                    .map(|e| train_error(e.record.as_ref())),
+            )?;
+            Some((d, s))
+        })
+        .collect();
+    if points.len() < 2 {
+        return None;
+    }
+    let (first, last) = (points[0].1, points[points.len() - 1].1);
+    let rise = last.mean - first.mean;
+    let tolerance = RISE_TOL.max(first.std.unwrap_or(0.0) + last.std.unwrap_or(0.0));
+    let trend = if rise > tolerance {
+        Trend::Rises
+    } else if rise < -tolerance {
+        Trend::Falls
+    } else {
+        Trend::Flat
+    };
+    let monotonic = points.windows(2).all(|w| w[1].1.mean > w[0].1.mean);
+    Some(DepthTrend {
+        variant: variant.to_owned(),
+        points,
+        rise,
+        tolerance,
+        trend,
+        monotonic,
+    })
+}
+
+fn train_error(r: Option<&RunJson>) -> Option<f64> {
+    r.and_then(|r| r.final_metrics.train_error)
+}
+
+/// How a first/last ‖dL/dh‖ ratio reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Exactly 0 at the first layer: float32 underflow.
+    Underflow,
+    /// Below 1/[`RATIO_BAND`]: vanishing toward the input.
+    Vanishing,
+    Healthy,
+    /// Above [`RATIO_BAND`]: growing toward the input.
+    Exploding,
+}
+
+pub fn health(ratio: f64) -> Health {
+    if ratio == 0.0 {
+        Health::Underflow
+    } else if ratio < 1.0 / RATIO_BAND {
+        Health::Vanishing
+    } else if ratio > RATIO_BAND {
+        Health::Exploding
+    } else {
+        Health::Healthy
+    }
+}
+
+impl Health {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Health::Underflow => "underflow: the first layer's gradient is 0",
+            Health::Vanishing => "vanishing toward the input",
+            Health::Healthy => "healthy: within two orders of magnitude",
+            Health::Exploding => "exploding: growing toward the input",
+        }
+    }
+}
+
+/// One hidden layer of one run: the Glorot & Bengio view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRow {
+    /// Probe-point index, 0 nearest the input.
+    pub layer: usize,
+    pub name: String,
+    /// Saturated fraction at the first probed step.
+    pub sat_first: Option<f64>,
+    /// Highest saturated fraction over the run and the step it was seen.
+    pub sat_peak: Option<(f64, u64)>,
+    /// Saturated fraction at the last probed step.
+    pub sat_last: Option<f64>,
+    /// Mean response at the first probed step.
+    pub mean_first: Option<f64>,
+    /// Lowest mean response over the run and the step it was seen (the
+    /// sigmoid top layer of Glorot & Bengio sinks toward 0).
+    pub mean_min: Option<(f64, u64)>,
+    /// Mean response at the last probed step.
+    pub mean_last: Option<f64>,
+    /// ‖dL/dh‖ at step 0 at this layer's output.
+    pub grad_init: Option<f64>,
+}
+
+/// The layers that have a response (activations.csv) in `run`, with their
+/// saturation over training and their back-propagated gradient at step 0.
+pub fn layer_rows(run: &RunData) -> Vec<LayerRow> {
+    let mut rows: BTreeMap<usize, LayerRow> = BTreeMap::new();
+    let acts = run.activations.as_deref().unwrap_or_default();
+    let first = acts.iter().map(|a| a.step).min();
+    let last = acts.iter().map(|a| a.step).max();
+    for a in acts {
+        let row = rows.entry(a.layer).or_insert_with(|| LayerRow {
+            layer: a.layer,
+            name: a.name.clone(),
+            sat_first: None,
+            sat_peak: None,
+            sat_last: None,
+            mean_first: None,
+            mean_min: None,
+            mean_last: None,
+            grad_init: None,
+        });
+        let sat = a.saturation.filter(|s| s.is_finite());
+        if Some(a.step) == first {
+            row.sat_first = sat;
+            row.mean_first = a.mean;
+        }
+        if Some(a.step) == last {
+            row.sat_last = sat;
+            row.mean_last = a.mean;
+        }
+        if let Some(m) = a.mean.filter(|m| m.is_finite()) {
+            if row.mean_min.is_none_or(|(p, _)| m < p) {
+                row.mean_min = Some((m, a.step));
+            }
+        }
+        if let Some(s) = sat {
+            if row.sat_peak.is_none_or(|(p, _)| s > p) {
+                row.sat_peak = Some((s, a.step));
+            }
+        }
+    }
+    for g in run.gradients.iter().flatten() {
+        if g.step == 0 && g.is_output() {
+            if let Some(row) = rows.get_mut(&g.layer) {
+                row.grad_init = g.l2;
+            }
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// Largest over smallest ‖dL/dh‖ at step 0 across `rows` (positive finite
+/// values only): 1 means perfectly even back-propagated gradients.
+pub fn gradient_spread(rows: &[LayerRow]) -> Option<f64> {
+    let v: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.grad_init)
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .collect();
+    if v.len() < 2 {
+        return None;
+    }
+    let max = v.iter().copied().fold(f64::MIN, f64::max);
+    let min = v.iter().copied().fold(f64::MAX, f64::min);
+    Some(max / min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_uses_sample_std_and_skips_non_finite() {
+        let s = stat([Some(0.1), Some(0.3), None, Some(f64::NAN)]).unwrap();
+        assert_eq!(s.n, 2);
+        assert!((s.mean - 0.2).abs() < 1e-12);
+        // Sample std of {0.1, 0.3}: sqrt(0.02 / 1).
+        assert!((s.std.unwrap() - 0.02f64.sqrt()).abs() < 1e-12);
+        assert_eq!(stat([Some(0.5)]).unwrap().std, None);
+        assert!(stat([None, Some(f64::INFINITY)]).is_none());
+    }
+
+    #[test]
+    fn ratios_are_classed_by_two_decades() {
+        assert_eq!(health(0.0), Health::Underflow);
+        assert_eq!(health(1e-3), Health::Vanishing);
+        assert_eq!(health(0.05), Health::Healthy);
+        assert_eq!(health(50.0), Health::Healthy);
+        assert_eq!(health(1e4), Health::Exploding);
+    }
+}

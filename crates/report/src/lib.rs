@@ -1,0 +1,158 @@
+//! gradscope-report: `RESULTS/report.md`, the page a results directory is
+//! published with.
+//!
+//! [`write_report`] reads a results directory (the file contract of
+//! `crates/README.md`) and writes, atomically, a Markdown report with:
+//!
+//! - the experiment (name, description, experiment file) and how to rerun it;
+//! - a table of runs grouped by variant and depth (seeds, final train and
+//!   test error as mean ± std over completed seeds, parameters, wall time,
+//!   status), and a list of runs that are missing or unfinished;
+//! - a generated paragraph on what the numbers show: whether plain error
+//!   rises with depth and whether residual error does ([`analysis`]), the
+//!   first/last-layer ‖dL/dh‖ ratios, and whether the gradients agree with
+//!   He et al. (2016) §4.1 for BatchNorm nets;
+//! - He et al. (2016) Table 6 beside our numbers for the CNN family, and a
+//!   Glorot & Bengio (2010) section (saturation and gradient spread per
+//!   layer) for sigmoid and tanh MLPs;
+//! - every chart of `plots/`, linked relatively. Charts that are missing are
+//!   drawn first with gradscope-plot (never redrawn when present; `gradscope
+//!   plot` does that).
+//!
+//! Partial directories are reported, not refused: a run without `run.json`,
+//! or one that is `running`, `interrupted`, `diverged` or `failed`, is marked
+//! in the table and named in [`Report::problems`]. Only a path that is not a
+//! results directory at all (missing, or without `runs/`) is an error
+//! ([`ReportError`]). Like gradscope-plot, this crate reads files only and
+//! never links tch.
+
+pub mod analysis;
+mod markdown;
+pub mod runs;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use runs::{RunEntry, RunJson};
+
+/// The file [`write_report`] writes inside the results directory.
+pub const REPORT_FILE: &str = "report.md";
+
+/// What [`write_report`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The written file, `RESULTS/report.md`.
+    pub path: PathBuf,
+    /// Run folders found (plus planned runs that have none).
+    pub runs: usize,
+    /// One line per run that is missing or did not complete, and per file
+    /// that could not be read; also listed in the report itself.
+    pub problems: Vec<String>,
+    /// Charts drawn because `plots/` lacked them.
+    pub charts_drawn: bool,
+}
+
+/// Why no report could be written.
+#[derive(Debug, Error)]
+pub enum ReportError {
+    /// The path does not exist or is not a directory.
+    #[error("{}: no such results directory", path.display())]
+    Missing {
+        /// The path that was given.
+        path: PathBuf,
+    },
+    /// A directory without `runs/`: not what `gradscope run` writes.
+    #[error(
+        "{} is not a gradscope results directory: it has no runs/ folder \
+         (make one with `gradscope run EXPERIMENT.json --out {}`)",
+        path.display(),
+        path.display()
+    )]
+    NotResultsDir {
+        /// The directory that was given.
+        path: PathBuf,
+    },
+    /// Reading the directory or writing the report failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads `results_dir` and writes `results_dir/report.md`.
+///
+/// Draws the charts first when `plots/` lacks any of
+/// [`gradscope_plot::CHART_NAMES`] and `summary.csv` exists; a chart that
+/// cannot be drawn is a problem in the report, not an error.
+pub fn write_report(results_dir: &Path) -> Result<Report, ReportError> {
+    if !results_dir.is_dir() {
+        return Err(ReportError::Missing {
+            path: results_dir.to_path_buf(),
+        });
+    }
+    if !results_dir.join("runs").is_dir() {
+        return Err(ReportError::NotResultsDir {
+            path: results_dir.to_path_buf(),
+        });
+    }
+    let mut problems = Vec::new();
+    let charts_drawn = draw_missing_charts(results_dir, &mut problems);
+    let loaded = runs::load(results_dir)?;
+    problems.extend(loaded.problems());
+    let text = markdown::render(results_dir, &loaded, &problems);
+    let path = results_dir.join(REPORT_FILE);
+    write_atomic(&path, text.as_bytes())?;
+    Ok(Report {
+        path,
+        runs: loaded.entries.len(),
+        problems,
+        charts_drawn,
+    })
+}
+
+/// Draws every chart when one is missing; notes why it could not.
+fn draw_missing_charts(root: &Path, problems: &mut Vec<String>) -> bool {
+    let plots = root.join("plots");
+    let complete = gradscope_plot::CHART_NAMES
+        .iter()
+        .all(|n| plots.join(format!("{n}.png")).is_file());
+    if complete {
+        return false;
+    }
+    if !root.join("summary.csv").is_file() {
+        problems.push(format!(
+            "{}: no summary.csv, so no charts could be drawn",
+            root.display()
+        ));
+        return false;
+    }
+    match gradscope_plot::render_all(root) {
+        Ok(_) => true,
+        Err(e) => {
+            problems.push(format!("charts not drawn: {e}"));
+            false
+        }
+    }
+}
+
+/// Writes a file so that readers see the old content or the new, never a
+/// part. The same as gradscope-train's `record::write_atomic`, repeated here
+/// so that this crate, like gradscope-plot, does not link libtorch.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io { path, source }
+    };
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}

@@ -1,0 +1,758 @@
+//! The text of report.md. Every number comes from the results directory;
+//! the only numbers written in here are He et al.'s (marked as theirs).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use gradscope_plot::CHART_NAMES;
+use serde_json::Value;
+
+use crate::analysis::{
+    depth_trend, gradient_spread, health, layer_rows, stat, DepthTrend, Health, Stat, Trend,
+    RATIO_BAND, RISE_TOL,
+};
+use crate::runs::{Loaded, RunEntry};
+
+/// He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets.
+pub(crate) const HE_TABLE6_RESNET: [(u32, f64); 5] =
+    [(20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97), (110, 6.43)];
+
+/// A saturated fraction below this (half a percent) counts as none: the
+/// report does not rank layers by noise.
+const SAT_NONE: f64 = 0.005;
+
+/// Experiments that a make target reruns (and publishes).
+const MAKE_TARGETS: [(&str, &str); 2] = [("fashion-", "make fashion"), ("glorot-", "make glorot")];
+
+/// `writeln!` into a String (which cannot fail).
+macro_rules! line {
+    ($buf:expr) => {{
+        $buf.push('\n');
+    }};
+    ($buf:expr, $($arg:tt)*) => {{
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}", 100.0 * v)
+}
+
+/// `12.34 ± 0.56` (percent), or `12.34` for one seed, or `—`.
+fn pct_stat(s: Option<Stat>) -> String {
+    match s {
+        Some(Stat {
+            mean,
+            std: Some(sd),
+            ..
+        }) => format!("{} ± {}", pct(mean), pct(sd)),
+        Some(s) => pct(s.mean),
+        None => "—".into(),
+    }
+}
+
+/// A gradient ratio in scientific notation; 0 is called out.
+fn sci(v: f64) -> String {
+    if v == 0.0 {
+        "0 (underflow)".into()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+fn cfg_str<'a>(config: Option<&'a Value>, pointer: &str) -> Option<&'a str> {
+    config
+        .and_then(|c| c.pointer(pointer))
+        .and_then(Value::as_str)
+}
+
+pub(crate) fn render(root: &Path, loaded: &Loaded, problems: &[String]) -> String {
+    let mut md = String::new();
+    header(&mut md, root, loaded);
+    runs_table(&mut md, loaded, problems);
+    findings(&mut md, loaded);
+    gradients(&mut md, loaded);
+    paper(&mut md, loaded);
+    glorot(&mut md, loaded);
+    charts(&mut md, root);
+    md
+}
+
+fn header(md: &mut String, root: &Path, loaded: &Loaded) {
+    let record = loaded.first_record();
+    let config = loaded.config();
+    let dir_name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| root.display().to_string());
+    let name = record
+        .and_then(|r| r.experiment.clone())
+        .or_else(|| cfg_str(config, "/name").map(str::to_owned))
+        .unwrap_or(dir_name);
+    line!(md, "# Report: {name}");
+    line!(md);
+    line!(
+        md,
+        "Written by `gradscope report` from the files in `{}`. Every number is \
+         ours unless it is marked as He et al.'s.",
+        root.display()
+    );
+    line!(md);
+    if let Some(d) = cfg_str(config, "/description").filter(|d| !d.is_empty()) {
+        line!(md, "> {d}");
+        line!(md);
+    }
+    let file = record.and_then(|r| r.experiment_file.clone());
+    match &file {
+        Some(f) => line!(md, "- Experiment file: `{f}`"),
+        None => line!(
+            md,
+            "- Experiment file: not recorded in run.json; the resolved experiment \
+             is the `config` field of any `runs/RUN/run.json`"
+        ),
+    }
+    if let Some(c) = config {
+        let model = c.get("model");
+        let get = |k: &str| model.and_then(|m| m.get(k)).map(short_json);
+        let fields: Vec<String> = ["family", "width", "activation", "norm", "init", "shortcut"]
+            .iter()
+            .filter_map(|k| get(k).map(|v| format!("{k} {v}")))
+            .collect();
+        line!(md, "- Model: {}", fields.join(", "));
+        if let Some(ds) = c.get("dataset") {
+            line!(md, "- Dataset: {}", short_json(ds));
+        }
+        if let Some(t) = c.get("train") {
+            line!(md, "- Training: {}", short_json(t));
+        }
+    }
+    if let Some(r) = record {
+        line!(
+            md,
+            "- Device: {} with {} threads",
+            r.device.as_deref().unwrap_or("?"),
+            r.threads.map_or("?".into(), |t| t.to_string())
+        );
+    }
+    line!(md);
+    line!(md, "Rerun:");
+    line!(md);
+    line!(md, "```sh");
+    let file = file.unwrap_or_else(|| format!("experiments/{name}.json"));
+    line!(md, "gradscope run {file} --out {}", root.display());
+    line!(md, "gradscope report {}", root.display());
+    line!(md, "```");
+    if let Some((_, target)) = MAKE_TARGETS.iter().find(|(p, _)| name.starts_with(p)) {
+        line!(md);
+        line!(
+            md,
+            "or `{target}`, which runs this experiment and its siblings and writes their reports."
+        );
+    }
+    line!(md);
+}
+
+/// A JSON value on one line, strings without quotes; an object's null
+/// fields (options left at "none") are left out.
+fn short_json(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{k} {}", short_json(v)))
+                .collect();
+            parts.join(", ")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn runs_table(md: &mut String, loaded: &Loaded, problems: &[String]) {
+    line!(md, "## Runs");
+    line!(md);
+    line!(
+        md,
+        "Final errors are full passes over each split after the last step (eval mode), \
+         in percent, mean ± sample std over the completed seeds."
+    );
+    line!(md);
+    line!(
+        md,
+        "| variant | depth | seeds | final train error % | final test error % | params | wall time per run | status |"
+    );
+    line!(md, "|---|---|---|---|---|---|---|---|");
+    for variant in loaded.variants() {
+        for depth in loaded.depths() {
+            let group = loaded.group(&variant, depth);
+            if group.is_empty() {
+                continue;
+            }
+            let done: Vec<&&RunEntry> = group.iter().filter(|e| e.is_completed()).collect();
+            let train = stat(
+                done.iter()
+                    .map(|e| e.record.as_ref().and_then(|r| r.final_metrics.train_error)),
+            );
+            let test = stat(
+                done.iter()
+                    .map(|e| e.record.as_ref().and_then(|r| r.final_metrics.test_error)),
+            );
+            let params = group
+                .iter()
+                .find_map(|e| e.record.as_ref().and_then(|r| r.params))
+                .filter(|&p| p > 0)
+                .map_or("—".into(), |p| p.to_string());
+            let wall = stat(
+                group
+                    .iter()
+                    .map(|e| e.record.as_ref().and_then(|r| r.elapsed_s)),
+            )
+            .map_or("—".into(), |s| seconds(s.mean));
+            let seeds: Vec<String> = group.iter().map(|e| e.seed.to_string()).collect();
+            line!(
+                md,
+                "| {variant} | {depth} | {} | {} | {} | {params} | {wall} | {} |",
+                seeds.join(", "),
+                pct_stat(train),
+                pct_stat(test),
+                status_cell(&group)
+            );
+        }
+    }
+    line!(md);
+    if !problems.is_empty() {
+        line!(md, "### Missing or unfinished");
+        line!(md);
+        line!(
+            md,
+            "These runs are in the table but left out of the means; rerun the experiment to complete them."
+        );
+        line!(md);
+        for p in problems {
+            line!(md, "- {p}");
+        }
+        line!(md);
+    }
+}
+
+/// "3 completed" or "2 completed, 1 running".
+fn status_cell(group: &[&RunEntry]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for e in group {
+        match counts.iter_mut().find(|(s, _)| *s == e.status()) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((e.status(), 1)),
+        }
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(s, c)| {
+            if *s == "completed" {
+                format!("{c} {s}")
+            } else {
+                format!("**{c} {s}**")
+            }
+        })
+        .collect();
+    parts.join(", ")
+}
+
+fn trend_sentence(t: &DepthTrend) -> String {
+    let (d0, s0) = t.shallowest();
+    let (d1, s1) = t.deepest();
+    let v = &t.variant;
+    let diff = 100.0 * t.rise;
+    match t.trend {
+        Trend::Rises => format!(
+            "**{v}** nets' final training error rises with depth: {}% at depth {d0} → {}% at depth {d1} ({diff:+.2} points{}).",
+            pct(s0.mean),
+            pct(s1.mean),
+            if t.points.len() > 2 {
+                if t.monotonic {
+                    ", rising at every depth in between"
+                } else {
+                    ", though not at every depth in between"
+                }
+            } else {
+                ""
+            }
+        ),
+        Trend::Flat => format!(
+            "**{v}** nets' final training error does not change with depth beyond the noise: {}% at depth {d0}, {}% at depth {d1} ({diff:+.2} points; changes within ±{:.2} points count as none).",
+            pct(s0.mean),
+            pct(s1.mean),
+            100.0 * t.tolerance
+        ),
+        Trend::Falls => format!(
+            "**{v}** nets' final training error falls with depth: {}% at depth {d0} → {}% at depth {d1} ({diff:+.2} points).",
+            pct(s0.mean),
+            pct(s1.mean)
+        ),
+    }
+}
+
+fn findings(md: &mut String, loaded: &Loaded) {
+    line!(md, "## What the numbers show");
+    line!(md);
+    let trends: Vec<DepthTrend> = loaded
+        .variants()
+        .iter()
+        .filter_map(|v| depth_trend(loaded, v))
+        .collect();
+    if trends.is_empty() {
+        line!(
+            md,
+            "Fewer than two depths have completed runs, so there is no depth comparison."
+        );
+        line!(md);
+        return;
+    }
+    let mut para: Vec<String> = trends.iter().map(trend_sentence).collect();
+    let plain = trends.iter().find(|t| t.variant == "plain");
+    let residual = trends.iter().find(|t| t.variant == "residual");
+    match (plain, residual) {
+        (Some(p), Some(r)) => {
+            let verdict = match (p.trend, r.trend) {
+                (Trend::Rises, Trend::Rises) if r.rise < p.rise / 2.0 => format!(
+                    "The expected effect shows only in part: plain error rises with depth ({:+.2} points) and residual error rises too, by less ({:+.2} points).",
+                    100.0 * p.rise,
+                    100.0 * r.rise
+                ),
+                (Trend::Rises, Trend::Rises) => format!(
+                    "**This experiment does not show the expected effect**: residual nets degrade with depth about as much as plain ones ({:+.2} against {:+.2} points), so the shortcut does not help here.",
+                    100.0 * r.rise,
+                    100.0 * p.rise
+                ),
+                (Trend::Rises, _) => "This is the degradation problem of He et al. (2016): the deeper plain net fits its own training set worse, and its residual twin, with the same layers plus identity shortcuts, does not.".to_owned(),
+                _ => format!(
+                    "**This experiment does not show the expected effect**: plain training error does not rise with depth by more than {:.2} points here. With this budget (steps, data, seeds) the deeper plain nets keep up; He et al.'s gap opens over tens of thousands of iterations.",
+                    100.0 * p.tolerance
+                ),
+            };
+            para.push(verdict);
+            let (dp, sp) = p.deepest();
+            let (dr, sr) = r.deepest();
+            if dp == dr {
+                para.push(format!(
+                    "At depth {dp} the residual net's training error is {:.2} points {} the plain net's.",
+                    (100.0 * (sp.mean - sr.mean)).abs(),
+                    if sr.mean <= sp.mean { "below" } else { "above" }
+                ));
+            }
+        }
+        _ => para.push(
+            "The experiment does not have both a plain and a residual variant, so the shortcut's effect is not measured here.".to_owned(),
+        ),
+    }
+    line!(md, "{}", para.join(" "));
+    line!(md);
+    line!(
+        md,
+        "(Rules: a change of more than {:.0} point, or of the two end points' seed spreads added, counts as a rise or fall; \"in part\" means the residual rise is under half the plain one.)",
+        100.0 * RISE_TOL
+    );
+    line!(md);
+}
+
+/// The run whose gradient_ends stand for (variant, depth): smallest seed
+/// among completed runs, else among any run that has them.
+fn gradient_run<'a>(loaded: &'a Loaded, variant: &str, depth: u32) -> Option<&'a RunEntry> {
+    let group = loaded.group(variant, depth);
+    let has = |e: &&&RunEntry| {
+        e.record
+            .as_ref()
+            .is_some_and(|r| r.gradient_ends.init_ratio().is_some())
+    };
+    group
+        .iter()
+        .filter(|e| e.is_completed())
+        .find(has)
+        .or_else(|| group.iter().find(has))
+        .copied()
+}
+
+fn ratio_cell(r: Option<f64>) -> String {
+    r.map_or("—".into(), sci)
+}
+
+fn gradients(md: &mut String, loaded: &Loaded) {
+    let config = loaded.config();
+    let variants = loaded.variants();
+    let depths = loaded.depths();
+    line!(md, "## Gradients: first-layer over last-layer ‖dL/dh‖");
+    line!(md);
+    line!(
+        md,
+        "‖dL/dh‖ is the gradient flowing back into a layer's output (run.json `gradient_ends`). \
+         The ratio is the first probe point's over the last one's: 1 means the input side gets \
+         as much gradient as the output side; below 1e-2 it vanishes toward the input, above 1e2 it grows. \
+         Smallest completed seed."
+    );
+    line!(md);
+    let mut head = String::from("| depth |");
+    let mut rule = String::from("|---|");
+    for v in &variants {
+        let _ = write!(head, " {v} at init | {v} at end |");
+        rule.push_str("---|---|");
+    }
+    line!(md, "{head}");
+    line!(md, "{rule}");
+    for &d in &depths {
+        let mut row = format!("| {d} |");
+        for v in &variants {
+            let g = gradient_run(loaded, v, d).and_then(|e| e.record.as_ref());
+            let _ = write!(
+                row,
+                " {} | {} |",
+                ratio_cell(g.and_then(|r| r.gradient_ends.init_ratio())),
+                ratio_cell(g.and_then(|r| r.gradient_ends.final_ratio()))
+            );
+        }
+        line!(md, "{row}");
+    }
+    line!(md);
+
+    // The deepest depth every variant has, in words.
+    let deepest = depths.iter().rev().find(|&&d| {
+        variants
+            .iter()
+            .all(|v| gradient_run(loaded, v, d).is_some())
+    });
+    if let Some(&d) = deepest {
+        let parts: Vec<String> = variants
+            .iter()
+            .filter_map(|v| {
+                let e = gradient_run(loaded, v, d)?;
+                let g = &e.record.as_ref()?.gradient_ends;
+                let init = g.init_ratio()?;
+                let end = g.final_ratio();
+                Some(format!(
+                    "the {v} net's ratio is {} at initialization ({}) and {} at step {} ({})",
+                    sci(init),
+                    health(init).describe(),
+                    end.map_or("—".into(), sci),
+                    g.final_step.map_or("?".into(), |s| s.to_string()),
+                    end.map_or("no value", |e| health(e).describe())
+                ))
+            })
+            .collect();
+        line!(
+            md,
+            "At depth {d} (smallest completed seed), {}.",
+            parts.join("; ")
+        );
+        line!(md);
+    }
+
+    // He et al. §4.1: with BN the plain nets' gradients are healthy.
+    let norm = cfg_str(config, "/model/norm").unwrap_or("none");
+    let plain: Vec<(u32, f64, Option<f64>)> = depths
+        .iter()
+        .filter_map(|&d| {
+            let g = &gradient_run(loaded, "plain", d)?
+                .record
+                .as_ref()?
+                .gradient_ends;
+            Some((d, g.init_ratio()?, g.final_ratio()))
+        })
+        .collect();
+    line!(
+        md,
+        "### He et al. (2016) §4.1: is degradation vanishing gradient?"
+    );
+    line!(md);
+    if plain.is_empty() {
+        line!(
+            md,
+            "No plain runs with gradient records: nothing to compare."
+        );
+        line!(md);
+        return;
+    }
+    let unhealthy: Vec<String> = plain
+        .iter()
+        .flat_map(|&(d, i, f)| {
+            let mut out = Vec::new();
+            if health(i) != Health::Healthy {
+                out.push(format!(
+                    "depth {d} at init: {} ({})",
+                    sci(i),
+                    health(i).describe()
+                ));
+            }
+            if let Some(f) = f.filter(|&f| health(f) != Health::Healthy) {
+                out.push(format!(
+                    "depth {d} at the end: {} ({})",
+                    sci(f),
+                    health(f).describe()
+                ));
+            }
+            out
+        })
+        .collect();
+    let theirs = "He et al. trained their plain nets with BatchNorm and checked that the backward \
+                  gradients keep healthy norms, so they argue that the plain nets' degradation is not \
+                  caused by vanishing gradients.";
+    if norm == "batchnorm" {
+        if unhealthy.is_empty() {
+            line!(
+                md,
+                "{theirs} **Our data agree**: every BatchNorm plain net here keeps its first/last ratio within [1e-2, 1e2] at initialization and at the end (a factor of {RATIO_BAND:.0} either way)."
+            );
+        } else {
+            line!(
+                md,
+                "{theirs} **Our data do not fully agree**: these BatchNorm plain nets have first/last ratios outside [1e-2, 1e2]: {}. (A ratio far above 1 is a gradient that grows toward the input, as the mean-field analysis of deep BatchNorm nets predicts at initialization (Yang et al. 2019); it is not vanishing, but it is not even either.)",
+                unhealthy.join("; ")
+            );
+        }
+    } else {
+        line!(
+            md,
+            "These nets have no BatchNorm (`norm` {norm}), so He et al.'s argument, made for BatchNorm nets, does not apply. {}",
+            if unhealthy.is_empty() {
+                "The plain nets' ratios stay within [1e-2, 1e2] anyway.".to_owned()
+            } else {
+                format!("Here the plain nets' gradients are uneven: {}.", unhealthy.join("; "))
+            }
+        );
+    }
+    line!(md);
+}
+
+fn paper(md: &mut String, loaded: &Loaded) {
+    let config = loaded.config();
+    line!(md, "## Beside the paper");
+    line!(md);
+    let family = cfg_str(config, "/model/family").unwrap_or("?");
+    let dataset = cfg_str(config, "/dataset/kind").unwrap_or("?");
+    if family != "cnn" && family != "mlp" {
+        line!(
+            md,
+            "He et al. (2016) Table 6 is for their CIFAR CNNs (family `cnn`); this family (`{family}`) has no numbers of theirs to set beside ours."
+        );
+        line!(md);
+        return;
+    }
+    if family == "mlp" {
+        line!(
+            md,
+            "He et al. (2016) report no MLP results. What carries over is the trend of their Fig. 6 \
+             (theirs, CIFAR-10 CNNs): with BatchNorm, plain-56 has a higher training error than \
+             plain-20 throughout training, while ResNet-56 has a lower one than ResNet-20. Our trend \
+             is in \"What the numbers show\" above."
+        );
+        line!(md);
+        return;
+    }
+    line!(
+        md,
+        "**Theirs**: He et al. (2016), Table 6, CIFAR-10 test error of ResNets trained 64k \
+         iterations with augmentation; their plain nets (Fig. 6) get worse with depth, no table \
+         values. **Ours**: this experiment ({dataset}, the budget above). The settings differ \
+         (dataset, training length), so compare trends, not values."
+    );
+    line!(md);
+    line!(
+        md,
+        "| depth | theirs: ResNet test error % (CIFAR-10) | ours: residual test % | ours: plain test % | ours: residual train % | ours: plain train % |"
+    );
+    line!(md, "|---|---|---|---|---|---|");
+    let mut depths: Vec<u32> = loaded.depths();
+    depths.extend(HE_TABLE6_RESNET.iter().map(|&(d, _)| d));
+    depths.sort_unstable();
+    depths.dedup();
+    let ours = |v: &str, d: u32, test: bool| {
+        pct_stat(stat(
+            loaded
+                .group(v, d)
+                .iter()
+                .filter(|e| e.is_completed())
+                .map(|e| {
+                    e.record.as_ref().and_then(|r| {
+                        if test {
+                            r.final_metrics.test_error
+                        } else {
+                            r.final_metrics.train_error
+                        }
+                    })
+                }),
+        ))
+    };
+    for d in depths {
+        let theirs = HE_TABLE6_RESNET
+            .iter()
+            .find(|&&(pd, _)| pd == d)
+            .map_or("—".into(), |&(_, e)| format!("{e:.2}"));
+        line!(
+            md,
+            "| {d} | {theirs} | {} | {} | {} | {} |",
+            ours("residual", d, true),
+            ours("plain", d, true),
+            ours("residual", d, false),
+            ours("plain", d, false)
+        );
+    }
+    line!(md);
+}
+
+fn glorot(md: &mut String, loaded: &Loaded) {
+    let config = loaded.config();
+    let activation = cfg_str(config, "/model/activation").unwrap_or("");
+    if cfg_str(config, "/model/family") != Some("mlp") || !["sigmoid", "tanh"].contains(&activation)
+    {
+        return;
+    }
+    let init = cfg_str(config, "/model/init").unwrap_or("?");
+    line!(
+        md,
+        "## Saturation and gradients per layer (Glorot & Bengio 2010)"
+    );
+    line!(md);
+    line!(
+        md,
+        "**Theirs** (Glorot & Bengio 2010, Fig. 2 and §4.2–4.3): in a sigmoid net with the standard \
+         init U[−1/√n, 1/√n] (`pytorch-default` here) the top hidden layer saturates early \
+         (its outputs pushed to 0) and recovers only slowly; with the normalized init (`glorot`) \
+         the back-propagated gradients stay more even across layers. **Ours**, `{activation}` with \
+         init `{init}`, deepest depth, smallest seed:"
+    );
+    line!(md);
+    let Some(&depth) = loaded.depths().last() else {
+        return;
+    };
+    for variant in loaded.variants() {
+        let Some(run) = loaded
+            .group(&variant, depth)
+            .iter()
+            .find_map(|e| loaded.csv_run(&e.name))
+        else {
+            line!(
+                md,
+                "- {variant}-{depth}: no activations.csv or gradients.csv to read."
+            );
+            continue;
+        };
+        let rows = layer_rows(run);
+        if rows.is_empty() {
+            line!(md, "- {}: no activation rows.", run.summary.run);
+            continue;
+        }
+        line!(
+            md,
+            "{} (layer 0 is nearest the input; the last row is the top hidden layer):",
+            run.summary.run
+        );
+        line!(md);
+        line!(
+            md,
+            "| layer | saturated at first probe | peak saturated (step) | saturated at last probe | mean at first probe | lowest mean (step) | mean at last probe | ‖dL/dh‖ at init |"
+        );
+        line!(md, "|---|---|---|---|---|---|---|---|");
+        let f = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.3}"));
+        for r in &rows {
+            line!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.layer,
+                f(r.sat_first),
+                r.sat_peak
+                    .map_or("—".into(), |(v, s)| format!("{v:.3} ({s})")),
+                f(r.sat_last),
+                f(r.mean_first),
+                r.mean_min
+                    .map_or("—".into(), |(v, s)| format!("{v:.3} ({s})")),
+                f(r.mean_last),
+                r.grad_init.map_or("—".into(), sci)
+            );
+        }
+        line!(md);
+        let top = rows.last().and_then(|r| r.sat_peak);
+        let others = rows[..rows.len() - 1]
+            .iter()
+            .filter_map(|r| r.sat_peak.map(|p| p.0))
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let mut said = Vec::new();
+        if let (Some((tp, ts)), Some(op)) = (top, others) {
+            said.push(if tp < SAT_NONE && op < SAT_NONE {
+                format!("No hidden layer has more than {:.1}% of its units past the saturation bar at any probe (sigmoid < 0.01 or > 0.99, tanh |a| > 0.99).", 100.0 * SAT_NONE)
+            } else {
+                format!(
+                    "The top hidden layer's saturation peaks at {tp:.3} (step {ts}); the other hidden layers peak at {op:.3} at most, so the top layer {} the most saturated.",
+                    if tp > op { "is" } else if tp == op { "ties as" } else { "is not" }
+                )
+            });
+        }
+        if let (Some(r), Some(f), Some((m, s))) = (
+            rows.last(),
+            rows.last().and_then(|r| r.mean_first),
+            rows.last().and_then(|r| r.mean_min),
+        ) {
+            said.push(format!(
+                "The top hidden layer's mean activation (layer {}) goes from {f:.3} at the first probe to {m:.3} at its lowest (step {s}){}.",
+                r.layer,
+                if activation == "sigmoid" {
+                    "; Glorot & Bengio's sigmoid top layer sinks toward 0, the flat end of the sigmoid"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some(s) = gradient_spread(&rows) {
+            said.push(format!(
+                "At initialization the largest hidden-layer ‖dL/dh‖ is {}× the smallest (1 = perfectly even); compare this with the matching run of the other init.",
+                if s >= 100.0 { format!("{s:.1e}") } else { format!("{s:.1}") }
+            ));
+        }
+        if !said.is_empty() {
+            line!(md, "{}", said.join(" "));
+            line!(md);
+        }
+    }
+}
+
+/// One line under each chart: what it shows.
+fn caption(name: &str) -> &'static str {
+    match name {
+        "train_error_vs_step" => "Training error (on-the-fly minibatch mean) against step, one line per depth; plain and residual side by side (He et al. Fig. 6 layout).",
+        "error_vs_depth" => "Final train (solid) and test (dashed) error against depth, mean over seeds with min–max bars.",
+        "gradient_profile" => "‖dL/dh‖ per layer, log axis, at initialization (solid) and at the last probed step (dashed).",
+        "gradient_vs_step" => "‖dL/dh‖ of the first, middle and last layer of the deepest net against step.",
+        "layer_response_std" => "Std of each layer response at the last probed step, forward order and sorted (He et al. Fig. 7).",
+        "saturation_vs_step" => "Fraction of saturated units per layer against step (Glorot & Bengio Fig. 2); ReLU counts dead units.",
+        "activation_mean_vs_step" => "Mean of each layer response against step (Glorot & Bengio Fig. 2 plots the sigmoid outputs' mean: the top hidden layer's sinks toward 0).",
+        _ => "",
+    }
+}
+
+fn charts(md: &mut String, root: &Path) {
+    line!(md, "## Charts");
+    line!(md);
+    let plots = root.join("plots");
+    let mut any = false;
+    for name in CHART_NAMES {
+        if !plots.join(format!("{name}.png")).is_file() {
+            line!(md, "- `{name}`: not in plots/ (see the problems above).");
+            continue;
+        }
+        any = true;
+        line!(md, "### {name}");
+        line!(md);
+        line!(md, "{}", caption(name));
+        line!(md);
+        line!(md, "![{name}](plots/{name}.png)");
+        line!(md);
+    }
+    if any {
+        line!(md, "SVG versions sit beside each PNG in `plots/`.");
+    }
+}

@@ -1,0 +1,420 @@
+//! Loading the runs of a results directory for the report: every
+//! `runs/RUN/run.json`, read leniently (a field that is absent or of the
+//! wrong type is `None`, not an error), the runs the experiment planned but
+//! that have no folder, and the per-run CSV files through gradscope-plot.
+
+use std::path::Path;
+
+use gradscope_plot::{ResultsDir, RunData};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::ReportError;
+
+/// `final` of run.json: full passes after the last step.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FinalMetrics {
+    pub train_loss: Option<f64>,
+    pub train_error: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_error: Option<f64>,
+}
+
+/// `gradient_ends` of run.json: ‖dL/dh‖ at the first and last probe point,
+/// at step 0 and at the last probed step.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct GradientEnds {
+    pub init_first: Option<f64>,
+    pub init_last: Option<f64>,
+    pub final_step: Option<u64>,
+    pub final_first: Option<f64>,
+    pub final_last: Option<f64>,
+}
+
+impl GradientEnds {
+    /// first / last at step 0 (`None` when either is missing or last is 0).
+    pub fn init_ratio(&self) -> Option<f64> {
+        ratio(self.init_first, self.init_last)
+    }
+
+    /// first / last at the last probed step.
+    pub fn final_ratio(&self) -> Option<f64> {
+        ratio(self.final_first, self.final_last)
+    }
+}
+
+fn ratio(first: Option<f64>, last: Option<f64>) -> Option<f64> {
+    match (first, last) {
+        (Some(f), Some(l)) if f.is_finite() && l.is_finite() && l > 0.0 => Some(f / l),
+        _ => None,
+    }
+}
+
+/// The fields of run.json the report uses. Every field is optional so that
+/// a record from an older or newer gradscope, or one cut short, still reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RunJson {
+    pub experiment: Option<String>,
+    pub experiment_file: Option<String>,
+    pub run: Option<String>,
+    pub variant: Option<String>,
+    pub depth: Option<u32>,
+    pub seed: Option<u64>,
+    pub status: Option<String>,
+    pub error: Option<String>,
+    pub diverged_at_step: Option<u64>,
+    pub steps_planned: Option<u64>,
+    pub steps_done: Option<u64>,
+    pub params: Option<i64>,
+    pub elapsed_s: Option<f64>,
+    pub device: Option<String>,
+    pub threads: Option<i64>,
+    #[serde(rename = "final")]
+    pub final_metrics: FinalMetrics,
+    pub gradient_ends: GradientEnds,
+    /// The resolved experiment, kept as JSON: the report only looks up a
+    /// few fields (`model.family`, `model.norm`, …).
+    pub config: Option<Value>,
+}
+
+/// `completed` in run.json.
+pub const COMPLETED: &str = "completed";
+
+/// One run of the report: a folder under `runs/`, or a planned run that has
+/// none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEntry {
+    /// `VARIANT-dDEPTH-sSEED`.
+    pub name: String,
+    pub variant: String,
+    pub depth: u32,
+    pub seed: u64,
+    /// The parsed run.json, when there is one that parses.
+    pub record: Option<RunJson>,
+    /// Why this run is incomplete, e.g. "no run.json"; `None` for a
+    /// completed run.
+    pub problem: Option<String>,
+}
+
+impl RunEntry {
+    /// The status shown in the table.
+    pub fn status(&self) -> &str {
+        match &self.record {
+            Some(r) => r.status.as_deref().unwrap_or("unknown"),
+            None if self.problem.as_deref() == Some(NOT_STARTED) => "not started",
+            None => "no run.json",
+        }
+    }
+
+    pub fn is_completed(&self) -> bool {
+        self.status() == COMPLETED
+    }
+}
+
+const NOT_STARTED: &str = "planned by the experiment but has no folder under runs/";
+
+/// A loaded results directory.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Run folders and planned-but-missing runs, in plan order (depth, then
+    /// variant, then seed) where the plan is known.
+    pub entries: Vec<RunEntry>,
+    /// The per-run CSV files (via summary.csv), when they load.
+    pub csv: Option<ResultsDir>,
+    /// Why the CSV files did not load, if they did not.
+    pub csv_problem: Option<String>,
+}
+
+impl Loaded {
+    /// The first run.json that parsed: the experiment's description.
+    pub fn first_record(&self) -> Option<&RunJson> {
+        self.entries.iter().find_map(|e| e.record.as_ref())
+    }
+
+    /// The resolved experiment config of the first readable run.json.
+    pub fn config(&self) -> Option<&Value> {
+        self.first_record().and_then(|r| r.config.as_ref())
+    }
+
+    /// One line per incomplete run and per unreadable file.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.problem.as_ref().map(|p| format!("{}: {p}", e.name)))
+            .collect();
+        if let Some(p) = &self.csv_problem {
+            out.push(p.clone());
+        }
+        out
+    }
+
+    /// The CSV rows of a run, by name.
+    pub fn csv_run(&self, name: &str) -> Option<&RunData> {
+        self.csv
+            .as_ref()
+            .and_then(|c| c.runs.iter().find(|r| r.summary.run == name))
+    }
+
+    /// Variants in the experiment's order (or first appearance).
+    pub fn variants(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(list) = self
+            .config()
+            .and_then(|c| c.get("variants"))
+            .and_then(Value::as_array)
+        {
+            out.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+        for e in &self.entries {
+            if !out.contains(&e.variant) {
+                out.push(e.variant.clone());
+            }
+        }
+        out
+    }
+
+    /// Depths present, ascending.
+    pub fn depths(&self) -> Vec<u32> {
+        let mut d: Vec<u32> = self.entries.iter().map(|e| e.depth).collect();
+        d.sort_unstable();
+        d.dedup();
+        d
+    }
+
+    /// Entries of one variant at one depth, in seed order.
+    pub fn group(&self, variant: &str, depth: u32) -> Vec<&RunEntry> {
+        let mut g: Vec<&RunEntry> = self
+            .entries
+            .iter()
+            .filter(|e| e.variant == variant && e.depth == depth)
+            .collect();
+        g.sort_by_key(|e| e.seed);
+        g
+    }
+}
+
+/// Splits `plain-d32-s0` into (`plain`, 32, 0).
+pub fn parse_run_name(name: &str) -> Option<(String, u32, u64)> {
+    let (rest, seed) = name.rsplit_once("-s")?;
+    let (variant, depth) = rest.rsplit_once("-d")?;
+    if variant.is_empty() {
+        return None;
+    }
+    Some((variant.to_owned(), depth.parse().ok()?, seed.parse().ok()?))
+}
+
+/// Reads every run folder of `root/runs`, adds the planned runs that have
+/// none, and loads the CSV files when summary.csv is there.
+pub fn load(root: &Path) -> Result<Loaded, ReportError> {
+    let runs_dir = root.join("runs");
+    let io = |source| ReportError::Io {
+        path: runs_dir.clone(),
+        source,
+    };
+    let mut names: Vec<String> = Vec::new();
+    for item in std::fs::read_dir(&runs_dir).map_err(io)? {
+        let item = item.map_err(io)?;
+        if item.path().is_dir() {
+            names.push(item.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+
+    let mut entries = Vec::new();
+    for name in names {
+        let json = runs_dir.join(&name).join("run.json");
+        let (record, mut problem) = match std::fs::read_to_string(&json) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                None,
+                Some("no run.json (the run never started or its folder was damaged)".to_owned()),
+            ),
+            Err(e) => (None, Some(format!("{}: {e}", json.display()))),
+            Ok(text) => match serde_json::from_str::<RunJson>(&text) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (
+                    None,
+                    Some(format!("{} does not parse: {e}", json.display())),
+                ),
+            },
+        };
+        let from_name = parse_run_name(&name);
+        let variant = record
+            .as_ref()
+            .and_then(|r| r.variant.clone())
+            .or_else(|| from_name.as_ref().map(|n| n.0.clone()));
+        let depth = record
+            .as_ref()
+            .and_then(|r| r.depth)
+            .or(from_name.as_ref().map(|n| n.1));
+        let seed = record
+            .as_ref()
+            .and_then(|r| r.seed)
+            .or(from_name.as_ref().map(|n| n.2));
+        let (Some(variant), Some(depth), Some(seed)) = (variant, depth, seed) else {
+            // Not a run folder of ours (no record, no run name): say so.
+            entries.push(RunEntry {
+                name: name.clone(),
+                variant: "?".into(),
+                depth: 0,
+                seed: 0,
+                record: None,
+                problem: Some(problem.unwrap_or_else(|| {
+                    "run.json lacks variant, depth or seed and the folder name is not VARIANT-dDEPTH-sSEED".into()
+                })),
+            });
+            continue;
+        };
+        if let Some(r) = &record {
+            problem = status_problem(r);
+        }
+        entries.push(RunEntry {
+            name,
+            variant,
+            depth,
+            seed,
+            record,
+            problem,
+        });
+    }
+
+    add_planned(&mut entries);
+    entries.sort_by(|a, b| (a.depth, &a.variant, a.seed).cmp(&(b.depth, &b.variant, b.seed)));
+
+    let (csv, csv_problem) = if root.join("summary.csv").is_file() {
+        match ResultsDir::load(root) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(format!("per-run CSV files not read: {e}"))),
+        }
+    } else {
+        (
+            None,
+            Some(format!(
+                "{}: no summary.csv, so the per-layer sections are left out",
+                root.display()
+            )),
+        )
+    };
+    Ok(Loaded {
+        entries,
+        csv,
+        csv_problem,
+    })
+}
+
+/// What is wrong with a run whose record parsed, by its status.
+fn status_problem(r: &RunJson) -> Option<String> {
+    let steps = match (r.steps_done, r.steps_planned) {
+        (Some(d), Some(p)) => format!(" after {d} of {p} steps"),
+        _ => String::new(),
+    };
+    match r.status.as_deref() {
+        Some(COMPLETED) => None,
+        Some("running") => Some(format!(
+            "status running{steps}: still training, or killed before it could write its final record"
+        )),
+        Some("interrupted") => Some(format!("interrupted (Ctrl-C or SIGTERM){steps}")),
+        Some("diverged") => Some(format!(
+            "diverged (loss or gradient became NaN/inf){}",
+            r.diverged_at_step
+                .map(|s| format!(" at step {s}"))
+                .unwrap_or_default()
+        )),
+        Some("failed") => Some(format!(
+            "failed: {}",
+            r.error.as_deref().unwrap_or("no error recorded")
+        )),
+        Some(other) => Some(format!("unknown status {other:?}")),
+        None => Some("run.json has no status".into()),
+    }
+}
+
+/// Adds an entry for every run of the plan (variants × depths × seeds of the
+/// first readable config) that has no folder.
+fn add_planned(entries: &mut Vec<RunEntry>) {
+    let Some(config) = entries
+        .iter()
+        .find_map(|e| e.record.as_ref().and_then(|r| r.config.clone()))
+    else {
+        return;
+    };
+    let list = |key: &str| -> Vec<Value> {
+        config
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for depth in list("depths").iter().filter_map(Value::as_u64) {
+        for variant in list("variants").iter().filter_map(Value::as_str) {
+            for seed in list("seeds").iter().filter_map(Value::as_u64) {
+                let name = format!("{variant}-d{depth}-s{seed}");
+                if entries.iter().any(|e| e.name == name) {
+                    continue;
+                }
+                let Ok(depth) = u32::try_from(depth) else {
+                    continue;
+                };
+                entries.push(RunEntry {
+                    name,
+                    variant: variant.to_owned(),
+                    depth,
+                    seed,
+                    record: None,
+                    problem: Some(NOT_STARTED.to_owned()),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_split_into_variant_depth_seed() {
+        assert_eq!(
+            parse_run_name("plain-d32-s0"),
+            Some(("plain".into(), 32, 0))
+        );
+        // A variant may itself contain dashes.
+        assert_eq!(
+            parse_run_name("pre-act-d8-s12"),
+            Some(("pre-act".into(), 8, 12))
+        );
+        for bad in ["plain", "plain-d-s0", "-d4-s0", "plain-dx-s1"] {
+            assert_eq!(parse_run_name(bad), None, "{bad}");
+        }
+    }
+
+    /// Records from other versions or cut short still read: unknown
+    /// fields are ignored and missing ones are None.
+    #[test]
+    fn run_json_reads_leniently() {
+        let r: RunJson = serde_json::from_str(
+            r#"{"status": "completed", "depth": 8, "final": {"train_error": 0.1, "test_error": null}, "new_field": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.depth, Some(8));
+        assert_eq!(r.final_metrics.train_error, Some(0.1));
+        assert_eq!(r.final_metrics.test_error, None);
+        assert_eq!(r.gradient_ends.init_ratio(), None);
+    }
+
+    #[test]
+    fn gradient_ratios_need_a_positive_last_value() {
+        let g = GradientEnds {
+            init_first: Some(1e-6),
+            init_last: Some(1e-2),
+            final_step: Some(9),
+            final_first: Some(0.0),
+            final_last: Some(0.0),
+        };
+        assert!((g.init_ratio().unwrap() - 1e-4).abs() < 1e-12);
+        assert_eq!(g.final_ratio(), None);
+    }
+}
