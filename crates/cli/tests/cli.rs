@@ -2,26 +2,11 @@
 //! (width ≤ 16, depth ≤ 16, one thread). Each test is its own process under
 //! nextest, so libtorch's global RNG and thread count are never shared.
 
+mod common;
+
+use common::{experiment, gradscope, read_csv, run_ok, stderr, summary_value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn gradscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(args)
-        .output()
-        .expect("the gradscope binary starts")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A tiny experiment; `edit` changes the JSON text before it is written.
-fn experiment(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("exp.json");
-    std::fs::write(&path, body).unwrap();
-    path
-}
 
 const VANISH: &str = r#"{
   "name": "vanish",
@@ -44,30 +29,6 @@ const LEARN: &str = r#"{
   "train": { "lr": 0.1, "momentum": 0.9, "batch_size": 32, "steps": 400, "eval_every": 100 },
   "probe": { "every": 100 }
 }"#;
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|rec| rec.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
-}
-
-fn summary_value(rows: &[Vec<String>], header: &[String], run: &str, column: &str) -> f64 {
-    let col = header
-        .iter()
-        .position(|h| h == column)
-        .unwrap_or_else(|| panic!("no column {column}"));
-    let row = rows
-        .iter()
-        .find(|r| r[0] == run)
-        .unwrap_or_else(|| panic!("no run {run}"));
-    row[col]
-        .parse()
-        .unwrap_or_else(|_| panic!("{run}.{column} = {:?}", row[col]))
-}
 
 /// Glorot & Bengio (2010) §4.2 and He et al. (2016) §1: in a deep sigmoid
 /// plain net the back-propagated gradient shrinks layer by layer (σ' ≤ 1/4),
@@ -315,24 +276,6 @@ const CNN_VANISH: &str = r#"{
   "train": { "lr": 0.05, "momentum": 0.9, "batch_size": 32, "steps": 5, "eval_every": 5 },
   "probe": { "every": 5 }
 }"#;
-
-fn run_ok(body: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let exp = experiment(tmp.path(), body);
-    let out = tmp.path().join("out");
-    let mut args = vec![
-        "run",
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-    ];
-    args.extend_from_slice(extra);
-    let o = gradscope(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    (tmp, out)
-}
 
 /// He et al. (2016) §1 and §3.1: without BN, a deep plain ReLU CNN with
 /// PyTorch's default init (weight variance 1/(3·fan_in), so each layer

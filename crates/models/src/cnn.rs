@@ -333,11 +333,7 @@ impl Cnn {
 impl Network for Cnn {
     fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
         let mut responses = Vec::with_capacity(self.points.len());
-        let x = if self.config.channels_last {
-            channels_last(x)
-        } else {
-            x.shallow_clone()
-        };
+        let x = crate::layers::input_layout(x, self.config.channels_last);
         let mut h = self
             .conv_bn(&self.stem, &x, train, taps, &mut responses)
             .relu();
@@ -367,8 +363,7 @@ impl Network for Cnn {
             };
             h = tapped(y.relu(), taps, b.out_point);
         }
-        let pooled = h.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        let logits = tapped(self.fc.forward(&pooled), taps, self.fc_point);
+        let logits = crate::layers::pooled_logits(&h, &self.fc, taps, self.fc_point);
         Forward { logits, responses }
     }
 

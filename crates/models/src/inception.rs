@@ -31,7 +31,7 @@
 use crate::layers::{pool_shape, ConvUnit, LayerCost, Layers, Shape};
 use crate::{tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::Tensor;
 
 /// Filters of each branch of a module.
@@ -282,11 +282,7 @@ impl InceptionNet {
 impl Network for InceptionNet {
     fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
         let mut responses = Vec::with_capacity(self.points.len());
-        let x = if self.config.channels_last {
-            crate::cnn::channels_last(x)
-        } else {
-            x.shallow_clone()
-        };
+        let x = crate::layers::input_layout(x, self.config.channels_last);
         let mut h = self
             .stem
             .forward_recorded(&x, train, taps, &mut responses)
@@ -301,8 +297,7 @@ impl Network for InceptionNet {
             }
             h = m.forward(&h, train, taps, &mut responses);
         }
-        let pooled = h.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        let logits = tapped(self.fc.forward(&pooled), taps, self.fc_point);
+        let logits = crate::layers::pooled_logits(&h, &self.fc, taps, self.fc_point);
         Forward { logits, responses }
     }
 

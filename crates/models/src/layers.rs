@@ -271,3 +271,20 @@ pub fn pool_shape(
     }
     Ok([c, out_size(h, k, stride, pad), out_size(w, k, stride, pad)])
 }
+
+/// `x` in the memory layout the net's weights use: channels-last (NHWC
+/// strides) when asked, as is otherwise.
+pub fn input_layout(x: &Tensor, channels_last: bool) -> Tensor {
+    if channels_last {
+        crate::cnn::channels_last(x)
+    } else {
+        x.shallow_clone()
+    }
+}
+
+/// The head of every convolutional family: global average pooling, then
+/// the classifier, with the tap of its probe point.
+pub fn pooled_logits(h: &Tensor, fc: &nn::Linear, taps: Option<&[Tensor]>, point: usize) -> Tensor {
+    let pooled = h.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+    tapped(fc.forward(&pooled), taps, point)
+}

@@ -677,51 +677,17 @@ impl Experiment {
                 }
             }
             ModelSpec::Cnn(CnnSpec { width, init, .. }) => {
-                if !self.dataset.is_image() {
-                    return fail("model.family", "cnn needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")".into());
-                }
-                if !(1..=1024).contains(width) {
-                    return fail("model.width", format!("{width} must be between 1 and 1024"));
-                }
-                if let Init::Normal { std } = init {
-                    positive_finite("model.init.normal.std", *std)?;
-                }
-                for (i, &d) in self.depths.iter().enumerate() {
-                    blocks_per_stage(d).map_err(|m| (format!("depths[{i}]"), m))?;
-                }
+                self.image_family("cnn", *width, 1, *init, blocks_per_stage)?
             }
             ModelSpec::Bottleneck(BottleneckSpec { width, init, .. }) => {
-                if !self.dataset.is_image() {
-                    return fail("model.family", "bottleneck needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")".into());
-                }
-                if !(1..=1024).contains(width) {
-                    return fail("model.width", format!("{width} must be between 1 and 1024"));
-                }
-                if let Init::Normal { std } = init {
-                    positive_finite("model.init.normal.std", *std)?;
-                }
-                for (i, &d) in self.depths.iter().enumerate() {
-                    stage_blocks(d).map_err(|m| (format!("depths[{i}]"), m))?;
-                }
+                self.image_family("bottleneck", *width, 1, *init, stage_blocks)?
             }
             ModelSpec::Inception(InceptionSpec { width, init, .. }) => {
-                if !self.dataset.is_image() {
-                    return fail("model.family", "inception needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")".into());
-                }
-                if !(4..=1024).contains(width) {
-                    return fail("model.width", format!("{width} must be between 4 and 1024 (the 5×5 reduction has width/4 filters)"));
-                }
-                if let Init::Normal { std } = init {
-                    positive_finite("model.init.normal.std", *std)?;
-                }
-                for (i, &d) in self.depths.iter().enumerate() {
-                    if d > 64 {
-                        return fail(
-                            &format!("depths[{i}]"),
-                            format!("{d} Inception modules: at most 64"),
-                        );
-                    }
-                }
+                // The 5×5 reduction has width/4 filters.
+                self.image_family("inception", *width, 4, *init, |d| match d {
+                    ..=64 => Ok(()),
+                    _ => Err(format!("{d} Inception modules: at most 64")),
+                })?
             }
         }
         if self.task == Task::Identity && !matches!(self.model, ModelSpec::Mlp(_)) {
@@ -799,6 +765,42 @@ impl Experiment {
             at_least("train.log_every", l, 1)?;
         }
         at_least("probe.every", self.probe.every, 1)?;
+        Ok(())
+    }
+}
+
+impl Experiment {
+    /// The checks every convolutional family shares: image data, a width in
+    /// `min_width..=1024`, a positive normal-init std, and `depth_ok` for
+    /// every depth.
+    fn image_family<T>(
+        &self,
+        family: &str,
+        width: i64,
+        min_width: i64,
+        init: Init,
+        depth_ok: impl Fn(usize) -> Result<T, String>,
+    ) -> Result<(), (String, String)> {
+        if !self.dataset.is_image() {
+            return Err(("model.family".into(), format!("{family} needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")")));
+        }
+        if !(min_width..=1024).contains(&width) {
+            return Err((
+                "model.width".into(),
+                format!("{width} must be between {min_width} and 1024"),
+            ));
+        }
+        if let Init::Normal { std } = init {
+            if !(std.is_finite() && std > 0.0) {
+                return Err((
+                    "model.init.normal.std".into(),
+                    format!("{std} must be a finite number above 0"),
+                ));
+            }
+        }
+        for (i, &d) in self.depths.iter().enumerate() {
+            depth_ok(d).map_err(|m| (format!("depths[{i}]"), m))?;
+        }
         Ok(())
     }
 }
