@@ -53,16 +53,7 @@ fn fuzz<S: Strategy>(
     );
 }
 
-const GOOD: &str = r#"{
-  "name": "t",
-  "dataset": { "kind": "synthetic", "samples": 256, "classes": 4, "features": 8 },
-  "model": { "family": "mlp", "width": 16, "activation": "sigmoid" },
-  "variants": ["plain", "residual"],
-  "depths": [4, 8],
-  "seeds": [0],
-  "train": { "lr": 0.1, "momentum": 0.9, "batch_size": 32, "steps": 20, "eval_every": 10 },
-  "probe": { "every": 5 }
-}"#;
+use crate::spec::tests::GOOD;
 
 /// The other dataset kinds and model family, so that edits reach their
 /// checks too (a field unknown to the base's kind is refused before them).

@@ -814,10 +814,11 @@ fn first_duplicate<T: PartialEq + Copy>(items: &[T]) -> Option<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const GOOD: &str = r#"{
+    /// A valid experiment, the base the parser tests and fuzzing edit.
+    pub(crate) const GOOD: &str = r#"{
       "name": "t",
       "dataset": { "kind": "synthetic", "samples": 256, "classes": 4, "features": 8 },
       "model": { "family": "mlp", "width": 16, "activation": "sigmoid" },
