@@ -123,7 +123,9 @@ pub struct DepthTrend {
     pub variant: String,
     /// (depth, error over seeds), ascending depth, depths with data only.
     pub points: Vec<(u32, Stat)>,
-    /// deepest − shallowest mean.
+    /// The rise of the least-squares line through every depth's mean, from
+    /// the shallowest depth to the deepest (equal to deepest − shallowest
+    /// with two depths).
     pub rise: f64,
     /// The change that counts: the larger of [`RISE_TOL`] and the two end
     /// points' seed spreads added.
@@ -142,12 +144,29 @@ impl DepthTrend {
     }
 }
 
+/// Whether the plain net and its residual twin are one network at this
+/// depth: an MLP of depth 2 has no hidden layer for a shortcut to skip.
+pub fn twins_identical(family: &str, depth: u32) -> bool {
+    family == "mlp" && depth <= 2
+}
+
 /// The final-training-error trend of `variant`, from its completed runs;
-/// `None` when fewer than two depths have one.
+/// `None` when fewer than two depths have one. Depths where the twins are
+/// one network are left out. The rise is that of the least-squares line
+/// through every depth's mean (depths at equal spacing, as the sweeps are
+/// laid out), so one odd depth in the middle or at an end does not decide
+/// the verdict alone.
 pub fn depth_trend(loaded: &Loaded, variant: &str) -> Option<DepthTrend> {
+    let family = loaded
+        .config()
+        .and_then(|c| c.pointer("/model/family"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("mlp")
+        .to_owned();
     let points: Vec<(u32, Stat)> = loaded
         .depths()
         .into_iter()
+        .filter(|&d| !twins_identical(&family, d))
         .filter_map(|d| {
             let group = loaded.group(variant, d);
             let s = stat(
@@ -163,7 +182,17 @@ pub fn depth_trend(loaded: &Loaded, variant: &str) -> Option<DepthTrend> {
         return None;
     }
     let (first, last) = (points[0].1, points[points.len() - 1].1);
-    let rise = last.mean - first.mean;
+    let n = points.len() as f64;
+    let mx = (n - 1.0) / 2.0;
+    let my = points.iter().map(|p| p.1.mean).sum::<f64>() / n;
+    let (sxy, sxx) = points
+        .iter()
+        .enumerate()
+        .fold((0.0, 0.0), |(sxy, sxx), (i, p)| {
+            let dx = i as f64 - mx;
+            (sxy + dx * (p.1.mean - my), sxx + dx * dx)
+        });
+    let rise = sxy / sxx * (n - 1.0);
     let tolerance = RISE_TOL.max(first.std.unwrap_or(0.0) + last.std.unwrap_or(0.0));
     let trend = if rise > tolerance {
         Trend::Rises
@@ -182,6 +211,94 @@ pub fn depth_trend(loaded: &Loaded, variant: &str) -> Option<DepthTrend> {
         monotonic,
     })
 }
+
+/// The twins compared at one depth (completed runs, mean over seeds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwinGap {
+    pub depth: u32,
+    pub plain: Stat,
+    pub residual: Stat,
+    /// plain − residual mean error: positive when the shortcut helps.
+    pub gap: f64,
+    /// The gap that counts: [`RISE_TOL`] or the two seed spreads added.
+    pub tolerance: f64,
+}
+
+impl TwinGap {
+    /// −1 residual worse, 0 within the tolerance, 1 residual better.
+    pub fn sign(&self) -> i32 {
+        if self.gap > self.tolerance {
+            1
+        } else if self.gap < -self.tolerance {
+            -1
+        } else {
+            0
+        }
+    }
+}
+
+/// Plain against residual at every depth where both have completed runs
+/// and the twins are not one network.
+pub fn twin_gaps(loaded: &Loaded) -> Vec<TwinGap> {
+    let family = loaded
+        .config()
+        .and_then(|c| c.pointer("/model/family"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("mlp")
+        .to_owned();
+    let errors = |variant: &str, d: u32| {
+        stat(
+            loaded
+                .group(variant, d)
+                .iter()
+                .filter(|e| e.is_completed())
+                .map(|e| train_error(e.record.as_ref())),
+        )
+    };
+    loaded
+        .depths()
+        .into_iter()
+        .filter(|&d| !twins_identical(&family, d))
+        .filter_map(|d| {
+            let (plain, residual) = (errors("plain", d)?, errors("residual", d)?);
+            Some(TwinGap {
+                depth: d,
+                plain,
+                residual,
+                gap: plain.mean - residual.mean,
+                tolerance: RISE_TOL
+                    .max(plain.std.unwrap_or(0.0) + residual.std.unwrap_or(0.0)),
+            })
+        })
+        .collect()
+}
+
+/// A run whose training loss stopped falling while it was still far from
+/// fitting: over the last quarter of its training rows the loss fell by
+/// less than [`STALL_FALL`] of its value, and that value is above
+/// [`STALL_SHARE`] of the first row's. Returns (first, last) loss.
+pub fn stalled(run: &RunData) -> Option<(f64, f64)> {
+    let losses: Vec<f64> = run
+        .metrics
+        .as_deref()?
+        .iter()
+        .filter(|m| m.split == gradscope_plot::SPLIT_TRAIN)
+        .filter_map(|m| m.loss)
+        .filter(|l| l.is_finite())
+        .collect();
+    if losses.len() < 8 {
+        return None;
+    }
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    let quarter = losses[losses.len() * 3 / 4];
+    let stopped = quarter - last < STALL_FALL * quarter;
+    (stopped && last > STALL_SHARE * first).then_some((first, last))
+}
+
+/// See [`stalled`]: a fall of under 5% over the last quarter of training…
+pub const STALL_FALL: f64 = 0.05;
+/// …at a loss above a tenth of where it started.
+pub const STALL_SHARE: f64 = 0.1;
 
 fn train_error(r: Option<&RunJson>) -> Option<f64> {
     r.and_then(|r| r.final_metrics.train_error)
@@ -332,5 +449,75 @@ mod tests {
         assert_eq!(health(0.05), Health::Healthy);
         assert_eq!(health(50.0), Health::Healthy);
         assert_eq!(health(1e4), Health::Exploding);
+    }
+
+    fn run_with_losses(losses: &[f64]) -> RunData {
+        use gradscope_plot::{MetricRow, SummaryRow};
+        let summary: SummaryRow = csv::Reader::from_reader(
+            "run,variant,depth,seed,status\nresidual-d32-s0,residual,32,0,completed\n".as_bytes(),
+        )
+        .deserialize()
+        .next()
+        .unwrap()
+        .unwrap();
+        RunData {
+            summary,
+            metrics: Some(
+                losses
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &l)| MetricRow {
+                        step: 50 * i as u64,
+                        epoch: None,
+                        split: gradscope_plot::SPLIT_TRAIN.to_owned(),
+                        loss: Some(l),
+                        error: None,
+                        lr: None,
+                        elapsed_s: None,
+                    })
+                    .collect(),
+            ),
+            gradients: None,
+            activations: None,
+        }
+    }
+
+    /// Issue 12, §3: a run whose loss plateaus far above where a fit ends
+    /// (the identity task's residual-32 at PyTorch's default init stopped at
+    /// 0.69 of its start) is "did not converge"; a run that keeps falling,
+    /// or one that fell to a tenth of its start, is not.
+    #[test]
+    fn stalled_runs_are_those_whose_loss_stopped_high() {
+        let plateau: Vec<f64> = (0..20).map(|i| if i < 5 { 1.0 - 0.06 * i as f64 } else { 0.7 }).collect();
+        assert_eq!(stalled(&run_with_losses(&plateau)), Some((1.0, 0.7)));
+        let falling: Vec<f64> = (0..20).map(|i| 0.9f64.powi(i)).collect();
+        assert_eq!(stalled(&run_with_losses(&falling)), None);
+        let fitted: Vec<f64> = (0..20).map(|i| if i < 5 { 1.0 - 0.19 * i as f64 } else { 0.05 }).collect();
+        assert_eq!(stalled(&run_with_losses(&fitted)), None);
+        // Too few rows to judge.
+        assert_eq!(stalled(&run_with_losses(&[1.0, 1.0, 1.0])), None);
+    }
+
+    #[test]
+    fn only_mlp_depth_two_makes_identical_twins() {
+        assert!(twins_identical("mlp", 2));
+        assert!(!twins_identical("mlp", 3));
+        assert!(!twins_identical("cnn", 8));
+    }
+
+    #[test]
+    fn twin_gaps_count_beyond_the_tolerance() {
+        let s = |mean: f64, std: Option<f64>| Stat { mean, std, n: 2 };
+        let g = |plain: Stat, residual: Stat| TwinGap {
+            depth: 8,
+            gap: plain.mean - residual.mean,
+            tolerance: RISE_TOL.max(plain.std.unwrap_or(0.0) + residual.std.unwrap_or(0.0)),
+            plain,
+            residual,
+        };
+        assert_eq!(g(s(0.5, None), s(0.1, None)).sign(), 1);
+        assert_eq!(g(s(0.1, None), s(0.5, None)).sign(), -1);
+        // A 5-point gap inside seed spreads of 3 + 3 points is no difference.
+        assert_eq!(g(s(0.15, Some(0.03)), s(0.10, Some(0.03))).sign(), 0);
     }
 }

@@ -8,8 +8,9 @@ use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
 
 use crate::analysis::{
-    depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stat, DepthTrend, Flow,
-    Stat, Trend, RISE_TOL, VANISH_SPREAD,
+    depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stalled, stat,
+    twin_gaps, twins_identical, DepthTrend, Flow, Stat, Trend, TwinGap, RISE_TOL, STALL_FALL,
+    STALL_SHARE, VANISH_SPREAD,
 };
 use crate::runs::{GradientEnds, Loaded, RunEntry};
 
@@ -266,14 +267,28 @@ fn status_cell(group: &[&RunEntry]) -> String {
     parts.join(", ")
 }
 
-fn trend_sentence(t: &DepthTrend) -> String {
+/// What the error columns measure, in words that fit the task.
+fn error_words(loaded: &Loaded) -> &'static str {
+    if cfg_str(loaded.config(), "/task") == Some("identity") {
+        "final relative reconstruction error ‖f(x) − x‖²/‖x‖² on the training set"
+    } else {
+        "final training error"
+    }
+}
+
+fn trend_sentence(t: &DepthTrend, what: &str) -> String {
     let (d0, s0) = t.shallowest();
     let (d1, s1) = t.deepest();
     let v = &t.variant;
     let diff = 100.0 * t.rise;
+    let fitted = if t.points.len() > 2 {
+        " on the least-squares line through every depth"
+    } else {
+        ""
+    };
     match t.trend {
         Trend::Rises => format!(
-            "**{v}** nets' final training error rises with depth: {}% at depth {d0} → {}% at depth {d1} ({diff:+.2} points{}).",
+            "**{v}** nets' {what} rises with depth: {}% at depth {d0} → {}% at depth {d1} ({diff:+.2} points{fitted}{}).",
             pct(s0.mean),
             pct(s1.mean),
             if t.points.len() > 2 {
@@ -287,22 +302,38 @@ fn trend_sentence(t: &DepthTrend) -> String {
             }
         ),
         Trend::Flat => format!(
-            "**{v}** nets' final training error does not change with depth beyond the noise: {}% at depth {d0}, {}% at depth {d1} ({diff:+.2} points; changes within ±{:.2} points count as none).",
+            "**{v}** nets' {what} does not change with depth beyond the noise: {}% at depth {d0}, {}% at depth {d1} ({diff:+.2} points{fitted}; changes within ±{:.2} points count as none).",
             pct(s0.mean),
             pct(s1.mean),
             100.0 * t.tolerance
         ),
         Trend::Falls => format!(
-            "**{v}** nets' final training error falls with depth: {}% at depth {d0} → {}% at depth {d1} ({diff:+.2} points).",
+            "**{v}** nets' {what} falls with depth: {}% at depth {d0} → {}% at depth {d1} ({diff:+.2} points{fitted}).",
             pct(s0.mean),
             pct(s1.mean)
         ),
     }
 }
 
+/// Residual runs whose training loss stopped falling far from a fit, as
+/// `(run, depth, first loss, last loss)`.
+fn stalled_residuals(loaded: &Loaded) -> Vec<(String, u32, f64, f64)> {
+    loaded
+        .entries
+        .iter()
+        .filter(|e| e.variant == "residual" && e.is_completed())
+        .filter_map(|e| {
+            let (first, last) = stalled(loaded.csv_run(&e.name)?)?;
+            Some((e.name.clone(), e.depth, first, last))
+        })
+        .collect()
+}
+
 fn findings(md: &mut String, loaded: &Loaded) {
     line!(md, "## What the numbers show");
     line!(md);
+    let what = error_words(loaded);
+    let family = cfg_str(loaded.config(), "/model/family").unwrap_or("mlp");
     let trends: Vec<DepthTrend> = loaded
         .variants()
         .iter()
@@ -316,12 +347,56 @@ fn findings(md: &mut String, loaded: &Loaded) {
         line!(md);
         return;
     }
-    let mut para: Vec<String> = trends.iter().map(trend_sentence).collect();
+    let mut para: Vec<String> = Vec::new();
+    let same: Vec<String> = loaded
+        .depths()
+        .into_iter()
+        .filter(|&d| twins_identical(family, d))
+        .map(|d| d.to_string())
+        .collect();
+    if !same.is_empty() {
+        para.push(format!(
+            "At depth {} the plain net and its residual twin are one network (no hidden layer for a shortcut to skip), so that depth is left out of the comparison.",
+            same.join(", ")
+        ));
+    }
+    para.extend(trends.iter().map(|t| trend_sentence(t, what)));
     let plain = trends.iter().find(|t| t.variant == "plain");
     let residual = trends.iter().find(|t| t.variant == "residual");
+    let gaps = twin_gaps(loaded);
+    let stalled = stalled_residuals(loaded);
+    let stalled_depths: Vec<u32> = stalled.iter().map(|s| s.1).collect();
     match (plain, residual) {
         (Some(p), Some(r)) => {
+            if !gaps.is_empty() {
+                let cells: Vec<String> = gaps
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            "depth {} {:+.2} ({})",
+                            g.depth,
+                            -100.0 * g.gap,
+                            match g.sign() {
+                                1 => "better",
+                                -1 => "worse",
+                                _ => "within the spread",
+                            }
+                        )
+                    })
+                    .collect();
+                para.push(format!(
+                    "Residual minus plain, in points, at every depth: {}.",
+                    cells.join("; ")
+                ));
+            }
+            let better = gaps.iter().filter(|g| g.sign() == 1).count();
+            let worse: Vec<&TwinGap> = gaps.iter().filter(|g| g.sign() == -1).collect();
+            let deepest_stalled = stalled_depths.contains(&r.deepest().0);
             let verdict = match (p.trend, r.trend) {
+                (Trend::Rises, Trend::Rises) if deepest_stalled => format!(
+                    "The residual rise comes from runs that did not converge (below), so it says nothing about the shortcut; where the residual runs did train, they beat their plain twins at {better} of {} depths.",
+                    gaps.len()
+                ),
                 (Trend::Rises, Trend::Rises) if r.rise < p.rise / 2.0 => format!(
                     "The expected effect shows only in part: plain error rises with depth ({:+.2} points) and residual error rises too, by less ({:+.2} points).",
                     100.0 * p.rise,
@@ -332,20 +407,32 @@ fn findings(md: &mut String, loaded: &Loaded) {
                     100.0 * r.rise,
                     100.0 * p.rise
                 ),
-                (Trend::Rises, _) => "This is the degradation problem of He et al. (2016): the deeper plain net fits its own training set worse, and its residual twin, with the same layers plus identity shortcuts, does not.".to_owned(),
+                (Trend::Rises, _) => format!(
+                    "This is the degradation problem of He et al. (2016): the deeper plain net fits its own training set worse, and its residual twin, with the same layers plus identity shortcuts, does not{}.",
+                    if gaps.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; the residual net is better at {better} of {} depths", gaps.len())
+                    }
+                ),
+                _ if !gaps.is_empty() && better == gaps.len() => format!(
+                    "Plain error does not rise with depth beyond the seeds' spread here, so the degradation of He et al. (2016) does not show; the residual nets are still better than their plain twins at every one of the {} depths.",
+                    gaps.len()
+                ),
                 _ => format!(
-                    "**This experiment does not show the expected effect**: plain training error does not rise with depth by more than {:.2} points here. With this budget (steps, data, seeds) the deeper plain nets keep up; He et al.'s gap opens over tens of thousands of iterations.",
+                    "**This experiment does not show the expected effect**: plain {what} does not rise with depth by more than {:.2} points here. With this budget (steps, data, seeds) the deeper plain nets keep up; He et al.'s gap opens over tens of thousands of iterations.",
                     100.0 * p.tolerance
                 ),
             };
             para.push(verdict);
-            let (dp, sp) = p.deepest();
-            let (dr, sr) = r.deepest();
-            if dp == dr {
+            if !worse.is_empty() && !deepest_stalled {
                 para.push(format!(
-                    "At depth {dp} the residual net's training error is {:.2} points {} the plain net's.",
-                    (100.0 * (sp.mean - sr.mean)).abs(),
-                    if sr.mean <= sp.mean { "below" } else { "above" }
+                    "The residual net is worse than its plain twin beyond the spread at depth {}.",
+                    worse
+                        .iter()
+                        .map(|g| g.depth.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -353,12 +440,19 @@ fn findings(md: &mut String, loaded: &Loaded) {
             "The experiment does not have both a plain and a residual variant, so the shortcut's effect is not measured here.".to_owned(),
         ),
     }
+    for (name, _, first, last) in &stalled {
+        para.push(format!(
+            "**{name} did not converge**: its training loss stopped falling at {last:.3} (from {first:.3}), so at that depth this run says nothing about the shortcut; a smaller lr or more steps would tell."
+        ));
+    }
     line!(md, "{}", para.join(" "));
     line!(md);
     line!(
         md,
-        "(Rules: a change of more than {:.0} point, or of the two end points' seed spreads added, counts as a rise or fall; \"in part\" means the residual rise is under half the plain one.)",
-        100.0 * RISE_TOL
+        "(Rules: a change of more than {:.0} point, or of the seed spreads added, counts as a rise, a fall or a difference between twins; a trend is the least-squares line through every depth's mean; \"in part\" means the residual rise is under half the plain one; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began.)",
+        100.0 * RISE_TOL,
+        100.0 * STALL_FALL,
+        100.0 * STALL_SHARE
     );
     line!(md);
 }
