@@ -28,7 +28,25 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tch::Device;
+
+/// Without a terminal, a progress line at least this often during a run.
+const PROGRESS_AT_LEAST: Duration = Duration::from_secs(60);
+
+/// A wall time for people: milliseconds below a second (a tiny run's "0 s"
+/// says nothing), seconds below two minutes, then minutes.
+fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        "?".into()
+    } else if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 120.0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{:.1} min", secs / 60.0)
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -73,9 +91,19 @@ enum Command {
         /// interrupted, failed and unfinished (killed) ones again.
         #[arg(long, conflicts_with = "restart")]
         resume: bool,
-        /// Train every run again; each old run is replaced when its new one ends.
+        /// Train every run again: the charts, summary.csv, report and export
+        /// go at once (they describe the old runs), so do run folders the
+        /// plan no longer has; each old run is replaced when its new one ends.
+        /// Refused if RESULTS holds another experiment's runs, unless --force.
         #[arg(long)]
         restart: bool,
+        /// With --restart: delete another experiment's runs too.
+        #[arg(long, requires = "restart")]
+        force: bool,
+        /// Without a terminal (log file, pipe): a progress line every this
+        /// many steps [default: a tenth of a run], and at least once a minute.
+        #[arg(long, value_name = "STEPS")]
+        progress_every: Option<usize>,
     },
     /// Validate an experiment file and print its plan of runs, without
     /// training anything.
@@ -207,13 +235,24 @@ fn main() -> ExitCode {
             no_plot,
             resume,
             restart,
+            force,
+            progress_every,
         } => {
-            let existing = match (resume, restart) {
-                (true, _) => Existing::Resume,
-                (_, true) => Existing::Restart,
+            let existing = match (resume, restart, force) {
+                (true, _, _) => Existing::Resume,
+                (_, true, true) => Existing::Replace,
+                (_, true, false) => Existing::Restart,
                 _ => Existing::Refuse,
             };
-            run(&experiment, out, threads, device, no_plot, existing)
+            run(
+                &experiment,
+                out,
+                threads,
+                device,
+                no_plot,
+                existing,
+                progress_every,
+            )
         }
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
@@ -298,10 +337,28 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once. Library errors
+/// (thiserror) often put their source in their own message too ("x.json:
+/// cannot read …: No such file or directory") while also returning it as
+/// `source()`, and anyhow's `{:#}` would then print it twice.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 /// Prints to stdout; a closed pipe (`gradscope check x | head`) is not an
@@ -372,6 +429,9 @@ fn plot(results: &Path) -> Result<()> {
 
 fn report(results: &Path) -> Result<()> {
     let r = gradscope_report::write_report(results)?;
+    if let Some(note) = &r.charts_note {
+        eprintln!("report: {note}");
+    }
     for p in &r.problems {
         eprintln!("report: {p}");
     }
@@ -385,6 +445,7 @@ fn run(
     device: DeviceArg,
     no_plot: bool,
     existing: Existing,
+    progress_every: Option<usize>,
 ) -> Result<ExitCode> {
     let exp = Experiment::from_file(path)?;
     let threads = match threads {
@@ -417,6 +478,9 @@ fn run(
     let sweep = Sweep::prepare(exp, &out, device, threads, existing, &command.join(" "))
         .with_context(|| path.display().to_string())?
         .with_experiment_file(path);
+    for note in sweep.notes() {
+        eprintln!("{}: {note}", out.display());
+    }
     if let Some(h) = sweep.stale_lock() {
         eprintln!(
             "{}: took over a stale lock left by {h}, which is no longer running",
@@ -466,23 +530,43 @@ fn run(
         if let Some(b) = &bar {
             b.set_message(run.name());
         }
-        let record = sweep.run(run, &stop, &mut |done| {
-            if let Some(b) = &bar {
-                b.set_position(base + done as u64);
+        // Without a terminal (a log file, a pipe, a batch job) there is no
+        // bar: a line when the run starts and one every `every` steps (and
+        // at least once a minute) say where the sweep is.
+        let tag = format!("[{}/{}] {}", i + 1, runs.len(), run.name());
+        let every = progress_every
+            .unwrap_or((steps as usize / 10).max(1))
+            .max(1);
+        if bar.is_none() {
+            eprintln!("{tag}: training {steps} steps");
+        }
+        let started = Instant::now();
+        let mut last_line = started;
+        let record = sweep.run(run, &stop, &mut |done| match &bar {
+            Some(b) => b.set_position(base + done as u64),
+            None if done < steps as usize
+                && (done % every == 0 || last_line.elapsed() >= PROGRESS_AT_LEAST) =>
+            {
+                last_line = Instant::now();
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "{tag}: step {done}/{steps} ({:.0}%), {}, {:.1} steps/s",
+                    100.0 * done as f64 / steps.max(1) as f64,
+                    duration(secs),
+                    done as f64 / secs.max(1e-9)
+                );
             }
+            None => {}
         })?;
         let pct = |v: Option<f64>| {
             v.map(|v| format!("{:.1}%", 100.0 * v))
                 .unwrap_or_else(|| "-".into())
         };
         let line = format!(
-            "[{}/{}] {} {} after {} steps in {:.1}s: train error {}, test error {}{}",
-            i + 1,
-            runs.len(),
-            record.run,
+            "{tag} {} after {} steps in {}: train error {}, test error {}{}",
             record.status.as_str(),
             record.steps_done,
-            record.elapsed_s,
+            duration(record.elapsed_s),
             pct(record.final_metrics.train_error),
             pct(record.final_metrics.test_error),
             match (&record.error, record.diverged_at_step) {
@@ -510,6 +594,19 @@ fn run(
     eprintln!("wrote {}", summary.display());
     if !no_plot {
         plot(&out)?;
+    }
+    // A report from before this run (kept by --resume) now describes other
+    // runs: write it again, or say that it is out of date.
+    if out.join(gradscope_report::REPORT_FILE).is_file() {
+        if no_plot {
+            eprintln!(
+                "{}: report.md predates these runs; `gradscope report {}` writes it again",
+                out.display(),
+                out.display()
+            );
+        } else {
+            report(&out)?;
+        }
     }
     if stop.load(Ordering::SeqCst) {
         eprintln!(
