@@ -110,6 +110,8 @@ fn restart_with_no_plot_then_report_shows_the_new_runs_charts() {
     assert_ne!(d.bytes("plots/gradient_profile.png"), a_profile);
     let md = String::from_utf8(d.bytes("report.md")).unwrap();
     assert!(md.contains("kaiming"), "the report describes B:\n{md}");
+    // Sub-second runs: their wall time in milliseconds, not "0 s".
+    assert!(md.contains(" ms | 1 completed |"), "{md}");
 }
 
 /// Charts that exist but no longer match their inputs are drawn again by
