@@ -18,7 +18,7 @@ mod cost;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use gradscope_train::plan::plan;
+use gradscope_train::check::{self, check_experiment};
 use gradscope_train::record::Status;
 use gradscope_train::spec::Experiment;
 use gradscope_train::sweep::{list_some, Existing, Sweep};
@@ -390,17 +390,30 @@ fn parse_device(device: &str) -> Result<Device> {
 
 fn check(path: &Path) -> Result<()> {
     let exp = Experiment::from_file(path)?;
-    let runs = plan(&exp);
+    // Everything `run` checks before it trains, without loading or training.
+    let checked = check_experiment(&exp).with_context(|| path.display().to_string())?;
+    let runs = &checked.runs;
     let budget = match (exp.train.steps, exp.train.epochs) {
         (Some(s), _) => format!("{s} steps"),
-        (_, Some(e)) => format!("{e} epochs"),
+        (_, Some(e)) => format!("{e} epochs ({} steps)", checked.steps),
         _ => "?".into(),
     };
+    let d = &checked.data;
+    let shape: Vec<String> = d.input_shape.iter().map(i64::to_string).collect();
     let mut text = String::new();
     outln!(text, "{}: ok", path.display());
     if !exp.description.is_empty() {
         outln!(text, "  {}", exp.description);
     }
+    outln!(
+        text,
+        "  data: {}, {} training and {} held-out examples of {}, {} classes",
+        d.name,
+        d.train,
+        d.test,
+        shape.join("×"),
+        d.classes
+    );
     outln!(
         text,
         "  {} runs ({} variants × {} depths × {} seeds), {budget} each, probe every {} steps",
@@ -411,9 +424,55 @@ fn check(path: &Path) -> Result<()> {
         exp.probe.every
     );
     outln!(text, "  results: results/{}/", exp.name);
-    for r in &runs {
-        outln!(text, "  {}", r.name());
+    let width = runs
+        .iter()
+        .map(|r| r.run.name().len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    outln!(
+        text,
+        "  {:width$}  {:>12}  {:>16}  {:>10}",
+        "run",
+        "parameters",
+        "mults/example",
+        "est. time"
+    );
+    for r in runs {
+        outln!(
+            text,
+            "  {:width$}  {:>12}  {:>16}  {:>10}",
+            r.run.name(),
+            r.params,
+            r.mults,
+            duration(r.estimate_s)
+        );
     }
+    outln!(
+        text,
+        "  estimated time: {} for all {} runs on 2 CPU threads (rough; see below)",
+        duration(checked.total_estimate_s()),
+        runs.len()
+    );
+    for (depth, why) in &checked.same_twins {
+        outln!(
+            text,
+            "  note: at depth {depth} the plain and residual nets are the same network ({why}); \
+             comparing them there shows nothing about shortcuts"
+        );
+    }
+    outln!(
+        text,
+        "  The estimate is rough (expect within a factor of two): per step 3 × batch × \
+         multiplications / {:.0e} per second (forward and backward), plus {} ms per weight \
+         layer and {} ms per BatchNorm layer (kernel launches), plus the evaluation passes at \
+         {:.0e} per second; constants measured on this project's 2-core CPU machine. Probing, other thread \
+         counts and GPUs are not modelled.",
+        check::CPU_MULTS_PER_S,
+        check::CPU_LAYER_S * 1e3,
+        check::CPU_NORM_S * 1e3,
+        check::CPU_EVAL_MULTS_PER_S
+    );
     print_stdout(&text)
 }
 

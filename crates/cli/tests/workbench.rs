@@ -316,3 +316,112 @@ fn a_missing_experiment_file_is_reported_once() {
     assert_eq!(err.lines().count(), 1, "{err}");
     let _ = (experiment, stdout);
 }
+
+/// A small MNIST-format set (16 training and 4 test images of 6×6) in `dir`.
+fn write_idx_set(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let idx = |magic: u32, dims: &[u32], payload: Vec<u8>| {
+        let mut b = magic.to_be_bytes().to_vec();
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend(payload);
+        b
+    };
+    let images = |n: u32| idx(0x803, &[n, 6, 6], vec![128; (n * 36) as usize]);
+    let labels = |n: u32| idx(0x801, &[n], (0..n).map(|i| (i % 10) as u8).collect());
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", images(16)),
+        ("train-labels-idx1-ubyte", labels(16)),
+        ("t10k-images-idx3-ubyte", images(4)),
+        ("t10k-labels-idx1-ubyte", labels(4)),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// `check` said "ok" to a dataset folder that does not exist and to a
+/// subset larger than the data; `run` refused both. Now `check` reads the
+/// headers and refuses them too, naming the experiment file and the field,
+/// and the missing folder is said first (not eight paths inside it).
+#[test]
+fn check_refuses_a_missing_dataset_folder_and_an_oversized_subset() {
+    let d = Dir::new();
+    let on = |kind: &str, dir: &Path, extra: &str| {
+        body("a", "glorot").replace(
+            r#""kind": "synthetic", "samples": 256, "test_samples": 64, "classes": 4, "features": 8"#,
+            &format!(r#""kind": "{kind}", "dir": {:?}{extra}"#, dir.display().to_string()),
+        )
+    };
+    let nowhere = d.tmp.path().join("nowhere");
+    let missing = d.file("missing.json", &on("fashion-mnist", &nowhere, ""));
+    let o = gradscope(&["check", missing.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "check accepted a missing folder");
+    assert!(
+        err.contains(&format!(
+            "{}: dataset.dir: {} does not exist.",
+            missing.display(),
+            nowhere.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("train-images-idx3-ubyte"), "{err}");
+
+    let data = d.tmp.path().join("mnist");
+    write_idx_set(&data);
+    let big = d.file(
+        "big.json",
+        &on("mnist", &data, r#", "subset_train": 500000"#),
+    );
+    let o = gradscope(&["check", big.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "check accepted an oversized subset");
+    assert!(
+        err.contains(&format!(
+            "{}: dataset.subset_train: 500000 examples asked for but the split holds 16",
+            big.display()
+        )),
+        "{err}"
+    );
+    // The same file is fine once the subset fits, and says what it read.
+    let fits = d.file(
+        "fits.json",
+        &on("mnist", &data, r#", "subset_train": 8"#)
+            .replace(r#""batch_size": 32"#, r#""batch_size": 4"#),
+    );
+    let o = gradscope(&["check", fits.to_str().unwrap()]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("data: mnist, 8 training and 4 held-out examples of 1×6×6, 10 classes"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `check` prints each run's parameters, multiplications and a rough time,
+/// and says where the twins are one network (an MLP of depth 2).
+#[test]
+fn check_estimates_time_and_names_depths_where_the_twins_are_one_net() {
+    let d = Dir::new();
+    let f = d.file("a.json", &body("a", "glorot").replace("[3, 4]", "[2, 4]"));
+    let o = gradscope(&["check", f.to_str().unwrap()]);
+    ok(&o);
+    let out = stdout(&o);
+    // Depth 4, width 8, 8 features, 4 classes: 8·8 + 8·8·2 + 8·4 = 224
+    // multiplications; parameters add the biases: 72 + 2·72 + 36 = 252.
+    assert!(
+        out.lines().any(|l| l
+            .split_whitespace()
+            .take(3)
+            .eq(["plain-d4-s0", "252", "224"])),
+        "{out}"
+    );
+    assert!(out.contains("estimated time: "), "{out}");
+    assert!(out.contains("rough"), "{out}");
+    assert!(
+        out.contains("note: at depth 2 the plain and residual nets are the same network"),
+        "{out}"
+    );
+    assert!(!out.contains("at depth 4 the plain"), "{out}");
+}

@@ -12,6 +12,7 @@
 //!   `summary.csv`, and what `--resume` keeps or trains again.
 //! - [`lock::ResultsLock`]: one writer per results directory.
 
+pub mod check;
 #[cfg(test)]
 mod fuzz;
 pub mod holdings;

@@ -24,11 +24,11 @@ use crate::holdings::{differing_paths, run_settings, Held, Holdings};
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::{plan, RunSpec};
 use crate::record::{write_summary, RunRecord, Status, Versions};
-use crate::spec::{DatasetSpec, Experiment, SyntheticData, SyntheticImages};
+use crate::spec::{DatasetSpec, Experiment, FileData, SyntheticData, SyntheticImages};
 use crate::train_loop::{build_network, train_run};
 use crate::TrainError;
 use gradscope_data::textures::{synthetic_images, TextureSpec};
-use gradscope_data::{cifar, idx, synthetic, Dataset, SyntheticSpec};
+use gradscope_data::{cifar, idx, synthetic, Dataset, DatasetInfo, SyntheticSpec};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use tch::Device;
@@ -79,20 +79,10 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
         }
         DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
     };
-    // Validation guarantees a dir for mnist and cifar10.
-    let dir = files
-        .dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(idx::FASHION_MNIST_DIR));
+    let (dir, hint) = files_dir_and_hint(spec, files);
     let mut data = match spec {
-        DatasetSpec::FashionMnist(_) => {
-            idx::idx_dataset(&dir, "fashion-mnist", idx::FASHION_MNIST_HINT)?
-        }
-        DatasetSpec::Mnist(_) => idx::idx_dataset(
-            &dir,
-            "mnist",
-            "download the four MNIST IDX files (train-images-idx3-ubyte.gz, …) into this folder",
-        )?,
+        DatasetSpec::FashionMnist(_) => idx::idx_dataset(&dir, "fashion-mnist", &hint)?,
+        DatasetSpec::Mnist(_) => idx::idx_dataset(&dir, "mnist", &hint)?,
         _ => cifar::cifar10(&dir)?,
     };
     // Carve validation from the full training split, then subset each split.
@@ -104,6 +94,91 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
         data = data.normalize_per_channel();
     }
     Ok(data)
+}
+
+/// The folder a file dataset is read from, and what to tell a user whose
+/// files are not there. Validation guarantees a `dir` for mnist and
+/// cifar10; fashion-mnist defaults to Debian's package folder.
+fn files_dir_and_hint(spec: &DatasetSpec, files: &FileData) -> (PathBuf, String) {
+    let default = Path::new(idx::FASHION_MNIST_DIR);
+    let hint = match (spec, &files.dir) {
+        (DatasetSpec::FashionMnist(_), None) => idx::FASHION_MNIST_HINT.to_string(),
+        // A folder was given: the package, installed or not, is beside the
+        // point; say where its files would be.
+        (DatasetSpec::FashionMnist(_), Some(_)) if default.is_dir() => format!(
+            "Debian's dataset-fashion-mnist files are in {}: give that folder, or leave dataset.dir out",
+            default.display()
+        ),
+        (DatasetSpec::FashionMnist(_), Some(_)) => format!(
+            "give the folder that holds the four IDX files, or leave dataset.dir out to read {} ({})",
+            default.display(),
+            idx::FASHION_MNIST_HINT
+        ),
+        (DatasetSpec::Mnist(_), _) => {
+            "download the four MNIST IDX files (train-images-idx3-ubyte.gz, …) into this folder"
+                .to_string()
+        }
+        _ => gradscope_data::CIFAR10_HINT.to_string(),
+    };
+    (
+        files.dir.clone().unwrap_or_else(|| default.to_path_buf()),
+        hint,
+    )
+}
+
+/// What [`load_dataset`] would give, worked out without loading it: sizes
+/// from the generators' settings or from the files' headers and lengths
+/// (`gradscope check`). It refuses what [`load_dataset`] refuses, except a
+/// CIFAR-10 label byte out of range (found only by reading every record).
+pub fn dataset_info(spec: &DatasetSpec) -> Result<DatasetInfo, TrainError> {
+    let files = match spec {
+        DatasetSpec::Synthetic(d) => {
+            return Ok(DatasetInfo {
+                name: "synthetic".into(),
+                train: d.samples,
+                test: default_test_samples(d.samples, d.test_samples),
+                input_shape: vec![d.features as i64],
+                classes: d.classes as i64,
+            })
+        }
+        DatasetSpec::SyntheticImages(d) => {
+            return Ok(DatasetInfo {
+                name: "synthetic-images".into(),
+                train: d.samples,
+                test: default_test_samples(d.samples, d.test_samples),
+                input_shape: d.shape.iter().map(|&v| v as i64).collect(),
+                classes: d.classes as i64,
+            })
+        }
+        DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
+    };
+    let (dir, hint) = files_dir_and_hint(spec, files);
+    let mut info = match spec {
+        DatasetSpec::FashionMnist(_) => idx::idx_info(&dir, "fashion-mnist", &hint)?,
+        DatasetSpec::Mnist(_) => idx::idx_info(&dir, "mnist", &hint)?,
+        _ => cifar::cifar10_info(&dir)?,
+    };
+    if let Some(n) = files.validation {
+        info = info.split_validation(n)?;
+    }
+    Ok(info.subset(files.subset_train, files.subset_test)?)
+}
+
+/// The checks of an experiment that need the training split's size.
+pub(crate) fn check_against_data(
+    experiment: &Experiment,
+    train_len: usize,
+) -> Result<(), TrainError> {
+    if experiment.train.batch_size > train_len {
+        return Err(TrainError::Invalid {
+            field: "train.batch_size".into(),
+            message: format!(
+                "{} is larger than the {train_len} training examples",
+                experiment.train.batch_size
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What to do with runs that the results directory already holds.
@@ -277,16 +352,7 @@ impl Sweep {
         command: &str,
     ) -> Result<Sweep, TrainError> {
         let data = load_dataset(&experiment.dataset)?;
-        let train_len = data.train.len() as usize;
-        if experiment.train.batch_size > train_len {
-            return Err(TrainError::Invalid {
-                field: "train.batch_size".into(),
-                message: format!(
-                    "{} is larger than the {train_len} training examples",
-                    experiment.train.batch_size
-                ),
-            });
-        }
+        check_against_data(&experiment, data.train.len() as usize)?;
         let runs = plan(&experiment);
         // Build every network once on the CPU before any folder exists, so
         // a shape that cannot work (too small an input, a depth the family
