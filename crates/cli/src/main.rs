@@ -15,6 +15,8 @@ macro_rules! outln {
 
 mod bench;
 mod cost;
+mod examples;
+mod list;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -53,7 +55,7 @@ fn duration(secs: f64) -> String {
     name = "gradscope",
     version,
     about = "Vanishing-gradient experiments on libtorch: train plain nets and their residual twins at many depths, record every layer's gradient, draw the charts.",
-    after_help = "Start with: gradscope check experiments/quickstart.json, then gradscope run experiments/quickstart.json"
+    after_help = "Start with:\n  gradscope example quickstart > quickstart.json\n  gradscope check quickstart.json\n  gradscope run quickstart.json\n  gradscope report results/quickstart\nWhat a file may say: gradscope list"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -105,11 +107,32 @@ enum Command {
         #[arg(long, value_name = "STEPS")]
         progress_every: Option<usize>,
     },
-    /// Validate an experiment file and print its plan of runs, without
-    /// training anything.
+    /// Check an experiment file as `run` would, without training: the file,
+    /// the dataset's headers and sizes, every network of the plan; print
+    /// the plan with parameters, multiplications and a rough time per run.
     Check {
         /// The experiment file (JSON).
         experiment: PathBuf,
+    },
+    /// Print one of the experiment files shipped with gradscope
+    /// (`gradscope example quickstart > quickstart.json`); without a name,
+    /// list them.
+    Example {
+        /// quickstart, fashion-mlp, fashion-cnn, identity, …
+        name: Option<String>,
+    },
+    /// List what an experiment file may say: model families and their
+    /// fields, activations, inits, norms, dataset kinds and their fields.
+    List,
+    /// Write every run's gradients.csv, metrics.csv and activations.csv as
+    /// one long table each, with run,variant,depth,seed in front
+    /// (for pandas: pd.read_csv("RESULTS/export/gradients.csv")).
+    Export {
+        /// The results directory, e.g. results/quickstart.
+        results: PathBuf,
+        /// Where to write the tables [default: RESULTS/export].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Measure training throughput and probe overhead against a PyTorch
     /// eager script on the same libtorch, and write results/bench/.
@@ -207,7 +230,8 @@ enum Command {
         results: PathBuf,
     },
     /// Write RESULTS/report.md: the runs table, what the numbers show beside
-    /// the papers' numbers, and every chart (drawn first if plots/ lacks one).
+    /// the papers' numbers, and every chart (drawn first if plots/ lacks one
+    /// or a file it was drawn from has changed since).
     ///
     /// Missing or unfinished runs are marked in the report and listed on
     /// stderr; the exit status is still 0. A path without runs/ is an error.
@@ -255,6 +279,19 @@ fn main() -> ExitCode {
             )
         }
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
+        Command::Example { name: None } => print_stdout(&format!(
+            "gradscope example NAME prints one of these experiment files:\n{}",
+            examples::list()
+        ))
+        .map(|()| ExitCode::SUCCESS),
+        Command::Example { name: Some(name) } => examples::example(&name)
+            .map_err(anyhow::Error::msg)
+            .and_then(print_stdout)
+            .map(|()| ExitCode::SUCCESS),
+        Command::List => print_stdout(&list::listing()).map(|()| ExitCode::SUCCESS),
+        Command::Export { results, out } => {
+            export(&results, out.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
         Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
         Command::Cost {
@@ -473,6 +510,26 @@ fn check(path: &Path) -> Result<()> {
         check::CPU_NORM_S * 1e3,
         check::CPU_EVAL_MULTS_PER_S
     );
+    print_stdout(&text)
+}
+
+fn export(results: &Path, out: Option<&Path>) -> Result<()> {
+    let e = gradscope_report::export::export(results, out)?;
+    for s in &e.skipped {
+        eprintln!("export: skipped {s}");
+    }
+    let mut text = String::new();
+    for (path, rows) in &e.files {
+        outln!(
+            text,
+            "{} ({rows} rows from {} runs)",
+            path.display(),
+            e.runs
+        );
+    }
+    if e.files.is_empty() {
+        bail!("{}: no run has a CSV file to export", results.display());
+    }
     print_stdout(&text)
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{experiment, gradscope, read_csv, stderr, stdout};
+use common::{gradscope, read_csv, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 /// Two variants at depths 3 and 4, 10 steps. `INIT` is replaced.
@@ -314,7 +314,6 @@ fn a_missing_experiment_file_is_reported_once() {
     assert!(!o.status.success());
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    let _ = (experiment, stdout);
 }
 
 /// A small MNIST-format set (16 training and 4 test images of 6×6) in `dir`.
@@ -424,4 +423,106 @@ fn check_estimates_time_and_names_depths_where_the_twins_are_one_net() {
         "{out}"
     );
     assert!(!out.contains("at depth 4 the plain"), "{out}");
+}
+
+/// `gradscope example quickstart` prints the shipped file, which `check`
+/// accepts outside the repository; the help points there.
+#[test]
+fn example_prints_a_file_that_checks_outside_the_repository() {
+    let o = gradscope(&["example", "quickstart"]);
+    ok(&o);
+    let shipped = include_str!("../../../experiments/quickstart.json");
+    assert_eq!(stdout(&o), shipped);
+    let d = Dir::new();
+    let f = d.file("quickstart.json", &stdout(&o));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(["check", f.to_str().unwrap()])
+        .current_dir(d.tmp.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    let o = gradscope(&["example", "nope"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("quickstart"), "{}", stderr(&o));
+    let o = gradscope(&["help"]);
+    assert!(
+        stdout(&o).contains("gradscope example quickstart > quickstart.json"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `gradscope list` names every family, activation, init, norm and
+/// dataset kind (the unit tests hold each to the parser).
+#[test]
+fn list_names_what_an_experiment_may_say() {
+    let o = gradscope(&["list"]);
+    ok(&o);
+    let out = stdout(&o);
+    for needle in [
+        "  mlp ",
+        "  cnn ",
+        "  bottleneck ",
+        "  inception ",
+        "  sigmoid ",
+        "  relu ",
+        "\"kaiming\"",
+        r#"{"normal": {"std": 0.05}}"#,
+        "  batchnorm ",
+        "  synthetic-images ",
+        "  fashion-mnist ",
+        "  cifar10 ",
+        " subset_train ",
+        " teacher_width ",
+        " shortcut ",
+    ] {
+        assert!(out.contains(needle), "no {needle:?}:\n{out}");
+    }
+}
+
+/// `gradscope export` writes one long table per kind with the run's
+/// identity in front and each per-run file's own columns after it.
+#[test]
+fn export_writes_long_tables_of_every_run() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &["--no-plot"]));
+    let o = gradscope(&["export", d.out.to_str().unwrap()]);
+    ok(&o);
+    for file in ["gradients.csv", "metrics.csv", "activations.csv"] {
+        let (h, rows) = read_csv(&d.out.join("export").join(file));
+        let (run_h, _) = read_csv(&d.out.join("runs/plain-d3-s0").join(file));
+        assert_eq!(h[..4], ["run", "variant", "depth", "seed"]);
+        assert_eq!(h[4..], run_h[..], "{file}");
+        let mut total = 0;
+        for run in [
+            "plain-d3-s0",
+            "residual-d3-s0",
+            "plain-d4-s0",
+            "residual-d4-s0",
+        ] {
+            let (_, theirs) = read_csv(&d.out.join("runs").join(run).join(file));
+            let ours: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == run).collect();
+            assert_eq!(ours.len(), theirs.len(), "{file} {run}");
+            for (o, t) in ours.iter().zip(&theirs) {
+                assert_eq!(o[4..], t[..]);
+            }
+            let (variant, depth) = run.split_once("-d").unwrap();
+            assert_eq!(ours[0][1], variant);
+            assert_eq!(ours[0][2], depth.trim_end_matches("-s0"));
+            assert_eq!(ours[0][3], "0");
+            total += theirs.len();
+        }
+        assert_eq!(rows.len(), total);
+        assert!(stdout(&o).contains(&format!("export/{file} ({total} rows from 4 runs)")));
+    }
+    let elsewhere = d.tmp.path().join("tables");
+    let o = gradscope(&[
+        "export",
+        d.out.to_str().unwrap(),
+        "--out",
+        elsewhere.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(elsewhere.join("gradients.csv").is_file());
 }

@@ -21,6 +21,9 @@
 //!   with gradscope-plot, so the report's text and its charts always
 //!   describe the same runs.
 //!
+//! [`export::export`] (`gradscope export`) writes every run's CSV files as
+//! one long table per kind, with `run,variant,depth,seed` in front.
+//!
 //! Partial directories are reported, not refused: a run without `run.json`,
 //! or one that is `running`, `interrupted`, `diverged` or `failed`, is marked
 //! in the table and named in [`Report::problems`]. Only a path that is not a
@@ -29,6 +32,7 @@
 //! never links tch.
 
 pub mod analysis;
+pub mod export;
 mod markdown;
 pub mod runs;
 
@@ -77,6 +81,14 @@ pub enum ReportError {
     NotResultsDir {
         /// The directory that was given.
         path: PathBuf,
+    },
+    /// A per-run CSV file that `export` could not read as CSV.
+    #[error("{}: {message}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and the line.
+        message: String,
     },
     /// Reading the directory or writing the report failed.
     #[error("{}: {source}", path.display())]

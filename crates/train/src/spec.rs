@@ -339,6 +339,33 @@ fn tagged<T: serde::de::DeserializeOwned, E: serde::de::Error>(
         .map_err(|e| in_field(&e.path().to_string(), e.into_inner().to_string()))
 }
 
+/// The forms `init` accepts, for messages.
+const INIT_FORMS: &str = r#""pytorch-default", "glorot", "kaiming" or {"normal": {"std": 0.05}}"#;
+
+/// serde's words for a misspelt `init` are about enum variants ("invalid
+/// type: unit variant, expected struct variant" for `"init": "normal"`);
+/// these say what to write instead.
+fn explain_init(field: String, message: String) -> (String, String) {
+    let Some(init) = field
+        .strip_suffix(".normal")
+        .filter(|f| f.ends_with("init"))
+        .map(str::to_string)
+        .or_else(|| field.ends_with("init").then(|| field.clone()))
+    else {
+        return (field, message);
+    };
+    if message.contains("unit variant, expected struct variant") {
+        return (
+            init,
+            r#""normal" needs its standard deviation: write {"normal": {"std": 0.05}}"#.to_string(),
+        );
+    }
+    if message.starts_with("unknown variant") || message.starts_with("invalid type") {
+        return (init, format!("{message}; write {INIT_FORMS}"));
+    }
+    (field, message)
+}
+
 /// Only SGD for now; the field exists so files say what they mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -505,6 +532,7 @@ impl Experiment {
                 field = format!("{field}.{inner}");
                 message = rest.to_string();
             }
+            let (field, message) = explain_init(field, message);
             SpecError::Parse {
                 path: path.to_path_buf(),
                 field: if field.is_empty() {
@@ -1081,6 +1109,31 @@ pub(crate) mod tests {
         // that the step count overflowed.
         let e = parse(&with(r#""steps": 20"#, r#""epochs": 33"#)).unwrap();
         assert_eq!(e.train.total_steps(usize::MAX), usize::MAX);
+    }
+
+    /// The misspellings of `init` the issue met, and what they are told.
+    #[test]
+    fn init_errors_show_the_accepted_forms() {
+        let err = parse(&with(
+            r#""activation": "sigmoid""#,
+            r#""activation": "sigmoid", "init": "normal""#,
+        ))
+        .unwrap_err();
+        assert_eq!(err.field(), "model.init", "{err}");
+        assert!(
+            err.to_string()
+                .contains(r#"write {"normal": {"std": 0.05}}"#),
+            "{err}"
+        );
+        for bad in [r#""xavier""#, r#"{"normal": 0.05}"#, "3"] {
+            let err = parse(&with(
+                r#""activation": "sigmoid""#,
+                &format!(r#""activation": "sigmoid", "init": {bad}"#),
+            ))
+            .unwrap_err();
+            assert!(err.field().starts_with("model.init"), "{bad}: {err}");
+            assert!(err.to_string().contains(INIT_FORMS), "{bad}: {err}");
+        }
     }
 
     #[test]
