@@ -121,6 +121,10 @@ enum Command {
         /// quickstart, fashion-mlp, fashion-cnn, identity, …
         name: Option<String>,
     },
+    /// Print the JSON Schema of an experiment file (as in
+    /// docs/experiment.schema.json), for editors that complete and check
+    /// JSON against a schema.
+    Schema,
     /// List what an experiment file may say: model families and their
     /// fields, activations, inits, norms, dataset kinds and their fields.
     List,
@@ -289,6 +293,9 @@ fn main() -> ExitCode {
             .and_then(print_stdout)
             .map(|()| ExitCode::SUCCESS),
         Command::List => print_stdout(&list::listing()).map(|()| ExitCode::SUCCESS),
+        Command::Schema => {
+            print_stdout(&gradscope_train::spec::experiment_schema()).map(|()| ExitCode::SUCCESS)
+        }
         Command::Export { results, out } => {
             export(&results, out.as_deref()).map(|()| ExitCode::SUCCESS)
         }

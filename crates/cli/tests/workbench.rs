@@ -526,3 +526,36 @@ fn export_writes_long_tables_of_every_run() {
     ok(&o);
     assert!(elsewhere.join("gradients.csv").is_file());
 }
+
+/// `gradscope schema` prints docs/experiment.schema.json, and every shipped
+/// experiment file validates against it (with Python's jsonschema, where
+/// installed: an independent validator; skipped otherwise).
+#[test]
+fn every_example_validates_against_the_schema() {
+    let o = gradscope(&["schema"]);
+    ok(&o);
+    let published = include_str!("../../../docs/experiment.schema.json");
+    assert_eq!(stdout(&o), published);
+    let script = r#"
+import glob, json, sys
+try:
+    import jsonschema
+except ImportError:
+    print("skipped: no jsonschema"); sys.exit(0)
+v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))
+bad = [(f, e.message) for f in sorted(glob.glob(sys.argv[2] + "/*.json")) for e in v.iter_errors(json.load(open(f)))]
+wrong = json.load(open(sys.argv[2] + "/quickstart.json")); wrong["train"]["lrr"] = 1
+assert list(v.iter_errors(wrong)), "an unknown field passed"
+print(bad or "ok"); sys.exit(1 if bad else 0)
+"#;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    match std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(root.join("docs/experiment.schema.json"))
+        .arg(root.join("experiments"))
+        .output()
+    {
+        Ok(o) => assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o)),
+        Err(e) => println!("skipped: python3 not found ({e})"),
+    }
+}
