@@ -163,7 +163,8 @@ fn report_redraws_charts_whose_inputs_changed() {
     // A changed per-run file is enough too.
     let g = d.out.join("runs/plain-d3-s0/gradients.csv");
     let mut text = std::fs::read_to_string(&g).unwrap();
-    text.push_str(&text.lines().last().unwrap().to_string());
+    let last = text.lines().last().unwrap().to_owned();
+    text.push_str(&last);
     text.push('\n');
     std::fs::write(&g, text).unwrap();
     let o = d.report();

@@ -112,7 +112,7 @@ fn records(path: &Path, len: u64) -> Result<u64, DataError> {
     if len == 0 {
         return Err(corrupt("empty file".into()));
     }
-    if len % RECORD as u64 != 0 {
+    if !len.is_multiple_of(RECORD as u64) {
         return Err(corrupt(format!(
             "truncated: {len} bytes is not a whole number of {RECORD}-byte records \
              (1 label byte + {PIXELS} pixel bytes); {} whole records and {} bytes over",

@@ -821,7 +821,8 @@ pub(crate) mod tests {
             let ds = info.placeholder();
             assert_eq!(ds.train.x.size(), vec![1, 1, 3, 2]);
         }
-        let broken: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        type Make = Box<dyn Fn(&Path)>;
+        let broken: Vec<(&str, Make)> = vec![
             (
                 "count",
                 Box::new(|d| write_set(d, (4, &[0, 1, 2]), (2, &[5, 6]), false)),
