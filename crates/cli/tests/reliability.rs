@@ -333,7 +333,7 @@ fn sigint_and_sigterm_mark_the_run_interrupted_and_resume_finishes() {
         let (_, g) = read_csv(&dir.join("gradients.csv"));
         assert!(g
             .iter()
-            .all(|r| r.len() == 6 && r[4].parse::<f64>().is_ok()));
+            .all(|r| r.len() == 10 && r[5].parse::<f64>().is_ok()));
         assert!(g.iter().all(|r| r[0].parse::<usize>().unwrap() <= done));
         // Whole probe steps only: the same rows per probed step.
         let per_step = count_by(&g, |r| r[0].clone());

@@ -158,6 +158,7 @@ impl Builder<'_> {
             name,
             weight: Some(conv.ws.shallow_clone()),
             output_shape: vec![c_out, out_hw.0, out_hw.1],
+            trunk: false,
         });
         ConvBn {
             conv,
@@ -171,6 +172,8 @@ impl Builder<'_> {
             name,
             weight: None,
             output_shape: shape,
+            // Block outputs are the CNN's trunk.
+            trunk: true,
         });
         self.points.len() - 1
     }
@@ -295,6 +298,7 @@ impl Cnn {
             name: fc_name,
             weight: Some(fc.ws.shallow_clone()),
             output_shape: vec![config.classes],
+            trunk: false,
         });
         let fc_point = b.points.len() - 1;
         Ok(Cnn {

@@ -185,6 +185,7 @@ impl<'a> Layers<'a> {
             name: name.to_string(),
             weight: Some(conv.ws.shallow_clone()),
             output_shape: output.to_vec(),
+            trunk: false,
         });
         self.costs.push(LayerCost {
             name: name.to_string(),
@@ -201,12 +202,13 @@ impl<'a> Layers<'a> {
         })
     }
 
-    /// A weightless probe point (a block's or module's output).
+    /// A weightless probe point (a block's or module's output): a trunk point.
     pub fn point(&mut self, name: &str, shape: Shape) -> usize {
         self.points.push(ProbePoint {
             name: name.to_string(),
             weight: None,
             output_shape: shape.to_vec(),
+            trunk: true,
         });
         self.points.len() - 1
     }
@@ -228,6 +230,7 @@ impl<'a> Layers<'a> {
             name: name.to_string(),
             weight: Some(fc.ws.shallow_clone()),
             output_shape: vec![classes],
+            trunk: false,
         });
         self.costs.push(LayerCost {
             name: name.to_string(),

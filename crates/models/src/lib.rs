@@ -166,6 +166,12 @@ pub struct ProbePoint {
     /// Shape of the layer's output for one example (the tap's shape without
     /// the batch dimension).
     pub output_shape: Vec<i64>,
+    /// Whether the point is on the trunk: one kind of point in depth order
+    /// whose dL/dh the decay per layer is fitted over. The MLP's hidden
+    /// layers; the block (or module) outputs of the conv families. The input
+    /// layer, the head and the convs inside blocks are not (their own factors
+    /// are not depth, and mixing kinds makes a sawtooth).
+    pub trunk: bool,
 }
 
 /// The result of a forward pass.

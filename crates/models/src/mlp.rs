@@ -106,6 +106,8 @@ impl Mlp {
                 name,
                 weight: Some(lin.ws.shallow_clone()),
                 output_shape: vec![fan_out],
+                // Hidden layers only: not the input layer, not the head.
+                trunk: l > 0 && l < d - 1,
             });
             layers.push(lin);
         }

@@ -55,7 +55,7 @@ pub(crate) struct Axis {
     pub ticks: Option<Vec<f64>>,
     /// Automatic ticks at whole numbers only (steps, layer indices).
     pub integer: bool,
-    /// On a log axis, values of exactly 0 (float32 underflow of a gradient)
+    /// On a log axis, values of exactly 0 (a float32 gradient tensor of zeros)
     /// are drawn as ▼ markers on the bottom edge instead of being dropped
     /// unseen; they do not affect the extent.
     pub zero_floor: bool,

@@ -50,8 +50,9 @@ pub const CHART_NAMES: [&str; 7] = [
 const LABEL_STEP: &str = "training step";
 const LABEL_TRAIN_ERROR: &str = "training error (fraction)";
 const LABEL_FINAL_ERROR: &str = "final error (fraction)";
-const LABEL_GRAD: &str = "‖dL/dh‖ (L2)";
+const LABEL_GRAD: &str = "rms of dL/dh per element";
 const LABEL_LAYER: &str = "layer (0 = input side)";
+const LABEL_BLOCK: &str = "block output (0 = input side)";
 const LABEL_DEPTH: &str = "depth (weight layers)";
 const LABEL_RESPONSE_FORWARD: &str = "layer index (responses in forward order)";
 const LABEL_RESPONSE_SORTED: &str = "layer index (sorted by magnitude)";
@@ -63,7 +64,7 @@ const LABEL_ACTIVATION_MEAN: &str = "mean of layer response";
 const SATURATION_MAX_LINES: usize = 8;
 /// Legend suffix of a gradient series whose values are all exactly 0: it has
 /// no line, only ▼ on the bottom edge.
-const ALL_ZERO: &str = " — all 0 (underflow)";
+const ALL_ZERO: &str = " — all exactly 0 in float32";
 
 /// Categorical colours (Tableau 10) for variants and for the three layers of
 /// chart (d): distinct hues for things that have no order.
@@ -376,9 +377,11 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
     }
 }
 
-/// The y axis of the gradient charts: log scale, with exact zeros (float32
-/// underflow, the headline of a deep plain net) drawn on the bottom edge
-/// rather than silently dropped.
+/// The y axis of the gradient charts: log scale, with exact zeros (a float32
+/// tensor of zeros: the backward pass itself underflowed, as in a sigmoid
+/// plain net of depth 64) drawn on the bottom edge rather than silently
+/// dropped. The probe accumulates in float64, so anything else reads its
+/// true value however small.
 fn gradient_axis() -> Axis {
     let mut y = Axis::new(LABEL_GRAD, Scale::Log);
     y.zero_floor = true;
@@ -397,16 +400,67 @@ fn gradient_series_kind(points: &[(f64, f64)]) -> Option<bool> {
     }
 }
 
-/// dL/dh rows of one run, as `step -> [(layer, l2)]` sorted by layer. Rows
-/// with no l2 are kept as NaN: the renderer drops them and breaks the line.
+/// "0" (or "0–2" style where groups differ): the seed the one-seed charts
+/// draw, the smallest of each group, said as a number rather than as "the
+/// smallest seed".
+fn seed_word(results: &ResultsDir) -> String {
+    let seeds: std::collections::BTreeSet<u64> =
+        results.runs.iter().map(|r| r.summary.seed).collect();
+    match seeds.first() {
+        Some(s) => s.to_string(),
+        None => "0".to_owned(),
+    }
+}
+
+/// The kind of probe point the gradient charts draw for a run: the name
+/// suffix of its trunk points (`linear` for an MLP's layers, `out` for the
+/// block outputs of a CNN or ResNet), so that one line never mixes block
+/// outputs with the convs inside the blocks (the sawtooth of issue 12).
+/// `None` for files without the `trunk` column: every point is drawn.
+fn trunk_kind(run: &RunData) -> Option<&str> {
+    run.gradients
+        .iter()
+        .flatten()
+        .find(|r| r.trunk)
+        .map(|r| r.name.rsplit('.').next().unwrap_or(&r.name))
+}
+
+/// Per-element rms of dL/dh of one run, as `step -> [(position, rms)]`
+/// sorted by position: the points of the run's trunk kind (see
+/// [`trunk_kind`]) numbered 0, 1, … from the input side. Rows without a
+/// value are kept as NaN: the renderer drops them and breaks the line.
+/// Files written before the rms column fall back to the L2 norm.
 fn output_grads(run: &RunData) -> BTreeMap<u64, BTreeMap<usize, f64>> {
+    let kind = trunk_kind(run);
+    let rows: Vec<&crate::read::GradientRow> = run
+        .gradients
+        .iter()
+        .flatten()
+        .filter(|r| r.is_output())
+        .filter(|r| kind.is_none_or(|k| r.name.rsplit('.').next() == Some(k)))
+        .collect();
+    let mut layers: Vec<usize> = rows.iter().map(|r| r.layer).collect();
+    layers.sort_unstable();
+    layers.dedup();
     let mut out: BTreeMap<u64, BTreeMap<usize, f64>> = BTreeMap::new();
-    for row in run.gradients.iter().flatten().filter(|r| r.is_output()) {
+    for row in rows {
+        let position = layers.binary_search(&row.layer).unwrap_or_default();
         out.entry(row.step)
             .or_default()
-            .insert(row.layer, row.l2.unwrap_or(f64::NAN));
+            .insert(position, row.rms.or(row.l2).unwrap_or(f64::NAN));
     }
     out
+}
+
+/// The x label of a gradient profile: layers of an MLP, block outputs of a
+/// conv family.
+fn profile_label(results: &ResultsDir) -> &'static str {
+    let kinds: Vec<&str> = results.runs.iter().filter_map(trunk_kind).collect();
+    if kinds.is_empty() || kinds.iter().all(|k| *k == "linear") {
+        LABEL_LAYER
+    } else {
+        LABEL_BLOCK
+    }
 }
 
 /// The run of a (variant, depth) group with the smallest seed among those
@@ -510,15 +564,19 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
         }
     }
 
-    let mut x = Axis::new(LABEL_LAYER, Scale::Linear);
+    let mut x = Axis::new(profile_label(results), Scale::Linear);
     x.integer = true;
     Figure {
         name: GRADIENT_PROFILE,
-        title: "Gradient profile: ‖dL/dh‖ per layer".to_owned(),
-        subtitle: Some(
-            "one line per depth (smallest seed); solid = initialization, dashed = last probed step"
-                .to_owned(),
-        ),
+        title: "Gradient profile: rms of dL/dh per layer".to_owned(),
+        subtitle: Some(format!(
+            "one kind of point per line ({}); one line per depth, seed {}; solid = initialization, dashed = last probed step",
+            match profile_label(results) {
+                LABEL_BLOCK => "block outputs",
+                _ => "every layer's output",
+            },
+            seed_word(results)
+        )),
         x,
         y: gradient_axis(),
         panels,
@@ -622,10 +680,17 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
     Figure {
         name: GRADIENT_VS_STEP,
         title: match depth {
-            Some(d) => format!("‖dL/dh‖ vs step, depth {d}"),
-            None => "‖dL/dh‖ vs step".to_owned(),
+            Some(d) => format!("rms of dL/dh vs step, depth {d}"),
+            None => "rms of dL/dh vs step".to_owned(),
         },
-        subtitle: Some("first, middle and last layer (0 = input side); smallest seed".to_owned()),
+        subtitle: Some(format!(
+            "first, middle and last {} (0 = input side); seed {}",
+            match profile_label(results) {
+                LABEL_BLOCK => "block output",
+                _ => "layer",
+            },
+            seed_word(results)
+        )),
         x,
         y: gradient_axis(),
         panels,
@@ -783,7 +848,8 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
         name: LAYER_RESPONSE_STD,
         title: "Standard deviations of layer responses".to_owned(),
         subtitle: Some(format!(
-            "{step}; smallest seed; dashed = plain, solid = residual"
+            "{step}; seed {}; dashed = plain, solid = residual",
+            seed_word(results)
         )),
         x,
         y,
@@ -925,7 +991,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 SATURATION_VS_STEP,
                 format!("Saturation vs step{at_depth}"),
                 y,
-                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99, ReLU = 0; one line per layer{thinned}; smallest seed"),
+                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99, ReLU = 0; one line per layer{thinned}; seed {}", seed_word(results)),
             )
         }
         ResponseStat::Mean => {
@@ -935,7 +1001,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 ACTIVATION_MEAN_VS_STEP,
                 format!("Mean activation vs step{at_depth}"),
                 y,
-                format!("MLP: after the nonlinearity; CNN: BN output of each 3×3 conv; one line per layer{thinned}; smallest seed"),
+                format!("MLP: after the nonlinearity; CNN: BN output of each 3×3 conv; one line per layer{thinned}; seed {}", seed_word(results)),
             )
         }
     };
@@ -1019,6 +1085,10 @@ mod tests {
             final_train_error: None,
             final_test_loss: None,
             final_test_error: None,
+            grad_decay_init: None,
+            grad_decay_final: None,
+            grad_spread_init: None,
+            grad_spread_final: None,
             grad_first_init: None,
             grad_last_init: None,
             grad_first_final: None,
@@ -1055,8 +1125,12 @@ mod tests {
                 layer,
                 name: format!("layer{layer:02}.linear"),
                 kind: "output".to_owned(),
+                trunk: layer > 0 && layer + 1 < depth,
                 l2: Some(1.0),
-                rms: None,
+                rms: Some(0.5),
+                zero_fraction: Some(0.0),
+                weight_norm: None,
+                relative: None,
             })
             .collect()
     }

@@ -50,7 +50,7 @@ pub(crate) enum Marker {
 /// The note a figure carries under its subtitle when it draws exact zeros
 /// on the bottom edge.
 pub(crate) const ZERO_NOTE: &str =
-    "▼ values of exactly 0 (float32 underflow) are drawn on the bottom edge";
+    "▼ values that are exactly 0 in float32 are drawn on the bottom edge";
 
 /// A line through `points` (data units). Points that the axes cannot show
 /// break the line; a point left alone between gaps is drawn as a dot so that

@@ -25,9 +25,9 @@
 //! "no data" (and why), and [`Rendered::has_data`] reports it, so the
 //! fourteen files always exist. Values a log axis cannot show (zero, negative, NaN,
 //! ±Inf) are dropped and break the line there, except on the gradient
-//! charts, where a value of exactly 0 (float32 underflow) is drawn as ▼ on
+//! charts, where a value that is exactly 0 in float32 is drawn as ▼ on
 //! the bottom edge, a series that is all 0 keeps its legend entry (marked
-//! "all 0 (underflow)"), and the subtitle says so. A log axis spans every
+//! "all exactly 0 in float32"), and the subtitle says so. A log axis spans every
 //! drawn value, rounded out to whole decades and then to its label step, so
 //! that both of its ends carry a label.
 

@@ -44,7 +44,23 @@ pub struct SummaryRow {
     pub final_test_loss: Option<f64>,
     /// Final held-out error (fraction).
     pub final_test_error: Option<f64>,
-    /// ‖dL/dh‖ at the first probe point, step 0.
+    /// Decay per layer of dL/dh over the trunk (decades per layer, positive
+    /// when the gradient shrinks toward the input), median of the first five
+    /// probe steps; absent in older files.
+    #[serde(default)]
+    pub grad_decay_init: Option<f64>,
+    /// The same over the last five probe steps.
+    #[serde(default)]
+    pub grad_decay_final: Option<f64>,
+    /// log10(last trunk rms / first trunk rms), first five probe steps
+    /// (`inf` when the first is exactly 0 in float32).
+    #[serde(default)]
+    pub grad_spread_init: Option<f64>,
+    /// The same over the last five probe steps.
+    #[serde(default)]
+    pub grad_spread_final: Option<f64>,
+    /// ‖dL/dh‖ at the first probe point, step 0 (the older reading: its
+    /// ratio to the last mixes in the head's factor).
     pub grad_first_init: Option<f64>,
     /// ‖dL/dh‖ at the last probe point, step 0.
     pub grad_last_init: Option<f64>,
@@ -85,32 +101,8 @@ pub struct MetricRow {
 /// `split` value of the on-the-fly training rows.
 pub const SPLIT_TRAIN: &str = "train";
 
-/// One row of `gradients.csv`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct GradientRow {
-    /// Training step (0 is before the first update).
-    pub step: u64,
-    /// Probe point index, 0 nearest the input.
-    pub layer: usize,
-    /// Probe point name, e.g. `layer03.linear`.
-    pub name: String,
-    /// `weight` (parameter gradient) or `output` (dL/dh).
-    pub kind: String,
-    /// L2 norm.
-    pub l2: Option<f64>,
-    /// `l2 / sqrt(numel)`.
-    pub rms: Option<f64>,
-}
-
-/// `kind` value of the dL/dh rows, the quantity that vanishes.
-pub const KIND_OUTPUT: &str = "output";
-
-impl GradientRow {
-    /// Whether this row is dL/dh at the layer's output.
-    pub fn is_output(&self) -> bool {
-        self.kind == KIND_OUTPUT
-    }
-}
+/// One row of `gradients.csv`: the type the probe writes (gradscope-format).
+pub use gradscope_format::{GradientRow, KIND_OUTPUT};
 
 /// One row of `activations.csv`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -80,7 +80,9 @@ fn fixture(root: &Path) -> Vec<String> {
                             }
                             let name = format!("layer{layer:02}.linear");
                             writeln!(grads, "{step},{layer},{name},weight,{l2},0.1").expect("fmt");
-                            writeln!(grads, "{step},{layer},{name},output,{l2},0.1").expect("fmt");
+                            // The charts draw rms; a file in the six-column format
+                            // written before the precision fix still reads.
+                            writeln!(grads, "{step},{layer},{name},output,{l2},{l2}").expect("fmt");
                         }
                     }
                     write(&dir.join("gradients.csv"), &grads);
@@ -204,7 +206,7 @@ fn charts_carry_axis_labels_legends_and_diverged_marks() {
     let c = svg(root, GRADIENT_PROFILE);
     for text in [
         "layer (0 = input side)",
-        "‖dL/dh‖ (L2)",
+        "rms of dL/dh per element",
         "d8",
         "step 0",
         "step 30",
@@ -220,7 +222,7 @@ fn charts_carry_axis_labels_legends_and_diverged_marks() {
     let d = svg(root, GRADIENT_VS_STEP);
     for text in [
         "training step",
-        "‖dL/dh‖ (L2)",
+        "rms of dL/dh per element",
         "depth 8",
         "layer 0 (first)",
         "layer 4 (middle)",
@@ -470,13 +472,13 @@ fn hostile_values_never_panic() {
         let text = svg(root, name);
         assert!(text.contains(ZERO_NOTE), "{name} lacks the zero note");
         assert!(
-            text.contains("all 0 (underflow)"),
+            text.contains("all exactly 0 in float32"),
             "{name} lacks the suffix"
         );
     }
 }
 
-const ZERO_NOTE: &str = "values of exactly 0 (float32 underflow) are drawn on the bottom edge";
+const ZERO_NOTE: &str = "values that are exactly 0 in float32 are drawn on the bottom edge";
 
 /// Texts of the y tick labels of an SVG chart: plotters writes them
 /// right-aligned (`text-anchor="end"`), as no other text of ours is.
@@ -522,8 +524,8 @@ fn decade(label: &str) -> Option<i32> {
 }
 
 /// One variant, depths 2 and 3. The depth-3 net spans 1e-30 (layer 1) to
-/// 0.1 (layer 2) while its first layer is exactly 0 throughout (float32
-/// underflow); every layer of the depth-2 net is exactly 0.
+/// 0.1 (layer 2) while its first layer is exactly 0 throughout (a float32
+/// tensor of zeros); every layer of the depth-2 net is exactly 0.
 fn underflow_fixture(root: &Path) {
     let mut summary = format!("{SUMMARY_HEADER}\n");
     for depth in [2u32, 3] {
@@ -537,7 +539,9 @@ fn underflow_fixture(root: &Path) {
                     _ => format!("{:e}", 0.1 - step as f64 * 1e-3),
                 };
                 let name = format!("layer{layer:02}.linear");
-                writeln!(grads, "{step},{layer},{name},output,{l2},0.1").expect("fmt");
+                // The charts draw rms; a file in the six-column format
+                // written before the precision fix still reads.
+                writeln!(grads, "{step},{layer},{name},output,{l2},{l2}").expect("fmt");
             }
         }
         write(&root.join("runs").join(&run).join("gradients.csv"), &grads);
@@ -581,11 +585,14 @@ fn gradient_charts_span_every_decade_and_show_exact_zeros() {
 
     // The all-zero series keep their legend entries.
     let c = svg(root, GRADIENT_PROFILE);
-    assert!(c.contains("d2 — all 0 (underflow)"), "profile lacks d2");
+    assert!(
+        c.contains("d2 — all exactly 0 in float32"),
+        "profile lacks d2"
+    );
     assert!(c.contains("d3"), "profile lacks d3");
     let d = svg(root, GRADIENT_VS_STEP);
     for text in [
-        "layer 0 (first) — all 0 (underflow)",
+        "layer 0 (first) — all exactly 0 in float32",
         "layer 1 (middle)",
         "layer 2 (last)",
     ] {
@@ -684,7 +691,7 @@ fn layer_response_std_uses_the_last_step_of_non_contiguous_layers() {
         "residual-8",
         "plain-14 (diverged) — no finite std at step 300",
         "last probed step",
-        "smallest seed",
+        "seed 0",
     ] {
         assert!(text.contains(label), "layer_response_std lacks {label:?}");
     }

@@ -35,16 +35,44 @@ pub enum ProbeError {
     Torch(#[from] tch::TchError),
 }
 
+/// Norm, per-element rms and exact-zero fraction of one gradient tensor,
+/// each accumulated in float64.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradStats {
+    pub l2: f64,
+    /// `l2 / sqrt(numel)`.
+    pub rms: f64,
+    /// Fraction of elements that are exactly 0 in float32.
+    pub zero_fraction: f64,
+}
+
+/// A weight's gradient statistics and the weight's own norm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightStats {
+    pub grad: GradStats,
+    /// ‖W‖ at the probe step (before the optimizer step).
+    pub norm: f64,
+}
+
+impl WeightStats {
+    /// ‖∇W‖ / ‖W‖ (NaN for a zero weight).
+    pub fn relative(&self) -> f64 {
+        if self.norm > 0.0 {
+            self.grad.l2 / self.norm
+        } else {
+            f64::NAN
+        }
+    }
+}
+
 /// The numbers one probe step brings back, per probe point, input side first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeRecord {
-    /// L2 norm of each weight gradient; `None` for a point without a weight
-    /// (NaN where libtorch left the gradient undefined).
-    pub weight_l2: Vec<Option<f64>>,
-    pub weight_rms: Vec<Option<f64>>,
-    /// L2 norm of dL/dh at each probe point's output.
-    pub output_l2: Vec<f64>,
-    pub output_rms: Vec<f64>,
+    /// The weight gradient of each point; `None` for a point without a
+    /// weight (NaN statistics where libtorch left the gradient undefined).
+    pub weight: Vec<Option<WeightStats>>,
+    /// dL/dh at each probe point's output.
+    pub output: Vec<GradStats>,
     /// Statistics of each response, in forward order.
     pub responses: Vec<ResponseStats>,
 }
@@ -55,6 +83,7 @@ pub struct ResponseStats {
     /// The probe point the response follows.
     pub point: usize,
     pub mean: f64,
+    /// Population standard deviation.
     pub std: f64,
     pub saturation: f64,
 }
@@ -63,11 +92,23 @@ impl ProbeRecord {
     /// True when every gradient norm is finite (a NaN or Inf means the run
     /// has diverged).
     pub fn all_finite(&self) -> bool {
-        self.weight_l2
+        self.weight
             .iter()
             .flatten()
-            .chain(&self.output_l2)
+            .map(|w| w.grad.l2)
+            .chain(self.output.iter().map(|o| o.l2))
             .all(|v| v.is_finite())
+    }
+
+    /// Per-element rms of dL/dh at the trunk points, input side first: the
+    /// profile whose slope is the decay per layer.
+    pub fn trunk_profile(&self, trunk: &[bool]) -> Vec<f64> {
+        self.output
+            .iter()
+            .zip(trunk)
+            .filter(|(_, t)| **t)
+            .map(|(o, _)| o.rms)
+            .collect()
     }
 }
 
@@ -78,6 +119,7 @@ pub struct Probe {
     /// shape of one example's output.
     weight_numel: Vec<Option<f64>>,
     output_shapes: Vec<Vec<i64>>,
+    trunk: Vec<bool>,
     activation: Activation,
 }
 
@@ -90,6 +132,7 @@ impl Probe {
                 .map(|p| p.weight.as_ref().map(|w| w.numel() as f64))
                 .collect(),
             output_shapes: points.iter().map(|p| p.output_shape.clone()).collect(),
+            trunk: points.iter().map(|p| p.trunk).collect(),
             activation: net.activation(),
         }
     }
@@ -101,6 +144,11 @@ impl Probe {
 
     pub fn is_empty(&self) -> bool {
         self.output_shapes.is_empty()
+    }
+
+    /// Which probe points are on the trunk (see `ProbePoint::trunk`).
+    pub fn trunk(&self) -> &[bool] {
+        &self.trunk
     }
 
     /// Zero tensors that require grad, one per probe point, for a batch of
@@ -119,6 +167,13 @@ impl Probe {
 
     /// Reduces one probe step to host numbers: call after `backward()` and
     /// before the optimizer step. One device→host copy.
+    ///
+    /// Every statistic is accumulated in float64 from the float32 tensor
+    /// without copying it to float64 (the reductions' `dtype` argument), so
+    /// a gradient of 1e-30 per element reads 1e-30: squaring it in float32
+    /// would give 0, and that blinded the probe exactly where gradients
+    /// vanish. A statistic reads 0 only when the tensor is all zeros, and
+    /// `zero_fraction` says how much of it is.
     ///
     /// Small tensors of the same shape are reduced together (one stack and
     /// one reduction per distinct shape, not one per layer): a probe step is
@@ -139,86 +194,129 @@ impl Probe {
                 t.detach().full_like(f64::NAN)
             }
         };
-        let weight_grads: Vec<Tensor> = net
+        let weights: Vec<&Tensor> = net
             .probe_points()
             .iter()
             .filter_map(|p| p.weight.as_ref())
-            .map(grad_of)
             .collect();
+        let weight_grads: Vec<Tensor> = weights.iter().map(|w| grad_of(w)).collect();
+        let weights: Vec<Tensor> = weights.iter().map(|w| w.detach()).collect();
         let tap_grads: Vec<Tensor> = taps.iter().map(grad_of).collect();
         let response_values: Vec<Tensor> = responses.iter().map(|(_, r)| r.detach()).collect();
 
-        let l2 = |x: &Tensor, dims: &[i64]| x.norm_scalaropt_dim(2, dims, false).unsqueeze(0);
         let activation = self.activation;
-        let stats = |x: &Tensor, dims: &[i64]| {
-            let (std, mean) = x.std_mean_dim(dims, false, false);
-            let saturated =
-                activation
-                    .saturated(x)
-                    .to_kind(Kind::Float)
-                    .mean_dim(dims, false, Kind::Float);
-            Tensor::stack(&[mean, std, saturated], 0)
-        };
-        let (w_part, w_order) = grouped(&weight_grads, l2);
-        let (o_part, o_order) = grouped(&tap_grads, l2);
+        let stats = |x: &Tensor, dims: &[i64]| response_stats(x, dims, activation);
+        let (wg_part, wg_order) = grouped(&weight_grads, grad_stats);
+        let (w_part, w_order) = grouped(&weights, |x, dims| l2(x, dims).unsqueeze(0));
+        let (o_part, o_order) = grouped(&tap_grads, grad_stats);
         let (s_part, s_order) = grouped(&response_values, stats);
-        let parts: Vec<Tensor> = w_part.into_iter().chain(o_part).chain(s_part).collect();
-        let host: Vec<f32> = if parts.is_empty() {
+        let parts: Vec<Tensor> = wg_part
+            .into_iter()
+            .chain(w_part)
+            .chain(o_part)
+            .chain(s_part)
+            .collect();
+        let host: Vec<f64> = if parts.is_empty() {
             Vec::new()
         } else {
             Vec::try_from(Tensor::cat(&parts, 0).to_device(Device::Cpu))?
         };
-        let host: Vec<f64> = host.into_iter().map(f64::from).collect();
 
-        let (w_len, o_len) = (weight_grads.len(), tap_grads.len());
-        let weight_norms = ungroup(&host[..w_len], &w_order, 1).remove(0);
-        let output_l2 = ungroup(&host[w_len..w_len + o_len], &o_order, 1).remove(0);
-        let mut st = ungroup(&host[w_len + o_len..], &s_order, 3);
-        let (saturation, std, mean) = (
-            st.pop().unwrap_or_default(),
-            st.pop().unwrap_or_default(),
-            st.pop().unwrap_or_default(),
-        );
+        let (w, o) = (weights.len(), tap_grads.len());
+        let mut at = 0;
+        let mut take = |len: usize, groups: &[Vec<usize>], k: usize| {
+            let part = ungroup(&host[at..at + k * len], groups, k);
+            at += k * len;
+            part
+        };
+        let wg = take(w, &wg_order, 2);
+        let wn = take(w, &w_order, 1);
+        let og = take(o, &o_order, 2);
+        let st = take(response_values.len(), &s_order, 3);
 
-        let mut weight_norms = weight_norms.into_iter();
-        let weight_l2: Vec<Option<f64>> = self
+        let weight_numel: Vec<f64> = self.weight_numel.iter().flatten().copied().collect();
+        let mut weight_stats = (0..w).map(|i| WeightStats {
+            grad: GradStats {
+                l2: wg[0][i],
+                rms: wg[0][i] / weight_numel[i].sqrt(),
+                zero_fraction: 1.0 - wg[1][i] / weight_numel[i],
+            },
+            norm: wn[0][i],
+        });
+        let weight: Vec<Option<WeightStats>> = self
             .weight_numel
             .iter()
-            .map(|w| w.and_then(|_| weight_norms.next()))
+            .map(|numel| numel.and_then(|_| weight_stats.next()))
             .collect();
         // Taps share the batch size, so one example's numel times the batch.
         let batch = taps.first().map(|t| t.size()[0]).unwrap_or(1) as f64;
-        let output_numel: Vec<f64> = self
+        let output: Vec<GradStats> = self
             .output_shapes
             .iter()
-            .map(|s| s.iter().product::<i64>() as f64 * batch)
+            .enumerate()
+            .map(|(i, s)| {
+                let numel = s.iter().product::<i64>() as f64 * batch;
+                GradStats {
+                    l2: og[0][i],
+                    rms: og[0][i] / numel.sqrt(),
+                    zero_fraction: 1.0 - og[1][i] / numel,
+                }
+            })
             .collect();
-        debug_assert_eq!(output_l2.len(), n);
+        debug_assert_eq!(output.len(), n);
         Ok(ProbeRecord {
-            weight_rms: weight_l2
-                .iter()
-                .zip(&self.weight_numel)
-                .map(|(v, n)| Some(v.as_ref()? / n.as_ref()?.sqrt()))
-                .collect(),
-            output_rms: output_l2
-                .iter()
-                .zip(&output_numel)
-                .map(|(v, n)| v / n.sqrt())
-                .collect(),
-            weight_l2,
-            output_l2,
+            weight,
+            output,
             responses: responses
                 .iter()
                 .enumerate()
                 .map(|(i, (point, _))| ResponseStats {
                     point: *point,
-                    mean: mean[i],
-                    std: std[i],
-                    saturation: saturation[i],
+                    mean: st[0][i],
+                    std: st[1][i],
+                    saturation: st[2][i],
                 })
                 .collect(),
         })
     }
+}
+
+/// L2 norm over `dims`, accumulated in float64 (each float32 element is
+/// widened before it is squared, inside the reduction: no float64 copy).
+fn l2(x: &Tensor, dims: &[i64]) -> Tensor {
+    x.norm_scalaropt_dim_dtype(2, dims, false, Kind::Double)
+}
+
+/// `[2, g]`: the L2 norm and the count of non-zero elements of each tensor.
+fn grad_stats(x: &Tensor, dims: &[i64]) -> Tensor {
+    let nonzero = x.count_nonzero_dim_intlist(dims).to_kind(Kind::Double);
+    Tensor::stack(&[l2(x, dims), nonzero], 0)
+}
+
+/// `[3, g]`: mean, population std and saturated fraction of each response,
+/// all in float64.
+///
+/// The std is exact without a float64 copy: with c the mean rounded to
+/// float32, Σ(x − c)² is taken in float64 from the float32 differences, and
+/// Var = Σ(x − c)²/n − (mean − c)². Centring first avoids the cancellation of
+/// E[x²] − mean², which loses every digit when the spread is small next to
+/// the mean (a collapsed layer).
+fn response_stats(x: &Tensor, dims: &[i64], activation: Activation) -> Tensor {
+    let numel: i64 = dims.iter().map(|&d| x.size()[d as usize]).product();
+    let count = numel as f64;
+    let mean = x.sum_dim_intlist(dims, true, Kind::Double) / count;
+    let c = mean.to_kind(x.kind());
+    let ss = l2(&(x - &c), dims).square() / count;
+    // [g, 1, 1, ...] → [g]
+    let flat = |t: &Tensor| t.flatten(1, -1).squeeze_dim(1);
+    let mean = flat(&mean);
+    let offset = &mean - flat(&c).to_kind(Kind::Double);
+    let var = (ss - offset.square()).clamp_min(0.0);
+    let saturated = activation
+        .saturated(x)
+        .sum_dim_intlist(dims, false, Kind::Double)
+        / count;
+    Tensor::stack(&[mean, var.sqrt(), saturated], 0)
 }
 
 /// Tensors larger than this are reduced one by one: stacking them would copy
@@ -227,9 +325,9 @@ const GROUP_MAX_NUMEL: i64 = 1 << 16;
 
 /// Applies `reduce` once per group of same-shape small tensors (one per
 /// large tensor): `reduce` gets the stack `[g, ...shape]` and the dims to
-/// reduce, and returns `[k, g]`. Returns each group's flattened results
-/// (still on the device) and the groups' member indices in the order their
-/// values appear.
+/// reduce, and returns `[k, g]` in float64. Returns each group's flattened
+/// results (still on the device) and the groups' member indices in the
+/// order their values appear.
 fn grouped(
     tensors: &[Tensor],
     reduce: impl Fn(&Tensor, &[i64]) -> Tensor,
@@ -255,7 +353,7 @@ fn grouped(
                 _ => Tensor::stack(&members.iter().map(|&i| &tensors[i]).collect::<Vec<_>>(), 0),
             };
             let dims: Vec<i64> = (1..=shape.len() as i64).collect();
-            reduce(&stacked.to_kind(Kind::Float), &dims).flatten(0, -1)
+            reduce(&stacked, &dims).flatten(0, -1)
         })
         .collect();
     (parts, groups.into_iter().map(|(_, m)| m).collect())
@@ -319,11 +417,11 @@ mod tests {
         let expected = (logits.softmax(1, Kind::Float) - y.one_hot(4).to_kind(Kind::Float)) / 5.0;
         let expected_l2 = expected.norm().double_value(&[]);
         assert!(
-            (rec.output_l2[2] - expected_l2).abs() < 1e-6 * expected_l2.max(1.0),
+            (rec.output[2].l2 - expected_l2).abs() < 1e-6 * expected_l2.max(1.0),
             "{} vs {expected_l2}",
-            rec.output_l2[2]
+            rec.output[2].l2
         );
-        assert!((rec.output_rms[2] - expected_l2 / 20f64.sqrt()).abs() < 1e-6);
+        assert!((rec.output[2].rms - expected_l2 / 20f64.sqrt()).abs() < 1e-6);
         // The weight gradient norm equals the norm of W.grad() itself.
         let w2 = net.probe_points()[2]
             .weight
@@ -332,7 +430,17 @@ mod tests {
             .grad()
             .norm()
             .double_value(&[]);
-        assert!((rec.weight_l2[2].unwrap() - w2).abs() < 1e-6);
+        let w = rec.weight[2].unwrap();
+        assert!((w.grad.l2 - w2).abs() < 1e-6);
+        // ‖W‖ and the relative gradient come with it.
+        let w_norm = net.probe_points()[2]
+            .weight
+            .as_ref()
+            .unwrap()
+            .norm()
+            .double_value(&[]);
+        assert!((w.norm - w_norm).abs() < 1e-6 * w_norm);
+        assert!((w.relative() - w2 / w_norm).abs() < 1e-6 * (w2 / w_norm));
         assert!(rec.all_finite());
         assert_eq!(rec.responses.len(), 2);
         assert_eq!(rec.responses[1].point, 1);
@@ -371,17 +479,20 @@ mod tests {
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1e-6);
         for (i, t) in taps.iter().enumerate() {
             assert!(
-                close(rec.output_l2[i], t.grad().norm().double_value(&[])),
+                close(rec.output[i].l2, t.grad().norm().double_value(&[])),
                 "tap {i}"
             );
         }
         for (i, p) in net.probe_points().iter().enumerate() {
             match &p.weight {
                 Some(w) => assert!(
-                    close(rec.weight_l2[i].unwrap(), w.grad().norm().double_value(&[])),
+                    close(
+                        rec.weight[i].unwrap().grad.l2,
+                        w.grad().norm().double_value(&[])
+                    ),
                     "weight {i}"
                 ),
-                None => assert!(rec.weight_l2[i].is_none()),
+                None => assert!(rec.weight[i].is_none()),
             }
         }
         assert_eq!(rec.responses.len(), out.responses.len());
@@ -400,5 +511,187 @@ mod tests {
                 "response {point}"
             );
         }
+    }
+
+    /// Norms in float64 over groups (several small tensors stacked) and over
+    /// one large tensor alone, both paths of `grouped`.
+    fn host_grad_stats(tensors: &[Tensor]) -> Vec<Vec<f64>> {
+        let (parts, order) = grouped(tensors, grad_stats);
+        let host: Vec<f64> = Vec::try_from(Tensor::cat(&parts, 0)).unwrap();
+        ungroup(&host, &order, 2)
+    }
+
+    /// Issue 11, §1: a float32 gradient of 1e-30 per element, or of
+    /// denormals near 1e-40, squares to 0 in float32; the probe must read
+    /// its norm within 1e-6 of the float64 answer (computed here from the
+    /// exact element values: l2 = |v|·√n).
+    #[test]
+    fn norms_of_tiny_and_denormal_gradients_are_exact() {
+        let opts = (Kind::Float, Device::Cpu);
+        // The last is the smallest float32 denormal, 2^-149.
+        for value in [1e-30f32, 1.0e-40, -3.3e-42, f32::from_bits(1)] {
+            assert!(value != 0.0);
+            let small = Tensor::full([4, 8], f64::from(value), opts);
+            let large = Tensor::full([300, 300], f64::from(value), opts);
+            let stats = host_grad_stats(&[small.shallow_clone(), small, large]);
+            for (i, numel) in [(0, 32.0f64), (1, 32.0), (2, 90_000.0)] {
+                let exact = f64::from(value).abs() * numel.sqrt();
+                let l2 = stats[0][i];
+                let rms = l2 / numel.sqrt();
+                assert!(
+                    (l2 - exact).abs() <= 1e-6 * exact,
+                    "{value:e}: l2 {l2:e} vs {exact:e}"
+                );
+                assert!((rms - f64::from(value).abs()).abs() <= 1e-6 * f64::from(value).abs());
+                assert_eq!(stats[1][i], numel, "no element is zero");
+            }
+        }
+        // Only a tensor of zeros reads 0, and it says so.
+        let z = Tensor::zeros([10], opts);
+        let _ = z.narrow(0, 0, 3).fill_(1e-38);
+        let stats = host_grad_stats(&[z]);
+        assert!(stats[0][0] > 0.0);
+        assert_eq!(stats[1][0], 3.0);
+    }
+
+    /// Issue 11, §1: response mean and std in float64, exact for tiny
+    /// values and for a spread far below the mean, against a float64 copy.
+    #[test]
+    fn response_statistics_are_exact_in_float64() {
+        let opts = (Kind::Float, Device::Cpu);
+        let tiny = Tensor::randn([3, 64], opts) * 1e-30;
+        let narrow = Tensor::randn([3, 64], opts) * 1e-6 + 0.999;
+        for x in [tiny, narrow] {
+            let dims = [1i64];
+            let stats: Vec<f64> =
+                Vec::try_from(response_stats(&x, &dims, Activation::Sigmoid).flatten(0, -1))
+                    .unwrap();
+            let d = x.to_kind(Kind::Double);
+            for g in 0..3 {
+                let row = d.get(g);
+                let mean = row.mean(Kind::Double).double_value(&[]);
+                let std = row.std(false).double_value(&[]);
+                assert!(
+                    (stats[g as usize] - mean).abs() <= 1e-9 * mean.abs(),
+                    "mean {g}"
+                );
+                assert!(
+                    (stats[3 + g as usize] - std).abs() <= 1e-6 * std,
+                    "std {g}: {} vs {std}",
+                    stats[3 + g as usize]
+                );
+            }
+        }
+    }
+
+    /// Issue 11, §1: in a plain sigmoid MLP of depth 32 and width 64 with
+    /// PyTorch's default init, dL/dh at the input side is about 1e-27 per
+    /// element at step 0 (0.85 decades per layer, Glorot & Bengio 2010's
+    /// vanishing), which a float32 sum of squares read as 0. Every probe
+    /// point must read non-zero and match a float64 norm of the same
+    /// gradient tensor, computed here from a float64 copy.
+    #[test]
+    fn deep_sigmoid_mlp_gradients_read_exactly_at_every_layer() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Mlp::new(
+            &vs.root(),
+            MlpConfig {
+                input_dim: 64,
+                classes: 10,
+                depth: 32,
+                width: 64,
+                activation: Activation::Sigmoid,
+                init: Init::PytorchDefault,
+                norm: Norm::None,
+                variant: Variant::Plain,
+            },
+        )
+        .unwrap();
+        let probe = Probe::new(&net);
+        let x = Tensor::randn([128, 64], (Kind::Float, Device::Cpu));
+        let y = Tensor::arange(128, (Kind::Int64, Device::Cpu)).remainder(10);
+        let taps = probe.taps(128, Device::Cpu);
+        let out = net.forward(&x, true, Some(&taps));
+        out.logits.cross_entropy_for_logits(&y).backward();
+        let rec = probe.collect(&net, &taps, &out.responses).unwrap();
+        for (i, t) in taps.iter().enumerate() {
+            let exact = t
+                .grad()
+                .to_kind(Kind::Double)
+                .square()
+                .sum(Kind::Double)
+                .sqrt()
+                .double_value(&[]);
+            let got = rec.output[i].l2;
+            assert!(got > 0.0 && exact > 0.0, "point {i}: {got:e} / {exact:e}");
+            assert!(
+                (got - exact).abs() <= 1e-6 * exact,
+                "point {i}: {got:e} vs {exact:e}"
+            );
+            assert_eq!(rec.output[i].zero_fraction, 0.0, "point {i}");
+        }
+        // The instrument sees the vanishing: the input layer's rms is far
+        // below float32's squaring limit (~1e-19).
+        assert!(rec.output[0].rms < 1e-19, "{:e}", rec.output[0].rms);
+        assert_eq!(
+            probe.trunk().iter().filter(|t| **t).count(),
+            30,
+            "hidden layers 1..=30 are the trunk"
+        );
+    }
+
+    /// Issue 11, §3: BatchNorm after a layer makes the net's function
+    /// independent of that layer's weight scale, so dL/dh before the BN
+    /// scales as 1/‖W‖ (Ioffe & Szegedy 2015 §3.3; van Laarhoven 2017).
+    /// Multiplying a hidden weight by 4 must divide its dL/dh and ∇W by 4
+    /// and leave the probe's scale-free ‖∇W‖·‖W‖ where it was.
+    #[test]
+    fn batchnorm_gradients_scale_as_one_over_the_weight_and_the_product_does_not() {
+        let read = |scale: f64| {
+            tch::manual_seed(3);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Mlp::new(
+                &vs.root(),
+                MlpConfig {
+                    input_dim: 8,
+                    classes: 4,
+                    depth: 5,
+                    width: 16,
+                    activation: Activation::Relu,
+                    init: Init::Kaiming,
+                    norm: Norm::Batchnorm,
+                    variant: Variant::Plain,
+                },
+            )
+            .unwrap();
+            tch::no_grad(|| {
+                let mut w = net.probe_points()[2]
+                    .weight
+                    .as_ref()
+                    .unwrap()
+                    .shallow_clone();
+                let _ = w.g_mul_scalar_(scale);
+            });
+            let probe = Probe::new(&net);
+            tch::manual_seed(4);
+            let x = Tensor::randn([32, 8], (Kind::Float, Device::Cpu));
+            let y = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(4);
+            let taps = probe.taps(32, Device::Cpu);
+            let out = net.forward(&x, true, Some(&taps));
+            out.logits.cross_entropy_for_logits(&y).backward();
+            probe.collect(&net, &taps, &out.responses).unwrap()
+        };
+        let (a, b) = (read(1.0), read(4.0));
+        let rel = |x: f64, y: f64| (x - y).abs() / y.abs();
+        assert!(rel(b.output[2].rms * 4.0, a.output[2].rms) < 1e-3);
+        let (wa, wb) = (a.weight[2].unwrap(), b.weight[2].unwrap());
+        assert!(rel(wb.norm, 4.0 * wa.norm) < 1e-6);
+        assert!(rel(wb.grad.l2 * 4.0, wa.grad.l2) < 1e-3);
+        assert!(rel(wb.grad.l2 * wb.norm, wa.grad.l2 * wa.norm) < 1e-3);
+        // The relative gradient falls as 1/‖W‖²: the angular step shrinks.
+        assert!(rel(wb.relative() * 16.0, wa.relative()) < 1e-3);
+        // The other layers do not see the change.
+        assert!(rel(b.output[3].rms, a.output[3].rms) < 1e-3);
     }
 }

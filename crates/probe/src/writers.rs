@@ -4,14 +4,15 @@
 //! Each probe step or metrics row is flushed as soon as it is written, so a
 //! run that is killed leaves files that parse, ending at a whole row.
 
-use crate::{ProbeError, ProbeRecord};
+use crate::{GradStats, ProbeError, ProbeRecord};
+use gradscope_format::{num, GradientRow, KIND_OUTPUT, KIND_WEIGHT};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 pub const METRICS_HEADER: [&str; 7] =
     ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
-pub const GRADIENTS_HEADER: [&str; 6] = ["step", "layer", "name", "kind", "l2", "rms"];
+pub use gradscope_format::GRADIENTS_HEADER;
 pub const ACTIVATIONS_HEADER: [&str; 6] = ["step", "layer", "name", "mean", "std", "saturation"];
 
 /// One CSV file, flushed after every logical group of rows.
@@ -27,7 +28,10 @@ impl Sink {
             source,
         })?;
         let mut sink = Sink {
-            writer: csv::Writer::from_writer(BufWriter::new(file)),
+            // The header is written by hand below, also for serde rows.
+            writer: csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(BufWriter::new(file)),
             path,
         };
         sink.row(header)?;
@@ -42,6 +46,17 @@ impl Sink {
     {
         self.writer
             .write_record(fields)
+            .map_err(|source| ProbeError::Csv {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+
+    /// A row from a serde type whose fields are the header's columns (the
+    /// header itself was written by `create`).
+    fn serialize(&mut self, row: &impl serde::Serialize) -> Result<(), ProbeError> {
+        self.writer
+            .serialize(row)
             .map_err(|source| ProbeError::Csv {
                 path: self.path.display().to_string(),
                 source,
@@ -74,17 +89,23 @@ pub struct RunWriters {
     gradients: Sink,
     activations: Sink,
     names: Vec<String>,
+    trunk: Vec<bool>,
 }
 
 impl RunWriters {
     /// Creates (truncating) the three files in `dir`. `names` are the probe
-    /// points, input side first.
-    pub fn create(dir: &Path, names: Vec<String>) -> Result<RunWriters, ProbeError> {
+    /// points, input side first, and `trunk` says which are on the trunk.
+    pub fn create(
+        dir: &Path,
+        names: Vec<String>,
+        trunk: Vec<bool>,
+    ) -> Result<RunWriters, ProbeError> {
         Ok(RunWriters {
             metrics: Sink::create(dir.join("metrics.csv"), &METRICS_HEADER)?,
             gradients: Sink::create(dir.join("gradients.csv"), &GRADIENTS_HEADER)?,
             activations: Sink::create(dir.join("activations.csv"), &ACTIVATIONS_HEADER)?,
             names,
+            trunk,
         })
     }
 
@@ -104,30 +125,30 @@ impl RunWriters {
     /// Writes one probe step: a `weight` and an `output` row per probe point,
     /// and an activations row per response.
     pub fn probe(&mut self, step: usize, rec: &ProbeRecord) -> Result<(), ProbeError> {
-        let step_s = step.to_string();
         for (i, name) in self.names.iter().enumerate() {
-            if let (Some(l2), Some(rms)) = (rec.weight_l2[i], rec.weight_rms[i]) {
-                self.gradients.row([
-                    step_s.clone(),
-                    i.to_string(),
-                    name.clone(),
-                    "weight".into(),
-                    num(l2),
-                    num(rms),
-                ])?;
+            let row = |kind: &str, g: &GradStats| GradientRow {
+                step: step as u64,
+                layer: i,
+                name: name.clone(),
+                kind: kind.to_string(),
+                trunk: self.trunk[i],
+                l2: Some(g.l2),
+                rms: Some(g.rms),
+                zero_fraction: Some(g.zero_fraction),
+                weight_norm: None,
+                relative: None,
+            };
+            if let Some(w) = &rec.weight[i] {
+                let mut r = row(KIND_WEIGHT, &w.grad);
+                (r.weight_norm, r.relative) = (Some(w.norm), Some(w.relative()));
+                self.gradients.serialize(&r)?;
             }
-            self.gradients.row([
-                step_s.clone(),
-                i.to_string(),
-                name.clone(),
-                "output".into(),
-                num(rec.output_l2[i]),
-                num(rec.output_rms[i]),
-            ])?;
+            self.gradients
+                .serialize(&row(KIND_OUTPUT, &rec.output[i]))?;
         }
         for r in &rec.responses {
             self.activations.row([
-                step_s.clone(),
+                step.to_string(),
                 r.point.to_string(),
                 self.names[r.point].clone(),
                 num(r.mean),
@@ -140,34 +161,35 @@ impl RunWriters {
     }
 }
 
-/// Shortest text that reads back to the same f32-precision value; NaN and
-/// infinities are written as `NaN`, `inf`, `-inf` (which Rust and pandas
-/// both parse).
-fn num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{}", v as f32)
-    } else {
-        format!("{v}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ResponseStats;
+    use crate::{ResponseStats, WeightStats};
 
     #[test]
     fn headers_match_the_file_contract() {
-        // DESIGN.md "Files it writes".
+        // crates/README.md, "The file contract".
         let dir = tempfile_dir();
-        let mut w =
-            RunWriters::create(&dir, vec!["layer00.linear".into(), "layer01.linear".into()])
-                .unwrap();
+        let mut w = RunWriters::create(
+            &dir,
+            vec!["layer00.linear".into(), "layer01.linear".into()],
+            vec![false, true],
+        )
+        .unwrap();
+        let g = |l2: f64, rms: f64, zero_fraction: f64| GradStats {
+            l2,
+            rms,
+            zero_fraction,
+        };
         let rec = ProbeRecord {
-            weight_l2: vec![Some(1.0), None],
-            weight_rms: vec![Some(0.1), None],
-            output_l2: vec![f64::NAN, 4.0],
-            output_rms: vec![0.3, 0.4],
+            weight: vec![
+                Some(WeightStats {
+                    grad: g(1.0, 0.1, 0.0),
+                    norm: 4.0,
+                }),
+                None,
+            ],
+            output: vec![g(f64::NAN, 0.3, 0.0), g(4.0, 2e-42, 0.25)],
             responses: vec![ResponseStats {
                 point: 0,
                 mean: 0.5,
@@ -178,12 +200,28 @@ mod tests {
         w.probe(0, &rec).unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(read("metrics.csv").starts_with("step,epoch,split,loss,error,lr,elapsed_s\n"));
-        let g = read("gradients.csv");
-        assert!(g.starts_with("step,layer,name,kind,l2,rms\n"), "{g}");
-        assert!(g.contains("0,0,layer00.linear,output,NaN,0.3\n"), "{g}");
-        // A point without a weight (layer 1) has only its output row.
-        assert_eq!(g.lines().count(), 4);
-        assert!(g.contains("0,1,layer01.linear,output,4,0.4\n"), "{g}");
+        let text = read("gradients.csv");
+        assert!(
+            text.starts_with(
+                "step,layer,name,kind,trunk,l2,rms,zero_fraction,weight_norm,relative\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("0,0,layer00.linear,weight,false,1,0.1,0,4,0.25\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0,0,layer00.linear,output,false,NaN,0.3,0,,\n"),
+            "{text}"
+        );
+        // A point without a weight (layer 1) has only its output row; a
+        // value below float32's normal range keeps its digits.
+        assert_eq!(text.lines().count(), 4);
+        assert!(
+            text.contains("0,1,layer01.linear,output,true,4,2e-42,0.25,,\n"),
+            "{text}"
+        );
         assert!(read("activations.csv")
             .starts_with("step,layer,name,mean,std,saturation\n0,0,layer00.linear,0.5,0.25,0\n"));
         std::fs::remove_dir_all(dir).unwrap();

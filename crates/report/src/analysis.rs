@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use gradscope_format::decay::{readings_of, Readings};
 use gradscope_plot::RunData;
 
 use crate::runs::{Loaded, RunJson};
@@ -19,6 +20,68 @@ pub const RISE_TOL: f64 = 0.01;
 /// the gradient reaching the first layer is within two orders of magnitude
 /// of the last layer's. Below it vanishes toward the input; above it grows.
 pub const RATIO_BAND: f64 = 100.0;
+
+/// A spread over the trunk of more than this many decades (the first hidden
+/// point's rms 100× below the last one's) is a gradient vanishing toward
+/// the input; below minus this, one growing toward it. The same factor of
+/// 100 as [`RATIO_BAND`].
+pub const VANISH_SPREAD: f64 = 2.0;
+
+/// How a spread over the trunk reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The first trunk point is exactly 0 in float32 (infinite spread).
+    ExactZero,
+    Vanishing,
+    Even,
+    Growing,
+}
+
+pub fn flow(spread: f64) -> Flow {
+    if spread == f64::INFINITY {
+        Flow::ExactZero
+    } else if spread > VANISH_SPREAD {
+        Flow::Vanishing
+    } else if spread < -VANISH_SPREAD {
+        Flow::Growing
+    } else {
+        Flow::Even
+    }
+}
+
+impl Flow {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Flow::ExactZero => "vanished: the first hidden point is exactly 0 in float32",
+            Flow::Vanishing => "vanishing toward the input",
+            Flow::Even => "even: within two decades",
+            Flow::Growing => "growing toward the input",
+        }
+    }
+}
+
+/// The scale-free readings of one run, from its `gradients.csv`: decay and
+/// spread of ‖∇W‖·‖W‖ over the weight layers between the input layer and
+/// the head. With BatchNorm after a layer, rescaling W changes nothing but
+/// dL/dW, which scales as 1/‖W‖; the product does not change, so a fall in
+/// it is a vanishing gradient and not a growing weight. `None` when the
+/// file has no `weight_norm` column (written before it existed).
+pub fn scale_free_readings(run: &RunData) -> Option<Readings> {
+    let rows = run.gradients.as_deref()?;
+    let weighted: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.scale_free().is_some())
+        .map(|r| r.layer)
+        .collect();
+    let (first, last) = (*weighted.iter().min()?, *weighted.iter().max()?);
+    let readings = readings_of(rows, |r| {
+        (r.layer != first && r.layer != last)
+            .then(|| r.scale_free())
+            .flatten()
+    });
+    readings.spread_init.or(readings.decay_init)?;
+    Some(readings)
+}
 
 /// Mean and sample standard deviation of the finite values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,7 +190,7 @@ fn train_error(r: Option<&RunJson>) -> Option<f64> {
 /// How a first/last ‖dL/dh‖ ratio reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
-    /// Exactly 0 at the first layer: float32 underflow.
+    /// Exactly 0 at the first layer: the float32 tensor is all zeros.
     Underflow,
     /// Below 1/[`RATIO_BAND`]: vanishing toward the input.
     Vanishing,
@@ -151,7 +214,7 @@ pub fn health(ratio: f64) -> Health {
 impl Health {
     pub fn describe(self) -> &'static str {
         match self {
-            Health::Underflow => "underflow: the first layer's gradient is 0",
+            Health::Underflow => "the first layer's gradient is exactly 0 in float32",
             Health::Vanishing => "vanishing toward the input",
             Health::Healthy => "healthy: within two orders of magnitude",
             Health::Exploding => "exploding: growing toward the input",
@@ -224,7 +287,7 @@ pub fn layer_rows(run: &RunData) -> Vec<LayerRow> {
     for g in run.gradients.iter().flatten() {
         if g.step == 0 && g.is_output() {
             if let Some(row) = rows.get_mut(&g.layer) {
-                row.grad_init = g.l2;
+                row.grad_init = g.rms.or(g.l2);
             }
         }
     }

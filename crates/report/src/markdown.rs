@@ -8,10 +8,10 @@ use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
 
 use crate::analysis::{
-    depth_trend, gradient_spread, health, layer_rows, stat, DepthTrend, Health, Stat, Trend,
-    RATIO_BAND, RISE_TOL,
+    depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stat, DepthTrend, Flow,
+    Stat, Trend, RISE_TOL, VANISH_SPREAD,
 };
-use crate::runs::{Loaded, RunEntry};
+use crate::runs::{GradientEnds, Loaded, RunEntry};
 
 /// He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets.
 pub(crate) const HE_TABLE6_RESNET: [(u32, f64); 5] =
@@ -54,7 +54,7 @@ fn pct_stat(s: Option<Stat>) -> String {
 /// A gradient ratio in scientific notation; 0 is called out.
 fn sci(v: f64) -> String {
     if v == 0.0 {
-        "0 (underflow)".into()
+        "0 (exactly 0 in float32)".into()
     } else {
         format!("{v:.1e}")
     }
@@ -390,18 +390,162 @@ fn ratio_cell(r: Option<f64>) -> String {
     r.map_or("—".into(), sci)
 }
 
+/// Decades, signed, two decimals (never `-0.00`); `∞` for an infinite
+/// spread.
+fn decades(v: f64) -> String {
+    if v == f64::INFINITY {
+        "∞ (first point exactly 0 in float32)".into()
+    } else {
+        format!("{:.2}", round2(v))
+    }
+}
+
+/// `v` rounded to two decimals with the sign of a rounded zero dropped.
+fn round2(v: f64) -> f64 {
+    let r = (v * 100.0).round() / 100.0;
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+/// `0.85 ± 0.01` over the seeds' readings (infinite values shown as such
+/// when every seed has one), or `—`.
+fn decades_stat(values: &[f64]) -> String {
+    if !values.is_empty() && values.iter().all(|v| *v == f64::INFINITY) {
+        return decades(f64::INFINITY);
+    }
+    match stat(values.iter().map(|v| Some(*v))) {
+        Some(Stat {
+            mean,
+            std: Some(sd),
+            ..
+        }) => format!("{:.2} ± {:.2}", round2(mean), round2(sd)),
+        Some(s) => decades(s.mean),
+        None => "—".into(),
+    }
+}
+
+/// The readings of the completed runs (else of any run) of a group.
+fn group_readings<'a>(loaded: &'a Loaded, variant: &str, depth: u32) -> Vec<&'a GradientEnds> {
+    let group = loaded.group(variant, depth);
+    let completed: Vec<&GradientEnds> = group
+        .iter()
+        .filter(|e| e.is_completed())
+        .filter_map(|e| e.record.as_ref().map(|r| &r.gradient_ends))
+        .collect();
+    if completed.is_empty() {
+        group
+            .iter()
+            .filter_map(|e| e.record.as_ref().map(|r| &r.gradient_ends))
+            .collect()
+    } else {
+        completed
+    }
+}
+
+fn pick(ends: &[&GradientEnds], f: impl Fn(&GradientEnds) -> Option<f64>) -> Vec<f64> {
+    ends.iter().filter_map(|g| f(g)).collect()
+}
+
 fn gradients(md: &mut String, loaded: &Loaded) {
-    let config = loaded.config();
     let variants = loaded.variants();
     let depths = loaded.depths();
-    line!(md, "## Gradients: first-layer over last-layer ‖dL/dh‖");
+    line!(md, "## Gradients: decay per layer");
     line!(md);
     line!(
         md,
-        "‖dL/dh‖ is the gradient flowing back into a layer's output (run.json `gradient_ends`). \
-         The ratio is the first probe point's over the last one's: 1 means the input side gets \
-         as much gradient as the output side; below 1e-2 it vanishes toward the input, above 1e2 it grows. \
-         Smallest completed seed."
+        "dL/dh is the gradient flowing back into a layer's output, read as its rms per element \
+         (accumulated in float64, so a value reads 0 only when the float32 tensor is all zeros). \
+         **Decay per layer** is the least-squares slope of log10 rms(dL/dh) over the trunk points \
+         ({}), in decades per layer, positive when the gradient shrinks toward the input; the \
+         input layer and the head are left out, since their own factors are not depth. **Spread** \
+         is log10 of the last trunk point's rms over the first one's. \"Init\" is the median over \
+         the first five probe steps, \"end\" over the last five; mean ± std over completed seeds.",
+        trunk_words(loaded)
+    );
+    line!(md);
+    line!(
+        md,
+        "| depth | variant | decay at init | decay at end | spread at init | spread at end | seeds |"
+    );
+    line!(md, "|---|---|---|---|---|---|---|");
+    let mut any = false;
+    for &d in &depths {
+        for v in &variants {
+            let ends = group_readings(loaded, v, d);
+            if ends
+                .iter()
+                .all(|g| g.decay_init.is_none() && g.spread_init.is_none())
+            {
+                continue;
+            }
+            any = true;
+            line!(
+                md,
+                "| {d} | {v} | {} | {} | {} | {} | {} |",
+                decades_stat(&pick(&ends, |g| g.decay_init)),
+                decades_stat(&pick(&ends, |g| g.decay_final)),
+                decades_stat(&pick(&ends, |g| g.spread_init)),
+                decades_stat(&pick(&ends, |g| g.spread_final)),
+                ends.len()
+            );
+        }
+    }
+    if !any {
+        line!(
+            md,
+            "| — | — | — | — | — | — | — |\n\nThese runs were recorded before gradscope measured the decay per layer (their run.json has no `decay_init`): rerun the experiment to get it. The older first/last ratios follow."
+        );
+    }
+    line!(md);
+
+    // The deepest depth every variant has, in words.
+    let deepest = depths.iter().rev().find(|&&d| {
+        variants.iter().all(|v| {
+            group_readings(loaded, v, d)
+                .iter()
+                .any(|g| g.spread_init.is_some())
+        })
+    });
+    if let Some(&d) = deepest {
+        let parts: Vec<String> = variants
+            .iter()
+            .filter_map(|v| {
+                let ends = group_readings(loaded, v, d);
+                let decay = stat(pick(&ends, |g| g.decay_init).into_iter().map(Some))?;
+                let spread = pick(&ends, |g| g.spread_init);
+                let spread_med = gradscope_format::decay::median(spread.iter().copied())?;
+                Some(format!(
+                    "the {v} net's decay at initialization is {} decades per layer and {}",
+                    decades(decay.mean),
+                    if spread_med == f64::INFINITY {
+                        "its first trunk point is exactly 0 in float32 (the float32 backward pass itself underflowed there)".to_owned()
+                    } else {
+                        format!(
+                            "its first trunk point is {} decades below the last ({})",
+                            decades(spread_med),
+                            flow(spread_med).describe()
+                        )
+                    }
+                ))
+            })
+            .collect();
+        if !parts.is_empty() {
+            line!(md, "At depth {d}, {}.", parts.join("; "));
+            line!(md);
+        }
+    }
+
+    line!(md, "### The older reading: first over last probe point");
+    line!(md);
+    line!(
+        md,
+        "Kept for comparison with results published before the decay per layer: the L2 norm of \
+         dL/dh at the first probe point over the last one's, at step 0 and at the last probed \
+         step, on one minibatch, smallest completed seed. The last point is the head, so its own \
+         factor enters the ratio, and the two tensors differ in size."
     );
     line!(md);
     let mut head = String::from("| depth |");
@@ -426,110 +570,160 @@ fn gradients(md: &mut String, loaded: &Loaded) {
         line!(md, "{row}");
     }
     line!(md);
+    he_section_4_1(md, loaded);
+}
 
-    // The deepest depth every variant has, in words.
-    let deepest = depths.iter().rev().find(|&&d| {
-        variants
-            .iter()
-            .all(|v| gradient_run(loaded, v, d).is_some())
-    });
-    if let Some(&d) = deepest {
-        let parts: Vec<String> = variants
-            .iter()
-            .filter_map(|v| {
-                let e = gradient_run(loaded, v, d)?;
-                let g = &e.record.as_ref()?.gradient_ends;
-                let init = g.init_ratio()?;
-                let end = g.final_ratio();
-                Some(format!(
-                    "the {v} net's ratio is {} at initialization ({}) and {} at step {} ({})",
-                    sci(init),
-                    health(init).describe(),
-                    end.map_or("—".into(), sci),
-                    g.final_step.map_or("?".into(), |s| s.to_string()),
-                    end.map_or("no value", |e| health(e).describe())
-                ))
-            })
-            .collect();
-        line!(
-            md,
-            "At depth {d} (smallest completed seed), {}.",
-            parts.join("; ")
-        );
-        line!(md);
-    }
-
-    // He et al. §4.1: with BN the plain nets' gradients are healthy.
-    let norm = cfg_str(config, "/model/norm").unwrap_or("none");
-    let plain: Vec<(u32, f64, Option<f64>)> = depths
+/// Which points the trunk is, in words, from the run records.
+fn trunk_words(loaded: &Loaded) -> String {
+    let family = cfg_str(loaded.config(), "/model/family").unwrap_or("mlp");
+    // The deepest run's trunk, the longest list.
+    let record = loaded
+        .entries
         .iter()
-        .filter_map(|&d| {
-            let g = &gradient_run(loaded, "plain", d)?
-                .record
-                .as_ref()?
-                .gradient_ends;
-            Some((d, g.init_ratio()?, g.final_ratio()))
+        .filter_map(|e| e.record.as_ref())
+        .max_by_key(|r| r.gradient_ends.trunk_points.len());
+    let names: Vec<&str> = record
+        .map(|r| {
+            r.gradient_ends
+                .trunk_points
+                .iter()
+                .map(String::as_str)
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
+    let kind = match family {
+        "mlp" => "the hidden layers' outputs".to_owned(),
+        "inception" => "the module outputs".to_owned(),
+        _ => "the block outputs".to_owned(),
+    };
+    match (names.first(), names.last()) {
+        (Some(a), Some(b)) => format!(
+            "{kind}, `{a}` … `{b}` at depth {}",
+            record.and_then(|r| r.depth).unwrap_or_default()
+        ),
+        _ => kind,
+    }
+}
+
+/// He et al. §4.1: with BatchNorm, is the plain nets' degradation a
+/// vanishing gradient? Judged on the scale-free ‖∇W‖·‖W‖, since dL/dh
+/// before a BN layer scales as 1/‖W‖ and weights grow during training.
+fn he_section_4_1(md: &mut String, loaded: &Loaded) {
+    let config = loaded.config();
+    let norm = cfg_str(config, "/model/norm").unwrap_or("none");
+    let depths = loaded.depths();
     line!(
         md,
         "### He et al. (2016) §4.1: is degradation vanishing gradient?"
     );
     line!(md);
-    if plain.is_empty() {
+    let theirs = "He et al. trained their plain nets with BatchNorm and checked that the backward \
+                  gradients keep healthy norms, so they argue that the plain nets' degradation is not \
+                  caused by vanishing gradients.";
+    if norm != "batchnorm" {
+        let plain_flows: Vec<String> = depths
+            .iter()
+            .filter_map(|&d| {
+                let ends = group_readings(loaded, "plain", d);
+                let s = gradscope_format::decay::median(pick(&ends, |g| g.spread_final))?;
+                Some(format!("depth {d}: {}", flow(s).describe()))
+            })
+            .collect();
         line!(
             md,
-            "No plain runs with gradient records: nothing to compare."
+            "These nets have no BatchNorm (`norm` {norm}), so He et al.'s argument, made for BatchNorm nets, does not apply.{}",
+            if plain_flows.is_empty() {
+                String::new()
+            } else {
+                format!(" The plain nets' gradients at the end of training: {}.", plain_flows.join("; "))
+            }
         );
         line!(md);
         return;
     }
-    let unhealthy: Vec<String> = plain
-        .iter()
-        .flat_map(|&(d, i, f)| {
-            let mut out = Vec::new();
-            if health(i) != Health::Healthy {
-                out.push(format!(
-                    "depth {d} at init: {} ({})",
-                    sci(i),
-                    health(i).describe()
-                ));
-            }
-            if let Some(f) = f.filter(|&f| health(f) != Health::Healthy) {
-                out.push(format!(
-                    "depth {d} at the end: {} ({})",
-                    sci(f),
-                    health(f).describe()
-                ));
-            }
-            out
-        })
-        .collect();
-    let theirs = "He et al. trained their plain nets with BatchNorm and checked that the backward \
-                  gradients keep healthy norms, so they argue that the plain nets' degradation is not \
-                  caused by vanishing gradients.";
-    if norm == "batchnorm" {
-        if unhealthy.is_empty() {
-            line!(
-                md,
-                "{theirs} **Our data agree**: every BatchNorm plain net here keeps its first/last ratio within [1e-2, 1e2] at initialization and at the end (a factor of {RATIO_BAND:.0} either way)."
-            );
-        } else {
-            line!(
-                md,
-                "{theirs} **Our data do not fully agree**: these BatchNorm plain nets have first/last ratios outside [1e-2, 1e2]: {}. (A ratio far above 1 is a gradient that grows toward the input, as the mean-field analysis of deep BatchNorm nets predicts at initialization (Yang et al. 2019); it is not vanishing, but it is not even either.)",
-                unhealthy.join("; ")
-            );
+    line!(
+        md,
+        "{theirs} Before a BatchNorm layer, dL/dh and dL/dW scale as 1/‖W‖, so a weight that grows \
+         during training makes them shrink although the network's function, and how strongly the \
+         loss depends on the weight's direction, do not change. The scale-free measure used here \
+         is **‖∇W‖·‖W‖** (the gradient with respect to the weight's direction) of every weight \
+         layer between the input layer and the head, from `gradients.csv` (`l2` × `weight_norm`); \
+         its decay and spread are read like those of dL/dh above. The relative gradient \
+         ‖∇W‖/‖W‖ (`relative`), how far one SGD step turns the weight, is recorded beside it."
+    );
+    line!(md);
+    let degrading = depth_trend(loaded, "plain").is_some_and(|t| t.trend == Trend::Rises);
+    line!(
+        md,
+        "| plain depth | scale-free decay at init | at end | spread at init | at end | dL/dh spread at end | reading at the end |"
+    );
+    line!(md, "|---|---|---|---|---|---|---|");
+    let mut verdicts: Vec<(u32, Flow)> = Vec::new();
+    let mut missing = false;
+    for &d in &depths {
+        let Some(entry) = gradient_run(loaded, "plain", d) else {
+            continue;
+        };
+        let raw = entry
+            .record
+            .as_ref()
+            .and_then(|r| r.gradient_ends.spread_final);
+        let Some(r) = loaded.csv_run(&entry.name).and_then(scale_free_readings) else {
+            missing = true;
+            continue;
+        };
+        let end = r.spread_final.map(flow);
+        if let Some(f) = end {
+            verdicts.push((d, f));
         }
+        let cell = |v: Option<f64>| v.map_or("—".into(), decades);
+        line!(
+            md,
+            "| {d} | {} | {} | {} | {} | {} | {} |",
+            cell(r.decay_init),
+            cell(r.decay_final),
+            cell(r.spread_init),
+            cell(r.spread_final),
+            cell(raw),
+            end.map_or("—", Flow::describe)
+        );
+    }
+    line!(md);
+    if verdicts.is_empty() {
+        line!(
+            md,
+            "No plain run here has `gradients.csv` with the `weight_norm` column (files written before it, or not kept): rerun the experiment to judge this on the scale-free measure."
+        );
+        line!(md);
+        return;
+    }
+    if missing {
+        line!(
+            md,
+            "(Some plain runs have no such gradients.csv and are left out.)"
+        );
+        line!(md);
+    }
+    let vanishing: Vec<String> = verdicts
+        .iter()
+        .filter(|(_, f)| matches!(f, Flow::Vanishing | Flow::ExactZero))
+        .map(|(d, _)| d.to_string())
+        .collect();
+    let degradation = if degrading {
+        "Plain training error rises with depth here (degradation)"
+    } else {
+        "Plain training error does not rise with depth here beyond the seeds' spread"
+    };
+    if vanishing.is_empty() {
+        line!(
+            md,
+            "{degradation}, and **on the scale-free measure no plain BatchNorm net's gradient vanishes** at the end of training (spread within {VANISH_SPREAD:.0} decades, or growing toward the input): **our data agree with He et al.** that degradation is not vanishing gradient. Where dL/dh itself shrinks, it is the weights growing."
+        );
     } else {
         line!(
             md,
-            "These nets have no BatchNorm (`norm` {norm}), so He et al.'s argument, made for BatchNorm nets, does not apply. {}",
-            if unhealthy.is_empty() {
-                "The plain nets' ratios stay within [1e-2, 1e2] anyway.".to_owned()
-            } else {
-                format!("Here the plain nets' gradients are uneven: {}.", unhealthy.join("; "))
-            }
+            "{degradation}, and **on the scale-free measure the plain BatchNorm nets of depth {} vanish toward the input** at the end of training (first hidden layer more than {VANISH_SPREAD:.0} decades below the last): here degradation comes with vanishing, so **our data do not agree** with He et al. on this point.",
+            vanishing.join(", ")
         );
     }
     line!(md);
@@ -661,7 +855,7 @@ fn glorot(md: &mut String, loaded: &Loaded) {
         line!(md);
         line!(
             md,
-            "| layer | saturated at first probe | peak saturated (step) | saturated at last probe | mean at first probe | lowest mean (step) | mean at last probe | ‖dL/dh‖ at init |"
+            "| layer | saturated at first probe | peak saturated (step) | saturated at last probe | mean at first probe | lowest mean (step) | mean at last probe | rms of dL/dh at init |"
         );
         line!(md, "|---|---|---|---|---|---|---|---|");
         let f = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.3}"));
@@ -715,7 +909,7 @@ fn glorot(md: &mut String, loaded: &Loaded) {
         }
         if let Some(s) = gradient_spread(&rows) {
             said.push(format!(
-                "At initialization the largest hidden-layer ‖dL/dh‖ is {}× the smallest (1 = perfectly even); compare this with the matching run of the other init.",
+                "At initialization the largest hidden-layer rms of dL/dh is {}× the smallest (1 = perfectly even); compare this with the matching run of the other init.",
                 if s >= 100.0 { format!("{s:.1e}") } else { format!("{s:.1}") }
             ));
         }
@@ -731,8 +925,8 @@ fn caption(name: &str) -> &'static str {
     match name {
         "train_error_vs_step" => "Training error (on-the-fly minibatch mean) against step, one line per depth; plain and residual side by side (He et al. Fig. 6 layout).",
         "error_vs_depth" => "Final train (solid) and test (dashed) error against depth, mean over seeds with min–max bars.",
-        "gradient_profile" => "‖dL/dh‖ per layer, log axis, at initialization (solid) and at the last probed step (dashed).",
-        "gradient_vs_step" => "‖dL/dh‖ of the first, middle and last layer of the deepest net against step.",
+        "gradient_profile" => "rms of dL/dh per element at each point of one kind (an MLP's layers, a conv net's block outputs), log axis, at initialization (solid) and at the last probed step (dashed); ▼ marks values that are exactly 0 in float32.",
+        "gradient_vs_step" => "rms of dL/dh of the first, middle and last layer (or block output) of the deepest net against step.",
         "layer_response_std" => "Std of each layer response at the last probed step, forward order and sorted (He et al. Fig. 7).",
         "saturation_vs_step" => "Fraction of saturated units per layer against step (Glorot & Bengio Fig. 2); ReLU counts dead units.",
         "activation_mean_vs_step" => "Mean of each layer response against step (Glorot & Bengio Fig. 2 plots the sigmoid outputs' mean: the top hidden layer's sinks toward 0).",

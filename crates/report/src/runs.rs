@@ -26,6 +26,17 @@ pub struct FinalMetrics {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct GradientEnds {
+    /// Decay per layer over the trunk (decades per layer), median of the
+    /// first five probe steps; absent in records written before it.
+    pub decay_init: Option<f64>,
+    pub decay_final: Option<f64>,
+    /// log10(last trunk rms / first); `"inf"` in JSON when the first is
+    /// exactly 0 in float32.
+    #[serde(deserialize_with = "inf_or_number")]
+    pub spread_init: Option<f64>,
+    #[serde(deserialize_with = "inf_or_number")]
+    pub spread_final: Option<f64>,
+    pub trunk_points: Vec<String>,
     pub init_first: Option<f64>,
     pub init_last: Option<f64>,
     pub final_step: Option<u64>,
@@ -42,6 +53,16 @@ impl GradientEnds {
     /// first / last at the last probed step.
     pub fn final_ratio(&self) -> Option<f64> {
         ratio(self.final_first, self.final_last)
+    }
+}
+
+/// A number, `null`, or the text of a non-finite number (`"inf"`), which
+/// run.json uses because JSON has no infinity.
+fn inf_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(Value::String(s)) => Ok(s.parse().ok()),
+        _ => Ok(None),
     }
 }
 
@@ -408,6 +429,11 @@ mod tests {
     #[test]
     fn gradient_ratios_need_a_positive_last_value() {
         let g = GradientEnds {
+            decay_init: None,
+            decay_final: None,
+            spread_init: None,
+            spread_final: None,
+            trunk_points: Vec::new(),
             init_first: Some(1e-6),
             init_last: Some(1e-2),
             final_step: Some(9),

@@ -43,15 +43,66 @@ pub struct FinalMetrics {
     pub test_error: Option<f64>,
 }
 
-/// ‖dL/dh‖ at the first and last probe point, at step 0 and at the last
-/// probed step: the numbers behind "the gradient vanishes toward the input".
+/// What the gradient did across the net, at the start and at the end.
+///
+/// The headline is the decay per layer and the spread over the trunk
+/// (`gradscope_format::decay`: per-element rms of dL/dh at the hidden points
+/// of one kind, input layer and head left out, medians over the first and
+/// last five probe steps). The `init_*`/`final_*` L2 norms at the first and
+/// last probe point (the head) on one minibatch are the older reading, kept
+/// for comparison with results published before; their ratio mixes in the
+/// head's own factor and tensors of different sizes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GradientEnds {
+    #[serde(default)]
+    pub decay_init: Option<f64>,
+    #[serde(default)]
+    pub decay_final: Option<f64>,
+    #[serde(default, with = "opt_inf")]
+    pub spread_init: Option<f64>,
+    #[serde(default, with = "opt_inf")]
+    pub spread_final: Option<f64>,
+    /// Names of the trunk points the readings are fitted over, input side
+    /// first (absent in records written before them).
+    #[serde(default)]
+    pub trunk_points: Vec<String>,
     pub init_first: Option<f64>,
     pub init_last: Option<f64>,
     pub final_step: Option<usize>,
     pub final_first: Option<f64>,
     pub final_last: Option<f64>,
+}
+
+/// JSON has no infinity, and a spread is +inf when the first trunk point is
+/// exactly 0 in float32: such a value is written as the string `"inf"`.
+mod opt_inf {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        Finite(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) if x.is_finite() => Num::Finite(*x).serialize(s),
+            Some(x) => Num::Text(format!("{x}")).serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        match Option::<Num>::deserialize(d)? {
+            None => Ok(None),
+            Some(Num::Finite(x)) => Ok(Some(x)),
+            Some(Num::Text(t)) => t
+                .parse()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("{t:?} is not a number"))),
+        }
+    }
 }
 
 /// Versions a result depends on.
@@ -122,8 +173,9 @@ impl RunRecord {
     }
 }
 
-/// Columns of `summary.csv`.
-pub const SUMMARY_HEADER: [&str; 16] = [
+/// Columns of `summary.csv`: the decay and spread lead, the first/last L2
+/// norms follow for comparison with older results.
+pub const SUMMARY_HEADER: [&str; 20] = [
     "run",
     "variant",
     "depth",
@@ -135,6 +187,10 @@ pub const SUMMARY_HEADER: [&str; 16] = [
     "final_train_error",
     "final_test_loss",
     "final_test_error",
+    "grad_decay_init",
+    "grad_decay_final",
+    "grad_spread_init",
+    "grad_spread_final",
     "grad_first_init",
     "grad_last_init",
     "grad_first_final",
@@ -165,6 +221,10 @@ pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<(), TrainErro
             opt(f.train_error),
             opt(f.test_loss),
             opt(f.test_error),
+            opt(g.decay_init),
+            opt(g.decay_final),
+            opt(g.spread_init),
+            opt(g.spread_final),
             opt(g.init_first),
             opt(g.init_last),
             opt(g.final_first),

@@ -457,11 +457,28 @@ impl TrainSpec {
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
     pub every: usize,
+    /// Probe every step for the first `dense_steps` steps (default 0). A
+    /// sigmoid net's gradient collapses in its first tens of steps; at
+    /// `every: 25` that collapse is one straight line, and the "init"
+    /// reading (a median over the first five probe steps) would span 100
+    /// steps of training.
+    #[serde(default)]
+    pub dense_steps: usize,
+}
+
+impl ProbeSpec {
+    /// Whether `step` of a run of `steps` steps is probed.
+    pub fn probes(&self, step: usize, steps: usize) -> bool {
+        step < self.dense_steps || step.is_multiple_of(self.every) || step + 1 == steps
+    }
 }
 
 impl Default for ProbeSpec {
     fn default() -> Self {
-        ProbeSpec { every: 10 }
+        ProbeSpec {
+            every: 10,
+            dense_steps: 0,
+        }
     }
 }
 

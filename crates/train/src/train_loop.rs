@@ -15,6 +15,7 @@ use crate::TrainError;
 use gradscope_data::prep::augment;
 use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
+use gradscope_format::decay::ProfileWindow;
 use gradscope_models::bottleneck::{Bottleneck, BottleneckConfig};
 use gradscope_models::cnn::{Cnn, CnnConfig};
 use gradscope_models::inception::{InceptionConfig, InceptionNet};
@@ -186,7 +187,7 @@ pub fn train_run(
 
     let probe = Probe::new(net.as_ref());
     let probe_points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
-    let mut out = RunWriters::create(dir, probe_points.clone())?;
+    let mut out = RunWriters::create(dir, probe_points.clone(), probe.trunk().to_vec())?;
     let mut order = Batches::new(data.train.len(), t.batch_size as i64, run.seed, device);
     let mut augment_rng = exp
         .dataset
@@ -197,7 +198,16 @@ pub fn train_run(
 
     let mut status = Status::Completed;
     let mut diverged_at_step = None;
-    let mut ends = GradientEnds::default();
+    let mut ends = GradientEnds {
+        trunk_points: probe_points
+            .iter()
+            .zip(probe.trunk())
+            .filter(|(_, t)| **t)
+            .map(|(name, _)| name.clone())
+            .collect(),
+        ..GradientEnds::default()
+    };
+    let mut profiles = ProfileWindow::new();
     let mut window = Window::new(device);
     let mut steps_done = 0;
 
@@ -231,7 +241,7 @@ pub fn train_run(
         }
 
         // Taps only on probe steps: other steps pay nothing for probing.
-        let probing = step % exp.probe.every == 0 || step + 1 == steps;
+        let probing = exp.probe.probes(step, steps);
         let taps = probing.then(|| probe.taps(y.size()[0], device));
         let fwd = net.forward(&x, true, taps.as_deref());
         let (loss, error) = objective(exp.task, &fwd.logits, &x, &y);
@@ -248,9 +258,10 @@ pub fn train_run(
         if let Some(taps) = &taps {
             let rec = probe.collect(net.as_ref(), taps, &fwd.responses)?;
             out.probe(step, &rec)?;
+            profiles.push(rec.trunk_profile(probe.trunk()));
             let (first, last) = (
-                rec.output_l2.first().copied(),
-                rec.output_l2.last().copied(),
+                rec.output.first().map(|o| o.l2),
+                rec.output.last().map(|o| o.l2),
             );
             if step == 0 {
                 (ends.init_first, ends.init_last) = (first, last);
@@ -320,6 +331,9 @@ pub fn train_run(
             _ => status = Status::Interrupted,
         }
     }
+    let readings = profiles.readings();
+    (ends.decay_init, ends.decay_final) = (readings.decay_init, readings.decay_final);
+    (ends.spread_init, ends.spread_final) = (readings.spread_init, readings.spread_final);
     Ok(RunOutcome {
         status,
         steps_done,
