@@ -15,10 +15,12 @@ macro_rules! outln {
 
 mod bench;
 mod cost;
+mod examples;
+mod list;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use gradscope_train::plan::plan;
+use gradscope_train::check::{self, check_experiment};
 use gradscope_train::record::Status;
 use gradscope_train::spec::Experiment;
 use gradscope_train::sweep::{list_some, Existing, Sweep};
@@ -28,14 +30,32 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tch::Device;
+
+/// Without a terminal, a progress line at least this often during a run.
+const PROGRESS_AT_LEAST: Duration = Duration::from_secs(60);
+
+/// A wall time for people: milliseconds below a second (a tiny run's "0 s"
+/// says nothing), seconds below two minutes, then minutes.
+fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        "?".into()
+    } else if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 120.0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{:.1} min", secs / 60.0)
+    }
+}
 
 #[derive(Parser)]
 #[command(
     name = "gradscope",
     version,
     about = "Vanishing-gradient experiments on libtorch: train plain nets and their residual twins at many depths, record every layer's gradient, draw the charts.",
-    after_help = "Start with: gradscope check experiments/quickstart.json, then gradscope run experiments/quickstart.json"
+    after_help = "Start with:\n  gradscope example quickstart > quickstart.json\n  gradscope check quickstart.json\n  gradscope run quickstart.json\n  gradscope report results/quickstart\nWhat a file may say: gradscope list"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -73,15 +93,50 @@ enum Command {
         /// interrupted, failed and unfinished (killed) ones again.
         #[arg(long, conflicts_with = "restart")]
         resume: bool,
-        /// Train every run again; each old run is replaced when its new one ends.
+        /// Train every run again: the charts, summary.csv, report and export
+        /// go at once (they describe the old runs), so do run folders the
+        /// plan no longer has; each old run is replaced when its new one ends.
+        /// Refused if RESULTS holds another experiment's runs, unless --force.
         #[arg(long)]
         restart: bool,
+        /// With --restart: delete another experiment's runs too.
+        #[arg(long, requires = "restart")]
+        force: bool,
+        /// Without a terminal (log file, pipe): a progress line every this
+        /// many steps [default: a tenth of a run], and at least once a minute.
+        #[arg(long, value_name = "STEPS")]
+        progress_every: Option<usize>,
     },
-    /// Validate an experiment file and print its plan of runs, without
-    /// training anything.
+    /// Check an experiment file as `run` would, without training: the file,
+    /// the dataset's headers and sizes, every network of the plan; print
+    /// the plan with parameters, multiplications and a rough time per run.
     Check {
         /// The experiment file (JSON).
         experiment: PathBuf,
+    },
+    /// Print one of the experiment files shipped with gradscope
+    /// (`gradscope example quickstart > quickstart.json`); without a name,
+    /// list them.
+    Example {
+        /// quickstart, fashion-mlp, fashion-cnn, identity, …
+        name: Option<String>,
+    },
+    /// Print the JSON Schema of an experiment file (as in
+    /// docs/experiment.schema.json), for editors that complete and check
+    /// JSON against a schema.
+    Schema,
+    /// List what an experiment file may say: model families and their
+    /// fields, activations, inits, norms, dataset kinds and their fields.
+    List,
+    /// Write every run's gradients.csv, metrics.csv and activations.csv as
+    /// one long table each, with run,variant,depth,seed in front
+    /// (for pandas: pd.read_csv("RESULTS/export/gradients.csv")).
+    Export {
+        /// The results directory, e.g. results/quickstart.
+        results: PathBuf,
+        /// Where to write the tables [default: RESULTS/export].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Measure training throughput and probe overhead against a PyTorch
     /// eager script on the same libtorch, and write results/bench/.
@@ -179,7 +234,8 @@ enum Command {
         results: PathBuf,
     },
     /// Write RESULTS/report.md: the runs table, what the numbers show beside
-    /// the papers' numbers, and every chart (drawn first if plots/ lacks one).
+    /// the papers' numbers, and every chart (drawn first if plots/ lacks one
+    /// or a file it was drawn from has changed since).
     ///
     /// Missing or unfinished runs are marked in the report and listed on
     /// stderr; the exit status is still 0. A path without runs/ is an error.
@@ -207,15 +263,42 @@ fn main() -> ExitCode {
             no_plot,
             resume,
             restart,
+            force,
+            progress_every,
         } => {
-            let existing = match (resume, restart) {
-                (true, _) => Existing::Resume,
-                (_, true) => Existing::Restart,
+            let existing = match (resume, restart, force) {
+                (true, _, _) => Existing::Resume,
+                (_, true, true) => Existing::Replace,
+                (_, true, false) => Existing::Restart,
                 _ => Existing::Refuse,
             };
-            run(&experiment, out, threads, device, no_plot, existing)
+            run(
+                &experiment,
+                out,
+                threads,
+                device,
+                no_plot,
+                existing,
+                progress_every,
+            )
         }
         Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
+        Command::Example { name: None } => print_stdout(&format!(
+            "gradscope example NAME prints one of these experiment files:\n{}",
+            examples::list()
+        ))
+        .map(|()| ExitCode::SUCCESS),
+        Command::Example { name: Some(name) } => examples::example(&name)
+            .map_err(anyhow::Error::msg)
+            .and_then(print_stdout)
+            .map(|()| ExitCode::SUCCESS),
+        Command::List => print_stdout(&list::listing()).map(|()| ExitCode::SUCCESS),
+        Command::Schema => {
+            print_stdout(&gradscope_train::spec::experiment_schema()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Export { results, out } => {
+            export(&results, out.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
         Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
         Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
         Command::Cost {
@@ -298,10 +381,28 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once. Library errors
+/// (thiserror) often put their source in their own message too ("x.json:
+/// cannot read …: No such file or directory") while also returning it as
+/// `source()`, and anyhow's `{:#}` would then print it twice.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 /// Prints to stdout; a closed pipe (`gradscope check x | head`) is not an
@@ -333,17 +434,30 @@ fn parse_device(device: &str) -> Result<Device> {
 
 fn check(path: &Path) -> Result<()> {
     let exp = Experiment::from_file(path)?;
-    let runs = plan(&exp);
+    // Everything `run` checks before it trains, without loading or training.
+    let checked = check_experiment(&exp).with_context(|| path.display().to_string())?;
+    let runs = &checked.runs;
     let budget = match (exp.train.steps, exp.train.epochs) {
         (Some(s), _) => format!("{s} steps"),
-        (_, Some(e)) => format!("{e} epochs"),
+        (_, Some(e)) => format!("{e} epochs ({} steps)", checked.steps),
         _ => "?".into(),
     };
+    let d = &checked.data;
+    let shape: Vec<String> = d.input_shape.iter().map(i64::to_string).collect();
     let mut text = String::new();
     outln!(text, "{}: ok", path.display());
     if !exp.description.is_empty() {
         outln!(text, "  {}", exp.description);
     }
+    outln!(
+        text,
+        "  data: {}, {} training and {} held-out examples of {}, {} classes",
+        d.name,
+        d.train,
+        d.test,
+        shape.join("×"),
+        d.classes
+    );
     outln!(
         text,
         "  {} runs ({} variants × {} depths × {} seeds), {budget} each, probe every {} steps",
@@ -354,8 +468,74 @@ fn check(path: &Path) -> Result<()> {
         exp.probe.every
     );
     outln!(text, "  results: results/{}/", exp.name);
-    for r in &runs {
-        outln!(text, "  {}", r.name());
+    let width = runs
+        .iter()
+        .map(|r| r.run.name().len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    outln!(
+        text,
+        "  {:width$}  {:>12}  {:>16}  {:>10}",
+        "run",
+        "parameters",
+        "mults/example",
+        "est. time"
+    );
+    for r in runs {
+        outln!(
+            text,
+            "  {:width$}  {:>12}  {:>16}  {:>10}",
+            r.run.name(),
+            r.params,
+            r.mults,
+            duration(r.estimate_s)
+        );
+    }
+    outln!(
+        text,
+        "  estimated time: {} for all {} runs on 2 CPU threads (rough; see below)",
+        duration(checked.total_estimate_s()),
+        runs.len()
+    );
+    for (depth, why) in &checked.same_twins {
+        outln!(
+            text,
+            "  note: at depth {depth} the plain and residual nets are the same network ({why}); \
+             comparing them there shows nothing about shortcuts"
+        );
+    }
+    outln!(
+        text,
+        "  The estimate is rough (expect within a factor of two): per step 3 × batch × \
+         multiplications / {:.0e} per second (forward and backward), plus {} ms per weight \
+         layer and {} ms per BatchNorm layer (kernel launches), plus the evaluation passes at \
+         {:.0e} per second; constants measured on this project's 2-core CPU machine. Probing, other thread \
+         counts and GPUs are not modelled.",
+        check::CPU_MULTS_PER_S,
+        check::CPU_LAYER_S * 1e3,
+        check::CPU_NORM_S * 1e3,
+        check::CPU_EVAL_MULTS_PER_S
+    );
+    print_stdout(&text)
+}
+
+fn export(results: &Path, out: Option<&Path>) -> Result<()> {
+    let e = gradscope_report::export::export(results, out)?;
+    for s in &e.skipped {
+        eprintln!("export: skipped {s}");
+    }
+    let mut text = String::new();
+    for (path, rows) in &e.files {
+        outln!(
+            text,
+            "{} ({rows} rows from {} runs)",
+            path.display(),
+            e.runs
+        );
+    }
+    if e.files.is_empty() {
+        bail!("{}: no run has a CSV file to export", results.display());
     }
     print_stdout(&text)
 }
@@ -372,6 +552,9 @@ fn plot(results: &Path) -> Result<()> {
 
 fn report(results: &Path) -> Result<()> {
     let r = gradscope_report::write_report(results)?;
+    if let Some(note) = &r.charts_note {
+        eprintln!("report: {note}");
+    }
     for p in &r.problems {
         eprintln!("report: {p}");
     }
@@ -385,6 +568,7 @@ fn run(
     device: DeviceArg,
     no_plot: bool,
     existing: Existing,
+    progress_every: Option<usize>,
 ) -> Result<ExitCode> {
     let exp = Experiment::from_file(path)?;
     let threads = match threads {
@@ -417,6 +601,9 @@ fn run(
     let sweep = Sweep::prepare(exp, &out, device, threads, existing, &command.join(" "))
         .with_context(|| path.display().to_string())?
         .with_experiment_file(path);
+    for note in sweep.notes() {
+        eprintln!("{}: {note}", out.display());
+    }
     if let Some(h) = sweep.stale_lock() {
         eprintln!(
             "{}: took over a stale lock left by {h}, which is no longer running",
@@ -466,23 +653,43 @@ fn run(
         if let Some(b) = &bar {
             b.set_message(run.name());
         }
-        let record = sweep.run(run, &stop, &mut |done| {
-            if let Some(b) = &bar {
-                b.set_position(base + done as u64);
+        // Without a terminal (a log file, a pipe, a batch job) there is no
+        // bar: a line when the run starts and one every `every` steps (and
+        // at least once a minute) say where the sweep is.
+        let tag = format!("[{}/{}] {}", i + 1, runs.len(), run.name());
+        let every = progress_every
+            .unwrap_or((steps as usize / 10).max(1))
+            .max(1);
+        if bar.is_none() {
+            eprintln!("{tag}: training {steps} steps");
+        }
+        let started = Instant::now();
+        let mut last_line = started;
+        let record = sweep.run(run, &stop, &mut |done| match &bar {
+            Some(b) => b.set_position(base + done as u64),
+            None if done < steps as usize
+                && (done % every == 0 || last_line.elapsed() >= PROGRESS_AT_LEAST) =>
+            {
+                last_line = Instant::now();
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "{tag}: step {done}/{steps} ({:.0}%), {}, {:.1} steps/s",
+                    100.0 * done as f64 / steps.max(1) as f64,
+                    duration(secs),
+                    done as f64 / secs.max(1e-9)
+                );
             }
+            None => {}
         })?;
         let pct = |v: Option<f64>| {
             v.map(|v| format!("{:.1}%", 100.0 * v))
                 .unwrap_or_else(|| "-".into())
         };
         let line = format!(
-            "[{}/{}] {} {} after {} steps in {:.1}s: train error {}, test error {}{}",
-            i + 1,
-            runs.len(),
-            record.run,
+            "{tag} {} after {} steps in {}: train error {}, test error {}{}",
             record.status.as_str(),
             record.steps_done,
-            record.elapsed_s,
+            duration(record.elapsed_s),
             pct(record.final_metrics.train_error),
             pct(record.final_metrics.test_error),
             match (&record.error, record.diverged_at_step) {
@@ -510,6 +717,19 @@ fn run(
     eprintln!("wrote {}", summary.display());
     if !no_plot {
         plot(&out)?;
+    }
+    // A report from before this run (kept by --resume) now describes other
+    // runs: write it again, or say that it is out of date.
+    if out.join(gradscope_report::REPORT_FILE).is_file() {
+        if no_plot {
+            eprintln!(
+                "{}: report.md predates these runs; `gradscope report {}` writes it again",
+                out.display(),
+                out.display()
+            );
+        } else {
+            report(&out)?;
+        }
     }
     if stop.load(Ordering::SeqCst) {
         eprintln!(

@@ -8,6 +8,8 @@
 //! Each case is a row of [`cases`]: a name, the files it writes, the
 //! command, and the strings its message must contain. Dataset files are
 //! generated here: small valid IDX and CIFAR-10 sets, then one file broken.
+//! Every case of `run` goes through `gradscope check` too, which must
+//! refuse it with the same message (but for [`CHECK_LETS_THROUGH`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -486,9 +488,9 @@ fn cases() -> Vec<Case> {
         exp_case(
             "IDX folder missing",
             |t| on_files("fashion-mnist", &t.join("nowhere"), ""),
+            // The folder is named first, not eight files inside it.
             &[
-                "{T}/nowhere/train-images-idx3-ubyte",
-                "not found",
+                "dataset.dir: {T}/nowhere does not exist",
                 "dataset-fashion-mnist",
             ],
         ),
@@ -600,6 +602,10 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Cases that `check` passes by design: their fault is found only by
+/// reading every record of the data.
+const CHECK_LETS_THROUGH: &[&str] = &["CIFAR label out of range"];
+
 /// Runs one case; returns what is wrong with it, if anything.
 fn run_case(case: &Case) -> Option<String> {
     let tmp = tempfile::tempdir().unwrap();
@@ -634,6 +640,31 @@ fn run_case(case: &Case) -> Option<String> {
     }
     if out.exists() {
         wrong.push(format!("left {} behind", out.display()));
+    }
+    // `check` must refuse what `run` refuses, with the same words (issue
+    // 19): it reads the dataset's headers and sizes and builds every
+    // network. A CIFAR-10 label byte is the one thing it does not read.
+    if case.args == RUN && !CHECK_LETS_THROUGH.contains(&case.name) {
+        let o = Command::new(env!("CARGO_BIN_EXE_gradscope"))
+            .args(["check", &exp.display().to_string()])
+            .output()
+            .expect("the gradscope binary starts");
+        let err = String::from_utf8_lossy(&o.stderr);
+        if o.status.success() {
+            wrong.push("check exited 0".to_string());
+        }
+        for n in case.needles {
+            if !err.contains(&fill(n)) {
+                wrong.push(format!(
+                    "no {:?} in check's message: {}",
+                    fill(n),
+                    err.trim()
+                ));
+            }
+        }
+        if err.contains("panicked at") {
+            wrong.push("check panicked".into());
+        }
     }
     (!wrong.is_empty()).then(|| {
         format!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 use crate::idx::check_labels;
-use crate::{open_file, DataError, Dataset, Split};
+use crate::{open_file, DataError, Dataset, DatasetInfo, Split};
 
 /// How to get the files [`cifar10`] reads.
 pub const CIFAR10_HINT: &str = "download the CIFAR-10 binary version archive \
@@ -42,27 +42,7 @@ const TEST_FILE: &str = "test_batch.bin";
 /// `x` is float32 in `[0, 1]`, `[n, 3, 32, 32]` (channels R, G, B); `y` is
 /// int64; 10 classes. A file may hold fewer than 10000 records, but not 0.
 pub fn cifar10(dir: &Path) -> Result<Dataset, DataError> {
-    let names: Vec<&str> = TRAIN_FILES.iter().copied().chain([TEST_FILE]).collect();
-    let mut looked = Vec::new();
-    let mut base = None;
-    for candidate in [dir.to_path_buf(), dir.join(ARCHIVE_FOLDER)] {
-        let missing: Vec<PathBuf> = names
-            .iter()
-            .map(|n| candidate.join(n))
-            .filter(|p| !p.exists())
-            .collect();
-        if missing.is_empty() {
-            base = Some(candidate);
-            break;
-        }
-        looked.extend(missing);
-    }
-    let Some(base) = base else {
-        return Err(DataError::Missing {
-            looked,
-            hint: CIFAR10_HINT.to_string(),
-        });
-    };
+    let base = find_base(dir)?;
 
     let mut train_px = Vec::new();
     let mut train_y = Vec::new();
@@ -79,6 +59,74 @@ pub fn cifar10(dir: &Path) -> Result<Dataset, DataError> {
         input_shape: vec![3, SIDE as i64, SIDE as i64],
         classes: CLASSES as i64,
     })
+}
+
+/// What [`cifar10`] would load from `dir`, from the files' sizes alone
+/// (each is a whole number of 3073-byte records, at most 10000): the
+/// label bytes are not read here, so a label out of range is found only by
+/// [`cifar10`].
+pub fn cifar10_info(dir: &Path) -> Result<DatasetInfo, DataError> {
+    let base = find_base(dir)?;
+    let mut train = 0;
+    for name in TRAIN_FILES {
+        let path = base.join(name);
+        let (_, len) = open_file(&path)?;
+        train += records(&path, len)? as usize;
+    }
+    let path = base.join(TEST_FILE);
+    let (_, len) = open_file(&path)?;
+    Ok(DatasetInfo {
+        name: "cifar10".to_string(),
+        train,
+        test: records(&path, len)? as usize,
+        input_shape: vec![3, SIDE as i64, SIDE as i64],
+        classes: CLASSES as i64,
+    })
+}
+
+/// The folder holding all six files: `dir` or `dir/cifar-10-batches-bin`.
+fn find_base(dir: &Path) -> Result<PathBuf, DataError> {
+    crate::check_dir(dir, CIFAR10_HINT)?;
+    let names: Vec<&str> = TRAIN_FILES.iter().copied().chain([TEST_FILE]).collect();
+    let mut looked = Vec::new();
+    for candidate in [dir.to_path_buf(), dir.join(ARCHIVE_FOLDER)] {
+        let missing: Vec<PathBuf> = names
+            .iter()
+            .map(|n| candidate.join(n))
+            .filter(|p| !p.exists())
+            .collect();
+        if missing.is_empty() {
+            return Ok(candidate);
+        }
+        looked.extend(missing);
+    }
+    Err(DataError::Missing {
+        looked,
+        hint: CIFAR10_HINT.to_string(),
+    })
+}
+
+/// The records a batch file of `len` bytes holds, or why it is not one.
+fn records(path: &Path, len: u64) -> Result<u64, DataError> {
+    let corrupt = |what: String| DataError::corrupt(path, what);
+    if len == 0 {
+        return Err(corrupt("empty file".into()));
+    }
+    if !len.is_multiple_of(RECORD as u64) {
+        return Err(corrupt(format!(
+            "truncated: {len} bytes is not a whole number of {RECORD}-byte records \
+             (1 label byte + {PIXELS} pixel bytes); {} whole records and {} bytes over",
+            len / RECORD as u64,
+            len % RECORD as u64
+        )));
+    }
+    let records = len / RECORD as u64;
+    if records > MAX_RECORDS as u64 {
+        return Err(corrupt(format!(
+            "{len} bytes hold {records} records, more than the {MAX_RECORDS} of a CIFAR-10 batch file"
+        )));
+    }
+    Ok(records)
 }
 
 fn to_split(pixels: &[u8], labels: &[u8]) -> Split {
@@ -98,24 +146,8 @@ fn to_split(pixels: &[u8], labels: &[u8]) -> Split {
 pub(crate) fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
     let corrupt = |what: String| DataError::corrupt(path, what);
     let (file, len) = open_file(path)?;
-    if len == 0 {
-        return Err(corrupt("empty file".into()));
-    }
-    if len % RECORD as u64 != 0 {
-        return Err(corrupt(format!(
-            "truncated: {len} bytes is not a whole number of {RECORD}-byte records \
-             (1 label byte + {PIXELS} pixel bytes); {} whole records and {} bytes over",
-            len / RECORD as u64,
-            len % RECORD as u64
-        )));
-    }
-    let records = len / RECORD as u64;
     // Checked before allocating, so a huge stray file is refused unread.
-    if records > MAX_RECORDS as u64 {
-        return Err(corrupt(format!(
-            "{len} bytes hold {records} records, more than the {MAX_RECORDS} of a CIFAR-10 batch file"
-        )));
-    }
+    records(path, len)?;
     let mut bytes = Vec::with_capacity(len as usize);
     file.take(len + 1)
         .read_to_end(&mut bytes)
@@ -188,6 +220,36 @@ mod tests {
             (total - (100.0 + 101.0 + 102.0 + 103.0)).abs() < 1e-3,
             "{total}"
         );
+    }
+
+    /// Sizes alone: the same answer as loading for a good set and for
+    /// broken lengths; a bad label byte is left to `cifar10`.
+    #[test]
+    fn cifar10_info_agrees_with_cifar10_on_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        write_all(dir.path(), 3);
+        let info = cifar10_info(dir.path()).unwrap();
+        assert_eq!((info.train, info.test), (15, 3));
+        assert_eq!(info.input_shape, vec![3, 32, 32]);
+        let ds = cifar10(dir.path()).unwrap();
+        assert_eq!(ds.train.len(), 15);
+
+        let mut b = batch(2, 0);
+        b.truncate(2 * RECORD - 5);
+        write(dir.path(), "data_batch_4.bin", &b);
+        assert_eq!(
+            cifar10_info(dir.path()).unwrap_err().to_string(),
+            cifar10(dir.path()).unwrap_err().to_string()
+        );
+        write(dir.path(), "data_batch_4.bin", &[]);
+        assert_eq!(
+            cifar10_info(dir.path()).unwrap_err().to_string(),
+            cifar10(dir.path()).unwrap_err().to_string()
+        );
+        let nowhere = dir.path().join("nowhere");
+        let text = cifar10_info(&nowhere).unwrap_err().to_string();
+        assert!(text.starts_with("dataset.dir: "), "{text}");
+        assert!(text.contains("does not exist"), "{text}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use tch::{Kind, Tensor};
 
-use crate::{open_file, DataError, Dataset, Split};
+use crate::{open_file, DataError, Dataset, DatasetInfo, Split};
 
 /// Where Debian's `dataset-fashion-mnist` package installs the four files
 /// (gzipped, with the upstream names).
@@ -23,7 +23,7 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 pub const FASHION_MNIST_HINT: &str =
     "install Debian's package: apt-get install dataset-fashion-mnist";
 
-const IMAGES_MAGIC: u32 = 0x0000_0803;
+pub(crate) const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// The largest payload a header may declare (4 GiB, about 90 times the
@@ -55,9 +55,21 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
     Ok(data)
 }
 
-/// Reads an IDX file of unsigned bytes whose magic must be `magic`; returns
-/// the dimensions and the payload.
-fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+/// An IDX file opened and its header read: the stream stands at the first
+/// data byte.
+struct IdxStream {
+    dims: Vec<usize>,
+    /// Data bytes the header declares.
+    payload: u64,
+    src: Box<dyn Read>,
+    gzipped: bool,
+    file_len: u64,
+    header_len: usize,
+}
+
+/// Opens an IDX file of unsigned bytes whose magic must be `magic` and
+/// checks its header (magic, sizes, the payload cap).
+fn open_idx(path: &Path, magic: u32) -> Result<IdxStream, DataError> {
     let corrupt = |what: String| DataError::corrupt(path, what);
     let (file, file_len) = open_file(path)?;
     if file_len == 0 {
@@ -122,8 +134,29 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError>
             "header declares sizes {dims:?}, {declared} bytes, more than the {MAX_PAYLOAD}-byte limit"
         )));
     }
-    let payload = declared as u64;
+    Ok(IdxStream {
+        dims,
+        payload: declared as u64,
+        src,
+        gzipped,
+        file_len,
+        header_len,
+    })
+}
 
+/// Reads an IDX file of unsigned bytes whose magic must be `magic`; returns
+/// the dimensions and the payload.
+fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let corrupt = |what: String| DataError::corrupt(path, what);
+    let IdxStream {
+        dims,
+        payload,
+        mut src,
+        gzipped,
+        file_len,
+        header_len,
+    } = open_idx(path, magic)?;
+    let read_err = |e: std::io::Error| read_error(path, gzipped, e);
     let data = if gzipped {
         // The decompressed length is unknown until read: read at most one
         // byte past the declared size (to see trailing bytes), into a buffer
@@ -174,6 +207,52 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError>
     Ok((dims, data))
 }
 
+/// Checks an IDX file as [`read_idx`] does, without keeping its data: the
+/// header, and that the data are exactly as long as it declares (a raw
+/// file by its length, a gzipped one by decompressing it into nothing,
+/// about 0.3 s for Fashion-MNIST's training images). Returns the sizes.
+pub(crate) fn check_idx(path: &Path, magic: u32) -> Result<Vec<usize>, DataError> {
+    let corrupt = |what: String| DataError::corrupt(path, what);
+    let IdxStream {
+        dims,
+        payload,
+        src,
+        gzipped,
+        file_len,
+        header_len,
+    } = open_idx(path, magic)?;
+    if gzipped {
+        let got = std::io::copy(&mut src.take(payload + 1), &mut std::io::sink())
+            .map_err(|e| read_error(path, gzipped, e))?;
+        if got < payload {
+            return Err(corrupt(format!(
+                "truncated: header declares sizes {dims:?}, {payload} data bytes, \
+                 but the decompressed file holds {got}"
+            )));
+        }
+        if got > payload {
+            return Err(corrupt(format!(
+                "trailing bytes after the {payload} data bytes declared by sizes {dims:?}"
+            )));
+        }
+    } else {
+        let expected = header_len as u64 + payload;
+        if file_len < expected {
+            return Err(corrupt(format!(
+                "truncated: header declares sizes {dims:?}, {expected} bytes in all, \
+                 but the file holds {file_len}"
+            )));
+        }
+        if file_len > expected {
+            return Err(corrupt(format!(
+                "{} trailing bytes after the {expected} bytes declared by sizes {dims:?}",
+                file_len - expected
+            )));
+        }
+    }
+    Ok(dims)
+}
+
 fn describe_magic(magic: u32) -> &'static str {
     match magic {
         IMAGES_MAGIC => "an IDX3 images file",
@@ -217,6 +296,42 @@ fn read_up_to(src: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// classes. A missing file gives [`DataError::Missing`] listing every path
 /// tried, with `hint`.
 pub fn idx_dataset(dir: &Path, name: &str, hint: &str) -> Result<Dataset, DataError> {
+    let found = find_files(dir, hint)?;
+    let (train, train_shape) = load_split(&found[0], &found[1])?;
+    let (test, test_shape) = load_split(&found[2], &found[3])?;
+    same_image_size(&found, train_shape, test_shape)?;
+    let [_, rows, cols] = train_shape.map(|d| d as i64);
+    Ok(Dataset {
+        name: name.to_string(),
+        train,
+        test,
+        input_shape: vec![1, rows, cols],
+        classes: CLASSES as i64,
+    })
+}
+
+/// What [`idx_dataset`] would load from `dir`, found by reading the
+/// headers and labels and measuring the images' data without keeping them
+/// (see [`check_idx`]): every error [`idx_dataset`] gives, it gives too.
+pub fn idx_info(dir: &Path, name: &str, hint: &str) -> Result<DatasetInfo, DataError> {
+    let found = find_files(dir, hint)?;
+    let train_shape = check_split(&found[0], &found[1])?;
+    let test_shape = check_split(&found[2], &found[3])?;
+    same_image_size(&found, train_shape, test_shape)?;
+    Ok(DatasetInfo {
+        name: name.to_string(),
+        train: train_shape[0],
+        test: test_shape[0],
+        input_shape: vec![1, train_shape[1] as i64, train_shape[2] as i64],
+        classes: CLASSES as i64,
+    })
+}
+
+/// The four standard files in `dir`, each raw or gzipped (the raw one when
+/// both exist). A `dir` that does not exist is said to be so first, rather
+/// than listing eight paths inside it.
+fn find_files(dir: &Path, hint: &str) -> Result<Vec<PathBuf>, DataError> {
+    crate::check_dir(dir, hint)?;
     let mut found: Vec<PathBuf> = Vec::with_capacity(FILES.len());
     let mut looked = Vec::new();
     for file in FILES {
@@ -232,8 +347,15 @@ pub fn idx_dataset(dir: &Path, name: &str, hint: &str) -> Result<Dataset, DataEr
             hint: hint.to_string(),
         });
     }
-    let (train, train_shape) = load_split(&found[0], &found[1])?;
-    let (test, test_shape) = load_split(&found[2], &found[3])?;
+    Ok(found)
+}
+
+/// The test images must have the training images' size.
+fn same_image_size(
+    found: &[PathBuf],
+    train_shape: [usize; 3],
+    test_shape: [usize; 3],
+) -> Result<(), DataError> {
     if train_shape[1..] != test_shape[1..] {
         return Err(DataError::corrupt(
             &found[2],
@@ -247,31 +369,38 @@ pub fn idx_dataset(dir: &Path, name: &str, hint: &str) -> Result<Dataset, DataEr
             ),
         ));
     }
-    let [_, rows, cols] = train_shape.map(|d| d as i64);
-    Ok(Dataset {
-        name: name.to_string(),
-        train,
-        test,
-        input_shape: vec![1, rows, cols],
-        classes: CLASSES as i64,
-    })
+    Ok(())
+}
+
+/// [`load_split`]'s checks without the pixels: the images' header and
+/// length, and the labels (small: read whole) against it.
+fn check_split(images: &Path, labels: &Path) -> Result<[usize; 3], DataError> {
+    let dims = check_idx(images, IMAGES_MAGIC)?;
+    let shape = [dims[0], dims[1], dims[2]];
+    let y = read_labels(labels)?;
+    count_matches(images, labels, shape[0], y.len())?;
+    check_labels(labels, &y, CLASSES)?;
+    Ok(shape)
+}
+
+fn count_matches(images: &Path, labels: &Path, n: usize, labelled: usize) -> Result<(), DataError> {
+    if labelled != n {
+        return Err(DataError::corrupt(
+            labels,
+            format!(
+                "holds {labelled} labels but {} holds {n} images",
+                images.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// One split from an images file and its labels file.
 fn load_split(images: &Path, labels: &Path) -> Result<(Split, [usize; 3]), DataError> {
     let (pixels, shape) = read_images(images)?;
     let y = read_labels(labels)?;
-    if y.len() != shape[0] {
-        return Err(DataError::corrupt(
-            labels,
-            format!(
-                "holds {} labels but {} holds {} images",
-                y.len(),
-                images.display(),
-                shape[0]
-            ),
-        ));
-    }
+    count_matches(images, labels, shape[0], y.len())?;
     check_labels(labels, &y, CLASSES)?;
     let [n, rows, cols] = shape.map(|d| d as i64);
     let x = Tensor::from_slice(&pixels)
@@ -617,9 +746,29 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn idx_dataset_missing_files_lists_paths_and_hint() {
+    fn idx_dataset_missing_folder_is_said_first() {
         let dir = tempfile::tempdir().unwrap();
         let nowhere = dir.path().join("nowhere");
+        for err in [
+            idx_dataset(&nowhere, "x", "HINT").unwrap_err(),
+            idx_info(&nowhere, "x", "HINT").map(|_| ()).unwrap_err(),
+        ] {
+            assert!(matches!(err, DataError::MissingDir { .. }), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("dataset.dir: {} does not exist. HINT", nowhere.display())
+            );
+        }
+        let file = write(dir.path(), "plain-file", b"x");
+        let text = idx_dataset(&file, "x", "HINT").unwrap_err().to_string();
+        assert!(text.ends_with("is not a directory. HINT"), "{text}");
+    }
+
+    #[test]
+    fn idx_dataset_missing_files_lists_paths_and_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let nowhere = dir.path().join("empty");
+        std::fs::create_dir(&nowhere).unwrap();
         let err = idx_dataset(&nowhere, "x", "HINT: get the files").unwrap_err();
         let DataError::Missing { looked, hint } = &err else {
             panic!("{err:?}");
@@ -650,6 +799,80 @@ pub(crate) mod tests {
         );
     }
 
+    /// `idx_info` reads headers and labels only, yet answers what
+    /// `idx_dataset` answers: the same sizes for a good set, the same error
+    /// for each way a set can be broken.
+    #[test]
+    fn idx_info_agrees_with_idx_dataset() {
+        for gz in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            write_set(dir.path(), (4, &[0, 9, 2, 3]), (2, &[5, 6]), gz);
+            let info = idx_info(dir.path(), "tiny", "").unwrap();
+            assert_eq!(
+                info,
+                DatasetInfo {
+                    name: "tiny".into(),
+                    train: 4,
+                    test: 2,
+                    input_shape: vec![1, 3, 2],
+                    classes: 10
+                }
+            );
+            let ds = info.placeholder();
+            assert_eq!(ds.train.x.size(), vec![1, 1, 3, 2]);
+        }
+        type Make = Box<dyn Fn(&Path)>;
+        let broken: Vec<(&str, Make)> = vec![
+            (
+                "count",
+                Box::new(|d| write_set(d, (4, &[0, 1, 2]), (2, &[5, 6]), false)),
+            ),
+            (
+                "label",
+                Box::new(|d| write_set(d, (3, &[0, 1, 2]), (2, &[5, 10]), true)),
+            ),
+            (
+                "size",
+                Box::new(|d| {
+                    write_set(d, (3, &[0, 1, 2]), (2, &[5, 6]), false);
+                    write(d, FILES[2], &idx_bytes(IMAGES_MAGIC, &[2, 2, 3], &[0; 12]));
+                }),
+            ),
+            (
+                "truncated gzip",
+                Box::new(|d| {
+                    write_set(d, (3, &[0, 1, 2]), (2, &[5, 6]), true);
+                    let mut b = images(3, 3, 2);
+                    b.pop();
+                    write(d, &format!("{}.gz", FILES[0]), &gzip(&b));
+                }),
+            ),
+            (
+                "trailing raw",
+                Box::new(|d| {
+                    write_set(d, (3, &[0, 1, 2]), (2, &[5, 6]), false);
+                    let mut b = images(2, 3, 2);
+                    b.push(0);
+                    write(d, FILES[2], &b);
+                }),
+            ),
+            (
+                "missing",
+                Box::new(|d| {
+                    write_set(d, (3, &[0, 1, 2]), (2, &[5, 6]), false);
+                    std::fs::remove_file(d.join(FILES[3])).unwrap();
+                }),
+            ),
+        ];
+        for (what, make) in broken {
+            let dir = tempfile::tempdir().unwrap();
+            make(dir.path());
+            let full = idx_dataset(dir.path(), "x", "h").unwrap_err().to_string();
+            let info = idx_info(dir.path(), "x", "h").unwrap_err().to_string();
+            assert_eq!(info, full, "{what}");
+        }
+    }
+
     #[test]
     fn real_fashion_mnist_loads_when_installed() {
         let dir = Path::new(FASHION_MNIST_DIR);
@@ -657,6 +880,9 @@ pub(crate) mod tests {
             println!("skipped: {FASHION_MNIST_DIR} not there ({FASHION_MNIST_HINT})");
             return;
         }
+        let info = idx_info(dir, "fashion-mnist", FASHION_MNIST_HINT).unwrap();
+        assert_eq!((info.train, info.test), (60_000, 10_000));
+        assert_eq!(info.input_shape, vec![1, 28, 28]);
         let ds = idx_dataset(dir, "fashion-mnist", FASHION_MNIST_HINT).unwrap();
         assert_eq!(ds.train.x.size(), vec![60_000, 1, 28, 28]);
         assert_eq!(ds.test.x.size(), vec![10_000, 1, 28, 28]);

@@ -42,8 +42,8 @@ use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
 
-pub use cifar::{cifar10, CIFAR10_HINT};
-pub use idx::{idx_dataset, FASHION_MNIST_DIR, FASHION_MNIST_HINT};
+pub use cifar::{cifar10, cifar10_info, CIFAR10_HINT};
+pub use idx::{idx_dataset, idx_info, FASHION_MNIST_DIR, FASHION_MNIST_HINT};
 pub use prep::augment;
 
 /// Errors from building or loading a dataset.
@@ -55,6 +55,15 @@ pub enum DataError {
     Invalid {
         field: &'static str,
         message: String,
+    },
+    /// The dataset's folder itself is not there (or is not a folder): said
+    /// first, since listing the files it would hold hides the real problem.
+    #[error("dataset.dir: {} {what}. {hint}", .dir.display())]
+    MissingDir {
+        dir: PathBuf,
+        /// "does not exist" or "is not a directory".
+        what: &'static str,
+        hint: String,
     },
     /// Dataset files that are not there. `looked` lists every path tried;
     /// `hint` says how to get the files.
@@ -96,6 +105,23 @@ impl DataError {
             source,
         }
     }
+}
+
+/// Refuses a dataset folder that does not exist or is not a folder.
+pub(crate) fn check_dir(dir: &Path, hint: &str) -> Result<(), DataError> {
+    let what = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory",
+        // Permission errors and the like are the readers' to report, with
+        // the file they could not open.
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => "does not exist",
+    };
+    Err(DataError::MissingDir {
+        dir: dir.to_path_buf(),
+        what,
+        hint: hint.to_string(),
+    })
 }
 
 /// Opens `path` for reading and returns it with its length in bytes.
@@ -195,6 +221,50 @@ impl Dataset {
             name: self.name.clone(),
             train: self.train.to_device(device),
             test: self.test.to_device(device),
+            input_shape: self.input_shape.clone(),
+            classes: self.classes,
+        }
+    }
+}
+
+/// What a dataset holds, known without its tensors: the split sizes, the
+/// input shape and the classes. [`idx::idx_info`] and
+/// [`cifar::cifar10_info`] read it from the files' headers and sizes, so
+/// `gradscope check` refuses what `gradscope run` would, in a fraction of
+/// the time and memory; [`DatasetInfo::subset`] and
+/// [`DatasetInfo::split_validation`] apply the same checks as their
+/// [`Dataset`] namesakes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetInfo {
+    pub name: String,
+    /// Training examples.
+    pub train: usize,
+    /// Held-out examples.
+    pub test: usize,
+    pub input_shape: Vec<i64>,
+    pub classes: i64,
+}
+
+impl DatasetInfo {
+    /// Number of input features when flattened.
+    pub fn input_dim(&self) -> i64 {
+        self.input_shape.iter().product()
+    }
+
+    /// A dataset of this shape with one zero example per split: enough to
+    /// build a network for it (which reads the shape and the classes) and
+    /// run a forward pass, without loading the data.
+    pub fn placeholder(&self) -> Dataset {
+        let mut shape = vec![1];
+        shape.extend_from_slice(&self.input_shape);
+        let split = || Split {
+            x: Tensor::zeros(shape.as_slice(), (Kind::Float, Device::Cpu)),
+            y: Tensor::zeros([1], (Kind::Int64, Device::Cpu)),
+        };
+        Dataset {
+            name: self.name.clone(),
+            train: split(),
+            test: split(),
             input_shape: self.input_shape.clone(),
             classes: self.classes,
         }

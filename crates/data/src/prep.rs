@@ -6,7 +6,7 @@
 use tch::Tensor;
 
 use crate::rng::SplitMix64;
-use crate::{DataError, Dataset, Split};
+use crate::{DataError, Dataset, DatasetInfo, Split};
 
 /// Zero padding on each side before the random crop (He et al.: 4 pixels).
 pub const AUGMENT_PAD: i64 = 4;
@@ -32,18 +32,7 @@ impl Dataset {
     /// training example (field `dataset.validation`).
     pub fn split_validation(self, n: usize) -> Result<Dataset, DataError> {
         let len = self.train.len();
-        let invalid = |message: String| DataError::Invalid {
-            field: "validation",
-            message,
-        };
-        if n == 0 {
-            return Err(invalid("must be at least 1".into()));
-        }
-        if n as u64 >= len as u64 {
-            return Err(invalid(format!(
-                "{n} held-out examples out of {len} training examples leaves none to train on"
-            )));
-        }
+        check_validation(len as u64, n)?;
         let n = n as i64;
         let keep = len - n;
         let train = Split {
@@ -87,22 +76,77 @@ impl Dataset {
     }
 }
 
-/// `field` is the experiment file's name for the setting, so the error
-/// points at the line to fix.
-fn take_first(split: Split, n: Option<usize>, field: &'static str) -> Result<Split, DataError> {
-    let Some(n) = n else {
-        return Ok(split);
+impl DatasetInfo {
+    /// [`Dataset::subset`] on the sizes: the same errors, nothing loaded.
+    pub fn subset(
+        self,
+        train: Option<usize>,
+        test: Option<usize>,
+    ) -> Result<DatasetInfo, DataError> {
+        let train = match train {
+            Some(n) => check_take(self.train as u64, n, "subset_train").map(|()| n)?,
+            None => self.train,
+        };
+        let test = match test {
+            Some(n) => check_take(self.test as u64, n, "subset_test").map(|()| n)?,
+            None => self.test,
+        };
+        Ok(DatasetInfo {
+            train,
+            test,
+            ..self
+        })
+    }
+
+    /// [`Dataset::split_validation`] on the sizes.
+    pub fn split_validation(self, n: usize) -> Result<DatasetInfo, DataError> {
+        check_validation(self.train as u64, n)?;
+        Ok(DatasetInfo {
+            train: self.train - n,
+            test: n,
+            ..self
+        })
+    }
+}
+
+/// Whether `n` held-out examples can be carved from `len` training ones.
+fn check_validation(len: u64, n: usize) -> Result<(), DataError> {
+    let invalid = |message: String| DataError::Invalid {
+        field: "validation",
+        message,
     };
-    let len = split.len();
+    if n == 0 {
+        return Err(invalid("must be at least 1".into()));
+    }
+    if n as u64 >= len {
+        return Err(invalid(format!(
+            "{n} held-out examples out of {len} training examples leaves none to train on"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the first `n` of a split of `len` can be taken. `field` is the
+/// experiment file's name for the setting, so the error points at the line
+/// to fix.
+fn check_take(len: u64, n: usize, field: &'static str) -> Result<(), DataError> {
     let invalid = |message: String| DataError::Invalid { field, message };
     if n == 0 {
         return Err(invalid("0 examples asked for; need at least 1".into()));
     }
-    if n as u64 > len as u64 {
+    if n as u64 > len {
         return Err(invalid(format!(
             "{n} examples asked for but the split holds {len}"
         )));
     }
+    Ok(())
+}
+
+fn take_first(split: Split, n: Option<usize>, field: &'static str) -> Result<Split, DataError> {
+    let Some(n) = n else {
+        return Ok(split);
+    };
+    check_take(split.len() as u64, n, field)?;
     // A copy, not a view: a view would keep the whole original split in
     // memory (on the device, too, once moved there).
     Ok(Split {
@@ -221,6 +265,46 @@ mod tests {
             err.contains("7 examples asked for but the split holds 6"),
             "{err}"
         );
+    }
+
+    /// The sizes-only twins give the same answers without tensors.
+    #[test]
+    fn dataset_info_subset_and_validation_match_the_dataset_ones() {
+        let info = DatasetInfo {
+            name: "n".into(),
+            train: 10,
+            test: 6,
+            input_shape: vec![1, 2, 2],
+            classes: 10,
+        };
+        for (tr, te, v) in [
+            (Some(500_000), None, None),
+            (Some(0), None, None),
+            (None, Some(7), None),
+            (Some(3), Some(2), Some(4)),
+            (None, None, Some(10)),
+        ] {
+            let i = match v {
+                Some(v) => info.clone().split_validation(v),
+                None => Ok(info.clone()),
+            }
+            .and_then(|i| i.subset(tr, te));
+            let d = match v {
+                Some(v) => counting(10, 6).split_validation(v),
+                None => Ok(counting(10, 6)),
+            }
+            .and_then(|d| d.subset(tr, te));
+            match (i, d) {
+                (Ok(i), Ok(d)) => {
+                    assert_eq!(
+                        (i.train as i64, i.test as i64),
+                        (d.train.len(), d.test.len())
+                    )
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (i, d) => panic!("info {i:?}, dataset {:?}", d.map(|d| d.train.len())),
+            }
+        }
     }
 
     #[test]

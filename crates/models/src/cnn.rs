@@ -31,7 +31,7 @@ use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
 /// How a residual block bridges a change of shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Shortcut {
     /// Identity with stride-2 subsampling and zero-padded channels.

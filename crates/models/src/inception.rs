@@ -80,7 +80,7 @@ impl InceptionChannels {
 }
 
 /// The module with 1×1 reductions, or the naive one without.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ModuleKind {
     Reduced,

@@ -32,7 +32,7 @@ pub enum ModelError {
 }
 
 /// The nonlinearity between weight layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     Sigmoid,
@@ -65,7 +65,7 @@ impl Activation {
 
 /// How weight layers are initialized. Biases start at zero except under
 /// `PytorchDefault`, which copies PyTorch's `nn.Linear`/`nn.Conv2d` rule.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Init {
     /// PyTorch's default: weights and biases U(-1/√fan_in, 1/√fan_in). This is
@@ -115,7 +115,7 @@ impl Init {
 }
 
 /// Normalization before each nonlinearity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Norm {
     None,
@@ -125,7 +125,19 @@ pub enum Norm {
 }
 
 /// A plain net or its residual twin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Plain,

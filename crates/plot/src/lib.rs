@@ -12,6 +12,11 @@
 //!   [`activation_mean_vs_step`] write one chart each
 //!   and return its [`Rendered`]
 //!   files; [`layer_response_stds`] is the data of the last one for a run.
+//! - [`fresh`] says whether the charts in `plots/` still show the files
+//!   they were drawn from: [`render_all`] records their inputs (sizes and
+//!   content hashes) in `plots/inputs.json`, and [`fresh::check`] compares
+//!   that record with the files as they are now, so that `gradscope report`
+//!   redraws stale charts rather than only missing ones.
 //! - [`cost_vs_time`] draws `gradscope cost`'s chart: multiplications
 //!   against measured forward time, per layer and per target.
 //! - [`PlotError`] is the one error type; it names the file at fault.
@@ -31,6 +36,7 @@ mod charts;
 mod cost;
 mod error;
 mod figure;
+pub mod fresh;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -53,9 +59,14 @@ pub use read::{
 /// Loads `results_dir` and writes every chart into `results_dir/plots/`.
 ///
 /// Returns the written files, PNG then SVG for each chart in
-/// [`CHART_NAMES`] order (fourteen paths).
+/// [`CHART_NAMES`] order (fourteen paths). Then records what they were
+/// drawn from in `plots/inputs.json` ([`fresh`]).
 pub fn render_all(results_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    // Hashed before loading: a file that changes while the charts are
+    // drawn then differs from the record, and the next check redraws.
+    let inputs = fresh::inputs(results_dir)?;
     let results = ResultsDir::load(results_dir)?;
     let rendered = render_charts(&results, &results.plots_dir())?;
+    fresh::record(&results.plots_dir(), &inputs)?;
     Ok(rendered.into_iter().flat_map(|r| [r.png, r.svg]).collect())
 }

@@ -15,9 +15,14 @@
 //! - He et al. (2016) Table 6 beside our numbers for the CNN family, and a
 //!   Glorot & Bengio (2010) section (saturation and gradient spread per
 //!   layer) for sigmoid and tanh MLPs;
-//! - every chart of `plots/`, linked relatively. Charts that are missing are
-//!   drawn first with gradscope-plot (never redrawn when present; `gradscope
-//!   plot` does that).
+//! - every chart of `plots/`, linked relatively. Charts that are missing,
+//!   or stale (their inputs changed since they were drawn, as recorded in
+//!   `plots/inputs.json`, see `gradscope_plot::fresh`), are drawn first
+//!   with gradscope-plot, so the report's text and its charts always
+//!   describe the same runs.
+//!
+//! [`export::export`] (`gradscope export`) writes every run's CSV files as
+//! one long table per kind, with `run,variant,depth,seed` in front.
 //!
 //! Partial directories are reported, not refused: a run without `run.json`,
 //! or one that is `running`, `interrupted`, `diverged` or `failed`, is marked
@@ -27,6 +32,7 @@
 //! never links tch.
 
 pub mod analysis;
+pub mod export;
 mod markdown;
 pub mod runs;
 
@@ -49,8 +55,11 @@ pub struct Report {
     /// One line per run that is missing or did not complete, and per file
     /// that could not be read; also listed in the report itself.
     pub problems: Vec<String>,
-    /// Charts drawn because `plots/` lacked them.
+    /// Charts drawn because `plots/` lacked them or they were stale.
     pub charts_drawn: bool,
+    /// Why the charts were drawn, or why stale-looking charts were kept;
+    /// `None` when they were up to date.
+    pub charts_note: Option<String>,
 }
 
 /// Why no report could be written.
@@ -73,6 +82,14 @@ pub enum ReportError {
         /// The directory that was given.
         path: PathBuf,
     },
+    /// A per-run CSV file that `export` could not read as CSV.
+    #[error("{}: {message}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and the line.
+        message: String,
+    },
     /// Reading the directory or writing the report failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -87,8 +104,9 @@ pub enum ReportError {
 /// Reads `results_dir` and writes `results_dir/report.md`.
 ///
 /// Draws the charts first when `plots/` lacks any of
-/// [`gradscope_plot::CHART_NAMES`] and `summary.csv` exists; a chart that
-/// cannot be drawn is a problem in the report, not an error.
+/// [`gradscope_plot::CHART_NAMES`], or when they are stale (a file they are
+/// drawn from changed or appeared since), and `summary.csv` exists; a chart
+/// that cannot be drawn is a problem in the report, not an error.
 pub fn write_report(results_dir: &Path) -> Result<Report, ReportError> {
     if !results_dir.is_dir() {
         return Err(ReportError::Missing {
@@ -101,7 +119,7 @@ pub fn write_report(results_dir: &Path) -> Result<Report, ReportError> {
         });
     }
     let mut problems = Vec::new();
-    let charts_drawn = draw_missing_charts(results_dir, &mut problems);
+    let (charts_drawn, charts_note) = draw_stale_charts(results_dir, &mut problems);
     let loaded = runs::load(results_dir)?;
     problems.extend(loaded.problems());
     let text = markdown::render(results_dir, &loaded, &problems);
@@ -112,30 +130,50 @@ pub fn write_report(results_dir: &Path) -> Result<Report, ReportError> {
         runs: loaded.entries.len(),
         problems,
         charts_drawn,
+        charts_note,
     })
 }
 
-/// Draws every chart when one is missing; notes why it could not.
-fn draw_missing_charts(root: &Path, problems: &mut Vec<String>) -> bool {
-    let plots = root.join("plots");
-    let complete = gradscope_plot::CHART_NAMES
-        .iter()
-        .all(|n| plots.join(format!("{n}.png")).is_file());
-    if complete {
-        return false;
+/// Draws every chart when one is missing or any is stale; notes why it
+/// could not. Returns whether it drew and why it drew (or kept) them.
+fn draw_stale_charts(root: &Path, problems: &mut Vec<String>) -> (bool, Option<String>) {
+    use gradscope_plot::fresh::{self, Freshness};
+    let freshness = match fresh::check(root) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(format!("charts not checked or drawn: {e}"));
+            return (false, None);
+        }
+    };
+    if !freshness.needs_drawing() {
+        return (false, None);
     }
     if !root.join("summary.csv").is_file() {
         problems.push(format!(
             "{}: no summary.csv, so no charts could be drawn",
             root.display()
         ));
-        return false;
+        return (false, None);
+    }
+    // Charts from before plots/inputs.json, in a copy without the per-run
+    // CSVs (published results commit run.json and the charts, not the
+    // CSVs): drawing them again would replace every line by "no data".
+    if freshness == Freshness::NoRecord
+        && fresh::inputs(root).is_ok_and(|inputs| !inputs.has_run_csvs())
+    {
+        return (
+            false,
+            Some(format!(
+                "charts kept as they are: {}, and the per-run CSV files to draw them again are absent",
+                freshness.reason()
+            )),
+        );
     }
     match gradscope_plot::render_all(root) {
-        Ok(_) => true,
+        Ok(_) => (true, Some(format!("charts drawn: {}", freshness.reason()))),
         Err(e) => {
             problems.push(format!("charts not drawn: {e}"));
-            false
+            (false, None)
         }
     }
 }

@@ -61,11 +61,17 @@ fn sci(v: f64) -> String {
     }
 }
 
+/// A wall time: milliseconds below a second (tiny runs would all read
+/// "0 s"), one decimal below ten seconds, minutes from two minutes on.
 fn seconds(s: f64) -> String {
     if s >= 120.0 {
         format!("{:.1} min", s / 60.0)
-    } else {
+    } else if s >= 10.0 {
         format!("{s:.0} s")
+    } else if s >= 1.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{:.0} ms", s * 1000.0)
     }
 }
 
@@ -1042,5 +1048,18 @@ fn charts(md: &mut String, root: &Path) {
     }
     if any {
         line!(md, "SVG versions sit beside each PNG in `plots/`.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn wall_times_keep_their_digits_at_every_scale() {
+        assert_eq!(seconds(0.0374), "37 ms");
+        assert_eq!(seconds(3.31), "3.3 s");
+        assert_eq!(seconds(42.4), "42 s");
+        assert_eq!(seconds(600.0), "10.0 min");
     }
 }

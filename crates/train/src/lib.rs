@@ -12,8 +12,10 @@
 //!   `summary.csv`, and what `--resume` keeps or trains again.
 //! - [`lock::ResultsLock`]: one writer per results directory.
 
+pub mod check;
 #[cfg(test)]
 mod fuzz;
+pub mod holdings;
 pub mod lock;
 pub mod plan;
 pub mod record;
@@ -61,13 +63,36 @@ pub enum TrainError {
         path: PathBuf,
         holder: Option<lock::Holder>,
     },
-    /// The results directory already holds runs of this plan, and the
-    /// caller asked neither to resume nor to restart.
-    #[error("{}: already holds {count} run(s) of this experiment ({runs}); use --resume to keep finished runs and train only the missing and unfinished ones, or --restart to train every run again (each old run is replaced when its new one ends)", out.display())]
+    /// The results directory already holds runs of this experiment, with
+    /// the same settings, and the caller asked neither to resume nor to
+    /// restart.
+    #[error("{}: already holds {count} run(s) of this experiment, {name:?} ({runs}); use --resume to keep finished runs and train only the missing and unfinished ones, or --restart to train every run again (each old run is replaced when its new one ends)", out.display())]
     Existing {
         out: PathBuf,
         count: usize,
+        name: String,
         runs: String,
+    },
+    /// The results directory holds runs of this experiment trained with
+    /// other settings than the file gives now.
+    #[error("{}: already holds {count} run(s) of experiment {name:?} trained with other settings (the experiment file differs in {fields}); use --restart to train every run again with the file's settings, or --out for a results directory of its own", out.display())]
+    ExistingChanged {
+        out: PathBuf,
+        count: usize,
+        name: String,
+        fields: String,
+    },
+    /// The results directory holds runs of another experiment (by the
+    /// name their run.json records).
+    #[error("{}: holds {held}, not runs of experiment {ours:?}; {advice}", out.display())]
+    OtherExperiment {
+        out: PathBuf,
+        /// What it holds, by experiment name, file and differing settings.
+        held: String,
+        /// The experiment that was asked to run here.
+        ours: String,
+        /// What to do instead.
+        advice: String,
     },
     /// A finished run to be kept by --resume was trained with other settings.
     #[error("{}: this run was trained with a different {fields} than the experiment file says; --resume only continues a sweep with the same settings (depths, seeds and variants may be added); use --restart to train every run again, or --out for a new results directory", path.display())]

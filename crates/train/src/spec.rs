@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// An experiment, as written in `experiments/NAME.json`. Defaults are filled
 /// in when parsed and saved with every run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
     /// Names the results directory (`results/NAME`): letters, digits, `-`,
@@ -37,7 +37,9 @@ pub struct Experiment {
 }
 
 /// The training objective.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     /// Cross-entropy on the labels; the error is the misclassified fraction.
@@ -52,7 +54,7 @@ pub enum Task {
 }
 
 /// Where the data come from, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DatasetSpec {
     Synthetic(SyntheticData),
@@ -71,7 +73,7 @@ pub enum DatasetSpec {
 /// Images whose class is a texture: each class owns a random k×k pattern,
 /// tiled over the image at a random phase, plus Gaussian noise. A CNN with
 /// global pooling can learn it; position does not matter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticImages {
     pub samples: usize,
@@ -93,7 +95,7 @@ fn default_noise() -> f64 {
 }
 
 /// A dataset read from files, and how to prepare it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileData {
     /// Folder of the files (required for mnist and cifar10).
@@ -139,7 +141,7 @@ impl DatasetSpec {
 }
 
 /// Gaussian inputs labelled by a random teacher net (see gradscope-data).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticData {
     pub samples: usize,
@@ -157,7 +159,7 @@ pub struct SyntheticData {
 }
 
 /// The network family and its options, tagged by `family`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "family", rename_all = "lowercase")]
 pub enum ModelSpec {
     Mlp(MlpSpec),
@@ -169,7 +171,7 @@ pub enum ModelSpec {
 }
 
 /// Options of the bottleneck ResNets (see gradscope-models::bottleneck).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BottleneckSpec {
     /// Filters of the stem and stage 2 (64 in ResNet-50).
@@ -188,7 +190,7 @@ fn default_bottleneck_width() -> i64 {
 }
 
 /// Options of the small Inception net (see gradscope-models::inception).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InceptionSpec {
     /// 1×1 filters per module (Inception 3a: 64).
@@ -213,7 +215,7 @@ fn default_module() -> ModuleKind {
 }
 
 /// Options of the He et al. CIFAR CNN family (see gradscope-models::cnn).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CnnSpec {
     /// Filters of the first stage (16 in the paper).
@@ -247,7 +249,7 @@ fn default_cnn_init() -> Init {
 }
 
 /// Options of the MLP family (see gradscope-models).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MlpSpec {
     pub width: i64,
@@ -339,15 +341,42 @@ fn tagged<T: serde::de::DeserializeOwned, E: serde::de::Error>(
         .map_err(|e| in_field(&e.path().to_string(), e.into_inner().to_string()))
 }
 
+/// The forms `init` accepts, for messages.
+const INIT_FORMS: &str = r#""pytorch-default", "glorot", "kaiming" or {"normal": {"std": 0.05}}"#;
+
+/// serde's words for a misspelt `init` are about enum variants ("invalid
+/// type: unit variant, expected struct variant" for `"init": "normal"`);
+/// these say what to write instead.
+fn explain_init(field: String, message: String) -> (String, String) {
+    let Some(init) = field
+        .strip_suffix(".normal")
+        .filter(|f| f.ends_with("init"))
+        .map(str::to_string)
+        .or_else(|| field.ends_with("init").then(|| field.clone()))
+    else {
+        return (field, message);
+    };
+    if message.contains("unit variant, expected struct variant") {
+        return (
+            init,
+            r#""normal" needs its standard deviation: write {"normal": {"std": 0.05}}"#.to_string(),
+        );
+    }
+    if message.starts_with("unknown variant") || message.starts_with("invalid type") {
+        return (init, format!("{message}; write {INIT_FORMS}"));
+    }
+    (field, message)
+}
+
 /// Only SGD for now; the field exists so files say what they mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     Sgd,
 }
 
 /// The optimizer and the budget.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
     #[serde(default = "default_optimizer")]
@@ -391,7 +420,7 @@ fn default_gamma() -> f64 {
 
 /// The warm-up of He et al. for ResNet-110: lr 0.01 until the training
 /// error falls below 80%, then back to the base lr.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Warmup {
     pub lr: f64,
@@ -424,7 +453,7 @@ impl TrainSpec {
 }
 
 /// How often to probe. Step 0 and the last step are always probed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
     pub every: usize,
@@ -489,6 +518,17 @@ impl SpecError {
     }
 }
 
+/// The JSON Schema (draft 2020-12) of an experiment file, generated from
+/// the types above (their doc comments are its descriptions), as
+/// `docs/experiment.schema.json` holds it. It describes the shape: names,
+/// types, required fields, defaults, no unknown fields. Value checks
+/// (depth at least 2, lr above 0, a CNN depth of 6n+2, …) are
+/// [`Experiment::validate`]'s and `gradscope check`'s.
+pub fn experiment_schema() -> String {
+    let schema = schemars::schema_for!(Experiment);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
 impl Experiment {
     /// Reads, parses and validates an experiment file.
     pub fn from_file(path: &Path) -> Result<Experiment, SpecError> {
@@ -522,6 +562,7 @@ impl Experiment {
                 field = format!("{field}.{inner}");
                 message = rest.to_string();
             }
+            let (field, message) = explain_init(field, message);
             SpecError::Parse {
                 path: path.to_path_buf(),
                 field: if field.is_empty() {
@@ -1098,6 +1139,60 @@ pub(crate) mod tests {
         // that the step count overflowed.
         let e = parse(&with(r#""steps": 20"#, r#""epochs": 33"#)).unwrap();
         assert_eq!(e.train.total_steps(usize::MAX), usize::MAX);
+    }
+
+    /// The misspellings of `init` the issue met, and what they are told.
+    #[test]
+    fn init_errors_show_the_accepted_forms() {
+        let err = parse(&with(
+            r#""activation": "sigmoid""#,
+            r#""activation": "sigmoid", "init": "normal""#,
+        ))
+        .unwrap_err();
+        assert_eq!(err.field(), "model.init", "{err}");
+        assert!(
+            err.to_string()
+                .contains(r#"write {"normal": {"std": 0.05}}"#),
+            "{err}"
+        );
+        for bad in [r#""xavier""#, r#"{"normal": 0.05}"#, "3"] {
+            let err = parse(&with(
+                r#""activation": "sigmoid""#,
+                &format!(r#""activation": "sigmoid", "init": {bad}"#),
+            ))
+            .unwrap_err();
+            assert!(err.field().starts_with("model.init"), "{bad}: {err}");
+            assert!(err.to_string().contains(INIT_FORMS), "{bad}: {err}");
+        }
+    }
+
+    /// docs/experiment.schema.json is what the types generate now; when
+    /// they change, `gradscope schema > docs/experiment.schema.json`.
+    #[test]
+    fn the_published_schema_is_up_to_date() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/experiment.schema.json");
+        let published = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            published == experiment_schema(),
+            "{} is out of date: run `gradscope schema > docs/experiment.schema.json`",
+            path.display()
+        );
+        let v: serde_json::Value = serde_json::from_str(&published).unwrap();
+        assert_eq!(v["additionalProperties"], false);
+        let required: Vec<&str> = v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        for field in [
+            "name", "dataset", "model", "variants", "depths", "seeds", "train",
+        ] {
+            assert!(
+                required.contains(&field),
+                "{field} not required: {required:?}"
+            );
+        }
     }
 
     #[test]

@@ -20,14 +20,15 @@
 //! `--restart` removes it (or, if the kill came between the two renames,
 //! finishes the swap) before training.
 
+use crate::holdings::{differing_paths, run_settings, Held, Holdings};
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::{plan, RunSpec};
 use crate::record::{write_summary, RunRecord, Status, Versions};
-use crate::spec::{DatasetSpec, Experiment, SyntheticData, SyntheticImages};
+use crate::spec::{DatasetSpec, Experiment, FileData, SyntheticData, SyntheticImages};
 use crate::train_loop::{build_network, train_run};
 use crate::TrainError;
 use gradscope_data::textures::{synthetic_images, TextureSpec};
-use gradscope_data::{cifar, idx, synthetic, Dataset, SyntheticSpec};
+use gradscope_data::{cifar, idx, synthetic, Dataset, DatasetInfo, SyntheticSpec};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use tch::Device;
@@ -78,20 +79,10 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
         }
         DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
     };
-    // Validation guarantees a dir for mnist and cifar10.
-    let dir = files
-        .dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(idx::FASHION_MNIST_DIR));
+    let (dir, hint) = files_dir_and_hint(spec, files);
     let mut data = match spec {
-        DatasetSpec::FashionMnist(_) => {
-            idx::idx_dataset(&dir, "fashion-mnist", idx::FASHION_MNIST_HINT)?
-        }
-        DatasetSpec::Mnist(_) => idx::idx_dataset(
-            &dir,
-            "mnist",
-            "download the four MNIST IDX files (train-images-idx3-ubyte.gz, …) into this folder",
-        )?,
+        DatasetSpec::FashionMnist(_) => idx::idx_dataset(&dir, "fashion-mnist", &hint)?,
+        DatasetSpec::Mnist(_) => idx::idx_dataset(&dir, "mnist", &hint)?,
         _ => cifar::cifar10(&dir)?,
     };
     // Carve validation from the full training split, then subset each split.
@@ -105,18 +96,113 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
     Ok(data)
 }
 
+/// The folder a file dataset is read from, and what to tell a user whose
+/// files are not there. Validation guarantees a `dir` for mnist and
+/// cifar10; fashion-mnist defaults to Debian's package folder.
+fn files_dir_and_hint(spec: &DatasetSpec, files: &FileData) -> (PathBuf, String) {
+    let default = Path::new(idx::FASHION_MNIST_DIR);
+    let hint = match (spec, &files.dir) {
+        (DatasetSpec::FashionMnist(_), None) => idx::FASHION_MNIST_HINT.to_string(),
+        // A folder was given: the package, installed or not, is beside the
+        // point; say where its files would be.
+        (DatasetSpec::FashionMnist(_), Some(_)) if default.is_dir() => format!(
+            "Debian's dataset-fashion-mnist files are in {}: give that folder, or leave dataset.dir out",
+            default.display()
+        ),
+        (DatasetSpec::FashionMnist(_), Some(_)) => format!(
+            "give the folder that holds the four IDX files, or leave dataset.dir out to read {} ({})",
+            default.display(),
+            idx::FASHION_MNIST_HINT
+        ),
+        (DatasetSpec::Mnist(_), _) => {
+            "download the four MNIST IDX files (train-images-idx3-ubyte.gz, …) into this folder"
+                .to_string()
+        }
+        _ => gradscope_data::CIFAR10_HINT.to_string(),
+    };
+    (
+        files.dir.clone().unwrap_or_else(|| default.to_path_buf()),
+        hint,
+    )
+}
+
+/// What [`load_dataset`] would give, worked out without loading it: sizes
+/// from the generators' settings or from the files' headers and lengths
+/// (`gradscope check`). It refuses what [`load_dataset`] refuses, except a
+/// CIFAR-10 label byte out of range (found only by reading every record).
+pub fn dataset_info(spec: &DatasetSpec) -> Result<DatasetInfo, TrainError> {
+    let files = match spec {
+        DatasetSpec::Synthetic(d) => {
+            return Ok(DatasetInfo {
+                name: "synthetic".into(),
+                train: d.samples,
+                test: default_test_samples(d.samples, d.test_samples),
+                input_shape: vec![d.features as i64],
+                classes: d.classes as i64,
+            })
+        }
+        DatasetSpec::SyntheticImages(d) => {
+            return Ok(DatasetInfo {
+                name: "synthetic-images".into(),
+                train: d.samples,
+                test: default_test_samples(d.samples, d.test_samples),
+                input_shape: d.shape.iter().map(|&v| v as i64).collect(),
+                classes: d.classes as i64,
+            })
+        }
+        DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
+    };
+    let (dir, hint) = files_dir_and_hint(spec, files);
+    let mut info = match spec {
+        DatasetSpec::FashionMnist(_) => idx::idx_info(&dir, "fashion-mnist", &hint)?,
+        DatasetSpec::Mnist(_) => idx::idx_info(&dir, "mnist", &hint)?,
+        _ => cifar::cifar10_info(&dir)?,
+    };
+    if let Some(n) = files.validation {
+        info = info.split_validation(n)?;
+    }
+    Ok(info.subset(files.subset_train, files.subset_test)?)
+}
+
+/// The checks of an experiment that need the training split's size.
+pub(crate) fn check_against_data(
+    experiment: &Experiment,
+    train_len: usize,
+) -> Result<(), TrainError> {
+    if experiment.train.batch_size > train_len {
+        return Err(TrainError::Invalid {
+            field: "train.batch_size".into(),
+            message: format!(
+                "{} is larger than the {train_len} training examples",
+                experiment.train.batch_size
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What to do with runs that the results directory already holds.
+///
+/// Whatever it is, runs of *another* experiment (their `run.json` names
+/// another experiment) are only ever deleted by [`Existing::Replace`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Existing {
-    /// Refuse to start ([`TrainError::Existing`]), so that a repeated
-    /// command never replaces finished runs by accident.
+    /// Refuse to start ([`TrainError::Existing`] and its siblings), so that
+    /// a repeated command never replaces finished runs by accident.
     Refuse,
     /// Keep completed and diverged runs (final outcomes) trained with the
     /// same settings; train the missing, interrupted, failed and unfinished
     /// ones again.
     Resume,
-    /// Train every run again; each old run is replaced when its new one ends.
+    /// Train every run again: delete the charts, summary, report and export
+    /// (they describe the old runs) and the run folders this plan does not
+    /// have; each old planned run is replaced when its new one ends.
+    /// Refused ([`TrainError::OtherExperiment`]) when the folder holds
+    /// another experiment's runs.
     Restart,
+    /// `--restart --force`: as [`Existing::Restart`], and another
+    /// experiment's runs are deleted too.
+    Replace,
 }
 
 /// An experiment ready to run into its results directory, which it holds
@@ -136,6 +222,8 @@ pub struct Sweep {
     _lock: ResultsLock,
     /// Recorded in each run.json as `experiment_file`.
     experiment_file: Option<String>,
+    /// What preparing did to the directory, one line each, for the user.
+    notes: Vec<String>,
 }
 
 /// The folder a run trains in before it is renamed to `runs/RUN`.
@@ -211,18 +299,44 @@ fn recover(dir: &Path) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// The settings that make a run what it is, as JSON: the experiment without
-/// the fields that only list or describe the runs (a sweep may be extended
-/// with more depths, seeds or variants and resumed).
-fn run_settings(exp: &Experiment) -> serde_json::Map<String, serde_json::Value> {
-    let mut v = match serde_json::to_value(exp) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
+/// Removes a file or folder that is derived from the runs (charts,
+/// summary, report, export), if it is there.
+fn remove_derived(path: &Path) -> Result<bool, TrainError> {
+    let result = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
     };
-    for k in ["name", "description", "variants", "depths", "seeds"] {
-        v.remove(k);
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(TrainError::io(path)(e)),
     }
-    v
+}
+
+/// What `--restart` deletes before training, since it would describe the
+/// old runs: `plots/`, `summary.csv`, every `report.*` and `export/`.
+fn remove_derived_files(out: &Path) -> Result<Vec<String>, TrainError> {
+    let mut names: Vec<String> = vec!["plots".into(), "summary.csv".into(), "export".into()];
+    let entries = std::fs::read_dir(out).map_err(TrainError::io(out))?;
+    for entry in entries {
+        let name = entry
+            .map_err(TrainError::io(out))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with("report.") {
+            names.push(name);
+        }
+    }
+    let mut removed = Vec::new();
+    for name in names {
+        if remove_derived(&out.join(&name))? {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 impl Sweep {
@@ -238,16 +352,7 @@ impl Sweep {
         command: &str,
     ) -> Result<Sweep, TrainError> {
         let data = load_dataset(&experiment.dataset)?;
-        let train_len = data.train.len() as usize;
-        if experiment.train.batch_size > train_len {
-            return Err(TrainError::Invalid {
-                field: "train.batch_size".into(),
-                message: format!(
-                    "{} is larger than the {train_len} training examples",
-                    experiment.train.batch_size
-                ),
-            });
-        }
+        check_against_data(&experiment, data.train.len() as usize)?;
         let runs = plan(&experiment);
         // Build every network once on the CPU before any folder exists, so
         // a shape that cannot work (too small an input, a depth the family
@@ -264,6 +369,7 @@ impl Sweep {
         let runs_dir = out.join("runs");
         std::fs::create_dir_all(&runs_dir).map_err(TrainError::io(&runs_dir))?;
 
+        let holdings = Holdings::scan(&runs_dir, &experiment)?;
         let mut sweep = Sweep {
             experiment,
             out: out.to_path_buf(),
@@ -276,40 +382,121 @@ impl Sweep {
             stale_lock,
             _lock: lock,
             experiment_file: None,
+            notes: Vec::new(),
+        };
+        sweep.decide(&holdings, existing)?;
+        Ok(sweep)
+    }
+
+    /// Decides what to train given what `runs/` holds and `existing`, and
+    /// cleans what a restart replaces. Nothing is deleted before every
+    /// refusal has been checked.
+    fn decide(&mut self, holdings: &Holdings, existing: Existing) -> Result<(), TrainError> {
+        let name = self.experiment.name.clone();
+        let planned: Vec<String> = self.runs.iter().map(RunSpec::name).collect();
+        let others = holdings.others(&name);
+        let ours = holdings.ours(&name, &planned);
+        let other_experiment = |advice: String| TrainError::OtherExperiment {
+            out: self.out.clone(),
+            held: Holdings::describe(&others),
+            ours: name.clone(),
+            advice,
+        };
+        let folders = |held: &[&Held]| {
+            let names: Vec<String> = held.iter().map(|h| h.folder.clone()).collect();
+            list_some(&names)
         };
         match existing {
             Existing::Refuse => {
-                let found: Vec<String> = sweep
-                    .runs
-                    .iter()
-                    .map(|r| sweep.run_dir(r))
-                    .filter(|d| d.exists() || partial_dir(d).exists() || old_dir(d).exists())
-                    .map(|d| {
-                        d.file_name()
-                            .unwrap_or_default()
-                            .to_string_lossy()
-                            .into_owned()
-                    })
-                    .collect();
-                if !found.is_empty() {
-                    return Err(TrainError::Existing {
-                        out: out.to_path_buf(),
-                        count: found.len(),
-                        runs: list_some(&found),
+                if !others.is_empty() {
+                    return Err(other_experiment(format!(
+                        "use --out for a results directory of its own, or --restart --force to delete them and train {name:?} here"
+                    )));
+                }
+                if ours.is_empty() {
+                    self.pending = self.runs.clone();
+                    return Ok(());
+                }
+                let changed = Holdings::changed_settings(&ours);
+                if !changed.is_empty() {
+                    return Err(TrainError::ExistingChanged {
+                        out: self.out.clone(),
+                        count: ours.len(),
+                        name,
+                        fields: list_some(&changed),
                     });
                 }
-                sweep.pending = sweep.runs.clone();
+                Err(TrainError::Existing {
+                    out: self.out.clone(),
+                    count: ours.len(),
+                    name,
+                    runs: folders(&ours),
+                })
             }
-            Existing::Restart => {
-                for run in &sweep.runs {
-                    recover(&sweep.run_dir(run))?;
+            Existing::Restart | Existing::Replace => {
+                if existing == Existing::Restart && !others.is_empty() {
+                    return Err(other_experiment(
+                        "--restart would delete them: add --force to do that, or use --out for a results directory of its own".into()
+                    ));
                 }
-                sweep.pending = sweep.runs.clone();
+                let changed = Holdings::changed_settings(&ours);
+                if !changed.is_empty() {
+                    self.notes.push(format!(
+                        "replacing {} run(s) of {name:?} that were trained with other settings ({})",
+                        ours.len(),
+                        list_some(&changed)
+                    ));
+                }
+                let removed = remove_derived_files(&self.out)?;
+                if !removed.is_empty() {
+                    self.notes.push(format!(
+                        "removed {} (they describe the old runs)",
+                        removed.join(", ")
+                    ));
+                }
+                // Another experiment's runs go at once (with --force), even
+                // where a planned run has the same name: a sweep stopped
+                // half way must not leave two experiments mixed. So do the
+                // folders of runs this plan no longer has.
+                let gone: Vec<&Held> = holdings
+                    .runs
+                    .iter()
+                    .filter(|h| others.contains(h) || !planned.contains(&h.run))
+                    .collect();
+                for h in &gone {
+                    remove_dir(&self.out.join("runs").join(&h.folder))?;
+                }
+                if !others.is_empty() {
+                    self.notes
+                        .push(format!("--force: deleted {}", Holdings::describe(&others)));
+                }
+                let unplanned: Vec<&Held> = gone
+                    .iter()
+                    .copied()
+                    .filter(|h| !others.contains(h))
+                    .collect();
+                if !unplanned.is_empty() {
+                    self.notes.push(format!(
+                        "deleted {} run folder(s) that this plan does not have ({})",
+                        unplanned.len(),
+                        folders(&unplanned)
+                    ));
+                }
+                for run in &self.runs {
+                    recover(&self.run_dir(run))?;
+                }
+                self.pending = self.runs.clone();
+                Ok(())
             }
             Existing::Resume => {
-                let settings = run_settings(&sweep.experiment);
-                for run in sweep.runs.clone() {
-                    let dir = sweep.run_dir(&run);
+                if !others.is_empty() {
+                    return Err(other_experiment(format!(
+                        "--resume continues a sweep of the same experiment; use --out for a results directory of its own, or --restart --force to delete them and train {name:?} here"
+                    )));
+                }
+                let settings = serde_json::Value::Object(run_settings(&self.experiment));
+                for run in self.runs.clone() {
+                    let dir = self.run_dir(&run);
                     recover(&dir)?;
                     let json = dir.join("run.json");
                     // An unreadable run.json (another version, an edit) is
@@ -317,27 +504,29 @@ impl Sweep {
                     let record = json.exists().then(|| RunRecord::read(&json).ok()).flatten();
                     match record {
                         Some(r) if matches!(r.status, Status::Completed | Status::Diverged) => {
-                            let theirs = run_settings(&r.config);
-                            let fields: std::collections::BTreeSet<&str> = settings
-                                .keys()
-                                .chain(theirs.keys())
-                                .filter(|k| settings.get(*k) != theirs.get(*k))
-                                .map(String::as_str)
-                                .collect();
+                            let theirs = serde_json::Value::Object(run_settings(&r.config));
+                            let mut fields = Vec::new();
+                            differing_paths(&settings, &theirs, "", &mut fields);
                             if !fields.is_empty() {
                                 return Err(TrainError::ConfigChanged {
                                     path: json,
-                                    fields: fields.into_iter().collect::<Vec<_>>().join(", "),
+                                    fields: list_some(&fields),
                                 });
                             }
-                            sweep.kept.push((run, r.status));
+                            self.kept.push((run, r.status));
                         }
-                        _ => sweep.pending.push(run),
+                        _ => self.pending.push(run),
                     }
                 }
+                Ok(())
             }
         }
-        Ok(sweep)
+    }
+
+    /// What preparing did to the results directory (files removed by
+    /// `--restart`, runs replaced that had other settings), one line each.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Names the experiment file in every run.json this sweep writes.

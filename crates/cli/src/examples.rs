@@ -1,0 +1,132 @@
+//! `gradscope example NAME`: the experiment files of `experiments/`,
+//! compiled into the binary, so a first run works outside the repository
+//! (`gradscope example quickstart > quickstart.json`).
+
+/// Name, one-line summary and the file's text, in the README's order.
+pub const EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "quickstart",
+        "deep sigmoid MLPs on synthetic data, plain against residual (about 2 min on 2 cores)",
+        include_str!("../../../experiments/quickstart.json"),
+    ),
+    (
+        "fashion-mlp",
+        "ReLU MLPs with BatchNorm on Fashion-MNIST, depths 4-64, 3 seeds (make fashion)",
+        include_str!("../../../experiments/fashion-mlp.json"),
+    ),
+    (
+        "fashion-cnn",
+        "He et al.'s CNN-20 and CNN-56 on a slice of Fashion-MNIST (make fashion)",
+        include_str!("../../../experiments/fashion-cnn.json"),
+    ),
+    (
+        "fashion-mlp-full",
+        "the GPU version of fashion-mlp",
+        include_str!("../../../experiments/fashion-mlp-full.json"),
+    ),
+    (
+        "fashion-cnn-full",
+        "the GPU version of fashion-cnn",
+        include_str!("../../../experiments/fashion-cnn-full.json"),
+    ),
+    (
+        "glorot-sigmoid-standard",
+        "Glorot & Bengio 2010: sigmoid MLP, standard init (make glorot)",
+        include_str!("../../../experiments/glorot-sigmoid-standard.json"),
+    ),
+    (
+        "glorot-sigmoid-normalized",
+        "Glorot & Bengio 2010: sigmoid MLP, normalized init (make glorot)",
+        include_str!("../../../experiments/glorot-sigmoid-normalized.json"),
+    ),
+    (
+        "glorot-tanh-standard",
+        "Glorot & Bengio 2010: tanh MLP, standard init (make glorot)",
+        include_str!("../../../experiments/glorot-tanh-standard.json"),
+    ),
+    (
+        "glorot-tanh-normalized",
+        "Glorot & Bengio 2010: tanh MLP, normalized init (make glorot)",
+        include_str!("../../../experiments/glorot-tanh-normalized.json"),
+    ),
+    (
+        "mnist-cnn",
+        "CNN-20 and CNN-56 on MNIST (needs the IDX files in data/mnist)",
+        include_str!("../../../experiments/mnist-cnn.json"),
+    ),
+    (
+        "cifar10-he2016",
+        "He et al.'s CIFAR-10 recipe, for a GPU (needs the binary archive)",
+        include_str!("../../../experiments/cifar10-he2016.json"),
+    ),
+    (
+        "identity",
+        "can a stack learn f(x) = x? ReLU MLPs, depths 2-32",
+        include_str!("../../../experiments/identity.json"),
+    ),
+    (
+        "resnet50-signs-shape",
+        "ResNet-50 and its plain twin on synthetic 64x64x3 images",
+        include_str!("../../../experiments/resnet50-signs-shape.json"),
+    ),
+    (
+        "inception",
+        "stacks of 2 and 8 Inception modules on a slice of Fashion-MNIST",
+        include_str!("../../../experiments/inception.json"),
+    ),
+];
+
+/// The text of example `name`, or the list of names when it is unknown.
+pub fn example(name: &str) -> Result<&'static str, String> {
+    EXAMPLES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, text)| *text)
+        .ok_or_else(|| {
+            format!(
+                "no example {name:?}; the examples are:\n{}",
+                list().trim_end()
+            )
+        })
+}
+
+/// One line per example: its name and summary.
+pub fn list() -> String {
+    let mut text = String::new();
+    for (name, about, _) in EXAMPLES {
+        outln!(text, "  {name:26} {about}");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradscope_train::spec::Experiment;
+    use std::path::Path;
+
+    /// Every example parses, and is named as its file is.
+    #[test]
+    fn every_example_is_a_valid_experiment() {
+        for (name, _, text) in EXAMPLES {
+            let e = Experiment::from_json(text, Path::new(name))
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert_eq!(e.name, *name);
+        }
+    }
+
+    /// No file of experiments/ is left out.
+    #[test]
+    fn every_experiment_file_is_an_example() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = EXAMPLES.iter().map(|(n, _, _)| n.to_string()).collect();
+        names.sort();
+        assert_eq!(files, names);
+    }
+}

@@ -1,0 +1,352 @@
+//! `gradscope list`: what an experiment file may say, one line each.
+//!
+//! The tables hold a sample value for every field, and a test builds an
+//! experiment from each family and dataset kind with all of its fields set
+//! to those values: the parser refuses unknown fields, so a name listed
+//! here that the parser does not take fails the test.
+
+/// A field of an object: name, a sample JSON value, and what it means.
+#[derive(Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    /// Read by the tests, which build experiments from these values.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub sample: &'static str,
+    pub about: &'static str,
+}
+
+/// A choice (`family`, `kind`, …) with its description and its fields.
+pub struct Choice {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub fields: &'static [Field],
+}
+
+const fn f(name: &'static str, sample: &'static str, about: &'static str) -> Field {
+    Field {
+        name,
+        sample,
+        about,
+    }
+}
+
+const fn c(name: &'static str, about: &'static str, fields: &'static [Field]) -> Choice {
+    Choice {
+        name,
+        about,
+        fields,
+    }
+}
+
+/// The options every convolutional family shares.
+const CONV_INIT: Field = f(
+    "init",
+    r#""kaiming""#,
+    "weight init (default kaiming; any value of model.init below)",
+);
+const CONV_NORM: Field = f(
+    "norm",
+    r#""batchnorm""#,
+    "normalization after each conv (default batchnorm)",
+);
+const CHANNELS_LAST: Field = f(
+    "channels_last",
+    "true",
+    "NHWC memory on CPU, faster convolutions (default true)",
+);
+
+pub const FAMILIES: &[Choice] = &[
+    c(
+        "mlp",
+        "fully connected stack; depth d = input layer, d-2 hidden layers, output layer; the residual twin adds a shortcut around each hidden layer",
+        &[
+            f("width", "16", "units per hidden layer (required)"),
+            f("activation", r#""tanh""#, "the nonlinearity (required; see activations)"),
+            f("init", r#""glorot""#, "weight init (default pytorch-default)"),
+            f("norm", r#""batchnorm""#, "normalization before each nonlinearity (default none)"),
+        ],
+    ),
+    c(
+        "cnn",
+        "He et al. 2016's CIFAR nets, depth 6n+2 (8, 14, 20, 32, 44, 56, 110), BN and ReLU after every conv",
+        &[
+            f("width", "4", "filters of the first stage (default 16)"),
+            f("shortcut", r#""a""#, "a: zero-padded identity (default), b: 1x1 projection"),
+            CONV_NORM,
+            CONV_INIT,
+            CHANNELS_LAST,
+        ],
+    ),
+    c(
+        "bottleneck",
+        "ResNet-50/101/152 of bottleneck blocks (depth 50, 101 or 152); the plain twin drops every shortcut",
+        &[
+            f("width", "8", "filters of the stem and stage 2 (default 64)"),
+            CONV_NORM,
+            CONV_INIT,
+            CHANNELS_LAST,
+        ],
+    ),
+    c(
+        "inception",
+        "a small Inception net (Szegedy et al. 2015), depth = number of modules (at most 64)",
+        &[
+            f("width", "8", "1x1 filters per module (default 16, at least 4)"),
+            f("module", r#""reduced""#, "reduced (1x1 reductions, default) or naive"),
+            CONV_NORM,
+            CONV_INIT,
+            CHANNELS_LAST,
+        ],
+    ),
+];
+
+pub const ACTIVATIONS: &[Choice] = &[
+    c(
+        "sigmoid",
+        "1/(1+e^-x); its slope is at most 1/4, so deep plain nets lose the gradient",
+        &[],
+    ),
+    c("tanh", "zero-centred, slope at most 1", &[]),
+    c(
+        "relu",
+        "max(0, x); a unit at 0 passes no gradient (counted as saturated)",
+        &[],
+    ),
+];
+
+pub const INITS: &[Choice] = &[
+    c(
+        "\"pytorch-default\"",
+        "weights and biases U(±1/√fan_in): PyTorch's default, Glorot & Bengio's \"standard\" init",
+        &[],
+    ),
+    c(
+        "\"glorot\"",
+        "U(±√6/√(fan_in+fan_out)), biases 0: Glorot & Bengio's normalized init",
+        &[],
+    ),
+    c(
+        "\"kaiming\"",
+        "N(0, 2/fan_in), biases 0: He et al. 2015, for ReLU nets",
+        &[],
+    ),
+    c("{\"normal\": {\"std\": 0.05}}", "N(0, std²), biases 0", &[]),
+];
+
+pub const NORMS: &[Choice] = &[
+    c("none", "no normalization", &[]),
+    c(
+        "batchnorm",
+        "batch normalization with PyTorch's defaults (γ = 1, β = 0)",
+        &[],
+    ),
+];
+
+/// The fields every file dataset takes.
+const FILE_FIELDS: [Field; 5] = [
+    f(
+        "subset_train",
+        "8",
+        "use only the first N training examples",
+    ),
+    f("subset_test", "4", "use only the first N test examples"),
+    f(
+        "validation",
+        "2",
+        "hold out the last N training examples as the evaluation split",
+    ),
+    f(
+        "normalize",
+        "true",
+        "per-channel mean/std from the training split (default true)",
+    ),
+    f(
+        "augment",
+        "false",
+        "pad 4, random crop, horizontal flip (default false)",
+    ),
+];
+
+pub const DATASETS: &[Choice] = &[
+    c(
+        "synthetic",
+        "Gaussian vectors labelled by a fixed random one-hidden-layer teacher",
+        &[
+            f("samples", "256", "training examples (required)"),
+            f("test_samples", "64", "held-out examples (default a quarter of samples)"),
+            f("classes", "4", "classes (required)"),
+            f("features", "8", "input size (required)"),
+            f("teacher_width", "8", "the teacher's hidden units (default 2 × classes)"),
+            f("seed", "0", "seed of the data, the same for every run (default 0)"),
+        ],
+    ),
+    c(
+        "synthetic-images",
+        "images whose class is a random 4×4 texture tiled at a random phase, plus noise",
+        &[
+            f("samples", "64", "training examples (required)"),
+            f("test_samples", "16", "held-out examples (default a quarter of samples)"),
+            f("classes", "4", "classes (required)"),
+            f("shape", "[1, 16, 16]", "[channels, height, width] (required)"),
+            f("noise", "0.5", "noise std relative to the pattern's (default 0.5)"),
+            f("seed", "0", "seed of the data (default 0)"),
+        ],
+    ),
+    c(
+        "fashion-mnist",
+        "the four IDX files (raw or gzipped) of Fashion-MNIST",
+        &[
+            f(
+                "dir",
+                r#""/usr/share/datasets/fashion-mnist""#,
+                "their folder (default Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist)",
+            ),
+            FILE_FIELDS[0],
+            FILE_FIELDS[1],
+            FILE_FIELDS[2],
+            FILE_FIELDS[3],
+            FILE_FIELDS[4],
+        ],
+    ),
+    c(
+        "mnist",
+        "the four MNIST IDX files (raw or gzipped)",
+        &[
+            f("dir", r#""data/mnist""#, "their folder (required)"),
+            FILE_FIELDS[0],
+            FILE_FIELDS[1],
+            FILE_FIELDS[2],
+            FILE_FIELDS[3],
+            FILE_FIELDS[4],
+        ],
+    ),
+    c(
+        "cifar10",
+        "CIFAR-10, binary version (data_batch_1..5.bin, test_batch.bin)",
+        &[
+            f(
+                "dir",
+                r#""data/cifar-10-batches-bin""#,
+                "their folder, or the one above cifar-10-batches-bin (required)",
+            ),
+            FILE_FIELDS[0],
+            FILE_FIELDS[1],
+            FILE_FIELDS[2],
+            FILE_FIELDS[3],
+            FILE_FIELDS[4],
+        ],
+    ),
+];
+
+fn section(text: &mut String, title: &str, choices: &[Choice]) {
+    outln!(text, "{title}");
+    let width = choices.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for choice in choices {
+        outln!(text, "  {:width$}  {}", choice.name, choice.about);
+        for field in choice.fields {
+            outln!(text, "  {:width$}    {:14} {}", "", field.name, field.about);
+        }
+    }
+    text.push('\n');
+}
+
+/// The whole listing.
+pub fn listing() -> String {
+    let mut text = String::new();
+    section(
+        &mut text,
+        "model.family (and its fields, model.FIELD):",
+        FAMILIES,
+    );
+    section(&mut text, "model.activation (mlp):", ACTIVATIONS);
+    section(&mut text, "model.init:", INITS);
+    section(&mut text, "model.norm:", NORMS);
+    section(
+        &mut text,
+        "dataset.kind (and its fields, dataset.FIELD):",
+        DATASETS,
+    );
+    outln!(
+        text,
+        "variants: \"plain\", \"residual\"; task: \"classify\" (default) or \"identity\" (mlp only).\n\
+         A whole file: gradscope example quickstart. Every field: README, \"Writing an experiment\"."
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradscope_train::spec::Experiment;
+    use std::path::Path;
+
+    /// An experiment with `dataset` and `model` objects as given.
+    fn file(dataset: &str, model: &str, depth: usize) -> String {
+        format!(
+            r#"{{"name": "t", "dataset": {dataset}, "model": {model},
+               "variants": ["plain", "residual"], "depths": [{depth}], "seeds": [0],
+               "train": {{"lr": 0.1, "batch_size": 2, "steps": 1, "eval_every": 1}}}}"#
+        )
+    }
+
+    fn object(tag: &str, value: &str, fields: &[Field]) -> String {
+        let mut parts = vec![format!("{tag:?}: {value:?}")];
+        parts.extend(fields.iter().map(|f| format!("{:?}: {}", f.name, f.sample)));
+        format!("{{{}}}", parts.join(", "))
+    }
+
+    fn parses(text: &str) {
+        if let Err(e) = Experiment::from_json(text, Path::new("list.json")) {
+            panic!("{e}\n{text}");
+        }
+    }
+
+    const IMAGES: &str =
+        r#"{"kind": "synthetic-images", "samples": 64, "classes": 4, "shape": [3, 32, 32]}"#;
+    const VECTORS: &str = r#"{"kind": "synthetic", "samples": 64, "classes": 4, "features": 8}"#;
+
+    #[test]
+    fn every_family_takes_every_listed_field() {
+        for fam in FAMILIES {
+            let (data, depth) = match fam.name {
+                "mlp" => (VECTORS, 3),
+                "cnn" => (IMAGES, 8),
+                "bottleneck" => (IMAGES, 50),
+                _ => (IMAGES, 2),
+            };
+            parses(&file(data, &object("family", fam.name, fam.fields), depth));
+        }
+    }
+
+    #[test]
+    fn every_dataset_kind_takes_every_listed_field() {
+        for kind in DATASETS {
+            let model = if kind.name == "synthetic" {
+                r#"{"family": "mlp", "width": 8, "activation": "tanh"}"#
+            } else {
+                r#"{"family": "cnn", "width": 4}"#
+            };
+            let depth = if kind.name == "synthetic" { 3 } else { 8 };
+            parses(&file(&object("kind", kind.name, kind.fields), model, depth));
+        }
+    }
+
+    #[test]
+    fn every_activation_init_and_norm_is_accepted() {
+        let mlp = |key: &str, value: &str| {
+            let model = format!(
+                r#"{{"family": "mlp", "width": 8, "activation": "tanh", {key:?}: {value}}}"#
+            );
+            parses(&file(VECTORS, &model, 3));
+        };
+        for a in ACTIVATIONS {
+            mlp("activation", &format!("{:?}", a.name));
+        }
+        for i in INITS {
+            mlp("init", i.name);
+        }
+        for n in NORMS {
+            mlp("norm", &format!("{:?}", n.name));
+        }
+    }
+}

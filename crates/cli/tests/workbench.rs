@@ -1,0 +1,562 @@
+//! Issue 19, "a lecturer's workbench", through the real binary: charts and
+//! reports that never go stale, one results directory per experiment,
+//! `check` that opens what `run` opens, and the small commands (`example`,
+//! `list`, `export`). Nets are tiny (width ≤ 16, depth ≤ 5, synthetic
+//! data, a few steps).
+
+mod common;
+
+use common::{gradscope, read_csv, stderr, stdout};
+use std::path::{Path, PathBuf};
+
+/// Two variants at depths 3 and 4, 10 steps. `INIT` is replaced.
+const A: &str = r#"{
+  "name": "a",
+  "dataset": { "kind": "synthetic", "samples": 256, "test_samples": 64, "classes": 4, "features": 8 },
+  "model": { "family": "mlp", "width": 8, "activation": "tanh", "init": INIT },
+  "variants": ["plain", "residual"],
+  "depths": [3, 4],
+  "seeds": [0],
+  "train": { "lr": 0.1, "momentum": 0.9, "batch_size": 32, "steps": 10, "eval_every": 5 },
+  "probe": { "every": 5 }
+}"#;
+
+fn body(name: &str, init: &str) -> String {
+    A.replace("\"a\"", &format!("{name:?}"))
+        .replace("INIT", &format!("{init:?}"))
+}
+
+struct Dir {
+    tmp: tempfile::TempDir,
+    out: PathBuf,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        Dir { tmp, out }
+    }
+
+    /// Writes `text` as `FILE` beside the results directory.
+    fn file(&self, file: &str, text: &str) -> PathBuf {
+        let p = self.tmp.path().join(file);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// `gradscope run FILE --out OUT --threads 1 EXTRA…`.
+    fn run(&self, file: &Path, extra: &[&str]) -> std::process::Output {
+        let mut args = vec![
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            self.out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        gradscope(&args)
+    }
+
+    fn report(&self) -> std::process::Output {
+        gradscope(&["report", self.out.to_str().unwrap()])
+    }
+
+    fn bytes(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+}
+
+fn ok(o: &std::process::Output) {
+    assert!(o.status.success(), "{}", stderr(o));
+    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
+}
+
+/// The issue's sequence: run A, run a different B over it with --restart
+/// --no-plot, then report. The report must show B's charts, not A's: the
+/// restart removes A's charts, summary and report at once, and `report`
+/// draws what is missing.
+#[test]
+fn restart_with_no_plot_then_report_shows_the_new_runs_charts() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &[]));
+    ok(&d.report());
+    let a_profile = d.bytes("plots/gradient_profile.png");
+    assert!(d.out.join("report.md").is_file());
+
+    // Same experiment name, another init: a restart, no --force needed, and
+    // it says which settings differ.
+    let b = d.file("b.json", &body("a", "kaiming"));
+    let o = d.run(&b, &["--restart", "--no-plot"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("other settings (model.init)"), "{err}");
+    assert!(
+        err.contains("removed plots, report.md, summary.csv"),
+        "{err}"
+    );
+    assert!(!d.out.join("plots").exists());
+    assert!(!d.out.join("report.md").exists());
+
+    let o = d.report();
+    ok(&o);
+    assert!(
+        stderr(&o).contains("charts drawn: plots/"),
+        "{}",
+        stderr(&o)
+    );
+    assert_ne!(d.bytes("plots/gradient_profile.png"), a_profile);
+    let md = String::from_utf8(d.bytes("report.md")).unwrap();
+    assert!(md.contains("kaiming"), "the report describes B:\n{md}");
+    // Sub-second runs: their wall time in milliseconds, not "0 s".
+    assert!(md.contains(" ms | 1 completed |"), "{md}");
+}
+
+/// Charts that exist but no longer match their inputs are drawn again by
+/// `report`: here a resumed sweep with one more depth and --no-plot. A
+/// second report with nothing changed leaves them alone.
+#[test]
+fn report_redraws_charts_whose_inputs_changed() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &[]));
+    let before = d.bytes("plots/gradient_profile.png");
+    let inputs = String::from_utf8(d.bytes("plots/inputs.json")).unwrap();
+    assert!(
+        inputs.contains("runs/plain-d4-s0/gradients.csv"),
+        "{inputs}"
+    );
+
+    // Nothing changed: the report leaves the charts as they are.
+    let o = d.report();
+    ok(&o);
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    assert_eq!(d.bytes("plots/gradient_profile.png"), before);
+
+    let a5 = d.file(
+        "a5.json",
+        &body("a", "glorot").replace("[3, 4]", "[3, 4, 5]"),
+    );
+    let o = d.run(&a5, &["--resume", "--no-plot"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("report.md predates these runs"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.report();
+    ok(&o);
+    assert!(
+        stderr(&o).contains("charts drawn: summary.csv changed since they were drawn"),
+        "{}",
+        stderr(&o)
+    );
+    assert_ne!(d.bytes("plots/gradient_profile.png"), before);
+    let inputs = String::from_utf8(d.bytes("plots/inputs.json")).unwrap();
+    assert!(
+        inputs.contains("runs/plain-d5-s0/gradients.csv"),
+        "{inputs}"
+    );
+
+    // A changed per-run file is enough too.
+    let g = d.out.join("runs/plain-d3-s0/gradients.csv");
+    let mut text = std::fs::read_to_string(&g).unwrap();
+    let last = text.lines().last().unwrap().to_owned();
+    text.push_str(&last);
+    text.push('\n');
+    std::fs::write(&g, text).unwrap();
+    let o = d.report();
+    ok(&o);
+    assert!(
+        stderr(&o).contains("runs/plain-d3-s0/gradients.csv changed"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Published results keep run.json, summary.csv and the charts, not the
+/// per-run CSVs. Charts from before plots/inputs.json are kept then, not
+/// replaced by empty ones.
+#[test]
+fn charts_without_a_record_or_csvs_to_redraw_them_are_kept() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &[]));
+    let before = d.bytes("plots/gradient_profile.png");
+    std::fs::remove_file(d.out.join("plots/inputs.json")).unwrap();
+    for run in [
+        "plain-d3-s0",
+        "residual-d3-s0",
+        "plain-d4-s0",
+        "residual-d4-s0",
+    ] {
+        for f in ["metrics.csv", "gradients.csv", "activations.csv"] {
+            std::fs::remove_file(d.out.join("runs").join(run).join(f)).unwrap();
+        }
+    }
+    let o = d.report();
+    ok(&o);
+    assert!(
+        stderr(&o).contains("charts kept as they are"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.bytes("plots/gradient_profile.png"), before);
+}
+
+/// A folder holding another experiment's runs is named as such (not "runs
+/// of this experiment"); --restart over them is refused naming both, and
+/// --restart --force replaces them. Nothing is deleted by a refusal.
+#[test]
+fn another_experiments_runs_are_refused_unless_forced() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &["--no-plot"]));
+    let a_json = d.bytes("runs/plain-d3-s0/run.json");
+    let b = d.file("b.json", &body("b", "kaiming"));
+
+    for (extra, needle) in [
+        (&[][..], "--restart --force to delete them"),
+        (
+            &["--resume"][..],
+            "--resume continues a sweep of the same experiment",
+        ),
+        (
+            &["--restart"][..],
+            "--restart would delete them: add --force",
+        ),
+    ] {
+        let o = d.run(&b, extra);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{extra:?} accepted");
+        assert!(
+            err.contains(r#"holds 4 run(s) of experiment "a" (from "#)
+                && err.contains("a.json; its settings differ in model.init)")
+                && err.contains(r#"not runs of experiment "b""#),
+            "{extra:?}: {err}"
+        );
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!err.contains("of this experiment"), "{err}");
+        assert_eq!(d.bytes("runs/plain-d3-s0/run.json"), a_json);
+        assert!(d.out.join("summary.csv").is_file());
+    }
+
+    let o = d.run(&b, &["--restart", "--force"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains(r#"--force: deleted 4 run(s) of experiment "a""#),
+        "{}",
+        stderr(&o)
+    );
+    let (h, rows) = read_csv(&d.out.join("summary.csv"));
+    assert_eq!(rows.len(), 4);
+    let json: serde_json::Value =
+        serde_json::from_slice(&d.bytes("runs/plain-d3-s0/run.json")).unwrap();
+    assert_eq!(json["experiment"], "b");
+    assert!(h.contains(&"run".to_string()));
+}
+
+/// --restart also removes run folders that the plan no longer has, so the
+/// report does not list runs of an older plan.
+#[test]
+fn restart_removes_runs_the_plan_no_longer_has() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &["--no-plot"]));
+    let fewer = d.file("a3.json", &body("a", "glorot").replace("[3, 4]", "[3]"));
+    let o = d.run(&fewer, &["--restart", "--no-plot"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("deleted 2 run folder(s) that this plan does not have"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.out.join("runs/plain-d4-s0").exists());
+    assert!(d.out.join("runs/plain-d3-s0/run.json").is_file());
+}
+
+/// Without a terminal, each run announces itself and reports progress
+/// while it trains (the log of a batch job is not empty until the end);
+/// sub-second runs show milliseconds, not "0.0s".
+#[test]
+fn piped_output_shows_each_run_starting_and_its_progress() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    let o = d.run(&a, &["--no-plot", "--progress-every", "4"]);
+    ok(&o);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| *l == "[1/4] plain-d3-s0: training 10 steps")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        lines[start + 1].starts_with("[1/4] plain-d3-s0: step 4/10 (40%), "),
+        "{err}"
+    );
+    assert!(
+        lines[start + 2].starts_with("[1/4] plain-d3-s0: step 8/10 (80%), "),
+        "{err}"
+    );
+    assert!(
+        lines[start + 3].starts_with("[1/4] plain-d3-s0 completed after 10 steps in ")
+            && lines[start + 3].contains(" ms: "),
+        "{err}"
+    );
+}
+
+/// The message of a missing experiment file says it once.
+#[test]
+fn a_missing_experiment_file_is_reported_once() {
+    let o = gradscope(&["check", "/nonexistent/exp.json"]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A small MNIST-format set (16 training and 4 test images of 6×6) in `dir`.
+fn write_idx_set(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let idx = |magic: u32, dims: &[u32], payload: Vec<u8>| {
+        let mut b = magic.to_be_bytes().to_vec();
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend(payload);
+        b
+    };
+    let images = |n: u32| idx(0x803, &[n, 6, 6], vec![128; (n * 36) as usize]);
+    let labels = |n: u32| idx(0x801, &[n], (0..n).map(|i| (i % 10) as u8).collect());
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", images(16)),
+        ("train-labels-idx1-ubyte", labels(16)),
+        ("t10k-images-idx3-ubyte", images(4)),
+        ("t10k-labels-idx1-ubyte", labels(4)),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// `check` said "ok" to a dataset folder that does not exist and to a
+/// subset larger than the data; `run` refused both. Now `check` reads the
+/// headers and refuses them too, naming the experiment file and the field,
+/// and the missing folder is said first (not eight paths inside it).
+#[test]
+fn check_refuses_a_missing_dataset_folder_and_an_oversized_subset() {
+    let d = Dir::new();
+    let on = |kind: &str, dir: &Path, extra: &str| {
+        body("a", "glorot").replace(
+            r#""kind": "synthetic", "samples": 256, "test_samples": 64, "classes": 4, "features": 8"#,
+            &format!(r#""kind": "{kind}", "dir": {:?}{extra}"#, dir.display().to_string()),
+        )
+    };
+    let nowhere = d.tmp.path().join("nowhere");
+    let missing = d.file("missing.json", &on("fashion-mnist", &nowhere, ""));
+    let o = gradscope(&["check", missing.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "check accepted a missing folder");
+    assert!(
+        err.contains(&format!(
+            "{}: dataset.dir: {} does not exist.",
+            missing.display(),
+            nowhere.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("train-images-idx3-ubyte"), "{err}");
+
+    let data = d.tmp.path().join("mnist");
+    write_idx_set(&data);
+    let big = d.file(
+        "big.json",
+        &on("mnist", &data, r#", "subset_train": 500000"#),
+    );
+    let o = gradscope(&["check", big.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "check accepted an oversized subset");
+    assert!(
+        err.contains(&format!(
+            "{}: dataset.subset_train: 500000 examples asked for but the split holds 16",
+            big.display()
+        )),
+        "{err}"
+    );
+    // The same file is fine once the subset fits, and says what it read.
+    let fits = d.file(
+        "fits.json",
+        &on("mnist", &data, r#", "subset_train": 8"#)
+            .replace(r#""batch_size": 32"#, r#""batch_size": 4"#),
+    );
+    let o = gradscope(&["check", fits.to_str().unwrap()]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("data: mnist, 8 training and 4 held-out examples of 1×6×6, 10 classes"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `check` prints each run's parameters, multiplications and a rough time,
+/// and says where the twins are one network (an MLP of depth 2).
+#[test]
+fn check_estimates_time_and_names_depths_where_the_twins_are_one_net() {
+    let d = Dir::new();
+    let f = d.file("a.json", &body("a", "glorot").replace("[3, 4]", "[2, 4]"));
+    let o = gradscope(&["check", f.to_str().unwrap()]);
+    ok(&o);
+    let out = stdout(&o);
+    // Depth 4, width 8, 8 features, 4 classes: 8·8 + 8·8·2 + 8·4 = 224
+    // multiplications; parameters add the biases: 72 + 2·72 + 36 = 252.
+    assert!(
+        out.lines().any(|l| l
+            .split_whitespace()
+            .take(3)
+            .eq(["plain-d4-s0", "252", "224"])),
+        "{out}"
+    );
+    assert!(out.contains("estimated time: "), "{out}");
+    assert!(out.contains("rough"), "{out}");
+    assert!(
+        out.contains("note: at depth 2 the plain and residual nets are the same network"),
+        "{out}"
+    );
+    assert!(!out.contains("at depth 4 the plain"), "{out}");
+}
+
+/// `gradscope example quickstart` prints the shipped file, which `check`
+/// accepts outside the repository; the help points there.
+#[test]
+fn example_prints_a_file_that_checks_outside_the_repository() {
+    let o = gradscope(&["example", "quickstart"]);
+    ok(&o);
+    let shipped = include_str!("../../../experiments/quickstart.json");
+    assert_eq!(stdout(&o), shipped);
+    let d = Dir::new();
+    let f = d.file("quickstart.json", &stdout(&o));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(["check", f.to_str().unwrap()])
+        .current_dir(d.tmp.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    let o = gradscope(&["example", "nope"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("quickstart"), "{}", stderr(&o));
+    let o = gradscope(&["help"]);
+    assert!(
+        stdout(&o).contains("gradscope example quickstart > quickstart.json"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `gradscope list` names every family, activation, init, norm and
+/// dataset kind (the unit tests hold each to the parser).
+#[test]
+fn list_names_what_an_experiment_may_say() {
+    let o = gradscope(&["list"]);
+    ok(&o);
+    let out = stdout(&o);
+    for needle in [
+        "  mlp ",
+        "  cnn ",
+        "  bottleneck ",
+        "  inception ",
+        "  sigmoid ",
+        "  relu ",
+        "\"kaiming\"",
+        r#"{"normal": {"std": 0.05}}"#,
+        "  batchnorm ",
+        "  synthetic-images ",
+        "  fashion-mnist ",
+        "  cifar10 ",
+        " subset_train ",
+        " teacher_width ",
+        " shortcut ",
+    ] {
+        assert!(out.contains(needle), "no {needle:?}:\n{out}");
+    }
+}
+
+/// `gradscope export` writes one long table per kind with the run's
+/// identity in front and each per-run file's own columns after it.
+#[test]
+fn export_writes_long_tables_of_every_run() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &["--no-plot"]));
+    let o = gradscope(&["export", d.out.to_str().unwrap()]);
+    ok(&o);
+    for file in ["gradients.csv", "metrics.csv", "activations.csv"] {
+        let (h, rows) = read_csv(&d.out.join("export").join(file));
+        let (run_h, _) = read_csv(&d.out.join("runs/plain-d3-s0").join(file));
+        assert_eq!(h[..4], ["run", "variant", "depth", "seed"]);
+        assert_eq!(h[4..], run_h[..], "{file}");
+        let mut total = 0;
+        for run in [
+            "plain-d3-s0",
+            "residual-d3-s0",
+            "plain-d4-s0",
+            "residual-d4-s0",
+        ] {
+            let (_, theirs) = read_csv(&d.out.join("runs").join(run).join(file));
+            let ours: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == run).collect();
+            assert_eq!(ours.len(), theirs.len(), "{file} {run}");
+            for (o, t) in ours.iter().zip(&theirs) {
+                assert_eq!(o[4..], t[..]);
+            }
+            let (variant, depth) = run.split_once("-d").unwrap();
+            assert_eq!(ours[0][1], variant);
+            assert_eq!(ours[0][2], depth.trim_end_matches("-s0"));
+            assert_eq!(ours[0][3], "0");
+            total += theirs.len();
+        }
+        assert_eq!(rows.len(), total);
+        assert!(stdout(&o).contains(&format!("export/{file} ({total} rows from 4 runs)")));
+    }
+    let elsewhere = d.tmp.path().join("tables");
+    let o = gradscope(&[
+        "export",
+        d.out.to_str().unwrap(),
+        "--out",
+        elsewhere.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(elsewhere.join("gradients.csv").is_file());
+}
+
+/// `gradscope schema` prints docs/experiment.schema.json, and every shipped
+/// experiment file validates against it (with Python's jsonschema, where
+/// installed: an independent validator; skipped otherwise).
+#[test]
+fn every_example_validates_against_the_schema() {
+    let o = gradscope(&["schema"]);
+    ok(&o);
+    let published = include_str!("../../../docs/experiment.schema.json");
+    assert_eq!(stdout(&o), published);
+    let script = r#"
+import glob, json, sys
+try:
+    import jsonschema
+except ImportError:
+    print("skipped: no jsonschema"); sys.exit(0)
+v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))
+bad = [(f, e.message) for f in sorted(glob.glob(sys.argv[2] + "/*.json")) for e in v.iter_errors(json.load(open(f)))]
+wrong = json.load(open(sys.argv[2] + "/quickstart.json")); wrong["train"]["lrr"] = 1
+assert list(v.iter_errors(wrong)), "an unknown field passed"
+print(bad or "ok"); sys.exit(1 if bad else 0)
+"#;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    match std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(root.join("docs/experiment.schema.json"))
+        .arg(root.join("experiments"))
+        .output()
+    {
+        Ok(o) => assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o)),
+        Err(e) => println!("skipped: python3 not found ({e})"),
+    }
+}

@@ -1,0 +1,297 @@
+//! `gradscope check`: everything `gradscope run` checks before it trains,
+//! without loading the data or training, plus what each run will cost.
+//!
+//! - The dataset is measured, not loaded ([`crate::sweep::dataset_info`]:
+//!   IDX headers and lengths, CIFAR-10 file sizes), with the subset and
+//!   validation settings applied, so a missing folder or a `subset_train`
+//!   larger than the split fails here as it would in `run`.
+//! - Every network of the plan is built once on the CPU (on a one-example
+//!   stand-in of the data's shape), as `run` does, which refuses shapes a
+//!   family cannot take and gives each run's parameters and
+//!   multiplications.
+//! - Depths where the plain net and its residual twin are the same network
+//!   are found by building both with one seed and comparing their outputs.
+//!
+//! The time estimate is rough (see [`estimate_seconds`]): it is there to
+//! tell a ten-minute sweep from a ten-hour one, not to schedule a cluster.
+
+use crate::plan::{plan, RunSpec};
+use crate::spec::{Experiment, ModelSpec};
+use crate::sweep::{check_against_data, dataset_info};
+use crate::train_loop::build_network;
+use crate::TrainError;
+use gradscope_data::DatasetInfo;
+use gradscope_models::{Network, Variant};
+use tch::{nn, Device, Kind, Tensor};
+
+/// Multiplications per second that a training step's matrix work reaches
+/// on 2 CPU threads of this project's AMD EPYC VM. Calibrated on the
+/// measured per-step times in the README (He et al. CNN-20 and CNN-56 on
+/// 28×28, batch 128: 0.41 and 1.2 s/step, about 3e10 multiplications per
+/// second in both).
+pub const CPU_MULTS_PER_S: f64 = 3.0e10;
+
+/// Multiplications per second of an evaluation pass (forward only, no
+/// autograd, chunks of 256 examples), which runs near the machine's peak:
+/// measured on the Glorot & Bengio net (1000-wide layers), whose final pass
+/// over 60,000 training images took about 3 s.
+pub const CPU_EVAL_MULTS_PER_S: f64 = 1.0e11;
+
+/// Fixed seconds per weight layer per training step on the same machine:
+/// launching its forward, backward and optimizer kernels, which for narrow
+/// layers costs more than their arithmetic. Calibrated on the quickstart
+/// (width-64 sigmoid MLPs without normalization, 10 runs, 90–114 s).
+pub const CPU_LAYER_S: f64 = 2.0e-4;
+
+/// Extra seconds per normalization (BatchNorm) layer per training step.
+/// Calibrated on the Fashion-MNIST MLP sweep's per-step rates (width 64
+/// with BatchNorm: about 450 steps/s at depth 4, 37 at depth 64).
+pub const CPU_NORM_S: f64 = 1.5e-4;
+
+/// One planned run, as `check` sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCheck {
+    pub run: RunSpec,
+    /// Trainable parameters.
+    pub params: i64,
+    /// Multiplications of one forward pass for one example, summed over the
+    /// weight layers (output values × inputs each one reads; biases and
+    /// normalization left out, as `gradscope cost` counts).
+    pub mults: i64,
+    /// Weight layers (probe points with a weight).
+    pub weight_layers: usize,
+    /// Normalization layers (BatchNorm).
+    pub norm_layers: usize,
+    /// Rough wall-clock seconds on 2 CPU threads ([`estimate_seconds`]).
+    pub estimate_s: f64,
+}
+
+/// What `check` found for the whole experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanCheck {
+    /// The data as the runs will see them (after subset and validation).
+    pub data: DatasetInfo,
+    /// Optimizer steps per run.
+    pub steps: usize,
+    pub runs: Vec<RunCheck>,
+    /// Depths at which the plain and residual nets are one network, each
+    /// with the reason.
+    pub same_twins: Vec<(usize, String)>,
+}
+
+impl PlanCheck {
+    /// The estimate for every run together.
+    pub fn total_estimate_s(&self) -> f64 {
+        self.runs.iter().map(|r| r.estimate_s).sum()
+    }
+}
+
+/// Rough seconds to train one run on 2 CPU threads: per step,
+/// `3 · batch · mults / CPU_MULTS_PER_S` (the forward pass, and the
+/// backward pass's two products of the same size, one for the inputs' and
+/// one for the weights' gradient) plus `weight_layers · CPU_LAYER_S +
+/// norm_layers · CPU_NORM_S` (kernel launches); plus the forward passes of
+/// every evaluation (the held-out split every `eval_every` steps, both
+/// splits at the end) at `CPU_EVAL_MULTS_PER_S`. Probing is left out: every 10 steps it adds a few
+/// percent, every step up to about 80% (README, `make bench`).
+pub fn estimate_seconds(
+    exp: &Experiment,
+    data: &DatasetInfo,
+    mults: i64,
+    weight_layers: usize,
+    norm_layers: usize,
+) -> f64 {
+    let t = &exp.train;
+    let steps = t.total_steps(data.train) as f64;
+    let mults = mults as f64;
+    let step = 3.0 * t.batch_size as f64 * mults / CPU_MULTS_PER_S
+        + weight_layers as f64 * CPU_LAYER_S
+        + norm_layers as f64 * CPU_NORM_S;
+    let evaluations = (steps / t.eval_every.max(1) as f64).floor() + 1.0;
+    let eval_examples = evaluations * data.test as f64 + (data.train + data.test) as f64;
+    steps * step + eval_examples * mults / CPU_EVAL_MULTS_PER_S
+}
+
+/// A network's parameters, multiplications per example, weight layers and
+/// norm layers. Multiplications come from each weighted probe point: its
+/// weight's element count (out × in × k × k) times the spatial size of its
+/// output (h × w, 1 for a linear layer), which is what `gradscope cost`
+/// counts for the families that record their layers.
+fn measure(vs: &nn::VarStore, net: &dyn Network) -> (i64, i64, usize, usize) {
+    let params = vs
+        .trainable_variables()
+        .iter()
+        .map(|v| v.numel() as i64)
+        .sum();
+    let mut mults = 0i64;
+    let mut weight_layers = 0;
+    for p in net.probe_points() {
+        if let Some(w) = &p.weight {
+            weight_layers += 1;
+            let spatial: i64 = p.output_shape.iter().skip(1).product();
+            mults = mults.saturating_add((w.numel() as i64).saturating_mul(spatial.max(1)));
+        }
+    }
+    // tch registers a BatchNorm's running mean under this name.
+    let norm_layers = vs
+        .variables()
+        .keys()
+        .filter(|k| k.ends_with("running_mean"))
+        .count();
+    (params, mults, weight_layers, norm_layers)
+}
+
+/// Checks `exp` as `gradscope run` would before training, and measures
+/// every planned run. Errors are the ones `run` gives for the same file.
+pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
+    let data = dataset_info(&exp.dataset)?;
+    check_against_data(exp, data.train)?;
+    let stand_in = data.placeholder();
+    let runs_planned = plan(exp);
+    let mut runs = Vec::with_capacity(runs_planned.len());
+    for run in runs_planned {
+        tch::manual_seed(run.seed as i64);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = build_network(&vs.root(), exp, &stand_in, &run)?;
+        let (params, mults, weight_layers, norm_layers) = measure(&vs, net.as_ref());
+        runs.push(RunCheck {
+            run,
+            params,
+            mults,
+            weight_layers,
+            norm_layers,
+            estimate_s: estimate_seconds(exp, &data, mults, weight_layers, norm_layers),
+        });
+    }
+    let mut same_twins = Vec::new();
+    for &depth in &exp.depths {
+        if let Some(why) = twins_are_one_network(exp, &data, depth)? {
+            same_twins.push((depth, why));
+        }
+    }
+    Ok(PlanCheck {
+        steps: exp.train.total_steps(data.train),
+        data,
+        runs,
+        same_twins,
+    })
+}
+
+/// Whether the plain net and its residual twin at `depth` compute the same
+/// function: both built from one seed (so with the same weights) and run
+/// on one random input in eval mode. Outputs that are equal to the last
+/// bit mean no shortcut took part. Returns why, for the message.
+fn twins_are_one_network(
+    exp: &Experiment,
+    data: &DatasetInfo,
+    depth: usize,
+) -> Result<Option<String>, TrainError> {
+    let stand_in = data.placeholder();
+    let mut shape = vec![2];
+    shape.extend_from_slice(&data.input_shape);
+    tch::manual_seed(0);
+    let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
+    let mut outputs = Vec::new();
+    for variant in [Variant::Plain, Variant::Residual] {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let run = RunSpec {
+            variant,
+            depth,
+            seed: 0,
+        };
+        let net = build_network(&vs.root(), exp, &stand_in, &run)?;
+        outputs.push(tch::no_grad(|| net.forward(&x, false, None).logits));
+    }
+    if !outputs[0].equal(&outputs[1]) {
+        return Ok(None);
+    }
+    Ok(Some(match &exp.model {
+        ModelSpec::Mlp(_) if depth == 2 => {
+            "an MLP of depth 2 is an input and an output layer with no hidden layer between them, \
+             and the residual twin's shortcuts go around hidden layers only"
+                .to_string()
+        }
+        _ => "their outputs from the same initial weights are identical".to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn exp(body: &str) -> Experiment {
+        Experiment::from_json(body, Path::new("t.json")).unwrap()
+    }
+
+    const MLP: &str = r#"{"name": "t",
+      "dataset": {"kind": "synthetic", "samples": 256, "test_samples": 64, "classes": 4, "features": 8},
+      "model": {"family": "mlp", "width": 16, "activation": "tanh", "norm": "batchnorm"},
+      "variants": ["plain", "residual"], "depths": [2, 4], "seeds": [0],
+      "train": {"lr": 0.1, "batch_size": 32, "steps": 100, "eval_every": 50}}"#;
+
+    /// The MLP's counts, worked out by hand from its layers: depth 4 is
+    /// 8→16, 16→16, 16→16, 16→4 with biases, and a BatchNorm (γ, β) before
+    /// each of the three nonlinearities.
+    #[test]
+    fn mlp_counts_match_its_layers() {
+        let c = check_experiment(&exp(MLP)).unwrap();
+        assert_eq!(c.steps, 100);
+        assert_eq!((c.data.train, c.data.test), (256, 64));
+        let d4 = c
+            .runs
+            .iter()
+            .find(|r| r.run.depth == 4 && r.run.variant == Variant::Plain)
+            .unwrap();
+        assert_eq!(d4.mults, 8 * 16 + 16 * 16 * 2 + 16 * 4);
+        assert_eq!(
+            d4.params,
+            (8 * 16 + 16) + 2 * (16 * 16 + 16) + (16 * 4 + 4) + 3 * 2 * 16
+        );
+        assert_eq!((d4.weight_layers, d4.norm_layers), (4, 3));
+        // 100 steps at batch 32, 3 evaluations of 64 plus 320 at the end.
+        let expected = 100.0
+            * (3.0 * 32.0 * d4.mults as f64 / CPU_MULTS_PER_S
+                + 4.0 * CPU_LAYER_S
+                + 3.0 * CPU_NORM_S)
+            + (3.0 * 64.0 + 320.0) * d4.mults as f64 / CPU_EVAL_MULTS_PER_S;
+        assert!(
+            (d4.estimate_s - expected).abs() < 1e-12,
+            "{}",
+            d4.estimate_s
+        );
+    }
+
+    /// mlp.rs puts shortcuts around hidden layers only, so at depth 2 the
+    /// twins are one network; at depth 4 they are not.
+    #[test]
+    fn depth_two_mlp_twins_are_one_network() {
+        let c = check_experiment(&exp(MLP)).unwrap();
+        assert_eq!(c.same_twins.len(), 1, "{:?}", c.same_twins);
+        assert_eq!(c.same_twins[0].0, 2);
+        assert!(c.same_twins[0].1.contains("no hidden layer"));
+    }
+
+    /// For the families that record their layers (`gradscope cost`), the
+    /// generic count from probe points must agree with theirs.
+    #[test]
+    fn conv_counts_agree_with_the_recorded_layer_costs() {
+        let body = r#"{"name": "t",
+          "dataset": {"kind": "synthetic-images", "samples": 8, "classes": 4, "shape": [3, 16, 16]},
+          "model": {"family": "inception", "width": 8},
+          "variants": ["plain", "residual"], "depths": [2], "seeds": [0],
+          "train": {"lr": 0.1, "batch_size": 4, "steps": 1, "eval_every": 1}}"#;
+        let e = exp(body);
+        let c = check_experiment(&e).unwrap();
+        let data = dataset_info(&e.dataset).unwrap();
+        for r in &c.runs {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = build_network(&vs.root(), &e, &data.placeholder(), &r.run).unwrap();
+            let recorded: i64 = net.layer_costs().iter().map(|l| l.mults()).sum();
+            assert!(recorded > 0);
+            assert_eq!(r.mults, recorded, "{:?}", r.run);
+        }
+        assert!(c.same_twins.is_empty(), "{:?}", c.same_twins);
+    }
+}
