@@ -26,6 +26,26 @@ impl Dataset {
         })
     }
 
+    /// Average-pools every image by `factor` (kernel and stride `factor`,
+    /// remainders cropped, as PyTorch's `avg_pool2d`), both splits (field
+    /// `dataset.downsample`). Needs `[c, h, w]` inputs of at least
+    /// `factor` pixels a side.
+    pub fn downsample(self, factor: usize) -> Result<Dataset, DataError> {
+        let shape = downsampled_shape(&self.input_shape, factor)?;
+        let k = factor as i64;
+        let pool = |s: Split| Split {
+            x: s.x
+                .avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>),
+            y: s.y,
+        };
+        Ok(Dataset {
+            train: pool(self.train),
+            test: pool(self.test),
+            input_shape: shape,
+            ..self
+        })
+    }
+
     /// Carves the last `n` training examples out as the held-out split,
     /// replacing the test split (as He et al. train CIFAR-10 on 45k and
     /// validate on 5k). `n` must be at least 1 and leave at least one
@@ -78,6 +98,14 @@ impl Dataset {
 
 impl DatasetInfo {
     /// [`Dataset::subset`] on the sizes: the same errors, nothing loaded.
+    /// The shape after [`Dataset::downsample`].
+    pub fn downsample(self, factor: usize) -> Result<DatasetInfo, DataError> {
+        Ok(DatasetInfo {
+            input_shape: downsampled_shape(&self.input_shape, factor)?,
+            ..self
+        })
+    }
+
     pub fn subset(
         self,
         train: Option<usize>,
@@ -199,6 +227,25 @@ pub fn augment(x: &Tensor, rng: &mut SplitMix64) -> Tensor {
         .view([n, 1, 1, w])
         .expand([n, c, h, w], false);
     padded.gather(2, &rows, false).gather(3, &cols, false)
+}
+
+/// `[c, h / factor, w / factor]`, or an error naming `dataset.downsample`.
+fn downsampled_shape(shape: &[i64], factor: usize) -> Result<Vec<i64>, DataError> {
+    let invalid = |message: String| DataError::Invalid {
+        field: "dataset.downsample",
+        message,
+    };
+    let k = factor as i64;
+    match shape {
+        _ if factor == 0 => Err(invalid("0 must be at least 1".into())),
+        [c, h, w] if *h >= k && *w >= k => Ok(vec![*c, h / k, w / k]),
+        [_, h, w] => Err(invalid(format!(
+            "{factor} is larger than the {h}×{w} images"
+        ))),
+        _ => Err(invalid(format!(
+            "needs images ([channels, height, width]), got inputs of shape {shape:?}"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +371,39 @@ mod tests {
         for n in [0, 10, 11] {
             let err = counting(10, 6).split_validation(n).unwrap_err().to_string();
             assert!(err.contains("dataset.validation"), "{err}");
+        }
+    }
+
+    /// `dataset.downsample`: each output pixel is the mean of its k×k block
+    /// (PyTorch's avg_pool2d), both splits, and the shape follows; a factor
+    /// larger than the image, 0, or flat inputs are refused by field.
+    #[test]
+    fn downsample_averages_blocks_and_names_its_field() {
+        let x = Tensor::arange(2 * 16, (Kind::Float, Device::Cpu)).view([2, 1, 4, 4]);
+        let y = Tensor::zeros([2], (Kind::Int64, Device::Cpu));
+        let ds = |x: &Tensor, shape: Vec<i64>| Dataset {
+            name: "d".into(),
+            train: Split {
+                x: x.copy(),
+                y: y.copy(),
+            },
+            test: Split {
+                x: x.copy(),
+                y: y.copy(),
+            },
+            input_shape: shape,
+            classes: 2,
+        };
+        let small = ds(&x, vec![1, 4, 4]).downsample(2).unwrap();
+        assert_eq!(small.input_shape, [1, 2, 2]);
+        assert_eq!(small.train.x.size(), [2, 1, 2, 2]);
+        assert_eq!(small.test.x.size(), [2, 1, 2, 2]);
+        // Top-left block of the first image: 0, 1, 4, 5.
+        let v: Vec<f32> = Vec::try_from(small.train.x.flatten(0, -1)).unwrap();
+        assert_eq!(&v[..4], &[2.5, 4.5, 10.5, 12.5]);
+        for (k, shape) in [(5, vec![1, 4, 4]), (0, vec![1, 4, 4]), (2, vec![16])] {
+            let err = ds(&x, shape).downsample(k).err().unwrap().to_string();
+            assert!(err.contains("dataset.downsample"), "{err}");
         }
     }
 

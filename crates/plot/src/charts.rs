@@ -49,7 +49,11 @@ pub const CHART_NAMES: [&str; 7] = [
 
 const LABEL_STEP: &str = "training step";
 const LABEL_TRAIN_ERROR: &str = "training error (fraction)";
+const LABEL_STEP_LOG: &str = "training step + 1 (log scale)";
 const LABEL_FINAL_ERROR: &str = "final error (fraction)";
+/// The identity task's error: ‖f(x) − x‖² / ‖x‖² (1 = outputting zeros).
+const LABEL_TRAIN_RECON: &str = "relative reconstruction error ‖f(x) − x‖²/‖x‖²";
+const LABEL_FINAL_RECON: &str = "final relative reconstruction error";
 const LABEL_GRAD: &str = "rms of dL/dh per element";
 const LABEL_LAYER: &str = "layer (0 = input side)";
 const LABEL_BLOCK: &str = "block output (0 = input side)";
@@ -220,13 +224,25 @@ pub(crate) fn train_error_figure(results: &ResultsDir) -> Figure {
             panel
         })
         .collect();
-    let mut y = Axis::new(LABEL_TRAIN_ERROR, Scale::Linear);
+    let identity = results.task() == "identity";
+    let mut y = Axis::new(
+        if identity {
+            LABEL_TRAIN_RECON
+        } else {
+            LABEL_TRAIN_ERROR
+        },
+        Scale::Linear,
+    );
     y.bounds = Bounds::Fraction;
     let mut x = Axis::new(LABEL_STEP, Scale::Linear);
     x.integer = true;
     Figure {
         name: TRAIN_ERROR_VS_STEP,
-        title: "Training error vs step".to_owned(),
+        title: if identity {
+            "Reconstruction error vs step (identity task)".to_owned()
+        } else {
+            "Training error vs step".to_owned()
+        },
         subtitle: Some(if several_seeds {
             "on-the-fly minibatch error, one line per depth, mean over seeds".to_owned()
         } else {
@@ -359,11 +375,23 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
         Axis::new(LABEL_DEPTH, Scale::Linear)
     };
     x.ticks = Some(depths.iter().map(|&d| f64::from(d)).collect());
-    let mut y = Axis::new(LABEL_FINAL_ERROR, Scale::Linear);
+    let identity = results.task() == "identity";
+    let mut y = Axis::new(
+        if identity {
+            LABEL_FINAL_RECON
+        } else {
+            LABEL_FINAL_ERROR
+        },
+        Scale::Linear,
+    );
     y.bounds = Bounds::Fraction;
     Figure {
         name: ERROR_VS_DEPTH,
-        title: "Final error vs depth".to_owned(),
+        title: if identity {
+            "Final reconstruction error vs depth (identity task)".to_owned()
+        } else {
+            "Final error vs depth".to_owned()
+        },
         subtitle: Some(if several_seeds {
             "full pass after the last step; mean over seeds, bars span min–max; dashed = test"
                 .to_owned()
@@ -649,7 +677,9 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
             for (i, (layer, role)) in three_layers(&layers).into_iter().enumerate() {
                 let points: Vec<(f64, f64)> = grads
                     .iter()
-                    .filter_map(|(&step, m)| m.get(&layer).map(|&v| (step as f64, v)))
+                    // Step + 1 on a log axis: the first steps, where a
+                    // net's gradient collapses, get as much room as the rest.
+                    .filter_map(|(&step, m)| m.get(&layer).map(|&v| (step as f64 + 1.0, v)))
                     .collect();
                 let Some(zero_only) = gradient_series_kind(&points) else {
                     continue;
@@ -675,8 +705,7 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
             panel
         })
         .collect();
-    let mut x = Axis::new(LABEL_STEP, Scale::Linear);
-    x.integer = true;
+    let x = Axis::new(LABEL_STEP_LOG, Scale::Log);
     Figure {
         name: GRADIENT_VS_STEP,
         title: match depth {

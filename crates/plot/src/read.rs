@@ -183,6 +183,22 @@ impl ResultsDir {
         Ok(ResultsDir { root, runs })
     }
 
+    /// The experiment's task (`classify` or `identity`) from the first
+    /// run's `run.json` (`config.task`); `classify` when none says
+    /// otherwise. The identity task's error is a relative reconstruction
+    /// error, and its charts say so.
+    pub fn task(&self) -> String {
+        self.runs
+            .iter()
+            .find_map(|r| {
+                let path = self.root.join("runs").join(&r.summary.run).join("run.json");
+                let text = std::fs::read_to_string(path).ok()?;
+                let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+                json.pointer("/config/task")?.as_str().map(str::to_owned)
+            })
+            .unwrap_or_else(|| "classify".to_owned())
+    }
+
     /// Default output directory of the charts, `ROOT/plots`.
     pub fn plots_dir(&self) -> PathBuf {
         self.root.join("plots")

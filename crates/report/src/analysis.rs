@@ -266,8 +266,7 @@ pub fn twin_gaps(loaded: &Loaded) -> Vec<TwinGap> {
                 plain,
                 residual,
                 gap: plain.mean - residual.mean,
-                tolerance: RISE_TOL
-                    .max(plain.std.unwrap_or(0.0) + residual.std.unwrap_or(0.0)),
+                tolerance: RISE_TOL.max(plain.std.unwrap_or(0.0) + residual.std.unwrap_or(0.0)),
             })
         })
         .collect()
@@ -488,11 +487,15 @@ mod tests {
     /// or one that fell to a tenth of its start, is not.
     #[test]
     fn stalled_runs_are_those_whose_loss_stopped_high() {
-        let plateau: Vec<f64> = (0..20).map(|i| if i < 5 { 1.0 - 0.06 * i as f64 } else { 0.7 }).collect();
+        let plateau: Vec<f64> = (0..20)
+            .map(|i| if i < 5 { 1.0 - 0.06 * i as f64 } else { 0.7 })
+            .collect();
         assert_eq!(stalled(&run_with_losses(&plateau)), Some((1.0, 0.7)));
         let falling: Vec<f64> = (0..20).map(|i| 0.9f64.powi(i)).collect();
         assert_eq!(stalled(&run_with_losses(&falling)), None);
-        let fitted: Vec<f64> = (0..20).map(|i| if i < 5 { 1.0 - 0.19 * i as f64 } else { 0.05 }).collect();
+        let fitted: Vec<f64> = (0..20)
+            .map(|i| if i < 5 { 1.0 - 0.19 * i as f64 } else { 0.05 })
+            .collect();
         assert_eq!(stalled(&run_with_losses(&fitted)), None);
         // Too few rows to judge.
         assert_eq!(stalled(&run_with_losses(&[1.0, 1.0, 1.0])), None);

@@ -8,9 +8,9 @@ use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
 
 use crate::analysis::{
-    depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stalled, stat,
-    twin_gaps, twins_identical, DepthTrend, Flow, Stat, Trend, TwinGap, RISE_TOL, STALL_FALL,
-    STALL_SHARE, VANISH_SPREAD,
+    depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stalled, stat, twin_gaps,
+    twins_identical, DepthTrend, Flow, Stat, Trend, TwinGap, RISE_TOL, STALL_FALL, STALL_SHARE,
+    VANISH_SPREAD,
 };
 use crate::runs::{GradientEnds, Loaded, RunEntry};
 

@@ -117,6 +117,12 @@ pub struct FileData {
     /// Pad 4, random crop, random horizontal flip (He et al. 2016 §4.2).
     #[serde(default)]
     pub augment: bool,
+    /// Average-pool the images by this factor (2: 28×28 → 14×14), before
+    /// normalization. A quarter of the pixels is a quarter of a CNN's
+    /// multiplications at every layer, with the same depths and the same
+    /// optimization problem: what makes He et al.'s Fig. 6 fit on 2 cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downsample: Option<usize>,
 }
 
 fn yes() -> bool {

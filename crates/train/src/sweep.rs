@@ -90,6 +90,9 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
         data = data.split_validation(n)?;
     }
     data = data.subset(files.subset_train, files.subset_test)?;
+    if let Some(k) = files.downsample {
+        data = data.downsample(k)?;
+    }
     if files.normalize {
         data = data.normalize_per_channel();
     }
@@ -161,7 +164,11 @@ pub fn dataset_info(spec: &DatasetSpec) -> Result<DatasetInfo, TrainError> {
     if let Some(n) = files.validation {
         info = info.split_validation(n)?;
     }
-    Ok(info.subset(files.subset_train, files.subset_test)?)
+    let info = info.subset(files.subset_train, files.subset_test)?;
+    Ok(match files.downsample {
+        Some(k) => info.downsample(k)?,
+        None => info,
+    })
 }
 
 /// The checks of an experiment that need the training split's size.
