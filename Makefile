@@ -92,6 +92,10 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # which marks the unfinished runs; then make stops with the sweep's status.
 report_then_exit = if [ -d $(1)/runs ]; then $(GRADSCOPE) report $(1) || exit 1; fi; [ $$rc = 0 ] || exit $$rc
 FASHION_SCALE ?= cpu
+# One thread: the CPU sweeps' nets (MLP width 64, CNN width 8 on 14×14
+# images) are small, and fashion-mlp took 4 min 49 s on one thread against
+# 14 min 42 s on two (OpenMP threads spin-waiting beside other work).
+FASHION_THREADS ?= 1
 ifeq ($(FASHION_SCALE),full)
 FASHION_SUFFIX := -full
 FASHION_DEVICE ?= cuda
@@ -102,7 +106,7 @@ endif
 
 fashion: build fashion-data
 	@for e in fashion-mlp fashion-cnn; do \
-	  $(GRADSCOPE) run experiments/$$e$(FASHION_SUFFIX).json --threads $(THREADS) --device $(FASHION_DEVICE) $(RUN_ARGS); rc=$$?; \
+	  $(GRADSCOPE) run experiments/$$e$(FASHION_SUFFIX).json --threads $(FASHION_THREADS) --device $(FASHION_DEVICE) $(RUN_ARGS); rc=$$?; \
 	  $(call report_then_exit,results/$$e$(FASHION_SUFFIX)); \
 	done
 
@@ -118,10 +122,11 @@ fashion-data:
 
 # make glorot: the four runs of Glorot & Bengio's init comparison (sigmoid
 # and tanh, standard and normalized init), each with its report.md.
+GLOROT_THREADS ?= 1
 GLOROT := glorot-sigmoid-standard glorot-sigmoid-normalized glorot-tanh-standard glorot-tanh-normalized
 glorot: build fashion-data
 	@for e in $(GLOROT); do \
-	  $(GRADSCOPE) run experiments/$$e.json --threads $(THREADS) $(RUN_ARGS); rc=$$?; \
+	  $(GRADSCOPE) run experiments/$$e.json --threads $(GLOROT_THREADS) $(RUN_ARGS); rc=$$?; \
 	  $(call report_then_exit,results/$$e); \
 	done
 

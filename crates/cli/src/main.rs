@@ -498,6 +498,23 @@ fn check(path: &Path) -> Result<()> {
         duration(checked.total_estimate_s()),
         runs.len()
     );
+    for (depth, decay, spread) in &checked.theory {
+        outln!(
+            text,
+            "  plain d{depth}: theory predicts {decay:.2} decades per layer, a first hidden layer {} the last",
+            if *spread >= 0.0 {
+                format!("{spread:.1} decades below")
+            } else {
+                format!("{:.1} decades above", -spread)
+            }
+        );
+    }
+    if !checked.theory.is_empty() {
+        outln!(
+            text,
+            "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
+        );
+    }
     for (depth, why) in &checked.same_twins {
         outln!(
             text,

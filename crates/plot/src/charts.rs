@@ -86,6 +86,9 @@ const CATEGORICAL: [RGBColor; 10] = [
 ];
 
 const STYLE_KEY: RGBColor = RGBColor(90, 90, 90);
+/// The theory line of the gradient profile: black, dashed, apart from the
+/// depth colours of the measured lines.
+const THEORY_COLOR: RGBColor = RGBColor(0, 0, 0);
 
 pub(crate) fn categorical(i: usize) -> RGBColor {
     CATEGORICAL[i % CATEGORICAL.len()]
@@ -480,6 +483,29 @@ fn output_grads(run: &RunData) -> BTreeMap<u64, BTreeMap<usize, f64>> {
     out
 }
 
+/// The positions (as [`output_grads`] numbers them) of the run's trunk
+/// points; `None` for files without the `trunk` column.
+fn trunk_positions(run: &RunData) -> Option<Vec<usize>> {
+    let kind = trunk_kind(run)?;
+    let mut layers: Vec<(usize, bool)> = run
+        .gradients
+        .iter()
+        .flatten()
+        .filter(|r| r.is_output() && r.name.rsplit('.').next() == Some(kind))
+        .map(|r| (r.layer, r.trunk))
+        .collect();
+    layers.sort_unstable();
+    layers.dedup();
+    Some(
+        layers
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, trunk))| *trunk)
+            .map(|(position, _)| position)
+            .collect(),
+    )
+}
+
 /// The x label of a gradient profile: layers of an MLP, block outputs of a
 /// conv family.
 fn profile_label(results: &ResultsDir) -> &'static str {
@@ -512,6 +538,7 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
         .into_iter()
         .map(|variant| {
             let mut panel = Panel::new(variant);
+            let mut theory_drawn = false;
             for (i, &depth) in depths.iter().enumerate() {
                 let Some(run) = probed_run(results, variant, depth) else {
                     continue;
@@ -544,6 +571,29 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                         marker: None,
                     });
                 }
+                // Theory: a straight line of the predicted decay per layer
+                // through the measured last trunk point at initialization.
+                if let (Some(decay), Some(trunk)) =
+                    (run.summary.grad_decay_theory, trunk_positions(run))
+                {
+                    if let (Some(&top), Some(&y_top)) =
+                        (trunk.last(), trunk.last().and_then(|t| at_first.get(t)))
+                    {
+                        if y_top > 0.0 && y_top.is_finite() {
+                            let points = trunk
+                                .iter()
+                                .map(|&p| (p as f64, y_top * 10f64.powf(-decay * (top - p) as f64)))
+                                .collect();
+                            panel.series.push(Series {
+                                points,
+                                color: THEORY_COLOR,
+                                dashed: true,
+                                marker: None,
+                            });
+                            theory_drawn = true;
+                        }
+                    }
+                }
                 if any {
                     first_steps.push(first);
                     last_steps.push(last);
@@ -558,6 +608,14 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                         marker: all_zero.then_some(Marker::Zero),
                     });
                 }
+            }
+            if theory_drawn {
+                panel.legend.push(LegendEntry {
+                    label: "theory (mean field, at init)".to_owned(),
+                    color: THEORY_COLOR,
+                    dashed: true,
+                    marker: None,
+                });
             }
             panel.empty_reason = Some("no gradients.csv with kind=output rows".to_owned());
             panel
@@ -1115,6 +1173,7 @@ mod tests {
             final_test_loss: None,
             final_test_error: None,
             grad_decay_init: None,
+            grad_decay_theory: None,
             grad_decay_final: None,
             grad_spread_init: None,
             grad_spread_final: None,

@@ -49,6 +49,10 @@ pub struct SummaryRow {
     /// probe steps; absent in older files.
     #[serde(default)]
     pub grad_decay_init: Option<f64>,
+    /// The mean-field prediction of the decay per layer at initialization
+    /// (plain MLPs it applies to; empty elsewhere).
+    #[serde(default)]
+    pub grad_decay_theory: Option<f64>,
     /// The same over the last five probe steps.
     #[serde(default)]
     pub grad_decay_final: Option<f64>,

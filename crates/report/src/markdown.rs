@@ -632,6 +632,8 @@ fn gradients(md: &mut String, loaded: &Loaded) {
         }
     }
 
+    theory_table(md, loaded);
+
     line!(md, "### The older reading: first over last probe point");
     line!(md);
     line!(
@@ -665,6 +667,65 @@ fn gradients(md: &mut String, loaded: &Loaded) {
     }
     line!(md);
     he_section_4_1(md, loaded);
+}
+
+/// Measured decay at initialization beside the mean-field prediction, for
+/// the plain nets the theory applies to.
+fn theory_table(md: &mut String, loaded: &Loaded) {
+    let config = loaded.config();
+    let rows: Vec<(u32, Vec<f64>, f64)> = loaded
+        .depths()
+        .into_iter()
+        .filter_map(|d| {
+            let ends = group_readings(loaded, "plain", d);
+            let theory = ends.iter().find_map(|g| g.decay_theory)?;
+            Some((d, pick(&ends, |g| g.decay_init), theory))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let batchnorm = cfg_str(config, "/model/norm") == Some("batchnorm");
+    line!(md, "### Theory beside measurement");
+    line!(md);
+    line!(
+        md,
+        "{} The prediction is the least-squares slope of the predicted profile over the same hidden layers, read like the measured decay. Activation `{}`, init `{}`, norm `{}`.",
+        if batchnorm {
+            "With BatchNorm and ReLU, mean-field theory (Yang et al. 2019, \"A mean field theory of batch normalization\") predicts that the gradient *grows* toward the input by √(π/(π−1)) ≈ 1.21 per layer at initialization, a decay of −0.083 decades per layer."
+        } else {
+            "Mean-field signal propagation (Poole et al. 2016; Schoenholz et al. 2017, \"Deep Information Propagation\") predicts the backward factor per layer of a plain net without normalization: the squared rms of dL/dh is multiplied by χ = σ_w²·E[φ'(h)²], h ~ N(0, q) with q from the forward recursion q ← σ_w²·E[φ(h)²] + σ_b², σ_w² and σ_b² from the init; the decay is −½·log10 χ decades per layer."
+        },
+        cfg_str(config, "/model/activation").unwrap_or("?"),
+        config
+            .and_then(|c| c.pointer("/model/init"))
+            .map(short_json)
+            .unwrap_or_else(|| "?".into()),
+        cfg_str(config, "/model/norm").unwrap_or("none")
+    );
+    line!(md);
+    line!(
+        md,
+        "| plain depth | measured decay at init | predicted | measured / predicted |"
+    );
+    line!(md, "|---|---|---|---|");
+    for (d, measured, theory) in rows {
+        let ratio = stat(measured.iter().map(|v| Some(*v)))
+            .filter(|_| theory.abs() > 0.02)
+            .map_or("—".into(), |s| format!("{:.2}", s.mean / theory));
+        line!(
+            md,
+            "| {d} | {} | {} | {ratio} |",
+            decades_stat(&measured),
+            decades(theory)
+        );
+    }
+    line!(md);
+    line!(
+        md,
+        "Residual nets, conv nets and the head get no prediction: the theory is for plain stacks."
+    );
+    line!(md);
 }
 
 /// Which points the trunk is, in words, from the run records.

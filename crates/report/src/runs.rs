@@ -30,6 +30,8 @@ pub struct GradientEnds {
     /// first five probe steps; absent in records written before it.
     pub decay_init: Option<f64>,
     pub decay_final: Option<f64>,
+    /// The mean-field prediction at initialization (plain MLPs only).
+    pub decay_theory: Option<f64>,
     /// log10(last trunk rms / first); `"inf"` in JSON when the first is
     /// exactly 0 in float32.
     #[serde(deserialize_with = "inf_or_number")]
@@ -431,6 +433,7 @@ mod tests {
         let g = GradientEnds {
             decay_init: None,
             decay_final: None,
+            decay_theory: None,
             spread_init: None,
             spread_final: None,
             trunk_points: Vec::new(),

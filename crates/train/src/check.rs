@@ -77,6 +77,9 @@ pub struct PlanCheck {
     /// Depths at which the plain and residual nets are one network, each
     /// with the reason.
     pub same_twins: Vec<(usize, String)>,
+    /// The mean-field prediction for each plain depth it applies to
+    /// (crate::theory): `(depth, decay per layer, spread)`.
+    pub theory: Vec<(usize, f64, f64)>,
 }
 
 impl PlanCheck {
@@ -169,11 +172,26 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
             same_twins.push((depth, why));
         }
     }
+    let theory = exp
+        .depths
+        .iter()
+        .filter(|_| exp.variants.contains(&gradscope_models::Variant::Plain))
+        .filter_map(|&d| {
+            let p = crate::theory::prediction(
+                exp,
+                gradscope_models::Variant::Plain,
+                d,
+                data.input_dim(),
+            )?;
+            Some((d, p.decay, p.spread))
+        })
+        .collect();
     Ok(PlanCheck {
         steps: exp.train.total_steps(data.train),
         data,
         runs,
         same_twins,
+        theory,
     })
 }
 

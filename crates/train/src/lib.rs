@@ -21,6 +21,7 @@ pub mod plan;
 pub mod record;
 pub mod spec;
 pub mod sweep;
+pub mod theory;
 pub mod train_loop;
 
 use std::path::PathBuf;

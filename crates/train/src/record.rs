@@ -58,6 +58,10 @@ pub struct GradientEnds {
     pub decay_init: Option<f64>,
     #[serde(default)]
     pub decay_final: Option<f64>,
+    /// The mean-field prediction of the decay per layer at initialization
+    /// (gradscope-theory); `None` where the theory does not apply.
+    #[serde(default)]
+    pub decay_theory: Option<f64>,
     #[serde(default, with = "opt_inf")]
     pub spread_init: Option<f64>,
     #[serde(default, with = "opt_inf")]
@@ -175,7 +179,7 @@ impl RunRecord {
 
 /// Columns of `summary.csv`: the decay and spread lead, the first/last L2
 /// norms follow for comparison with older results.
-pub const SUMMARY_HEADER: [&str; 20] = [
+pub const SUMMARY_HEADER: [&str; 21] = [
     "run",
     "variant",
     "depth",
@@ -188,6 +192,7 @@ pub const SUMMARY_HEADER: [&str; 20] = [
     "final_test_loss",
     "final_test_error",
     "grad_decay_init",
+    "grad_decay_theory",
     "grad_decay_final",
     "grad_spread_init",
     "grad_spread_final",
@@ -222,6 +227,7 @@ pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<(), TrainErro
             opt(f.test_loss),
             opt(f.test_error),
             opt(g.decay_init),
+            opt(g.decay_theory),
             opt(g.decay_final),
             opt(g.spread_init),
             opt(g.spread_final),

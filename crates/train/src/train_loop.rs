@@ -207,6 +207,8 @@ pub fn train_run(
             .collect(),
         ..GradientEnds::default()
     };
+    ends.decay_theory =
+        crate::theory::prediction(exp, run.variant, run.depth, data.input_dim()).map(|p| p.decay);
     let mut profiles = ProfileWindow::new();
     let mut window = Window::new(device);
     let mut steps_done = 0;
