@@ -5,7 +5,7 @@
 #   make lint        cargo fmt --check and clippy -D warnings
 #   make bench       throughput and probe overhead against PyTorch eager (results/bench/)
 #   make fuzz        property tests of the file parsers, FUZZ_SECS (60) seconds each
-#   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (under an hour on 2 cores)
+#   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (about 28 minutes on one thread)
 #   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST and its report.md
 #
 # libtorch comes from PyPI's torch wheel in a venv that every clone shares
