@@ -267,7 +267,10 @@ fn files_follow_the_design_contract() {
     );
     assert_eq!(read_csv(&run.join("gradients.csv")).0, GRADIENTS_HEADER);
     let (ah, arows) = read_csv(&run.join("activations.csv"));
-    assert_eq!(ah, ["step", "layer", "name", "mean", "std", "saturation"]);
+    assert_eq!(
+        ah,
+        ["step", "layer", "name", "mean", "std", "saturation", "dead"]
+    );
     // Probed at steps 0, 10, 20 and the last step (29).
     let steps: std::collections::BTreeSet<&str> = arows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(

@@ -19,9 +19,12 @@
 //! `width` (`width` 1×1 filters, 256/64 · `width` channels out): a 3×3 stem,
 //! a 3×3/2 max-pool on maps of 16 pixels or more, the first half of the
 //! modules, a 3×3/2 max-pool, the second half, global average pooling and a
-//! fully connected layer. Its residual twin adds each module's input to its
-//! output (through a 1×1 projection + BN where the channels differ), in the
-//! spirit of Szegedy et al.'s (2017) Inception-ResNet.
+//! fully connected layer. Its residual twin is built as Szegedy et al.'s
+//! (2017) Inception-ResNet: the same layers, but each branch's last conv is
+//! linear (no ReLU), the branches' output is scaled by [`RESIDUAL_SCALE`]
+//! and added to the module's input (through a 1×1 projection + BN where the
+//! channels differ), and one ReLU follows the sum. (Adding ReLU-ended
+//! branches unscaled made the stream grow with depth.)
 //!
 //! Probe points, in forward order: every branch convolution
 //! (`module01.b3x3_reduce`, `module01.b3x3`, …), the residual projection
@@ -157,27 +160,46 @@ impl InceptionModule {
         taps: Option<&[Tensor]>,
         responses: &mut Vec<(usize, Tensor)>,
     ) -> Tensor {
-        let mut conv =
-            |u: &ConvUnit, x: &Tensor| u.forward_recorded(x, train, taps, responses).relu();
-        let y1 = conv(&self.b1x1, x);
-        let r3 = self.b3x3_reduce.as_ref().map(|r| conv(r, x));
-        let y3 = conv(&self.b3x3, r3.as_ref().unwrap_or(x));
-        let r5 = self.b5x5_reduce.as_ref().map(|r| conv(r, x));
-        let y5 = conv(&self.b5x5, r5.as_ref().unwrap_or(x));
+        // The residual twin follows Inception-ResNet (Szegedy et al. 2017):
+        // each branch's last conv is linear and the branches' sum is scaled
+        // by RESIDUAL_SCALE before it joins the stream, then one ReLU. With
+        // ReLU-ended branches added unscaled (the GoogLeNet module as is),
+        // every module adds only non-negative values and the stream grows
+        // with depth. The plain twin is the GoogLeNet module unchanged; both
+        // hold the same layers.
+        let residual = self.shortcut.is_some();
+        let mut conv = |u: &ConvUnit, x: &Tensor, last: bool| {
+            let y = u.forward_recorded(x, train, taps, responses);
+            if last && residual {
+                y
+            } else {
+                y.relu()
+            }
+        };
+        let y1 = conv(&self.b1x1, x, true);
+        let r3 = self.b3x3_reduce.as_ref().map(|r| conv(r, x, false));
+        let y3 = conv(&self.b3x3, r3.as_ref().unwrap_or(x), true);
+        let r5 = self.b5x5_reduce.as_ref().map(|r| conv(r, x, false));
+        let y5 = conv(&self.b5x5, r5.as_ref().unwrap_or(x), true);
         let pooled = x.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
         let yp = match &self.pool_proj {
-            Some(p) => conv(p, &pooled),
+            Some(p) => conv(p, &pooled, true),
             None => pooled,
         };
         let y = Tensor::cat(&[y1, y3, y5, yp], 1);
         let y = match &self.shortcut {
             None => y,
-            Some(None) => y + x,
-            Some(Some(p)) => y + p.forward(x, train, taps),
+            Some(None) => (x + y * RESIDUAL_SCALE).relu(),
+            Some(Some(p)) => (p.forward(x, train, taps) + y * RESIDUAL_SCALE).relu(),
         };
         tapped(y, taps, self.out_point)
     }
 }
+
+/// How much of the branches' output joins the residual stream: Szegedy et
+/// al. 2017 scale residuals by 0.1 to 0.3 to keep deep Inception-ResNets
+/// stable.
+pub const RESIDUAL_SCALE: f64 = 0.2;
 
 /// Configuration of the small Inception net.
 #[derive(Debug, Clone, PartialEq)]

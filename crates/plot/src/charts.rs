@@ -62,6 +62,7 @@ const LABEL_RESPONSE_FORWARD: &str = "layer index (responses in forward order)";
 const LABEL_RESPONSE_SORTED: &str = "layer index (sorted by magnitude)";
 const LABEL_RESPONSE_STD: &str = "std of layer response";
 const LABEL_SATURATION: &str = "saturated fraction of units";
+const LABEL_DEAD: &str = "fraction of dead units";
 const LABEL_ACTIVATION_MEAN: &str = "mean of layer response";
 /// Most layers chart (f) draws per panel: beyond this a legend is unreadable,
 /// so it keeps evenly spaced layers, always the first and the last.
@@ -1004,6 +1005,10 @@ pub(crate) fn saturation_figure(results: &ResultsDir) -> Figure {
 /// Fig. 2 itself; saturation below 0.01 may come later or not at all.
 pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figure {
     let depth = deepest_response_depth(results);
+    // For ReLU about half of every response is 0 by construction, so chart
+    // (f) draws the dead units instead: zero for every example of the batch.
+    let relu = results.activation() == "relu";
+    let conv = results.family().is_some_and(|f| f != "mlp");
     let mut thinned = false;
     let panels = results
         .variants()
@@ -1024,6 +1029,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 by_layer.entry(row.layer).or_default().push((
                     row.step as f64,
                     match stat {
+                        ResponseStat::Saturation if relu => row.dead,
                         ResponseStat::Saturation => row.saturation,
                         ResponseStat::Mean => row.mean,
                     }
@@ -1071,6 +1077,16 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
     };
     let at_depth = depth.map(|d| format!(", depth {d}")).unwrap_or_default();
     let (name, title, y, subtitle) = match stat {
+        ResponseStat::Saturation if relu => {
+            let mut y = Axis::new(LABEL_DEAD, Scale::Linear);
+            y.bounds = Bounds::Fraction;
+            (
+                SATURATION_VS_STEP,
+                format!("Dead units vs step{at_depth}"),
+                y,
+                format!("ReLU units (features{}) that are 0 for every example of the probed batch; one line per layer{thinned}; seed {}", if conv { ", or channels of a feature map" } else { "" }, seed_word(results)),
+            )
+        }
         ResponseStat::Saturation => {
             let mut y = Axis::new(LABEL_SATURATION, Scale::Linear);
             y.bounds = Bounds::Fraction;
@@ -1078,7 +1094,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 SATURATION_VS_STEP,
                 format!("Saturation vs step{at_depth}"),
                 y,
-                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99, ReLU = 0; one line per layer{thinned}; seed {}", seed_word(results)),
+                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99; one line per layer{thinned}; seed {}", seed_word(results)),
             )
         }
         ResponseStat::Mean => {
@@ -1088,7 +1104,15 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 ACTIVATION_MEAN_VS_STEP,
                 format!("Mean activation vs step{at_depth}"),
                 y,
-                format!("MLP: after the nonlinearity; CNN: BN output of each 3×3 conv; one line per layer{thinned}; seed {}", seed_word(results)),
+                format!(
+                    "{}; one line per layer{thinned}; seed {}",
+                    if conv {
+                        "BN output of each 3×3 conv, before the ReLU"
+                    } else {
+                        "each hidden layer's output after the nonlinearity"
+                    },
+                    seed_word(results)
+                ),
             )
         }
     };
@@ -1365,6 +1389,7 @@ mod tests {
         stds.iter()
             .enumerate()
             .map(|(i, &std)| ActivationRow {
+                dead: None,
                 step,
                 // Every third probe point has no response, as in a CNN.
                 layer: i + i / 2,
@@ -1450,6 +1475,7 @@ mod tests {
         for step in [0u64, 10] {
             for layer in 0..3 {
                 rows.push(ActivationRow {
+                    dead: None,
                     step,
                     layer,
                     name: format!("layer{layer:02}.linear"),

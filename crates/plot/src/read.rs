@@ -123,8 +123,13 @@ pub struct ActivationRow {
     pub mean: Option<f64>,
     /// Standard deviation of that response.
     pub std: Option<f64>,
-    /// Fraction of saturated (or dead) units.
+    /// Fraction of the response's values in the flat part of the
+    /// nonlinearity (for ReLU: zeros, about one half by construction).
     pub saturation: Option<f64>,
+    /// Fraction of units that are in the flat part for every example of
+    /// the probed batch (for ReLU: dead units); absent in older files.
+    #[serde(default)]
+    pub dead: Option<f64>,
 }
 
 /// One run: its summary row and whatever per-run files exist.
@@ -192,15 +197,35 @@ impl ResultsDir {
     /// otherwise. The identity task's error is a relative reconstruction
     /// error, and its charts say so.
     pub fn task(&self) -> String {
-        self.runs
-            .iter()
-            .find_map(|r| {
-                let path = self.root.join("runs").join(&r.summary.run).join("run.json");
-                let text = std::fs::read_to_string(path).ok()?;
-                let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-                json.pointer("/config/task")?.as_str().map(str::to_owned)
-            })
+        self.config_str("/config/task")
             .unwrap_or_else(|| "classify".to_owned())
+    }
+
+    /// The model family (`mlp`, `cnn`, …) from the first run's `run.json`.
+    pub fn family(&self) -> Option<String> {
+        self.config_str("/config/model/family")
+    }
+
+    /// The nonlinearity whose flat part `saturation` and `dead` count: the
+    /// MLP's `model.activation`; ReLU for the conv families.
+    pub fn activation(&self) -> String {
+        // `unknown` when no run.json says (then `saturation` is drawn).
+        match self.family().as_deref() {
+            Some("mlp") | None => self
+                .config_str("/config/model/activation")
+                .unwrap_or_else(|| "unknown".to_owned()),
+            Some(_) => "relu".to_owned(),
+        }
+    }
+
+    /// A string at `pointer` in the first readable `run.json`.
+    fn config_str(&self, pointer: &str) -> Option<String> {
+        self.runs.iter().find_map(|r| {
+            let path = self.root.join("runs").join(&r.summary.run).join("run.json");
+            let text = std::fs::read_to_string(path).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            json.pointer(pointer)?.as_str().map(str::to_owned)
+        })
     }
 
     /// Default output directory of the charts, `ROOT/plots`.

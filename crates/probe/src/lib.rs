@@ -86,6 +86,9 @@ pub struct ResponseStats {
     /// Population standard deviation.
     pub std: f64,
     pub saturation: f64,
+    /// Fraction of units (features, or channels of a feature map) in the
+    /// flat part for every example of the probed batch: dead ReLUs.
+    pub dead: f64,
 }
 
 impl ProbeRecord {
@@ -232,7 +235,7 @@ impl Probe {
         let wg = take(w, &wg_order, 2);
         let wn = take(w, &w_order, 1);
         let og = take(o, &o_order, 2);
-        let st = take(response_values.len(), &s_order, 3);
+        let st = take(response_values.len(), &s_order, 4);
 
         let weight_numel: Vec<f64> = self.weight_numel.iter().flatten().copied().collect();
         let mut weight_stats = (0..w).map(|i| WeightStats {
@@ -275,6 +278,7 @@ impl Probe {
                     mean: st[0][i],
                     std: st[1][i],
                     saturation: st[2][i],
+                    dead: st[3][i],
                 })
                 .collect(),
         })
@@ -293,8 +297,8 @@ fn grad_stats(x: &Tensor, dims: &[i64]) -> Tensor {
     Tensor::stack(&[l2(x, dims), nonzero], 0)
 }
 
-/// `[3, g]`: mean, population std and saturated fraction of each response,
-/// all in float64.
+/// `[4, g]`: mean, population std, saturated fraction and dead-unit
+/// fraction of each response, all in float64.
 ///
 /// The std is exact without a float64 copy: with c the mean rounded to
 /// float32, Σ(x − c)² is taken in float64 from the float32 differences, and
@@ -312,11 +316,28 @@ fn response_stats(x: &Tensor, dims: &[i64], activation: Activation) -> Tensor {
     let mean = flat(&mean);
     let offset = &mean - flat(&c).to_kind(Kind::Double);
     let var = (ss - offset.square()).clamp_min(0.0);
-    let saturated = activation
-        .saturated(x)
-        .sum_dim_intlist(dims, false, Kind::Double)
-        / count;
-    Tensor::stack(&[mean, var.sqrt(), saturated], 0)
+    let flat_part = activation.saturated(x);
+    let saturated = flat_part.sum_dim_intlist(dims, false, Kind::Double) / count;
+    // Dead units: a unit (feature, or channel of a feature map: dim 2 of
+    // the stack) in the flat part for every example and position of the
+    // batch. For ReLU that is a unit that passes no gradient at all; the
+    // saturated fraction above is about one half by construction.
+    let dead = if x.dim() >= 3 {
+        let per_unit: Vec<i64> = dims.iter().copied().filter(|&d| d != 2).collect();
+        let units = x.size()[2] as f64;
+        let active =
+            flat_part
+                .logical_not()
+                .sum_dim_intlist(per_unit.as_slice(), false, Kind::Int64);
+        active
+            .eq(0)
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+            / units
+    } else {
+        // No batch and unit axes to tell apart.
+        saturated.full_like(f64::NAN)
+    };
+    Tensor::stack(&[mean, var.sqrt(), saturated, dead], 0)
 }
 
 /// Tensors larger than this are reduced one by one: stacking them would copy
@@ -562,10 +583,12 @@ mod tests {
         let tiny = Tensor::randn([3, 64], opts) * 1e-30;
         let narrow = Tensor::randn([3, 64], opts) * 1e-6 + 0.999;
         for x in [tiny, narrow] {
-            let dims = [1i64];
-            let stats: Vec<f64> =
-                Vec::try_from(response_stats(&x, &dims, Activation::Sigmoid).flatten(0, -1))
-                    .unwrap();
+            // [group, batch, units], as `grouped` stacks responses.
+            let dims = [1i64, 2];
+            let stats: Vec<f64> = Vec::try_from(
+                response_stats(&x.unsqueeze(1), &dims, Activation::Sigmoid).flatten(0, -1),
+            )
+            .unwrap();
             let d = x.to_kind(Kind::Double);
             for g in 0..3 {
                 let row = d.get(g);
@@ -693,5 +716,53 @@ mod tests {
         assert!(rel(wb.relative() * 16.0, wa.relative()) < 1e-3);
         // The other layers do not see the change.
         assert!(rel(b.output[3].rms, a.output[3].rms) < 1e-3);
+    }
+
+    /// Issue 12, §3: about half of a ReLU response is 0 by construction,
+    /// which says nothing about dead units. A unit whose bias is −100 is 0
+    /// for every example (dead); `dead` must count exactly those, while
+    /// `saturation` stays near one half.
+    #[test]
+    fn dead_units_are_zero_for_the_whole_batch() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Mlp::new(
+            &vs.root(),
+            MlpConfig {
+                input_dim: 8,
+                classes: 4,
+                depth: 3,
+                width: 16,
+                activation: Activation::Relu,
+                init: Init::Kaiming,
+                norm: Norm::None,
+                variant: Variant::Plain,
+            },
+        )
+        .unwrap();
+        // Kill units 0..4 of the first hidden layer's input (layer 0's output).
+        tch::no_grad(|| {
+            let b = vs
+                .variables()
+                .into_iter()
+                .find(|(name, _)| name == "layer00.linear.bias")
+                .unwrap()
+                .1;
+            let _ = b.narrow(0, 0, 4).fill_(-100.0);
+        });
+        let probe = Probe::new(&net);
+        let x = Tensor::randn([64, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::arange(64, (Kind::Int64, Device::Cpu)).remainder(4);
+        let taps = probe.taps(64, Device::Cpu);
+        let out = net.forward(&x, true, Some(&taps));
+        out.logits.cross_entropy_for_logits(&y).backward();
+        let rec = probe.collect(&net, &taps, &out.responses).unwrap();
+        let first = rec.responses[0];
+        assert_eq!(first.point, 0);
+        assert_eq!(first.dead, 4.0 / 16.0, "{first:?}");
+        assert!(
+            first.saturation > first.dead && first.saturation < 0.9,
+            "{first:?}"
+        );
     }
 }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 pub const METRICS_HEADER: [&str; 7] =
     ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
 pub use gradscope_format::GRADIENTS_HEADER;
-pub const ACTIVATIONS_HEADER: [&str; 6] = ["step", "layer", "name", "mean", "std", "saturation"];
+pub const ACTIVATIONS_HEADER: [&str; 7] =
+    ["step", "layer", "name", "mean", "std", "saturation", "dead"];
 
 /// One CSV file, flushed after every logical group of rows.
 struct Sink {
@@ -154,6 +155,7 @@ impl RunWriters {
                 num(r.mean),
                 num(r.std),
                 num(r.saturation),
+                num(r.dead),
             ])?;
         }
         self.gradients.flush()?;
@@ -195,6 +197,7 @@ mod tests {
                 mean: 0.5,
                 std: 0.25,
                 saturation: 0.0,
+                dead: 0.0,
             }],
         };
         w.probe(0, &rec).unwrap();
@@ -222,8 +225,9 @@ mod tests {
             text.contains("0,1,layer01.linear,output,true,4,2e-42,0.25,,\n"),
             "{text}"
         );
-        assert!(read("activations.csv")
-            .starts_with("step,layer,name,mean,std,saturation\n0,0,layer00.linear,0.5,0.25,0\n"));
+        assert!(read("activations.csv").starts_with(
+            "step,layer,name,mean,std,saturation,dead\n0,0,layer00.linear,0.5,0.25,0,0\n"
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
