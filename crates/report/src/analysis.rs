@@ -144,6 +144,16 @@ impl DepthTrend {
     }
 }
 
+/// The experiment's model family (`mlp` when no record says).
+fn family(loaded: &Loaded) -> String {
+    loaded
+        .config()
+        .and_then(|c| c.pointer("/model/family"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("mlp")
+        .to_owned()
+}
+
 /// Whether the plain net and its residual twin are one network at this
 /// depth: an MLP of depth 2 has no hidden layer for a shortcut to skip.
 pub fn twins_identical(family: &str, depth: u32) -> bool {
@@ -157,12 +167,7 @@ pub fn twins_identical(family: &str, depth: u32) -> bool {
 /// laid out), so one odd depth in the middle or at an end does not decide
 /// the verdict alone.
 pub fn depth_trend(loaded: &Loaded, variant: &str) -> Option<DepthTrend> {
-    let family = loaded
-        .config()
-        .and_then(|c| c.pointer("/model/family"))
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("mlp")
-        .to_owned();
+    let family = family(loaded);
     let points: Vec<(u32, Stat)> = loaded
         .depths()
         .into_iter()
@@ -240,12 +245,7 @@ impl TwinGap {
 /// Plain against residual at every depth where both have completed runs
 /// and the twins are not one network.
 pub fn twin_gaps(loaded: &Loaded) -> Vec<TwinGap> {
-    let family = loaded
-        .config()
-        .and_then(|c| c.pointer("/model/family"))
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("mlp")
-        .to_owned();
+    let family = family(loaded);
     let errors = |variant: &str, d: u32| {
         stat(
             loaded
