@@ -215,6 +215,14 @@ fn deep_sigmoid_plain_net_vanishes_and_its_residual_twin_does_not() {
     assert!(decay > 0.5, "plain decay {decay}");
     assert!(res_decay.abs() < 0.1, "residual decay {res_decay}");
 
+    // Issue 19, §4: each chart names the experiment and its settings.
+    let svg = std::fs::read_to_string(out.join("plots/gradient_profile.svg")).unwrap();
+    assert!(svg.contains("— vanish"), "no experiment name in the title");
+    assert!(
+        svg.contains("mlp, sigmoid, init pytorch-default, no norm"),
+        "no settings in the subtitle"
+    );
+
     // Every chart is drawn from the real run output.
     for chart in [
         "train_error_vs_step",

@@ -793,12 +793,12 @@ pub struct ResponseStds {
     /// The step the rows come from (the run's last probed step).
     pub step: u64,
     /// `(layer, std)` per response at that step, in `layer` order; response
-    /// `i` (0-based) is drawn at x = `i + 1`. `layer` is the probe-point
+    /// `i` (0-based) is drawn at x = `i`. `layer` is the probe-point
     /// index, which skips the points that have no response (a CNN's block
     /// outputs). A std that is missing, NaN, ±Inf or negative is NaN here,
     /// a gap in the line.
     pub forward: Vec<(usize, f64)>,
-    /// The finite stds of `forward`, largest first; drawn at x = 1, 2, ….
+    /// The finite stds of `forward`, largest first; drawn at x = 0, 1, ….
     pub sorted: Vec<f64>,
 }
 
@@ -870,7 +870,7 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
             };
             let color = depth_color(i, depths.len());
             let mut label = format!(
-                "{variant}-{depth}{}",
+                "{variant} d{depth}{}",
                 status_note([run.summary.status.as_str()])
             );
             let nothing = stds.sorted.is_empty();
@@ -879,7 +879,8 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
             } else {
                 steps.push(stds.step);
                 top.series.push(Series {
-                    points: (1u32..)
+                    // Counted from 0 on the input side, as every chart.
+                    points: (0u32..)
                         .zip(&stds.forward)
                         .map(|(x, &(_, v))| (f64::from(x), v))
                         .collect(),
@@ -888,7 +889,7 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
                     marker: None,
                 });
                 bottom.series.push(Series {
-                    points: (1u32..)
+                    points: (0u32..)
                         .zip(&stds.sorted)
                         .map(|(x, &v)| (f64::from(x), v))
                         .collect(),
@@ -1129,32 +1130,32 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
 
 /// Writes chart (a), `train_error_vs_step`, into `plots_dir`.
 pub fn train_error_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    train_error_figure(results).write(plots_dir)
+    labelled(train_error_figure(results), results).write(plots_dir)
 }
 
 /// Writes chart (b), `error_vs_depth`, into `plots_dir`.
 pub fn error_vs_depth(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    error_vs_depth_figure(results).write(plots_dir)
+    labelled(error_vs_depth_figure(results), results).write(plots_dir)
 }
 
 /// Writes chart (c), `gradient_profile`, into `plots_dir`.
 pub fn gradient_profile(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    gradient_profile_figure(results).write(plots_dir)
+    labelled(gradient_profile_figure(results), results).write(plots_dir)
 }
 
 /// Writes chart (d), `gradient_vs_step`, into `plots_dir`.
 pub fn gradient_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    gradient_vs_step_figure(results).write(plots_dir)
+    labelled(gradient_vs_step_figure(results), results).write(plots_dir)
 }
 
 /// Writes chart (e), `layer_response_std`, into `plots_dir`.
 pub fn layer_response_std(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    layer_response_std_figure(results).write(plots_dir)
+    labelled(layer_response_std_figure(results), results).write(plots_dir)
 }
 
 /// Writes chart (f), `saturation_vs_step`, into `plots_dir`.
 pub fn saturation_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    saturation_figure(results).write(plots_dir)
+    labelled(saturation_figure(results), results).write(plots_dir)
 }
 
 /// Writes chart (g), `activation_mean_vs_step`, into `plots_dir`.
@@ -1162,7 +1163,25 @@ pub fn activation_mean_vs_step(
     results: &ResultsDir,
     plots_dir: &Path,
 ) -> Result<Rendered, PlotError> {
-    response_figure(results, ResponseStat::Mean).write(plots_dir)
+    labelled(response_figure(results, ResponseStat::Mean), results).write(plots_dir)
+}
+
+/// Puts the experiment's name into the title and the settings that matter
+/// (family, activation, init, norm) as the subtitle's first line, so that a
+/// chart on a slide says what it is about. Nothing is added when no
+/// `run.json` can be read.
+fn labelled(mut fig: Figure, results: &ResultsDir) -> Figure {
+    if let Some(name) = results.config_str("/experiment") {
+        fig.title = format!("{} — {name}", fig.title);
+    }
+    let settings = results.settings();
+    if !settings.is_empty() {
+        fig.subtitle = Some(match fig.subtitle {
+            Some(s) => format!("{settings}\n{s}"),
+            None => settings,
+        });
+    }
+    fig
 }
 
 /// Writes all seven charts into `plots_dir`, in [`CHART_NAMES`] order.
@@ -1435,16 +1454,17 @@ mod tests {
         );
         let dashes: Vec<bool> = top.series.iter().map(|s| s.dashed).collect();
         assert_eq!(dashes, [true, false]);
-        assert_eq!(top.series[0].points, [(1.0, 0.5), (2.0, 2.0), (3.0, 1.0)]);
+        // Positions count from 0 on the input side, as in every chart.
+        assert_eq!(top.series[0].points, [(0.0, 0.5), (1.0, 2.0), (2.0, 1.0)]);
         assert_eq!(
             bottom.series[0].points,
-            [(1.0, 2.0), (2.0, 1.0), (3.0, 0.5)]
+            [(0.0, 2.0), (1.0, 1.0), (2.0, 0.5)]
         );
-        assert_eq!(bottom.series[1].points, [(1.0, 0.9), (2.0, 0.8)]);
+        assert_eq!(bottom.series[1].points, [(0.0, 0.9), (1.0, 0.8)]);
         let labels: Vec<&str> = top.legend.iter().map(|e| e.label.as_str()).collect();
         assert_eq!(
             labels,
-            ["plain-8 (interrupted)", "residual-8 (interrupted)"]
+            ["plain d8 (interrupted)", "residual d8 (interrupted)"]
         );
         assert_eq!(fig.y.scale, Scale::Linear);
         assert_eq!(fig.y.bounds, Bounds::FromZero);

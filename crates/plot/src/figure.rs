@@ -329,7 +329,8 @@ fn draw_figure<DB: DrawingBackend>(
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let (w, _) = root.dim_in_pixel();
-    let mut notes: Vec<&str> = fig.subtitle.iter().map(String::as_str).collect();
+    // One line per `\n` of the subtitle, then the zero note.
+    let mut notes: Vec<&str> = fig.subtitle.iter().flat_map(|s| s.lines()).collect();
     if fig.has_floor_zeros() {
         notes.push(ZERO_NOTE);
     }

@@ -218,14 +218,50 @@ impl ResultsDir {
         }
     }
 
-    /// A string at `pointer` in the first readable `run.json`.
-    fn config_str(&self, pointer: &str) -> Option<String> {
+    /// "mlp, sigmoid, init pytorch-default, no norm": the model settings
+    /// that matter on a chart, from the first readable `run.json`; empty
+    /// when none reads.
+    pub fn settings(&self) -> String {
+        let Some(family) = self.family() else {
+            return String::new();
+        };
+        let mut parts = vec![family];
+        if let Some(a) = self.config_str("/config/model/activation") {
+            parts.push(a);
+        }
+        let init = self.config_value("/config/model/init").map(|v| match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Object(m) if m.contains_key("normal") => format!(
+                "normal(std {})",
+                m["normal"]["std"]
+                    .as_f64()
+                    .map_or("?".into(), |x| x.to_string())
+            ),
+            other => other.to_string(),
+        });
+        if let Some(i) = init {
+            parts.push(format!("init {i}"));
+        }
+        match self.config_str("/config/model/norm").as_deref() {
+            Some("none") | None => parts.push("no norm".into()),
+            Some(n) => parts.push(n.to_owned()),
+        }
+        parts.join(", ")
+    }
+
+    /// The JSON value at `pointer` in the first readable `run.json`.
+    fn config_value(&self, pointer: &str) -> Option<serde_json::Value> {
         self.runs.iter().find_map(|r| {
             let path = self.root.join("runs").join(&r.summary.run).join("run.json");
             let text = std::fs::read_to_string(path).ok()?;
             let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-            json.pointer(pointer)?.as_str().map(str::to_owned)
+            json.pointer(pointer).cloned()
         })
+    }
+
+    /// A string at `pointer` in the first readable `run.json`.
+    pub(crate) fn config_str(&self, pointer: &str) -> Option<String> {
+        self.config_value(pointer)?.as_str().map(str::to_owned)
     }
 
     /// Default output directory of the charts, `ROOT/plots`.

@@ -236,10 +236,10 @@ fn charts_carry_axis_labels_legends_and_diverged_marks() {
         "layer index (responses in forward order)",
         "layer index (sorted by magnitude)",
         "std of layer response",
-        "plain-4",
-        "plain-8",
-        "residual-4",
-        "residual-8",
+        "plain d4",
+        "plain d8",
+        "residual d4",
+        "residual d8",
         "step 0, the last probed step",
     ] {
         assert!(e.contains(text), "layer_response_std lacks {text:?}");
@@ -687,9 +687,9 @@ fn layer_response_std_uses_the_last_step_of_non_contiguous_layers() {
         "layer index (responses in forward order)",
         "layer index (sorted by magnitude)",
         "std of layer response",
-        "plain-8",
-        "residual-8",
-        "plain-14 (diverged) — no finite std at step 300",
+        "plain d8",
+        "residual d8",
+        "plain d14 (diverged) — no finite std at step 300",
         "last probed step",
         "seed 0",
     ] {
