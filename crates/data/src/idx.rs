@@ -144,6 +144,62 @@ fn open_idx(path: &Path, magic: u32) -> Result<IdxStream, DataError> {
     })
 }
 
+/// A gzipped IDX file must decompress to exactly the `payload` bytes its
+/// header declares (`got` is what was read, at most one byte past it).
+fn check_decompressed_len(
+    path: &Path,
+    dims: &[usize],
+    payload: u64,
+    got: u64,
+) -> Result<(), DataError> {
+    if got < payload {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "truncated: header declares sizes {dims:?}, {payload} data bytes, \
+                 but the decompressed file holds {got}"
+            ),
+        ));
+    }
+    if got > payload {
+        return Err(DataError::corrupt(
+            path,
+            format!("trailing bytes after the {payload} data bytes declared by sizes {dims:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A raw IDX file must be exactly its header plus the declared payload long.
+fn check_raw_len(
+    path: &Path,
+    dims: &[usize],
+    header_len: usize,
+    payload: u64,
+    file_len: u64,
+) -> Result<(), DataError> {
+    let expected = header_len as u64 + payload;
+    if file_len < expected {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "truncated: header declares sizes {dims:?}, {expected} bytes in all, \
+                 but the file holds {file_len}"
+            ),
+        ));
+    }
+    if file_len > expected {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "{} trailing bytes after the {expected} bytes declared by sizes {dims:?}",
+                file_len - expected
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads an IDX file of unsigned bytes whose magic must be `magic`; returns
 /// the dimensions and the payload.
 fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError> {
@@ -167,33 +223,11 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError>
             .read_to_end(&mut data)
             .map_err(read_err)?;
         let got = data.len() as u64;
-        if got < payload {
-            return Err(corrupt(format!(
-                "truncated: header declares sizes {dims:?}, {payload} data bytes, \
-                 but the decompressed file holds {got}"
-            )));
-        }
-        if got > payload {
-            return Err(corrupt(format!(
-                "trailing bytes after the {payload} data bytes declared by sizes {dims:?}"
-            )));
-        }
+        check_decompressed_len(path, &dims, payload, got)?;
         data
     } else {
         // Raw: the file length says everything before reading.
-        let expected = header_len as u64 + payload;
-        if file_len < expected {
-            return Err(corrupt(format!(
-                "truncated: header declares sizes {dims:?}, {expected} bytes in all, \
-                 but the file holds {file_len}"
-            )));
-        }
-        if file_len > expected {
-            return Err(corrupt(format!(
-                "{} trailing bytes after the {expected} bytes declared by sizes {dims:?}",
-                file_len - expected
-            )));
-        }
+        check_raw_len(path, &dims, header_len, payload, file_len)?;
         let mut data = vec![0u8; payload as usize];
         let got = read_up_to(&mut src, &mut data).map_err(read_err)?;
         if got < data.len() {
@@ -212,7 +246,6 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError>
 /// file by its length, a gzipped one by decompressing it into nothing,
 /// about 0.3 s for Fashion-MNIST's training images). Returns the sizes.
 pub(crate) fn check_idx(path: &Path, magic: u32) -> Result<Vec<usize>, DataError> {
-    let corrupt = |what: String| DataError::corrupt(path, what);
     let IdxStream {
         dims,
         payload,
@@ -224,31 +257,9 @@ pub(crate) fn check_idx(path: &Path, magic: u32) -> Result<Vec<usize>, DataError
     if gzipped {
         let got = std::io::copy(&mut src.take(payload + 1), &mut std::io::sink())
             .map_err(|e| read_error(path, gzipped, e))?;
-        if got < payload {
-            return Err(corrupt(format!(
-                "truncated: header declares sizes {dims:?}, {payload} data bytes, \
-                 but the decompressed file holds {got}"
-            )));
-        }
-        if got > payload {
-            return Err(corrupt(format!(
-                "trailing bytes after the {payload} data bytes declared by sizes {dims:?}"
-            )));
-        }
+        check_decompressed_len(path, &dims, payload, got)?;
     } else {
-        let expected = header_len as u64 + payload;
-        if file_len < expected {
-            return Err(corrupt(format!(
-                "truncated: header declares sizes {dims:?}, {expected} bytes in all, \
-                 but the file holds {file_len}"
-            )));
-        }
-        if file_len > expected {
-            return Err(corrupt(format!(
-                "{} trailing bytes after the {expected} bytes declared by sizes {dims:?}",
-                file_len - expected
-            )));
-        }
+        check_raw_len(path, &dims, header_len, payload, file_len)?;
     }
     Ok(dims)
 }
