@@ -402,7 +402,7 @@ fn ungroup(values: &[f64], groups: &[Vec<usize>], k: usize) -> Vec<Vec<f64>> {
 mod tests {
     use super::*;
     use gradscope_models::mlp::{Mlp, MlpConfig};
-    use gradscope_models::{Init, Norm, Variant};
+    use gradscope_models::{Forward, Init, Norm, Variant};
     use tch::nn;
 
     /// The tap trick must give the same dL/dh as autograd on the tensor
@@ -426,13 +426,9 @@ mod tests {
             },
         )
         .unwrap();
-        let probe = Probe::new(&net);
         let x = Tensor::randn([5, 6], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 3, 0]);
-        let taps = probe.taps(5, Device::Cpu);
-        let out = net.forward(&x, true, Some(&taps));
-        out.logits.cross_entropy_for_logits(&y).backward();
-        let rec = probe.collect(&net, &taps, &out.responses).unwrap();
+        let (_, _, rec) = probed_step(&net, &x, &y);
 
         let logits = net.forward(&x, true, None).logits.detach();
         let expected = (logits.softmax(1, Kind::Float) - y.one_hot(4).to_kind(Kind::Float)) / 5.0;
@@ -490,13 +486,9 @@ mod tests {
             },
         )
         .unwrap();
-        let probe = Probe::new(&net);
         let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
-        let taps = probe.taps(6, Device::Cpu);
-        let out = net.forward(&x, true, Some(&taps));
-        out.logits.cross_entropy_for_logits(&y).backward();
-        let rec = probe.collect(&net, &taps, &out.responses).unwrap();
+        let (taps, out, rec) = probed_step(&net, &x, &y);
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1e-6);
         for (i, t) in taps.iter().enumerate() {
             assert!(
@@ -532,6 +524,22 @@ mod tests {
                 "response {point}"
             );
         }
+    }
+
+    /// One probed step as the training loop takes it: taps, a forward pass
+    /// in train mode, mean cross-entropy backward, collect. Returns the taps
+    /// (their `grad()` is dL/dh), the forward pass and the record.
+    fn probed_step(
+        net: &dyn Network,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> (Vec<Tensor>, Forward, ProbeRecord) {
+        let probe = Probe::new(net);
+        let taps = probe.taps(x.size()[0], Device::Cpu);
+        let out = net.forward(x, true, Some(&taps));
+        out.logits.cross_entropy_for_logits(y).backward();
+        let rec = probe.collect(net, &taps, &out.responses).unwrap();
+        (taps, out, rec)
     }
 
     /// Norms in float64 over groups (several small tensors stacked) and over
@@ -631,13 +639,9 @@ mod tests {
             },
         )
         .unwrap();
-        let probe = Probe::new(&net);
         let x = Tensor::randn([128, 64], (Kind::Float, Device::Cpu));
         let y = Tensor::arange(128, (Kind::Int64, Device::Cpu)).remainder(10);
-        let taps = probe.taps(128, Device::Cpu);
-        let out = net.forward(&x, true, Some(&taps));
-        out.logits.cross_entropy_for_logits(&y).backward();
-        let rec = probe.collect(&net, &taps, &out.responses).unwrap();
+        let (taps, _, rec) = probed_step(&net, &x, &y);
         for (i, t) in taps.iter().enumerate() {
             let exact = t
                 .grad()
@@ -658,7 +662,7 @@ mod tests {
         // below float32's squaring limit (~1e-19).
         assert!(rec.output[0].rms < 1e-19, "{:e}", rec.output[0].rms);
         assert_eq!(
-            probe.trunk().iter().filter(|t| **t).count(),
+            Probe::new(&net).trunk().iter().filter(|t| **t).count(),
             30,
             "hidden layers 1..=30 are the trunk"
         );
@@ -696,14 +700,10 @@ mod tests {
                     .shallow_clone();
                 let _ = w.g_mul_scalar_(scale);
             });
-            let probe = Probe::new(&net);
             tch::manual_seed(4);
             let x = Tensor::randn([32, 8], (Kind::Float, Device::Cpu));
             let y = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(4);
-            let taps = probe.taps(32, Device::Cpu);
-            let out = net.forward(&x, true, Some(&taps));
-            out.logits.cross_entropy_for_logits(&y).backward();
-            probe.collect(&net, &taps, &out.responses).unwrap()
+            probed_step(&net, &x, &y).2
         };
         let (a, b) = (read(1.0), read(4.0));
         let rel = |x: f64, y: f64| (x - y).abs() / y.abs();
@@ -750,13 +750,9 @@ mod tests {
                 .1;
             let _ = b.narrow(0, 0, 4).fill_(-100.0);
         });
-        let probe = Probe::new(&net);
         let x = Tensor::randn([64, 8], (Kind::Float, Device::Cpu));
         let y = Tensor::arange(64, (Kind::Int64, Device::Cpu)).remainder(4);
-        let taps = probe.taps(64, Device::Cpu);
-        let out = net.forward(&x, true, Some(&taps));
-        out.logits.cross_entropy_for_logits(&y).backward();
-        let rec = probe.collect(&net, &taps, &out.responses).unwrap();
+        let (_, _, rec) = probed_step(&net, &x, &y);
         let first = rec.responses[0];
         assert_eq!(first.point, 0);
         assert_eq!(first.dead, 4.0 / 16.0, "{first:?}");
