@@ -1335,6 +1335,7 @@ mod tests {
         let results = ResultsDir {
             root: "r".into(),
             runs,
+            record: None,
         };
         assert_eq!(deepest_probed_depth(&results), Some(8));
 
@@ -1346,6 +1347,7 @@ mod tests {
                 .into_iter()
                 .filter(|r| r.summary.depth != 8)
                 .collect(),
+            record: None,
         };
         assert_eq!(deepest_probed_depth(&results), Some(32));
     }
@@ -1372,6 +1374,7 @@ mod tests {
         let results = ResultsDir {
             root: "r".into(),
             runs: vec![s0, s1],
+            record: None,
         };
         let fig = gradient_profile_figure(&results);
         assert_eq!(fig.panels.len(), 1);
@@ -1393,6 +1396,7 @@ mod tests {
         let results = ResultsDir {
             root: "r".into(),
             runs: vec![a, b],
+            record: None,
         };
         let fig = error_vs_depth_figure(&results);
         let panel = &fig.panels[0];
@@ -1435,6 +1439,7 @@ mod tests {
         ResultsDir {
             root: "r".into(),
             runs,
+            record: None,
         }
     }
 
@@ -1509,6 +1514,7 @@ mod tests {
         let results = ResultsDir {
             root: "r".into(),
             runs: vec![shallow, deep],
+            record: None,
         };
         let fig = saturation_figure(&results);
         assert_eq!(fig.title, "Saturation vs step, depth 8");

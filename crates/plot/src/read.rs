@@ -155,6 +155,10 @@ pub struct ResultsDir {
     pub root: PathBuf,
     /// One entry per `summary.csv` row, in file order (plan order).
     pub runs: Vec<RunData>,
+    /// The first `run.json` that parses, read once: the experiment's name
+    /// and settings the charts label themselves with. `None` when no run
+    /// folder has one.
+    pub record: Option<serde_json::Value>,
 }
 
 impl ResultsDir {
@@ -189,7 +193,11 @@ impl ResultsDir {
                 summary: row,
             });
         }
-        Ok(ResultsDir { root, runs })
+        let record = runs.iter().find_map(|r| {
+            let path = root.join("runs").join(&r.summary.run).join("run.json");
+            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+        });
+        Ok(ResultsDir { root, runs, record })
     }
 
     /// The experiment's task (`classify` or `identity`) from the first
@@ -249,17 +257,12 @@ impl ResultsDir {
         parts.join(", ")
     }
 
-    /// The JSON value at `pointer` in the first readable `run.json`.
+    /// The JSON value at `pointer` in [`ResultsDir::record`].
     fn config_value(&self, pointer: &str) -> Option<serde_json::Value> {
-        self.runs.iter().find_map(|r| {
-            let path = self.root.join("runs").join(&r.summary.run).join("run.json");
-            let text = std::fs::read_to_string(path).ok()?;
-            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-            json.pointer(pointer).cloned()
-        })
+        self.record.as_ref()?.pointer(pointer).cloned()
     }
 
-    /// A string at `pointer` in the first readable `run.json`.
+    /// A string at `pointer` in [`ResultsDir::record`].
     pub(crate) fn config_str(&self, pointer: &str) -> Option<String> {
         self.config_value(pointer)?.as_str().map(str::to_owned)
     }
