@@ -120,10 +120,11 @@ fashion-data:
 	  echo "error: Fashion-MNIST is not in $(FASHION_DIR): install Debian's package (sudo apt-get install dataset-fashion-mnist), then rerun"; exit 1; \
 	fi
 
-# make glorot: the four runs of Glorot & Bengio's init comparison (sigmoid
-# and tanh, standard and normalized init), each with its report.md.
+# make glorot: Glorot & Bengio's init comparison, one experiment per
+# activation (sigmoid, tanh), each sweeping the init (standard against
+# normalized) over two seeds, each with its report.md.
 GLOROT_THREADS ?= 1
-GLOROT := glorot-sigmoid-standard glorot-sigmoid-normalized glorot-tanh-standard glorot-tanh-normalized
+GLOROT := glorot-sigmoid glorot-tanh
 glorot: build fashion-data
 	@for e in $(GLOROT); do \
 	  $(GRADSCOPE) run experiments/$$e.json --threads $(GLOROT_THREADS) $(RUN_ARGS); rc=$$?; \

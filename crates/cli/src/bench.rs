@@ -106,6 +106,7 @@ pub fn bench_one(one: &One) -> Result<Value> {
     let data = load_dataset(&exp.dataset)?.to_device(one.device);
     let run = RunSpec {
         variant: exp.variants[0],
+        setting: Default::default(),
         depth: exp.depths[0],
         seed: 0,
     };

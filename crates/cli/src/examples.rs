@@ -30,24 +30,14 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         include_str!("../../../experiments/fashion-cnn-full.json"),
     ),
     (
-        "glorot-sigmoid-standard",
-        "Glorot & Bengio 2010: sigmoid MLP, standard init (make glorot)",
-        include_str!("../../../experiments/glorot-sigmoid-standard.json"),
+        "glorot-sigmoid",
+        "Glorot & Bengio 2010: sigmoid MLP, standard against normalized init (make glorot)",
+        include_str!("../../../experiments/glorot-sigmoid.json"),
     ),
     (
-        "glorot-sigmoid-normalized",
-        "Glorot & Bengio 2010: sigmoid MLP, normalized init (make glorot)",
-        include_str!("../../../experiments/glorot-sigmoid-normalized.json"),
-    ),
-    (
-        "glorot-tanh-standard",
-        "Glorot & Bengio 2010: tanh MLP, standard init (make glorot)",
-        include_str!("../../../experiments/glorot-tanh-standard.json"),
-    ),
-    (
-        "glorot-tanh-normalized",
-        "Glorot & Bengio 2010: tanh MLP, normalized init (make glorot)",
-        include_str!("../../../experiments/glorot-tanh-normalized.json"),
+        "glorot-tanh",
+        "Glorot & Bengio 2010: tanh MLP, standard against normalized init (make glorot)",
+        include_str!("../../../experiments/glorot-tanh.json"),
     ),
     (
         "mnist-cnn",

@@ -229,9 +229,23 @@ enum Command {
     },
     /// Draw the charts of a results directory (one that has summary.csv)
     /// into RESULTS/plots/ as PNG and SVG.
+    ///
+    /// Sizes: each chart is 600 px wide per panel side by side (at least
+    /// 800) and 500 px high, with 16 px tick labels; --width, --height and
+    /// --font-scale change that, and `gradscope report` keeps the size when
+    /// it redraws stale charts.
     Plot {
         /// The results directory, e.g. results/quickstart.
         results: PathBuf,
+        /// Width of every chart in pixels (200 to 10000).
+        #[arg(long, value_name = "PX")]
+        width: Option<u32>,
+        /// Height of every chart in pixels (200 to 10000).
+        #[arg(long, value_name = "PX")]
+        height: Option<u32>,
+        /// Multiplies every text size, e.g. 1.5 for a large room (0.25 to 5).
+        #[arg(long, value_name = "X", default_value_t = 1.0)]
+        font_scale: f64,
     },
     /// Write RESULTS/report.md: the runs table, what the numbers show beside
     /// the papers' numbers, and every chart (drawn first if plots/ lacks one
@@ -299,7 +313,20 @@ fn main() -> ExitCode {
         Command::Export { results, out } => {
             export(&results, out.as_deref()).map(|()| ExitCode::SUCCESS)
         }
-        Command::Plot { results } => plot(&results).map(|()| ExitCode::SUCCESS),
+        Command::Plot {
+            results,
+            width,
+            height,
+            font_scale,
+        } => plot(
+            &results,
+            gradscope_plot::Style {
+                width,
+                height,
+                font_scale,
+            },
+        )
+        .map(|()| ExitCode::SUCCESS),
         Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
         Command::Cost {
             targets,
@@ -458,15 +485,21 @@ fn check(path: &Path) -> Result<()> {
         shape.join("×"),
         d.classes
     );
+    let swept = exp.swept();
+    let mut factors = vec![format!("{} variants", exp.variants.len())];
+    factors.extend(swept.iter().map(|(f, v)| format!("{} {f}s", v.len())));
+    factors.push(format!("{} depths", exp.depths.len()));
+    factors.push(format!("{} seeds", exp.seeds.len()));
     outln!(
         text,
-        "  {} runs ({} variants × {} depths × {} seeds), {budget} each, probe every {} steps",
+        "  {} runs ({}), {budget} each, probe every {} steps",
         runs.len(),
-        exp.variants.len(),
-        exp.depths.len(),
-        exp.seeds.len(),
+        factors.join(" × "),
         exp.probe.every
     );
+    for (field, values) in &swept {
+        outln!(text, "  sweeps model.{field} over {}", values.join(", "));
+    }
     outln!(text, "  results: results/{}/", exp.name);
     let width = runs
         .iter()
@@ -498,10 +531,10 @@ fn check(path: &Path) -> Result<()> {
         duration(checked.total_estimate_s()),
         runs.len()
     );
-    for (depth, decay, spread) in &checked.theory {
+    for (net, decay, spread) in &checked.theory {
         outln!(
             text,
-            "  plain d{depth}: theory predicts {decay:.2} decades per layer, a first hidden layer {} the last",
+            "  {net}: theory predicts {decay:.2} decades per layer, a first hidden layer {} the last",
             if *spread >= 0.0 {
                 format!("{spread:.1} decades below")
             } else {
@@ -557,8 +590,16 @@ fn export(results: &Path, out: Option<&Path>) -> Result<()> {
     print_stdout(&text)
 }
 
-fn plot(results: &Path) -> Result<()> {
-    let written = gradscope_plot::render_all(results)
+fn plot(results: &Path, style: gradscope_plot::Style) -> Result<()> {
+    for (flag, px) in [("--width", style.width), ("--height", style.height)] {
+        if let Some(px) = px.filter(|p| !(200..=10_000).contains(p)) {
+            bail!("{flag}: {px} pixels is outside 200 to 10000");
+        }
+    }
+    if !(0.25..=5.0).contains(&style.font_scale) {
+        bail!("--font-scale: {} is outside 0.25 to 5", style.font_scale);
+    }
+    let written = gradscope_plot::render_all_with(results, style)
         .with_context(|| format!("drawing the charts of {}", results.display()))?;
     let mut text = String::new();
     for f in written {
@@ -733,7 +774,7 @@ fn run(
     let summary = sweep.write_summary()?;
     eprintln!("wrote {}", summary.display());
     if !no_plot {
-        plot(&out)?;
+        plot(&out, gradscope_plot::fresh::recorded_style(&out))?;
     }
     // A report from before this run (kept by --resume) now describes other
     // runs: write it again, or say that it is out of date.

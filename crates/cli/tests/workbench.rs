@@ -560,3 +560,132 @@ print(bad or "ok"); sys.exit(1 if bad else 0)
         Err(e) => println!("skipped: python3 not found ({e})"),
     }
 }
+
+/// Issue 19 §1: `"init": [..]` is one experiment. Every combination runs
+/// under a name that says its values; summary.csv and the export get an
+/// `init` column; each chart draws one panel per (variant, init) on shared
+/// axes; the report compares the inits side by side and then repeats its
+/// sections per init. A swept run is the very run a single-valued file
+/// trains (same seed, same bytes of gradients.csv): the sweep resolves the
+/// value for each run rather than passing the list's first.
+#[test]
+fn a_list_of_inits_is_one_experiment_that_sweeps_them() {
+    let d = Dir::new();
+    let swept = A.replace("INIT", r#"["pytorch-default", "glorot"]"#);
+    let file = d.file("swept.json", &swept);
+
+    let o = gradscope(&["check", file.to_str().unwrap()]);
+    ok(&o);
+    let text = stdout(&o);
+    assert!(
+        text.contains("8 runs (2 variants × 2 inits × 2 depths × 1 seeds)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sweeps model.init over pytorch-default, glorot"),
+        "{text}"
+    );
+    assert!(text.contains("residual-glorot-d4-s0"), "{text}");
+
+    ok(&d.run(&file, &[]));
+    let (h, rows) = read_csv(&d.out.join("summary.csv"));
+    assert_eq!(h[..5], ["run", "variant", "init", "depth", "seed"]);
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        assert_eq!(r[0], format!("{}-{}-d{}-s{}", r[1], r[2], r[3], r[4]));
+        assert!(d.out.join("runs").join(&r[0]).join("run.json").is_file());
+    }
+
+    // The same run from a file that gives the one value.
+    let single = Dir::new();
+    let one = single.file("one.json", &body("one", "glorot"));
+    ok(&single.run(&one, &["--no-plot"]));
+    assert_eq!(
+        d.bytes("runs/plain-glorot-d4-s0/gradients.csv"),
+        single.bytes("runs/plain-d4-s0/gradients.csv"),
+        "a swept run must train exactly what the single-valued file trains"
+    );
+    assert_ne!(
+        d.bytes("runs/plain-glorot-d4-s0/gradients.csv"),
+        d.bytes("runs/plain-pytorch-default-d4-s0/gradients.csv"),
+    );
+
+    let svg = String::from_utf8(d.bytes("plots/gradient_profile.svg")).unwrap();
+    for panel in [
+        "plain, init pytorch-default",
+        "plain, init glorot",
+        "residual, init pytorch-default",
+        "residual, init glorot",
+    ] {
+        assert!(svg.contains(panel), "no panel {panel:?}");
+    }
+
+    ok(&d.report());
+    let md = String::from_utf8(d.bytes("report.md")).unwrap();
+    assert!(md.contains("## Across the sweep"), "{md}");
+    assert!(md.contains("| plain | 4 | glorot | 1 |"), "{md}");
+    let pd = md
+        .find("## init pytorch-default")
+        .expect("a section per init");
+    let gl = md.find("## init glorot").expect("a section per init");
+    assert!(pd < gl);
+    assert!(md[gl..].contains("### Runs"), "sections sit one level down");
+
+    let o = gradscope(&["export", d.out.to_str().unwrap()]);
+    ok(&o);
+    let (h, rows) = read_csv(&d.out.join("export/metrics.csv"));
+    assert_eq!(h[..5], ["run", "variant", "init", "depth", "seed"]);
+    assert!(rows.iter().all(|r| r[0].contains(&format!("-{}-", r[2]))));
+}
+
+/// Issue 19 §4: `plot --width --height --font-scale` sets the size of
+/// every chart (the PNG header says it), and `report` keeps that size when
+/// it redraws charts whose inputs changed.
+#[test]
+fn plot_size_options_set_the_size_and_report_keeps_it() {
+    let d = Dir::new();
+    let a = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&a, &[]));
+    let size = |d: &Dir| {
+        let png = d.bytes("plots/gradient_profile.png");
+        let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        (be(&png[16..20]), be(&png[20..24]))
+    };
+    assert_eq!(
+        size(&d),
+        (1200, 500),
+        "defaults: 600 px per panel, 500 high"
+    );
+    let out = d.out.to_str().unwrap();
+    let o = gradscope(&[
+        "plot",
+        out,
+        "--width",
+        "1600",
+        "--height",
+        "900",
+        "--font-scale",
+        "1.5",
+    ]);
+    ok(&o);
+    assert_eq!(size(&d), (1600, 900));
+    // A changed input makes the charts stale; the redraw keeps the size.
+    let summary = d.out.join("summary.csv");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    std::fs::write(&summary, text + "\n").unwrap();
+    let o = d.report();
+    ok(&o);
+    assert!(
+        stderr(&o).contains("charts drawn: summary.csv changed"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(size(&d), (1600, 900));
+    let o = gradscope(&["plot", out, "--width", "50"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--width: 50 pixels is outside 200 to 10000"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -7,6 +7,7 @@
 //! - [`decay`]: the headline readings of a gradient profile (decay per
 //!   layer, spread, medians over probe steps), computed the same way by
 //!   the training loop (for `run.json` and `summary.csv`) and by the report.
+//! - [`names`]: run folder names, with the values of swept settings.
 //! - [`num`]: how numbers are written, so that a gradient of 1e-40 reads
 //!   back as 1e-40 and never as 0.
 //!
@@ -15,6 +16,7 @@
 //! gradscope-probe (see crates/README.md).
 
 pub mod decay;
+pub mod names;
 
 use serde::{Deserialize, Serialize};
 

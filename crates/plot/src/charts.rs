@@ -157,7 +157,7 @@ fn runs_of<'a>(results: &'a ResultsDir, variant: &str, depth: u32) -> Vec<&'a Ru
     results
         .runs
         .iter()
-        .filter(|r| r.summary.variant == variant && r.summary.depth == depth)
+        .filter(|r| r.summary.group() == variant && r.summary.depth == depth)
         .collect()
 }
 
@@ -196,12 +196,12 @@ pub(crate) fn train_error_figure(results: &ResultsDir) -> Figure {
     let depths = results.depths();
     let mut several_seeds = false;
     let panels = results
-        .variants()
+        .groups()
         .into_iter()
         .map(|variant| {
-            let mut panel = Panel::new(variant);
+            let mut panel = Panel::new(variant.as_str());
             for (i, &depth) in depths.iter().enumerate() {
-                let group = runs_of(results, variant, depth);
+                let group = runs_of(results, &variant, depth);
                 let curve = mean_train_error(&group);
                 if !drawable(&curve, Scale::Linear, Scale::Linear) {
                     continue;
@@ -309,12 +309,12 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
     let depths = results.depths();
     let mut panel = Panel::new("");
     let mut several_seeds = false;
-    for (vi, variant) in results.variants().into_iter().enumerate() {
+    for (vi, variant) in results.groups().into_iter().enumerate() {
         let color = categorical(vi);
         let runs: Vec<&RunData> = results
             .runs
             .iter()
-            .filter(|r| r.summary.variant == variant)
+            .filter(|r| r.summary.group() == variant)
             .collect();
         let note = status_note(runs.iter().map(|r| r.summary.status.as_str()));
         for split in SPLITS {
@@ -535,13 +535,13 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
     let mut first_steps: Vec<u64> = Vec::new();
     let mut last_steps: Vec<u64> = Vec::new();
     let mut panels: Vec<Panel> = results
-        .variants()
+        .groups()
         .into_iter()
         .map(|variant| {
-            let mut panel = Panel::new(variant);
+            let mut panel = Panel::new(variant.as_str());
             let mut theory_drawn = false;
             for (i, &depth) in depths.iter().enumerate() {
-                let Some(run) = probed_run(results, variant, depth) else {
+                let Some(run) = probed_run(results, &variant, depth) else {
                     continue;
                 };
                 let grads = output_grads(run);
@@ -674,7 +674,7 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
 /// The depth chart (d) follows: the deepest depth every variant has dL/dh
 /// for, so that the panels compare twins; else the deepest any variant has.
 pub(crate) fn deepest_probed_depth(results: &ResultsDir) -> Option<u32> {
-    let variants = results.variants();
+    let variants = results.groups();
     let probed = |v: &str, d: u32| probed_run(results, v, d).is_some();
     let depths = results.depths();
     depths
@@ -712,12 +712,12 @@ pub(crate) fn three_layers(layers: &[usize]) -> Vec<(usize, &'static str)> {
 pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
     let depth = deepest_probed_depth(results);
     let panels = results
-        .variants()
+        .groups()
         .into_iter()
         .map(|variant| {
-            let run = depth.and_then(|d| probed_run(results, variant, d));
+            let run = depth.and_then(|d| probed_run(results, &variant, d));
             let Some(run) = run else {
-                let mut panel = Panel::new(variant);
+                let mut panel = Panel::new(variant.as_str());
                 panel.empty_reason = Some(match depth {
                     Some(d) => format!("no dL/dh rows for depth {d}"),
                     None => "no gradients.csv with kind=output rows".to_owned(),
@@ -859,10 +859,10 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
     top.x_label = Some(LABEL_RESPONSE_FORWARD.to_owned());
     bottom.x_label = Some(LABEL_RESPONSE_SORTED.to_owned());
     let mut steps: Vec<u64> = Vec::new();
-    for variant in results.variants() {
-        let dashed = variant == "plain";
+    for variant in results.groups() {
+        let dashed = variant == "plain" || variant.starts_with("plain, ");
         for (i, &depth) in depths.iter().enumerate() {
-            let Some(run) = response_run(results, variant, depth) else {
+            let Some(run) = response_run(results, &variant, depth) else {
                 continue;
             };
             let Some(stds) = layer_response_stds(run) else {
@@ -937,8 +937,9 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
         name: LAYER_RESPONSE_STD,
         title: "Standard deviations of layer responses".to_owned(),
         subtitle: Some(format!(
-            "{step}; seed {}; dashed = plain, solid = residual",
-            seed_word(results)
+            "{step}; seed {}; dashed = plain, solid = residual\n{}",
+            seed_word(results),
+            response_words(results)
         )),
         x,
         y,
@@ -950,7 +951,7 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
 /// The deepest depth at which every variant has a run with activation rows
 /// (so the panels of chart (f) compare twins); else the deepest any has.
 fn deepest_response_depth(results: &ResultsDir) -> Option<u32> {
-    let variants = results.variants();
+    let variants = results.groups();
     let has = |v: &str, d: u32| response_run(results, v, d).is_some();
     let depths = results.depths();
     depths
@@ -991,6 +992,19 @@ pub(crate) enum ResponseStat {
     Mean,
 }
 
+/// What a layer response is, for the subtitles of the response charts: the
+/// residual MLP's units read the residual stream, which grows with depth,
+/// so their saturation is not a block's (issue 19 §4).
+fn response_words(results: &ResultsDir) -> &'static str {
+    let conv = results.family().is_some_and(|f| f != "mlp");
+    let residual = results.runs.iter().any(|r| r.summary.variant == "residual");
+    match (conv, residual) {
+        (true, _) => "response = BN output of each 3×3 conv, before the shortcut's addition and the ReLU",
+        (false, true) => "response = act(norm(h)), what the next layer reads; in the residual net h is the residual stream (the running sum of every block's output)",
+        (false, false) => "response = act(norm(h)), each hidden layer's output after the nonlinearity",
+    }
+}
+
 /// Chart (f), after Glorot and Bengio 2010, Fig. 2: one panel per variant at
 /// the deepest depth with activation rows (smallest seed); one line per
 /// layer response, coloured from input side (navy) to output side (red),
@@ -1012,11 +1026,11 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
     let conv = results.family().is_some_and(|f| f != "mlp");
     let mut thinned = false;
     let panels = results
-        .variants()
+        .groups()
         .into_iter()
         .map(|variant| {
-            let Some(run) = depth.and_then(|d| response_run(results, variant, d)) else {
-                let mut panel = Panel::new(variant);
+            let Some(run) = depth.and_then(|d| response_run(results, &variant, d)) else {
+                let mut panel = Panel::new(variant.as_str());
                 panel.empty_reason = Some("no activations.csv rows".to_owned());
                 return panel;
             };
@@ -1085,7 +1099,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 SATURATION_VS_STEP,
                 format!("Dead units vs step{at_depth}"),
                 y,
-                format!("ReLU units (features{}) that are 0 for every example of the probed batch; one line per layer{thinned}; seed {}", if conv { ", or channels of a feature map" } else { "" }, seed_word(results)),
+                format!("ReLU units (features{}) that are 0 for every example of the probed batch; one line per layer{thinned}; seed {}\n{}", if conv { ", or channels of a feature map" } else { "" }, seed_word(results), response_words(results)),
             )
         }
         ResponseStat::Saturation => {
@@ -1095,7 +1109,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 SATURATION_VS_STEP,
                 format!("Saturation vs step{at_depth}"),
                 y,
-                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99; one line per layer{thinned}; seed {}", seed_word(results)),
+                format!("sigmoid < 0.01 or > 0.99, tanh |a| > 0.99; one line per layer{thinned}; seed {}\n{}", seed_word(results), response_words(results)),
             )
         }
         ResponseStat::Mean => {
@@ -1106,13 +1120,9 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 format!("Mean activation vs step{at_depth}"),
                 y,
                 format!(
-                    "{}; one line per layer{thinned}; seed {}",
-                    if conv {
-                        "BN output of each 3×3 conv, before the ReLU"
-                    } else {
-                        "each hidden layer's output after the nonlinearity"
-                    },
-                    seed_word(results)
+                    "one line per layer{thinned}; seed {}\n{}",
+                    seed_word(results),
+                    response_words(results)
                 ),
             )
         }
@@ -1130,32 +1140,32 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
 
 /// Writes chart (a), `train_error_vs_step`, into `plots_dir`.
 pub fn train_error_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    labelled(train_error_figure(results), results).write(plots_dir)
+    labelled(train_error_figure(results), results).write_with(plots_dir, &results.style)
 }
 
 /// Writes chart (b), `error_vs_depth`, into `plots_dir`.
 pub fn error_vs_depth(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    labelled(error_vs_depth_figure(results), results).write(plots_dir)
+    labelled(error_vs_depth_figure(results), results).write_with(plots_dir, &results.style)
 }
 
 /// Writes chart (c), `gradient_profile`, into `plots_dir`.
 pub fn gradient_profile(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    labelled(gradient_profile_figure(results), results).write(plots_dir)
+    labelled(gradient_profile_figure(results), results).write_with(plots_dir, &results.style)
 }
 
 /// Writes chart (d), `gradient_vs_step`, into `plots_dir`.
 pub fn gradient_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    labelled(gradient_vs_step_figure(results), results).write(plots_dir)
+    labelled(gradient_vs_step_figure(results), results).write_with(plots_dir, &results.style)
 }
 
 /// Writes chart (e), `layer_response_std`, into `plots_dir`.
 pub fn layer_response_std(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    labelled(layer_response_std_figure(results), results).write(plots_dir)
+    labelled(layer_response_std_figure(results), results).write_with(plots_dir, &results.style)
 }
 
 /// Writes chart (f), `saturation_vs_step`, into `plots_dir`.
 pub fn saturation_vs_step(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
-    labelled(saturation_figure(results), results).write(plots_dir)
+    labelled(saturation_figure(results), results).write_with(plots_dir, &results.style)
 }
 
 /// Writes chart (g), `activation_mean_vs_step`, into `plots_dir`.
@@ -1163,7 +1173,8 @@ pub fn activation_mean_vs_step(
     results: &ResultsDir,
     plots_dir: &Path,
 ) -> Result<Rendered, PlotError> {
-    labelled(response_figure(results, ResponseStat::Mean), results).write(plots_dir)
+    labelled(response_figure(results, ResponseStat::Mean), results)
+        .write_with(plots_dir, &results.style)
 }
 
 /// Puts the experiment's name into the title and the settings that matter
@@ -1206,6 +1217,9 @@ mod tests {
         SummaryRow {
             run: format!("{variant}-d{depth}-s{seed}"),
             variant: variant.to_owned(),
+            activation: None,
+            init: None,
+            norm: None,
             depth,
             seed,
             status: status.to_owned(),
@@ -1336,6 +1350,7 @@ mod tests {
             root: "r".into(),
             runs,
             record: None,
+            style: Default::default(),
         };
         assert_eq!(deepest_probed_depth(&results), Some(8));
 
@@ -1348,6 +1363,7 @@ mod tests {
                 .filter(|r| r.summary.depth != 8)
                 .collect(),
             record: None,
+            style: Default::default(),
         };
         assert_eq!(deepest_probed_depth(&results), Some(32));
     }
@@ -1375,6 +1391,7 @@ mod tests {
             root: "r".into(),
             runs: vec![s0, s1],
             record: None,
+            style: Default::default(),
         };
         let fig = gradient_profile_figure(&results);
         assert_eq!(fig.panels.len(), 1);
@@ -1397,6 +1414,7 @@ mod tests {
             root: "r".into(),
             runs: vec![a, b],
             record: None,
+            style: Default::default(),
         };
         let fig = error_vs_depth_figure(&results);
         let panel = &fig.panels[0];
@@ -1440,6 +1458,7 @@ mod tests {
             root: "r".into(),
             runs,
             record: None,
+            style: Default::default(),
         }
     }
 
@@ -1515,6 +1534,7 @@ mod tests {
             root: "r".into(),
             runs: vec![shallow, deep],
             record: None,
+            style: Default::default(),
         };
         let fig = saturation_figure(&results);
         assert_eq!(fig.title, "Saturation vs step, depth 8");

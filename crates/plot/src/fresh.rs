@@ -25,6 +25,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::PlotError;
+use crate::figure::Style;
 
 /// The record of the charts' inputs, inside `plots/`.
 pub const INPUTS_FILE: &str = "inputs.json";
@@ -207,7 +208,7 @@ impl Inputs {
             })
     }
 
-    fn to_json(&self) -> String {
+    fn to_json(&self, style: &Style) -> String {
         let files: serde_json::Map<String, serde_json::Value> = self
             .files
             .iter()
@@ -221,6 +222,9 @@ impl Inputs {
         let doc = serde_json::json!({
             "about": "What the charts of this folder were drawn from (gradscope report redraws them when one of these files changes or a run's file appears).",
             "files": files,
+            // The size the charts were drawn at, so that a redraw by
+            // `gradscope report` keeps it.
+            "style": style,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     }
@@ -251,15 +255,29 @@ pub fn recorded(root: &Path) -> Option<Inputs> {
     Inputs::from_json(&text)
 }
 
+/// The size and text scale the charts of `root` were last drawn at
+/// (`plots/inputs.json`); the default when none is recorded.
+pub fn recorded_style(root: &Path) -> Style {
+    std::fs::read_to_string(root.join("plots").join(INPUTS_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|doc| serde_json::from_value(doc.get("style")?.clone()).ok())
+        .unwrap_or_default()
+}
+
 /// Writes `plots/inputs.json` atomically (a temporary file renamed over it).
-pub(crate) fn record(plots_dir: &Path, inputs: &Inputs) -> Result<PathBuf, PlotError> {
+pub(crate) fn record(
+    plots_dir: &Path,
+    inputs: &Inputs,
+    style: &Style,
+) -> Result<PathBuf, PlotError> {
     let path = plots_dir.join(INPUTS_FILE);
     let tmp = plots_dir.join(format!(".{INPUTS_FILE}.tmp-{}", std::process::id()));
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PlotError::Io { path, source }
     };
-    std::fs::write(&tmp, inputs.to_json()).map_err(io_err(&tmp))?;
+    std::fs::write(&tmp, inputs.to_json(style)).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
     Ok(path)
 }
@@ -322,7 +340,7 @@ mod tests {
             ]
         );
         assert!(before.has_run_csvs());
-        let round = Inputs::from_json(&before.to_json()).unwrap();
+        let round = Inputs::from_json(&before.to_json(&Style::default())).unwrap();
         assert_eq!(round, before);
         assert_eq!(before.first_change(&inputs(root).unwrap()), None);
 

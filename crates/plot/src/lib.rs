@@ -50,7 +50,7 @@ pub use charts::{
 };
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
-pub use figure::Rendered;
+pub use figure::{Rendered, Style};
 pub use read::{
     ActivationRow, GradientRow, MetricRow, ResultsDir, RunData, SummaryRow, KIND_OUTPUT,
     SPLIT_TRAIN, STATUS_COMPLETED, STATUS_DIVERGED,
@@ -61,12 +61,22 @@ pub use read::{
 /// Returns the written files, PNG then SVG for each chart in
 /// [`CHART_NAMES`] order (fourteen paths). Then records what they were
 /// drawn from in `plots/inputs.json` ([`fresh`]).
+/// The charts are drawn at the size they were last drawn at (recorded in
+/// `plots/inputs.json`), so that `gradscope report` redrawing stale charts
+/// keeps a size chosen with `gradscope plot --width`.
 pub fn render_all(results_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    render_all_with(results_dir, fresh::recorded_style(results_dir))
+}
+
+/// [`render_all`] at a given size and text scale (`gradscope plot --width
+/// --height --font-scale`).
+pub fn render_all_with(results_dir: &Path, style: Style) -> Result<Vec<PathBuf>, PlotError> {
     // Hashed before loading: a file that changes while the charts are
     // drawn then differs from the record, and the next check redraws.
     let inputs = fresh::inputs(results_dir)?;
-    let results = ResultsDir::load(results_dir)?;
+    let mut results = ResultsDir::load(results_dir)?;
+    results.style = style;
     let rendered = render_charts(&results, &results.plots_dir())?;
-    fresh::record(&results.plots_dir(), &inputs)?;
+    fresh::record(&results.plots_dir(), &inputs, &style)?;
     Ok(rendered.into_iter().flat_map(|r| [r.png, r.svg]).collect())
 }

@@ -26,6 +26,14 @@ pub struct SummaryRow {
     pub run: String,
     /// Network variant, e.g. `plain` or `residual`.
     pub variant: String,
+    /// The run's activation, init and norm where the experiment sweeps them
+    /// (a column each, present only then).
+    #[serde(default)]
+    pub activation: Option<String>,
+    #[serde(default)]
+    pub init: Option<String>,
+    #[serde(default)]
+    pub norm: Option<String>,
     /// Depth in weight layers.
     pub depth: u32,
     /// Seed of the run.
@@ -80,6 +88,25 @@ impl SummaryRow {
     /// Whether the run stopped because its loss became non-finite.
     pub fn is_diverged(&self) -> bool {
         self.status == STATUS_DIVERGED
+    }
+
+    /// What the charts draw as one panel or one line family: the variant,
+    /// followed by the swept settings' values where the experiment sweeps
+    /// any (`plain, tanh, init glorot, no norm`); just `plain` otherwise.
+    pub fn group(&self) -> String {
+        let mut parts = vec![self.variant.clone()];
+        if let Some(a) = &self.activation {
+            parts.push(a.clone());
+        }
+        if let Some(i) = &self.init {
+            parts.push(format!("init {i}"));
+        }
+        match self.norm.as_deref() {
+            Some("none") => parts.push("no norm".into()),
+            Some(n) => parts.push(n.to_owned()),
+            None => {}
+        }
+        parts.join(", ")
     }
 }
 
@@ -159,6 +186,8 @@ pub struct ResultsDir {
     /// and settings the charts label themselves with. `None` when no run
     /// folder has one.
     pub record: Option<serde_json::Value>,
+    /// The size and text scale to draw the charts at.
+    pub style: crate::figure::Style,
 }
 
 impl ResultsDir {
@@ -197,7 +226,12 @@ impl ResultsDir {
             let path = root.join("runs").join(&r.summary.run).join("run.json");
             serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
         });
-        Ok(ResultsDir { root, runs, record })
+        Ok(ResultsDir {
+            root,
+            runs,
+            record,
+            style: Default::default(),
+        })
     }
 
     /// The experiment's task (`classify` or `identity`) from the first
@@ -233,26 +267,37 @@ impl ResultsDir {
         let Some(family) = self.family() else {
             return String::new();
         };
+        // A swept setting is a list in the config: "init pytorch-default or
+        // glorot" (each panel or line says which).
+        fn value(v: &serde_json::Value) -> String {
+            match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Object(m) if m.contains_key("normal") => format!(
+                    "normal(std {})",
+                    m["normal"]["std"]
+                        .as_f64()
+                        .map_or("?".into(), |x| x.to_string())
+                ),
+                serde_json::Value::Array(items) => {
+                    items.iter().map(value).collect::<Vec<_>>().join(" or ")
+                }
+                other => other.to_string(),
+            }
+        }
         let mut parts = vec![family];
-        if let Some(a) = self.config_str("/config/model/activation") {
-            parts.push(a);
+        if let Some(a) = self.config_value("/config/model/activation") {
+            parts.push(value(&a));
         }
-        let init = self.config_value("/config/model/init").map(|v| match v {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Object(m) if m.contains_key("normal") => format!(
-                "normal(std {})",
-                m["normal"]["std"]
-                    .as_f64()
-                    .map_or("?".into(), |x| x.to_string())
-            ),
-            other => other.to_string(),
-        });
-        if let Some(i) = init {
-            parts.push(format!("init {i}"));
+        if let Some(i) = self.config_value("/config/model/init") {
+            parts.push(format!("init {}", value(&i)));
         }
-        match self.config_str("/config/model/norm").as_deref() {
+        match self
+            .config_value("/config/model/norm")
+            .map(|n| value(&n))
+            .as_deref()
+        {
             Some("none") | None => parts.push("no norm".into()),
-            Some(n) => parts.push(n.to_owned()),
+            Some(n) => parts.push(n.replace("none", "no norm")),
         }
         parts.join(", ")
     }
@@ -272,13 +317,16 @@ impl ResultsDir {
         self.root.join("plots")
     }
 
-    /// Distinct variants in order of first appearance in `summary.csv`, so
-    /// that the experiment file's order (plain before residual) is kept.
-    pub fn variants(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
+    /// Distinct groups ([`SummaryRow::group`]: the variant, with the swept
+    /// settings where there are any) in order of first appearance in
+    /// `summary.csv`, so that the experiment file's order (plain before
+    /// residual, then each list's order) is kept.
+    pub fn groups(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
         for run in &self.runs {
-            if !out.contains(&run.summary.variant.as_str()) {
-                out.push(&run.summary.variant);
+            let group = run.summary.group();
+            if !out.contains(&group) {
+                out.push(group);
             }
         }
         out

@@ -262,7 +262,7 @@ fn load_reads_every_file_and_tolerates_missing_ones() {
         .map(|r| r.summary.run.as_str())
         .collect();
     assert_eq!(loaded, names);
-    assert_eq!(results.variants(), ["plain", "residual"]);
+    assert_eq!(results.groups(), ["plain", "residual"]);
     assert_eq!(results.depths(), [4, 8]);
 
     let by_name = |n: &str| {

@@ -20,11 +20,13 @@ use std::path::{Path, PathBuf};
 
 use crate::runs::{parse_run_name, RunJson};
 use crate::ReportError;
+use gradscope_format::names::SWEPT_FIELDS;
 
 /// The per-run files that are exported, in this order.
 pub const EXPORTED: [&str; 3] = ["gradients.csv", "metrics.csv", "activations.csv"];
 
-/// The columns put before each per-run file's own.
+/// The columns put before each per-run file's own; a swept experiment's
+/// settings (`activation`, `init`, `norm`) come after `variant`.
 pub const LEADING: [&str; 4] = ["run", "variant", "depth", "seed"];
 
 /// The default output folder inside the results directory.
@@ -46,6 +48,8 @@ pub struct Exported {
 struct Run {
     name: String,
     variant: String,
+    /// The swept settings' values (empty when nothing is swept).
+    swept: BTreeMap<String, String>,
     depth: u32,
     seed: u64,
     dir: PathBuf,
@@ -127,6 +131,7 @@ fn finished_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<Run>, Rep
             (Some(variant), Some(depth), Some(seed)) => runs.push(Run {
                 name,
                 variant,
+                swept: record.swept.clone(),
                 depth,
                 seed,
                 dir,
@@ -136,7 +141,9 @@ fn finished_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<Run>, Rep
             )),
         }
     }
-    runs.sort_by(|a, b| (a.depth, &a.variant, a.seed).cmp(&(b.depth, &b.variant, b.seed)));
+    runs.sort_by(|a, b| {
+        (a.depth, &a.variant, &a.swept, a.seed).cmp(&(b.depth, &b.variant, &b.swept, b.seed))
+    });
     Ok(runs)
 }
 
@@ -165,11 +172,19 @@ fn export_one(runs: &[Run], file: &str, out_dir: &Path) -> Result<Option<u64>, R
     if columns.is_empty() {
         return Ok(None);
     }
+    // The swept settings any run has, after `variant` (as in summary.csv).
+    let swept: Vec<&str> = SWEPT_FIELDS
+        .into_iter()
+        .filter(|f| runs.iter().any(|r| r.swept.contains_key(*f)))
+        .collect();
+    let mut leading: Vec<&str> = LEADING[..2].to_vec();
+    leading.extend(&swept);
+    leading.extend(&LEADING[2..]);
     // A per-run column that shares a leading column's name keeps its
     // values under a prefixed name rather than shadowing it.
     let out_names: Vec<String> = columns
         .iter()
-        .map(|c| match LEADING.contains(&c.as_str()) {
+        .map(|c| match leading.contains(&c.as_str()) {
             true => format!("{}.{c}", file.trim_end_matches(".csv")),
             false => c.clone(),
         })
@@ -180,7 +195,7 @@ fn export_one(runs: &[Run], file: &str, out_dir: &Path) -> Result<Option<u64>, R
     let written = (|| -> Result<(), ReportError> {
         let sink = BufWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
         let mut w = csv::Writer::from_writer(sink);
-        let mut header: Vec<&str> = LEADING.to_vec();
+        let mut header: Vec<&str> = leading.clone();
         header.extend(out_names.iter().map(String::as_str));
         w.write_record(&header).map_err(|e| csv_err(&tmp, e))?;
         let mut record = csv::StringRecord::new();
@@ -203,12 +218,13 @@ fn export_one(runs: &[Run], file: &str, out_dir: &Path) -> Result<Option<u64>, R
                 .map_err(|e| csv_err(&path, e))?
             {
                 row.clear();
-                row.extend([
-                    run.name.clone(),
-                    run.variant.clone(),
-                    run.depth.to_string(),
-                    run.seed.to_string(),
-                ]);
+                row.extend([run.name.clone(), run.variant.clone()]);
+                row.extend(
+                    swept
+                        .iter()
+                        .map(|f| run.swept.get(*f).cloned().unwrap_or_default()),
+                );
+                row.extend([run.depth.to_string(), run.seed.to_string()]);
                 for j in 0..columns.len() {
                     let v = place.get(&j).and_then(|&i| record.get(i)).unwrap_or("");
                     row.push(v.to_string());

@@ -1,8 +1,11 @@
 //! The text of report.md. Every number comes from the results directory;
 //! the only numbers written in here are He et al.'s (marked as theirs).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+
+use gradscope_format::names::SWEPT_FIELDS;
 
 use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
@@ -12,7 +15,7 @@ use crate::analysis::{
     twins_identical, DepthTrend, Flow, Stat, Trend, TwinGap, RISE_TOL, STALL_FALL, STALL_SHARE,
     VANISH_SPREAD,
 };
-use crate::runs::{GradientEnds, Loaded, RunEntry};
+use crate::runs::{sweep_label, GradientEnds, Loaded, RunEntry};
 
 /// He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets.
 pub(crate) const HE_TABLE6_RESNET: [(u32, f64); 5] =
@@ -84,13 +87,188 @@ fn cfg_str<'a>(config: Option<&'a Value>, pointer: &str) -> Option<&'a str> {
 pub(crate) fn render(root: &Path, loaded: &Loaded, problems: &[String]) -> String {
     let mut md = String::new();
     header(&mut md, root, loaded);
-    runs_table(&mut md, loaded, problems);
-    findings(&mut md, loaded);
-    gradients(&mut md, loaded);
-    paper(&mut md, loaded);
-    glorot(&mut md, loaded);
+    let groups = loaded.sweep_groups();
+    if groups.len() == 1 {
+        sections(&mut md, loaded, problems);
+    } else {
+        // A swept experiment: the groups side by side first, then every
+        // section once per group, comparing the variants and depths within
+        // it (the runs of one group share every setting but depth and
+        // variant, as an unswept experiment's do).
+        sweep_comparison(&mut md, loaded, &groups);
+        for g in &groups {
+            let part = loaded.only(g);
+            let names: Vec<String> = part
+                .entries
+                .iter()
+                .map(|e| format!("{}: ", e.name))
+                .collect();
+            let own: Vec<String> = problems
+                .iter()
+                .filter(|p| names.iter().any(|n| p.starts_with(n.as_str())))
+                .cloned()
+                .collect();
+            let mut section = String::new();
+            sections(&mut section, &part, &own);
+            line!(md, "## {}", sweep_label(g));
+            line!(md);
+            // One heading level down, under the group's own.
+            for l in section.lines() {
+                if l.starts_with('#') {
+                    line!(md, "#{l}");
+                } else {
+                    line!(md, "{l}");
+                }
+            }
+        }
+    }
     charts(&mut md, root);
     md
+}
+
+/// The sections that compare the variants and depths of one set of runs.
+fn sections(md: &mut String, loaded: &Loaded, problems: &[String]) {
+    runs_table(md, loaded, problems);
+    findings(md, loaded);
+    gradients(md, loaded);
+    paper(md, loaded);
+    glorot(md, loaded);
+}
+
+/// The groups of a swept experiment side by side: per variant and depth,
+/// each group's final train error and gradient readings, and which group
+/// trains best and keeps the gradient most even, with the seeds' spread.
+fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String, String>]) {
+    let fields: Vec<&str> = SWEPT_FIELDS
+        .into_iter()
+        .filter(|f| groups.iter().any(|g| g.contains_key(*f)))
+        .collect();
+    line!(md, "## Across the sweep");
+    line!(md);
+    line!(
+        md,
+        "The experiment sweeps {}: every combination is run, and the sections below repeat the \
+         report for each one. Here they are side by side: final train error in percent and the \
+         decay per layer of dL/dh (decades per layer, positive when the gradient shrinks toward \
+         the input; see \"Gradients: decay per layer\" below), mean ± std over completed seeds.",
+        fields
+            .iter()
+            .map(|f| format!("`model.{f}`"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+    line!(md);
+    line!(
+        md,
+        "| variant | depth | {} | seeds | final train error % | decay at init | decay at end | spread at init |",
+        fields.join(" | ")
+    );
+    line!(
+        md,
+        "|---|---|{}---|---|---|---|---|",
+        "---|".repeat(fields.len())
+    );
+    let mut verdicts = Vec::new();
+    for variant in loaded.variants() {
+        for depth in loaded.depths() {
+            let mut rows: Vec<(String, Option<Stat>, Vec<f64>)> = Vec::new();
+            for g in groups {
+                let part = loaded.only(g);
+                let group = part.group(&variant, depth);
+                if group.is_empty() {
+                    continue;
+                }
+                let done: Vec<&&RunEntry> = group.iter().filter(|e| e.is_completed()).collect();
+                let train = stat(
+                    done.iter()
+                        .map(|e| e.record.as_ref().and_then(|r| r.final_metrics.train_error)),
+                );
+                let ends = group_readings(&part, &variant, depth);
+                let decay_init = pick(&ends, |g| g.decay_init);
+                let values: Vec<String> = fields
+                    .iter()
+                    .map(|f| g.get(*f).cloned().unwrap_or_default())
+                    .collect();
+                line!(
+                    md,
+                    "| {variant} | {depth} | {} | {} | {} | {} | {} | {} |",
+                    values.join(" | "),
+                    done.len(),
+                    pct_stat(train),
+                    decades_stat(&decay_init),
+                    decades_stat(&pick(&ends, |g| g.decay_final)),
+                    decades_stat(&pick(&ends, |g| g.spread_init)),
+                );
+                rows.push((sweep_label(g), train, decay_init));
+            }
+            if rows.len() > 1 {
+                verdicts.push(sweep_verdict(&variant, depth, &rows));
+            }
+        }
+    }
+    line!(md);
+    for v in verdicts {
+        line!(md, "- {v}");
+    }
+    line!(md);
+}
+
+/// One sentence per variant and depth: which group trained best, and
+/// whether its lead is beyond the seeds' spread; which group's gradient
+/// was most even at initialization.
+fn sweep_verdict(variant: &str, depth: u32, rows: &[(String, Option<Stat>, Vec<f64>)]) -> String {
+    let mut out = format!("{variant} d{depth}: ");
+    let mut trained: Vec<(&str, Stat)> = rows
+        .iter()
+        .filter_map(|(label, s, _)| s.map(|s| (label.as_str(), s)))
+        .collect();
+    trained.sort_by(|a, b| a.1.mean.total_cmp(&b.1.mean));
+    match trained.as_slice() {
+        [best, next, ..] => {
+            // A lead counts only beyond the spread of the seeds (the larger
+            // of the two groups' sample std; one seed has none).
+            let spread = best.1.std.unwrap_or(0.0).max(next.1.std.unwrap_or(0.0));
+            let gap = next.1.mean - best.1.mean;
+            let seeds = best.1.std.is_some() && next.1.std.is_some();
+            let judged = if !seeds {
+                "one seed each, so the spread over seeds is unknown".to_string()
+            } else if gap > spread {
+                format!("beyond the seeds' spread ({} points)", pct(spread))
+            } else {
+                format!(
+                    "within the seeds' spread ({} points), so no clear lead",
+                    pct(spread)
+                )
+            };
+            out += &format!(
+                "lowest final train error with {} ({}%), {} points below {} ({}%), {judged}",
+                best.0,
+                pct(best.1.mean),
+                pct(gap),
+                next.0,
+                pct(next.1.mean)
+            );
+        }
+        _ => out += "fewer than two groups completed",
+    }
+    let mut even: Vec<(&str, f64)> = rows
+        .iter()
+        .filter_map(|(label, _, d)| {
+            stat(d.iter().map(|v| Some(*v))).map(|s| (label.as_str(), s.mean))
+        })
+        .collect();
+    even.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
+    if let [most, .., least] = even.as_slice() {
+        out += &format!(
+            "; the gradient at initialization is most even with {} ({} decades per layer) and \
+             least with {} ({})",
+            most.0,
+            decades(most.1),
+            least.0,
+            decades(least.1)
+        );
+    }
+    out + "."
 }
 
 fn header(md: &mut String, root: &Path, loaded: &Loaded) {
@@ -179,6 +357,11 @@ fn short_json(v: &Value) -> String {
                 .map(|(k, v)| format!("{k} {}", short_json(v)))
                 .collect();
             parts.join(", ")
+        }
+        // A swept setting's list: `[pytorch-default, glorot]`.
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(short_json).collect();
+            format!("[{}]", parts.join(", "))
         }
         other => other.to_string(),
     }
@@ -673,7 +856,6 @@ fn gradients(md: &mut String, loaded: &Loaded) {
 /// Measured decay at initialization beside the mean-field prediction, for
 /// the plain nets the theory applies to.
 fn theory_table(md: &mut String, loaded: &Loaded) {
-    let config = loaded.config();
     // Step 0 is the initialization the theory speaks of; the "init"
     // reading is a median over five probe steps, which in a deep BatchNorm
     // net already includes what its first updates did to the weights.
@@ -704,7 +886,7 @@ fn theory_table(md: &mut String, loaded: &Loaded) {
     if rows.is_empty() {
         return;
     }
-    let batchnorm = cfg_str(config, "/model/norm") == Some("batchnorm");
+    let batchnorm = loaded.setting("norm").as_deref() == Some("batchnorm");
     line!(md, "### Theory beside measurement");
     line!(md);
     line!(
@@ -715,12 +897,9 @@ fn theory_table(md: &mut String, loaded: &Loaded) {
         } else {
             "Mean-field signal propagation (Poole et al. 2016; Schoenholz et al. 2017, \"Deep Information Propagation\") predicts the backward factor per layer of a plain net without normalization: the squared rms of dL/dh is multiplied by χ = σ_w²·E[φ'(h)²], h ~ N(0, q) with q from the forward recursion q ← σ_w²·E[φ(h)²] + σ_b², σ_w² and σ_b² from the init; the decay is −½·log10 χ decades per layer."
         },
-        cfg_str(config, "/model/activation").unwrap_or("?"),
-        config
-            .and_then(|c| c.pointer("/model/init"))
-            .map(short_json)
-            .unwrap_or_else(|| "?".into()),
-        cfg_str(config, "/model/norm").unwrap_or("none")
+        loaded.setting("activation").unwrap_or_else(|| "?".into()),
+        loaded.setting("init").unwrap_or_else(|| "?".into()),
+        loaded.setting("norm").unwrap_or_else(|| "none".into())
     );
     line!(md);
     line!(
@@ -789,8 +968,7 @@ fn trunk_words(loaded: &Loaded) -> String {
 /// vanishing gradient? Judged on the scale-free ‖∇W‖·‖W‖, since dL/dh
 /// before a BN layer scales as 1/‖W‖ and weights grow during training.
 fn he_section_4_1(md: &mut String, loaded: &Loaded) {
-    let config = loaded.config();
-    let norm = cfg_str(config, "/model/norm").unwrap_or("none");
+    let norm = loaded.setting("norm").unwrap_or_else(|| "none".into());
     let depths = loaded.depths();
     line!(
         md,
@@ -999,12 +1177,14 @@ fn paper(md: &mut String, loaded: &Loaded) {
 
 fn glorot(md: &mut String, loaded: &Loaded) {
     let config = loaded.config();
-    let activation = cfg_str(config, "/model/activation").unwrap_or("");
-    if cfg_str(config, "/model/family") != Some("mlp") || !["sigmoid", "tanh"].contains(&activation)
+    let activation = loaded.setting("activation").unwrap_or_default();
+    if cfg_str(config, "/model/family") != Some("mlp")
+        || !["sigmoid", "tanh"].contains(&activation.as_str())
     {
         return;
     }
-    let init = cfg_str(config, "/model/init").unwrap_or("?");
+    let init = loaded.setting("init").unwrap_or_else(|| "?".into());
+    let seed = loaded.entries.iter().map(|e| e.seed).min().unwrap_or(0);
     line!(
         md,
         "## Saturation and gradients per layer (Glorot & Bengio 2010)"
@@ -1016,8 +1196,19 @@ fn glorot(md: &mut String, loaded: &Loaded) {
          init U[−1/√n, 1/√n] (`pytorch-default` here) the top hidden layer saturates early \
          (its outputs pushed to 0) and recovers only slowly; with the normalized init (`glorot`) \
          the back-propagated gradients stay more even across layers. **Ours**, `{activation}` with \
-         init `{init}`, deepest depth, smallest seed:"
+         init `{init}`, deepest depth, seed {seed}:"
     );
+    if loaded.variants().iter().any(|v| v == "residual") {
+        line!(md);
+        line!(
+            md,
+            "What is measured: each layer's response is `act(norm(h))`, the value the next weight \
+             layer reads. In the residual net h is the residual stream, the running sum of every \
+             block's output, so its units saturate as the sum grows; that says nothing against the \
+             residual net training well (the gradient reaches the input through the shortcuts, not \
+             through these units)."
+        );
+    }
     line!(md);
     let Some(&depth) = loaded.depths().last() else {
         return;

@@ -5,9 +5,11 @@
 
 use std::path::Path;
 
+use gradscope_format::names::{run_name, SWEPT_FIELDS};
 use gradscope_plot::{ResultsDir, RunData};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 use crate::ReportError;
 
@@ -84,6 +86,9 @@ pub struct RunJson {
     pub experiment_file: Option<String>,
     pub run: Option<String>,
     pub variant: Option<String>,
+    /// The values of the swept settings (`{"init": "glorot"}`); empty when
+    /// the experiment sweeps none.
+    pub swept: BTreeMap<String, String>,
     pub depth: Option<u32>,
     pub seed: Option<u64>,
     pub status: Option<String>,
@@ -113,6 +118,8 @@ pub struct RunEntry {
     /// `VARIANT-dDEPTH-sSEED`.
     pub name: String,
     pub variant: String,
+    /// The run's values of the swept settings; empty when nothing is swept.
+    pub swept: BTreeMap<String, String>,
     pub depth: u32,
     pub seed: u64,
     /// The parsed run.json, when there is one that parses.
@@ -151,7 +158,74 @@ pub struct Loaded {
     pub csv_problem: Option<String>,
 }
 
+/// "tanh, init glorot, no norm": a combination of swept settings as the
+/// report's headings and the charts' panels name it.
+pub fn sweep_label(swept: &BTreeMap<String, String>) -> String {
+    let mut parts = Vec::new();
+    for field in SWEPT_FIELDS {
+        match (field, swept.get(field).map(String::as_str)) {
+            (_, None) => {}
+            ("init", Some(v)) => parts.push(format!("init {v}")),
+            ("norm", Some("none")) => parts.push("no norm".to_string()),
+            (_, Some(v)) => parts.push(v.to_string()),
+        }
+    }
+    parts.join(", ")
+}
+
 impl Loaded {
+    /// The combinations of swept settings among the runs, in plan order;
+    /// a single empty one when the experiment sweeps nothing.
+    pub fn sweep_groups(&self) -> Vec<BTreeMap<String, String>> {
+        let mut out: Vec<BTreeMap<String, String>> = Vec::new();
+        for e in &self.entries {
+            if !out.contains(&e.swept) {
+                out.push(e.swept.clone());
+            }
+        }
+        if out.is_empty() {
+            out.push(BTreeMap::new());
+        }
+        out
+    }
+
+    /// The runs of one combination of swept settings, with their CSV rows:
+    /// what each section of a swept report compares within.
+    pub fn only(&self, swept: &BTreeMap<String, String>) -> Loaded {
+        let entries: Vec<RunEntry> = self
+            .entries
+            .iter()
+            .filter(|e| e.swept == *swept)
+            .cloned()
+            .collect();
+        let csv = self.csv.as_ref().map(|c| {
+            let mut c = c.clone();
+            c.runs
+                .retain(|r| entries.iter().any(|e| e.name == r.summary.run));
+            c
+        });
+        Loaded {
+            entries,
+            csv,
+            csv_problem: self.csv_problem.clone(),
+        }
+    }
+
+    /// A model setting (`activation`, `init`, `norm`) of these runs, as
+    /// the experiment file writes it: the swept value where every run here
+    /// has the same one (a group of a swept report), else the config's
+    /// single value; `None` when the runs differ or the config lacks it.
+    pub fn setting(&self, field: &str) -> Option<String> {
+        let mut swept = self.entries.iter().map(|e| e.swept.get(field));
+        if let Some(Some(first)) = swept.next() {
+            return swept.all(|v| v == Some(first)).then(|| first.clone());
+        }
+        match self.config()?.pointer(&format!("/model/{field}"))? {
+            Value::Array(_) => None,
+            v => Some(setting_label(v)),
+        }
+    }
+
     /// The first run.json that parsed: the experiment's description.
     pub fn first_record(&self) -> Option<&RunJson> {
         self.entries.iter().find_map(|e| e.record.as_ref())
@@ -282,6 +356,7 @@ pub fn load(root: &Path) -> Result<Loaded, ReportError> {
             entries.push(RunEntry {
                 name: name.clone(),
                 variant: "?".into(),
+                swept: BTreeMap::new(),
                 depth: 0,
                 seed: 0,
                 record: None,
@@ -294,9 +369,11 @@ pub fn load(root: &Path) -> Result<Loaded, ReportError> {
         if let Some(r) = &record {
             problem = status_problem(r);
         }
+        let swept = record.as_ref().map(|r| r.swept.clone()).unwrap_or_default();
         entries.push(RunEntry {
             name,
             variant,
+            swept,
             depth,
             seed,
             record,
@@ -304,8 +381,13 @@ pub fn load(root: &Path) -> Result<Loaded, ReportError> {
         });
     }
 
-    add_planned(&mut entries);
-    entries.sort_by(|a, b| (a.depth, &a.variant, a.seed).cmp(&(b.depth, &b.variant, b.seed)));
+    let settings = add_planned(&mut entries);
+    // Plan order: depth, variant, the swept settings in the file's order,
+    // seed.
+    let rank = |e: &RunEntry| settings.iter().position(|s| *s == e.swept);
+    entries.sort_by(|a, b| {
+        (a.depth, &a.variant, rank(a), a.seed).cmp(&(b.depth, &b.variant, rank(b), b.seed))
+    });
 
     let (csv, csv_problem) = if root.join("summary.csv").is_file() {
         match ResultsDir::load(root) {
@@ -357,12 +439,15 @@ fn status_problem(r: &RunJson) -> Option<String> {
 
 /// Adds an entry for every run of the plan (variants × depths × seeds of the
 /// first readable config) that has no folder.
-fn add_planned(entries: &mut Vec<RunEntry>) {
+/// Adds the runs the experiment plans that have no folder, and returns the
+/// swept settings' combinations in plan order (one empty map when nothing
+/// is swept).
+fn add_planned(entries: &mut Vec<RunEntry>) -> Vec<BTreeMap<String, String>> {
     let Some(config) = entries
         .iter()
         .find_map(|e| e.record.as_ref().and_then(|r| r.config.clone()))
     else {
-        return;
+        return vec![BTreeMap::new()];
     };
     let list = |key: &str| -> Vec<Value> {
         config
@@ -371,27 +456,76 @@ fn add_planned(entries: &mut Vec<RunEntry>) {
             .cloned()
             .unwrap_or_default()
     };
+    let settings = swept_settings(&config);
     for depth in list("depths").iter().filter_map(Value::as_u64) {
         for variant in list("variants").iter().filter_map(Value::as_str) {
-            for seed in list("seeds").iter().filter_map(Value::as_u64) {
-                let name = format!("{variant}-d{depth}-s{seed}");
-                if entries.iter().any(|e| e.name == name) {
-                    continue;
+            for setting in &settings {
+                for seed in list("seeds").iter().filter_map(Value::as_u64) {
+                    let swept: Vec<(&str, String)> = setting
+                        .iter()
+                        .map(|(f, v)| (f.as_str(), v.clone()))
+                        .collect();
+                    let name = run_name(variant, &swept, depth as usize, seed);
+                    if entries.iter().any(|e| e.name == name) {
+                        continue;
+                    }
+                    let Ok(depth) = u32::try_from(depth) else {
+                        continue;
+                    };
+                    entries.push(RunEntry {
+                        name,
+                        variant: variant.to_owned(),
+                        swept: setting.clone(),
+                        depth,
+                        seed,
+                        record: None,
+                        problem: Some(NOT_STARTED.to_owned()),
+                    });
                 }
-                let Ok(depth) = u32::try_from(depth) else {
-                    continue;
-                };
-                entries.push(RunEntry {
-                    name,
-                    variant: variant.to_owned(),
-                    depth,
-                    seed,
-                    record: None,
-                    problem: Some(NOT_STARTED.to_owned()),
-                });
             }
         }
     }
+    settings
+}
+
+/// A model setting's value as summary.csv and run names write it:
+/// `"glorot"`, `{"normal": {"std": 0.05}}` as `normal0.05`.
+pub fn setting_label(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Object(m) if m.contains_key("normal") => format!(
+            "normal{}",
+            m["normal"]["std"]
+                .as_f64()
+                .map_or("?".into(), |x| x.to_string())
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Every combination of the swept settings (the model fields the config
+/// gives as a list), activation outermost, in each list's order.
+fn swept_settings(config: &Value) -> Vec<BTreeMap<String, String>> {
+    let mut out = vec![BTreeMap::new()];
+    for field in SWEPT_FIELDS {
+        let Some(Value::Array(values)) = config.pointer(&format!("/model/{field}")) else {
+            continue;
+        };
+        if values.len() < 2 {
+            continue;
+        }
+        out = out
+            .into_iter()
+            .flat_map(|base| {
+                values.iter().map(move |v| {
+                    let mut s = base.clone();
+                    s.insert(field.to_string(), setting_label(v));
+                    s
+                })
+            })
+            .collect();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -77,9 +77,10 @@ pub struct PlanCheck {
     /// Depths at which the plain and residual nets are one network, each
     /// with the reason.
     pub same_twins: Vec<(usize, String)>,
-    /// The mean-field prediction for each plain depth it applies to
-    /// (crate::theory): `(depth, decay per layer, spread)`.
-    pub theory: Vec<(usize, f64, f64)>,
+    /// The mean-field prediction for each plain net it applies to
+    /// (crate::theory): `(run name without its seed, decay per layer,
+    /// spread)`, e.g. `("plain-tanh-glorot-d20", 0.05, 0.9)`.
+    pub theory: Vec<(String, f64, f64)>,
 }
 
 impl PlanCheck {
@@ -172,18 +173,13 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
             same_twins.push((depth, why));
         }
     }
-    let theory = exp
-        .depths
-        .iter()
-        .filter(|_| exp.variants.contains(&gradscope_models::Variant::Plain))
-        .filter_map(|&d| {
-            let p = crate::theory::prediction(
-                exp,
-                gradscope_models::Variant::Plain,
-                d,
-                data.input_dim(),
-            )?;
-            Some((d, p.decay, p.spread))
+    // One prediction per plain net (depth and swept settings); seeds share it.
+    let theory = plan(exp)
+        .into_iter()
+        .filter(|r| r.variant == Variant::Plain && r.seed == exp.seeds[0])
+        .filter_map(|r| {
+            let p = crate::theory::prediction(exp, &r, data.input_dim())?;
+            Some((r.group_name(), p.decay, p.spread))
         })
         .collect();
     Ok(PlanCheck {
@@ -215,6 +211,7 @@ fn twins_are_one_network(
         let vs = nn::VarStore::new(Device::Cpu);
         let run = RunSpec {
             variant,
+            setting: Default::default(),
             depth,
             seed: 0,
         };

@@ -4,6 +4,7 @@
 use crate::spec::Experiment;
 use crate::TrainError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Where a run stands. `Running` is on disk while it trains, so a run killed
@@ -140,6 +141,11 @@ pub struct RunRecord {
     pub experiment_file: Option<String>,
     pub run: String,
     pub variant: String,
+    /// The values of the settings the experiment sweeps (`{"init":
+    /// "glorot"}`); empty, and left out of the file, when it sweeps none.
+    /// `config` is the whole experiment, lists included.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub swept: BTreeMap<String, String>,
     pub depth: usize,
     pub seed: u64,
     pub status: Status,
@@ -178,7 +184,9 @@ impl RunRecord {
 }
 
 /// Columns of `summary.csv`: the decay and spread lead, the first/last L2
-/// norms follow for comparison with older results.
+/// norms follow for comparison with older results. A swept experiment has
+/// one more column per swept setting after `variant` (in
+/// [`crate::plan::SWEPT_FIELDS`] order: `activation`, `init`, `norm`).
 pub const SUMMARY_HEADER: [&str; 21] = [
     "run",
     "variant",
@@ -209,14 +217,25 @@ pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<(), TrainErro
         path: path.to_path_buf(),
         source,
     };
+    let swept: Vec<&str> = crate::plan::SWEPT_FIELDS
+        .into_iter()
+        .filter(|f| records.iter().any(|r| r.swept.contains_key(*f)))
+        .collect();
+    let mut header: Vec<&str> = SUMMARY_HEADER[..2].to_vec();
+    header.extend(&swept);
+    header.extend(&SUMMARY_HEADER[2..]);
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(SUMMARY_HEADER).map_err(csv_err)?;
+    w.write_record(&header).map_err(csv_err)?;
     for r in records {
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let (f, g) = (&r.final_metrics, &r.gradient_ends);
-        w.write_record([
-            r.run.clone(),
-            r.variant.clone(),
+        let mut row = vec![r.run.clone(), r.variant.clone()];
+        row.extend(
+            swept
+                .iter()
+                .map(|f| r.swept.get(*f).cloned().unwrap_or_default()),
+        );
+        row.extend([
             r.depth.to_string(),
             r.seed.to_string(),
             r.status.as_str().to_string(),
@@ -236,8 +255,8 @@ pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<(), TrainErro
             opt(g.final_first),
             opt(g.final_last),
             format!("{:.3}", r.elapsed_s),
-        ])
-        .map_err(csv_err)?;
+        ]);
+        w.write_record(&row).map_err(csv_err)?;
     }
     let bytes = w.into_inner().map_err(|e| TrainError::Io {
         path: path.to_path_buf(),

@@ -5,6 +5,7 @@
 //! [`Experiment::validate`] checks every value that serde cannot (depth ≥ 2,
 //! lr > 0, …). Each error names the file and the field.
 
+use crate::axis::Axis;
 use gradscope_models::bottleneck::stage_blocks;
 use gradscope_models::cnn::{blocks_per_stage, Shortcut};
 use gradscope_models::inception::ModuleKind;
@@ -184,9 +185,9 @@ pub struct BottleneckSpec {
     #[serde(default = "default_bottleneck_width")]
     pub width: i64,
     #[serde(default = "default_cnn_norm")]
-    pub norm: Norm,
+    pub norm: Axis<Norm>,
     #[serde(default = "default_cnn_init")]
-    pub init: Init,
+    pub init: Axis<Init>,
     #[serde(default = "yes")]
     pub channels_last: bool,
 }
@@ -206,9 +207,9 @@ pub struct InceptionSpec {
     #[serde(default = "default_module")]
     pub module: ModuleKind,
     #[serde(default = "default_cnn_norm")]
-    pub norm: Norm,
+    pub norm: Axis<Norm>,
     #[serde(default = "default_cnn_init")]
-    pub init: Init,
+    pub init: Axis<Init>,
     #[serde(default = "yes")]
     pub channels_last: bool,
 }
@@ -232,10 +233,10 @@ pub struct CnnSpec {
     pub shortcut: Shortcut,
     /// `batchnorm` (default) or `none`.
     #[serde(default = "default_cnn_norm")]
-    pub norm: Norm,
+    pub norm: Axis<Norm>,
     /// `kaiming` (default, He et al.) or any MLP init.
     #[serde(default = "default_cnn_init")]
-    pub init: Init,
+    pub init: Axis<Init>,
     /// Channels-last memory (faster convolutions on CPU; see README).
     #[serde(default = "yes")]
     pub channels_last: bool,
@@ -247,11 +248,11 @@ fn default_cnn_width() -> i64 {
 fn default_shortcut() -> Shortcut {
     Shortcut::A
 }
-fn default_cnn_norm() -> Norm {
-    Norm::Batchnorm
+fn default_cnn_norm() -> Axis<Norm> {
+    Axis::one(Norm::Batchnorm)
 }
-fn default_cnn_init() -> Init {
-    Init::Kaiming
+fn default_cnn_init() -> Axis<Init> {
+    Axis::one(Init::Kaiming)
 }
 
 /// Options of the MLP family (see gradscope-models).
@@ -259,21 +260,22 @@ fn default_cnn_init() -> Init {
 #[serde(deny_unknown_fields)]
 pub struct MlpSpec {
     pub width: i64,
-    pub activation: Activation,
+    /// `sigmoid`, `tanh` or `relu`, or a list of them to sweep over.
+    pub activation: Axis<Activation>,
     /// `pytorch-default` (default), `glorot`, `kaiming`, or
-    /// `{"normal": {"std": 0.02}}`.
+    /// `{"normal": {"std": 0.02}}`, or a list of them to sweep over.
     #[serde(default = "default_init")]
-    pub init: Init,
-    /// `none` (default) or `batchnorm`.
+    pub init: Axis<Init>,
+    /// `none` (default) or `batchnorm`, or both to sweep over.
     #[serde(default = "default_norm")]
-    pub norm: Norm,
+    pub norm: Axis<Norm>,
 }
 
-fn default_init() -> Init {
-    Init::PytorchDefault
+fn default_init() -> Axis<Init> {
+    Axis::one(Init::PytorchDefault)
 }
-fn default_norm() -> Norm {
-    Norm::None
+fn default_norm() -> Axis<Norm> {
+    Axis::one(Norm::None)
 }
 
 // serde's own internally tagged enums buffer their content and lose the path
@@ -736,19 +738,21 @@ impl Experiment {
                         format!("{width} must be between 1 and 65536"),
                     );
                 }
-                if let Init::Normal { std } = init {
-                    positive_finite("model.init.normal.std", *std)?;
+                for init in init.values() {
+                    if let Init::Normal { std } = init {
+                        positive_finite("model.init.normal.std", *std)?;
+                    }
                 }
             }
             ModelSpec::Cnn(CnnSpec { width, init, .. }) => {
-                self.image_family("cnn", *width, 1, *init, blocks_per_stage)?
+                self.image_family("cnn", *width, 1, init, blocks_per_stage)?
             }
             ModelSpec::Bottleneck(BottleneckSpec { width, init, .. }) => {
-                self.image_family("bottleneck", *width, 1, *init, stage_blocks)?
+                self.image_family("bottleneck", *width, 1, init, stage_blocks)?
             }
             ModelSpec::Inception(InceptionSpec { width, init, .. }) => {
                 // The 5×5 reduction has width/4 filters.
-                self.image_family("inception", *width, 4, *init, |d| match d {
+                self.image_family("inception", *width, 4, init, |d| match d {
                     ..=64 => Ok(()),
                     _ => Err(format!("{d} Inception modules: at most 64")),
                 })?
@@ -842,7 +846,7 @@ impl Experiment {
         family: &str,
         width: i64,
         min_width: i64,
-        init: Init,
+        init: &Axis<Init>,
         depth_ok: impl Fn(usize) -> Result<T, String>,
     ) -> Result<(), (String, String)> {
         if !self.dataset.is_image() {
@@ -854,12 +858,14 @@ impl Experiment {
                 format!("{width} must be between {min_width} and 1024"),
             ));
         }
-        if let Init::Normal { std } = init {
-            if !(std.is_finite() && std > 0.0) {
-                return Err((
-                    "model.init.normal.std".into(),
-                    format!("{std} must be a finite number above 0"),
-                ));
+        for init in init.values() {
+            if let Init::Normal { std } = *init {
+                if !(std.is_finite() && std > 0.0) {
+                    return Err((
+                        "model.init.normal.std".into(),
+                        format!("{std} must be a finite number above 0"),
+                    ));
+                }
             }
         }
         for (i, &d) in self.depths.iter().enumerate() {
@@ -907,14 +913,13 @@ pub(crate) mod tests {
     fn good_file_parses_with_defaults() {
         let e = parse(GOOD).unwrap();
         assert_eq!(e.depths, vec![4, 8]);
-        assert!(matches!(
-            e.model,
-            ModelSpec::Mlp(MlpSpec {
-                init: Init::PytorchDefault,
-                norm: Norm::None,
-                ..
-            })
-        ));
+        let ModelSpec::Mlp(m) = &e.model else {
+            panic!("mlp expected")
+        };
+        assert_eq!(
+            (m.init.values(), m.norm.values()),
+            (&[Init::PytorchDefault][..], &[Norm::None][..])
+        );
         assert_eq!(e.train.log_every(), 10);
     }
 
@@ -925,22 +930,22 @@ pub(crate) mod tests {
             r#""activation": "tanh", "init": {"normal": {"std": 0.05}}"#,
         ))
         .unwrap();
-        assert!(
-            matches!(e.model, ModelSpec::Mlp(MlpSpec { init: Init::Normal { std }, .. }) if std == 0.05)
-        );
+        let ModelSpec::Mlp(m) = &e.model else {
+            panic!("mlp expected")
+        };
+        assert_eq!(m.init.values(), [Init::Normal { std: 0.05 }]);
         let e = parse(&with(
             r#""activation": "sigmoid""#,
             r#""activation": "relu", "init": "kaiming", "norm": "batchnorm""#,
         ))
         .unwrap();
-        assert!(matches!(
-            e.model,
-            ModelSpec::Mlp(MlpSpec {
-                init: Init::Kaiming,
-                norm: Norm::Batchnorm,
-                ..
-            })
-        ));
+        let ModelSpec::Mlp(m) = &e.model else {
+            panic!("mlp expected")
+        };
+        assert_eq!(
+            (m.init.values(), m.norm.values()),
+            (&[Init::Kaiming][..], &[Norm::Batchnorm][..])
+        );
     }
 
     /// Each bad file must fail naming the file and the field.
@@ -1095,15 +1100,14 @@ pub(crate) mod tests {
         assert_eq!(err.field(), "depths[0]", "{err}");
         assert!(err.to_string().contains("6n+2"), "{err}");
         let ok = parse(&cnn.replace("[4, 8]", "[8, 14]")).unwrap();
-        assert!(matches!(
-            ok.model,
-            ModelSpec::Cnn(CnnSpec {
-                shortcut: Shortcut::A,
-                norm: Norm::Batchnorm,
-                init: Init::Kaiming,
-                ..
-            })
-        ));
+        let ModelSpec::Cnn(c) = &ok.model else {
+            panic!("cnn expected")
+        };
+        assert_eq!(c.shortcut, Shortcut::A);
+        assert_eq!(
+            (c.init.values(), c.norm.values()),
+            (&[Init::Kaiming][..], &[Norm::Batchnorm][..])
+        );
     }
 
     #[test]

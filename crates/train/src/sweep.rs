@@ -607,6 +607,12 @@ impl Sweep {
             experiment_file: self.experiment_file.clone(),
             run: run.name(),
             variant: run.variant.as_str().to_string(),
+            swept: run
+                .setting
+                .columns()
+                .into_iter()
+                .map(|(field, value)| (field.to_string(), value))
+                .collect(),
             depth: run.depth,
             seed: run.seed,
             status: Status::Running,
@@ -685,6 +691,7 @@ mod tests {
             experiment: "t".into(),
             run: "plain-d3-s0".into(),
             variant: "plain".into(),
+            swept: Default::default(),
             depth: 3,
             seed: 0,
             status,

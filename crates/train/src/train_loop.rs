@@ -52,6 +52,8 @@ pub fn build_network(
     // Channels-last pays off only where libtorch has NHWC kernels for it; on
     // CUDA cuDNN picks its own layout.
     let on_cpu = data.train.x.device() == Device::Cpu;
+    // The run's own activation, init and norm where the file sweeps them.
+    let exp = &exp.resolved(&run.setting);
     Ok(match &exp.model {
         ModelSpec::Mlp(MlpSpec {
             width,
@@ -69,9 +71,9 @@ pub fn build_network(
                 },
                 depth: run.depth,
                 width: *width,
-                activation: *activation,
-                init: *init,
-                norm: *norm,
+                activation: activation.value(),
+                init: init.value(),
+                norm: norm.value(),
                 variant: run.variant,
             },
         )?),
@@ -89,8 +91,8 @@ pub fn build_network(
                 depth: run.depth,
                 base_width: *width,
                 shortcut: *shortcut,
-                norm: *norm,
-                init: *init,
+                norm: norm.value(),
+                init: init.value(),
                 variant: run.variant,
                 channels_last: *channels_last && on_cpu,
             },
@@ -107,8 +109,8 @@ pub fn build_network(
                 classes: data.classes,
                 depth: run.depth,
                 width: *width,
-                norm: *norm,
-                init: *init,
+                norm: norm.value(),
+                init: init.value(),
                 variant: run.variant,
                 channels_last: *channels_last && on_cpu,
             },
@@ -127,8 +129,8 @@ pub fn build_network(
                 depth: run.depth,
                 width: *width,
                 kind: *module,
-                norm: *norm,
-                init: *init,
+                norm: norm.value(),
+                init: init.value(),
                 variant: run.variant,
                 channels_last: *channels_last && on_cpu,
             },
@@ -207,8 +209,7 @@ pub fn train_run(
             .collect(),
         ..GradientEnds::default()
     };
-    ends.decay_theory =
-        crate::theory::prediction(exp, run.variant, run.depth, data.input_dim()).map(|p| p.decay);
+    ends.decay_theory = crate::theory::prediction(exp, run, data.input_dim()).map(|p| p.decay);
     let mut profiles = ProfileWindow::new();
     let mut window = Window::new(device);
     let mut steps_done = 0;

@@ -1,0 +1,47 @@
+//! Run folder names: `plain-d32-s0`, and with swept settings
+//! `plain-tanh-glorot-d20-s0`. The sweep names its folders with
+//! [`run_name`]; the report names the planned runs that have no folder yet
+//! the same way.
+
+/// The model settings an experiment can sweep (give as a list), in the
+/// order run names and `summary.csv` columns give them.
+pub const SWEPT_FIELDS: [&str; 3] = ["activation", "init", "norm"];
+
+/// A swept value as its run-name part: the value as the experiment file
+/// writes it (`tanh`, `glorot`, `normal0.05`), except norm `none`, which
+/// would not say which setting it is, reads `nonorm`.
+pub fn name_part(field: &str, value: &str) -> String {
+    match (field, value) {
+        ("norm", "none") => "nonorm".to_string(),
+        _ => value.to_string(),
+    }
+}
+
+/// The run folder name: variant, the swept values in [`SWEPT_FIELDS`]
+/// order, depth and seed, joined by `-`.
+pub fn run_name(variant: &str, swept: &[(&str, String)], depth: usize, seed: u64) -> String {
+    let mut parts = vec![variant.to_string()];
+    for field in SWEPT_FIELDS {
+        if let Some((_, value)) = swept.iter().find(|(f, _)| *f == field) {
+            parts.push(name_part(field, value));
+        }
+    }
+    parts.push(format!("d{depth}"));
+    parts.push(format!("s{seed}"));
+    parts.join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_put_swept_values_in_field_order() {
+        assert_eq!(run_name("plain", &[], 32, 0), "plain-d32-s0");
+        let swept = [("norm", "none".to_string()), ("init", "glorot".to_string())];
+        assert_eq!(
+            run_name("residual", &swept, 8, 2),
+            "residual-glorot-nonorm-d8-s2"
+        );
+    }
+}
