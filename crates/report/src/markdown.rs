@@ -225,29 +225,39 @@ fn sweep_verdict(variant: &str, depth: u32, rows: &[(String, Option<Stat>, Vec<f
     trained.sort_by(|a, b| a.1.mean.total_cmp(&b.1.mean));
     match trained.as_slice() {
         [best, next, ..] => {
-            // A lead counts only beyond the spread of the seeds (the larger
-            // of the two groups' sample std; one seed has none).
-            let spread = best.1.std.unwrap_or(0.0).max(next.1.std.unwrap_or(0.0));
+            // A lead counts as the twin gaps do: beyond 1 point and the two
+            // groups' seed spreads added (one seed has no spread).
+            let spread = best.1.std.unwrap_or(0.0) + next.1.std.unwrap_or(0.0);
+            let tolerance = spread.max(RISE_TOL);
             let gap = next.1.mean - best.1.mean;
-            let seeds = best.1.std.is_some() && next.1.std.is_some();
-            let judged = if !seeds {
-                "one seed each, so the spread over seeds is unknown".to_string()
-            } else if gap > spread {
-                format!("beyond the seeds' spread ({} points)", pct(spread))
+            let seeds = if best.1.std.is_some() && next.1.std.is_some() {
+                ""
             } else {
-                format!(
-                    "within the seeds' spread ({} points), so no clear lead",
-                    pct(spread)
-                )
+                "; one seed each, so the seeds' spread is unknown"
             };
-            out += &format!(
-                "lowest final train error with {} ({}%), {} points below {} ({}%), {judged}",
-                best.0,
-                pct(best.1.mean),
-                pct(gap),
-                next.0,
-                pct(next.1.mean)
-            );
+            if gap > tolerance {
+                out += &format!(
+                    "lowest final train error with {} ({}%), {} points below {} ({}%), beyond the \
+                     tolerance of {} points (1 point or the seeds' spreads added){seeds}",
+                    best.0,
+                    pct(best.1.mean),
+                    pct(gap),
+                    next.0,
+                    pct(next.1.mean),
+                    pct(tolerance)
+                );
+            } else {
+                out += &format!(
+                    "no lead in final train error: {} {}% and {} {}%, {} points apart, within the \
+                     tolerance of {} points (1 point or the seeds' spreads added){seeds}",
+                    best.0,
+                    pct(best.1.mean),
+                    next.0,
+                    pct(next.1.mean),
+                    pct(gap),
+                    pct(tolerance)
+                );
+            }
         }
         _ => out += "fewer than two groups completed",
     }
@@ -529,10 +539,24 @@ fn findings(md: &mut String, loaded: &Loaded) {
         .filter_map(|v| depth_trend(loaded, v))
         .collect();
     if trends.is_empty() {
-        line!(
-            md,
-            "Fewer than two depths have completed runs, so there is no depth comparison."
-        );
+        // One depth: no trend, but the twins still compare there.
+        let gaps = twin_gaps(loaded);
+        let mut text =
+            "Fewer than two depths have completed runs, so there is no depth comparison.".to_string();
+        for g in &gaps {
+            text += &format!(
+                " At depth {} the residual net's {what} is {:.2} points {} the plain net's ({}).",
+                g.depth,
+                100.0 * g.gap.abs(),
+                if g.gap > 0.0 { "below" } else { "above" },
+                match g.sign() {
+                    1 => "better, beyond the tolerance of 1 point or the seeds' spread",
+                    -1 => "worse, beyond the tolerance of 1 point or the seeds' spread",
+                    _ => "within the tolerance of 1 point or the seeds' spread",
+                }
+            );
+        }
+        line!(md, "{text}");
         line!(md);
         return;
     }
@@ -824,8 +848,15 @@ fn gradients(md: &mut String, loaded: &Loaded) {
         md,
         "Kept for comparison with results published before the decay per layer: the L2 norm of \
          dL/dh at the first probe point over the last one's, at step 0 and at the last probed \
-         step, on one minibatch, smallest completed seed. The last point is the head, so its own \
-         factor enters the ratio, and the two tensors differ in size."
+         step, on one minibatch, seed {} (the first completed seed). The last point is the \
+         head, so its own factor enters the ratio, and the two tensors differ in size.",
+        loaded
+            .entries
+            .iter()
+            .filter(|e| e.is_completed())
+            .map(|e| e.seed)
+            .min()
+            .unwrap_or(0)
     );
     line!(md);
     let mut head = String::from("| depth |");
