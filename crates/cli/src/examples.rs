@@ -61,8 +61,13 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
     ),
     (
         "inception",
-        "stacks of 2 and 8 Inception modules on a slice of Fashion-MNIST",
+        "8 and 16 Inception modules, plain against Inception-ResNet, on 14x14 Fashion-MNIST",
         include_str!("../../../experiments/inception.json"),
+    ),
+    (
+        "inception-full",
+        "the GPU version of inception: 4-32 modules on all of Fashion-MNIST",
+        include_str!("../../../experiments/inception-full.json"),
     ),
 ];
 

@@ -517,10 +517,15 @@ fn trend_sentence(t: &DepthTrend, what: &str) -> String {
 /// Residual runs whose training loss stopped falling far from a fit, as
 /// `(run, depth, first loss, last loss)`.
 fn stalled_residuals(loaded: &Loaded) -> Vec<(String, u32, f64, f64)> {
+    // Only where the residual net does not beat its plain twin: there a
+    // stalled run could pass for a shortcut that does not help. Where it
+    // wins, a loss that flattened after the last lr drop changes nothing.
+    let gaps = twin_gaps(loaded);
+    let wins = |d: u32| gaps.iter().any(|g| g.depth == d && g.sign() == 1);
     loaded
         .entries
         .iter()
-        .filter(|e| e.variant == "residual" && e.is_completed())
+        .filter(|e| e.variant == "residual" && e.is_completed() && !wins(e.depth))
         .filter_map(|e| {
             let (first, last) = stalled(loaded.csv_run(&e.name)?)?;
             Some((e.name.clone(), e.depth, first, last))
@@ -542,7 +547,8 @@ fn findings(md: &mut String, loaded: &Loaded) {
         // One depth: no trend, but the twins still compare there.
         let gaps = twin_gaps(loaded);
         let mut text =
-            "Fewer than two depths have completed runs, so there is no depth comparison.".to_string();
+            "Fewer than two depths have completed runs, so there is no depth comparison."
+                .to_string();
         for g in &gaps {
             text += &format!(
                 " At depth {} the residual net's {what} is {:.2} points {} the plain net's ({}).",
@@ -662,7 +668,7 @@ fn findings(md: &mut String, loaded: &Loaded) {
     line!(md);
     line!(
         md,
-        "(Rules: a change of more than {:.0} point, or of the seed spreads added, counts as a rise, a fall or a difference between twins; a trend is the least-squares line through every depth's mean; \"in part\" means the residual rise is under half the plain one; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began.)",
+        "(Rules: a change of more than {:.0} point, or of the seed spreads added, counts as a rise, a fall or a difference between twins; a trend is the least-squares line through every depth's mean; \"in part\" means the residual rise is under half the plain one; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only at depths where the residual net does not beat its plain twin.)",
         100.0 * RISE_TOL,
         100.0 * STALL_FALL,
         100.0 * STALL_SHARE
