@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use gradscope_format::decay::{readings_of, Readings};
 use gradscope_plot::RunData;
 
-use crate::runs::{Loaded, RunJson};
+use crate::runs::{FinalMetrics, Loaded, RunEntry};
 
 /// A change of final training error with depth smaller than this (one
 /// percentage point), or than the seeds' spread, is "no change".
@@ -172,16 +172,7 @@ pub fn depth_trend(loaded: &Loaded, variant: &str) -> Option<DepthTrend> {
         .depths()
         .into_iter()
         .filter(|&d| !twins_identical(&family, d))
-        .filter_map(|d| {
-            let group = loaded.group(variant, d);
-            let s = stat(
-                group
-                    .iter()
-                    .filter(|e| e.is_completed())
-                    .map(|e| train_error(e.record.as_ref())),
-            )?;
-            Some((d, s))
-        })
+        .filter_map(|d| Some((d, completed(&loaded.group(variant, d), train_error)?)))
         .collect();
     if points.len() < 2 {
         return None;
@@ -246,15 +237,7 @@ impl TwinGap {
 /// and the twins are not one network.
 pub fn twin_gaps(loaded: &Loaded) -> Vec<TwinGap> {
     let family = family(loaded);
-    let errors = |variant: &str, d: u32| {
-        stat(
-            loaded
-                .group(variant, d)
-                .iter()
-                .filter(|e| e.is_completed())
-                .map(|e| train_error(e.record.as_ref())),
-        )
-    };
+    let errors = |variant: &str, d: u32| completed(&loaded.group(variant, d), train_error);
     loaded
         .depths()
         .into_iter()
@@ -299,8 +282,23 @@ pub const STALL_FALL: f64 = 0.05;
 /// …at a loss above a tenth of where it started.
 pub const STALL_SHARE: f64 = 0.1;
 
-fn train_error(r: Option<&RunJson>) -> Option<f64> {
-    r.and_then(|r| r.final_metrics.train_error)
+/// Mean ± std of a final metric (`train_error`, `test_error`) over the
+/// completed runs of a group: what every table and verdict averages.
+pub fn completed(group: &[&RunEntry], metric: fn(&FinalMetrics) -> Option<f64>) -> Option<Stat> {
+    stat(
+        group
+            .iter()
+            .filter(|e| e.is_completed())
+            .map(|e| e.record.as_ref().and_then(|r| metric(&r.final_metrics))),
+    )
+}
+
+pub fn train_error(m: &FinalMetrics) -> Option<f64> {
+    m.train_error
+}
+
+pub fn test_error(m: &FinalMetrics) -> Option<f64> {
+    m.test_error
 }
 
 /// How a first/last ‖dL/dh‖ ratio reads.

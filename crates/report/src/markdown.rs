@@ -11,9 +11,9 @@ use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
 
 use crate::analysis::{
-    depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stalled, stat, twin_gaps,
-    twins_identical, DepthTrend, Flow, Stat, Trend, TwinGap, RISE_TOL, STALL_FALL, STALL_SHARE,
-    VANISH_SPREAD,
+    completed, depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stalled, stat,
+    test_error, train_error, twin_gaps, twins_identical, DepthTrend, Flow, Stat, Trend, TwinGap,
+    RISE_TOL, STALL_FALL, STALL_SHARE, VANISH_SPREAD,
 };
 use crate::runs::{sweep_label, GradientEnds, Loaded, RunEntry};
 
@@ -178,11 +178,8 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
                 if group.is_empty() {
                     continue;
                 }
-                let done: Vec<&&RunEntry> = group.iter().filter(|e| e.is_completed()).collect();
-                let train = stat(
-                    done.iter()
-                        .map(|e| e.record.as_ref().and_then(|r| r.final_metrics.train_error)),
-                );
+                let done = group.iter().filter(|e| e.is_completed()).count();
+                let train = completed(&group, train_error);
                 let ends = group_readings(&part, &variant, depth);
                 let decay_init = pick(&ends, |g| g.decay_init);
                 let values: Vec<String> = fields
@@ -193,7 +190,7 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
                     md,
                     "| {variant} | {depth} | {} | {} | {} | {} | {} | {} |",
                     values.join(" | "),
-                    done.len(),
+                    done,
                     pct_stat(train),
                     decades_stat(&decay_init),
                     decades_stat(&pick(&ends, |g| g.decay_final)),
@@ -397,15 +394,8 @@ fn runs_table(md: &mut String, loaded: &Loaded, problems: &[String]) {
             if group.is_empty() {
                 continue;
             }
-            let done: Vec<&&RunEntry> = group.iter().filter(|e| e.is_completed()).collect();
-            let train = stat(
-                done.iter()
-                    .map(|e| e.record.as_ref().and_then(|r| r.final_metrics.train_error)),
-            );
-            let test = stat(
-                done.iter()
-                    .map(|e| e.record.as_ref().and_then(|r| r.final_metrics.test_error)),
-            );
+            let train = completed(&group, train_error);
+            let test = completed(&group, test_error);
             let params = group
                 .iter()
                 .find_map(|e| e.record.as_ref().and_then(|r| r.params))
