@@ -17,6 +17,17 @@ pub fn name_part(field: &str, value: &str) -> String {
     }
 }
 
+/// A swept value as chart panels and report headings say it: `tanh`,
+/// `init glorot`, `batchnorm`, `no norm` (a bare `glorot` or `none` would
+/// not say which setting it is).
+pub fn describe(field: &str, value: &str) -> String {
+    match (field, value) {
+        ("init", v) => format!("init {v}"),
+        ("norm", "none") => "no norm".to_string(),
+        (_, v) => v.to_string(),
+    }
+}
+
 /// The run folder name: variant, the swept values in [`SWEPT_FIELDS`]
 /// order, depth and seed, joined by `-`.
 pub fn run_name(variant: &str, swept: &[(&str, String)], depth: usize, seed: u64) -> String {

@@ -94,17 +94,16 @@ impl SummaryRow {
     /// followed by the swept settings' values where the experiment sweeps
     /// any (`plain, tanh, init glorot, no norm`); just `plain` otherwise.
     pub fn group(&self) -> String {
+        let swept = [
+            ("activation", &self.activation),
+            ("init", &self.init),
+            ("norm", &self.norm),
+        ];
         let mut parts = vec![self.variant.clone()];
-        if let Some(a) = &self.activation {
-            parts.push(a.clone());
-        }
-        if let Some(i) = &self.init {
-            parts.push(format!("init {i}"));
-        }
-        match self.norm.as_deref() {
-            Some("none") => parts.push("no norm".into()),
-            Some(n) => parts.push(n.to_owned()),
-            None => {}
+        for (field, value) in swept {
+            if let Some(v) = value {
+                parts.push(gradscope_format::names::describe(field, v));
+            }
         }
         parts.join(", ")
     }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use gradscope_format::names::{run_name, SWEPT_FIELDS};
+use gradscope_format::names::{describe, run_name, SWEPT_FIELDS};
 use gradscope_plot::{ResultsDir, RunData};
 use serde::Deserialize;
 use serde_json::Value;
@@ -161,16 +161,11 @@ pub struct Loaded {
 /// "tanh, init glorot, no norm": a combination of swept settings as the
 /// report's headings and the charts' panels name it.
 pub fn sweep_label(swept: &BTreeMap<String, String>) -> String {
-    let mut parts = Vec::new();
-    for field in SWEPT_FIELDS {
-        match (field, swept.get(field).map(String::as_str)) {
-            (_, None) => {}
-            ("init", Some(v)) => parts.push(format!("init {v}")),
-            ("norm", Some("none")) => parts.push("no norm".to_string()),
-            (_, Some(v)) => parts.push(v.to_string()),
-        }
-    }
-    parts.join(", ")
+    SWEPT_FIELDS
+        .iter()
+        .filter_map(|f| swept.get(*f).map(|v| describe(f, v)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Loaded {
