@@ -6,7 +6,7 @@
 #   make bench       throughput and probe overhead against PyTorch eager (results/bench/)
 #   make fuzz        property tests of the file parsers, FUZZ_SECS (60) seconds each
 #   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (about 28 minutes on one thread)
-#   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST and its report.md
+#   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST, its reports and compare page
 #
 # libtorch comes from PyPI's torch wheel in a venv that every clone shares
 # (override with `make VENV=/path`), so a fresh clone does not download
@@ -130,6 +130,7 @@ glorot: build fashion-data
 	  $(GRADSCOPE) run experiments/$$e.json --threads $(GLOROT_THREADS) $(RUN_ARGS); rc=$$?; \
 	  $(call report_then_exit,results/$$e); \
 	done
+	$(GRADSCOPE) compare $(addprefix results/,$(GLOROT)) --out results/glorot-compare
 
 clean:
 	$(CARGO) clean

@@ -237,15 +237,26 @@ enum Command {
     Plot {
         /// The results directory, e.g. results/quickstart.
         results: PathBuf,
-        /// Width of every chart in pixels (200 to 10000).
-        #[arg(long, value_name = "PX")]
-        width: Option<u32>,
-        /// Height of every chart in pixels (200 to 10000).
-        #[arg(long, value_name = "PX")]
-        height: Option<u32>,
-        /// Multiplies every text size, e.g. 1.5 for a large room (0.25 to 5).
-        #[arg(long, value_name = "X", default_value_t = 1.0)]
-        font_scale: f64,
+        #[command(flatten)]
+        style: StyleArgs,
+    },
+    /// Put the runs of several results folders side by side: one set of
+    /// charts in OUT/plots/ (each run labelled by its folder's name, every
+    /// panel of a chart on the same axes), OUT/compare.md and a
+    /// self-contained OUT/compare.html with the settings that differ
+    /// between the folders and one runs table.
+    ///
+    /// Example: gradscope compare results/glorot-sigmoid results/glorot-tanh
+    /// --out results/glorot-compare
+    Compare {
+        /// Two or more results directories (each with summary.csv).
+        #[arg(required = true, num_args = 2..)]
+        results: Vec<PathBuf>,
+        /// Where the comparison goes (created; not one of the compared folders).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        style: StyleArgs,
     },
     /// Write RESULTS/report.md: the runs table, what the numbers show beside
     /// the papers' numbers, and every chart (drawn first if plots/ lacks one
@@ -257,6 +268,39 @@ enum Command {
         /// The results directory, e.g. results/fashion-mlp.
         results: PathBuf,
     },
+}
+
+/// Chart size options, shared by `plot` and `compare`.
+#[derive(clap::Args)]
+struct StyleArgs {
+    /// Width of every chart in pixels (200 to 10000).
+    #[arg(long, value_name = "PX")]
+    width: Option<u32>,
+    /// Height of every chart in pixels (200 to 10000).
+    #[arg(long, value_name = "PX")]
+    height: Option<u32>,
+    /// Multiplies every text size, e.g. 1.5 for a large room (0.25 to 5).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    font_scale: f64,
+}
+
+impl StyleArgs {
+    /// The style, or which option is out of range.
+    fn style(&self) -> Result<gradscope_plot::Style> {
+        for (flag, px) in [("--width", self.width), ("--height", self.height)] {
+            if let Some(px) = px.filter(|p| !(200..=10_000).contains(p)) {
+                bail!("{flag}: {px} pixels is outside 200 to 10000");
+            }
+        }
+        if !(0.25..=5.0).contains(&self.font_scale) {
+            bail!("--font-scale: {} is outside 0.25 to 5", self.font_scale);
+        }
+        Ok(gradscope_plot::Style {
+            width: self.width,
+            height: self.height,
+            font_scale: self.font_scale,
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -313,20 +357,18 @@ fn main() -> ExitCode {
         Command::Export { results, out } => {
             export(&results, out.as_deref()).map(|()| ExitCode::SUCCESS)
         }
-        Command::Plot {
+        Command::Plot { results, style } => style
+            .style()
+            .and_then(|style| plot(&results, style))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Compare {
             results,
-            width,
-            height,
-            font_scale,
-        } => plot(
-            &results,
-            gradscope_plot::Style {
-                width,
-                height,
-                font_scale,
-            },
-        )
-        .map(|()| ExitCode::SUCCESS),
+            out,
+            style,
+        } => style
+            .style()
+            .and_then(|style| compare(&results, &out, style))
+            .map(|()| ExitCode::SUCCESS),
         Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
         Command::Cost {
             targets,
@@ -591,14 +633,6 @@ fn export(results: &Path, out: Option<&Path>) -> Result<()> {
 }
 
 fn plot(results: &Path, style: gradscope_plot::Style) -> Result<()> {
-    for (flag, px) in [("--width", style.width), ("--height", style.height)] {
-        if let Some(px) = px.filter(|p| !(200..=10_000).contains(p)) {
-            bail!("{flag}: {px} pixels is outside 200 to 10000");
-        }
-    }
-    if !(0.25..=5.0).contains(&style.font_scale) {
-        bail!("--font-scale: {} is outside 0.25 to 5", style.font_scale);
-    }
     let written = gradscope_plot::render_all_with(results, style)
         .with_context(|| format!("drawing the charts of {}", results.display()))?;
     let mut text = String::new();
@@ -606,6 +640,21 @@ fn plot(results: &Path, style: gradscope_plot::Style) -> Result<()> {
         outln!(text, "{}", f.display());
     }
     print_stdout(&text)
+}
+
+fn compare(results: &[PathBuf], out: &Path, style: gradscope_plot::Style) -> Result<()> {
+    let c = gradscope_report::compare::write_comparison(results, out, style)?;
+    let differing = if c.differing.is_empty() {
+        "no settings differ".to_owned()
+    } else {
+        format!("settings that differ: {}", c.differing.join(", "))
+    };
+    eprintln!(
+        "compare: {} runs from {} folders; {differing}",
+        c.runs,
+        results.len()
+    );
+    print_stdout(&format!("{}\n{}\n", c.markdown.display(), c.html.display()))
 }
 
 fn report(results: &Path) -> Result<()> {

@@ -689,3 +689,118 @@ fn plot_size_options_set_the_size_and_report_keeps_it() {
         stderr(&o)
     );
 }
+
+/// Issue 16 §2 and issue 19: `compare` puts two folders on one page. The
+/// sigmoid and tanh folders differ only in `model.activation`, which the
+/// page names; every chart has a panel per folder and variant; the HTML
+/// fetches nothing. Folders that cannot be compared are refused by name
+/// and leave no output folder behind.
+#[test]
+fn compare_puts_two_folders_on_one_page_and_refuses_what_it_cannot_compare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |name: &str| tmp.path().join(name);
+    for act in ["sigmoid", "tanh"] {
+        let file = at(&format!("{act}.json"));
+        let text = body(act, "glorot").replace("\"tanh\"", &format!("{act:?}"));
+        std::fs::write(&file, text).unwrap();
+        let out = at(act);
+        ok(&gradscope(&[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--no-plot",
+        ]));
+    }
+    let out = at("both");
+    let args = |dirs: &[&str], out: &Path| -> Vec<String> {
+        let mut a = vec!["compare".to_owned()];
+        a.extend(dirs.iter().map(|d| at(d).to_string_lossy().into_owned()));
+        a.extend(["--out".to_owned(), out.to_string_lossy().into_owned()]);
+        a
+    };
+    let run = |a: Vec<String>| gradscope(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&run(args(&["sigmoid", "tanh"], &out)));
+
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(
+        md.contains("| `model.activation` | sigmoid | tanh |"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("`name`"),
+        "an experiment's name is not a setting: {md}"
+    );
+    for group in ["sigmoid: plain", "tanh: residual"] {
+        for depth in [3, 4] {
+            assert!(
+                md.contains(&format!("| {group} | {depth} | 1/1 |")),
+                "{group} d{depth}: {md}"
+            );
+        }
+    }
+    let svg = std::fs::read_to_string(out.join("plots/gradient_profile.svg")).unwrap();
+    for panel in [
+        "sigmoid: plain",
+        "sigmoid: residual",
+        "tanh: plain",
+        "tanh: residual",
+    ] {
+        assert!(svg.contains(panel), "no panel {panel:?}");
+    }
+    assert!(out.join("plots/decay_vs_depth.png").is_file());
+    let html = std::fs::read_to_string(out.join("compare.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 6, "six charts inline");
+    for fetch in ["src=", "href=", "url(", "@import"] {
+        assert!(
+            !html.contains(fetch),
+            "compare.html must open offline: {fetch}"
+        );
+    }
+
+    // Refused by name, and nothing written.
+    let nowhere = at("refused");
+    std::fs::create_dir_all(at("empty")).unwrap();
+    let identity = at("identity.json");
+    std::fs::write(
+        &identity,
+        body("identity", "glorot").replace("\"dataset\"", "\"task\": \"identity\", \"dataset\""),
+    )
+    .unwrap();
+    ok(&gradscope(&[
+        "run",
+        identity.to_str().unwrap(),
+        "--out",
+        at("identity").to_str().unwrap(),
+        "--threads",
+        "1",
+        "--no-plot",
+    ]));
+    for (dirs, why) in [
+        (
+            &["sigmoid", "empty"][..],
+            "empty is not a gradscope results directory",
+        ),
+        (&["sigmoid", "identity"][..], "its task is identity"),
+    ] {
+        let o = run(args(dirs, &nowhere));
+        assert!(!o.status.success(), "{dirs:?} compared");
+        assert!(stderr(&o).contains(why), "{dirs:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        assert!(
+            !nowhere.exists(),
+            "a refused comparison wrote {}",
+            nowhere.display()
+        );
+    }
+    let o = run(args(&["sigmoid", "tanh"], &at("tanh")));
+    assert!(
+        stderr(&o).contains("one of the compared folders"),
+        "{}",
+        stderr(&o)
+    );
+    let o = gradscope(&["compare", at("sigmoid").to_str().unwrap(), "--out", "x"]);
+    assert!(!o.status.success(), "one folder compared");
+}

@@ -367,18 +367,7 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
     }
     panel.empty_reason = Some("summary.csv has no final errors".to_owned());
 
-    // Depths usually double (4, 8, 16, …): a log axis spaces them evenly.
-    // Depths close together (CIFAR's 20, 32, 44, 56) read better linearly.
-    let spread_out = match (depths.first(), depths.last()) {
-        (Some(&lo), Some(&hi)) => lo > 0 && f64::from(hi) / f64::from(lo) >= 4.0,
-        _ => false,
-    };
-    let mut x = if spread_out {
-        Axis::new(format!("{LABEL_DEPTH}, log scale"), Scale::Log)
-    } else {
-        Axis::new(LABEL_DEPTH, Scale::Linear)
-    };
-    x.ticks = Some(depths.iter().map(|&d| f64::from(d)).collect());
+    let x = depth_axis(&depths);
     let identity = results.task() == "identity";
     let mut y = Axis::new(
         if identity {
@@ -407,6 +396,23 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
         panels: vec![panel],
         layout: Layout::Row,
     }
+}
+
+/// The x axis of a chart over depth, ticked at the depths that were run.
+pub(crate) fn depth_axis(depths: &[u32]) -> Axis {
+    // Depths usually double (4, 8, 16, …): a log axis spaces them evenly.
+    // Depths close together (CIFAR's 20, 32, 44, 56) read better linearly.
+    let spread_out = match (depths.first(), depths.last()) {
+        (Some(&lo), Some(&hi)) => lo > 0 && f64::from(hi) / f64::from(lo) >= 4.0,
+        _ => false,
+    };
+    let mut x = if spread_out {
+        Axis::new(format!("{LABEL_DEPTH}, log scale"), Scale::Log)
+    } else {
+        Axis::new(LABEL_DEPTH, Scale::Linear)
+    };
+    x.ticks = Some(depths.iter().map(|&d| f64::from(d)).collect());
+    x
 }
 
 /// The y axis of the gradient charts: log scale, with exact zeros (a float32
@@ -1181,7 +1187,7 @@ pub fn activation_mean_vs_step(
 /// (family, activation, init, norm) as the subtitle's first line, so that a
 /// chart on a slide says what it is about. Nothing is added when no
 /// `run.json` can be read.
-fn labelled(mut fig: Figure, results: &ResultsDir) -> Figure {
+pub(crate) fn labelled(mut fig: Figure, results: &ResultsDir) -> Figure {
     if let Some(name) = results.config_str("/experiment") {
         fig.title = format!("{} — {name}", fig.title);
     }
@@ -1239,6 +1245,7 @@ mod tests {
             grad_first_final: None,
             grad_last_final: None,
             elapsed_s: None,
+            source: None,
         }
     }
 

@@ -28,6 +28,15 @@ pub enum PlotError {
         source: std::io::Error,
     },
 
+    /// Folders that `gradscope compare` cannot put side by side.
+    #[error("cannot compare {}: {message}", path.display())]
+    Compare {
+        /// The folder at fault.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+
     /// A CSV file does not follow the file contract.
     #[error(
         "malformed CSV {}{}{}: {message}",

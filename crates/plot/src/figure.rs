@@ -183,13 +183,35 @@ const HEIGHT: u32 = 500;
 /// A stacked figure: its width, and the height of each panel (the header
 /// and the last panel's share take the rest of [`HEIGHT`]).
 const COLUMN_WIDTH: u32 = 900;
+/// Height added per extra row when a row of panels wraps.
+const GRID_ROW_HEIGHT: u32 = 420;
+/// Most panels side by side before a row wraps: a comparison of two
+/// folders that each sweep a setting has eight panels, and eight in one
+/// row are too narrow to read.
+const MAX_ROW_PANELS: usize = 4;
+
+/// Rows and columns for `n` panels laid out as a row: one row up to
+/// [`MAX_ROW_PANELS`], then as few rows as that allows, filled evenly
+/// (8 panels: 2 × 4; 6: 2 × 3; 5: 2 × 3).
+pub(crate) fn row_grid(n: usize) -> (usize, usize) {
+    let n = n.max(1);
+    let rows = n.div_ceil(MAX_ROW_PANELS);
+    (rows, n.div_ceil(rows))
+}
 const STACKED_PANEL_HEIGHT: u32 = 400;
 
 impl Figure {
     fn size(&self, style: &Style) -> (u32, u32) {
         let n = u32::try_from(self.panels.len().max(1)).unwrap_or(u32::MAX);
         let (w, h) = match self.layout {
-            Layout::Row => ((PANEL_WIDTH.saturating_mul(n)).max(MIN_WIDTH), HEIGHT),
+            Layout::Row => {
+                let (rows, cols) = row_grid(self.panels.len());
+                let (rows, cols) = (rows as u32, cols as u32);
+                (
+                    (PANEL_WIDTH.saturating_mul(cols)).max(MIN_WIDTH),
+                    HEIGHT.saturating_add(GRID_ROW_HEIGHT.saturating_mul(rows - 1)),
+                )
+            }
             Layout::Column => (
                 COLUMN_WIDTH,
                 HEIGHT.saturating_add(STACKED_PANEL_HEIGHT.saturating_mul(n - 1)),
@@ -435,7 +457,7 @@ fn draw_figure<DB: DrawingBackend>(
 
     let n = fig.panels.len().max(1);
     let areas = match fig.layout {
-        Layout::Row => body.split_evenly((1, n)),
+        Layout::Row => body.split_evenly(row_grid(n)),
         Layout::Column => body.split_evenly((n, 1)),
     };
     // No variant at all: one empty frame, so the file still says why.

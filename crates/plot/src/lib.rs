@@ -19,6 +19,8 @@
 //!   redraws stale charts rather than only missing ones.
 //! - [`cost_vs_time`] draws `gradscope cost`'s chart: multiplications
 //!   against measured forward time, per layer and per target.
+//! - [`compare`] joins several results folders into one set of charts,
+//!   each run labelled by its folder (`gradscope compare`).
 //! - [`PlotError`] is the one error type; it names the file at fault.
 //!
 //! Empty data never fail a chart: a panel with nothing drawable says
@@ -33,6 +35,7 @@
 
 mod axis;
 mod charts;
+pub mod compare;
 mod cost;
 mod error;
 mod figure;

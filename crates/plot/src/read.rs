@@ -82,6 +82,10 @@ pub struct SummaryRow {
     pub grad_last_final: Option<f64>,
     /// Wall-clock seconds of the run.
     pub elapsed_s: Option<f64>,
+    /// The results folder the run was read from, when several are drawn
+    /// together ([`crate::compare`]); not a column of `summary.csv`.
+    #[serde(skip)]
+    pub source: Option<String>,
 }
 
 impl SummaryRow {
@@ -105,7 +109,10 @@ impl SummaryRow {
                 parts.push(gradscope_format::names::describe(field, v));
             }
         }
-        parts.join(", ")
+        match &self.source {
+            Some(folder) => format!("{folder}: {}", parts.join(", ")),
+            None => parts.join(", "),
+        }
     }
 }
 

@@ -21,6 +21,10 @@
 //!   with gradscope-plot, so the report's text and its charts always
 //!   describe the same runs.
 //!
+//! [`compare::write_comparison`] (`gradscope compare`) puts several
+//! results folders on one page, `compare.md` and a self-contained
+//! `compare.html`, both written from one description (the `page` module).
+//!
 //! [`export::export`] (`gradscope export`) writes every run's CSV files as
 //! one long table per kind, with `run,variant,depth,seed` in front.
 //!
@@ -32,8 +36,10 @@
 //! never links tch.
 
 pub mod analysis;
+pub mod compare;
 pub mod export;
 mod markdown;
+mod page;
 pub mod runs;
 
 use std::path::{Path, PathBuf};
@@ -88,6 +94,18 @@ pub enum ReportError {
         /// The file.
         path: PathBuf,
         /// What is wrong, and the line.
+        message: String,
+    },
+    /// Folders that `gradscope compare` cannot compare, or whose charts
+    /// could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] gradscope_plot::PlotError),
+    /// A comparison refused before reading: the path and why.
+    #[error("{}: {message}", path.display())]
+    Compare {
+        /// The folder at fault.
+        path: PathBuf,
+        /// Why.
         message: String,
     },
     /// Reading the directory or writing the report failed.

@@ -1331,7 +1331,7 @@ fn glorot(md: &mut String, loaded: &Loaded) {
 }
 
 /// One line under each chart: what it shows.
-fn caption(name: &str) -> &'static str {
+pub(crate) fn caption(name: &str) -> &'static str {
     match name {
         "train_error_vs_step" => "Training error (on-the-fly minibatch mean) against step, one line per depth; plain and residual side by side (He et al. Fig. 6 layout).",
         "error_vs_depth" => "Final train (solid) and test (dashed) error against depth, mean over seeds with min–max bars.",

@@ -1,0 +1,246 @@
+//! A page written twice from one description: as Markdown (read on GitHub
+//! or in a terminal) and as one self-contained HTML file (opened offline in
+//! a browser, charts inline as SVG, tables sortable by a click on a header).
+//!
+//! Writing both from the same [`Block`]s keeps them saying the same thing;
+//! converting one format into the other would need a parser for the first.
+//! Inline text may use two Markdown marks, `` `code` `` and `**bold**`,
+//! which the HTML writer turns into `<code>` and `<b>`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One block of a page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// A heading, level 1 to 3.
+    Heading(u8, String),
+    /// A paragraph.
+    Para(String),
+    /// A bulleted list.
+    List(Vec<String>),
+    /// A table: header cells, then rows.
+    Table(Vec<String>, Vec<Vec<String>>),
+    /// A chart of `plots/`: its file stem and caption. Markdown links the
+    /// PNG; HTML inlines the SVG so that the file needs nothing beside it.
+    Chart(String, String),
+}
+
+/// Markdown: charts linked relatively as `plots/NAME.png`.
+pub fn markdown(blocks: &[Block]) -> String {
+    let mut md = String::new();
+    for block in blocks {
+        match block {
+            Block::Heading(level, text) => {
+                let _ = writeln!(md, "{} {text}\n", "#".repeat(usize::from(*level)));
+            }
+            Block::Para(text) => {
+                let _ = writeln!(md, "{text}\n");
+            }
+            Block::List(items) => {
+                for item in items {
+                    let _ = writeln!(md, "- {item}");
+                }
+                md.push('\n');
+            }
+            Block::Table(header, rows) => {
+                let cell = |c: &String| c.replace('|', "\\|");
+                let _ = writeln!(
+                    md,
+                    "| {} |",
+                    header.iter().map(cell).collect::<Vec<_>>().join(" | ")
+                );
+                let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
+                for row in rows {
+                    let _ = writeln!(
+                        md,
+                        "| {} |",
+                        row.iter().map(cell).collect::<Vec<_>>().join(" | ")
+                    );
+                }
+                md.push('\n');
+            }
+            Block::Chart(name, caption) => {
+                let _ = writeln!(md, "![{name}](plots/{name}.png)\n\n*{caption}*\n");
+            }
+        }
+    }
+    md
+}
+
+/// One HTML file: the charts' SVG read from `root/plots/` and inlined (a
+/// missing one is named in its place), a small script that sorts a table
+/// by the clicked column, and no reference to anything outside the file.
+pub fn html(title: &str, blocks: &[Block], root: &Path) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        escape(title)
+    );
+    for block in blocks {
+        match block {
+            Block::Heading(level, text) => {
+                let _ = writeln!(out, "<h{level}>{}</h{level}>", inline(text));
+            }
+            Block::Para(text) => {
+                let _ = writeln!(out, "<p>{}</p>", inline(text));
+            }
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for item in items {
+                    let _ = writeln!(out, "<li>{}</li>", inline(item));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Table(header, rows) => {
+                out.push_str("<table class=\"sortable\">\n<thead><tr>");
+                for h in header {
+                    let _ = write!(out, "<th title=\"click to sort\">{}</th>", inline(h));
+                }
+                out.push_str("</tr></thead>\n<tbody>\n");
+                for row in rows {
+                    out.push_str("<tr>");
+                    for c in row {
+                        let _ = write!(out, "<td>{}</td>", inline(c));
+                    }
+                    out.push_str("</tr>\n");
+                }
+                out.push_str("</tbody>\n</table>\n");
+            }
+            Block::Chart(name, caption) => {
+                let path = root.join("plots").join(format!("{name}.svg"));
+                let svg = match std::fs::read_to_string(&path) {
+                    Ok(svg) => strip_prolog(&svg).to_owned(),
+                    Err(e) => format!(
+                        "<p class=\"missing\">{}: {e}</p>",
+                        escape(&path.display().to_string())
+                    ),
+                };
+                let _ = writeln!(
+                    out,
+                    "<figure id=\"{name}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>",
+                    inline(caption)
+                );
+            }
+        }
+    }
+    let _ = write!(out, "<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n");
+    out
+}
+
+/// An SVG file's text without its `<?xml …?>` line, which is not allowed
+/// inside HTML.
+fn strip_prolog(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}
+
+/// `&`, `<`, `>` and `"` escaped.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escaped text with `` `code` `` and `**bold**` turned into tags; an
+/// unpaired mark is kept as it is.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    loop {
+        let tick = rest.find('`');
+        let star = rest.find("**");
+        let (at, mark, tag) = match (tick, star) {
+            (Some(t), Some(s)) if s < t => (s, "**", "b"),
+            (Some(t), _) => (t, "`", "code"),
+            (None, Some(s)) => (s, "**", "b"),
+            (None, None) => break,
+        };
+        let after = &rest[at + mark.len()..];
+        let Some(end) = after.find(mark) else {
+            break;
+        };
+        out.push_str(&escape(&rest[..at]));
+        let _ = write!(out, "<{tag}>{}</{tag}>", escape(&after[..end]));
+        rest = &after[end + mark.len()..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1400px;margin:1em auto;padding:0 1em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}\
+th{background:#f2f2f2;cursor:pointer;user-select:none}th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}\
+figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-style:italic}\
+code{background:#f4f4f4;padding:0 3px}.missing{color:#a00}";
+
+/// Sorts a table's body by the clicked header's column: numbers (the
+/// leading number of a cell such as `12.3 ± 0.4`) numerically, the rest as
+/// text; a second click reverses.
+const SORT_SCRIPT: &str = r#"
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0];
+    var asc = !th.classList.contains('asc');
+    table.querySelectorAll('th').forEach(function (h) { h.classList.remove('asc', 'desc'); });
+    th.classList.add(asc ? 'asc' : 'desc');
+    var key = function (row) {
+      var text = row.cells[col] ? row.cells[col].textContent.trim() : '';
+      var n = parseFloat(text);
+      return isNaN(n) ? text : n;
+    };
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b), c;
+      if (typeof x === 'number' && typeof y === 'number') c = x - y;
+      else c = String(x).localeCompare(String(y));
+      return asc ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_marks_become_tags_and_text_is_escaped() {
+        assert_eq!(
+            inline("run `a<b` then **bold** & done"),
+            "run <code>a&lt;b</code> then <b>bold</b> &amp; done"
+        );
+        // An unpaired mark is left as text.
+        assert_eq!(inline("2 ` 3"), "2 ` 3");
+    }
+
+    #[test]
+    fn a_table_is_the_same_in_both_formats() {
+        let blocks = vec![Block::Table(
+            vec!["a".into(), "b|c".into()],
+            vec![vec!["1".into(), "<2>".into()]],
+        )];
+        assert_eq!(
+            markdown(&blocks),
+            "| a | b\\|c |\n|---|---|\n| 1 | <2> |\n\n"
+        );
+        let page = html("t", &blocks, Path::new("/nonexistent"));
+        assert!(page.contains("<td>1</td><td>&lt;2&gt;</td>"), "{page}");
+        // Self-contained: nothing is fetched when the file opens.
+        assert!(!page.contains("src=") && !page.contains("href="), "{page}");
+    }
+}
