@@ -629,3 +629,119 @@ fn same_seed_and_threads_give_identical_csvs_in_two_processes() {
         }
     }
 }
+
+/// The sweep of [`SWEEP`] probed every step, with a checkpoint every 25
+/// steps: slow enough (about a second a run) to be caught in the middle.
+fn checkpointed_sweep() -> String {
+    SWEEP
+        .replace("STEPS", "1500")
+        .replace(
+            "\"log_every\": 10 }",
+            "\"log_every\": 10, \"checkpoint_every\": 25 }",
+        )
+        .replace("\"every\": 10", "\"every\": 1")
+}
+
+/// Every CSV file of every run, `elapsed_s` (the last column of
+/// metrics.csv, a wall time) cut off.
+fn run_files(out: &Path) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for run in RUNS {
+        for f in ["metrics.csv", "gradients.csv", "activations.csv"] {
+            let text = std::fs::read_to_string(out.join("runs").join(run).join(f))
+                .unwrap_or_else(|e| panic!("{run}/{f}: {e}"));
+            let text = if f == "metrics.csv" {
+                text.lines()
+                    .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                text
+            };
+            files.insert(format!("{run}/{f}"), text);
+        }
+    }
+    files
+}
+
+/// Issue 13 §2: a run stopped by SIGTERM (which saves a checkpoint where it
+/// stops) and one killed by SIGKILL (which leaves the last periodic
+/// checkpoint) go on from their checkpoints with `--resume`, and every CSV
+/// of the sweep ends byte-identical, `elapsed_s` aside, to an uninterrupted
+/// sweep's. The resumed run's run.json says where it went on from, and no
+/// checkpoint is left once the runs are done.
+#[test]
+fn killed_and_resumed_runs_write_the_files_of_an_uninterrupted_run() {
+    let body = checkpointed_sweep();
+    let reference = Setup::new(&body);
+    let o = gradscope(&reference.args(&[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = run_files(&reference.out);
+
+    for sig in ["TERM", "KILL"] {
+        let s = Setup::new(&body);
+        let mut child = spawn(&s.args(&[]));
+        // The first partial run folder with a checkpoint and 300 probed
+        // rows (SIGKILL: with a checkpoint, at least one has been saved).
+        let mut caught = None;
+        wait_for("a run in the middle with a checkpoint", 120, || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the sweep ended before it could be stopped"
+            );
+            caught = RUNS.iter().copied().find(|run| {
+                let partial = s.out.join("runs").join(format!("{run}.partial"));
+                partial.join("checkpoint.pt").exists()
+                    && std::fs::read_to_string(partial.join("gradients.csv"))
+                        .map(|t| t.lines().count() > 300)
+                        .unwrap_or(false)
+            });
+            caught.is_some()
+        });
+        let run = caught.unwrap();
+        if sig == "KILL" {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        } else {
+            signal(&child, sig);
+            let o = wait_exit(child, 60);
+            assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+            let json = run_json(&s.run_dir(run));
+            assert_eq!(json["status"], "interrupted");
+            assert!(s.run_dir(run).join("checkpoint.pt").exists());
+        }
+
+        let o = gradscope(&s.args(&["--resume"]));
+        assert!(o.status.success(), "SIG{sig}: {}", stderr(&o));
+        let json = run_json(&s.run_dir(run));
+        let resumed = json["resumed_from"][0].as_u64().unwrap_or(0);
+        assert!(
+            resumed > 0 && resumed < 1500,
+            "SIG{sig}: {run} did not go on from a checkpoint: {json}"
+        );
+        if sig == "KILL" {
+            assert_eq!(resumed % 25, 0, "periodic checkpoints only");
+        }
+        let got = run_files(&s.out);
+        for (file, text) in &want {
+            assert!(
+                &got[file] == text,
+                "SIG{sig}: {file} differs from the uninterrupted run's (resumed at {resumed})"
+            );
+        }
+        for r in RUNS {
+            assert_complete_exactly_once_probed_every_step(&s.run_dir(r));
+            assert!(
+                !s.run_dir(r).join("checkpoint.pt").exists(),
+                "{r}: checkpoint left"
+            );
+        }
+        assert_no_leftovers(&s.out);
+    }
+}
+
+fn assert_complete_exactly_once_probed_every_step(dir: &Path) {
+    let json = run_json(dir);
+    assert_eq!(json["status"], "completed", "{}", dir.display());
+    assert_eq!(json["steps_done"], 1500);
+}

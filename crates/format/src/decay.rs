@@ -90,7 +90,7 @@ pub struct Readings {
 
 /// Keeps the profiles of the first and the last [`WINDOW`] probe steps of a
 /// run, in constant memory, and reads their medians.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileWindow {
     first: Vec<Vec<f64>>,
     last: VecDeque<Vec<f64>>,

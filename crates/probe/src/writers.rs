@@ -40,6 +40,49 @@ impl Sink {
         Ok(sink)
     }
 
+    /// Opens a file written before at the `len` bytes a checkpoint
+    /// recorded: what a run wrote after its checkpoint is cut off, so a
+    /// resumed run writes each row once. A file shorter than `len` was not
+    /// written by this run's checkpoint and is an error.
+    fn resume(path: PathBuf, len: u64) -> Result<Sink, ProbeError> {
+        let io = |source| ProbeError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let now = file.metadata().map_err(io)?.len();
+        if now < len {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{now} bytes, but the checkpoint was taken at {len}"),
+            )));
+        }
+        file.set_len(len).map_err(io)?;
+        let mut file = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(len)).map_err(io)?;
+        Ok(Sink {
+            writer: csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(BufWriter::new(file)),
+            path,
+        })
+    }
+
+    /// Bytes written so far (every row is flushed when written).
+    fn len(&mut self) -> Result<u64, ProbeError> {
+        self.flush()?;
+        let file = self.writer.get_ref().get_ref();
+        file.metadata()
+            .map(|m| m.len())
+            .map_err(|source| ProbeError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+
     fn row<I, T>(&mut self, fields: I) -> Result<(), ProbeError>
     where
         I: IntoIterator<Item = T>,
@@ -108,6 +151,33 @@ impl RunWriters {
             names,
             trunk,
         })
+    }
+
+    /// Reopens the three files of a run that is resumed from a checkpoint,
+    /// each cut back to the length [`RunWriters::lengths`] gave then.
+    pub fn resume(
+        dir: &Path,
+        names: Vec<String>,
+        trunk: Vec<bool>,
+        lengths: [u64; 3],
+    ) -> Result<RunWriters, ProbeError> {
+        Ok(RunWriters {
+            metrics: Sink::resume(dir.join("metrics.csv"), lengths[0])?,
+            gradients: Sink::resume(dir.join("gradients.csv"), lengths[1])?,
+            activations: Sink::resume(dir.join("activations.csv"), lengths[2])?,
+            names,
+            trunk,
+        })
+    }
+
+    /// Bytes in `metrics.csv`, `gradients.csv` and `activations.csv`, for a
+    /// checkpoint.
+    pub fn lengths(&mut self) -> Result<[u64; 3], ProbeError> {
+        Ok([
+            self.metrics.len()?,
+            self.gradients.len()?,
+            self.activations.len()?,
+        ])
     }
 
     pub fn metrics(&mut self, row: &MetricsRow) -> Result<(), ProbeError> {

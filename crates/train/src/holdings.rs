@@ -53,6 +53,10 @@ fn settings_of(value: Value) -> serde_json::Map<String, Value> {
     for k in ["name", "description", "variants", "depths", "seeds"] {
         v.remove(k);
     }
+    // How often a run saves a checkpoint does not change what it trains.
+    if let Some(Value::Object(train)) = v.get_mut("train") {
+        train.remove("checkpoint_every");
+    }
     v
 }
 

@@ -15,12 +15,14 @@
 
 pub mod axis;
 pub mod check;
+pub mod checkpoint;
 #[cfg(test)]
 mod fuzz;
 pub mod holdings;
 pub mod lock;
 pub mod plan;
 pub mod record;
+pub mod sgd;
 pub mod spec;
 pub mod sweep;
 pub mod theory;

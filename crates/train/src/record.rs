@@ -153,6 +153,11 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub steps_planned: usize,
     pub steps_done: usize,
+    /// The steps this run went on from a checkpoint at, one per resume
+    /// (`--resume` after a SIGTERM, a kill or a Slurm requeue); left out
+    /// when it trained in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_from: Vec<usize>,
     pub params: i64,
     pub elapsed_s: f64,
     pub device: String,

@@ -417,6 +417,12 @@ pub struct TrainSpec {
     /// `eval_every`.
     #[serde(default)]
     pub log_every: Option<usize>,
+    /// Save a checkpoint (`RUN/checkpoint.pt`) every this many steps, so
+    /// that `--resume` continues a run killed without warning from there;
+    /// off by default. A run stopped by SIGTERM or SIGINT saves one at the
+    /// step it stops at either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<usize>,
 }
 
 fn default_optimizer() -> Optimizer {
@@ -829,6 +835,9 @@ impl Experiment {
             }
         }
         at_least("train.eval_every", t.eval_every, 1)?;
+        if let Some(c) = t.checkpoint_every {
+            at_least("train.checkpoint_every", c, 1)?;
+        }
         if let Some(l) = t.log_every {
             at_least("train.log_every", l, 1)?;
         }

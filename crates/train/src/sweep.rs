@@ -20,6 +20,7 @@
 //! `--restart` removes it (or, if the kill came between the two renames,
 //! finishes the swap) before training.
 
+use crate::checkpoint;
 use crate::holdings::{differing_paths, run_settings, Held, Holdings};
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::{plan, RunSpec};
@@ -226,6 +227,9 @@ pub struct Sweep {
     /// Planned runs to train, in plan order.
     pending: Vec<RunSpec>,
     stale_lock: Option<Holder>,
+    /// What the sweep was asked to do with existing runs; `--resume` also
+    /// goes on from checkpoints.
+    existing: Existing,
     _lock: ResultsLock,
     /// Recorded in each run.json as `experiment_file`.
     experiment_file: Option<String>,
@@ -284,14 +288,16 @@ fn publish(dir: &Path) -> Result<(), TrainError> {
 }
 
 /// Cleans what a killed process left of one run: a `RUN.partial/` that was
-/// still training is removed; one that had ended (killed between its last
+/// still training is removed, unless it has a checkpoint and `keep_checkpoint`
+/// (`--resume` goes on from it); one that had ended (killed between its last
 /// write and the rename) is put in place; a `RUN.old/` goes back to `RUN/`
 /// if nothing replaced it.
-fn recover(dir: &Path) -> Result<(), TrainError> {
+fn recover(dir: &Path, keep_checkpoint: bool) -> Result<(), TrainError> {
     let partial = partial_dir(dir);
     if partial.exists() {
         match RunRecord::read(&partial.join("run.json")) {
             Ok(r) if r.status != Status::Running => publish(dir)?,
+            _ if keep_checkpoint && checkpoint::path(&partial).exists() => {}
             _ => remove_dir(&partial)?,
         }
     }
@@ -387,6 +393,7 @@ impl Sweep {
             kept: Vec::new(),
             pending: Vec::new(),
             stale_lock,
+            existing,
             _lock: lock,
             experiment_file: None,
             notes: Vec::new(),
@@ -490,7 +497,7 @@ impl Sweep {
                     ));
                 }
                 for run in &self.runs {
-                    recover(&self.run_dir(run))?;
+                    recover(&self.run_dir(run), false)?;
                 }
                 self.pending = self.runs.clone();
                 Ok(())
@@ -504,7 +511,7 @@ impl Sweep {
                 let settings = serde_json::Value::Object(run_settings(&self.experiment));
                 for run in self.runs.clone() {
                     let dir = self.run_dir(&run);
-                    recover(&dir)?;
+                    recover(&dir, true)?;
                     let json = dir.join("run.json");
                     // An unreadable run.json (another version, an edit) is
                     // an unfinished run: trained again, replaced atomically.
@@ -597,10 +604,18 @@ impl Sweep {
     ) -> Result<RunRecord, TrainError> {
         let final_dir = self.run_dir(run);
         let dir = partial_dir(&final_dir);
-        if dir.exists() {
-            remove_dir(&dir)?;
+        // The resumes before this one, from the run.json they left.
+        let mut resumed_from = Vec::new();
+        if self.resumable(&final_dir)? {
+            resumed_from = RunRecord::read(&dir.join("run.json"))
+                .map(|r| r.resumed_from)
+                .unwrap_or_default();
+        } else {
+            if dir.exists() {
+                remove_dir(&dir)?;
+            }
+            std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
         }
-        std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
         let json = dir.join("run.json");
         let mut record = RunRecord {
             experiment: self.experiment.name.clone(),
@@ -620,6 +635,7 @@ impl Sweep {
             error: None,
             steps_planned: self.steps(),
             steps_done: 0,
+            resumed_from,
             params: 0,
             elapsed_s: 0.0,
             device: format!("{:?}", self.device).to_lowercase(),
@@ -636,6 +652,7 @@ impl Sweep {
             Ok(o) => {
                 record.status = o.status;
                 record.steps_done = o.steps_done;
+                record.resumed_from.extend(o.resumed_from);
                 record.diverged_at_step = o.diverged_at_step;
                 record.final_metrics = o.final_metrics;
                 record.gradient_ends = o.gradient_ends;
@@ -652,6 +669,39 @@ impl Sweep {
         publish(&final_dir)?;
         self.write_summary()?;
         Ok(record)
+    }
+
+    /// With `--resume`, puts a run's checkpoint where it trains: a
+    /// `RUN.partial/` a killed process left with a checkpoint stays; an
+    /// interrupted `RUN/` with one moves back to `RUN.partial/`. Returns
+    /// whether `RUN.partial/` now holds a checkpoint to go on from. A
+    /// checkpoint of a run trained with other settings is not resumed (the
+    /// run trains again from step 0).
+    fn resumable(&self, final_dir: &Path) -> Result<bool, TrainError> {
+        if self.existing != Existing::Resume {
+            return Ok(false);
+        }
+        let dir = partial_dir(final_dir);
+        if !checkpoint::path(&dir).exists() && checkpoint::path(final_dir).exists() {
+            if dir.exists() {
+                remove_dir(&dir)?;
+            }
+            rename(final_dir, &dir)?;
+        }
+        if !checkpoint::path(&dir).exists() {
+            return Ok(false);
+        }
+        let same = RunRecord::read(&dir.join("run.json")).is_ok_and(|r| {
+            let mut fields = Vec::new();
+            differing_paths(
+                &serde_json::Value::Object(run_settings(&self.experiment)),
+                &serde_json::Value::Object(run_settings(&r.config)),
+                "",
+                &mut fields,
+            );
+            fields.is_empty()
+        });
+        Ok(same)
     }
 
     /// Rewrites `summary.csv` from the `run.json` of every planned run that
@@ -700,6 +750,7 @@ mod tests {
             experiment_file: None,
             steps_planned: 2,
             steps_done: 0,
+            resumed_from: Vec::new(),
             params: 0,
             elapsed_s: 0.0,
             device: "cpu".into(),
@@ -734,7 +785,7 @@ mod tests {
         // Killed while training: the attempt goes, the old run stays.
         run_folder(&dir, Status::Completed, "old");
         run_folder(&partial, Status::Running, "new");
-        recover(&dir).unwrap();
+        recover(&dir, false).unwrap();
         assert_eq!(marker(&dir).as_deref(), Some("old"));
         assert!(!partial.exists());
 
@@ -742,25 +793,25 @@ mod tests {
         // ended, is put in place.
         std::fs::rename(&dir, &old).unwrap();
         run_folder(&partial, Status::Interrupted, "new");
-        recover(&dir).unwrap();
+        recover(&dir, false).unwrap();
         assert_eq!(marker(&dir).as_deref(), Some("new"));
         assert!(!partial.exists() && !old.exists());
 
         // Killed after the second rename, before the old one was removed.
         run_folder(&old, Status::Completed, "older");
-        recover(&dir).unwrap();
+        recover(&dir, false).unwrap();
         assert_eq!(marker(&dir).as_deref(), Some("new"));
         assert!(!old.exists());
 
         // Only RUN.old (its replacement never ended): it comes back.
         std::fs::rename(&dir, &old).unwrap();
-        recover(&dir).unwrap();
+        recover(&dir, false).unwrap();
         assert_eq!(marker(&dir).as_deref(), Some("new"));
         assert!(!old.exists());
 
         // A partial folder without run.json (killed before its first write).
         std::fs::create_dir_all(&partial).unwrap();
-        recover(&dir).unwrap();
+        recover(&dir, false).unwrap();
         assert!(!partial.exists());
         assert_eq!(marker(&dir).as_deref(), Some("new"));
     }

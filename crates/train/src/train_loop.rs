@@ -8,8 +8,10 @@
 //! → final full passes over both splits
 //! ```
 
+use crate::checkpoint;
 use crate::plan::RunSpec;
 use crate::record::{FinalMetrics, GradientEnds, Status};
+use crate::sgd::Sgd;
 use crate::spec::{BottleneckSpec, CnnSpec, Experiment, InceptionSpec, MlpSpec, ModelSpec, Task};
 use crate::TrainError;
 use gradscope_data::prep::augment;
@@ -26,7 +28,7 @@ use gradscope_probe::Probe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 /// What a finished (or stopped) run reports back to the sweep.
@@ -34,6 +36,8 @@ use tch::{Device, Kind, Tensor};
 pub struct RunOutcome {
     pub status: Status,
     pub steps_done: usize,
+    /// The step a checkpoint was resumed at, if the run went on from one.
+    pub resumed_from: Option<usize>,
     pub diverged_at_step: Option<usize>,
     pub final_metrics: FinalMetrics,
     pub gradient_ends: GradientEnds,
@@ -140,6 +144,14 @@ pub fn build_network(
 
 /// Trains one run, streaming its CSV files into `dir`.
 ///
+/// When `dir` holds a checkpoint of this run (`checkpoint.pt`, see
+/// [`crate::checkpoint`]), the run goes on from it: weights, momentum, data
+/// order, augmentation stream and CSV files as they were at its step, so
+/// that the files end up as an uninterrupted run would have written them
+/// (`elapsed_s` aside). A checkpoint is saved every
+/// `train.checkpoint_every` steps and whenever `stop` ends the run early;
+/// it is removed once the run has an outcome.
+///
 /// `stop` is checked before every step and between the chunks of every
 /// evaluation pass (SIGINT/SIGTERM set it), so an interruption is prompt;
 /// `progress` is told how many steps are done after every step.
@@ -163,6 +175,7 @@ pub fn train_run(
     let steps = t.total_steps(data.train.len() as usize);
     let device = data.train.x.device();
     let start = Instant::now();
+    let resumed = checkpoint::load(dir, &run.name())?;
 
     // The same seed gives the plain net and its twin the same initial weights.
     tch::manual_seed(run.seed as i64);
@@ -173,33 +186,14 @@ pub fn train_run(
         .iter()
         .map(|v| v.numel() as i64)
         .sum();
-    let mut warming = t.warmup.is_some();
     let lr_at = |step: usize, warming: bool| match (&t.warmup, warming) {
         (Some(w), true) => w.lr,
         _ => t.scheduled_lr(step),
     };
-    let mut lr = lr_at(0, warming);
-    let mut opt = nn::Sgd {
-        momentum: t.momentum,
-        dampening: 0.0,
-        wd: t.weight_decay,
-        nesterov: false,
-    }
-    .build(&vs, lr)?;
+    let mut opt = Sgd::new(&vs, t.momentum, t.weight_decay);
 
     let probe = Probe::new(net.as_ref());
     let probe_points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
-    let mut out = RunWriters::create(dir, probe_points.clone(), probe.trunk().to_vec())?;
-    let mut order = Batches::new(data.train.len(), t.batch_size as i64, run.seed, device);
-    let mut augment_rng = exp
-        .dataset
-        .augment()
-        .then(|| SplitMix64::new(run.seed ^ 0xA06_3E47));
-    let epoch = |step: usize| (step * t.batch_size) as f64 / data.train.len() as f64;
-    let elapsed = || start.elapsed().as_secs_f64();
-
-    let mut status = Status::Completed;
-    let mut diverged_at_step = None;
     let mut ends = GradientEnds {
         trunk_points: probe_points
             .iter()
@@ -210,36 +204,80 @@ pub fn train_run(
         ..GradientEnds::default()
     };
     ends.decay_theory = crate::theory::prediction(exp, run, data.input_dim()).map(|p| p.decay);
-    let mut profiles = ProfileWindow::new();
-    let mut window = Window::new(device);
-    let mut steps_done = 0;
+    let mut s = LoopState {
+        steps_done: 0,
+        lr: lr_at(0, t.warmup.is_some()),
+        warming: t.warmup.is_some(),
+        order: Batches::new(data.train.len(), t.batch_size as i64, run.seed, device),
+        augment_rng: exp
+            .dataset
+            .augment()
+            .then(|| SplitMix64::new(run.seed ^ 0xA06_3E47)),
+        window: Window::new(device),
+        profiles: ProfileWindow::new(),
+        ends,
+        trained_before: 0.0,
+    };
+    let (mut out, pending_eval) = match resumed {
+        None => {
+            let out = RunWriters::create(dir, probe_points.clone(), probe.trunk().to_vec())?;
+            // Held-out error at initialization: the first point of every curve.
+            (out, Some(0))
+        }
+        Some(ck) => {
+            let lengths = ck.state.csv_bytes;
+            let pending = s.restore(ck, &vs, &mut opt, device)?;
+            let out =
+                RunWriters::resume(dir, probe_points.clone(), probe.trunk().to_vec(), lengths)?;
+            (out, pending)
+        }
+    };
+    let epoch = |step: usize| (step * t.batch_size) as f64 / data.train.len() as f64;
+    let elapsed = |s: &LoopState| s.trained_before + start.elapsed().as_secs_f64();
+    let save = |s: &LoopState, out: &mut RunWriters, opt: &Sgd, pending_eval: bool| {
+        s.save(dir, &run.name(), &vs, opt, out, pending_eval, elapsed(s))
+    };
 
-    // Held-out error at initialization: the first point of every curve.
-    match evaluate(net.as_ref(), &data.test, exp.task, stop) {
-        Some((loss, error)) => out.metrics(&MetricsRow {
-            step: 0,
-            epoch: 0.0,
-            split: "test",
-            loss,
-            error,
-            lr,
-            elapsed_s: elapsed(),
-        })?,
-        None => status = Status::Interrupted,
+    let mut status = Status::Completed;
+    let mut diverged_at_step = None;
+    if let Some(step) = pending_eval {
+        match evaluate(net.as_ref(), &data.test, exp.task, stop) {
+            Some((loss, error)) => out.metrics(&MetricsRow {
+                step,
+                epoch: epoch(step),
+                split: "test",
+                loss,
+                error,
+                lr: s.lr,
+                elapsed_s: elapsed(&s),
+            })?,
+            None => {
+                if step > 0 {
+                    save(&s, &mut out, &opt, true)?;
+                }
+                status = Status::Interrupted;
+            }
+        }
     }
 
-    for step in 0..steps {
-        if status != Status::Completed || stop.load(Ordering::SeqCst) {
+    let first_step = s.steps_done;
+    for step in first_step..steps {
+        if status != Status::Completed {
+            break;
+        }
+        if stop.load(Ordering::SeqCst) {
+            save(&s, &mut out, &opt, false)?;
             status = Status::Interrupted;
             break;
         }
-        let next_lr = lr_at(step, warming);
-        if next_lr != lr {
-            lr = next_lr;
-            opt.set_lr(lr);
+        if t.checkpoint_every
+            .is_some_and(|every| step > first_step && step.is_multiple_of(every))
+        {
+            save(&s, &mut out, &opt, false)?;
         }
-        let (mut x, y) = order.next(&data.train);
-        if let Some(rng) = augment_rng.as_mut() {
+        s.lr = lr_at(step, s.warming);
+        let (mut x, y) = s.order.next(&data.train);
+        if let Some(rng) = s.augment_rng.as_mut() {
             x = augment(&x, rng);
         }
 
@@ -261,57 +299,59 @@ pub fn train_run(
         if let Some(taps) = &taps {
             let rec = probe.collect(net.as_ref(), taps, &fwd.responses)?;
             out.probe(step, &rec)?;
-            profiles.push(rec.trunk_profile(probe.trunk()));
+            s.profiles.push(rec.trunk_profile(probe.trunk()));
             let (first, last) = (
                 rec.output.first().map(|o| o.l2),
                 rec.output.last().map(|o| o.l2),
             );
             if step == 0 {
-                (ends.init_first, ends.init_last) = (first, last);
+                (s.ends.init_first, s.ends.init_last) = (first, last);
             }
-            (ends.final_step, ends.final_first, ends.final_last) = (Some(step), first, last);
+            (s.ends.final_step, s.ends.final_first, s.ends.final_last) = (Some(step), first, last);
             if !rec.all_finite() {
                 (status, diverged_at_step) = (Status::Diverged, Some(step));
                 break;
             }
         }
 
-        opt.step();
-        window.add(&loss, &error);
-        steps_done = step + 1;
+        opt.step(s.lr);
+        s.window.add(&loss, &error);
+        s.steps_done = step + 1;
+        let done = s.steps_done;
 
-        if steps_done % t.log_every() == 0 || steps_done == steps {
-            let (loss, error) = window.take();
+        if done.is_multiple_of(t.log_every()) || done == steps {
+            let (loss, error) = s.window.take();
             out.metrics(&MetricsRow {
-                step: steps_done,
-                epoch: epoch(steps_done),
+                step: done,
+                epoch: epoch(done),
                 split: "train",
                 loss,
                 error,
-                lr,
-                elapsed_s: elapsed(),
+                lr: s.lr,
+                elapsed_s: elapsed(&s),
             })?;
             // He et al.'s warm-up ends once training error is below the bar.
             if let Some(w) = &t.warmup {
-                warming &= error >= w.until_train_error;
+                s.warming &= error >= w.until_train_error;
             }
         }
-        if steps_done % t.eval_every == 0 || steps_done == steps {
+        if done.is_multiple_of(t.eval_every) || done == steps {
             let Some((loss, error)) = evaluate(net.as_ref(), &data.test, exp.task, stop) else {
+                save(&s, &mut out, &opt, true)?;
                 status = Status::Interrupted;
                 break;
             };
             out.metrics(&MetricsRow {
-                step: steps_done,
-                epoch: epoch(steps_done),
+                step: done,
+                epoch: epoch(done),
                 split: "test",
                 loss,
                 error,
-                lr,
-                elapsed_s: elapsed(),
+                lr: s.lr,
+                elapsed_s: elapsed(&s),
             })?;
         }
-        progress(steps_done);
+        progress(done);
     }
 
     // Final numbers are full passes in eval mode, so runs compare on the same
@@ -331,22 +371,141 @@ pub fn train_run(
                 }
             }
             // All steps done but the final passes cut short: not a result.
-            _ => status = Status::Interrupted,
+            _ => {
+                save(&s, &mut out, &opt, false)?;
+                status = Status::Interrupted;
+            }
         }
     }
-    let readings = profiles.readings();
+    if status != Status::Interrupted {
+        checkpoint::remove(dir)?;
+    }
+    let mut ends = s.ends.clone();
+    let readings = s.profiles.readings();
     (ends.decay_init, ends.decay_final) = (readings.decay_init, readings.decay_final);
     (ends.spread_init, ends.spread_final) = (readings.spread_init, readings.spread_final);
     Ok(RunOutcome {
         status,
-        steps_done,
+        steps_done: s.steps_done,
+        resumed_from: (first_step > 0).then_some(first_step),
         diverged_at_step,
         final_metrics,
         gradient_ends: ends,
         params,
         probe_points,
-        elapsed_s: elapsed(),
+        elapsed_s: elapsed(&s),
     })
+}
+
+/// What the loop carries from one step to the next, besides the network
+/// and the optimizer: all of it goes into a checkpoint.
+struct LoopState {
+    steps_done: usize,
+    lr: f64,
+    warming: bool,
+    order: Batches,
+    augment_rng: Option<SplitMix64>,
+    window: Window,
+    profiles: ProfileWindow,
+    ends: GradientEnds,
+    /// Seconds trained by the processes before this one (resumed runs).
+    trained_before: f64,
+}
+
+impl LoopState {
+    /// Writes `dir/checkpoint.pt` for the state after `steps_done` steps;
+    /// `pending_eval`: the held-out pass due after that step has not run.
+    #[allow(clippy::too_many_arguments)]
+    fn save(
+        &self,
+        dir: &Path,
+        run: &str,
+        vs: &nn::VarStore,
+        opt: &Sgd,
+        out: &mut RunWriters,
+        pending_eval: bool,
+        elapsed_s: f64,
+    ) -> Result<(), TrainError> {
+        let state = checkpoint::LoopState {
+            format: checkpoint::FORMAT,
+            run: run.to_owned(),
+            steps_done: self.steps_done,
+            lr: self.lr,
+            warming: self.warming,
+            pending_eval,
+            order_rng: self.order.rng.state(),
+            order_at: self.order.at,
+            augment_rng: self.augment_rng.as_ref().map(SplitMix64::state),
+            window_steps: self.window.steps,
+            profiles: self.profiles.clone(),
+            ends: self.ends.clone(),
+            csv_bytes: out.lengths()?,
+            elapsed_s,
+        };
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        checkpoint::save(
+            dir,
+            &state,
+            checkpoint::Tensors {
+                vars,
+                momentum: opt.buffers(),
+                order: &self.order.order,
+                window: &self.window.sums,
+            },
+        )
+    }
+
+    /// Puts a checkpoint's state back into this state, the network's
+    /// variables and the optimizer; returns the step whose held-out pass
+    /// is still due, if one is.
+    fn restore(
+        &mut self,
+        ck: checkpoint::Checkpoint,
+        vs: &nn::VarStore,
+        opt: &mut Sgd,
+        device: Device,
+    ) -> Result<Option<usize>, TrainError> {
+        let bad = |message: String| TrainError::Invalid {
+            field: "checkpoint.pt".to_owned(),
+            message,
+        };
+        let _guard = tch::no_grad_guard();
+        for (name, mut var) in vs.variables() {
+            let saved = ck
+                .vars
+                .get(&name)
+                .ok_or_else(|| bad(format!("has no variable {name:?}: it is another network's")))?;
+            if saved.size() != var.size() {
+                return Err(bad(format!(
+                    "variable {name:?} has shape {:?}, the network's {:?}",
+                    saved.size(),
+                    var.size()
+                )));
+            }
+            var.copy_(saved);
+        }
+        let momentum = ck
+            .momentum
+            .into_iter()
+            .map(|(n, m)| (n, m.to_device(device)))
+            .collect();
+        opt.set_buffers(momentum).map_err(bad)?;
+        let st = ck.state;
+        self.steps_done = st.steps_done;
+        self.lr = st.lr;
+        self.warming = st.warming;
+        self.order.rng = SplitMix64::new(st.order_rng);
+        self.order.order = ck.order.to_device(device);
+        self.order.at = st.order_at;
+        self.augment_rng = st.augment_rng.map(SplitMix64::new);
+        self.window.sums = ck.window.to_device(device);
+        self.window.steps = st.window_steps;
+        self.profiles = st.profiles;
+        self.ends = st.ends;
+        self.trained_before = st.elapsed_s;
+        Ok(st.pending_eval.then_some(st.steps_done))
+    }
 }
 
 /// The minibatch loss to minimize and its error (both scalar tensors on the
