@@ -17,11 +17,13 @@ mod bench;
 mod cost;
 mod examples;
 mod list;
+mod slurm;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use gradscope_train::check::{self, check_experiment};
 use gradscope_train::record::Status;
+use gradscope_train::shard::Shard;
 use gradscope_train::spec::Experiment;
 use gradscope_train::sweep::{list_some, Existing, Sweep};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -106,6 +108,60 @@ enum Command {
         /// many steps [default: a tenth of a run], and at least once a minute.
         #[arg(long, value_name = "STEPS")]
         progress_every: Option<usize>,
+        /// Train only shard I of N (0-based, as SLURM_ARRAY_TASK_ID): the
+        /// runs are split by estimated cost (steps × multiplications per
+        /// example), the same way in every process; `check --shards N`
+        /// prints the split. Default --out: results/NAME/shards/I.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+    },
+    /// Gather the runs of several results directories (the shards of one
+    /// sweep: results/NAME/shards/*) into one, then write its summary.csv,
+    /// charts and report. Of two copies of a run, a completed one wins;
+    /// copies trained with different settings are refused. Runs that no
+    /// directory has are listed, and the rest is merged (exit status 0).
+    /// Merging again is harmless.
+    Merge {
+        /// Results directories, e.g. results/quickstart/shards/*.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// The merged results directory, e.g. results/quickstart.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Do not draw the charts and write the report.
+        #[arg(long)]
+        no_plot: bool,
+    },
+    /// Write a sweep as a Slurm job array: results/NAME/slurm/sweep.sbatch
+    /// (N tasks, each `run EXP --shard I/N --resume --no-plot` into
+    /// results/NAME/shards/I, with --requeue and --signal=B:TERM@120 so a
+    /// preempted or timed-out task saves a checkpoint and goes on when it
+    /// runs again) and merge.sbatch (`merge` into results/NAME once the
+    /// array has ended). --submit submits both.
+    Slurm {
+        /// The experiment file (JSON).
+        experiment: PathBuf,
+        /// Array tasks (shards); `check EXP --shards N` shows the split.
+        #[arg(long, value_name = "N")]
+        shards: usize,
+        /// Slurm partition (--partition).
+        #[arg(long, value_name = "P")]
+        partition: Option<String>,
+        /// GPUs per task (--gpus); the tasks then train with --device cuda.
+        #[arg(long, value_name = "G")]
+        gpus: Option<u32>,
+        /// CPUs per task (--cpus-per-task), also gradscope's --threads.
+        #[arg(long, value_name = "C", default_value_t = 1)]
+        cpus: u32,
+        /// Time limit per task, in Slurm's format (--time), e.g. 04:00:00.
+        #[arg(long, value_name = "T")]
+        time: Option<String>,
+        /// Tasks running at once (the array's %M) [default: N].
+        #[arg(long, value_name = "M")]
+        max_parallel: Option<usize>,
+        /// Submit the array and the merge job with sbatch and print their ids.
+        #[arg(long)]
+        submit: bool,
     },
     /// Check an experiment file as `run` would, without training: the file,
     /// the dataset's headers and sizes, every network of the plan; print
@@ -113,6 +169,10 @@ enum Command {
     Check {
         /// The experiment file (JSON).
         experiment: PathBuf,
+        /// Also print which runs each of N shards trains (`run --shard
+        /// I/N`) and its share of the estimated cost.
+        #[arg(long, value_name = "N")]
+        shards: Option<usize>,
     },
     /// Print one of the experiment files shipped with gradscope
     /// (`gradscope example quickstart > quickstart.json`); without a name,
@@ -323,6 +383,7 @@ fn main() -> ExitCode {
             restart,
             force,
             progress_every,
+            shard,
         } => {
             let existing = match (resume, restart, force) {
                 (true, _, _) => Existing::Resume,
@@ -330,17 +391,50 @@ fn main() -> ExitCode {
                 (_, true, false) => Existing::Restart,
                 _ => Existing::Refuse,
             };
-            run(
-                &experiment,
-                out,
-                threads,
-                device,
-                no_plot,
-                existing,
-                progress_every,
-            )
+            match shard.as_deref().map(Shard::parse).transpose() {
+                Ok(shard) => run(
+                    &experiment,
+                    out,
+                    threads,
+                    device,
+                    no_plot,
+                    existing,
+                    progress_every,
+                    shard,
+                ),
+                Err(e) => Err(e.into()),
+            }
         }
-        Command::Check { experiment } => check(&experiment).map(|()| ExitCode::SUCCESS),
+        Command::Merge {
+            results,
+            out,
+            no_plot,
+        } => merge(&results, &out, no_plot).map(|()| ExitCode::SUCCESS),
+        Command::Slurm {
+            experiment,
+            shards,
+            partition,
+            gpus,
+            cpus,
+            time,
+            max_parallel,
+            submit,
+        } => slurm_cmd(
+            &experiment,
+            &slurm::Options {
+                shards,
+                partition,
+                gpus,
+                cpus,
+                time,
+                max_parallel,
+            },
+            submit,
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Check { experiment, shards } => {
+            check(&experiment, shards).map(|()| ExitCode::SUCCESS)
+        }
         Command::Example { name: None } => print_stdout(&format!(
             "gradscope example NAME prints one of these experiment files:\n{}",
             examples::list()
@@ -501,7 +595,10 @@ fn parse_device(device: &str) -> Result<Device> {
     }
 }
 
-fn check(path: &Path) -> Result<()> {
+fn check(path: &Path, shards: Option<usize>) -> Result<()> {
+    if shards == Some(0) {
+        bail!("--shards: 0 shards cannot train anything (give 1 or more)");
+    }
     let exp = Experiment::from_file(path)?;
     // Everything `run` checks before it trains, without loading or training.
     let checked = check_experiment(&exp).with_context(|| path.display().to_string())?;
@@ -573,6 +670,30 @@ fn check(path: &Path) -> Result<()> {
         duration(checked.total_estimate_s()),
         runs.len()
     );
+    if let Some(n) = shards {
+        let plans = checked.shards(n);
+        let largest = plans.iter().map(|p| p.share).fold(0.0, f64::max);
+        outln!(
+            text,
+            "  {n} shards (run --shard I/{n}), split by steps × multiplications per example; \
+             the largest has {:.1}% of the cost (an even split: {:.1}%)",
+            100.0 * largest,
+            100.0 / n as f64
+        );
+        for (i, p) in plans.iter().enumerate() {
+            outln!(
+                text,
+                "  shard {i}: {:5.1}% of the cost, est. {}: {}",
+                100.0 * p.share,
+                duration(p.estimate_s),
+                if p.runs.is_empty() {
+                    "no runs".to_owned()
+                } else {
+                    p.runs.join(", ")
+                }
+            );
+        }
+    }
     for (net, decay, spread) in &checked.theory {
         outln!(
             text,
@@ -657,6 +778,58 @@ fn compare(results: &[PathBuf], out: &Path, style: gradscope_plot::Style) -> Res
     print_stdout(&format!("{}\n{}\n", c.markdown.display(), c.html.display()))
 }
 
+fn slurm_cmd(path: &Path, o: &slurm::Options, submit: bool) -> Result<()> {
+    let exp = Experiment::from_file(path)?;
+    let s = slurm::write(path, &exp.name, o)?;
+    let mut text = String::new();
+    outln!(text, "{}", s.sweep.display());
+    outln!(text, "{}", s.merge.display());
+    if submit {
+        let (array, merge) = slurm::submit(&s)?;
+        eprintln!(
+            "slurm: submitted the array as job {array} ({} tasks) and the merge as job {merge} (after the array ends)",
+            o.shards
+        );
+        outln!(text, "{array}");
+        outln!(text, "{merge}");
+    } else {
+        eprintln!(
+            "slurm: submit with
+  array=$(sbatch --parsable {})
+  sbatch --dependency=afterany:$array {}",
+            s.sweep.display(),
+            s.merge.display()
+        );
+    }
+    print_stdout(&text)
+}
+
+fn merge(results: &[PathBuf], out: &Path, no_plot: bool) -> Result<()> {
+    let command: Vec<String> = std::env::args().collect();
+    let m = gradscope_train::merge::merge(results, out, &command.join(" "))?;
+    eprintln!(
+        "merge: {} run(s) of {:?} in {} ({} copied now, {} already there)",
+        m.runs.len(),
+        m.experiment,
+        out.display(),
+        m.copied.len(),
+        m.runs.len().saturating_sub(m.copied.len())
+    );
+    if !m.missing.is_empty() {
+        eprintln!(
+            "merge: {} planned run(s) are in none of the directories: {}",
+            m.missing.len(),
+            m.missing.join(", ")
+        );
+    }
+    if !no_plot {
+        gradscope_plot::render_all(out)
+            .with_context(|| format!("drawing the charts of {}", out.display()))?;
+        report(out)?;
+    }
+    print_stdout(&format!("{}\n", m.summary.display()))
+}
+
 fn report(results: &Path) -> Result<()> {
     let r = gradscope_report::write_report(results)?;
     if let Some(note) = &r.charts_note {
@@ -668,6 +841,8 @@ fn report(results: &Path) -> Result<()> {
     print_stdout(&format!("{}\n", r.path.display()))
 }
 
+// One parameter per option of `gradscope run`.
+#[allow(clippy::too_many_arguments)]
 fn run(
     path: &Path,
     out: Option<PathBuf>,
@@ -676,6 +851,7 @@ fn run(
     no_plot: bool,
     existing: Existing,
     progress_every: Option<usize>,
+    shard: Option<Shard>,
 ) -> Result<ExitCode> {
     let exp = Experiment::from_file(path)?;
     let threads = match threads {
@@ -693,7 +869,13 @@ fn run(
         }
     };
     let out_given = out.is_some();
-    let out = out.unwrap_or_else(|| Path::new("results").join(&exp.name));
+    let out = out.unwrap_or_else(|| match shard {
+        Some(s) => Path::new("results")
+            .join(&exp.name)
+            .join("shards")
+            .join(s.index.to_string()),
+        None => Path::new("results").join(&exp.name),
+    });
     // Ctrl-C and SIGTERM ask the loop to stop after its current step (or
     // evaluation chunk); the files written so far stay valid, and the lock
     // is released on the way out. Installed before the lock is taken, so a
@@ -705,9 +887,17 @@ fn run(
             .context("installing the Ctrl-C handler")?;
     }
     let command: Vec<String> = std::env::args().collect();
-    let sweep = Sweep::prepare(exp, &out, device, threads, existing, &command.join(" "))
-        .with_context(|| path.display().to_string())?
-        .with_experiment_file(path);
+    let sweep = Sweep::prepare(
+        exp,
+        &out,
+        device,
+        threads,
+        existing,
+        shard,
+        &command.join(" "),
+    )
+    .with_context(|| path.display().to_string())?
+    .with_experiment_file(path);
     for note in sweep.notes() {
         eprintln!("{}: {note}", out.display());
     }

@@ -16,6 +16,7 @@
 //! tell a ten-minute sweep from a ten-hour one, not to schedule a cluster.
 
 use crate::plan::{plan, RunSpec};
+use crate::shard;
 use crate::spec::{Experiment, ModelSpec};
 use crate::sweep::{check_against_data, dataset_info};
 use crate::train_loop::build_network;
@@ -81,12 +82,42 @@ pub struct PlanCheck {
     /// (crate::theory): `(run name without its seed, decay per layer,
     /// spread)`, e.g. `("plain-tanh-glorot-d20", 0.05, 0.9)`.
     pub theory: Vec<(String, f64, f64)>,
+    /// Each run's cost as shards balance it (steps × multiplications per
+    /// example), in plan order.
+    pub costs: Vec<f64>,
+}
+
+/// One shard of [`PlanCheck::shards`]: its runs and its share of the cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardPlan {
+    pub runs: Vec<String>,
+    /// Its cost over the whole experiment's, 0 to 1.
+    pub share: f64,
+    /// Its estimated wall time ([`estimate_seconds`]) on 2 CPU threads.
+    pub estimate_s: f64,
 }
 
 impl PlanCheck {
     /// The estimate for every run together.
     pub fn total_estimate_s(&self) -> f64 {
         self.runs.iter().map(|r| r.estimate_s).sum()
+    }
+
+    /// What `gradscope run --shard I/N` trains for each I, as
+    /// [`shard::assign`] splits the runs.
+    pub fn shards(&self, count: usize) -> Vec<ShardPlan> {
+        let of = shard::assign(&self.costs, count);
+        let total: f64 = self.costs.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        (0..count.max(1))
+            .map(|i| {
+                let mine: Vec<usize> = (0..of.len()).filter(|&r| of[r] == i).collect();
+                ShardPlan {
+                    runs: mine.iter().map(|&r| self.runs[r].run.name()).collect(),
+                    share: mine.iter().map(|&r| self.costs[r]).sum::<f64>() / total,
+                    estimate_s: mine.iter().map(|&r| self.runs[r].estimate_s).sum(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -121,7 +152,7 @@ pub fn estimate_seconds(
 /// weight's element count (out × in × k × k) times the spatial size of its
 /// output (h × w, 1 for a linear layer), which is what `gradscope cost`
 /// counts for the families that record their layers.
-fn measure(vs: &nn::VarStore, net: &dyn Network) -> (i64, i64, usize, usize) {
+pub(crate) fn measure(vs: &nn::VarStore, net: &dyn Network) -> (i64, i64, usize, usize) {
     let params = vs
         .trainable_variables()
         .iter()
@@ -182,8 +213,11 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
             Some((r.group_name(), p.decay, p.spread))
         })
         .collect();
+    let steps = exp.train.total_steps(data.train);
+    let costs: Vec<f64> = runs.iter().map(|r| shard::cost(steps, r.mults)).collect();
     Ok(PlanCheck {
-        steps: exp.train.total_steps(data.train),
+        costs,
+        steps,
         data,
         runs,
         same_twins,

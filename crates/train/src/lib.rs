@@ -20,9 +20,11 @@ pub mod checkpoint;
 mod fuzz;
 pub mod holdings;
 pub mod lock;
+pub mod merge;
 pub mod plan;
 pub mod record;
 pub mod sgd;
+pub mod shard;
 pub mod spec;
 pub mod sweep;
 pub mod theory;
@@ -102,6 +104,9 @@ pub enum TrainError {
     /// A finished run to be kept by --resume was trained with other settings.
     #[error("{}: this run was trained with a different {fields} than the experiment file says; --resume only continues a sweep with the same settings (depths, seeds and variants may be added); use --restart to train every run again, or --out for a new results directory", path.display())]
     ConfigChanged { path: PathBuf, fields: String },
+    /// Directories `gradscope merge` cannot merge: the one at fault and why.
+    #[error("{}: {message}", path.display())]
+    Merge { path: PathBuf, message: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

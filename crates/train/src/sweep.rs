@@ -20,11 +20,13 @@
 //! `--restart` removes it (or, if the kill came between the two renames,
 //! finishes the swap) before training.
 
+use crate::check::measure;
 use crate::checkpoint;
 use crate::holdings::{differing_paths, run_settings, Held, Holdings};
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::{plan, RunSpec};
 use crate::record::{write_summary, RunRecord, Status, Versions};
+use crate::shard::{self, Shard};
 use crate::spec::{DatasetSpec, Experiment, FileData, SyntheticData, SyntheticImages};
 use crate::train_loop::{build_network, train_run};
 use crate::TrainError;
@@ -238,7 +240,7 @@ pub struct Sweep {
 }
 
 /// The folder a run trains in before it is renamed to `runs/RUN`.
-fn partial_dir(dir: &Path) -> PathBuf {
+pub(crate) fn partial_dir(dir: &Path) -> PathBuf {
     suffixed(dir, "partial")
 }
 
@@ -272,7 +274,7 @@ fn rename(from: &Path, to: &Path) -> Result<(), TrainError> {
 }
 
 /// Puts a run that ended in `RUN.partial/` in place of `RUN/`.
-fn publish(dir: &Path) -> Result<(), TrainError> {
+pub(crate) fn publish(dir: &Path) -> Result<(), TrainError> {
     let (partial, old) = (partial_dir(dir), old_dir(dir));
     if old.exists() {
         remove_dir(&old)?;
@@ -355,24 +357,39 @@ fn remove_derived_files(out: &Path) -> Result<Vec<String>, TrainError> {
 impl Sweep {
     /// Loads the data, moves it to `device`, makes sure `out` can be written
     /// (creating `out/runs`), takes the results directory's lock for
-    /// `command`, and decides which runs to train given `existing`.
+    /// `command`, and decides which runs to train given `existing`. With a
+    /// `shard`, the sweep is only the runs [`shard::assign`] gives it.
     pub fn prepare(
         experiment: Experiment,
         out: &Path,
         device: Device,
         threads: i32,
         existing: Existing,
+        shard: Option<Shard>,
         command: &str,
     ) -> Result<Sweep, TrainError> {
         let data = load_dataset(&experiment.dataset)?;
         check_against_data(&experiment, data.train.len() as usize)?;
-        let runs = plan(&experiment);
+        let mut runs = plan(&experiment);
         // Build every network once on the CPU before any folder exists, so
         // a shape that cannot work (too small an input, a depth the family
-        // cannot take) is refused up front, naming the layer or field.
+        // cannot take) is refused up front, naming the layer or field. Its
+        // size is the run's cost for sharding.
+        let steps = experiment.train.total_steps(data.train.len() as usize);
+        let mut costs = Vec::with_capacity(runs.len());
         for run in &runs {
             let vs = tch::nn::VarStore::new(Device::Cpu);
-            build_network(&vs.root(), &experiment, &data, run)?;
+            let net = build_network(&vs.root(), &experiment, &data, run)?;
+            costs.push(shard::cost(steps, measure(&vs, net.as_ref()).1));
+        }
+        if let Some(s) = shard {
+            let of = shard::assign(&costs, s.count);
+            runs = runs
+                .into_iter()
+                .zip(of)
+                .filter(|(_, i)| *i == s.index)
+                .map(|(run, _)| run)
+                .collect();
         }
         let data = data.to_device(device);
         std::fs::create_dir_all(out).map_err(TrainError::io(out))?;

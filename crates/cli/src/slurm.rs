@@ -1,0 +1,191 @@
+//! `gradscope slurm EXP --shards N`: a sweep as a Slurm job array.
+//!
+//! Writes `results/NAME/slurm/sweep.sbatch`, an array of N tasks, each
+//! `gradscope run EXP --shard $SLURM_ARRAY_TASK_ID/N --resume --no-plot`
+//! into `results/NAME/shards/I/`, and `merge.sbatch`, which gathers the
+//! shards into `results/NAME/` with `gradscope merge` once the array has
+//! ended (submitted with `--dependency=afterany:ARRAY`, so failed or
+//! diverged shards are merged too).
+//!
+//! The task `exec`s gradscope, so gradscope is the batch shell and gets the
+//! `--signal=B:TERM@120` Slurm sends two minutes before the time limit, and
+//! the SIGTERM of a preemption: it saves a checkpoint and exits, and
+//! `--requeue` runs the task again, which `--resume`s from it. Paths in the
+//! scripts are absolute, so they run from any directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The options of `gradscope slurm`.
+pub struct Options {
+    pub shards: usize,
+    pub partition: Option<String>,
+    pub gpus: Option<u32>,
+    pub cpus: u32,
+    pub time: Option<String>,
+    pub max_parallel: Option<usize>,
+}
+
+/// The two scripts written, and where.
+pub struct Scripts {
+    pub sweep: PathBuf,
+    pub merge: PathBuf,
+}
+
+/// `'text'` for a shell, with `'` written as `'\''`.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn quote_path(p: &Path) -> String {
+    quote(&p.display().to_string())
+}
+
+/// A value that goes into an `#SBATCH` line must not end the line or
+/// carry a second option.
+fn plain(flag: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c == '#') {
+        bail!("{flag}: {value:?} must be one word (no spaces or #)");
+    }
+    Ok(())
+}
+
+/// Writes the scripts for the experiment file `experiment` (named `name`)
+/// into `results/NAME/slurm/` under the current directory.
+pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
+    if o.shards == 0 {
+        bail!("--shards: 0 shards cannot train anything (give 1 or more)");
+    }
+    if o.cpus == 0 {
+        bail!("--cpus: give 1 or more CPUs per task");
+    }
+    if o.max_parallel == Some(0) {
+        bail!("--max-parallel: give 1 or more tasks at a time");
+    }
+    if let Some(p) = &o.partition {
+        plain("--partition", p)?;
+    }
+    if let Some(t) = &o.time {
+        plain("--time", t)?;
+    }
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let exp = experiment
+        .canonicalize()
+        .with_context(|| experiment.display().to_string())?;
+    let bin = std::env::current_exe().context("finding the gradscope binary")?;
+    let results = cwd.join("results").join(name);
+    let dir = results.join("slurm");
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let n = o.shards;
+    let m = o.max_parallel.unwrap_or(n).min(n);
+
+    let mut common = String::new();
+    if let Some(p) = &o.partition {
+        common.push_str(&format!("#SBATCH --partition={p}\n"));
+    }
+    let mut sweep = format!(
+        "#!/bin/bash\n\
+         # Written by `gradscope slurm`: experiment {name}, {n} shards.\n\
+         # Each task trains its shard into results/{name}/shards/$SLURM_ARRAY_TASK_ID.\n\
+         # On SIGTERM (time limit, preemption) gradscope saves a checkpoint and\n\
+         # exits; a requeued task resumes from it.\n\
+         #SBATCH --job-name=gradscope-{name}\n\
+         #SBATCH --array=0-{last}%{m}\n\
+         #SBATCH --output={out}/%A_%a.out\n\
+         #SBATCH --open-mode=append\n\
+         #SBATCH --signal=B:TERM@120\n\
+         #SBATCH --requeue\n\
+         #SBATCH --cpus-per-task={cpus}\n",
+        last = n - 1,
+        out = dir.display(),
+        cpus = o.cpus,
+    );
+    sweep.push_str(&common);
+    if let Some(t) = &o.time {
+        sweep.push_str(&format!("#SBATCH --time={t}\n"));
+    }
+    if let Some(g) = o.gpus {
+        sweep.push_str(&format!("#SBATCH --gpus={g}\n"));
+    }
+    let device = if o.gpus.is_some_and(|g| g > 0) {
+        " --device cuda"
+    } else {
+        ""
+    };
+    sweep.push_str(&format!(
+        "\ncd {cwd}\nexec {bin} run {exp} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" \
+         --out {results}/shards/\"$SLURM_ARRAY_TASK_ID\" --resume --no-plot --threads {cpus}{device}\n",
+        cwd = quote_path(&cwd),
+        bin = quote_path(&bin),
+        exp = quote_path(&exp),
+        results = quote_path(&results),
+        cpus = o.cpus,
+    ));
+
+    let mut merge = format!(
+        "#!/bin/bash\n\
+         # Written by `gradscope slurm`: gathers the {n} shards of {name} into\n\
+         # results/{name}/ (summary.csv, charts, report) once the array has ended.\n\
+         #SBATCH --job-name=gradscope-{name}-merge\n\
+         #SBATCH --output={out}/merge-%j.out\n\
+         #SBATCH --cpus-per-task=1\n",
+        out = dir.display(),
+    );
+    merge.push_str(&common);
+    merge.push_str(&format!(
+        "\ncd {cwd}\n\
+         # Shards that never started have no folder; merge lists their runs as missing.\n\
+         shards=()\n\
+         for i in $(seq 0 {last}); do\n\
+         \x20 d={results}/shards/$i\n\
+         \x20 [ -d \"$d/runs\" ] && shards+=(\"$d\")\n\
+         done\n\
+         exec {bin} merge \"${{shards[@]}}\" --out {results}\n",
+        cwd = quote_path(&cwd),
+        last = n - 1,
+        results = quote_path(&results),
+        bin = quote_path(&bin),
+    ));
+
+    let scripts = Scripts {
+        sweep: dir.join("sweep.sbatch"),
+        merge: dir.join("merge.sbatch"),
+    };
+    for (path, text) in [(&scripts.sweep, &sweep), (&scripts.merge, &merge)] {
+        std::fs::write(path, text).with_context(|| path.display().to_string())?;
+    }
+    Ok(scripts)
+}
+
+/// `sbatch --parsable [ARGS] SCRIPT`: the job id.
+fn sbatch(args: &[&str], script: &Path) -> Result<String> {
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .args(args)
+        .arg(script)
+        .output()
+        .context("running sbatch (is Slurm installed and SLURM_CONF set?)")?;
+    if !out.status.success() {
+        bail!(
+            "sbatch {}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // `--parsable` prints `ID` or `ID;CLUSTER`.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id = text.trim().split(';').next().unwrap_or_default().to_owned();
+    if id.is_empty() {
+        bail!("sbatch {}: printed no job id", script.display());
+    }
+    Ok(id)
+}
+
+/// Submits the array, then the merge job depending on it; returns both ids.
+pub fn submit(s: &Scripts) -> Result<(String, String)> {
+    let array = sbatch(&[], &s.sweep)?;
+    let merge = sbatch(&[&format!("--dependency=afterany:{array}")], &s.merge)?;
+    Ok((array, merge))
+}

@@ -1,0 +1,238 @@
+//! `gradscope merge DIR... --out OUT`: the runs of several results
+//! directories (the shards of one sweep) gathered into one.
+//!
+//! Every run folder of every `DIR/runs/` is a candidate. Copies of one run
+//! must have been trained with the same settings (else the merge is
+//! refused, naming the run and the fields); of several copies the merge
+//! takes a `completed` one, then a `diverged` one, then the one with the
+//! most steps. Each chosen run is copied to `OUT/runs/RUN.partial/` and
+//! renamed into place, so a merge cut short leaves every run whole; a run
+//! whose files are already there byte for byte is left alone, which makes
+//! merging again idempotent. `summary.csv` is then written in the
+//! experiment's plan order, and the runs that no directory has are listed.
+//!
+//! Like `gradscope run`, the merge holds `OUT`'s lock while it writes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::CHECKPOINT_FILE;
+use crate::holdings::{differing_paths, run_settings};
+use crate::lock::{Holder, ResultsLock};
+use crate::plan::plan;
+use crate::record::{write_summary, RunRecord, Status};
+use crate::TrainError;
+
+/// What a merge did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    /// The experiment's name.
+    pub experiment: String,
+    /// Runs now in `OUT/runs/` that the plan has, in plan order.
+    pub runs: Vec<String>,
+    /// Runs copied (new, or replacing a different copy) by this merge.
+    pub copied: Vec<String>,
+    /// Planned runs that no directory had.
+    pub missing: Vec<String>,
+    /// `OUT/summary.csv`.
+    pub summary: PathBuf,
+}
+
+/// One run folder found in one of the directories.
+struct Candidate {
+    dir: PathBuf,
+    record: RunRecord,
+}
+
+/// Merges the runs of `dirs` into `out` (see the module's text).
+pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, TrainError> {
+    let refuse = |path: &Path, message: String| TrainError::Merge {
+        path: path.to_path_buf(),
+        message,
+    };
+    if dirs.is_empty() {
+        return Err(refuse(out, "give the results directories to merge".into()));
+    }
+    let mut by_run: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    for dir in dirs {
+        let runs = dir.join("runs");
+        if !runs.is_dir() {
+            return Err(refuse(
+                dir,
+                "not a gradscope results directory: it has no runs/ folder".into(),
+            ));
+        }
+        if same_dir(dir, out) {
+            return Err(refuse(
+                dir,
+                "is also the --out directory; merge into another one".into(),
+            ));
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .map_err(TrainError::io(&runs))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        entries.sort();
+        for run_dir in entries {
+            let name = run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // Folders of a run still training (or killed while it did).
+            if name.starts_with('.') || name.ends_with(".partial") || name.ends_with(".old") {
+                continue;
+            }
+            let record = RunRecord::read(&run_dir.join("run.json"))?;
+            by_run
+                .entry(record.run.clone())
+                .or_default()
+                .push(Candidate {
+                    dir: run_dir,
+                    record,
+                });
+        }
+    }
+    let Some(first) = by_run.values().flatten().next() else {
+        return Err(refuse(&dirs[0], "none of the directories has a run".into()));
+    };
+    let experiment = first.record.config.clone();
+    let settings = serde_json::Value::Object(run_settings(&experiment));
+    for c in by_run.values().flatten() {
+        if c.record.experiment != experiment.name {
+            return Err(refuse(
+                &c.dir,
+                format!(
+                    "is a run of experiment {:?}, the others of {:?}; merge one experiment at a time",
+                    c.record.experiment, experiment.name
+                ),
+            ));
+        }
+        let mut fields = Vec::new();
+        differing_paths(
+            &settings,
+            &serde_json::Value::Object(run_settings(&c.record.config)),
+            "",
+            &mut fields,
+        );
+        if !fields.is_empty() {
+            return Err(refuse(
+                &c.dir,
+                format!(
+                    "was trained with other settings than {} ({}); the copies cannot be merged",
+                    first.dir.display(),
+                    fields.join(", ")
+                ),
+            ));
+        }
+    }
+
+    std::fs::create_dir_all(out.join("runs")).map_err(TrainError::io(out))?;
+    let (_lock, _) = ResultsLock::acquire(out, &Holder::current(command))?;
+    let mut copied = Vec::new();
+    for (run, candidates) in &by_run {
+        let best = candidates
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| {
+                let rank = match c.record.status {
+                    Status::Completed => 2,
+                    Status::Diverged => 1,
+                    _ => 0,
+                };
+                // The first directory given wins a tie.
+                (rank, c.record.steps_done, std::cmp::Reverse(*i))
+            })
+            .map(|(_, c)| c)
+            .expect("a run has at least one copy");
+        let dest = out.join("runs").join(run);
+        if same_files(&best.dir, &dest)? {
+            continue;
+        }
+        copy_run(&best.dir, &dest)?;
+        copied.push(run.clone());
+    }
+
+    let planned = plan(&experiment);
+    let mut records = Vec::new();
+    let mut runs = Vec::new();
+    let mut missing = Vec::new();
+    for spec in &planned {
+        let name = spec.name();
+        let json = out.join("runs").join(&name).join("run.json");
+        match json.exists().then(|| RunRecord::read(&json)).transpose()? {
+            Some(r) => {
+                records.push(r);
+                runs.push(name);
+            }
+            None => missing.push(name),
+        }
+    }
+    let summary = out.join("summary.csv");
+    write_summary(&summary, &records)?;
+    Ok(Merged {
+        experiment: experiment.name.clone(),
+        runs,
+        copied,
+        missing,
+        summary,
+    })
+}
+
+/// Whether two paths are one directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The files a merge copies: every plain file of a run folder but its
+/// checkpoint's temporary files.
+fn run_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, TrainError> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(TrainError::io(dir))? {
+        let path = entry.map_err(TrainError::io(dir))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_file() && !name.starts_with(&format!(".{CHECKPOINT_FILE}.tmp")) {
+            files.insert(name, path);
+        }
+    }
+    Ok(files)
+}
+
+/// Whether `dest` holds exactly `src`'s files, byte for byte.
+fn same_files(src: &Path, dest: &Path) -> Result<bool, TrainError> {
+    if !dest.is_dir() {
+        return Ok(false);
+    }
+    let (a, b) = (run_files(src)?, run_files(dest)?);
+    if a.keys().ne(b.keys()) {
+        return Ok(false);
+    }
+    for (name, path) in &a {
+        let read = |p: &Path| std::fs::read(p).map_err(TrainError::io(p));
+        if read(path)? != read(&b[name])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Copies a run folder to `dest` through `dest.partial/` and a rename, so
+/// `dest` is never half copied.
+fn copy_run(src: &Path, dest: &Path) -> Result<(), TrainError> {
+    let partial = crate::sweep::partial_dir(dest);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(TrainError::io(&partial))?;
+    for (name, path) in run_files(src)? {
+        let to = partial.join(&name);
+        std::fs::copy(&path, &to).map_err(TrainError::io(&to))?;
+    }
+    crate::sweep::publish(dest)
+}
