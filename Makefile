@@ -38,7 +38,7 @@ RUN_ARGS ?= --restart
 # edited files and on edited field values). make test runs 64 cases of each.
 FUZZ_SECS ?= 60
 
-.PHONY: all setup slurm-tools build test lint reproduce plot check clean nextest bench fuzz fashion fashion-data glorot
+.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench fuzz fashion fashion-data glorot
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
@@ -60,19 +60,24 @@ nextest:
 build: $(STAMP)
 	$(CARGO) build --release -p gradscope
 
-# The real-Slurm test (crates/cli/tests/slurm.rs) starts a one-node cluster
-# with scripts/slurm-local.sh: it needs Debian's slurm-wlm and munge, which
-# are installed here when make runs as root with apt-get (as CI does), and
-# the test is then required to run (GRADSCOPE_REQUIRE_SLURM=1). Elsewhere it
-# says why it is skipped.
-slurm-tools:
-	@if command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v munged >/dev/null; then :; \
+# Two tests need system programs: the real-Slurm test
+# (crates/cli/tests/slurm.rs: a one-node cluster started by
+# scripts/slurm-local.sh, Debian's slurm-wlm and munge) and the browser test
+# (crates/cli/tests/browser.rs: headless chromium driven by chromedriver).
+# As root with apt-get (as CI runs) they are installed here and the tests are
+# then required to run (GRADSCOPE_REQUIRE_SLURM=1, GRADSCOPE_REQUIRE_BROWSER=1);
+# elsewhere each test says why it is skipped.
+TEST_PACKAGES := slurm-wlm munge chromium chromium-driver
+test-tools:
+	@if command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v munged >/dev/null \
+	    && command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge; \
-	else echo "note: slurm-wlm and munge are missing and this is not root with apt-get: the real-Slurm test will be skipped"; fi
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_PACKAGES); \
+	else echo "note: $(TEST_PACKAGES) are needed by the Slurm and browser tests, and this is not root with apt-get: those tests will be skipped"; fi
 
-test: setup slurm-tools
-	@if [ "$$(id -u)" = 0 ] && command -v sbatch >/dev/null; then export GRADSCOPE_REQUIRE_SLURM=1; fi; \
+test: setup test-tools
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export GRADSCOPE_REQUIRE_SLURM=1 GRADSCOPE_REQUIRE_BROWSER=1; fi; \
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 lint: $(STAMP)

@@ -94,11 +94,12 @@ fn restart_with_no_plot_then_report_shows_the_new_runs_charts() {
     let err = stderr(&o);
     assert!(err.contains("other settings (model.init)"), "{err}");
     assert!(
-        err.contains("removed plots, report.md, summary.csv"),
+        err.contains("removed plots, report.html, report.md, summary.csv"),
         "{err}"
     );
     assert!(!d.out.join("plots").exists());
     assert!(!d.out.join("report.md").exists());
+    assert!(!d.out.join("report.html").exists());
 
     let o = d.report();
     ok(&o);

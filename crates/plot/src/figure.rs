@@ -257,15 +257,19 @@ impl Figure {
         let tmp = temp_path(dir, self.name, "png");
         let drawn = {
             let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-            draw_figure(&root, self, style).and_then(|()| root.present().map_err(|e| e.to_string()))
+            draw_figure(&root, self, style, &mut Vec::new())
+                .and_then(|()| root.present().map_err(|e| e.to_string()))
         };
         finish(drawn, &tmp, &png, self.name, "png")?;
 
         let mut text = String::new();
+        let mut hover = Vec::new();
         let drawn = {
             let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-            draw_figure(&root, self, style).and_then(|()| root.present().map_err(|e| e.to_string()))
+            draw_figure(&root, self, style, &mut hover)
+                .and_then(|()| root.present().map_err(|e| e.to_string()))
         };
+        let text = with_hover_layer(&text, &hover);
         let tmp = temp_path(dir, self.name, "svg");
         let drawn =
             drawn.and_then(|()| fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
@@ -278,6 +282,59 @@ impl Figure {
             has_data: self.has_data(),
         })
     }
+}
+
+/// Most values of one series the hover layer keeps (evenly spaced, the
+/// last always): enough to read a line anywhere, few enough that a chart
+/// of 1500-step curves stays a small file.
+const HOVER_POINTS_PER_SERIES: usize = 150;
+
+/// One drawn value: where it is in the SVG and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HoverPoint {
+    pub px: i32,
+    pub py: i32,
+    /// Series, then `x label: value`, then `y label: value`, one per line.
+    pub text: String,
+}
+
+/// A value for a reader: four significant digits, scientific where that
+/// is shorter (gradients of 1e-12 and steps of 1500 both read exactly).
+fn hover_number(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e5).contains(&v.abs()) {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_owned()
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// The SVG with a transparent circle over every [`HoverPoint`], each with
+/// its text as an SVG `<title>` (a tooltip in any viewer) and as
+/// `data-v` (which report.html's script shows). Appended last, so the
+/// circles sit above the lines.
+fn with_hover_layer(svg: &str, points: &[HoverPoint]) -> String {
+    let Some(end) = svg.rfind("</svg>") else {
+        return svg.to_owned();
+    };
+    let mut layer = String::from("<g class=\"gs-hover\">\n");
+    for p in points {
+        let text = xml_escape(&p.text);
+        layer.push_str(&format!(
+            "<circle class=\"gs-pt\" cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"transparent\" data-v=\"{text}\"><title>{text}</title></circle>\n",
+            p.px, p.py
+        ));
+    }
+    layer.push_str("</g>\n");
+    format!("{}{layer}{}", &svg[..end], &svg[end..])
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A temporary name unique within the process (counter) and across
@@ -392,6 +449,7 @@ fn draw_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     fig: &Figure,
     style: &Style,
+    hover: &mut Vec<HoverPoint>,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
@@ -471,7 +529,7 @@ fn draw_figure<DB: DrawingBackend>(
         &fig.panels[..]
     };
     for (area, panel) in areas.iter().zip(panels) {
-        draw_panel(area, fig, panel, xr, yr, style)?;
+        draw_panel(area, fig, panel, xr, yr, style, hover)?;
     }
     Ok(())
 }
@@ -483,6 +541,7 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
     xr: (f64, f64),
     yr: (f64, f64),
     style: &Style,
+    hover: &mut Vec<HoverPoint>,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let xt = ticks(&fig.x, xr.0, xr.1);
@@ -532,6 +591,45 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
                     EmptyElement::at((x, end)) + PathElement::new(vec![(-4, 0), (4, 0)], style)
                 ])
                 .map_err(err)?;
+        }
+    }
+
+    // Where each drawn value lands, for the SVG's hover layer: the pixel
+    // from plotters' own mapping, the text from the data.
+    for s in &panel.series {
+        let name = panel
+            .legend
+            .iter()
+            .find(|l| l.color == s.color && l.dashed == s.dashed)
+            .map_or(panel.title.as_str(), |l| l.label.as_str());
+        let usable: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|&(x, y)| xscale.usable(x) && yscale.usable(y))
+            .collect();
+        let every = usable.len().div_ceil(HOVER_POINTS_PER_SERIES).max(1);
+        for (i, &(x, y)) in usable.iter().enumerate() {
+            if i % every != 0 && i + 1 != usable.len() {
+                continue;
+            }
+            let (px, py) = chart.backend_coord(&(xscale.to_plot(x), yscale.to_plot(y)));
+            hover.push(HoverPoint {
+                px,
+                py,
+                text: format!(
+                    "{}{name}\n{}: {}\n{}: {}",
+                    if panel.title.is_empty() || name == panel.title {
+                        String::new()
+                    } else {
+                        format!("{} · ", panel.title)
+                    },
+                    panel.x_label.as_deref().unwrap_or(fig.x.label.as_str()),
+                    hover_number(x),
+                    fig.y.label,
+                    hover_number(y)
+                ),
+            });
         }
     }
 

@@ -19,7 +19,11 @@
 //!   or stale (their inputs changed since they were drawn, as recorded in
 //!   `plots/inputs.json`, see `gradscope_plot::fresh`), are drawn first
 //!   with gradscope-plot, so the report's text and its charts always
-//!   describe the same runs.
+//!   describe the same runs;
+//!
+//! and the same page as `report.html`, one file that opens offline: the
+//! charts inline as SVG with every drawn value shown on hover, tables that
+//! sort on a click (the `page` module reads the Markdown back into blocks).
 //!
 //! [`compare::write_comparison`] (`gradscope compare`) puts several
 //! results folders on one page, `compare.md` and a self-contained
@@ -50,6 +54,8 @@ pub use runs::{RunEntry, RunJson};
 
 /// The file [`write_report`] writes inside the results directory.
 pub const REPORT_FILE: &str = "report.md";
+/// The same report as one self-contained HTML file, written beside it.
+pub const REPORT_HTML: &str = "report.html";
 
 /// What [`write_report`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +149,16 @@ pub fn write_report(results_dir: &Path) -> Result<Report, ReportError> {
     let text = markdown::render(results_dir, &loaded, &problems);
     let path = results_dir.join(REPORT_FILE);
     write_atomic(&path, text.as_bytes())?;
+    // The same page for a browser: one file, charts inline, nothing fetched.
+    let blocks = page::parse_markdown(&text);
+    let title = match blocks.first() {
+        Some(page::Block::Heading(_, t)) => t.clone(),
+        _ => "gradscope report".to_owned(),
+    };
+    write_atomic(
+        &results_dir.join(REPORT_HTML),
+        page::html(&title, &blocks, results_dir).as_bytes(),
+    )?;
     Ok(Report {
         path,
         runs: loaded.entries.len(),

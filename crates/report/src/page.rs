@@ -24,6 +24,134 @@ pub enum Block {
     /// A chart of `plots/`: its file stem and caption. Markdown links the
     /// PNG; HTML inlines the SVG so that the file needs nothing beside it.
     Chart(String, String),
+    /// A quoted paragraph (`> text`).
+    Quote(String),
+    /// A fenced code block.
+    Code(String),
+}
+
+/// The blocks of Markdown as `gradscope report` writes it: headings,
+/// paragraphs, `>` quotes, `-` lists, fenced code, tables, and charts
+/// (`![NAME](plots/NAME.png)`, with the `*caption*` paragraph after it).
+/// Not a general Markdown parser: the report is its only input.
+pub fn parse_markdown(md: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut lines = md.lines().peekable();
+    let mut para: Vec<&str> = Vec::new();
+    let flush = |para: &mut Vec<&str>, blocks: &mut Vec<Block>| {
+        if !para.is_empty() {
+            blocks.push(Block::Para(para.join(" ")));
+            para.clear();
+        }
+    };
+    while let Some(line) = lines.next() {
+        let t = line.trim_end();
+        if t.is_empty() {
+            flush(&mut para, &mut blocks);
+        } else if let Some(fence) = t.strip_prefix("```") {
+            let _ = fence;
+            flush(&mut para, &mut blocks);
+            let mut code = Vec::new();
+            for l in lines.by_ref() {
+                if l.trim_end() == "```" {
+                    break;
+                }
+                code.push(l);
+            }
+            blocks.push(Block::Code(code.join("\n")));
+        } else if t.starts_with('#') {
+            flush(&mut para, &mut blocks);
+            let level = t.chars().take_while(|&c| c == '#').count();
+            let text = t[level..].trim().to_owned();
+            blocks.push(Block::Heading(level.clamp(1, 6) as u8, text));
+        } else if let Some(q) = t.strip_prefix('>') {
+            flush(&mut para, &mut blocks);
+            blocks.push(Block::Quote(q.trim().to_owned()));
+        } else if let Some(item) = t.strip_prefix("- ") {
+            flush(&mut para, &mut blocks);
+            let mut items = vec![item.to_owned()];
+            while let Some(next) = lines.peek().and_then(|l| l.trim_end().strip_prefix("- ")) {
+                items.push(next.to_owned());
+                lines.next();
+            }
+            blocks.push(Block::List(items));
+        } else if t.starts_with('|') {
+            flush(&mut para, &mut blocks);
+            let cells = |l: &str| -> Vec<String> {
+                let inner = l.trim().trim_start_matches('|').trim_end_matches('|');
+                split_cells(inner)
+            };
+            let header = cells(t);
+            let mut rows = Vec::new();
+            while let Some(next) = lines.peek().map(|l| l.trim_end()) {
+                if !next.starts_with('|') {
+                    break;
+                }
+                let row = cells(next);
+                lines.next();
+                // The |---|---| rule under the header.
+                if row
+                    .iter()
+                    .all(|c| c.chars().all(|ch| ch == '-' || ch == ':') && !c.is_empty())
+                {
+                    continue;
+                }
+                rows.push(row);
+            }
+            blocks.push(Block::Table(header, rows));
+        } else if let Some(name) = chart_name(t) {
+            flush(&mut para, &mut blocks);
+            // The caption is the italic paragraph that follows, if any.
+            while lines.peek().is_some_and(|l| l.trim().is_empty()) {
+                lines.next();
+            }
+            let caption = match lines.peek().map(|l| l.trim()) {
+                Some(c)
+                    if c.len() > 2
+                        && c.starts_with('*')
+                        && c.ends_with('*')
+                        && !c.starts_with("**") =>
+                {
+                    lines.next();
+                    c[1..c.len() - 1].to_owned()
+                }
+                _ => String::new(),
+            };
+            blocks.push(Block::Chart(name, caption));
+        } else {
+            para.push(t);
+        }
+    }
+    flush(&mut para, &mut blocks);
+    blocks
+}
+
+/// Table cells split at `|`, except an escaped `\|`.
+fn split_cells(inner: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                cell.push('|');
+                chars.next();
+            }
+            '|' => cells.push(std::mem::take(&mut cell).trim().to_owned()),
+            c => cell.push(c),
+        }
+    }
+    cells.push(cell.trim().to_owned());
+    cells
+}
+
+/// `NAME` of a line that is only `![…](plots/NAME.png)`.
+fn chart_name(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("![")?;
+    let (_, target) = rest.split_once("](")?;
+    let target = target.strip_suffix(')')?;
+    let name = target.strip_prefix("plots/")?.strip_suffix(".png")?;
+    (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
 }
 
 /// Markdown: charts linked relatively as `plots/NAME.png`.
@@ -62,6 +190,12 @@ pub fn markdown(blocks: &[Block]) -> String {
             }
             Block::Chart(name, caption) => {
                 let _ = writeln!(md, "![{name}](plots/{name}.png)\n\n*{caption}*\n");
+            }
+            Block::Quote(text) => {
+                let _ = writeln!(md, "> {text}\n");
+            }
+            Block::Code(text) => {
+                let _ = writeln!(md, "```\n{text}\n```\n");
             }
         }
     }
@@ -125,9 +259,19 @@ pub fn html(title: &str, blocks: &[Block], root: &Path) -> String {
                     inline(caption)
                 );
             }
+            Block::Quote(text) => {
+                let _ = writeln!(out, "<blockquote>{}</blockquote>", inline(text));
+            }
+            Block::Code(text) => {
+                let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(text));
+            }
         }
     }
-    let _ = write!(out, "<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n");
+    out.push_str("<div id=\"gs-tip\" hidden></div>\n");
+    let _ = write!(
+        out,
+        "<script>{SORT_SCRIPT}{HOVER_SCRIPT}</script>\n</body>\n</html>\n"
+    );
     out
 }
 
@@ -185,7 +329,10 @@ const STYLE: &str = "body{font-family:sans-serif;max-width:1400px;margin:1em aut
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}\
 th{background:#f2f2f2;cursor:pointer;user-select:none}th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-style:italic}\
-code{background:#f4f4f4;padding:0 3px}.missing{color:#a00}";
+code{background:#f4f4f4;padding:0 3px}.missing{color:#a00}\
+blockquote{color:#444;border-left:3px solid #ccc;margin-left:0;padding-left:1em}pre{background:#f4f4f4;padding:.5em}\
+#gs-tip{position:absolute;background:#fff;border:1px solid #888;padding:4px 8px;font-size:13px;white-space:pre;pointer-events:none;box-shadow:0 1px 4px rgba(0,0,0,.2)}\
+.gs-pt{cursor:crosshair}.gs-pt:hover{stroke:#000;stroke-width:1.5}";
 
 /// Sorts a table's body by the clicked header's column: numbers (the
 /// leading number of a cell such as `12.3 ± 0.4`) numerically, the rest as
@@ -214,6 +361,24 @@ document.querySelectorAll('table.sortable th').forEach(function (th, col) {
 });
 "#;
 
+/// Shows the value under the pointer: each chart's SVG carries a
+/// transparent circle per drawn value with its text in `data-v` (written
+/// by gradscope-plot); hovering one shows that text beside it.
+const HOVER_SCRIPT: &str = r#"
+(function () {
+  var tip = document.getElementById('gs-tip');
+  document.querySelectorAll('.gs-pt').forEach(function (pt) {
+    pt.addEventListener('mouseenter', function (e) {
+      tip.textContent = pt.getAttribute('data-v');
+      tip.hidden = false;
+      tip.style.left = (e.pageX + 12) + 'px';
+      tip.style.top = (e.pageY + 12) + 'px';
+    });
+    pt.addEventListener('mouseleave', function () { tip.hidden = true; });
+  });
+})();
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +391,26 @@ mod tests {
         );
         // An unpaired mark is left as text.
         assert_eq!(inline("2 ` 3"), "2 ` 3");
+    }
+
+    #[test]
+    fn the_reports_markdown_parses_into_its_blocks() {
+        let md = "# Report: q\n\n> what it is\n\n- a\n- b `c`\n\ntext\ngoes on\n\n```sh\nrun x\n```\n\n| v | d |\n|---|---|\n| plain \\| x | 4 |\n\n![g](plots/gradient_profile.png)\n\n*rms of dL/dh*\n";
+        assert_eq!(
+            parse_markdown(md),
+            vec![
+                Block::Heading(1, "Report: q".into()),
+                Block::Quote("what it is".into()),
+                Block::List(vec!["a".into(), "b `c`".into()]),
+                Block::Para("text goes on".into()),
+                Block::Code("run x".into()),
+                Block::Table(
+                    vec!["v".into(), "d".into()],
+                    vec![vec!["plain | x".into(), "4".into()]]
+                ),
+                Block::Chart("gradient_profile".into(), "rms of dL/dh".into()),
+            ]
+        );
     }
 
     #[test]
