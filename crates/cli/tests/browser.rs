@@ -278,7 +278,7 @@ fn report_html_draws_every_chart_shows_values_on_hover_and_sorts() {
         &at("/elements"),
         Some(json!({"using": "css selector", "value": "figure svg"})),
     ));
-    assert_eq!(charts.len(), 7, "one inline SVG per chart");
+    assert_eq!(charts.len(), 8, "one inline SVG per chart");
     let mut seen = Vec::new();
     for (i, el) in charts.iter().enumerate() {
         let shot = call(

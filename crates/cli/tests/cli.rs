@@ -778,13 +778,13 @@ fn report_describes_a_complete_sweep() {
         md.contains("Glorot & Bengio 2010"),
         "sigmoid MLP section:\n{md}"
     );
-    // Every image link resolves, and all seven charts are there.
+    // Every image link resolves, and all eight charts are there.
     let links: Vec<&str> = md
         .split("](")
         .skip(1)
         .filter_map(|s| s.split(')').next())
         .collect();
-    assert_eq!(links.len(), 7, "{links:?}");
+    assert_eq!(links.len(), 8, "{links:?}");
     for l in links {
         assert!(l.starts_with("plots/"), "{l} is not relative to the report");
         assert!(out.join(l).is_file(), "{l} does not exist");

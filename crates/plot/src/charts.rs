@@ -1,8 +1,8 @@
-//! The seven charts of the file contract, each built as a [`Figure`] from a
+//! The charts of the file contract (the heatmap is in `heatmap.rs`), each built as a [`Figure`] from a
 //! loaded [`ResultsDir`] and written as PNG and SVG.
 //!
 //! A chart whose data are missing is still written, with a "no data" note
-//! in the empty panel, so that `plots/` always holds the same ten files
+//! in the empty panel, so that `plots/` always holds the same sixteen files
 //! and a report that links them never breaks; [`Rendered::has_data`] says
 //! which charts are empty.
 
@@ -37,11 +37,12 @@ pub const SATURATION_VS_STEP: &str = "saturation_vs_step";
 pub const ACTIVATION_MEAN_VS_STEP: &str = "activation_mean_vs_step";
 
 /// The chart names, in the order [`render_charts`] writes them.
-pub const CHART_NAMES: [&str; 7] = [
+pub const CHART_NAMES: [&str; 8] = [
     TRAIN_ERROR_VS_STEP,
     ERROR_VS_DEPTH,
     GRADIENT_PROFILE,
     GRADIENT_VS_STEP,
+    crate::heatmap::GRADIENT_HEATMAP,
     LAYER_RESPONSE_STD,
     SATURATION_VS_STEP,
     ACTIVATION_MEAN_VS_STEP,
@@ -441,7 +442,7 @@ fn gradient_series_kind(points: &[(f64, f64)]) -> Option<bool> {
 /// "0" (or "0–2" style where groups differ): the seed the one-seed charts
 /// draw, the smallest of each group, said as a number rather than as "the
 /// smallest seed".
-fn seed_word(results: &ResultsDir) -> String {
+pub(crate) fn seed_word(results: &ResultsDir) -> String {
     let seeds: std::collections::BTreeSet<u64> =
         results.runs.iter().map(|r| r.summary.seed).collect();
     match seeds.first() {
@@ -527,7 +528,11 @@ fn profile_label(results: &ResultsDir) -> &'static str {
 /// The run of a (variant, depth) group with the smallest seed among those
 /// that have dL/dh rows; one seed per line keeps the gradient charts about
 /// one network rather than an average of several.
-fn probed_run<'a>(results: &'a ResultsDir, variant: &str, depth: u32) -> Option<&'a RunData> {
+pub(crate) fn probed_run<'a>(
+    results: &'a ResultsDir,
+    variant: &str,
+    depth: u32,
+) -> Option<&'a RunData> {
     runs_of(results, variant, depth)
         .into_iter()
         .filter(|r| r.gradients.iter().flatten().any(|g| g.is_output()))
@@ -1201,13 +1206,14 @@ pub(crate) fn labelled(mut fig: Figure, results: &ResultsDir) -> Figure {
     fig
 }
 
-/// Writes all seven charts into `plots_dir`, in [`CHART_NAMES`] order.
+/// Writes all eight charts into `plots_dir`, in [`CHART_NAMES`] order.
 pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
     Ok(vec![
         train_error_vs_step(results, plots_dir)?,
         error_vs_depth(results, plots_dir)?,
         gradient_profile(results, plots_dir)?,
         gradient_vs_step(results, plots_dir)?,
+        crate::heatmap::gradient_heatmap(results, plots_dir)?,
         layer_response_std(results, plots_dir)?,
         saturation_vs_step(results, plots_dir)?,
         activation_mean_vs_step(results, plots_dir)?,

@@ -168,11 +168,11 @@ impl Default for Style {
 
 impl Style {
     /// A text size or a text-bound margin, scaled.
-    fn px(&self, base: f64) -> f64 {
+    pub(crate) fn px(&self, base: f64) -> f64 {
         base * self.font_scale
     }
 
-    fn px_u32(&self, base: u32) -> u32 {
+    pub(crate) fn px_u32(&self, base: u32) -> u32 {
         (f64::from(base) * self.font_scale).round() as u32
     }
 }
@@ -339,13 +339,13 @@ fn xml_escape(text: &str) -> String {
 
 /// A temporary name unique within the process (counter) and across
 /// processes (pid), hidden (leading dot) so globbing `*.png` skips it.
-fn temp_path(dir: &Path, name: &str, ext: &str) -> PathBuf {
+pub(crate) fn temp_path(dir: &Path, name: &str, ext: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".{name}.{}-{n}.tmp.{ext}", std::process::id()))
 }
 
-fn finish(
+pub(crate) fn finish(
     drawn: Result<(), String>,
     tmp: &Path,
     dest: &Path,
@@ -428,11 +428,11 @@ fn segments(points: &[(f64, f64)], x: Scale, y: Scale) -> Vec<Vec<(f64, f64)>> {
 
 // Text sizes at font scale 1, in pixels: tick labels of 16 px read on a
 // projector (issue 19 asked for about that).
-const TITLE_SIZE: f64 = 24.0;
-const SUBTITLE_SIZE: f64 = 15.0;
-const PANEL_TITLE_SIZE: f64 = 20.0;
-const AXIS_DESC_SIZE: f64 = 17.0;
-const TICK_SIZE: f64 = 16.0;
+pub(crate) const TITLE_SIZE: f64 = 24.0;
+pub(crate) const SUBTITLE_SIZE: f64 = 15.0;
+pub(crate) const PANEL_TITLE_SIZE: f64 = 20.0;
+pub(crate) const AXIS_DESC_SIZE: f64 = 17.0;
+pub(crate) const TICK_SIZE: f64 = 16.0;
 const LEGEND_SIZE: f64 = 15.0;
 const LINE_WIDTH: u32 = 2;
 const LEGEND_MARGIN: i32 = 8;

@@ -5,9 +5,10 @@
 //! - [`ResultsDir`] loads `summary.csv` ([`SummaryRow`]) and, per run
 //!   ([`RunData`]), `metrics.csv` ([`MetricRow`]), `gradients.csv`
 //!   ([`GradientRow`]) and `activations.csv` ([`ActivationRow`]).
-//! - [`render_all`] loads a directory and writes the seven charts to
+//! - [`render_all`] loads a directory and writes the eight charts to
 //!   `RESULTS/plots/NAME.png` and `NAME.svg`; [`train_error_vs_step`],
 //!   [`error_vs_depth`], [`gradient_profile`], [`gradient_vs_step`],
+//!   [`gradient_heatmap`] (every layer at every probed step),
 //!   [`layer_response_std`], [`saturation_vs_step`] and
 //!   [`activation_mean_vs_step`] write one chart each
 //!   and return its [`Rendered`]
@@ -25,7 +26,7 @@
 //!
 //! Empty data never fail a chart: a panel with nothing drawable says
 //! "no data" (and why), and [`Rendered::has_data`] reports it, so the
-//! fourteen files always exist. Values a log axis cannot show (zero, negative, NaN,
+//! sixteen files always exist. Values a log axis cannot show (zero, negative, NaN,
 //! ±Inf) are dropped and break the line there, except on the gradient
 //! charts, where a value that is exactly 0 in float32 is drawn as ▼ on
 //! the bottom edge, a series that is all 0 keeps its legend entry (marked
@@ -40,6 +41,7 @@ mod cost;
 mod error;
 mod figure;
 pub mod fresh;
+mod heatmap;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +56,7 @@ pub use charts::{
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
 pub use figure::{Rendered, Style};
+pub use heatmap::{gradient_heatmap, GRADIENT_HEATMAP};
 pub use read::{
     ActivationRow, GradientRow, MetricRow, ResultsDir, RunData, SummaryRow, KIND_OUTPUT,
     SPLIT_TRAIN, STATUS_COMPLETED, STATUS_DIVERGED,
@@ -62,13 +65,39 @@ pub use read::{
 /// Loads `results_dir` and writes every chart into `results_dir/plots/`.
 ///
 /// Returns the written files, PNG then SVG for each chart in
-/// [`CHART_NAMES`] order (fourteen paths). Then records what they were
+/// [`CHART_NAMES`] order (sixteen paths). Then records what they were
 /// drawn from in `plots/inputs.json` ([`fresh`]).
 /// The charts are drawn at the size they were last drawn at (recorded in
 /// `plots/inputs.json`), so that `gradscope report` redrawing stale charts
 /// keeps a size chosen with `gradscope plot --width`.
 pub fn render_all(results_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     render_all_with(results_dir, fresh::recorded_style(results_dir))
+}
+
+/// Draws only the charts named in `names` (of [`CHART_NAMES`]) into
+/// `results_dir/plots/`, leaving the others and `plots/inputs.json` as they
+/// are: for a published copy without its per-run CSV files, where drawing
+/// the others again would replace their lines by "no data".
+pub fn render_only(results_dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, PlotError> {
+    let mut results = ResultsDir::load(results_dir)?;
+    results.style = fresh::recorded_style(results_dir);
+    let dir = results.plots_dir();
+    let mut written = Vec::new();
+    for &name in names {
+        let r = match name {
+            TRAIN_ERROR_VS_STEP => train_error_vs_step(&results, &dir)?,
+            ERROR_VS_DEPTH => error_vs_depth(&results, &dir)?,
+            GRADIENT_PROFILE => gradient_profile(&results, &dir)?,
+            GRADIENT_VS_STEP => gradient_vs_step(&results, &dir)?,
+            GRADIENT_HEATMAP => gradient_heatmap(&results, &dir)?,
+            LAYER_RESPONSE_STD => layer_response_std(&results, &dir)?,
+            SATURATION_VS_STEP => saturation_vs_step(&results, &dir)?,
+            ACTIVATION_MEAN_VS_STEP => activation_mean_vs_step(&results, &dir)?,
+            _ => continue,
+        };
+        written.extend([r.png, r.svg]);
+    }
+    Ok(written)
 }
 
 /// [`render_all`] at a given size and text scale (`gradscope plot --width

@@ -134,7 +134,7 @@ fn render_all_writes_every_chart_as_png_and_svg() {
     let dir = tempfile::tempdir().expect("tempdir");
     fixture(dir.path());
     let written = render_all(dir.path()).expect("render_all");
-    assert_eq!(written.len(), 14, "seven charts, PNG and SVG each");
+    assert_eq!(written.len(), 16, "eight charts, PNG and SVG each");
     assert_eq!(written, expected_files(dir.path()));
 
     for path in &written {
@@ -382,7 +382,7 @@ fn an_empty_sweep_still_gets_every_chart_marked_no_data() {
     );
     let results = ResultsDir::load(dir.path()).expect("load");
     let rendered = render_charts(&results, &results.plots_dir()).expect("render");
-    assert_eq!(rendered.len(), 7);
+    assert_eq!(rendered.len(), 8);
     let names: Vec<&str> = rendered.iter().map(|r| r.name).collect();
     assert_eq!(names, CHART_NAMES);
     for r in &rendered {
@@ -411,6 +411,7 @@ fn runs_without_per_run_files_draw_no_data_but_error_vs_depth_still_draws() {
             (ERROR_VS_DEPTH, true),
             (GRADIENT_PROFILE, false),
             (GRADIENT_VS_STEP, false),
+            (gradscope_plot::GRADIENT_HEATMAP, false),
             (LAYER_RESPONSE_STD, false),
             (SATURATION_VS_STEP, false),
             (ACTIVATION_MEAN_VS_STEP, false),
@@ -463,6 +464,7 @@ fn hostile_values_never_panic() {
             (ERROR_VS_DEPTH, false),
             (GRADIENT_PROFILE, true),
             (GRADIENT_VS_STEP, true),
+            (gradscope_plot::GRADIENT_HEATMAP, true),
             (LAYER_RESPONSE_STD, false),
             (SATURATION_VS_STEP, false),
             (ACTIVATION_MEAN_VS_STEP, false),
@@ -744,4 +746,35 @@ fn layer_response_std_uses_the_last_step_of_non_contiguous_layers() {
     let diverged = layer_response_stds(run("plain-d14-s0")).expect("plain-14");
     assert_eq!(diverged.step, 300);
     assert!(diverged.sorted.is_empty());
+}
+
+/// Issue 16 §3: the heatmap draws the deepest net (depth 3 here), spans
+/// its values' decades on one colour bar (1e-30 to 0.1: labels 1e-30 and
+/// 1e-1 at least), and gives the layer that is exactly 0 in float32 its
+/// own colour, named under the bar.
+#[test]
+fn the_heatmap_draws_every_layer_and_names_exact_zeros() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    underflow_fixture(root);
+    let results = ResultsDir::load(root).expect("load");
+    let r = gradscope_plot::gradient_heatmap(&results, &results.plots_dir()).expect("render");
+    assert!(r.has_data);
+    let text = svg(root, gradscope_plot::GRADIENT_HEATMAP);
+    assert!(
+        text.contains("plain, depth 3, seed 0"),
+        "the deepest net's panel"
+    );
+    assert!(
+        text.contains("exactly 0") && text.contains("in float32"),
+        "zero legend"
+    );
+    // The zero colour (220, 30, 60) is drawn: the first layer's cells.
+    assert!(
+        text.to_uppercase().contains("#DC1E3C"),
+        "no cell in the zero colour"
+    );
+    for label in ["1e-30", "1e-1"] {
+        assert!(text.contains(label), "colour bar lacks {label}");
+    }
 }

@@ -189,17 +189,32 @@ fn draw_stale_charts(root: &Path, problems: &mut Vec<String>) -> (bool, Option<S
         ));
         return (false, None);
     }
-    // Charts from before plots/inputs.json, in a copy without the per-run
-    // CSVs (published results commit run.json and the charts, not the
-    // CSVs): drawing them again would replace every line by "no data".
-    if freshness == Freshness::NoRecord
+    // Charts from before plots/inputs.json, or from before a chart was
+    // added, in a copy without the per-run CSVs (published results commit
+    // run.json and the charts, not the CSVs): drawing them again would
+    // replace every line by "no data". Only the missing ones are drawn.
+    if matches!(freshness, Freshness::NoRecord | Freshness::Missing(_))
         && fresh::inputs(root).is_ok_and(|inputs| !inputs.has_run_csvs())
     {
+        let missing: Vec<&str> = gradscope_plot::CHART_NAMES
+            .into_iter()
+            .filter(|n| !root.join("plots").join(format!("{n}.png")).is_file())
+            .collect();
+        if !missing.is_empty() {
+            if let Err(e) = gradscope_plot::render_only(root, &missing) {
+                problems.push(format!("charts not drawn: {e}"));
+            }
+        }
         return (
-            false,
+            !missing.is_empty(),
             Some(format!(
-                "charts kept as they are: {}, and the per-run CSV files to draw them again are absent",
-                freshness.reason()
+                "charts kept as they are: {}, and the per-run CSV files to draw them again are absent{}",
+                freshness.reason(),
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (drew only the missing: {})", missing.join(", "))
+                }
             )),
         );
     }

@@ -1337,6 +1337,7 @@ pub(crate) fn caption(name: &str) -> &'static str {
         "error_vs_depth" => "Final train (solid) and test (dashed) error against depth, mean over seeds with min–max bars.",
         "gradient_profile" => "rms of dL/dh per element at each point of one kind (an MLP's layers, a conv net's block outputs), log axis, at initialization (solid) and at the last probed step (dashed); ▼ marks values that are exactly 0 in float32.",
         "gradient_vs_step" => "rms of dL/dh of the first, middle and last layer (or block output) of the deepest net against step.",
+        "gradient_heatmap" => "Every layer at every probed step: log10 rms of dL/dh per element as colour (one scale for all panels), input side at the bottom, for the deepest net (seed as titled); exact zeros in float32 in their own colour. Where and when the gradient vanishes shows as dark bands toward the input.",
         "layer_response_std" => "Std of each layer response at the last probed step, forward order and sorted (He et al. Fig. 7).",
         "saturation_vs_step" => "Fraction of saturated units per layer against step (Glorot & Bengio Fig. 2); for ReLU nets, the fraction of dead units (zero for every example of the probed batch) instead.",
         "activation_mean_vs_step" => "Mean of each layer response against step (Glorot & Bengio Fig. 2 plots the sigmoid outputs' mean: the top hidden layer's sinks toward 0).",

@@ -1,0 +1,357 @@
+//! Chart (h), `gradient_heatmap`: every layer at every probed step in one
+//! picture, for the deepest net every group has dL/dh for (smallest seed),
+//! one panel per group (plain beside its residual twin).
+//!
+//! x is the step, y the probe point (input side at the bottom), and the
+//! colour is log10 of the per-element rms of dL/dh on one colour scale for
+//! all panels, with a labelled colour bar. A value that is exactly 0 in
+//! float32 (the backward pass underflowed) has a colour of its own, named
+//! under the bar; a cell with no finite reading is left white. It shows at
+//! a glance where and when the gradient vanishes, which a line per layer
+//! cannot once a net has dozens of layers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::charts::{deepest_probed_depth, probed_run, seed_word};
+use crate::error::PlotError;
+use crate::figure::{
+    ensure_font, finish, temp_path, Rendered, Style, AXIS_DESC_SIZE, FONT, PANEL_TITLE_SIZE,
+    SUBTITLE_SIZE, TICK_SIZE, TITLE_SIZE,
+};
+use crate::read::ResultsDir;
+
+/// Chart (h): log10 rms of dL/dh, layer × step.
+pub const GRADIENT_HEATMAP: &str = "gradient_heatmap";
+
+/// The colour of an exact zero: a red no value of the scale has.
+const ZERO: RGBColor = RGBColor(220, 30, 60);
+
+/// Viridis at nine stops (Smith & van der Walt's matplotlib colour map):
+/// ordered in lightness, readable in grey and by colour-blind readers.
+const VIRIDIS: [(u8, u8, u8); 9] = [
+    (68, 1, 84),
+    (71, 44, 122),
+    (59, 81, 139),
+    (44, 113, 142),
+    (33, 144, 141),
+    (39, 173, 129),
+    (92, 200, 99),
+    (170, 220, 50),
+    (253, 231, 37),
+];
+
+/// The colour of `t` in 0..=1 on [`VIRIDIS`], linearly between stops.
+fn colour(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f64;
+    let i = (t.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = t - i as f64;
+    let mix = |a: u8, b: u8| (f64::from(a) + f * (f64::from(b) - f64::from(a))).round() as u8;
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// One panel: its title and its cells.
+struct Grid {
+    title: String,
+    /// Probed steps, ascending.
+    steps: Vec<u64>,
+    layers: usize,
+    /// rms of dL/dh by (step, layer).
+    rms: BTreeMap<(u64, usize), f64>,
+}
+
+/// The panels, or why there are none.
+fn grids(results: &ResultsDir) -> Result<Vec<Grid>, String> {
+    let Some(depth) = deepest_probed_depth(results) else {
+        return Err("no run has dL/dh rows in gradients.csv".into());
+    };
+    let grids: Vec<Grid> = results
+        .groups()
+        .into_iter()
+        .filter_map(|group| {
+            let run = probed_run(results, &group, depth)?;
+            let mut rms = BTreeMap::new();
+            let mut steps = BTreeSet::new();
+            let mut layers = 0;
+            for g in run.gradients.iter().flatten().filter(|g| g.is_output()) {
+                steps.insert(g.step);
+                layers = layers.max(g.layer + 1);
+                if let Some(v) = g.rms {
+                    rms.insert((g.step, g.layer), v);
+                }
+            }
+            Some(Grid {
+                title: format!("{group}, depth {depth}, seed {}", run.summary.seed),
+                steps: steps.into_iter().collect(),
+                layers,
+                rms,
+            })
+        })
+        .collect();
+    if grids.is_empty() {
+        return Err(format!("no group has a depth-{depth} run with dL/dh rows"));
+    }
+    Ok(grids)
+}
+
+/// Writes `plots_dir/gradient_heatmap.png` and `.svg`.
+pub fn gradient_heatmap(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
+    ensure_font()?;
+    fs::create_dir_all(plots_dir).map_err(|source| PlotError::Io {
+        path: plots_dir.to_path_buf(),
+        source,
+    })?;
+    let style = results.style;
+    let grids = grids(results);
+    let has_data = grids
+        .as_ref()
+        .is_ok_and(|g| g.iter().any(|g| !g.rms.is_empty()));
+    let n = grids.as_ref().map_or(1, Vec::len) as u32;
+    let size = (
+        style.width.unwrap_or((600 * n).max(800) + 170),
+        style.height.unwrap_or(560),
+    );
+    let title = match results.config_str("/experiment") {
+        Some(name) => format!("dL/dh of every layer at every probed step — {name}"),
+        None => "dL/dh of every layer at every probed step".to_owned(),
+    };
+    let subtitle = format!(
+        "{}colour: log10 rms of dL/dh per element; seed {}",
+        match results.settings() {
+            s if s.is_empty() => String::new(),
+            s => format!("{s}; "),
+        },
+        seed_word(results)
+    );
+    let png = plots_dir.join(format!("{GRADIENT_HEATMAP}.png"));
+    let svg = plots_dir.join(format!("{GRADIENT_HEATMAP}.svg"));
+    let tmp = temp_path(plots_dir, GRADIENT_HEATMAP, "png");
+    let drawn = {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        draw(&root, &title, &subtitle, &grids, &style)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+    };
+    finish(drawn, &tmp, &png, GRADIENT_HEATMAP, "png")?;
+    let mut text = String::new();
+    let drawn = {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        draw(&root, &title, &subtitle, &grids, &style)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+    };
+    let tmp = temp_path(plots_dir, GRADIENT_HEATMAP, "svg");
+    let drawn = drawn.and_then(|()| fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
+    finish(drawn, &tmp, &svg, GRADIENT_HEATMAP, "svg")?;
+    Ok(Rendered {
+        name: GRADIENT_HEATMAP,
+        png,
+        svg,
+        has_data,
+    })
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+    grids: &Result<Vec<Grid>, String>,
+    style: &Style,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (w, _) = root.dim_in_pixel();
+    let header = style.px_u32(36) + style.px_u32(22);
+    let (top, body) = root.split_vertically(header);
+    let centre = i32::try_from(w / 2).unwrap_or(0);
+    top.draw(&Text::new(
+        title.to_owned(),
+        (centre, 8),
+        (FONT, style.px(TITLE_SIZE))
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(err)?;
+    top.draw(&Text::new(
+        subtitle.to_owned(),
+        (centre, style.px_u32(36) as i32),
+        (FONT, style.px(SUBTITLE_SIZE))
+            .into_font()
+            .color(&RGBColor(90, 90, 90))
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(err)?;
+    let grids = match grids {
+        Ok(g) => g,
+        Err(why) => {
+            body.draw(&Text::new(
+                format!("no data: {why}"),
+                (centre, 60),
+                (FONT, style.px(AXIS_DESC_SIZE))
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(err)?;
+            return Ok(());
+        }
+    };
+
+    // One colour scale over every panel: whole decades around the data.
+    let logs: Vec<f64> = grids
+        .iter()
+        .flat_map(|g| g.rms.values())
+        .filter(|v| v.is_finite() && **v > 0.0)
+        .map(|v| v.log10())
+        .collect();
+    let lo = logs.iter().copied().fold(f64::INFINITY, f64::min).floor();
+    let hi = logs
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .ceil();
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, if hi > lo { hi } else { lo + 1.0 })
+    } else {
+        (0.0, 1.0)
+    };
+    let any_zero = grids.iter().any(|g| g.rms.values().any(|&v| v == 0.0));
+
+    let bar_w = style.px_u32(170);
+    let (panels, bar) = body.split_horizontally(body.dim_in_pixel().0.saturating_sub(bar_w));
+    let areas = panels.split_evenly((1, grids.len().max(1)));
+    let step_hi = grids
+        .iter()
+        .filter_map(|g| g.steps.last().copied())
+        .max()
+        .unwrap_or(1);
+    for (area, grid) in areas.iter().zip(grids) {
+        let mut chart = ChartBuilder::on(area)
+            .caption(grid.title.as_str(), (FONT, style.px(PANEL_TITLE_SIZE)))
+            .margin(8)
+            .margin_right(16)
+            .x_label_area_size(style.px_u32(56))
+            .y_label_area_size(style.px_u32(70))
+            .build_cartesian_2d(
+                0f64..(step_hi as f64 + 1.0),
+                0f64..grid.layers.max(1) as f64,
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("training step")
+            .y_desc("layer (0 = input side)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT, style.px(TICK_SIZE)))
+            .axis_desc_style((FONT, style.px(AXIS_DESC_SIZE)))
+            .draw()
+            .map_err(err)?;
+        // A cell spans from its step to the next probed one (the last: one
+        // more step), so the picture has no gaps between probe steps.
+        let mut cells = Vec::new();
+        for (i, &step) in grid.steps.iter().enumerate() {
+            let next = grid.steps.get(i + 1).copied().unwrap_or(step + 1);
+            for layer in 0..grid.layers {
+                let fill = match grid.rms.get(&(step, layer)) {
+                    Some(&0.0) => ZERO,
+                    Some(&v) if v.is_finite() && v > 0.0 => colour((v.log10() - lo) / (hi - lo)),
+                    _ => continue,
+                };
+                cells.push(Rectangle::new(
+                    [
+                        (step as f64, layer as f64),
+                        (next as f64, layer as f64 + 1.0),
+                    ],
+                    fill.filled(),
+                ));
+            }
+        }
+        chart.draw_series(cells).map_err(err)?;
+    }
+
+    // The colour bar: decades labelled, the zero colour named below it.
+    let (bw, bh) = bar.dim_in_pixel();
+    let (x0, y0) = (style.px_u32(24) as i32, style.px_u32(40) as i32);
+    let height = (bh as i32 - y0 - style.px_u32(110) as i32).max(40);
+    let width = style.px_u32(24) as i32;
+    let _ = bw;
+    for py in 0..height {
+        let t = 1.0 - f64::from(py) / f64::from(height - 1);
+        bar.draw(&Rectangle::new(
+            [(x0, y0 + py), (x0 + width, y0 + py + 1)],
+            colour(t).filled(),
+        ))
+        .map_err(err)?;
+    }
+    bar.draw(&Rectangle::new(
+        [(x0, y0), (x0 + width, y0 + height)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?;
+    let decades = (hi - lo).round() as i32;
+    let every = (decades / 8 + 1).max(1);
+    for k in (0..=decades).step_by(every as usize) {
+        let y = y0 + height - ((f64::from(k) / (hi - lo)) * f64::from(height)).round() as i32;
+        bar.draw(&Text::new(
+            format!("1e{}", lo as i32 + k),
+            (x0 + width + 6, y),
+            (FONT, style.px(TICK_SIZE))
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(err)?;
+    }
+    bar.draw(&Text::new(
+        "rms of dL/dh".to_owned(),
+        (x0, y0 - style.px_u32(26) as i32),
+        (FONT, style.px(AXIS_DESC_SIZE)).into_font(),
+    ))
+    .map_err(err)?;
+    if any_zero {
+        let y = y0 + height + style.px_u32(24) as i32;
+        bar.draw(&Rectangle::new(
+            [(x0, y), (x0 + width, y + width)],
+            ZERO.filled(),
+        ))
+        .map_err(err)?;
+        bar.draw(&Text::new(
+            "exactly 0".to_owned(),
+            (x0 + width + 6, y),
+            (FONT, style.px(TICK_SIZE)).into_font(),
+        ))
+        .map_err(err)?;
+        bar.draw(&Text::new(
+            "in float32".to_owned(),
+            (x0 + width + 6, y + style.px_u32(18) as i32),
+            (FONT, style.px(TICK_SIZE)).into_font(),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_colour_scale_runs_dark_to_light_and_zero_is_not_on_it() {
+        let lightness =
+            |c: RGBColor| u32::from(c.0) * 30 + u32::from(c.1) * 59 + u32::from(c.2) * 11;
+        let ramp: Vec<u32> = (0..=20)
+            .map(|i| lightness(colour(f64::from(i) / 20.0)))
+            .collect();
+        assert!(ramp.windows(2).all(|w| w[0] <= w[1]), "{ramp:?}");
+        for i in 0..=100 {
+            assert_ne!(colour(f64::from(i) / 100.0), ZERO);
+        }
+    }
+}
