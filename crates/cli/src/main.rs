@@ -327,6 +327,13 @@ enum Command {
     Report {
         /// The results directory, e.g. results/fashion-mlp.
         results: PathBuf,
+        /// While a sweep writes RESULTS, rewrite the report (and redraw the
+        /// charts) whenever new rows arrive, checking every SECONDS
+        /// [default: 10]; report.html reloads itself meanwhile. Ends, with a
+        /// last report, when the sweep does. Takes no lock: the sweep is
+        /// never held up.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "10")]
+        watch: Option<u64>,
     },
 }
 
@@ -463,7 +470,14 @@ fn main() -> ExitCode {
             .style()
             .and_then(|style| compare(&results, &out, style))
             .map(|()| ExitCode::SUCCESS),
-        Command::Report { results } => report(&results).map(|()| ExitCode::SUCCESS),
+        Command::Report {
+            results,
+            watch: None,
+        } => report(&results).map(|()| ExitCode::SUCCESS),
+        Command::Report {
+            results,
+            watch: Some(every),
+        } => watch(&results, every).map(|()| ExitCode::SUCCESS),
         Command::Cost {
             targets,
             layer,
@@ -828,6 +842,43 @@ fn merge(results: &[PathBuf], out: &Path, no_plot: bool) -> Result<()> {
         report(out)?;
     }
     print_stdout(&format!("{}\n", m.summary.display()))
+}
+
+/// `gradscope report --watch`: rewrites the report whenever the files it
+/// is drawn from change (`plot::fresh::inputs`: sizes and hashes), while
+/// the sweep holding RESULTS's lock runs; then once more, without the
+/// reload, and ends.
+fn watch(results: &Path, every: u64) -> Result<()> {
+    if every == 0 {
+        bail!("--watch: 0 seconds between checks would spin (give 1 or more)");
+    }
+    let mut seen = None;
+    loop {
+        let running = gradscope_train::lock::live_holder(results);
+        let inputs = gradscope_plot::fresh::inputs(results).ok();
+        if running.is_none() {
+            let r = gradscope_report::write_report(results)?;
+            eprintln!(
+                "report --watch: no sweep is writing {}; final report written",
+                results.display()
+            );
+            return print_stdout(&format!("{}\n", r.path.display()));
+        }
+        if inputs.is_some() && inputs != seen {
+            // A reader that catches a file mid-write tries again next time.
+            match gradscope_report::write_report_live(results, Some(every)) {
+                Ok(r) => {
+                    eprintln!(
+                        "report --watch: {} and report.html rewritten",
+                        r.path.display()
+                    );
+                    seen = inputs;
+                }
+                Err(e) => eprintln!("report --watch: {e}; trying again in {every} s"),
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(every));
+    }
 }
 
 fn report(results: &Path) -> Result<()> {

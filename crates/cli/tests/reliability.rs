@@ -745,3 +745,47 @@ fn assert_complete_exactly_once_probed_every_step(dir: &Path) {
     assert_eq!(json["status"], "completed", "{}", dir.display());
     assert_eq!(json["steps_done"], 1500);
 }
+
+/// Issue 16 §4: `report --watch` beside a running sweep rewrites
+/// report.html as rows arrive, with a self-reload while the sweep runs,
+/// takes no lock (the sweep finishes as usual), and ends by itself with a
+/// last report, without the reload, once the sweep is over.
+#[test]
+fn report_watch_follows_a_running_sweep_and_ends_with_it() {
+    let s = Setup::new(&checkpointed_sweep());
+    let mut sweep = spawn(&s.args(&[]));
+    wait_for("the sweep's first rows", 60, || {
+        s.out.join("runs").is_dir() && s.lock().exists()
+    });
+    let watcher = Command::new(BIN)
+        .args(["report", s.out.to_str().unwrap(), "--watch", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let html = s.out.join("report.html");
+    let mut saw_live = false;
+    while sweep.try_wait().unwrap().is_none() {
+        saw_live |=
+            std::fs::read_to_string(&html).is_ok_and(|t| t.contains("http-equiv=\"refresh\""));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sweep.wait().unwrap().success(), "the sweep was held up");
+    assert!(
+        saw_live,
+        "no self-reloading report.html while the sweep ran"
+    );
+    let o = wait_exit(watcher, 30);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("final report written"),
+        "{}",
+        stderr(&o)
+    );
+    let last = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !last.contains("http-equiv"),
+        "the last report still reloads"
+    );
+    assert_eq!(summary_runs(&s.out).len(), 4);
+}

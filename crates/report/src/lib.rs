@@ -132,6 +132,13 @@ pub enum ReportError {
 /// drawn from changed or appeared since), and `summary.csv` exists; a chart
 /// that cannot be drawn is a problem in the report, not an error.
 pub fn write_report(results_dir: &Path) -> Result<Report, ReportError> {
+    write_report_live(results_dir, None)
+}
+
+/// [`write_report`]; with `reload`, `report.html` reloads itself every
+/// `reload` seconds and says the sweep is running (`gradscope report
+/// --watch`).
+pub fn write_report_live(results_dir: &Path, reload: Option<u64>) -> Result<Report, ReportError> {
     if !results_dir.is_dir() {
         return Err(ReportError::Missing {
             path: results_dir.to_path_buf(),
@@ -157,7 +164,7 @@ pub fn write_report(results_dir: &Path) -> Result<Report, ReportError> {
     };
     write_atomic(
         &results_dir.join(REPORT_HTML),
-        page::html(&title, &blocks, results_dir).as_bytes(),
+        page::html_live(&title, &blocks, results_dir, reload).as_bytes(),
     )?;
     Ok(Report {
         path,

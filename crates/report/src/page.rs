@@ -206,14 +206,30 @@ pub fn markdown(blocks: &[Block]) -> String {
 /// missing one is named in its place), a small script that sorts a table
 /// by the clicked column, and no reference to anything outside the file.
 pub fn html(title: &str, blocks: &[Block], root: &Path) -> String {
+    html_live(title, blocks, root, None)
+}
+
+/// [`html`], and with `reload` (`gradscope report --watch`) a page that
+/// reloads itself every `reload` seconds and says that the sweep is
+/// still running.
+pub fn html_live(title: &str, blocks: &[Block], root: &Path, reload: Option<u64>) -> String {
     let mut out = String::new();
+    let refresh = reload.map_or(String::new(), |s| {
+        format!("<meta http-equiv=\"refresh\" content=\"{s}\">\n")
+    });
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n{refresh}\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         escape(title)
     );
+    if let Some(s) = reload {
+        let _ = writeln!(
+            out,
+            "<p class=\"live\">The sweep is still running: this page is rewritten as rows arrive and reloads every {s} s.</p>"
+        );
+    }
     for block in blocks {
         match block {
             Block::Heading(level, text) => {
@@ -332,7 +348,7 @@ figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#55
 code{background:#f4f4f4;padding:0 3px}.missing{color:#a00}\
 blockquote{color:#444;border-left:3px solid #ccc;margin-left:0;padding-left:1em}pre{background:#f4f4f4;padding:.5em}\
 #gs-tip{position:absolute;background:#fff;border:1px solid #888;padding:4px 8px;font-size:13px;white-space:pre;pointer-events:none;box-shadow:0 1px 4px rgba(0,0,0,.2)}\
-.gs-pt{cursor:crosshair}.gs-pt:hover{stroke:#000;stroke-width:1.5}";
+.live{background:#fff6d5;border:1px solid #e0c060;padding:6px 10px}.gs-pt{cursor:crosshair}.gs-pt:hover{stroke:#000;stroke-width:1.5}";
 
 /// Sorts a table's body by the clicked header's column: numbers (the
 /// leading number of a cell such as `12.3 ± 0.4`) numerically, the rest as

@@ -49,6 +49,18 @@ impl Holder {
     }
 }
 
+/// Who holds `dir`'s lock, read without taking it (`gradscope report
+/// --watch` must never block the writer): `None` when there is no lock file
+/// or it does not parse, or its holder is a process of this host that no
+/// longer runs (a sweep killed with SIGKILL leaves its file behind). A
+/// holder on another host is taken to be alive: its pid means nothing here.
+pub fn live_holder(dir: &Path) -> Option<Holder> {
+    let text = std::fs::read_to_string(dir.join(LOCK_FILE)).ok()?;
+    let holder: Holder = serde_json::from_str(text.trim()).ok()?;
+    let here = holder.host == host_name();
+    (!here || Path::new(&format!("/proc/{}", holder.pid)).exists()).then_some(holder)
+}
+
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
