@@ -15,7 +15,7 @@
 
 use anyhow::{bail, Context, Result};
 use gradscope_train::plan::RunSpec;
-use gradscope_train::record::write_atomic;
+use gradscope_train::record::write_file;
 use gradscope_train::spec::Experiment;
 use gradscope_train::sweep::load_dataset;
 use gradscope_train::train_loop::train_run;
@@ -380,7 +380,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
         env!("GRADSCOPE_LIBTORCH_VERSION")
     ));
     let write = |name: &str, text: &str| -> Result<()> {
-        Ok(write_atomic(&s.out.join(name), text.as_bytes())?)
+        Ok(write_file(&s.out.join(name), text.as_bytes())?)
     };
     write("bench.csv", &csv)?;
     write("bench.md", &md)?;

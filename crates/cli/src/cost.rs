@@ -14,7 +14,7 @@ use gradscope_models::cost::{self as targets, TARGETS};
 use gradscope_models::layers::{LayerCost, LayerOp, Shape};
 use gradscope_models::Network;
 use gradscope_plot::{cost_vs_time, CostPoint};
-use gradscope_train::record::write_atomic;
+use gradscope_train::record::write_file;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -265,7 +265,7 @@ pub fn run(q: &Query) -> Result<String> {
 
     std::fs::create_dir_all(&q.out).with_context(|| format!("creating {}", q.out.display()))?;
     let csv_path = q.out.join("cost.csv");
-    write_atomic(&csv_path, csv(&rows, q).as_bytes())?;
+    write_file(&csv_path, csv(&rows, q).as_bytes())?;
     outln!(text, "wrote {}", csv_path.display());
     if !q.no_time {
         let points: Vec<CostPoint> = rows

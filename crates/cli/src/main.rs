@@ -378,6 +378,25 @@ enum DeviceArg {
 }
 
 fn main() -> ExitCode {
+    // tch turns a libtorch error (out of memory, a CUDA error) into a
+    // panic, which the sweep catches per run. The default hook would print
+    // libtorch's message with its whole C++ frame list first; one line
+    // says it (RUST_BACKTRACE=1 shows everything).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            return default_hook(info);
+        }
+        let text = info.payload_as_str().unwrap_or("a panic without a message");
+        let text: Box<dyn std::any::Any + Send> = Box::new(text.to_owned());
+        let at = info.location().map_or(String::new(), |l| {
+            format!(" (at {}:{})", l.file(), l.line())
+        });
+        eprintln!(
+            "gradscope: {}{at}",
+            gradscope_train::sweep::panic_reason(text.as_ref())
+        );
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
@@ -685,6 +704,14 @@ fn check(path: &Path, shards: Option<usize>) -> Result<()> {
         runs.len()
     );
     if let Some(n) = shards {
+        if n > runs.len() {
+            bail!(
+                "--shards: {n} shards for {} runs would leave {} of them with nothing to train (give at most {})",
+                runs.len(),
+                n - runs.len(),
+                runs.len()
+            );
+        }
         let plans = checked.shards(n);
         let largest = plans.iter().map(|p| p.share).fold(0.0, f64::max);
         outln!(
@@ -794,6 +821,14 @@ fn compare(results: &[PathBuf], out: &Path, style: gradscope_plot::Style) -> Res
 
 fn slurm_cmd(path: &Path, o: &slurm::Options, submit: bool) -> Result<()> {
     let exp = Experiment::from_file(path)?;
+    let runs = gradscope_train::plan::plan(&exp).len();
+    if o.shards > runs {
+        bail!(
+            "--shards: {} shards for {runs} runs would leave {} array tasks with nothing to train (give at most {runs})",
+            o.shards,
+            o.shards - runs
+        );
+    }
     let s = slurm::write(path, &exp.name, o)?;
     let mut text = String::new();
     outln!(text, "{}", s.sweep.display());
@@ -811,8 +846,8 @@ fn slurm_cmd(path: &Path, o: &slurm::Options, submit: bool) -> Result<()> {
             "slurm: submit with
   array=$(sbatch --parsable {})
   sbatch --dependency=afterany:$array {}",
-            s.sweep.display(),
-            s.merge.display()
+            slurm::quote_path(&s.sweep),
+            slurm::quote_path(&s.merge)
         );
     }
     print_stdout(&text)
@@ -992,7 +1027,7 @@ fn run(
         out.display()
     );
 
-    let mut failed = 0;
+    let mut failed: Vec<String> = Vec::new();
     for (i, run) in runs.iter().enumerate() {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -1052,7 +1087,7 @@ fn run(
             None => eprintln!("{line}"),
         }
         if record.status == Status::Failed {
-            failed += 1;
+            failed.push(run.name());
         }
         if stop.load(Ordering::SeqCst) {
             break;
@@ -1088,8 +1123,12 @@ fn run(
         );
         return Ok(ExitCode::from(130));
     }
-    if failed > 0 {
-        bail!("{failed} run(s) failed; see their run.json");
+    if !failed.is_empty() {
+        bail!(
+            "{} run(s) failed: {} (each run.json says why)",
+            failed.len(),
+            list_some(&failed)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

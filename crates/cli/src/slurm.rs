@@ -39,7 +39,7 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-fn quote_path(p: &Path) -> String {
+pub fn quote_path(p: &Path) -> String {
     quote(&p.display().to_string())
 }
 
@@ -69,6 +69,14 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
     }
     if let Some(t) = &o.time {
         plain("--time", t)?;
+        if !slurm_time(t) {
+            bail!(
+                "--time: {t:?} is not a Slurm time limit (MINUTES, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED)"
+            );
+        }
+    }
+    if o.gpus == Some(0) {
+        bail!("--gpus: 0 GPUs; leave --gpus out to train on CPUs");
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let exp = experiment
@@ -77,6 +85,19 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
     let bin = std::env::current_exe().context("finding the gradscope binary")?;
     let results = cwd.join("results").join(name);
     let dir = results.join("slurm");
+    // The log path goes into an `#SBATCH --output=` line, which Slurm splits
+    // at spaces and cuts at `#`, and where it reads quotes: such a folder
+    // would send the logs somewhere else.
+    if let Some(c) = dir
+        .to_string_lossy()
+        .chars()
+        .find(|c| c.is_whitespace() || matches!(c, '#' | '\'' | '"' | '\\'))
+    {
+        bail!(
+            "{}: Slurm's #SBATCH lines cannot carry a path with {c:?} in it; run `gradscope slurm` from a folder whose path has no spaces, quotes or #",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let n = o.shards;
     let m = o.max_parallel.unwrap_or(n).min(n);
@@ -159,6 +180,28 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
     Ok(scripts)
 }
 
+/// Whether `t` is a time limit in one of Slurm's forms (`sbatch --time`):
+/// `MINUTES`, `MINUTES:SECONDS`, `HOURS:MINUTES:SECONDS`, `DAYS-HOURS`,
+/// `DAYS-HOURS:MINUTES`, `DAYS-HOURS:MINUTES:SECONDS`, or unlimited.
+fn slurm_time(t: &str) -> bool {
+    if matches!(t.to_ascii_lowercase().as_str(), "unlimited" | "infinite") {
+        return true;
+    }
+    let numbers = |s: &str| {
+        let parts: Vec<&str> = s.split(':').collect();
+        parts.len() <= 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match t.split_once('-') {
+        Some((days, rest)) => {
+            !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) && numbers(rest)
+        }
+        None => numbers(t),
+    }
+}
+
 /// `sbatch --parsable [ARGS] SCRIPT`: the job id.
 fn sbatch(args: &[&str], script: &Path) -> Result<String> {
     let out = Command::new("sbatch")
@@ -188,4 +231,27 @@ pub fn submit(s: &Scripts) -> Result<(String, String)> {
     let array = sbatch(&[], &s.sweep)?;
     let merge = sbatch(&[&format!("--dependency=afterany:{array}")], &s.merge)?;
     Ok((array, merge))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_limits_in_slurms_forms_only() {
+        for ok in [
+            "30",
+            "30:00",
+            "12:00:00",
+            "2-0",
+            "2-12:00",
+            "2-12:00:00",
+            "UNLIMITED",
+        ] {
+            assert!(slurm_time(ok), "{ok}");
+        }
+        for bad in ["abc", "", "1:2:3:4", "-5", "1-", "12h", "1-2-3"] {
+            assert!(!slurm_time(bad), "{bad}");
+        }
+    }
 }

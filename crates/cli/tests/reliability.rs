@@ -789,3 +789,124 @@ fn report_watch_follows_a_running_sweep_and_ends_with_it() {
     );
     assert_eq!(summary_runs(&s.out).len(), 4);
 }
+
+/// `gradscope ARGS` with `GRADSCOPE_INJECT_PANIC=WHAT` (a libtorch error
+/// injected where tch would panic) and no RUST_BACKTRACE.
+fn with_injected_panic(what: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("GRADSCOPE_INJECT_PANIC", what)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
+/// Issue 15 §6: a libtorch failure (tch panics) in the middle of one run
+/// fails that run only: it is recorded as failed with libtorch's reason in
+/// one line and the step it reached, the other runs train, stderr has no
+/// frame list, and the exit status is non-zero naming the failed run.
+#[test]
+fn a_libtorch_failure_mid_sweep_fails_only_that_run() {
+    let s = Setup::sweep(200);
+    let o = with_injected_panic("plain-d8-s0:50", &s.args(&[]));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("1 run(s) failed: plain-d8-s0"), "{err}");
+    assert!(
+        !err.contains("frame #") && !err.contains("stack backtrace"),
+        "{err}"
+    );
+    let json = run_json(&s.run_dir("plain-d8-s0"));
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["steps_done"], 50, "the last training row's step");
+    let reason = json["error"].as_str().unwrap();
+    assert!(
+        reason.starts_with("libtorch: DefaultCPUAllocator: not enough memory")
+            && !reason.contains('\n'),
+        "{reason}"
+    );
+    for run in ["plain-d4-s0", "residual-d4-s0", "residual-d8-s0"] {
+        assert_complete_exactly_once(&s.run_dir(run), 200);
+    }
+    assert_no_leftovers(&s.out);
+    assert!(!s.lock().exists());
+}
+
+/// Issue 15 §6: the same failure while the plan is built (every network is
+/// built once before training) is one line naming the file, the run and
+/// libtorch's reason, exit status 1, and nothing is written.
+#[test]
+fn a_libtorch_failure_while_planning_is_one_line_and_writes_nothing() {
+    let s = Setup::sweep(200);
+    let o = with_injected_panic("residual-d4-s0:build", &s.args(&[]));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ")
+            && last.contains("exp.json")
+            && last.contains("residual-d4-s0")
+            && last.contains("not enough memory"),
+        "{err}"
+    );
+    assert!(!err.contains("frame #"), "{err}");
+    assert!(!s.out.exists(), "a refused plan wrote {}", s.out.display());
+}
+
+/// Issue 15 §2: a run.json cut short by a power loss (empty, or truncated)
+/// is a run to train again under `--resume`; it does not stop the sweep.
+#[test]
+fn a_truncated_or_empty_run_json_is_trained_again_by_resume() {
+    let s = Setup::sweep(100);
+    let o = gradscope(&s.args(&[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(s.run_dir("plain-d4-s0").join("run.json"), "").unwrap();
+    let json = std::fs::read_to_string(s.run_dir("plain-d8-s0").join("run.json")).unwrap();
+    std::fs::write(
+        s.run_dir("plain-d8-s0").join("run.json"),
+        &json[..json.len() / 3],
+    )
+    .unwrap();
+    let o = gradscope(&s.args(&["--resume"]));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("keeping 2 finished run(s)") && err.contains("training 2"),
+        "{err}"
+    );
+    for run in RUNS {
+        assert_complete_exactly_once(&s.run_dir(run), 100);
+    }
+}
+
+/// A checkpoint that cannot be used (cut short, here to 10 bytes) is
+/// removed with a note naming the run, and `--resume` trains that run from
+/// step 0 instead of failing on it every time.
+#[test]
+fn an_unusable_checkpoint_is_dropped_and_the_run_trains_again() {
+    let s = Setup::sweep(100_000);
+    let child = spawn(&s.args(&[]));
+    let partial = s.out.join("runs").join(format!("{}.partial", RUNS[0]));
+    wait_for("rows of the first run", 120, || {
+        std::fs::read_to_string(partial.join("gradients.csv")).is_ok_and(|t| t.lines().count() > 40)
+    });
+    signal(&child, "TERM");
+    let o = wait_exit(child, 60);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let ck = s.run_dir(RUNS[0]).join("checkpoint.pt");
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..10]).unwrap();
+    std::fs::write(&s.exp, SWEEP.replace("STEPS", "100")).unwrap();
+    let o = gradscope(&s.args(&["--resume"]));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // Other settings (the step budget changed) also start from step 0; the
+    // note is about the file that cannot be read.
+    assert!(
+        err.contains("plain-d4-s0: its checkpoint cannot be used") && !err.contains("frame #"),
+        "{err}"
+    );
+    for run in RUNS {
+        assert_complete_exactly_once(&s.run_dir(run), 100);
+    }
+}

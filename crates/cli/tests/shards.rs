@@ -218,6 +218,24 @@ fn merge_prefers_a_completed_copy_and_refuses_what_it_cannot_merge() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // Refused too: merging into a folder that holds a sweep with other
+    // settings (its runs would be mixed), and into a folder inside an input.
+    let o = gradscope(&["merge", s(&done), "--out", s(&changed), "--no-plot"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("already holds") && stderr(&o).contains("train.lr"),
+        "{}",
+        stderr(&o)
+    );
+    let inside = done.join("merged");
+    let o = gradscope(&["merge", s(&done), "--out", s(&inside)]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("is inside"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!inside.exists());
 }
 
 #[test]
@@ -243,4 +261,20 @@ fn a_malformed_shard_is_refused_before_anything_is_written() {
         "{}",
         stderr(&o)
     );
+    // More shards than runs would leave tasks idle; a shard count too large
+    // for memory must not be allocated.
+    let o = gradscope(&["check", s(&exp), "--shards", "5"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("give at most 4"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&exp, &out, &["--shard", "9/18446744073709551615"]);
+    assert!(
+        o.status.success(),
+        "an empty shard of a huge count: {}",
+        stderr(&o)
+    );
+    let (_, rows) = read_csv(&out.join("summary.csv"));
+    assert!(rows.is_empty());
 }

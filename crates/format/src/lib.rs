@@ -8,6 +8,8 @@
 //!   layer, spread, medians over probe steps), computed the same way by
 //!   the training loop (for `run.json` and `summary.csv`) and by the report.
 //! - [`names`]: run folder names, with the values of swept settings.
+//! - [`durable::write_atomic`]: the one atomic, fsynced file write every
+//!   crate uses for run.json, summary.csv, reports and checkpoints.
 //! - [`num`]: how numbers are written, so that a gradient of 1e-40 reads
 //!   back as 1e-40 and never as 0.
 //!
@@ -16,6 +18,7 @@
 //! gradscope-probe (see crates/README.md).
 
 pub mod decay;
+pub mod durable;
 pub mod names;
 
 use serde::{Deserialize, Serialize};

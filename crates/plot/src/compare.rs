@@ -90,7 +90,22 @@ pub fn load(dirs: &[PathBuf], out: &Path) -> Result<Comparison, PlotError> {
         });
     }
     let mut folders = Vec::with_capacity(dirs.len());
+    let mut seen: Vec<PathBuf> = Vec::new();
     for dir in dirs {
+        if !dir.is_dir() {
+            return Err(PlotError::Compare {
+                path: dir.clone(),
+                message: "no such folder".to_owned(),
+            });
+        }
+        let canonical = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+        if seen.contains(&canonical) {
+            return Err(PlotError::Compare {
+                path: dir.clone(),
+                message: "is given twice; its runs would be counted twice".to_owned(),
+            });
+        }
+        seen.push(canonical);
         let results = ResultsDir::load(dir)?;
         if results.runs.is_empty() {
             return Err(PlotError::Compare {

@@ -362,13 +362,24 @@ pub(crate) fn finish(
             message,
         });
     }
+    // Synced before the rename, and the folder after it, as
+    // gradscope_format::durable does for every other file.
+    if let Err(source) = fs::File::open(tmp).and_then(|f| f.sync_all()) {
+        let _ = fs::remove_file(tmp);
+        return Err(PlotError::Io {
+            path: tmp.to_path_buf(),
+            source,
+        });
+    }
     fs::rename(tmp, dest).map_err(|source| {
         let _ = fs::remove_file(tmp);
         PlotError::Io {
             path: dest.to_path_buf(),
             source,
         }
-    })
+    })?;
+    gradscope_format::durable::sync_dir(dest);
+    Ok(())
 }
 
 fn panel_has_data(panel: &Panel, fig: &Figure) -> bool {

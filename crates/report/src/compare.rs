@@ -14,7 +14,7 @@ use gradscope_plot::{RunData, Style, STATUS_COMPLETED};
 
 use crate::analysis::{stat, Stat};
 use crate::page::{self, Block};
-use crate::{write_atomic, ReportError};
+use crate::{write_file, ReportError};
 
 /// The Markdown page.
 pub const COMPARE_MD: &str = "compare.md";
@@ -53,6 +53,12 @@ pub fn write_comparison(
             });
         }
     }
+    if out.exists() && !out.is_dir() {
+        return Err(ReportError::Compare {
+            path: out.to_path_buf(),
+            message: "is a file; --out must be a folder".to_owned(),
+        });
+    }
     let comparison = compare::load(dirs, out)?;
     std::fs::create_dir_all(out.join("plots")).map_err(|source| ReportError::Io {
         path: out.join("plots"),
@@ -62,9 +68,9 @@ pub fn write_comparison(
     let blocks = blocks(&comparison, dirs);
     let title = format!("Comparison: {}", names(&comparison).join(" vs "));
     let markdown = out.join(COMPARE_MD);
-    write_atomic(&markdown, page::markdown(&blocks).as_bytes())?;
+    write_file(&markdown, page::markdown(&blocks).as_bytes())?;
     let html = out.join(COMPARE_HTML);
-    write_atomic(&html, page::html(&title, &blocks, out).as_bytes())?;
+    write_file(&html, page::html(&title, &blocks, out).as_bytes())?;
     Ok(Compared {
         markdown,
         html,

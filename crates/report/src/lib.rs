@@ -155,14 +155,14 @@ pub fn write_report_live(results_dir: &Path, reload: Option<u64>) -> Result<Repo
     problems.extend(loaded.problems());
     let text = markdown::render(results_dir, &loaded, &problems);
     let path = results_dir.join(REPORT_FILE);
-    write_atomic(&path, text.as_bytes())?;
+    write_file(&path, text.as_bytes())?;
     // The same page for a browser: one file, charts inline, nothing fetched.
     let blocks = page::parse_markdown(&text);
     let title = match blocks.first() {
         Some(page::Block::Heading(_, t)) => t.clone(),
         _ => "gradscope report".to_owned(),
     };
-    write_atomic(
+    write_file(
         &results_dir.join(REPORT_HTML),
         page::html_live(&title, &blocks, results_dir, reload).as_bytes(),
     )?;
@@ -234,19 +234,9 @@ fn draw_stale_charts(root: &Path, problems: &mut Vec<String>) -> (bool, Option<S
     }
 }
 
-/// Writes a file so that readers see the old content or the new, never a
-/// part. The same as gradscope-train's `record::write_atomic`, repeated here
-/// so that this crate, like gradscope-plot, does not link libtorch.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReportError::Io { path, source }
-    };
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+/// [`gradscope_format::durable::write_atomic`], its error as a
+/// [`ReportError`] naming the path.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    gradscope_format::durable::write_atomic(path, bytes)
+        .map_err(|(path, source)| ReportError::Io { path, source })
 }

@@ -108,7 +108,8 @@ impl PlanCheck {
     pub fn shards(&self, count: usize) -> Vec<ShardPlan> {
         let of = shard::assign(&self.costs, count);
         let total: f64 = self.costs.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-        (0..count.max(1))
+        // Callers refuse more shards than runs; never build more plans.
+        (0..count.clamp(1, self.runs.len().max(1)))
             .map(|i| {
                 let mine: Vec<usize> = (0..of.len()).filter(|&r| of[r] == i).collect();
                 ShardPlan {

@@ -123,9 +123,7 @@ pub fn save(dir: &Path, state: &LoopState, t: Tensors) -> Result<(), TrainError>
         .map_err(TrainError::io(&tmp))?;
     std::fs::rename(&tmp, &file).map_err(TrainError::io(&file))?;
     // The rename is durable only once the folder's entry is on disk.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    gradscope_format::durable::sync_dir(&file);
     Ok(())
 }
 
@@ -142,8 +140,13 @@ pub fn load(dir: &Path, run: &str) -> Result<Option<Checkpoint>, TrainError> {
         field: file.display().to_string(),
         message,
     };
+    // libtorch's message carries a C++ frame list; its first line says it.
+    let first_line = |e: tch::TchError| {
+        let text = e.to_string();
+        text.lines().next().unwrap_or_default().to_owned()
+    };
     let mut named: BTreeMap<String, Tensor> = Tensor::load_multi(&file)
-        .map_err(|e| bad(format!("not a readable checkpoint ({e})")))?
+        .map_err(|e| bad(format!("not a readable checkpoint ({})", first_line(e))))?
         .into_iter()
         .collect();
     let mut take = |name: &str| {

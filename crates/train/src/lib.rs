@@ -109,6 +109,10 @@ pub enum TrainError {
     Merge { path: PathBuf, message: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A panic inside a run (tch panics on libtorch errors), caught so that
+    /// it stays inside that run: its reason in one line.
+    #[error("{0}")]
+    Panic(String),
 }
 
 impl TrainError {

@@ -53,13 +53,29 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
     if dirs.is_empty() {
         return Err(refuse(out, "give the results directories to merge".into()));
     }
+    if out.exists() && !out.is_dir() {
+        return Err(refuse(out, "is a file; --out must be a folder".into()));
+    }
+    let out_abs = absolute(out);
     let mut by_run: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for dir in dirs {
         let runs = dir.join("runs");
+        if !dir.exists() {
+            return Err(refuse(dir, "no such folder".into()));
+        }
         if !runs.is_dir() {
             return Err(refuse(
                 dir,
                 "not a gradscope results directory: it has no runs/ folder".into(),
+            ));
+        }
+        if out_abs.starts_with(absolute(dir)) && !same_dir(dir, out) {
+            return Err(refuse(
+                out,
+                format!(
+                    "is inside {}, one of the merged folders; merge into a folder of its own",
+                    dir.display()
+                ),
             ));
         }
         if same_dir(dir, out) {
@@ -127,6 +143,36 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
         }
     }
 
+    // What OUT already holds must be this experiment with these settings:
+    // merging into another sweep's folder would mix or replace its runs.
+    if let Ok(entries) = std::fs::read_dir(out.join("runs")) {
+        let mut held: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        held.sort();
+        for run_dir in held.iter().filter(|p| p.join("run.json").is_file()) {
+            let Ok(r) = RunRecord::read(&run_dir.join("run.json")) else {
+                continue;
+            };
+            let mut fields = Vec::new();
+            differing_paths(
+                &settings,
+                &serde_json::Value::Object(run_settings(&r.config)),
+                "",
+                &mut fields,
+            );
+            if r.experiment != experiment.name || !fields.is_empty() {
+                return Err(refuse(
+                    out,
+                    format!(
+                        "already holds {} ({}), which is not experiment {:?} with these settings{}; merge into another folder",
+                        run_dir.display(),
+                        r.experiment,
+                        experiment.name,
+                        if fields.is_empty() { String::new() } else { format!(" (it differs in {})", fields.join(", ")) }
+                    ),
+                ));
+            }
+        }
+    }
     std::fs::create_dir_all(out.join("runs")).map_err(TrainError::io(out))?;
     let (_lock, _) = ResultsLock::acquire(out, &Holder::current(command))?;
     let mut copied = Vec::new();
@@ -177,6 +223,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
         missing,
         summary,
     })
+}
+
+/// `p` made absolute without needing it to exist: its nearest existing
+/// ancestor canonicalized, the rest appended.
+fn absolute(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => absolute(parent).join(name),
+        (_, Some(name)) => std::env::current_dir().unwrap_or_default().join(name),
+        _ => p.to_path_buf(),
+    }
 }
 
 /// Whether two paths are one directory.

@@ -184,7 +184,7 @@ impl RunRecord {
             path: path.to_path_buf(),
             source,
         })?;
-        write_atomic(path, format!("{text}\n").as_bytes())
+        write_file(path, format!("{text}\n").as_bytes())
     }
 }
 
@@ -267,17 +267,12 @@ pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<(), TrainErro
         path: path.to_path_buf(),
         source: e.into_error(),
     })?;
-    write_atomic(path, &bytes)
+    write_file(path, &bytes)
 }
 
-/// Writes a file so that readers see the old content or the new, never a
-/// part: write a temporary file beside it, then rename over it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(TrainError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+/// [`gradscope_format::durable::write_atomic`], its error as a
+/// [`TrainError`] naming the path.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    gradscope_format::durable::write_atomic(path, bytes)
+        .map_err(|(path, source)| TrainError::Io { path, source })
 }

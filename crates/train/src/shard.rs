@@ -30,11 +30,13 @@ impl Shard {
             .split_once('/')
             .ok_or_else(|| bad(format!("{text:?} is not I/N (e.g. 0/4: shard 0 of 4)")))?;
         let num = |s: &str, what: &str| {
-            s.trim().parse::<usize>().map_err(|_| {
-                bad(format!(
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(format!(
                     "{text:?}: {what} {s:?} is not a whole number (write I/N, e.g. 0/4)"
-                ))
-            })
+                )));
+            }
+            s.parse::<usize>()
+                .map_err(|_| bad(format!("{text:?}: {what} {s} is too large")))
         };
         let (index, count) = (num(i, "shard index")?, num(n, "shard count")?);
         if count == 0 {
@@ -52,7 +54,9 @@ impl Shard {
 
 /// The shard of each run, given each run's cost (in plan order).
 pub fn assign(costs: &[f64], count: usize) -> Vec<usize> {
-    let count = count.max(1);
+    // More shards than runs: the runs take the first shards one each, the
+    // rest are empty; no need to keep a load for every empty one.
+    let count = count.clamp(1, costs.len().max(1));
     let mut order: Vec<usize> = (0..costs.len()).collect();
     // Longest first; equal costs in plan order, so the result never
     // depends on the sort's stability.
@@ -87,6 +91,9 @@ mod tests {
             ("1", "is not I/N"),
             ("a/4", "shard index \"a\""),
             ("1/-4", "shard count \"-4\""),
+            (" 1/4", "shard index \" 1\""),
+            ("+1/4", "shard index \"+1\""),
+            ("0/99999999999999999999999", "too large"),
         ] {
             let e = Shard::parse(text).unwrap_err().to_string();
             assert!(e.contains(says) && e.contains("--shard"), "{text}: {e}");
@@ -107,5 +114,7 @@ mod tests {
         assert_eq!(assign(&costs, 1), vec![0; 5]);
         // More shards than runs: the extra shards are empty.
         assert_eq!(assign(&[3.0, 2.0], 4), vec![0, 1]);
+        // A shard count far beyond the runs allocates nothing for it.
+        assert_eq!(assign(&[3.0, 2.0], usize::MAX), vec![0, 1]);
     }
 }

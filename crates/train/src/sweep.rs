@@ -255,6 +255,45 @@ fn suffixed(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
+/// The step of the last `train` row of a `metrics.csv`, if any.
+fn last_train_step(path: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().find_map(|l| {
+        let mut f = l.split(',');
+        let step = f.next()?;
+        (f.nth(1)? == "train").then(|| step.parse().ok())?
+    })
+}
+
+/// What a caught panic says, in one line: for a libtorch error, its
+/// message without the C++ frame list that follows it (`libtorch:
+/// DefaultCPUAllocator: not enough memory: you tried to allocate …`).
+pub fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    // tch's unwrap: `...: Torch("MESSAGE\nException raised from ...")`,
+    // the newlines escaped by Debug.
+    if let Some(start) = text.find("Torch(\"") {
+        let inner = &text[start + 7..];
+        let end = [inner.find("\\n"), inner.find('\n'), inner.rfind("\")")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(inner.len());
+        let msg = inner[..end].trim();
+        // libtorch prefixes `[enforce fail at FILE:LINE] data. `.
+        let msg = match msg.find("] ") {
+            Some(i) if msg.starts_with('[') => msg[i + 2..].trim_start_matches("data. "),
+            _ => msg,
+        };
+        return format!("libtorch: {msg}");
+    }
+    text.lines().next().unwrap_or(text).to_owned()
+}
+
 /// The first few names of a list, for a message that stays one line.
 pub fn list_some(names: &[String]) -> String {
     const SHOWN: usize = 5;
@@ -378,9 +417,17 @@ impl Sweep {
         let steps = experiment.train.total_steps(data.train.len() as usize);
         let mut costs = Vec::with_capacity(runs.len());
         for run in &runs {
-            let vs = tch::nn::VarStore::new(Device::Cpu);
-            let net = build_network(&vs.root(), &experiment, &data, run)?;
-            costs.push(shard::cost(steps, measure(&vs, net.as_ref()).1));
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::train_loop::injected_panic(&run.name(), "build");
+                let vs = tch::nn::VarStore::new(Device::Cpu);
+                let net = build_network(&vs.root(), &experiment, &data, run)?;
+                Ok::<_, TrainError>(measure(&vs, net.as_ref()).1)
+            }))
+            .map_err(|payload| TrainError::Invalid {
+                field: run.name(),
+                message: panic_reason(payload.as_ref()),
+            })??;
+            costs.push(shard::cost(steps, built));
         }
         if let Some(s) = shard {
             let of = shard::assign(&costs, s.count);
@@ -546,7 +593,10 @@ impl Sweep {
                             }
                             self.kept.push((run, r.status));
                         }
-                        _ => self.pending.push(run),
+                        _ => {
+                            self.drop_unusable_checkpoint(&run);
+                            self.pending.push(run);
+                        }
                     }
                 }
                 Ok(())
@@ -665,7 +715,15 @@ impl Sweep {
         };
         record.write(&json)?;
 
-        match train_run(&self.experiment, &self.data, run, &dir, stop, progress) {
+        // tch's methods panic on any libtorch error (out of memory, a CUDA
+        // error, a shape that fails only at run time): caught here, the
+        // failure stays inside this run, which is recorded as failed with
+        // libtorch's reason, and the sweep goes on.
+        let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train_run(&self.experiment, &self.data, run, &dir, stop, progress)
+        }))
+        .unwrap_or_else(|payload| Err(TrainError::Panic(panic_reason(payload.as_ref()))));
+        match trained {
             Ok(o) => {
                 record.status = o.status;
                 record.steps_done = o.steps_done;
@@ -680,12 +738,34 @@ impl Sweep {
             Err(e) => {
                 record.status = Status::Failed;
                 record.error = Some(e.to_string());
+                // The loop's count is lost with it; its last training row
+                // says how far the run got.
+                record.steps_done = last_train_step(&dir.join("metrics.csv")).unwrap_or(0);
             }
         }
         record.write(&json)?;
         publish(&final_dir)?;
         self.write_summary()?;
         Ok(record)
+    }
+
+    /// A checkpoint `--resume` cannot go on from (unreadable, cut short, or
+    /// another run's) is removed with a note, so that the run trains from
+    /// step 0 instead of failing on it at every resume.
+    fn drop_unusable_checkpoint(&mut self, run: &RunSpec) {
+        let final_dir = self.run_dir(run);
+        for dir in [partial_dir(&final_dir), final_dir] {
+            if !checkpoint::path(&dir).exists() {
+                continue;
+            }
+            if let Err(e) = checkpoint::load(&dir, &run.name()) {
+                let _ = std::fs::remove_file(checkpoint::path(&dir));
+                self.notes.push(format!(
+                    "{}: its checkpoint cannot be used ({e}); removed it, the run trains again from step 0",
+                    run.name()
+                ));
+            }
+        }
     }
 
     /// With `--resume`, puts a run's checkpoint where it trains: a

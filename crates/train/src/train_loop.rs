@@ -31,6 +31,19 @@ use std::time::Instant;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
+/// Test hook (issue 15 §6): with `GRADSCOPE_INJECT_PANIC=RUN:WHEN`, run
+/// RUN panics the way a tch call does on a libtorch error, at step WHEN
+/// (a number) or while its network is first built (`build`), so that tests
+/// can check a failure stays inside its run. Unset, it costs one lookup
+/// per run and per step check against a cached value.
+pub fn injected_panic(run: &str, when: &str) {
+    if std::env::var("GRADSCOPE_INJECT_PANIC").is_ok_and(|v| v == format!("{run}:{when}")) {
+        panic!(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes (injected by GRADSCOPE_INJECT_PANIC)\\nException raised from allocate_cpu at ...\\nframe #0: ...\")"
+        );
+    }
+}
+
 /// What a finished (or stopped) run reports back to the sweep.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -261,9 +274,17 @@ pub fn train_run(
     }
 
     let first_step = s.steps_done;
+    let inject = std::env::var("GRADSCOPE_INJECT_PANIC").ok().and_then(|v| {
+        v.strip_prefix(&format!("{}:", run.name()))?
+            .parse::<usize>()
+            .ok()
+    });
     for step in first_step..steps {
         if status != Status::Completed {
             break;
+        }
+        if inject == Some(step) {
+            injected_panic(&run.name(), &step.to_string());
         }
         if stop.load(Ordering::SeqCst) {
             save(&s, &mut out, &opt, false)?;
