@@ -378,6 +378,17 @@ enum DeviceArg {
 }
 
 fn main() -> ExitCode {
+    install_panic_hook();
+    match dispatch(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", error_text(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn install_panic_hook() {
     // tch turns a libtorch error (out of memory, a CUDA error) into a
     // panic, which the sweep catches per run. The default hook would print
     // libtorch's message with its whole C++ frame list first; one line
@@ -387,18 +398,19 @@ fn main() -> ExitCode {
         if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
             return default_hook(info);
         }
-        let text = info.payload_as_str().unwrap_or("a panic without a message");
-        let text: Box<dyn std::any::Any + Send> = Box::new(text.to_owned());
         let at = info.location().map_or(String::new(), |l| {
             format!(" (at {}:{})", l.file(), l.line())
         });
         eprintln!(
             "gradscope: {}{at}",
-            gradscope_train::sweep::panic_reason(text.as_ref())
+            gradscope_train::sweep::panic_reason(info.payload())
         );
     }));
-    let cli = Cli::parse();
-    let result = match cli.command {
+}
+
+/// Runs one subcommand.
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
         Command::Run {
             experiment,
             out,
@@ -573,13 +585,6 @@ fn main() -> ExitCode {
             })?;
             print_stdout(&format!("{v}\n")).map(|()| ExitCode::SUCCESS)
         })(),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", error_text(&e));
-            ExitCode::FAILURE
-        }
     }
 }
 

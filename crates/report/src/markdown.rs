@@ -29,7 +29,7 @@ const SAT_NONE: f64 = 0.005;
 const MAKE_TARGETS: [(&str, &str); 2] = [("fashion-", "make fashion"), ("glorot-", "make glorot")];
 
 /// `writeln!` into a String (which cannot fail).
-macro_rules! line {
+macro_rules! mdln {
     ($buf:expr) => {{
         $buf.push('\n');
     }};
@@ -110,14 +110,14 @@ pub(crate) fn render(root: &Path, loaded: &Loaded, problems: &[String]) -> Strin
                 .collect();
             let mut section = String::new();
             sections(&mut section, &part, &own);
-            line!(md, "## {}", sweep_label(g));
-            line!(md);
+            mdln!(md, "## {}", sweep_label(g));
+            mdln!(md);
             // One heading level down, under the group's own.
             for l in section.lines() {
                 if l.starts_with('#') {
-                    line!(md, "#{l}");
+                    mdln!(md, "#{l}");
                 } else {
-                    line!(md, "{l}");
+                    mdln!(md, "{l}");
                 }
             }
         }
@@ -143,9 +143,9 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
         .into_iter()
         .filter(|f| groups.iter().any(|g| g.contains_key(*f)))
         .collect();
-    line!(md, "## Across the sweep");
-    line!(md);
-    line!(
+    mdln!(md, "## Across the sweep");
+    mdln!(md);
+    mdln!(
         md,
         "The experiment sweeps {}: every combination is run, and the sections below repeat the \
          report for each one. Here they are side by side: final train error in percent and the \
@@ -157,13 +157,13 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
             .collect::<Vec<_>>()
             .join(" and ")
     );
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "| variant | depth | {} | seeds | final train error % | decay at init | decay at end | spread at init |",
         fields.join(" | ")
     );
-    line!(
+    mdln!(
         md,
         "|---|---|{}---|---|---|---|---|",
         "---|".repeat(fields.len())
@@ -186,7 +186,7 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
                     .iter()
                     .map(|f| g.get(*f).cloned().unwrap_or_default())
                     .collect();
-                line!(
+                mdln!(
                     md,
                     "| {variant} | {depth} | {} | {} | {} | {} | {} | {} |",
                     values.join(" | "),
@@ -203,11 +203,11 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
             }
         }
     }
-    line!(md);
+    mdln!(md);
     for v in verdicts {
-        line!(md, "- {v}");
+        mdln!(md, "- {v}");
     }
-    line!(md);
+    mdln!(md);
 }
 
 /// One sentence per variant and depth: which group trained best, and
@@ -289,23 +289,23 @@ fn header(md: &mut String, root: &Path, loaded: &Loaded) {
         .and_then(|r| r.experiment.clone())
         .or_else(|| cfg_str(config, "/name").map(str::to_owned))
         .unwrap_or(dir_name);
-    line!(md, "# Report: {name}");
-    line!(md);
-    line!(
+    mdln!(md, "# Report: {name}");
+    mdln!(md);
+    mdln!(
         md,
         "Written by `gradscope report` from the files in `{}`. Every number is \
          ours unless it is marked as He et al.'s.",
         root.display()
     );
-    line!(md);
+    mdln!(md);
     if let Some(d) = cfg_str(config, "/description").filter(|d| !d.is_empty()) {
-        line!(md, "> {d}");
-        line!(md);
+        mdln!(md, "> {d}");
+        mdln!(md);
     }
     let file = record.and_then(|r| r.experiment_file.clone());
     match &file {
-        Some(f) => line!(md, "- Experiment file: `{f}`"),
-        None => line!(
+        Some(f) => mdln!(md, "- Experiment file: `{f}`"),
+        None => mdln!(
             md,
             "- Experiment file: not recorded in run.json; the resolved experiment \
              is the `config` field of any `runs/RUN/run.json`"
@@ -318,38 +318,38 @@ fn header(md: &mut String, root: &Path, loaded: &Loaded) {
             .iter()
             .filter_map(|k| get(k).map(|v| format!("{k} {v}")))
             .collect();
-        line!(md, "- Model: {}", fields.join(", "));
+        mdln!(md, "- Model: {}", fields.join(", "));
         if let Some(ds) = c.get("dataset") {
-            line!(md, "- Dataset: {}", short_json(ds));
+            mdln!(md, "- Dataset: {}", short_json(ds));
         }
         if let Some(t) = c.get("train") {
-            line!(md, "- Training: {}", short_json(t));
+            mdln!(md, "- Training: {}", short_json(t));
         }
     }
     if let Some(r) = record {
-        line!(
+        mdln!(
             md,
             "- Device: {} with {} threads",
             r.device.as_deref().unwrap_or("?"),
             r.threads.map_or("?".into(), |t| t.to_string())
         );
     }
-    line!(md);
-    line!(md, "Rerun:");
-    line!(md);
-    line!(md, "```sh");
+    mdln!(md);
+    mdln!(md, "Rerun:");
+    mdln!(md);
+    mdln!(md, "```sh");
     let file = file.unwrap_or_else(|| format!("experiments/{name}.json"));
-    line!(md, "gradscope run {file} --out {}", root.display());
-    line!(md, "gradscope report {}", root.display());
-    line!(md, "```");
+    mdln!(md, "gradscope run {file} --out {}", root.display());
+    mdln!(md, "gradscope report {}", root.display());
+    mdln!(md, "```");
     if let Some((_, target)) = MAKE_TARGETS.iter().find(|(p, _)| name.starts_with(p)) {
-        line!(md);
-        line!(
+        mdln!(md);
+        mdln!(
             md,
             "or `{target}`, which runs this experiment and its siblings and writes their reports."
         );
     }
-    line!(md);
+    mdln!(md);
 }
 
 /// A JSON value on one line, strings without quotes; an object's null
@@ -375,19 +375,19 @@ fn short_json(v: &Value) -> String {
 }
 
 fn runs_table(md: &mut String, loaded: &Loaded, problems: &[String]) {
-    line!(md, "## Runs");
-    line!(md);
-    line!(
+    mdln!(md, "## Runs");
+    mdln!(md);
+    mdln!(
         md,
         "Final errors are full passes over each split after the last step (eval mode), \
          in percent, mean ± sample std over the completed seeds."
     );
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "| variant | depth | seeds | final train error % | final test error % | params | wall time per run | status |"
     );
-    line!(md, "|---|---|---|---|---|---|---|---|");
+    mdln!(md, "|---|---|---|---|---|---|---|---|");
     for variant in loaded.variants() {
         for depth in loaded.depths() {
             let group = loaded.group(&variant, depth);
@@ -408,7 +408,7 @@ fn runs_table(md: &mut String, loaded: &Loaded, problems: &[String]) {
             )
             .map_or("—".into(), |s| seconds(s.mean));
             let seeds: Vec<String> = group.iter().map(|e| e.seed.to_string()).collect();
-            line!(
+            mdln!(
                 md,
                 "| {variant} | {depth} | {} | {} | {} | {params} | {wall} | {} |",
                 seeds.join(", "),
@@ -418,19 +418,19 @@ fn runs_table(md: &mut String, loaded: &Loaded, problems: &[String]) {
             );
         }
     }
-    line!(md);
+    mdln!(md);
     if !problems.is_empty() {
-        line!(md, "### Missing or unfinished");
-        line!(md);
-        line!(
+        mdln!(md, "### Missing or unfinished");
+        mdln!(md);
+        mdln!(
             md,
             "These runs are in the table but left out of the means; rerun the experiment to complete them."
         );
-        line!(md);
+        mdln!(md);
         for p in problems {
-            line!(md, "- {p}");
+            mdln!(md, "- {p}");
         }
-        line!(md);
+        mdln!(md);
     }
 }
 
@@ -524,8 +524,8 @@ fn stalled_residuals(loaded: &Loaded) -> Vec<(String, u32, f64, f64)> {
 }
 
 fn findings(md: &mut String, loaded: &Loaded) {
-    line!(md, "## What the numbers show");
-    line!(md);
+    mdln!(md, "## What the numbers show");
+    mdln!(md);
     let what = error_words(loaded);
     let family = cfg_str(loaded.config(), "/model/family").unwrap_or("mlp");
     let trends: Vec<DepthTrend> = loaded
@@ -552,8 +552,8 @@ fn findings(md: &mut String, loaded: &Loaded) {
                 }
             );
         }
-        line!(md, "{text}");
-        line!(md);
+        mdln!(md, "{text}");
+        mdln!(md);
         return;
     }
     let mut para: Vec<String> = Vec::new();
@@ -654,16 +654,16 @@ fn findings(md: &mut String, loaded: &Loaded) {
             "**{name} did not converge**: its training loss stopped falling at {last:.3} (from {first:.3}), so at that depth this run says nothing about the shortcut; a smaller lr or more steps would tell."
         ));
     }
-    line!(md, "{}", para.join(" "));
-    line!(md);
-    line!(
+    mdln!(md, "{}", para.join(" "));
+    mdln!(md);
+    mdln!(
         md,
         "(Rules: a change of more than {:.0} point, or of the seed spreads added, counts as a rise, a fall or a difference between twins; a trend is the least-squares line through every depth's mean; \"in part\" means the residual rise is under half the plain one; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only at depths where the residual net does not beat its plain twin.)",
         100.0 * RISE_TOL,
         100.0 * STALL_FALL,
         100.0 * STALL_SHARE
     );
-    line!(md);
+    mdln!(md);
 }
 
 /// The run whose gradient_ends stand for (variant, depth): smallest seed
@@ -749,9 +749,9 @@ fn pick(ends: &[&GradientEnds], f: impl Fn(&GradientEnds) -> Option<f64>) -> Vec
 fn gradients(md: &mut String, loaded: &Loaded) {
     let variants = loaded.variants();
     let depths = loaded.depths();
-    line!(md, "## Gradients: decay per layer");
-    line!(md);
-    line!(
+    mdln!(md, "## Gradients: decay per layer");
+    mdln!(md);
+    mdln!(
         md,
         "dL/dh is the gradient flowing back into a layer's output, read as its rms per element \
          (accumulated in float64, so a value reads 0 only when the float32 tensor is all zeros). \
@@ -762,12 +762,12 @@ fn gradients(md: &mut String, loaded: &Loaded) {
          the first five probe steps, \"end\" over the last five; mean ± std over completed seeds.",
         trunk_words(loaded)
     );
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "| depth | variant | decay at init | decay at end | spread at init | spread at end | seeds |"
     );
-    line!(md, "|---|---|---|---|---|---|---|");
+    mdln!(md, "|---|---|---|---|---|---|---|");
     let mut any = false;
     for &d in &depths {
         for v in &variants {
@@ -779,7 +779,7 @@ fn gradients(md: &mut String, loaded: &Loaded) {
                 continue;
             }
             any = true;
-            line!(
+            mdln!(
                 md,
                 "| {d} | {v} | {} | {} | {} | {} | {} |",
                 decades_stat(&pick(&ends, |g| g.decay_init)),
@@ -791,12 +791,12 @@ fn gradients(md: &mut String, loaded: &Loaded) {
         }
     }
     if !any {
-        line!(
+        mdln!(
             md,
             "| — | — | — | — | — | — | — |\n\nThese runs were recorded before gradscope measured the decay per layer (their run.json has no `decay_init`): rerun the experiment to get it. The older first/last ratios follow."
         );
     }
-    line!(md);
+    mdln!(md);
 
     // The deepest depth every variant has, in words.
     let deepest = depths.iter().rev().find(|&&d| {
@@ -831,16 +831,16 @@ fn gradients(md: &mut String, loaded: &Loaded) {
             })
             .collect();
         if !parts.is_empty() {
-            line!(md, "At depth {d}, {}.", parts.join("; "));
-            line!(md);
+            mdln!(md, "At depth {d}, {}.", parts.join("; "));
+            mdln!(md);
         }
     }
 
     theory_table(md, loaded);
 
-    line!(md, "### The older reading: first over last probe point");
-    line!(md);
-    line!(
+    mdln!(md, "### The older reading: first over last probe point");
+    mdln!(md);
+    mdln!(
         md,
         "Kept for comparison with results published before the decay per layer: the L2 norm of \
          dL/dh at the first probe point over the last one's, at step 0 and at the last probed \
@@ -854,15 +854,15 @@ fn gradients(md: &mut String, loaded: &Loaded) {
             .min()
             .unwrap_or(0)
     );
-    line!(md);
+    mdln!(md);
     let mut head = String::from("| depth |");
     let mut rule = String::from("|---|");
     for v in &variants {
         let _ = write!(head, " {v} at init | {v} at end |");
         rule.push_str("---|---|");
     }
-    line!(md, "{head}");
-    line!(md, "{rule}");
+    mdln!(md, "{head}");
+    mdln!(md, "{rule}");
     for &d in &depths {
         let mut row = format!("| {d} |");
         for v in &variants {
@@ -874,9 +874,9 @@ fn gradients(md: &mut String, loaded: &Loaded) {
                 ratio_cell(g.and_then(|r| r.gradient_ends.final_ratio()))
             );
         }
-        line!(md, "{row}");
+        mdln!(md, "{row}");
     }
-    line!(md);
+    mdln!(md);
     he_section_4_1(md, loaded);
 }
 
@@ -914,9 +914,9 @@ fn theory_table(md: &mut String, loaded: &Loaded) {
         return;
     }
     let batchnorm = loaded.setting("norm").as_deref() == Some("batchnorm");
-    line!(md, "### Theory beside measurement");
-    line!(md);
-    line!(
+    mdln!(md, "### Theory beside measurement");
+    mdln!(md);
+    mdln!(
         md,
         "{} The prediction is the least-squares slope of the predicted profile over the same hidden layers, read like the measured decay. Activation `{}`, init `{}`, norm `{}`.",
         if batchnorm {
@@ -928,17 +928,17 @@ fn theory_table(md: &mut String, loaded: &Loaded) {
         loaded.setting("init").unwrap_or_else(|| "?".into()),
         loaded.setting("norm").unwrap_or_else(|| "none".into())
     );
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "| plain depth | measured at step 0 | predicted | measured / predicted | measured, median of the first five probe steps |"
     );
-    line!(md, "|---|---|---|---|---|");
+    mdln!(md, "|---|---|---|---|---|");
     for (d, at0, init, theory) in rows {
         let ratio = stat(at0.iter().map(|v| Some(*v)))
             .filter(|_| theory.abs() > 0.02)
             .map_or("—".into(), |s| format!("{:.2}", s.mean / theory));
-        line!(
+        mdln!(
             md,
             "| {d} | {} | {} | {ratio} | {} |",
             decades_stat(&at0),
@@ -946,17 +946,17 @@ fn theory_table(md: &mut String, loaded: &Loaded) {
             decades_stat(&init)
         );
     }
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "(Step 0 is read from `gradients.csv`; \"—\" where the per-step files are not kept.)"
     );
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "Residual nets, conv nets and the head get no prediction: the theory is for plain stacks."
     );
-    line!(md);
+    mdln!(md);
 }
 
 /// Which points the trunk is, in words, from the run records.
@@ -997,11 +997,11 @@ fn trunk_words(loaded: &Loaded) -> String {
 fn he_section_4_1(md: &mut String, loaded: &Loaded) {
     let norm = loaded.setting("norm").unwrap_or_else(|| "none".into());
     let depths = loaded.depths();
-    line!(
+    mdln!(
         md,
         "### He et al. (2016) §4.1: is degradation vanishing gradient?"
     );
-    line!(md);
+    mdln!(md);
     let theirs = "He et al. trained their plain nets with BatchNorm and checked that the backward \
                   gradients keep healthy norms, so they argue that the plain nets' degradation is not \
                   caused by vanishing gradients.";
@@ -1014,7 +1014,7 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
                 Some(format!("depth {d}: {}", flow(s).describe()))
             })
             .collect();
-        line!(
+        mdln!(
             md,
             "These nets have no BatchNorm (`norm` {norm}), so He et al.'s argument, made for BatchNorm nets, does not apply.{}",
             if plain_flows.is_empty() {
@@ -1023,10 +1023,10 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
                 format!(" The plain nets' gradients at the end of training: {}.", plain_flows.join("; "))
             }
         );
-        line!(md);
+        mdln!(md);
         return;
     }
-    line!(
+    mdln!(
         md,
         "{theirs} Before a BatchNorm layer, dL/dh and dL/dW scale as 1/‖W‖, so a weight that grows \
          during training makes them shrink although the network's function, and how strongly the \
@@ -1036,13 +1036,13 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
          its decay and spread are read like those of dL/dh above. The relative gradient \
          ‖∇W‖/‖W‖ (`relative`), how far one SGD step turns the weight, is recorded beside it."
     );
-    line!(md);
+    mdln!(md);
     let degrading = depth_trend(loaded, "plain").is_some_and(|t| t.trend == Trend::Rises);
-    line!(
+    mdln!(
         md,
         "| plain depth | scale-free decay at init | at end | spread at init | at end | dL/dh spread at end | reading at the end |"
     );
-    line!(md, "|---|---|---|---|---|---|---|");
+    mdln!(md, "|---|---|---|---|---|---|---|");
     let mut verdicts: Vec<(u32, Flow)> = Vec::new();
     let mut raw_vanishing: Vec<String> = Vec::new();
     let mut missing = false;
@@ -1066,7 +1066,7 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
             raw_vanishing.push(d.to_string());
         }
         let cell = |v: Option<f64>| v.map_or("—".into(), decades);
-        line!(
+        mdln!(
             md,
             "| {d} | {} | {} | {} | {} | {} | {} |",
             cell(r.decay_init),
@@ -1077,21 +1077,21 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
             end.map_or("—", Flow::describe)
         );
     }
-    line!(md);
+    mdln!(md);
     if verdicts.is_empty() {
-        line!(
+        mdln!(
             md,
             "No plain run here has `gradients.csv` with the `weight_norm` column (files written before it, or not kept): rerun the experiment to judge this on the scale-free measure."
         );
-        line!(md);
+        mdln!(md);
         return;
     }
     if missing {
-        line!(
+        mdln!(
             md,
             "(Some plain runs have no such gradients.csv and are left out.)"
         );
-        line!(md);
+        mdln!(md);
     }
     let vanishing: Vec<String> = verdicts
         .iter()
@@ -1104,7 +1104,7 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
         "Plain training error does not rise with depth here beyond the seeds' spread"
     };
     if vanishing.is_empty() {
-        line!(
+        mdln!(
             md,
             "{degradation}, and **on the scale-free measure no plain BatchNorm net's gradient vanishes** at the end of training (spread within {VANISH_SPREAD:.0} decades, or growing toward the input): **our data agree with He et al.** that degradation is not vanishing gradient.{}",
             if raw_vanishing.is_empty() {
@@ -1117,53 +1117,53 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
             }
         );
     } else {
-        line!(
+        mdln!(
             md,
             "{degradation}, and **on the scale-free measure the plain BatchNorm nets of depth {} vanish toward the input** at the end of training (first hidden layer more than {VANISH_SPREAD:.0} decades below the last): here degradation comes with vanishing, so **our data do not agree** with He et al. on this point.",
             vanishing.join(", ")
         );
     }
-    line!(md);
+    mdln!(md);
 }
 
 fn paper(md: &mut String, loaded: &Loaded) {
     let config = loaded.config();
-    line!(md, "## Beside the paper");
-    line!(md);
+    mdln!(md, "## Beside the paper");
+    mdln!(md);
     let family = cfg_str(config, "/model/family").unwrap_or("?");
     let dataset = cfg_str(config, "/dataset/kind").unwrap_or("?");
     if family != "cnn" && family != "mlp" {
-        line!(
+        mdln!(
             md,
             "He et al. (2016) Table 6 is for their CIFAR CNNs (family `cnn`); this family (`{family}`) has no numbers of theirs to set beside ours."
         );
-        line!(md);
+        mdln!(md);
         return;
     }
     if family == "mlp" {
-        line!(
+        mdln!(
             md,
             "He et al. (2016) report no MLP results. What carries over is the trend of their Fig. 6 \
              (theirs, CIFAR-10 CNNs): with BatchNorm, plain-56 has a higher training error than \
              plain-20 throughout training, while ResNet-56 has a lower one than ResNet-20. Our trend \
              is in \"What the numbers show\" above."
         );
-        line!(md);
+        mdln!(md);
         return;
     }
-    line!(
+    mdln!(
         md,
         "**Theirs**: He et al. (2016), Table 6, CIFAR-10 test error of ResNets trained 64k \
          iterations with augmentation; their plain nets (Fig. 6) get worse with depth, no table \
          values. **Ours**: this experiment ({dataset}, the budget above). The settings differ \
          (dataset, training length), so compare trends, not values."
     );
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "| depth | theirs: ResNet test error % (CIFAR-10) | ours: residual test % | ours: plain test % | ours: residual train % | ours: plain train % |"
     );
-    line!(md, "|---|---|---|---|---|---|");
+    mdln!(md, "|---|---|---|---|---|---|");
     let mut depths: Vec<u32> = loaded.depths();
     depths.extend(HE_TABLE6_RESNET.iter().map(|&(d, _)| d));
     depths.sort_unstable();
@@ -1190,7 +1190,7 @@ fn paper(md: &mut String, loaded: &Loaded) {
             .iter()
             .find(|&&(pd, _)| pd == d)
             .map_or("—".into(), |&(_, e)| format!("{e:.2}"));
-        line!(
+        mdln!(
             md,
             "| {d} | {theirs} | {} | {} | {} | {} |",
             ours("residual", d, true),
@@ -1199,7 +1199,7 @@ fn paper(md: &mut String, loaded: &Loaded) {
             ours("plain", d, false)
         );
     }
-    line!(md);
+    mdln!(md);
 }
 
 fn glorot(md: &mut String, loaded: &Loaded) {
@@ -1212,12 +1212,12 @@ fn glorot(md: &mut String, loaded: &Loaded) {
     }
     let init = loaded.setting("init").unwrap_or_else(|| "?".into());
     let seed = loaded.entries.iter().map(|e| e.seed).min().unwrap_or(0);
-    line!(
+    mdln!(
         md,
         "## Saturation and gradients per layer (Glorot & Bengio 2010)"
     );
-    line!(md);
-    line!(
+    mdln!(md);
+    mdln!(
         md,
         "**Theirs** (Glorot & Bengio 2010, Fig. 2 and §4.2–4.3): in a sigmoid net with the standard \
          init U[−1/√n, 1/√n] (`pytorch-default` here) the top hidden layer saturates early \
@@ -1226,8 +1226,8 @@ fn glorot(md: &mut String, loaded: &Loaded) {
          init `{init}`, deepest depth, seed {seed}:"
     );
     if loaded.variants().iter().any(|v| v == "residual") {
-        line!(md);
-        line!(
+        mdln!(md);
+        mdln!(
             md,
             "What is measured: each layer's response is `act(norm(h))`, the value the next weight \
              layer reads. In the residual net h is the residual stream, the running sum of every \
@@ -1236,7 +1236,7 @@ fn glorot(md: &mut String, loaded: &Loaded) {
              through these units)."
         );
     }
-    line!(md);
+    mdln!(md);
     let Some(&depth) = loaded.depths().last() else {
         return;
     };
@@ -1246,7 +1246,7 @@ fn glorot(md: &mut String, loaded: &Loaded) {
             .iter()
             .find_map(|e| loaded.csv_run(&e.name))
         else {
-            line!(
+            mdln!(
                 md,
                 "- {variant}-{depth}: no activations.csv or gradients.csv to read."
             );
@@ -1254,23 +1254,23 @@ fn glorot(md: &mut String, loaded: &Loaded) {
         };
         let rows = layer_rows(run);
         if rows.is_empty() {
-            line!(md, "- {}: no activation rows.", run.summary.run);
+            mdln!(md, "- {}: no activation rows.", run.summary.run);
             continue;
         }
-        line!(
+        mdln!(
             md,
             "{} (layer 0 is nearest the input; the last row is the top hidden layer):",
             run.summary.run
         );
-        line!(md);
-        line!(
+        mdln!(md);
+        mdln!(
             md,
             "| layer | saturated at first probe | peak saturated (step) | saturated at last probe | mean at first probe | lowest mean (step) | mean at last probe | rms of dL/dh at init |"
         );
-        line!(md, "|---|---|---|---|---|---|---|---|");
+        mdln!(md, "|---|---|---|---|---|---|---|---|");
         let f = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.3}"));
         for r in &rows {
-            line!(
+            mdln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.layer,
@@ -1285,7 +1285,7 @@ fn glorot(md: &mut String, loaded: &Loaded) {
                 r.grad_init.map_or("—".into(), sci)
             );
         }
-        line!(md);
+        mdln!(md);
         let top = rows.last().and_then(|r| r.sat_peak);
         let others = rows[..rows.len() - 1]
             .iter()
@@ -1324,8 +1324,8 @@ fn glorot(md: &mut String, loaded: &Loaded) {
             ));
         }
         if !said.is_empty() {
-            line!(md, "{}", said.join(" "));
-            line!(md);
+            mdln!(md, "{}", said.join(" "));
+            mdln!(md);
         }
     }
 }
@@ -1346,25 +1346,25 @@ pub(crate) fn caption(name: &str) -> &'static str {
 }
 
 fn charts(md: &mut String, root: &Path) {
-    line!(md, "## Charts");
-    line!(md);
+    mdln!(md, "## Charts");
+    mdln!(md);
     let plots = root.join("plots");
     let mut any = false;
     for name in CHART_NAMES {
         if !plots.join(format!("{name}.png")).is_file() {
-            line!(md, "- `{name}`: not in plots/ (see the problems above).");
+            mdln!(md, "- `{name}`: not in plots/ (see the problems above).");
             continue;
         }
         any = true;
-        line!(md, "### {name}");
-        line!(md);
-        line!(md, "{}", caption(name));
-        line!(md);
-        line!(md, "![{name}](plots/{name}.png)");
-        line!(md);
+        mdln!(md, "### {name}");
+        mdln!(md);
+        mdln!(md, "{}", caption(name));
+        mdln!(md);
+        mdln!(md, "![{name}](plots/{name}.png)");
+        mdln!(md);
     }
     if any {
-        line!(md, "SVG versions sit beside each PNG in `plots/`.");
+        mdln!(md, "SVG versions sit beside each PNG in `plots/`.");
     }
 }
 

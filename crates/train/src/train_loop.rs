@@ -12,7 +12,9 @@ use crate::checkpoint;
 use crate::plan::RunSpec;
 use crate::record::{FinalMetrics, GradientEnds, Status};
 use crate::sgd::Sgd;
-use crate::spec::{BottleneckSpec, CnnSpec, Experiment, InceptionSpec, MlpSpec, ModelSpec, Task};
+use crate::spec::{
+    BottleneckSpec, CnnSpec, Experiment, InceptionSpec, MlpSpec, ModelSpec, Task, TrainSpec,
+};
 use crate::TrainError;
 use gradscope_data::prep::augment;
 use gradscope_data::rng::SplitMix64;
@@ -24,7 +26,7 @@ use gradscope_models::inception::{InceptionConfig, InceptionNet};
 use gradscope_models::mlp::{Mlp, MlpConfig};
 use gradscope_models::Network;
 use gradscope_probe::writers::{MetricsRow, RunWriters};
-use gradscope_probe::Probe;
+use gradscope_probe::{Probe, ProbeRecord};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -187,98 +189,58 @@ pub fn train_run(
     let t = &exp.train;
     let steps = t.total_steps(data.train.len() as usize);
     let device = data.train.x.device();
-    let start = Instant::now();
     let resumed = checkpoint::load(dir, &run.name())?;
 
     // The same seed gives the plain net and its twin the same initial weights.
     tch::manual_seed(run.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = build_network(&vs.root(), exp, data, run)?;
-    let params: i64 = vs
-        .trainable_variables()
-        .iter()
-        .map(|v| v.numel() as i64)
-        .sum();
-    let lr_at = |step: usize, warming: bool| match (&t.warmup, warming) {
-        (Some(w), true) => w.lr,
-        _ => t.scheduled_lr(step),
-    };
     let mut opt = Sgd::new(&vs, t.momentum, t.weight_decay);
-
     let probe = Probe::new(net.as_ref());
-    let probe_points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
-    let mut ends = GradientEnds {
-        trunk_points: probe_points
-            .iter()
-            .zip(probe.trunk())
-            .filter(|(_, t)| **t)
-            .map(|(name, _)| name.clone())
-            .collect(),
-        ..GradientEnds::default()
-    };
-    ends.decay_theory = crate::theory::prediction(exp, run, data.input_dim()).map(|p| p.decay);
-    let mut s = LoopState {
-        steps_done: 0,
-        lr: lr_at(0, t.warmup.is_some()),
-        warming: t.warmup.is_some(),
-        order: Batches::new(data.train.len(), t.batch_size as i64, run.seed, device),
-        augment_rng: exp
-            .dataset
-            .augment()
-            .then(|| SplitMix64::new(run.seed ^ 0xA06_3E47)),
-        window: Window::new(device),
-        profiles: ProfileWindow::new(),
-        ends,
-        trained_before: 0.0,
-    };
-    let (mut out, pending_eval) = match resumed {
-        None => {
-            let out = RunWriters::create(dir, probe_points.clone(), probe.trunk().to_vec())?;
-            // Held-out error at initialization: the first point of every curve.
-            (out, Some(0))
-        }
+    let points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
+    let mut s = LoopState::new(exp, data, run, &points, probe.trunk());
+    let (writers, pending_eval) = match resumed {
+        // Held-out error at initialization: the first point of every curve.
+        None => (
+            RunWriters::create(dir, points.clone(), probe.trunk().to_vec())?,
+            Some(0),
+        ),
         Some(ck) => {
             let lengths = ck.state.csv_bytes;
             let pending = s.restore(ck, &vs, &mut opt, device)?;
-            let out =
-                RunWriters::resume(dir, probe_points.clone(), probe.trunk().to_vec(), lengths)?;
-            (out, pending)
+            let w = RunWriters::resume(dir, points.clone(), probe.trunk().to_vec(), lengths)?;
+            (w, pending)
         }
     };
-    let epoch = |step: usize| (step * t.batch_size) as f64 / data.train.len() as f64;
-    let elapsed = |s: &LoopState| s.trained_before + start.elapsed().as_secs_f64();
-    let save = |s: &LoopState, out: &mut RunWriters, opt: &Sgd, pending_eval: bool| {
-        s.save(dir, &run.name(), &vs, opt, out, pending_eval, elapsed(s))
+    let mut log = Log::new(writers, t.batch_size, data.train.len() as usize);
+    let save = |s: &LoopState, log: &mut Log, opt: &Sgd, pending_eval: bool| {
+        let elapsed = log.elapsed(s);
+        s.save(
+            dir,
+            &run.name(),
+            &vs,
+            opt,
+            &mut log.out,
+            pending_eval,
+            elapsed,
+        )
     };
 
     let mut status = Status::Completed;
     let mut diverged_at_step = None;
     if let Some(step) = pending_eval {
         match evaluate(net.as_ref(), &data.test, exp.task, stop) {
-            Some((loss, error)) => out.metrics(&MetricsRow {
-                step,
-                epoch: epoch(step),
-                split: "test",
-                loss,
-                error,
-                lr: s.lr,
-                elapsed_s: elapsed(&s),
-            })?,
-            None => {
-                if step > 0 {
-                    save(&s, &mut out, &opt, true)?;
-                }
+            Some(reading) => log.row(&s, step, "test", reading)?,
+            None if step > 0 => {
+                save(&s, &mut log, &opt, true)?;
                 status = Status::Interrupted;
             }
+            None => status = Status::Interrupted,
         }
     }
 
     let first_step = s.steps_done;
-    let inject = std::env::var("GRADSCOPE_INJECT_PANIC").ok().and_then(|v| {
-        v.strip_prefix(&format!("{}:", run.name()))?
-            .parse::<usize>()
-            .ok()
-    });
+    let inject = injected_step(&run.name());
     for step in first_step..steps {
         if status != Status::Completed {
             break;
@@ -287,16 +249,16 @@ pub fn train_run(
             injected_panic(&run.name(), &step.to_string());
         }
         if stop.load(Ordering::SeqCst) {
-            save(&s, &mut out, &opt, false)?;
+            save(&s, &mut log, &opt, false)?;
             status = Status::Interrupted;
             break;
         }
         if t.checkpoint_every
             .is_some_and(|every| step > first_step && step.is_multiple_of(every))
         {
-            save(&s, &mut out, &opt, false)?;
+            save(&s, &mut log, &opt, false)?;
         }
-        s.lr = lr_at(step, s.warming);
+        s.lr = s.lr_at(t, step);
         let (mut x, y) = s.order.next(&data.train);
         if let Some(rng) = s.augment_rng.as_mut() {
             x = augment(&x, rng);
@@ -319,17 +281,8 @@ pub fn train_run(
         // the weights that produced it.
         if let Some(taps) = &taps {
             let rec = probe.collect(net.as_ref(), taps, &fwd.responses)?;
-            out.probe(step, &rec)?;
-            s.profiles.push(rec.trunk_profile(probe.trunk()));
-            let (first, last) = (
-                rec.output.first().map(|o| o.l2),
-                rec.output.last().map(|o| o.l2),
-            );
-            if step == 0 {
-                (s.ends.init_first, s.ends.init_last) = (first, last);
-            }
-            (s.ends.final_step, s.ends.final_first, s.ends.final_last) = (Some(step), first, last);
-            if !rec.all_finite() {
+            log.out.probe(step, &rec)?;
+            if !s.record_probe(step, &rec, probe.trunk()) {
                 (status, diverged_at_step) = (Status::Diverged, Some(step));
                 break;
             }
@@ -342,35 +295,19 @@ pub fn train_run(
 
         if done.is_multiple_of(t.log_every()) || done == steps {
             let (loss, error) = s.window.take();
-            out.metrics(&MetricsRow {
-                step: done,
-                epoch: epoch(done),
-                split: "train",
-                loss,
-                error,
-                lr: s.lr,
-                elapsed_s: elapsed(&s),
-            })?;
+            log.row(&s, done, "train", (loss, error))?;
             // He et al.'s warm-up ends once training error is below the bar.
             if let Some(w) = &t.warmup {
                 s.warming &= error >= w.until_train_error;
             }
         }
         if done.is_multiple_of(t.eval_every) || done == steps {
-            let Some((loss, error)) = evaluate(net.as_ref(), &data.test, exp.task, stop) else {
-                save(&s, &mut out, &opt, true)?;
+            let Some(reading) = evaluate(net.as_ref(), &data.test, exp.task, stop) else {
+                save(&s, &mut log, &opt, true)?;
                 status = Status::Interrupted;
                 break;
             };
-            out.metrics(&MetricsRow {
-                step: done,
-                epoch: epoch(done),
-                split: "test",
-                loss,
-                error,
-                lr: s.lr,
-                elapsed_s: elapsed(&s),
-            })?;
+            log.row(&s, done, "test", reading)?;
         }
         progress(done);
     }
@@ -379,21 +316,11 @@ pub fn train_run(
     // footing whatever their minibatch noise.
     let mut final_metrics = FinalMetrics::default();
     if status == Status::Completed {
-        match (
-            evaluate(net.as_ref(), &data.train, exp.task, stop),
-            evaluate(net.as_ref(), &data.test, exp.task, stop),
-        ) {
-            (Some((train_loss, train_error)), Some((test_loss, test_error))) => {
-                final_metrics = FinalMetrics {
-                    train_loss: Some(train_loss),
-                    train_error: Some(train_error),
-                    test_loss: Some(test_loss),
-                    test_error: Some(test_error),
-                }
-            }
+        match final_passes(net.as_ref(), data, exp.task, stop) {
+            Some(m) => final_metrics = m,
             // All steps done but the final passes cut short: not a result.
-            _ => {
-                save(&s, &mut out, &opt, false)?;
+            None => {
+                save(&s, &mut log, &opt, false)?;
                 status = Status::Interrupted;
             }
         }
@@ -401,21 +328,88 @@ pub fn train_run(
     if status != Status::Interrupted {
         checkpoint::remove(dir)?;
     }
-    let mut ends = s.ends.clone();
-    let readings = s.profiles.readings();
-    (ends.decay_init, ends.decay_final) = (readings.decay_init, readings.decay_final);
-    (ends.spread_init, ends.spread_final) = (readings.spread_init, readings.spread_final);
     Ok(RunOutcome {
         status,
         steps_done: s.steps_done,
         resumed_from: (first_step > 0).then_some(first_step),
         diverged_at_step,
         final_metrics,
-        gradient_ends: ends,
-        params,
-        probe_points,
-        elapsed_s: elapsed(&s),
+        gradient_ends: s.gradient_ends(),
+        params: vs
+            .trainable_variables()
+            .iter()
+            .map(|v| v.numel() as i64)
+            .sum(),
+        probe_points: points,
+        elapsed_s: log.elapsed(&s),
     })
+}
+
+/// `metrics.csv` rows, with the epoch and the wall time filled in.
+struct Log {
+    out: RunWriters,
+    batch_size: usize,
+    train_examples: usize,
+    start: Instant,
+}
+
+impl Log {
+    fn new(out: RunWriters, batch_size: usize, train_examples: usize) -> Log {
+        Log {
+            out,
+            batch_size,
+            train_examples,
+            start: Instant::now(),
+        }
+    }
+
+    /// Seconds trained, by this process and those it resumed from.
+    fn elapsed(&self, s: &LoopState) -> f64 {
+        s.trained_before + self.start.elapsed().as_secs_f64()
+    }
+
+    /// One row after `step` steps: `(loss, error)` of `split` at the lr in use.
+    fn row(
+        &mut self,
+        s: &LoopState,
+        step: usize,
+        split: &str,
+        (loss, error): (f64, f64),
+    ) -> Result<(), TrainError> {
+        Ok(self.out.metrics(&MetricsRow {
+            step,
+            epoch: (step * self.batch_size) as f64 / self.train_examples as f64,
+            split,
+            loss,
+            error,
+            lr: s.lr,
+            elapsed_s: self.elapsed(s),
+        })?)
+    }
+}
+
+/// Full passes over both splits after the last step; `None` when `stop`
+/// cut one short.
+fn final_passes(
+    net: &dyn Network,
+    data: &Dataset,
+    task: Task,
+    stop: &AtomicBool,
+) -> Option<FinalMetrics> {
+    let (train_loss, train_error) = evaluate(net, &data.train, task, stop)?;
+    let (test_loss, test_error) = evaluate(net, &data.test, task, stop)?;
+    Some(FinalMetrics {
+        train_loss: Some(train_loss),
+        train_error: Some(train_error),
+        test_loss: Some(test_loss),
+        test_error: Some(test_error),
+    })
+}
+
+/// The step `GRADSCOPE_INJECT_PANIC=RUN:STEP` names for this run, if any.
+fn injected_step(run: &str) -> Option<usize> {
+    let v = std::env::var("GRADSCOPE_INJECT_PANIC").ok()?;
+    v.strip_prefix(&format!("{run}:"))?.parse().ok()
 }
 
 /// What the loop carries from one step to the next, besides the network
@@ -434,6 +428,83 @@ struct LoopState {
 }
 
 impl LoopState {
+    /// The state before the first step of a run.
+    fn new(
+        exp: &Experiment,
+        data: &Dataset,
+        run: &RunSpec,
+        points: &[String],
+        trunk: &[bool],
+    ) -> LoopState {
+        let t = &exp.train;
+        let device = data.train.x.device();
+        let mut ends = GradientEnds {
+            trunk_points: points
+                .iter()
+                .zip(trunk)
+                .filter(|(_, t)| **t)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            ..GradientEnds::default()
+        };
+        ends.decay_theory = crate::theory::prediction(exp, run, data.input_dim()).map(|p| p.decay);
+        let mut s = LoopState {
+            steps_done: 0,
+            lr: 0.0,
+            warming: t.warmup.is_some(),
+            order: Batches::new(data.train.len(), t.batch_size as i64, run.seed, device),
+            augment_rng: exp
+                .dataset
+                .augment()
+                .then(|| SplitMix64::new(run.seed ^ 0xA06_3E47)),
+            window: Window::new(device),
+            profiles: ProfileWindow::new(),
+            ends,
+            trained_before: 0.0,
+        };
+        s.lr = s.lr_at(t, 0);
+        s
+    }
+
+    /// The lr of `step`: He et al.'s warm-up lr while it lasts, else the
+    /// schedule's.
+    fn lr_at(&self, t: &TrainSpec, step: usize) -> f64 {
+        match (&t.warmup, self.warming) {
+            (Some(w), true) => w.lr,
+            _ => t.scheduled_lr(step),
+        }
+    }
+
+    /// Keeps what a probe step says for `run.json`: the trunk's profile and
+    /// the first and last probe points' norms. False when a reading is not
+    /// finite (the run has diverged).
+    fn record_probe(&mut self, step: usize, rec: &ProbeRecord, trunk: &[bool]) -> bool {
+        self.profiles.push(rec.trunk_profile(trunk));
+        let (first, last) = (
+            rec.output.first().map(|o| o.l2),
+            rec.output.last().map(|o| o.l2),
+        );
+        if step == 0 {
+            (self.ends.init_first, self.ends.init_last) = (first, last);
+        }
+        (
+            self.ends.final_step,
+            self.ends.final_first,
+            self.ends.final_last,
+        ) = (Some(step), first, last);
+        rec.all_finite()
+    }
+
+    /// The gradient readings for `run.json`: the ends, and the decay and
+    /// spread medians of the first and last probe steps.
+    fn gradient_ends(&self) -> GradientEnds {
+        let mut ends = self.ends.clone();
+        let r = self.profiles.readings();
+        (ends.decay_init, ends.decay_final) = (r.decay_init, r.decay_final);
+        (ends.spread_init, ends.spread_final) = (r.spread_init, r.spread_final);
+        ends
+    }
+
     /// Writes `dir/checkpoint.pt` for the state after `steps_done` steps;
     /// `pending_eval`: the held-out pass due after that step has not run.
     #[allow(clippy::too_many_arguments)]
