@@ -241,6 +241,7 @@ pub fn train_run(
 
     let first_step = s.steps_done;
     let inject = injected_step(&run.name());
+    let mut divergence = Divergence::new(device);
     for step in first_step..steps {
         if status != Status::Completed {
             break;
@@ -269,8 +270,17 @@ pub fn train_run(
         let taps = probing.then(|| probe.taps(y.size()[0], device));
         let fwd = net.forward(&x, true, taps.as_deref());
         let (loss, error) = objective(exp.task, &fwd.logits, &x, &y);
-        if !loss.double_value(&[]).is_finite() {
-            (status, diverged_at_step) = (Status::Diverged, Some(step));
+        // Read the check only where this step reads the device anyway.
+        let done = step + 1;
+        let reads = probing
+            || done == steps
+            || done.is_multiple_of(t.log_every())
+            || done.is_multiple_of(t.eval_every)
+            || t.checkpoint_every.is_some_and(|e| done.is_multiple_of(e))
+            || stop.load(Ordering::SeqCst);
+        if let Some(bad) = divergence.note(&loss, step, reads) {
+            (status, diverged_at_step) = (Status::Diverged, Some(bad));
+            s.steps_done = bad;
             break;
         }
 
@@ -290,8 +300,7 @@ pub fn train_run(
 
         opt.step(s.lr);
         s.window.add(&loss, &error);
-        s.steps_done = step + 1;
-        let done = s.steps_done;
+        s.steps_done = done;
 
         if done.is_multiple_of(t.log_every()) || done == steps {
             let (loss, error) = s.window.take();
@@ -343,6 +352,46 @@ pub fn train_run(
         probe_points: points,
         elapsed_s: log.elapsed(&s),
     })
+}
+
+/// The non-finite-loss check. On the CPU it reads every step's loss (free:
+/// the value is already in memory). On CUDA a read is a host sync that
+/// drains the GPU's queue, so the first non-finite step is kept on the
+/// device (no sync) and read only at steps that sync anyway: probe, log,
+/// evaluation and checkpoint steps, the last step, and a stop. The run is
+/// still marked diverged at the exact step, and no row is written after
+/// it, since every row is written at a step that reads.
+struct Divergence {
+    /// On the device: the first step whose loss was not finite, or -1.
+    first_bad: Option<Tensor>,
+}
+
+impl Divergence {
+    fn new(device: Device) -> Divergence {
+        Divergence::deferred(device != Device::Cpu, device)
+    }
+
+    fn deferred(deferred: bool, device: Device) -> Divergence {
+        Divergence {
+            first_bad: deferred.then(|| Tensor::full([], -1, (Kind::Int64, device))),
+        }
+    }
+
+    /// Notes `step`'s loss; returns the first non-finite step once it is
+    /// known (every step on the CPU, at reading steps on CUDA).
+    fn note(&mut self, loss: &Tensor, step: usize, read: bool) -> Option<usize> {
+        let Some(first_bad) = self.first_bad.as_mut() else {
+            return (!loss.double_value(&[]).is_finite()).then_some(step);
+        };
+        let new_bad = loss.isfinite().logical_not().logical_and(&first_bad.lt(0));
+        let here = Tensor::full([], step as i64, (Kind::Int64, first_bad.device()));
+        *first_bad = here.where_self(&new_bad, first_bad);
+        if !read {
+            return None;
+        }
+        let v = first_bad.int64_value(&[]);
+        (v >= 0).then_some(v as usize)
+    }
 }
 
 /// `metrics.csv` rows, with the epoch and the wall time filled in.
@@ -745,6 +794,23 @@ impl Window {
 mod tests {
     use super::*;
     use gradscope_models::{Activation, Init, Norm, Variant};
+
+    /// The deferred (CUDA) divergence check, run on CPU tensors: a NaN at
+    /// step 2 read only at step 4 is reported as step 2, and a later
+    /// infinity does not move it; the eager (CPU) check reports at once.
+    #[test]
+    fn a_deferred_divergence_check_keeps_the_first_bad_step() {
+        let losses = [1.0f32, 2.0, f32::NAN, 3.0, f32::INFINITY];
+        let mut deferred = Divergence::deferred(true, Device::Cpu);
+        for (step, &l) in losses.iter().enumerate() {
+            let read = step == 1 || step == 4;
+            let got = deferred.note(&Tensor::from(l), step, read);
+            assert_eq!(got, if step == 4 { Some(2) } else { None }, "step {step}");
+        }
+        let mut eager = Divergence::deferred(false, Device::Cpu);
+        assert_eq!(eager.note(&Tensor::from(1.0f32), 0, false), None);
+        assert_eq!(eager.note(&Tensor::from(f32::NAN), 1, false), Some(1));
+    }
 
     /// An evaluation pass is where a large split spends its time, so the
     /// stop flag (set by SIGINT/SIGTERM) must end it, not only the steps.
