@@ -292,29 +292,44 @@ pub fn run(q: &Query) -> Result<String> {
 
 /// The CSV: one row per layer and one `total` row per target.
 fn csv(rows: &[Row], q: &Query) -> String {
-    let mut s = String::from(
-        "target,layer,op,input,output,mults,params,batch,threads,repeats,device,median_ms\n",
-    );
+    // Written by the csv crate, which quotes a field only where it must.
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "target",
+        "layer",
+        "op",
+        "input",
+        "output",
+        "mults",
+        "params",
+        "batch",
+        "threads",
+        "repeats",
+        "device",
+        "median_ms",
+    ];
+    let mut records = vec![header.map(str::to_owned).to_vec()];
     for r in rows {
-        let ms = r.ms.map_or(String::new(), |m| format!("{m:.4}"));
-        outln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{:?},{}",
-            r.target,
-            r.layer,
-            r.op,
-            r.input,
-            r.output,
-            r.mults,
-            r.params,
-            q.batch,
-            q.threads,
-            if q.no_time { 0 } else { q.repeats },
-            q.device,
-            ms
-        );
+        records.push(vec![
+            r.target.to_string(),
+            r.layer.to_string(),
+            r.op.to_string(),
+            r.input.to_string(),
+            r.output.to_string(),
+            r.mults.to_string(),
+            r.params.to_string(),
+            q.batch.to_string(),
+            q.threads.to_string(),
+            (if q.no_time { 0 } else { q.repeats }).to_string(),
+            format!("{:?}", q.device),
+            r.ms.map_or(String::new(), |m| format!("{m:.4}")),
+        ]);
     }
-    s
+    for rec in records {
+        // Writing into memory cannot fail.
+        let _ = w.write_record(&rec);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// Times every selected layer alone (its convolution or matrix product on
