@@ -141,24 +141,8 @@ enum Command {
     Slurm {
         /// The experiment file (JSON).
         experiment: PathBuf,
-        /// Array tasks (shards); `check EXP --shards N` shows the split.
-        #[arg(long, value_name = "N")]
-        shards: usize,
-        /// Slurm partition (--partition).
-        #[arg(long, value_name = "P")]
-        partition: Option<String>,
-        /// GPUs per task (--gpus); the tasks then train with --device cuda.
-        #[arg(long, value_name = "G")]
-        gpus: Option<u32>,
-        /// CPUs per task (--cpus-per-task), also gradscope's --threads.
-        #[arg(long, value_name = "C", default_value_t = 1)]
-        cpus: u32,
-        /// Time limit per task, in Slurm's format (--time), e.g. 04:00:00.
-        #[arg(long, value_name = "T")]
-        time: Option<String>,
-        /// Tasks running at once (the array's %M) [default: N].
-        #[arg(long, value_name = "M")]
-        max_parallel: Option<usize>,
+        #[command(flatten)]
+        options: slurm::Options,
         /// Submit the array and the merge job with sbatch and print their ids.
         #[arg(long)]
         submit: bool,
@@ -450,26 +434,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         } => merge(&results, &out, no_plot).map(|()| ExitCode::SUCCESS),
         Command::Slurm {
             experiment,
-            shards,
-            partition,
-            gpus,
-            cpus,
-            time,
-            max_parallel,
+            options,
             submit,
-        } => slurm_cmd(
-            &experiment,
-            &slurm::Options {
-                shards,
-                partition,
-                gpus,
-                cpus,
-                time,
-                max_parallel,
-            },
-            submit,
-        )
-        .map(|()| ExitCode::SUCCESS),
+        } => slurm_cmd(&experiment, &options, submit).map(|()| ExitCode::SUCCESS),
         Command::Check { experiment, shards } => {
             check(&experiment, shards).map(|()| ExitCode::SUCCESS)
         }

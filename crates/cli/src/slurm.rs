@@ -19,12 +19,25 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// The options of `gradscope slurm`.
+#[derive(clap::Args)]
 pub struct Options {
+    /// Array tasks (shards); `check EXP --shards N` shows the split.
+    #[arg(long, value_name = "N")]
     pub shards: usize,
+    /// Slurm partition (--partition).
+    #[arg(long, value_name = "P")]
     pub partition: Option<String>,
+    /// GPUs per task (--gpus); the tasks then train with --device cuda.
+    #[arg(long, value_name = "G")]
     pub gpus: Option<u32>,
+    /// CPUs per task (--cpus-per-task), also gradscope's --threads.
+    #[arg(long, value_name = "C", default_value_t = 1)]
     pub cpus: u32,
+    /// Time limit per task, in Slurm's format (--time), e.g. 04:00:00.
+    #[arg(long, value_name = "T")]
     pub time: Option<String>,
+    /// Tasks running at once (the array's %M) [default: N].
+    #[arg(long, value_name = "M")]
     pub max_parallel: Option<usize>,
 }
 

@@ -151,18 +151,7 @@ fn ink(png_bytes: &[u8]) -> (usize, usize, usize) {
 }
 
 fn unavailable() -> Option<String> {
-    for tool in ["chromium", "chromedriver"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Some(format!(
-                "{tool} is not installed (apt-get install chromium chromium-driver)"
-            ));
-        }
-    }
-    None
+    common::missing_tool(&["chromium", "chromedriver"], "chromium chromium-driver")
 }
 
 fn start_driver() -> Driver {

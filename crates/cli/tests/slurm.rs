@@ -14,6 +14,8 @@
 //! unless `GRADSCOPE_REQUIRE_SLURM=1` (set by `make test` when it installed
 //! Slurm, so CI never skips it silently).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -86,18 +88,10 @@ fn unavailable() -> Option<String> {
     if !root {
         return Some("the local Slurm cluster needs root".into());
     }
-    for tool in ["sbatch", "slurmctld", "slurmd", "munged"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Some(format!(
-                "{tool} is not installed (apt-get install slurm-wlm munge)"
-            ));
-        }
-    }
-    None
+    common::missing_tool(
+        &["sbatch", "slurmctld", "slurmd", "munged"],
+        "slurm-wlm munge",
+    )
 }
 
 /// `FILE` with the last column cut off when it is `elapsed_s` (a wall time).

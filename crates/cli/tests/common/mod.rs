@@ -74,3 +74,15 @@ pub fn run_ok(body: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     assert!(o.status.success(), "{}", stderr(&o));
     (tmp, out)
 }
+
+/// The first of `tools` that is not on PATH, said as why a test that needs
+/// it cannot run (`packages`: what installs them).
+pub fn missing_tool(tools: &[&str], packages: &str) -> Option<String> {
+    tools.iter().find_map(|tool| {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        (!found).then(|| format!("{tool} is not installed (apt-get install {packages})"))
+    })
+}
