@@ -8,6 +8,8 @@
 //!   layer, spread, medians over probe steps), computed the same way by
 //!   the training loop (for `run.json` and `summary.csv`) and by the report.
 //! - [`names`]: run folder names, with the values of swept settings.
+//! - [`run`]: `run.json`'s [`run::Status`], [`run::FinalMetrics`] and
+//!   [`run::GradientEnds`], one definition each for writer and readers.
 //! - [`durable::write_atomic`]: the one atomic, fsynced file write every
 //!   crate uses for run.json, summary.csv, reports and checkpoints.
 //! - [`num`]: how numbers are written, so that a gradient of 1e-40 reads
@@ -20,6 +22,7 @@
 pub mod decay;
 pub mod durable;
 pub mod names;
+pub mod run;
 
 use serde::{Deserialize, Serialize};
 

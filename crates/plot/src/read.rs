@@ -14,10 +14,10 @@ use serde::Deserialize;
 use crate::error::PlotError;
 
 /// The run status that the charts mark in their legends.
-pub const STATUS_DIVERGED: &str = "diverged";
+pub const STATUS_DIVERGED: &str = gradscope_format::run::Status::Diverged.as_str();
 /// The status of a run that finished normally; it is the one status that is
 /// not mentioned in legends.
-pub const STATUS_COMPLETED: &str = "completed";
+pub const STATUS_COMPLETED: &str = gradscope_format::run::Status::Completed.as_str();
 
 /// One row of `summary.csv`: one run of the sweep.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

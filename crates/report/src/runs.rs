@@ -13,69 +13,8 @@ use std::collections::BTreeMap;
 
 use crate::ReportError;
 
-/// `final` of run.json: full passes after the last step.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct FinalMetrics {
-    pub train_loss: Option<f64>,
-    pub train_error: Option<f64>,
-    pub test_loss: Option<f64>,
-    pub test_error: Option<f64>,
-}
-
-/// `gradient_ends` of run.json: ‖dL/dh‖ at the first and last probe point,
-/// at step 0 and at the last probed step.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct GradientEnds {
-    /// Decay per layer over the trunk (decades per layer), median of the
-    /// first five probe steps; absent in records written before it.
-    pub decay_init: Option<f64>,
-    pub decay_final: Option<f64>,
-    /// The mean-field prediction at initialization (plain MLPs only).
-    pub decay_theory: Option<f64>,
-    /// log10(last trunk rms / first); `"inf"` in JSON when the first is
-    /// exactly 0 in float32.
-    #[serde(deserialize_with = "inf_or_number")]
-    pub spread_init: Option<f64>,
-    #[serde(deserialize_with = "inf_or_number")]
-    pub spread_final: Option<f64>,
-    pub trunk_points: Vec<String>,
-    pub init_first: Option<f64>,
-    pub init_last: Option<f64>,
-    pub final_step: Option<u64>,
-    pub final_first: Option<f64>,
-    pub final_last: Option<f64>,
-}
-
-impl GradientEnds {
-    /// first / last at step 0 (`None` when either is missing or last is 0).
-    pub fn init_ratio(&self) -> Option<f64> {
-        ratio(self.init_first, self.init_last)
-    }
-
-    /// first / last at the last probed step.
-    pub fn final_ratio(&self) -> Option<f64> {
-        ratio(self.final_first, self.final_last)
-    }
-}
-
-/// A number, `null`, or the text of a non-finite number (`"inf"`), which
-/// run.json uses because JSON has no infinity.
-fn inf_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(Value::String(s)) => Ok(s.parse().ok()),
-        _ => Ok(None),
-    }
-}
-
-fn ratio(first: Option<f64>, last: Option<f64>) -> Option<f64> {
-    match (first, last) {
-        (Some(f), Some(l)) if f.is_finite() && l.is_finite() && l > 0.0 => Some(f / l),
-        _ => None,
-    }
-}
+// One definition for the writer and every reader (gradscope-format).
+pub use gradscope_format::run::{FinalMetrics, GradientEnds};
 
 /// The fields of run.json the report uses. Every field is optional so that
 /// a record from an older or newer gradscope, or one cut short, still reads.
@@ -109,7 +48,7 @@ pub struct RunJson {
 }
 
 /// `completed` in run.json.
-pub const COMPLETED: &str = "completed";
+pub const COMPLETED: &str = gradscope_format::run::Status::Completed.as_str();
 
 /// One run of the report: a folder under `runs/`, or a planned run that has
 /// none.

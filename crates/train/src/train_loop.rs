@@ -540,7 +540,7 @@ impl LoopState {
             self.ends.final_step,
             self.ends.final_first,
             self.ends.final_last,
-        ) = (Some(step), first, last);
+        ) = (Some(step as u64), first, last);
         rec.all_finite()
     }
 
