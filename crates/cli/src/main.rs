@@ -134,10 +134,12 @@ enum Command {
     },
     /// Write a sweep as a Slurm job array: results/NAME/slurm/sweep.sbatch
     /// (N tasks, each `run EXP --shard I/N --resume --no-plot` into
-    /// results/NAME/shards/I, with --requeue and --signal=B:TERM@120 so a
-    /// preempted or timed-out task saves a checkpoint and goes on when it
-    /// runs again) and merge.sbatch (`merge` into results/NAME once the
-    /// array has ended). --submit submits both.
+    /// results/NAME/shards/I, with --requeue and --signal=B:TERM@120: a
+    /// preempted task, or one near its time limit, saves a checkpoint; Slurm
+    /// requeues a preempted one and it goes on from there, and a timed-out
+    /// one goes on when the array is submitted again) and merge.sbatch
+    /// (`merge` into results/NAME once the array has ended). --submit
+    /// submits both.
     Slurm {
         /// The experiment file (JSON).
         experiment: PathBuf,

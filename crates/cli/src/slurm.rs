@@ -123,8 +123,10 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
         "#!/bin/bash\n\
          # Written by `gradscope slurm`: experiment {name}, {n} shards.\n\
          # Each task trains its shard into results/{name}/shards/$SLURM_ARRAY_TASK_ID.\n\
-         # On SIGTERM (time limit, preemption) gradscope saves a checkpoint and\n\
-         # exits; a requeued task resumes from it.\n\
+         # On SIGTERM (preemption, or 120 s before the time limit) gradscope\n\
+         # saves a checkpoint and exits. Slurm requeues a preempted task, which\n\
+         # resumes from it; a task that hit its time limit is not requeued:\n\
+         # submit the array again, and its runs go on from their checkpoints.\n\
          #SBATCH --job-name=gradscope-{name}\n\
          #SBATCH --array=0-{last}%{m}\n\
          #SBATCH --output={out}/%A_%a.out\n\

@@ -190,6 +190,13 @@ fn merge_prefers_a_completed_copy_and_refuses_what_it_cannot_merge() {
     let (h, rows) = read_csv(&out.join("summary.csv"));
     let status = h.iter().position(|c| c == "status").unwrap();
     assert!(rows.iter().all(|r| r[status] == "completed"), "{rows:?}");
+    // Merging the worse copies alone afterwards (a task that timed out)
+    // leaves the completed runs in place.
+    let o = gradscope(&["merge", s(&stale), "--out", s(&out), "--no-plot"]);
+    ok(&o);
+    assert!(stderr(&o).contains("0 copied now"), "{}", stderr(&o));
+    let (_, rows) = read_csv(&out.join("summary.csv"));
+    assert!(rows.iter().all(|r| r[status] == "completed"), "{rows:?}");
 
     // Refused, by name: a folder that is not a results directory, and a copy
     // trained with another lr.

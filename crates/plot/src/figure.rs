@@ -608,10 +608,13 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
     // Where each drawn value lands, for the SVG's hover layer: the pixel
     // from plotters' own mapping, the text from the data.
     for s in &panel.series {
+        // The legend entry of the same colour and dash; else of the same
+        // colour (a dashed "trained" line shares its depth's entry).
         let name = panel
             .legend
             .iter()
             .find(|l| l.color == s.color && l.dashed == s.dashed)
+            .or_else(|| panel.legend.iter().find(|l| l.color == s.color))
             .map_or(panel.title.as_str(), |l| l.label.as_str());
         let usable: Vec<(f64, f64)> = s
             .points

@@ -10,6 +10,9 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+/// The three per-run files, in [`RunWriters::lengths`] order.
+pub const CSV_FILES: [&str; 3] = ["metrics.csv", "gradients.csv", "activations.csv"];
+
 pub const METRICS_HEADER: [&str; 7] =
     ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
 pub use gradscope_format::GRADIENTS_HEADER;
@@ -74,8 +77,11 @@ impl Sink {
     /// Bytes written so far (every row is flushed when written).
     fn len(&mut self) -> Result<u64, ProbeError> {
         self.flush()?;
+        // Synced: a checkpoint records this length, and after a crash the
+        // file must still be at least this long.
         let file = self.writer.get_ref().get_ref();
-        file.metadata()
+        file.sync_data()
+            .and_then(|()| file.metadata())
             .map(|m| m.len())
             .map_err(|source| ProbeError::Io {
                 path: self.path.display().to_string(),
@@ -161,6 +167,26 @@ impl RunWriters {
         trunk: Vec<bool>,
         lengths: [u64; 3],
     ) -> Result<RunWriters, ProbeError> {
+        // All three are checked before any is cut, so a refusal leaves the
+        // files as they were.
+        for (file, &len) in CSV_FILES.iter().zip(&lengths) {
+            let path = dir.join(file);
+            let now = std::fs::metadata(&path)
+                .map(|m| m.len())
+                .map_err(|source| ProbeError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            if now < len {
+                return Err(ProbeError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("{now} bytes, but the checkpoint was taken at {len}"),
+                    ),
+                });
+            }
+        }
         Ok(RunWriters {
             metrics: Sink::resume(dir.join("metrics.csv"), lengths[0])?,
             gradients: Sink::resume(dir.join("gradients.csv"), lengths[1])?,

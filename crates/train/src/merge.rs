@@ -181,19 +181,21 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             .iter()
             .enumerate()
             .max_by_key(|(i, c)| {
-                let rank = match c.record.status {
-                    Status::Completed => 2,
-                    Status::Diverged => 1,
-                    _ => 0,
-                };
                 // The first directory given wins a tie.
-                (rank, c.record.steps_done, std::cmp::Reverse(*i))
+                (rank(&c.record), std::cmp::Reverse(*i))
             })
             .map(|(_, c)| c)
             .expect("a run has at least one copy");
         let dest = out.join("runs").join(run);
         if same_files(&best.dir, &dest)? {
             continue;
+        }
+        // A copy OUT already holds is replaced only by a better one (a
+        // merge after a task timed out must not undo an earlier merge).
+        if let Ok(held) = RunRecord::read(&dest.join("run.json")) {
+            if rank(&held) >= rank(&best.record) {
+                continue;
+            }
         }
         copy_run(&best.dir, &dest)?;
         copied.push(run.clone());
@@ -223,6 +225,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
         missing,
         summary,
     })
+}
+
+/// How good a copy of a run is: completed, then diverged (both final),
+/// then the most steps.
+fn rank(r: &RunRecord) -> (u8, usize) {
+    let status = match r.status {
+        Status::Completed => 2,
+        Status::Diverged => 1,
+        _ => 0,
+    };
+    (status, r.steps_done)
 }
 
 /// `p` made absolute without needing it to exist: its nearest existing

@@ -471,7 +471,9 @@ impl Sweep {
     /// refusal has been checked.
     fn decide(&mut self, holdings: &Holdings, existing: Existing) -> Result<(), TrainError> {
         let name = self.experiment.name.clone();
-        let planned: Vec<String> = self.runs.iter().map(RunSpec::name).collect();
+        // The whole plan, not only this shard's runs: a shard sharing a
+        // folder with the others must not delete their runs as unplanned.
+        let planned: Vec<String> = plan(&self.experiment).iter().map(RunSpec::name).collect();
         let others = holdings.others(&name);
         let ours = holdings.ours(&name, &planned);
         let other_experiment = |advice: String| TrainError::OtherExperiment {
@@ -758,12 +760,43 @@ impl Sweep {
             if !checkpoint::path(&dir).exists() {
                 continue;
             }
-            if let Err(e) = checkpoint::load(&dir, &run.name()) {
+            let why = match checkpoint::load(&dir, &run.name()) {
+                Err(e) => Some(e.to_string()),
+                // After a crash the CSVs may be shorter than when the
+                // checkpoint was taken: nothing to go on from.
+                Ok(Some(ck)) => gradscope_probe::writers::CSV_FILES
+                    .iter()
+                    .zip(ck.state.csv_bytes)
+                    .find(|(f, len)| {
+                        std::fs::metadata(dir.join(f)).map_or(true, |m| m.len() < *len)
+                    })
+                    .map(|(f, len)| format!("{f} is shorter than the {len} bytes it recorded")),
+                Ok(None) => None,
+            };
+            if let Some(why) = why {
                 let _ = std::fs::remove_file(checkpoint::path(&dir));
                 self.notes.push(format!(
-                    "{}: its checkpoint cannot be used ({e}); removed it, the run trains again from step 0",
+                    "{}: its checkpoint cannot be used ({why}); removed it, the run trains again from step 0",
                     run.name()
                 ));
+                continue;
+            }
+            // A checkpoint of other settings is not gone on from; say so.
+            if let Ok(r) = RunRecord::read(&dir.join("run.json")) {
+                let mut fields = Vec::new();
+                differing_paths(
+                    &serde_json::Value::Object(run_settings(&self.experiment)),
+                    &serde_json::Value::Object(run_settings(&r.config)),
+                    "",
+                    &mut fields,
+                );
+                if !fields.is_empty() {
+                    self.notes.push(format!(
+                        "{}: its checkpoint was taken with other settings ({}); the run trains again from step 0",
+                        run.name(),
+                        list_some(&fields)
+                    ));
+                }
             }
         }
     }
@@ -806,8 +839,9 @@ impl Sweep {
     /// by this version: ours are written atomically) is left out rather
     /// than stopping a sweep; `--resume` trains such a run again.
     pub fn write_summary(&self) -> Result<PathBuf, TrainError> {
-        let records: Vec<RunRecord> = self
-            .runs
+        // Every planned run this folder holds, also other shards' when
+        // shards share it.
+        let records: Vec<RunRecord> = plan(&self.experiment)
             .iter()
             .map(|run| self.run_dir(run).join("run.json"))
             .filter(|json| json.exists())

@@ -249,15 +249,23 @@ pub fn train_run(
         if inject == Some(step) {
             injected_panic(&run.name(), &step.to_string());
         }
-        if stop.load(Ordering::SeqCst) {
-            save(&s, &mut log, &opt, false)?;
-            status = Status::Interrupted;
+        let stopping = stop.load(Ordering::SeqCst);
+        let saving = stopping
+            || t.checkpoint_every
+                .is_some_and(|every| step > first_step && step.is_multiple_of(every));
+        // Never save weights a non-finite loss has already spoilt (on CUDA
+        // the check may not have been read since).
+        if let Some(bad) = saving.then(|| divergence.read()).flatten() {
+            (status, diverged_at_step) = (Status::Diverged, Some(bad));
+            s.steps_done = bad;
             break;
         }
-        if t.checkpoint_every
-            .is_some_and(|every| step > first_step && step.is_multiple_of(every))
-        {
+        if saving {
             save(&s, &mut log, &opt, false)?;
+        }
+        if stopping {
+            status = Status::Interrupted;
+            break;
         }
         s.lr = s.lr_at(t, step);
         let (mut x, y) = s.order.next(&data.train);
@@ -375,6 +383,13 @@ impl Divergence {
         Divergence {
             first_bad: deferred.then(|| Tensor::full([], -1, (Kind::Int64, device))),
         }
+    }
+
+    /// The first non-finite step noted so far, read now (a sync on CUDA;
+    /// on the CPU every step was read already).
+    fn read(&mut self) -> Option<usize> {
+        let v = self.first_bad.as_ref()?.int64_value(&[]);
+        (v >= 0).then_some(v as usize)
     }
 
     /// Notes `step`'s loss; returns the first non-finite step once it is
