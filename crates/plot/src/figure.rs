@@ -462,38 +462,12 @@ fn draw_figure<DB: DrawingBackend>(
     style: &Style,
     hover: &mut Vec<HoverPoint>,
 ) -> Result<(), String> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(err)?;
-    let (w, _) = root.dim_in_pixel();
     // One line per `\n` of the subtitle, then the zero note.
     let mut notes: Vec<&str> = fig.subtitle.iter().flat_map(|s| s.lines()).collect();
     if fig.has_floor_zeros() {
         notes.push(ZERO_NOTE);
     }
-    let (title_h, note_h) = (style.px_u32(36), style.px_u32(22));
-    let header = title_h + note_h * u32::try_from(notes.len()).unwrap_or(0);
-    let (top, body) = root.split_vertically(header);
-    let centre = i32::try_from(w / 2).unwrap_or(0);
-    top.draw(&Text::new(
-        fig.title.clone(),
-        (centre, 8),
-        (FONT, style.px(TITLE_SIZE))
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(err)?;
-    for (line, note) in (0..).zip(notes) {
-        top.draw(&Text::new(
-            note.to_owned(),
-            (centre, (title_h + (note_h - 2) * line) as i32),
-            (FONT, style.px(SUBTITLE_SIZE))
-                .into_font()
-                .color(&GREY)
-                .pos(Pos::new(HPos::Center, VPos::Top)),
-        ))
-        .map_err(err)?;
-    }
+    let body = draw_header(root, &fig.title, &notes, style)?;
 
     // Shared extents: the same axes in every panel make the panels comparable.
     let mut xs = Vec::new();
@@ -543,6 +517,44 @@ fn draw_figure<DB: DrawingBackend>(
         draw_panel(area, fig, panel, xr, yr, style, hover)?;
     }
     Ok(())
+}
+
+/// Fills `root` white and draws a chart's title and its note lines,
+/// centred; returns the area below them.
+pub(crate) fn draw_header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    notes: &[&str],
+    style: &Style,
+) -> Result<DrawingArea<DB, Shift>, String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (w, _) = root.dim_in_pixel();
+    let (title_h, note_h) = (style.px_u32(36), style.px_u32(22));
+    let header = title_h + note_h * u32::try_from(notes.len()).unwrap_or(0);
+    let (top, body) = root.split_vertically(header);
+    let centre = i32::try_from(w / 2).unwrap_or(0);
+    top.draw(&Text::new(
+        title.to_owned(),
+        (centre, 8),
+        (FONT, style.px(TITLE_SIZE))
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(err)?;
+    for (line, note) in (0..).zip(notes) {
+        top.draw(&Text::new(
+            (*note).to_owned(),
+            (centre, (title_h + (note_h - 2) * line) as i32),
+            (FONT, style.px(SUBTITLE_SIZE))
+                .into_font()
+                .color(&GREY)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(err)?;
+    }
+    Ok(body)
 }
 
 fn draw_panel<'a, DB: DrawingBackend + 'a>(

@@ -21,8 +21,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::charts::{deepest_probed_depth, probed_run, seed_word};
 use crate::error::PlotError;
 use crate::figure::{
-    ensure_font, finish, temp_path, Rendered, Style, AXIS_DESC_SIZE, FONT, PANEL_TITLE_SIZE,
-    SUBTITLE_SIZE, TICK_SIZE, TITLE_SIZE,
+    draw_header, ensure_font, finish, temp_path, Rendered, Style, AXIS_DESC_SIZE, FONT,
+    PANEL_TITLE_SIZE, TICK_SIZE,
 };
 use crate::read::ResultsDir;
 
@@ -163,29 +163,8 @@ fn draw<DB: DrawingBackend>(
     style: &Style,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(err)?;
-    let (w, _) = root.dim_in_pixel();
-    let header = style.px_u32(36) + style.px_u32(22);
-    let (top, body) = root.split_vertically(header);
-    let centre = i32::try_from(w / 2).unwrap_or(0);
-    top.draw(&Text::new(
-        title.to_owned(),
-        (centre, 8),
-        (FONT, style.px(TITLE_SIZE))
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(err)?;
-    top.draw(&Text::new(
-        subtitle.to_owned(),
-        (centre, style.px_u32(36) as i32),
-        (FONT, style.px(SUBTITLE_SIZE))
-            .into_font()
-            .color(&RGBColor(90, 90, 90))
-            .pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(err)?;
+    let body = draw_header(root, title, &[subtitle], style)?;
+    let centre = i32::try_from(body.dim_in_pixel().0 / 2).unwrap_or(0);
     let grids = match grids {
         Ok(g) => g,
         Err(why) => {
