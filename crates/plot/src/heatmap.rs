@@ -210,6 +210,7 @@ fn draw<DB: DrawingBackend>(
         .max()
         .unwrap_or(1);
     for (area, grid) in areas.iter().zip(grids) {
+        let layers = grid.layers;
         let mut chart = ChartBuilder::on(area)
             .caption(grid.title.as_str(), (FONT, style.px(PANEL_TITLE_SIZE)))
             .margin(8)
@@ -227,7 +228,15 @@ fn draw<DB: DrawingBackend>(
             .x_desc("training step")
             .y_desc("layer (0 = input side)")
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            // A layer's cell spans [layer, layer + 1): label whole layers
+            // that exist, at their cell's lower edge, and nothing else.
+            .y_label_formatter(&|v| {
+                if v.fract() == 0.0 && *v < layers as f64 {
+                    format!("{v:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .label_style((FONT, style.px(TICK_SIZE)))
             .axis_desc_style((FONT, style.px(AXIS_DESC_SIZE)))
             .draw()

@@ -781,8 +781,18 @@ impl Sweep {
                 ));
                 continue;
             }
-            // A checkpoint of other settings is not gone on from; say so.
+            // A checkpoint of other settings, or from another device, is
+            // not gone on from; say so.
             if let Ok(r) = RunRecord::read(&dir.join("run.json")) {
+                let device = format!("{:?}", self.device).to_lowercase();
+                if r.device != device {
+                    self.notes.push(format!(
+                        "{}: its checkpoint was taken on {}, this sweep runs on {device}; the run trains again from step 0",
+                        run.name(),
+                        r.device
+                    ));
+                    continue;
+                }
                 let mut fields = Vec::new();
                 differing_paths(
                     &serde_json::Value::Object(run_settings(&self.experiment)),
@@ -821,7 +831,13 @@ impl Sweep {
         if !checkpoint::path(&dir).exists() {
             return Ok(false);
         }
+        let device = format!("{:?}", self.device).to_lowercase();
         let same = RunRecord::read(&dir.join("run.json")).is_ok_and(|r| {
+            // A checkpoint goes on only on the device it was taken on: the
+            // run's numbers would otherwise come from two devices.
+            if r.device != device {
+                return false;
+            }
             let mut fields = Vec::new();
             differing_paths(
                 &serde_json::Value::Object(run_settings(&self.experiment)),
