@@ -45,6 +45,20 @@ pub(crate) fn run_settings(exp: &Experiment) -> serde_json::Map<String, Value> {
     settings_of(serde_json::to_value(exp).unwrap_or(Value::Null))
 }
 
+/// The settings (dotted paths, as [`differing_paths`] names them) in
+/// which `theirs` trains something other than `ours`; empty when a run of
+/// one is a run of the other.
+pub(crate) fn changed_settings(ours: &Experiment, theirs: &Experiment) -> Vec<String> {
+    let mut fields = Vec::new();
+    differing_paths(
+        &Value::Object(run_settings(ours)),
+        &Value::Object(run_settings(theirs)),
+        "",
+        &mut fields,
+    );
+    fields
+}
+
 fn settings_of(value: Value) -> serde_json::Map<String, Value> {
     let mut v = match value {
         Value::Object(m) => m,

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::CHECKPOINT_FILE;
-use crate::holdings::{differing_paths, run_settings};
+use crate::holdings::changed_settings;
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::plan;
 use crate::record::{write_summary, RunRecord, Status};
@@ -113,7 +113,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
         return Err(refuse(&dirs[0], "none of the directories has a run".into()));
     };
     let experiment = first.record.config.clone();
-    let settings = serde_json::Value::Object(run_settings(&experiment));
     for c in by_run.values().flatten() {
         if c.record.experiment != experiment.name {
             return Err(refuse(
@@ -124,13 +123,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
                 ),
             ));
         }
-        let mut fields = Vec::new();
-        differing_paths(
-            &settings,
-            &serde_json::Value::Object(run_settings(&c.record.config)),
-            "",
-            &mut fields,
-        );
+        let fields = changed_settings(&experiment, &c.record.config);
         if !fields.is_empty() {
             return Err(refuse(
                 &c.dir,
@@ -152,13 +145,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             let Ok(r) = RunRecord::read(&run_dir.join("run.json")) else {
                 continue;
             };
-            let mut fields = Vec::new();
-            differing_paths(
-                &settings,
-                &serde_json::Value::Object(run_settings(&r.config)),
-                "",
-                &mut fields,
-            );
+            let fields = changed_settings(&experiment, &r.config);
             if r.experiment != experiment.name || !fields.is_empty() {
                 return Err(refuse(
                     out,

@@ -22,7 +22,7 @@
 
 use crate::check::measure;
 use crate::checkpoint;
-use crate::holdings::{differing_paths, run_settings, Held, Holdings};
+use crate::holdings::{changed_settings, Held, Holdings};
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::{plan, RunSpec};
 use crate::record::{write_summary, RunRecord, Status, Versions};
@@ -574,7 +574,6 @@ impl Sweep {
                         "--resume continues a sweep of the same experiment; use --out for a results directory of its own, or --restart --force to delete them and train {name:?} here"
                     )));
                 }
-                let settings = serde_json::Value::Object(run_settings(&self.experiment));
                 for run in self.runs.clone() {
                     let dir = self.run_dir(&run);
                     recover(&dir, true)?;
@@ -584,9 +583,7 @@ impl Sweep {
                     let record = json.exists().then(|| RunRecord::read(&json).ok()).flatten();
                     match record {
                         Some(r) if matches!(r.status, Status::Completed | Status::Diverged) => {
-                            let theirs = serde_json::Value::Object(run_settings(&r.config));
-                            let mut fields = Vec::new();
-                            differing_paths(&settings, &theirs, "", &mut fields);
+                            let fields = changed_settings(&self.experiment, &r.config);
                             if !fields.is_empty() {
                                 return Err(TrainError::ConfigChanged {
                                     path: json,
@@ -654,6 +651,12 @@ impl Sweep {
         &self.out
     }
 
+    /// The device as run.json records it (`cpu`, `cuda(0)`), which a
+    /// checkpoint must match to be gone on from.
+    fn device_name(&self) -> String {
+        format!("{:?}", self.device).to_lowercase()
+    }
+
     /// Where a run's files are once it has ended: `OUT/runs/RUN`.
     pub fn run_dir(&self, run: &RunSpec) -> PathBuf {
         self.out.join("runs").join(run.name())
@@ -707,7 +710,7 @@ impl Sweep {
             resumed_from,
             params: 0,
             elapsed_s: 0.0,
-            device: format!("{:?}", self.device).to_lowercase(),
+            device: self.device_name(),
             threads: self.threads,
             versions: Versions::current(),
             final_metrics: Default::default(),
@@ -784,7 +787,7 @@ impl Sweep {
             // A checkpoint of other settings, or from another device, is
             // not gone on from; say so.
             if let Ok(r) = RunRecord::read(&dir.join("run.json")) {
-                let device = format!("{:?}", self.device).to_lowercase();
+                let device = self.device_name();
                 if r.device != device {
                     self.notes.push(format!(
                         "{}: its checkpoint was taken on {}, this sweep runs on {device}; the run trains again from step 0",
@@ -793,13 +796,7 @@ impl Sweep {
                     ));
                     continue;
                 }
-                let mut fields = Vec::new();
-                differing_paths(
-                    &serde_json::Value::Object(run_settings(&self.experiment)),
-                    &serde_json::Value::Object(run_settings(&r.config)),
-                    "",
-                    &mut fields,
-                );
+                let fields = changed_settings(&self.experiment, &r.config);
                 if !fields.is_empty() {
                     self.notes.push(format!(
                         "{}: its checkpoint was taken with other settings ({}); the run trains again from step 0",
@@ -831,21 +828,14 @@ impl Sweep {
         if !checkpoint::path(&dir).exists() {
             return Ok(false);
         }
-        let device = format!("{:?}", self.device).to_lowercase();
+        let device = self.device_name();
         let same = RunRecord::read(&dir.join("run.json")).is_ok_and(|r| {
             // A checkpoint goes on only on the device it was taken on: the
             // run's numbers would otherwise come from two devices.
             if r.device != device {
                 return false;
             }
-            let mut fields = Vec::new();
-            differing_paths(
-                &serde_json::Value::Object(run_settings(&self.experiment)),
-                &serde_json::Value::Object(run_settings(&r.config)),
-                "",
-                &mut fields,
-            );
-            fields.is_empty()
+            changed_settings(&self.experiment, &r.config).is_empty()
         });
         Ok(same)
     }
