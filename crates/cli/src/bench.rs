@@ -14,6 +14,7 @@
 //! window.
 
 use anyhow::{bail, Context, Result};
+use gradscope_format::files::METRICS_CSV;
 use gradscope_train::plan::RunSpec;
 use gradscope_train::record::write_file;
 use gradscope_train::spec::Experiment;
@@ -119,7 +120,7 @@ pub fn bench_one(one: &One) -> Result<Value> {
             rss_at.insert((done - one.warmup).to_string(), json!(rss_mb("VmRSS:")));
         }
     });
-    let metrics = std::fs::read_to_string(dir.join("metrics.csv"));
+    let metrics = std::fs::read_to_string(dir.join(METRICS_CSV));
     let _ = std::fs::remove_dir_all(&dir);
     let outcome = outcome?;
     let metrics = metrics.context("reading the bench run's metrics.csv")?;

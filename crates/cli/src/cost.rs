@@ -10,6 +10,7 @@
 
 use crate::bench::median;
 use anyhow::{bail, Context, Result};
+use gradscope_format::files::PLOTS_DIR;
 use gradscope_models::cost::{self as targets, TARGETS};
 use gradscope_models::layers::{LayerCost, LayerOp, Shape};
 use gradscope_models::Network;
@@ -283,7 +284,7 @@ pub fn run(q: &Query) -> Result<String> {
             "batch {}, {} thread(s), median of {} passes",
             q.batch, q.threads, q.repeats
         );
-        let rendered = cost_vs_time(&points, &q.out.join("plots"), &subtitle)?;
+        let rendered = cost_vs_time(&points, &q.out.join(PLOTS_DIR), &subtitle)?;
         outln!(text, "wrote {}", rendered.png.display());
         outln!(text, "wrote {}", rendered.svg.display());
     }

@@ -15,13 +15,19 @@
 //! - [`num`]: how numbers are written, so that a gradient of 1e-40 reads
 //!   back as 1e-40 and never as 0.
 //!
-//! The rest of the contract (`run.json`, `summary.csv`, `metrics.csv`,
-//! `activations.csv`) still lives with its writers in gradscope-train and
-//! gradscope-probe (see crates/README.md).
+//! - [`rows`]: the rows of `metrics.csv`, `activations.csv` and
+//!   `summary.csv` with their headers, and [`rows::summary_csv`], which
+//!   writes the summary from run records.
+//! - [`run::RunRecord`]: `run.json` as the sweep writes it (generic over the
+//!   experiment type, which lives in gradscope-train), and [`run::RunJson`],
+//!   the same fields read leniently.
+//! - [`files`]: the file and folder names of a results directory.
 
 pub mod decay;
 pub mod durable;
+pub mod files;
 pub mod names;
+pub mod rows;
 pub mod run;
 
 use serde::{Deserialize, Serialize};
@@ -143,7 +149,7 @@ pub fn num(v: f64) -> String {
 /// needs no counterpart: Rust's float parser reads that text, `NaN` and
 /// `inf` included, and the csv reader names the file, line and column of a
 /// value it cannot parse.
-fn opt_num<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn opt_num<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => s.serialize_str(&num(*v)),
         None => s.serialize_str(""),

@@ -1,4 +1,6 @@
-//! The parts of `run.json` that every side reads: a run's [`Status`], its
+//! `run.json`: [`RunRecord`] (what the sweep writes and `--resume` and
+//! `merge` read back), [`RunJson`] (the same fields read leniently, for
+//! reports over published folders), a run's [`Status`], its
 //! [`FinalMetrics`] and its [`GradientEnds`], one definition each (the
 //! training side writes them, the charts and the report read them).
 //!
@@ -8,6 +10,92 @@
 //! point is exactly 0 in float32).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Versions a result depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub gradscope: String,
+    pub tch: String,
+    pub libtorch: String,
+}
+
+/// The content of `run.json`, as the sweep writes it. `C` is the resolved
+/// experiment: gradscope-train's `Experiment` when it writes or resumes a
+/// run; a reader that only looks a field up can take any serde value.
+/// Reading is strict: every field must be there (a record that lacks one
+/// is a run to train again for `--resume`). Readers of published folders,
+/// old ones included, use [`RunJson`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord<C> {
+    pub experiment: String,
+    /// The experiment file the sweep was started from, as given on the
+    /// command line (`gradscope report` prints how to rerun it); absent in
+    /// records written before it existed.
+    #[serde(default)]
+    pub experiment_file: Option<String>,
+    pub run: String,
+    pub variant: String,
+    /// The values of the settings the experiment sweeps (`{"init":
+    /// "glorot"}`); empty, and left out of the file, when it sweeps none.
+    /// `config` is the whole experiment, lists included.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub swept: BTreeMap<String, String>,
+    pub depth: usize,
+    pub seed: u64,
+    pub status: Status,
+    pub diverged_at_step: Option<usize>,
+    pub error: Option<String>,
+    pub steps_planned: usize,
+    pub steps_done: usize,
+    /// The steps this run went on from a checkpoint at, one per resume
+    /// (`--resume` after a SIGTERM, a kill or a Slurm requeue); left out
+    /// when it trained in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_from: Vec<usize>,
+    pub params: i64,
+    pub elapsed_s: f64,
+    pub device: String,
+    pub threads: i32,
+    pub versions: Versions,
+    #[serde(rename = "final")]
+    pub final_metrics: FinalMetrics,
+    pub gradient_ends: GradientEnds,
+    pub probe_points: Vec<String>,
+    pub config: C,
+}
+
+/// `run.json` read leniently: the same fields as [`RunRecord`], each one
+/// optional, so that a record from an older or newer gradscope, or one cut
+/// short, still reads. The report reads run folders with it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RunJson<C> {
+    pub experiment: Option<String>,
+    pub experiment_file: Option<String>,
+    pub run: Option<String>,
+    pub variant: Option<String>,
+    pub swept: BTreeMap<String, String>,
+    pub depth: Option<u32>,
+    pub seed: Option<u64>,
+    /// Kept as text: a status this gradscope does not know is reported,
+    /// not a parse error.
+    pub status: Option<String>,
+    pub error: Option<String>,
+    pub diverged_at_step: Option<u64>,
+    pub steps_planned: Option<u64>,
+    pub steps_done: Option<u64>,
+    pub resumed_from: Vec<u64>,
+    pub params: Option<i64>,
+    pub elapsed_s: Option<f64>,
+    pub device: Option<String>,
+    pub threads: Option<i64>,
+    #[serde(rename = "final")]
+    pub final_metrics: FinalMetrics,
+    pub gradient_ends: GradientEnds,
+    pub probe_points: Vec<String>,
+    pub config: Option<C>,
+}
 
 /// How a run ended (or that it has not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

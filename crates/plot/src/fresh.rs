@@ -19,6 +19,9 @@
 //! the per-step CSVs of published results are not committed, and redrawing
 //! from less data than the charts were drawn from would only lose lines.
 
+use gradscope_format::files::{
+    ACTIVATIONS_CSV, GRADIENTS_CSV, METRICS_CSV, PLOTS_DIR, RUN_JSON, SUMMARY_CSV,
+};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -33,12 +36,7 @@ pub const INPUTS_FILE: &str = "inputs.json";
 /// The per-run files a chart may read, besides `summary.csv`. `run.json`
 /// is not read by the charts, but it names the attempt: a run trained
 /// again has a new one even where its CSVs came out byte-identical.
-pub const RUN_FILES: [&str; 4] = [
-    "run.json",
-    "metrics.csv",
-    "gradients.csv",
-    "activations.csv",
-];
+pub const RUN_FILES: [&str; 4] = [RUN_JSON, METRICS_CSV, GRADIENTS_CSV, ACTIVATIONS_CSV];
 
 /// One input file: its length and content hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +129,7 @@ fn mark(path: &Path) -> Result<Option<FileMark>, PlotError> {
 /// The run names of `summary.csv`, in order, read leniently (only the
 /// `run` column): whether the rest parses is the loader's business.
 fn summary_runs(root: &Path) -> Result<Vec<String>, PlotError> {
-    let path = root.join("summary.csv");
+    let path = root.join(SUMMARY_CSV);
     let mut reader = match csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -168,8 +166,8 @@ fn summary_runs(root: &Path) -> Result<Vec<String>, PlotError> {
 /// Hashes the files the charts of `root` are drawn from, as they are now.
 pub fn inputs(root: &Path) -> Result<Inputs, PlotError> {
     let mut files = BTreeMap::new();
-    if let Some(m) = mark(&root.join("summary.csv"))? {
-        files.insert("summary.csv".to_owned(), m);
+    if let Some(m) = mark(&root.join(SUMMARY_CSV))? {
+        files.insert(SUMMARY_CSV.to_owned(), m);
     }
     for run in summary_runs(root)? {
         for f in RUN_FILES {
@@ -189,7 +187,7 @@ impl Inputs {
     pub fn has_run_csvs(&self) -> bool {
         self.files
             .keys()
-            .any(|k| k.ends_with(".csv") && k != "summary.csv")
+            .any(|k| k.ends_with(".csv") && k != SUMMARY_CSV)
     }
 
     /// The first file that is new or changed in `now` against this record
@@ -197,7 +195,7 @@ impl Inputs {
     /// is new"; files of the record that `now` lacks do not count (see the
     /// module docs).
     pub fn first_change(&self, now: &Inputs) -> Option<String> {
-        let summary = now.files.get_key_value("summary.csv");
+        let summary = now.files.get_key_value(SUMMARY_CSV);
         summary
             .into_iter()
             .chain(now.files.iter())
@@ -251,14 +249,14 @@ impl Inputs {
 
 /// Reads `plots/inputs.json`, if there is a readable one.
 pub fn recorded(root: &Path) -> Option<Inputs> {
-    let text = std::fs::read_to_string(root.join("plots").join(INPUTS_FILE)).ok()?;
+    let text = std::fs::read_to_string(root.join(PLOTS_DIR).join(INPUTS_FILE)).ok()?;
     Inputs::from_json(&text)
 }
 
 /// The size and text scale the charts of `root` were last drawn at
 /// (`plots/inputs.json`); the default when none is recorded.
 pub fn recorded_style(root: &Path) -> Style {
-    std::fs::read_to_string(root.join("plots").join(INPUTS_FILE))
+    std::fs::read_to_string(root.join(PLOTS_DIR).join(INPUTS_FILE))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|doc| serde_json::from_value(doc.get("style")?.clone()).ok())
@@ -284,7 +282,7 @@ pub(crate) fn record(
 
 /// Whether the charts of `root` exist and show its files as they are now.
 pub fn check(root: &Path) -> Result<Freshness, PlotError> {
-    let plots = root.join("plots");
+    let plots = root.join(PLOTS_DIR);
     for name in crate::CHART_NAMES {
         for ext in ["png", "svg"] {
             let f = format!("{name}.{ext}");

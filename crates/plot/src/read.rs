@@ -4,12 +4,14 @@
 //! Numbers are parsed with Rust's float parser, which accepts the `NaN`,
 //! `inf` and `-inf` that diverged runs write; empty fields become `None`.
 
+use gradscope_format::files::{
+    ACTIVATIONS_CSV, GRADIENTS_CSV, METRICS_CSV, PLOTS_DIR, RUNS_DIR, RUN_JSON, SUMMARY_CSV,
+};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::error::PlotError;
 
@@ -19,151 +21,10 @@ pub const STATUS_DIVERGED: &str = gradscope_format::run::Status::Diverged.as_str
 /// not mentioned in legends.
 pub const STATUS_COMPLETED: &str = gradscope_format::run::Status::Completed.as_str();
 
-/// One row of `summary.csv`: one run of the sweep.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SummaryRow {
-    /// Run directory name, `VARIANT-dDEPTH-sSEED`.
-    pub run: String,
-    /// Network variant, e.g. `plain` or `residual`.
-    pub variant: String,
-    /// The run's activation, init and norm where the experiment sweeps them
-    /// (a column each, present only then).
-    #[serde(default)]
-    pub activation: Option<String>,
-    #[serde(default)]
-    pub init: Option<String>,
-    #[serde(default)]
-    pub norm: Option<String>,
-    /// Depth in weight layers.
-    pub depth: u32,
-    /// Seed of the run.
-    pub seed: u64,
-    /// `completed`, `diverged`, `interrupted`, `failed` or `running`.
-    pub status: String,
-    /// Steps actually trained.
-    pub steps_done: Option<u64>,
-    /// Number of trainable parameters.
-    pub params: Option<u64>,
-    /// Final full-pass training loss.
-    pub final_train_loss: Option<f64>,
-    /// Final full-pass training error (fraction).
-    pub final_train_error: Option<f64>,
-    /// Final held-out loss.
-    pub final_test_loss: Option<f64>,
-    /// Final held-out error (fraction).
-    pub final_test_error: Option<f64>,
-    /// Decay per layer of dL/dh over the trunk (decades per layer, positive
-    /// when the gradient shrinks toward the input), median of the first five
-    /// probe steps; absent in older files.
-    #[serde(default)]
-    pub grad_decay_init: Option<f64>,
-    /// The mean-field prediction of the decay per layer at initialization
-    /// (plain MLPs it applies to; empty elsewhere).
-    #[serde(default)]
-    pub grad_decay_theory: Option<f64>,
-    /// The same over the last five probe steps.
-    #[serde(default)]
-    pub grad_decay_final: Option<f64>,
-    /// log10(last trunk rms / first trunk rms), first five probe steps
-    /// (`inf` when the first is exactly 0 in float32).
-    #[serde(default)]
-    pub grad_spread_init: Option<f64>,
-    /// The same over the last five probe steps.
-    #[serde(default)]
-    pub grad_spread_final: Option<f64>,
-    /// ‖dL/dh‖ at the first probe point, step 0 (the older reading: its
-    /// ratio to the last mixes in the head's factor).
-    pub grad_first_init: Option<f64>,
-    /// ‖dL/dh‖ at the last probe point, step 0.
-    pub grad_last_init: Option<f64>,
-    /// ‖dL/dh‖ at the first probe point, last probed step.
-    pub grad_first_final: Option<f64>,
-    /// ‖dL/dh‖ at the last probe point, last probed step.
-    pub grad_last_final: Option<f64>,
-    /// Wall-clock seconds of the run.
-    pub elapsed_s: Option<f64>,
-    /// The results folder the run was read from, when several are drawn
-    /// together ([`crate::compare`]); not a column of `summary.csv`.
-    #[serde(skip)]
-    pub source: Option<String>,
-}
-
-impl SummaryRow {
-    /// Whether the run stopped because its loss became non-finite.
-    pub fn is_diverged(&self) -> bool {
-        self.status == STATUS_DIVERGED
-    }
-
-    /// What the charts draw as one panel or one line family: the variant,
-    /// followed by the swept settings' values where the experiment sweeps
-    /// any (`plain, tanh, init glorot, no norm`); just `plain` otherwise.
-    pub fn group(&self) -> String {
-        let swept = [
-            ("activation", &self.activation),
-            ("init", &self.init),
-            ("norm", &self.norm),
-        ];
-        let mut parts = vec![self.variant.clone()];
-        for (field, value) in swept {
-            if let Some(v) = value {
-                parts.push(gradscope_format::names::describe(field, v));
-            }
-        }
-        match &self.source {
-            Some(folder) => format!("{folder}: {}", parts.join(", ")),
-            None => parts.join(", "),
-        }
-    }
-}
-
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MetricRow {
-    /// Training step.
-    pub step: u64,
-    /// Epoch (may be fractional).
-    pub epoch: Option<f64>,
-    /// `train` or `test`.
-    pub split: String,
-    /// Loss (NaN once a run diverged).
-    pub loss: Option<f64>,
-    /// Error as a fraction in [0, 1].
-    pub error: Option<f64>,
-    /// Learning rate at this step.
-    pub lr: Option<f64>,
-    /// Seconds since the run started.
-    pub elapsed_s: Option<f64>,
-}
-
-/// `split` value of the on-the-fly training rows.
-pub const SPLIT_TRAIN: &str = "train";
-
-/// One row of `gradients.csv`: the type the probe writes (gradscope-format).
+// The rows of the file contract, one definition for writers and readers
+// (gradscope-format).
+pub use gradscope_format::rows::{ActivationRow, MetricRow, SummaryRow, SPLIT_TRAIN};
 pub use gradscope_format::{GradientRow, KIND_OUTPUT};
-
-/// One row of `activations.csv`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ActivationRow {
-    /// Training step.
-    pub step: u64,
-    /// Probe point index, 0 nearest the input; not contiguous where some
-    /// probe points have no response (a CNN's block outputs).
-    pub layer: usize,
-    /// Probe point name.
-    pub name: String,
-    /// Mean of the response: for an MLP the value after the nonlinearity,
-    /// for a CNN the BN output of a 3×3 conv (before the nonlinearity).
-    pub mean: Option<f64>,
-    /// Standard deviation of that response.
-    pub std: Option<f64>,
-    /// Fraction of the response's values in the flat part of the
-    /// nonlinearity (for ReLU: zeros, about one half by construction).
-    pub saturation: Option<f64>,
-    /// Fraction of units that are in the flat part for every example of
-    /// the probed batch (for ReLU: dead units); absent in older files.
-    #[serde(default)]
-    pub dead: Option<f64>,
-}
 
 /// One run: its summary row and whatever per-run files exist.
 ///
@@ -205,7 +66,7 @@ impl ResultsDir {
     /// record, [`PlotError::Io`] for other read failures.
     pub fn load(path: impl AsRef<Path>) -> Result<ResultsDir, PlotError> {
         let root = path.as_ref().to_path_buf();
-        let summary_path = root.join("summary.csv");
+        let summary_path = root.join(SUMMARY_CSV);
         let summary: Vec<(u64, SummaryRow)> = match read_csv(&summary_path)? {
             Some(rows) => rows,
             None => return Err(PlotError::NotResultsDir { path: root }),
@@ -220,16 +81,16 @@ impl ResultsDir {
                     run: row.run,
                 });
             }
-            let dir = root.join("runs").join(&row.run);
+            let dir = root.join(RUNS_DIR).join(&row.run);
             runs.push(RunData {
-                metrics: read_rows(&dir.join("metrics.csv"))?,
-                gradients: read_rows(&dir.join("gradients.csv"))?,
-                activations: read_rows(&dir.join("activations.csv"))?,
+                metrics: read_rows(&dir.join(METRICS_CSV))?,
+                gradients: read_rows(&dir.join(GRADIENTS_CSV))?,
+                activations: read_rows(&dir.join(ACTIVATIONS_CSV))?,
                 summary: row,
             });
         }
         let record = runs.iter().find_map(|r| {
-            let path = root.join("runs").join(&r.summary.run).join("run.json");
+            let path = root.join(RUNS_DIR).join(&r.summary.run).join(RUN_JSON);
             serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
         });
         Ok(ResultsDir {
@@ -320,7 +181,7 @@ impl ResultsDir {
 
     /// Default output directory of the charts, `ROOT/plots`.
     pub fn plots_dir(&self) -> PathBuf {
-        self.root.join("plots")
+        self.root.join(PLOTS_DIR)
     }
 
     /// Distinct groups ([`SummaryRow::group`]: the variant, with the swept

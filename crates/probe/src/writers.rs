@@ -5,19 +5,16 @@
 //! run that is killed leaves files that parse, ending at a whole row.
 
 use crate::{GradStats, ProbeError, ProbeRecord};
-use gradscope_format::{num, GradientRow, KIND_OUTPUT, KIND_WEIGHT};
+use gradscope_format::files::{ACTIVATIONS_CSV, GRADIENTS_CSV, METRICS_CSV};
+pub use gradscope_format::rows::{ActivationRow, MetricRow, ACTIVATIONS_HEADER, METRICS_HEADER};
+use gradscope_format::{GradientRow, KIND_OUTPUT, KIND_WEIGHT};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 /// The three per-run files, in [`RunWriters::lengths`] order.
-pub const CSV_FILES: [&str; 3] = ["metrics.csv", "gradients.csv", "activations.csv"];
-
-pub const METRICS_HEADER: [&str; 7] =
-    ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
+pub use gradscope_format::files::RUN_CSVS as CSV_FILES;
 pub use gradscope_format::GRADIENTS_HEADER;
-pub const ACTIVATIONS_HEADER: [&str; 7] =
-    ["step", "layer", "name", "mean", "std", "saturation", "dead"];
 
 /// One CSV file, flushed after every logical group of rows.
 struct Sink {
@@ -121,18 +118,6 @@ impl Sink {
     }
 }
 
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricsRow<'a> {
-    pub step: usize,
-    pub epoch: f64,
-    pub split: &'a str,
-    pub loss: f64,
-    pub error: f64,
-    pub lr: f64,
-    pub elapsed_s: f64,
-}
-
 /// The three per-run CSV files.
 pub struct RunWriters {
     metrics: Sink,
@@ -151,9 +136,9 @@ impl RunWriters {
         trunk: Vec<bool>,
     ) -> Result<RunWriters, ProbeError> {
         Ok(RunWriters {
-            metrics: Sink::create(dir.join("metrics.csv"), &METRICS_HEADER)?,
-            gradients: Sink::create(dir.join("gradients.csv"), &GRADIENTS_HEADER)?,
-            activations: Sink::create(dir.join("activations.csv"), &ACTIVATIONS_HEADER)?,
+            metrics: Sink::create(dir.join(METRICS_CSV), &METRICS_HEADER)?,
+            gradients: Sink::create(dir.join(GRADIENTS_CSV), &GRADIENTS_HEADER)?,
+            activations: Sink::create(dir.join(ACTIVATIONS_CSV), &ACTIVATIONS_HEADER)?,
             names,
             trunk,
         })
@@ -188,9 +173,9 @@ impl RunWriters {
             }
         }
         Ok(RunWriters {
-            metrics: Sink::resume(dir.join("metrics.csv"), lengths[0])?,
-            gradients: Sink::resume(dir.join("gradients.csv"), lengths[1])?,
-            activations: Sink::resume(dir.join("activations.csv"), lengths[2])?,
+            metrics: Sink::resume(dir.join(METRICS_CSV), lengths[0])?,
+            gradients: Sink::resume(dir.join(GRADIENTS_CSV), lengths[1])?,
+            activations: Sink::resume(dir.join(ACTIVATIONS_CSV), lengths[2])?,
             names,
             trunk,
         })
@@ -206,16 +191,8 @@ impl RunWriters {
         ])
     }
 
-    pub fn metrics(&mut self, row: &MetricsRow) -> Result<(), ProbeError> {
-        self.metrics.row([
-            row.step.to_string(),
-            format!("{:.4}", row.epoch),
-            row.split.to_string(),
-            num(row.loss),
-            num(row.error),
-            num(row.lr),
-            format!("{:.3}", row.elapsed_s),
-        ])?;
+    pub fn metrics(&mut self, row: &MetricRow) -> Result<(), ProbeError> {
+        self.metrics.serialize(row)?;
         self.metrics.flush()
     }
 
@@ -244,15 +221,15 @@ impl RunWriters {
                 .serialize(&row(KIND_OUTPUT, &rec.output[i]))?;
         }
         for r in &rec.responses {
-            self.activations.row([
-                step.to_string(),
-                r.point.to_string(),
-                self.names[r.point].clone(),
-                num(r.mean),
-                num(r.std),
-                num(r.saturation),
-                num(r.dead),
-            ])?;
+            self.activations.serialize(&ActivationRow {
+                step: step as u64,
+                layer: r.point,
+                name: self.names[r.point].clone(),
+                mean: Some(r.mean),
+                std: Some(r.std),
+                saturation: Some(r.saturation),
+                dead: Some(r.dead),
+            })?;
         }
         self.gradients.flush()?;
         self.activations.flush()

@@ -7,6 +7,7 @@
 //! errors and gradient decay per folder, group and depth (mean ± std over
 //! completed seeds), and every run with its status.
 
+use gradscope_format::files::PLOTS_DIR;
 use std::path::{Path, PathBuf};
 
 use gradscope_plot::compare::{self, Comparison};
@@ -60,8 +61,8 @@ pub fn write_comparison(
         });
     }
     let comparison = compare::load(dirs, out)?;
-    std::fs::create_dir_all(out.join("plots")).map_err(|source| ReportError::Io {
-        path: out.join("plots"),
+    std::fs::create_dir_all(out.join(PLOTS_DIR)).map_err(|source| ReportError::Io {
+        path: out.join(PLOTS_DIR),
         source,
     })?;
     compare::render(&comparison, style)?;

@@ -13,6 +13,7 @@
 //! hundreds of MB) and each output is written to a temporary file renamed
 //! into place.
 
+use gradscope_format::files::{ACTIVATIONS_CSV, GRADIENTS_CSV, METRICS_CSV, RUNS_DIR, RUN_JSON};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
@@ -23,7 +24,7 @@ use crate::ReportError;
 use gradscope_format::names::SWEPT_FIELDS;
 
 /// The per-run files that are exported, in this order.
-pub const EXPORTED: [&str; 3] = ["gradients.csv", "metrics.csv", "activations.csv"];
+pub const EXPORTED: [&str; 3] = [GRADIENTS_CSV, METRICS_CSV, ACTIVATIONS_CSV];
 
 /// The columns put before each per-run file's own; a swept experiment's
 /// settings (`activation`, `init`, `norm`) come after `variant`.
@@ -93,7 +94,7 @@ impl KindText for csv::Error {
 /// finished runs of their own and are skipped, and so are folders whose
 /// name is not `VARIANT-dDEPTH-sSEED` and whose run.json does not say.
 fn finished_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<Run>, ReportError> {
-    let runs_dir = root.join("runs");
+    let runs_dir = root.join(RUNS_DIR);
     if !root.is_dir() {
         return Err(ReportError::Missing {
             path: root.to_path_buf(),
@@ -116,7 +117,7 @@ fn finished_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<Run>, Rep
             skipped.push(format!("runs/{name}: not a finished run"));
             continue;
         }
-        let record: RunJson = std::fs::read_to_string(dir.join("run.json"))
+        let record: RunJson = std::fs::read_to_string(dir.join(RUN_JSON))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();

@@ -46,16 +46,17 @@ mod markdown;
 mod page;
 pub mod runs;
 
+use gradscope_format::files::{PLOTS_DIR, RUNS_DIR, SUMMARY_CSV};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 pub use runs::{RunEntry, RunJson};
 
-/// The file [`write_report`] writes inside the results directory.
-pub const REPORT_FILE: &str = "report.md";
 /// The same report as one self-contained HTML file, written beside it.
-pub const REPORT_HTML: &str = "report.html";
+pub use gradscope_format::files::REPORT_HTML;
+/// The file [`write_report`] writes inside the results directory.
+pub use gradscope_format::files::REPORT_MD as REPORT_FILE;
 
 /// What [`write_report`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +145,7 @@ pub fn write_report_live(results_dir: &Path, reload: Option<u64>) -> Result<Repo
             path: results_dir.to_path_buf(),
         });
     }
-    if !results_dir.join("runs").is_dir() {
+    if !results_dir.join(RUNS_DIR).is_dir() {
         return Err(ReportError::NotResultsDir {
             path: results_dir.to_path_buf(),
         });
@@ -189,7 +190,7 @@ fn draw_stale_charts(root: &Path, problems: &mut Vec<String>) -> (bool, Option<S
     if !freshness.needs_drawing() {
         return (false, None);
     }
-    if !root.join("summary.csv").is_file() {
+    if !root.join(SUMMARY_CSV).is_file() {
         problems.push(format!(
             "{}: no summary.csv, so no charts could be drawn",
             root.display()
@@ -205,7 +206,7 @@ fn draw_stale_charts(root: &Path, problems: &mut Vec<String>) -> (bool, Option<S
     {
         let missing: Vec<&str> = gradscope_plot::CHART_NAMES
             .into_iter()
-            .filter(|n| !root.join("plots").join(format!("{n}.png")).is_file())
+            .filter(|n| !root.join(PLOTS_DIR).join(format!("{n}.png")).is_file())
             .collect();
         if !missing.is_empty() {
             if let Err(e) = gradscope_plot::render_only(root, &missing) {

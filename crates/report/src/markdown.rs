@@ -1,6 +1,7 @@
 //! The text of report.md. Every number comes from the results directory;
 //! the only numbers written in here are He et al.'s (marked as theirs).
 
+use gradscope_format::files::PLOTS_DIR;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -1348,7 +1349,7 @@ pub(crate) fn caption(name: &str) -> &'static str {
 fn charts(md: &mut String, root: &Path) {
     mdln!(md, "## Charts");
     mdln!(md);
-    let plots = root.join("plots");
+    let plots = root.join(PLOTS_DIR);
     let mut any = false;
     for name in CHART_NAMES {
         if !plots.join(format!("{name}.png")).is_file() {

@@ -7,6 +7,7 @@
 //! Inline text may use two Markdown marks, `` `code` `` and `**bold**`,
 //! which the HTML writer turns into `<code>` and `<b>`.
 
+use gradscope_format::files::PLOTS_DIR;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -261,7 +262,7 @@ pub fn html_live(title: &str, blocks: &[Block], root: &Path, reload: Option<u64>
                 out.push_str("</tbody>\n</table>\n");
             }
             Block::Chart(name, caption) => {
-                let path = root.join("plots").join(format!("{name}.svg"));
+                let path = root.join(PLOTS_DIR).join(format!("{name}.svg"));
                 let svg = match std::fs::read_to_string(&path) {
                     Ok(svg) => strip_prolog(&svg).to_owned(),
                     Err(e) => format!(

@@ -3,11 +3,11 @@
 //! wrong type is `None`, not an error), the runs the experiment planned but
 //! that have no folder, and the per-run CSV files through gradscope-plot.
 
+use gradscope_format::files::{RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::path::Path;
 
 use gradscope_format::names::{describe, run_name, SWEPT_FIELDS};
 use gradscope_plot::{ResultsDir, RunData};
-use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -16,36 +16,10 @@ use crate::ReportError;
 // One definition for the writer and every reader (gradscope-format).
 pub use gradscope_format::run::{FinalMetrics, GradientEnds};
 
-/// The fields of run.json the report uses. Every field is optional so that
-/// a record from an older or newer gradscope, or one cut short, still reads.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct RunJson {
-    pub experiment: Option<String>,
-    pub experiment_file: Option<String>,
-    pub run: Option<String>,
-    pub variant: Option<String>,
-    /// The values of the swept settings (`{"init": "glorot"}`); empty when
-    /// the experiment sweeps none.
-    pub swept: BTreeMap<String, String>,
-    pub depth: Option<u32>,
-    pub seed: Option<u64>,
-    pub status: Option<String>,
-    pub error: Option<String>,
-    pub diverged_at_step: Option<u64>,
-    pub steps_planned: Option<u64>,
-    pub steps_done: Option<u64>,
-    pub params: Option<i64>,
-    pub elapsed_s: Option<f64>,
-    pub device: Option<String>,
-    pub threads: Option<i64>,
-    #[serde(rename = "final")]
-    pub final_metrics: FinalMetrics,
-    pub gradient_ends: GradientEnds,
-    /// The resolved experiment, kept as JSON: the report only looks up a
-    /// few fields (`model.family`, `model.norm`, …).
-    pub config: Option<Value>,
-}
+/// run.json read leniently (gradscope-format's [`gradscope_format::run::RunJson`]):
+/// every field optional, the experiment kept as JSON, since the report only
+/// looks up a few of its fields (`model.family`, `model.norm`, …).
+pub type RunJson = gradscope_format::run::RunJson<Value>;
 
 /// `completed` in run.json.
 pub const COMPLETED: &str = gradscope_format::run::Status::Completed.as_str();
@@ -241,7 +215,7 @@ pub fn parse_run_name(name: &str) -> Option<(String, u32, u64)> {
 /// Reads every run folder of `root/runs`, adds the planned runs that have
 /// none, and loads the CSV files when summary.csv is there.
 pub fn load(root: &Path) -> Result<Loaded, ReportError> {
-    let runs_dir = root.join("runs");
+    let runs_dir = root.join(RUNS_DIR);
     let io = |source| ReportError::Io {
         path: runs_dir.clone(),
         source,
@@ -257,7 +231,7 @@ pub fn load(root: &Path) -> Result<Loaded, ReportError> {
 
     let mut entries = Vec::new();
     for name in names {
-        let json = runs_dir.join(&name).join("run.json");
+        let json = runs_dir.join(&name).join(RUN_JSON);
         let (record, mut problem) = match std::fs::read_to_string(&json) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
                 None,
@@ -323,7 +297,7 @@ pub fn load(root: &Path) -> Result<Loaded, ReportError> {
         (a.depth, &a.variant, rank(a), a.seed).cmp(&(b.depth, &b.variant, rank(b), b.seed))
     });
 
-    let (csv, csv_problem) = if root.join("summary.csv").is_file() {
+    let (csv, csv_problem) = if root.join(SUMMARY_CSV).is_file() {
         match ResultsDir::load(root) {
             Ok(c) => (Some(c), None),
             Err(e) => (None, Some(format!("per-run CSV files not read: {e}"))),

@@ -30,7 +30,7 @@ use crate::record::GradientEnds;
 use crate::TrainError;
 
 /// The checkpoint's file name inside a run folder.
-pub const CHECKPOINT_FILE: &str = "checkpoint.pt";
+pub use gradscope_format::files::CHECKPOINT as CHECKPOINT_FILE;
 
 /// Bumped when [`LoopState`] changes meaning; an older checkpoint is then
 /// refused (the run trains from step 0) rather than misread.

@@ -10,6 +10,7 @@
 
 use crate::spec::Experiment;
 use crate::TrainError;
+use gradscope_format::files::RUN_JSON;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -131,7 +132,7 @@ impl Holdings {
                 continue;
             }
             let folder = entry.file_name().to_string_lossy().into_owned();
-            let record: Option<Value> = std::fs::read_to_string(entry.path().join("run.json"))
+            let record: Option<Value> = std::fs::read_to_string(entry.path().join(RUN_JSON))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
             let Some(run) = run_name(&folder).or_else(|| {

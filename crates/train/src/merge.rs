@@ -13,6 +13,7 @@
 //!
 //! Like `gradscope run`, the merge holds `OUT`'s lock while it writes.
 
+use gradscope_format::files::{RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ use crate::checkpoint::CHECKPOINT_FILE;
 use crate::holdings::changed_settings;
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::plan;
-use crate::record::{write_summary, RunRecord, Status};
+use crate::record::{read_record, write_summary, RunRecord, Status};
 use crate::TrainError;
 
 /// What a merge did.
@@ -59,7 +60,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
     let out_abs = absolute(out);
     let mut by_run: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for dir in dirs {
-        let runs = dir.join("runs");
+        let runs = dir.join(RUNS_DIR);
         if !dir.exists() {
             return Err(refuse(dir, "no such folder".into()));
         }
@@ -99,7 +100,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             if name.starts_with('.') || name.ends_with(".partial") || name.ends_with(".old") {
                 continue;
             }
-            let record = RunRecord::read(&run_dir.join("run.json"))?;
+            let record = read_record(&run_dir.join(RUN_JSON))?;
             by_run
                 .entry(record.run.clone())
                 .or_default()
@@ -138,11 +139,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
 
     // What OUT already holds must be this experiment with these settings:
     // merging into another sweep's folder would mix or replace its runs.
-    if let Ok(entries) = std::fs::read_dir(out.join("runs")) {
+    if let Ok(entries) = std::fs::read_dir(out.join(RUNS_DIR)) {
         let mut held: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         held.sort();
-        for run_dir in held.iter().filter(|p| p.join("run.json").is_file()) {
-            let Ok(r) = RunRecord::read(&run_dir.join("run.json")) else {
+        for run_dir in held.iter().filter(|p| p.join(RUN_JSON).is_file()) {
+            let Ok(r) = read_record(&run_dir.join(RUN_JSON)) else {
                 continue;
             };
             let fields = changed_settings(&experiment, &r.config);
@@ -160,7 +161,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             }
         }
     }
-    std::fs::create_dir_all(out.join("runs")).map_err(TrainError::io(out))?;
+    std::fs::create_dir_all(out.join(RUNS_DIR)).map_err(TrainError::io(out))?;
     let (_lock, _) = ResultsLock::acquire(out, &Holder::current(command))?;
     let mut copied = Vec::new();
     for (run, candidates) in &by_run {
@@ -173,13 +174,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             })
             .map(|(_, c)| c)
             .expect("a run has at least one copy");
-        let dest = out.join("runs").join(run);
+        let dest = out.join(RUNS_DIR).join(run);
         if same_files(&best.dir, &dest)? {
             continue;
         }
         // A copy OUT already holds is replaced only by a better one (a
         // merge after a task timed out must not undo an earlier merge).
-        if let Ok(held) = RunRecord::read(&dest.join("run.json")) {
+        if let Ok(held) = read_record(&dest.join(RUN_JSON)) {
             if rank(&held) >= rank(&best.record) {
                 continue;
             }
@@ -194,8 +195,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
     let mut missing = Vec::new();
     for spec in &planned {
         let name = spec.name();
-        let json = out.join("runs").join(&name).join("run.json");
-        match json.exists().then(|| RunRecord::read(&json)).transpose()? {
+        let json = out.join(RUNS_DIR).join(&name).join(RUN_JSON);
+        match json.exists().then(|| read_record(&json)).transpose()? {
             Some(r) => {
                 records.push(r);
                 runs.push(name);
@@ -203,7 +204,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             None => missing.push(name),
         }
     }
-    let summary = out.join("summary.csv");
+    let summary = out.join(SUMMARY_CSV);
     write_summary(&summary, &records)?;
     Ok(Merged {
         experiment: experiment.name.clone(),

@@ -25,13 +25,16 @@ use crate::checkpoint;
 use crate::holdings::{changed_settings, Held, Holdings};
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::{plan, RunSpec};
-use crate::record::{write_summary, RunRecord, Status, Versions};
+use crate::record::{
+    current_versions, read_record, write_record, write_summary, RunRecord, Status,
+};
 use crate::shard::{self, Shard};
 use crate::spec::{DatasetSpec, Experiment, FileData, SyntheticData, SyntheticImages};
 use crate::train_loop::{build_network, train_run};
 use crate::TrainError;
 use gradscope_data::textures::{synthetic_images, TextureSpec};
 use gradscope_data::{cifar, idx, synthetic, Dataset, DatasetInfo, SyntheticSpec};
+use gradscope_format::files::{METRICS_CSV, PLOTS_DIR, RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use tch::Device;
@@ -336,7 +339,7 @@ pub(crate) fn publish(dir: &Path) -> Result<(), TrainError> {
 fn recover(dir: &Path, keep_checkpoint: bool) -> Result<(), TrainError> {
     let partial = partial_dir(dir);
     if partial.exists() {
-        match RunRecord::read(&partial.join("run.json")) {
+        match read_record(&partial.join(RUN_JSON)) {
             Ok(r) if r.status != Status::Running => publish(dir)?,
             _ if keep_checkpoint && checkpoint::path(&partial).exists() => {}
             _ => remove_dir(&partial)?,
@@ -371,7 +374,7 @@ fn remove_derived(path: &Path) -> Result<bool, TrainError> {
 /// What `--restart` deletes before training, since it would describe the
 /// old runs: `plots/`, `summary.csv`, every `report.*` and `export/`.
 fn remove_derived_files(out: &Path) -> Result<Vec<String>, TrainError> {
-    let mut names: Vec<String> = vec!["plots".into(), "summary.csv".into(), "export".into()];
+    let mut names: Vec<String> = vec![PLOTS_DIR.into(), SUMMARY_CSV.into(), "export".into()];
     let entries = std::fs::read_dir(out).map_err(TrainError::io(out))?;
     for entry in entries {
         let name = entry
@@ -443,7 +446,7 @@ impl Sweep {
         // create_dir_all succeeds on an existing read-only folder: the lock
         // file is the write check.
         let (lock, stale_lock) = ResultsLock::acquire(out, &Holder::current(command))?;
-        let runs_dir = out.join("runs");
+        let runs_dir = out.join(RUNS_DIR);
         std::fs::create_dir_all(&runs_dir).map_err(TrainError::io(&runs_dir))?;
 
         let holdings = Holdings::scan(&runs_dir, &experiment)?;
@@ -544,7 +547,7 @@ impl Sweep {
                     .filter(|h| others.contains(h) || !planned.contains(&h.run))
                     .collect();
                 for h in &gone {
-                    remove_dir(&self.out.join("runs").join(&h.folder))?;
+                    remove_dir(&self.out.join(RUNS_DIR).join(&h.folder))?;
                 }
                 if !others.is_empty() {
                     self.notes
@@ -577,10 +580,10 @@ impl Sweep {
                 for run in self.runs.clone() {
                     let dir = self.run_dir(&run);
                     recover(&dir, true)?;
-                    let json = dir.join("run.json");
+                    let json = dir.join(RUN_JSON);
                     // An unreadable run.json (another version, an edit) is
                     // an unfinished run: trained again, replaced atomically.
-                    let record = json.exists().then(|| RunRecord::read(&json).ok()).flatten();
+                    let record = json.exists().then(|| read_record(&json).ok()).flatten();
                     match record {
                         Some(r) if matches!(r.status, Status::Completed | Status::Diverged) => {
                             let fields = changed_settings(&self.experiment, &r.config);
@@ -659,7 +662,7 @@ impl Sweep {
 
     /// Where a run's files are once it has ended: `OUT/runs/RUN`.
     pub fn run_dir(&self, run: &RunSpec) -> PathBuf {
-        self.out.join("runs").join(run.name())
+        self.out.join(RUNS_DIR).join(run.name())
     }
 
     /// Trains one run into a fresh `runs/RUN.partial/`, writing `run.json`
@@ -679,7 +682,7 @@ impl Sweep {
         // The resumes before this one, from the run.json they left.
         let mut resumed_from = Vec::new();
         if self.resumable(&final_dir)? {
-            resumed_from = RunRecord::read(&dir.join("run.json"))
+            resumed_from = read_record(&dir.join(RUN_JSON))
                 .map(|r| r.resumed_from)
                 .unwrap_or_default();
         } else {
@@ -688,7 +691,7 @@ impl Sweep {
             }
             std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
         }
-        let json = dir.join("run.json");
+        let json = dir.join(RUN_JSON);
         let mut record = RunRecord {
             experiment: self.experiment.name.clone(),
             experiment_file: self.experiment_file.clone(),
@@ -712,13 +715,13 @@ impl Sweep {
             elapsed_s: 0.0,
             device: self.device_name(),
             threads: self.threads,
-            versions: Versions::current(),
+            versions: current_versions(),
             final_metrics: Default::default(),
             gradient_ends: Default::default(),
             probe_points: Vec::new(),
             config: self.experiment.clone(),
         };
-        record.write(&json)?;
+        write_record(&record, &json)?;
 
         // tch's methods panic on any libtorch error (out of memory, a CUDA
         // error, a shape that fails only at run time): caught here, the
@@ -745,10 +748,10 @@ impl Sweep {
                 record.error = Some(e.to_string());
                 // The loop's count is lost with it; its last training row
                 // says how far the run got.
-                record.steps_done = last_train_step(&dir.join("metrics.csv")).unwrap_or(0);
+                record.steps_done = last_train_step(&dir.join(METRICS_CSV)).unwrap_or(0);
             }
         }
-        record.write(&json)?;
+        write_record(&record, &json)?;
         publish(&final_dir)?;
         self.write_summary()?;
         Ok(record)
@@ -786,7 +789,7 @@ impl Sweep {
             }
             // A checkpoint of other settings, or from another device, is
             // not gone on from; say so.
-            if let Ok(r) = RunRecord::read(&dir.join("run.json")) {
+            if let Ok(r) = read_record(&dir.join(RUN_JSON)) {
                 let device = self.device_name();
                 if r.device != device {
                     self.notes.push(format!(
@@ -829,7 +832,7 @@ impl Sweep {
             return Ok(false);
         }
         let device = self.device_name();
-        let same = RunRecord::read(&dir.join("run.json")).is_ok_and(|r| {
+        let same = read_record(&dir.join(RUN_JSON)).is_ok_and(|r| {
             // A checkpoint goes on only on the device it was taken on: the
             // run's numbers would otherwise come from two devices.
             if r.device != device {
@@ -849,11 +852,11 @@ impl Sweep {
         // shards share it.
         let records: Vec<RunRecord> = plan(&self.experiment)
             .iter()
-            .map(|run| self.run_dir(run).join("run.json"))
+            .map(|run| self.run_dir(run).join(RUN_JSON))
             .filter(|json| json.exists())
-            .filter_map(|json| RunRecord::read(&json).ok())
+            .filter_map(|json| read_record(&json).ok())
             .collect();
-        let path = self.out.join("summary.csv");
+        let path = self.out.join(SUMMARY_CSV);
         write_summary(&path, &records)?;
         Ok(path)
     }
@@ -892,7 +895,7 @@ mod tests {
             elapsed_s: 0.0,
             device: "cpu".into(),
             threads: 1,
-            versions: Versions::current(),
+            versions: current_versions(),
             final_metrics: FinalMetrics::default(),
             gradient_ends: Default::default(),
             probe_points: Vec::new(),
@@ -903,7 +906,7 @@ mod tests {
     /// A run folder holding run.json with `status` and a marker file.
     fn run_folder(dir: &Path, status: Status, marker: &str) {
         std::fs::create_dir_all(dir).unwrap();
-        record(status).write(&dir.join("run.json")).unwrap();
+        write_record(&record(status), &dir.join("run.json")).unwrap();
         std::fs::write(dir.join("marker"), marker).unwrap();
     }
 

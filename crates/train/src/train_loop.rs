@@ -20,12 +20,13 @@ use gradscope_data::prep::augment;
 use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
 use gradscope_format::decay::ProfileWindow;
+use gradscope_format::rows::{SPLIT_TEST, SPLIT_TRAIN};
 use gradscope_models::bottleneck::{Bottleneck, BottleneckConfig};
 use gradscope_models::cnn::{Cnn, CnnConfig};
 use gradscope_models::inception::{InceptionConfig, InceptionNet};
 use gradscope_models::mlp::{Mlp, MlpConfig};
 use gradscope_models::Network;
-use gradscope_probe::writers::{MetricsRow, RunWriters};
+use gradscope_probe::writers::{MetricRow, RunWriters};
 use gradscope_probe::{Probe, ProbeRecord};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -230,7 +231,7 @@ pub fn train_run(
     let mut diverged_at_step = None;
     if let Some(step) = pending_eval {
         match evaluate(net.as_ref(), &data.test, exp.task, stop) {
-            Some(reading) => log.row(&s, step, "test", reading)?,
+            Some(reading) => log.row(&s, step, SPLIT_TEST, reading)?,
             None if step > 0 => {
                 save(&s, &mut log, &opt, true)?;
                 status = Status::Interrupted;
@@ -312,7 +313,7 @@ pub fn train_run(
 
         if done.is_multiple_of(t.log_every()) || done == steps {
             let (loss, error) = s.window.take();
-            log.row(&s, done, "train", (loss, error))?;
+            log.row(&s, done, SPLIT_TRAIN, (loss, error))?;
             // He et al.'s warm-up ends once training error is below the bar.
             if let Some(w) = &t.warmup {
                 s.warming &= error >= w.until_train_error;
@@ -324,7 +325,7 @@ pub fn train_run(
                 status = Status::Interrupted;
                 break;
             };
-            log.row(&s, done, "test", reading)?;
+            log.row(&s, done, SPLIT_TEST, reading)?;
         }
         progress(done);
     }
@@ -440,14 +441,14 @@ impl Log {
         split: &str,
         (loss, error): (f64, f64),
     ) -> Result<(), TrainError> {
-        Ok(self.out.metrics(&MetricsRow {
-            step,
-            epoch: (step * self.batch_size) as f64 / self.train_examples as f64,
-            split,
-            loss,
-            error,
-            lr: s.lr,
-            elapsed_s: self.elapsed(s),
+        Ok(self.out.metrics(&MetricRow {
+            step: step as u64,
+            epoch: Some((step * self.batch_size) as f64 / self.train_examples as f64),
+            split: split.to_owned(),
+            loss: Some(loss),
+            error: Some(error),
+            lr: Some(s.lr),
+            elapsed_s: Some(self.elapsed(s)),
         })?)
     }
 }
@@ -623,7 +624,7 @@ impl LoopState {
         device: Device,
     ) -> Result<Option<usize>, TrainError> {
         let bad = |message: String| TrainError::Invalid {
-            field: "checkpoint.pt".to_owned(),
+            field: gradscope_format::files::CHECKPOINT.to_owned(),
             message,
         };
         let _guard = tch::no_grad_guard();

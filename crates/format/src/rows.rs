@@ -1,0 +1,450 @@
+//! The rows of `metrics.csv`, `activations.csv` and `summary.csv` (serde
+//! both ways: the training side writes these types and the charts and the
+//! report read them; `gradients.csv`'s row is [`crate::GradientRow`]).
+//!
+//! Each header constant is the struct's field order, and a test holds the
+//! two together. Numbers are written as before the types moved here, so
+//! published files and new ones read the same: probe readings with
+//! [`crate::num`], epochs with four decimals and seconds with three.
+//! Columns added later read as `None` from older files.
+
+use crate::names::{describe, SWEPT_FIELDS};
+use crate::run::{RunRecord, Status};
+use serde::{Deserialize, Serialize};
+
+/// Columns of `metrics.csv`, in order.
+pub const METRICS_HEADER: [&str; 7] =
+    ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
+/// Columns of `activations.csv`, in order.
+pub const ACTIVATIONS_HEADER: [&str; 7] =
+    ["step", "layer", "name", "mean", "std", "saturation", "dead"];
+/// Columns of `summary.csv` without the swept settings' columns, which
+/// follow `variant` where the experiment sweeps them (in
+/// [`SWEPT_FIELDS`] order): the decay and spread lead, the first/last L2
+/// norms follow for comparison with older results.
+pub const SUMMARY_HEADER: [&str; 21] = [
+    "run",
+    "variant",
+    "depth",
+    "seed",
+    "status",
+    "steps_done",
+    "params",
+    "final_train_loss",
+    "final_train_error",
+    "final_test_loss",
+    "final_test_error",
+    "grad_decay_init",
+    "grad_decay_theory",
+    "grad_decay_final",
+    "grad_spread_init",
+    "grad_spread_final",
+    "grad_first_init",
+    "grad_last_init",
+    "grad_first_final",
+    "grad_last_final",
+    "elapsed_s",
+];
+
+/// `split` of the on-the-fly training rows of `metrics.csv`.
+pub const SPLIT_TRAIN: &str = "train";
+/// `split` of the held-out evaluations.
+pub const SPLIT_TEST: &str = "test";
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    /// Training step.
+    pub step: u64,
+    /// Epoch (may be fractional).
+    #[serde(serialize_with = "fixed4")]
+    pub epoch: Option<f64>,
+    /// [`SPLIT_TRAIN`] or [`SPLIT_TEST`].
+    pub split: String,
+    /// Loss (NaN once a run diverged).
+    #[serde(serialize_with = "crate::opt_num")]
+    pub loss: Option<f64>,
+    /// Error as a fraction in [0, 1].
+    #[serde(serialize_with = "crate::opt_num")]
+    pub error: Option<f64>,
+    /// Learning rate at this step.
+    #[serde(serialize_with = "crate::opt_num")]
+    pub lr: Option<f64>,
+    /// Seconds since the run started.
+    #[serde(serialize_with = "fixed3")]
+    pub elapsed_s: Option<f64>,
+}
+
+/// One row of `activations.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationRow {
+    /// Training step.
+    pub step: u64,
+    /// Probe point index, 0 nearest the input; not contiguous where some
+    /// probe points have no response (a CNN's block outputs).
+    pub layer: usize,
+    /// Probe point name.
+    pub name: String,
+    /// Mean of the response: for an MLP the value after the nonlinearity,
+    /// for a CNN the BN output of a 3×3 conv (before the nonlinearity).
+    #[serde(serialize_with = "crate::opt_num")]
+    pub mean: Option<f64>,
+    /// Standard deviation of that response.
+    #[serde(serialize_with = "crate::opt_num")]
+    pub std: Option<f64>,
+    /// Fraction of the response's values in the flat part of the
+    /// nonlinearity (for ReLU: zeros, about one half by construction).
+    #[serde(serialize_with = "crate::opt_num")]
+    pub saturation: Option<f64>,
+    /// Fraction of units that are in the flat part for every example of
+    /// the probed batch (for ReLU: dead units); absent in older files.
+    #[serde(default, serialize_with = "crate::opt_num")]
+    pub dead: Option<f64>,
+}
+
+/// One row of `summary.csv`: one run of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Run directory name, `VARIANT[-SWEPT…]-dDEPTH-sSEED`.
+    pub run: String,
+    /// Network variant, e.g. `plain` or `residual`.
+    pub variant: String,
+    /// The run's activation, init and norm where the experiment sweeps them
+    /// (a column each, present only then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<String>,
+    /// Depth in weight layers.
+    pub depth: u32,
+    /// Seed of the run.
+    pub seed: u64,
+    /// `completed`, `diverged`, `interrupted`, `failed` or `running`
+    /// ([`Status::as_str`]).
+    pub status: String,
+    /// Steps actually trained.
+    pub steps_done: Option<u64>,
+    /// Number of trainable parameters.
+    pub params: Option<u64>,
+    /// Final full-pass training loss.
+    #[serde(serialize_with = "plain")]
+    pub final_train_loss: Option<f64>,
+    /// Final full-pass training error (fraction).
+    #[serde(serialize_with = "plain")]
+    pub final_train_error: Option<f64>,
+    /// Final held-out loss.
+    #[serde(serialize_with = "plain")]
+    pub final_test_loss: Option<f64>,
+    /// Final held-out error (fraction).
+    #[serde(serialize_with = "plain")]
+    pub final_test_error: Option<f64>,
+    /// Decay per layer of dL/dh over the trunk (decades per layer, positive
+    /// when the gradient shrinks toward the input), median of the first five
+    /// probe steps; absent in older files.
+    #[serde(default, serialize_with = "plain")]
+    pub grad_decay_init: Option<f64>,
+    /// The mean-field prediction of the decay per layer at initialization
+    /// (plain MLPs it applies to; empty elsewhere).
+    #[serde(default, serialize_with = "plain")]
+    pub grad_decay_theory: Option<f64>,
+    /// The same over the last five probe steps.
+    #[serde(default, serialize_with = "plain")]
+    pub grad_decay_final: Option<f64>,
+    /// log10(last trunk rms / first trunk rms), first five probe steps
+    /// (`inf` when the first is exactly 0 in float32).
+    #[serde(default, serialize_with = "plain")]
+    pub grad_spread_init: Option<f64>,
+    /// The same over the last five probe steps.
+    #[serde(default, serialize_with = "plain")]
+    pub grad_spread_final: Option<f64>,
+    /// ‖dL/dh‖ at the first probe point, step 0 (the older reading: its
+    /// ratio to the last mixes in the head's factor).
+    #[serde(serialize_with = "plain")]
+    pub grad_first_init: Option<f64>,
+    /// ‖dL/dh‖ at the last probe point, step 0.
+    #[serde(serialize_with = "plain")]
+    pub grad_last_init: Option<f64>,
+    /// ‖dL/dh‖ at the first probe point, last probed step.
+    #[serde(serialize_with = "plain")]
+    pub grad_first_final: Option<f64>,
+    /// ‖dL/dh‖ at the last probe point, last probed step.
+    #[serde(serialize_with = "plain")]
+    pub grad_last_final: Option<f64>,
+    /// Wall-clock seconds of the run.
+    #[serde(serialize_with = "fixed3")]
+    pub elapsed_s: Option<f64>,
+    /// The results folder the run was read from, when several are drawn
+    /// together (`gradscope compare`); not a column of `summary.csv`.
+    #[serde(skip)]
+    pub source: Option<String>,
+}
+
+impl SummaryRow {
+    /// The row of a run record. `swept` names the swept settings that get a
+    /// column (a run without a value for one gets an empty field).
+    pub fn from_record<C>(r: &RunRecord<C>, swept: &[&str]) -> SummaryRow {
+        let column = |field: &str| {
+            swept
+                .contains(&field)
+                .then(|| r.swept.get(field).cloned().unwrap_or_default())
+        };
+        let (f, g) = (&r.final_metrics, &r.gradient_ends);
+        SummaryRow {
+            run: r.run.clone(),
+            variant: r.variant.clone(),
+            activation: column("activation"),
+            init: column("init"),
+            norm: column("norm"),
+            depth: r.depth as u32,
+            seed: r.seed,
+            status: r.status.as_str().to_string(),
+            steps_done: Some(r.steps_done as u64),
+            params: Some(r.params.max(0) as u64),
+            final_train_loss: f.train_loss,
+            final_train_error: f.train_error,
+            final_test_loss: f.test_loss,
+            final_test_error: f.test_error,
+            grad_decay_init: g.decay_init,
+            grad_decay_theory: g.decay_theory,
+            grad_decay_final: g.decay_final,
+            grad_spread_init: g.spread_init,
+            grad_spread_final: g.spread_final,
+            grad_first_init: g.init_first,
+            grad_last_init: g.init_last,
+            grad_first_final: g.final_first,
+            grad_last_final: g.final_last,
+            elapsed_s: Some(r.elapsed_s),
+            source: None,
+        }
+    }
+
+    /// Whether the run stopped because its loss became non-finite.
+    pub fn is_diverged(&self) -> bool {
+        self.status == Status::Diverged.as_str()
+    }
+
+    /// What the charts draw as one panel or one line family: the variant,
+    /// followed by the swept settings' values where the experiment sweeps
+    /// any (`plain, tanh, init glorot, no norm`); just `plain` otherwise.
+    pub fn group(&self) -> String {
+        let swept = [
+            ("activation", &self.activation),
+            ("init", &self.init),
+            ("norm", &self.norm),
+        ];
+        let mut parts = vec![self.variant.clone()];
+        for (field, value) in swept {
+            if let Some(v) = value {
+                parts.push(describe(field, v));
+            }
+        }
+        match &self.source {
+            Some(folder) => format!("{folder}: {}", parts.join(", ")),
+            None => parts.join(", "),
+        }
+    }
+}
+
+/// The bytes of `summary.csv` for these records, in their order. A swept
+/// setting gets a column when any record sweeps it.
+pub fn summary_csv<C>(records: &[RunRecord<C>]) -> Result<Vec<u8>, csv::Error> {
+    let swept: Vec<&str> = SWEPT_FIELDS
+        .into_iter()
+        .filter(|f| records.iter().any(|r| r.swept.contains_key(*f)))
+        .collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if records.is_empty() {
+        w.write_record(SUMMARY_HEADER)?;
+    }
+    for r in records {
+        w.serialize(SummaryRow::from_record(r, &swept))?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// Full precision, as `f64`'s `Display` writes it (`summary.csv` always
+/// has; `inf` for an infinite spread).
+fn plain<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&v.to_string()),
+        None => s.serialize_str(""),
+    }
+}
+
+fn fixed4<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&format!("{v:.4}")),
+        None => s.serialize_str(""),
+    }
+}
+
+fn fixed3<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&format!("{v:.3}")),
+        None => s.serialize_str(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{FinalMetrics, GradientEnds, Versions};
+    use std::collections::BTreeMap;
+
+    fn header_of<T: Serialize>(row: &T) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(row).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        text.lines().next().unwrap().to_string()
+    }
+
+    fn record(run: &str, swept: &[(&str, &str)]) -> RunRecord<()> {
+        RunRecord {
+            experiment: "e".into(),
+            experiment_file: None,
+            run: run.into(),
+            variant: "plain".into(),
+            swept: swept
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            depth: 8,
+            seed: 1,
+            status: Status::Diverged,
+            diverged_at_step: Some(3),
+            error: None,
+            steps_planned: 10,
+            steps_done: 3,
+            resumed_from: vec![],
+            params: 42,
+            elapsed_s: 1.23456,
+            device: "cpu".into(),
+            threads: 1,
+            versions: Versions {
+                gradscope: "0".into(),
+                tch: "0".into(),
+                libtorch: "0".into(),
+            },
+            final_metrics: FinalMetrics {
+                train_loss: Some(f64::NAN),
+                ..FinalMetrics::default()
+            },
+            gradient_ends: GradientEnds {
+                decay_init: Some(0.125),
+                spread_init: Some(f64::INFINITY),
+                init_first: Some(1e-40),
+                ..GradientEnds::default()
+            },
+            probe_points: vec![],
+            config: (),
+        }
+    }
+
+    #[test]
+    fn headers_are_the_field_order_of_the_row_types() {
+        // The header constants are what crates/README.md documents; a field
+        // added to a row type without its column (or the reverse) fails here.
+        let m = MetricRow {
+            step: 0,
+            epoch: Some(0.5),
+            split: SPLIT_TRAIN.into(),
+            loss: Some(1.0),
+            error: None,
+            lr: Some(0.1),
+            elapsed_s: Some(2.0),
+        };
+        assert_eq!(header_of(&m), METRICS_HEADER.join(","));
+        let a = ActivationRow {
+            step: 0,
+            layer: 1,
+            name: "layer01.linear".into(),
+            mean: Some(0.0),
+            std: None,
+            saturation: Some(0.5),
+            dead: Some(0.0),
+        };
+        assert_eq!(header_of(&a), ACTIVATIONS_HEADER.join(","));
+        let text = String::from_utf8(summary_csv(&[record("plain-d8-s1", &[])]).unwrap()).unwrap();
+        assert_eq!(text.lines().next().unwrap(), SUMMARY_HEADER.join(","));
+    }
+
+    #[test]
+    fn rows_write_as_before_and_read_back() {
+        let m = MetricRow {
+            step: 7,
+            epoch: Some(0.123456),
+            split: SPLIT_TEST.into(),
+            loss: Some(f64::NAN),
+            error: Some(2e-41),
+            lr: Some(0.1),
+            elapsed_s: Some(1.23456),
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&m).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            text.lines().nth(1),
+            Some("7,0.1235,test,NaN,2e-41,0.1,1.235")
+        );
+        let back: MetricRow = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (back.step, back.error, back.elapsed_s),
+            (7, Some(2e-41), Some(1.235))
+        );
+        assert!(back.loss.unwrap().is_nan());
+        // An activations file from before the `dead` column reads it as none.
+        let old: ActivationRow = csv::Reader::from_reader(
+            "step,layer,name,mean,std,saturation\n0,1,x,0.5,1,0\n".as_bytes(),
+        )
+        .deserialize()
+        .next()
+        .unwrap()
+        .unwrap();
+        assert_eq!((old.layer, old.dead), (1, None));
+    }
+
+    #[test]
+    fn summary_columns_for_swept_settings_and_full_precision_numbers() {
+        let bytes = summary_csv(&[
+            record("plain-tanh-d8-s1", &[("activation", "tanh")]),
+            record("plain-d8-s1", &[]),
+        ])
+        .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("run,variant,activation,depth,"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with(
+                "plain-tanh-d8-s1,plain,tanh,8,1,diverged,3,42,NaN,,,,0.125,,,inf,,0.0000"
+            ),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].ends_with(",1.235"), "{}", lines[1]);
+        assert!(
+            lines[2].starts_with("plain-d8-s1,plain,,8,"),
+            "{}",
+            lines[2]
+        );
+        let rows: Vec<SummaryRow> = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows[0].activation.as_deref(), Some("tanh"));
+        assert_eq!(rows[1].activation, None);
+        assert_eq!(rows[0].grad_first_init, Some(1e-40));
+        assert_eq!(rows[0].grad_spread_init, Some(f64::INFINITY));
+        assert!(rows[0].is_diverged());
+        assert_eq!(rows[0].group(), "plain, tanh");
+    }
+}
