@@ -467,6 +467,50 @@ mod tests {
         }
     }
 
+    /// Every variable's path and a position-weighted sum of its values, in
+    /// the var store's path order: a change of path, of creation order (the
+    /// RNG draws in that order) or of init shows up here.
+    fn checksum(vs: &nn::VarStore) -> (Vec<String>, f64) {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut sum = 0.0;
+        for (k, (_, t)) in vars.iter().enumerate() {
+            let v: Vec<f32> = Vec::try_from(t.flatten(0, -1)).unwrap();
+            for (j, x) in v.iter().enumerate() {
+                sum += (k + 1) as f64 * ((j % 13) + 1) as f64 * f64::from(*x);
+            }
+        }
+        (vars.into_iter().map(|(n, _)| n).collect(), sum)
+    }
+
+    /// Issue 15 §4: the CNN's var-store paths and init order are a contract
+    /// (the same seed gives the same weights, and saved weights load by
+    /// path). This checksum was taken from the CNN as built before it moved
+    /// onto `layers::Layers`, and the port must keep it.
+    #[test]
+    fn weights_match_the_checked_in_checksum() {
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = Cnn::new(
+            &vs.root(),
+            CnnConfig {
+                base_width: 4,
+                ..config(8, Variant::Residual, Shortcut::B, [3, 16, 16])
+            },
+        )
+        .unwrap();
+        let (names, sum) = checksum(&vs);
+        assert_eq!(names.len(), 47, "{names:?}");
+        assert_eq!(names[0], "block02.proj.weight");
+        assert!(names.contains(&"layer01.conv_bn.running_mean".to_string()));
+        assert!(names.contains(&"layer07.fc.bias".to_string()));
+        let expected = 2.297_470_529_076e4;
+        assert!(
+            (sum - expected).abs() <= 1e-9 * expected.abs(),
+            "checksum {sum:.12e}, checked in {expected:.12e}"
+        );
+    }
+
     #[test]
     fn channels_last_gives_the_same_function() {
         let build = |cl| {
