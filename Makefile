@@ -38,7 +38,7 @@ RUN_ARGS ?= --restart
 # edited files and on edited field values). make test runs 64 cases of each.
 FUZZ_SECS ?= 60
 
-.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench fuzz fashion fashion-data glorot
+.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench cost fuzz fashion fashion-data glorot
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
@@ -97,6 +97,13 @@ reproduce: build
 
 plot: build
 	$(GRADSCOPE) plot results/$(basename $(notdir $(EXPERIMENT)))
+
+# make cost: every `gradscope cost` target, counted and timed on this
+# machine (results/cost/: cost.csv, the chart, and the table as cost.txt).
+cost: build
+	@mkdir -p results/cost
+	$(GRADSCOPE) cost --out results/cost --threads $(THREADS) > results/cost/cost.txt.tmp && mv results/cost/cost.txt.tmp results/cost/cost.txt
+	@tail -6 results/cost/cost.txt
 
 bench: build
 	$(GRADSCOPE) bench --python $(VENV)/bin/python --threads $(THREADS) $(BENCH_ARGS)

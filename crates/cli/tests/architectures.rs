@@ -73,7 +73,7 @@ fn cost_rejects_unknown_names_listing_the_valid_ones() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("\"resnet5\"") && err.contains("resnet50, inception-net"),
+        err.contains("\"resnet5\"") && err.contains("resnet50, resnet20, resnet56"),
         "{err}"
     );
     let o = gradscope(&[

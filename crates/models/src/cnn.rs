@@ -23,11 +23,12 @@
 //! responses (He et al. Fig. 7) are each 3×3 convolution's output after BN,
 //! before the addition and the ReLU.
 
+use crate::layers::{ConvUnit, LayerCost, Layers};
 use crate::{
     point_name, tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant,
 };
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Module, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 /// How a residual block bridges a change of shape.
@@ -69,18 +70,11 @@ pub fn blocks_per_stage(depth: usize) -> Result<usize, String> {
     Ok((depth - 2) / 6)
 }
 
-struct ConvBn {
-    conv: nn::Conv2D,
-    bn: Option<nn::BatchNorm>,
-    /// Index of the conv's probe point.
-    point: usize,
-}
-
 struct Block {
-    c1: ConvBn,
-    c2: ConvBn,
+    c1: ConvUnit,
+    c2: ConvUnit,
     /// Option B projection where the shape changes (residual twin only).
-    proj: Option<ConvBn>,
+    proj: Option<ConvUnit>,
     /// Channels added by option A where the shape changes.
     pad_channels: i64,
     stride: i64,
@@ -90,11 +84,12 @@ struct Block {
 /// A He et al. CIFAR CNN, plain or residual (see the module docs).
 pub struct Cnn {
     config: CnnConfig,
-    stem: ConvBn,
+    stem: ConvUnit,
     blocks: Vec<Block>,
     fc: nn::Linear,
     fc_point: usize,
     points: Vec<ProbePoint>,
+    costs: Vec<LayerCost>,
 }
 
 impl std::fmt::Debug for Cnn {
@@ -103,86 +98,6 @@ impl std::fmt::Debug for Cnn {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// Builds the conv + BN pair and registers its probe point.
-struct Builder<'a> {
-    p: &'a nn::Path<'a>,
-    init: Init,
-    norm: Norm,
-    channels_last: bool,
-    points: Vec<ProbePoint>,
-}
-
-impl Builder<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn conv(
-        &mut self,
-        name: String,
-        c_in: i64,
-        c_out: i64,
-        k: i64,
-        stride: i64,
-        out_hw: (i64, i64),
-    ) -> ConvBn {
-        let fan_in = c_in * k * k;
-        let (ws_init, _) = self.init.weight_and_bias(fan_in, c_out * k * k);
-        // No conv bias: BN's beta plays its part (the torchvision
-        // convention, which the parameter counts of the papers assume).
-        let cfg = nn::ConvConfig {
-            stride,
-            padding: k / 2,
-            bias: false,
-            ws_init,
-            ..Default::default()
-        };
-        let (seg, kind) = name.split_once('.').unwrap_or((&name, "conv"));
-        let mut conv = nn::conv2d(self.p / seg / kind, c_in, c_out, k, cfg);
-        if self.channels_last {
-            let nhwc = channels_last(&conv.ws);
-            tch::no_grad(|| conv.ws.set_data(&nhwc));
-        }
-        let bn = match self.norm {
-            Norm::None => None,
-            Norm::Batchnorm => Some(nn::batch_norm2d(
-                self.p / seg / format!("{kind}_bn"),
-                c_out,
-                nn::BatchNormConfig {
-                    ws_init: nn::Init::Const(1.0),
-                    bs_init: nn::Init::Const(0.0),
-                    ..Default::default()
-                },
-            )),
-        };
-        self.points.push(ProbePoint {
-            name,
-            weight: Some(conv.ws.shallow_clone()),
-            output_shape: vec![c_out, out_hw.0, out_hw.1],
-            trunk: false,
-        });
-        ConvBn {
-            conv,
-            bn,
-            point: self.points.len() - 1,
-        }
-    }
-
-    fn point(&mut self, name: String, shape: Vec<i64>) -> usize {
-        self.points.push(ProbePoint {
-            name,
-            weight: None,
-            output_shape: shape,
-            // Block outputs are the CNN's trunk.
-            trunk: true,
-        });
-        self.points.len() - 1
-    }
-}
-
-/// An NCHW tensor with NHWC strides (PyTorch's `channels_last`): tch has no
-/// memory-format argument, but libtorch picks the layout from the strides.
-pub fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 impl Cnn {
@@ -216,31 +131,20 @@ impl Cnn {
                 format!("{} must be between 1 and 1024", config.base_width),
             ));
         }
-        let mut b = Builder {
-            p,
-            init: config.init,
-            norm: config.norm,
-            channels_last: config.channels_last,
-            points: Vec::new(),
-        };
+        // The var-store paths (`layer07/conv`, `layer07/conv_bn`,
+        // `block03/proj`, `layer20/fc`) and the order of creation are those
+        // of the CNN before it was built with `Layers`, so a seed gives the
+        // same weights (held by a checksum test).
+        let mut b = Layers::new(p.clone(), config.init, config.norm, config.channels_last);
         let names = config.depth; // weight layers, for zero padding of names
-        let stem = b.conv(
-            point_name(0, names, "conv"),
-            c,
-            config.base_width,
-            3,
-            1,
-            (h, w),
-        );
+        let stem = b.conv(&point_name(0, names, "conv"), [c, h, w], config.base_width, 3, 1)?;
         let mut blocks = Vec::with_capacity(3 * n);
-        let (mut c_in, mut hw) = (config.base_width, (h, w));
+        let mut input = stem.output;
         let mut layer = 1;
         for stage in 0..3 {
             let c_out = config.base_width << stage;
             for i in 0..n {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                // PyTorch's output size for a 3×3, padding-1 convolution.
-                let out_hw = ((hw.0 - 1) / stride + 1, (hw.1 - 1) / stride + 1);
                 let block_no = blocks.len() + 1;
                 let bname = |kind: &str| {
                     format!(
@@ -248,61 +152,34 @@ impl Cnn {
                         w = (3 * n).to_string().len().max(2)
                     )
                 };
-                let c1 = b.conv(
-                    point_name(layer, names, "conv"),
-                    c_in,
-                    c_out,
-                    3,
-                    stride,
-                    out_hw,
-                );
-                let c2 = b.conv(
-                    point_name(layer + 1, names, "conv"),
-                    c_out,
-                    c_out,
-                    3,
-                    1,
-                    out_hw,
-                );
-                let reshapes = stride != 1 || c_in != c_out;
-                let proj = (config.variant == Variant::Residual
+                let c1 = b.conv(&point_name(layer, names, "conv"), input, c_out, 3, stride)?;
+                let c2 = b.conv(&point_name(layer + 1, names, "conv"), c1.output, c_out, 3, 1)?;
+                let reshapes = stride != 1 || input[0] != c_out;
+                let proj = if config.variant == Variant::Residual
                     && config.shortcut == Shortcut::B
-                    && reshapes)
-                    .then(|| b.conv(bname("proj"), c_in, c_out, 1, stride, out_hw));
-                let out_point = b.point(bname("out"), vec![c_out, out_hw.0, out_hw.1]);
+                    && reshapes
+                {
+                    Some(b.conv(&bname("proj"), input, c_out, 1, stride)?)
+                } else {
+                    None
+                };
+                let out_point = b.point(&bname("out"), c2.output);
                 blocks.push(Block {
+                    pad_channels: c_out - input[0],
+                    stride,
+                    out_point,
                     c1,
                     c2,
                     proj,
-                    pad_channels: c_out - c_in,
-                    stride,
-                    out_point,
                 });
                 layer += 2;
-                (c_in, hw) = (c_out, out_hw);
+                input = blocks.last().map(|b| b.c2.output).unwrap_or(input);
             }
         }
-        let (ws_init, bs_init) = config.init.weight_and_bias(c_in, config.classes);
-        let fc_name = point_name(layer, names, "fc");
-        let fc = nn::linear(
-            p / point_name(layer, names, "") / "fc",
-            c_in,
-            config.classes,
-            nn::LinearConfig {
-                ws_init,
-                bs_init: Some(bs_init),
-                bias: true,
-            },
-        );
-        b.points.push(ProbePoint {
-            name: fc_name,
-            weight: Some(fc.ws.shallow_clone()),
-            output_shape: vec![config.classes],
-            trunk: false,
-        });
-        let fc_point = b.points.len() - 1;
+        let (fc, fc_point) = b.linear(&point_name(layer, names, "fc"), input[0], config.classes);
         Ok(Cnn {
             points: b.points,
+            costs: b.costs,
             config,
             stem,
             blocks,
@@ -314,47 +191,22 @@ impl Cnn {
     pub fn config(&self) -> &CnnConfig {
         &self.config
     }
-
-    /// conv → tap → BN; records the BN output as the layer's response.
-    fn conv_bn(
-        &self,
-        cb: &ConvBn,
-        x: &Tensor,
-        train: bool,
-        taps: Option<&[Tensor]>,
-        responses: &mut Vec<(usize, Tensor)>,
-    ) -> Tensor {
-        let h = tapped(cb.conv.forward(x), taps, cb.point);
-        let h = match &cb.bn {
-            Some(bn) => bn.forward_t(&h, train),
-            None => h,
-        };
-        responses.push((cb.point, h.shallow_clone()));
-        h
-    }
 }
 
 impl Network for Cnn {
     fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
         let mut responses = Vec::with_capacity(self.points.len());
         let x = crate::layers::input_layout(x, self.config.channels_last);
-        let mut h = self
-            .conv_bn(&self.stem, &x, train, taps, &mut responses)
-            .relu();
+        let r = &mut responses;
+        let mut h = self.stem.forward_recorded(&x, train, taps, r).relu();
         for b in &self.blocks {
-            let u = self.conv_bn(&b.c1, &h, train, taps, &mut responses).relu();
-            let u = self.conv_bn(&b.c2, &u, train, taps, &mut responses);
+            let u = b.c1.forward_recorded(&h, train, taps, r).relu();
+            let u = b.c2.forward_recorded(&u, train, taps, r);
             let y = match self.config.variant {
                 Variant::Plain => u,
                 Variant::Residual => {
                     let shortcut = match &b.proj {
-                        Some(p) => {
-                            let h = tapped(p.conv.forward(&h), taps, p.point);
-                            match &p.bn {
-                                Some(bn) => bn.forward_t(&h, train),
-                                None => h,
-                            }
-                        }
+                        Some(p) => p.forward(&h, train, taps),
                         None if b.stride != 1 || b.pad_channels != 0 => {
                             let s = h.slice(2, 0, None, b.stride).slice(3, 0, None, b.stride);
                             let lo = b.pad_channels / 2;
@@ -373,6 +225,10 @@ impl Network for Cnn {
 
     fn probe_points(&self) -> &[ProbePoint] {
         &self.points
+    }
+
+    fn layer_costs(&self) -> &[LayerCost] {
+        &self.costs
     }
 
     /// Responses are pre-ReLU BN outputs; "saturated" is the fraction the
@@ -486,7 +342,9 @@ mod tests {
     /// Issue 15 §4: the CNN's var-store paths and init order are a contract
     /// (the same seed gives the same weights, and saved weights load by
     /// path). This checksum was taken from the CNN as built before it moved
-    /// onto `layers::Layers`, and the port must keep it.
+    /// onto `layers::Layers`, and the port must keep it. It seeds
+    /// libtorch's process-global RNG, so it needs a process of its own:
+    /// `make test` runs it under nextest, which gives each test one.
     #[test]
     fn weights_match_the_checked_in_checksum() {
         tch::manual_seed(7);
@@ -513,8 +371,10 @@ mod tests {
 
     #[test]
     fn channels_last_gives_the_same_function() {
+        // The weights are copied across rather than drawn twice from one
+        // seed: the RNG is process-global, and `cargo test` runs tests in
+        // threads of one process.
         let build = |cl| {
-            tch::manual_seed(5);
             let vs = nn::VarStore::new(Device::Cpu);
             let net = Cnn::new(
                 &vs.root(),
@@ -526,7 +386,8 @@ mod tests {
             .unwrap();
             (vs, net)
         };
-        let ((_a, a), (_b, b)) = (build(false), build(true));
+        let ((va, a), (mut vb, b)) = (build(false), build(true));
+        vb.copy(&va).unwrap();
         let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         let (ya, yb) = (
             a.forward(&x, false, None).logits,

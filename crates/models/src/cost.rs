@@ -16,6 +16,7 @@
 //! about the convolutions' weights), so their parameters are the weights
 //! alone; the ResNet blocks and nets keep their BN.
 
+use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::bottleneck::{BlockKind, Bottleneck, BottleneckBlock, BottleneckConfig};
 use crate::inception::{InceptionConfig, InceptionModule, InceptionNet, ModuleKind, INCEPTION_3A};
 use crate::layers::{ConvUnit, LayerCost, Layers, Shape};
@@ -77,6 +78,24 @@ pub const TARGETS: &[TargetInfo] = &[
         about: "ResNet-50 (SIGNS setting: 64×64×3, 6 classes)",
         default_input: [3, 64, 64],
         default_classes: Some(6),
+    },
+    TargetInfo {
+        name: "resnet20",
+        about: "He et al. (2016) CIFAR ResNet-20, option A shortcuts",
+        default_input: [3, 32, 32],
+        default_classes: Some(10),
+    },
+    TargetInfo {
+        name: "resnet56",
+        about: "He et al. (2016) CIFAR ResNet-56, option A shortcuts",
+        default_input: [3, 32, 32],
+        default_classes: Some(10),
+    },
+    TargetInfo {
+        name: "resnet110",
+        about: "He et al. (2016) CIFAR ResNet-110, option A shortcuts",
+        default_input: [3, 32, 32],
+        default_classes: Some(10),
     },
     TargetInfo {
         name: "inception-net",
@@ -169,6 +188,20 @@ pub fn build(
                 classes,
                 depth: 50,
                 width: 64,
+                norm: Norm::Batchnorm,
+                init: Init::Kaiming,
+                variant: Variant::Residual,
+                channels_last: false,
+            },
+        )?),
+        "resnet20" | "resnet56" | "resnet110" => Box::new(Cnn::new(
+            p,
+            CnnConfig {
+                input_shape: input.to_vec(),
+                classes,
+                depth: name["resnet".len()..].parse().unwrap_or(20),
+                base_width: 16,
+                shortcut: Shortcut::A,
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant: Variant::Residual,

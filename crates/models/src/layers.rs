@@ -101,6 +101,12 @@ impl ConvUnit {
     }
 }
 
+/// An NCHW tensor with NHWC strides (PyTorch's `channels_last`): tch has no
+/// memory-format argument, but libtorch picks the layout from the strides.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 /// Builds layers under one var-store path and collects their probe points
 /// and costs in forward order.
 pub struct Layers<'a> {
@@ -164,7 +170,7 @@ impl<'a> Layers<'a> {
         };
         let mut conv = nn::conv2d(self.path(name), c_in, c_out, k, cfg);
         if self.channels_last {
-            let nhwc = crate::cnn::channels_last(&conv.ws);
+            let nhwc = channels_last(&conv.ws);
             tch::no_grad(|| conv.ws.set_data(&nhwc));
         }
         let bn = match self.norm {
@@ -279,7 +285,7 @@ pub fn pool_shape(
 /// strides) when asked, as is otherwise.
 pub fn input_layout(x: &Tensor, channels_last: bool) -> Tensor {
     if channels_last {
-        crate::cnn::channels_last(x)
+        self::channels_last(x)
     } else {
         x.shallow_clone()
     }

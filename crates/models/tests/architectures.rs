@@ -299,3 +299,29 @@ fn small_inception_net_shapes() {
         out.logits.sum(Kind::Float).backward();
     }
 }
+
+/// The CIFAR ResNets of He et al. (2016, §4.2) count their layers since
+/// they are built with `Layers` (issue 15 §4). Parameters: 269,722 for
+/// ResNet-20 and 853,018 for ResNet-56 with option A (the counts
+/// akamaster/pytorch_resnet_cifar10 prints, "0.27M" and "0.85M" in He et
+/// al. Table 6). Multiply-accumulates of the convolutions and the
+/// classifier: 40.55M and 125.49M, the figures the pruning literature
+/// quotes for these nets (e.g. Lin et al. 2020, HRank, Table 1).
+#[test]
+fn cifar_resnets_count_their_layers() {
+    for (name, params_expected, mults_expected, convs) in [
+        ("resnet20", 269_722, 40_551_040, 19),
+        ("resnet56", 853_018, 125_485_696, 55),
+    ] {
+        let vs = VarStore::new(Device::Cpu);
+        let net = cost::build(&vs.root(), name, None, None).unwrap();
+        let costs = net.layer_costs();
+        assert_eq!(costs.len(), convs + 1, "{name}: every conv and the fc");
+        assert_eq!(costs.iter().map(|c| c.params).sum::<i64>(), params_expected);
+        assert_eq!(params(&vs), params_expected);
+        assert_eq!(total_mults(net.as_ref()), mults_expected, "{name}");
+        assert_eq!(costs[0].name, "layer00.conv");
+        assert_eq!(costs[0].output, [16, 32, 32]);
+        assert_eq!(costs[costs.len() - 2].output, [64, 8, 8]);
+    }
+}
