@@ -7,6 +7,7 @@
 #   make fuzz        property tests of the file parsers, FUZZ_SECS (60) seconds each
 #   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (about 28 minutes on one thread)
 #   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST, its reports and compare page
+#   make landscape   Li et al. 2018 loss-landscape slices of plain and residual CNNs, and their report
 #
 # libtorch comes from PyPI's torch wheel in a venv that every clone shares
 # (override with `make VENV=/path`), so a fresh clone does not download
@@ -38,7 +39,7 @@ RUN_ARGS ?= --restart
 # edited files and on edited field values). make test runs 64 cases of each.
 FUZZ_SECS ?= 60
 
-.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench cost fuzz fashion fashion-data glorot
+.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench cost fuzz fashion fashion-data glorot landscape
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
@@ -159,6 +160,28 @@ glorot: build fashion-data
 	  $(call report_then_exit,results/$$e); \
 	done
 	$(GRADSCOPE) compare $(addprefix results/,$(GLOROT)) --out results/glorot-compare
+
+# make landscape: Li et al. 2018's loss-landscape slices. Trains
+# experiments/landscape.json (plain and residual CNN-20 and CNN-56 with
+# their final weights saved), evaluates each run's loss surface with
+# `gradscope landscape` and writes the report. LANDSCAPE_SCALE=full runs the
+# GPU version (experiments/landscape-full.json, --device cuda, a 51×51 grid).
+LANDSCAPE_SCALE ?= cpu
+LANDSCAPE_THREADS ?= 1
+ifeq ($(LANDSCAPE_SCALE),full)
+LANDSCAPE := landscape-full
+LANDSCAPE_DEVICE ?= cuda
+LANDSCAPE_ARGS ?= --grid 51 --samples 10000
+else
+LANDSCAPE := landscape
+LANDSCAPE_DEVICE ?= cpu
+LANDSCAPE_ARGS ?= --grid 25 --samples 1024
+endif
+
+landscape: build fashion-data
+	$(GRADSCOPE) run experiments/$(LANDSCAPE).json --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) --no-plot $(RUN_ARGS)
+	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
+	$(GRADSCOPE) report results/$(LANDSCAPE)
 
 clean:
 	$(CARGO) clean

@@ -16,6 +16,7 @@ macro_rules! outln {
 mod bench;
 mod cost;
 mod examples;
+mod landscape;
 mod list;
 mod slurm;
 
@@ -238,7 +239,8 @@ enum Command {
     ///
     /// Targets: conv5x5, reduce5x5 (the 1×1 argument on 28×28×192),
     /// inception-3a-naive, inception-3a (Szegedy et al. Table 1),
-    /// identity-block, conv-block (ResNet-50), resnet50, inception-net.
+    /// identity-block, conv-block (ResNet-50), resnet50, resnet20, resnet56,
+    /// resnet110 (He et al.'s CIFAR nets), inception-net.
     /// Without targets, all of them. Writes OUT/cost.csv and
     /// OUT/plots/cost_vs_time.{png,svg}.
     Cost {
@@ -301,6 +303,22 @@ enum Command {
         /// Where the comparison goes (created; not one of the compared folders).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        style: StyleArgs,
+    },
+    /// Loss-landscape slices of trained runs (Li et al. 2018): the training
+    /// loss at θ + αδ + βη on a grid, for two random filter-normalized
+    /// directions δ, η around the saved weights θ. Writes
+    /// OUT/runs/RUN/landscape.csv (alpha,beta,loss,error),
+    /// OUT/landscape_summary.csv (local minima, non-convex share, roughness)
+    /// and OUT/plots/loss_landscape and loss_slice. The runs must have been
+    /// trained with "save_weights": true in "train".
+    ///
+    /// Example: gradscope landscape results/landscape/runs/plain-d20-s0
+    /// results/landscape/runs/residual-d20-s0
+    Landscape {
+        #[command(flatten)]
+        args: landscape::Args,
         #[command(flatten)]
         style: StyleArgs,
     },
@@ -469,6 +487,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         } => style
             .style()
             .and_then(|style| compare(&results, &out, style))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Landscape { args, style } => style
+            .style()
+            .and_then(|style| landscape::landscape(args, style))
             .map(|()| ExitCode::SUCCESS),
         Command::Report {
             results,
@@ -901,6 +923,30 @@ fn report(results: &Path) -> Result<()> {
     print_stdout(&format!("{}\n", r.path.display()))
 }
 
+/// Sets libtorch's intra-op threads from `--threads` (default: the number
+/// of CPUs); returns the number set.
+fn set_threads(threads: Option<i32>) -> Result<i32> {
+    let threads = match threads {
+        Some(n) if n < 1 => bail!("--threads: {n} must be at least 1"),
+        Some(n) => n,
+        None => default_threads(),
+    };
+    tch::set_num_threads(threads);
+    Ok(threads)
+}
+
+/// The device `--device` names; CUDA only where libtorch sees one.
+fn device(device: DeviceArg) -> Result<Device> {
+    Ok(match device {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Auto => Device::cuda_if_available(),
+        DeviceArg::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
+        DeviceArg::Cuda => {
+            bail!("--device cuda: libtorch sees no CUDA device on this machine (try --device cpu)")
+        }
+    })
+}
+
 // One parameter per option of `gradscope run`.
 #[allow(clippy::too_many_arguments)]
 fn run(
@@ -914,20 +960,8 @@ fn run(
     shard: Option<Shard>,
 ) -> Result<ExitCode> {
     let exp = Experiment::from_file(path)?;
-    let threads = match threads {
-        Some(n) if n < 1 => bail!("--threads: {n} must be at least 1"),
-        Some(n) => n,
-        None => default_threads(),
-    };
-    tch::set_num_threads(threads);
-    let device = match device {
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Auto => Device::cuda_if_available(),
-        DeviceArg::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
-        DeviceArg::Cuda => {
-            bail!("--device cuda: libtorch sees no CUDA device on this machine (try --device cpu)")
-        }
-    };
+    let threads = set_threads(threads)?;
+    let device = self::device(device)?;
     let out_given = out.is_some();
     let out = out.unwrap_or_else(|| match shard {
         Some(s) => Path::new("results")

@@ -22,10 +22,14 @@
 //!   experiment type, which lives in gradscope-train), and [`run::RunJson`],
 //!   the same fields read leniently.
 //! - [`files`]: the file and folder names of a results directory.
+//! - [`landscape`]: the rows of `landscape.csv` and `landscape_summary.csv`
+//!   and the readings of a loss surface (local minima, non-convex share,
+//!   roughness).
 
 pub mod decay;
 pub mod durable;
 pub mod files;
+pub mod landscape;
 pub mod names;
 pub mod rows;
 pub mod run;

@@ -137,7 +137,13 @@ impl Cnn {
         // same weights (held by a checksum test).
         let mut b = Layers::new(p.clone(), config.init, config.norm, config.channels_last);
         let names = config.depth; // weight layers, for zero padding of names
-        let stem = b.conv(&point_name(0, names, "conv"), [c, h, w], config.base_width, 3, 1)?;
+        let stem = b.conv(
+            &point_name(0, names, "conv"),
+            [c, h, w],
+            config.base_width,
+            3,
+            1,
+        )?;
         let mut blocks = Vec::with_capacity(3 * n);
         let mut input = stem.output;
         let mut layer = 1;
@@ -153,7 +159,13 @@ impl Cnn {
                     )
                 };
                 let c1 = b.conv(&point_name(layer, names, "conv"), input, c_out, 3, stride)?;
-                let c2 = b.conv(&point_name(layer + 1, names, "conv"), c1.output, c_out, 3, 1)?;
+                let c2 = b.conv(
+                    &point_name(layer + 1, names, "conv"),
+                    c1.output,
+                    c_out,
+                    3,
+                    1,
+                )?;
                 let reshapes = stride != 1 || input[0] != c_out;
                 let proj = if config.variant == Variant::Residual
                     && config.shortcut == Shortcut::B

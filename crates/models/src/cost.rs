@@ -16,8 +16,8 @@
 //! about the convolutions' weights), so their parameters are the weights
 //! alone; the ResNet blocks and nets keep their BN.
 
-use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::bottleneck::{BlockKind, Bottleneck, BottleneckBlock, BottleneckConfig};
+use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::inception::{InceptionConfig, InceptionModule, InceptionNet, ModuleKind, INCEPTION_3A};
 use crate::layers::{ConvUnit, LayerCost, Layers, Shape};
 use crate::{Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant};

@@ -46,8 +46,9 @@ const VIRIDIS: [(u8, u8, u8); 9] = [
     (253, 231, 37),
 ];
 
-/// The colour of `t` in 0..=1 on [`VIRIDIS`], linearly between stops.
-fn colour(t: f64) -> RGBColor {
+/// The colour of `t` in 0..=1 on [`VIRIDIS`], linearly between stops
+/// (also the loss landscape's scale, `landscape.rs`).
+pub(crate) fn colour(t: f64) -> RGBColor {
     let t = t.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f64;
     let i = (t.floor() as usize).min(VIRIDIS.len() - 2);
     let f = t - i as f64;

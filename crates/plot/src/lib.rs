@@ -20,6 +20,11 @@
 //!   redraws stale charts rather than only missing ones.
 //! - [`cost_vs_time`] draws `gradscope cost`'s chart: multiplications
 //!   against measured forward time, per layer and per target.
+//! - [`loss_landscape`] and [`loss_slice`] draw `gradscope landscape`'s
+//!   charts from [`LandscapePanel`]s: log10 loss over (α, β) per net on
+//!   one colour scale, with contour lines (marching squares) and the
+//!   trained weights marked; and the loss along δ at β = 0, one line per
+//!   net (Li et al. 2018: plain deep nets chaotic, residual ones a bowl).
 //! - [`compare`] joins several results folders into one set of charts,
 //!   each run labelled by its folder (`gradscope compare`).
 //! - [`PlotError`] is the one error type; it names the file at fault.
@@ -42,6 +47,7 @@ mod error;
 mod figure;
 pub mod fresh;
 mod heatmap;
+mod landscape;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +63,9 @@ pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
 pub use figure::{Rendered, Style};
 pub use heatmap::{gradient_heatmap, GRADIENT_HEATMAP};
+pub use landscape::{
+    loss_landscape, loss_slice, render_landscape, LandscapePanel, LOSS_LANDSCAPE, LOSS_SLICE,
+};
 pub use read::{
     ActivationRow, GradientRow, MetricRow, ResultsDir, RunData, SummaryRow, KIND_OUTPUT,
     SPLIT_TRAIN, STATUS_COMPLETED, STATUS_DIVERGED,

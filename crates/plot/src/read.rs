@@ -215,7 +215,7 @@ fn is_plain_dir_name(name: &str) -> bool {
 }
 
 /// Reads a per-run CSV, dropping the line numbers that only summary.csv needs.
-fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Option<Vec<T>>, PlotError> {
+pub(crate) fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Option<Vec<T>>, PlotError> {
     Ok(read_csv(path)?.map(|rows| rows.into_iter().map(|(_, row)| row).collect()))
 }
 

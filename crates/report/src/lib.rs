@@ -39,9 +39,21 @@
 //! ([`ReportError`]). Like gradscope-plot, this crate reads files only and
 //! never links tch.
 
+/// `writeln!` into a String (which cannot fail); shared by the modules
+/// that write Markdown.
+macro_rules! mdln {
+    ($buf:expr) => {{
+        $buf.push('\n');
+    }};
+    ($buf:expr, $($arg:tt)*) => {{
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
 pub mod analysis;
 pub mod compare;
 pub mod export;
+mod landscape;
 mod markdown;
 mod page;
 pub mod runs;
@@ -152,6 +164,7 @@ pub fn write_report_live(results_dir: &Path, reload: Option<u64>) -> Result<Repo
     }
     let mut problems = Vec::new();
     let (charts_drawn, charts_note) = draw_stale_charts(results_dir, &mut problems);
+    landscape::draw_stale(results_dir, &mut problems);
     let loaded = runs::load(results_dir)?;
     problems.extend(loaded.problems());
     let text = markdown::render(results_dir, &loaded, &problems);

@@ -27,17 +27,11 @@ pub(crate) const HE_TABLE6_RESNET: [(u32, f64); 5] =
 const SAT_NONE: f64 = 0.005;
 
 /// Experiments that a make target reruns (and publishes).
-const MAKE_TARGETS: [(&str, &str); 2] = [("fashion-", "make fashion"), ("glorot-", "make glorot")];
-
-/// `writeln!` into a String (which cannot fail).
-macro_rules! mdln {
-    ($buf:expr) => {{
-        $buf.push('\n');
-    }};
-    ($buf:expr, $($arg:tt)*) => {{
-        let _ = writeln!($buf, $($arg)*);
-    }};
-}
+const MAKE_TARGETS: [(&str, &str); 3] = [
+    ("fashion-", "make fashion"),
+    ("glorot-", "make glorot"),
+    ("landscape", "make landscape"),
+];
 
 fn pct(v: f64) -> String {
     format!("{:.2}", 100.0 * v)
@@ -123,6 +117,7 @@ pub(crate) fn render(root: &Path, loaded: &Loaded, problems: &[String]) -> Strin
             }
         }
     }
+    crate::landscape::section(&mut md, root);
     charts(&mut md, root);
     md
 }

@@ -19,6 +19,7 @@ pub mod checkpoint;
 #[cfg(test)]
 mod fuzz;
 pub mod holdings;
+pub mod landscape;
 pub mod lock;
 pub mod merge;
 pub mod plan;
@@ -29,6 +30,7 @@ pub mod spec;
 pub mod sweep;
 pub mod theory;
 pub mod train_loop;
+pub mod weights;
 
 use std::path::PathBuf;
 
@@ -104,6 +106,10 @@ pub enum TrainError {
     /// A finished run to be kept by --resume was trained with other settings.
     #[error("{}: this run was trained with a different {fields} than the experiment file says; --resume only continues a sweep with the same settings (depths, seeds and variants may be added); use --restart to train every run again, or --out for a new results directory", path.display())]
     ConfigChanged { path: PathBuf, fields: String },
+    /// A file that cannot be used as it is: which file and why (saved
+    /// weights that do not fit the network, a run folder without them).
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
     /// Directories `gradscope merge` cannot merge: the one at fault and why.
     #[error("{}: {message}", path.display())]
     Merge { path: PathBuf, message: String },

@@ -423,6 +423,11 @@ pub struct TrainSpec {
     /// step it stops at either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every: Option<usize>,
+    /// Keep the final weights of each completed run (`RUN/model.ot`, a tch
+    /// `VarStore` file, BatchNorm's running statistics included), for
+    /// `gradscope landscape`; off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub save_weights: bool,
 }
 
 fn default_optimizer() -> Optimizer {

@@ -343,6 +343,9 @@ pub fn train_run(
             }
         }
     }
+    if status == Status::Completed && t.save_weights {
+        crate::weights::save(dir, &vs)?;
+    }
     if status != Status::Interrupted {
         checkpoint::remove(dir)?;
     }

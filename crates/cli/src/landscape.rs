@@ -1,0 +1,217 @@
+//! `gradscope landscape`: loss-landscape slices of trained runs (Li et al.
+//! 2018), written beside the runs they were taken from, with their
+//! summary and charts (see `gradscope_train::landscape` for the method).
+
+use anyhow::{bail, Context, Result};
+use gradscope_format::durable::write_atomic;
+use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, RUNS_DIR};
+use gradscope_format::landscape::{
+    local_minima, nonconvex_fraction, roughness, LandscapeSummaryRow, Surface,
+};
+use gradscope_train::landscape::{check_run, evaluate_run, Options};
+use gradscope_train::lock::{Holder, ResultsLock};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The options of `gradscope landscape`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folders trained with "save_weights": true, e.g.
+    /// results/landscape/runs/plain-d20-s0 results/landscape/runs/residual-d20-s0.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Points per side of the (α, β) grid (odd: the centre is the trained
+    /// weights).
+    #[arg(long, default_value_t = 25)]
+    pub grid: usize,
+    /// The grid spans [-SPAN, SPAN] along each filter-normalized direction.
+    #[arg(long, default_value_t = 1.0)]
+    pub span: f64,
+    /// Training images the loss is the mean of (the first ones).
+    #[arg(long, default_value_t = 2048)]
+    pub samples: usize,
+    /// Seed of the two random directions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Results folder to write into: OUT/runs/RUN/landscape.csv,
+    /// OUT/landscape_summary.csv, OUT/plots/loss_landscape and loss_slice
+    /// [default: the results folder the runs are in].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// libtorch intra-op threads [default: the number of CPUs].
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// Where to evaluate.
+    #[arg(long, value_enum, default_value_t = crate::DeviceArg::Auto)]
+    pub device: crate::DeviceArg,
+}
+
+/// The results folder a run folder `…/runs/RUN` is in.
+fn results_of(run: &Path) -> Option<PathBuf> {
+    let runs = run.parent()?;
+    (runs.file_name()? == RUNS_DIR).then(|| runs.parent().map(Path::to_path_buf))?
+}
+
+pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
+    let opts = Options {
+        grid: args.grid,
+        span: args.span,
+        samples: args.samples,
+        seed: args.seed,
+    };
+    opts.validate()?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => results_of(&args.runs[0]).with_context(|| {
+            format!(
+                "{}: not inside a results folder's runs/; give --out",
+                args.runs[0].display()
+            )
+        })?,
+    };
+    let names: Vec<String> = args
+        .runs
+        .iter()
+        .map(|r| {
+            r.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .with_context(|| format!("{}: not a run folder", r.display()))
+        })
+        .collect::<Result<_>>()?;
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            bail!("{}: run {n} is given twice", args.runs[i].display());
+        }
+    }
+    // Every run folder is checked before anything is created or written.
+    for run in &args.runs {
+        check_run(run).with_context(|| run.display().to_string())?;
+    }
+    crate::set_threads(args.threads)?;
+    let device = crate::device(args.device)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
+    let command: Vec<String> = std::env::args().collect();
+    let (_lock, _) = ResultsLock::acquire(&out, &Holder::current(&command.join(" ")))?;
+    let summary_path = out.join(LANDSCAPE_SUMMARY_CSV);
+    let mut summary = read_summary(&summary_path)?;
+
+    for (run_dir, name) in args.runs.iter().zip(&names) {
+        let total = (opts.grid * opts.grid) as u64;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} points, eta {eta}  {msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(name.clone());
+            bar
+        });
+        eprintln!(
+            "{}: {}×{} grid over ±{} on {} training images, {device:?}",
+            run_dir.display(),
+            opts.grid,
+            opts.grid,
+            opts.span,
+            opts.samples
+        );
+        let mut progress = |done: usize, _total: usize| {
+            if let Some(b) = &bar {
+                b.set_position(done as u64);
+            }
+        };
+        let landscape = evaluate_run(run_dir, &opts, device, &stop, &mut progress)
+            .with_context(|| run_dir.display().to_string())?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let Some(l) = landscape else {
+            bail!(
+                "{}: interrupted; nothing of its grid was written (runs before it were)",
+                run_dir.display()
+            );
+        };
+        let dir = out.join(RUNS_DIR).join(name);
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in &l.rows {
+            w.serialize(row)?;
+        }
+        let path = dir.join(LANDSCAPE_CSV);
+        write_atomic(&path, &w.into_inner()?)
+            .map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
+        let surface = Surface::from_rows(&l.rows).map_err(|e| anyhow::anyhow!(e))?;
+        let finite: Vec<f64> = surface
+            .loss
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let row = LandscapeSummaryRow {
+            run: l.record.run.clone(),
+            variant: l.record.variant.clone(),
+            depth: l.record.depth as u32,
+            seed: l.record.seed,
+            grid: opts.grid,
+            span: opts.span,
+            samples: l.samples,
+            direction_seed: opts.seed,
+            centre_loss: Some(surface.centre()),
+            min_loss: finite.iter().copied().reduce(f64::min),
+            max_loss: finite.iter().copied().reduce(f64::max),
+            local_minima: local_minima(&surface),
+            nonconvex_fraction: nonconvex_fraction(&surface),
+            roughness: roughness(&surface),
+            nonfinite: surface.loss.len() - finite.len(),
+            elapsed_s: Some(l.elapsed_s),
+        };
+        eprintln!(
+            "{name}: loss {:.4} at the trained weights; {} local minima, {:.0}% non-convex, roughness {:.3} decades ({:.0} s)",
+            surface.centre(),
+            row.local_minima,
+            row.nonconvex_fraction.unwrap_or(f64::NAN) * 100.0,
+            row.roughness.unwrap_or(f64::NAN),
+            l.elapsed_s
+        );
+        summary.retain(|r| r.run != row.run);
+        summary.push(row);
+        // Plain before residual at each depth, as the charts' panels go.
+        summary.sort_by(|a, b| (a.depth, &a.variant, a.seed).cmp(&(b.depth, &b.variant, b.seed)));
+        // Written after every run, so an interruption keeps the runs done.
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for r in &summary {
+            w.serialize(r)?;
+        }
+        write_atomic(&summary_path, &w.into_inner()?)
+            .map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
+        println!("{}", path.display());
+    }
+    for r in gradscope_plot::render_landscape(&out, style)? {
+        println!("{}", r.png.display());
+    }
+    println!("{}", summary_path.display());
+    Ok(())
+}
+
+/// The rows of an existing `landscape_summary.csv` (none when there is no
+/// file); a file that does not parse is an error naming it.
+fn read_summary(path: &Path) -> Result<Vec<LandscapeSummaryRow>> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let mut r = csv::Reader::from_path(path).with_context(|| path.display().to_string())?;
+    r.deserialize()
+        .collect::<Result<Vec<LandscapeSummaryRow>, _>>()
+        .with_context(|| path.display().to_string())
+}

@@ -1,0 +1,369 @@
+//! Loss-landscape slices (Li et al. 2018, "Visualizing the Loss Landscape
+//! of Neural Nets"): the rows of `landscape.csv` and `landscape_summary.csv`,
+//! and the readings that say in numbers what the picture shows.
+//!
+//! `gradscope landscape` evaluates the training loss at θ + αδ + βη on a
+//! square grid of (α, β) around the trained weights θ, for two random
+//! filter-normalized directions δ and η. From that grid:
+//!
+//! - [`local_minima`]: grid points lower than all eight neighbours (the
+//!   edge is left out, since a point there has no outside neighbour). A
+//!   bowl has one; Li et al.'s chaotic plain nets have many.
+//! - [`nonconvex_fraction`]: the share of inner points where the surface
+//!   curves down in some direction: the 2×2 finite-difference Hessian of
+//!   the loss has a negative eigenvalue larger than 1% of its largest one
+//!   in size. Li et al. (§6, Fig. 7) map |λmin/λmax| of the true Hessian
+//!   the same way: near 0 where the surface is convex.
+//! - [`roughness`]: how far log10 of the loss departs from a bowl: the root
+//!   mean square residual, in decades, of the least-squares quadratic
+//!   surface in (α, β). 0 for any quadratic bowl in log loss, whatever its
+//!   width; bumps, ridges and plateaus raise it.
+
+use serde::{Deserialize, Serialize};
+
+/// Columns of `landscape.csv`.
+pub const LANDSCAPE_HEADER: [&str; 4] = ["alpha", "beta", "loss", "error"];
+
+/// One grid point of `landscape.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LandscapeRow {
+    /// Step along the first direction δ.
+    pub alpha: f64,
+    /// Step along the second direction η.
+    pub beta: f64,
+    /// Mean training loss of the fixed sample (NaN or inf where it
+    /// overflowed).
+    #[serde(serialize_with = "crate::opt_num")]
+    pub loss: Option<f64>,
+    /// Training error of the same sample, a fraction.
+    #[serde(serialize_with = "crate::opt_num")]
+    pub error: Option<f64>,
+}
+
+/// One run's row of `landscape_summary.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LandscapeSummaryRow {
+    pub run: String,
+    pub variant: String,
+    pub depth: u32,
+    pub seed: u64,
+    /// Points per side of the grid, the half-width of the grid in units of
+    /// the (filter-normalized) directions, the training images the loss is
+    /// the mean of, and the seed of the directions.
+    pub grid: usize,
+    pub span: f64,
+    pub samples: usize,
+    pub direction_seed: u64,
+    /// The loss at the trained weights (α = β = 0) and the grid's range.
+    #[serde(serialize_with = "crate::opt_num")]
+    pub centre_loss: Option<f64>,
+    #[serde(serialize_with = "crate::opt_num")]
+    pub min_loss: Option<f64>,
+    #[serde(serialize_with = "crate::opt_num")]
+    pub max_loss: Option<f64>,
+    /// [`local_minima`].
+    pub local_minima: usize,
+    /// [`nonconvex_fraction`].
+    #[serde(serialize_with = "crate::opt_num")]
+    pub nonconvex_fraction: Option<f64>,
+    /// [`roughness`], in decades of loss.
+    #[serde(serialize_with = "crate::opt_num")]
+    pub roughness: Option<f64>,
+    /// Grid points whose loss was not finite (left out of the readings).
+    pub nonfinite: usize,
+    /// Wall-clock seconds of the grid's evaluation.
+    #[serde(serialize_with = "crate::opt_num")]
+    pub elapsed_s: Option<f64>,
+}
+
+/// A square grid of losses: `loss[j * n + i]` at (`alphas[i]`, `betas[j]`),
+/// NaN where the loss was not finite or is missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Surface {
+    pub alphas: Vec<f64>,
+    pub betas: Vec<f64>,
+    pub loss: Vec<f64>,
+}
+
+impl Surface {
+    /// The grid the rows of a `landscape.csv` make, or why they do not make
+    /// one (a missing point, a repeated one).
+    pub fn from_rows(rows: &[LandscapeRow]) -> Result<Surface, String> {
+        let axis = |f: fn(&LandscapeRow) -> f64| {
+            let mut v: Vec<f64> = rows.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            v
+        };
+        let (alphas, betas) = (axis(|r| r.alpha), axis(|r| r.beta));
+        let (n, m) = (alphas.len(), betas.len());
+        if n < 3 || m < 3 {
+            return Err(format!(
+                "{n}×{m} distinct (alpha, beta) values; a surface needs at least 3×3"
+            ));
+        }
+        if rows.len() != n * m {
+            return Err(format!(
+                "{} rows for a {n}×{m} grid: points are missing or repeated",
+                rows.len()
+            ));
+        }
+        let mut loss = vec![f64::NAN; n * m];
+        let mut seen = vec![false; n * m];
+        for r in rows {
+            let i = alphas.partition_point(|a| *a < r.alpha);
+            let j = betas.partition_point(|b| *b < r.beta);
+            if seen[j * n + i] {
+                return Err(format!("the point ({}, {}) is repeated", r.alpha, r.beta));
+            }
+            seen[j * n + i] = true;
+            loss[j * n + i] = r.loss.filter(|l| l.is_finite()).unwrap_or(f64::NAN);
+        }
+        Ok(Surface {
+            alphas,
+            betas,
+            loss,
+        })
+    }
+
+    /// The surface of `f(α, β)` on `n` points per side over [−span, span]
+    /// (for tests and for the readings' reference cases).
+    pub fn of(n: usize, span: f64, f: impl Fn(f64, f64) -> f64) -> Surface {
+        let axis = grid_axis(n, span);
+        let mut loss = Vec::with_capacity(n * n);
+        for &b in &axis {
+            for &a in &axis {
+                let v = f(a, b);
+                loss.push(if v.is_finite() { v } else { f64::NAN });
+            }
+        }
+        Surface {
+            alphas: axis.clone(),
+            betas: axis,
+            loss,
+        }
+    }
+
+    /// The loss at (`alphas[i]`, `betas[j]`).
+    pub fn at(&self, i: usize, j: usize) -> f64 {
+        self.loss[j * self.alphas.len() + i]
+    }
+
+    /// The loss at the grid point nearest (0, 0): the trained weights.
+    pub fn centre(&self) -> f64 {
+        let nearest = |v: &[f64]| {
+            (0..v.len())
+                .min_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()))
+                .unwrap_or(0)
+        };
+        self.at(nearest(&self.alphas), nearest(&self.betas))
+    }
+
+    /// The 1-D slice along δ: (α, loss) on the row nearest β = 0.
+    pub fn slice_alpha(&self) -> Vec<(f64, f64)> {
+        let j = (0..self.betas.len())
+            .min_by(|&a, &b| self.betas[a].abs().total_cmp(&self.betas[b].abs()))
+            .unwrap_or(0);
+        (0..self.alphas.len())
+            .map(|i| (self.alphas[i], self.at(i, j)))
+            .collect()
+    }
+
+    /// Grid points with a finite loss.
+    pub fn finite(&self) -> usize {
+        self.loss.iter().filter(|l| l.is_finite()).count()
+    }
+}
+
+/// `n` evenly spaced values over [−span, span]; for odd `n` the middle one
+/// is exactly 0, so the grid holds the trained weights themselves.
+pub fn grid_axis(n: usize, span: f64) -> Vec<f64> {
+    if n < 2 {
+        return vec![0.0; n];
+    }
+    let half = (n - 1) as f64 / 2.0;
+    (0..n).map(|i| span * (i as f64 - half) / half).collect()
+}
+
+/// Inner grid points whose loss is below that of all eight neighbours.
+pub fn local_minima(s: &Surface) -> usize {
+    let (n, m) = (s.alphas.len(), s.betas.len());
+    let mut count = 0;
+    for j in 1..m.saturating_sub(1) {
+        for i in 1..n.saturating_sub(1) {
+            let v = s.at(i, j);
+            if !v.is_finite() {
+                continue;
+            }
+            let lowest = (-1i64..=1).all(|dj| {
+                (-1i64..=1).all(|di| {
+                    (di == 0 && dj == 0) || {
+                        let w = s.at((i as i64 + di) as usize, (j as i64 + dj) as usize);
+                        // A neighbour that overflowed is higher.
+                        !w.is_finite() || v < w
+                    }
+                })
+            });
+            count += usize::from(lowest);
+        }
+    }
+    count
+}
+
+/// The share of inner points whose finite-difference Hessian of the loss
+/// has a negative eigenvalue of more than 1% of the larger one's size;
+/// `None` when no inner point has all its neighbours finite.
+pub fn nonconvex_fraction(s: &Surface) -> Option<f64> {
+    let (n, m) = (s.alphas.len(), s.betas.len());
+    let (mut points, mut concave) = (0usize, 0usize);
+    for j in 1..m.saturating_sub(1) {
+        for i in 1..n.saturating_sub(1) {
+            let l = |di: i64, dj: i64| s.at((i as i64 + di) as usize, (j as i64 + dj) as usize);
+            let ha = s.alphas[i + 1] - s.alphas[i - 1];
+            let hb = s.betas[j + 1] - s.betas[j - 1];
+            let (ha2, hb2) = (ha / 2.0, hb / 2.0);
+            let laa = (l(1, 0) - 2.0 * l(0, 0) + l(-1, 0)) / (ha2 * ha2);
+            let lbb = (l(0, 1) - 2.0 * l(0, 0) + l(0, -1)) / (hb2 * hb2);
+            let lab = (l(1, 1) - l(1, -1) - l(-1, 1) + l(-1, -1)) / (ha * hb);
+            if !(laa.is_finite() && lbb.is_finite() && lab.is_finite()) {
+                continue;
+            }
+            let mean = (laa + lbb) / 2.0;
+            let radius = (((laa - lbb) / 2.0).powi(2) + lab * lab).sqrt();
+            let (lo, hi) = (mean - radius, mean + radius);
+            points += 1;
+            if lo < 0.0 && -lo > 0.01 * hi.abs().max(-lo) {
+                concave += 1;
+            }
+        }
+    }
+    (points > 0).then(|| concave as f64 / points as f64)
+}
+
+/// The root mean square residual of log10 loss from its least-squares
+/// quadratic surface c0 + c1·α + c2·β + c3·α² + c4·αβ + c5·β², in decades;
+/// `None` with fewer than 6 finite positive points.
+pub fn roughness(s: &Surface) -> Option<f64> {
+    let mut pts = Vec::new();
+    for (j, &b) in s.betas.iter().enumerate() {
+        for (i, &a) in s.alphas.iter().enumerate() {
+            let v = s.at(i, j);
+            if v.is_finite() && v > 0.0 {
+                pts.push(([1.0, a, b, a * a, a * b, b * b], v.log10()));
+            }
+        }
+    }
+    if pts.len() < 6 {
+        return None;
+    }
+    // Normal equations, solved by Gaussian elimination with partial pivots.
+    let mut m = [[0.0f64; 7]; 6];
+    for (x, z) in &pts {
+        for r in 0..6 {
+            for c in 0..6 {
+                m[r][c] += x[r] * x[c];
+            }
+            m[r][6] += x[r] * z;
+        }
+    }
+    for col in 0..6 {
+        let pivot = (col..6).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+        m.swap(col, pivot);
+        if m[col][col].abs() < 1e-300 {
+            return None;
+        }
+        let pivot_row = m[col];
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(pivot_row).skip(col) {
+                    *x -= f * p;
+                }
+            }
+        }
+    }
+    let coef: Vec<f64> = (0..6).map(|r| m[r][6] / m[r][r]).collect();
+    let sq: f64 = pts
+        .iter()
+        .map(|(x, z)| {
+            let fit: f64 = x.iter().zip(&coef).map(|(a, b)| a * b).sum();
+            (z - fit).powi(2)
+        })
+        .sum();
+    Some((sq / pts.len() as f64).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bowl_has_one_minimum_and_no_roughness() {
+        // A convex quadratic bowl in log loss (its loss exp(q) is convex
+        // too): one minimum, off centre, nowhere concave, exactly
+        // quadratic.
+        let s = Surface::of(25, 1.0, |a, b| {
+            10f64.powf(0.5 + 2.0 * (a - 0.2).powi(2) + (b + 0.1).powi(2) + 0.5 * a * b)
+        });
+        assert_eq!(local_minima(&s), 1);
+        // Where the loss climbs tenfold in a few grid steps the finite
+        // differences are coarse, and a few edge points (0.6% here) read
+        // as curving down: a grid reading, not the surface's.
+        assert!(nonconvex_fraction(&s).unwrap() < 0.01);
+        assert!(roughness(&s).unwrap() < 1e-9, "{:?}", roughness(&s));
+        // A bowl in the loss itself is not one in log loss, but it is still
+        // smooth: one minimum, convex, a small roughness.
+        let q = Surface::of(25, 1.0, |a, b| 0.1 + a * a + 2.0 * b * b);
+        assert_eq!(local_minima(&q), 1);
+        assert_eq!(nonconvex_fraction(&q), Some(0.0));
+        assert!(roughness(&q).unwrap() < 0.2, "{:?}", roughness(&q));
+    }
+
+    #[test]
+    fn a_sum_of_sines_is_rough() {
+        // sin(6πα)·sin(6πβ) over [−1, 1]² has 36 cells of each sign: 18
+        // troughs inside the grid, and half the surface curves down.
+        let s = Surface::of(49, 1.0, |a, b| {
+            10f64.powf(
+                1.0 + (6.0 * std::f64::consts::PI * a).sin()
+                    * (6.0 * std::f64::consts::PI * b).sin(),
+            )
+        });
+        assert!(local_minima(&s) >= 12, "{}", local_minima(&s));
+        assert!(nonconvex_fraction(&s).unwrap() > 0.3);
+        assert!(roughness(&s).unwrap() > 0.3, "{:?}", roughness(&s));
+    }
+
+    #[test]
+    fn rows_make_a_grid_or_say_why_not() {
+        let axis = grid_axis(5, 0.5);
+        assert_eq!(axis[2], 0.0);
+        assert_eq!((axis[0], axis[4]), (-0.5, 0.5));
+        let mut rows = Vec::new();
+        for &b in &axis {
+            for &a in &axis {
+                rows.push(LandscapeRow {
+                    alpha: a,
+                    beta: b,
+                    loss: Some(1.0 + a * a + b * b),
+                    error: Some(0.1),
+                });
+            }
+        }
+        let s = Surface::from_rows(&rows).unwrap();
+        assert_eq!(s.centre(), 1.0);
+        assert_eq!(s.slice_alpha()[0], (-0.5, 1.25));
+        let mut short = rows.clone();
+        short.pop();
+        assert!(Surface::from_rows(&short)
+            .unwrap_err()
+            .contains("missing or repeated"));
+        let mut twice = rows.clone();
+        twice[1] = twice[0].clone();
+        assert!(Surface::from_rows(&twice).is_err());
+        // A loss that overflowed is no minimum and no part of the fit.
+        rows[12].loss = Some(f64::INFINITY);
+        let s = Surface::from_rows(&rows).unwrap();
+        assert_eq!((s.finite(), local_minima(&s)), (24, 0));
+    }
+}

@@ -1,0 +1,242 @@
+//! The report's loss-landscape section (Li et al. 2018), when
+//! `gradscope landscape` has written `landscape_summary.csv`: the readings
+//! of each run's surface, plain against residual at each depth, and the
+//! two charts, redrawn first when a landscape file is newer than them.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR};
+use gradscope_format::landscape::LandscapeSummaryRow;
+use gradscope_plot::{LOSS_LANDSCAPE, LOSS_SLICE};
+
+/// The rows of `root/landscape_summary.csv`; `Ok(None)` without one.
+pub(crate) fn summary(root: &Path) -> Result<Option<Vec<LandscapeSummaryRow>>, String> {
+    let path = root.join(LANDSCAPE_SUMMARY_CSV);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    r.deserialize()
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Draws the landscape charts when a landscape file is newer than them or
+/// one is missing; a chart that cannot be drawn is a problem in the report.
+pub(crate) fn draw_stale(root: &Path, problems: &mut Vec<String>) {
+    let rows = match summary(root) {
+        Ok(Some(rows)) => rows,
+        Ok(None) => return,
+        Err(e) => {
+            problems.push(e);
+            return;
+        }
+    };
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let inputs = std::iter::once(root.join(LANDSCAPE_SUMMARY_CSV)).chain(
+        rows.iter()
+            .map(|r| root.join(RUNS_DIR).join(&r.run).join(LANDSCAPE_CSV)),
+    );
+    let newest = inputs.filter_map(|p| modified(&p)).max();
+    let drawn = [LOSS_LANDSCAPE, LOSS_SLICE]
+        .iter()
+        .map(|n| modified(&root.join(PLOTS_DIR).join(format!("{n}.png"))))
+        .min()
+        .flatten();
+    let stale = match (drawn, newest) {
+        (None, _) => true,
+        (Some(d), Some(n)) => n > d,
+        (Some(_), None) => false,
+    };
+    if stale {
+        let style = gradscope_plot::fresh::recorded_style(root);
+        if let Err(e) = gradscope_plot::render_landscape(root, style) {
+            problems.push(format!("landscape charts not drawn: {e}"));
+        }
+    }
+}
+
+fn num(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.digits$}"),
+        _ => "–".to_owned(),
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{:.0}%", v * 100.0),
+        _ => "–".to_owned(),
+    }
+}
+
+/// How one reading compares: "smoother" when the residual's is lower.
+fn compare(what: &str, plain: Option<f64>, residual: Option<f64>, digits: usize) -> (String, i32) {
+    match (plain, residual) {
+        (Some(p), Some(r)) if p.is_finite() && r.is_finite() => {
+            let word = if r < p {
+                "lower for the residual net"
+            } else if r > p {
+                "higher for the residual net"
+            } else {
+                "the same"
+            };
+            let ratio = if r > 0.0 && p > 0.0 {
+                format!(", {:.1}×", p.max(r) / p.min(r))
+            } else {
+                String::new()
+            };
+            (
+                format!("{what} {word} ({p:.digits$} plain, {r:.digits$} residual{ratio})"),
+                (r < p) as i32 - (r > p) as i32,
+            )
+        }
+        _ => (format!("{what}: not comparable"), 0),
+    }
+}
+
+/// The section, when there is a `landscape_summary.csv`.
+pub(crate) fn section(md: &mut String, root: &Path) {
+    let rows = match summary(root) {
+        Ok(Some(rows)) if !rows.is_empty() => rows,
+        Ok(_) => return,
+        Err(e) => {
+            mdln!(md, "## Loss landscape");
+            mdln!(md);
+            mdln!(md, "Not read: {e}");
+            mdln!(md);
+            return;
+        }
+    };
+    mdln!(md, "## Loss landscape (Li et al. 2018)");
+    mdln!(md);
+    let r0 = &rows[0];
+    mdln!(
+        md,
+        "`gradscope landscape` evaluated the training loss L(θ + αδ + βη) of each run on a {g}×{g} grid over α, β ∈ [−{s}, {s}], on the first {n} training images in eval mode, around its trained weights θ, along two random directions δ, η (seed {seed}) that are filter-normalized as Li et al. do (each filter rescaled to the norm of the same filter of θ; BatchNorm and bias entries 0). \
+Its readings: **local minima**, grid points below all eight neighbours (a bowl has one); **non-convex**, the share of inner points where the finite-difference Hessian of the loss has a clearly negative eigenvalue (Li et al.'s |λmin/λmax| map, §6); **roughness**, the root mean square departure of log10 loss from its best-fitting quadratic bowl, in decades.",
+        g = r0.grid,
+        s = r0.span,
+        n = r0.samples,
+        seed = r0.direction_seed
+    );
+    mdln!(md);
+    mdln!(
+        md,
+        "| run | depth | loss at θ | loss range on the grid | local minima | non-convex | roughness (decades) | not finite | time |"
+    );
+    mdln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        mdln!(
+            md,
+            "| {} | {} | {} | {} – {} | {} | {} | {} | {} | {} s |",
+            r.run,
+            r.depth,
+            num(r.centre_loss, 4),
+            num(r.min_loss, 3),
+            num(r.max_loss, 3),
+            r.local_minima,
+            pct(r.nonconvex_fraction),
+            num(r.roughness, 3),
+            r.nonfinite,
+            num(r.elapsed_s, 0)
+        );
+    }
+    mdln!(md);
+
+    // Plain against residual at each depth (same seed where both exist).
+    let mut depths: Vec<u32> = rows.iter().map(|r| r.depth).collect();
+    depths.dedup();
+    let find = |variant: &str, depth: u32| {
+        rows.iter()
+            .filter(|r| r.variant == variant && r.depth == depth)
+            .min_by_key(|r| r.seed)
+    };
+    let mut said = false;
+    for &d in &depths {
+        let (Some(p), Some(r)) = (find("plain", d), find("residual", d)) else {
+            continue;
+        };
+        said = true;
+        let readings = [
+            compare("roughness", p.roughness, r.roughness, 3),
+            compare(
+                "local minima",
+                Some(p.local_minima as f64),
+                Some(r.local_minima as f64),
+                0,
+            ),
+            compare(
+                "non-convex share",
+                p.nonconvex_fraction,
+                r.nonconvex_fraction,
+                2,
+            ),
+        ];
+        let smoother = readings.iter().filter(|(_, s)| *s > 0).count();
+        let rougher = readings.iter().filter(|(_, s)| *s < 0).count();
+        let verdict = match (smoother, rougher) {
+            (3, _) => "smoother by all three readings",
+            (s, 0) if s > 0 => "smoother or as smooth by every reading",
+            (0, _) => "not smoother by any reading",
+            _ => "smoother by some readings and rougher by others",
+        };
+        let list: Vec<String> = readings.into_iter().map(|(t, _)| t).collect();
+        mdln!(
+            md,
+            "- **Depth {d}: the residual surface is {verdict}**: {}.",
+            list.join("; ")
+        );
+    }
+    // Does the plain net's surface roughen with depth (Li et al. Fig. 5)?
+    let plains: Vec<&LandscapeSummaryRow> =
+        depths.iter().filter_map(|&d| find("plain", d)).collect();
+    if let (Some(lo), Some(hi)) = (plains.first(), plains.last()) {
+        if lo.depth != hi.depth {
+            let (_, sign) = compare("roughness", hi.roughness, lo.roughness, 3);
+            let word = if sign > 0 {
+                "rougher"
+            } else if sign < 0 {
+                "smoother"
+            } else {
+                "as rough"
+            };
+            mdln!(
+                md,
+                "- **The plain net's surface is {word} at depth {} than at depth {}**: roughness {} against {} decades, {} against {} local minima, non-convex share {} against {}. Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
+                hi.depth,
+                lo.depth,
+                num(hi.roughness, 3),
+                num(lo.roughness, 3),
+                hi.local_minima,
+                lo.local_minima,
+                pct(hi.nonconvex_fraction),
+                pct(lo.nonconvex_fraction)
+            );
+            said = true;
+        }
+    }
+    if said {
+        mdln!(md);
+    }
+    mdln!(md, "### {LOSS_LANDSCAPE}");
+    mdln!(md);
+    mdln!(
+        md,
+        "*log10 of the training loss over (α, β), one colour scale for every panel, with contour lines; the cross is the trained weights.*"
+    );
+    mdln!(md);
+    mdln!(md, "![{LOSS_LANDSCAPE}](plots/{LOSS_LANDSCAPE}.png)");
+    mdln!(md);
+    mdln!(md, "### {LOSS_SLICE}");
+    mdln!(md);
+    mdln!(
+        md,
+        "*The training loss along δ alone (β = 0), every run on one log axis.*"
+    );
+    mdln!(md);
+    mdln!(md, "![{LOSS_SLICE}](plots/{LOSS_SLICE}.png)");
+    mdln!(md);
+}
