@@ -69,6 +69,16 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         "the GPU version of inception: 4-32 modules on all of Fashion-MNIST",
         include_str!("../../../experiments/inception-full.json"),
     ),
+    (
+        "landscape",
+        "Li et al. 2018's loss landscapes: plain and residual CNN-20 and CNN-56 with saved weights",
+        include_str!("../../../experiments/landscape.json"),
+    ),
+    (
+        "landscape-full",
+        "the GPU version of landscape: CNN-20, -56 and -110 on all of Fashion-MNIST",
+        include_str!("../../../experiments/landscape-full.json"),
+    ),
 ];
 
 /// The text of example `name`, or the list of names when it is unknown.

@@ -14,10 +14,11 @@
 //!   the loss has a negative eigenvalue larger than 1% of its largest one
 //!   in size. Li et al. (§6, Fig. 7) map |λmin/λmax| of the true Hessian
 //!   the same way: near 0 where the surface is convex.
-//! - [`roughness`]: how far log10 of the loss departs from a bowl: the root
-//!   mean square residual, in decades, of the least-squares quadratic
-//!   surface in (α, β). 0 for any quadratic bowl in log loss, whatever its
-//!   width; bumps, ridges and plateaus raise it.
+//! - [`roughness`]: how much the surface climbs and falls beyond one
+//!   valley: along each row and column of the grid, the total variation of
+//!   log10 loss less what a single valley needs, in decades, averaged. 0
+//!   for any bowl, however deep or narrow; every extra bump adds twice its
+//!   height.
 
 use serde::{Deserialize, Serialize};
 
@@ -240,57 +241,30 @@ pub fn nonconvex_fraction(s: &Surface) -> Option<f64> {
     (points > 0).then(|| concave as f64 / points as f64)
 }
 
-/// The root mean square residual of log10 loss from its least-squares
-/// quadratic surface c0 + c1·α + c2·β + c3·α² + c4·αβ + c5·β², in decades;
-/// `None` with fewer than 6 finite positive points.
+/// How much the surface climbs and falls beyond one valley, in decades:
+/// for each row and each column of the grid, the total variation of
+/// log10 loss along it (the sum of |steps|) less what a single valley
+/// needs (down from the first point to the lowest, up to the last),
+/// averaged over the rows and columns whose every point is finite and
+/// positive; `None` when none is. Exactly 0 when every row and column has
+/// one valley, whatever its depth or shape (a bowl, narrow or wide); each
+/// extra bump adds twice its height.
 pub fn roughness(s: &Surface) -> Option<f64> {
-    let mut pts = Vec::new();
-    for (j, &b) in s.betas.iter().enumerate() {
-        for (i, &a) in s.alphas.iter().enumerate() {
-            let v = s.at(i, j);
-            if v.is_finite() && v > 0.0 {
-                pts.push(([1.0, a, b, a * a, a * b, b * b], v.log10()));
-            }
-        }
-    }
-    if pts.len() < 6 {
-        return None;
-    }
-    // Normal equations, solved by Gaussian elimination with partial pivots.
-    let mut m = [[0.0f64; 7]; 6];
-    for (x, z) in &pts {
-        for r in 0..6 {
-            for c in 0..6 {
-                m[r][c] += x[r] * x[c];
-            }
-            m[r][6] += x[r] * z;
-        }
-    }
-    for col in 0..6 {
-        let pivot = (col..6).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
-        m.swap(col, pivot);
-        if m[col][col].abs() < 1e-300 {
+    let (n, m) = (s.alphas.len(), s.betas.len());
+    let excess = |line: &[f64]| -> Option<f64> {
+        if line.iter().any(|v| !(v.is_finite() && *v > 0.0)) || line.len() < 2 {
             return None;
         }
-        let pivot_row = m[col];
-        for (r, row) in m.iter_mut().enumerate() {
-            if r != col {
-                let f = row[col] / pivot_row[col];
-                for (x, p) in row.iter_mut().zip(pivot_row).skip(col) {
-                    *x -= f * p;
-                }
-            }
-        }
-    }
-    let coef: Vec<f64> = (0..6).map(|r| m[r][6] / m[r][r]).collect();
-    let sq: f64 = pts
-        .iter()
-        .map(|(x, z)| {
-            let fit: f64 = x.iter().zip(&coef).map(|(a, b)| a * b).sum();
-            (z - fit).powi(2)
-        })
-        .sum();
-    Some((sq / pts.len() as f64).sqrt())
+        let logs: Vec<f64> = line.iter().map(|v| v.log10()).collect();
+        let tv: f64 = logs.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
+        let low = logs.iter().copied().fold(f64::INFINITY, f64::min);
+        let valley = (logs[0] - low) + (logs[logs.len() - 1] - low);
+        Some((tv - valley).max(0.0))
+    };
+    let rows = (0..m).map(|j| (0..n).map(|i| s.at(i, j)).collect::<Vec<_>>());
+    let cols = (0..n).map(|i| (0..m).map(|j| s.at(i, j)).collect::<Vec<_>>());
+    let lines: Vec<f64> = rows.chain(cols).filter_map(|l| excess(&l)).collect();
+    (!lines.is_empty()).then(|| lines.iter().sum::<f64>() / lines.len() as f64)
 }
 
 #[cfg(test)]
@@ -300,8 +274,8 @@ mod tests {
     #[test]
     fn a_bowl_has_one_minimum_and_no_roughness() {
         // A convex quadratic bowl in log loss (its loss exp(q) is convex
-        // too): one minimum, off centre, nowhere concave, exactly
-        // quadratic.
+        // too): one minimum, off centre, nowhere concave, one valley along
+        // every row and column.
         let s = Surface::of(25, 1.0, |a, b| {
             10f64.powf(0.5 + 2.0 * (a - 0.2).powi(2) + (b + 0.1).powi(2) + 0.5 * a * b)
         });
@@ -311,12 +285,24 @@ mod tests {
         // as curving down: a grid reading, not the surface's.
         assert!(nonconvex_fraction(&s).unwrap() < 0.01);
         assert!(roughness(&s).unwrap() < 1e-9, "{:?}", roughness(&s));
-        // A bowl in the loss itself is not one in log loss, but it is still
-        // smooth: one minimum, convex, a small roughness.
-        let q = Surface::of(25, 1.0, |a, b| 0.1 + a * a + 2.0 * b * b);
+        // A quadratic bowl in the loss itself, narrow along β: one minimum,
+        // convex, and one valley along every row and column.
+        let q = Surface::of(25, 1.0, |a, b| 0.1 + a * a + 20.0 * b * b);
         assert_eq!(local_minima(&q), 1);
         assert_eq!(nonconvex_fraction(&q), Some(0.0));
-        assert!(roughness(&q).unwrap() < 0.2, "{:?}", roughness(&q));
+        assert!(roughness(&q).unwrap() < 1e-9, "{:?}", roughness(&q));
+        // One bump of half a decade on one row adds about a decade there
+        // (up and down), so a fraction of a decade over the 50 lines.
+        let bumped = Surface::of(25, 1.0, |a, b| {
+            let bump = if b == 0.0 && (a - 0.5).abs() < 1e-9 {
+                10f64.powf(0.5)
+            } else {
+                1.0
+            };
+            (0.1 + a * a + b * b) * bump
+        });
+        let r = roughness(&bumped).unwrap();
+        assert!(r > 0.0 && r < 0.1, "{r}");
     }
 
     #[test]

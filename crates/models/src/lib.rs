@@ -18,6 +18,7 @@ pub mod cost;
 pub mod inception;
 pub mod layers;
 pub mod mlp;
+pub mod spec;
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;

@@ -116,7 +116,7 @@ pub(crate) fn section(md: &mut String, root: &Path) {
     mdln!(
         md,
         "`gradscope landscape` evaluated the training loss L(θ + αδ + βη) of each run on a {g}×{g} grid over α, β ∈ [−{s}, {s}], on the first {n} training images in eval mode, around its trained weights θ, along two random directions δ, η (seed {seed}) that are filter-normalized as Li et al. do (each filter rescaled to the norm of the same filter of θ; BatchNorm and bias entries 0). \
-Its readings: **local minima**, grid points below all eight neighbours (a bowl has one); **non-convex**, the share of inner points where the finite-difference Hessian of the loss has a clearly negative eigenvalue (Li et al.'s |λmin/λmax| map, §6); **roughness**, the root mean square departure of log10 loss from its best-fitting quadratic bowl, in decades.",
+Its readings: **local minima**, grid points below all eight neighbours (a bowl has one); **non-convex**, the share of inner points where the finite-difference Hessian of the loss has a clearly negative eigenvalue (Li et al.'s |λmin/λmax| map, §6); **roughness**, the decades of loss that a row or column of the grid climbs and falls beyond one valley, averaged over the rows and columns (0 for any bowl, however deep; every extra bump adds twice its height).",
         g = r0.grid,
         s = r0.span,
         n = r0.samples,

@@ -5,7 +5,7 @@
 //!   rejected and every value validated; errors name the file and the field.
 //! - [`plan::RunSpec`]: one run (variant × swept settings × depth × seed);
 //!   [`plan::plan`] lists them. A setting is swept when the file gives a
-//!   list ([`axis::Axis`]: `"init": ["pytorch-default", "glorot"]`).
+//!   list ([`gradscope_models::spec::Axis`]: `"init": ["pytorch-default", "glorot"]`).
 //! - [`train_loop::train_run`]: the training loop, one function that reads
 //!   top to bottom: forward, loss, backward, probe, step, log, evaluate.
 //! - [`sweep::Sweep`]: the results directory: run folders (each trained in
@@ -13,7 +13,6 @@
 //!   `summary.csv`, and what `--resume` keeps or trains again.
 //! - [`lock::ResultsLock`]: one writer per results directory.
 
-pub mod axis;
 pub mod check;
 pub mod checkpoint;
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The plan: one run per variant × swept settings × depth × seed, and the
 //! run's name.
 
-use crate::axis::{Axis, Label};
 use crate::spec::{Experiment, ModelSpec};
+use gradscope_models::spec::{Axis, Label};
 use gradscope_models::{Activation, Init, Norm, Variant};
 
 /// The values of the swept settings (the model fields given as a list) for

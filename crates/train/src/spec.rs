@@ -5,12 +5,16 @@
 //! [`Experiment::validate`] checks every value that serde cannot (depth ≥ 2,
 //! lr > 0, …). Each error names the file and the field.
 
-use crate::axis::Axis;
 use gradscope_models::bottleneck::stage_blocks;
-use gradscope_models::cnn::{blocks_per_stage, Shortcut};
-use gradscope_models::inception::ModuleKind;
-use gradscope_models::{Activation, Init, Norm, Variant};
+use gradscope_models::cnn::blocks_per_stage;
+use gradscope_models::{Init, Variant};
 use serde::{Deserialize, Serialize};
+// The model section is gradscope-models' own (its config, defaults and
+// builder); the experiment file keeps the sections around it.
+use gradscope_models::spec::{in_field, tagged, take_tag, PATH_MARK};
+pub use gradscope_models::spec::{
+    Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec,
+};
 use std::path::{Path, PathBuf};
 
 /// An experiment, as written in `experiments/NAME.json`. Defaults are filled
@@ -165,119 +169,6 @@ pub struct SyntheticData {
     pub seed: u64,
 }
 
-/// The network family and its options, tagged by `family`.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "family", rename_all = "lowercase")]
-pub enum ModelSpec {
-    Mlp(MlpSpec),
-    Cnn(CnnSpec),
-    /// ResNet-50/101/152 (depth 50, 101 or 152).
-    Bottleneck(BottleneckSpec),
-    /// The small Inception net (depth = number of modules).
-    Inception(InceptionSpec),
-}
-
-/// Options of the bottleneck ResNets (see gradscope-models::bottleneck).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BottleneckSpec {
-    /// Filters of the stem and stage 2 (64 in ResNet-50).
-    #[serde(default = "default_bottleneck_width")]
-    pub width: i64,
-    #[serde(default = "default_cnn_norm")]
-    pub norm: Axis<Norm>,
-    #[serde(default = "default_cnn_init")]
-    pub init: Axis<Init>,
-    #[serde(default = "yes")]
-    pub channels_last: bool,
-}
-
-fn default_bottleneck_width() -> i64 {
-    64
-}
-
-/// Options of the small Inception net (see gradscope-models::inception).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InceptionSpec {
-    /// 1×1 filters per module (Inception 3a: 64).
-    #[serde(default = "default_inception_width")]
-    pub width: i64,
-    /// `reduced` (default, with 1×1 reductions) or `naive`.
-    #[serde(default = "default_module")]
-    pub module: ModuleKind,
-    #[serde(default = "default_cnn_norm")]
-    pub norm: Axis<Norm>,
-    #[serde(default = "default_cnn_init")]
-    pub init: Axis<Init>,
-    #[serde(default = "yes")]
-    pub channels_last: bool,
-}
-
-fn default_inception_width() -> i64 {
-    16
-}
-fn default_module() -> ModuleKind {
-    ModuleKind::Reduced
-}
-
-/// Options of the He et al. CIFAR CNN family (see gradscope-models::cnn).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CnnSpec {
-    /// Filters of the first stage (16 in the paper).
-    #[serde(default = "default_cnn_width")]
-    pub width: i64,
-    /// `a` (zero-padded identity, the paper's CIFAR choice) or `b` (1×1 projection).
-    #[serde(default = "default_shortcut")]
-    pub shortcut: Shortcut,
-    /// `batchnorm` (default) or `none`.
-    #[serde(default = "default_cnn_norm")]
-    pub norm: Axis<Norm>,
-    /// `kaiming` (default, He et al.) or any MLP init.
-    #[serde(default = "default_cnn_init")]
-    pub init: Axis<Init>,
-    /// Channels-last memory (faster convolutions on CPU; see README).
-    #[serde(default = "yes")]
-    pub channels_last: bool,
-}
-
-fn default_cnn_width() -> i64 {
-    16
-}
-fn default_shortcut() -> Shortcut {
-    Shortcut::A
-}
-fn default_cnn_norm() -> Axis<Norm> {
-    Axis::one(Norm::Batchnorm)
-}
-fn default_cnn_init() -> Axis<Init> {
-    Axis::one(Init::Kaiming)
-}
-
-/// Options of the MLP family (see gradscope-models).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MlpSpec {
-    pub width: i64,
-    /// `sigmoid`, `tanh` or `relu`, or a list of them to sweep over.
-    pub activation: Axis<Activation>,
-    /// `pytorch-default` (default), `glorot`, `kaiming`, or
-    /// `{"normal": {"std": 0.02}}`, or a list of them to sweep over.
-    #[serde(default = "default_init")]
-    pub init: Axis<Init>,
-    /// `none` (default) or `batchnorm`, or both to sweep over.
-    #[serde(default = "default_norm")]
-    pub norm: Axis<Norm>,
-}
-
-fn default_init() -> Axis<Init> {
-    Axis::one(Init::PytorchDefault)
-}
-fn default_norm() -> Axis<Norm> {
-    Axis::one(Norm::None)
-}
-
 // serde's own internally tagged enums buffer their content and lose the path
 // of an error inside it ("model: unknown variant" instead of
 // "model.activation: ..."). These impls read the tag themselves and parse the
@@ -299,54 +190,6 @@ impl<'de> Deserialize<'de> for DatasetSpec {
             )),
         }
     }
-}
-
-impl<'de> Deserialize<'de> for ModelSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (family, rest) = take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "family")?;
-        match family.as_str() {
-            "mlp" => Ok(ModelSpec::Mlp(tagged(rest)?)),
-            "cnn" => Ok(ModelSpec::Cnn(tagged(rest)?)),
-            "bottleneck" => Ok(ModelSpec::Bottleneck(tagged(rest)?)),
-            "inception" => Ok(ModelSpec::Inception(tagged(rest)?)),
-            other => Err(in_field(
-                "family",
-                format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\""),
-            )),
-        }
-    }
-}
-
-/// Starts an error message that carries a path inside a tagged object.
-const PATH_MARK: &str = "\u{1}";
-
-fn in_field<E: serde::de::Error>(field: &str, message: String) -> E {
-    E::custom(format!("{PATH_MARK}{field}: {message}"))
-}
-
-/// Splits the tag off a tagged object.
-fn take_tag<E: serde::de::Error>(
-    value: serde_json::Value,
-    tag: &str,
-) -> Result<(String, serde_json::Value), E> {
-    let serde_json::Value::Object(mut map) = value else {
-        return Err(E::custom(format!(
-            "expected an object with a {tag:?} field, found {value}"
-        )));
-    };
-    match map.remove(tag) {
-        Some(serde_json::Value::String(s)) => Ok((s, serde_json::Value::Object(map))),
-        Some(other) => Err(in_field(tag, format!("expected a string, found {other}"))),
-        None => Err(in_field(tag, "missing".to_string())),
-    }
-}
-
-/// Parses the rest of a tagged object, keeping the path of an error.
-fn tagged<T: serde::de::DeserializeOwned, E: serde::de::Error>(
-    rest: serde_json::Value,
-) -> Result<T, E> {
-    serde_path_to_error::deserialize(rest)
-        .map_err(|e| in_field(&e.path().to_string(), e.into_inner().to_string()))
 }
 
 /// The forms `init` accepts, for messages.
@@ -900,6 +743,8 @@ fn first_duplicate<T: PartialEq + Copy>(items: &[T]) -> Option<T> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use gradscope_models::cnn::Shortcut;
+    use gradscope_models::Norm;
 
     /// A valid experiment, the base the parser tests and fuzzing edit.
     pub(crate) const GOOD: &str = r#"{

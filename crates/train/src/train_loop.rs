@@ -12,19 +12,13 @@ use crate::checkpoint;
 use crate::plan::RunSpec;
 use crate::record::{FinalMetrics, GradientEnds, Status};
 use crate::sgd::Sgd;
-use crate::spec::{
-    BottleneckSpec, CnnSpec, Experiment, InceptionSpec, MlpSpec, ModelSpec, Task, TrainSpec,
-};
+use crate::spec::{Experiment, Task, TrainSpec};
 use crate::TrainError;
 use gradscope_data::prep::augment;
 use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
 use gradscope_format::decay::ProfileWindow;
 use gradscope_format::rows::{SPLIT_TEST, SPLIT_TRAIN};
-use gradscope_models::bottleneck::{Bottleneck, BottleneckConfig};
-use gradscope_models::cnn::{Cnn, CnnConfig};
-use gradscope_models::inception::{InceptionConfig, InceptionNet};
-use gradscope_models::mlp::{Mlp, MlpConfig};
 use gradscope_models::Network;
 use gradscope_probe::writers::{MetricRow, RunWriters};
 use gradscope_probe::{Probe, ProbeRecord};
@@ -69,93 +63,22 @@ pub fn build_network(
     data: &Dataset,
     run: &RunSpec,
 ) -> Result<Box<dyn Network>, TrainError> {
-    // Channels-last pays off only where libtorch has NHWC kernels for it; on
-    // CUDA cuDNN picks its own layout.
-    let on_cpu = data.train.x.device() == Device::Cpu;
     // The run's own activation, init and norm where the file sweeps them.
-    let exp = &exp.resolved(&run.setting);
-    Ok(match &exp.model {
-        ModelSpec::Mlp(MlpSpec {
-            width,
-            activation,
-            init,
-            norm,
-        }) => Box::new(Mlp::new(
-            p,
-            MlpConfig {
-                input_dim: data.input_dim(),
-                // The identity task's output is the input itself.
-                classes: match exp.task {
-                    Task::Classify => data.classes,
-                    Task::Identity => data.input_dim(),
-                },
-                depth: run.depth,
-                width: *width,
-                activation: activation.value(),
-                init: init.value(),
-                norm: norm.value(),
-                variant: run.variant,
-            },
-        )?),
-        ModelSpec::Cnn(CnnSpec {
-            width,
-            shortcut,
-            norm,
-            init,
-            channels_last,
-        }) => Box::new(Cnn::new(
-            p,
-            CnnConfig {
-                input_shape: data.input_shape.clone(),
-                classes: data.classes,
-                depth: run.depth,
-                base_width: *width,
-                shortcut: *shortcut,
-                norm: norm.value(),
-                init: init.value(),
-                variant: run.variant,
-                channels_last: *channels_last && on_cpu,
-            },
-        )?),
-        ModelSpec::Bottleneck(BottleneckSpec {
-            width,
-            norm,
-            init,
-            channels_last,
-        }) => Box::new(Bottleneck::new(
-            p,
-            BottleneckConfig {
-                input_shape: data.input_shape.clone(),
-                classes: data.classes,
-                depth: run.depth,
-                width: *width,
-                norm: norm.value(),
-                init: init.value(),
-                variant: run.variant,
-                channels_last: *channels_last && on_cpu,
-            },
-        )?),
-        ModelSpec::Inception(InceptionSpec {
-            width,
-            module,
-            norm,
-            init,
-            channels_last,
-        }) => Box::new(InceptionNet::new(
-            p,
-            InceptionConfig {
-                input_shape: data.input_shape.clone(),
-                classes: data.classes,
-                depth: run.depth,
-                width: *width,
-                kind: *module,
-                norm: norm.value(),
-                init: init.value(),
-                variant: run.variant,
-                channels_last: *channels_last && on_cpu,
-            },
-        )?),
-    })
+    let exp = exp.resolved(&run.setting);
+    // The identity task's output is the input itself.
+    let classes = match exp.task {
+        Task::Classify => data.classes,
+        Task::Identity => data.input_dim(),
+    };
+    let on_cpu = data.train.x.device() == Device::Cpu;
+    Ok(exp.model.build(
+        p,
+        &data.input_shape,
+        classes,
+        run.depth,
+        run.variant,
+        on_cpu,
+    )?)
 }
 
 /// Trains one run, streaming its CSV files into `dir`.
@@ -812,6 +735,7 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gradscope_models::mlp::{Mlp, MlpConfig};
     use gradscope_models::{Activation, Init, Norm, Variant};
 
     /// The deferred (CUDA) divergence check, run on CPU tensors: a NaN at

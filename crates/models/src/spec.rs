@@ -1,0 +1,439 @@
+//! The model section of an experiment file: each family's options (serde,
+//! defaults, the JSON Schema), sweep axes, and [`ModelSpec::build`], which
+//! makes the network a run trains. gradscope-train's experiment file holds
+//! a `ModelSpec` and checks it against the sections around it (depths,
+//! dataset, task); the network constructors take the resolved values.
+//!
+//! Sweep axes: a setting (`activation`, `init`, `norm`) takes one value or
+//! a list (`"init": ["pytorch-default", "glorot"]`); the plan runs every
+//! combination, and each run trains the experiment resolved to its own
+//! values, whose axes hold one value each. An axis is written back the way
+//! it was given, so files and `run.json` round-trip.
+//!
+//! serde's own internally tagged enums buffer their content and lose the
+//! path of an error inside it ("model: unknown variant" instead of
+//! "model.activation: ..."). [`ModelSpec`]'s `Deserialize` (and the
+//! dataset's in gradscope-train) reads the tag itself with [`take_tag`] and
+//! parses the rest with [`tagged`], which keeps the inner path; it travels
+//! out at the head of the message after [`PATH_MARK`], and the experiment
+//! parser joins it to the outer one.
+
+use crate::bottleneck::{Bottleneck, BottleneckConfig};
+use crate::cnn::{Cnn, CnnConfig, Shortcut};
+use crate::inception::{InceptionConfig, InceptionNet, ModuleKind};
+use crate::mlp::{Mlp, MlpConfig};
+use crate::{Activation, Init, ModelError, Network, Norm, Variant};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt::Debug;
+use tch::nn;
+
+/// One value, or the non-empty list of values a sweep runs over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis<T>(Vec<T>);
+
+impl<T: Copy + PartialEq> Axis<T> {
+    pub fn one(value: T) -> Axis<T> {
+        Axis(vec![value])
+    }
+
+    /// Every value, in the file's order.
+    pub fn values(&self) -> &[T] {
+        &self.0
+    }
+
+    /// Whether the experiment sweeps this setting (two values or more).
+    pub fn is_swept(&self) -> bool {
+        self.0.len() > 1
+    }
+
+    /// The setting of one run. In a resolved experiment (every run's own
+    /// config) this is the only value; in a swept one it is the first, so
+    /// callers that build a network resolve first.
+    pub fn value(&self) -> T {
+        self.0[0]
+    }
+}
+
+impl<T: Serialize> Serialize for Axis<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned + Copy + PartialEq + Debug + Label> Deserialize<'de>
+    for Axis<T>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        let serde_json::Value::Array(items) = value else {
+            // One value: the element type's own message, unchanged.
+            return T::deserialize(value)
+                .map(Axis::one)
+                .map_err(D::Error::custom);
+        };
+        if items.is_empty() {
+            return Err(D::Error::custom(
+                "an empty list: give one value, or a list of the values to sweep over",
+            ));
+        }
+        let mut out: Vec<T> = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let v = T::deserialize(item)
+                .map_err(|e| D::Error::custom(format!("list item {}: {e}", i + 1)))?;
+            if out.contains(&v) {
+                return Err(D::Error::custom(format!(
+                    "lists {} twice; each value of a sweep runs once",
+                    v.label()
+                )));
+            }
+            out.push(v);
+        }
+        Ok(Axis(out))
+    }
+}
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Axis<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        format!("Axis_of_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = generator.subschema_for::<T>();
+        schemars::json_schema!({
+            "description": "One value, or a list of values to sweep over (every combination of the swept settings is run).",
+            "anyOf": [
+                one.clone(),
+                { "type": "array", "items": one, "minItems": 1, "uniqueItems": true }
+            ]
+        })
+    }
+}
+
+/// How a setting's value is written in summary.csv and in run names.
+pub trait Label {
+    /// As in the experiment file: `tanh`, `pytorch-default`, `normal0.05`
+    /// (run names use it too, via gradscope_format::names).
+    fn label(&self) -> String;
+}
+
+impl Label for Activation {
+    fn label(&self) -> String {
+        match self {
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+        }
+        .to_string()
+    }
+}
+
+impl Label for Init {
+    fn label(&self) -> String {
+        match self {
+            Init::PytorchDefault => "pytorch-default".to_string(),
+            Init::Glorot => "glorot".to_string(),
+            Init::Kaiming => "kaiming".to_string(),
+            Init::Normal { std } => format!("normal{std}"),
+        }
+    }
+}
+
+impl Label for Norm {
+    fn label(&self) -> String {
+        match self {
+            Norm::None => "none",
+            Norm::Batchnorm => "batchnorm",
+        }
+        .to_string()
+    }
+}
+
+/// The network family and its options, tagged by `family`.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "family", rename_all = "lowercase")]
+pub enum ModelSpec {
+    Mlp(MlpSpec),
+    Cnn(CnnSpec),
+    /// ResNet-50/101/152 (depth 50, 101 or 152).
+    Bottleneck(BottleneckSpec),
+    /// The small Inception net (depth = number of modules).
+    Inception(InceptionSpec),
+}
+
+/// Options of the bottleneck ResNets (see gradscope-models::bottleneck).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BottleneckSpec {
+    /// Filters of the stem and stage 2 (64 in ResNet-50).
+    #[serde(default = "default_bottleneck_width")]
+    pub width: i64,
+    #[serde(default = "default_cnn_norm")]
+    pub norm: Axis<Norm>,
+    #[serde(default = "default_cnn_init")]
+    pub init: Axis<Init>,
+    #[serde(default = "yes")]
+    pub channels_last: bool,
+}
+
+fn default_bottleneck_width() -> i64 {
+    64
+}
+
+/// Options of the small Inception net (see gradscope-models::inception).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InceptionSpec {
+    /// 1×1 filters per module (Inception 3a: 64).
+    #[serde(default = "default_inception_width")]
+    pub width: i64,
+    /// `reduced` (default, with 1×1 reductions) or `naive`.
+    #[serde(default = "default_module")]
+    pub module: ModuleKind,
+    #[serde(default = "default_cnn_norm")]
+    pub norm: Axis<Norm>,
+    #[serde(default = "default_cnn_init")]
+    pub init: Axis<Init>,
+    #[serde(default = "yes")]
+    pub channels_last: bool,
+}
+
+fn default_inception_width() -> i64 {
+    16
+}
+fn default_module() -> ModuleKind {
+    ModuleKind::Reduced
+}
+
+/// Options of the He et al. CIFAR CNN family (see gradscope-models::cnn).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CnnSpec {
+    /// Filters of the first stage (16 in the paper).
+    #[serde(default = "default_cnn_width")]
+    pub width: i64,
+    /// `a` (zero-padded identity, the paper's CIFAR choice) or `b` (1×1 projection).
+    #[serde(default = "default_shortcut")]
+    pub shortcut: Shortcut,
+    /// `batchnorm` (default) or `none`.
+    #[serde(default = "default_cnn_norm")]
+    pub norm: Axis<Norm>,
+    /// `kaiming` (default, He et al.) or any MLP init.
+    #[serde(default = "default_cnn_init")]
+    pub init: Axis<Init>,
+    /// Channels-last memory (faster convolutions on CPU; see README).
+    #[serde(default = "yes")]
+    pub channels_last: bool,
+}
+
+fn default_cnn_width() -> i64 {
+    16
+}
+fn default_shortcut() -> Shortcut {
+    Shortcut::A
+}
+fn default_cnn_norm() -> Axis<Norm> {
+    Axis::one(Norm::Batchnorm)
+}
+fn default_cnn_init() -> Axis<Init> {
+    Axis::one(Init::Kaiming)
+}
+
+/// Options of the MLP family (see gradscope-models).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MlpSpec {
+    pub width: i64,
+    /// `sigmoid`, `tanh` or `relu`, or a list of them to sweep over.
+    pub activation: Axis<Activation>,
+    /// `pytorch-default` (default), `glorot`, `kaiming`, or
+    /// `{"normal": {"std": 0.02}}`, or a list of them to sweep over.
+    #[serde(default = "default_init")]
+    pub init: Axis<Init>,
+    /// `none` (default) or `batchnorm`, or both to sweep over.
+    #[serde(default = "default_norm")]
+    pub norm: Axis<Norm>,
+}
+
+fn default_init() -> Axis<Init> {
+    Axis::one(Init::PytorchDefault)
+}
+fn default_norm() -> Axis<Norm> {
+    Axis::one(Norm::None)
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ModelSpec {
+    /// The network of one run: this (resolved) model section on inputs of
+    /// `input_shape` with `classes` outputs, `depth` layers as the family
+    /// counts them. Channels-last memory only `on_cpu`: it pays off where
+    /// libtorch has NHWC kernels for it; on CUDA cuDNN picks its layout.
+    pub fn build(
+        &self,
+        p: &nn::Path,
+        input_shape: &[i64],
+        classes: i64,
+        depth: usize,
+        variant: Variant,
+        on_cpu: bool,
+    ) -> Result<Box<dyn Network>, ModelError> {
+        Ok(match self {
+            ModelSpec::Mlp(m) => Box::new(Mlp::new(
+                p,
+                MlpConfig {
+                    input_dim: input_shape.iter().product(),
+                    classes,
+                    depth,
+                    width: m.width,
+                    activation: m.activation.value(),
+                    init: m.init.value(),
+                    norm: m.norm.value(),
+                    variant,
+                },
+            )?),
+            ModelSpec::Cnn(c) => Box::new(Cnn::new(
+                p,
+                CnnConfig {
+                    input_shape: input_shape.to_vec(),
+                    classes,
+                    depth,
+                    base_width: c.width,
+                    shortcut: c.shortcut,
+                    norm: c.norm.value(),
+                    init: c.init.value(),
+                    variant,
+                    channels_last: c.channels_last && on_cpu,
+                },
+            )?),
+            ModelSpec::Bottleneck(b) => Box::new(Bottleneck::new(
+                p,
+                BottleneckConfig {
+                    input_shape: input_shape.to_vec(),
+                    classes,
+                    depth,
+                    width: b.width,
+                    norm: b.norm.value(),
+                    init: b.init.value(),
+                    variant,
+                    channels_last: b.channels_last && on_cpu,
+                },
+            )?),
+            ModelSpec::Inception(i) => Box::new(InceptionNet::new(
+                p,
+                InceptionConfig {
+                    input_shape: input_shape.to_vec(),
+                    classes,
+                    depth,
+                    width: i.width,
+                    kind: i.module,
+                    norm: i.norm.value(),
+                    init: i.init.value(),
+                    variant,
+                    channels_last: i.channels_last && on_cpu,
+                },
+            )?),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (family, rest) = take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "family")?;
+        match family.as_str() {
+            "mlp" => Ok(ModelSpec::Mlp(tagged(rest)?)),
+            "cnn" => Ok(ModelSpec::Cnn(tagged(rest)?)),
+            "bottleneck" => Ok(ModelSpec::Bottleneck(tagged(rest)?)),
+            "inception" => Ok(ModelSpec::Inception(tagged(rest)?)),
+            other => Err(in_field(
+                "family",
+                format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\""),
+            )),
+        }
+    }
+}
+
+/// Starts an error message that carries a path inside a tagged object.
+pub const PATH_MARK: &str = "\u{1}";
+
+pub fn in_field<E: serde::de::Error>(field: &str, message: String) -> E {
+    E::custom(format!("{PATH_MARK}{field}: {message}"))
+}
+
+/// Splits the tag off a tagged object.
+pub fn take_tag<E: serde::de::Error>(
+    value: serde_json::Value,
+    tag: &str,
+) -> Result<(String, serde_json::Value), E> {
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(E::custom(format!(
+            "expected an object with a {tag:?} field, found {value}"
+        )));
+    };
+    match map.remove(tag) {
+        Some(serde_json::Value::String(s)) => Ok((s, serde_json::Value::Object(map))),
+        Some(other) => Err(in_field(tag, format!("expected a string, found {other}"))),
+        None => Err(in_field(tag, "missing".to_string())),
+    }
+}
+
+/// Parses the rest of a tagged object, keeping the path of an error.
+pub fn tagged<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    rest: serde_json::Value,
+) -> Result<T, E> {
+    serde_path_to_error::deserialize(rest)
+        .map_err(|e| in_field(&e.path().to_string(), e.into_inner().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_value_and_a_list_both_parse_and_write_back_as_given() {
+        let one: Axis<Init> = parse(r#""glorot""#).unwrap();
+        assert_eq!(one.values(), [Init::Glorot]);
+        assert!(!one.is_swept());
+        assert_eq!(serde_json::to_string(&one).unwrap(), r#""glorot""#);
+
+        let text = r#"["pytorch-default",{"normal":{"std":0.05}}]"#;
+        let many: Axis<Init> = parse(text).unwrap();
+        assert_eq!(
+            many.values(),
+            [Init::PytorchDefault, Init::Normal { std: 0.05 }]
+        );
+        assert!(many.is_swept());
+        assert_eq!(serde_json::to_string(&many).unwrap(), text);
+    }
+
+    #[test]
+    fn empty_lists_duplicates_and_bad_items_are_refused_by_position() {
+        let e = parse::<Axis<Norm>>("[]").unwrap_err();
+        assert!(e.contains("empty list"), "{e}");
+        let e = parse::<Axis<Activation>>(r#"["tanh", "tanh"]"#).unwrap_err();
+        assert!(e.contains("lists tanh twice"), "{e}");
+        let e = parse::<Axis<Activation>>(r#"["tanh", "softplus"]"#).unwrap_err();
+        assert!(e.contains("list item 2") && e.contains("softplus"), "{e}");
+    }
+
+    #[test]
+    fn labels_are_the_files_own_words() {
+        assert_eq!(Norm::None.label(), "none");
+        assert_eq!(Init::Normal { std: 0.05 }.label(), "normal0.05");
+        assert_eq!(Init::PytorchDefault.label(), "pytorch-default");
+    }
+}
