@@ -65,6 +65,20 @@ fn num(v: Option<f64>, digits: usize) -> String {
     }
 }
 
+/// Three significant digits; powers of ten above 10⁴ (a far corner of a
+/// plain net's grid reaches 10⁷).
+fn sig(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() && v.abs() >= 1e4 => format!("{v:.1e}"),
+        Some(v) if v.is_finite() && v != 0.0 => {
+            let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+            format!("{v:.digits$}")
+        }
+        Some(v) if v.is_finite() => "0".to_owned(),
+        _ => "–".to_owned(),
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     match v {
         Some(v) if v.is_finite() => format!("{:.0}%", v * 100.0),
@@ -83,7 +97,10 @@ fn compare(what: &str, plain: Option<f64>, residual: Option<f64>, digits: usize)
             } else {
                 "the same"
             };
-            let ratio = if r > 0.0 && p > 0.0 {
+            // A ratio only where both show at the printed precision: one of
+            // 0.000 against 0.014 is no ratio to print.
+            let shown = 0.1f64.powi(digits as i32);
+            let ratio = if r.min(p) >= shown {
                 format!(", {:.1}×", p.max(r) / p.min(r))
             } else {
                 String::new()
@@ -135,8 +152,8 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
             r.run,
             r.depth,
             num(r.centre_loss, 4),
-            num(r.min_loss, 3),
-            num(r.max_loss, 3),
+            sig(r.min_loss),
+            sig(r.max_loss),
             r.local_minima,
             pct(r.nonconvex_fraction),
             num(r.roughness, 3),
