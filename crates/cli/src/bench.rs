@@ -28,41 +28,84 @@ use tch::Device;
 
 /// The workloads of the benchmark (issue: MLP depth 32 width 128, CNN-20 and
 /// CNN-56 on 1×28×28, batch 128).
-pub const WORKLOADS: [&str; 4] = ["mlp-plain", "mlp-residual", "cnn20", "cnn56"];
-pub const PROBES: [&str; 3] = ["off", "every", "every10"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    MlpPlain,
+    MlpResidual,
+    Cnn20,
+    Cnn56,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 4] = [
+        Workload::MlpPlain,
+        Workload::MlpResidual,
+        Workload::Cnn20,
+        Workload::Cnn56,
+    ];
+
+    /// The name on the command line, in the tables and for the Python side.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::MlpPlain => "mlp-plain",
+            Workload::MlpResidual => "mlp-residual",
+            Workload::Cnn20 => "cnn20",
+            Workload::Cnn56 => "cnn56",
+        }
+    }
+}
+
+/// How often a measurement probes: never in the timed window, every step,
+/// every 10 steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Probe {
+    Off,
+    Every,
+    Every10,
+}
+
+impl Probe {
+    pub const ALL: [Probe; 3] = [Probe::Off, Probe::Every, Probe::Every10];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Off => "off",
+            Probe::Every => "every",
+            Probe::Every10 => "every10",
+        }
+    }
+}
 const BATCH: usize = 128;
 
 /// The experiment file text for one workload: synthetic data of the same
 /// shapes as Fashion-MNIST, SGD as in the reference script.
-fn experiment_json(workload: &str, probe: &str, steps: usize) -> Result<String> {
-    let (dataset, model, variant, depth) = match workload {
-        "mlp-plain" | "mlp-residual" => (
-            r#"{ "kind": "synthetic", "samples": 2048, "test_samples": 256, "classes": 10, "features": 784 }"#,
-            r#"{ "family": "mlp", "width": 128, "activation": "relu", "init": "pytorch-default" }"#,
-            workload.trim_start_matches("mlp-"),
-            32,
-        ),
-        "cnn20" | "cnn56" => (
-            r#"{ "kind": "synthetic-images", "samples": 2048, "test_samples": 256, "classes": 10, "shape": [1, 28, 28] }"#,
-            r#"{ "family": "cnn", "width": 16, "shortcut": "a" }"#,
-            "residual",
-            if workload == "cnn20" { 20 } else { 56 },
-        ),
-        other => bail!("--workload: unknown workload {other:?}; expected one of {WORKLOADS:?}"),
+fn experiment_json(workload: Workload, probe: Probe, steps: usize) -> String {
+    let mlp = (
+        r#"{ "kind": "synthetic", "samples": 2048, "test_samples": 256, "classes": 10, "features": 784 }"#,
+        r#"{ "family": "mlp", "width": 128, "activation": "relu", "init": "pytorch-default" }"#,
+    );
+    let cnn = (
+        r#"{ "kind": "synthetic-images", "samples": 2048, "test_samples": 256, "classes": 10, "shape": [1, 28, 28] }"#,
+        r#"{ "family": "cnn", "width": 16, "shortcut": "a" }"#,
+    );
+    let ((dataset, model), variant, depth) = match workload {
+        Workload::MlpPlain => (mlp, "plain", 32),
+        Workload::MlpResidual => (mlp, "residual", 32),
+        Workload::Cnn20 => (cnn, "residual", 20),
+        Workload::Cnn56 => (cnn, "residual", 56),
     };
     // "off" still probes step 0 and the last step, both outside the window.
     let every = match probe {
-        "off" => steps + 1,
-        "every" => 1,
-        "every10" => 10,
-        other => bail!("--probe: unknown setting {other:?}; expected one of {PROBES:?}"),
+        Probe::Off => steps + 1,
+        Probe::Every => 1,
+        Probe::Every10 => 10,
     };
-    Ok(format!(
+    format!(
         r#"{{ "name": "bench", "dataset": {dataset}, "model": {model}, "variants": ["{variant}"], "depths": [{depth}], "seeds": [0],
              "train": {{ "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0001, "batch_size": {BATCH}, "steps": {steps},
                         "eval_every": {steps}, "log_every": 10 }},
              "probe": {{ "every": {every} }} }}"#
-    ))
+    )
 }
 
 /// Resident memory of this process in MB (`VmRSS`, or `VmHWM` for the peak).
@@ -75,8 +118,8 @@ fn rss_mb(field: &str) -> Option<f64> {
 
 /// Settings of one measurement.
 pub struct One {
-    pub workload: String,
-    pub probe: String,
+    pub workload: Workload,
+    pub probe: Probe,
     /// Timed steps; a multiple of 10.
     pub steps: usize,
     /// Untimed steps first; a multiple of 10.
@@ -102,7 +145,7 @@ pub fn bench_one(one: &One) -> Result<Value> {
     // Timed window: rows at `warmup` and `warmup + steps`; one more step
     // after it, so the always-probed last step is outside the window.
     let total = one.warmup + one.steps + 1;
-    let text = experiment_json(&one.workload, &one.probe, total)?;
+    let text = experiment_json(one.workload, one.probe, total);
     let exp = Experiment::from_json(&text, Path::new("<bench>"))?;
     let data = load_dataset(&exp.dataset)?.to_device(one.device);
     let run = RunSpec {
@@ -143,11 +186,11 @@ pub fn bench_one(one: &One) -> Result<Value> {
     let seconds = t1 - t0;
     Ok(json!({
         "side": "gradscope",
-        "workload": one.workload,
-        "probe": one.probe,
+        "workload": one.workload.name(),
+        "probe": one.probe.name(),
         "device": format!("{:?}", one.device).to_lowercase(),
         "threads": one.threads,
-        "channels_last": one.workload.starts_with("cnn") && one.device == Device::Cpu,
+        "channels_last": matches!(one.workload, Workload::Cnn20 | Workload::Cnn56) && one.device == Device::Cpu,
         "batch": BATCH,
         "steps": timed,
         "seconds": seconds,
@@ -171,11 +214,11 @@ pub struct Suite {
     pub memory_steps: usize,
 }
 
-fn steps_for(workload: &str, scale: f64) -> usize {
+fn steps_for(workload: Workload, scale: f64) -> usize {
     let base = match workload {
-        "cnn20" => 20.0,
-        "cnn56" => 10.0,
-        _ => 200.0,
+        Workload::Cnn20 => 20.0,
+        Workload::Cnn56 => 10.0,
+        Workload::MlpPlain | Workload::MlpResidual => 200.0,
     };
     (((base * scale) / 10.0).round().max(1.0) * 10.0) as usize
 }
@@ -184,11 +227,12 @@ fn steps_for(workload: &str, scale: f64) -> usize {
 fn child(
     side: &str,
     suite: &Suite,
-    workload: &str,
-    probe: &str,
+    workload: Workload,
+    probe: Probe,
     steps: usize,
     rss_at: &str,
 ) -> Result<Value> {
+    let (workload, probe) = (workload.name(), probe.name());
     let (threads, warmup) = (suite.threads.to_string(), "10".to_string());
     let steps = steps.to_string();
     let mut cmd = if side == "gradscope" {
@@ -266,9 +310,9 @@ pub fn suite(s: &Suite) -> Result<()> {
     std::fs::create_dir_all(&s.out).with_context(|| s.out.display().to_string())?;
     let mut rows = Vec::new();
     let mut raw = Vec::new();
-    for workload in WORKLOADS {
+    for workload in Workload::ALL {
         let steps = steps_for(workload, s.scale);
-        for probe in PROBES {
+        for probe in Probe::ALL {
             let (mut gs, mut pt, mut gs_rss, mut pt_rss) = (vec![], vec![], vec![], vec![]);
             for pair in 0..s.pairs {
                 // A/B on even pairs, B/A on odd ones.
@@ -288,13 +332,13 @@ pub fn suite(s: &Suite) -> Result<()> {
                         pt.push(sps);
                         pt_rss.push(rss);
                     }
-                    eprintln!("  {side:9} {workload:12} probe={probe:7} pair {}: {sps:.2} steps/s, peak RSS {rss:.0} MB", pair + 1);
+                    eprintln!("  {side:9} {:12} probe={:7} pair {}: {sps:.2} steps/s, peak RSS {rss:.0} MB", workload.name(), probe.name(), pair + 1);
                     raw.push(v);
                 }
             }
             rows.push(Row {
-                workload: workload.into(),
-                probe: probe.into(),
+                workload: workload.name().into(),
+                probe: probe.name().into(),
                 steps,
                 gs_steps_per_s: median(gs),
                 pt_steps_per_s: median(pt),
@@ -308,7 +352,14 @@ pub fn suite(s: &Suite) -> Result<()> {
     let rss_at = format!("{},{}", mem_steps / 10, mem_steps);
     let mut memory = Vec::new();
     for side in ["gradscope", "pytorch"] {
-        let v = child(side, s, "mlp-plain", "every", mem_steps, &rss_at)?;
+        let v = child(
+            side,
+            s,
+            Workload::MlpPlain,
+            Probe::Every,
+            mem_steps,
+            &rss_at,
+        )?;
         let at = |k: usize| v["rss_mb_at"][k.to_string()].as_f64().unwrap_or(f64::NAN);
         memory.push((side, at(mem_steps / 10), at(mem_steps)));
         raw.push(v);

@@ -77,45 +77,7 @@ enum Command {
     /// directory at a time (RESULTS/.gradscope.lock). Ctrl-C or SIGTERM stops
     /// promptly, marks the run "interrupted", keeps everything written, and exits
     /// with status 130; --resume continues.
-    Run {
-        /// The experiment file (JSON), e.g. experiments/quickstart.json.
-        experiment: PathBuf,
-        /// Results directory [default: results/NAME, NAME from the file].
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// libtorch intra-op threads [default: the number of CPUs].
-        #[arg(long)]
-        threads: Option<i32>,
-        /// Where to train: auto picks CUDA when a GPU is visible.
-        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-        device: DeviceArg,
-        /// Do not draw the charts at the end.
-        #[arg(long)]
-        no_plot: bool,
-        /// Continue a sweep: keep completed and diverged runs, train the missing,
-        /// interrupted, failed and unfinished (killed) ones again.
-        #[arg(long, conflicts_with = "restart")]
-        resume: bool,
-        /// Train every run again: the charts, summary.csv, report and export
-        /// go at once (they describe the old runs), so do run folders the
-        /// plan no longer has; each old run is replaced when its new one ends.
-        /// Refused if RESULTS holds another experiment's runs, unless --force.
-        #[arg(long)]
-        restart: bool,
-        /// With --restart: delete another experiment's runs too.
-        #[arg(long, requires = "restart")]
-        force: bool,
-        /// Without a terminal (log file, pipe): a progress line every this
-        /// many steps [default: a tenth of a run], and at least once a minute.
-        #[arg(long, value_name = "STEPS")]
-        progress_every: Option<usize>,
-        /// Train only shard I of N (0-based, as SLURM_ARRAY_TASK_ID): the
-        /// runs are split by estimated cost (steps × multiplications per
-        /// example), the same way in every process; `check --shards N`
-        /// prints the split. Default --out: results/NAME/shards/I.
-        #[arg(long, value_name = "I/N")]
-        shard: Option<String>,
-    },
+    Run(RunArgs),
     /// Gather the runs of several results directories (the shards of one
     /// sweep: results/NAME/shards/*) into one, then write its summary.csv,
     /// charts and report. Of two copies of a run, a completed one wins;
@@ -199,9 +161,9 @@ enum Command {
         /// Threads for both sides [default: the number of CPUs].
         #[arg(long)]
         threads: Option<i32>,
-        /// cpu or cuda (both sides).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Where both sides run (auto: CUDA when a GPU is visible).
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
         /// Python of the venv that holds torch (runs bench/pytorch_reference.py).
         #[arg(long, default_value = "python3")]
         python: PathBuf,
@@ -218,18 +180,18 @@ enum Command {
     /// One benchmark measurement in this process (used by `bench`).
     #[command(hide = true)]
     BenchOne {
-        #[arg(long)]
-        workload: String,
-        #[arg(long)]
-        probe: String,
+        #[arg(long, value_enum)]
+        workload: bench::Workload,
+        #[arg(long, value_enum)]
+        probe: bench::Probe,
         #[arg(long)]
         steps: usize,
         #[arg(long, default_value_t = 10)]
         warmup: usize,
         #[arg(long, default_value_t = 1)]
         threads: i32,
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
         /// Comma-separated timed-step counts at which to record RSS.
         #[arg(long, default_value = "")]
         rss_at: String,
@@ -265,9 +227,9 @@ enum Command {
         /// libtorch intra-op threads [default: the number of CPUs].
         #[arg(long)]
         threads: Option<i32>,
-        /// cpu or cuda.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Where to time the forward passes.
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
         /// Counts only: skip timing and the chart.
         #[arg(long)]
         no_time: bool,
@@ -339,6 +301,48 @@ enum Command {
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "10")]
         watch: Option<u64>,
     },
+}
+
+/// The options of `gradscope run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The experiment file (JSON), e.g. experiments/quickstart.json.
+    experiment: PathBuf,
+    /// Results directory [default: results/NAME, NAME from the file].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// libtorch intra-op threads [default: the number of CPUs].
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Where to train: auto picks CUDA when a GPU is visible.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// Do not draw the charts at the end.
+    #[arg(long)]
+    no_plot: bool,
+    /// Continue a sweep: keep completed and diverged runs, train the missing,
+    /// interrupted, failed and unfinished (killed) ones again.
+    #[arg(long, conflicts_with = "restart")]
+    resume: bool,
+    /// Train every run again: the charts, summary.csv, report and export
+    /// go at once (they describe the old runs), so do run folders the
+    /// plan no longer has; each old run is replaced when its new one ends.
+    /// Refused if RESULTS holds another experiment's runs, unless --force.
+    #[arg(long)]
+    restart: bool,
+    /// With --restart: delete another experiment's runs too.
+    #[arg(long, requires = "restart")]
+    force: bool,
+    /// Without a terminal (log file, pipe): a progress line every this
+    /// many steps [default: a tenth of a run], and at least once a minute.
+    #[arg(long, value_name = "STEPS")]
+    progress_every: Option<usize>,
+    /// Train only shard I of N (0-based, as SLURM_ARRAY_TASK_ID): the
+    /// runs are split by estimated cost (steps × multiplications per
+    /// example), the same way in every process; `check --shards N`
+    /// prints the split. Default --out: results/NAME/shards/I.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
 }
 
 /// Chart size options, shared by `plot` and `compare`.
@@ -415,38 +419,7 @@ fn install_panic_hook() {
 /// Runs one subcommand.
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run {
-            experiment,
-            out,
-            threads,
-            device,
-            no_plot,
-            resume,
-            restart,
-            force,
-            progress_every,
-            shard,
-        } => {
-            let existing = match (resume, restart, force) {
-                (true, _, _) => Existing::Resume,
-                (_, true, true) => Existing::Replace,
-                (_, true, false) => Existing::Restart,
-                _ => Existing::Refuse,
-            };
-            match shard.as_deref().map(Shard::parse).transpose() {
-                Ok(shard) => run(
-                    &experiment,
-                    out,
-                    threads,
-                    device,
-                    no_plot,
-                    existing,
-                    progress_every,
-                    shard,
-                ),
-                Err(e) => Err(e.into()),
-            }
-        }
+        Command::Run(args) => run(args),
         Command::Merge {
             results,
             out,
@@ -520,7 +493,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 batch,
                 repeats,
                 threads: threads.unwrap_or_else(default_threads),
-                device: parse_device(&device)?,
+                device: self::device(device)?,
                 no_time,
                 out,
             };
@@ -536,6 +509,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             memory_steps,
         } => {
             let threads = threads.unwrap_or_else(default_threads);
+            // Both sides are told the device by name (the Python side too).
+            let device = match self::device(device) {
+                Ok(Device::Cpu) => "cpu".to_owned(),
+                Ok(_) => "cuda".to_owned(),
+                Err(e) => return Err(e),
+            };
             bench::suite(&bench::Suite {
                 pairs,
                 threads,
@@ -556,7 +535,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             device,
             rss_at,
         } => (|| {
-            let device = parse_device(&device)?;
+            let device = self::device(device)?;
             let rss_at = rss_at
                 .split(',')
                 .filter(|s| !s.is_empty())
@@ -611,17 +590,6 @@ fn default_threads() -> i32 {
     std::thread::available_parallelism()
         .map(|n| n.get() as i32)
         .unwrap_or(1)
-}
-
-fn parse_device(device: &str) -> Result<Device> {
-    match device {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        "cuda" => {
-            bail!("--device cuda: libtorch sees no CUDA device on this machine (try --device cpu)")
-        }
-        other => bail!("--device: {other:?} is not cpu or cuda"),
-    }
 }
 
 fn check(path: &Path, shards: Option<usize>) -> Result<()> {
@@ -947,18 +915,27 @@ fn device(device: DeviceArg) -> Result<Device> {
     })
 }
 
-// One parameter per option of `gradscope run`.
-#[allow(clippy::too_many_arguments)]
-fn run(
-    path: &Path,
-    out: Option<PathBuf>,
-    threads: Option<i32>,
-    device: DeviceArg,
-    no_plot: bool,
-    existing: Existing,
-    progress_every: Option<usize>,
-    shard: Option<Shard>,
-) -> Result<ExitCode> {
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let RunArgs {
+        experiment,
+        out,
+        threads,
+        device,
+        no_plot,
+        resume,
+        restart,
+        force,
+        progress_every,
+        shard,
+    } = args;
+    let existing = match (resume, restart, force) {
+        (true, _, _) => Existing::Resume,
+        (_, true, true) => Existing::Replace,
+        (_, true, false) => Existing::Restart,
+        _ => Existing::Refuse,
+    };
+    let shard = shard.as_deref().map(Shard::parse).transpose()?;
+    let path = experiment.as_path();
     let exp = Experiment::from_file(path)?;
     let threads = set_threads(threads)?;
     let device = self::device(device)?;
