@@ -35,6 +35,7 @@ mod fuzz;
 pub mod idx;
 pub mod prep;
 pub mod rng;
+pub mod spec;
 pub mod textures;
 
 use std::fs::File;

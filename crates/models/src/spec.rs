@@ -10,19 +10,16 @@
 //! values, whose axes hold one value each. An axis is written back the way
 //! it was given, so files and `run.json` round-trip.
 //!
-//! serde's own internally tagged enums buffer their content and lose the
-//! path of an error inside it ("model: unknown variant" instead of
-//! "model.activation: ..."). [`ModelSpec`]'s `Deserialize` (and the
-//! dataset's in gradscope-train) reads the tag itself with [`take_tag`] and
-//! parses the rest with [`tagged`], which keeps the inner path; it travels
-//! out at the head of the message after [`PATH_MARK`], and the experiment
-//! parser joins it to the outer one.
+//! [`ModelSpec`] is a tagged object (`"family": "cnn"`), read with
+//! gradscope-data's `spec::Section` so that an error
+//! inside it keeps its path (`model.activation`).
 
 use crate::bottleneck::{Bottleneck, BottleneckConfig};
 use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::inception::{InceptionConfig, InceptionNet, ModuleKind};
 use crate::mlp::{Mlp, MlpConfig};
 use crate::{Activation, Init, ModelError, Network, Norm, Variant};
+use gradscope_data::spec::Section;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt::Debug;
@@ -349,50 +346,20 @@ impl ModelSpec {
 
 impl<'de> Deserialize<'de> for ModelSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (family, rest) = take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "family")?;
+        let section = Section("model");
+        let (family, rest) =
+            section.take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "family")?;
         match family.as_str() {
-            "mlp" => Ok(ModelSpec::Mlp(tagged(rest)?)),
-            "cnn" => Ok(ModelSpec::Cnn(tagged(rest)?)),
-            "bottleneck" => Ok(ModelSpec::Bottleneck(tagged(rest)?)),
-            "inception" => Ok(ModelSpec::Inception(tagged(rest)?)),
-            other => Err(in_field(
+            "mlp" => Ok(ModelSpec::Mlp(section.tagged(rest)?)),
+            "cnn" => Ok(ModelSpec::Cnn(section.tagged(rest)?)),
+            "bottleneck" => Ok(ModelSpec::Bottleneck(section.tagged(rest)?)),
+            "inception" => Ok(ModelSpec::Inception(section.tagged(rest)?)),
+            other => Err(section.error(
                 "family",
                 format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\""),
             )),
         }
     }
-}
-
-/// Starts an error message that carries a path inside a tagged object.
-pub const PATH_MARK: &str = "\u{1}";
-
-pub fn in_field<E: serde::de::Error>(field: &str, message: String) -> E {
-    E::custom(format!("{PATH_MARK}{field}: {message}"))
-}
-
-/// Splits the tag off a tagged object.
-pub fn take_tag<E: serde::de::Error>(
-    value: serde_json::Value,
-    tag: &str,
-) -> Result<(String, serde_json::Value), E> {
-    let serde_json::Value::Object(mut map) = value else {
-        return Err(E::custom(format!(
-            "expected an object with a {tag:?} field, found {value}"
-        )));
-    };
-    match map.remove(tag) {
-        Some(serde_json::Value::String(s)) => Ok((s, serde_json::Value::Object(map))),
-        Some(other) => Err(in_field(tag, format!("expected a string, found {other}"))),
-        None => Err(in_field(tag, "missing".to_string())),
-    }
-}
-
-/// Parses the rest of a tagged object, keeping the path of an error.
-pub fn tagged<T: serde::de::DeserializeOwned, E: serde::de::Error>(
-    rest: serde_json::Value,
-) -> Result<T, E> {
-    serde_path_to_error::deserialize(rest)
-        .map_err(|e| in_field(&e.path().to_string(), e.into_inner().to_string()))
 }
 
 #[cfg(test)]

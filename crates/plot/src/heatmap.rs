@@ -19,6 +19,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::charts::{deepest_probed_depth, probed_run, seed_word};
+use crate::colour_bar::{colour, ColourBar, Swatch};
 use crate::error::PlotError;
 use crate::figure::{
     draw_header, ensure_font, finish, temp_path, Rendered, Style, AXIS_DESC_SIZE, FONT,
@@ -31,31 +32,6 @@ pub const GRADIENT_HEATMAP: &str = "gradient_heatmap";
 
 /// The colour of an exact zero: a red no value of the scale has.
 const ZERO: RGBColor = RGBColor(220, 30, 60);
-
-/// Viridis at nine stops (Smith & van der Walt's matplotlib colour map):
-/// ordered in lightness, readable in grey and by colour-blind readers.
-const VIRIDIS: [(u8, u8, u8); 9] = [
-    (68, 1, 84),
-    (71, 44, 122),
-    (59, 81, 139),
-    (44, 113, 142),
-    (33, 144, 141),
-    (39, 173, 129),
-    (92, 200, 99),
-    (170, 220, 50),
-    (253, 231, 37),
-];
-
-/// The colour of `t` in 0..=1 on [`VIRIDIS`], linearly between stops
-/// (also the loss landscape's scale, `landscape.rs`).
-pub(crate) fn colour(t: f64) -> RGBColor {
-    let t = t.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f64;
-    let i = (t.floor() as usize).min(VIRIDIS.len() - 2);
-    let f = t - i as f64;
-    let mix = |a: u8, b: u8| (f64::from(a) + f * (f64::from(b) - f64::from(a))).round() as u8;
-    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
-}
 
 /// One panel: its title and its cells.
 struct Grid {
@@ -266,64 +242,24 @@ fn draw<DB: DrawingBackend>(
     }
 
     // The colour bar: decades labelled, the zero colour named below it.
-    let (bw, bh) = bar.dim_in_pixel();
-    let (x0, y0) = (style.px_u32(24) as i32, style.px_u32(40) as i32);
-    let height = (bh as i32 - y0 - style.px_u32(110) as i32).max(40);
-    let width = style.px_u32(24) as i32;
-    let _ = bw;
-    for py in 0..height {
-        let t = 1.0 - f64::from(py) / f64::from(height - 1);
-        bar.draw(&Rectangle::new(
-            [(x0, y0 + py), (x0 + width, y0 + py + 1)],
-            colour(t).filled(),
-        ))
-        .map_err(err)?;
-    }
-    bar.draw(&Rectangle::new(
-        [(x0, y0), (x0 + width, y0 + height)],
-        BLACK.stroke_width(1),
-    ))
-    .map_err(err)?;
     let decades = (hi - lo).round() as i32;
     let every = (decades / 8 + 1).max(1);
-    for k in (0..=decades).step_by(every as usize) {
-        let y = y0 + height - ((f64::from(k) / (hi - lo)) * f64::from(height)).round() as i32;
-        bar.draw(&Text::new(
-            format!("1e{}", lo as i32 + k),
-            (x0 + width + 6, y),
-            (FONT, style.px(TICK_SIZE))
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(err)?;
+    let ticks: Vec<(f64, String)> = (0..=decades)
+        .step_by(every as usize)
+        .map(|k| (f64::from(k) / (hi - lo), format!("1e{}", lo as i32 + k)))
+        .collect();
+    ColourBar {
+        top: 40,
+        bottom: 110,
+        title: "rms of dL/dh",
+        ticks: &ticks,
+        tick_marks: false,
+        swatch: any_zero.then_some(Swatch {
+            colour: ZERO,
+            lines: &["exactly 0", "in float32"],
+        }),
     }
-    bar.draw(&Text::new(
-        "rms of dL/dh".to_owned(),
-        (x0, y0 - style.px_u32(26) as i32),
-        (FONT, style.px(AXIS_DESC_SIZE)).into_font(),
-    ))
-    .map_err(err)?;
-    if any_zero {
-        let y = y0 + height + style.px_u32(24) as i32;
-        bar.draw(&Rectangle::new(
-            [(x0, y), (x0 + width, y + width)],
-            ZERO.filled(),
-        ))
-        .map_err(err)?;
-        bar.draw(&Text::new(
-            "exactly 0".to_owned(),
-            (x0 + width + 6, y),
-            (FONT, style.px(TICK_SIZE)).into_font(),
-        ))
-        .map_err(err)?;
-        bar.draw(&Text::new(
-            "in float32".to_owned(),
-            (x0 + width + 6, y + style.px_u32(18) as i32),
-            (FONT, style.px(TICK_SIZE)).into_font(),
-        ))
-        .map_err(err)?;
-    }
+    .draw(&bar, style)?;
     Ok(())
 }
 

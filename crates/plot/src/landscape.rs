@@ -27,12 +27,12 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::axis::{Axis, Scale};
 use crate::charts::categorical;
+use crate::colour_bar::{colour, ColourBar, Swatch};
 use crate::error::PlotError;
 use crate::figure::{
     draw_header, drawable, ensure_font, finish, row_grid, temp_path, Figure, Layout, LegendEntry,
     Marker, Panel, Rendered, Series, Style, AXIS_DESC_SIZE, FONT, PANEL_TITLE_SIZE, TICK_SIZE,
 };
-use crate::heatmap::colour;
 
 /// Chart: log10 loss over the (α, β) plane, one panel per surface.
 pub const LOSS_LANDSCAPE: &str = "loss_landscape";
@@ -575,70 +575,31 @@ fn draw_bar<DB: DrawingBackend>(
     any_missing: bool,
     style: &Style,
 ) -> Result<(), String> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let (_, bh) = bar.dim_in_pixel();
-    let (x0, y0) = (style.px_u32(24) as i32, style.px_u32(48) as i32);
-    let height = (bh as i32 - y0 - style.px_u32(90) as i32).max(40);
-    let width = style.px_u32(24) as i32;
-    // Pixel row of a log10 loss on the bar, the top being the highest.
-    let y_of = |v: f64| y0 + height - (scale.t(v) * f64::from(height)).round() as i32;
-    for py in 0..height {
-        let t = 1.0 - f64::from(py) / f64::from(height - 1);
-        bar.draw(&Rectangle::new(
-            [(x0, y0 + py), (x0 + width, y0 + py + 1)],
-            colour(t).filled(),
-        ))
-        .map_err(err)?;
+    let ticks: Vec<(f64, String)> = bar_ticks(scale.lo, scale.hi)
+        .into_iter()
+        .map(|(v, label)| (scale.t(v), label))
+        .collect();
+    let ramp = ColourBar {
+        top: 48,
+        bottom: 90,
+        title: "loss",
+        ticks: &ticks,
+        tick_marks: true,
+        swatch: any_missing.then_some(Swatch {
+            colour: MISSING,
+            lines: &["not finite"],
+        }),
     }
+    .draw(bar, style)?;
+    // Inside the frame, which stays whole.
     for &level in levels {
-        let y = y_of(level);
+        let t = scale.t(level);
+        let y = ramp.y(t);
         bar.draw(&PathElement::new(
-            vec![(x0, y), (x0 + width, y)],
-            ShapeStyle::from(line_colour(scale.t(level))).stroke_width(1),
+            vec![(ramp.x0 + 1, y), (ramp.x0 + ramp.width - 1, y)],
+            ShapeStyle::from(line_colour(t)).stroke_width(1),
         ))
-        .map_err(err)?;
-    }
-    bar.draw(&Rectangle::new(
-        [(x0, y0), (x0 + width, y0 + height)],
-        BLACK.stroke_width(1),
-    ))
-    .map_err(err)?;
-    for (v, label) in bar_ticks(scale.lo, scale.hi) {
-        let y = y_of(v);
-        bar.draw(&PathElement::new(
-            vec![(x0 + width, y), (x0 + width + 4, y)],
-            BLACK.stroke_width(1),
-        ))
-        .map_err(err)?;
-        bar.draw(&Text::new(
-            label,
-            (x0 + width + 7, y),
-            (FONT, style.px(TICK_SIZE))
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(err)?;
-    }
-    bar.draw(&Text::new(
-        "loss".to_owned(),
-        (x0, y0 - style.px_u32(30) as i32),
-        (FONT, style.px(AXIS_DESC_SIZE)).into_font(),
-    ))
-    .map_err(err)?;
-    if any_missing {
-        let y = y0 + height + style.px_u32(24) as i32;
-        bar.draw(&Rectangle::new(
-            [(x0, y), (x0 + width, y + width)],
-            MISSING.filled(),
-        ))
-        .map_err(err)?;
-        bar.draw(&Text::new(
-            "not finite".to_owned(),
-            (x0 + width + 6, y),
-            (FONT, style.px(TICK_SIZE)).into_font(),
-        ))
-        .map_err(err)?;
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

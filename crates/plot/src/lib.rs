@@ -41,6 +41,7 @@
 
 mod axis;
 mod charts;
+mod colour_bar;
 pub mod compare;
 mod cost;
 mod error;

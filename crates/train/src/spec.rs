@@ -9,9 +9,11 @@ use gradscope_models::bottleneck::stage_blocks;
 use gradscope_models::cnn::blocks_per_stage;
 use gradscope_models::{Init, Variant};
 use serde::{Deserialize, Serialize};
-// The model section is gradscope-models' own (its config, defaults and
-// builder); the experiment file keeps the sections around it.
-use gradscope_models::spec::{in_field, tagged, take_tag, PATH_MARK};
+// The dataset section is gradscope-data's own (its config and loader), the
+// model section gradscope-models' (its config, defaults and builder); the
+// experiment file keeps the sections around them and the checks across
+// sections.
+pub use gradscope_data::spec::{DatasetSpec, FileData, SyntheticData, SyntheticImages};
 pub use gradscope_models::spec::{
     Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec,
 };
@@ -56,140 +58,6 @@ pub enum Task {
     /// It tests the claim that a residual block learns the identity easily
     /// and a plain stack does not (He et al. 2016 §3.1).
     Identity,
-}
-
-/// Where the data come from, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum DatasetSpec {
-    Synthetic(SyntheticData),
-    /// Class-textured images, for tests and quick CNN runs.
-    #[serde(rename = "synthetic-images")]
-    SyntheticImages(SyntheticImages),
-    /// Fashion-MNIST from IDX files (default: Debian's dataset-fashion-mnist).
-    #[serde(rename = "fashion-mnist")]
-    FashionMnist(FileData),
-    /// MNIST from IDX files in `dir`.
-    Mnist(FileData),
-    /// CIFAR-10, binary version, from `dir`.
-    Cifar10(FileData),
-}
-
-/// Images whose class is a texture: each class owns a random k×k pattern,
-/// tiled over the image at a random phase, plus Gaussian noise. A CNN with
-/// global pooling can learn it; position does not matter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SyntheticImages {
-    pub samples: usize,
-    /// Held-out examples; default a quarter of `samples`.
-    #[serde(default)]
-    pub test_samples: Option<usize>,
-    pub classes: usize,
-    /// `[channels, height, width]`.
-    pub shape: [usize; 3],
-    /// Noise std relative to the pattern's (default 0.5).
-    #[serde(default = "default_noise")]
-    pub noise: f64,
-    #[serde(default)]
-    pub seed: u64,
-}
-
-fn default_noise() -> f64 {
-    0.5
-}
-
-/// A dataset read from files, and how to prepare it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileData {
-    /// Folder of the files (required for mnist and cifar10).
-    #[serde(default)]
-    pub dir: Option<std::path::PathBuf>,
-    /// Use only the first N training examples.
-    #[serde(default)]
-    pub subset_train: Option<usize>,
-    /// Use only the first N test examples.
-    #[serde(default)]
-    pub subset_test: Option<usize>,
-    /// Hold out the last N training examples as the evaluation split instead
-    /// of the test set (He et al.: 45k/5k on CIFAR-10).
-    #[serde(default)]
-    pub validation: Option<usize>,
-    /// Per-channel normalization with the training split's mean and std.
-    #[serde(default = "yes")]
-    pub normalize: bool,
-    /// Pad 4, random crop, random horizontal flip (He et al. 2016 §4.2).
-    #[serde(default)]
-    pub augment: bool,
-    /// Average-pool the images by this factor (2: 28×28 → 14×14), before
-    /// normalization. A quarter of the pixels is a quarter of a CNN's
-    /// multiplications at every layer, with the same depths and the same
-    /// optimization problem: what makes He et al.'s Fig. 6 fit on 2 cores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub downsample: Option<usize>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl DatasetSpec {
-    /// Whether training minibatches are augmented.
-    pub fn augment(&self) -> bool {
-        match self {
-            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
-                f.augment
-            }
-            _ => false,
-        }
-    }
-
-    /// True when the data are images (`[c, h, w]` inputs).
-    pub fn is_image(&self) -> bool {
-        !matches!(self, DatasetSpec::Synthetic(_))
-    }
-}
-
-/// Gaussian inputs labelled by a random teacher net (see gradscope-data).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SyntheticData {
-    pub samples: usize,
-    /// Held-out examples; default a quarter of `samples`.
-    #[serde(default)]
-    pub test_samples: Option<usize>,
-    pub classes: usize,
-    pub features: usize,
-    /// Hidden units of the teacher; default 2 × classes.
-    #[serde(default)]
-    pub teacher_width: Option<usize>,
-    /// Seed of the data, fixed across the runs of a sweep.
-    #[serde(default)]
-    pub seed: u64,
-}
-
-// serde's own internally tagged enums buffer their content and lose the path
-// of an error inside it ("model: unknown variant" instead of
-// "model.activation: ..."). These impls read the tag themselves and parse the
-// rest with the path kept; the inner path travels out at the head of the
-// message (after PATH_MARK) and `Experiment::from_json` joins it to the outer
-// one.
-impl<'de> Deserialize<'de> for DatasetSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (kind, rest) = take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "kind")?;
-        match kind.as_str() {
-            "synthetic" => Ok(DatasetSpec::Synthetic(tagged(rest)?)),
-            "synthetic-images" => Ok(DatasetSpec::SyntheticImages(tagged(rest)?)),
-            "fashion-mnist" => Ok(DatasetSpec::FashionMnist(tagged(rest)?)),
-            "mnist" => Ok(DatasetSpec::Mnist(tagged(rest)?)),
-            "cifar10" => Ok(DatasetSpec::Cifar10(tagged(rest)?)),
-            other => Err(in_field(
-                "kind",
-                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\""),
-            )),
-        }
-    }
 }
 
 /// The forms `init` accepts, for messages.
@@ -416,13 +284,19 @@ impl Experiment {
                 e.path().to_string()
             };
             let mut message = e.into_inner().to_string();
-            // An error from inside a tagged object carries its inner path.
-            if let Some((inner, rest)) = message
-                .strip_prefix(PATH_MARK)
-                .and_then(|m| m.split_once(": "))
-            {
-                field = format!("{field}.{inner}");
-                message = rest.to_string();
+            // An error from inside a tagged section (dataset, model) says
+            // its full path first (gradscope_data::spec::Section).
+            let inner = message
+                .split_once(": ")
+                .filter(|(path, _)| {
+                    !field.is_empty()
+                        && path
+                            .strip_prefix(field.as_str())
+                            .is_some_and(|r| r.starts_with('.'))
+                })
+                .map(|(path, rest)| (path.to_string(), rest.to_string()));
+            if let Some((path, rest)) = inner {
+                (field, message) = (path, rest);
             }
             let (field, message) = explain_init(field, message);
             SpecError::Parse {

@@ -29,152 +29,25 @@ use crate::record::{
     current_versions, read_record, write_record, write_summary, RunRecord, Status,
 };
 use crate::shard::{self, Shard};
-use crate::spec::{DatasetSpec, Experiment, FileData, SyntheticData, SyntheticImages};
+use crate::spec::{DatasetSpec, Experiment};
 use crate::train_loop::{build_network, train_run};
 use crate::TrainError;
-use gradscope_data::textures::{synthetic_images, TextureSpec};
-use gradscope_data::{cifar, idx, synthetic, Dataset, DatasetInfo, SyntheticSpec};
+use gradscope_data::{Dataset, DatasetInfo};
 use gradscope_format::files::{METRICS_CSV, PLOTS_DIR, RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use tch::Device;
 
-/// The held-out size of a generated dataset: as given, or a quarter of the
-/// training size (at least one).
-fn default_test_samples(samples: usize, test_samples: Option<usize>) -> usize {
-    test_samples.unwrap_or((samples / 4).max(1))
-}
-
 /// Builds or reads the dataset an experiment names (on the CPU), prepared
-/// as the file asks: subset, validation split, per-channel normalization.
+/// as the file asks ([`DatasetSpec::load`]).
 pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset, TrainError> {
-    let files = match spec {
-        DatasetSpec::Synthetic(SyntheticData {
-            samples,
-            test_samples,
-            classes,
-            features,
-            teacher_width,
-            seed,
-        }) => {
-            return Ok(synthetic(&SyntheticSpec {
-                samples: *samples,
-                test_samples: default_test_samples(*samples, *test_samples),
-                classes: *classes,
-                features: *features,
-                teacher_width: teacher_width.unwrap_or(2 * classes),
-                seed: *seed,
-            })?)
-        }
-        DatasetSpec::SyntheticImages(SyntheticImages {
-            samples,
-            test_samples,
-            classes,
-            shape,
-            noise,
-            seed,
-        }) => {
-            return Ok(synthetic_images(&TextureSpec {
-                samples: *samples,
-                test_samples: default_test_samples(*samples, *test_samples),
-                classes: *classes,
-                shape: *shape,
-                noise: *noise,
-                seed: *seed,
-            })?)
-        }
-        DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
-    };
-    let (dir, hint) = files_dir_and_hint(spec, files);
-    let mut data = match spec {
-        DatasetSpec::FashionMnist(_) => idx::idx_dataset(&dir, "fashion-mnist", &hint)?,
-        DatasetSpec::Mnist(_) => idx::idx_dataset(&dir, "mnist", &hint)?,
-        _ => cifar::cifar10(&dir)?,
-    };
-    // Carve validation from the full training split, then subset each split.
-    if let Some(n) = files.validation {
-        data = data.split_validation(n)?;
-    }
-    data = data.subset(files.subset_train, files.subset_test)?;
-    if let Some(k) = files.downsample {
-        data = data.downsample(k)?;
-    }
-    if files.normalize {
-        data = data.normalize_per_channel();
-    }
-    Ok(data)
+    Ok(spec.load()?)
 }
 
-/// The folder a file dataset is read from, and what to tell a user whose
-/// files are not there. Validation guarantees a `dir` for mnist and
-/// cifar10; fashion-mnist defaults to Debian's package folder.
-fn files_dir_and_hint(spec: &DatasetSpec, files: &FileData) -> (PathBuf, String) {
-    let default = Path::new(idx::FASHION_MNIST_DIR);
-    let hint = match (spec, &files.dir) {
-        (DatasetSpec::FashionMnist(_), None) => idx::FASHION_MNIST_HINT.to_string(),
-        // A folder was given: the package, installed or not, is beside the
-        // point; say where its files would be.
-        (DatasetSpec::FashionMnist(_), Some(_)) if default.is_dir() => format!(
-            "Debian's dataset-fashion-mnist files are in {}: give that folder, or leave dataset.dir out",
-            default.display()
-        ),
-        (DatasetSpec::FashionMnist(_), Some(_)) => format!(
-            "give the folder that holds the four IDX files, or leave dataset.dir out to read {} ({})",
-            default.display(),
-            idx::FASHION_MNIST_HINT
-        ),
-        (DatasetSpec::Mnist(_), _) => {
-            "download the four MNIST IDX files (train-images-idx3-ubyte.gz, …) into this folder"
-                .to_string()
-        }
-        _ => gradscope_data::CIFAR10_HINT.to_string(),
-    };
-    (
-        files.dir.clone().unwrap_or_else(|| default.to_path_buf()),
-        hint,
-    )
-}
-
-/// What [`load_dataset`] would give, worked out without loading it: sizes
-/// from the generators' settings or from the files' headers and lengths
-/// (`gradscope check`). It refuses what [`load_dataset`] refuses, except a
-/// CIFAR-10 label byte out of range (found only by reading every record).
+/// What [`load_dataset`] would give, worked out without loading it
+/// ([`DatasetSpec::info`]; `gradscope check`).
 pub fn dataset_info(spec: &DatasetSpec) -> Result<DatasetInfo, TrainError> {
-    let files = match spec {
-        DatasetSpec::Synthetic(d) => {
-            return Ok(DatasetInfo {
-                name: "synthetic".into(),
-                train: d.samples,
-                test: default_test_samples(d.samples, d.test_samples),
-                input_shape: vec![d.features as i64],
-                classes: d.classes as i64,
-            })
-        }
-        DatasetSpec::SyntheticImages(d) => {
-            return Ok(DatasetInfo {
-                name: "synthetic-images".into(),
-                train: d.samples,
-                test: default_test_samples(d.samples, d.test_samples),
-                input_shape: d.shape.iter().map(|&v| v as i64).collect(),
-                classes: d.classes as i64,
-            })
-        }
-        DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
-    };
-    let (dir, hint) = files_dir_and_hint(spec, files);
-    let mut info = match spec {
-        DatasetSpec::FashionMnist(_) => idx::idx_info(&dir, "fashion-mnist", &hint)?,
-        DatasetSpec::Mnist(_) => idx::idx_info(&dir, "mnist", &hint)?,
-        _ => cifar::cifar10_info(&dir)?,
-    };
-    if let Some(n) = files.validation {
-        info = info.split_validation(n)?;
-    }
-    let info = info.subset(files.subset_train, files.subset_test)?;
-    Ok(match files.downsample {
-        Some(k) => info.downsample(k)?,
-        None => info,
-    })
+    Ok(spec.info()?)
 }
 
 /// The checks of an experiment that need the training split's size.

@@ -1,0 +1,318 @@
+//! The dataset section of an experiment file (`"dataset": {"kind": …}`):
+//! each kind's options (serde, defaults, the JSON Schema), their checks,
+//! and [`DatasetSpec::load`] and [`DatasetSpec::info`], which build or
+//! read the data (or measure them without loading). gradscope-train's
+//! experiment file holds a `DatasetSpec`.
+//!
+//! Tagged objects: serde's own internally tagged enums buffer their content
+//! and lose the path of an error inside it ("dataset: unknown field"
+//! instead of "dataset.subset_tain: …"). [`DatasetSpec`]'s `Deserialize`
+//! (and gradscope-models' `ModelSpec`'s) reads the tag itself with
+//! [`Section::take_tag`] and parses the rest with [`Section::tagged`], which
+//! keeps the inner path; it travels out at the head of the message (see
+//! [`Section`]), and
+//! the experiment parser joins it to the outer one.
+
+use crate::textures::{synthetic_images, TextureSpec};
+use crate::{cifar, idx, synthetic, DataError, Dataset, DatasetInfo, SyntheticSpec};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the data come from, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DatasetSpec {
+    Synthetic(SyntheticData),
+    /// Class-textured images, for tests and quick CNN runs.
+    #[serde(rename = "synthetic-images")]
+    SyntheticImages(SyntheticImages),
+    /// Fashion-MNIST from IDX files (default: Debian's dataset-fashion-mnist).
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist(FileData),
+    /// MNIST from IDX files in `dir`.
+    Mnist(FileData),
+    /// CIFAR-10, binary version, from `dir`.
+    Cifar10(FileData),
+}
+
+/// Images whose class is a texture: each class owns a random k×k pattern,
+/// tiled over the image at a random phase, plus Gaussian noise. A CNN with
+/// global pooling can learn it; position does not matter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticImages {
+    pub samples: usize,
+    /// Held-out examples; default a quarter of `samples`.
+    #[serde(default)]
+    pub test_samples: Option<usize>,
+    pub classes: usize,
+    /// `[channels, height, width]`.
+    pub shape: [usize; 3],
+    /// Noise std relative to the pattern's (default 0.5).
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_noise() -> f64 {
+    0.5
+}
+
+/// A dataset read from files, and how to prepare it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileData {
+    /// Folder of the files (required for mnist and cifar10).
+    #[serde(default)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Use only the first N training examples.
+    #[serde(default)]
+    pub subset_train: Option<usize>,
+    /// Use only the first N test examples.
+    #[serde(default)]
+    pub subset_test: Option<usize>,
+    /// Hold out the last N training examples as the evaluation split instead
+    /// of the test set (He et al.: 45k/5k on CIFAR-10).
+    #[serde(default)]
+    pub validation: Option<usize>,
+    /// Per-channel normalization with the training split's mean and std.
+    #[serde(default = "yes")]
+    pub normalize: bool,
+    /// Pad 4, random crop, random horizontal flip (He et al. 2016 §4.2).
+    #[serde(default)]
+    pub augment: bool,
+    /// Average-pool the images by this factor (2: 28×28 → 14×14), before
+    /// normalization. A quarter of the pixels is a quarter of a CNN's
+    /// multiplications at every layer, with the same depths and the same
+    /// optimization problem: what makes He et al.'s Fig. 6 fit on 2 cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downsample: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DatasetSpec {
+    /// Whether training minibatches are augmented.
+    pub fn augment(&self) -> bool {
+        match self {
+            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
+                f.augment
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the data are images (`[c, h, w]` inputs).
+    pub fn is_image(&self) -> bool {
+        !matches!(self, DatasetSpec::Synthetic(_))
+    }
+}
+
+/// Gaussian inputs labelled by a random teacher net (see gradscope-data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticData {
+    pub samples: usize,
+    /// Held-out examples; default a quarter of `samples`.
+    #[serde(default)]
+    pub test_samples: Option<usize>,
+    pub classes: usize,
+    pub features: usize,
+    /// Hidden units of the teacher; default 2 × classes.
+    #[serde(default)]
+    pub teacher_width: Option<usize>,
+    /// Seed of the data, fixed across the runs of a sweep.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl<'de> Deserialize<'de> for DatasetSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let section = Section("dataset");
+        let (kind, rest) =
+            section.take_tag::<D::Error>(serde_json::Value::deserialize(d)?, "kind")?;
+        match kind.as_str() {
+            "synthetic" => Ok(DatasetSpec::Synthetic(section.tagged(rest)?)),
+            "synthetic-images" => Ok(DatasetSpec::SyntheticImages(section.tagged(rest)?)),
+            "fashion-mnist" => Ok(DatasetSpec::FashionMnist(section.tagged(rest)?)),
+            "mnist" => Ok(DatasetSpec::Mnist(section.tagged(rest)?)),
+            "cifar10" => Ok(DatasetSpec::Cifar10(section.tagged(rest)?)),
+            other => Err(section.error(
+                "kind",
+                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\""),
+            )),
+        }
+    }
+}
+
+/// The held-out size of a generated dataset: as given, or a quarter of the
+/// training size (at least one).
+fn default_test_samples(samples: usize, test_samples: Option<usize>) -> usize {
+    test_samples.unwrap_or((samples / 4).max(1))
+}
+
+impl DatasetSpec {
+    /// Builds or reads the dataset (on the CPU), prepared as the file asks:
+    /// validation split, subset, downsampling, per-channel normalization.
+    pub fn load(&self) -> Result<Dataset, DataError> {
+        let files = match self {
+            DatasetSpec::Synthetic(d) => {
+                return synthetic(&SyntheticSpec {
+                    samples: d.samples,
+                    test_samples: default_test_samples(d.samples, d.test_samples),
+                    classes: d.classes,
+                    features: d.features,
+                    teacher_width: d.teacher_width.unwrap_or(2 * d.classes),
+                    seed: d.seed,
+                })
+            }
+            DatasetSpec::SyntheticImages(d) => {
+                return synthetic_images(&TextureSpec {
+                    samples: d.samples,
+                    test_samples: default_test_samples(d.samples, d.test_samples),
+                    classes: d.classes,
+                    shape: d.shape,
+                    noise: d.noise,
+                    seed: d.seed,
+                })
+            }
+            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
+        };
+        let (dir, hint) = self.files_dir_and_hint(files);
+        let mut data = match self {
+            DatasetSpec::FashionMnist(_) => idx::idx_dataset(&dir, "fashion-mnist", &hint)?,
+            DatasetSpec::Mnist(_) => idx::idx_dataset(&dir, "mnist", &hint)?,
+            _ => cifar::cifar10(&dir)?,
+        };
+        // Carve validation from the full training split, then subset each split.
+        if let Some(n) = files.validation {
+            data = data.split_validation(n)?;
+        }
+        data = data.subset(files.subset_train, files.subset_test)?;
+        if let Some(k) = files.downsample {
+            data = data.downsample(k)?;
+        }
+        if files.normalize {
+            data = data.normalize_per_channel();
+        }
+        Ok(data)
+    }
+
+    /// What [`DatasetSpec::load`] would give, worked out without loading
+    /// it: sizes from the generators' settings or from the files' headers
+    /// and lengths (`gradscope check`). It refuses what `load` refuses,
+    /// except a CIFAR-10 label byte out of range (found only by reading
+    /// every record).
+    pub fn info(&self) -> Result<DatasetInfo, DataError> {
+        let files = match self {
+            DatasetSpec::Synthetic(d) => {
+                return Ok(DatasetInfo {
+                    name: "synthetic".into(),
+                    train: d.samples,
+                    test: default_test_samples(d.samples, d.test_samples),
+                    input_shape: vec![d.features as i64],
+                    classes: d.classes as i64,
+                })
+            }
+            DatasetSpec::SyntheticImages(d) => {
+                return Ok(DatasetInfo {
+                    name: "synthetic-images".into(),
+                    train: d.samples,
+                    test: default_test_samples(d.samples, d.test_samples),
+                    input_shape: d.shape.iter().map(|&v| v as i64).collect(),
+                    classes: d.classes as i64,
+                })
+            }
+            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
+        };
+        let (dir, hint) = self.files_dir_and_hint(files);
+        let mut info = match self {
+            DatasetSpec::FashionMnist(_) => idx::idx_info(&dir, "fashion-mnist", &hint)?,
+            DatasetSpec::Mnist(_) => idx::idx_info(&dir, "mnist", &hint)?,
+            _ => cifar::cifar10_info(&dir)?,
+        };
+        if let Some(n) = files.validation {
+            info = info.split_validation(n)?;
+        }
+        let info = info.subset(files.subset_train, files.subset_test)?;
+        match files.downsample {
+            Some(k) => info.downsample(k),
+            None => Ok(info),
+        }
+    }
+
+    /// The folder a file dataset is read from, and what to tell a user whose
+    /// files are not there. Validation guarantees a `dir` for mnist and
+    /// cifar10; fashion-mnist defaults to Debian's package folder.
+    fn files_dir_and_hint(&self, files: &FileData) -> (PathBuf, String) {
+        let default = Path::new(idx::FASHION_MNIST_DIR);
+        let hint = match (self, &files.dir) {
+            (DatasetSpec::FashionMnist(_), None) => idx::FASHION_MNIST_HINT.to_string(),
+            // A folder was given: the package, installed or not, is beside the
+            // point; say where its files would be.
+            (DatasetSpec::FashionMnist(_), Some(_)) if default.is_dir() => format!(
+                "Debian's dataset-fashion-mnist files are in {}: give that folder, or leave dataset.dir out",
+                default.display()
+            ),
+            (DatasetSpec::FashionMnist(_), Some(_)) => format!(
+                "give the folder that holds the four IDX files, or leave dataset.dir out to read {} ({})",
+                default.display(),
+                idx::FASHION_MNIST_HINT
+            ),
+            (DatasetSpec::Mnist(_), _) => {
+                "download the four MNIST IDX files (train-images-idx3-ubyte.gz, …) into this folder"
+                    .to_string()
+            }
+            _ => crate::CIFAR10_HINT.to_string(),
+        };
+        (
+            files.dir.clone().unwrap_or_else(|| default.to_path_buf()),
+            hint,
+        )
+    }
+}
+
+/// The section of the experiment file a tagged object sits at (`dataset`,
+/// `model`). Its errors say their full path at the head of the message
+/// (`model.activation: unknown variant …`): serde's error type carries only
+/// a message, and the experiment parser moves a path it finds there, under
+/// the section's own, into the error's field.
+#[derive(Debug, Clone, Copy)]
+pub struct Section(pub &'static str);
+
+impl Section {
+    /// An error at `section.field`.
+    pub fn error<E: serde::de::Error>(self, field: &str, message: String) -> E {
+        E::custom(format!("{}.{field}: {message}", self.0))
+    }
+
+    /// Splits the tag off a tagged object.
+    pub fn take_tag<E: serde::de::Error>(
+        self,
+        value: serde_json::Value,
+        tag: &str,
+    ) -> Result<(String, serde_json::Value), E> {
+        let serde_json::Value::Object(mut map) = value else {
+            return Err(E::custom(format!(
+                "expected an object with a {tag:?} field, found {value}"
+            )));
+        };
+        match map.remove(tag) {
+            Some(serde_json::Value::String(s)) => Ok((s, serde_json::Value::Object(map))),
+            Some(other) => Err(self.error(tag, format!("expected a string, found {other}"))),
+            None => Err(self.error(tag, "missing".to_string())),
+        }
+    }
+
+    /// Parses the rest of a tagged object, keeping the path of an error.
+    pub fn tagged<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+        self,
+        rest: serde_json::Value,
+    ) -> Result<T, E> {
+        serde_path_to_error::deserialize(rest)
+            .map_err(|e| self.error(&e.path().to_string(), e.into_inner().to_string()))
+    }
+}
