@@ -160,6 +160,17 @@ pub struct Warmup {
 }
 
 impl TrainSpec {
+    /// Whether the step that makes `done` steps writes a row or saves a
+    /// checkpoint (and so reads the device anyway).
+    pub fn syncs_after(&self, done: usize, steps: usize) -> bool {
+        done == steps
+            || done.is_multiple_of(self.log_every())
+            || done.is_multiple_of(self.eval_every)
+            || self
+                .checkpoint_every
+                .is_some_and(|e| done.is_multiple_of(e))
+    }
+
     pub fn log_every(&self) -> usize {
         self.log_every.unwrap_or(self.eval_every)
     }

@@ -204,12 +204,7 @@ pub fn train_run(
         let (loss, error) = objective(exp.task, &fwd.logits, &x, &y);
         // Read the check only where this step reads the device anyway.
         let done = step + 1;
-        let reads = probing
-            || done == steps
-            || done.is_multiple_of(t.log_every())
-            || done.is_multiple_of(t.eval_every)
-            || t.checkpoint_every.is_some_and(|e| done.is_multiple_of(e))
-            || stop.load(Ordering::SeqCst);
+        let reads = probing || t.syncs_after(done, steps) || stop.load(Ordering::SeqCst);
         if let Some(bad) = divergence.note(&loss, step, reads) {
             (status, diverged_at_step) = (Status::Diverged, Some(bad));
             s.steps_done = bad;
@@ -282,8 +277,8 @@ pub fn train_run(
         params: vs
             .trainable_variables()
             .iter()
-            .map(|v| v.numel() as i64)
-            .sum(),
+            .map(Tensor::numel)
+            .sum::<usize>() as i64,
         probe_points: points,
         elapsed_s: log.elapsed(&s),
     })
