@@ -14,17 +14,20 @@
 //! window.
 
 use anyhow::{bail, Context, Result};
+use gradscope_data::Dataset;
 use gradscope_format::files::METRICS_CSV;
+use gradscope_probe::Probe as ProbeTaps;
 use gradscope_train::plan::RunSpec;
 use gradscope_train::record::write_file;
 use gradscope_train::spec::Experiment;
 use gradscope_train::sweep::load_dataset;
-use gradscope_train::train_loop::train_run;
+use gradscope_train::train_loop::{build_network, objective, train_run};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use tch::Device;
+use tch::{Kind, Tensor};
 
 /// The workloads of the benchmark (issue: MLP depth 32 width 128, CNN-20 and
 /// CNN-56 on 1×28×28, batch 128).
@@ -184,6 +187,7 @@ pub fn bench_one(one: &One) -> Result<Value> {
     };
     let timed = one.steps;
     let seconds = t1 - t0;
+    let floor_ms = read_floor_ms(&exp, &data, &run)?;
     Ok(json!({
         "side": "gradscope",
         "workload": one.workload.name(),
@@ -198,7 +202,52 @@ pub fn bench_one(one: &One) -> Result<Value> {
         "images_per_s": (timed * BATCH) as f64 / seconds,
         "peak_rss_mb": rss_mb("VmHWM:"),
         "rss_mb_at": rss_at,
+        "floor_ms": floor_ms,
     }))
+}
+
+/// The floor of a probe step (issue 14): the time of one read of every
+/// tensor a probe step must read, in milliseconds, median of 10 passes.
+/// A probe step has to look at every dL/dh (the taps' gradients), every
+/// response and every weight gradient at least once; here each is summed
+/// once (one pass over its memory, the least any statistic costs) after a
+/// real forward and backward of one minibatch with the taps in place.
+fn read_floor_ms(exp: &Experiment, data: &Dataset, run: &RunSpec) -> Result<f64> {
+    tch::manual_seed(0);
+    let device = data.train.x.device();
+    let vs = tch::nn::VarStore::new(device);
+    let net = build_network(&vs.root(), exp, data, run)?;
+    let probe = ProbeTaps::new(net.as_ref());
+    let n = (BATCH as i64).min(data.train.len());
+    let (x, y) = (data.train.x.narrow(0, 0, n), data.train.y.narrow(0, 0, n));
+    let taps = probe.taps(n, device);
+    let fwd = net.forward(&x, true, Some(&taps));
+    let (loss, _) = objective(exp.task, &fwd.logits, &x, &y);
+    loss.backward();
+    let mut tensors: Vec<Tensor> = taps.iter().map(Tensor::grad).collect();
+    tensors.extend(fwd.responses.iter().map(|(_, r)| r.detach()));
+    tensors.extend(
+        net.probe_points()
+            .iter()
+            .filter_map(|p| p.weight.as_ref().map(Tensor::grad)),
+    );
+    tensors.retain(Tensor::defined);
+    let _guard = tch::no_grad_guard();
+    let mut times = Vec::with_capacity(10);
+    for pass in 0..11 {
+        let start = std::time::Instant::now();
+        let mut total = Tensor::zeros([], (Kind::Double, device));
+        for t in &tensors {
+            total += t.sum(Kind::Double);
+        }
+        // Bringing the sum to the host waits for the device (CUDA).
+        let _ = total.double_value(&[]);
+        // The first pass warms the allocator and caches; it is not timed.
+        if pass > 0 {
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(median(times))
 }
 
 /// Settings of the whole benchmark.
@@ -300,6 +349,8 @@ struct Row {
     pt_steps_per_s: f64,
     gs_peak_rss: f64,
     pt_peak_rss: f64,
+    /// One read of every probed tensor, ms (gradscope side).
+    floor_ms: f64,
 }
 
 /// Runs every workload × probe setting, `pairs` times per side, alternating.
@@ -314,6 +365,7 @@ pub fn suite(s: &Suite) -> Result<()> {
         let steps = steps_for(workload, s.scale);
         for probe in Probe::ALL {
             let (mut gs, mut pt, mut gs_rss, mut pt_rss) = (vec![], vec![], vec![], vec![]);
+            let mut floors = vec![];
             for pair in 0..s.pairs {
                 // A/B on even pairs, B/A on odd ones.
                 let order = if pair % 2 == 0 {
@@ -328,6 +380,7 @@ pub fn suite(s: &Suite) -> Result<()> {
                     if side == "gradscope" {
                         gs.push(sps);
                         gs_rss.push(rss);
+                        floors.push(v["floor_ms"].as_f64().unwrap_or(f64::NAN));
                     } else {
                         pt.push(sps);
                         pt_rss.push(rss);
@@ -344,6 +397,7 @@ pub fn suite(s: &Suite) -> Result<()> {
                 pt_steps_per_s: median(pt),
                 gs_peak_rss: median(gs_rss),
                 pt_peak_rss: median(pt_rss),
+                floor_ms: median(floors),
             });
         }
     }
@@ -367,13 +421,33 @@ pub fn suite(s: &Suite) -> Result<()> {
     write_report(s, &rows, &memory, &raw)
 }
 
+/// `1.23 / 4.56` ms, or `—` where a side has no probe step.
+fn ms_pair(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() {
+        format!("{a:.2} / {b:.2}")
+    } else {
+        "—".to_owned()
+    }
+}
+
+/// How many floors a probe step costs, or `—`.
+fn times_floor(probe_ms: f64, floor_ms: f64) -> String {
+    if probe_ms.is_finite() && floor_ms > 0.0 {
+        format!("{:.1}×", probe_ms / floor_ms)
+    } else {
+        "—".to_owned()
+    }
+}
+
 fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Value]) -> Result<()> {
     let machine = machine_description();
-    let mut csv = String::from("workload,probe,batch,timed_steps,gradscope_steps_per_s,pytorch_steps_per_s,gradscope_images_per_s,pytorch_images_per_s,ratio_gradscope_over_pytorch,gradscope_probe_overhead,pytorch_probe_overhead,gradscope_peak_rss_mb,pytorch_peak_rss_mb,device,threads,pairs\n");
+    let mut csv = String::from("workload,probe,batch,timed_steps,gradscope_steps_per_s,pytorch_steps_per_s,gradscope_images_per_s,pytorch_images_per_s,ratio_gradscope_over_pytorch,gradscope_probe_overhead,pytorch_probe_overhead,gradscope_peak_rss_mb,pytorch_peak_rss_mb,gradscope_probe_step_ms,pytorch_probe_step_ms,floor_ms,device,threads,pairs\n");
     let mut md = format!(
         "# gradscope bench\n\nMachine: {machine}; device {}, {} threads, {} A/B pairs per cell (medians), batch {BATCH}.\n\
-         Probe overhead = (step time with probing) / (step time without) − 1, per side.\n\n\
-         | workload | probe | gradscope steps/s | PyTorch steps/s | gradscope img/s | PyTorch img/s | gradscope/PyTorch | probe overhead (gradscope) | probe overhead (PyTorch) | peak RSS MB (gradscope / PyTorch) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+         Probe overhead = (step time with probing) / (step time without) − 1, per side. One probe step = what probing adds per probed step \
+         (k × the step-time difference when every k-th step is probed). Floor = one read (a sum) of every tensor a probe step must read \
+         (each dL/dh, response and weight gradient) after a real forward and backward of one minibatch, median of 10; its share of an unprobed step in brackets.\n\n\
+         | workload | probe | gradscope steps/s | PyTorch steps/s | gradscope img/s | PyTorch img/s | gradscope/PyTorch | probe overhead (gradscope) | probe overhead (PyTorch) | one probe step, ms (gradscope / PyTorch) | floor, ms | gradscope probe step / floor | peak RSS MB (gradscope / PyTorch) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         s.device, s.threads, s.pairs
     );
     for r in rows {
@@ -396,8 +470,22 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
             })
             .unwrap_or((f64::NAN, f64::NAN));
         let ratio = r.gs_steps_per_s / r.pt_steps_per_s;
+        // The extra time of one probe step, ms: probing every k-th step adds
+        // k × (its step time − the unprobed step time) per probe step.
+        let every = match r.probe.as_str() {
+            "every" => 1.0,
+            "every10" => 10.0,
+            _ => f64::NAN,
+        };
+        let per_probe = |on: f64, off: Option<f64>| match off {
+            Some(off) => every * (1000.0 / on - 1000.0 / off),
+            None => f64::NAN,
+        };
+        let gs_probe_ms = per_probe(r.gs_steps_per_s, off.map(|o| o.gs_steps_per_s));
+        let pt_probe_ms = per_probe(r.pt_steps_per_s, off.map(|o| o.pt_steps_per_s));
+        let floor_of_step = r.floor_ms / off.map_or(f64::NAN, |o| 1000.0 / o.gs_steps_per_s);
         csv.push_str(&format!(
-            "{},{},{BATCH},{},{:.4},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{:.1},{:.1},{},{},{}\n",
+            "{},{},{BATCH},{},{:.4},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{:.1},{:.1},{:.3},{:.3},{:.3},{},{},{}\n",
             r.workload,
             r.probe,
             r.steps,
@@ -410,13 +498,17 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
             pt_over,
             r.gs_peak_rss,
             r.pt_peak_rss,
+            gs_probe_ms,
+            pt_probe_ms,
+            r.floor_ms,
             s.device,
             s.threads,
             s.pairs
         ));
         md.push_str(&format!(
-            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2}× | {:+.1}% | {:+.1}% | {:.0} / {:.0} |\n",
-            r.workload, r.probe, r.gs_steps_per_s, r.pt_steps_per_s, r.gs_steps_per_s * BATCH as f64, r.pt_steps_per_s * BATCH as f64, ratio, 100.0 * gs_over, 100.0 * pt_over, r.gs_peak_rss, r.pt_peak_rss
+            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2}× | {:+.1}% | {:+.1}% | {} | {:.2} ({:.0}% of a step) | {} | {:.0} / {:.0} |\n",
+            r.workload, r.probe, r.gs_steps_per_s, r.pt_steps_per_s, r.gs_steps_per_s * BATCH as f64, r.pt_steps_per_s * BATCH as f64, ratio, 100.0 * gs_over, 100.0 * pt_over,
+            ms_pair(gs_probe_ms, pt_probe_ms), r.floor_ms, 100.0 * floor_of_step, times_floor(gs_probe_ms, r.floor_ms), r.gs_peak_rss, r.pt_peak_rss
         ));
     }
     md.push_str(&format!("\nMemory growth, mlp-plain probing every step (RSS MB after {} and {} timed steps):\n\n| side | RSS at {} | RSS at {} | growth |\n|---|---|---|---|\n", s.memory_steps / 10, s.memory_steps, s.memory_steps / 10, s.memory_steps));

@@ -634,6 +634,8 @@ fn bench_one_reports_a_measurement() {
     assert_eq!(v["steps"], 10);
     assert!(v["steps_per_s"].as_f64().unwrap() > 0.0, "{v}");
     assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    // The floor (issue 14): a read of every probed tensor takes some time.
+    assert!(v["floor_ms"].as_f64().is_some_and(|f| f > 0.0), "{v}");
     let o = gradscope(&[
         "bench-one",
         "--workload",
