@@ -14,6 +14,38 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::axis::{axis_extent, tick_label, ticks, Axis, Scale, TickedAxis};
 use crate::error::PlotError;
 
+/// Draws one chart as `DIR/NAME.png` and `DIR/NAME.svg`, each into a
+/// temporary file renamed into place ([`finish`]), and gives back the two
+/// paths; `draw` is evaluated once per backend with `$root` bound to that
+/// backend's drawing area. A macro because the two backends are different
+/// types, and a closure cannot be generic over them. (Line charts go through
+/// `Figure::write_with`, which also adds the SVG's hover layer.)
+macro_rules! write_png_and_svg {
+    ($dir:expr, $name:expr, $size:expr, |$root:ident| $draw:expr) => {{
+        let (dir, name, size) = ($dir, $name, $size);
+        let png = dir.join(format!("{name}.png"));
+        let svg = dir.join(format!("{name}.svg"));
+        // The image encoder picks the format from the extension.
+        let tmp = $crate::figure::temp_path(dir, name, "png");
+        let drawn = {
+            let $root = plotters::prelude::BitMapBackend::new(&tmp, size).into_drawing_area();
+            $draw.and_then(|()| $root.present().map_err(|e| e.to_string()))
+        };
+        $crate::figure::finish(drawn, &tmp, &png, name, "png")?;
+        let mut text = String::new();
+        let drawn = {
+            let $root =
+                plotters::prelude::SVGBackend::with_string(&mut text, size).into_drawing_area();
+            $draw.and_then(|()| $root.present().map_err(|e| e.to_string()))
+        };
+        let tmp = $crate::figure::temp_path(dir, name, "svg");
+        let drawn =
+            drawn.and_then(|()| std::fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
+        $crate::figure::finish(drawn, &tmp, &svg, name, "svg")?;
+        (png, svg)
+    }};
+}
+
 /// Family name the embedded font is registered under; every text style of
 /// this crate uses it.
 pub(crate) const FONT: &str = "sans-serif";

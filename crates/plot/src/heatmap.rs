@@ -22,8 +22,7 @@ use crate::charts::{deepest_probed_depth, probed_run, seed_word};
 use crate::colour_bar::{colour, ColourBar, Swatch};
 use crate::error::PlotError;
 use crate::figure::{
-    draw_header, ensure_font, finish, temp_path, Rendered, Style, AXIS_DESC_SIZE, FONT,
-    PANEL_TITLE_SIZE, TICK_SIZE,
+    draw_header, ensure_font, Rendered, Style, AXIS_DESC_SIZE, FONT, PANEL_TITLE_SIZE, TICK_SIZE,
 };
 use crate::read::ResultsDir;
 
@@ -106,24 +105,9 @@ pub fn gradient_heatmap(results: &ResultsDir, plots_dir: &Path) -> Result<Render
         },
         seed_word(results)
     );
-    let png = plots_dir.join(format!("{GRADIENT_HEATMAP}.png"));
-    let svg = plots_dir.join(format!("{GRADIENT_HEATMAP}.svg"));
-    let tmp = temp_path(plots_dir, GRADIENT_HEATMAP, "png");
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        draw(&root, &title, &subtitle, &grids, &style)
-            .and_then(|()| root.present().map_err(|e| e.to_string()))
-    };
-    finish(drawn, &tmp, &png, GRADIENT_HEATMAP, "png")?;
-    let mut text = String::new();
-    let drawn = {
-        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        draw(&root, &title, &subtitle, &grids, &style)
-            .and_then(|()| root.present().map_err(|e| e.to_string()))
-    };
-    let tmp = temp_path(plots_dir, GRADIENT_HEATMAP, "svg");
-    let drawn = drawn.and_then(|()| fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
-    finish(drawn, &tmp, &svg, GRADIENT_HEATMAP, "svg")?;
+    let (png, svg) = write_png_and_svg!(plots_dir, GRADIENT_HEATMAP, size, |root| draw(
+        &root, &title, &subtitle, &grids, &style
+    ));
     Ok(Rendered {
         name: GRADIENT_HEATMAP,
         png,

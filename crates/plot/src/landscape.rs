@@ -30,8 +30,8 @@ use crate::charts::categorical;
 use crate::colour_bar::{colour, ColourBar, Swatch};
 use crate::error::PlotError;
 use crate::figure::{
-    draw_header, drawable, ensure_font, finish, row_grid, temp_path, Figure, Layout, LegendEntry,
-    Marker, Panel, Rendered, Series, Style, AXIS_DESC_SIZE, FONT, PANEL_TITLE_SIZE, TICK_SIZE,
+    draw_header, drawable, ensure_font, row_grid, Figure, Layout, LegendEntry, Marker, Panel,
+    Rendered, Series, Style, AXIS_DESC_SIZE, FONT, PANEL_TITLE_SIZE, TICK_SIZE,
 };
 
 /// Chart: log10 loss over the (α, β) plane, one panel per surface.
@@ -386,26 +386,9 @@ pub fn loss_landscape(
             .unwrap_or((PANEL_WIDTH * cols + BAR_WIDTH).max(800)),
         style.height.unwrap_or(HEADER_HEIGHT + ROW_HEIGHT * rows),
     );
-    let png = plots_dir.join(format!("{LOSS_LANDSCAPE}.png"));
-    let svg = plots_dir.join(format!("{LOSS_LANDSCAPE}.svg"));
-    // The image encoder picks the format from the extension, so the
-    // temporary name must end in .png.
-    let tmp = temp_path(plots_dir, LOSS_LANDSCAPE, "png");
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        draw(&root, title, subtitle, &prepared, &style)
-            .and_then(|()| root.present().map_err(|e| e.to_string()))
-    };
-    finish(drawn, &tmp, &png, LOSS_LANDSCAPE, "png")?;
-    let mut text = String::new();
-    let drawn = {
-        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        draw(&root, title, subtitle, &prepared, &style)
-            .and_then(|()| root.present().map_err(|e| e.to_string()))
-    };
-    let tmp = temp_path(plots_dir, LOSS_LANDSCAPE, "svg");
-    let drawn = drawn.and_then(|()| fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
-    finish(drawn, &tmp, &svg, LOSS_LANDSCAPE, "svg")?;
+    let (png, svg) = write_png_and_svg!(plots_dir, LOSS_LANDSCAPE, size, |root| draw(
+        &root, title, subtitle, &prepared, &style
+    ));
     Ok(Rendered {
         name: LOSS_LANDSCAPE,
         png,

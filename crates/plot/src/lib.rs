@@ -45,6 +45,7 @@ mod colour_bar;
 pub mod compare;
 mod cost;
 mod error;
+#[macro_use]
 mod figure;
 pub mod fresh;
 mod heatmap;

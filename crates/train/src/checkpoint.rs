@@ -116,14 +116,26 @@ pub fn save(dir: &Path, state: &LoopState, t: Tensors) -> Result<(), TrainError>
             .iter()
             .map(|(n, m)| (format!("momentum/{n}"), cpu(m))),
     );
+    save_tensors(&named, &tmp, &file)
+}
+
+/// Writes named tensors to `file` through `tmp` (libtorch writes the file
+/// itself, so `durable::write_atomic`'s bytes do not apply): saved, synced,
+/// renamed, and the folder synced so that the rename lasts. Checkpoints and
+/// saved weights go this way.
+pub(crate) fn save_tensors(
+    named: &[(String, Tensor)],
+    tmp: &Path,
+    file: &Path,
+) -> Result<(), TrainError> {
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    Tensor::save_multi(&refs, &tmp)?;
-    std::fs::File::open(&tmp)
+    Tensor::save_multi(&refs, tmp)?;
+    std::fs::File::open(tmp)
         .and_then(|f| f.sync_all())
-        .map_err(TrainError::io(&tmp))?;
-    std::fs::rename(&tmp, &file).map_err(TrainError::io(&file))?;
+        .map_err(TrainError::io(tmp))?;
+    std::fs::rename(tmp, file).map_err(TrainError::io(file))?;
     // The rename is durable only once the folder's entry is on disk.
-    gradscope_format::durable::sync_dir(&file);
+    gradscope_format::durable::sync_dir(file);
     Ok(())
 }
 

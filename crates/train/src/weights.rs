@@ -26,14 +26,7 @@ pub fn save(dir: &Path, vs: &nn::VarStore) -> Result<(), TrainError> {
         .map(|(n, t)| (n, t.to_device(Device::Cpu)))
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    Tensor::save_multi(&refs, &tmp)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(TrainError::io(&tmp))?;
-    std::fs::rename(&tmp, &file).map_err(TrainError::io(&file))?;
-    gradscope_format::durable::sync_dir(&file);
-    Ok(())
+    crate::checkpoint::save_tensors(&named, &tmp, &file)
 }
 
 /// Checks that `dir` holds saved weights; the error says how to save them.
