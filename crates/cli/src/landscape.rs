@@ -5,9 +5,7 @@
 use anyhow::{bail, Context, Result};
 use gradscope_format::durable::write_atomic;
 use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, RUNS_DIR};
-use gradscope_format::landscape::{
-    local_minima, nonconvex_fraction, roughness, LandscapeSummaryRow, Surface,
-};
+use gradscope_format::landscape::{Grid, LandscapeSummaryRow, Surface};
 use gradscope_train::landscape::{check_run, evaluate_run, Options};
 use gradscope_train::lock::{Holder, ResultsLock};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -126,10 +124,15 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
             opts.span,
             opts.samples
         );
-        let mut progress = |done: usize, _total: usize| {
-            if let Some(b) = &bar {
-                b.set_position(done as u64);
-            }
+        // Without a terminal (a log, make), a line at every tenth of the grid.
+        let started = std::time::Instant::now();
+        let mut progress = |done: usize, total: usize| match &bar {
+            Some(b) => b.set_position(done as u64),
+            None if done.is_multiple_of(total.div_ceil(10).max(1)) && done < total => eprintln!(
+                "{name}: {done}/{total} points, {:.0} s",
+                started.elapsed().as_secs_f64()
+            ),
+            None => {}
         };
         let landscape = evaluate_run(run_dir, &opts, device, &stop, &mut progress)
             .with_context(|| run_dir.display().to_string())?;
@@ -152,33 +155,23 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
         write_atomic(&path, &w.into_inner()?)
             .map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
         let surface = Surface::from_rows(&l.rows).map_err(|e| anyhow::anyhow!(e))?;
-        let finite: Vec<f64> = surface
-            .loss
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .collect();
-        let row = LandscapeSummaryRow {
-            run: l.record.run.clone(),
-            variant: l.record.variant.clone(),
-            depth: l.record.depth as u32,
-            seed: l.record.seed,
-            grid: opts.grid,
-            span: opts.span,
-            samples: l.samples,
-            direction_seed: opts.seed,
-            centre_loss: Some(surface.centre()),
-            min_loss: finite.iter().copied().reduce(f64::min),
-            max_loss: finite.iter().copied().reduce(f64::max),
-            local_minima: local_minima(&surface),
-            nonconvex_fraction: nonconvex_fraction(&surface),
-            roughness: roughness(&surface),
-            nonfinite: surface.loss.len() - finite.len(),
-            elapsed_s: Some(l.elapsed_s),
-        };
+        let row = LandscapeSummaryRow::read(
+            &surface,
+            Grid {
+                run: l.record.run.clone(),
+                variant: l.record.variant.clone(),
+                depth: l.record.depth as u32,
+                seed: l.record.seed,
+                grid: opts.grid,
+                span: opts.span,
+                samples: l.samples,
+                direction_seed: opts.seed,
+                elapsed_s: l.elapsed_s,
+            },
+        );
         eprintln!(
             "{name}: loss {:.4} at the trained weights; {} local minima, {:.0}% non-convex, roughness {:.3} decades ({:.0} s)",
-            surface.centre(),
+            row.centre_loss.unwrap_or(f64::NAN),
             row.local_minima,
             row.nonconvex_fraction.unwrap_or(f64::NAN) * 100.0,
             row.roughness.unwrap_or(f64::NAN),

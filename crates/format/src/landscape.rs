@@ -77,6 +77,51 @@ pub struct LandscapeSummaryRow {
     pub elapsed_s: Option<f64>,
 }
 
+/// What a landscape was evaluated on: the run and the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    pub run: String,
+    pub variant: String,
+    pub depth: u32,
+    pub seed: u64,
+    pub grid: usize,
+    pub span: f64,
+    pub samples: usize,
+    pub direction_seed: u64,
+    pub elapsed_s: f64,
+}
+
+impl LandscapeSummaryRow {
+    /// The summary row of a surface: its readings beside what it was
+    /// evaluated on.
+    pub fn read(surface: &Surface, grid: Grid) -> LandscapeSummaryRow {
+        let finite: Vec<f64> = surface
+            .loss
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        LandscapeSummaryRow {
+            run: grid.run,
+            variant: grid.variant,
+            depth: grid.depth,
+            seed: grid.seed,
+            grid: grid.grid,
+            span: grid.span,
+            samples: grid.samples,
+            direction_seed: grid.direction_seed,
+            centre_loss: Some(surface.centre()),
+            min_loss: finite.iter().copied().reduce(f64::min),
+            max_loss: finite.iter().copied().reduce(f64::max),
+            local_minima: local_minima(surface),
+            nonconvex_fraction: nonconvex_fraction(surface),
+            roughness: roughness(surface),
+            nonfinite: surface.loss.len() - finite.len(),
+            elapsed_s: Some(grid.elapsed_s),
+        }
+    }
+}
+
 /// A square grid of losses: `loss[j * n + i]` at (`alphas[i]`, `betas[j]`),
 /// NaN where the loss was not finite or is missing.
 #[derive(Debug, Clone, PartialEq)]
