@@ -210,7 +210,7 @@ impl Probe {
         let activation = self.activation;
         let stats = |x: &Tensor, dims: &[i64]| response_stats(x, dims, activation);
         let (wg_part, wg_order) = grouped(&weight_grads, grad_stats);
-        let (w_part, w_order) = grouped(&weights, |x, dims| l2(x, dims).unsqueeze(0));
+        let (w_part, w_order) = grouped(&weights, |x, dims| l2_fast(x, dims).unsqueeze(0));
         let (o_part, o_order) = grouped(&tap_grads, grad_stats);
         let (s_part, s_order) = grouped(&response_values, stats);
         let parts: Vec<Tensor> = wg_part
@@ -232,10 +232,17 @@ impl Probe {
             at += k * len;
             part
         };
-        let wg = take(w, &wg_order, 2);
-        let wn = take(w, &w_order, 1);
-        let og = take(o, &o_order, 2);
-        let st = take(response_values.len(), &s_order, 4);
+        let mut wg = take(w, &wg_order, 2);
+        let mut wn = take(w, &w_order, 1);
+        let mut og = take(o, &o_order, 2);
+        let mut st = take(response_values.len(), &s_order, 4);
+        // Norms taken in float32 that may have lost squares out of its
+        // range are taken again in float64 (see `l2_fast`): exact where
+        // gradients vanish, one pass elsewhere.
+        refine_norms(&mut wg[0], &weight_grads);
+        refine_norms(&mut wn[0], &weights);
+        refine_norms(&mut og[0], &tap_grads);
+        refine_stds(&mut st[1], &response_values, activation);
 
         let weight_numel: Vec<f64> = self.weight_numel.iter().flatten().copied().collect();
         let mut weight_stats = (0..w).map(|i| WeightStats {
@@ -291,10 +298,54 @@ fn l2(x: &Tensor, dims: &[i64]) -> Tensor {
     x.norm_scalaropt_dim_dtype(2, dims, false, Kind::Double)
 }
 
+/// L2 norm over `dims` in the tensor's own float32, as float64: one read of
+/// the tensor, where the float64 norm above first casts a whole float64
+/// copy of it (in `make bench`, the copies were the largest share of a CNN
+/// probe step). It is exact to float32 precision unless a square left
+/// float32's range: elements below about 1.1e-19 square to 0 (their share
+/// of the norm is then at most √numel·1.1e-19) and above about 1.8e19
+/// overflow. [`needs_exact`] tells those cases from the value, and the
+/// probe takes them again with [`l2`].
+fn l2_fast(x: &Tensor, dims: &[i64]) -> Tensor {
+    x.norm_scalaropt_dim(2, dims, false).to_kind(Kind::Double)
+}
+
+/// Whether a float32 norm of `numel` elements may have lost squares out of
+/// float32's range: not finite, or so small that the squares it could have
+/// dropped (at most √numel·1.1e-19) reach its seventh digit.
+fn needs_exact(norm: f64, numel: f64) -> bool {
+    !norm.is_finite() || norm < numel.sqrt() * 1e-11
+}
+
+/// Replaces each float32 norm of `tensors` that [`needs_exact`] by its
+/// float64 norm, on the host (rare, so one sync each is fine).
+fn refine_norms(norms: &mut [f64], tensors: &[Tensor]) {
+    for (norm, t) in norms.iter_mut().zip(tensors) {
+        if needs_exact(*norm, t.numel() as f64) {
+            let dims: Vec<i64> = (0..t.dim() as i64).collect();
+            *norm = l2(t, &dims).double_value(&[]);
+        }
+    }
+}
+
+/// The same for the responses' stds, whose norm is over the centred
+/// values, √n·std: those that need it are taken again with [`l2`].
+fn refine_stds(stds: &mut [f64], responses: &[Tensor], activation: Activation) {
+    for (std, x) in stds.iter_mut().zip(responses) {
+        let n = x.numel() as f64;
+        if needs_exact(*std * n.sqrt(), n) {
+            // As `grouped` gives it: a stack of one, reduced over the rest.
+            let dims: Vec<i64> = (1..=x.dim() as i64).collect();
+            let exact = response_stats_with(&x.unsqueeze(0), &dims, activation, l2);
+            *std = exact.double_value(&[1, 0]);
+        }
+    }
+}
+
 /// `[2, g]`: the L2 norm and the count of non-zero elements of each tensor.
 fn grad_stats(x: &Tensor, dims: &[i64]) -> Tensor {
     let nonzero = x.count_nonzero_dim_intlist(dims).to_kind(Kind::Double);
-    Tensor::stack(&[l2(x, dims), nonzero], 0)
+    Tensor::stack(&[l2_fast(x, dims), nonzero], 0)
 }
 
 /// `[4, g]`: mean, population std, saturated fraction and dead-unit
@@ -306,11 +357,22 @@ fn grad_stats(x: &Tensor, dims: &[i64]) -> Tensor {
 /// E[x²] − mean², which loses every digit when the spread is small next to
 /// the mean (a collapsed layer).
 fn response_stats(x: &Tensor, dims: &[i64], activation: Activation) -> Tensor {
+    response_stats_with(x, dims, activation, l2_fast)
+}
+
+/// [`response_stats`] with the centred norm taken by `norm` ([`l2_fast`],
+/// or [`l2`] where the fast one may have lost squares).
+fn response_stats_with(
+    x: &Tensor,
+    dims: &[i64],
+    activation: Activation,
+    norm: fn(&Tensor, &[i64]) -> Tensor,
+) -> Tensor {
     let numel: i64 = dims.iter().map(|&d| x.size()[d as usize]).product();
     let count = numel as f64;
     let mean = x.sum_dim_intlist(dims, true, Kind::Double) / count;
     let c = mean.to_kind(x.kind());
-    let ss = l2(&(x - &c), dims).square() / count;
+    let ss = norm(&(x - &c), dims).square() / count;
     // [g, 1, 1, ...] → [g]
     let flat = |t: &Tensor| t.flatten(1, -1).squeeze_dim(1);
     let mean = flat(&mean);
@@ -547,7 +609,10 @@ mod tests {
     fn host_grad_stats(tensors: &[Tensor]) -> Vec<Vec<f64>> {
         let (parts, order) = grouped(tensors, grad_stats);
         let host: Vec<f64> = Vec::try_from(Tensor::cat(&parts, 0)).unwrap();
-        ungroup(&host, &order, 2)
+        let mut stats = ungroup(&host, &order, 2);
+        // As `Probe::collect` does: float32 norms, float64 where needed.
+        refine_norms(&mut stats[0], tensors);
+        stats
     }
 
     /// Issue 11, §1: a float32 gradient of 1e-30 per element, or of
@@ -593,10 +658,14 @@ mod tests {
         for x in [tiny, narrow] {
             // [group, batch, units], as `grouped` stacks responses.
             let dims = [1i64, 2];
-            let stats: Vec<f64> = Vec::try_from(
+            let mut stats: Vec<f64> = Vec::try_from(
                 response_stats(&x.unsqueeze(1), &dims, Activation::Sigmoid).flatten(0, -1),
             )
             .unwrap();
+            // As `Probe::collect` does: the stds (rows 3..6 of the [4, 3]
+            // result) taken again in float64 where float32 lost squares.
+            let rows: Vec<Tensor> = (0..3).map(|g| x.get(g).unsqueeze(0)).collect();
+            refine_stds(&mut stats[3..6], &rows, Activation::Sigmoid);
             let d = x.to_kind(Kind::Double);
             for g in 0..3 {
                 let row = d.get(g);
