@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use gradscope_format::durable::write_atomic;
 use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, RUNS_DIR};
-use gradscope_format::landscape::{Grid, LandscapeSummaryRow, Surface};
+use gradscope_format::landscape::{read_summary, Grid, LandscapeSummaryRow, Surface};
 use gradscope_train::landscape::{check_run, evaluate_run, Options};
 use gradscope_train::lock::{Holder, ResultsLock};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -100,7 +100,9 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     let command: Vec<String> = std::env::args().collect();
     let (_lock, _) = ResultsLock::acquire(&out, &Holder::current(&command.join(" ")))?;
     let summary_path = out.join(LANDSCAPE_SUMMARY_CSV);
-    let mut summary = read_summary(&summary_path)?;
+    let mut summary = read_summary(&out)
+        .map_err(anyhow::Error::msg)?
+        .unwrap_or_default();
 
     for (run_dir, name) in args.runs.iter().zip(&names) {
         let total = (opts.grid * opts.grid) as u64;
@@ -195,16 +197,4 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     }
     println!("{}", summary_path.display());
     Ok(())
-}
-
-/// The rows of an existing `landscape_summary.csv` (none when there is no
-/// file); a file that does not parse is an error naming it.
-fn read_summary(path: &Path) -> Result<Vec<LandscapeSummaryRow>> {
-    if !path.is_file() {
-        return Ok(Vec::new());
-    }
-    let mut r = csv::Reader::from_path(path).with_context(|| path.display().to_string())?;
-    r.deserialize()
-        .collect::<Result<Vec<LandscapeSummaryRow>, _>>()
-        .with_context(|| path.display().to_string())
 }

@@ -77,6 +77,25 @@ pub struct LandscapeSummaryRow {
     pub elapsed_s: Option<f64>,
 }
 
+/// The rows of `results_dir/landscape_summary.csv`, `Ok(None)` when there
+/// is none; `gradscope landscape` (to update it) and the report read it
+/// here. The error names the file (and the csv crate's line and field).
+pub fn read_summary(
+    results_dir: &std::path::Path,
+) -> Result<Option<Vec<LandscapeSummaryRow>>, String> {
+    let path = results_dir.join(crate::files::LANDSCAPE_SUMMARY_CSV);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let with_path = |e: csv::Error| format!("{}: {e}", path.display());
+    csv::Reader::from_path(&path)
+        .map_err(with_path)?
+        .deserialize()
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(with_path)
+}
+
 /// What a landscape was evaluated on: the run and the grid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {

@@ -7,26 +7,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR};
-use gradscope_format::landscape::LandscapeSummaryRow;
+use gradscope_format::landscape::{read_summary, LandscapeSummaryRow};
 use gradscope_plot::{LOSS_LANDSCAPE, LOSS_SLICE};
-
-/// The rows of `root/landscape_summary.csv`; `Ok(None)` without one.
-pub(crate) fn summary(root: &Path) -> Result<Option<Vec<LandscapeSummaryRow>>, String> {
-    let path = root.join(LANDSCAPE_SUMMARY_CSV);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    r.deserialize()
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
 
 /// Draws the landscape charts when a landscape file is newer than them or
 /// one is missing; a chart that cannot be drawn is a problem in the report.
 pub(crate) fn draw_stale(root: &Path, problems: &mut Vec<String>) {
-    let rows = match summary(root) {
+    let rows = match read_summary(root) {
         Ok(Some(rows)) => rows,
         Ok(None) => return,
         Err(e) => {
@@ -116,7 +103,7 @@ fn compare(what: &str, plain: Option<f64>, residual: Option<f64>, digits: usize)
 
 /// The section, when there is a `landscape_summary.csv`.
 pub(crate) fn section(md: &mut String, root: &Path) {
-    let rows = match summary(root) {
+    let rows = match read_summary(root) {
         Ok(Some(rows)) if !rows.is_empty() => rows,
         Ok(_) => return,
         Err(e) => {
