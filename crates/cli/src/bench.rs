@@ -16,7 +16,8 @@
 use anyhow::{bail, Context, Result};
 use gradscope_data::Dataset;
 use gradscope_format::files::METRICS_CSV;
-use gradscope_probe::Probe as ProbeTaps;
+use gradscope_models::Recording;
+use gradscope_probe::Probe as GradientProbe;
 use gradscope_train::plan::RunSpec;
 use gradscope_train::record::write_file;
 use gradscope_train::spec::Experiment;
@@ -208,29 +209,33 @@ pub fn bench_one(one: &One) -> Result<Value> {
 
 /// The floor of a probe step (issue 14): the time of one read of every
 /// tensor a probe step must read, in milliseconds, median of 10 passes.
-/// A probe step has to look at every dL/dh (the taps' gradients), every
-/// response and every weight gradient at least once; here each is summed
-/// once (one pass over its memory, the least any statistic costs) after a
-/// real forward and backward of one minibatch with the taps in place.
+/// A probe step has to look at every dL/dh, every response and every
+/// weight gradient at least once; here each is summed once (one pass over
+/// its memory, the least any statistic costs) after a real probed forward
+/// and backward of one minibatch.
 fn read_floor_ms(exp: &Experiment, data: &Dataset, run: &RunSpec) -> Result<f64> {
     tch::manual_seed(0);
     let device = data.train.x.device();
     let vs = tch::nn::VarStore::new(device);
     let net = build_network(&vs.root(), exp, data, run)?;
-    let probe = ProbeTaps::new(net.as_ref());
+    let params: Vec<Tensor> = vs.trainable_variables();
+    let params: Vec<&Tensor> = params.iter().collect();
+    let probe = GradientProbe::new(net.as_ref(), &params);
     let n = (BATCH as i64).min(data.train.len());
     let (x, y) = (data.train.x.narrow(0, 0, n), data.train.y.narrow(0, 0, n));
-    let taps = probe.taps(n, device);
-    let fwd = net.forward(&x, true, Some(&taps));
-    let (loss, _) = objective(exp.task, &fwd.logits, &x, &y);
-    loss.backward();
-    let mut tensors: Vec<Tensor> = taps.iter().map(Tensor::grad).collect();
-    tensors.extend(fwd.responses.iter().map(|(_, r)| r.detach()));
-    tensors.extend(
-        net.probe_points()
-            .iter()
-            .filter_map(|p| p.weight.as_ref().map(Tensor::grad)),
-    );
+    let recording = Recording::new(probe.len());
+    let logits = net.forward(&x, true, Some(&recording));
+    let (loss, _) = objective(exp.task, &logits, &x, &y);
+    let (outputs, responses) = recording.finish();
+    let grads = probe.backward(&loss, &params, outputs)?;
+    let mut tensors: Vec<Tensor> = grads.outputs.iter().map(Tensor::shallow_clone).collect();
+    tensors.extend(responses.iter().map(|(_, r)| r.detach()));
+    // The probe points' weight gradients, found among the parameters'.
+    for w in net.probe_points().iter().filter_map(|p| p.weight.as_ref()) {
+        if let Some(i) = params.iter().position(|p| p.data_ptr() == w.data_ptr()) {
+            tensors.push(grads.params[i].shallow_clone());
+        }
+    }
     tensors.retain(Tensor::defined);
     let _guard = tch::no_grad_guard();
     let mut times = Vec::with_capacity(10);
@@ -291,6 +296,11 @@ fn child(
     } else {
         let mut c = Command::new(&suite.python);
         c.arg("bench/pytorch_reference.py");
+        // The allocator settings gradscope applies to itself (see
+        // `malloc`), so that both sides run on the same allocator.
+        if !crate::malloc::user_set() {
+            c.envs(crate::malloc::env_vars());
+        }
         c
     };
     cmd.args([

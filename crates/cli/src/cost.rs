@@ -381,7 +381,7 @@ fn measure(built: &[Built], q: &Query) -> (Vec<Vec<f64>>, Vec<Option<f64>>) {
             let x = Tensor::randn([q.batch, c, h, w], opts);
             let net = &b.net;
             timers.push(Box::new(move || {
-                let _ = net.forward(&x, false, None).logits;
+                let _ = net.forward(&x, false, None);
             }));
             owners.push((bi, None));
         }

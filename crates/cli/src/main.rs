@@ -18,6 +18,7 @@ mod cost;
 mod examples;
 mod landscape;
 mod list;
+mod malloc;
 mod slurm;
 
 use anyhow::{bail, Context, Result};
@@ -386,6 +387,7 @@ enum DeviceArg {
 }
 
 fn main() -> ExitCode {
+    malloc::keep_freed_memory();
     install_panic_hook();
     match dispatch(Cli::parse().command) {
         Ok(code) => code,

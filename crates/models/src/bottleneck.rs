@@ -36,7 +36,7 @@
 //! the main-path convolutions' BN outputs.
 
 use crate::layers::{pool_shape, ConvUnit, LayerCost, Layers, Shape};
-use crate::{tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant};
+use crate::{mark, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording, Variant};
 use tch::nn;
 use tch::Tensor;
 
@@ -137,22 +137,16 @@ impl BottleneckBlock {
         })
     }
 
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        train: bool,
-        taps: Option<&[Tensor]>,
-        responses: &mut Vec<(usize, Tensor)>,
-    ) -> Tensor {
-        let u = self.c1.forward_recorded(x, train, taps, responses).relu();
-        let u = self.c2.forward_recorded(&u, train, taps, responses).relu();
-        let u = self.c3.forward_recorded(&u, train, taps, responses);
+    pub fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
+        let u = self.c1.forward_recorded(x, train, rec).relu();
+        let u = self.c2.forward_recorded(&u, train, rec).relu();
+        let u = self.c3.forward_recorded(&u, train, rec);
         let y = match (self.variant, &self.proj) {
             (Variant::Plain, _) => u,
-            (Variant::Residual, Some(p)) => u + p.forward(x, train, taps),
+            (Variant::Residual, Some(p)) => u + p.forward(x, train, rec),
             (Variant::Residual, None) => u + x,
         };
-        tapped(y.relu(), taps, self.out_point)
+        mark(y.relu(), rec, self.out_point)
     }
 }
 
@@ -276,19 +270,14 @@ fn first_failing_layer(size: i64) -> &'static str {
 }
 
 impl Network for Bottleneck {
-    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
-        let mut responses = Vec::with_capacity(self.points.len());
+    fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
         let x = crate::layers::input_layout(x, self.config.channels_last);
-        let h = self
-            .stem
-            .forward_recorded(&x, train, taps, &mut responses)
-            .relu();
+        let h = self.stem.forward_recorded(&x, train, rec).relu();
         let mut h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for b in &self.blocks {
-            h = b.forward(&h, train, taps, &mut responses);
+            h = b.forward(&h, train, rec);
         }
-        let logits = crate::layers::pooled_logits(&h, &self.fc, taps, self.fc_point);
-        Forward { logits, responses }
+        crate::layers::pooled_logits(&h, &self.fc, rec, self.fc_point)
     }
 
     fn probe_points(&self) -> &[ProbePoint] {

@@ -25,7 +25,7 @@
 
 use crate::layers::{ConvUnit, LayerCost, Layers};
 use crate::{
-    point_name, tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant,
+    mark, point_name, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording, Variant,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -206,19 +206,17 @@ impl Cnn {
 }
 
 impl Network for Cnn {
-    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
-        let mut responses = Vec::with_capacity(self.points.len());
+    fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
         let x = crate::layers::input_layout(x, self.config.channels_last);
-        let r = &mut responses;
-        let mut h = self.stem.forward_recorded(&x, train, taps, r).relu();
+        let mut h = self.stem.forward_recorded(&x, train, rec).relu();
         for b in &self.blocks {
-            let u = b.c1.forward_recorded(&h, train, taps, r).relu();
-            let u = b.c2.forward_recorded(&u, train, taps, r);
+            let u = b.c1.forward_recorded(&h, train, rec).relu();
+            let u = b.c2.forward_recorded(&u, train, rec);
             let y = match self.config.variant {
                 Variant::Plain => u,
                 Variant::Residual => {
                     let shortcut = match &b.proj {
-                        Some(p) => p.forward(&h, train, taps),
+                        Some(p) => p.forward(&h, train, rec),
                         None if b.stride != 1 || b.pad_channels != 0 => {
                             let s = h.slice(2, 0, None, b.stride).slice(3, 0, None, b.stride);
                             let lo = b.pad_channels / 2;
@@ -229,10 +227,9 @@ impl Network for Cnn {
                     u + shortcut
                 }
             };
-            h = tapped(y.relu(), taps, b.out_point);
+            h = mark(y.relu(), rec, b.out_point);
         }
-        let logits = crate::layers::pooled_logits(&h, &self.fc, taps, self.fc_point);
-        Forward { logits, responses }
+        crate::layers::pooled_logits(&h, &self.fc, rec, self.fc_point)
     }
 
     fn probe_points(&self) -> &[ProbePoint] {
@@ -316,12 +313,15 @@ mod tests {
                 [2, input[0], input[1], input[2]],
                 (Kind::Float, Device::Cpu),
             );
-            let out = net.forward(&x, true, None);
-            assert_eq!(out.logits.size(), vec![2, 10]);
+            let rec = Recording::new(net.probe_points().len());
+            let out = net.forward(&x, true, Some(&rec));
+            assert_eq!(out.size(), vec![2, 10]);
             // 13 convs + 6 block outputs + fc (+ 2 projections under B).
             let extra = if shortcut == Shortcut::B { 2 } else { 0 };
             assert_eq!(net.probe_points().len(), 13 + 6 + 1 + extra);
-            assert_eq!(out.responses.len(), 13, "one response per 3×3 conv");
+            let (outputs, responses) = rec.finish();
+            assert!(outputs.iter().all(Option::is_some), "every point recorded");
+            assert_eq!(responses.len(), 13, "one response per 3×3 conv");
             // Maps go 28→14→7 (or 32→16→8) through the stages.
             let last = net
                 .probe_points()
@@ -401,10 +401,7 @@ mod tests {
         let ((va, a), (mut vb, b)) = (build(false), build(true));
         vb.copy(&va).unwrap();
         let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
-        let (ya, yb) = (
-            a.forward(&x, false, None).logits,
-            b.forward(&x, false, None).logits,
-        );
+        let (ya, yb) = (a.forward(&x, false, None), b.forward(&x, false, None));
         assert!(ya.allclose(&yb, 1e-4, 1e-5, false));
     }
 

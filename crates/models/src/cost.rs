@@ -20,7 +20,7 @@ use crate::bottleneck::{BlockKind, Bottleneck, BottleneckBlock, BottleneckConfig
 use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::inception::{InceptionConfig, InceptionModule, InceptionNet, ModuleKind, INCEPTION_3A};
 use crate::layers::{ConvUnit, LayerCost, Layers, Shape};
-use crate::{Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant};
+use crate::{Activation, Init, ModelError, Network, Norm, ProbePoint, Recording, Variant};
 use tch::nn;
 use tch::Tensor;
 
@@ -157,8 +157,8 @@ pub fn build(
             };
             let mut l = bare();
             let m = InceptionModule::new(&mut l, "3a", input, INCEPTION_3A, kind, Variant::Plain)?;
-            Box::new(Standalone::new(l, move |x, train, taps, r| {
-                m.forward(x, train, taps, r)
+            Box::new(Standalone::new(l, move |x, train, rec| {
+                m.forward(x, train, rec)
             }))
         }
         "identity-block" | "conv-block" => {
@@ -177,8 +177,8 @@ pub fn build(
                 stride,
                 Variant::Residual,
             )?;
-            Box::new(Standalone::new(l, move |x, train, taps, r| {
-                b.forward(x, train, taps, r)
+            Box::new(Standalone::new(l, move |x, train, rec| {
+                b.forward(x, train, rec)
             }))
         }
         "resnet50" => Box::new(Bottleneck::new(
@@ -284,16 +284,12 @@ impl Chain {
 }
 
 impl Network for Chain {
-    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
-        let mut responses = Vec::new();
+    fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
         let mut h = x.shallow_clone();
         for c in &self.convs {
-            h = c.forward_recorded(&h, train, taps, &mut responses).relu();
+            h = c.forward_recorded(&h, train, rec).relu();
         }
-        Forward {
-            logits: h,
-            responses,
-        }
+        h
     }
     fn probe_points(&self) -> &[ProbePoint] {
         &self.points
@@ -306,7 +302,7 @@ impl Network for Chain {
     }
 }
 
-type ForwardFn = dyn Fn(&Tensor, bool, Option<&[Tensor]>, &mut Vec<(usize, Tensor)>) -> Tensor;
+type ForwardFn = dyn Fn(&Tensor, bool, Option<&Recording>) -> Tensor;
 
 /// A module or block as a network of its own: its output is the "logits".
 struct Standalone {
@@ -318,8 +314,7 @@ struct Standalone {
 impl Standalone {
     fn new(
         l: Layers,
-        forward: impl Fn(&Tensor, bool, Option<&[Tensor]>, &mut Vec<(usize, Tensor)>) -> Tensor
-            + 'static,
+        forward: impl Fn(&Tensor, bool, Option<&Recording>) -> Tensor + 'static,
     ) -> Standalone {
         Standalone {
             forward: Box::new(forward),
@@ -330,10 +325,8 @@ impl Standalone {
 }
 
 impl Network for Standalone {
-    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
-        let mut responses = Vec::new();
-        let logits = (self.forward)(x, train, taps, &mut responses);
-        Forward { logits, responses }
+    fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
+        (self.forward)(x, train, rec)
     }
     fn probe_points(&self) -> &[ProbePoint] {
         &self.points

@@ -32,7 +32,7 @@
 //! the classifier (`fc`). Responses are the branch convolutions' BN outputs.
 
 use crate::layers::{pool_shape, ConvUnit, LayerCost, Layers, Shape};
-use crate::{tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant};
+use crate::{mark, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording, Variant};
 use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
@@ -153,13 +153,7 @@ impl InceptionModule {
         })
     }
 
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        train: bool,
-        taps: Option<&[Tensor]>,
-        responses: &mut Vec<(usize, Tensor)>,
-    ) -> Tensor {
+    pub fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
         // The residual twin follows Inception-ResNet (Szegedy et al. 2017):
         // each branch's last conv is linear and the branches' sum is scaled
         // by RESIDUAL_SCALE before it joins the stream, then one ReLU. With
@@ -168,8 +162,8 @@ impl InceptionModule {
         // with depth. The plain twin is the GoogLeNet module unchanged; both
         // hold the same layers.
         let residual = self.shortcut.is_some();
-        let mut conv = |u: &ConvUnit, x: &Tensor, last: bool| {
-            let y = u.forward_recorded(x, train, taps, responses);
+        let conv = |u: &ConvUnit, x: &Tensor, last: bool| {
+            let y = u.forward_recorded(x, train, rec);
             if last && residual {
                 y
             } else {
@@ -190,9 +184,9 @@ impl InceptionModule {
         let y = match &self.shortcut {
             None => y,
             Some(None) => (x + y * RESIDUAL_SCALE).relu(),
-            Some(Some(p)) => (p.forward(x, train, taps) + y * RESIDUAL_SCALE).relu(),
+            Some(Some(p)) => (p.forward(x, train, rec) + y * RESIDUAL_SCALE).relu(),
         };
-        tapped(y, taps, self.out_point)
+        mark(y, rec, self.out_point)
     }
 }
 
@@ -302,13 +296,9 @@ impl InceptionNet {
 }
 
 impl Network for InceptionNet {
-    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
-        let mut responses = Vec::with_capacity(self.points.len());
+    fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
         let x = crate::layers::input_layout(x, self.config.channels_last);
-        let mut h = self
-            .stem
-            .forward_recorded(&x, train, taps, &mut responses)
-            .relu();
+        let mut h = self.stem.forward_recorded(&x, train, rec).relu();
         if self.stem_pool {
             h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
@@ -317,10 +307,9 @@ impl Network for InceptionNet {
             if i == half {
                 h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
             }
-            h = m.forward(&h, train, taps, &mut responses);
+            h = m.forward(&h, train, rec);
         }
-        let logits = crate::layers::pooled_logits(&h, &self.fc, taps, self.fc_point);
-        Forward { logits, responses }
+        crate::layers::pooled_logits(&h, &self.fc, rec, self.fc_point)
     }
 
     fn probe_points(&self) -> &[ProbePoint] {

@@ -6,7 +6,7 @@
 //! built, is what lets `gradscope cost` count the network gradscope trains
 //! rather than a second, hand-written description of it.
 
-use crate::{tapped, Init, ModelError, Norm, ProbePoint};
+use crate::{mark, respond, Init, ModelError, Norm, ProbePoint, Recording};
 use serde::Serialize;
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -76,10 +76,10 @@ pub struct ConvUnit {
 }
 
 impl ConvUnit {
-    /// conv → tap → BN (no nonlinearity: callers decide where the ReLU goes,
-    /// e.g. after the shortcut addition).
-    pub fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Tensor {
-        let h = tapped(self.conv.forward(x), taps, self.point);
+    /// conv (its output is the probe point) → BN (no nonlinearity: callers
+    /// decide where the ReLU goes, e.g. after the shortcut addition).
+    pub fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
+        let h = mark(self.conv.forward(x), rec, self.point);
         match &self.bn {
             Some(bn) => bn.forward_t(&h, train),
             None => h,
@@ -88,15 +88,9 @@ impl ConvUnit {
 
     /// [`ConvUnit::forward`], recording the result as this layer's response
     /// (He et al. Fig. 7: the BN output, before the addition and the ReLU).
-    pub fn forward_recorded(
-        &self,
-        x: &Tensor,
-        train: bool,
-        taps: Option<&[Tensor]>,
-        responses: &mut Vec<(usize, Tensor)>,
-    ) -> Tensor {
-        let h = self.forward(x, train, taps);
-        responses.push((self.point, h.shallow_clone()));
+    pub fn forward_recorded(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
+        let h = self.forward(x, train, rec);
+        respond(rec, self.point, &h);
         h
     }
 }
@@ -292,8 +286,8 @@ pub fn input_layout(x: &Tensor, channels_last: bool) -> Tensor {
 }
 
 /// The head of every convolutional family: global average pooling, then
-/// the classifier, with the tap of its probe point.
-pub fn pooled_logits(h: &Tensor, fc: &nn::Linear, taps: Option<&[Tensor]>, point: usize) -> Tensor {
+/// the classifier, whose output is its probe point.
+pub fn pooled_logits(h: &Tensor, fc: &nn::Linear, rec: Option<&Recording>, point: usize) -> Tensor {
     let pooled = h.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-    tapped(fc.forward(&pooled), taps, point)
+    mark(fc.forward(&pooled), rec, point)
 }

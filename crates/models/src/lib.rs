@@ -1,16 +1,20 @@
 //! gradscope-models: the networks gradscope trains, each a plain net with a
 //! residual twin built by the same code.
 //!
-//! Main types: the [`Network`] trait (forward pass with optional gradient
-//! taps, ordered [`ProbePoint`]s), [`mlp::Mlp`] with its [`mlp::MlpConfig`],
+//! Main types: the [`Network`] trait (forward pass, optionally recorded in
+//! a [`Recording`], and ordered [`ProbePoint`]s), [`mlp::Mlp`] with its [`mlp::MlpConfig`],
 //! and the options shared by families: [`Activation`], [`Init`], [`Norm`],
 //! [`Variant`].
 //!
 //! A probe point is a place where gradscope reads dL/dh, the gradient that
-//! arrives at a layer's output. tch has no backward hooks, so the caller
-//! passes one zero "tap" tensor per probe point that requires grad; the
-//! network adds it to that output (which changes nothing in the forward
-//! pass), and after `backward()` the tap's `grad()` is exactly dL/dh.
+//! arrives at a layer's output. tch has no backward hooks, so on a probe
+//! step the caller passes a [`Recording`]: the network puts each probe
+//! point's output tensor in it (the tensor itself, in the autograd graph),
+//! and one backward pass that asks for the gradients of those tensors
+//! (`Tensor::run_backward`, PyTorch's `autograd.grad`) captures dL/dh as it
+//! flows past. Nothing is added to the forward pass and nothing is copied.
+//! Without a recording a forward pass keeps nothing beyond what autograd
+//! saves for backward.
 
 pub mod bottleneck;
 pub mod cnn;
@@ -21,6 +25,7 @@ pub mod mlp;
 pub mod spec;
 
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use tch::Tensor;
 
 /// Errors from building a network.
@@ -60,6 +65,19 @@ impl Activation {
             Activation::Sigmoid => a.lt(0.01).logical_or(&a.gt(0.99)),
             Activation::Tanh => a.abs().gt(0.99),
             Activation::Relu => a.le(0.0),
+        }
+    }
+
+    /// [`Activation::saturated`] for one value (the probe's one-pass reader
+    /// in host memory): the same comparisons in float32, false for NaN.
+    #[inline]
+    // `!(0.01..=0.99).contains(&a)` would call NaN saturated.
+    #[allow(clippy::manual_range_contains)]
+    pub fn saturated_value(self, a: f32) -> bool {
+        match self {
+            Activation::Sigmoid => a < 0.01 || a > 0.99,
+            Activation::Tanh => a.abs() > 0.99,
+            Activation::Relu => a <= 0.0,
         }
     }
 }
@@ -164,8 +182,8 @@ pub struct ProbePoint {
     /// The layer's weight (a shallow clone: same storage, same `grad()`);
     /// `None` for a point with no weight of its own, such as a block output.
     pub weight: Option<Tensor>,
-    /// Shape of the layer's output for one example (the tap's shape without
-    /// the batch dimension).
+    /// Shape of the layer's output for one example (without the batch
+    /// dimension).
     pub output_shape: Vec<i64>,
     /// Whether the point is on the trunk: one kind of point in depth order
     /// whose dL/dh the decay per layer is fitted over. The MLP's hidden
@@ -175,21 +193,50 @@ pub struct ProbePoint {
     pub trunk: bool,
 }
 
-/// The result of a forward pass.
+/// What a probed forward pass records (see the crate docs): each probe
+/// point's output, and the responses (`(probe point index, tensor)` in
+/// forward order; see each network's docs for what a response is) that
+/// `activations.csv` summarizes.
+///
+/// A `RefCell` rather than `&mut`: the families record from nested blocks
+/// and closures, which a shared reference reaches without re-borrowing.
 #[derive(Debug)]
-pub struct Forward {
-    pub logits: Tensor,
-    /// Responses `(probe point index, tensor)` in forward order (see each
-    /// network's docs for what a response is): what `activations.csv`
-    /// summarizes.
-    pub responses: Vec<(usize, Tensor)>,
+pub struct Recording {
+    outputs: RefCell<Vec<Option<Tensor>>>,
+    responses: RefCell<Vec<(usize, Tensor)>>,
+}
+
+impl Recording {
+    /// An empty recording for a network with `points` probe points.
+    pub fn new(points: usize) -> Recording {
+        Recording {
+            outputs: RefCell::new((0..points).map(|_| None).collect()),
+            responses: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The probe points' outputs (`None` for a point the pass did not
+    /// reach, a bug in the network) and the responses.
+    pub fn finish(self) -> (Vec<Option<Tensor>>, Vec<(usize, Tensor)>) {
+        (self.outputs.into_inner(), self.responses.into_inner())
+    }
+
+    fn output(&self, point: usize, h: &Tensor) {
+        if let Some(slot) = self.outputs.borrow_mut().get_mut(point) {
+            *slot = Some(h.shallow_clone());
+        }
+    }
+
+    fn response(&self, point: usize, r: &Tensor) {
+        self.responses.borrow_mut().push((point, r.shallow_clone()));
+    }
 }
 
 /// A network with ordered probe points.
 pub trait Network {
-    /// Forward pass. With `taps`, `taps[i]` (shape `[batch, ..output_shape]`)
-    /// is added to the output of probe point `i`.
-    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward;
+    /// Forward pass to the logits; with `rec`, every probe point's output
+    /// and every response are recorded in it.
+    fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor;
 
     /// Probe points, input side first.
     fn probe_points(&self) -> &[ProbePoint];
@@ -205,11 +252,18 @@ pub trait Network {
     }
 }
 
-/// Adds the tap for probe point `i`, if taps are given.
-pub(crate) fn tapped(h: Tensor, taps: Option<&[Tensor]>, i: usize) -> Tensor {
-    match taps {
-        Some(t) => h + &t[i],
-        None => h,
+/// Records `h` as the output of probe point `i`, if recording; returns it.
+pub(crate) fn mark(h: Tensor, rec: Option<&Recording>, i: usize) -> Tensor {
+    if let Some(r) = rec {
+        r.output(i, &h);
+    }
+    h
+}
+
+/// Records `r` as a response of probe point `i`, if recording.
+pub(crate) fn respond(rec: Option<&Recording>, i: usize, r: &Tensor) {
+    if let Some(rec) = rec {
+        rec.response(i, r);
     }
 }
 

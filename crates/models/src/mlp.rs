@@ -17,7 +17,8 @@
 //! unchanged, dL/dh(l) is also the gradient at the output of `W(l)`.
 
 use crate::{
-    point_name, tapped, Activation, Forward, Init, ModelError, Network, Norm, ProbePoint, Variant,
+    mark, point_name, respond, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording,
+    Variant,
 };
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -150,25 +151,23 @@ impl Mlp {
 }
 
 impl Network for Mlp {
-    fn forward(&self, x: &Tensor, train: bool, taps: Option<&[Tensor]>) -> Forward {
+    fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
         let d = self.layers.len();
         let x = x.flatten(1, -1);
-        let mut h = tapped(self.layers[0].forward(&x), taps, 0);
-        let mut responses = Vec::with_capacity(d - 1);
+        let mut h = mark(self.layers[0].forward(&x), rec, 0);
         for l in 1..d - 1 {
             let a = self.unit_input(&h, l - 1, train);
             let u = self.layers[l].forward(&a);
-            responses.push((l - 1, a));
+            respond(rec, l - 1, &a);
             let next = match self.config.variant {
                 Variant::Plain => u,
                 Variant::Residual => h + u,
             };
-            h = tapped(next, taps, l);
+            h = mark(next, rec, l);
         }
         let a = self.unit_input(&h, d - 2, train);
-        let logits = tapped(self.layers[d - 1].forward(&a), taps, d - 1);
-        responses.push((d - 2, a));
-        Forward { logits, responses }
+        respond(rec, d - 2, &a);
+        mark(self.layers[d - 1].forward(&a), rec, d - 1)
     }
 
     fn probe_points(&self) -> &[ProbePoint] {
@@ -203,9 +202,12 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let net = Mlp::new(&vs.root(), config(5, Variant::Residual)).unwrap();
         let x = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
-        let out = net.forward(&x, true, None);
-        assert_eq!(out.logits.size(), vec![4, 3]);
-        assert_eq!(out.responses.len(), 4);
+        let rec = Recording::new(net.probe_points().len());
+        let out = net.forward(&x, true, Some(&rec));
+        assert_eq!(out.size(), vec![4, 3]);
+        let (outputs, responses) = rec.finish();
+        assert!(outputs.iter().all(Option::is_some), "every point recorded");
+        assert_eq!(responses.len(), 4);
         let names: Vec<&str> = net.probe_points().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
@@ -247,10 +249,7 @@ mod tests {
             );
         }
         let x = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
-        let (yp, yr) = (
-            plain.forward(&x, false, None).logits,
-            res.forward(&x, false, None).logits,
-        );
+        let (yp, yr) = (plain.forward(&x, false, None), res.forward(&x, false, None));
         assert!(
             !yp.allclose(&yr, 1e-6, 1e-6, false),
             "the shortcut must change the output"

@@ -5,7 +5,7 @@ use gradscope_models::bottleneck::{BlockKind, Bottleneck, BottleneckBlock, Bottl
 use gradscope_models::cost::{self, TARGETS};
 use gradscope_models::inception::{InceptionConfig, InceptionNet, ModuleKind};
 use gradscope_models::layers::Layers;
-use gradscope_models::{Init, Network, Norm, Variant};
+use gradscope_models::{Init, Network, Norm, Recording, Variant};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -100,9 +100,12 @@ fn resnet50_probes_every_convolution_in_order() {
     assert_eq!(*names.last().unwrap(), "fc");
     // A forward pass gives logits and one response per main-path conv.
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-    let out = net.forward(&x, true, None);
-    assert_eq!(out.logits.size(), vec![2, 6]);
-    assert_eq!(out.responses.len(), 1 + 16 * 3);
+    let rec = Recording::new(net.probe_points().len());
+    let out = net.forward(&x, true, Some(&rec));
+    assert_eq!(out.size(), vec![2, 6]);
+    let (outputs, responses) = rec.finish();
+    assert!(outputs.iter().all(Option::is_some), "every point recorded");
+    assert_eq!(responses.len(), 1 + 16 * 3);
 }
 
 /// The identity block keeps its input's shape; the convolution block with
@@ -132,9 +135,8 @@ fn block_output_shapes() {
     )
     .unwrap();
     let x = Tensor::randn([2, 16, 8, 8], (Kind::Float, Device::Cpu));
-    let mut r = Vec::new();
-    assert_eq!(id.forward(&x, true, None, &mut r).size(), vec![2, 16, 8, 8]);
-    assert_eq!(cb.forward(&x, true, None, &mut r).size(), vec![2, 32, 4, 4]);
+    assert_eq!(id.forward(&x, true, None).size(), vec![2, 16, 8, 8]);
+    assert_eq!(cb.forward(&x, true, None).size(), vec![2, 32, 4, 4]);
     assert_eq!((id.output, cb.output), ([16, 8, 8], [32, 4, 4]));
     // The plain twin of the convolution block keeps only its main path.
     let plain = BottleneckBlock::new(
@@ -147,10 +149,7 @@ fn block_output_shapes() {
         Variant::Plain,
     )
     .unwrap();
-    assert_eq!(
-        plain.forward(&x, true, None, &mut r).size(),
-        vec![2, 32, 4, 4]
-    );
+    assert_eq!(plain.forward(&x, true, None).size(), vec![2, 32, 4, 4]);
     assert!(l.points.iter().all(|p| p.name != "pb.proj"));
 }
 
@@ -194,7 +193,7 @@ fn inception_module_output_channels() {
         let net = cost::build(&vs.root(), name, Some([192, 8, 8]), None).unwrap();
         let x = Tensor::randn([1, 192, 8, 8], (Kind::Float, Device::Cpu));
         assert_eq!(
-            net.forward(&x, false, None).logits.size(),
+            net.forward(&x, false, None).size(),
             vec![1, channels, 8, 8],
             "{name}"
         );
@@ -283,7 +282,7 @@ fn small_inception_net_shapes() {
         .unwrap();
         let x = Tensor::randn([4, 1, 16, 16], (Kind::Float, Device::Cpu));
         let out = net.forward(&x, true, None);
-        assert_eq!(out.logits.size(), vec![4, 10]);
+        assert_eq!(out.size(), vec![4, 10]);
         let projections = net
             .probe_points()
             .iter()
@@ -296,7 +295,7 @@ fn small_inception_net_shapes() {
             Variant::Residual => 3,
         };
         assert_eq!(projections, expected);
-        out.logits.sum(Kind::Float).backward();
+        out.sum(Kind::Float).backward();
     }
 }
 

@@ -1,16 +1,20 @@
 //! gradscope-probe: per-layer gradient and activation statistics, and the
 //! CSV files they stream into.
 //!
-//! Main types: [`Probe`] (makes the zero taps for a probe step and reduces
-//! everything a probe step measures to one small tensor), [`ProbeRecord`]
-//! (the host-side numbers of one probe step) and [`writers::RunWriters`]
-//! (`metrics.csv`, `gradients.csv`, `activations.csv`, flushed as written).
+//! Main types: [`Probe`] (a probe step's backward pass, which captures
+//! dL/dh at every probe point, and the reduction of everything the step
+//! measures to host numbers), [`ProbeRecord`] (those numbers) and
+//! [`writers::RunWriters`] (`metrics.csv`, `gradients.csv`,
+//! `activations.csv`, flushed as written).
 //!
-//! Why one tensor: reading each norm with `double_value` would sync with the
-//! device once per layer per statistic. Instead every norm and moment is
-//! computed on the device, stacked, and copied to the host once per probe
-//! step.
+//! Cost: a probe step must read every probed tensor at least once (`make
+//! bench` times that floor). In host memory [`onepass`] reads each tensor
+//! exactly once for all its statistics. On CUDA, reading each norm with
+//! `double_value` would sync with the device once per layer per statistic;
+//! instead every norm and moment is computed on the device, stacked, and
+//! copied to the host once per probe step.
 
+pub mod onepass;
 pub mod writers;
 
 use gradscope_models::{Activation, Network};
@@ -33,6 +37,10 @@ pub enum ProbeError {
     },
     #[error("probe: {0}")]
     Torch(#[from] tch::TchError),
+    /// A network that did not record one of its probe points' outputs (a
+    /// bug in the network's forward pass).
+    #[error("probe point {0}: the forward pass did not record its output")]
+    Unrecorded(String),
 }
 
 /// Norm, per-element rms and exact-zero fraction of one gradient tensor,
@@ -118,21 +126,42 @@ impl ProbeRecord {
 /// Probing for one network: which layers, and how big their outputs are.
 #[derive(Debug)]
 pub struct Probe {
-    /// Per probe point: elements of the weight (`None`: no weight), and the
-    /// shape of one example's output.
-    weight_numel: Vec<Option<f64>>,
+    names: Vec<String>,
+    /// Per probe point: the elements of its weight and the weight's index
+    /// among the optimized parameters (`None`: no weight, or one that is
+    /// not optimized).
+    weights: Vec<Option<(f64, Option<usize>)>>,
     output_shapes: Vec<Vec<i64>>,
     trunk: Vec<bool>,
     activation: Activation,
 }
 
+/// The gradients one probe step's backward pass returns.
+#[derive(Debug)]
+pub struct Gradients {
+    /// Of each optimized parameter, in the order they were given (undefined
+    /// for one the loss does not reach).
+    pub params: Vec<Tensor>,
+    /// dL/dh at each probe point's output (NaN where the loss does not
+    /// depend on it).
+    pub outputs: Vec<Tensor>,
+}
+
 impl Probe {
-    pub fn new(net: &dyn Network) -> Probe {
+    /// Probing for `net`, whose optimizer steps `params` (the same tensors,
+    /// or shallow clones of them, as the probe points' weights).
+    pub fn new(net: &dyn Network, params: &[&Tensor]) -> Probe {
         let points = net.probe_points();
-        Probe {
-            weight_numel: points
+        let param_of = |w: &Tensor| {
+            params
                 .iter()
-                .map(|p| p.weight.as_ref().map(|w| w.numel() as f64))
+                .position(|p| p.data_ptr() == w.data_ptr() && p.size() == w.size())
+        };
+        Probe {
+            names: points.iter().map(|p| p.name.clone()).collect(),
+            weights: points
+                .iter()
+                .map(|p| p.weight.as_ref().map(|w| (w.numel() as f64, param_of(w))))
                 .collect(),
             output_shapes: points.iter().map(|p| p.output_shape.clone()).collect(),
             trunk: points.iter().map(|p| p.trunk).collect(),
@@ -154,65 +183,228 @@ impl Probe {
         &self.trunk
     }
 
-    /// Zero tensors that require grad, one per probe point, for a batch of
-    /// `batch` examples. Adding them changes nothing in the forward pass;
-    /// after backward their `grad()` is dL/dh.
-    pub fn taps(&self, batch: i64, device: Device) -> Vec<Tensor> {
-        self.output_shapes
-            .iter()
-            .map(|shape| {
-                let mut full = vec![batch];
-                full.extend_from_slice(shape);
-                Tensor::zeros(full, (Kind::Float, device)).set_requires_grad(true)
+    /// The backward pass of a probe step, in place of `loss.backward()`:
+    /// one pass that returns the gradient of every parameter in `params`
+    /// and captures dL/dh at every probe point's recorded output, as
+    /// PyTorch's `torch.autograd.grad(loss, params + outputs)` does. The
+    /// parameters' `grad()` is left as it was: the optimizer takes the
+    /// returned gradients.
+    pub fn backward(
+        &self,
+        loss: &Tensor,
+        params: &[&Tensor],
+        outputs: Vec<Option<Tensor>>,
+    ) -> Result<Gradients, ProbeError> {
+        let outputs: Vec<Tensor> = outputs
+            .into_iter()
+            .zip(&self.names)
+            .map(|(o, name)| o.ok_or_else(|| ProbeError::Unrecorded(name.clone())))
+            .collect::<Result<_, _>>()?;
+        let inputs: Vec<&Tensor> = params.iter().copied().chain(&outputs).collect();
+        let mut grads = Tensor::f_run_backward(&[loss], &inputs, false, false)?;
+        let outputs = grads
+            .split_off(params.len())
+            .into_iter()
+            .zip(&outputs)
+            .map(|(g, h)| {
+                if g.defined() {
+                    g
+                } else {
+                    // A point the loss does not depend on.
+                    h.detach().full_like(f64::NAN)
+                }
             })
-            .collect()
+            .collect();
+        Ok(Gradients {
+            params: grads,
+            outputs,
+        })
     }
 
-    /// Reduces one probe step to host numbers: call after `backward()` and
-    /// before the optimizer step. One device→host copy.
+    /// Reduces one probe step to host numbers: call after
+    /// [`Probe::backward`] and before the optimizer step.
     ///
-    /// Every statistic is accumulated in float64 from the float32 tensor
-    /// without copying it to float64 (the reductions' `dtype` argument), so
-    /// a gradient of 1e-30 per element reads 1e-30: squaring it in float32
-    /// would give 0, and that blinded the probe exactly where gradients
-    /// vanish. A statistic reads 0 only when the tensor is all zeros, and
-    /// `zero_fraction` says how much of it is.
+    /// Every statistic is accumulated in float64 from the float32 tensors
+    /// without a float64 copy of them, so a gradient of 1e-30 per element
+    /// reads 1e-30: squaring it in float32 would give 0, and that blinded
+    /// the probe exactly where gradients vanish. A statistic reads 0 only
+    /// when the tensor is all zeros, and `zero_fraction` says how much of
+    /// it is.
     ///
-    /// Small tensors of the same shape are reduced together (one stack and
-    /// one reduction per distinct shape, not one per layer): a probe step is
-    /// hundreds of tiny ops otherwise, and their dispatch cost, not the
-    /// arithmetic, dominated the MLP's probe time in `make bench`.
+    /// In host memory every tensor is read once ([`onepass`]); on another
+    /// device (CUDA) libtorch's reductions compute the same numbers there,
+    /// with one device→host copy per probe step.
     pub fn collect(
         &self,
         net: &dyn Network,
-        taps: &[Tensor],
+        grads: &Gradients,
         responses: &[(usize, Tensor)],
     ) -> Result<ProbeRecord, ProbeError> {
-        let n = self.len();
-        let grad_of = |t: &Tensor| {
-            let g = t.grad();
-            if g.defined() {
-                g.detach()
-            } else {
-                t.detach().full_like(f64::NAN)
-            }
+        let t = self.tensors(net, grads, responses);
+        let readings = if t.all().all(onepass::readable) {
+            Readings::onepass(&t, self.activation)
+        } else {
+            Readings::libtorch(&t, self.activation)?
         };
-        let weights: Vec<&Tensor> = net
-            .probe_points()
-            .iter()
-            .filter_map(|p| p.weight.as_ref())
-            .collect();
-        let weight_grads: Vec<Tensor> = weights.iter().map(|w| grad_of(w)).collect();
-        let weights: Vec<Tensor> = weights.iter().map(|w| w.detach()).collect();
-        let tap_grads: Vec<Tensor> = taps.iter().map(grad_of).collect();
-        let response_values: Vec<Tensor> = responses.iter().map(|(_, r)| r.detach()).collect();
+        Ok(self.record(&readings, grads, responses))
+    }
 
-        let activation = self.activation;
+    /// The tensors a probe step reads, detached, with NaN in place of a
+    /// gradient libtorch left undefined.
+    fn tensors(
+        &self,
+        net: &dyn Network,
+        grads: &Gradients,
+        responses: &[(usize, Tensor)],
+    ) -> Probed {
+        let or_nan = |g: Option<&Tensor>, like: &Tensor| match g {
+            Some(g) if g.defined() => g.detach(),
+            _ => like.detach().full_like(f64::NAN),
+        };
+        let mut weight_grads = Vec::new();
+        let mut weights = Vec::new();
+        for (p, w) in net.probe_points().iter().zip(&self.weights) {
+            if let (Some(weight), Some((_, param))) = (&p.weight, w) {
+                weight_grads.push(or_nan(param.map(|i| &grads.params[i]), weight));
+                weights.push(weight.detach());
+            }
+        }
+        let outputs = grads.outputs.iter().map(Tensor::detach).collect();
+        Probed {
+            weight_grads,
+            weights,
+            outputs,
+            responses: responses.iter().map(|(_, r)| r.detach()).collect(),
+        }
+    }
+
+    fn record(
+        &self,
+        r: &Readings,
+        grads: &Gradients,
+        responses: &[(usize, Tensor)],
+    ) -> ProbeRecord {
+        let stats = |(l2, nonzero): (f64, f64), numel: f64| GradStats {
+            l2,
+            rms: l2 / numel.sqrt(),
+            zero_fraction: 1.0 - nonzero / numel,
+        };
+        let mut weight_readings = r.weight_grads.iter().zip(&r.weights);
+        let weight = self
+            .weights
+            .iter()
+            .map(|w| {
+                let (numel, _) = (*w)?;
+                let (&g, &norm) = weight_readings.next()?;
+                Some(WeightStats {
+                    grad: stats(g, numel),
+                    norm,
+                })
+            })
+            .collect();
+        let output = grads
+            .outputs
+            .iter()
+            .zip(&r.outputs)
+            .map(|(g, &o)| stats(o, g.numel() as f64))
+            .collect();
+        ProbeRecord {
+            weight,
+            output,
+            responses: responses
+                .iter()
+                .zip(&r.responses)
+                .map(|((point, _), s)| ResponseStats {
+                    point: *point,
+                    mean: s[0],
+                    std: s[1],
+                    saturation: s[2],
+                    dead: s[3],
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The tensors of one probe step.
+struct Probed {
+    weight_grads: Vec<Tensor>,
+    weights: Vec<Tensor>,
+    outputs: Vec<Tensor>,
+    responses: Vec<Tensor>,
+}
+
+impl Probed {
+    fn all(&self) -> impl Iterator<Item = &Tensor> {
+        self.weight_grads
+            .iter()
+            .chain(&self.weights)
+            .chain(&self.outputs)
+            .chain(&self.responses)
+    }
+}
+
+/// What a probe step reads, in host numbers: `(l2, non-zero count)` of each
+/// weight gradient and each dL/dh, each weight's norm, and each response's
+/// `[mean, std, saturated fraction, dead fraction]`.
+#[derive(Debug, Clone, PartialEq)]
+struct Readings {
+    weight_grads: Vec<(f64, f64)>,
+    weights: Vec<f64>,
+    outputs: Vec<(f64, f64)>,
+    responses: Vec<[f64; 4]>,
+}
+
+impl Readings {
+    /// One read of each tensor in host memory ([`onepass`]).
+    fn onepass(t: &Probed, activation: Activation) -> Readings {
+        let grads: Vec<Tensor> = t
+            .weight_grads
+            .iter()
+            .chain(&t.weights)
+            .chain(&t.outputs)
+            .map(Tensor::shallow_clone)
+            .collect();
+        // One closure per activation, so that the comparison is fixed at
+        // compile time inside the reading loop (a `match` per element kept
+        // it from vectorizing).
+        let (g, r) = match activation {
+            Activation::Sigmoid => onepass::read(&grads, &t.responses, |x| {
+                Activation::Sigmoid.saturated_value(x)
+            }),
+            Activation::Tanh => onepass::read(&grads, &t.responses, |x| {
+                Activation::Tanh.saturated_value(x)
+            }),
+            Activation::Relu => onepass::read(&grads, &t.responses, |x| {
+                Activation::Relu.saturated_value(x)
+            }),
+        };
+        let (w, o) = (t.weight_grads.len(), t.weights.len());
+        let pairs = |g: &[onepass::GradSums]| -> Vec<(f64, f64)> {
+            g.iter().map(|s| (s.l2(), s.nonzero as f64)).collect()
+        };
+        Readings {
+            weight_grads: pairs(&g[..w]),
+            weights: g[w..w + o].iter().map(|s| s.l2()).collect(),
+            outputs: pairs(&g[w + o..]),
+            responses: r
+                .iter()
+                .map(|s| [s.mean(), s.std(), s.saturated_fraction(), s.dead_fraction()])
+                .collect(),
+        }
+    }
+
+    /// libtorch's reductions, on whatever device the tensors are on. Small
+    /// tensors of the same shape are reduced together (one stack and one
+    /// reduction per distinct shape, not one per layer): a probe step is
+    /// hundreds of tiny ops otherwise, and their dispatch cost, not the
+    /// arithmetic, dominated the MLP's probe time in `make bench`.
+    fn libtorch(t: &Probed, activation: Activation) -> Result<Readings, ProbeError> {
         let stats = |x: &Tensor, dims: &[i64]| response_stats(x, dims, activation);
-        let (wg_part, wg_order) = grouped(&weight_grads, grad_stats);
-        let (w_part, w_order) = grouped(&weights, |x, dims| l2_fast(x, dims).unsqueeze(0));
-        let (o_part, o_order) = grouped(&tap_grads, grad_stats);
-        let (s_part, s_order) = grouped(&response_values, stats);
+        let (wg_part, wg_order) = grouped(&t.weight_grads, grad_stats);
+        let (w_part, w_order) = grouped(&t.weights, |x, dims| l2_fast(x, dims).unsqueeze(0));
+        let (o_part, o_order) = grouped(&t.outputs, grad_stats);
+        let (s_part, s_order) = grouped(&t.responses, stats);
         let parts: Vec<Tensor> = wg_part
             .into_iter()
             .chain(w_part)
@@ -224,69 +416,30 @@ impl Probe {
         } else {
             Vec::try_from(Tensor::cat(&parts, 0).to_device(Device::Cpu))?
         };
-
-        let (w, o) = (weights.len(), tap_grads.len());
         let mut at = 0;
         let mut take = |len: usize, groups: &[Vec<usize>], k: usize| {
             let part = ungroup(&host[at..at + k * len], groups, k);
             at += k * len;
             part
         };
-        let mut wg = take(w, &wg_order, 2);
-        let mut wn = take(w, &w_order, 1);
-        let mut og = take(o, &o_order, 2);
-        let mut st = take(response_values.len(), &s_order, 4);
+        let mut wg = take(t.weight_grads.len(), &wg_order, 2);
+        let mut wn = take(t.weights.len(), &w_order, 1);
+        let mut og = take(t.outputs.len(), &o_order, 2);
+        let mut st = take(t.responses.len(), &s_order, 4);
         // Norms taken in float32 that may have lost squares out of its
         // range are taken again in float64 (see `l2_fast`): exact where
         // gradients vanish, one pass elsewhere.
-        refine_norms(&mut wg[0], &weight_grads);
-        refine_norms(&mut wn[0], &weights);
-        refine_norms(&mut og[0], &tap_grads);
-        refine_stds(&mut st[1], &response_values, activation);
-
-        let weight_numel: Vec<f64> = self.weight_numel.iter().flatten().copied().collect();
-        let mut weight_stats = (0..w).map(|i| WeightStats {
-            grad: GradStats {
-                l2: wg[0][i],
-                rms: wg[0][i] / weight_numel[i].sqrt(),
-                zero_fraction: 1.0 - wg[1][i] / weight_numel[i],
-            },
-            norm: wn[0][i],
-        });
-        let weight: Vec<Option<WeightStats>> = self
-            .weight_numel
-            .iter()
-            .map(|numel| numel.and_then(|_| weight_stats.next()))
-            .collect();
-        // Taps share the batch size, so one example's numel times the batch.
-        let batch = taps.first().map(|t| t.size()[0]).unwrap_or(1) as f64;
-        let output: Vec<GradStats> = self
-            .output_shapes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let numel = s.iter().product::<i64>() as f64 * batch;
-                GradStats {
-                    l2: og[0][i],
-                    rms: og[0][i] / numel.sqrt(),
-                    zero_fraction: 1.0 - og[1][i] / numel,
-                }
-            })
-            .collect();
-        debug_assert_eq!(output.len(), n);
-        Ok(ProbeRecord {
-            weight,
-            output,
-            responses: responses
-                .iter()
-                .enumerate()
-                .map(|(i, (point, _))| ResponseStats {
-                    point: *point,
-                    mean: st[0][i],
-                    std: st[1][i],
-                    saturation: st[2][i],
-                    dead: st[3][i],
-                })
+        refine_norms(&mut wg[0], &t.weight_grads);
+        refine_norms(&mut wn[0], &t.weights);
+        refine_norms(&mut og[0], &t.outputs);
+        refine_stds(&mut st[1], &t.responses, activation);
+        let zip2 = |s: &[Vec<f64>]| s[0].iter().copied().zip(s[1].iter().copied()).collect();
+        Ok(Readings {
+            weight_grads: zip2(&wg),
+            weights: wn.swap_remove(0),
+            outputs: zip2(&og),
+            responses: (0..t.responses.len())
+                .map(|i| [st[0][i], st[1][i], st[2][i], st[3][i]])
                 .collect(),
         })
     }
@@ -464,14 +617,16 @@ fn ungroup(values: &[f64], groups: &[Vec<usize>], k: usize) -> Vec<Vec<f64>> {
 mod tests {
     use super::*;
     use gradscope_models::mlp::{Mlp, MlpConfig};
-    use gradscope_models::{Forward, Init, Norm, Variant};
+    use gradscope_models::{Init, Norm, Recording, Variant};
     use tch::nn;
 
-    /// The tap trick must give the same dL/dh as autograd on the tensor
-    /// itself: compare with `torch.autograd.grad` of the loss with respect to
-    /// the logits, which for mean cross-entropy is (softmax - onehot) / batch.
+    /// The captured dL/dh must be the gradient at the tensor itself:
+    /// compare the logits' with the closed form for mean cross-entropy,
+    /// (softmax − onehot) / batch. The weight gradients must be the ones
+    /// `backward()` leaves in `grad()`, bit for bit (the same autograd
+    /// engine, asked for them directly).
     #[test]
-    fn taps_read_exact_output_gradient() {
+    fn captured_gradients_are_exact() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = Mlp::new(
@@ -490,9 +645,9 @@ mod tests {
         .unwrap();
         let x = Tensor::randn([5, 6], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 3, 0]);
-        let (_, _, rec) = probed_step(&net, &x, &y);
+        let (grads, _, rec) = probed_step(&vs, &net, &x, &y);
 
-        let logits = net.forward(&x, true, None).logits.detach();
+        let logits = net.forward(&x, true, None).detach();
         let expected = (logits.softmax(1, Kind::Float) - y.one_hot(4).to_kind(Kind::Float)) / 5.0;
         let expected_l2 = expected.norm().double_value(&[]);
         assert!(
@@ -501,25 +656,26 @@ mod tests {
             rec.output[2].l2
         );
         assert!((rec.output[2].rms - expected_l2 / 20f64.sqrt()).abs() < 1e-6);
-        // The weight gradient norm equals the norm of W.grad() itself.
-        let w2 = net.probe_points()[2]
-            .weight
-            .as_ref()
-            .unwrap()
-            .grad()
-            .norm()
-            .double_value(&[]);
+        assert!(grads.outputs[2].allclose(&expected, 1e-6, 1e-7, false));
+
+        // The same step with `backward()`: every parameter's gradient.
+        net.forward(&x, true, None)
+            .cross_entropy_for_logits(&y)
+            .backward();
+        for (p, g) in vs.trainable_variables().iter().zip(&grads.params) {
+            assert!(p.grad().equal(g), "a parameter's gradient differs");
+        }
+        let w2 = net.probe_points()[2].weight.as_ref().unwrap();
         let w = rec.weight[2].unwrap();
-        assert!((w.grad.l2 - w2).abs() < 1e-6);
+        assert!((w.grad.l2 - w2.grad().norm().double_value(&[])).abs() < 1e-6);
         // ‖W‖ and the relative gradient come with it.
-        let w_norm = net.probe_points()[2]
-            .weight
-            .as_ref()
-            .unwrap()
-            .norm()
-            .double_value(&[]);
-        assert!((w.norm - w_norm).abs() < 1e-6 * w_norm);
-        assert!((w.relative() - w2 / w_norm).abs() < 1e-6 * (w2 / w_norm));
+        let w_norm = w2.norm().double_value(&[]);
+        assert!(
+            (w.norm - w_norm).abs() < 1e-6 * w_norm,
+            "{} vs {w_norm}",
+            w.norm
+        );
+        assert!((w.relative() - w.grad.l2 / w_norm).abs() < 1e-6 * w.relative());
         assert!(rec.all_finite());
         assert_eq!(rec.responses.len(), 2);
         assert_eq!(rec.responses[1].point, 1);
@@ -550,58 +706,162 @@ mod tests {
         .unwrap();
         let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
-        let (taps, out, rec) = probed_step(&net, &x, &y);
+        let (grads, responses, _) = probed_step(&vs, &net, &x, &y);
+        // The libtorch path, which CUDA takes; `onepass_equals_libtorch`
+        // checks the host path against it.
+        let probe = Probe::new(&net, &vs.trainable_variables().iter().collect::<Vec<_>>());
+        let t = probe.tensors(&net, &grads, &responses);
+        let r = probe.record(
+            &Readings::libtorch(&t, Activation::Relu).unwrap(),
+            &grads,
+            &responses,
+        );
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1e-6);
-        for (i, t) in taps.iter().enumerate() {
+        for (i, g) in grads.outputs.iter().enumerate() {
             assert!(
-                close(rec.output[i].l2, t.grad().norm().double_value(&[])),
-                "tap {i}"
+                close(r.output[i].l2, g.norm().double_value(&[])),
+                "point {i}"
             );
         }
+        let params = vs.trainable_variables();
         for (i, p) in net.probe_points().iter().enumerate() {
             match &p.weight {
-                Some(w) => assert!(
-                    close(
-                        rec.weight[i].unwrap().grad.l2,
-                        w.grad().norm().double_value(&[])
-                    ),
-                    "weight {i}"
-                ),
-                None => assert!(rec.weight[i].is_none()),
+                Some(w) => {
+                    let k = params
+                        .iter()
+                        .position(|q| q.data_ptr() == w.data_ptr())
+                        .unwrap();
+                    let expected = grads.params[k].norm().double_value(&[]);
+                    assert!(close(r.weight[i].unwrap().grad.l2, expected), "weight {i}");
+                }
+                None => assert!(r.weight[i].is_none()),
             }
         }
-        assert_eq!(rec.responses.len(), out.responses.len());
-        for (r, (point, t)) in rec.responses.iter().zip(&out.responses) {
+        assert_eq!(r.responses.len(), responses.len());
+        for (s, (point, t)) in r.responses.iter().zip(&responses) {
             let (std, mean) = t.detach().std_mean(false);
             let sat = t
                 .le(0.0)
                 .to_kind(Kind::Float)
                 .mean(Kind::Float)
                 .double_value(&[]);
-            assert_eq!(r.point, *point);
+            assert_eq!(s.point, *point);
             assert!(
-                close(r.std, std.double_value(&[]))
-                    && (r.mean - mean.double_value(&[])).abs() < 1e-5
-                    && close(r.saturation, sat),
+                close(s.std, std.double_value(&[]))
+                    && (s.mean - mean.double_value(&[])).abs() < 1e-5
+                    && close(s.saturation, sat),
                 "response {point}"
             );
         }
     }
 
-    /// One probed step as the training loop takes it: taps, a forward pass
-    /// in train mode, mean cross-entropy backward, collect. Returns the taps
-    /// (their `grad()` is dL/dh), the forward pass and the record.
+    /// The host path reads each tensor once ([`onepass`]); it must give
+    /// what libtorch's reductions give (the path CUDA takes, checked above
+    /// against per-tensor libtorch norms), on NCHW and channels-last CNNs
+    /// and on MLPs with each activation's flat part: norms and moments to
+    /// float32 precision, counts and dead units exactly.
+    #[test]
+    fn onepass_equals_libtorch() {
+        use gradscope_models::cnn::{Cnn, CnnConfig, Shortcut};
+        let check = |vs: &nn::VarStore, net: &dyn Network, x: &Tensor, y: &Tensor| {
+            let (grads, responses, _) = probed_step(vs, net, x, y);
+            let params = vs.trainable_variables();
+            let probe = Probe::new(net, &params.iter().collect::<Vec<_>>());
+            let t = probe.tensors(net, &grads, &responses);
+            assert!(t.all().all(onepass::readable));
+            let a = Readings::onepass(&t, net.activation());
+            let b = Readings::libtorch(&t, net.activation()).unwrap();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs() || a == b;
+            for (x, y) in a
+                .weight_grads
+                .iter()
+                .chain(&a.outputs)
+                .zip(b.weight_grads.iter().chain(&b.outputs))
+            {
+                assert!(close(x.0, y.0), "norm {} vs {}", x.0, y.0);
+                assert_eq!(x.1, y.1, "non-zero count");
+            }
+            for (x, y) in a.weights.iter().zip(&b.weights) {
+                assert!(close(*x, *y), "weight norm {x} vs {y}");
+            }
+            for (x, y) in a.responses.iter().zip(&b.responses) {
+                assert!(
+                    (x[0] - y[0]).abs() <= 1e-5 * y[1].max(y[0].abs()),
+                    "mean {x:?} vs {y:?}"
+                );
+                assert!(close(x[1], y[1]), "std {x:?} vs {y:?}");
+                assert_eq!(x[2], y[2], "saturated {x:?} vs {y:?}");
+                assert!(
+                    x[3] == y[3] || (x[3].is_nan() && y[3].is_nan()),
+                    "dead {x:?} vs {y:?}"
+                );
+            }
+            assert_eq!(a.responses.len(), b.responses.len());
+        };
+        for channels_last in [false, true] {
+            tch::manual_seed(2);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Cnn::new(
+                &vs.root(),
+                CnnConfig {
+                    input_shape: vec![1, 8, 8],
+                    classes: 3,
+                    depth: 8,
+                    base_width: 4,
+                    shortcut: Shortcut::A,
+                    norm: Norm::Batchnorm,
+                    init: Init::Kaiming,
+                    variant: Variant::Residual,
+                    channels_last,
+                },
+            )
+            .unwrap();
+            let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+            let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
+            check(&vs, &net, &x, &y);
+        }
+        for activation in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
+            tch::manual_seed(3);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Mlp::new(
+                &vs.root(),
+                MlpConfig {
+                    input_dim: 8,
+                    classes: 4,
+                    depth: 6,
+                    width: 16,
+                    activation,
+                    // Large weights: many units in the flat parts.
+                    init: Init::Normal { std: 2.0 },
+                    norm: Norm::None,
+                    variant: Variant::Plain,
+                },
+            )
+            .unwrap();
+            let x = Tensor::randn([32, 8], (Kind::Float, Device::Cpu));
+            let y = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(4);
+            check(&vs, &net, &x, &y);
+        }
+    }
+
+    /// One probed step as the training loop takes it: a recorded forward
+    /// pass in train mode, mean cross-entropy, the probe's backward pass,
+    /// collect. Returns the gradients, the responses and the record.
     fn probed_step(
+        vs: &nn::VarStore,
         net: &dyn Network,
         x: &Tensor,
         y: &Tensor,
-    ) -> (Vec<Tensor>, Forward, ProbeRecord) {
-        let probe = Probe::new(net);
-        let taps = probe.taps(x.size()[0], Device::Cpu);
-        let out = net.forward(x, true, Some(&taps));
-        out.logits.cross_entropy_for_logits(y).backward();
-        let rec = probe.collect(net, &taps, &out.responses).unwrap();
-        (taps, out, rec)
+    ) -> (Gradients, Vec<(usize, Tensor)>, ProbeRecord) {
+        let params = vs.trainable_variables();
+        let params: Vec<&Tensor> = params.iter().collect();
+        let probe = Probe::new(net, &params);
+        let rec = Recording::new(probe.len());
+        let loss = net.forward(x, true, Some(&rec)).cross_entropy_for_logits(y);
+        let (outputs, responses) = rec.finish();
+        let grads = probe.backward(&loss, &params, outputs).unwrap();
+        let record = probe.collect(net, &grads, &responses).unwrap();
+        (grads, responses, record)
     }
 
     /// Norms in float64 over groups (several small tensors stacked) and over
@@ -627,9 +887,18 @@ mod tests {
             assert!(value != 0.0);
             let small = Tensor::full([4, 8], f64::from(value), opts);
             let large = Tensor::full([300, 300], f64::from(value), opts);
-            let stats = host_grad_stats(&[small.shallow_clone(), small, large]);
+            let tensors = [small.shallow_clone(), small, large];
+            let stats = host_grad_stats(&tensors);
+            // The host path: one read, float64 sums.
+            let (host, _) = onepass::read(&tensors, &[], |_| false);
             for (i, numel) in [(0, 32.0f64), (1, 32.0), (2, 90_000.0)] {
                 let exact = f64::from(value).abs() * numel.sqrt();
+                assert!(
+                    (host[i].l2() - exact).abs() <= 1e-6 * exact,
+                    "{value:e}: one-pass l2 {:e} vs {exact:e}",
+                    host[i].l2()
+                );
+                assert_eq!(host[i].nonzero as f64, numel);
                 let l2 = stats[0][i];
                 let rms = l2 / numel.sqrt();
                 assert!(
@@ -643,6 +912,9 @@ mod tests {
         // Only a tensor of zeros reads 0, and it says so.
         let z = Tensor::zeros([10], opts);
         let _ = z.narrow(0, 0, 3).fill_(1e-38);
+        let (host, _) = onepass::read(&[z.shallow_clone()], &[], |_| false);
+        assert!(host[0].l2() > 0.0);
+        assert_eq!(host[0].nonzero, 3);
         let stats = host_grad_stats(&[z]);
         assert!(stats[0][0] > 0.0);
         assert_eq!(stats[1][0], 3.0);
@@ -667,10 +939,22 @@ mod tests {
             let rows: Vec<Tensor> = (0..3).map(|g| x.get(g).unsqueeze(0)).collect();
             refine_stds(&mut stats[3..6], &rows, Activation::Sigmoid);
             let d = x.to_kind(Kind::Double);
+            let rows: Vec<Tensor> = (0..3).map(|g| x.get(g)).collect();
+            let (_, host) = onepass::read(&[], &rows, |_| false);
             for g in 0..3 {
                 let row = d.get(g);
                 let mean = row.mean(Kind::Double).double_value(&[]);
                 let std = row.std(false).double_value(&[]);
+                let h = &host[g as usize];
+                assert!(
+                    (h.mean() - mean).abs() <= 1e-9 * mean.abs(),
+                    "one-pass mean {g}"
+                );
+                assert!(
+                    (h.std() - std).abs() <= 1e-6 * std,
+                    "one-pass std {g}: {} vs {std}",
+                    h.std()
+                );
                 assert!(
                     (stats[g as usize] - mean).abs() <= 1e-9 * mean.abs(),
                     "mean {g}"
@@ -710,10 +994,9 @@ mod tests {
         .unwrap();
         let x = Tensor::randn([128, 64], (Kind::Float, Device::Cpu));
         let y = Tensor::arange(128, (Kind::Int64, Device::Cpu)).remainder(10);
-        let (taps, _, rec) = probed_step(&net, &x, &y);
-        for (i, t) in taps.iter().enumerate() {
-            let exact = t
-                .grad()
+        let (grads, _, rec) = probed_step(&vs, &net, &x, &y);
+        for (i, g) in grads.outputs.iter().enumerate() {
+            let exact = g
                 .to_kind(Kind::Double)
                 .square()
                 .sum(Kind::Double)
@@ -731,7 +1014,7 @@ mod tests {
         // below float32's squaring limit (~1e-19).
         assert!(rec.output[0].rms < 1e-19, "{:e}", rec.output[0].rms);
         assert_eq!(
-            Probe::new(&net).trunk().iter().filter(|t| **t).count(),
+            Probe::new(&net, &[]).trunk().iter().filter(|t| **t).count(),
             30,
             "hidden layers 1..=30 are the trunk"
         );
@@ -772,7 +1055,7 @@ mod tests {
             tch::manual_seed(4);
             let x = Tensor::randn([32, 8], (Kind::Float, Device::Cpu));
             let y = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(4);
-            probed_step(&net, &x, &y).2
+            probed_step(&vs, &net, &x, &y).2
         };
         let (a, b) = (read(1.0), read(4.0));
         let rel = |x: f64, y: f64| (x - y).abs() / y.abs();
@@ -821,7 +1104,7 @@ mod tests {
         });
         let x = Tensor::randn([64, 8], (Kind::Float, Device::Cpu));
         let y = Tensor::arange(64, (Kind::Int64, Device::Cpu)).remainder(4);
-        let (_, _, rec) = probed_step(&net, &x, &y);
+        let (_, _, rec) = probed_step(&vs, &net, &x, &y);
         let first = rec.responses[0];
         assert_eq!(first.point, 0);
         assert_eq!(first.dead, 4.0 / 16.0, "{first:?}");

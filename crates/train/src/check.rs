@@ -251,7 +251,7 @@ fn twins_are_one_network(
             seed: 0,
         };
         let net = build_network(&vs.root(), exp, &stand_in, &run)?;
-        outputs.push(tch::no_grad(|| net.forward(&x, false, None).logits));
+        outputs.push(tch::no_grad(|| net.forward(&x, false, None)));
     }
     if !outputs[0].equal(&outputs[1]) {
         return Ok(None);

@@ -61,14 +61,30 @@ impl Sgd {
         }
     }
 
-    /// One step at learning rate `lr`.
+    /// The optimized variables, in the order [`Sgd::step_with`] takes
+    /// their gradients.
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.params.iter().map(|(_, p)| p).collect()
+    }
+
+    /// One step at learning rate `lr`, with the gradients `backward()` left
+    /// in each variable's `grad()`.
     pub fn step(&mut self, lr: f64) {
+        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
+        self.step_with(lr, &grads);
+    }
+
+    /// One step at learning rate `lr` with `grads`, one per variable in the
+    /// order of [`Sgd::params`] (a probe step's backward pass returns them
+    /// rather than leaving them in `grad()`); an undefined gradient leaves
+    /// its variable as it is.
+    pub fn step_with(&mut self, lr: f64, grads: &[Tensor]) {
         let _guard = tch::no_grad_guard();
-        for (name, p) in &mut self.params {
-            let grad = p.grad();
+        for ((name, p), grad) in self.params.iter_mut().zip(grads) {
             if !grad.defined() {
                 continue;
             }
+            let grad = grad.shallow_clone();
             let scalar = |v: f64| Tensor::scalar_tensor(v, (Kind::Float, p.device()));
             let d = if self.weight_decay != 0.0 {
                 grad.addcmul(p, &scalar(self.weight_decay))

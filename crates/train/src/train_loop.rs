@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! seed → build net → for each step:
-//!     minibatch → forward (with taps on probe steps) → loss → backward
+//!     minibatch → forward (recording probe points on probe steps) → loss
+//!     → backward (capturing dL/dh on probe steps)
 //!     → probe (read dL/dh and weight gradients) → optimizer step
 //!     → log training error → evaluate held-out split
 //! → final full passes over both splits
@@ -19,7 +20,7 @@ use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
 use gradscope_format::decay::ProfileWindow;
 use gradscope_format::rows::{SPLIT_TEST, SPLIT_TRAIN};
-use gradscope_models::Network;
+use gradscope_models::{Network, Recording};
 use gradscope_probe::writers::{MetricRow, RunWriters};
 use gradscope_probe::{Probe, ProbeRecord};
 use std::path::Path;
@@ -120,7 +121,7 @@ pub fn train_run(
     let vs = nn::VarStore::new(device);
     let net = build_network(&vs.root(), exp, data, run)?;
     let mut opt = Sgd::new(&vs, t.momentum, t.weight_decay);
-    let probe = Probe::new(net.as_ref());
+    let probe = Probe::new(net.as_ref(), &opt.params());
     let points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
     let mut s = LoopState::new(exp, data, run, &points, probe.trunk());
     let (writers, pending_eval) = match resumed {
@@ -197,11 +198,12 @@ pub fn train_run(
             x = augment(&x, rng);
         }
 
-        // Taps only on probe steps: other steps pay nothing for probing.
+        // Probe steps record each probe point's output and the responses;
+        // other steps keep nothing and pay nothing for probing.
         let probing = exp.probe.probes(step, steps);
-        let taps = probing.then(|| probe.taps(y.size()[0], device));
-        let fwd = net.forward(&x, true, taps.as_deref());
-        let (loss, error) = objective(exp.task, &fwd.logits, &x, &y);
+        let recording = probing.then(|| Recording::new(probe.len()));
+        let logits = net.forward(&x, true, recording.as_ref());
+        let (loss, error) = objective(exp.task, &logits, &x, &y);
         // Read the check only where this step reads the device anyway.
         let done = step + 1;
         let reads = probing || t.syncs_after(done, steps) || stop.load(Ordering::SeqCst);
@@ -211,21 +213,28 @@ pub fn train_run(
             break;
         }
 
-        opt.zero_grad();
-        loss.backward();
-
-        // Probe between backward and step: the gradients of this minibatch at
-        // the weights that produced it.
-        if let Some(taps) = &taps {
-            let rec = probe.collect(net.as_ref(), taps, &fwd.responses)?;
-            log.out.probe(step, &rec)?;
-            if !s.record_probe(step, &rec, probe.trunk()) {
-                (status, diverged_at_step) = (Status::Diverged, Some(step));
-                break;
+        match recording {
+            None => {
+                opt.zero_grad();
+                loss.backward();
+                opt.step(s.lr);
+            }
+            Some(recording) => {
+                // One backward pass returns the parameters' gradients and
+                // captures dL/dh at every probe point. Probe between it and
+                // the step: the gradients of this minibatch at the weights
+                // that produced it.
+                let (outputs, responses) = recording.finish();
+                let grads = probe.backward(&loss, &opt.params(), outputs)?;
+                let rec = probe.collect(net.as_ref(), &grads, &responses)?;
+                log.out.probe(step, &rec)?;
+                if !s.record_probe(step, &rec, probe.trunk()) {
+                    (status, diverged_at_step) = (Status::Diverged, Some(step));
+                    break;
+                }
+                opt.step_with(s.lr, &grads.params);
             }
         }
-
-        opt.step(s.lr);
         s.window.add(&loss, &error);
         s.steps_done = done;
 
@@ -638,7 +647,7 @@ pub fn evaluate(
         }
         let len = CHUNK.min(n - at);
         let (x, y) = (split.x.narrow(0, at, len), split.y.narrow(0, at, len));
-        let out = net.forward(&x, false, None).logits;
+        let out = net.forward(&x, false, None);
         let (loss, error) = objective(task, &out, &x, &y);
         loss_sum += loss.to_kind(Kind::Double) * len as f64;
         error_sum += error * len as f64;

@@ -1,0 +1,484 @@
+//! One read per tensor: the probe's statistics of float32 tensors in host
+//! memory, each sum accumulated in float64 as the tensor is read.
+//!
+//! Why not libtorch's reductions on the CPU: each of them is one pass over
+//! the tensor, and a probe step needs several per tensor (a norm and a
+//! zero count per gradient; mean, spread, saturation and dead units per
+//! response), plus the temporaries some of them write (a bool tensor for
+//! each comparison). In `make bench` that made a CNN probe step cost about
+//! seven reads of every probed tensor. Here every statistic of a tensor
+//! comes from one read of it, split over the threads libtorch uses.
+//!
+//! Exactness: every float32 value is widened to float64 before it is
+//! squared or summed, and the smallest float32 (1.4e-45) squares to 2e-90,
+//! far inside float64's range, so no square is lost and no second pass is
+//! needed for tiny gradients (libtorch's float32 norm drops squares below
+//! about 1e-38). The spread is summed around a shift taken from a sample of
+//! the tensor, so a collapsed layer (values all close to a large mean)
+//! keeps its digits: see [`ResponseSums::std`].
+
+use tch::{Device, Kind, Tensor};
+
+/// What one read of a gradient (or weight) gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GradSums {
+    /// Σ x², in float64.
+    pub sum_sq: f64,
+    /// Elements that are not exactly 0 (NaN counts as non-zero, as in
+    /// libtorch's `count_nonzero`).
+    pub nonzero: u64,
+}
+
+impl GradSums {
+    pub fn l2(&self) -> f64 {
+        self.sum_sq.sqrt()
+    }
+}
+
+/// What one read of a response gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseSums {
+    pub count: u64,
+    /// The shift the sums below are taken around.
+    pub shift: f64,
+    /// Σ (x − shift) and Σ (x − shift)², in float64.
+    pub sum: f64,
+    pub sum_sq: f64,
+    /// Elements in the flat part of the nonlinearity.
+    pub saturated: u64,
+    /// Per unit (dim 1: feature or channel), whether any element of it is
+    /// outside the flat part; empty for a tensor without a unit axis.
+    pub unit_active: Vec<bool>,
+}
+
+impl ResponseSums {
+    pub fn mean(&self) -> f64 {
+        self.shift + self.sum / self.count as f64
+    }
+
+    /// Population std: Var = Σ(x − s)²/n − (Σ(x − s)/n)². With the shift s
+    /// within a few stds of the mean the subtraction loses no digits that
+    /// matter, where E[x²] − mean² loses all of them for a small spread
+    /// around a large mean.
+    pub fn std(&self) -> f64 {
+        let n = self.count as f64;
+        let offset = self.sum / n;
+        (self.sum_sq / n - offset * offset).max(0.0).sqrt()
+    }
+
+    pub fn saturated_fraction(&self) -> f64 {
+        self.saturated as f64 / self.count as f64
+    }
+
+    /// Fraction of units in the flat part for every example and position;
+    /// NaN without a unit axis.
+    pub fn dead_fraction(&self) -> f64 {
+        if self.unit_active.is_empty() {
+            return f64::NAN;
+        }
+        let dead = self.unit_active.iter().filter(|a| !**a).count();
+        dead as f64 / self.unit_active.len() as f64
+    }
+
+    fn merge(&mut self, other: &ResponseSums) {
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+        self.saturated += other.saturated;
+        for (a, b) in self.unit_active.iter_mut().zip(&other.unit_active) {
+            *a |= *b;
+        }
+    }
+}
+
+/// Whether [`grads`] and [`responses`] can read `t` where it lies: a
+/// float32 tensor in host memory.
+pub fn readable(t: &Tensor) -> bool {
+    t.defined() && t.device() == Device::Cpu && t.kind() == Kind::Float
+}
+
+/// A float32 tensor's elements in memory order, with its unit axis: the
+/// tensor itself when its layout is dense (contiguous, channels-last or any
+/// other permutation without gaps), else a contiguous copy.
+struct Dense {
+    tensor: Tensor,
+    /// Size and stride of dim 1, when the tensor has one.
+    unit: Option<(usize, usize)>,
+}
+
+impl Dense {
+    fn new(t: &Tensor) -> Dense {
+        let tensor = if is_dense(&t.size(), &t.stride()) {
+            t.shallow_clone()
+        } else {
+            t.contiguous()
+        };
+        // A unit axis of size 1 may have any stride: all its elements are
+        // that one unit's, side by side.
+        let unit = (tensor.dim() >= 2).then(|| match tensor.size()[1] {
+            1 => (1, 1),
+            units => (units as usize, tensor.stride()[1] as usize),
+        });
+        Dense { tensor, unit }
+    }
+
+    fn values(&self) -> &[f32] {
+        let n = self.tensor.numel();
+        if n == 0 {
+            return &[];
+        }
+        // SAFETY: `readable` checked the kind (f32) and the device (host
+        // memory); a dense layout holds exactly `numel` elements from its
+        // data pointer on; `self.tensor` keeps the storage alive while the
+        // slice is borrowed from `self`, and nothing writes to it meanwhile
+        // (the probe runs between backward and the optimizer step).
+        unsafe { std::slice::from_raw_parts(self.tensor.data_ptr() as *const f32, n) }
+    }
+}
+
+/// True when the elements fill `numel` consecutive slots in some order of
+/// the dims: sorted by stride, each stride is the product of the sizes
+/// before it (dims of size 1 can have any stride).
+fn is_dense(size: &[i64], stride: &[i64]) -> bool {
+    let mut dims: Vec<(i64, i64)> = size
+        .iter()
+        .zip(stride)
+        .filter(|(s, _)| **s != 1)
+        .map(|(s, t)| (*t, *s))
+        .collect();
+    dims.sort_unstable();
+    let mut expected = 1;
+    for (stride, size) in dims {
+        if stride != expected {
+            return false;
+        }
+        expected *= size;
+    }
+    true
+}
+
+/// Splits `0..n` into `parts` near-equal ranges, each a multiple of `unit`
+/// long except the last.
+fn ranges(n: usize, parts: usize, unit: usize) -> Vec<std::ops::Range<usize>> {
+    let blocks = n.div_ceil(unit);
+    (0..parts)
+        .map(|p| {
+            let start = (blocks * p / parts * unit).min(n);
+            let end = (blocks * (p + 1) / parts * unit).min(n);
+            start..end
+        })
+        .collect()
+}
+
+/// Runs `work(part)` for parts `0..threads` on that many threads (the
+/// calling one included) and returns the results in part order.
+fn on_threads<R: Send>(threads: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    if threads <= 1 {
+        return vec![work(0)];
+    }
+    std::thread::scope(|scope| {
+        let work = &work;
+        let others: Vec<_> = (1..threads).map(|p| scope.spawn(move || work(p))).collect();
+        let mut out = vec![work(0)];
+        out.extend(others.into_iter().map(|h| match h.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }));
+        out
+    })
+}
+
+/// Threads to split `elements` over: libtorch's own count (`--threads`),
+/// but one per [`PER_THREAD`] elements at most. Right after backward
+/// libtorch's OpenMP workers still spin for a while waiting for work, so a
+/// second thread of ours shares a core with one of them: for the MLPs'
+/// probe steps (about 2M elements) one thread read everything in 1.2 ms
+/// and two in 1.6 ms; for CNN-20's (about 20M) two took 28 ms and one 44.
+fn thread_count(elements: usize) -> usize {
+    let most = tch::get_num_threads().max(1) as usize;
+    (elements / PER_THREAD).clamp(1, most)
+}
+
+const PER_THREAD: usize = 4 << 20;
+
+/// A response's elements in memory order, and its unit axis (size and
+/// stride of dim 1) if it has one.
+type View<'a> = (&'a [f32], Option<(usize, usize)>);
+
+/// Everything one probe step reads, in one go (one set of threads): Σx²
+/// and the non-zero count of each of `grads` (gradients, and weights whose
+/// norm is wanted), and the sums of each of `responses`. `saturated` says
+/// whether a response value lies in the flat part of the nonlinearity (as
+/// `Activation::saturated` does for tensors). Every tensor must be
+/// [`readable`].
+pub fn read(
+    grads: &[Tensor],
+    responses: &[Tensor],
+    saturated: impl Fn(f32) -> bool + Sync,
+) -> (Vec<GradSums>, Vec<ResponseSums>) {
+    let grads: Vec<Dense> = grads.iter().map(Dense::new).collect();
+    let responses: Vec<Dense> = responses.iter().map(Dense::new).collect();
+    // Slices, not tensors, cross threads (a tch `Tensor` is not `Sync`).
+    let grad_values: Vec<&[f32]> = grads.iter().map(Dense::values).collect();
+    let views: Vec<View> = responses.iter().map(|d| (d.values(), d.unit)).collect();
+    let shifts: Vec<f64> = views.iter().map(|(v, _)| sample_mean(v)).collect();
+    let elements = grad_values
+        .iter()
+        .chain(views.iter().map(|(v, _)| v))
+        .map(|v| v.len())
+        .sum();
+    let threads = thread_count(elements);
+    let sat = &saturated;
+    let parts = on_threads(threads, |part| {
+        let g: Vec<GradSums> = grad_values
+            .iter()
+            .map(|v| grad_sums(&v[ranges(v.len(), threads, 1)[part].clone()]))
+            .collect();
+        let r: Vec<ResponseSums> = views
+            .iter()
+            .zip(&shifts)
+            .map(|(&(v, unit), &shift)| response_part(v, unit, shift, threads, part, sat))
+            .collect();
+        (g, r)
+    });
+    let grads = (0..grad_values.len())
+        .map(|i| {
+            parts
+                .iter()
+                .fold(GradSums::default(), |a, (p, _)| GradSums {
+                    sum_sq: a.sum_sq + p[i].sum_sq,
+                    nonzero: a.nonzero + p[i].nonzero,
+                })
+        })
+        .collect();
+    let responses = (0..views.len())
+        .map(|i| {
+            let mut total = parts[0].1[i].clone();
+            for (_, p) in &parts[1..] {
+                total.merge(&p[i]);
+            }
+            total
+        })
+        .collect();
+    (grads, responses)
+}
+
+/// Independent accumulators, so that the compiler keeps them in vector
+/// registers (one running sum is a chain of dependent additions). Counts
+/// are float64 lanes too (exact below 2^53): one lane type vectorizes.
+const LANES: usize = 16;
+
+fn grad_sums(x: &[f32]) -> GradSums {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { grad_sums_avx2(x) };
+    }
+    grad_sums_body(x)
+}
+
+/// The same code compiled for AVX2 (four float64 lanes per register; the
+/// default x86-64 target has two). libtorch picks its kernels the same way
+/// at run time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn grad_sums_avx2(x: &[f32]) -> GradSums {
+    grad_sums_body(x)
+}
+
+#[inline(always)]
+fn grad_sums_body(x: &[f32]) -> GradSums {
+    let mut sq = [0f64; LANES];
+    let mut nz = [0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            let v = f64::from(c[i]);
+            sq[i] += v * v;
+            nz[i] += if c[i] != 0.0 { 1.0 } else { 0.0 };
+        }
+    }
+    for (i, &r) in rest.iter().enumerate() {
+        sq[i] += f64::from(r) * f64::from(r);
+        nz[i] += if r != 0.0 { 1.0 } else { 0.0 };
+    }
+    GradSums {
+        sum_sq: sq.iter().sum(),
+        nonzero: nz.iter().sum::<f64>() as u64,
+    }
+}
+
+/// The mean of up to 1024 evenly spaced elements: a shift within a few
+/// stds of the mean, known before the one read.
+fn sample_mean(v: &[f32]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let step = v.len().div_ceil(1024);
+    let picked: Vec<f64> = v.iter().step_by(step).map(|&x| f64::from(x)).collect();
+    picked.iter().sum::<f64>() / picked.len() as f64
+}
+
+/// One thread's share of one response: a range of whole rows, where a row
+/// is one position's units side by side (a feature vector, or a pixel's
+/// channels in NHWC), or one unit's run of consecutive elements (a
+/// channel's H·W in NCHW).
+fn response_part(
+    v: &[f32],
+    unit: Option<(usize, usize)>,
+    shift: f64,
+    threads: usize,
+    part: usize,
+    sat: &(impl Fn(f32) -> bool + Sync),
+) -> ResponseSums {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { response_part_avx2(v, unit, shift, threads, part, sat) };
+    }
+    response_part_body(v, unit, shift, threads, part, sat)
+}
+
+/// [`response_part`] compiled for AVX2 (see [`grad_sums_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn response_part_avx2(
+    v: &[f32],
+    unit: Option<(usize, usize)>,
+    shift: f64,
+    threads: usize,
+    part: usize,
+    sat: &(impl Fn(f32) -> bool + Sync),
+) -> ResponseSums {
+    response_part_body(v, unit, shift, threads, part, sat)
+}
+
+#[inline(always)]
+fn response_part_body(
+    v: &[f32],
+    unit: Option<(usize, usize)>,
+    shift: f64,
+    threads: usize,
+    part: usize,
+    sat: &(impl Fn(f32) -> bool + Sync),
+) -> ResponseSums {
+    let mut out = ResponseSums {
+        count: v.len() as u64,
+        shift,
+        sum: 0.0,
+        sum_sq: 0.0,
+        saturated: 0,
+        unit_active: Vec::new(),
+    };
+    let (units, stride) = unit.unwrap_or((LANES, 1));
+    if stride == 1 {
+        // Lane j holds unit j mod `units`; several rows side by side when
+        // the units are few, so that every pass has at least 64 lanes.
+        let width = units * (64 / units).max(1);
+        let r = ranges(v.len(), threads, units)[part].clone();
+        let rows = (r.len() / units) as f64;
+        let mut lanes = Lanes::new(width);
+        let chunks = v[r].chunks_exact(width);
+        for row in chunks.remainder().chunks(units) {
+            lanes.add(row, shift, sat);
+        }
+        for row in chunks {
+            lanes.add(row, shift, sat);
+        }
+        if unit.is_some() {
+            let mut flat = vec![0.0; units];
+            for (j, s) in lanes.saturated.iter().enumerate() {
+                flat[j % units] += s;
+            }
+            out.unit_active = flat.iter().map(|&f| f < rows).collect();
+        }
+        lanes.into(&mut out);
+    } else {
+        // Each row is one unit's run; rows cycle through the units. A unit
+        // is active once any value of it is outside the flat part, which
+        // for a live unit the scan finds within its first few values.
+        out.unit_active = vec![false; units];
+        let r = ranges(v.len(), threads, stride)[part].clone();
+        let first_row = r.start / stride;
+        let mut lanes = Lanes::new(stride);
+        for (k, row) in v[r].chunks_exact(stride).enumerate() {
+            lanes.add(row, shift, sat);
+            let active = &mut out.unit_active[(first_row + k) % units];
+            *active = *active || row.iter().any(|&x| !sat(x));
+        }
+        lanes.into(&mut out);
+    }
+    out
+}
+
+/// Per-lane running sums over rows of at most the lanes' length.
+struct Lanes {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    saturated: Vec<f64>,
+}
+
+impl Lanes {
+    fn new(n: usize) -> Lanes {
+        Lanes {
+            sum: vec![0.0; n],
+            sum_sq: vec![0.0; n],
+            saturated: vec![0.0; n],
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, row: &[f32], shift: f64, sat: &impl Fn(f32) -> bool) {
+        let n = row.len();
+        let (s, q, f) = (
+            &mut self.sum[..n],
+            &mut self.sum_sq[..n],
+            &mut self.saturated[..n],
+        );
+        for j in 0..n {
+            let x = row[j];
+            let d = f64::from(x) - shift;
+            s[j] += d;
+            q[j] += d * d;
+            f[j] += if sat(x) { 1.0 } else { 0.0 };
+        }
+    }
+
+    fn into(self, out: &mut ResponseSums) {
+        out.sum += self.sum.iter().sum::<f64>();
+        out.sum_sq += self.sum_sq.iter().sum::<f64>();
+        out.saturated += self.saturated.iter().sum::<f64>() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_layouts_are_told_from_strided_ones() {
+        assert!(is_dense(&[2, 3, 4, 5], &[60, 20, 5, 1]));
+        // Channels-last NCHW.
+        assert!(is_dense(&[2, 3, 4, 5], &[60, 1, 15, 3]));
+        // A size-1 dim's stride does not matter.
+        assert!(is_dense(&[2, 1, 4], &[4, 99, 1]));
+        // Every other column: gaps.
+        assert!(!is_dense(&[4, 3], &[6, 2]));
+        // Broadcast (stride 0): overlap.
+        assert!(!is_dense(&[4, 3], &[0, 1]));
+    }
+
+    #[test]
+    fn ranges_cover_everything_once_in_whole_units() {
+        for (n, parts, unit) in [(10, 3, 1), (100, 2, 8), (7, 4, 3), (0, 2, 5), (5, 8, 1)] {
+            let r = ranges(n, parts, unit);
+            assert_eq!(r.len(), parts);
+            assert_eq!(r[0].start, 0);
+            assert_eq!(r.last().unwrap().end, n);
+            for w in r.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+                assert!(w[0].start % unit == 0 || w[0].is_empty());
+            }
+        }
+    }
+}
