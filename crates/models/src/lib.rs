@@ -200,23 +200,51 @@ pub struct ProbePoint {
 ///
 /// A `RefCell` rather than `&mut`: the families record from nested blocks
 /// and closures, which a shared reference reaches without re-borrowing.
-#[derive(Debug)]
-pub struct Recording {
+pub struct Recording<'a> {
     outputs: RefCell<Vec<Option<Tensor>>>,
     responses: RefCell<Vec<(usize, Tensor)>>,
+    /// Reads a response as it is recorded; true when it did, and the
+    /// response is not kept.
+    reader: Option<RefCell<ResponseReader<'a>>>,
 }
 
-impl Recording {
+type ResponseReader<'a> = Box<dyn FnMut(usize, &Tensor) -> bool + 'a>;
+
+impl std::fmt::Debug for Recording<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("outputs", &self.outputs.borrow().len())
+            .field("responses", &self.responses.borrow().len())
+            .field("reads_responses", &self.reader.is_some())
+            .finish()
+    }
+}
+
+impl<'a> Recording<'a> {
     /// An empty recording for a network with `points` probe points.
-    pub fn new(points: usize) -> Recording {
+    pub fn new(points: usize) -> Recording<'a> {
         Recording {
             outputs: RefCell::new((0..points).map(|_| None).collect()),
             responses: RefCell::new(Vec::new()),
+            reader: None,
+        }
+    }
+
+    /// A recording that hands each response to `read` as the forward pass
+    /// makes it, and keeps only those `read` declines (returns false for).
+    /// A response that autograd does not save (a BN output) then lives no
+    /// longer than the forward pass needs it, rather than until the probe
+    /// reads it after backward: in CNN-56 that held 120 MB more at a
+    /// probe step's peak.
+    pub fn reading(points: usize, read: impl FnMut(usize, &Tensor) -> bool + 'a) -> Recording<'a> {
+        Recording {
+            reader: Some(RefCell::new(Box::new(read))),
+            ..Recording::new(points)
         }
     }
 
     /// The probe points' outputs (`None` for a point the pass did not
-    /// reach, a bug in the network) and the responses.
+    /// reach, a bug in the network) and the responses that were kept.
     pub fn finish(self) -> (Vec<Option<Tensor>>, Vec<(usize, Tensor)>) {
         (self.outputs.into_inner(), self.responses.into_inner())
     }
@@ -228,6 +256,11 @@ impl Recording {
     }
 
     fn response(&self, point: usize, r: &Tensor) {
+        if let Some(read) = &self.reader {
+            if (read.borrow_mut())(point, r) {
+                return;
+            }
+        }
         self.responses.borrow_mut().push((point, r.shallow_clone()));
     }
 }

@@ -17,7 +17,8 @@
 pub mod onepass;
 pub mod writers;
 
-use gradscope_models::{Activation, Network};
+use gradscope_models::{Activation, Network, Recording};
+use std::cell::RefCell;
 use tch::{Device, Kind, Tensor};
 
 /// Errors of the probe and its writers.
@@ -134,6 +135,9 @@ pub struct Probe {
     output_shapes: Vec<Vec<i64>>,
     trunk: Vec<bool>,
     activation: Activation,
+    /// Responses read during the forward pass (see [`Probe::recording`]),
+    /// until [`Probe::collect`] takes them.
+    read_early: RefCell<Vec<ResponseStats>>,
 }
 
 /// The gradients one probe step's backward pass returns.
@@ -166,7 +170,31 @@ impl Probe {
             output_shapes: points.iter().map(|p| p.output_shape.clone()).collect(),
             trunk: points.iter().map(|p| p.trunk).collect(),
             activation: net.activation(),
+            read_early: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The recording for one probe step's forward pass. Responses in host
+    /// memory are read as the pass makes them ([`onepass`], one read each,
+    /// while they are still in cache) and not kept; elsewhere (CUDA) they
+    /// are kept and reduced in [`Probe::collect`].
+    pub fn recording(&self) -> Recording<'_> {
+        self.read_early.borrow_mut().clear();
+        Recording::reading(self.len(), |point, r| {
+            if !onepass::readable(r) {
+                return false;
+            }
+            let (_, sums) = read_on_host(&[], std::slice::from_ref(r), self.activation);
+            let [mean, std, saturation, dead] = response_reading(&sums[0]);
+            self.read_early.borrow_mut().push(ResponseStats {
+                point,
+                mean,
+                std,
+                saturation,
+                dead,
+            });
+            true
+        })
     }
 
     /// Number of probe points.
@@ -222,7 +250,9 @@ impl Probe {
     }
 
     /// Reduces one probe step to host numbers: call after
-    /// [`Probe::backward`] and before the optimizer step.
+    /// [`Probe::backward`] and before the optimizer step. `responses` are
+    /// those the recording kept; those read during the forward pass are
+    /// added in front.
     ///
     /// Every statistic is accumulated in float64 from the float32 tensors
     /// without a float64 copy of them, so a gradient of 1e-30 per element
@@ -246,7 +276,10 @@ impl Probe {
         } else {
             Readings::libtorch(&t, self.activation)?
         };
-        Ok(self.record(&readings, grads, responses))
+        let mut record = self.record(&readings, grads, responses);
+        let early = std::mem::take(&mut *self.read_early.borrow_mut());
+        record.responses.splice(0..0, early);
+        Ok(record)
     }
 
     /// The tensors a probe step reads, detached, with NaN in place of a
@@ -365,20 +398,7 @@ impl Readings {
             .chain(&t.outputs)
             .map(Tensor::shallow_clone)
             .collect();
-        // One closure per activation, so that the comparison is fixed at
-        // compile time inside the reading loop (a `match` per element kept
-        // it from vectorizing).
-        let (g, r) = match activation {
-            Activation::Sigmoid => onepass::read(&grads, &t.responses, |x| {
-                Activation::Sigmoid.saturated_value(x)
-            }),
-            Activation::Tanh => onepass::read(&grads, &t.responses, |x| {
-                Activation::Tanh.saturated_value(x)
-            }),
-            Activation::Relu => onepass::read(&grads, &t.responses, |x| {
-                Activation::Relu.saturated_value(x)
-            }),
-        };
+        let (g, r) = read_on_host(&grads, &t.responses, activation);
         let (w, o) = (t.weight_grads.len(), t.weights.len());
         let pairs = |g: &[onepass::GradSums]| -> Vec<(f64, f64)> {
             g.iter().map(|s| (s.l2(), s.nonzero as f64)).collect()
@@ -387,10 +407,7 @@ impl Readings {
             weight_grads: pairs(&g[..w]),
             weights: g[w..w + o].iter().map(|s| s.l2()).collect(),
             outputs: pairs(&g[w + o..]),
-            responses: r
-                .iter()
-                .map(|s| [s.mean(), s.std(), s.saturated_fraction(), s.dead_fraction()])
-                .collect(),
+            responses: r.iter().map(response_reading).collect(),
         }
     }
 
@@ -443,6 +460,32 @@ impl Readings {
                 .collect(),
         })
     }
+}
+
+/// [`onepass::read`] with `activation`'s flat part. One closure per
+/// activation, so that the comparison is fixed at compile time inside the
+/// reading loop (a `match` per element kept it from vectorizing).
+fn read_on_host(
+    grads: &[Tensor],
+    responses: &[Tensor],
+    activation: Activation,
+) -> (Vec<onepass::GradSums>, Vec<onepass::ResponseSums>) {
+    match activation {
+        Activation::Sigmoid => {
+            onepass::read(grads, responses, |x| Activation::Sigmoid.saturated_value(x))
+        }
+        Activation::Tanh => {
+            onepass::read(grads, responses, |x| Activation::Tanh.saturated_value(x))
+        }
+        Activation::Relu => {
+            onepass::read(grads, responses, |x| Activation::Relu.saturated_value(x))
+        }
+    }
+}
+
+/// `[mean, std, saturated fraction, dead fraction]` of one response.
+fn response_reading(s: &onepass::ResponseSums) -> [f64; 4] {
+    [s.mean(), s.std(), s.saturated_fraction(), s.dead_fraction()]
 }
 
 /// L2 norm over `dims`, accumulated in float64 (each float32 element is
@@ -844,9 +887,54 @@ mod tests {
         }
     }
 
-    /// One probed step as the training loop takes it: a recorded forward
-    /// pass in train mode, mean cross-entropy, the probe's backward pass,
-    /// collect. Returns the gradients, the responses and the record.
+    /// Reading the responses during the forward pass (what the training
+    /// loop does) must give the record that keeping them for `collect`
+    /// gives, number for number: the same one-pass reading, earlier.
+    #[test]
+    fn responses_read_early_equal_responses_kept() {
+        let step = |early: bool| {
+            tch::manual_seed(4);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Mlp::new(
+                &vs.root(),
+                MlpConfig {
+                    input_dim: 8,
+                    classes: 4,
+                    depth: 5,
+                    width: 16,
+                    activation: Activation::Tanh,
+                    init: Init::Glorot,
+                    norm: Norm::Batchnorm,
+                    variant: Variant::Residual,
+                },
+            )
+            .unwrap();
+            let params = vs.trainable_variables();
+            let params: Vec<&Tensor> = params.iter().collect();
+            let probe = Probe::new(&net, &params);
+            let x = Tensor::randn([32, 8], (Kind::Float, Device::Cpu));
+            let y = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(4);
+            let rec = if early {
+                probe.recording()
+            } else {
+                Recording::new(probe.len())
+            };
+            let loss = net
+                .forward(&x, true, Some(&rec))
+                .cross_entropy_for_logits(&y);
+            let (outputs, responses) = rec.finish();
+            assert_eq!(responses.is_empty(), early, "read early, or kept");
+            let grads = probe.backward(&loss, &params, outputs).unwrap();
+            probe.collect(&net, &grads, &responses).unwrap()
+        };
+        let (early, kept) = (step(true), step(false));
+        assert_eq!(early.responses.len(), 4);
+        assert_eq!(early, kept);
+    }
+
+    /// One probed step with the responses kept for `collect`: a recorded
+    /// forward pass in train mode, mean cross-entropy, the probe's backward
+    /// pass, collect. Returns the gradients, the responses and the record.
     fn probed_step(
         vs: &nn::VarStore,
         net: &dyn Network,

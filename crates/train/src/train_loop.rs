@@ -20,7 +20,7 @@ use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
 use gradscope_format::decay::ProfileWindow;
 use gradscope_format::rows::{SPLIT_TEST, SPLIT_TRAIN};
-use gradscope_models::{Network, Recording};
+use gradscope_models::Network;
 use gradscope_probe::writers::{MetricRow, RunWriters};
 use gradscope_probe::{Probe, ProbeRecord};
 use std::path::Path;
@@ -198,10 +198,10 @@ pub fn train_run(
             x = augment(&x, rng);
         }
 
-        // Probe steps record each probe point's output and the responses;
-        // other steps keep nothing and pay nothing for probing.
+        // Probe steps record each probe point's output and read the
+        // responses; other steps keep nothing and pay nothing for probing.
         let probing = exp.probe.probes(step, steps);
-        let recording = probing.then(|| Recording::new(probe.len()));
+        let recording = probing.then(|| probe.recording());
         let logits = net.forward(&x, true, recording.as_ref());
         let (loss, error) = objective(exp.task, &logits, &x, &y);
         // Read the check only where this step reads the device anyway.
