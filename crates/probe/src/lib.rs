@@ -211,9 +211,10 @@ impl Probe {
         &self.trunk
     }
 
-    /// The backward pass of a probe step, in place of `loss.backward()`:
-    /// one pass that returns the gradient of every parameter in `params`
-    /// and captures dL/dh at every probe point's recorded output, as
+    /// The backward pass of a training step, in place of
+    /// `loss.backward()`: one pass that returns the gradient of every
+    /// parameter in `params` and, given a probe step's recorded `outputs`
+    /// (empty on other steps), captures dL/dh at every probe point, as
     /// PyTorch's `torch.autograd.grad(loss, params + outputs)` does. The
     /// parameters' `grad()` is left as it was: the optimizer takes the
     /// returned gradients.

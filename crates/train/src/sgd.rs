@@ -80,14 +80,19 @@ impl Sgd {
     /// its variable as it is.
     pub fn step_with(&mut self, lr: f64, grads: &[Tensor]) {
         let _guard = tch::no_grad_guard();
+        // The two scalars once per step, not per variable (the MLPs have 64).
+        let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
+            return;
+        };
+        let scalar = |v: f64| Tensor::scalar_tensor(v, (Kind::Float, device));
+        let (decay, step) = (scalar(self.weight_decay), scalar(-lr));
         for ((name, p), grad) in self.params.iter_mut().zip(grads) {
             if !grad.defined() {
                 continue;
             }
             let grad = grad.shallow_clone();
-            let scalar = |v: f64| Tensor::scalar_tensor(v, (Kind::Float, p.device()));
             let d = if self.weight_decay != 0.0 {
-                grad.addcmul(p, &scalar(self.weight_decay))
+                grad.addcmul(p, &decay)
             } else {
                 grad
             };
@@ -107,7 +112,7 @@ impl Sgd {
             } else {
                 d
             };
-            let _ = p.addcmul_(&d, &scalar(-lr));
+            let _ = p.addcmul_(&d, &step);
         }
     }
 

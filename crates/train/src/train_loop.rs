@@ -3,7 +3,7 @@
 //! ```text
 //! seed → build net → for each step:
 //!     minibatch → forward (recording probe points on probe steps) → loss
-//!     → backward (capturing dL/dh on probe steps)
+//!     → backward (returning the gradients; dL/dh too on probe steps)
 //!     → probe (read dL/dh and weight gradients) → optimizer step
 //!     → log training error → evaluate held-out split
 //! → final full passes over both splits
@@ -213,28 +213,26 @@ pub fn train_run(
             break;
         }
 
-        match recording {
-            None => {
-                opt.zero_grad();
-                loss.backward();
-                opt.step(s.lr);
-            }
-            Some(recording) => {
-                // One backward pass returns the parameters' gradients and
-                // captures dL/dh at every probe point. Probe between it and
-                // the step: the gradients of this minibatch at the weights
-                // that produced it.
-                let (outputs, responses) = recording.finish();
-                let grads = probe.backward(&loss, &opt.params(), outputs)?;
-                let rec = probe.collect(net.as_ref(), &grads, &responses)?;
-                log.out.probe(step, &rec)?;
-                if !s.record_probe(step, &rec, probe.trunk()) {
-                    (status, diverged_at_step) = (Status::Diverged, Some(step));
-                    break;
-                }
-                opt.step_with(s.lr, &grads.params);
+        // One backward pass returns every parameter's gradient and, on a
+        // probe step, dL/dh at every probe point (PyTorch's
+        // `autograd.grad`). Nothing accumulates in `grad()`, so there is
+        // nothing to zero: in `make bench` that saved the MLPs a zero and
+        // an add per parameter per step.
+        let (outputs, responses) = recording.map(|r| r.finish()).unwrap_or_default();
+        let grads = probe.backward(&loss, &opt.params(), outputs)?;
+
+        // Probe between backward and step: the gradients of this minibatch
+        // at the weights that produced it.
+        if probing {
+            let rec = probe.collect(net.as_ref(), &grads, &responses)?;
+            log.out.probe(step, &rec)?;
+            if !s.record_probe(step, &rec, probe.trunk()) {
+                (status, diverged_at_step) = (Status::Diverged, Some(step));
+                break;
             }
         }
+
+        opt.step_with(s.lr, &grads.params);
         s.window.add(&loss, &error);
         s.steps_done = done;
 
