@@ -456,9 +456,22 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
         "# gradscope bench\n\nMachine: {machine}; device {}, {} threads, {} A/B pairs per cell (medians), batch {BATCH}.\n\
          Probe overhead = (step time with probing) / (step time without) − 1, per side. One probe step = what probing adds per probed step \
          (k × the step-time difference when every k-th step is probed). Floor = one read (a sum) of every tensor a probe step must read \
-         (each dL/dh, response and weight gradient) after a real forward and backward of one minibatch, median of 10; its share of an unprobed step in brackets.\n\n\
+         (each dL/dh, response and weight gradient) after a real forward and backward of one minibatch, median of 10; its share of an unprobed step in brackets. \
+         gradscope's \"off\" still probes step 0 and the last step (outside the timed window, inside the peak RSS); PyTorch's never probes. \
+         {alloc}\n\n\
          | workload | probe | gradscope steps/s | PyTorch steps/s | gradscope img/s | PyTorch img/s | gradscope/PyTorch | probe overhead (gradscope) | probe overhead (PyTorch) | one probe step, ms (gradscope / PyTorch) | floor, ms | gradscope probe step / floor | peak RSS MB (gradscope / PyTorch) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-        s.device, s.threads, s.pairs
+        s.device,
+        s.threads,
+        s.pairs,
+        alloc = if crate::malloc::user_set() {
+            "Both sides ran with the MALLOC_*_ settings of the environment.".to_owned()
+        } else {
+            format!(
+                "Both sides ran with glibc's mmap threshold at {} MiB and trim threshold at {} MiB (gradscope sets them at start; the PyTorch side got MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_).",
+                crate::malloc::MMAP_THRESHOLD >> 20,
+                crate::malloc::TRIM_THRESHOLD >> 20
+            )
+        }
     );
     for r in rows {
         let off = rows
