@@ -501,24 +501,17 @@ fn l2(x: &Tensor, dims: &[i64]) -> Tensor {
 /// probe step). It is exact to float32 precision unless a square left
 /// float32's range: elements below about 1.1e-19 square to 0 (their share
 /// of the norm is then at most √numel·1.1e-19) and above about 1.8e19
-/// overflow. [`needs_exact`] tells those cases from the value, and the
+/// overflow. [`onepass::needs_exact`] tells those cases from the value, and the
 /// probe takes them again with [`l2`].
 fn l2_fast(x: &Tensor, dims: &[i64]) -> Tensor {
     x.norm_scalaropt_dim(2, dims, false).to_kind(Kind::Double)
 }
 
-/// Whether a float32 norm of `numel` elements may have lost squares out of
-/// float32's range: not finite, or so small that the squares it could have
-/// dropped (at most √numel·1.1e-19) reach its seventh digit.
-fn needs_exact(norm: f64, numel: f64) -> bool {
-    !norm.is_finite() || norm < numel.sqrt() * 1e-11
-}
-
-/// Replaces each float32 norm of `tensors` that [`needs_exact`] by its
+/// Replaces each float32 norm of `tensors` that [`onepass::needs_exact`] by its
 /// float64 norm, on the host (rare, so one sync each is fine).
 fn refine_norms(norms: &mut [f64], tensors: &[Tensor]) {
     for (norm, t) in norms.iter_mut().zip(tensors) {
-        if needs_exact(*norm, t.numel() as f64) {
+        if onepass::needs_exact(*norm, t.numel() as f64) {
             let dims: Vec<i64> = (0..t.dim() as i64).collect();
             *norm = l2(t, &dims).double_value(&[]);
         }
@@ -530,7 +523,7 @@ fn refine_norms(norms: &mut [f64], tensors: &[Tensor]) {
 fn refine_stds(stds: &mut [f64], responses: &[Tensor], activation: Activation) {
     for (std, x) in stds.iter_mut().zip(responses) {
         let n = x.numel() as f64;
-        if needs_exact(*std * n.sqrt(), n) {
+        if onepass::needs_exact(*std * n.sqrt(), n) {
             // As `grouped` gives it: a stack of one, reduced over the rest.
             let dims: Vec<i64> = (1..=x.dim() as i64).collect();
             let exact = response_stats_with(&x.unsqueeze(0), &dims, activation, l2);

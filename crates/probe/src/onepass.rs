@@ -264,65 +264,145 @@ pub fn read(
 
 /// Independent accumulators, so that the compiler keeps them in vector
 /// registers (one running sum is a chain of dependent additions). Counts
-/// are float64 lanes too (exact below 2^53): one lane type vectorizes.
-const LANES: usize = 16;
+/// are lanes of the same type (exact: a lane counts at most [`PER_LANE`]
+/// values between flushes): one lane type vectorizes.
+const LANES: usize = 32;
 
-fn grad_sums(x: &[f32]) -> GradSums {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { grad_sums_avx2(x) };
-    }
-    grad_sums_body(x)
+/// Values a float32 lane sums before its total is added in float64: its
+/// rounding stays at float32's precision (a relative error of at most
+/// 32 units in the last place, typically √32), and a count stays exact.
+const PER_LANE: usize = 32;
+
+/// A lane type: float32 for the fast read (eight values per AVX2
+/// register, no widening), float64 for the exact one.
+trait Lane:
+    Copy + Default + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign
+{
+    const ONE: Self;
+    fn of(x: f32) -> Self;
+    fn wide(self) -> f64;
 }
 
-/// The same code compiled for AVX2 (four float64 lanes per register; the
-/// default x86-64 target has two). libtorch picks its kernels the same way
-/// at run time.
+impl Lane for f32 {
+    const ONE: f32 = 1.0;
+    fn of(x: f32) -> f32 {
+        x
+    }
+    fn wide(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Lane for f64 {
+    const ONE: f64 = 1.0;
+    fn of(x: f32) -> f64 {
+        f64::from(x)
+    }
+    fn wide(self) -> f64 {
+        self
+    }
+}
+
+/// Whether a sum of `n` squares taken in float32 may have lost some: not
+/// finite (a square above 3.4e38), or so small that squares below
+/// float32's range (elements below about 1.1e-19; they add at most
+/// √n·1.1e-19 to the root) reach its seventh digit. Those are read again
+/// in float64, where no square of a float32 is lost (the smallest,
+/// 1.4e-45, squares to 2e-90).
+pub(crate) fn needs_exact(root: f64, n: f64) -> bool {
+    !root.is_finite() || root < n.sqrt() * 1e-11
+}
+
+/// Runs `$body` compiled for AVX2 where the CPU has it (four float64 or
+/// eight float32 lanes per register; the default x86-64 target has half
+/// that), else as compiled. libtorch picks its kernels the same way.
+macro_rules! with_avx2 {
+    ($avx2:ident, $body:expr, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                unsafe { $avx2($($arg),*) }
+            } else {
+                ($body)($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            ($body)($($arg),*)
+        }
+    }};
+}
+
+/// Σx² and the non-zero count of a slice: in float32 lanes, and again in
+/// float64 where [`needs_exact`].
+fn grad_sums(x: &[f32]) -> GradSums {
+    let fast = with_avx2!(grad_sums_avx2_f32, grad_sums_body::<f32>, (x));
+    // All exact zeros (a dead layer's gradient) read 0 in either type.
+    if fast.nonzero > 0 && needs_exact(fast.sum_sq.sqrt(), x.len() as f64) {
+        with_avx2!(grad_sums_avx2_f64, grad_sums_body::<f64>, (x))
+    } else {
+        fast
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn grad_sums_avx2(x: &[f32]) -> GradSums {
-    grad_sums_body(x)
+unsafe fn grad_sums_avx2_f32(x: &[f32]) -> GradSums {
+    grad_sums_body::<f32>(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn grad_sums_avx2_f64(x: &[f32]) -> GradSums {
+    grad_sums_body::<f64>(x)
 }
 
 #[inline(always)]
-fn grad_sums_body(x: &[f32]) -> GradSums {
-    let mut sq = [0f64; LANES];
-    let mut nz = [0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            let v = f64::from(c[i]);
-            sq[i] += v * v;
-            nz[i] += if c[i] != 0.0 { 1.0 } else { 0.0 };
+fn grad_sums_body<L: Lane>(x: &[f32]) -> GradSums {
+    let (mut sum_sq, mut nonzero) = (0f64, 0f64);
+    for block in x.chunks(LANES * PER_LANE) {
+        let mut sq = [L::default(); LANES];
+        let mut nz = [L::default(); LANES];
+        let chunks = block.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for i in 0..LANES {
+                let v = L::of(c[i]);
+                sq[i] += v * v;
+                nz[i] += if c[i] != 0.0 { L::ONE } else { L::default() };
+            }
         }
-    }
-    for (i, &r) in rest.iter().enumerate() {
-        sq[i] += f64::from(r) * f64::from(r);
-        nz[i] += if r != 0.0 { 1.0 } else { 0.0 };
+        for (i, &r) in rest.iter().enumerate() {
+            sq[i] += L::of(r) * L::of(r);
+            nz[i] += if r != 0.0 { L::ONE } else { L::default() };
+        }
+        sum_sq += sq.iter().map(|v| v.wide()).sum::<f64>();
+        nonzero += nz.iter().map(|v| v.wide()).sum::<f64>();
     }
     GradSums {
-        sum_sq: sq.iter().sum(),
-        nonzero: nz.iter().sum::<f64>() as u64,
+        sum_sq,
+        nonzero: nonzero as u64,
     }
 }
 
-/// The mean of up to 1024 evenly spaced elements: a shift within a few
-/// stds of the mean, known before the one read.
+/// The mean of up to 1024 evenly spaced elements, rounded to float32: a
+/// shift within a few stds of the mean, known before the one read, that
+/// both lane types subtract exactly as given.
 fn sample_mean(v: &[f32]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
     let step = v.len().div_ceil(1024);
     let picked: Vec<f64> = v.iter().step_by(step).map(|&x| f64::from(x)).collect();
-    picked.iter().sum::<f64>() / picked.len() as f64
+    f64::from((picked.iter().sum::<f64>() / picked.len() as f64) as f32)
 }
 
-/// One thread's share of one response: a range of whole rows, where a row
-/// is one position's units side by side (a feature vector, or a pixel's
-/// channels in NHWC), or one unit's run of consecutive elements (a
-/// channel's H·W in NCHW).
+/// One thread's share of one response: in float32 lanes, and again in
+/// float64 where the spread's squares [`needs_exact`]. With the shift a
+/// float32 near the values, x − shift is exact in float32 wherever the
+/// spread is small next to the mean (Sterbenz), the case where digits
+/// could be lost.
 fn response_part(
     v: &[f32],
     unit: Option<(usize, usize)>,
@@ -331,18 +411,26 @@ fn response_part(
     part: usize,
     sat: &(impl Fn(f32) -> bool + Sync),
 ) -> ResponseSums {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { response_part_avx2(v, unit, shift, threads, part, sat) };
+    let fast = with_avx2!(
+        response_part_avx2_f32,
+        response_part_body::<f32>,
+        (v, unit, shift, threads, part, sat)
+    );
+    let n = ranges(v.len(), threads, 1)[part].len() as f64;
+    if needs_exact(fast.sum_sq.sqrt(), n) {
+        with_avx2!(
+            response_part_avx2_f64,
+            response_part_body::<f64>,
+            (v, unit, shift, threads, part, sat)
+        )
+    } else {
+        fast
     }
-    response_part_body(v, unit, shift, threads, part, sat)
 }
 
-/// [`response_part`] compiled for AVX2 (see [`grad_sums_avx2`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn response_part_avx2(
+unsafe fn response_part_avx2_f32(
     v: &[f32],
     unit: Option<(usize, usize)>,
     shift: f64,
@@ -350,11 +438,27 @@ unsafe fn response_part_avx2(
     part: usize,
     sat: &(impl Fn(f32) -> bool + Sync),
 ) -> ResponseSums {
-    response_part_body(v, unit, shift, threads, part, sat)
+    response_part_body::<f32>(v, unit, shift, threads, part, sat)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn response_part_avx2_f64(
+    v: &[f32],
+    unit: Option<(usize, usize)>,
+    shift: f64,
+    threads: usize,
+    part: usize,
+    sat: &(impl Fn(f32) -> bool + Sync),
+) -> ResponseSums {
+    response_part_body::<f64>(v, unit, shift, threads, part, sat)
+}
+
+/// A range of whole rows, where a row is one position's units side by
+/// side (a feature vector, or a pixel's channels in NHWC), or one unit's
+/// run of consecutive elements (a channel's H·W in NCHW).
 #[inline(always)]
-fn response_part_body(
+fn response_part_body<L: Lane>(
     v: &[f32],
     unit: Option<(usize, usize)>,
     shift: f64,
@@ -377,17 +481,18 @@ fn response_part_body(
         let width = units * (64 / units).max(1);
         let r = ranges(v.len(), threads, units)[part].clone();
         let rows = (r.len() / units) as f64;
-        let mut lanes = Lanes::new(width);
+        let mut lanes = Lanes::<L>::new(width, shift);
         let chunks = v[r].chunks_exact(width);
         for row in chunks.remainder().chunks(units) {
-            lanes.add(row, shift, sat);
+            lanes.add(row, sat);
         }
         for row in chunks {
-            lanes.add(row, shift, sat);
+            lanes.add(row, sat);
         }
+        lanes.flush();
         if unit.is_some() {
             let mut flat = vec![0.0; units];
-            for (j, s) in lanes.saturated.iter().enumerate() {
+            for (j, s) in lanes.wide[2].iter().enumerate() {
                 flat[j % units] += s;
             }
             out.unit_active = flat.iter().map(|&f| f < rows).collect();
@@ -400,35 +505,46 @@ fn response_part_body(
         out.unit_active = vec![false; units];
         let r = ranges(v.len(), threads, stride)[part].clone();
         let first_row = r.start / stride;
-        let mut lanes = Lanes::new(stride);
+        let mut lanes = Lanes::<L>::new(stride, shift);
         for (k, row) in v[r].chunks_exact(stride).enumerate() {
-            lanes.add(row, shift, sat);
+            lanes.add(row, sat);
             let active = &mut out.unit_active[(first_row + k) % units];
             *active = *active || row.iter().any(|&x| !sat(x));
         }
+        lanes.flush();
         lanes.into(&mut out);
     }
     out
 }
 
-/// Per-lane running sums over rows of at most the lanes' length.
-struct Lanes {
-    sum: Vec<f64>,
-    sum_sq: Vec<f64>,
-    saturated: Vec<f64>,
+/// Per-lane running sums over rows of at most the lanes' length: Σ(x − s),
+/// Σ(x − s)² and the saturated count, in `L`, added into float64 totals
+/// every [`PER_LANE`] rows.
+struct Lanes<L: Lane> {
+    shift: L,
+    sum: Vec<L>,
+    sum_sq: Vec<L>,
+    saturated: Vec<L>,
+    rows: usize,
+    /// The float64 totals of the three, per lane.
+    wide: [Vec<f64>; 3],
 }
 
-impl Lanes {
-    fn new(n: usize) -> Lanes {
+impl<L: Lane> Lanes<L> {
+    fn new(n: usize, shift: f64) -> Lanes<L> {
         Lanes {
-            sum: vec![0.0; n],
-            sum_sq: vec![0.0; n],
-            saturated: vec![0.0; n],
+            // Exact: `sample_mean` rounded the shift to float32.
+            shift: L::of(shift as f32),
+            sum: vec![L::default(); n],
+            sum_sq: vec![L::default(); n],
+            saturated: vec![L::default(); n],
+            rows: 0,
+            wide: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
         }
     }
 
     #[inline(always)]
-    fn add(&mut self, row: &[f32], shift: f64, sat: &impl Fn(f32) -> bool) {
+    fn add(&mut self, row: &[f32], sat: &impl Fn(f32) -> bool) {
         let n = row.len();
         let (s, q, f) = (
             &mut self.sum[..n],
@@ -437,23 +553,71 @@ impl Lanes {
         );
         for j in 0..n {
             let x = row[j];
-            let d = f64::from(x) - shift;
+            let d = L::of(x) - self.shift;
             s[j] += d;
             q[j] += d * d;
-            f[j] += if sat(x) { 1.0 } else { 0.0 };
+            f[j] += if sat(x) { L::ONE } else { L::default() };
+        }
+        self.rows += 1;
+        if self.rows == PER_LANE {
+            self.flush();
         }
     }
 
+    fn flush(&mut self) {
+        for (wide, lanes) in
+            self.wide
+                .iter_mut()
+                .zip([&mut self.sum, &mut self.sum_sq, &mut self.saturated])
+        {
+            for (w, l) in wide.iter_mut().zip(lanes.iter_mut()) {
+                *w += l.wide();
+                *l = L::default();
+            }
+        }
+        self.rows = 0;
+    }
+
     fn into(self, out: &mut ResponseSums) {
-        out.sum += self.sum.iter().sum::<f64>();
-        out.sum_sq += self.sum_sq.iter().sum::<f64>();
-        out.saturated += self.saturated.iter().sum::<f64>() as u64;
+        let [sum, sum_sq, saturated] = &self.wide;
+        out.sum += sum.iter().sum::<f64>();
+        out.sum_sq += sum_sq.iter().sum::<f64>();
+        out.saturated += saturated.iter().sum::<f64>() as u64;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The float32 lanes must agree with the float64 ones to float32's
+    /// precision on ordinary values: Σx² of a million values, and the mean
+    /// and spread of a response whose spread is far below its mean.
+    #[test]
+    fn float32_lanes_agree_with_float64_lanes() {
+        let x: Vec<f32> = (0..1_000_000)
+            .map(|i| (i as f32 * 0.618).sin() * 3.0)
+            .collect();
+        let (a, b) = (grad_sums_body::<f32>(&x), grad_sums_body::<f64>(&x));
+        assert!(
+            (a.sum_sq - b.sum_sq).abs() <= 1e-6 * b.sum_sq,
+            "{} vs {}",
+            a.sum_sq,
+            b.sum_sq
+        );
+        assert_eq!(a.nonzero, b.nonzero);
+        let r: Vec<f32> = x.iter().map(|v| 1000.0 + v * 1e-2).collect();
+        let shift = sample_mean(&r);
+        for unit in [Some((16, 1)), Some((4, 1000)), None] {
+            let sat = |v: f32| v > 1000.0;
+            let fa = response_part_body::<f32>(&r, unit, shift, 1, 0, &sat);
+            let fb = response_part_body::<f64>(&r, unit, shift, 1, 0, &sat);
+            assert!((fa.mean() - fb.mean()).abs() <= 1e-7 * fb.std(), "{unit:?}");
+            assert!((fa.std() - fb.std()).abs() <= 1e-6 * fb.std(), "{unit:?}");
+            assert_eq!(fa.saturated, fb.saturated);
+            assert_eq!(fa.unit_active, fb.unit_active);
+        }
+    }
 
     #[test]
     fn dense_layouts_are_told_from_strided_ones() {
