@@ -903,23 +903,11 @@ mod tests {
                 },
             )
             .unwrap();
-            let params = vs.trainable_variables();
-            let params: Vec<&Tensor> = params.iter().collect();
-            let probe = Probe::new(&net, &params);
             let x = Tensor::randn([32, 8], (Kind::Float, Device::Cpu));
             let y = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(4);
-            let rec = if early {
-                probe.recording()
-            } else {
-                Recording::new(probe.len())
-            };
-            let loss = net
-                .forward(&x, true, Some(&rec))
-                .cross_entropy_for_logits(&y);
-            let (outputs, responses) = rec.finish();
+            let (_, responses, record) = probed_step_reading(&vs, &net, &x, &y, early);
             assert_eq!(responses.is_empty(), early, "read early, or kept");
-            let grads = probe.backward(&loss, &params, outputs).unwrap();
-            probe.collect(&net, &grads, &responses).unwrap()
+            record
         };
         let (early, kept) = (step(true), step(false));
         assert_eq!(early.responses.len(), 4);
@@ -935,10 +923,26 @@ mod tests {
         x: &Tensor,
         y: &Tensor,
     ) -> (Gradients, Vec<(usize, Tensor)>, ProbeRecord) {
+        probed_step_reading(vs, net, x, y, false)
+    }
+
+    /// [`probed_step`], with the responses read during the forward pass
+    /// (`Probe::recording`, as the training loop does) when `early`.
+    fn probed_step_reading(
+        vs: &nn::VarStore,
+        net: &dyn Network,
+        x: &Tensor,
+        y: &Tensor,
+        early: bool,
+    ) -> (Gradients, Vec<(usize, Tensor)>, ProbeRecord) {
         let params = vs.trainable_variables();
         let params: Vec<&Tensor> = params.iter().collect();
         let probe = Probe::new(net, &params);
-        let rec = Recording::new(probe.len());
+        let rec = if early {
+            probe.recording()
+        } else {
+            Recording::new(probe.len())
+        };
         let loss = net.forward(x, true, Some(&rec)).cross_entropy_for_logits(y);
         let (outputs, responses) = rec.finish();
         let grads = probe.backward(&loss, &params, outputs).unwrap();

@@ -317,12 +317,12 @@ pub(crate) fn needs_exact(root: f64, n: f64) -> bool {
 /// eight float32 lanes per register; the default x86-64 target has half
 /// that), else as compiled. libtorch picks its kernels the same way.
 macro_rules! with_avx2 {
-    ($avx2:ident, $body:expr, ($($arg:expr),*)) => {{
+    ($avx2:expr, $body:expr, ($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2, checked just above.
-                unsafe { $avx2($($arg),*) }
+                unsafe { ($avx2)($($arg),*) }
             } else {
                 ($body)($($arg),*)
             }
@@ -337,10 +337,10 @@ macro_rules! with_avx2 {
 /// Σx² and the non-zero count of a slice: in float32 lanes, and again in
 /// float64 where [`needs_exact`].
 fn grad_sums(x: &[f32]) -> GradSums {
-    let fast = with_avx2!(grad_sums_avx2_f32, grad_sums_body::<f32>, (x));
+    let fast = with_avx2!(grad_sums_avx2::<f32>, grad_sums_body::<f32>, (x));
     // All exact zeros (a dead layer's gradient) read 0 in either type.
     if fast.nonzero > 0 && needs_exact(fast.sum_sq.sqrt(), x.len() as f64) {
-        with_avx2!(grad_sums_avx2_f64, grad_sums_body::<f64>, (x))
+        with_avx2!(grad_sums_avx2::<f64>, grad_sums_body::<f64>, (x))
     } else {
         fast
     }
@@ -348,14 +348,8 @@ fn grad_sums(x: &[f32]) -> GradSums {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn grad_sums_avx2_f32(x: &[f32]) -> GradSums {
-    grad_sums_body::<f32>(x)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn grad_sums_avx2_f64(x: &[f32]) -> GradSums {
-    grad_sums_body::<f64>(x)
+unsafe fn grad_sums_avx2<L: Lane>(x: &[f32]) -> GradSums {
+    grad_sums_body::<L>(x)
 }
 
 #[inline(always)]
@@ -412,14 +406,14 @@ fn response_part(
     sat: &(impl Fn(f32) -> bool + Sync),
 ) -> ResponseSums {
     let fast = with_avx2!(
-        response_part_avx2_f32,
+        response_part_avx2::<f32>,
         response_part_body::<f32>,
         (v, unit, shift, threads, part, sat)
     );
     let n = ranges(v.len(), threads, 1)[part].len() as f64;
     if needs_exact(fast.sum_sq.sqrt(), n) {
         with_avx2!(
-            response_part_avx2_f64,
+            response_part_avx2::<f64>,
             response_part_body::<f64>,
             (v, unit, shift, threads, part, sat)
         )
@@ -430,7 +424,7 @@ fn response_part(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn response_part_avx2_f32(
+unsafe fn response_part_avx2<L: Lane>(
     v: &[f32],
     unit: Option<(usize, usize)>,
     shift: f64,
@@ -438,20 +432,7 @@ unsafe fn response_part_avx2_f32(
     part: usize,
     sat: &(impl Fn(f32) -> bool + Sync),
 ) -> ResponseSums {
-    response_part_body::<f32>(v, unit, shift, threads, part, sat)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn response_part_avx2_f64(
-    v: &[f32],
-    unit: Option<(usize, usize)>,
-    shift: f64,
-    threads: usize,
-    part: usize,
-    sat: &(impl Fn(f32) -> bool + Sync),
-) -> ResponseSums {
-    response_part_body::<f64>(v, unit, shift, threads, part, sat)
+    response_part_body::<L>(v, unit, shift, threads, part, sat)
 }
 
 /// A range of whole rows, where a row is one position's units side by
