@@ -188,6 +188,9 @@ pub fn bench_one(one: &One) -> Result<Value> {
     };
     let timed = one.steps;
     let seconds = t1 - t0;
+    // The peak of training, taken before the floor's own forward and
+    // backward (a probed step outside training) can raise it.
+    let peak_rss_mb = rss_mb("VmHWM:");
     let floor_ms = read_floor_ms(&exp, &data, &run)?;
     Ok(json!({
         "side": "gradscope",
@@ -201,7 +204,7 @@ pub fn bench_one(one: &One) -> Result<Value> {
         "seconds": seconds,
         "steps_per_s": timed as f64 / seconds,
         "images_per_s": (timed * BATCH) as f64 / seconds,
-        "peak_rss_mb": rss_mb("VmHWM:"),
+        "peak_rss_mb": peak_rss_mb,
         "rss_mb_at": rss_at,
         "floor_ms": floor_ms,
     }))
@@ -460,6 +463,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
          (k × the step-time difference when every k-th step is probed). Floor = one read (a plain float32 sum) of every tensor a probe step must read \
          (each dL/dh, response and weight gradient) after a real forward and backward of one minibatch, median of 10; its share of an unprobed step in brackets. \
          gradscope's \"off\" still probes step 0 and the last step (outside the timed window, inside the peak RSS); PyTorch's never probes. \
+         Peak RSS is each side's when training ends (gradscope's before its floor is measured). \
          {alloc}\n\n\
          | workload | probe | gradscope steps/s | PyTorch steps/s | gradscope img/s | PyTorch img/s | gradscope/PyTorch | probe overhead (gradscope) | probe overhead (PyTorch) | one probe step, ms (gradscope / PyTorch) | floor, ms | gradscope probe step / floor | peak RSS MB (gradscope / PyTorch) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         s.device,

@@ -68,17 +68,25 @@ impl Activation {
         }
     }
 
-    /// [`Activation::saturated`] for one value (the probe's one-pass reader
-    /// in host memory): the same comparisons in float32, false for NaN.
-    #[inline]
-    // `!(0.01..=0.99).contains(&a)` would call NaN saturated.
-    #[allow(clippy::manual_range_contains)]
-    pub fn saturated_value(self, a: f32) -> bool {
+    /// [`Activation::saturated`] as two bounds in float32, for the probe's
+    /// one-pass reader in host memory: a value `a` is in the flat part when
+    /// `a <= at_most` or `a >= at_least` (both false for NaN; a NaN bound
+    /// never holds). Strict comparisons become the neighbouring float32:
+    /// `a < 0.01` is `a <= 0.01f32.next_down()`. As bounds rather than a
+    /// predicate, the reader compares eight values per AVX2 instruction.
+    pub fn flat_bounds(self) -> (f32, f32) {
         match self {
-            Activation::Sigmoid => a < 0.01 || a > 0.99,
-            Activation::Tanh => a.abs() > 0.99,
-            Activation::Relu => a <= 0.0,
+            Activation::Sigmoid => (0.01f32.next_down(), 0.99f32.next_up()),
+            Activation::Tanh => ((-0.99f32).next_down(), 0.99f32.next_up()),
+            Activation::Relu => (0.0, f32::NAN),
         }
+    }
+
+    /// [`Activation::saturated`] for one value, from [`Activation::flat_bounds`].
+    #[inline]
+    pub fn saturated_value(self, a: f32) -> bool {
+        let (at_most, at_least) = self.flat_bounds();
+        a <= at_most || a >= at_least
     }
 }
 
@@ -310,5 +318,46 @@ pub fn point_name(index: usize, count: usize, kind: &str) -> String {
         format!("layer{index:0digits$}")
     } else {
         format!("layer{index:0digits$}.{kind}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe reads saturation in host memory from the bounds and on
+    /// other devices with libtorch's comparisons: both must call the same
+    /// values saturated, at the thresholds (a float32 step either side),
+    /// at 0, ±∞ and NaN.
+    #[test]
+    fn flat_bounds_agree_with_libtorch_comparisons() {
+        let mut values = vec![
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        values.extend([f32::from_bits(1), -f32::from_bits(1), f32::MIN_POSITIVE]);
+        for t in [0.01f32, 0.99, -0.99, -0.01] {
+            let mut v = t;
+            for _ in 0..3 {
+                v = v.next_down();
+            }
+            for _ in 0..7 {
+                values.push(v);
+                v = v.next_up();
+            }
+        }
+        let x = Tensor::from_slice(&values);
+        for act in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
+            let libtorch: Vec<bool> = Vec::try_from(act.saturated(&x)).unwrap();
+            for (v, want) in values.iter().zip(libtorch) {
+                assert_eq!(act.saturated_value(*v), want, "{act:?} at {v:e}");
+            }
+        }
     }
 }

@@ -96,6 +96,28 @@ pub fn readable(t: &Tensor) -> bool {
     t.defined() && t.device() == Device::Cpu && t.kind() == Kind::Float
 }
 
+/// The flat part of a nonlinearity, as two bounds: a value is in it when
+/// `x <= at_most` or `x >= at_least` (never for NaN, nor for a NaN bound).
+/// See `Activation::flat_bounds`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flat {
+    pub at_most: f32,
+    pub at_least: f32,
+}
+
+impl Flat {
+    /// No value is in it.
+    pub const NONE: Flat = Flat {
+        at_most: f32::NAN,
+        at_least: f32::NAN,
+    };
+
+    #[inline(always)]
+    pub fn contains(self, x: f32) -> bool {
+        x <= self.at_most || x >= self.at_least
+    }
+}
+
 /// A float32 tensor's elements in memory order, with its unit axis: the
 /// tensor itself when its layout is dense (contiguous, channels-last or any
 /// other permutation without gaps), else a contiguous copy.
@@ -175,6 +197,9 @@ fn on_threads<R: Send>(threads: usize, work: impl Fn(usize) -> R + Sync) -> Vec<
     if threads <= 1 {
         return vec![work(0)];
     }
+    if let Some(out) = crate::team::run(threads, &work) {
+        return out;
+    }
     std::thread::scope(|scope| {
         let work = &work;
         let others: Vec<_> = (1..threads).map(|p| scope.spawn(move || work(p))).collect();
@@ -198,7 +223,7 @@ fn thread_count(elements: usize) -> usize {
     (elements / PER_THREAD).clamp(1, most)
 }
 
-const PER_THREAD: usize = 4 << 20;
+const PER_THREAD: usize = 1 << 14;
 
 /// A response's elements in memory order, and its unit axis (size and
 /// stride of dim 1) if it has one.
@@ -206,14 +231,12 @@ type View<'a> = (&'a [f32], Option<(usize, usize)>);
 
 /// Everything one probe step reads, in one go (one set of threads): Σx²
 /// and the non-zero count of each of `grads` (gradients, and weights whose
-/// norm is wanted), and the sums of each of `responses`. `saturated` says
-/// whether a response value lies in the flat part of the nonlinearity (as
-/// `Activation::saturated` does for tensors). Every tensor must be
-/// [`readable`].
+/// norm is wanted), and the sums of each of `responses`, whose values in
+/// `flat` count as saturated. Every tensor must be [`readable`].
 pub fn read(
     grads: &[Tensor],
     responses: &[Tensor],
-    saturated: impl Fn(f32) -> bool + Sync,
+    flat: Flat,
 ) -> (Vec<GradSums>, Vec<ResponseSums>) {
     let grads: Vec<Dense> = grads.iter().map(Dense::new).collect();
     let responses: Vec<Dense> = responses.iter().map(Dense::new).collect();
@@ -227,7 +250,6 @@ pub fn read(
         .map(|v| v.len())
         .sum();
     let threads = thread_count(elements);
-    let sat = &saturated;
     let parts = on_threads(threads, |part| {
         let g: Vec<GradSums> = grad_values
             .iter()
@@ -236,7 +258,7 @@ pub fn read(
         let r: Vec<ResponseSums> = views
             .iter()
             .zip(&shifts)
-            .map(|(&(v, unit), &shift)| response_part(v, unit, shift, threads, part, sat))
+            .map(|(&(v, unit), &shift)| response_part(v, unit, shift, threads, part, flat))
             .collect();
         (g, r)
     });
@@ -268,10 +290,36 @@ pub fn read(
 /// values between flushes): one lane type vectorizes.
 const LANES: usize = 32;
 
+/// Lanes of a response's read, which keeps three sums (a gradient's keeps
+/// two): with [`LANES`] of each, AVX2's sixteen registers would not hold
+/// them all, and the sums would be kept in memory.
+const RESPONSE_LANES: usize = 16;
+
 /// Values a float32 lane sums before its total is added in float64: its
 /// rounding stays at float32's precision (a relative error of at most
 /// 32 units in the last place, typically √32), and a count stays exact.
 const PER_LANE: usize = 32;
+
+/// Runs `$body` compiled for AVX2 where the CPU has it (four float64 or
+/// eight float32 lanes per register; the default x86-64 target has half
+/// that), else as compiled. libtorch picks its kernels the same way.
+macro_rules! with_avx2 {
+    ($avx2:expr, $body:expr, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                unsafe { ($avx2)($($arg),*) }
+            } else {
+                ($body)($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            ($body)($($arg),*)
+        }
+    }};
+}
 
 /// A lane type: float32 for the fast read (eight values per AVX2
 /// register, no widening), float64 for the exact one.
@@ -281,6 +329,12 @@ trait Lane:
     const ONE: Self;
     fn of(x: f32) -> Self;
     fn wide(self) -> f64;
+
+    /// [`flat_sums_body`] in this lane type, at its fastest.
+    #[inline(always)]
+    fn flat_sums(x: &[f32], shift: Self, flat: Flat) -> [f64; 3] {
+        flat_sums_body::<Self>(x, shift, flat)
+    }
 }
 
 impl Lane for f32 {
@@ -290,6 +344,9 @@ impl Lane for f32 {
     }
     fn wide(self) -> f64 {
         f64::from(self)
+    }
+    fn flat_sums(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
+        with_avx2!(flat_sums_avx2, flat_sums_body::<f32>, (x, shift, flat))
     }
 }
 
@@ -313,27 +370,6 @@ pub(crate) fn needs_exact(root: f64, n: f64) -> bool {
     !root.is_finite() || root < n.sqrt() * 1e-11
 }
 
-/// Runs `$body` compiled for AVX2 where the CPU has it (four float64 or
-/// eight float32 lanes per register; the default x86-64 target has half
-/// that), else as compiled. libtorch picks its kernels the same way.
-macro_rules! with_avx2 {
-    ($avx2:expr, $body:expr, ($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
-                unsafe { ($avx2)($($arg),*) }
-            } else {
-                ($body)($($arg),*)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            ($body)($($arg),*)
-        }
-    }};
-}
-
 /// Σx² and the non-zero count of a slice: in float32 lanes, and again in
 /// float64 where [`needs_exact`].
 fn grad_sums(x: &[f32]) -> GradSums {
@@ -354,7 +390,7 @@ unsafe fn grad_sums_avx2<L: Lane>(x: &[f32]) -> GradSums {
 
 #[inline(always)]
 fn grad_sums_body<L: Lane>(x: &[f32]) -> GradSums {
-    let (mut sum_sq, mut nonzero) = (0f64, 0f64);
+    let (mut sum_sq, mut nonzero) = ([0f64; LANES], [0f64; LANES]);
     for block in x.chunks(LANES * PER_LANE) {
         let mut sq = [L::default(); LANES];
         let mut nz = [L::default(); LANES];
@@ -371,25 +407,42 @@ fn grad_sums_body<L: Lane>(x: &[f32]) -> GradSums {
             sq[i] += L::of(r) * L::of(r);
             nz[i] += if r != 0.0 { L::ONE } else { L::default() };
         }
-        sum_sq += sq.iter().map(|v| v.wide()).sum::<f64>();
-        nonzero += nz.iter().map(|v| v.wide()).sum::<f64>();
+        flush(&mut sum_sq, &sq);
+        flush(&mut nonzero, &nz);
     }
     GradSums {
-        sum_sq,
-        nonzero: nonzero as u64,
+        sum_sq: sum_sq.iter().sum(),
+        nonzero: nonzero.iter().sum::<f64>() as u64,
     }
 }
 
-/// The mean of up to 1024 evenly spaced elements, rounded to float32: a
+/// The mean of a sample of up to 1024 elements, rounded to float32: a
 /// shift within a few stds of the mean, known before the one read, that
-/// both lane types subtract exactly as given.
+/// both lane types subtract exactly as given. The sample is 64 evenly
+/// spaced runs of 16 neighbours (a pixel's channels, or a stretch of one
+/// channel), so that it touches 64 cache lines and pages, not 1024: for a
+/// small response 1024 lone elements were every line of it, a second read.
 fn sample_mean(v: &[f32]) -> f64 {
+    const RUNS: usize = 64;
+    const RUN: usize = 16;
     if v.is_empty() {
         return 0.0;
     }
-    let step = v.len().div_ceil(1024);
-    let picked: Vec<f64> = v.iter().step_by(step).map(|&x| f64::from(x)).collect();
-    f64::from((picked.iter().sum::<f64>() / picked.len() as f64) as f32)
+    let (mut sum, mut n) = (0f64, 0usize);
+    if v.len() <= RUNS * RUN {
+        sum = v.iter().map(|&x| f64::from(x)).sum();
+        n = v.len();
+    } else {
+        for r in 0..RUNS {
+            let start = (v.len() - RUN) * r / (RUNS - 1);
+            sum += v[start..start + RUN]
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum::<f64>();
+            n += RUN;
+        }
+    }
+    f64::from((sum / n as f64) as f32)
 }
 
 /// One thread's share of one response: in float32 lanes, and again in
@@ -403,12 +456,12 @@ fn response_part(
     shift: f64,
     threads: usize,
     part: usize,
-    sat: &(impl Fn(f32) -> bool + Sync),
+    flat: Flat,
 ) -> ResponseSums {
     let fast = with_avx2!(
         response_part_avx2::<f32>,
         response_part_body::<f32>,
-        (v, unit, shift, threads, part, sat)
+        (v, unit, shift, threads, part, flat)
     );
     // A part is whole rows, so its count is not known here; the whole
     // response's count bounds it, and the test errs towards reading again.
@@ -416,7 +469,7 @@ fn response_part(
         with_avx2!(
             response_part_avx2::<f64>,
             response_part_body::<f64>,
-            (v, unit, shift, threads, part, sat)
+            (v, unit, shift, threads, part, flat)
         )
     } else {
         fast
@@ -431,14 +484,20 @@ unsafe fn response_part_avx2<L: Lane>(
     shift: f64,
     threads: usize,
     part: usize,
-    sat: &(impl Fn(f32) -> bool + Sync),
+    flat: Flat,
 ) -> ResponseSums {
-    response_part_body::<L>(v, unit, shift, threads, part, sat)
+    response_part_body::<L>(v, unit, shift, threads, part, flat)
 }
 
 /// A range of whole rows, where a row is one position's units side by
 /// side (a feature vector, or a pixel's channels in NHWC), or one unit's
 /// run of consecutive elements (a channel's H·W in NCHW).
+///
+/// The sums do not depend on which unit a value belongs to, so they are
+/// taken over the values in memory order, as [`grad_sums`] takes its own.
+/// Which units are active is found block by block, each block again while
+/// it is still in cache, and only until every unit has been seen active
+/// (for a live layer: within the first block).
 #[inline(always)]
 fn response_part_body<L: Lane>(
     v: &[f32],
@@ -446,7 +505,7 @@ fn response_part_body<L: Lane>(
     shift: f64,
     threads: usize,
     part: usize,
-    sat: &(impl Fn(f32) -> bool + Sync),
+    flat: Flat,
 ) -> ResponseSums {
     let mut out = ResponseSums {
         count: v.len() as u64,
@@ -456,115 +515,179 @@ fn response_part_body<L: Lane>(
         saturated: 0,
         unit_active: Vec::new(),
     };
-    let (units, stride) = unit.unwrap_or((LANES, 1));
+    // Exact: `sample_mean` rounded the shift to float32.
+    let shift = L::of(shift as f32);
+    let mut add = |block: &[f32]| {
+        let [sum, sum_sq, saturated] = L::flat_sums(block, shift, flat);
+        out.sum += sum;
+        out.sum_sq += sum_sq;
+        out.saturated += saturated as u64;
+    };
+    let Some((units, stride)) = unit else {
+        add(&v[ranges(v.len(), threads, 1)[part].clone()]);
+        return out;
+    };
+    let mut active = vec![false; units];
     if stride == 1 {
-        // Lane j holds unit j mod `units`; several rows side by side when
-        // the units are few, so that every pass has at least 64 lanes.
+        // Column j of a block holds unit j mod `units`: several rows side
+        // by side when the units are few, so that a row has at least 64.
         let width = units * (64 / units).max(1);
-        let r = ranges(v.len(), threads, units)[part].clone();
-        let rows = (r.len() / units) as f64;
-        let mut lanes = Lanes::<L>::new(width, shift);
-        let chunks = v[r].chunks_exact(width);
-        for row in chunks.remainder().chunks(units) {
-            lanes.add(row, sat);
-        }
-        for row in chunks {
-            lanes.add(row, sat);
-        }
-        lanes.flush();
-        if unit.is_some() {
-            let mut flat = vec![0.0; units];
-            for (j, s) in lanes.wide[2].iter().enumerate() {
-                flat[j % units] += s;
+        let v = &v[ranges(v.len(), threads, units)[part].clone()];
+        let (body, rest) = v.split_at(v.len() / width * width);
+        let mut seen = vec![0f32; width];
+        let mut all = false;
+        // Then fewer than `width` values: whole rows of `units`.
+        let blocks = body
+            .chunks(width * PER_LANE)
+            .map(|b| (b, width))
+            .chain((!rest.is_empty()).then_some((rest, units)));
+        for (block, width) in blocks {
+            add(block);
+            if !all {
+                active_columns(block, &mut seen[..width], flat);
+                for (j, &s) in seen[..width].iter().enumerate() {
+                    active[j % units] |= s > 0.0;
+                }
+                all = active.iter().all(|&a| a);
             }
-            out.unit_active = flat.iter().map(|&f| f < rows).collect();
         }
-        lanes.into(&mut out);
     } else {
-        // Each row is one unit's run; rows cycle through the units. A unit
-        // is active once any value of it is outside the flat part, which
-        // for a live unit the scan finds within its first few values.
-        out.unit_active = vec![false; units];
+        // Each row is one unit's run; rows cycle through the units. A live
+        // unit's row shows a value outside the flat part within its first
+        // few values.
         let r = ranges(v.len(), threads, stride)[part].clone();
         let first_row = r.start / stride;
-        let mut lanes = Lanes::<L>::new(stride, shift);
-        for (k, row) in v[r].chunks_exact(stride).enumerate() {
-            lanes.add(row, sat);
-            let active = &mut out.unit_active[(first_row + k) % units];
-            *active = *active || row.iter().any(|&x| !sat(x));
+        let rows_per_block = (LANES * PER_LANE).div_ceil(stride);
+        for (b, block) in v[r].chunks(stride * rows_per_block).enumerate() {
+            add(block);
+            for (k, row) in block.chunks_exact(stride).enumerate() {
+                let a = &mut active[(first_row + b * rows_per_block + k) % units];
+                *a = *a || row.iter().any(|&x| !flat.contains(x));
+            }
         }
-        lanes.flush();
-        lanes.into(&mut out);
+    }
+    out.unit_active = active;
+    out
+}
+
+/// Σ(x − shift), Σ(x − shift)² and the saturated count of `x`, in
+/// [`RESPONSE_LANES`] lanes of `L` flushed to float64 lanes every
+/// [`PER_LANE`] values per lane. (Where the compiler vectorizes this
+/// itself, it keeps some of the sums in memory; see [`flat_sums_avx2`].)
+#[inline(always)]
+fn flat_sums_body<L: Lane>(x: &[f32], shift: L, flat: Flat) -> [f64; 3] {
+    const N: usize = RESPONSE_LANES;
+    let mut wide = [[0f64; N]; 3];
+    for block in x.chunks(N * PER_LANE) {
+        let (mut s, mut q, mut f) = ([L::default(); N], [L::default(); N], [L::default(); N]);
+        for (i, &x) in block.iter().enumerate() {
+            let d = L::of(x) - shift;
+            s[i % N] += d;
+            q[i % N] += d * d;
+            f[i % N] += if flat.contains(x) {
+                L::ONE
+            } else {
+                L::default()
+            };
+        }
+        flush(&mut wide[0], &s);
+        flush(&mut wide[1], &q);
+        flush(&mut wide[2], &f);
+    }
+    wide.map(|w| w.iter().sum())
+}
+
+/// [`flat_sums_body`] in float32 with AVX2, written out: sixteen lanes of
+/// each sum in six registers. Left to the compiler, the same loop kept
+/// some sums in memory or shuffled values between lanes, and a response
+/// took twice as long to read as a gradient of the same size.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn flat_sums_avx2(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
+    use std::arch::x86_64::*;
+    const STEP: usize = 16;
+    let (shift_v, lo, hi, one) = (
+        _mm256_set1_ps(shift),
+        _mm256_set1_ps(flat.at_most),
+        _mm256_set1_ps(flat.at_least),
+        _mm256_set1_ps(1.0),
+    );
+    // Both halves of both registers of a sum, in float64.
+    let widen = |a: __m256, b: __m256| {
+        let a = _mm256_add_pd(
+            _mm256_cvtps_pd(_mm256_castps256_ps128(a)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a)),
+        );
+        let b = _mm256_add_pd(
+            _mm256_cvtps_pd(_mm256_castps256_ps128(b)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(b)),
+        );
+        _mm256_add_pd(a, b)
+    };
+    let mut wide = [_mm256_setzero_pd(); 3];
+    let blocks = x.chunks_exact(STEP * PER_LANE);
+    let rest = blocks.remainder();
+    for block in blocks {
+        let zero = _mm256_setzero_ps();
+        let (mut s0, mut s1, mut q0, mut q1, mut f0, mut f1) = (zero, zero, zero, zero, zero, zero);
+        for c in block.chunks_exact(STEP) {
+            // SAFETY: `c` holds 16 floats; unaligned loads of 8 each.
+            let (a, b) = unsafe {
+                (
+                    _mm256_loadu_ps(c.as_ptr()),
+                    _mm256_loadu_ps(c.as_ptr().add(8)),
+                )
+            };
+            let (da, db) = (_mm256_sub_ps(a, shift_v), _mm256_sub_ps(b, shift_v));
+            s0 = _mm256_add_ps(s0, da);
+            s1 = _mm256_add_ps(s1, db);
+            q0 = _mm256_add_ps(q0, _mm256_mul_ps(da, da));
+            q1 = _mm256_add_ps(q1, _mm256_mul_ps(db, db));
+            // Ordered comparisons: false for NaN, as `Flat::contains`.
+            let fa = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_LE_OQ>(a, lo),
+                _mm256_cmp_ps::<_CMP_GE_OQ>(a, hi),
+            );
+            let fb = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_LE_OQ>(b, lo),
+                _mm256_cmp_ps::<_CMP_GE_OQ>(b, hi),
+            );
+            f0 = _mm256_add_ps(f0, _mm256_and_ps(fa, one));
+            f1 = _mm256_add_ps(f1, _mm256_and_ps(fb, one));
+        }
+        wide[0] = _mm256_add_pd(wide[0], widen(s0, s1));
+        wide[1] = _mm256_add_pd(wide[1], widen(q0, q1));
+        wide[2] = _mm256_add_pd(wide[2], widen(f0, f1));
+    }
+    let tail = flat_sums_body::<f32>(rest, shift, flat);
+    let mut out = [0f64; 3];
+    for (k, w) in wide.iter().enumerate() {
+        let mut lanes = [0f64; 4];
+        // SAFETY: four float64 into a four-element array.
+        unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), *w) };
+        out[k] = lanes.iter().sum::<f64>() + tail[k];
     }
     out
 }
 
-/// Per-lane running sums over rows of at most the lanes' length: Σ(x − s),
-/// Σ(x − s)² and the saturated count, in `L`, added into float64 totals
-/// every [`PER_LANE`] rows.
-struct Lanes<L: Lane> {
-    shift: L,
-    sum: Vec<L>,
-    sum_sq: Vec<L>,
-    saturated: Vec<L>,
-    rows: usize,
-    /// The float64 totals of the three, per lane.
-    wide: [Vec<f64>; 3],
+/// Adds `L` lanes into float64 lanes, lane by lane: a few vector
+/// additions, where one running float64 total would be a chain of
+/// dependent ones as long as the lanes.
+#[inline(always)]
+fn flush<L: Lane, const N: usize>(wide: &mut [f64; N], lanes: &[L; N]) {
+    for (w, l) in wide.iter_mut().zip(lanes) {
+        *w += l.wide();
+    }
 }
 
-impl<L: Lane> Lanes<L> {
-    fn new(n: usize, shift: f64) -> Lanes<L> {
-        Lanes {
-            // Exact: `sample_mean` rounded the shift to float32.
-            shift: L::of(shift as f32),
-            sum: vec![L::default(); n],
-            sum_sq: vec![L::default(); n],
-            saturated: vec![L::default(); n],
-            rows: 0,
-            wide: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
+/// Marks in `seen` (one entry per column, 1.0 once seen) the columns of
+/// `block`'s rows that hold a value outside the flat part.
+#[inline(always)]
+fn active_columns(block: &[f32], seen: &mut [f32], flat: Flat) {
+    for row in block.chunks_exact(seen.len()) {
+        for (s, &x) in seen.iter_mut().zip(row) {
+            *s = s.max(if flat.contains(x) { 0.0 } else { 1.0 });
         }
-    }
-
-    #[inline(always)]
-    fn add(&mut self, row: &[f32], sat: &impl Fn(f32) -> bool) {
-        let n = row.len();
-        let (s, q, f) = (
-            &mut self.sum[..n],
-            &mut self.sum_sq[..n],
-            &mut self.saturated[..n],
-        );
-        for j in 0..n {
-            let x = row[j];
-            let d = L::of(x) - self.shift;
-            s[j] += d;
-            q[j] += d * d;
-            f[j] += if sat(x) { L::ONE } else { L::default() };
-        }
-        self.rows += 1;
-        if self.rows == PER_LANE {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        for (wide, lanes) in
-            self.wide
-                .iter_mut()
-                .zip([&mut self.sum, &mut self.sum_sq, &mut self.saturated])
-        {
-            for (w, l) in wide.iter_mut().zip(lanes.iter_mut()) {
-                *w += l.wide();
-                *l = L::default();
-            }
-        }
-        self.rows = 0;
-    }
-
-    fn into(self, out: &mut ResponseSums) {
-        let [sum, sum_sq, saturated] = &self.wide;
-        out.sum += sum.iter().sum::<f64>();
-        out.sum_sq += sum_sq.iter().sum::<f64>();
-        out.saturated += saturated.iter().sum::<f64>() as u64;
     }
 }
 
@@ -591,13 +714,52 @@ mod tests {
         let r: Vec<f32> = x.iter().map(|v| 1000.0 + v * 1e-2).collect();
         let shift = sample_mean(&r);
         for unit in [Some((16, 1)), Some((4, 1000)), None] {
-            let sat = |v: f32| v > 1000.0;
-            let fa = response_part_body::<f32>(&r, unit, shift, 1, 0, &sat);
-            let fb = response_part_body::<f64>(&r, unit, shift, 1, 0, &sat);
+            let flat = Flat {
+                at_most: f32::NEG_INFINITY,
+                at_least: 1000.0f32.next_up(),
+            };
+            let fa = response_part_body::<f32>(&r, unit, shift, 1, 0, flat);
+            let fb = response_part_body::<f64>(&r, unit, shift, 1, 0, flat);
             assert!((fa.mean() - fb.mean()).abs() <= 1e-7 * fb.std(), "{unit:?}");
             assert!((fa.std() - fb.std()).abs() <= 1e-6 * fb.std(), "{unit:?}");
             assert_eq!(fa.saturated, fb.saturated);
             assert_eq!(fa.unit_active, fb.unit_active);
+        }
+    }
+
+    /// A read split over threads (libtorch's OpenMP team, see `team`)
+    /// gives what one thread's read of the whole gives: the same counts
+    /// and units, and the sums to float32 rounding. 300,000 elements take
+    /// two threads; rows of 48 units (channels-last, a whole number of
+    /// them per thread) and runs of 75 (NCHW).
+    #[test]
+    fn threads_split_the_read_exactly() {
+        tch::set_num_threads(2);
+        let x = Tensor::randn([2500, 48, 5, 5], (Kind::Float, Device::Cpu)).relu();
+        // Unit 7 is dead everywhere.
+        let _ = x.narrow(1, 7, 1).fill_(0.0);
+        let flat = Flat {
+            at_most: 0.0,
+            at_least: f32::NAN,
+        };
+        assert_eq!(thread_count(x.numel()), 2);
+        for t in [
+            x.shallow_clone(),
+            x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]),
+        ] {
+            let (g, r) = read(&[t.shallow_clone()], &[t.shallow_clone()], flat);
+            let d = Dense::new(&t);
+            let whole = response_part_body::<f32>(d.values(), d.unit, r[0].shift, 1, 0, flat);
+            assert_eq!((r[0].count, r[0].saturated), (whole.count, whole.saturated));
+            assert_eq!(r[0].unit_active, whole.unit_active);
+            assert_eq!(r[0].dead_fraction(), 1.0 / 48.0);
+            // The float32 lanes meet the split at other values: float32
+            // rounding apart, as in `float32_lanes_agree_with_float64_lanes`.
+            assert!((r[0].mean() - whole.mean()).abs() <= 1e-7 * whole.std());
+            assert!((r[0].std() - whole.std()).abs() <= 1e-6 * whole.std());
+            let one = grad_sums(d.values());
+            assert_eq!(g[0].nonzero, one.nonzero);
+            assert!((g[0].sum_sq - one.sum_sq).abs() <= 1e-6 * one.sum_sq);
         }
     }
 
