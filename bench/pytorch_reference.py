@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -319,8 +320,17 @@ def run_bench(args, device, channels_last):
     marks = set(args.rss_at)
     sync(device)
     start = time.perf_counter()
+    # Each step's own time, probed steps apart from the others (as
+    # gradscope's bench-one reports them); on CUDA a step is only queued
+    # when the loop moves on, so there are none.
+    probed, unprobed = [], []
     for i in range(args.steps):
+        t0 = time.perf_counter()
         trainer.step(i)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if device.type == "cpu":
+            every = trainer.every
+            (probed if every is not None and i % every == 0 else unprobed).append(ms)
         if i + 1 in marks:
             rss_at[str(i + 1)] = round(current_rss_mb(), 1)
     sync(device)
@@ -339,6 +349,8 @@ def run_bench(args, device, channels_last):
         "images_per_s": round(args.steps * BATCH / seconds, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_mb_at": {k: rss_at[k] for k in sorted(rss_at, key=int)},
+        "probed_step_ms": statistics.median(probed) if probed else None,
+        "unprobed_step_ms": statistics.median(unprobed) if unprobed else None,
         "torch": torch.__version__,
     }
 

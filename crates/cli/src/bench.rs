@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 use tch::Device;
 use tch::{Kind, Tensor};
 
@@ -162,7 +163,12 @@ pub fn bench_one(one: &One) -> Result<Value> {
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let mut rss_at = serde_json::Map::new();
     let stop = AtomicBool::new(false);
+    // When each step ended, from the one before the window on.
+    let mut ended = Vec::with_capacity(one.steps + 1);
     let outcome = train_run(&exp, &data, &run, &dir, &stop, &mut |done| {
+        if done >= one.warmup && done <= one.warmup + one.steps {
+            ended.push(Instant::now());
+        }
         if done > one.warmup && one.rss_at.contains(&(done - one.warmup)) {
             rss_at.insert((done - one.warmup).to_string(), json!(rss_mb("VmRSS:")));
         }
@@ -188,6 +194,21 @@ pub fn bench_one(one: &One) -> Result<Value> {
     };
     let timed = one.steps;
     let seconds = t1 - t0;
+    // Each timed step's own time, probed steps apart from the others: in
+    // the every-10 cells the two kinds alternate in one process, so their
+    // difference is one probe step's cost free of the drift between cells.
+    // On CUDA steps are queued, not finished, when the loop moves on.
+    let (mut probed, mut unprobed) = (vec![], vec![]);
+    if one.device == Device::Cpu {
+        for (k, w) in ended.windows(2).enumerate() {
+            let ms = (w[1] - w[0]).as_secs_f64() * 1000.0;
+            if exp.probe.probes(one.warmup + k, total) {
+                probed.push(ms);
+            } else {
+                unprobed.push(ms);
+            }
+        }
+    }
     // The peak of training, taken before the floor's own forward and
     // backward (a probed step outside training) can raise it.
     let peak_rss_mb = rss_mb("VmHWM:");
@@ -207,7 +228,18 @@ pub fn bench_one(one: &One) -> Result<Value> {
         "peak_rss_mb": peak_rss_mb,
         "rss_mb_at": rss_at,
         "floor_ms": floor_ms,
+        "probed_step_ms": median_or_null(probed),
+        "unprobed_step_ms": median_or_null(unprobed),
     }))
+}
+
+/// The median, or JSON null for none.
+fn median_or_null(v: Vec<f64>) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(median(v))
+    }
 }
 
 /// The floor of a probe step (issue 14): the time of one read of every
@@ -366,6 +398,20 @@ struct Row {
     pt_peak_rss: f64,
     /// One read of every probed tensor, ms (gradscope side).
     floor_ms: f64,
+    /// Per side: the median unprobed step and what a probed step takes
+    /// more, from the steps of each run (NaN without both kinds).
+    gs_plain_ms: f64,
+    pt_plain_ms: f64,
+    gs_interleaved_ms: f64,
+    pt_interleaved_ms: f64,
+}
+
+/// A run's unprobed step and a probed step's extra time, ms, from its own
+/// step times (NaN where the run has not both kinds).
+fn interleaved(v: &Value) -> (f64, f64) {
+    let probed = v["probed_step_ms"].as_f64().unwrap_or(f64::NAN);
+    let plain = v["unprobed_step_ms"].as_f64().unwrap_or(f64::NAN);
+    (plain, probed - plain)
 }
 
 /// Runs every workload × probe setting, `pairs` times per side, alternating.
@@ -381,6 +427,7 @@ pub fn suite(s: &Suite) -> Result<()> {
         for probe in Probe::ALL {
             let (mut gs, mut pt, mut gs_rss, mut pt_rss) = (vec![], vec![], vec![], vec![]);
             let mut floors = vec![];
+            let (mut gs_steps, mut pt_steps) = (vec![], vec![]);
             for pair in 0..s.pairs {
                 // A/B on even pairs, B/A on odd ones.
                 let order = if pair % 2 == 0 {
@@ -396,9 +443,11 @@ pub fn suite(s: &Suite) -> Result<()> {
                         gs.push(sps);
                         gs_rss.push(rss);
                         floors.push(v["floor_ms"].as_f64().unwrap_or(f64::NAN));
+                        gs_steps.push(interleaved(&v));
                     } else {
                         pt.push(sps);
                         pt_rss.push(rss);
+                        pt_steps.push(interleaved(&v));
                     }
                     eprintln!("  {side:9} {:12} probe={:7} pair {}: {sps:.2} steps/s, peak RSS {rss:.0} MB", workload.name(), probe.name(), pair + 1);
                     raw.push(v);
@@ -413,6 +462,10 @@ pub fn suite(s: &Suite) -> Result<()> {
                 gs_peak_rss: median(gs_rss),
                 pt_peak_rss: median(pt_rss),
                 floor_ms: median(floors),
+                gs_plain_ms: median(gs_steps.iter().map(|p| p.0).collect()),
+                pt_plain_ms: median(pt_steps.iter().map(|p| p.0).collect()),
+                gs_interleaved_ms: median(gs_steps.iter().map(|p| p.1).collect()),
+                pt_interleaved_ms: median(pt_steps.iter().map(|p| p.1).collect()),
             });
         }
     }
@@ -456,7 +509,7 @@ fn times_floor(probe_ms: f64, floor_ms: f64) -> String {
 
 fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Value]) -> Result<()> {
     let machine = machine_description();
-    let mut csv = String::from("workload,probe,batch,timed_steps,gradscope_steps_per_s,pytorch_steps_per_s,gradscope_images_per_s,pytorch_images_per_s,ratio_gradscope_over_pytorch,gradscope_probe_overhead,pytorch_probe_overhead,gradscope_peak_rss_mb,pytorch_peak_rss_mb,gradscope_probe_step_ms,pytorch_probe_step_ms,floor_ms,device,threads,pairs\n");
+    let mut csv = String::from("workload,probe,batch,timed_steps,gradscope_steps_per_s,pytorch_steps_per_s,gradscope_images_per_s,pytorch_images_per_s,ratio_gradscope_over_pytorch,gradscope_probe_overhead,pytorch_probe_overhead,gradscope_peak_rss_mb,pytorch_peak_rss_mb,gradscope_probe_step_ms,pytorch_probe_step_ms,floor_ms,gradscope_plain_step_ms,pytorch_plain_step_ms,gradscope_probe_step_interleaved_ms,pytorch_probe_step_interleaved_ms,device,threads,pairs\n");
     let mut md = format!(
         "# gradscope bench\n\nMachine: {machine}; device {}, {} threads, {} A/B pairs per cell (medians), batch {BATCH}.\n\
          Probe overhead = (step time with probing) / (step time without) − 1, per side. One probe step = what probing adds per probed step \
@@ -514,7 +567,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
         let pt_probe_ms = per_probe(r.pt_steps_per_s, off.map(|o| o.pt_steps_per_s));
         let floor_of_step = r.floor_ms / off.map_or(f64::NAN, |o| 1000.0 / o.gs_steps_per_s);
         csv.push_str(&format!(
-            "{},{},{BATCH},{},{:.4},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{:.1},{:.1},{:.3},{:.3},{:.3},{},{},{}\n",
+            "{},{},{BATCH},{},{:.4},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}\n",
             r.workload,
             r.probe,
             r.steps,
@@ -530,6 +583,10 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
             gs_probe_ms,
             pt_probe_ms,
             r.floor_ms,
+            r.gs_plain_ms,
+            r.pt_plain_ms,
+            r.gs_interleaved_ms,
+            r.pt_interleaved_ms,
             s.device,
             s.threads,
             s.pairs
@@ -539,6 +596,31 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
             r.workload, r.probe, r.gs_steps_per_s, r.pt_steps_per_s, r.gs_steps_per_s * BATCH as f64, r.pt_steps_per_s * BATCH as f64, ratio, 100.0 * gs_over, 100.0 * pt_over,
             ms_pair(gs_probe_ms, pt_probe_ms), r.floor_ms, 100.0 * floor_of_step, times_floor(gs_probe_ms, r.floor_ms), r.gs_peak_rss, r.pt_peak_rss
         ));
+    }
+    let interleaved_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.probe == "every10" && r.gs_interleaved_ms.is_finite())
+        .collect();
+    if !interleaved_rows.is_empty() {
+        md.push_str(
+            "\nProbe steps between plain ones (the every-10 cells): each run's median plain step and median probe step, the difference \
+             being what one probe step costs, measured within one process, so free of the drift between cells that the table above \
+             divides out; medians over pairs. Every-10 cost = that ÷ 10 ÷ the plain step.\n\n\
+             | workload | plain step, ms (gradscope / PyTorch) | one probe step, ms (gradscope / PyTorch) | floor, ms | gradscope probe step / floor | every-10 cost (gradscope / PyTorch) |\n|---|---|---|---|---|---|\n",
+        );
+        for r in interleaved_rows {
+            let cost = |extra: f64, plain: f64| 100.0 * extra / 10.0 / plain;
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.2} | {} | {:+.1}% / {:+.1}% |\n",
+                r.workload,
+                ms_pair(r.gs_plain_ms, r.pt_plain_ms),
+                ms_pair(r.gs_interleaved_ms, r.pt_interleaved_ms),
+                r.floor_ms,
+                times_floor(r.gs_interleaved_ms, r.floor_ms),
+                cost(r.gs_interleaved_ms, r.gs_plain_ms),
+                cost(r.pt_interleaved_ms, r.pt_plain_ms),
+            ));
+        }
     }
     md.push_str(&format!("\nMemory growth, mlp-plain probing every step (RSS MB after {} and {} timed steps):\n\n| side | RSS at {} | RSS at {} | growth |\n|---|---|---|---|\n", s.memory_steps / 10, s.memory_steps, s.memory_steps / 10, s.memory_steps));
     for (side, a, b) in memory {

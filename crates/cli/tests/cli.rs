@@ -636,6 +636,9 @@ fn bench_one_reports_a_measurement() {
     assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
     // The floor (issue 14): a read of every probed tensor takes some time.
     assert!(v["floor_ms"].as_f64().is_some_and(|f| f > 0.0), "{v}");
+    // Every step probed: probed steps' times, no plain ones.
+    assert!(v["probed_step_ms"].as_f64().is_some_and(|f| f > 0.0), "{v}");
+    assert!(v["unprobed_step_ms"].is_null(), "{v}");
     let o = gradscope(&[
         "bench-one",
         "--workload",
