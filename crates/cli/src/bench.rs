@@ -166,11 +166,12 @@ pub fn bench_one(one: &One) -> Result<Value> {
     // When each step ended, from the one before the window on.
     let mut ended = Vec::with_capacity(one.steps + 1);
     let outcome = train_run(&exp, &data, &run, &dir, &stop, &mut |done| {
-        if done >= one.warmup && done <= one.warmup + one.steps {
-            ended.push(Instant::now());
-        }
         if done > one.warmup && one.rss_at.contains(&(done - one.warmup)) {
             rss_at.insert((done - one.warmup).to_string(), json!(rss_mb("VmRSS:")));
+        }
+        // After the RSS reading, which is no step's work.
+        if done >= one.warmup && done <= one.warmup + one.steps {
+            ended.push(Instant::now());
         }
     });
     let metrics = std::fs::read_to_string(dir.join(METRICS_CSV));
@@ -231,6 +232,12 @@ pub fn bench_one(one: &One) -> Result<Value> {
         "probed_step_ms": median_or_null(probed),
         "unprobed_step_ms": median_or_null(unprobed),
     }))
+}
+
+/// The median of the finite values (NaN for none): a run without both
+/// kinds of step has no interleaved time, and does not count.
+fn finite_median(v: impl Iterator<Item = f64>) -> f64 {
+    median(v.filter(|x| x.is_finite()).collect())
 }
 
 /// The median, or JSON null for none.
@@ -462,10 +469,10 @@ pub fn suite(s: &Suite) -> Result<()> {
                 gs_peak_rss: median(gs_rss),
                 pt_peak_rss: median(pt_rss),
                 floor_ms: median(floors),
-                gs_plain_ms: median(gs_steps.iter().map(|p| p.0).collect()),
-                pt_plain_ms: median(pt_steps.iter().map(|p| p.0).collect()),
-                gs_interleaved_ms: median(gs_steps.iter().map(|p| p.1).collect()),
-                pt_interleaved_ms: median(pt_steps.iter().map(|p| p.1).collect()),
+                gs_plain_ms: finite_median(gs_steps.iter().map(|p| p.0)),
+                pt_plain_ms: finite_median(pt_steps.iter().map(|p| p.0)),
+                gs_interleaved_ms: finite_median(gs_steps.iter().map(|p| p.1)),
+                pt_interleaved_ms: finite_median(pt_steps.iter().map(|p| p.1)),
             });
         }
     }

@@ -213,17 +213,23 @@ fn on_threads<R: Send>(threads: usize, work: impl Fn(usize) -> R + Sync) -> Vec<
 }
 
 /// Threads to split `elements` over: libtorch's own count (`--threads`),
-/// but one per [`PER_THREAD`] elements at most. Right after backward
-/// libtorch's OpenMP workers still spin for a while waiting for work, so a
-/// second thread of ours shares a core with one of them: for the MLPs'
-/// probe steps (about 2M elements) one thread read everything in 1.2 ms
-/// and two in 1.6 ms; for CNN-20's (about 20M) two took 28 ms and one 44.
+/// but one per [`PER_THREAD`] elements at most. On libtorch's OpenMP team
+/// a part costs little more than its read (the team is awake), so parts
+/// can be small. Threads of our own (no libgomp) are started per read and
+/// share the cores with libtorch's spinning workers: for those, one thread
+/// read an MLP probe step (about 2M elements) faster than two.
 fn thread_count(elements: usize) -> usize {
     let most = tch::get_num_threads().max(1) as usize;
-    (elements / PER_THREAD).clamp(1, most)
+    let per_thread = if crate::team::available() {
+        PER_THREAD
+    } else {
+        PER_OWN_THREAD
+    };
+    (elements / per_thread).clamp(1, most)
 }
 
 const PER_THREAD: usize = 1 << 14;
+const PER_OWN_THREAD: usize = 4 << 20;
 
 /// A response's elements in memory order, and its unit axis (size and
 /// stride of dim 1) if it has one.
@@ -515,6 +521,12 @@ fn response_part_body<L: Lane>(
         saturated: 0,
         unit_active: Vec::new(),
     };
+    if v.is_empty() {
+        // No values (a dim of size 0, which may be the unit axis): nothing
+        // to sum, and no unit seen.
+        out.unit_active = vec![false; unit.map_or(0, |u| u.0)];
+        return out;
+    }
     // Exact: `sample_mean` rounded the shift to float32.
     let shift = L::of(shift as f32);
     let mut add = |block: &[f32]| {
@@ -760,6 +772,23 @@ mod tests {
             let one = grad_sums(d.values());
             assert_eq!(g[0].nonzero, one.nonzero);
             assert!((g[0].sum_sq - one.sum_sq).abs() <= 1e-6 * one.sum_sq);
+        }
+    }
+
+    /// A tensor with a dim of size 0 (none of its units has a value) reads
+    /// as empty, not as a division by zero units.
+    #[test]
+    fn empty_tensors_read_as_empty() {
+        for shape in [[4i64, 0, 3], [0, 5, 2], [2, 3, 0]] {
+            let t = Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+            let (g, r) = read(&[t.shallow_clone()], &[t.shallow_clone()], Flat::NONE);
+            assert_eq!(g[0], GradSums::default(), "{shape:?}");
+            assert_eq!(
+                (r[0].count, r[0].sum, r[0].saturated),
+                (0, 0.0, 0),
+                "{shape:?}"
+            );
+            assert_eq!(r[0].unit_active.len(), shape[1] as usize, "{shape:?}");
         }
     }
 

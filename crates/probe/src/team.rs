@@ -34,23 +34,61 @@ struct Gomp {
 
 extern "C" {
     fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dladdr(addr: *const c_void, info: *mut DlInfo) -> i32;
+    fn dlopen(file: *const c_char, mode: i32) -> *mut c_void;
 }
 
-/// libgomp's entry points, looked up once.
+/// glibc's `Dl_info`.
+#[repr(C)]
+struct DlInfo {
+    fname: *const c_char,
+    fbase: *mut c_void,
+    sname: *const c_char,
+    saddr: *mut c_void,
+}
+
+/// glibc's `RTLD_DEFAULT` (every loaded library), `RTLD_NOW` and
+/// `RTLD_NOLOAD` (only a library already loaded).
+const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
+const RTLD_NOW: i32 = 2;
+const RTLD_NOLOAD: i32 = 4;
+
+/// libgomp's entry points, looked up once: `GOMP_parallel` wherever it is
+/// loaded, and the two queries from the same library, so that a second
+/// OpenMP runtime in the process (libiomp5 and libomp export the same
+/// names) cannot answer for threads that are not its own.
 fn gomp() -> Option<&'static Gomp> {
     static GOMP: OnceLock<Option<Gomp>> = OnceLock::new();
     GOMP.get_or_init(|| {
-        // A null handle is glibc's RTLD_DEFAULT: every library loaded.
-        let find = |name: &std::ffi::CStr| unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
-        let parallel = find(c"GOMP_parallel");
-        let thread_num = find(c"omp_get_thread_num");
-        let num_threads = find(c"omp_get_num_threads");
-        if parallel.is_null() || thread_num.is_null() || num_threads.is_null() {
-            return None;
-        }
-        // SAFETY: these are libgomp's exported functions, whose C
-        // signatures the two types above spell out.
+        // SAFETY: dlsym, dladdr and dlopen with NUL-terminated names and a
+        // handle they return; RTLD_NOLOAD only finds a loaded library
+        // (and takes a reference to it, which is never given back: it
+        // stays loaded with libtorch anyway).
         unsafe {
+            let parallel = dlsym(RTLD_DEFAULT, c"GOMP_parallel".as_ptr());
+            if parallel.is_null() {
+                return None;
+            }
+            let mut info = DlInfo {
+                fname: std::ptr::null(),
+                fbase: std::ptr::null_mut(),
+                sname: std::ptr::null(),
+                saddr: std::ptr::null_mut(),
+            };
+            if dladdr(parallel, &mut info) == 0 || info.fname.is_null() {
+                return None;
+            }
+            let library = dlopen(info.fname, RTLD_NOW | RTLD_NOLOAD);
+            if library.is_null() {
+                return None;
+            }
+            let thread_num = dlsym(library, c"omp_get_thread_num".as_ptr());
+            let num_threads = dlsym(library, c"omp_get_num_threads".as_ptr());
+            if thread_num.is_null() || num_threads.is_null() {
+                return None;
+            }
+            // SAFETY: libgomp's exported functions, whose C signatures
+            // the types above spell out.
             Some(Gomp {
                 parallel: std::mem::transmute::<*mut c_void, Parallel>(parallel),
                 thread_num: std::mem::transmute::<*mut c_void, Query>(thread_num),
@@ -59,6 +97,11 @@ fn gomp() -> Option<&'static Gomp> {
         }
     })
     .as_ref()
+}
+
+/// Whether the reads can run on libtorch's OpenMP team.
+pub(crate) fn available() -> bool {
+    gomp().is_some()
 }
 
 /// What every thread of the team sees.
