@@ -808,7 +808,6 @@ mod tests {
     /// float32 precision, counts and dead units exactly.
     #[test]
     fn onepass_equals_libtorch() {
-        use gradscope_models::cnn::{Cnn, CnnConfig, Shortcut};
         let check = |vs: &nn::VarStore, net: &dyn Network, x: &Tensor, y: &Tensor| {
             let (grads, responses, _) = probed_step(vs, net, x, y);
             let params = vs.trainable_variables();
@@ -847,21 +846,7 @@ mod tests {
         for channels_last in [false, true] {
             tch::manual_seed(2);
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = Cnn::new(
-                &vs.root(),
-                CnnConfig {
-                    input_shape: vec![1, 8, 8],
-                    classes: 3,
-                    depth: 8,
-                    base_width: 4,
-                    shortcut: Shortcut::A,
-                    norm: Norm::Batchnorm,
-                    init: Init::Kaiming,
-                    variant: Variant::Residual,
-                    channels_last,
-                },
-            )
-            .unwrap();
+            let net = small_cnn(&vs, channels_last);
             let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
             let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
             check(&vs, &net, &x, &y);
@@ -899,25 +884,10 @@ mod tests {
     /// below `READ_EARLY_FROM`).
     #[test]
     fn responses_read_early_equal_responses_kept() {
-        use gradscope_models::cnn::{Cnn, CnnConfig, Shortcut};
         let step = |early: Option<usize>| {
             tch::manual_seed(4);
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = Cnn::new(
-                &vs.root(),
-                CnnConfig {
-                    input_shape: vec![1, 8, 8],
-                    classes: 3,
-                    depth: 8,
-                    base_width: 4,
-                    shortcut: Shortcut::A,
-                    norm: Norm::Batchnorm,
-                    init: Init::Kaiming,
-                    variant: Variant::Residual,
-                    channels_last: true,
-                },
-            )
-            .unwrap();
+            let net = small_cnn(&vs, true);
             let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
             let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
             let (_, responses, record) = probed_step_reading(&vs, &net, &x, &y, early);
@@ -935,6 +905,28 @@ mod tests {
         assert_eq!(early.1, kept.1);
         assert_eq!(mixed.0, 4, "the first stage's 3 read early");
         assert_eq!(mixed.1, kept.1);
+    }
+
+    /// A residual CNN-8 with BN on 1×8×8 inputs, widths 4, 8 and 16: its
+    /// three stages' responses differ in size (1536, 768 and 384 elements
+    /// at batch 6).
+    fn small_cnn(vs: &nn::VarStore, channels_last: bool) -> gradscope_models::cnn::Cnn {
+        use gradscope_models::cnn::{Cnn, CnnConfig, Shortcut};
+        Cnn::new(
+            &vs.root(),
+            CnnConfig {
+                input_shape: vec![1, 8, 8],
+                classes: 3,
+                depth: 8,
+                base_width: 4,
+                shortcut: Shortcut::A,
+                norm: Norm::Batchnorm,
+                init: Init::Kaiming,
+                variant: Variant::Residual,
+                channels_last,
+            },
+        )
+        .unwrap()
     }
 
     /// One probed step with the responses kept for `collect`: a recorded
