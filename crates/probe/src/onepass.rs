@@ -617,7 +617,10 @@ fn flat_sums_body<L: Lane>(x: &[f32], shift: L, flat: Flat) -> [f64; 3] {
 #[target_feature(enable = "avx2")]
 unsafe fn flat_sums_avx2(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
     use std::arch::x86_64::*;
-    const STEP: usize = 16;
+    // Two registers of eight: the lanes of `flat_sums_body`, so that each
+    // lane takes PER_LANE values per flush in both.
+    const STEP: usize = RESPONSE_LANES;
+    const _: () = assert!(STEP == 16);
     let (shift_v, lo, hi, one) = (
         _mm256_set1_ps(shift),
         _mm256_set1_ps(flat.at_most),
