@@ -192,8 +192,11 @@ fn ranges(n: usize, parts: usize, unit: usize) -> Vec<std::ops::Range<usize>> {
 }
 
 /// Runs `work(part)` for parts `0..threads` on that many threads (the
-/// calling one included) and returns the results in part order.
-fn on_threads<R: Send>(threads: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
+/// calling one included: libtorch's OpenMP team where it can, see `team`)
+/// and returns the results in part order. Public for other passes over
+/// tensors in host memory that want the same threads (the training
+/// crate's fused optimizer step).
+pub fn on_threads<R: Send>(threads: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
     if threads <= 1 {
         return vec![work(0)];
     }
@@ -218,7 +221,7 @@ fn on_threads<R: Send>(threads: usize, work: impl Fn(usize) -> R + Sync) -> Vec<
 /// can be small. Threads of our own (no libgomp) are started per read and
 /// share the cores with libtorch's spinning workers: for those, one thread
 /// read an MLP probe step (about 2M elements) faster than two.
-fn thread_count(elements: usize) -> usize {
+pub fn thread_count(elements: usize) -> usize {
     let most = tch::get_num_threads().max(1) as usize;
     let per_thread = if crate::team::available() {
         PER_THREAD

@@ -24,6 +24,7 @@ pub mod merge;
 pub mod plan;
 pub mod record;
 pub mod sgd;
+mod sgd_kernel;
 pub mod shard;
 pub mod spec;
 pub mod sweep;

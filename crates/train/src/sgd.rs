@@ -15,6 +15,10 @@
 //! p = p − lr · buf                     (buf = d when momentum = 0)
 //! ```
 //!
+//! On a CPU with AVX2 and FMA the step is one pass per parameter
+//! ([`crate::sgd_kernel`]) that computes the same floats, and also leaves
+//! each weight's norm for the probe ([`Sgd::norms`]).
+//!
 //! libtorch does `a.add_(b, alpha)` as one fused multiply-add per element;
 //! tch has no `alpha` argument, and `a + alpha · b` in two ops rounds twice
 //! (2642 of 10⁶ floats differ). `a.addcmul_(b, s)` with `s` a 0-dim float
@@ -23,7 +27,7 @@
 
 use std::collections::BTreeMap;
 
-use tch::{nn::VarStore, Kind, Tensor};
+use tch::{nn::VarStore, Device, Kind, Tensor};
 
 /// The optimizer: every trainable variable of a [`VarStore`] by name, and
 /// its momentum buffer once it has one.
@@ -32,6 +36,12 @@ pub struct Sgd {
     buffers: BTreeMap<String, Tensor>,
     momentum: f64,
     weight_decay: f64,
+    /// ‖p‖ of each variable after the last step, where the fused step
+    /// computed it.
+    norms: Vec<Option<f64>>,
+    /// Whether steps may take the fused kernel (tests turn it off to
+    /// compare it with libtorch's ops).
+    fuse: bool,
 }
 
 impl Sgd {
@@ -48,7 +58,18 @@ impl Sgd {
             buffers: BTreeMap::new(),
             momentum,
             weight_decay,
+            norms: Vec::new(),
+            fuse: crate::sgd_kernel::available(),
         }
+    }
+
+    /// ‖p‖ of each variable (in the order of [`Sgd::params`]) as the last
+    /// step left it, accumulated in float64, where the fused step computed
+    /// it (`None` elsewhere, and for all before the first step). Nothing
+    /// else writes the variables between steps, so a probe step reads
+    /// these instead of the weights.
+    pub fn norms(&self) -> &[Option<f64>] {
+        &self.norms
     }
 
     /// The optimized variables, in the order [`Sgd::step_with`] takes
@@ -67,10 +88,17 @@ impl Sgd {
         let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
             return;
         };
+        self.norms = vec![None; self.params.len()];
+        let fused = self.fuse && device == Device::Cpu;
+        let fused_done = if fused {
+            self.fused_step(lr, grads)
+        } else {
+            vec![false; self.params.len()]
+        };
         let scalar = |v: f64| Tensor::scalar_tensor(v, (Kind::Float, device));
         let (decay, step) = (scalar(self.weight_decay), scalar(-lr));
-        for ((name, p), grad) in self.params.iter_mut().zip(grads) {
-            if !grad.defined() {
+        for (((name, p), grad), done) in self.params.iter_mut().zip(grads).zip(fused_done) {
+            if !grad.defined() || done {
                 continue;
             }
             let grad = grad.shallow_clone();
@@ -97,6 +125,59 @@ impl Sgd {
             };
             let _ = p.addcmul_(&d, &step);
         }
+    }
+
+    /// The fused step ([`crate::sgd_kernel`]) of every variable it can
+    /// take (float32, contiguous); says which it took. Their norms are
+    /// left in `self.norms`.
+    fn fused_step(&mut self, lr: f64, grads: &[Tensor]) -> Vec<bool> {
+        use crate::sgd_kernel::{Buffer, Scalars, Slot};
+        let mut taken = Vec::new();
+        let mut slots = Vec::new();
+        // Contiguous copies of gradients in another layout (a conv weight's
+        // in channels-last training), alive until the step is done.
+        let mut copies = Vec::new();
+        for (i, ((name, p), grad)) in self.params.iter().zip(grads).enumerate() {
+            if !grad.defined() {
+                continue;
+            }
+            let grad = if grad.is_contiguous() {
+                grad.shallow_clone()
+            } else {
+                grad.contiguous()
+            };
+            let (buffer, b) = match (self.momentum != 0.0, self.buffers.get(name)) {
+                (false, _) => (Buffer::None, None),
+                (true, Some(b)) => (Buffer::Later, Some(b.shallow_clone())),
+                (true, None) => (Buffer::First, Some(p.empty_like())),
+            };
+            let Some(slot) = Slot::new(p, &grad, b.as_ref(), buffer) else {
+                continue;
+            };
+            if let (Buffer::First, Some(b)) = (buffer, b) {
+                self.buffers.insert(name.clone(), b);
+            }
+            slots.push(slot);
+            taken.push(i);
+            copies.push(grad);
+        }
+        let scalars = Scalars {
+            decays: self.weight_decay != 0.0,
+            decay: self.weight_decay as f32,
+            momentum: self.momentum as f32,
+            step: -lr as f32,
+        };
+        // SAFETY: `available` was checked by the caller; the variables,
+        // gradients and buffers behind the slots are held by `self` and
+        // `copies` until the step returns, and nothing else runs meanwhile.
+        let sums = unsafe { crate::sgd_kernel::step(&slots, scalars) };
+        let mut done = vec![false; self.params.len()];
+        for (i, sum) in taken.into_iter().zip(sums) {
+            done[i] = true;
+            self.norms[i] = Some(sum.sqrt());
+        }
+        drop(copies);
+        done
     }
 
     /// The momentum buffers by variable name, for a checkpoint.
@@ -181,6 +262,108 @@ mod tests {
                 assert!(
                     t.equal(&theirs[&name]),
                     "{name} differs (momentum {momentum}, weight decay {wd})"
+                );
+            }
+        }
+    }
+
+    /// Variables of sizes that split unevenly over two threads and leave
+    /// a tail of fewer than eight floats, one of them a conv weight whose
+    /// gradient comes in channels-last strides, as in CNN training.
+    fn uneven_vars(vs: &VarStore) -> Vec<Tensor> {
+        let root = vs.root();
+        vec![
+            root.randn("a", &[70_001], 0.0, 1.0),
+            root.randn("b", &[37, 129], 0.0, 1.0),
+            root.randn("c", &[5], 0.0, 1.0),
+            root.randn("conv", &[24, 16, 3, 3], 0.0, 1.0),
+        ]
+    }
+
+    fn uneven_grads(vars: &[Tensor], step: i64) -> Vec<Tensor> {
+        tch::manual_seed(100 + step);
+        vars.iter()
+            .map(|v| {
+                let g = v.randn_like() * 1e-2;
+                if v.dim() == 4 {
+                    // The same values, in NHWC memory order.
+                    g.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+                } else {
+                    g
+                }
+            })
+            .collect()
+    }
+
+    /// The fused step (one pass per variable, split over two threads)
+    /// against the same optimizer on libtorch's ops, which
+    /// `matches_libtorchs_sgd_bit_for_bit` holds to libtorch's own SGD:
+    /// every weight and momentum buffer bit for bit, over steps with and
+    /// without momentum and weight decay and an lr change. And the norms
+    /// it leaves are the weights' norms (libtorch's float64 norm, to
+    /// float64 rounding of a different summation order).
+    #[test]
+    fn fused_step_matches_libtorch_ops_bit_for_bit() {
+        if !crate::sgd_kernel::available() {
+            eprintln!("no AVX2 and FMA: the fused step is not taken here");
+            return;
+        }
+        tch::set_num_threads(2);
+        for (momentum, wd) in [(0.9, 1e-4), (0.0, 0.0), (0.9, 0.0), (0.0, 5e-4)] {
+            let make = |fuse: bool| {
+                tch::manual_seed(3);
+                let vs = VarStore::new(Device::Cpu);
+                let vars = uneven_vars(&vs);
+                let mut opt = Sgd::new(&vs, momentum, wd);
+                opt.fuse = fuse;
+                (vs, vars, opt)
+            };
+            let (vs_fused, vars_fused, mut fused) = make(true);
+            let (vs_ops, vars_ops, mut ops) = make(false);
+            for step in 0..6 {
+                let lr = if step < 3 { 0.1 } else { 0.013 };
+                // Gradients in the order of `params()` (sorted by name).
+                let order = |vars: &[Tensor], opt: &Sgd| -> Vec<Tensor> {
+                    let grads = uneven_grads(vars, step);
+                    opt.params()
+                        .iter()
+                        .map(|p| {
+                            let i = vars
+                                .iter()
+                                .position(|v| v.data_ptr() == p.data_ptr())
+                                .unwrap();
+                            grads[i].shallow_clone()
+                        })
+                        .collect()
+                };
+                let g = order(&vars_fused, &fused);
+                fused.step_with(lr, &g);
+                let g = order(&vars_ops, &ops);
+                ops.step_with(lr, &g);
+                assert!(
+                    ops.norms().iter().all(Option::is_none),
+                    "libtorch's ops leave no norms"
+                );
+                for (p, norm) in fused.params().iter().zip(fused.norms()) {
+                    let norm = norm.expect("every variable here takes the fused step");
+                    let want = p.norm_scalaropt_dtype(2, Kind::Double).double_value(&[]);
+                    assert!(
+                        (norm - want).abs() <= 1e-12 * want,
+                        "norm {norm} against libtorch's {want}"
+                    );
+                }
+            }
+            let theirs = vs_ops.variables();
+            for (name, t) in vs_fused.variables() {
+                assert!(
+                    t.equal(&theirs[&name]),
+                    "{name} differs (momentum {momentum}, weight decay {wd})"
+                );
+            }
+            for (name, b) in fused.buffers() {
+                assert!(
+                    b.equal(&ops.buffers()[name]),
+                    "buffer of {name} differs (momentum {momentum}, weight decay {wd})"
                 );
             }
         }

@@ -224,7 +224,9 @@ pub fn train_run(
         // Probe between backward and step: the gradients of this minibatch
         // at the weights that produced it.
         if probing {
-            let rec = probe.collect(net.as_ref(), &grads, &responses)?;
+            // ‖W‖ as the last optimizer step left it, where that step
+            // computed it (see `Sgd::norms`): one read of the weights fewer.
+            let rec = probe.collect_knowing(net.as_ref(), &grads, &responses, opt.norms())?;
             log.out.probe(step, &rec)?;
             if !s.record_probe(step, &rec, probe.trunk()) {
                 (status, diverged_at_step) = (Status::Diverged, Some(step));
