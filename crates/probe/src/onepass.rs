@@ -160,7 +160,7 @@ impl Dense {
 /// True when the elements fill `numel` consecutive slots in some order of
 /// the dims: sorted by stride, each stride is the product of the sizes
 /// before it (dims of size 1 can have any stride).
-fn is_dense(size: &[i64], stride: &[i64]) -> bool {
+pub fn is_dense(size: &[i64], stride: &[i64]) -> bool {
     let mut dims: Vec<(i64, i64)> = size
         .iter()
         .zip(stride)

@@ -37,8 +37,8 @@ pub struct Sgd {
     momentum: f64,
     weight_decay: f64,
     /// ‖p‖ of each variable after the last step, where the fused step
-    /// computed it.
-    norms: Vec<Option<f64>>,
+    /// computed it; `None` before this process's first step.
+    norms: Option<Vec<Option<f64>>>,
     /// Whether steps may take the fused kernel (tests turn it off to
     /// compare it with libtorch's ops).
     fuse: bool,
@@ -58,18 +58,36 @@ impl Sgd {
             buffers: BTreeMap::new(),
             momentum,
             weight_decay,
-            norms: Vec::new(),
+            norms: None,
             fuse: crate::sgd_kernel::available(),
         }
     }
 
-    /// ‖p‖ of each variable (in the order of [`Sgd::params`]) as the last
-    /// step left it, accumulated in float64, where the fused step computed
-    /// it (`None` elsewhere, and for all before the first step). Nothing
-    /// else writes the variables between steps, so a probe step reads
-    /// these instead of the weights.
-    pub fn norms(&self) -> &[Option<f64>] {
-        &self.norms
+    /// ‖p‖ of each variable (in the order of [`Sgd::params`]), accumulated
+    /// in float64: as the last step left it where the fused step took it
+    /// (`None` where not); before this process's first step (a run's
+    /// first, or the first after a resume), measured now with the same sum
+    /// (`sgd_kernel::norms`), so that a resumed run writes the numbers of
+    /// one never stopped. Nothing else writes the variables between steps,
+    /// so a probe step takes these instead of reading the weights.
+    pub fn norms(&mut self) -> &[Option<f64>] {
+        let fused = self.fuse;
+        let params = &self.params;
+        self.norms.get_or_insert_with(|| {
+            let measured: Vec<&Tensor> = params
+                .iter()
+                .map(|(_, p)| p)
+                .filter(|p| fused && crate::sgd_kernel::fits(p))
+                .collect();
+            let mut sums = crate::sgd_kernel::norms(&measured).into_iter();
+            params
+                .iter()
+                .map(|(_, p)| {
+                    (fused && crate::sgd_kernel::fits(p))
+                        .then(|| sums.next().unwrap_or(f64::NAN).sqrt())
+                })
+                .collect()
+        })
     }
 
     /// The optimized variables, in the order [`Sgd::step_with`] takes
@@ -88,7 +106,7 @@ impl Sgd {
         let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
             return;
         };
-        self.norms = vec![None; self.params.len()];
+        self.norms = Some(vec![None; self.params.len()]);
         let fused = self.fuse && device == Device::Cpu;
         let fused_done = if fused {
             self.fused_step(lr, grads)
@@ -128,23 +146,28 @@ impl Sgd {
     }
 
     /// The fused step ([`crate::sgd_kernel`]) of every variable it can
-    /// take (float32, contiguous); says which it took. Their norms are
-    /// left in `self.norms`.
+    /// take (float32 in host memory, dense, with a buffer of its layout);
+    /// says which it took. Their norms are left in `self.norms`.
     fn fused_step(&mut self, lr: f64, grads: &[Tensor]) -> Vec<bool> {
-        use crate::sgd_kernel::{Buffer, Scalars, Slot};
+        use crate::sgd_kernel::{fits, same_layout, Buffer, Scalars, Slot};
         let mut taken = Vec::new();
         let mut slots = Vec::new();
-        // Contiguous copies of gradients in another layout (a conv weight's
-        // in channels-last training), alive until the step is done.
-        let mut copies = Vec::new();
+        // Gradients copied into their variable's layout (a conv weight's
+        // channels-last, where the gradient came contiguous), and first
+        // momentum buffers: alive until the step is done, the buffers kept
+        // only once it is.
+        let mut held = Vec::new();
+        let mut first_buffers = Vec::new();
         for (i, ((name, p), grad)) in self.params.iter().zip(grads).enumerate() {
-            if !grad.defined() {
+            if !grad.defined() || !fits(p) {
                 continue;
             }
-            let grad = if grad.is_contiguous() {
+            let grad = if same_layout(p, grad) {
                 grad.shallow_clone()
             } else {
-                grad.contiguous()
+                let mut copy = p.empty_like();
+                copy.copy_(grad);
+                copy
             };
             let (buffer, b) = match (self.momentum != 0.0, self.buffers.get(name)) {
                 (false, _) => (Buffer::None, None),
@@ -155,11 +178,15 @@ impl Sgd {
                 continue;
             };
             if let (Buffer::First, Some(b)) = (buffer, b) {
-                self.buffers.insert(name.clone(), b);
+                first_buffers.push((name.clone(), b));
             }
             slots.push(slot);
             taken.push(i);
-            copies.push(grad);
+            held.push(grad);
+        }
+        let mut done = vec![false; self.params.len()];
+        if !crate::sgd_kernel::disjoint(&slots) {
+            return done;
         }
         let scalars = Scalars {
             decays: self.weight_decay != 0.0,
@@ -167,16 +194,19 @@ impl Sgd {
             momentum: self.momentum as f32,
             step: -lr as f32,
         };
-        // SAFETY: `available` was checked by the caller; the variables,
-        // gradients and buffers behind the slots are held by `self` and
-        // `copies` until the step returns, and nothing else runs meanwhile.
+        // SAFETY: `available` was checked by the caller and the slots are
+        // disjoint; the variables, gradients and buffers behind them are
+        // held by `self`, `held` and `first_buffers` until the step
+        // returns, and nothing else runs meanwhile.
         let sums = unsafe { crate::sgd_kernel::step(&slots, scalars) };
-        let mut done = vec![false; self.params.len()];
+        self.buffers.extend(first_buffers);
+        let norms = self.norms.get_or_insert_with(Vec::new);
+        norms.resize(self.params.len(), None);
         for (i, sum) in taken.into_iter().zip(sums) {
             done[i] = true;
-            self.norms[i] = Some(sum.sqrt());
+            norms[i] = Some(sum.sqrt());
         }
-        drop(copies);
+        drop(held);
         done
     }
 
@@ -227,11 +257,19 @@ mod tests {
     /// and weight decay and an lr change must leave every weight bit for
     /// bit the same, or results published with `nn::Sgd` would no longer be
     /// what `make` regenerates.
+    /// Both ways of taking the step: the fused pass (where the CPU has it)
+    /// and libtorch's ops (CUDA's way).
     #[test]
     fn matches_libtorchs_sgd_bit_for_bit() {
         let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu));
         let y = Tensor::randint(3, [32], (Kind::Int64, Device::Cpu));
-        for (momentum, wd) in [(0.9, 1e-4), (0.0, 0.0), (0.9, 0.0)] {
+        for (momentum, wd, fuse) in [
+            (0.9, 1e-4, true),
+            (0.0, 0.0, true),
+            (0.9, 0.0, true),
+            (0.9, 1e-4, false),
+            (0.0, 0.0, false),
+        ] {
             tch::manual_seed(7);
             let vs_ref = VarStore::new(Device::Cpu);
             let net_ref = net(&vs_ref);
@@ -247,6 +285,7 @@ mod tests {
             .build(&vs_ref, 0.1)
             .unwrap();
             let mut ours = Sgd::new(&vs, momentum, wd);
+            ours.fuse &= fuse;
             for step in 0..20 {
                 let lr = if step < 10 { 0.1 } else { 0.037 };
                 reference.set_lr(lr);
@@ -261,35 +300,50 @@ mod tests {
             for (name, t) in vs.variables() {
                 assert!(
                     t.equal(&theirs[&name]),
-                    "{name} differs (momentum {momentum}, weight decay {wd})"
+                    "{name} differs (momentum {momentum}, weight decay {wd}, fused {fuse})"
                 );
             }
         }
     }
 
-    /// Variables of sizes that split unevenly over two threads and leave
-    /// a tail of fewer than eight floats, one of them a conv weight whose
-    /// gradient comes in channels-last strides, as in CNN training.
+    fn nhwc(t: &Tensor) -> Tensor {
+        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    }
+
+    /// Variables of sizes that split unevenly over two threads, over
+    /// several blocks of the norm's sum, and leave a tail of fewer than
+    /// eight floats; and two conv weights in channels-last strides, as the
+    /// CNNs keep them on the CPU (`layers::channels_last`).
     fn uneven_vars(vs: &VarStore) -> Vec<Tensor> {
         let root = vs.root();
-        vec![
+        let vars = vec![
             root.randn("a", &[70_001], 0.0, 1.0),
             root.randn("b", &[37, 129], 0.0, 1.0),
             root.randn("c", &[5], 0.0, 1.0),
             root.randn("conv", &[24, 16, 3, 3], 0.0, 1.0),
-        ]
+            root.randn("conv_cl_grad", &[8, 5, 3, 3], 0.0, 1.0),
+        ];
+        for v in &vars[3..] {
+            let mut v = v.shallow_clone();
+            tch::no_grad(|| v.set_data(&nhwc(&v)));
+        }
+        vars
     }
 
+    /// Gradients for [`uneven_vars`] at `step`: the first conv weight's
+    /// contiguous (its layout differs from the weight's), the second's in
+    /// the weight's channels-last layout, and at step 2 none for `c` (a
+    /// variable the loss does not reach).
     fn uneven_grads(vars: &[Tensor], step: i64) -> Vec<Tensor> {
         tch::manual_seed(100 + step);
         vars.iter()
-            .map(|v| {
-                let g = v.randn_like() * 1e-2;
-                if v.dim() == 4 {
-                    // The same values, in NHWC memory order.
-                    g.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-                } else {
-                    g
+            .enumerate()
+            .map(|(i, v)| {
+                let g = (v.randn_like() * 1e-2).contiguous();
+                match i {
+                    2 if step == 2 => Tensor::new(),
+                    4 => nhwc(&g),
+                    _ => g,
                 }
             })
             .collect()
@@ -344,7 +398,12 @@ mod tests {
                     ops.norms().iter().all(Option::is_none),
                     "libtorch's ops leave no norms"
                 );
-                for (p, norm) in fused.params().iter().zip(fused.norms()) {
+                let norms = fused.norms().to_vec();
+                for ((p, norm), g) in fused.params().iter().zip(norms).zip(&g) {
+                    if !g.defined() {
+                        assert!(norm.is_none(), "a variable left as it was has no new norm");
+                        continue;
+                    }
                     let norm = norm.expect("every variable here takes the fused step");
                     let want = p.norm_scalaropt_dtype(2, Kind::Double).double_value(&[]);
                     assert!(
@@ -365,6 +424,15 @@ mod tests {
                     b.equal(&ops.buffers()[name]),
                     "buffer of {name} differs (momentum {momentum}, weight decay {wd})"
                 );
+            }
+            // A process that has not stepped (a run resumed from a
+            // checkpoint) measures the same norms, bit for bit, on one
+            // thread or two: the sum's order does not depend on threads.
+            let stepped = fused.norms().to_vec();
+            for threads in [1, 2] {
+                tch::set_num_threads(threads);
+                let mut resumed = Sgd::new(&vs_fused, momentum, wd);
+                assert_eq!(resumed.norms(), stepped.as_slice(), "{threads} thread(s)");
             }
         }
     }

@@ -21,11 +21,18 @@
 //!
 //! The same pass sums the squares of the updated weights in float64, so a
 //! probe step that follows knows every ‖W‖ without reading W again (the
-//! weights are as large as their gradients on the MLPs).
+//! weights are as large as their gradients on the MLPs). The sum has one
+//! order whatever the threads: each parameter in blocks of [`BLOCK`]
+//! elements, each block in eight lanes, the blocks added in order. So a
+//! run resumed from a checkpoint, whose first norms come from [`norms`]
+//! (the same sum, without a step), writes the numbers of a run that was
+//! never stopped.
 //!
 //! Only where libtorch's own CPU kernels use fused multiply-adds: x86-64
-//! with AVX2 and FMA, libtorch's AVX2 kernels. Elsewhere (another CPU,
-//! `ATEN_CPU_CAPABILITY=default`, CUDA) the step stays libtorch's ops.
+//! with AVX2 and FMA. libtorch 2.11 ran its AVX2 kernels on the AVX-512
+//! machine this was measured on; the bit-for-bit test holds the claim
+//! wherever it runs. Elsewhere (another CPU, `ATEN_CPU_CAPABILITY=default`,
+//! CUDA) the step stays libtorch's ops.
 
 use std::ops::Range;
 
@@ -71,18 +78,13 @@ unsafe impl Sync for Slot {}
 impl Slot {
     /// The step of `p` by `g` (and its buffer `b`, which there is unless
     /// `buffer` is [`Buffer::None`]), if all are float32 tensors in host
-    /// memory, contiguous and of one shape; `None` otherwise (the caller
-    /// uses libtorch's ops).
+    /// memory of one shape and one dense layout (contiguous, or a conv
+    /// weight's channels-last); `None` otherwise (the caller uses
+    /// libtorch's ops).
     pub fn new(p: &Tensor, g: &Tensor, b: Option<&Tensor>, buffer: Buffer) -> Option<Slot> {
-        let fits = |t: &Tensor| {
-            t.device() == Device::Cpu
-                && t.kind() == Kind::Float
-                && t.is_contiguous()
-                && t.size() == p.size()
-        };
         if !fits(p)
-            || !fits(g)
-            || b.is_some_and(|b| !fits(b))
+            || !same_layout(p, g)
+            || b.is_some_and(|b| !same_layout(p, b))
             || b.is_some() == (buffer == Buffer::None)
         {
             return None;
@@ -95,6 +97,38 @@ impl Slot {
             buffer,
         })
     }
+}
+
+/// Whether `p` can be stepped in place by the fused step: float32 in host
+/// memory, its elements dense in some order of the dims.
+pub(crate) fn fits(p: &Tensor) -> bool {
+    p.device() == Device::Cpu
+        && p.kind() == Kind::Float
+        && gradscope_probe::onepass::is_dense(&p.size(), &p.stride())
+}
+
+/// Whether `t` can go with `p` in one pass over memory: the same shape and
+/// strides (so that the i-th float of each is the same element), on the
+/// same terms as [`fits`].
+pub(crate) fn same_layout(p: &Tensor, t: &Tensor) -> bool {
+    fits(t) && t.size() == p.size() && t.stride() == p.stride()
+}
+
+/// True when no two of `slots`' memories overlap (every `p`, `g` and `b`
+/// apart from all the others). libtorch's ops refuse to write a tensor
+/// that overlaps its input; the fused step, which writes through raw
+/// pointers, leaves such a step to them.
+pub(crate) fn disjoint(slots: &[Slot]) -> bool {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for s in slots {
+        for ptr in [s.p as usize, s.g as usize, s.b as usize] {
+            if ptr != 0 {
+                spans.push((ptr, ptr + s.len * std::mem::size_of::<f32>()));
+            }
+        }
+    }
+    spans.sort_unstable();
+    spans.windows(2).all(|w| w[0].1 <= w[1].0)
 }
 
 /// Whether this process can take the fused step: the CPU has AVX2 and FMA
@@ -112,45 +146,88 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// Steps every slot and returns Σp² (float64) of each, after the step.
-/// The elements of all slots are split evenly over libtorch's threads.
-///
-/// # Safety
-/// [`available`] must be true, and the tensors behind the slots must stay
-/// alive and untouched by anything else until this returns.
-pub(crate) unsafe fn step(slots: &[Slot], s: Scalars) -> Vec<f64> {
-    let total: usize = slots.iter().map(|s| s.len).sum();
-    let parts = gradscope_probe::onepass::thread_count(total);
-    let starts: Vec<usize> = slots
-        .iter()
-        .scan(0, |at, s| {
-            let start = *at;
-            *at += s.len;
-            Some(start)
+/// Elements per block of the norm's sum (and the smallest share of a
+/// thread): see the module's overview.
+pub(crate) const BLOCK: usize = 1 << 14;
+
+/// Every slot's blocks, in slot order: `(slot, range within it)`.
+fn blocks(lens: &[usize]) -> Vec<(usize, Range<usize>)> {
+    lens.iter()
+        .enumerate()
+        .flat_map(|(i, &len)| {
+            (0..len.div_ceil(BLOCK)).map(move |k| (i, k * BLOCK..((k + 1) * BLOCK).min(len)))
         })
-        .collect();
+        .collect()
+}
+
+/// Runs `work` on every block of slots of `lens` elements, the blocks split
+/// in runs over libtorch's threads, and adds each slot's block results in
+/// block order.
+fn per_block(lens: &[usize], work: impl Fn(usize, Range<usize>) -> f64 + Sync) -> Vec<f64> {
+    let blocks = blocks(lens);
+    let total: usize = lens.iter().sum();
+    let parts = gradscope_probe::onepass::thread_count(total).min(blocks.len().max(1));
     let sums = gradscope_probe::onepass::on_threads(parts, |part| {
-        let range = total * part / parts..total * (part + 1) / parts;
-        let mut sums = Vec::new();
-        for (i, (slot, &start)) in slots.iter().zip(&starts).enumerate() {
-            let own = range.start.max(start)..range.end.min(start + slot.len);
-            if own.is_empty() {
-                continue;
-            }
-            let local = own.start - start..own.end - start;
-            // SAFETY: `available` (the caller's promise), and `local` is
-            // within the slot and no other part's.
-            sums.push((i, unsafe { step_range(slot, local, s) }));
-        }
-        sums
+        let run = blocks.len() * part / parts..blocks.len() * (part + 1) / parts;
+        blocks[run]
+            .iter()
+            .map(|(i, range)| (*i, work(*i, range.clone())))
+            .collect::<Vec<_>>()
     });
-    // Each slot's partial sums added in part order: the same sum for the
-    // same thread count.
-    let mut out = vec![0.0; slots.len()];
+    let mut out = vec![0.0; lens.len()];
     for (i, sum) in sums.into_iter().flatten() {
         out[i] += sum;
     }
     out
+}
+
+/// Steps every slot and returns Σp² (float64) of each, after the step.
+///
+/// # Safety
+/// [`available`] must be true, the slots [`disjoint`], and the tensors
+/// behind them alive and untouched by anything else until this returns.
+pub(crate) unsafe fn step(slots: &[Slot], s: Scalars) -> Vec<f64> {
+    let lens: Vec<usize> = slots.iter().map(|s| s.len).collect();
+    // SAFETY: `available` (the caller's promise); each block is within its
+    // slot and in no other part, and the slots do not overlap.
+    per_block(&lens, |i, range| unsafe { step_range(&slots[i], range, s) })
+}
+
+/// Σp² of each of `params` (each must [`fit`](fits)), summed as [`step`]
+/// sums it after a step: the norms a probe step takes before this process
+/// has stepped (its first step, or the first after a resume).
+pub(crate) fn norms(params: &[&Tensor]) -> Vec<f64> {
+    let views: Vec<&[f32]> = params
+        .iter()
+        .map(|p| {
+            assert!(fits(p), "norms of dense float32 host tensors only");
+            // SAFETY: a dense float32 tensor in host memory holds `numel`
+            // floats from its data pointer; `params` keeps it alive, and
+            // nothing writes it while this reads (between steps).
+            unsafe { std::slice::from_raw_parts(p.data_ptr() as *const f32, p.numel()) }
+        })
+        .collect();
+    let lens: Vec<usize> = views.iter().map(|v| v.len()).collect();
+    per_block(&lens, |i, range| sum_squares(&views[i][range]))
+}
+
+/// Σx² in float64 in the order of [`body`]'s sum.
+fn sum_squares(x: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            let w = f64::from(c[j]);
+            lanes[j] += w * w;
+        }
+    }
+    let mut sum: f64 = lanes.iter().sum();
+    for &v in tail {
+        let w = f64::from(v);
+        sum += w * w;
+    }
+    sum
 }
 
 /// The step of `range` of one slot; returns Σp² of it after the step.

@@ -224,8 +224,8 @@ pub fn train_run(
         // Probe between backward and step: the gradients of this minibatch
         // at the weights that produced it.
         if probing {
-            // ‖W‖ as the last optimizer step left it, where that step
-            // computed it (see `Sgd::norms`): one read of the weights fewer.
+            // ‖W‖ as the last optimizer step left it (see `Sgd::norms`):
+            // one read of the weights fewer.
             let rec = probe.collect_knowing(net.as_ref(), &grads, &responses, opt.norms())?;
             log.out.probe(step, &rec)?;
             if !s.record_probe(step, &rec, probe.trunk()) {
