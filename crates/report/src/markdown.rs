@@ -1033,7 +1033,7 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
          ‖∇W‖/‖W‖ (`relative`), how far one SGD step turns the weight, is recorded beside it."
     );
     mdln!(md);
-    let degrading = depth_trend(loaded, "plain").is_some_and(|t| t.trend == Trend::Rises);
+    let plain_trend = depth_trend(loaded, "plain").map(|t| t.trend);
     mdln!(
         md,
         "| plain depth | scale-free decay at init | at end | spread at init | at end | dL/dh spread at end | reading at the end |"
@@ -1094,32 +1094,56 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
         .filter(|(_, f)| matches!(f, Flow::Vanishing | Flow::ExactZero))
         .map(|(d, _)| d.to_string())
         .collect();
-    let degradation = if degrading {
-        "Plain training error rises with depth here (degradation)"
-    } else {
-        "Plain training error does not rise with depth here beyond the seeds' spread"
+    mdln!(
+        md,
+        "{}",
+        verdict_4_1(plain_trend, &vanishing, &raw_vanishing)
+    );
+    mdln!(md);
+}
+
+/// The §4.1 verdict from the plain nets' error against depth (`None`:
+/// fewer than two plain depths) and the depths whose scale-free gradient
+/// (`vanishing`) or raw dL/dh (`raw_vanishing`) vanishes at the end. He et
+/// al. make two claims: plain BatchNorm nets keep healthy gradient norms,
+/// and so their degradation is not vanishing gradient. Vanishing gradients
+/// contradict the first whatever the error does; only where the error
+/// rises with depth do they say anything about the second.
+fn verdict_4_1(trend: Option<Trend>, vanishing: &[String], raw_vanishing: &[String]) -> String {
+    let degrading = trend == Some(Trend::Rises);
+    let degradation = match trend {
+        Some(Trend::Rises) => "Plain training error rises with depth here (degradation)",
+        Some(_) => "Plain training error does not rise with depth here beyond the seeds' spread",
+        None => "With one plain depth, this experiment cannot show degradation",
     };
     if vanishing.is_empty() {
-        mdln!(
-            md,
-            "{degradation}, and **on the scale-free measure no plain BatchNorm net's gradient vanishes** at the end of training (spread within {VANISH_SPREAD:.0} decades, or growing toward the input): **our data agree with He et al.** that degradation is not vanishing gradient.{}",
-            if raw_vanishing.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " At depth {}, dL/dh itself falls more than {VANISH_SPREAD:.0} decades toward the input: that is the weights growing, not the gradient vanishing.",
-                    raw_vanishing.join(", ")
-                )
-            }
-        );
+        let raw = if raw_vanishing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " At depth {}, dL/dh itself falls more than {VANISH_SPREAD:.0} decades toward the input: that is the weights growing, not the gradient vanishing.",
+                raw_vanishing.join(", ")
+            )
+        };
+        let agree = if degrading {
+            "**our data agree with He et al.** that degradation is not vanishing gradient."
+        } else {
+            "**our data agree with He et al.** that plain BatchNorm nets keep healthy gradient norms (with no degradation here, there is nothing for it to explain)."
+        };
+        format!(
+            "{degradation}, and **on the scale-free measure no plain BatchNorm net's gradient vanishes** at the end of training (spread within {VANISH_SPREAD:.0} decades, or growing toward the input): {agree}{raw}"
+        )
     } else {
-        mdln!(
-            md,
-            "{degradation}, and **on the scale-free measure the plain BatchNorm nets of depth {} vanish toward the input** at the end of training (first hidden layer more than {VANISH_SPREAD:.0} decades below the last): here degradation comes with vanishing, so **our data do not agree** with He et al. on this point.",
+        let disagree = if degrading {
+            "here degradation comes with vanishing, so **our data do not agree** with He et al. on this point."
+        } else {
+            "**our data do not agree** with He et al. that plain BatchNorm nets keep healthy gradient norms. Whether vanishing is what degrades deep plain nets, these runs cannot say: they show no degradation."
+        };
+        format!(
+            "{degradation}, and **on the scale-free measure the plain BatchNorm nets of depth {} vanish toward the input** at the end of training (first hidden layer more than {VANISH_SPREAD:.0} decades below the last): {disagree}",
             vanishing.join(", ")
-        );
+        )
     }
-    mdln!(md);
 }
 
 fn paper(md: &mut String, loaded: &Loaded) {
@@ -1366,7 +1390,39 @@ fn charts(md: &mut String, root: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::seconds;
+    use super::{seconds, verdict_4_1, Trend};
+
+    /// He et al. §4.1 has two claims (healthy gradient norms in plain
+    /// BatchNorm nets; so degradation is not vanishing gradient). A
+    /// verdict speaks to the second only where plain error rises with
+    /// depth: `resnet50-signs-shape` (one depth, vanishing) once read
+    /// "here degradation comes with vanishing" with no degradation in it.
+    #[test]
+    fn section_4_1_verdict_claims_degradation_only_where_error_rises() {
+        let fifty = vec!["50".to_string()];
+        let one_depth = verdict_4_1(None, &fifty, &[]);
+        assert!(one_depth.contains("cannot show degradation"), "{one_depth}");
+        assert!(!one_depth.contains("degradation comes with"), "{one_depth}");
+        assert!(one_depth.contains("our data do not agree"), "{one_depth}");
+        let flat = verdict_4_1(Some(Trend::Flat), &fifty, &[]);
+        assert!(flat.contains("they show no degradation"), "{flat}");
+        let rising = verdict_4_1(Some(Trend::Rises), &fifty, &[]);
+        assert!(
+            rising.contains("degradation comes with vanishing"),
+            "{rising}"
+        );
+        let healthy = verdict_4_1(Some(Trend::Rises), &[], &["64".to_string()]);
+        assert!(
+            healthy.contains("that degradation is not vanishing gradient")
+                && healthy.contains("At depth 64"),
+            "{healthy}"
+        );
+        let healthy_flat = verdict_4_1(Some(Trend::Flat), &[], &[]);
+        assert!(
+            !healthy_flat.contains("degradation is not"),
+            "{healthy_flat}"
+        );
+    }
 
     #[test]
     fn wall_times_keep_their_digits_at_every_scale() {
