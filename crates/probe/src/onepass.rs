@@ -674,7 +674,7 @@ unsafe fn flat_sums_avx2(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
         let (mut s0, mut s1, mut q0, mut q1, mut f0, mut f1) = (zero, zero, zero, zero, zero, zero);
         for c in block.chunks_exact(STEP) {
             // The 16 floats are one cache line where the tensor is aligned.
-            _mm_prefetch::<_MM_HINT_T0>(c.as_ptr().wrapping_add(PREFETCH_AHEAD).cast());
+            prefetch(c.as_ptr().wrapping_add(PREFETCH_AHEAD));
             // SAFETY: `c` holds 16 floats; unaligned loads of 8 each.
             let (a, b) = unsafe {
                 (

@@ -74,18 +74,15 @@ impl Sgd {
         let fused = self.fuse;
         let params = &self.params;
         self.norms.get_or_insert_with(|| {
-            let measured: Vec<&Tensor> = params
+            let measured: Vec<Option<&Tensor>> = params
                 .iter()
-                .map(|(_, p)| p)
-                .filter(|p| fused && crate::sgd_kernel::fits(p))
+                .map(|(_, p)| (fused && crate::sgd_kernel::fits(p)).then_some(p))
                 .collect();
-            let mut sums = crate::sgd_kernel::norms(&measured).into_iter();
-            params
+            let all: Vec<&Tensor> = measured.iter().flatten().copied().collect();
+            let mut sums = crate::sgd_kernel::norms(&all).into_iter();
+            measured
                 .iter()
-                .map(|(_, p)| {
-                    (fused && crate::sgd_kernel::fits(p))
-                        .then(|| sums.next().unwrap_or(f64::NAN).sqrt())
-                })
+                .map(|m| m.and_then(|_| sums.next()).map(f64::sqrt))
                 .collect()
         })
     }
@@ -106,17 +103,17 @@ impl Sgd {
         let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
             return;
         };
-        self.norms = Some(vec![None; self.params.len()]);
-        let fused = self.fuse && device == Device::Cpu;
-        let fused_done = if fused {
+        // The variables the fused step took come back with their norms;
+        // libtorch's ops step the rest.
+        let fused = if self.fuse && device == Device::Cpu {
             self.fused_step(lr, grads)
         } else {
-            vec![false; self.params.len()]
+            vec![None; self.params.len()]
         };
         let scalar = |v: f64| Tensor::scalar_tensor(v, (Kind::Float, device));
         let (decay, step) = (scalar(self.weight_decay), scalar(-lr));
-        for (((name, p), grad), done) in self.params.iter_mut().zip(grads).zip(fused_done) {
-            if !grad.defined() || done {
+        for (((name, p), grad), norm) in self.params.iter_mut().zip(grads).zip(&fused) {
+            if !grad.defined() || norm.is_some() {
                 continue;
             }
             let grad = grad.shallow_clone();
@@ -143,12 +140,13 @@ impl Sgd {
             };
             let _ = p.addcmul_(&d, &step);
         }
+        self.norms = Some(fused);
     }
 
     /// The fused step ([`crate::sgd_kernel`]) of every variable it can
-    /// take (float32 in host memory, dense, with a buffer of its layout);
-    /// says which it took. Their norms are left in `self.norms`.
-    fn fused_step(&mut self, lr: f64, grads: &[Tensor]) -> Vec<bool> {
+    /// take (float32 in host memory, dense, with a buffer of its layout):
+    /// the norm of each it took, `None` for the others.
+    fn fused_step(&mut self, lr: f64, grads: &[Tensor]) -> Vec<Option<f64>> {
         use crate::sgd_kernel::{fits, same_layout, Buffer, Scalars, Slot};
         let mut taken = Vec::new();
         let mut slots = Vec::new();
@@ -184,9 +182,9 @@ impl Sgd {
             taken.push(i);
             held.push(grad);
         }
-        let mut done = vec![false; self.params.len()];
+        let mut norms = vec![None; self.params.len()];
         if !crate::sgd_kernel::disjoint(&slots) {
-            return done;
+            return norms;
         }
         let scalars = Scalars {
             decays: self.weight_decay != 0.0,
@@ -200,14 +198,11 @@ impl Sgd {
         // returns, and nothing else runs meanwhile.
         let sums = unsafe { crate::sgd_kernel::step(&slots, scalars) };
         self.buffers.extend(first_buffers);
-        let norms = self.norms.get_or_insert_with(Vec::new);
-        norms.resize(self.params.len(), None);
         for (i, sum) in taken.into_iter().zip(sums) {
-            done[i] = true;
             norms[i] = Some(sum.sqrt());
         }
         drop(held);
-        done
+        norms
     }
 
     /// The momentum buffers by variable name, for a checkpoint.
