@@ -19,14 +19,14 @@
 //! differed from these, and the unfused forms differed in up to 10%. The
 //! test `fused_step_matches_libtorch_ops_bit_for_bit` holds it.
 //!
-//! The same pass sums the squares of the updated weights in float64, so a
-//! probe step that follows knows every ‖W‖ without reading W again (the
-//! weights are as large as their gradients on the MLPs). The sum has one
-//! order whatever the threads: each parameter in blocks of [`BLOCK`]
-//! elements, each block in eight lanes, the blocks added in order. So a
-//! run resumed from a checkpoint, whose first norms come from [`norms`]
-//! (the same sum, without a step), writes the numbers of a run that was
-//! never stopped.
+//! Each block of [`BLOCK`] updated weights is then summed in float64
+//! (squares) while it is still in cache, so a probe step that follows
+//! knows every ‖W‖ without reading W again from memory (the weights are as
+//! large as their gradients on the MLPs). The sum has one order whatever
+//! the threads: each parameter in blocks, each block in eight lanes
+//! ([`sum_squares`]), the blocks added in order. So a run resumed from a
+//! checkpoint, whose first norms come from [`norms`] (the same function,
+//! without a step), writes the numbers of a run that was never stopped.
 //!
 //! Only where libtorch's own CPU kernels use fused multiply-adds: x86-64
 //! with AVX2 and FMA. libtorch 2.11 ran its AVX2 kernels on the AVX-512
@@ -211,7 +211,7 @@ pub(crate) fn norms(params: &[&Tensor]) -> Vec<f64> {
     per_block(&lens, |i, range| sum_squares(&views[i][range]))
 }
 
-/// Σx² in float64 in the order of [`body`]'s sum.
+/// Σx² in float64, in eight lanes: the one order of every norm here.
 fn sum_squares(x: &[f32]) -> f64 {
     let mut lanes = [0.0f64; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -230,7 +230,8 @@ fn sum_squares(x: &[f32]) -> f64 {
     sum
 }
 
-/// The step of `range` of one slot; returns Σp² of it after the step.
+/// The step of `range` (one block) of one slot; returns Σp² of it after
+/// the step, read back while the block is in cache.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn step_range(slot: &Slot, range: Range<usize>, s: Scalars) -> f64 {
@@ -259,6 +260,7 @@ unsafe fn step_range(slot: &Slot, range: Range<usize>, s: Scalars) -> f64 {
         (true, Buffer::First) => body::<true, 1>(p, g, b, s),
         (true, Buffer::Later) => body::<true, 2>(p, g, b, s),
     }
+    sum_squares(p)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -266,15 +268,15 @@ unsafe fn step_range(_: &Slot, _: Range<usize>, _: Scalars) -> f64 {
     unreachable!("the fused step is only taken where `available` says so")
 }
 
-/// Float64 lanes of Σp²: eight independent sums, so that the additions
-/// need not wait on each other (and vectorize) while each lane keeps a
-/// fixed order.
+/// Float64 lanes of Σx² ([`sum_squares`]): eight independent sums, so
+/// that the additions need not wait on each other (and vectorize) while
+/// each lane keeps a fixed order.
 const LANES: usize = 8;
 
 /// The step of one element (see the module's overview); `BUF` is 0 (no
 /// momentum), 1 (first step) or 2 (later steps).
 #[inline(always)]
-fn element<const DECAY: bool, const BUF: u8>(p: &mut f32, g: f32, b: &mut f32, s: Scalars) -> f32 {
+fn element<const DECAY: bool, const BUF: u8>(p: &mut f32, g: f32, b: &mut f32, s: Scalars) {
     let d = if DECAY { p.mul_add(s.decay, g) } else { g };
     let d = match BUF {
         0 => d,
@@ -288,50 +290,19 @@ fn element<const DECAY: bool, const BUF: u8>(p: &mut f32, g: f32, b: &mut f32, s
         }
     };
     *p = d.mul_add(s.step, *p);
-    *p
 }
 
 #[inline(always)]
-fn body<const DECAY: bool, const BUF: u8>(
-    p: &mut [f32],
-    g: &[f32],
-    b: &mut [f32],
-    s: Scalars,
-) -> f64 {
-    let mut lanes = [0.0f64; LANES];
-    let mut spare = [0.0f32; LANES];
-    let whole = p.len() / LANES * LANES;
-    let (p_body, p_tail) = p.split_at_mut(whole);
-    let (g_body, g_tail) = g.split_at(whole);
-    let (b_body, b_tail) = if BUF == 0 {
-        (&mut [][..], &mut [][..])
+fn body<const DECAY: bool, const BUF: u8>(p: &mut [f32], g: &[f32], b: &mut [f32], s: Scalars) {
+    if BUF == 0 {
+        // No buffer: `element` does not touch its `b`.
+        let mut none = 0.0;
+        for (pv, &gv) in p.iter_mut().zip(g) {
+            element::<DECAY, BUF>(pv, gv, &mut none, s);
+        }
     } else {
-        b.split_at_mut(whole)
-    };
-    for (k, (pc, gc)) in p_body
-        .chunks_exact_mut(LANES)
-        .zip(g_body.chunks_exact(LANES))
-        .enumerate()
-    {
-        let bc: &mut [f32] = if BUF == 0 {
-            &mut spare
-        } else {
-            &mut b_body[k * LANES..(k + 1) * LANES]
-        };
-        for j in 0..LANES {
-            let w = f64::from(element::<DECAY, BUF>(&mut pc[j], gc[j], &mut bc[j], s));
-            lanes[j] += w * w;
+        for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+            element::<DECAY, BUF>(pv, gv, bv, s);
         }
     }
-    let mut sum: f64 = lanes.iter().sum();
-    for (j, (pv, &gv)) in p_tail.iter_mut().zip(g_tail).enumerate() {
-        let bv = if BUF == 0 {
-            &mut spare[0]
-        } else {
-            &mut b_tail[j]
-        };
-        let w = f64::from(element::<DECAY, BUF>(pv, gv, bv, s));
-        sum += w * w;
-    }
-    sum
 }
