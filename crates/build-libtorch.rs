@@ -10,12 +10,21 @@
 //!
 //! It also exports the libtorch version it links against, read from the
 //! wheel's `torch/version.py`, so `run.json` can record it truthfully.
+//!
+//! The probe's own build script includes this file as a module and calls
+//! [`link`], then compiles its C++ against the headers beside `lib`.
 
 fn main() {
+    link();
+}
+
+/// Prints the link settings and returns libtorch's `lib` folder (`None`
+/// where torch-sys did not say it).
+pub fn link() -> Option<std::path::PathBuf> {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:rustc-env=GRADSCOPE_LIBTORCH_VERSION=unknown");
-        return;
+        return None;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
@@ -31,4 +40,5 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=GRADSCOPE_LIBTORCH_VERSION={version}");
+    Some(lib.into())
 }

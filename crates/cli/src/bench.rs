@@ -271,8 +271,12 @@ fn read_floor_ms(exp: &Experiment, data: &Dataset, run: &RunSpec) -> Result<f64>
     let logits = net.forward(&x, true, Some(&recording));
     let (loss, _) = objective(exp.task, &logits, &x, &y);
     let (outputs, responses) = recording.finish();
-    let grads = probe.backward(&loss, &params, outputs)?;
-    let mut tensors: Vec<Tensor> = grads.outputs.iter().map(Tensor::shallow_clone).collect();
+    let grads = probe.backward_keeping(&loss, &params, outputs)?;
+    let mut tensors: Vec<Tensor> = grads
+        .outputs
+        .iter()
+        .filter_map(|g| g.kept().map(Tensor::shallow_clone))
+        .collect();
     tensors.extend(responses.iter().map(|(_, r)| r.detach()));
     // The probe points' weight gradients, found among the parameters'.
     for w in net.probe_points().iter().filter_map(|p| p.weight.as_ref()) {

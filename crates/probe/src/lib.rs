@@ -1,9 +1,10 @@
 //! gradscope-probe: per-layer gradient and activation statistics, and the
 //! CSV files they stream into.
 //!
-//! Main types: [`Probe`] (a probe step's backward pass, which captures
-//! dL/dh at every probe point, and the reduction of everything the step
-//! measures to host numbers), [`ProbeRecord`] (those numbers) and
+//! Main types: [`Probe`] (a probe step's backward pass, which reads dL/dh
+//! at every probe point through a gradient hook as libtorch produces it
+//! ([`hook`]), and the reduction of everything the step measures to host
+//! numbers), [`ProbeRecord`] (those numbers) and
 //! [`writers::RunWriters`] (`metrics.csv`, `gradients.csv`,
 //! `activations.csv`, flushed as written).
 //!
@@ -14,6 +15,7 @@
 //! instead every norm and moment is computed on the device, stacked, and
 //! copied to the host once per probe step.
 
+pub mod hook;
 pub mod onepass;
 mod team;
 pub mod writers;
@@ -147,9 +149,33 @@ pub struct Gradients {
     /// Of each optimized parameter, in the order they were given (undefined
     /// for one the loss does not reach).
     pub params: Vec<Tensor>,
-    /// dL/dh at each probe point's output (NaN where the loss does not
-    /// depend on it).
-    pub outputs: Vec<Tensor>,
+    /// dL/dh at each probe point's output.
+    pub outputs: Vec<OutputGrad>,
+}
+
+/// dL/dh at one probe point, as the backward pass left it.
+#[derive(Debug)]
+pub enum OutputGrad {
+    /// Read as libtorch produced it ([`onepass`], host memory): the
+    /// gradient itself is gone.
+    Read {
+        sums: onepass::GradSums,
+        numel: usize,
+    },
+    /// Kept for [`Probe::collect`]: on another device (CUDA), or asked for
+    /// with [`Probe::backward_keeping`]. NaN where the loss does not
+    /// depend on the point.
+    Kept(Tensor),
+}
+
+impl OutputGrad {
+    /// The kept tensor (`None` for one read during the backward pass).
+    pub fn kept(&self) -> Option<&Tensor> {
+        match self {
+            OutputGrad::Kept(t) => Some(t),
+            OutputGrad::Read { .. } => None,
+        }
+    }
 }
 
 /// Responses this large (1 MiB of float32) are read during the forward
@@ -231,34 +257,77 @@ impl Probe {
     /// The backward pass of a training step, in place of
     /// `loss.backward()`: one pass that returns the gradient of every
     /// parameter in `params` and, given a probe step's recorded `outputs`
-    /// (empty on other steps), captures dL/dh at every probe point, as
-    /// PyTorch's `torch.autograd.grad(loss, params + outputs)` does. The
-    /// parameters' `grad()` is left as it was: the optimizer takes the
-    /// returned gradients.
+    /// (empty on other steps), dL/dh at every probe point. The parameters'
+    /// `grad()` is left as it was: the optimizer takes the returned
+    /// gradients.
+    ///
+    /// dL/dh is taken by a gradient hook on each output ([`hook`]) as the
+    /// engine produces it, accumulated over every use of the output (what
+    /// PyTorch's `torch.autograd.grad(loss, outputs)` returns). In host
+    /// memory the hook reads it there and then ([`OutputGrad::Read`]), so
+    /// it is freed as in a plain backward pass; elsewhere it is kept.
     pub fn backward(
         &self,
         loss: &Tensor,
         params: &[&Tensor],
         outputs: Vec<Option<Tensor>>,
     ) -> Result<Gradients, ProbeError> {
+        self.backward_with(loss, params, outputs, true)
+    }
+
+    /// [`Probe::backward`], keeping every dL/dh as a tensor
+    /// ([`OutputGrad::Kept`]): what `make bench` times its floor on, and
+    /// what tests compare with.
+    pub fn backward_keeping(
+        &self,
+        loss: &Tensor,
+        params: &[&Tensor],
+        outputs: Vec<Option<Tensor>>,
+    ) -> Result<Gradients, ProbeError> {
+        self.backward_with(loss, params, outputs, false)
+    }
+
+    fn backward_with(
+        &self,
+        loss: &Tensor,
+        params: &[&Tensor],
+        outputs: Vec<Option<Tensor>>,
+        read: bool,
+    ) -> Result<Gradients, ProbeError> {
         let outputs: Vec<Tensor> = outputs
             .into_iter()
             .zip(&self.names)
             .map(|(o, name)| o.ok_or_else(|| ProbeError::Unrecorded(name.clone())))
             .collect::<Result<_, _>>()?;
-        let inputs: Vec<&Tensor> = params.iter().copied().chain(&outputs).collect();
-        let mut grads = Tensor::f_run_backward(&[loss], &inputs, false, false)?;
-        let outputs = grads
-            .split_off(params.len())
+        let arrived: Vec<std::sync::Mutex<Option<OutputGrad>>> = outputs
+            .iter()
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
+        let on_grad = |point: usize, g: Tensor| {
+            let grad = if read && onepass::readable(&g) {
+                let (sums, _) = onepass::read(std::slice::from_ref(&g), &[], onepass::Flat::NONE);
+                OutputGrad::Read {
+                    sums: sums[0],
+                    numel: g.numel(),
+                }
+            } else {
+                OutputGrad::Kept(g)
+            };
+            if let Some(slot) = arrived.get(point) {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(grad);
+            }
+        };
+        let grads = hook::with_grad_hooks(&outputs, &on_grad, || {
+            Tensor::f_run_backward(&[loss], params, false, false)
+        })??;
+        let outputs = arrived
             .into_iter()
             .zip(&outputs)
-            .map(|(g, h)| {
-                if g.defined() {
-                    g
-                } else {
+            .map(|(slot, h)| {
+                slot.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
                     // A point the loss does not depend on.
-                    h.detach().full_like(f64::NAN)
-                }
+                    .unwrap_or_else(|| OutputGrad::Kept(h.detach().full_like(f64::NAN)))
             })
             .collect();
         Ok(Gradients {
@@ -345,7 +414,12 @@ impl Probe {
                 known_norms.push(known);
             }
         }
-        let outputs = grads.outputs.iter().map(Tensor::detach).collect();
+        let outputs = grads
+            .outputs
+            .iter()
+            .filter_map(OutputGrad::kept)
+            .map(Tensor::detach)
+            .collect();
         Probed {
             weight_grads,
             weights,
@@ -386,11 +460,20 @@ impl Probe {
                 })
             })
             .collect();
+        // Read during the backward pass, or else the next one read now.
+        let mut read_outputs = r.outputs.iter();
         let output = grads
             .outputs
             .iter()
-            .zip(&r.outputs)
-            .map(|(g, &o)| stats(o, g.numel() as f64))
+            .map(|g| match g {
+                OutputGrad::Read { sums, numel } => {
+                    stats((sums.l2(), sums.nonzero as f64), *numel as f64)
+                }
+                OutputGrad::Kept(t) => {
+                    let reading = read_outputs.next().copied();
+                    stats(reading.unwrap_or((f64::NAN, f64::NAN)), t.numel() as f64)
+                }
+            })
             .collect();
         ProbeRecord {
             weight,
@@ -417,6 +500,7 @@ struct Probed {
     weights: Vec<Tensor>,
     /// Per weight gradient: its weight's norm where it was given.
     known_norms: Vec<Option<f64>>,
+    /// The dL/dh kept for now ([`OutputGrad::Kept`]), in point order.
     outputs: Vec<Tensor>,
     responses: Vec<Tensor>,
 }
@@ -735,7 +819,10 @@ mod tests {
             rec.output[2].l2
         );
         assert!((rec.output[2].rms - expected_l2 / 20f64.sqrt()).abs() < 1e-6);
-        assert!(grads.outputs[2].allclose(&expected, 1e-6, 1e-7, false));
+        assert!(grads.outputs[2]
+            .kept()
+            .unwrap()
+            .allclose(&expected, 1e-6, 1e-7, false));
 
         // The same step with `backward()`: every parameter's gradient.
         net.forward(&x, true, None)
@@ -758,6 +845,79 @@ mod tests {
         assert!(rec.all_finite());
         assert_eq!(rec.responses.len(), 2);
         assert_eq!(rec.responses[1].point, 1);
+    }
+
+    /// The hooks see dL/dh exactly as PyTorch's `autograd.grad(loss,
+    /// outputs)` returns it, bit for bit, including at outputs used twice
+    /// (a residual MLP's skip and branch) and in channels-last CNNs; and
+    /// reading it in the hook gives the record that reading it after the
+    /// backward pass gives (norms to float64 rounding: the sum is split
+    /// over threads by the tensor's own size, not the whole step's).
+    #[test]
+    fn hooked_gradients_are_autograds_and_read_the_same() {
+        let check = |vs: &nn::VarStore, net: &dyn Network, x: &Tensor, y: &Tensor| {
+            let params = vs.trainable_variables();
+            let params: Vec<&Tensor> = params.iter().collect();
+            let probe = Probe::new(net, &params);
+            // The reference: autograd asked for the outputs' gradients.
+            let rec = Recording::new(probe.len());
+            let loss = net.forward(x, true, Some(&rec)).cross_entropy_for_logits(y);
+            let (outputs, _) = rec.finish();
+            let outputs: Vec<Tensor> = outputs.into_iter().map(Option::unwrap).collect();
+            let inputs: Vec<&Tensor> = params.iter().copied().chain(&outputs).collect();
+            let mut reference = Tensor::run_backward(&[&loss], &inputs, false, false);
+            let reference_outputs = reference.split_off(params.len());
+
+            let (kept, _, kept_rec) = probed_step(vs, net, x, y);
+            for (i, (g, r)) in kept.outputs.iter().zip(&reference_outputs).enumerate() {
+                assert!(g.kept().unwrap().equal(r), "dL/dh at point {i}");
+            }
+            for (g, r) in kept.params.iter().zip(&reference) {
+                assert!(g.equal(r), "a parameter's gradient");
+            }
+            let (read, _, read_rec) = read_step(vs, net, x, y);
+            assert!(read
+                .outputs
+                .iter()
+                .all(|g| matches!(g, OutputGrad::Read { .. })));
+            assert_eq!(read_rec.weight, kept_rec.weight);
+            assert_eq!(read_rec.responses, kept_rec.responses);
+            for (i, (a, b)) in read_rec.output.iter().zip(&kept_rec.output).enumerate() {
+                assert!(
+                    (a.l2 - b.l2).abs() <= 1e-12 * b.l2 && a.l2 > 0.0,
+                    "point {i}: {} vs {}",
+                    a.l2,
+                    b.l2
+                );
+                assert_eq!(a.zero_fraction, b.zero_fraction, "point {i}");
+            }
+        };
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(
+            &vs.root(),
+            MlpConfig {
+                input_dim: 6,
+                classes: 4,
+                depth: 6,
+                width: 16,
+                activation: Activation::Relu,
+                init: Init::Kaiming,
+                norm: Norm::None,
+                variant: Variant::Residual,
+            },
+        )
+        .unwrap();
+        let x = Tensor::randn([12, 6], (Kind::Float, Device::Cpu));
+        let y = Tensor::arange(12, (Kind::Int64, Device::Cpu)).remainder(4);
+        check(&vs, &mlp, &x, &y);
+        for channels_last in [false, true] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cnn = small_cnn(&vs, channels_last);
+            let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+            let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
+            check(&vs, &cnn, &x, &y);
+        }
     }
 
     /// Grouping tensors by shape must not change any number: compare every
@@ -798,6 +958,7 @@ mod tests {
         );
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1e-6);
         for (i, g) in grads.outputs.iter().enumerate() {
+            let g = g.kept().unwrap();
             assert!(
                 close(r.output[i].l2, g.norm().double_value(&[])),
                 "point {i}"
@@ -924,7 +1085,7 @@ mod tests {
             let net = small_cnn(&vs, true);
             let x = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
             let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
-            let (_, responses, record) = probed_step_reading(&vs, &net, &x, &y, early);
+            let (_, responses, record) = probed_step_reading(&vs, &net, &x, &y, early, true);
             (responses.len(), record)
         };
         let kept = step(None);
@@ -1018,13 +1179,26 @@ mod tests {
     /// One probed step with the responses kept for `collect`: a recorded
     /// forward pass in train mode, mean cross-entropy, the probe's backward
     /// pass, collect. Returns the gradients, the responses and the record.
+    /// Every dL/dh is kept ([`Probe::backward_keeping`]), for tests that
+    /// look at the tensors; [`read_step`] is the training loop's path.
     fn probed_step(
         vs: &nn::VarStore,
         net: &dyn Network,
         x: &Tensor,
         y: &Tensor,
     ) -> (Gradients, Vec<(usize, Tensor)>, ProbeRecord) {
-        probed_step_reading(vs, net, x, y, None)
+        probed_step_reading(vs, net, x, y, None, true)
+    }
+
+    /// [`probed_step`] as the training loop takes it: dL/dh read by the
+    /// hooks during the backward pass ([`Probe::backward`]).
+    fn read_step(
+        vs: &nn::VarStore,
+        net: &dyn Network,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> (Gradients, Vec<(usize, Tensor)>, ProbeRecord) {
+        probed_step_reading(vs, net, x, y, None, false)
     }
 
     /// [`probed_step`], with the responses of `early` elements or more
@@ -1036,6 +1210,7 @@ mod tests {
         x: &Tensor,
         y: &Tensor,
         early: Option<usize>,
+        keep: bool,
     ) -> (Gradients, Vec<(usize, Tensor)>, ProbeRecord) {
         let params = vs.trainable_variables();
         let params: Vec<&Tensor> = params.iter().collect();
@@ -1046,7 +1221,11 @@ mod tests {
         };
         let loss = net.forward(x, true, Some(&rec)).cross_entropy_for_logits(y);
         let (outputs, responses) = rec.finish();
-        let grads = probe.backward(&loss, &params, outputs).unwrap();
+        let grads = if keep {
+            probe.backward_keeping(&loss, &params, outputs).unwrap()
+        } else {
+            probe.backward(&loss, &params, outputs).unwrap()
+        };
         let record = probe.collect(net, &grads, &responses).unwrap();
         (grads, responses, record)
     }
@@ -1181,9 +1360,14 @@ mod tests {
         .unwrap();
         let x = Tensor::randn([128, 64], (Kind::Float, Device::Cpu));
         let y = Tensor::arange(128, (Kind::Int64, Device::Cpu)).remainder(10);
-        let (grads, _, rec) = probed_step(&vs, &net, &x, &y);
+        // The training loop's record (dL/dh read by the hooks), against
+        // the same step's gradients kept.
+        let (_, _, rec) = read_step(&vs, &net, &x, &y);
+        let (grads, _, _) = probed_step(&vs, &net, &x, &y);
         for (i, g) in grads.outputs.iter().enumerate() {
             let exact = g
+                .kept()
+                .unwrap()
                 .to_kind(Kind::Double)
                 .square()
                 .sum(Kind::Double)

@@ -214,8 +214,8 @@ pub fn train_run(
         }
 
         // One backward pass returns every parameter's gradient and, on a
-        // probe step, dL/dh at every probe point (PyTorch's
-        // `autograd.grad`). Nothing accumulates in `grad()`, so there is
+        // probe step, dL/dh at every probe point, read by a gradient hook
+        // as it is produced. Nothing accumulates in `grad()`, so there is
         // nothing to zero: in `make bench` that saved the MLPs a zero and
         // an add per parameter per step.
         let (outputs, responses) = recording.map(|r| r.finish()).unwrap_or_default();
