@@ -178,6 +178,17 @@ impl OutputGrad {
     }
 }
 
+/// What a probe step knows without reading it, per optimized parameter
+/// (indexed as the parameters given to [`Probe::new`]; `None`, or past the
+/// end, for one not known). See [`Probe::collect_knowing`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// ‖p‖ in float64.
+    pub norms: &'a [Option<f64>],
+    /// Σg² and the non-zero count of the parameter's gradient.
+    pub grads: &'a [Option<onepass::GradSums>],
+}
+
 /// Responses this large (1 MiB of float32) are read during the forward
 /// pass. What reading early saves is memory: a kept response that autograd
 /// does not save for backward (a BN output) would live through backward
@@ -357,29 +368,30 @@ impl Probe {
         grads: &Gradients,
         responses: &[(usize, Tensor)],
     ) -> Result<ProbeRecord, ProbeError> {
-        self.collect_knowing(net, grads, responses, &[])
+        self.collect_knowing(net, grads, responses, Known::default())
     }
 
-    /// [`Probe::collect`], given the norms of some optimized parameters
-    /// (indexed as the parameters given to [`Probe::new`]; `None`, or
-    /// past the end, for one not known): a probe point whose weight's norm
-    /// is known does not read the weight. The training loop passes what
-    /// its optimizer's last step computed, which saves a read of every
-    /// weight (on the MLPs, a quarter of what a probe step reads).
+    /// [`Probe::collect`], given what is `known` of some optimized
+    /// parameters: a probe point whose weight's norm is known does not
+    /// read the weight, and one whose gradient's sums are known does not
+    /// read the gradient. The training loop passes the norms its
+    /// optimizer's last step computed and the gradient sums this step's
+    /// read, which saves a read of every weight and every weight gradient
+    /// (on the MLPs, half of what a probe step reads).
     pub fn collect_knowing(
         &self,
         net: &dyn Network,
         grads: &Gradients,
         responses: &[(usize, Tensor)],
-        norms: &[Option<f64>],
+        known: Known,
     ) -> Result<ProbeRecord, ProbeError> {
-        let t = self.tensors(net, grads, responses, norms);
+        let t = self.tensors(net, grads, responses, known);
         let readings = if t.all().all(onepass::readable) {
             Readings::onepass(&t, self.activation)
         } else {
             Readings::libtorch(&t, self.activation)?
         };
-        let mut record = self.record(&readings, &t.known_norms, grads, responses);
+        let mut record = self.record(&readings, &t, grads, responses);
         let early = std::mem::take(&mut *self.read_early.borrow_mut());
         record.responses.extend(early);
         // In forward order, whichever were read early (a stable sort: a
@@ -395,7 +407,7 @@ impl Probe {
         net: &dyn Network,
         grads: &Gradients,
         responses: &[(usize, Tensor)],
-        norms: &[Option<f64>],
+        known: Known,
     ) -> Probed {
         let or_nan = |g: Option<&Tensor>, like: &Tensor| match g {
             Some(g) if g.defined() => g.detach(),
@@ -404,14 +416,19 @@ impl Probe {
         let mut weight_grads = Vec::new();
         let mut weights = Vec::new();
         let mut known_norms = Vec::new();
+        let mut known_grads = Vec::new();
         for (p, w) in net.probe_points().iter().zip(&self.weights) {
             if let (Some(weight), Some((_, param))) = (&p.weight, w) {
-                weight_grads.push(or_nan(param.map(|i| &grads.params[i]), weight));
-                let known = param.and_then(|i| norms.get(i).copied().flatten());
-                if known.is_none() {
+                let grad = param.and_then(|i| known.grads.get(i).copied().flatten());
+                if grad.is_none() {
+                    weight_grads.push(or_nan(param.map(|i| &grads.params[i]), weight));
+                }
+                known_grads.push(grad);
+                let norm = param.and_then(|i| known.norms.get(i).copied().flatten());
+                if norm.is_none() {
                     weights.push(weight.detach());
                 }
-                known_norms.push(known);
+                known_norms.push(norm);
             }
         }
         let outputs = grads
@@ -424,6 +441,7 @@ impl Probe {
             weight_grads,
             weights,
             known_norms,
+            known_grads,
             outputs,
             responses: responses.iter().map(|(_, r)| r.detach()).collect(),
         }
@@ -432,7 +450,7 @@ impl Probe {
     fn record(
         &self,
         r: &Readings,
-        known_norms: &[Option<f64>],
+        t: &Probed,
         grads: &Gradients,
         responses: &[(usize, Tensor)],
     ) -> ProbeRecord {
@@ -441,16 +459,22 @@ impl Probe {
             rms: l2 / numel.sqrt(),
             zero_fraction: 1.0 - nonzero / numel,
         };
-        // A weight's norm is the one given, or else the next one read.
+        // A weight's norm and its gradient's sums are the ones given, or
+        // else the next ones read.
         let mut read_norms = r.weights.iter();
-        let mut weight_readings = r.weight_grads.iter().zip(known_norms);
+        let mut read_grads = r.weight_grads.iter();
+        let mut known = t.known_grads.iter().zip(&t.known_norms);
         let weight = self
             .weights
             .iter()
             .map(|w| {
                 let (numel, _) = (*w)?;
-                let (&g, known) = weight_readings.next()?;
-                let norm = match known {
+                let (known_grad, known_norm) = known.next()?;
+                let g = match known_grad {
+                    Some(s) => (s.l2(), s.nonzero as f64),
+                    None => *read_grads.next()?,
+                };
+                let norm = match known_norm {
                     Some(norm) => *norm,
                     None => *read_norms.next()?,
                 };
@@ -495,11 +519,14 @@ impl Probe {
 
 /// The tensors of one probe step.
 struct Probed {
+    /// The weight gradients whose sums are not known, in point order.
     weight_grads: Vec<Tensor>,
     /// The weights whose norm is not known, in point order.
     weights: Vec<Tensor>,
-    /// Per weight gradient: its weight's norm where it was given.
+    /// Per probe point with a weight: its weight's norm where it was given.
     known_norms: Vec<Option<f64>>,
+    /// Per probe point with a weight: its gradient's sums where given.
+    known_grads: Vec<Option<onepass::GradSums>>,
     /// The dL/dh kept for now ([`OutputGrad::Kept`]), in point order.
     outputs: Vec<Tensor>,
     responses: Vec<Tensor>,
@@ -949,10 +976,10 @@ mod tests {
         // The libtorch path, which CUDA takes; `onepass_equals_libtorch`
         // checks the host path against it.
         let probe = Probe::new(&net, &vs.trainable_variables().iter().collect::<Vec<_>>());
-        let t = probe.tensors(&net, &grads, &responses, &[]);
+        let t = probe.tensors(&net, &grads, &responses, Known::default());
         let r = probe.record(
             &Readings::libtorch(&t, Activation::Relu).unwrap(),
-            &t.known_norms,
+            &t,
             &grads,
             &responses,
         );
@@ -1007,7 +1034,7 @@ mod tests {
             let (grads, responses, _) = probed_step(vs, net, x, y);
             let params = vs.trainable_variables();
             let probe = Probe::new(net, &params.iter().collect::<Vec<_>>());
-            let t = probe.tensors(net, &grads, &responses, &[]);
+            let t = probe.tensors(net, &grads, &responses, Known::default());
             assert!(t.all().all(onepass::readable));
             let a = Readings::onepass(&t, net.activation());
             let b = Readings::libtorch(&t, net.activation()).unwrap();
@@ -1102,13 +1129,13 @@ mod tests {
         assert_eq!(mixed.1, kept.1);
     }
 
-    /// Norms handed to `collect_knowing` take the place of reading those
-    /// weights, and change nothing else: given every norm as a marker
-    /// value, or some of them, each point reports the marker where it was
-    /// given and its own read norm where not, and every other number
-    /// equals `collect`'s.
+    /// Norms and gradient sums handed to `collect_knowing` take the place
+    /// of reading those weights and gradients, and change nothing else:
+    /// given some of them as marker values, each point reports the marker
+    /// where it was given and its own reading where not, and every other
+    /// number equals `collect`'s.
     #[test]
-    fn known_norms_replace_only_the_weights_read() {
+    fn known_norms_and_gradients_replace_only_what_is_read() {
         tch::manual_seed(5);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = small_cnn(&vs, false);
@@ -1123,10 +1150,30 @@ mod tests {
         let known: Vec<Option<f64>> = (0..params.len())
             .map(|i| (i % 2 == 0).then_some(1234.5))
             .collect();
+        // Every third parameter's gradient sums known: Σg² = 16, half of
+        // it non-zero.
+        let known_grads: Vec<Option<onepass::GradSums>> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (i % 3 == 0).then_some(onepass::GradSums {
+                    sum_sq: 16.0,
+                    nonzero: p.numel() as u64 / 2,
+                })
+            })
+            .collect();
         let given = probe
-            .collect_knowing(&net, &grads, &responses, &known)
+            .collect_knowing(
+                &net,
+                &grads,
+                &responses,
+                Known {
+                    norms: &known,
+                    grads: &known_grads,
+                },
+            )
             .unwrap();
-        let mut markers = 0;
+        let (mut markers, mut grad_markers) = (0, 0);
         for ((p, w_read), w_given) in net
             .probe_points()
             .iter()
@@ -1147,9 +1194,18 @@ mod tests {
             } else {
                 assert_eq!(w_given.norm, w_read.norm, "{}: its own norm", p.name);
             }
-            assert_eq!(w_given.grad, w_read.grad, "{}", p.name);
+            if i % 3 == 0 {
+                assert_eq!(w_given.grad.l2, 4.0, "{}: the given Σg²", p.name);
+                let n = params[i].numel() as f64;
+                let zero = 1.0 - (params[i].numel() / 2) as f64 / n;
+                assert_eq!(w_given.grad.zero_fraction, zero, "{}", p.name);
+                grad_markers += 1;
+            } else {
+                assert_eq!(w_given.grad, w_read.grad, "{}: its own gradient", p.name);
+            }
         }
         assert!(markers > 0, "some probe point's weight had a given norm");
+        assert!(grad_markers > 0, "some probe point had given gradient sums");
         assert_eq!(given.output, read.output);
         assert_eq!(given.responses, read.responses);
     }

@@ -380,8 +380,9 @@ pub(crate) fn needs_exact(root: f64, n: f64) -> bool {
 }
 
 /// Σx² and the non-zero count of a slice: in float32 lanes, and again in
-/// float64 where [`needs_exact`].
-fn grad_sums(x: &[f32]) -> GradSums {
+/// float64 where [`needs_exact`]. Public for passes that have a gradient in
+/// cache anyway (the training crate's fused optimizer step).
+pub fn grad_sums(x: &[f32]) -> GradSums {
     let fast = with_avx2!(grad_sums_avx2::<f32>, grad_sums_body::<f32>, (x));
     // All exact zeros (a dead layer's gradient) read 0 in either type.
     if fast.nonzero > 0 && needs_exact(fast.sum_sq.sqrt(), x.len() as f64) {

@@ -17,7 +17,8 @@
 //!
 //! On a CPU with AVX2 and FMA the step is one pass per parameter
 //! ([`crate::sgd_kernel`]) that computes the same floats, and also leaves
-//! each weight's norm for the probe ([`Sgd::norms`]).
+//! each weight's norm for the probe ([`Sgd::norms`]) and, on a probe step,
+//! reads each gradient's sums for it ([`Sgd::step_reading`]).
 //!
 //! libtorch does `a.add_(b, alpha)` as one fused multiply-add per element;
 //! tch has no `alpha` argument, and `a + alpha · b` in two ops rounds twice
@@ -27,7 +28,8 @@
 
 use std::collections::BTreeMap;
 
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use gradscope_probe::onepass::GradSums;
+use tch::{nn::VarStore, Device, Kind, TchError, Tensor};
 
 /// The optimizer: every trainable variable of a [`VarStore`] by name, and
 /// its momentum buffer once it has one.
@@ -63,17 +65,20 @@ impl Sgd {
         }
     }
 
-    /// ‖p‖ of each variable (in the order of [`Sgd::params`]), accumulated
-    /// in float64: as the last step left it where the fused step took it
-    /// (`None` where not); before this process's first step (a run's
-    /// first, or the first after a resume), measured now with the same sum
-    /// (`sgd_kernel::norms`), so that a resumed run writes the numbers of
-    /// one never stopped. Nothing else writes the variables between steps,
-    /// so a probe step takes these instead of reading the weights.
-    pub fn norms(&mut self) -> &[Option<f64>] {
+    /// ‖p‖ of every variable (in the order of [`Sgd::params`]), accumulated
+    /// in float64, as the last step left it: computed by the fused step
+    /// where it took the variable; before this process's first step (a
+    /// run's first, or the first after a resume), measured with the same
+    /// sum (`sgd_kernel::norms`), so that a resumed run writes the numbers
+    /// of one never stopped; and for the others (CUDA, or a variable the
+    /// last step left alone) libtorch's float64 norm, with one copy to the
+    /// host for all of them. Nothing else writes the variables between
+    /// steps, so a probe step takes these instead of reading the weights,
+    /// and may take them before it steps.
+    pub fn norms(&mut self) -> Result<&[Option<f64>], TchError> {
         let fused = self.fuse;
         let params = &self.params;
-        self.norms.get_or_insert_with(|| {
+        let norms = self.norms.get_or_insert_with(|| {
             let measured: Vec<Option<&Tensor>> = params
                 .iter()
                 .map(|(_, p)| (fused && crate::sgd_kernel::fits(p)).then_some(p))
@@ -84,7 +89,25 @@ impl Sgd {
                 .iter()
                 .map(|m| m.and_then(|_| sums.next()).map(f64::sqrt))
                 .collect()
-        })
+        });
+        let missing: Vec<usize> = (0..norms.len()).filter(|&i| norms[i].is_none()).collect();
+        if !missing.is_empty() {
+            let _guard = tch::no_grad_guard();
+            let parts = missing
+                .iter()
+                .map(|&i| {
+                    params[i]
+                        .1
+                        .f_norm_scalaropt_dtype(2, Kind::Double)
+                        .and_then(|n| n.f_reshape([1]))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let host = Vec::<f64>::try_from(Tensor::f_cat(&parts, 0)?.f_to_device(Device::Cpu)?)?;
+            for (i, norm) in missing.into_iter().zip(host) {
+                norms[i] = Some(norm);
+            }
+        }
+        Ok(norms)
     }
 
     /// The optimized variables, in the order [`Sgd::step_with`] takes
@@ -98,22 +121,33 @@ impl Sgd {
     /// them rather than leaving them in `grad()`); an undefined gradient
     /// leaves its variable as it is.
     pub fn step_with(&mut self, lr: f64, grads: &[Tensor]) {
+        self.step(lr, grads, false);
+    }
+
+    /// [`Sgd::step_with`] on a probe step: also returns Σg² and the
+    /// non-zero count of each gradient that the fused step read anyway
+    /// (`None` for the others, which the probe then reads itself).
+    pub fn step_reading(&mut self, lr: f64, grads: &[Tensor]) -> Vec<Option<GradSums>> {
+        self.step(lr, grads, true)
+    }
+
+    fn step(&mut self, lr: f64, grads: &[Tensor], read_grads: bool) -> Vec<Option<GradSums>> {
         let _guard = tch::no_grad_guard();
         // The two scalars once per step, not per variable (the MLPs have 64).
         let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
-            return;
+            return Vec::new();
         };
-        // The variables the fused step took come back with their norms;
+        // The variables the fused step took come back with their sums;
         // libtorch's ops step the rest.
         let fused = if self.fuse && device == Device::Cpu {
-            self.fused_step(lr, grads)
+            self.fused_step(lr, grads, read_grads)
         } else {
             vec![None; self.params.len()]
         };
         let scalar = |v: f64| Tensor::scalar_tensor(v, (Kind::Float, device));
         let (decay, step) = (scalar(self.weight_decay), scalar(-lr));
-        for (((name, p), grad), norm) in self.params.iter_mut().zip(grads).zip(&fused) {
-            if !grad.defined() || norm.is_some() {
+        for (((name, p), grad), sums) in self.params.iter_mut().zip(grads).zip(&fused) {
+            if !grad.defined() || sums.is_some() {
                 continue;
             }
             let grad = grad.shallow_clone();
@@ -140,13 +174,23 @@ impl Sgd {
             };
             let _ = p.addcmul_(&d, &step);
         }
-        self.norms = Some(fused);
+        self.norms = Some(fused.iter().map(|s| s.map(|s| s.weights.sqrt())).collect());
+        fused
+            .into_iter()
+            .map(|s| s.filter(|_| read_grads).map(|s| s.grads))
+            .collect()
     }
 
     /// The fused step ([`crate::sgd_kernel`]) of every variable it can
     /// take (float32 in host memory, dense, with a buffer of its layout):
-    /// the norm of each it took, `None` for the others.
-    fn fused_step(&mut self, lr: f64, grads: &[Tensor]) -> Vec<Option<f64>> {
+    /// the sums of each it took (see `sgd_kernel::step`), `None` for the
+    /// others.
+    fn fused_step(
+        &mut self,
+        lr: f64,
+        grads: &[Tensor],
+        read_grads: bool,
+    ) -> Vec<Option<crate::sgd_kernel::Sums>> {
         use crate::sgd_kernel::{fits, same_layout, Buffer, Scalars, Slot};
         let mut taken = Vec::new();
         let mut slots = Vec::new();
@@ -182,9 +226,9 @@ impl Sgd {
             taken.push(i);
             held.push(grad);
         }
-        let mut norms = vec![None; self.params.len()];
+        let mut out = vec![None; self.params.len()];
         if !crate::sgd_kernel::disjoint(&slots) {
-            return norms;
+            return out;
         }
         let scalars = Scalars {
             decays: self.weight_decay != 0.0,
@@ -196,13 +240,13 @@ impl Sgd {
         // disjoint; the variables, gradients and buffers behind them are
         // held by `self`, `held` and `first_buffers` until the step
         // returns, and nothing else runs meanwhile.
-        let sums = unsafe { crate::sgd_kernel::step(&slots, scalars) };
+        let sums = unsafe { crate::sgd_kernel::step(&slots, scalars, read_grads) };
         self.buffers.extend(first_buffers);
-        for (i, sum) in taken.into_iter().zip(sums) {
-            norms[i] = Some(sum.sqrt());
+        for (i, sums) in taken.into_iter().zip(sums) {
+            out[i] = Some(sums);
         }
         drop(held);
-        norms
+        out
     }
 
     /// The momentum buffers by variable name, for a checkpoint.
@@ -385,26 +429,57 @@ mod tests {
                         })
                         .collect()
                 };
+                // Every other step reads the gradients, as a probe step.
+                let reading = step % 2 == 0;
                 let g = order(&vars_fused, &fused);
-                fused.step_with(lr, &g);
-                let g = order(&vars_ops, &ops);
-                ops.step_with(lr, &g);
+                let read = if reading {
+                    fused.step_reading(lr, &g)
+                } else {
+                    fused.step_with(lr, &g);
+                    vec![None; g.len()]
+                };
+                let g_ops = order(&vars_ops, &ops);
                 assert!(
-                    ops.norms().iter().all(Option::is_none),
-                    "libtorch's ops leave no norms"
+                    ops.step_reading(lr, &g_ops).iter().all(Option::is_none),
+                    "libtorch's ops read no gradient"
                 );
-                let norms = fused.norms().to_vec();
-                for ((p, norm), g) in fused.params().iter().zip(norms).zip(&g) {
-                    if !g.defined() {
-                        assert!(norm.is_none(), "a variable left as it was has no new norm");
-                        continue;
+                // Every norm, the fused step's and those measured after
+                // libtorch's ops or for a variable left alone, is the
+                // weight's.
+                for (opt, what) in [(&mut fused, "fused"), (&mut ops, "ops")] {
+                    let norms = opt.norms().unwrap().to_vec();
+                    for (p, norm) in opt.params().iter().zip(norms) {
+                        let norm = norm.expect("every variable has a norm");
+                        let want = p.norm_scalaropt_dtype(2, Kind::Double).double_value(&[]);
+                        assert!(
+                            (norm - want).abs() <= 1e-12 * want,
+                            "{what}: norm {norm} against libtorch's {want}"
+                        );
                     }
-                    let norm = norm.expect("every variable here takes the fused step");
-                    let want = p.norm_scalaropt_dtype(2, Kind::Double).double_value(&[]);
-                    assert!(
-                        (norm - want).abs() <= 1e-12 * want,
-                        "norm {norm} against libtorch's {want}"
-                    );
+                }
+                // The gradients' sums, where read: Σg² and the non-zero
+                // count of each gradient the fused step took.
+                for (g, sums) in g.iter().zip(&read) {
+                    match (reading && g.defined(), sums) {
+                        (true, Some(sums)) => {
+                            // Squared in float64, as the kernel squares.
+                            let want = g
+                                .to_kind(Kind::Double)
+                                .square()
+                                .sum(Kind::Double)
+                                .double_value(&[]);
+                            // The probe's float32 lanes (flushed to float64
+                            // every 32 values): float32's precision.
+                            assert!(
+                                (sums.sum_sq - want).abs() <= 1e-6 * want,
+                                "Σg² {} against libtorch's {want}",
+                                sums.sum_sq
+                            );
+                            assert_eq!(sums.nonzero, g.count_nonzero(None).int64_value(&[]) as u64);
+                        }
+                        (false, None) => {}
+                        (want, got) => panic!("read {got:?}, expected one: {want}"),
+                    }
                 }
             }
             let theirs = vs_ops.variables();
@@ -423,11 +498,15 @@ mod tests {
             // A process that has not stepped (a run resumed from a
             // checkpoint) measures the same norms, bit for bit, on one
             // thread or two: the sum's order does not depend on threads.
-            let stepped = fused.norms().to_vec();
+            let stepped = fused.norms().unwrap().to_vec();
             for threads in [1, 2] {
                 tch::set_num_threads(threads);
                 let mut resumed = Sgd::new(&vs_fused, momentum, wd);
-                assert_eq!(resumed.norms(), stepped.as_slice(), "{threads} thread(s)");
+                assert_eq!(
+                    resumed.norms().unwrap(),
+                    stepped.as_slice(),
+                    "{threads} thread(s)"
+                );
             }
         }
     }

@@ -28,6 +28,10 @@
 //! checkpoint, whose first norms come from [`norms`] (the same function,
 //! without a step), writes the numbers of a run that was never stopped.
 //!
+//! On a probe step each block's gradient is read back too, while it is in
+//! cache ([`gradscope_probe::onepass::grad_sums`]), for the probe's ‖∇W‖
+//! and zero fraction: the probe then reads no weight gradient from memory.
+//!
 //! Only where libtorch's own CPU kernels use fused multiply-adds: x86-64
 //! with AVX2 and FMA. libtorch 2.11 ran its AVX2 kernels on the AVX-512
 //! machine this was measured on; the bit-for-bit test holds the claim
@@ -36,6 +40,7 @@
 
 use std::ops::Range;
 
+use gradscope_probe::onepass::{grad_sums, GradSums};
 use tch::{Device, Kind, Tensor};
 
 /// The step's scalars, in float32 as libtorch's kernels take them.
@@ -163,7 +168,7 @@ fn blocks(lens: &[usize]) -> Vec<(usize, Range<usize>)> {
 /// Runs `work` on every block of slots of `lens` elements, the blocks split
 /// in runs over libtorch's threads, and adds each slot's block results in
 /// block order.
-fn per_block(lens: &[usize], work: impl Fn(usize, Range<usize>) -> f64 + Sync) -> Vec<f64> {
+fn per_block(lens: &[usize], work: impl Fn(usize, Range<usize>) -> Sums + Sync) -> Vec<Sums> {
     let blocks = blocks(lens);
     let total: usize = lens.iter().sum();
     let parts = gradscope_probe::onepass::thread_count(total).min(blocks.len().max(1));
@@ -174,23 +179,43 @@ fn per_block(lens: &[usize], work: impl Fn(usize, Range<usize>) -> f64 + Sync) -
             .map(|(i, range)| (*i, work(*i, range.clone())))
             .collect::<Vec<_>>()
     });
-    let mut out = vec![0.0; lens.len()];
-    for (i, sum) in sums.into_iter().flatten() {
-        out[i] += sum;
+    let mut out = vec![Sums::default(); lens.len()];
+    for (i, block) in sums.into_iter().flatten() {
+        out[i].add(block);
     }
     out
 }
 
-/// Steps every slot and returns Σp² (float64) of each, after the step.
+/// What the step reads back of one slot (or one block of it).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Sums {
+    /// Σp² after the step.
+    pub weights: f64,
+    /// Σg² and the non-zero count of the gradient, where asked for.
+    pub grads: GradSums,
+}
+
+impl Sums {
+    fn add(&mut self, other: Sums) {
+        self.weights += other.weights;
+        self.grads.sum_sq += other.grads.sum_sq;
+        self.grads.nonzero += other.grads.nonzero;
+    }
+}
+
+/// Steps every slot and returns Σp² (float64) of each, after the step,
+/// and, with `read_grads`, its gradient's sums (else zeros).
 ///
 /// # Safety
 /// [`available`] must be true, the slots [`disjoint`], and the tensors
 /// behind them alive and untouched by anything else until this returns.
-pub(crate) unsafe fn step(slots: &[Slot], s: Scalars) -> Vec<f64> {
+pub(crate) unsafe fn step(slots: &[Slot], s: Scalars, read_grads: bool) -> Vec<Sums> {
     let lens: Vec<usize> = slots.iter().map(|s| s.len).collect();
     // SAFETY: `available` (the caller's promise); each block is within its
     // slot and in no other part, and the slots do not overlap.
-    per_block(&lens, |i, range| unsafe { step_range(&slots[i], range, s) })
+    per_block(&lens, |i, range| unsafe {
+        step_range(&slots[i], range, s, read_grads)
+    })
 }
 
 /// Σp² of each of `params` (each must [`fit`](fits)), summed as [`step`]
@@ -208,7 +233,13 @@ pub(crate) fn norms(params: &[&Tensor]) -> Vec<f64> {
         })
         .collect();
     let lens: Vec<usize> = views.iter().map(|v| v.len()).collect();
-    per_block(&lens, |i, range| sum_squares(&views[i][range]))
+    per_block(&lens, |i, range| Sums {
+        weights: sum_squares(&views[i][range]),
+        grads: GradSums::default(),
+    })
+    .into_iter()
+    .map(|s| s.weights)
+    .collect()
 }
 
 /// Σx² in float64, in eight lanes: the one order of every norm here.
@@ -231,10 +262,11 @@ fn sum_squares(x: &[f32]) -> f64 {
 }
 
 /// The step of `range` (one block) of one slot; returns Σp² of it after
-/// the step, read back while the block is in cache.
+/// the step, and the gradient's sums with `read_grads`, read back while
+/// the block is in cache.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn step_range(slot: &Slot, range: Range<usize>, s: Scalars) -> f64 {
+unsafe fn step_range(slot: &Slot, range: Range<usize>, s: Scalars, read_grads: bool) -> Sums {
     let n = range.len();
     // SAFETY: the slot's tensors hold `len` floats each; `range` is within
     // them and no other thread's.
@@ -260,11 +292,18 @@ unsafe fn step_range(slot: &Slot, range: Range<usize>, s: Scalars) -> f64 {
         (true, Buffer::First) => body::<true, 1>(p, g, b, s),
         (true, Buffer::Later) => body::<true, 2>(p, g, b, s),
     }
-    sum_squares(p)
+    Sums {
+        weights: sum_squares(p),
+        grads: if read_grads {
+            grad_sums(g)
+        } else {
+            GradSums::default()
+        },
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn step_range(_: &Slot, _: Range<usize>, _: Scalars) -> f64 {
+unsafe fn step_range(_: &Slot, _: Range<usize>, _: Scalars, _: bool) -> Sums {
     unreachable!("the fused step is only taken where `available` says so")
 }
 

@@ -22,7 +22,7 @@ use gradscope_format::decay::ProfileWindow;
 use gradscope_format::rows::{SPLIT_TEST, SPLIT_TRAIN};
 use gradscope_models::Network;
 use gradscope_probe::writers::{MetricRow, RunWriters};
-use gradscope_probe::{Probe, ProbeRecord};
+use gradscope_probe::{Known, Probe, ProbeRecord};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -221,20 +221,27 @@ pub fn train_run(
         let (outputs, responses) = recording.map(|r| r.finish()).unwrap_or_default();
         let grads = probe.backward(&loss, &opt.params(), outputs)?;
 
-        // Probe between backward and step: the gradients of this minibatch
-        // at the weights that produced it.
+        // A probe step records the gradients of this minibatch at the
+        // weights that produced it. ‖W‖ is taken as the last optimizer step
+        // left it (see `Sgd::norms`), and the step reads the gradients'
+        // sums while it has them in cache: the probe reads neither the
+        // weights nor their gradients again.
         if probing {
-            // ‖W‖ as the last optimizer step left it (see `Sgd::norms`):
-            // one read of the weights fewer.
-            let rec = probe.collect_knowing(net.as_ref(), &grads, &responses, opt.norms())?;
+            let norms = opt.norms()?.to_vec();
+            let grad_sums = opt.step_reading(s.lr, &grads.params);
+            let known = Known {
+                norms: &norms,
+                grads: &grad_sums,
+            };
+            let rec = probe.collect_knowing(net.as_ref(), &grads, &responses, known)?;
             log.out.probe(step, &rec)?;
             if !s.record_probe(step, &rec, probe.trunk()) {
                 (status, diverged_at_step) = (Status::Diverged, Some(step));
                 break;
             }
+        } else {
+            opt.step_with(s.lr, &grads.params);
         }
-
-        opt.step_with(s.lr, &grads.params);
         s.window.add(&loss, &error);
         s.steps_done = done;
 
