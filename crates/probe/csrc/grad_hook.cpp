@@ -17,11 +17,30 @@ extern "C" {
 // callee owns, or with nullptr for an undefined gradient. Must not throw.
 typedef void (*gradscope_grad_fn)(void *ctx, size_t point, at::Tensor *grad);
 
+}  // extern "C"
+
 static void copy_message(const char *what, char *err, size_t err_len) {
   if (err_len == 0) return;
   std::strncpy(err, what, err_len - 1);
   err[err_len - 1] = '\0';
 }
+
+// Runs `body`: 0, or 1 and the exception's message in `err` (libtorch's
+// without its C++ stack trace). No exception crosses into Rust.
+template <class Body>
+static int guarded(Body body, char *err, size_t err_len) {
+  try {
+    body();
+    return 0;
+  } catch (const c10::Error &e) {
+    copy_message(e.what_without_backtrace(), err, err_len);
+  } catch (const std::exception &e) {
+    copy_message(e.what(), err, err_len);
+  }
+  return 1;
+}
+
+extern "C" {
 
 // Registers `fn(ctx, point, grad)` as a gradient hook of `t`. Returns 0 and
 // the hook's handle, or 1 and libtorch's message (a tensor that does not
@@ -29,35 +48,19 @@ static void copy_message(const char *what, char *err, size_t err_len) {
 int gradscope_register_grad_hook(const at::Tensor *t, gradscope_grad_fn fn, void *ctx,
                                  size_t point, unsigned *handle, char *err,
                                  size_t err_len) {
-  try {
-    *handle = t->register_hook([fn, ctx, point](const at::Tensor &grad) {
-      fn(ctx, point, grad.defined() ? new at::Tensor(grad) : nullptr);
-    });
-    return 0;
-  } catch (const c10::Error &e) {
-    // libtorch's message without its C++ stack trace.
-    copy_message(e.what_without_backtrace(), err, err_len);
-    return 1;
-  } catch (const std::exception &e) {
-    copy_message(e.what(), err, err_len);
-    return 1;
-  }
+  return guarded(
+      [&] {
+        *handle = t->register_hook([fn, ctx, point](const at::Tensor &grad) {
+          fn(ctx, point, grad.defined() ? new at::Tensor(grad) : nullptr);
+        });
+      },
+      err, err_len);
 }
 
 // Removes a hook `gradscope_register_grad_hook` registered. Returns 0, or 1
 // and libtorch's message.
 int gradscope_remove_hook(const at::Tensor *t, unsigned handle, char *err, size_t err_len) {
-  try {
-    t->remove_hook(handle);
-    return 0;
-  } catch (const c10::Error &e) {
-    // libtorch's message without its C++ stack trace.
-    copy_message(e.what_without_backtrace(), err, err_len);
-    return 1;
-  } catch (const std::exception &e) {
-    copy_message(e.what(), err, err_len);
-    return 1;
-  }
+  return guarded([&] { t->remove_hook(handle); }, err, err_len);
 }
 
 }  // extern "C"
