@@ -9,10 +9,15 @@
 //! reads the gradient the moment it exists and lets libtorch free it as a
 //! plain backward pass would.
 //!
-//! Safety contract, kept by [`with_grad_hooks`]'s scope: a hook holds a raw
-//! pointer to its closure, so every hook is removed before the closure can
-//! go away, and a panic in the closure is caught before it could unwind
-//! into libtorch's C++ and is resumed after the body.
+//! Safety: a hook holds a raw pointer to its closure's context, through a
+//! target that the C++ side shares among the hooks of one call. Before the
+//! context goes away [`with_grad_hooks`] disarms the target, which waits
+//! for a call in progress and cannot fail, so a hook that libtorch still
+//! holds afterwards (one `remove_hook` could not remove, after an in-place
+//! op gave the tensor a new `grad_fn`; or a backward pass that outlives
+//! the body on another thread) calls nothing. A panic in the closure is
+//! caught before it could unwind into libtorch's C++ and is resumed after
+//! the body.
 
 use std::any::Any;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
@@ -24,10 +29,12 @@ use torch_sys::C_tensor;
 type GradFn = unsafe extern "C" fn(ctx: *mut c_void, point: usize, grad: *mut C_tensor);
 
 extern "C" {
+    fn gradscope_target_new(f: GradFn, ctx: *mut c_void) -> *mut c_void;
+    fn gradscope_target_disarm(target: *mut c_void);
+    fn gradscope_target_free(target: *mut c_void);
     fn gradscope_register_grad_hook(
         t: *const C_tensor,
-        f: GradFn,
-        ctx: *mut c_void,
+        target: *mut c_void,
         point: usize,
         handle: *mut c_uint,
         err: *mut c_char,
@@ -41,18 +48,18 @@ extern "C" {
     ) -> c_int;
 }
 
-/// What the C++ side holds a pointer to while the hooks are registered.
+/// What the C++ side holds a pointer to while the target is armed.
 struct Context<'a> {
     on_grad: &'a (dyn Fn(usize, Tensor) + Sync),
-    /// The first panic of `on_grad`, resumed once the hooks are gone.
+    /// The first panic of `on_grad`, resumed once the hooks are disarmed.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// Called by libtorch (on CPU, on the thread that runs the backward pass;
-/// on CUDA, on the device's autograd thread).
+/// on CUDA, on the device's autograd thread), one call at a time.
 unsafe extern "C" fn call(ctx: *mut c_void, point: usize, grad: *mut C_tensor) {
-    // SAFETY: `ctx` is the `Context` that `with_grad_hooks` keeps alive
-    // until it has removed this hook.
+    // SAFETY: an armed target's `ctx` is the `Context` that
+    // `with_grad_hooks` keeps alive until it has disarmed the target.
     let ctx = unsafe { &*(ctx as *const Context) };
     if grad.is_null() {
         // An undefined gradient: as if the hook had not been called.
@@ -67,11 +74,30 @@ unsafe extern "C" fn call(ctx: *mut c_void, point: usize, grad: *mut C_tensor) {
     }
 }
 
+/// The C++ target of one call's hooks; disarmed and released when dropped,
+/// on every way out of [`with_grad_hooks`], before its context.
+struct Target(*mut c_void);
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `gradscope_target_new` and is released
+        // once, here.
+        unsafe {
+            gradscope_target_disarm(self.0);
+            gradscope_target_free(self.0);
+        }
+    }
+}
+
 /// Runs `body` with `on_grad(i, gradient)` hooked to each of `tensors`:
 /// a backward pass inside `body` that produces the gradient at `tensors[i]`
 /// calls it once with that gradient, accumulated over every use of the
-/// tensor, before it flows on. Every hook is removed before this returns.
-/// Errors: a tensor that does not require grad (libtorch's message).
+/// tensor, before it flows on. libtorch calls a tensor's hook only where
+/// the pass runs its `grad_fn`: a leaf, or a tensor from which the pass
+/// reaches none of the tensors it differentiates for, gets no call. Once
+/// this returns, `on_grad` is never called again (the hooks are removed,
+/// and disarmed in any case). Errors: a tensor that does not require grad
+/// (libtorch's message).
 pub fn with_grad_hooks<R>(
     tensors: &[Tensor],
     on_grad: &(dyn Fn(usize, Tensor) + Sync),
@@ -81,20 +107,22 @@ pub fn with_grad_hooks<R>(
         on_grad,
         panic: Mutex::new(None),
     };
-    let mut hooks = Hooks {
-        registered: Vec::with_capacity(tensors.len()),
-    };
+    // SAFETY: `call` has the signature the C++ side calls; `ctx` outlives
+    // `target`, which is declared after it and so dropped (disarmed) first.
+    let raw = unsafe { gradscope_target_new(call, &ctx as *const Context as *mut c_void) };
+    if raw.is_null() {
+        return Err(TchError::Torch("gradient hooks: out of memory".into()));
+    }
+    let target = Target(raw);
+    let mut registered = Vec::with_capacity(tensors.len());
     for (i, t) in tensors.iter().enumerate() {
         let mut handle: c_uint = 0;
         let mut err = [0 as c_char; 512];
-        // SAFETY: `t` is a live tensor; `ctx` outlives the hook (`hooks`
-        // removes it on every way out of this function, before `ctx` is
-        // dropped: locals drop in reverse order).
+        // SAFETY: `t` is a live tensor and `target` a live target.
         let rc = unsafe {
             gradscope_register_grad_hook(
                 t.as_ptr(),
-                call,
-                &ctx as *const Context as *mut c_void,
+                target.0,
                 i,
                 &mut handle,
                 err.as_mut_ptr(),
@@ -102,43 +130,29 @@ pub fn with_grad_hooks<R>(
             )
         };
         if rc != 0 {
+            remove(&registered);
             return Err(TchError::Torch(message(&err)));
         }
-        hooks.registered.push((t, handle));
+        registered.push((t, handle));
     }
     let out = body();
-    hooks.remove_all()?;
+    remove(&registered);
+    drop(target);
     if let Some(panic) = ctx.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
         std::panic::resume_unwind(panic);
     }
     Ok(out)
 }
 
-/// The hooks registered so far; removed when dropped (a panic in `body`).
-struct Hooks<'t> {
-    registered: Vec<(&'t Tensor, c_uint)>,
-}
-
-impl Hooks<'_> {
-    fn remove_all(&mut self) -> Result<(), TchError> {
-        let mut first_error = None;
-        for (t, handle) in self.registered.drain(..) {
-            let mut err = [0 as c_char; 512];
-            // SAFETY: `t` is live and `handle` is the one its registration
-            // returned.
-            let rc =
-                unsafe { gradscope_remove_hook(t.as_ptr(), handle, err.as_mut_ptr(), err.len()) };
-            if rc != 0 && first_error.is_none() {
-                first_error = Some(TchError::Torch(message(&err)));
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-}
-
-impl Drop for Hooks<'_> {
-    fn drop(&mut self) {
-        let _ = self.remove_all();
+/// Removes the hooks, as far as libtorch can: one it cannot remove (the
+/// tensor got a new `grad_fn` from an in-place op) stays on the old graph,
+/// where the disarmed target makes it call nothing.
+fn remove(registered: &[(&Tensor, c_uint)]) {
+    for (t, handle) in registered {
+        let mut err = [0 as c_char; 512];
+        // SAFETY: `t` is live and `handle` is the one its registration
+        // returned.
+        unsafe { gradscope_remove_hook(t.as_ptr(), *handle, err.as_mut_ptr(), err.len()) };
     }
 }
 
@@ -194,6 +208,29 @@ mod tests {
         .unwrap();
         Tensor::run_backward(&[&z], &[&w], false, false);
         assert_eq!(*calls.lock().unwrap(), 1);
+    }
+
+    /// A hook libtorch cannot remove (an in-place op in the body gave the
+    /// tensor a new `grad_fn`, and the old graph is kept) stays disarmed:
+    /// a later backward pass through the old graph does not call the
+    /// closure, whose context is gone (this was a use after free).
+    #[test]
+    fn a_hook_that_cannot_be_removed_calls_nothing_afterwards() {
+        let w = Tensor::ones([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let y = &w * 2.0;
+        let z = y.sum(Kind::Float);
+        let calls = Mutex::new(0);
+        let on_grad = |_: usize, _: Tensor| *calls.lock().unwrap() += 1;
+        with_grad_hooks(std::slice::from_ref(&y), &on_grad, || {
+            let mut again = y.shallow_clone();
+            let _ = again.g_add_scalar_(1.0);
+            // The hook lives on in the old graph.
+            Tensor::run_backward(&[&z], &[&w], true, false);
+        })
+        .unwrap();
+        assert_eq!(*calls.lock().unwrap(), 1);
+        Tensor::run_backward(&[&z], &[&w], false, false);
+        assert_eq!(*calls.lock().unwrap(), 1, "called after the scope");
     }
 
     /// A tensor outside autograd gets libtorch's error, not a crash.

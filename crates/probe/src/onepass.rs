@@ -152,7 +152,8 @@ impl Dense {
         // memory); a dense layout holds exactly `numel` elements from its
         // data pointer on; `self.tensor` keeps the storage alive while the
         // slice is borrowed from `self`, and nothing writes to it meanwhile
-        // (the probe runs between backward and the optimizer step).
+        // (a probe reads a gradient in its hook before the engine passes
+        // it on, and the rest after backward, where nothing runs beside).
         unsafe { std::slice::from_raw_parts(self.tensor.data_ptr() as *const f32, n) }
     }
 }

@@ -124,6 +124,17 @@ impl Sgd {
         self.step(lr, grads, false);
     }
 
+    /// Whether [`Sgd::step_reading`] reads the gradients: the fused step
+    /// takes the variables (a CPU with AVX2 and FMA). Elsewhere (CUDA) a
+    /// probe reads them itself, before the step.
+    pub fn reads_gradients(&self) -> bool {
+        self.fuse
+            && self
+                .params
+                .first()
+                .is_some_and(|(_, p)| p.device() == Device::Cpu)
+    }
+
     /// [`Sgd::step_with`] on a probe step: also returns Σg² and the
     /// non-zero count of each gradient that the fused step read anyway
     /// (`None` for the others, which the probe then reads itself).
@@ -139,7 +150,7 @@ impl Sgd {
         };
         // The variables the fused step took come back with their sums;
         // libtorch's ops step the rest.
-        let fused = if self.fuse && device == Device::Cpu {
+        let fused = if self.reads_gradients() {
             self.fused_step(lr, grads, read_grads)
         } else {
             vec![None; self.params.len()]
@@ -439,23 +450,17 @@ mod tests {
                     vec![None; g.len()]
                 };
                 let g_ops = order(&vars_ops, &ops);
-                assert!(
-                    ops.step_reading(lr, &g_ops).iter().all(Option::is_none),
-                    "libtorch's ops read no gradient"
-                );
-                // Every norm, the fused step's and those measured after
-                // libtorch's ops or for a variable left alone, is the
-                // weight's.
-                for (opt, what) in [(&mut fused, "fused"), (&mut ops, "ops")] {
-                    let norms = opt.norms().unwrap().to_vec();
-                    for (p, norm) in opt.params().iter().zip(norms) {
-                        let norm = norm.expect("every variable has a norm");
-                        let want = p.norm_scalaropt_dtype(2, Kind::Double).double_value(&[]);
-                        assert!(
-                            (norm - want).abs() <= 1e-12 * want,
-                            "{what}: norm {norm} against libtorch's {want}"
-                        );
-                    }
+                ops.step_with(lr, &g_ops);
+                // Every norm, the fused step's and (at step 2) one measured
+                // for a variable the step left alone, is the weight's.
+                let norms = fused.norms().unwrap().to_vec();
+                for (p, norm) in fused.params().iter().zip(norms) {
+                    let norm = norm.expect("every variable has a norm");
+                    let want = p.norm_scalaropt_dtype(2, Kind::Double).double_value(&[]);
+                    assert!(
+                        (norm - want).abs() <= 1e-12 * want,
+                        "norm {norm} against libtorch's {want}"
+                    );
                 }
                 // The gradients' sums, where read: Σg² and the non-zero
                 // count of each gradient the fused step took.

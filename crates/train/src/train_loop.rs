@@ -22,7 +22,7 @@ use gradscope_format::decay::ProfileWindow;
 use gradscope_format::rows::{SPLIT_TEST, SPLIT_TRAIN};
 use gradscope_models::Network;
 use gradscope_probe::writers::{MetricRow, RunWriters};
-use gradscope_probe::{Known, Probe, ProbeRecord};
+use gradscope_probe::{Gradients, Known, Probe, ProbeRecord};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -222,18 +222,9 @@ pub fn train_run(
         let grads = probe.backward(&loss, &opt.params(), outputs)?;
 
         // A probe step records the gradients of this minibatch at the
-        // weights that produced it. ‖W‖ is taken as the last optimizer step
-        // left it (see `Sgd::norms`), and the step reads the gradients'
-        // sums while it has them in cache: the probe reads neither the
-        // weights nor their gradients again.
+        // weights that produced it.
         if probing {
-            let norms = opt.norms()?.to_vec();
-            let grad_sums = opt.step_reading(s.lr, &grads.params);
-            let known = Known {
-                norms: &norms,
-                grads: &grad_sums,
-            };
-            let rec = probe.collect_knowing(net.as_ref(), &grads, &responses, known)?;
+            let rec = probe_and_step(&probe, net.as_ref(), &mut opt, s.lr, &grads, &responses)?;
             log.out.probe(step, &rec)?;
             if !s.record_probe(step, &rec, probe.trunk()) {
                 (status, diverged_at_step) = (Status::Diverged, Some(step));
@@ -298,6 +289,35 @@ pub fn train_run(
         probe_points: points,
         elapsed_s: log.elapsed(&s),
     })
+}
+
+/// A probe step's record, and the optimizer's step. ‖W‖ is taken as the
+/// last step left it (see `Sgd::norms`). Where the fused step takes the
+/// variables (the CPU) it reads each gradient while it has it in cache,
+/// so the step comes first and the probe reads neither the weights nor
+/// their gradients; elsewhere (CUDA) the probe reads the gradients, and
+/// the weights the last step did not measure, in its own batched
+/// reductions before the step.
+fn probe_and_step(
+    probe: &Probe,
+    net: &dyn Network,
+    opt: &mut Sgd,
+    lr: f64,
+    grads: &Gradients,
+    responses: &[(usize, Tensor)],
+) -> Result<ProbeRecord, TrainError> {
+    if opt.reads_gradients() {
+        let norms = opt.norms()?.to_vec();
+        let grad_sums = opt.step_reading(lr, &grads.params);
+        let known = Known {
+            norms: &norms,
+            grads: &grad_sums,
+        };
+        return Ok(probe.collect_knowing(net, grads, responses, known)?);
+    }
+    let rec = probe.collect(net, grads, responses)?;
+    opt.step_with(lr, &grads.params);
+    Ok(rec)
 }
 
 /// The non-finite-loss check. On the CPU it reads every step's loss (free:
@@ -764,6 +784,67 @@ mod tests {
         let mut eager = Divergence::deferred(false, Device::Cpu);
         assert_eq!(eager.note(&Tensor::from(1.0f32), 0, false), None);
         assert_eq!(eager.note(&Tensor::from(f32::NAN), 1, false), Some(1));
+    }
+
+    /// The training loop's probe step (‖W‖ taken before the step, the
+    /// gradients' sums read by the fused step, the record collected after
+    /// it) must record what a probe reading everything before the step
+    /// records: the same step on two copies of one network, one through
+    /// `probe_and_step`, one through `collect` and then the step. Norms
+    /// taken after the step would differ by the update (about 1e-3 here).
+    #[test]
+    fn the_loops_probe_step_records_the_weights_before_the_step() {
+        let step_with = |through_loop: bool| {
+            tch::manual_seed(4);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Mlp::new(
+                &vs.root(),
+                MlpConfig {
+                    input_dim: 6,
+                    classes: 3,
+                    depth: 5,
+                    width: 16,
+                    activation: Activation::Relu,
+                    init: Init::Kaiming,
+                    norm: Norm::None,
+                    variant: Variant::Residual,
+                },
+            )
+            .unwrap();
+            let mut opt = Sgd::new(&vs, 0.9, 1e-4);
+            let probe = Probe::new(&net, &opt.params());
+            let x = Tensor::randn([12, 6], (Kind::Float, Device::Cpu));
+            let y = Tensor::arange(12, (Kind::Int64, Device::Cpu)).remainder(3);
+            let rec = probe.recording();
+            let loss = net
+                .forward(&x, true, Some(&rec))
+                .cross_entropy_for_logits(&y);
+            let (outputs, responses) = rec.finish();
+            let grads = probe.backward(&loss, &opt.params(), outputs).unwrap();
+            if through_loop {
+                assert!(opt.reads_gradients() || !crate::sgd_kernel::available());
+                probe_and_step(&probe, &net, &mut opt, 0.1, &grads, &responses).unwrap()
+            } else {
+                let rec = probe.collect(&net, &grads, &responses).unwrap();
+                opt.step_with(0.1, &grads.params);
+                rec
+            }
+        };
+        let (looped, plain) = (step_with(true), step_with(false));
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs();
+        for (i, (a, b)) in looped.weight.iter().zip(&plain.weight).enumerate() {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!(
+                close(a.norm, b.norm),
+                "‖W‖ of point {i}: {} vs {}",
+                a.norm,
+                b.norm
+            );
+            assert!(close(a.grad.l2, b.grad.l2), "‖∇W‖ of point {i}");
+            assert_eq!(a.grad.zero_fraction, b.grad.zero_fraction, "point {i}");
+        }
+        assert_eq!(looped.output, plain.output);
+        assert_eq!(looped.responses, plain.responses);
     }
 
     /// An evaluation pass is where a large split spends its time, so the
