@@ -33,6 +33,13 @@ impl GradSums {
     pub fn l2(&self) -> f64 {
         self.sum_sq.sqrt()
     }
+
+    /// Adds the sums of another part of the same tensor (threads' parts
+    /// here, the optimizer's blocks in the training crate).
+    pub fn add(&mut self, other: GradSums) {
+        self.sum_sq += other.sum_sq;
+        self.nonzero += other.nonzero;
+    }
 }
 
 /// What one read of a response gives.
@@ -274,12 +281,10 @@ pub fn read(
     });
     let grads = (0..grad_values.len())
         .map(|i| {
-            parts
-                .iter()
-                .fold(GradSums::default(), |a, (p, _)| GradSums {
-                    sum_sq: a.sum_sq + p[i].sum_sq,
-                    nonzero: a.nonzero + p[i].nonzero,
-                })
+            parts.iter().fold(GradSums::default(), |mut a, (p, _)| {
+                a.add(p[i]);
+                a
+            })
         })
         .collect();
     let responses = (0..views.len())

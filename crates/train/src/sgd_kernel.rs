@@ -198,8 +198,7 @@ pub(crate) struct Sums {
 impl Sums {
     fn add(&mut self, other: Sums) {
         self.weights += other.weights;
-        self.grads.sum_sq += other.grads.sum_sq;
-        self.grads.nonzero += other.grads.nonzero;
+        self.grads.add(other.grads);
     }
 }
 
