@@ -87,13 +87,26 @@ impl ResponseSums {
         dead as f64 / self.unit_active.len() as f64
     }
 
-    fn merge(&mut self, other: &ResponseSums) {
-        self.sum += other.sum;
-        self.sum_sq += other.sum_sq;
-        self.saturated += other.saturated;
+    /// Adds the sums of another part of the same response, taken around
+    /// that part's own shift: Σ(x − s) = Σ(x − t) + n·(t − s) and
+    /// Σ(x − s)² = Σ(x − t)² + 2(t − s)·Σ(x − t) + n·(t − s)², in float64,
+    /// where the parts' shifts lie within a few stds of each other.
+    fn add(&mut self, other: &ResponseSums) {
         for (a, b) in self.unit_active.iter_mut().zip(&other.unit_active) {
             *a |= *b;
         }
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.shift, self.sum, self.sum_sq) = (other.shift, other.sum, other.sum_sq);
+        } else {
+            let (d, n) = (other.shift - self.shift, other.count as f64);
+            self.sum += other.sum + n * d;
+            self.sum_sq += other.sum_sq + 2.0 * d * other.sum + n * d * d;
+        }
+        self.count += other.count;
+        self.saturated += other.saturated;
     }
 }
 
@@ -260,7 +273,6 @@ pub fn read(
     // Slices, not tensors, cross threads (a tch `Tensor` is not `Sync`).
     let grad_values: Vec<&[f32]> = grads.iter().map(Dense::values).collect();
     let views: Vec<View> = responses.iter().map(|d| (d.values(), d.unit)).collect();
-    let shifts: Vec<f64> = views.iter().map(|(v, _)| sample_mean(v)).collect();
     let elements = grad_values
         .iter()
         .chain(views.iter().map(|(v, _)| v))
@@ -274,8 +286,7 @@ pub fn read(
             .collect();
         let r: Vec<ResponseSums> = views
             .iter()
-            .zip(&shifts)
-            .map(|(&(v, unit), &shift)| response_part(v, unit, shift, threads, part, flat))
+            .map(|&(v, unit)| response_part(v, unit, threads, part, flat))
             .collect();
         (g, r)
     });
@@ -291,7 +302,7 @@ pub fn read(
         .map(|i| {
             let mut total = parts[0].1[i].clone();
             for (_, p) in &parts[1..] {
-                total.merge(&p[i]);
+                total.add(&p[i]);
             }
             total
         })
@@ -344,12 +355,6 @@ trait Lane:
     const ONE: Self;
     fn of(x: f32) -> Self;
     fn wide(self) -> f64;
-
-    /// [`flat_sums_body`] in this lane type, at its fastest.
-    #[inline(always)]
-    fn flat_sums(x: &[f32], shift: Self, flat: Flat) -> [f64; 3] {
-        flat_sums_body::<Self>(x, shift, flat)
-    }
 }
 
 impl Lane for f32 {
@@ -359,9 +364,6 @@ impl Lane for f32 {
     }
     fn wide(self) -> f64 {
         f64::from(self)
-    }
-    fn flat_sums(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
-        with_avx2!(flat_sums_avx2, flat_sums_body::<f32>, (x, shift, flat))
     }
 }
 
@@ -385,23 +387,49 @@ pub(crate) fn needs_exact(root: f64, n: f64) -> bool {
     !root.is_finite() || root < n.sqrt() * 1e-11
 }
 
-/// Σx² and the non-zero count of a slice: in float32 lanes, and again in
-/// float64 where [`needs_exact`]. Public for passes that have a gradient in
-/// cache anyway (the training crate's fused optimizer step).
+/// Values read in one lane type at a time: 16 KiB, which is still in L1
+/// when a block whose float32 read [`needs_exact`] is read again in
+/// float64.
+const EXACT_BLOCK: usize = 4 * LANES * PER_LANE;
+
+/// Σx² and the non-zero count of a slice, block by block
+/// ([`EXACT_BLOCK`]): each block in float32 lanes, and again in float64
+/// (from L1) where [`needs_exact`] says that float32 lost some of its
+/// squares; once one block needed it, the rest of the slice is read in
+/// float64 only (a tensor's values are mostly of one size). Every block
+/// is thus either exact or lost at most 1.2e-38 per element against a
+/// mean square of at least 1e-22: 1.2e-16 of its own sum. Read whole and
+/// then again, a tiny gradient (a deep plain net's first layers) cost two
+/// reads from memory, and those re-reads were more than half of the MLP
+/// probe step's reading time in `make bench`. Public for passes that have
+/// a gradient in cache anyway (the training crate's fused optimizer step).
 pub fn grad_sums(x: &[f32]) -> GradSums {
-    let fast = with_avx2!(grad_sums_avx2::<f32>, grad_sums_body::<f32>, (x));
-    // All exact zeros (a dead layer's gradient) read 0 in either type.
-    if fast.nonzero > 0 && needs_exact(fast.sum_sq.sqrt(), x.len() as f64) {
-        with_avx2!(grad_sums_avx2::<f64>, grad_sums_body::<f64>, (x))
-    } else {
-        fast
-    }
+    with_avx2!(grad_sums_avx2, grad_sums_blocks, (x))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn grad_sums_avx2<L: Lane>(x: &[f32]) -> GradSums {
-    grad_sums_body::<L>(x)
+unsafe fn grad_sums_avx2(x: &[f32]) -> GradSums {
+    grad_sums_blocks(x)
+}
+
+#[inline(always)]
+fn grad_sums_blocks(x: &[f32]) -> GradSums {
+    let mut total = GradSums::default();
+    let mut exact = false;
+    for block in x.chunks(EXACT_BLOCK) {
+        if !exact {
+            let fast = grad_sums_body::<f32>(block);
+            // All exact zeros (a dead layer's gradient) read 0 in either.
+            exact = fast.nonzero > 0 && needs_exact(fast.sum_sq.sqrt(), block.len() as f64);
+            if !exact {
+                total.add(fast);
+                continue;
+            }
+        }
+        total.add(grad_sums_body::<f64>(block));
+    }
+    total
 }
 
 /// How far ahead of the values being summed the reads ask for memory, in
@@ -473,8 +501,16 @@ fn sample_mean(v: &[f32]) -> f64 {
         sum = v.iter().map(|&x| f64::from(x)).sum();
         n = v.len();
     } else {
+        let start = |r: usize| (v.len() - RUN) * r / (RUNS - 1);
+        // The runs are far apart and rarely in cache: asked for all at
+        // once, their misses overlap, where summing run after run waited
+        // for each in turn.
         for r in 0..RUNS {
-            let start = (v.len() - RUN) * r / (RUNS - 1);
+            prefetch(v[start(r)..].as_ptr());
+            prefetch(v[start(r) + RUN - 1..].as_ptr());
+        }
+        for r in 0..RUNS {
+            let start = start(r);
             sum += v[start..start + RUN]
                 .iter()
                 .map(|&x| f64::from(x))
@@ -485,53 +521,48 @@ fn sample_mean(v: &[f32]) -> f64 {
     f64::from((sum / n as f64) as f32)
 }
 
-/// One thread's share of one response: in float32 lanes, and again in
-/// float64 where the spread's squares [`needs_exact`]. With the shift a
-/// float32 near the values, x − shift is exact in float32 wherever the
-/// spread is small next to the mean (Sterbenz), the case where digits
-/// could be lost.
+/// One thread's share of one response (its rows, see
+/// [`response_part_body`]), block by block as [`grad_sums`] reads a
+/// gradient: in float32 lanes, and again in float64 where the spread's
+/// squares [`needs_exact`].
 fn response_part(
     v: &[f32],
     unit: Option<(usize, usize)>,
-    shift: f64,
     threads: usize,
     part: usize,
     flat: Flat,
 ) -> ResponseSums {
-    let fast = with_avx2!(
-        response_part_avx2::<f32>,
-        response_part_body::<f32>,
-        (v, unit, shift, threads, part, flat)
-    );
-    // A part is whole rows, so its count is not known here; the whole
-    // response's count bounds it, and the test errs towards reading again.
-    if needs_exact(fast.sum_sq.sqrt(), v.len() as f64) {
-        with_avx2!(
-            response_part_avx2::<f64>,
-            response_part_body::<f64>,
-            (v, unit, shift, threads, part, flat)
-        )
-    } else {
-        fast
-    }
+    with_avx2!(
+        response_part_avx2,
+        response_part_body,
+        (v, unit, threads, part, flat, false)
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn response_part_avx2<L: Lane>(
+unsafe fn response_part_avx2(
     v: &[f32],
     unit: Option<(usize, usize)>,
-    shift: f64,
     threads: usize,
     part: usize,
     flat: Flat,
+    exact: bool,
 ) -> ResponseSums {
-    response_part_body::<L>(v, unit, shift, threads, part, flat)
+    response_part_body(v, unit, threads, part, flat, exact)
 }
 
 /// A range of whole rows, where a row is one position's units side by
 /// side (a feature vector, or a pixel's channels in NHWC), or one unit's
-/// run of consecutive elements (a channel's H·W in NCHW).
+/// run of consecutive elements (a channel's H·W in NCHW); in float64 lanes
+/// throughout if `exact`.
+///
+/// The sums are taken around the mean of a sample of the part itself
+/// ([`sample_mean`]), and [`ResponseSums::add`] brings the parts' sums to
+/// one shift. The sample is read by the thread that then reads the part,
+/// so its cache misses overlap across threads and warm the lines it reads
+/// next; taken for the whole tensor before the threads started, it was a
+/// tenth of the MLP probe step's reading time in `make bench`.
 ///
 /// The sums do not depend on which unit a value belongs to, so they are
 /// taken over the values in memory order, as [`grad_sums`] takes its own.
@@ -539,38 +570,73 @@ unsafe fn response_part_avx2<L: Lane>(
 /// it is still in cache, and only until every unit has been seen active
 /// (for a live layer: within the first block).
 #[inline(always)]
-fn response_part_body<L: Lane>(
+fn response_part_body(
     v: &[f32],
     unit: Option<(usize, usize)>,
-    shift: f64,
     threads: usize,
     part: usize,
     flat: Flat,
+    mut exact: bool,
 ) -> ResponseSums {
+    let units = unit.map_or(0, |u| u.0);
+    // Parts are whole rows: `units` values side by side, or one unit's
+    // run of `stride`.
+    let row = match unit {
+        None => 1,
+        Some((units, 1)) => units.max(1),
+        Some((_, stride)) => stride.max(1),
+    };
+    let range = ranges(v.len(), threads, row)[part].clone();
+    let v = &v[range.clone()];
+    let shift = sample_mean(v);
     let mut out = ResponseSums {
         count: v.len() as u64,
         shift,
         sum: 0.0,
         sum_sq: 0.0,
         saturated: 0,
-        unit_active: Vec::new(),
+        unit_active: vec![false; units],
     };
     if v.is_empty() {
-        // No values (a dim of size 0, which may be the unit axis): nothing
-        // to sum, and no unit seen.
-        out.unit_active = vec![false; unit.map_or(0, |u| u.0)];
+        // No values here (a dim of size 0, which may be the unit axis, or
+        // more threads than rows): nothing to sum, and no unit seen.
         return out;
     }
-    // Exact: `sample_mean` rounded the shift to float32.
-    let shift = L::of(shift as f32);
-    let mut add = |block: &[f32]| {
-        let [sum, sum_sq, saturated] = L::flat_sums(block, shift, flat);
-        out.sum += sum;
-        out.sum_sq += sum_sq;
-        out.saturated += saturated as u64;
+    // Exact in both lane types: `sample_mean` rounded the shift to float32.
+    let shift32 = shift as f32;
+    // Sums `values`; with `seen` (rows of `seen.len()` values from the
+    // first), also marks its columns that hold a value outside the flat
+    // part, in the same read where the float32 read is kept.
+    let mut add = |values: &[f32], mut seen: Option<&mut [u32]>| {
+        if let Some(cols) = seen.as_deref_mut() {
+            if !EXACT_BLOCK.is_multiple_of(cols.len()) {
+                // A block would start inside a row.
+                active_columns(values, cols, flat);
+                seen = None;
+            }
+        }
+        for block in values.chunks(EXACT_BLOCK) {
+            if !exact {
+                let fast = flat_sums_fast(block, shift32, flat, seen.as_deref_mut());
+                exact = needs_exact(fast[1].sqrt(), block.len() as f64);
+                if !exact {
+                    out.sum += fast[0];
+                    out.sum_sq += fast[1];
+                    out.saturated += fast[2] as u64;
+                    continue;
+                }
+            }
+            let [sum, sum_sq, saturated] = flat_sums_exact(block, shift, flat);
+            if let Some(cols) = seen.as_deref_mut() {
+                active_columns(block, cols, flat);
+            }
+            out.sum += sum;
+            out.sum_sq += sum_sq;
+            out.saturated += saturated as u64;
+        }
     };
     let Some((units, stride)) = unit else {
-        add(&v[ranges(v.len(), threads, 1)[part].clone()]);
+        add(v, None);
         return out;
     };
     let mut active = vec![false; units];
@@ -578,9 +644,8 @@ fn response_part_body<L: Lane>(
         // Column j of a block holds unit j mod `units`: several rows side
         // by side when the units are few, so that a row has at least 64.
         let width = units * (64 / units).max(1);
-        let v = &v[ranges(v.len(), threads, units)[part].clone()];
         let (body, rest) = v.split_at(v.len() / width * width);
-        let mut seen = vec![0f32; width];
+        let mut seen = vec![0u32; width];
         let mut all = false;
         // Then fewer than `width` values: whole rows of `units`.
         let blocks = body
@@ -588,11 +653,14 @@ fn response_part_body<L: Lane>(
             .map(|b| (b, width))
             .chain((!rest.is_empty()).then_some((rest, units)));
         for (block, width) in blocks {
-            add(block);
-            if !all {
-                active_columns(block, &mut seen[..width], flat);
-                for (j, &s) in seen[..width].iter().enumerate() {
-                    active[j % units] |= s > 0.0;
+            if all {
+                add(block, None);
+            } else {
+                add(block, Some(&mut seen[..width]));
+                for row in seen[..width].chunks(units) {
+                    for (a, &s) in active.iter_mut().zip(row) {
+                        *a |= s != 0;
+                    }
                 }
                 all = active.iter().all(|&a| a);
             }
@@ -601,11 +669,10 @@ fn response_part_body<L: Lane>(
         // Each row is one unit's run; rows cycle through the units. A live
         // unit's row shows a value outside the flat part within its first
         // few values.
-        let r = ranges(v.len(), threads, stride)[part].clone();
-        let first_row = r.start / stride;
+        let first_row = range.start / stride;
         let rows_per_block = (LANES * PER_LANE).div_ceil(stride);
-        for (b, block) in v[r].chunks(stride * rows_per_block).enumerate() {
-            add(block);
+        for (b, block) in v.chunks(stride * rows_per_block).enumerate() {
+            add(block, None);
             for (k, row) in block.chunks_exact(stride).enumerate() {
                 let a = &mut active[(first_row + b * rows_per_block + k) % units];
                 *a = *a || row.iter().any(|&x| !flat.contains(x));
@@ -643,13 +710,49 @@ fn flat_sums_body<L: Lane>(x: &[f32], shift: L, flat: Flat) -> [f64; 3] {
     wide.map(|w| w.iter().sum())
 }
 
+/// [`flat_sums_body`] in float32 lanes, at its fastest; with `seen`, also
+/// [`active_columns`] of `x` (rows of `seen.len()` values from the first):
+/// in the same pass where AVX2 is there and the rows are a whole number of
+/// its 16-value steps, which spared a dead-unit layer's response a second
+/// pass over every block (a third of its read in `make bench`).
+#[inline(always)]
+fn flat_sums_fast(x: &[f32], shift: f32, flat: Flat, seen: Option<&mut [u32]>) -> [f64; 3] {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe {
+            match seen {
+                Some(cols) if cols.len() % RESPONSE_LANES == 0 => {
+                    flat_sums_avx2::<true>(x, shift, flat, cols)
+                }
+                Some(cols) => {
+                    active_columns(x, cols, flat);
+                    flat_sums_avx2::<false>(x, shift, flat, &mut [])
+                }
+                None => flat_sums_avx2::<false>(x, shift, flat, &mut []),
+            }
+        };
+    }
+    if let Some(cols) = seen {
+        active_columns(x, cols, flat);
+    }
+    flat_sums_body::<f32>(x, shift, flat)
+}
+
 /// [`flat_sums_body`] in float32 with AVX2, written out: sixteen lanes of
 /// each sum in six registers. Left to the compiler, the same loop kept
 /// some sums in memory or shuffled values between lanes, and a response
-/// took twice as long to read as a gradient of the same size.
+/// took twice as long to read as a gradient of the same size. With
+/// `TRACK`, ors each value's "outside the flat part" into `seen` (a
+/// multiple of 16 columns), from the comparisons the count makes anyway.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn flat_sums_avx2(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
+unsafe fn flat_sums_avx2<const TRACK: bool>(
+    x: &[f32],
+    shift: f32,
+    flat: Flat,
+    seen: &mut [u32],
+) -> [f64; 3] {
     use std::arch::x86_64::*;
     // Two registers of eight: the lanes of `flat_sums_body`, so that each
     // lane takes PER_LANE values per flush in both.
@@ -674,6 +777,9 @@ unsafe fn flat_sums_avx2(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
         _mm256_add_pd(a, b)
     };
     let mut wide = [_mm256_setzero_pd(); 3];
+    let ones = _mm256_set1_epi32(-1);
+    // The column of the step's first value.
+    let mut col = 0;
     let blocks = x.chunks_exact(STEP * PER_LANE);
     let rest = blocks.remainder();
     for block in blocks {
@@ -705,12 +811,33 @@ unsafe fn flat_sums_avx2(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
             );
             f0 = _mm256_add_ps(f0, _mm256_and_ps(fa, one));
             f1 = _mm256_add_ps(f1, _mm256_and_ps(fb, one));
+            if TRACK {
+                // SAFETY: `col + 16 <= seen.len()`, a multiple of 16.
+                unsafe {
+                    let at = seen.as_mut_ptr().add(col).cast::<__m256i>();
+                    let live_a = _mm256_andnot_si256(_mm256_castps_si256(fa), ones);
+                    let live_b = _mm256_andnot_si256(_mm256_castps_si256(fb), ones);
+                    _mm256_storeu_si256(at, _mm256_or_si256(_mm256_loadu_si256(at), live_a));
+                    let at = at.add(1);
+                    _mm256_storeu_si256(at, _mm256_or_si256(_mm256_loadu_si256(at), live_b));
+                }
+                col += STEP;
+                if col == seen.len() {
+                    col = 0;
+                }
+            }
         }
         wide[0] = _mm256_add_pd(wide[0], widen(s0, s1));
         wide[1] = _mm256_add_pd(wide[1], widen(q0, q1));
         wide[2] = _mm256_add_pd(wide[2], widen(f0, f1));
     }
     let tail = flat_sums_body::<f32>(rest, shift, flat);
+    if TRACK {
+        for &v in rest {
+            seen[col] |= u32::from(!flat.contains(v));
+            col = (col + 1) % seen.len();
+        }
+    }
     let mut out = [0f64; 3];
     for (k, w) in wide.iter().enumerate() {
         let mut lanes = [0f64; 4];
@@ -719,6 +846,96 @@ unsafe fn flat_sums_avx2(x: &[f32], shift: f32, flat: Flat) -> [f64; 3] {
         out[k] = lanes.iter().sum::<f64>() + tail[k];
     }
     out
+}
+
+/// [`flat_sums_body`] in float64 lanes: with AVX2 written out (as
+/// [`flat_sums_avx2`]), since the compiler's vectorization of the float64
+/// body read a response ten times slower than the float32 one, and a
+/// deep plain net's responses (spreads below 1e-11) take this path.
+#[inline(always)]
+fn flat_sums_exact(x: &[f32], shift: f64, flat: Flat) -> [f64; 3] {
+    with_avx2!(
+        flat_sums_exact_avx2,
+        flat_sums_body::<f64>,
+        (x, shift, flat)
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn flat_sums_exact_avx2(x: &[f32], shift: f64, flat: Flat) -> [f64; 3] {
+    use std::arch::x86_64::*;
+    const STEP: usize = RESPONSE_LANES;
+    let (shift_v, lo, hi, one) = (
+        _mm256_set1_pd(shift),
+        _mm256_set1_ps(flat.at_most),
+        _mm256_set1_ps(flat.at_least),
+        _mm256_set1_ps(1.0),
+    );
+    let zero = _mm256_setzero_pd();
+    // Four float64 registers of each sum: the 16 values of a step.
+    let (mut s, mut q) = ([zero; 4], [zero; 4]);
+    let mut counted = zero;
+    let blocks = x.chunks_exact(STEP * PER_LANE);
+    let rest = blocks.remainder();
+    for block in blocks {
+        // The flat count in float32 lanes, as `flat_sums_avx2` keeps it:
+        // at most PER_LANE per lane before it is widened, so exact.
+        let (mut f0, mut f1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for c in block.chunks_exact(STEP) {
+            prefetch(c.as_ptr().wrapping_add(PREFETCH_AHEAD));
+            // SAFETY: `c` holds 16 floats; unaligned loads of 8 each.
+            let (a, b) = unsafe {
+                (
+                    _mm256_loadu_ps(c.as_ptr()),
+                    _mm256_loadu_ps(c.as_ptr().add(8)),
+                )
+            };
+            let halves = [
+                _mm256_castps256_ps128(a),
+                _mm256_extractf128_ps::<1>(a),
+                _mm256_castps256_ps128(b),
+                _mm256_extractf128_ps::<1>(b),
+            ];
+            for k in 0..4 {
+                // Exact: a float32 widened, less a float32 shift.
+                let d = _mm256_sub_pd(_mm256_cvtps_pd(halves[k]), shift_v);
+                s[k] = _mm256_add_pd(s[k], d);
+                q[k] = _mm256_add_pd(q[k], _mm256_mul_pd(d, d));
+            }
+            let fa = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_LE_OQ>(a, lo),
+                _mm256_cmp_ps::<_CMP_GE_OQ>(a, hi),
+            );
+            let fb = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_LE_OQ>(b, lo),
+                _mm256_cmp_ps::<_CMP_GE_OQ>(b, hi),
+            );
+            f0 = _mm256_add_ps(f0, _mm256_and_ps(fa, one));
+            f1 = _mm256_add_ps(f1, _mm256_and_ps(fb, one));
+        }
+        let f = _mm256_add_ps(f0, f1);
+        counted = _mm256_add_pd(
+            counted,
+            _mm256_add_pd(
+                _mm256_cvtps_pd(_mm256_castps256_ps128(f)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(f)),
+            ),
+        );
+    }
+    let total = |v: [__m256d; 4]| {
+        let v = _mm256_add_pd(_mm256_add_pd(v[0], v[1]), _mm256_add_pd(v[2], v[3]));
+        let mut lanes = [0f64; 4];
+        // SAFETY: four float64 into a four-element array.
+        unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), v) };
+        lanes.iter().sum::<f64>()
+    };
+    let tail = flat_sums_body::<f64>(rest, shift, flat);
+    [
+        total(s) + tail[0],
+        total(q) + tail[1],
+        total([counted, zero, zero, zero]) + tail[2],
+    ]
 }
 
 /// Adds `L` lanes into float64 lanes, lane by lane: a few vector
@@ -731,13 +948,15 @@ fn flush<L: Lane, const N: usize>(wide: &mut [f64; N], lanes: &[L; N]) {
     }
 }
 
-/// Marks in `seen` (one entry per column, 1.0 once seen) the columns of
-/// `block`'s rows that hold a value outside the flat part.
+/// Marks in `seen` (one entry per column, non-zero once seen) the columns
+/// of `block`'s rows that hold a value outside the flat part. An integer
+/// or: a float max (the earlier form) vectorized with NaN checks and
+/// blends, and was a third of a response's read in `make bench`.
 #[inline(always)]
-fn active_columns(block: &[f32], seen: &mut [f32], flat: Flat) {
+fn active_columns(block: &[f32], seen: &mut [u32], flat: Flat) {
     for row in block.chunks_exact(seen.len()) {
         for (s, &x) in seen.iter_mut().zip(row) {
-            *s = s.max(if flat.contains(x) { 0.0 } else { 1.0 });
+            *s |= u32::from(!flat.contains(x));
         }
     }
 }
@@ -763,18 +982,88 @@ mod tests {
         );
         assert_eq!(a.nonzero, b.nonzero);
         let r: Vec<f32> = x.iter().map(|v| 1000.0 + v * 1e-2).collect();
-        let shift = sample_mean(&r);
         for unit in [Some((16, 1)), Some((4, 1000)), None] {
             let flat = Flat {
                 at_most: f32::NEG_INFINITY,
                 at_least: 1000.0f32.next_up(),
             };
-            let fa = response_part_body::<f32>(&r, unit, shift, 1, 0, flat);
-            let fb = response_part_body::<f64>(&r, unit, shift, 1, 0, flat);
+            let fa = response_part_body(&r, unit, 1, 0, flat, false);
+            let fb = response_part_body(&r, unit, 1, 0, flat, true);
             assert!((fa.mean() - fb.mean()).abs() <= 1e-7 * fb.std(), "{unit:?}");
             assert!((fa.std() - fb.std()).abs() <= 1e-6 * fb.std(), "{unit:?}");
             assert_eq!(fa.saturated, fb.saturated);
             assert_eq!(fa.unit_active, fb.unit_active);
+        }
+    }
+
+    /// The float64 response read written out for AVX2 sums what the plain
+    /// float64 body sums (the reference: one lane type, no intrinsics), to
+    /// float64 rounding, and counts the same flat values, on a tensor of
+    /// tiny values around a shift, with NaNs, values on both bounds and a
+    /// length that leaves a tail.
+    #[test]
+    fn float64_response_lanes_written_out_equal_the_plain_ones() {
+        let x: Vec<f32> = (0..100_003)
+            .map(|i| match i % 97 {
+                0 => f32::NAN,
+                1 => -1.0,
+                2 => 1.0,
+                _ => 0.5 + (i as f32 * 0.618).sin() * 1e-12,
+            })
+            .collect();
+        let flat = Flat {
+            at_most: -1.0,
+            at_least: 1.0,
+        };
+        let finite: Vec<f32> = x.iter().copied().filter(|v| !v.is_nan()).collect();
+        for v in [&x, &finite] {
+            let a = flat_sums_exact(v, 0.5, flat);
+            let b = flat_sums_body::<f64>(v, 0.5, flat);
+            assert_eq!(a[2], b[2], "flat count");
+            for k in 0..2 {
+                assert!(
+                    (a[k].is_nan() && b[k].is_nan())
+                        || a[k] == b[k]
+                        || (a[k] - b[k]).abs() <= 1e-12 * b[k].abs(),
+                    "sum {k}: {} vs {}",
+                    a[k],
+                    b[k]
+                );
+            }
+        }
+        assert!(flat_sums_exact(&x, 0.5, flat)[0].is_nan());
+    }
+
+    /// Which units are active is the same whether it is found in the
+    /// summing pass (rows a whole number of 16-value steps wide, here 16,
+    /// 128 and 256 units; 16 units make rows of 64 side by side) or in a
+    /// pass of its own (48 units), on one thread and split over two: the
+    /// reference is libtorch's `(x > 0).any(0)` on a ReLU output with some
+    /// units dead for every example. 1,001 rows leave a tail after the
+    /// last full block.
+    #[test]
+    fn active_units_found_while_summing_are_libtorchs() {
+        tch::set_num_threads(2);
+        let flat = Flat {
+            at_most: 0.0,
+            at_least: f32::NAN,
+        };
+        for units in [16i64, 48, 128, 256] {
+            let x = Tensor::randn([1001, units], (Kind::Float, Device::Cpu)).relu();
+            for dead in [0, 5, units - 1] {
+                let _ = x.narrow(1, dead, 1).fill_(0.0);
+            }
+            // A unit active in one example only, in the last row (the tail).
+            let _ = x.narrow(1, 3, 1).fill_(0.0);
+            let _ = x.get(1000).narrow(0, 3, 1).fill_(2.0);
+            let want: Vec<bool> = Vec::try_from(x.gt(0.0).any_dim(0, false)).unwrap();
+            let d = Dense::new(&x);
+            let one = response_part_body(d.values(), d.unit, 1, 0, flat, false);
+            assert_eq!(one.unit_active, want, "{units} units, one thread");
+            let exact = response_part_body(d.values(), d.unit, 1, 0, flat, true);
+            assert_eq!(exact.unit_active, want, "{units} units, float64");
+            let (_, two) = read(&[], &[x.shallow_clone()], flat);
+            assert_eq!(two[0].unit_active, want, "{units} units, threads");
         }
     }
 
@@ -800,7 +1089,7 @@ mod tests {
         ] {
             let (g, r) = read(&[t.shallow_clone()], &[t.shallow_clone()], flat);
             let d = Dense::new(&t);
-            let whole = response_part_body::<f32>(d.values(), d.unit, r[0].shift, 1, 0, flat);
+            let whole = response_part_body(d.values(), d.unit, 1, 0, flat, false);
             assert_eq!((r[0].count, r[0].saturated), (whole.count, whole.saturated));
             assert_eq!(r[0].unit_active, whole.unit_active);
             assert_eq!(r[0].dead_fraction(), 1.0 / 48.0);
@@ -812,6 +1101,36 @@ mod tests {
             assert_eq!(g[0].nonzero, one.nonzero);
             assert!((g[0].sum_sq - one.sum_sq).abs() <= 1e-6 * one.sum_sq);
         }
+    }
+
+    /// Each thread sums its part around a shift sampled from that part,
+    /// and the parts' sums are brought to one shift as they are added.
+    /// Rows near +1000 in one half and near −1000 in the other (a spread
+    /// of 0.01 within each) put the two threads' shifts 2000 apart; the
+    /// mean and std must still be the float64 ones (computed here from a
+    /// float64 copy) to float32 rounding.
+    #[test]
+    fn parts_with_far_apart_shifts_add_up_exactly() {
+        tch::set_num_threads(2);
+        let opts = (Kind::Float, Device::Cpu);
+        let half = Tensor::randn([2048, 16], opts) * 0.01;
+        let x = Tensor::cat(&[&half + 1000.0, &half - 1000.0], 0);
+        assert_eq!(thread_count(x.numel()), 2);
+        let (_, r) = read(&[], &[x.shallow_clone()], Flat::NONE);
+        let d = x.to_kind(Kind::Double);
+        let mean = d.mean(Kind::Double).double_value(&[]);
+        let std = d.std(false).double_value(&[]);
+        assert_eq!(r[0].count, 65_536);
+        assert!(
+            (r[0].mean() - mean).abs() <= 1e-6,
+            "{} vs {mean}",
+            r[0].mean()
+        );
+        assert!(
+            (r[0].std() - std).abs() <= 1e-9 * std,
+            "{} vs {std}",
+            r[0].std()
+        );
     }
 
     /// A tensor with a dim of size 0 (none of its units has a value) reads
