@@ -125,16 +125,28 @@ impl GradientRow {
 /// denormal. NaN and infinities are `NaN`, `inf`, `-inf` (Rust and pandas
 /// both parse them).
 pub fn num(v: f64) -> String {
+    let mut s = String::new();
+    push_num(&mut s, v);
+    s
+}
+
+/// Appends [`num`]'s text for `v` to `out`: the probe's CSV rows are
+/// written this way, with no string allocated per number (a probe step
+/// writes hundreds).
+pub fn push_num(out: &mut String, v: f64) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
     if !v.is_finite() {
-        return format!("{v}");
+        let _ = write!(out, "{v}");
+        return;
     }
     let single = v as f32;
     if v == 0.0 || (single.is_normal() && single.is_finite()) {
         let a = single.abs();
         if v == 0.0 || (1e-4..1e7).contains(&a) {
-            format!("{single}")
+            let _ = write!(out, "{single}");
         } else {
-            format!("{single:e}")
+            let _ = write!(out, "{single:e}");
         }
     } else {
         // Seven significant digits, trailing zeros of the mantissa trimmed.
@@ -142,9 +154,9 @@ pub fn num(v: f64) -> String {
         match s.split_once('e') {
             Some((m, e)) if m.contains('.') => {
                 let m = m.trim_end_matches('0').trim_end_matches('.');
-                format!("{m}e{e}")
+                let _ = write!(out, "{m}e{e}");
             }
-            _ => s,
+            _ => out.push_str(&s),
         }
     }
 }

@@ -1,13 +1,19 @@
 //! Streaming CSV writers for one run's `metrics.csv`, `gradients.csv` and
 //! `activations.csv` (headers as in DESIGN.md and crates/README.md).
 //!
-//! Each probe step or metrics row is flushed as soon as it is written, so a
-//! run that is killed leaves files that parse, ending at a whole row.
+//! A metrics row is flushed as soon as it is written. Probe rows are
+//! flushed whole probe steps at a time, at least once a second
+//! ([`FLUSH_EVERY`]), at every checkpoint ([`RunWriters::lengths`]) and at
+//! the end of the run ([`RunWriters::finish`]): a flush is a write call per
+//! file, and two of them were a third of an MLP probe step's CSV time in
+//! `make bench`. A run that is killed thus leaves files that parse, ending
+//! at a whole row, and loses at most its last second of probe rows, which
+//! a resumed run writes again from its checkpoint anyway.
 
 use crate::{GradStats, ProbeError, ProbeRecord};
 use gradscope_format::files::{ACTIVATIONS_CSV, GRADIENTS_CSV, METRICS_CSV};
 pub use gradscope_format::rows::{ActivationRow, MetricRow, ACTIVATIONS_HEADER, METRICS_HEADER};
-use gradscope_format::{GradientRow, KIND_OUTPUT, KIND_WEIGHT};
+use gradscope_format::{push_num, KIND_OUTPUT, KIND_WEIGHT};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -16,7 +22,19 @@ use std::path::{Path, PathBuf};
 pub use gradscope_format::files::RUN_CSVS as CSV_FILES;
 pub use gradscope_format::GRADIENTS_HEADER;
 
-/// One CSV file, flushed after every logical group of rows.
+/// How long probe rows may wait in memory before they are flushed.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Probe-row bytes that are flushed whatever their age, well below
+/// [`BUFFER`], so that rows waiting to be flushed never fill the buffer and
+/// leave a row half written in the file.
+const FLUSH_BYTES: usize = 1 << 16;
+
+/// Each file's buffer (the csv writer's; it writes a full one out as it
+/// is, wherever the row it is in ends).
+const BUFFER: usize = 1 << 18;
+
+/// One CSV file.
 struct Sink {
     path: PathBuf,
     writer: csv::Writer<BufWriter<File>>,
@@ -32,6 +50,7 @@ impl Sink {
             // The header is written by hand below, also for serde rows.
             writer: csv::WriterBuilder::new()
                 .has_headers(false)
+                .buffer_capacity(BUFFER)
                 .from_writer(BufWriter::new(file)),
             path,
         };
@@ -66,12 +85,13 @@ impl Sink {
         Ok(Sink {
             writer: csv::WriterBuilder::new()
                 .has_headers(false)
+                .buffer_capacity(BUFFER)
                 .from_writer(BufWriter::new(file)),
             path,
         })
     }
 
-    /// Bytes written so far (every row is flushed when written).
+    /// Bytes written so far, every row flushed.
     fn len(&mut self) -> Result<u64, ProbeError> {
         self.flush()?;
         // Synced: a checkpoint records this length, and after a crash the
@@ -86,13 +106,19 @@ impl Sink {
             })
     }
 
-    fn row<I, T>(&mut self, fields: I) -> Result<(), ProbeError>
+    /// Writes one row; returns its length in bytes, give or take quotes.
+    fn row<I, T>(&mut self, fields: I) -> Result<usize, ProbeError>
     where
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
+        let mut bytes = 0;
+        let fields = fields
+            .into_iter()
+            .inspect(|f| bytes += f.as_ref().len() + 1);
         self.writer
             .write_record(fields)
+            .map(|()| bytes)
             .map_err(|source| ProbeError::Csv {
                 path: self.path.display().to_string(),
                 source,
@@ -125,6 +151,14 @@ pub struct RunWriters {
     activations: Sink,
     names: Vec<String>,
     trunk: Vec<bool>,
+    /// Each point's index as text, rendered once.
+    layers: Vec<String>,
+    /// The numbers of the row being written.
+    numbers: Numbers,
+    /// Probe-row bytes written since the probe files were last flushed,
+    /// and when that was.
+    unflushed: usize,
+    flushed_at: std::time::Instant,
 }
 
 impl RunWriters {
@@ -139,8 +173,12 @@ impl RunWriters {
             metrics: Sink::create(dir.join(METRICS_CSV), &METRICS_HEADER)?,
             gradients: Sink::create(dir.join(GRADIENTS_CSV), &GRADIENTS_HEADER)?,
             activations: Sink::create(dir.join(ACTIVATIONS_CSV), &ACTIVATIONS_HEADER)?,
+            layers: (0..names.len()).map(|i| i.to_string()).collect(),
             names,
             trunk,
+            numbers: Numbers::default(),
+            unflushed: 0,
+            flushed_at: std::time::Instant::now(),
         })
     }
 
@@ -176,19 +214,34 @@ impl RunWriters {
             metrics: Sink::resume(dir.join(METRICS_CSV), lengths[0])?,
             gradients: Sink::resume(dir.join(GRADIENTS_CSV), lengths[1])?,
             activations: Sink::resume(dir.join(ACTIVATIONS_CSV), lengths[2])?,
+            layers: (0..names.len()).map(|i| i.to_string()).collect(),
             names,
             trunk,
+            numbers: Numbers::default(),
+            unflushed: 0,
+            flushed_at: std::time::Instant::now(),
         })
     }
 
     /// Bytes in `metrics.csv`, `gradients.csv` and `activations.csv`, for a
     /// checkpoint.
     pub fn lengths(&mut self) -> Result<[u64; 3], ProbeError> {
+        self.unflushed = 0;
+        self.flushed_at = std::time::Instant::now();
         Ok([
             self.metrics.len()?,
             self.gradients.len()?,
             self.activations.len()?,
         ])
+    }
+
+    /// Flushes the probe rows still in memory: call when the run's steps
+    /// end, before anything reads its files.
+    pub fn finish(&mut self) -> Result<(), ProbeError> {
+        self.unflushed = 0;
+        self.flushed_at = std::time::Instant::now();
+        self.gradients.flush()?;
+        self.activations.flush()
     }
 
     pub fn metrics(&mut self, row: &MetricRow) -> Result<(), ProbeError> {
@@ -197,42 +250,78 @@ impl RunWriters {
     }
 
     /// Writes one probe step: a `weight` and an `output` row per probe point,
-    /// and an activations row per response.
+    /// and an activations row per response: the columns of
+    /// [`gradscope_format::GradientRow`] and [`ActivationRow`], whose serde
+    /// form the test below holds these rows to byte for byte. Written field by field,
+    /// each number with [`push_num`] into one reused string, because the
+    /// serde rows (a string per number and per name) were a fifth of an
+    /// MLP probe step in `make bench`.
     pub fn probe(&mut self, step: usize, rec: &ProbeRecord) -> Result<(), ProbeError> {
+        let step = step.to_string();
+        let numbers = &mut self.numbers;
+        let mut bytes = 0;
         for (i, name) in self.names.iter().enumerate() {
-            let row = |kind: &str, g: &GradStats| GradientRow {
-                step: step as u64,
-                layer: i,
-                name: name.clone(),
-                kind: kind.to_string(),
-                trunk: self.trunk[i],
-                l2: Some(g.l2),
-                rms: Some(g.rms),
-                zero_fraction: Some(g.zero_fraction),
-                weight_norm: None,
-                relative: None,
+            let trunk = if self.trunk[i] { "true" } else { "false" };
+            let mut row = |sink: &mut Sink, kind: &str, values: [Option<f64>; 5]| {
+                numbers.set(&values);
+                let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|k| numbers.field(k));
+                let fixed = [step.as_str(), &self.layers[i], name, kind, trunk];
+                sink.row(fixed.into_iter().chain([a, b, c, d, e]))
             };
+            let grad = |g: &GradStats| [Some(g.l2), Some(g.rms), Some(g.zero_fraction)];
             if let Some(w) = &rec.weight[i] {
-                let mut r = row(KIND_WEIGHT, &w.grad);
-                (r.weight_norm, r.relative) = (Some(w.norm), Some(w.relative()));
-                self.gradients.serialize(&r)?;
+                let [l2, rms, zero] = grad(&w.grad);
+                let values = [l2, rms, zero, Some(w.norm), Some(w.relative())];
+                bytes += row(&mut self.gradients, KIND_WEIGHT, values)?;
             }
-            self.gradients
-                .serialize(&row(KIND_OUTPUT, &rec.output[i]))?;
+            let [l2, rms, zero] = grad(&rec.output[i]);
+            bytes += row(
+                &mut self.gradients,
+                KIND_OUTPUT,
+                [l2, rms, zero, None, None],
+            )?;
         }
         for r in &rec.responses {
-            self.activations.serialize(&ActivationRow {
-                step: step as u64,
-                layer: r.point,
-                name: self.names[r.point].clone(),
-                mean: Some(r.mean),
-                std: Some(r.std),
-                saturation: Some(r.saturation),
-                dead: Some(r.dead),
-            })?;
+            numbers.set(&[Some(r.mean), Some(r.std), Some(r.saturation), Some(r.dead)]);
+            let [a, b, c, d] = [0, 1, 2, 3].map(|k| numbers.field(k));
+            let fixed = [step.as_str(), &self.layers[r.point], &self.names[r.point]];
+            bytes += self
+                .activations
+                .row(fixed.into_iter().chain([a, b, c, d]))?;
         }
-        self.gradients.flush()?;
-        self.activations.flush()
+        self.unflushed += bytes;
+        if self.unflushed >= FLUSH_BYTES || self.flushed_at.elapsed() >= FLUSH_EVERY {
+            self.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// A row's numbers as text, side by side in one string that is reused
+/// from row to row.
+#[derive(Default)]
+struct Numbers {
+    text: String,
+    /// Where each number's text ends.
+    ends: Vec<usize>,
+}
+
+impl Numbers {
+    /// Holds `values` (an empty field for `None`), as [`push_num`] writes them.
+    fn set(&mut self, values: &[Option<f64>]) {
+        self.text.clear();
+        self.ends.clear();
+        for v in values {
+            if let Some(v) = v {
+                push_num(&mut self.text, *v);
+            }
+            self.ends.push(self.text.len());
+        }
+    }
+
+    fn field(&self, k: usize) -> &str {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        &self.text[start..self.ends[k]]
     }
 }
 
@@ -274,6 +363,7 @@ mod tests {
             }],
         };
         w.probe(0, &rec).unwrap();
+        w.finish().unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(read("metrics.csv").starts_with("step,epoch,split,loss,error,lr,elapsed_s\n"));
         let text = read("gradients.csv");
@@ -301,6 +391,143 @@ mod tests {
         assert!(read("activations.csv").starts_with(
             "step,layer,name,mean,std,saturation,dead\n0,0,layer00.linear,0.5,0.25,0,0\n"
         ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The rows `probe` writes field by field are the serde rows of the
+    /// file contract's types (what `report` and `merge` read back), byte for
+    /// byte: for every kind of number `num` writes (normal float32 values,
+    /// values below float32's range, 0, NaN, infinities), for both kinds of
+    /// gradient row, and for a name the CSV must quote.
+    #[test]
+    fn probe_rows_are_the_contracts_serde_rows() {
+        use gradscope_format::GradientRow;
+        let dir = tempfile_dir().join("serde");
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = vec![
+            "in".to_string(),
+            "odd, \"name\"".to_string(),
+            "head".to_string(),
+        ];
+        let trunk = vec![false, true, false];
+        let mut w = RunWriters::create(&dir, names.clone(), trunk.clone()).unwrap();
+        let values = [
+            0.1,
+            2.5e-42,
+            0.0,
+            f64::NAN,
+            f64::INFINITY,
+            -3e-60,
+            12345678.9,
+            1e-5,
+        ];
+        let v = |k: usize| values[k % values.len()];
+        let g = |k: usize| GradStats {
+            l2: v(k),
+            rms: v(k + 1),
+            zero_fraction: v(k + 2),
+        };
+        let rec = ProbeRecord {
+            weight: vec![
+                Some(WeightStats {
+                    grad: g(0),
+                    norm: v(3),
+                }),
+                Some(WeightStats {
+                    grad: g(4),
+                    norm: v(7),
+                }),
+                None,
+            ],
+            output: vec![g(1), g(5), g(6)],
+            responses: (0..3)
+                .map(|p| ResponseStats {
+                    point: p,
+                    mean: v(p),
+                    std: v(p + 2),
+                    saturation: v(p + 4),
+                    dead: v(p + 6),
+                })
+                .collect(),
+        };
+        w.probe(17, &rec).unwrap();
+        w.finish().unwrap();
+        // The same rows through serde.
+        let mut grads = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        let mut acts = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        grads.write_record(GRADIENTS_HEADER).unwrap();
+        acts.write_record(ACTIVATIONS_HEADER).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let row = |kind: &str, g: &GradStats| GradientRow {
+                step: 17,
+                layer: i,
+                name: name.clone(),
+                kind: kind.to_string(),
+                trunk: trunk[i],
+                l2: Some(g.l2),
+                rms: Some(g.rms),
+                zero_fraction: Some(g.zero_fraction),
+                weight_norm: None,
+                relative: None,
+            };
+            if let Some(ws) = &rec.weight[i] {
+                let mut r = row(KIND_WEIGHT, &ws.grad);
+                (r.weight_norm, r.relative) = (Some(ws.norm), Some(ws.relative()));
+                grads.serialize(&r).unwrap();
+            }
+            grads.serialize(row(KIND_OUTPUT, &rec.output[i])).unwrap();
+        }
+        for r in &rec.responses {
+            acts.serialize(ActivationRow {
+                step: 17,
+                layer: r.point,
+                name: names[r.point].clone(),
+                mean: Some(r.mean),
+                std: Some(r.std),
+                saturation: Some(r.saturation),
+                dead: Some(r.dead),
+            })
+            .unwrap();
+        }
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        assert_eq!(text(read(GRADIENTS_CSV)), text(grads.into_inner().unwrap()));
+        assert_eq!(
+            text(read(ACTIVATIONS_CSV)),
+            text(acts.into_inner().unwrap())
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Probe rows wait in memory for at most [`FLUSH_EVERY`]: a probe step
+    /// written that long after the last flush reaches the file with every
+    /// row before it, whole, without `finish` (what `report --watch` and a
+    /// killed run see).
+    #[test]
+    fn probe_rows_reach_the_file_within_a_second() {
+        let dir = tempfile_dir().join("flush");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = RunWriters::create(&dir, vec!["a".into()], vec![true]).unwrap();
+        let g = GradStats {
+            l2: 1.0,
+            rms: 0.5,
+            zero_fraction: 0.0,
+        };
+        let rec = ProbeRecord {
+            weight: vec![None],
+            output: vec![g],
+            responses: Vec::new(),
+        };
+        w.probe(0, &rec).unwrap();
+        std::thread::sleep(FLUSH_EVERY);
+        w.probe(1, &rec).unwrap();
+        let text = std::fs::read_to_string(dir.join(GRADIENTS_CSV)).unwrap();
+        assert!(text.ends_with("\n"), "{text}");
+        assert_eq!(text.lines().count(), 3, "{text}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -255,6 +255,10 @@ pub fn train_run(
         progress(done);
     }
 
+    // Every row of the steps is in the files before the final passes, which
+    // take a while, and before anything reads them.
+    log.out.finish()?;
+
     // Final numbers are full passes in eval mode, so runs compare on the same
     // footing whatever their minibatch noise.
     let mut final_metrics = FinalMetrics::default();
