@@ -739,6 +739,24 @@ fn flat_sums_fast(x: &[f32], shift: f32, flat: Flat, seen: Option<&mut [u32]>) -
     flat_sums_body::<f32>(x, shift, flat)
 }
 
+/// All ones in the lanes of `v` in the flat part (`v <= lo` or `v >= hi`),
+/// zeros elsewhere: ordered comparisons, false for NaN, as
+/// [`Flat::contains`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn flat_mask(
+    v: std::arch::x86_64::__m256,
+    lo: std::arch::x86_64::__m256,
+    hi: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    _mm256_or_ps(
+        _mm256_cmp_ps::<_CMP_LE_OQ>(v, lo),
+        _mm256_cmp_ps::<_CMP_GE_OQ>(v, hi),
+    )
+}
+
 /// [`flat_sums_body`] in float32 with AVX2, written out: sixteen lanes of
 /// each sum in six registers. Left to the compiler, the same loop kept
 /// some sums in memory or shuffled values between lanes, and a response
@@ -800,15 +818,7 @@ unsafe fn flat_sums_avx2<const TRACK: bool>(
             s1 = _mm256_add_ps(s1, db);
             q0 = _mm256_add_ps(q0, _mm256_mul_ps(da, da));
             q1 = _mm256_add_ps(q1, _mm256_mul_ps(db, db));
-            // Ordered comparisons: false for NaN, as `Flat::contains`.
-            let fa = _mm256_or_ps(
-                _mm256_cmp_ps::<_CMP_LE_OQ>(a, lo),
-                _mm256_cmp_ps::<_CMP_GE_OQ>(a, hi),
-            );
-            let fb = _mm256_or_ps(
-                _mm256_cmp_ps::<_CMP_LE_OQ>(b, lo),
-                _mm256_cmp_ps::<_CMP_GE_OQ>(b, hi),
-            );
+            let (fa, fb) = (flat_mask(a, lo, hi), flat_mask(b, lo, hi));
             f0 = _mm256_add_ps(f0, _mm256_and_ps(fa, one));
             f1 = _mm256_add_ps(f1, _mm256_and_ps(fb, one));
             if TRACK {
@@ -903,14 +913,7 @@ unsafe fn flat_sums_exact_avx2(x: &[f32], shift: f64, flat: Flat) -> [f64; 3] {
                 s[k] = _mm256_add_pd(s[k], d);
                 q[k] = _mm256_add_pd(q[k], _mm256_mul_pd(d, d));
             }
-            let fa = _mm256_or_ps(
-                _mm256_cmp_ps::<_CMP_LE_OQ>(a, lo),
-                _mm256_cmp_ps::<_CMP_GE_OQ>(a, hi),
-            );
-            let fb = _mm256_or_ps(
-                _mm256_cmp_ps::<_CMP_LE_OQ>(b, lo),
-                _mm256_cmp_ps::<_CMP_GE_OQ>(b, hi),
-            );
+            let (fa, fb) = (flat_mask(a, lo, hi), flat_mask(b, lo, hi));
             f0 = _mm256_add_ps(f0, _mm256_and_ps(fa, one));
             f1 = _mm256_add_ps(f1, _mm256_and_ps(fb, one));
         }
