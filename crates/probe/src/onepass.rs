@@ -400,8 +400,9 @@ const EXACT_BLOCK: usize = 4 * LANES * PER_LANE;
 /// is thus either exact or lost at most 1.2e-38 per element against a
 /// mean square of at least 1e-22: 1.2e-16 of its own sum. Read whole and
 /// then again, a tiny gradient (a deep plain net's first layers) cost two
-/// reads from memory, and those re-reads were more than half of the MLP
-/// probe step's reading time in `make bench`. Public for passes that have
+/// reads from memory, and on `make bench`'s plain MLP those float64
+/// re-reads took longer than all its float32 gradient reads together
+/// (`perf`, probing every step). Public for passes that have
 /// a gradient in cache anyway (the training crate's fused optimizer step).
 pub fn grad_sums(x: &[f32]) -> GradSums {
     with_avx2!(grad_sums_avx2, grad_sums_blocks, (x))
@@ -524,7 +525,9 @@ fn sample_mean(v: &[f32]) -> f64 {
 /// One thread's share of one response (its rows, see
 /// [`response_part_body`]), block by block as [`grad_sums`] reads a
 /// gradient: in float32 lanes, and again in float64 where the spread's
-/// squares [`needs_exact`].
+/// squares [`needs_exact`]. With the shift a float32 near the values,
+/// x − shift is exact in float32 wherever the spread is small next to the
+/// mean (Sterbenz), the case where digits could be lost.
 fn response_part(
     v: &[f32],
     unit: Option<(usize, usize)>,
@@ -561,8 +564,8 @@ unsafe fn response_part_avx2(
 /// ([`sample_mean`]), and [`ResponseSums::add`] brings the parts' sums to
 /// one shift. The sample is read by the thread that then reads the part,
 /// so its cache misses overlap across threads and warm the lines it reads
-/// next; taken for the whole tensor before the threads started, it was a
-/// tenth of the MLP probe step's reading time in `make bench`.
+/// next; taken for the whole tensor before the threads started, it was
+/// about a seventh of the MLP probe step's reading time in `make bench`.
 ///
 /// The sums do not depend on which unit a value belongs to, so they are
 /// taken over the values in memory order, as [`grad_sums`] takes its own.
