@@ -16,13 +16,21 @@ use serde::{Deserialize, Serialize};
 pub const METRICS_HEADER: [&str; 7] =
     ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
 /// Columns of `activations.csv`, in order.
-pub const ACTIVATIONS_HEADER: [&str; 7] =
-    ["step", "layer", "name", "mean", "std", "saturation", "dead"];
+pub const ACTIVATIONS_HEADER: [&str; 8] = [
+    "step",
+    "layer",
+    "name",
+    "mean",
+    "std",
+    "saturation",
+    "dead",
+    "q",
+];
 /// Columns of `summary.csv` without the swept settings' columns, which
 /// follow `variant` where the experiment sweeps them (in
 /// [`SWEPT_FIELDS`] order): the decay and spread lead, the first/last L2
 /// norms follow for comparison with older results.
-pub const SUMMARY_HEADER: [&str; 21] = [
+pub const SUMMARY_HEADER: [&str; 23] = [
     "run",
     "variant",
     "depth",
@@ -43,6 +51,8 @@ pub const SUMMARY_HEADER: [&str; 21] = [
     "grad_last_init",
     "grad_first_final",
     "grad_last_final",
+    "fwd_spread_init",
+    "fwd_spread_final",
     "elapsed_s",
 ];
 
@@ -100,6 +110,15 @@ pub struct ActivationRow {
     /// the probed batch (for ReLU: dead units); absent in older files.
     #[serde(default, serialize_with = "crate::opt_num")]
     pub dead: Option<f64>,
+    /// The forward signal at the probe point the response follows: q, the
+    /// variance across the probed batch of each unit of the point's output
+    /// (an MLP's pre-activation h; a conv's output before BN), averaged over
+    /// units, in float64 (Poole et al. 2016's q, taken over the batch).
+    /// When it falls by orders of magnitude with depth the inputs become
+    /// indistinguishable to the layers above: forward collapse. Absent in
+    /// older files.
+    #[serde(default, serialize_with = "crate::opt_num")]
+    pub q: Option<f64>,
 }
 
 /// One row of `summary.csv`: one run of the sweep.
@@ -172,6 +191,15 @@ pub struct SummaryRow {
     /// ‖dL/dh‖ at the last probe point, last probed step.
     #[serde(serialize_with = "plain")]
     pub grad_last_final: Option<f64>,
+    /// The forward signal's fall over the trunk: log10 of the first trunk
+    /// point's spread across the batch (√q) over the last one's, median of
+    /// the first five probe steps; positive when the signal shrinks toward
+    /// the output, above 2 a forward collapse. Absent in older files.
+    #[serde(default, serialize_with = "plain")]
+    pub fwd_spread_init: Option<f64>,
+    /// The same over the last five probe steps.
+    #[serde(default, serialize_with = "plain")]
+    pub fwd_spread_final: Option<f64>,
     /// Wall-clock seconds of the run.
     #[serde(serialize_with = "fixed3")]
     pub elapsed_s: Option<f64>,
@@ -215,6 +243,8 @@ impl SummaryRow {
             grad_last_init: g.init_last,
             grad_first_final: g.final_first,
             grad_last_final: g.final_last,
+            fwd_spread_init: g.forward_spread_init,
+            fwd_spread_final: g.forward_spread_final,
             elapsed_s: Some(r.elapsed_s),
             source: None,
         }
@@ -364,6 +394,7 @@ mod tests {
             std: None,
             saturation: Some(0.5),
             dead: Some(0.0),
+            q: Some(1e-12),
         };
         assert_eq!(header_of(&a), ACTIVATIONS_HEADER.join(","));
         let text = String::from_utf8(summary_csv(&[record("plain-d8-s1", &[])]).unwrap()).unwrap();

@@ -158,6 +158,16 @@ pub struct GradientEnds {
     pub final_step: Option<u64>,
     pub final_first: Option<f64>,
     pub final_last: Option<f64>,
+    /// The forward signal's fall over the trunk (log10 of the first trunk
+    /// point's √q over the last one's, positive when it shrinks toward the
+    /// output), medians of the first and last five probe steps, and its
+    /// slope in decades per layer at the start; absent in older records.
+    #[serde(with = "inf_as_text", skip_serializing_if = "Option::is_none")]
+    pub forward_spread_init: Option<f64>,
+    #[serde(with = "inf_as_text", skip_serializing_if = "Option::is_none")]
+    pub forward_spread_final: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_decay_init: Option<f64>,
 }
 
 impl GradientEnds {

@@ -1444,6 +1444,7 @@ mod tests {
             .enumerate()
             .map(|(i, &std)| ActivationRow {
                 dead: None,
+                q: None,
                 step,
                 // Every third probe point has no response, as in a CNN.
                 layer: i + i / 2,
@@ -1533,6 +1534,7 @@ mod tests {
             for layer in 0..3 {
                 rows.push(ActivationRow {
                     dead: None,
+                    q: None,
                     step,
                     layer,
                     name: format!("layer{layer:02}.linear"),

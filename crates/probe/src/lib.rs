@@ -87,6 +87,10 @@ pub struct ProbeRecord {
     pub output: Vec<GradStats>,
     /// Statistics of each response, in forward order.
     pub responses: Vec<ResponseStats>,
+    /// The forward signal at each probe point's output: q, the variance
+    /// across the batch of each unit, averaged over units, in float64
+    /// (NaN where the point was not recorded). See [`forward_q`].
+    pub forward: Vec<f64>,
 }
 
 /// Mean, std and saturated fraction of one response.
@@ -151,6 +155,10 @@ pub struct Gradients {
     pub params: Vec<Tensor>,
     /// dL/dh at each probe point's output.
     pub outputs: Vec<OutputGrad>,
+    /// The forward reading q of each probe point's output ([`forward_q`]),
+    /// taken from the recorded outputs before the backward pass frees
+    /// what autograd does not keep.
+    pub forward: Vec<f64>,
 }
 
 /// dL/dh at one probe point, as the backward pass left it.
@@ -314,6 +322,7 @@ impl Probe {
             .zip(&self.names)
             .map(|(o, name)| o.ok_or_else(|| ProbeError::Unrecorded(name.clone())))
             .collect::<Result<_, _>>()?;
+        let forward = forward_q(&outputs)?;
         let arrived: Vec<std::sync::Mutex<Option<OutputGrad>>> = outputs
             .iter()
             .map(|_| std::sync::Mutex::new(None))
@@ -348,6 +357,7 @@ impl Probe {
         Ok(Gradients {
             params: grads,
             outputs,
+            forward,
         })
     }
 
@@ -517,8 +527,43 @@ impl Probe {
                     dead: s[3],
                 })
                 .collect(),
+            forward: grads.forward.clone(),
         }
     }
+}
+
+/// The forward signal at each of `outputs` (a probe step's recorded probe
+/// point outputs): q, the variance across the batch (dimension 0, the
+/// population variance) of every unit (every other index: a feature, or a
+/// channel and position of a feature map), averaged over units. Poole et
+/// al. (2016) call the same average over an infinitely wide layer's units
+/// q; taken over a batch, it falls toward 0 when the layer's outputs no
+/// longer depend on the input (forward collapse: a sigmoid MLP at PyTorch's
+/// default init loses about 0.85 decades of √q per layer).
+///
+/// Computed in float64 by libtorch, one float64 copy of each output and
+/// one host copy for all of them: a collapsed layer's variance is 1e-11
+/// around a mean of 0.3, which a float32 variance would read as rounding
+/// noise. A batch of one has no spread (NaN).
+pub fn forward_q(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
+    if outputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _guard = tch::no_grad_guard();
+    let parts = outputs
+        .iter()
+        .map(|h| {
+            let h = h.detach().f_to_kind(Kind::Double)?;
+            if h.dim() == 0 || h.size()[0] < 2 {
+                return Tensor::f_full([1], f64::NAN, (Kind::Double, h.device()));
+            }
+            h.f_var_correction([0i64].as_slice(), tch::Scalar::int(0), false)?
+                .f_mean(Kind::Double)?
+                .f_reshape([1])
+        })
+        .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
+    let all = Tensor::f_cat(&parts, 0)?.f_to_device(Device::Cpu)?;
+    Ok(Vec::<f64>::try_from(&all)?)
 }
 
 /// The tensors of one probe step.

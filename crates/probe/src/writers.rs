@@ -282,12 +282,19 @@ impl RunWriters {
             )?;
         }
         for r in &rec.responses {
-            numbers.set(&[Some(r.mean), Some(r.std), Some(r.saturation), Some(r.dead)]);
-            let [a, b, c, d] = [0, 1, 2, 3].map(|k| numbers.field(k));
+            let q = rec.forward.get(r.point).copied();
+            numbers.set(&[
+                Some(r.mean),
+                Some(r.std),
+                Some(r.saturation),
+                Some(r.dead),
+                q,
+            ]);
+            let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|k| numbers.field(k));
             let fixed = [step.as_str(), &self.layers[r.point], &self.names[r.point]];
             bytes += self
                 .activations
-                .row(fixed.into_iter().chain([a, b, c, d]))?;
+                .row(fixed.into_iter().chain([a, b, c, d, e]))?;
         }
         self.unflushed += bytes;
         if self.unflushed >= FLUSH_BYTES || self.flushed_at.elapsed() >= FLUSH_EVERY {
@@ -361,6 +368,7 @@ mod tests {
                 saturation: 0.0,
                 dead: 0.0,
             }],
+            forward: vec![0.5, 2e-40],
         };
         w.probe(0, &rec).unwrap();
         w.finish().unwrap();
@@ -449,6 +457,7 @@ mod tests {
                     dead: v(p + 6),
                 })
                 .collect(),
+            forward: vec![v(8), v(9), v(10)],
         };
         w.probe(17, &rec).unwrap();
         w.finish().unwrap();
@@ -490,6 +499,7 @@ mod tests {
                 std: Some(r.std),
                 saturation: Some(r.saturation),
                 dead: Some(r.dead),
+                q: Some(rec.forward[r.point]),
             })
             .unwrap();
         }
@@ -521,6 +531,7 @@ mod tests {
             weight: vec![None],
             output: vec![g],
             responses: Vec::new(),
+            forward: vec![1.0],
         };
         w.probe(0, &rec).unwrap();
         std::thread::sleep(FLUSH_EVERY);

@@ -63,6 +63,9 @@ pub struct LoopState {
     pub window_steps: usize,
     /// Gradient profiles of the first and last probe steps so far.
     pub profiles: ProfileWindow,
+    /// The forward signal's profiles of the same steps.
+    #[serde(default)]
+    pub forward: ProfileWindow,
     /// The first/last-layer gradient readings so far.
     pub ends: GradientEnds,
     /// Bytes of `metrics.csv`, `gradients.csv` and `activations.csv`.

@@ -448,6 +448,9 @@ struct LoopState {
     augment_rng: Option<SplitMix64>,
     window: Window,
     profiles: ProfileWindow,
+    /// The forward signal's profiles (√q over the trunk, output side
+    /// first, so that the window's spread is its fall toward the output).
+    forward: ProfileWindow,
     ends: GradientEnds,
     /// Seconds trained by the processes before this one (resumed runs).
     trained_before: f64,
@@ -485,6 +488,7 @@ impl LoopState {
                 .then(|| SplitMix64::new(run.seed ^ 0xA06_3E47)),
             window: Window::new(device),
             profiles: ProfileWindow::new(),
+            forward: ProfileWindow::new(),
             ends,
             trained_before: 0.0,
         };
@@ -506,6 +510,7 @@ impl LoopState {
     /// finite (the run has diverged).
     fn record_probe(&mut self, step: usize, rec: &ProbeRecord, trunk: &[bool]) -> bool {
         self.profiles.push(rec.trunk_profile(trunk));
+        self.forward.push(forward_profile(rec, trunk));
         let (first, last) = (
             rec.output.first().map(|o| o.l2),
             rec.output.last().map(|o| o.l2),
@@ -528,6 +533,9 @@ impl LoopState {
         let r = self.profiles.readings();
         (ends.decay_init, ends.decay_final) = (r.decay_init, r.decay_final);
         (ends.spread_init, ends.spread_final) = (r.spread_init, r.spread_final);
+        let f = self.forward.readings();
+        (ends.forward_spread_init, ends.forward_spread_final) = (f.spread_init, f.spread_final);
+        ends.forward_decay_init = f.decay_init;
         ends
     }
 
@@ -556,6 +564,7 @@ impl LoopState {
             augment_rng: self.augment_rng.as_ref().map(SplitMix64::state),
             window_steps: self.window.steps,
             profiles: self.profiles.clone(),
+            forward: self.forward.clone(),
             ends: self.ends.clone(),
             csv_bytes: out.lengths()?,
             elapsed_s,
@@ -620,10 +629,28 @@ impl LoopState {
         self.window.sums = ck.window.to_device(device);
         self.window.steps = st.window_steps;
         self.profiles = st.profiles;
+        self.forward = st.forward;
         self.ends = st.ends;
         self.trained_before = st.elapsed_s;
         Ok(st.pending_eval.then_some(st.steps_done))
     }
+}
+
+/// √q of the trunk points, output side first: the forward signal's
+/// profile read the way the gradient's is, so that its spread
+/// (`log10(first / last)` of this order) is the decades √q falls from the
+/// first trunk point to the last, positive when inputs grow less
+/// distinguishable with depth.
+fn forward_profile(rec: &ProbeRecord, trunk: &[bool]) -> Vec<f64> {
+    let mut profile: Vec<f64> = rec
+        .forward
+        .iter()
+        .zip(trunk)
+        .filter(|(_, t)| **t)
+        .map(|(q, _)| q.sqrt())
+        .collect();
+    profile.reverse();
+    profile
 }
 
 /// The minibatch loss to minimize and its error (both scalar tensors on the
