@@ -83,6 +83,39 @@ pub fn scale_free_readings(run: &RunData) -> Option<Readings> {
     Some(readings)
 }
 
+/// The effective learning rate's spread over the same weight layers as
+/// [`scale_free_readings`]: log10 of the top layer's lr·‖∇W‖/‖W‖ over the
+/// bottom one's (`relative` in gradients.csv; one step's lr is common to
+/// every layer, so it cancels in the spread), positive when the bottom
+/// moves less. For a weight followed by BatchNorm, lr·‖∇W‖/‖W‖ is how far
+/// one SGD step turns it (Philipp et al. 2018). Returns the spread at step
+/// 0 alone (the five-step median would already hold what the first step
+/// did) and the median over the last five probe steps; `None` without the
+/// `relative` column.
+pub fn effective_lr_spreads(run: &RunData) -> Option<(Option<f64>, Option<f64>)> {
+    let rows = run.gradients.as_deref()?;
+    let weighted: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.relative.is_some())
+        .map(|r| r.layer)
+        .collect();
+    let (first, last) = (*weighted.iter().min()?, *weighted.iter().max()?);
+    let inner = |r: &gradscope_format::GradientRow| {
+        (r.layer != first && r.layer != last)
+            .then_some(r.relative)
+            .flatten()
+    };
+    let mut step0: Vec<&gradscope_format::GradientRow> = rows
+        .iter()
+        .filter(|r| r.step == 0 && inner(r).is_some())
+        .collect();
+    step0.sort_by_key(|r| r.layer);
+    let profile: Vec<f64> = step0.iter().filter_map(|r| inner(r)).collect();
+    let at0 = gradscope_format::decay::spread(&profile);
+    let end = readings_of(rows, inner).spread_final;
+    (at0.is_some() || end.is_some()).then_some((at0, end))
+}
+
 /// Mean and sample standard deviation of the finite values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stat {
@@ -206,53 +239,6 @@ pub fn depth_trend(loaded: &Loaded, variant: &str) -> Option<DepthTrend> {
         trend,
         monotonic,
     })
-}
-
-/// The twins compared at one depth (completed runs, mean over seeds).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TwinGap {
-    pub depth: u32,
-    pub plain: Stat,
-    pub residual: Stat,
-    /// plain − residual mean error: positive when the shortcut helps.
-    pub gap: f64,
-    /// The gap that counts: [`RISE_TOL`] or the two seed spreads added.
-    pub tolerance: f64,
-}
-
-impl TwinGap {
-    /// −1 residual worse, 0 within the tolerance, 1 residual better.
-    pub fn sign(&self) -> i32 {
-        if self.gap > self.tolerance {
-            1
-        } else if self.gap < -self.tolerance {
-            -1
-        } else {
-            0
-        }
-    }
-}
-
-/// Plain against residual at every depth where both have completed runs
-/// and the twins are not one network.
-pub fn twin_gaps(loaded: &Loaded) -> Vec<TwinGap> {
-    let family = family(loaded);
-    let errors = |variant: &str, d: u32| completed(&loaded.group(variant, d), train_error);
-    loaded
-        .depths()
-        .into_iter()
-        .filter(|&d| !twins_identical(&family, d))
-        .filter_map(|d| {
-            let (plain, residual) = (errors("plain", d)?, errors("residual", d)?);
-            Some(TwinGap {
-                depth: d,
-                plain,
-                residual,
-                gap: plain.mean - residual.mean,
-                tolerance: RISE_TOL.max(plain.std.unwrap_or(0.0) + residual.std.unwrap_or(0.0)),
-            })
-        })
-        .collect()
 }
 
 /// A run whose training loss stopped falling while it was still far from
@@ -504,21 +490,5 @@ mod tests {
         assert!(twins_identical("mlp", 2));
         assert!(!twins_identical("mlp", 3));
         assert!(!twins_identical("cnn", 8));
-    }
-
-    #[test]
-    fn twin_gaps_count_beyond_the_tolerance() {
-        let s = |mean: f64, std: Option<f64>| Stat { mean, std, n: 2 };
-        let g = |plain: Stat, residual: Stat| TwinGap {
-            depth: 8,
-            gap: plain.mean - residual.mean,
-            tolerance: RISE_TOL.max(plain.std.unwrap_or(0.0) + residual.std.unwrap_or(0.0)),
-            plain,
-            residual,
-        };
-        assert_eq!(g(s(0.5, None), s(0.1, None)).sign(), 1);
-        assert_eq!(g(s(0.1, None), s(0.5, None)).sign(), -1);
-        // A 5-point gap inside seed spreads of 3 + 3 points is no difference.
-        assert_eq!(g(s(0.15, Some(0.03)), s(0.10, Some(0.03))).sign(), 0);
     }
 }

@@ -57,6 +57,7 @@ mod landscape;
 mod markdown;
 mod page;
 pub mod runs;
+pub mod verdict;
 
 use gradscope_format::files::{PLOTS_DIR, RUNS_DIR, SUMMARY_CSV};
 use std::path::{Path, PathBuf};

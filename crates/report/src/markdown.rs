@@ -12,11 +12,15 @@ use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
 
 use crate::analysis::{
-    completed, depth_trend, flow, gradient_spread, layer_rows, scale_free_readings, stalled, stat,
-    test_error, train_error, twin_gaps, twins_identical, DepthTrend, Flow, Stat, Trend, TwinGap,
-    RISE_TOL, STALL_FALL, STALL_SHARE, VANISH_SPREAD,
+    completed, depth_trend, effective_lr_spreads, flow, gradient_spread, layer_rows,
+    scale_free_readings, stalled, stat, test_error, train_error, twins_identical, DepthTrend, Stat,
+    Trend, RISE_TOL, STALL_FALL, STALL_SHARE, VANISH_SPREAD,
 };
 use crate::runs::{sweep_label, GradientEnds, Loaded, RunEntry};
+use crate::verdict::{
+    depth_axis, failure, mechanism, paired, ranked_pair, twin_reading, twin_summary, Failure,
+    Mechanism, Outcome, Paired, Signals, TwinReading, PAIRED_TEST,
+};
 
 /// He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets.
 pub(crate) const HE_TABLE6_RESNET: [(u32, f64); 5] =
@@ -226,7 +230,7 @@ fn sweep_verdict(variant: &str, depth: u32, rows: &[(String, Option<Stat>, Vec<f
             let seeds = if best.1.std.is_some() && next.1.std.is_some() {
                 ""
             } else {
-                "; one seed each, so the seeds' spread is unknown"
+                "; one seed each: no spread"
             };
             if gap > tolerance {
                 out += &format!(
@@ -254,22 +258,38 @@ fn sweep_verdict(variant: &str, depth: u32, rows: &[(String, Option<Stat>, Vec<f
         }
         _ => out += "fewer than two groups completed",
     }
-    let mut even: Vec<(&str, f64)> = rows
+    let mut even: Vec<(&str, Stat)> = rows
         .iter()
-        .filter_map(|(label, _, d)| {
-            stat(d.iter().map(|v| Some(*v))).map(|s| (label.as_str(), s.mean))
-        })
+        .filter_map(|(label, _, d)| stat(d.iter().map(|v| Some(*v))).map(|s| (label.as_str(), s)))
         .collect();
-    even.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
+    even.sort_by(|a, b| a.1.mean.abs().total_cmp(&b.1.mean.abs()));
     if let [most, .., least] = even.as_slice() {
-        out += &format!(
-            "; the gradient at initialization is most even with {} ({} decades per layer) and \
-             least with {} ({})",
-            most.0,
-            decades(most.1),
-            least.0,
-            decades(least.1)
-        );
+        // Two readings within 0.01 decades (what the table shows) or the
+        // seeds' spreads added tie: the report does not rank them.
+        let tolerance = 0.01f64.max(most.1.std.unwrap_or(0.0) + least.1.std.unwrap_or(0.0));
+        match ranked_pair((most.0, most.1.mean), (least.0, least.1.mean), tolerance) {
+            Some((lo, hi)) => {
+                out += &format!(
+                    "; the gradient at initialization is most even with {} ({} decades per layer) and \
+                     least with {} ({})",
+                    lo.0,
+                    decades(lo.1),
+                    hi.0,
+                    decades(hi.1)
+                )
+            }
+            None => {
+                out += &format!(
+                    "; the gradient at initialization is as even with {} ({} decades per layer) as with \
+                     {} ({}): a tie within {:.2} decades per layer",
+                    most.0,
+                    decades(most.1.mean),
+                    least.0,
+                    decades(least.1.mean),
+                    tolerance
+                )
+            }
+        }
     }
     out + "."
 }
@@ -466,10 +486,17 @@ fn trend_sentence(t: &DepthTrend, what: &str) -> String {
     let (d1, s1) = t.deepest();
     let v = &t.variant;
     let diff = 100.0 * t.rise;
+    // A line through more than two depths names the axis it was fitted
+    // against: the depths' positions in the sweep, which for power-of-two
+    // depths is log2 depth.
     let fitted = if t.points.len() > 2 {
-        " on the least-squares line through every depth"
+        let depths: Vec<u32> = t.points.iter().map(|p| p.0).collect();
+        format!(
+            " on the least-squares line through every depth's mean, against {}",
+            depth_axis(&depths)
+        )
     } else {
-        ""
+        String::new()
     };
     match t.trend {
         Trend::Rises => format!(
@@ -478,9 +505,9 @@ fn trend_sentence(t: &DepthTrend, what: &str) -> String {
             pct(s1.mean),
             if t.points.len() > 2 {
                 if t.monotonic {
-                    ", rising at every depth in between"
+                    "; rising at every depth in between"
                 } else {
-                    ", though not at every depth in between"
+                    "; not at every depth in between"
                 }
             } else {
                 ""
@@ -500,18 +527,154 @@ fn trend_sentence(t: &DepthTrend, what: &str) -> String {
     }
 }
 
-/// Residual runs whose training loss stopped falling far from a fit, as
-/// `(run, depth, first loss, last loss)`.
-fn stalled_residuals(loaded: &Loaded) -> Vec<(String, u32, f64, f64)> {
-    // Only where the residual net does not beat its plain twin: there a
-    // stalled run could pass for a shortcut that does not help. Where it
-    // wins, a loss that flattened after the last lr drop changes nothing.
-    let gaps = twin_gaps(loaded);
-    let wins = |d: u32| gaps.iter().any(|g| g.depth == d && g.sign() == 1);
+/// Every shortcut twin (each variant but plain) against plain at every
+/// depth where both have completed runs and they are not one network,
+/// paired by seed ([`paired`]).
+fn twin_comparisons(loaded: &Loaded) -> Vec<(String, Vec<Paired>)> {
+    let family = cfg_str(loaded.config(), "/model/family").unwrap_or("mlp");
+    let error_of = |e: &RunEntry| {
+        e.is_completed()
+            .then(|| e.record.as_ref()?.final_metrics.train_error)
+            .flatten()
+            .filter(|v| v.is_finite())
+    };
+    loaded
+        .variants()
+        .into_iter()
+        .filter(|v| v != "plain")
+        .map(|twin| {
+            let depths = loaded
+                .depths()
+                .into_iter()
+                .filter(|&d| !twins_identical(family, d))
+                .filter_map(|d| {
+                    let plain = loaded.group("plain", d);
+                    let pairs: Vec<(f64, f64)> = loaded
+                        .group(&twin, d)
+                        .into_iter()
+                        .filter_map(|t| {
+                            let p = plain.iter().find(|p| p.seed == t.seed)?;
+                            Some((error_of(p)?, error_of(t)?))
+                        })
+                        .collect();
+                    paired(d, &pairs)
+                })
+                .collect();
+            (twin, depths)
+        })
+        .filter(|(_, d): &(String, Vec<Paired>)| !d.is_empty())
+        .collect()
+}
+
+/// What the probe shows of (variant, depth): the medians over its
+/// completed seeds of the dL/dh and forward spreads (run.json), and for
+/// BatchNorm nets the scale-free and effective-lr spreads of its first
+/// completed seed (gradients.csv, where it is kept).
+fn signals(loaded: &Loaded, variant: &str, depth: u32) -> Signals {
+    let ends = group_readings(loaded, variant, depth);
+    let med = |f: fn(&GradientEnds) -> Option<f64>| gradscope_format::decay::median(pick(&ends, f));
+    let batchnorm = loaded.setting("norm").as_deref() == Some("batchnorm");
+    let mut s = Signals {
+        batchnorm,
+        backward: [med(|g| g.spread_init), med(|g| g.spread_final)],
+        forward: [
+            med(|g| g.forward_spread_init),
+            med(|g| g.forward_spread_final),
+        ],
+        ..Signals::default()
+    };
+    if batchnorm {
+        let run = gradient_run(loaded, variant, depth).and_then(|e| loaded.csv_run(&e.name));
+        if let Some(run) = run {
+            s.scale_free_end = scale_free_readings(run).and_then(|r| r.spread_final);
+            if let Some((at0, end)) = effective_lr_spreads(run) {
+                s.effective_lr = [at0, end];
+            }
+        }
+    }
+    s
+}
+
+/// The verdict sentence on the plain nets' failure to fit.
+fn failure_sentence(f: &Failure, what: &str, plain: &DepthTrend) -> String {
+    // Each mechanism once, with its depths and where it comes from.
+    let named = |shown: &[(u32, Mechanism)]| -> (String, String) {
+        let mut by: Vec<(Mechanism, Vec<String>)> = Vec::new();
+        for (d, m) in shown {
+            match by.iter_mut().find(|(k, _)| k == m) {
+                Some((_, ds)) => ds.push(d.to_string()),
+                None => by.push((*m, vec![d.to_string()])),
+            }
+        }
+        let names: Vec<String> = by
+            .iter()
+            .map(|(m, ds)| format!("{} at depth {}", m.describe(), ds.join(", ")))
+            .collect();
+        let collapse = "forward collapse: the inputs become indistinguishable to the layers above (Poole et al. 2016; Schoenholz et al. 2017)";
+        let mut sources: Vec<&str> = Vec::new();
+        for (m, _) in &by {
+            let these: Vec<&str> = match m {
+                Mechanism::Vanishing { forward_collapse } => {
+                    let mut v = vec!["the vanishing gradient (Hochreiter 1991; Bengio, Simard & Frasconi 1994)"];
+                    if *forward_collapse {
+                        v.push(collapse);
+                    }
+                    v
+                }
+                Mechanism::ForwardCollapse => vec![collapse],
+                Mechanism::Exploding => vec!["the exploding gradient (Pascanu et al. 2013)"],
+                Mechanism::ExplodingThenFrozen | Mechanism::Frozen => vec!["an effective learning rate that collapses at the bottom (Philipp et al. 2018, \"The exploding gradient problem demystified\")"],
+                _ => vec![],
+            };
+            for t in these {
+                if !sources.contains(&t) {
+                    sources.push(t);
+                }
+            }
+        }
+        (names.join("; "), sources.join(", and "))
+    };
+    match f {
+        Failure::NoRise(shown) if !shown.is_empty() => {
+            let (names, sources) = named(shown);
+            format!(
+                "Plain {what} does not rise with depth beyond the noise here, so this sweep shows no degradation; the probe shows {names} in the plain nets, that is {sources}."
+            )
+        }
+        Failure::NoRise(_) => format!(
+            "**This experiment does not show the expected effect**: plain {what} does not rise with depth by more than {:.2} points here, and the plain nets' gradients stay healthy. With this budget (steps, data, seeds) the deeper plain nets keep up; He et al.'s gap opens over tens of thousands of iterations.",
+            100.0 * plain.tolerance
+        ),
+        Failure::Explained(shown) => {
+            let (names, sources) = named(shown);
+            format!(
+                "The deeper plain nets fit their training set worse, and the probe shows why: {names}. He et al. (2016) define the degradation problem as the failure that is *not* caused by vanishing gradients, so **this is not degradation**: it is {sources}."
+            )
+        }
+        Failure::Mixed => "The plain nets' error rises with depth while their gradients stay healthy, but a shortcut twin is worse than plain beyond the tolerance at some depth (above), so **the comparison is mixed** and this experiment does not show He et al.'s degradation problem cleanly.".to_owned(),
+        Failure::Degradation => "**This is the degradation problem of He et al. (2016)**: the deeper plain nets fit their own training set worse while their gradient and forward signal stay within two decades over the trunk (no vanishing, exploding or collapse), and no shortcut twin is worse than plain beyond the tolerance at any depth.".to_owned(),
+        Failure::Unmeasured => "Plain error rises with depth, but the readings that tell degradation from a vanishing gradient are not in these files (for BatchNorm nets they come from the per-run gradients.csv), so no mechanism is named: rerun the experiment to get them.".to_owned(),
+    }
+}
+
+/// Twin runs whose training loss stopped falling far from a fit, as
+/// `(run, depth, first loss, last loss)`: only where that twin is worse
+/// than plain at that depth by the paired rule, since a run that ends
+/// tied with its plain twin, or better, cannot pass for a shortcut that
+/// does not help.
+fn stalled_twins(loaded: &Loaded, twins: &[(String, Vec<Paired>)]) -> Vec<(String, u32, f64, f64)> {
+    let worse = |v: &str, d: u32| {
+        twins.iter().any(|(t, ps)| {
+            t == v
+                && ps
+                    .iter()
+                    .any(|p| p.depth == d && p.outcome == Outcome::Worse)
+        })
+    };
     loaded
         .entries
         .iter()
-        .filter(|e| e.variant == "residual" && e.is_completed() && !wins(e.depth))
+        .filter(|e| e.variant != "plain" && e.is_completed() && worse(&e.variant, e.depth))
         .filter_map(|e| {
             let (first, last) = stalled(loaded.csv_run(&e.name)?)?;
             Some((e.name.clone(), e.depth, first, last))
@@ -529,132 +692,56 @@ fn findings(md: &mut String, loaded: &Loaded) {
         .iter()
         .filter_map(|v| depth_trend(loaded, v))
         .collect();
-    if trends.is_empty() {
-        // One depth: no trend, but the twins still compare there.
-        let gaps = twin_gaps(loaded);
-        let mut text =
-            "Fewer than two depths have completed runs, so there is no depth comparison."
-                .to_string();
-        for g in &gaps {
-            text += &format!(
-                " At depth {} the residual net's {what} is {:.2} points {} the plain net's ({}).",
-                g.depth,
-                100.0 * g.gap.abs(),
-                if g.gap > 0.0 { "below" } else { "above" },
-                match g.sign() {
-                    1 => "better, beyond the tolerance of 1 point or the seeds' spread",
-                    -1 => "worse, beyond the tolerance of 1 point or the seeds' spread",
-                    _ => "within the tolerance of 1 point or the seeds' spread",
-                }
-            );
-        }
-        mdln!(md, "{text}");
-        mdln!(md);
-        return;
-    }
+    let twins = twin_comparisons(loaded);
     let mut para: Vec<String> = Vec::new();
+    if trends.is_empty() {
+        para.push(
+            "Fewer than two depths have completed runs, so there is no depth comparison."
+                .to_owned(),
+        );
+    }
     let same: Vec<String> = loaded
         .depths()
         .into_iter()
         .filter(|&d| twins_identical(family, d))
         .map(|d| d.to_string())
         .collect();
-    if !same.is_empty() {
+    if !same.is_empty() && !trends.is_empty() {
         para.push(format!(
             "At depth {} the plain net and its residual twin are one network (no hidden layer for a shortcut to skip), so that depth is left out of the comparison.",
             same.join(", ")
         ));
     }
     para.extend(trends.iter().map(|t| trend_sentence(t, what)));
-    let plain = trends.iter().find(|t| t.variant == "plain");
-    let residual = trends.iter().find(|t| t.variant == "residual");
-    let gaps = twin_gaps(loaded);
-    let stalled = stalled_residuals(loaded);
-    let stalled_depths: Vec<u32> = stalled.iter().map(|s| s.1).collect();
-    match (plain, residual) {
-        (Some(p), Some(r)) => {
-            if !gaps.is_empty() {
-                let cells: Vec<String> = gaps
-                    .iter()
-                    .map(|g| {
-                        format!(
-                            "depth {} {:+.2} ({})",
-                            g.depth,
-                            -100.0 * g.gap,
-                            match g.sign() {
-                                1 => "better",
-                                -1 => "worse",
-                                _ => "within the spread",
-                            }
-                        )
-                    })
-                    .collect();
-                para.push(format!(
-                    "Residual minus plain, in points, at every depth: {}.",
-                    cells.join("; ")
-                ));
-            }
-            let better = gaps.iter().filter(|g| g.sign() == 1).count();
-            let worse: Vec<&TwinGap> = gaps.iter().filter(|g| g.sign() == -1).collect();
-            let deepest_stalled = stalled_depths.contains(&r.deepest().0);
-            let verdict = match (p.trend, r.trend) {
-                (Trend::Rises, Trend::Rises) if deepest_stalled => format!(
-                    "The residual rise comes from runs that did not converge (below), so it says nothing about the shortcut; where the residual runs did train, they beat their plain twins at {better} of {} depths.",
-                    gaps.len()
-                ),
-                (Trend::Rises, Trend::Rises) if r.rise < p.rise / 2.0 => format!(
-                    "The expected effect shows only in part: plain error rises with depth ({:+.2} points) and residual error rises too, by less ({:+.2} points).",
-                    100.0 * p.rise,
-                    100.0 * r.rise
-                ),
-                (Trend::Rises, Trend::Rises) => format!(
-                    "**This experiment does not show the expected effect**: residual nets degrade with depth about as much as plain ones ({:+.2} against {:+.2} points), so the shortcut does not help here.",
-                    100.0 * r.rise,
-                    100.0 * p.rise
-                ),
-                (Trend::Rises, _) => format!(
-                    "This is the degradation problem of He et al. (2016): the deeper plain net fits its own training set worse, and its residual twin, with the same layers plus identity shortcuts, does not{}.",
-                    if gaps.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; the residual net is better at {better} of {} depths", gaps.len())
-                    }
-                ),
-                _ if !gaps.is_empty() && better == gaps.len() => format!(
-                    "Plain error does not rise with depth beyond the seeds' spread here, so the degradation of He et al. (2016) does not show; the residual nets are still better than their plain twins at every one of the {} depths.",
-                    gaps.len()
-                ),
-                _ => format!(
-                    "**This experiment does not show the expected effect**: plain {what} does not rise with depth by more than {:.2} points here. With this budget (steps, data, seeds) the deeper plain nets keep up; He et al.'s gap opens over tens of thousands of iterations.",
-                    100.0 * p.tolerance
-                ),
-            };
-            para.push(verdict);
-            if !worse.is_empty() && !deepest_stalled {
-                para.push(format!(
-                    "The residual net is worse than its plain twin beyond the spread at depth {}.",
-                    worse
-                        .iter()
-                        .map(|g| g.depth.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
+    para.extend(twins.iter().filter_map(|(t, ps)| twin_summary(t, ps)));
+    let mixed = twins
+        .iter()
+        .any(|(_, ps)| twin_reading(ps) == Some(TwinReading::Mixed));
+    match trends.iter().find(|t| t.variant == "plain") {
+        Some(p) => {
+            let mechanisms: Vec<(u32, Mechanism)> = p
+                .points
+                .iter()
+                .map(|(d, _)| (*d, mechanism(&signals(loaded, "plain", *d))))
+                .collect();
+            let f = failure(p.trend == Trend::Rises, &mechanisms, mixed);
+            para.push(failure_sentence(&f, what, p));
         }
-        _ => para.push(
-            "The experiment does not have both a plain and a residual variant, so the shortcut's effect is not measured here.".to_owned(),
+        None if twins.is_empty() && !trends.is_empty() => para.push(
+            "The experiment does not have both a plain net and a shortcut twin, so the shortcut's effect is not measured here.".to_owned(),
         ),
+        None => {}
     }
-    for (name, _, first, last) in &stalled {
+    for (name, _, first, last) in stalled_twins(loaded, &twins) {
         para.push(format!(
-            "**{name} did not converge**: its training loss stopped falling at {last:.3} (from {first:.3}), so at that depth this run says nothing about the shortcut; a smaller lr or more steps would tell."
+            "**{name} did not converge**: its training loss stopped falling at {last:.3} (from {first:.3}) while it is worse than its plain twin, so at that depth this run says nothing about the shortcut; a smaller lr or more steps would tell."
         ));
     }
     mdln!(md, "{}", para.join(" "));
     mdln!(md);
     mdln!(
         md,
-        "(Rules: a change of more than {:.0} point, or of the seed spreads added, counts as a rise, a fall or a difference between twins; a trend is the least-squares line through every depth's mean; \"in part\" means the residual rise is under half the plain one; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only at depths where the residual net does not beat its plain twin.)",
+        "(Rules: a change of error with depth counts when it exceeds {:.0} point or the end depths' seed spreads added, on the least-squares line through every depth's mean; a twin is compared with plain {PAIRED_TEST}; a mechanism is read on the probe: a vanishing gradient where dL/dh falls more than {VANISH_SPREAD:.0} decades over the trunk toward the input (BatchNorm nets: ‖∇W‖·‖W‖), forward collapse where √q falls that much toward the output, exploding where dL/dh grows that much, exploding then frozen where a BatchNorm net's effective lr lr·‖∇W‖/‖W‖ is that much higher at the bottom at step 0 and that much lower at the end; degradation is named only where the plain error rises, no plain depth shows a mechanism and no twin is worse; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only where it is worse than its plain twin.)",
         100.0 * RISE_TOL,
         100.0 * STALL_FALL,
         100.0 * STALL_SHARE
@@ -754,16 +841,21 @@ fn gradients(md: &mut String, loaded: &Loaded) {
          **Decay per layer** is the least-squares slope of log10 rms(dL/dh) over the trunk points \
          ({}), in decades per layer, positive when the gradient shrinks toward the input; the \
          input layer and the head are left out, since their own factors are not depth. **Spread** \
-         is log10 of the last trunk point's rms over the first one's. \"Init\" is the median over \
-         the first five probe steps, \"end\" over the last five; mean ± std over completed seeds.",
+         is log10 of the last trunk point's rms over the first one's. The **forward signal** beside \
+         it is √q, the spread across the batch of each unit's output at the same points \
+         (`q` in activations.csv: the variance across the batch, averaged over units); its \
+         **fall** is log10 of the first trunk point's √q over the last one's, positive when the \
+         inputs grow less distinguishable toward the output (above {VANISH_SPREAD:.0} decades: \
+         forward collapse). \"Init\" is the median over the first five probe steps, \"end\" \
+         over the last five; mean ± std over completed seeds.",
         trunk_words(loaded)
     );
     mdln!(md);
     mdln!(
         md,
-        "| depth | variant | decay at init | decay at end | spread at init | spread at end | seeds |"
+        "| depth | variant | decay at init | decay at end | spread at init | spread at end | forward fall at init | forward fall at end | seeds |"
     );
-    mdln!(md, "|---|---|---|---|---|---|---|");
+    mdln!(md, "|---|---|---|---|---|---|---|---|---|");
     let mut any = false;
     for &d in &depths {
         for v in &variants {
@@ -777,11 +869,13 @@ fn gradients(md: &mut String, loaded: &Loaded) {
             any = true;
             mdln!(
                 md,
-                "| {d} | {v} | {} | {} | {} | {} | {} |",
+                "| {d} | {v} | {} | {} | {} | {} | {} | {} | {} |",
                 decades_stat(&pick(&ends, |g| g.decay_init)),
                 decades_stat(&pick(&ends, |g| g.decay_final)),
                 decades_stat(&pick(&ends, |g| g.spread_init)),
                 decades_stat(&pick(&ends, |g| g.spread_final)),
+                decades_stat(&pick(&ends, |g| g.forward_spread_init)),
+                decades_stat(&pick(&ends, |g| g.forward_spread_final)),
                 ends.len()
             );
         }
@@ -789,7 +883,7 @@ fn gradients(md: &mut String, loaded: &Loaded) {
     if !any {
         mdln!(
             md,
-            "| — | — | — | — | — | — | — |\n\nThese runs were recorded before gradscope measured the decay per layer (their run.json has no `decay_init`): rerun the experiment to get it. The older first/last ratios follow."
+            "| — | — | — | — | — | — | — | — | — |\n\nThese runs were recorded before gradscope measured the decay per layer (their run.json has no `decay_init`): rerun the experiment to get it. The older first/last ratios follow."
         );
     }
     mdln!(md);
@@ -1029,18 +1123,23 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
          loss depends on the weight's direction, do not change. The scale-free measure used here \
          is **‖∇W‖·‖W‖** (the gradient with respect to the weight's direction) of every weight \
          layer between the input layer and the head, from `gradients.csv` (`l2` × `weight_norm`); \
-         its decay and spread are read like those of dL/dh above. The relative gradient \
-         ‖∇W‖/‖W‖ (`relative`), how far one SGD step turns the weight, is recorded beside it."
+         its decay and spread are read like those of dL/dh above. That measures how strongly the \
+         loss depends on each layer, not how far SGD moves it: for a weight followed by BatchNorm, \
+         one step turns it by the **effective learning rate** lr·‖∇W‖/‖W‖ (`relative` in \
+         gradients.csv, times the step's lr, which is the same for every layer and cancels in a \
+         spread). Its spread is log10 of the top weight layer's over the bottom one's: positive \
+         when the bottom moves less. It is read at step 0 on its own (the first step's blow-up is \
+         what the five-step median would hide) and over the last five probe steps (Philipp et al. \
+         2018, \"The exploding gradient problem demystified\")."
     );
     mdln!(md);
     let plain_trend = depth_trend(loaded, "plain").map(|t| t.trend);
     mdln!(
         md,
-        "| plain depth | scale-free decay at init | at end | spread at init | at end | dL/dh spread at end | reading at the end |"
+        "| plain depth | scale-free decay at init | at end | spread at init | at end | effective-lr spread at step 0 | at end | dL/dh spread at end | reading |"
     );
-    mdln!(md, "|---|---|---|---|---|---|---|");
-    let mut verdicts: Vec<(u32, Flow)> = Vec::new();
-    let mut raw_vanishing: Vec<String> = Vec::new();
+    mdln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let mut readings: Vec<(u32, Mechanism)> = Vec::new();
     let mut missing = false;
     for &d in &depths {
         let Some(entry) = gradient_run(loaded, "plain", d) else {
@@ -1054,30 +1153,28 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
             missing = true;
             continue;
         };
-        let end = r.spread_final.map(flow);
-        if let Some(f) = end {
-            verdicts.push((d, f));
-        }
-        if raw.is_some_and(|v| matches!(flow(v), Flow::Vanishing | Flow::ExactZero)) {
-            raw_vanishing.push(d.to_string());
-        }
+        let s = signals(loaded, "plain", d);
+        let m = mechanism(&s);
+        readings.push((d, m));
         let cell = |v: Option<f64>| v.map_or("—".into(), decades);
         mdln!(
             md,
-            "| {d} | {} | {} | {} | {} | {} | {} |",
+            "| {d} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(r.decay_init),
             cell(r.decay_final),
             cell(r.spread_init),
             cell(r.spread_final),
+            cell(s.effective_lr[0]),
+            cell(s.effective_lr[1]),
             cell(raw),
-            end.map_or("—", Flow::describe)
+            m.describe()
         );
     }
     mdln!(md);
-    if verdicts.is_empty() {
+    if readings.is_empty() {
         mdln!(
             md,
-            "No plain run here has `gradients.csv` with the `weight_norm` column (files written before it, or not kept): rerun the experiment to judge this on the scale-free measure."
+            "No plain run here has `gradients.csv` with the `weight_norm` column (files written before it, or not kept): rerun the experiment to judge this on the scale-free measures."
         );
         mdln!(md);
         return;
@@ -1089,61 +1186,82 @@ fn he_section_4_1(md: &mut String, loaded: &Loaded) {
         );
         mdln!(md);
     }
-    let vanishing: Vec<String> = verdicts
-        .iter()
-        .filter(|(_, f)| matches!(f, Flow::Vanishing | Flow::ExactZero))
-        .map(|(d, _)| d.to_string())
-        .collect();
-    mdln!(
-        md,
-        "{}",
-        verdict_4_1(plain_trend, &vanishing, &raw_vanishing)
-    );
+    mdln!(md, "{}", verdict_4_1(plain_trend, &readings));
     mdln!(md);
 }
 
 /// The §4.1 verdict from the plain nets' error against depth (`None`:
-/// fewer than two plain depths) and the depths whose scale-free gradient
-/// (`vanishing`) or raw dL/dh (`raw_vanishing`) vanishes at the end. He et
-/// al. make two claims: plain BatchNorm nets keep healthy gradient norms,
-/// and so their degradation is not vanishing gradient. Vanishing gradients
-/// contradict the first whatever the error does; only where the error
-/// rises with depth do they say anything about the second.
-fn verdict_4_1(trend: Option<Trend>, vanishing: &[String], raw_vanishing: &[String]) -> String {
+/// fewer than two plain depths) and each plain depth's reading on the
+/// scale-free measures: healthy (‖∇W‖·‖W‖ and the effective lr within
+/// two decades over the trunk), exploding then frozen (or frozen), or
+/// vanishing. He et al. make two claims: plain BatchNorm nets keep healthy
+/// gradients, and so their degradation is not vanishing gradient. A
+/// reading other than healthy contradicts the first whatever the error
+/// does; only where the error rises with depth does it speak to the
+/// second.
+fn verdict_4_1(trend: Option<Trend>, readings: &[(u32, Mechanism)]) -> String {
     let degrading = trend == Some(Trend::Rises);
     let degradation = match trend {
-        Some(Trend::Rises) => "Plain training error rises with depth here (degradation)",
+        Some(Trend::Rises) => "Plain training error rises with depth here",
         Some(_) => "Plain training error does not rise with depth here beyond the seeds' spread",
         None => "With one plain depth, this experiment cannot show degradation",
     };
-    if vanishing.is_empty() {
-        let raw = if raw_vanishing.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " At depth {}, dL/dh itself falls more than {VANISH_SPREAD:.0} decades toward the input: that is the weights growing, not the gradient vanishing.",
-                raw_vanishing.join(", ")
-            )
-        };
+    let at = |want: &dyn Fn(Mechanism) -> bool| -> Vec<String> {
+        readings
+            .iter()
+            .filter(|(_, m)| want(*m))
+            .map(|(d, _)| d.to_string())
+            .collect()
+    };
+    let healthy = at(&|m| !m.explains_failure());
+    let frozen = at(&|m| matches!(m, Mechanism::ExplodingThenFrozen | Mechanism::Frozen));
+    let blown = at(&|m| m == Mechanism::ExplodingThenFrozen);
+    let vanishing = at(&|m| matches!(m, Mechanism::Vanishing { .. }));
+    if frozen.is_empty() && vanishing.is_empty() {
         let agree = if degrading {
-            "**our data agree with He et al.** that degradation is not vanishing gradient."
+            "**our data agree with He et al.** that this degradation is not a vanishing or frozen gradient."
         } else {
-            "**our data agree with He et al.** that plain BatchNorm nets keep healthy gradient norms (with no degradation here, there is nothing for it to explain)."
+            "**our data agree with He et al.** that plain BatchNorm nets keep healthy gradients (with no degradation here, there is nothing for it to explain)."
         };
-        format!(
-            "{degradation}, and **on the scale-free measure no plain BatchNorm net's gradient vanishes** at the end of training (spread within {VANISH_SPREAD:.0} decades, or growing toward the input): {agree}{raw}"
-        )
-    } else {
-        let disagree = if degrading {
-            "here degradation comes with vanishing, so **our data do not agree** with He et al. on this point."
-        } else {
-            "**our data do not agree** with He et al. that plain BatchNorm nets keep healthy gradient norms. Whether vanishing is what degrades deep plain nets, these runs cannot say: they show no degradation."
-        };
-        format!(
-            "{degradation}, and **on the scale-free measure the plain BatchNorm nets of depth {} vanish toward the input** at the end of training (first hidden layer more than {VANISH_SPREAD:.0} decades below the last): {disagree}",
-            vanishing.join(", ")
-        )
+        return format!(
+            "{degradation}, and **every plain BatchNorm net is healthy on both scale-free measures** at depth {}: ‖∇W‖·‖W‖ and the effective learning rate stay within {VANISH_SPREAD:.0} decades over the trunk. So {agree}",
+            healthy.join(", ")
+        );
     }
+    let mut parts = Vec::new();
+    if !frozen.is_empty() {
+        parts.push(format!(
+            "**{} at depth {}**: the bottom layers' effective learning rate ends more than {VANISH_SPREAD:.0} decades below the top's{}, so SGD barely moves them although their scale-free gradient does not vanish",
+            if blown.len() == frozen.len() { "exploding then frozen" } else { "frozen at the bottom" },
+            frozen.join(", "),
+            if blown.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", after a step 0 at which it was more than {VANISH_SPREAD:.0} decades above (depth {}): the first updates blow the bottom weights up, and BatchNorm then divides their gradient by that norm",
+                    blown.join(", ")
+                )
+            }
+        ));
+    }
+    if !vanishing.is_empty() {
+        parts.push(format!(
+            "**vanishing at depth {}**: ‖∇W‖·‖W‖ of the first hidden layer ends more than {VANISH_SPREAD:.0} decades below the last",
+            vanishing.join(", ")
+        ));
+    }
+    if !healthy.is_empty() {
+        parts.push(format!("healthy at depth {}", healthy.join(", ")));
+    }
+    let disagree = if degrading {
+        "so **our data do not agree** with He et al. that plain BatchNorm nets keep healthy gradients, and the failure with depth comes with it: it is not degradation in their sense."
+    } else {
+        "so **our data do not agree** with He et al. that plain BatchNorm nets keep healthy gradients. Whether that is what degrades deep plain nets, these runs cannot say: they show no degradation."
+    };
+    format!(
+        "{degradation}. The plain BatchNorm nets are {}; {disagree}",
+        parts.join("; ")
+    )
 }
 
 fn paper(md: &mut String, loaded: &Loaded) {
@@ -1390,36 +1508,46 @@ fn charts(md: &mut String, root: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::{seconds, verdict_4_1, Trend};
+    use super::{seconds, verdict_4_1, Mechanism, Trend};
 
-    /// He et al. §4.1 has two claims (healthy gradient norms in plain
+    /// He et al. §4.1 has two claims (healthy gradients in plain
     /// BatchNorm nets; so degradation is not vanishing gradient). A
     /// verdict speaks to the second only where plain error rises with
-    /// depth: `resnet50-signs-shape` (one depth, vanishing) once read
-    /// "here degradation comes with vanishing" with no degradation in it.
+    /// depth (`resnet50-signs-shape`, one depth, once read "degradation
+    /// comes with vanishing"), and it has three outcomes per depth (issue
+    /// 30): healthy, exploding then frozen, vanishing.
     #[test]
-    fn section_4_1_verdict_claims_degradation_only_where_error_rises() {
-        let fifty = vec!["50".to_string()];
-        let one_depth = verdict_4_1(None, &fifty, &[]);
+    fn section_4_1_verdict_has_three_outcomes_and_claims_degradation_only_where_error_rises() {
+        let v = Mechanism::Vanishing {
+            forward_collapse: false,
+        };
+        let one_depth = verdict_4_1(None, &[(50, v)]);
         assert!(one_depth.contains("cannot show degradation"), "{one_depth}");
-        assert!(!one_depth.contains("degradation comes with"), "{one_depth}");
+        assert!(one_depth.contains("vanishing at depth 50"), "{one_depth}");
         assert!(one_depth.contains("our data do not agree"), "{one_depth}");
-        let flat = verdict_4_1(Some(Trend::Flat), &fifty, &[]);
+        let flat = verdict_4_1(Some(Trend::Flat), &[(50, v)]);
         assert!(flat.contains("they show no degradation"), "{flat}");
-        let rising = verdict_4_1(Some(Trend::Rises), &fifty, &[]);
-        assert!(
-            rising.contains("degradation comes with vanishing"),
-            "{rising}"
+        let frozen = verdict_4_1(
+            Some(Trend::Rises),
+            &[
+                (8, Mechanism::Healthy),
+                (64, Mechanism::ExplodingThenFrozen),
+            ],
         );
-        let healthy = verdict_4_1(Some(Trend::Rises), &[], &["64".to_string()]);
         assert!(
-            healthy.contains("that degradation is not vanishing gradient")
-                && healthy.contains("At depth 64"),
+            frozen.contains("exploding then frozen at depth 64")
+                && frozen.contains("healthy at depth 8")
+                && frozen.contains("not degradation"),
+            "{frozen}"
+        );
+        let healthy = verdict_4_1(Some(Trend::Rises), &[(20, Mechanism::Healthy)]);
+        assert!(
+            healthy.contains("agree with He et al.") && healthy.contains("not a vanishing"),
             "{healthy}"
         );
-        let healthy_flat = verdict_4_1(Some(Trend::Flat), &[], &[]);
+        let healthy_flat = verdict_4_1(Some(Trend::Flat), &[(20, Mechanism::Healthy)]);
         assert!(
-            !healthy_flat.contains("degradation is not"),
+            healthy_flat.contains("nothing for it to explain"),
             "{healthy_flat}"
         );
     }

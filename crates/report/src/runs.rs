@@ -484,6 +484,7 @@ mod tests {
             final_step: Some(9),
             final_first: Some(0.0),
             final_last: Some(0.0),
+            ..GradientEnds::default()
         };
         assert!((g.init_ratio().unwrap() - 1e-4).abs() < 1e-12);
         assert_eq!(g.final_ratio(), None);
