@@ -92,9 +92,19 @@ lint: $(STAMP)
 check: build
 	$(GRADSCOPE) check $(EXPERIMENT)
 
+# reproduce keeps the published summary.csv aside before training again,
+# and ends by comparing the rerun with it run by run (`gradscope verify`):
+# one line, `reproduced: …` or `not reproduced: …`. The same CPU and
+# thread count give the same bytes; another CPU agrees within seed noise.
+REPRODUCE_NAME = $(basename $(notdir $(EXPERIMENT)))
+REPRODUCE_REF = target/reproduce/$(REPRODUCE_NAME)-published-summary.csv
 reproduce: build
+	@mkdir -p target/reproduce; rm -f $(REPRODUCE_REF); \
+	  if [ -f results/$(REPRODUCE_NAME)/summary.csv ]; then cp results/$(REPRODUCE_NAME)/summary.csv $(REPRODUCE_REF); fi
 	$(GRADSCOPE) run $(EXPERIMENT) --threads $(REPRODUCE_THREADS) $(RUN_ARGS)
-	$(GRADSCOPE) report results/$(basename $(notdir $(EXPERIMENT)))
+	$(GRADSCOPE) report results/$(REPRODUCE_NAME)
+	@if [ -f $(REPRODUCE_REF) ]; then $(GRADSCOPE) verify results/$(REPRODUCE_NAME) --against $(REPRODUCE_REF); \
+	  else echo "not reproduced: no published results/$(REPRODUCE_NAME)/summary.csv to compare with"; fi
 
 plot: build
 	$(GRADSCOPE) plot results/$(basename $(notdir $(EXPERIMENT)))

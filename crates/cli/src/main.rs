@@ -285,6 +285,21 @@ enum Command {
         #[command(flatten)]
         style: StyleArgs,
     },
+    /// Compare a rerun with a published result, run by run: final train and
+    /// test error and the decay per layer at the start and the end, each
+    /// within the spread of the reference's seeds of the same net or a
+    /// floor. Ends with one line, `reproduced: …` or `not reproduced: …`
+    /// (exit status 1). Across CPUs expect agreement within seed noise,
+    /// not bit for bit.
+    ///
+    /// Example: gradscope verify results/quickstart --against published/summary.csv
+    Verify {
+        /// The rerun: a results directory (or its summary.csv).
+        results: PathBuf,
+        /// The reference: a results directory or a summary.csv.
+        #[arg(long, value_name = "DIR_OR_CSV")]
+        against: PathBuf,
+    },
     /// Write RESULTS/report.md: the runs table, what the numbers show beside
     /// the papers' numbers, and every chart (drawn first if plots/ lacks one
     /// or a file it was drawn from has changed since).
@@ -467,6 +482,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             .style()
             .and_then(|style| landscape::landscape(args, style))
             .map(|()| ExitCode::SUCCESS),
+        Command::Verify { results, against } => verify(&results, &against),
         Command::Report {
             results,
             watch: None,
@@ -592,6 +608,47 @@ fn default_threads() -> i32 {
     std::thread::available_parallelism()
         .map(|n| n.get() as i32)
         .unwrap_or(1)
+}
+
+/// `gradscope verify`: the differences, then the one line.
+fn verify(results: &Path, against: &Path) -> Result<ExitCode> {
+    let a = gradscope_report::reproduce::verify(results, against)?;
+    let mut text = String::new();
+    const SHOWN: usize = 12;
+    for d in a.differences.iter().take(SHOWN) {
+        match d.tolerance {
+            Some(t) => outln!(
+                text,
+                "  {}: {} {} against {} (tolerance {t:.4})",
+                d.run,
+                d.what,
+                d.ours,
+                d.reference
+            ),
+            None => outln!(
+                text,
+                "  {}: {} {} against {}",
+                d.run,
+                d.what,
+                d.ours,
+                d.reference
+            ),
+        }
+    }
+    if a.differences.len() > SHOWN {
+        outln!(
+            text,
+            "  and {} more differences",
+            a.differences.len() - SHOWN
+        );
+    }
+    outln!(text, "{}", a.line());
+    print_stdout(&text)?;
+    Ok(if a.reproduced() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn check(path: &Path, shards: Option<usize>) -> Result<()> {

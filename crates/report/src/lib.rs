@@ -29,6 +29,9 @@
 //! results folders on one page, `compare.md` and a self-contained
 //! `compare.html`, both written from one description (the `page` module).
 //!
+//! [`reproduce::verify`] (`gradscope verify`) compares a rerun's
+//! summary with a published one, run by run, within the seeds' spread.
+//!
 //! [`export::export`] (`gradscope export`) writes every run's CSV files as
 //! one long table per kind, with `run,variant,depth,seed` in front.
 //!
@@ -56,6 +59,7 @@ pub mod export;
 mod landscape;
 mod markdown;
 mod page;
+pub mod reproduce;
 pub mod runs;
 pub mod verdict;
 
