@@ -1250,6 +1250,8 @@ mod tests {
             grad_last_init: None,
             grad_first_final: None,
             grad_last_final: None,
+            fwd_spread_init: None,
+            fwd_spread_final: None,
             elapsed_s: None,
             source: None,
         }

@@ -320,10 +320,22 @@ pub(crate) fn decay_vs_depth_figure(results: &ResultsDir) -> Figure {
             ];
             for (li, (label, dashed, marker, pick)) in lines.into_iter().enumerate() {
                 let theory = li == 2;
+                let trained = li == 1;
                 let line_color = if theory { GREY } else { color };
                 let mut points = Vec::new();
+                // A diverged run's last probe steps are those before its
+                // loss blew up: not a trained net's decay, so not drawn.
+                let mut diverged_only = Vec::new();
                 for &depth in &depths {
-                    let at = runs.iter().filter(|r| r.summary.depth == depth);
+                    let at: Vec<&&RunData> = runs
+                        .iter()
+                        .filter(|r| r.summary.depth == depth)
+                        .filter(|r| !(trained && r.summary.is_diverged()))
+                        .collect();
+                    if trained && at.is_empty() && runs.iter().any(|r| r.summary.depth == depth) {
+                        diverged_only.push(depth.to_string());
+                    }
+                    let at = at.into_iter();
                     if let Some((m, lo, hi, n)) = spread(at.map(|r| pick(r))) {
                         points.push((f64::from(depth), m));
                         if n > 1 && !theory {
@@ -338,18 +350,28 @@ pub(crate) fn decay_vs_depth_figure(results: &ResultsDir) -> Figure {
                         }
                     }
                 }
-                if points.is_empty() {
+                let label = if diverged_only.is_empty() {
+                    label.to_owned()
+                } else {
+                    format!(
+                        "{label}; d{} diverged, not drawn",
+                        diverged_only.join(", d")
+                    )
+                };
+                if points.is_empty() && diverged_only.is_empty() {
                     continue;
                 }
                 any_theory |= theory;
-                panel.series.push(Series {
-                    points,
-                    color: line_color,
-                    dashed,
-                    marker: Some(marker),
-                });
+                if !points.is_empty() {
+                    panel.series.push(Series {
+                        points,
+                        color: line_color,
+                        dashed,
+                        marker: Some(marker),
+                    });
+                }
                 panel.legend.push(LegendEntry {
-                    label: label.to_owned(),
+                    label,
                     color: line_color,
                     dashed,
                     marker: Some(marker),
@@ -433,6 +455,45 @@ mod tests {
         assert_eq!(
             record["config"]["model"]["init"],
             serde_json::json!(["a", "b"])
+        );
+    }
+
+    /// Issue 30: a diverged run's "trained" decay is that of the steps
+    /// before its loss blew up, so it is not drawn, and the legend says so.
+    #[test]
+    fn diverged_runs_are_not_drawn_as_a_trained_decay() {
+        use gradscope_format::rows::SummaryRow;
+        let row = |depth: u32, status: &str| RunData {
+            summary: csv::Reader::from_reader(
+                format!(
+                    "run,variant,depth,seed,status,grad_decay_init,grad_decay_final\n\
+                     plain-d{depth}-s0,plain,{depth},0,{status},0.5,0.9\n"
+                )
+                .as_bytes(),
+            )
+            .deserialize::<SummaryRow>()
+            .next()
+            .unwrap()
+            .unwrap(),
+            metrics: None,
+            gradients: None,
+            activations: None,
+        };
+        let results = ResultsDir {
+            root: PathBuf::from("x"),
+            runs: vec![row(8, "completed"), row(16, "diverged")],
+            record: None,
+            style: Style::default(),
+        };
+        let fig = decay_vs_depth_figure(&results);
+        let panel = &fig.panels[0];
+        // At init both depths; trained only depth 8.
+        assert_eq!(panel.series[0].points.len(), 2);
+        assert_eq!(panel.series[1].points, vec![(8.0, 0.9)]);
+        assert!(
+            panel.legend[1].label.contains("d16 diverged, not drawn"),
+            "{:?}",
+            panel.legend[1].label
         );
     }
 

@@ -154,6 +154,20 @@ fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
             .collect(),
     ));
 
+    let unlike: Vec<String> = c
+        .differing
+        .iter()
+        .filter(|d| d.setting == "task" || d.setting.starts_with("dataset."))
+        .map(|d| format!("`{}` {}", d.setting, values_text(c, d)))
+        .collect();
+    if !unlike.is_empty() {
+        out.push(Block::Para(format!(
+            "**Not like for like**: these folders differ in what they learn ({}), so their \
+             errors and gradients compare as trends, not as numbers.",
+            unlike.join("; ")
+        )));
+    }
+
     out.push(Block::Heading(2, "Settings that differ".to_owned()));
     if c.differing.is_empty() {
         out.push(Block::Para(
@@ -176,6 +190,29 @@ fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
             })
             .collect();
         out.push(Block::Table(header, rows));
+    }
+
+    if !c.differing.is_empty() {
+        out.push(Block::Heading(2, "What the comparison shows".to_owned()));
+        // Which nets a folder trains (depths, seeds, variants) and how it
+        // probes them change no net's training: the verdict is about the
+        // rest, together where several differ.
+        let treatments: Vec<&compare::Difference> = c
+            .differing
+            .iter()
+            .filter(|d| {
+                !["depths", "seeds", "variants", "name", "description"]
+                    .contains(&d.setting.as_str())
+                    && !d.setting.starts_with("probe.")
+            })
+            .collect();
+        out.push(Block::Para(setting_verdict(c, &treatments)));
+        out.push(Block::Para(format!(
+            "(Rule: the folders are compared at every net they share (group and depth), {}.)",
+            crate::verdict::PAIRED_TEST
+                .replace("a twin", "a folder")
+                .replace("than plain", "than the first folder")
+        )));
     }
 
     out.push(Block::Heading(
@@ -263,6 +300,105 @@ fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
         .collect();
     out.push(Block::Table(header, rows));
     out
+}
+
+/// "sigmoid (glorot-sigmoid) against tanh (glorot-tanh)".
+fn values_text(c: &Comparison, d: &compare::Difference) -> String {
+    d.values
+        .iter()
+        .zip(names(c))
+        .map(|(v, f)| format!("{} ({f})", v.as_deref().unwrap_or("absent")))
+        .collect::<Vec<_>>()
+        .join(" against ")
+}
+
+/// The verdict on the settings that change how nets train: at every net
+/// (group without the folder, and depth) that the first folder and
+/// another both have, their final train errors paired by seed with the
+/// report's sign rule ([`crate::verdict::paired`]). Several such settings
+/// are named together: a difference is then not any one's alone.
+fn setting_verdict(c: &Comparison, treatments: &[&compare::Difference]) -> String {
+    let mut text = match treatments {
+        [] => "The folders train their shared nets the same way (they differ only in which nets they train or how they probe them), so a difference at a shared net is seed noise or none.".to_owned(),
+        [d] => format!("`{}`: {}.", d.setting, values_text(c, d)),
+        many => format!(
+            "The folders differ in {} together, so a difference below is not any one setting's alone.",
+            many.iter()
+                .map(|d| format!("`{}` {}", d.setting, values_text(c, d)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let label = |fi: usize| match treatments {
+        [d] => d.values[fi].clone().unwrap_or_else(|| "absent".into()),
+        _ => c.folders[fi].name.clone(),
+    };
+    let net = |r: &RunData| {
+        let mut s = r.summary.clone();
+        s.source = None;
+        (s.group(), s.depth)
+    };
+    let error = |r: &RunData| {
+        (r.summary.status == STATUS_COMPLETED)
+            .then_some(r.summary.final_train_error)
+            .flatten()
+            .filter(|v| v.is_finite())
+    };
+    let first = &c.folders[0];
+    let mut parts = Vec::new();
+    for (fi, other) in c.folders.iter().enumerate().skip(1) {
+        let (a, b) = (label(0), label(fi));
+        let mut nets: Vec<(String, u32)> = first.results.runs.iter().map(net).collect();
+        nets.dedup();
+        for (group, depth) in nets {
+            let pairs: Vec<(f64, f64)> = first
+                .results
+                .runs
+                .iter()
+                .filter(|r| net(r) == (group.clone(), depth))
+                .filter_map(|r| {
+                    let o = other.results.runs.iter().find(|o| {
+                        net(o) == (group.clone(), depth) && o.summary.seed == r.summary.seed
+                    })?;
+                    Some((error(r)?, error(o)?))
+                })
+                .collect();
+            let Some(p) = crate::verdict::paired(depth, &pairs) else {
+                continue;
+            };
+            let seeds = if p.pairs == 1 {
+                ", one seed: no spread"
+            } else {
+                ""
+            };
+            let said = match p.outcome {
+                crate::verdict::Outcome::Better => format!(
+                    "lower train error with {b} ({:+.2} points{seeds})",
+                    100.0 * p.mean_diff
+                ),
+                crate::verdict::Outcome::Worse => format!(
+                    "higher train error with {b} ({:+.2} points{seeds})",
+                    100.0 * p.mean_diff
+                ),
+                crate::verdict::Outcome::Tie => format!(
+                    "{a} and {b} tie ({:+.2} points{seeds})",
+                    100.0 * p.mean_diff
+                ),
+            };
+            parts.push(format!("{group} d{depth}: {said}"));
+        }
+    }
+    if parts.is_empty() {
+        text += " No net (group and depth) has completed runs of the same seed in two folders, so nothing is compared.";
+    } else {
+        text += &format!(
+            " Final train error, {} minus {}, paired by seed: {}.",
+            names(c)[1..].join(" / "),
+            names(c)[0],
+            parts.join("; ")
+        );
+    }
+    text
 }
 
 /// The report's caption, or the decay chart's, which only a comparison has.

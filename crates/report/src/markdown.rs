@@ -793,10 +793,26 @@ fn round2(v: f64) -> f64 {
 /// `0.85 ± 0.01` over the seeds' readings (infinite values shown as such
 /// when every seed has one), or `—`.
 fn decades_stat(values: &[f64]) -> String {
-    if !values.is_empty() && values.iter().all(|v| *v == f64::INFINITY) {
-        return decades(f64::INFINITY);
+    decades_stat_or(values, &decades(f64::INFINITY))
+}
+
+/// What an infinite forward fall means: the last trunk point's outputs
+/// are the same for every example in float32 (q exactly 0).
+const FORWARD_INF: &str = "∞ (last point identical across the batch in float32)";
+
+/// The forward fall over the seeds, as [`decades_stat`] reads the spread.
+fn forward_stat(values: &[f64]) -> String {
+    decades_stat_or(values, FORWARD_INF)
+}
+
+/// [`decades_stat`] with `inf` for an infinite reading; where only some
+/// seeds read infinite, the finite ones' mean and the count of the rest.
+fn decades_stat_or(values: &[f64], inf: &str) -> String {
+    let infinite = values.iter().filter(|v| **v == f64::INFINITY).count();
+    if !values.is_empty() && infinite == values.len() {
+        return inf.to_owned();
     }
-    match stat(values.iter().map(|v| Some(*v))) {
+    let finite = match stat(values.iter().map(|v| Some(*v))) {
         Some(Stat {
             mean,
             std: Some(sd),
@@ -804,6 +820,11 @@ fn decades_stat(values: &[f64]) -> String {
         }) => format!("{:.2} ± {:.2}", round2(mean), round2(sd)),
         Some(s) => decades(s.mean),
         None => "—".into(),
+    };
+    if infinite > 0 {
+        format!("{finite}; ∞ in {infinite} of {} seeds", values.len())
+    } else {
+        finite
     }
 }
 
@@ -874,8 +895,8 @@ fn gradients(md: &mut String, loaded: &Loaded) {
                 decades_stat(&pick(&ends, |g| g.decay_final)),
                 decades_stat(&pick(&ends, |g| g.spread_init)),
                 decades_stat(&pick(&ends, |g| g.spread_final)),
-                decades_stat(&pick(&ends, |g| g.forward_spread_init)),
-                decades_stat(&pick(&ends, |g| g.forward_spread_final)),
+                forward_stat(&pick(&ends, |g| g.forward_spread_init)),
+                forward_stat(&pick(&ends, |g| g.forward_spread_final)),
                 ends.len()
             );
         }
