@@ -120,16 +120,33 @@ pub(crate) fn section(md: &mut String, root: &Path) {
     mdln!(
         md,
         "`gradscope landscape` evaluated the training loss L(θ + αδ + βη) of each run on a {g}×{g} grid over α, β ∈ [−{s}, {s}], on the first {n} training images in eval mode, around its trained weights θ, along two random directions δ, η (seed {seed}) that are filter-normalized as Li et al. do (each filter rescaled to the norm of the same filter of θ; BatchNorm and bias entries 0). \
-Its readings: **local minima**, grid points below all eight neighbours (a bowl has one); **non-convex**, the share of inner points where the finite-difference Hessian of the loss has a clearly negative eigenvalue (Li et al.'s |λmin/λmax| map, §6); **roughness**, the decades of loss that a row or column of the grid climbs and falls beyond one valley, averaged over the rows and columns (0 for any bowl, however deep; every extra bump adds twice its height).",
+Its readings: **local minima**, grid points below all eight neighbours (a bowl has one); **slice non-convexity**, the share of inner points where the finite-difference Hessian of the 2-D slice has a clearly negative eigenvalue (a reading of this slice only, not Li et al.'s |λmin/λmax| of the full Hessian, §6); **roughness**, the decades of loss that a row or column of the grid climbs and falls beyond one valley, averaged over the rows and columns (0 for any bowl, however deep; every extra bump adds twice its height).",
         g = r0.grid,
         s = r0.span,
         n = r0.samples,
         seed = r0.direction_seed
     );
     mdln!(md);
+    // One grid per run is one sample: no spread over training seeds or
+    // directions, and a reading on a plateau at or above chance says little
+    // about the minimum.
+    let seeds: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.seed).collect();
+    let directions: std::collections::BTreeSet<u64> =
+        rows.iter().map(|r| r.direction_seed).collect();
+    if seeds.len() < 2 || directions.len() < 2 {
+        mdln!(
+            md,
+            "**Each reading below is a single sample**: {} training seed{} and {} pair{} of directions, so there is no spread to tell a difference from chance, and a count such as \"9× the minima\" is one draw. Points far from θ, where the loss is above chance, enter every reading as much as the basin does.",
+            seeds.len(),
+            if seeds.len() == 1 { "" } else { "s" },
+            directions.len(),
+            if directions.len() == 1 { "" } else { "s" }
+        );
+        mdln!(md);
+    }
     mdln!(
         md,
-        "| run | depth | loss at θ | loss range on the grid | local minima | non-convex | roughness (decades) | not finite | time |"
+        "| run | depth | loss at θ | loss range on the grid | local minima | slice non-convexity | roughness (decades) | not finite | time |"
     );
     mdln!(md, "|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
@@ -173,7 +190,7 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
                 0,
             ),
             compare(
-                "non-convex share",
+                "slice non-convexity",
                 p.nonconvex_fraction,
                 r.nonconvex_fraction,
                 2,
@@ -209,7 +226,7 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
             };
             mdln!(
                 md,
-                "- **The plain net's surface is {word} at depth {} than at depth {}**: roughness {} against {} decades, {} against {} local minima, non-convex share {} against {}. Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
+                "- **The plain net's surface is {word} at depth {} than at depth {}**: roughness {} against {} decades, {} against {} local minima, slice non-convexity {} against {}. Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
                 hi.depth,
                 lo.depth,
                 num(hi.roughness, 3),

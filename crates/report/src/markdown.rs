@@ -566,6 +566,43 @@ fn twin_comparisons(loaded: &Loaded) -> Vec<(String, Vec<Paired>)> {
         .collect()
 }
 
+/// The variants with diverged runs, each with `depth (k of n seeds, at
+/// step s…)` per depth, in the experiment's order.
+fn diverged_groups(loaded: &Loaded) -> Vec<(String, Vec<String>)> {
+    loaded
+        .variants()
+        .into_iter()
+        .filter_map(|v| {
+            let cells: Vec<String> = loaded
+                .depths()
+                .into_iter()
+                .filter_map(|d| {
+                    let group = loaded.group(&v, d);
+                    let steps: Vec<String> = group
+                        .iter()
+                        .filter(|e| e.status() == "diverged")
+                        .map(|e| {
+                            e.record
+                                .as_ref()
+                                .and_then(|r| r.diverged_at_step)
+                                .map_or("?".into(), |s| s.to_string())
+                        })
+                        .collect();
+                    (!steps.is_empty()).then(|| {
+                        format!(
+                            "{d} ({} of {} seeds, at step {})",
+                            steps.len(),
+                            group.len(),
+                            steps.join(", ")
+                        )
+                    })
+                })
+                .collect();
+            (!cells.is_empty()).then_some((v, cells))
+        })
+        .collect()
+}
+
 /// What the probe shows of (variant, depth): the medians over its
 /// completed seeds of the dL/dh and forward spreads (run.json), and for
 /// BatchNorm nets the scale-free and effective-lr spreads of its first
@@ -651,7 +688,7 @@ fn failure_sentence(f: &Failure, what: &str, plain: &DepthTrend) -> String {
                 "The deeper plain nets fit their training set worse, and the probe shows why: {names}. He et al. (2016) define the degradation problem as the failure that is *not* caused by vanishing gradients, so **this is not degradation**: it is {sources}."
             )
         }
-        Failure::Mixed => "The plain nets' error rises with depth while their gradients stay healthy, but a shortcut twin is worse than plain beyond the tolerance at some depth (above), so **the comparison is mixed** and this experiment does not show He et al.'s degradation problem cleanly.".to_owned(),
+        Failure::Mixed => "The plain nets' error rises with depth and the probe names no mechanism for it, but a shortcut twin is worse than plain beyond the tolerance at some depth (above), or diverged, so **the comparison is mixed** and this experiment does not show He et al.'s degradation problem cleanly.".to_owned(),
         Failure::Degradation => "**This is the degradation problem of He et al. (2016)**: the deeper plain nets fit their own training set worse while their gradient and forward signal stay within two decades over the trunk (no vanishing, exploding or collapse), and no shortcut twin is worse than plain beyond the tolerance at any depth.".to_owned(),
         Failure::Unmeasured => "Plain error rises with depth, but the readings that tell degradation from a vanishing gradient are not in these files (for BatchNorm nets they come from the per-run gradients.csv), so no mechanism is named: rerun the experiment to get them.".to_owned(),
     }
@@ -714,9 +751,19 @@ fn findings(md: &mut String, loaded: &Loaded) {
     }
     para.extend(trends.iter().map(|t| trend_sentence(t, what)));
     para.extend(twins.iter().filter_map(|(t, ps)| twin_summary(t, ps)));
-    let mixed = twins
-        .iter()
-        .any(|(_, ps)| twin_reading(ps) == Some(TwinReading::Mixed));
+    let diverged = diverged_groups(loaded);
+    para.extend(diverged.iter().map(|(v, cells)| {
+        format!(
+            "**{v} diverged** (its loss or a gradient became NaN or infinite, and the run stopped) at depth {}.",
+            cells.join(", ")
+        )
+    }));
+    // A twin that diverged at a depth where plain trained is worse there.
+    let twin_diverged = diverged.iter().any(|(v, _)| v != "plain");
+    let mixed = twin_diverged
+        || twins
+            .iter()
+            .any(|(_, ps)| twin_reading(ps) == Some(TwinReading::Mixed));
     match trends.iter().find(|t| t.variant == "plain") {
         Some(p) => {
             let mechanisms: Vec<(u32, Mechanism)> = p
