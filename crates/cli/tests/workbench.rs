@@ -805,3 +805,57 @@ fn compare_puts_two_folders_on_one_page_and_refuses_what_it_cannot_compare() {
     let o = gradscope(&["compare", at("sigmoid").to_str().unwrap(), "--out", "x"]);
     assert!(!o.status.success(), "one folder compared");
 }
+
+/// Issue 30, §7: a rerun checked against a published summary prints one
+/// `reproduced:` line (exit 0); a reference whose train error is 5 points
+/// away, beyond the floor of 2, gives `not reproduced:` (exit 1), naming
+/// the run and the reading. A rerun on the same machine with the same
+/// thread count is byte-identical, so the tiny sweep reproduces itself.
+#[test]
+fn verify_says_whether_a_rerun_reproduced_the_published_summary() {
+    let d = Dir::new();
+    let file = d.file("a.json", &body("a", "glorot"));
+    ok(&d.run(&file, &["--no-plot"]));
+    let published = d.tmp.path().join("published.csv");
+    std::fs::copy(d.out.join("summary.csv"), &published).unwrap();
+    ok(&d.run(&file, &["--no-plot", "--restart"]));
+    let o = gradscope(&[
+        "verify",
+        d.out.to_str().unwrap(),
+        "--against",
+        published.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let last = stdout(&o).lines().last().unwrap_or_default().to_owned();
+    assert!(last.starts_with("reproduced: "), "{last}");
+    // Move one run's train error 5 points in the reference.
+    let (header, rows) = read_csv(&published);
+    let col = header
+        .iter()
+        .position(|h| h == "final_train_error")
+        .unwrap();
+    let mut w = csv::Writer::from_path(&published).unwrap();
+    w.write_record(&header).unwrap();
+    for (i, mut r) in rows.into_iter().enumerate() {
+        if i == 0 {
+            let v: f64 = r[col].parse().unwrap();
+            r[col] = (v + 0.05).to_string();
+        }
+        w.write_record(&r).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let o = gradscope(&[
+        "verify",
+        d.out.to_str().unwrap(),
+        "--against",
+        published.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("final_train_error"), "{text}");
+    assert!(
+        text.lines().last().unwrap().starts_with("not reproduced: "),
+        "{text}"
+    );
+}
