@@ -541,10 +541,13 @@ impl Probe {
 /// longer depend on the input (forward collapse: a sigmoid MLP at PyTorch's
 /// default init loses about 0.85 decades of √q per layer).
 ///
-/// Computed in float64 by libtorch, one float64 copy of each output and
-/// one host copy for all of them: a collapsed layer's variance is 1e-11
-/// around a mean of 0.3, which a float32 variance would read as rounding
-/// noise. A batch of one has no spread (NaN).
+/// One read of each output by libtorch's variance, which on the CPU
+/// accumulates float32 in float64 (Welford's update) and so keeps a
+/// collapsed layer's variance of 1e-11 around a mean of 0.3 (a test holds
+/// it to a float64 copy's); the per-unit variances are then averaged in
+/// float64, with one host copy for all points. A float64 copy of every
+/// output would cost a probe step of a CNN more than its whole reading of
+/// the gradients. A batch of one has no spread (NaN).
 pub fn forward_q(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
     if outputs.is_empty() {
         return Ok(Vec::new());
@@ -553,7 +556,7 @@ pub fn forward_q(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
     let parts = outputs
         .iter()
         .map(|h| {
-            let h = h.detach().f_to_kind(Kind::Double)?;
+            let h = h.detach();
             if h.dim() == 0 || h.size()[0] < 2 {
                 return Tensor::f_full([1], f64::NAN, (Kind::Double, h.device()));
             }
@@ -858,6 +861,36 @@ mod tests {
     use gradscope_models::mlp::{Mlp, MlpConfig};
     use gradscope_models::{Init, Norm, Recording, Variant};
     use tch::nn;
+
+    /// The forward reading q of a collapsed layer (issue 30: the
+    /// quickstart's hidden layer 6 has a spread of 4e-6 around a mean near
+    /// 0.3) read from the float32 tensor agrees with a float64 copy's
+    /// variance to 1e-4 relative; a conv map's units are every channel and
+    /// position; a batch of one has no spread (NaN).
+    #[test]
+    fn forward_q_reads_a_collapsed_layer_exactly() {
+        tch::manual_seed(3);
+        let opts = (Kind::Float, Device::Cpu);
+        let collapsed = (Tensor::randn([128, 64], opts) * 4e-6 + 0.3).to_kind(Kind::Float);
+        let map = Tensor::randn([16, 3, 5, 5], opts) * 2.0;
+        let one = Tensor::randn([1, 8], opts);
+        let q = forward_q(&[collapsed.shallow_clone(), map.shallow_clone(), one]).unwrap();
+        let reference = |h: &Tensor| {
+            let h = h.to_kind(Kind::Double);
+            let centred = &h - h.mean_dim(0, true, Kind::Double);
+            centred
+                .square()
+                .mean_dim(0, false, Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[])
+        };
+        let want = reference(&collapsed);
+        assert!(want > 1e-12 && want < 1e-10, "{want}");
+        assert!((q[0] - want).abs() <= 1e-4 * want, "{} vs {want}", q[0]);
+        let want = reference(&map);
+        assert!((q[1] - want).abs() <= 1e-6 * want, "{} vs {want}", q[1]);
+        assert!(q[2].is_nan());
+    }
 
     /// The captured dL/dh must be the gradient at the tensor itself:
     /// compare the logits' with the closed form for mean cross-entropy,
