@@ -252,10 +252,19 @@ pub fn grid_axis(n: usize, span: f64) -> Vec<f64> {
 
 /// Inner grid points whose loss is below that of all eight neighbours.
 pub fn local_minima(s: &Surface) -> usize {
+    local_minima_where(s, &|_, _| true)
+}
+
+/// [`local_minima`] counted only at the points `(i, j)` that `keep`
+/// admits; their neighbours are compared whatever `keep` says of them.
+fn local_minima_where(s: &Surface, keep: &dyn Fn(usize, usize) -> bool) -> usize {
     let (n, m) = (s.alphas.len(), s.betas.len());
     let mut count = 0;
     for j in 1..m.saturating_sub(1) {
         for i in 1..n.saturating_sub(1) {
+            if !keep(i, j) {
+                continue;
+            }
             let v = s.at(i, j);
             if !v.is_finite() {
                 continue;
@@ -279,10 +288,18 @@ pub fn local_minima(s: &Surface) -> usize {
 /// has a negative eigenvalue of more than 1% of the larger one's size;
 /// `None` when no inner point has all its neighbours finite.
 pub fn nonconvex_fraction(s: &Surface) -> Option<f64> {
+    nonconvex_fraction_where(s, &|_, _| true)
+}
+
+/// [`nonconvex_fraction`] over the inner points `keep` admits.
+fn nonconvex_fraction_where(s: &Surface, keep: &dyn Fn(usize, usize) -> bool) -> Option<f64> {
     let (n, m) = (s.alphas.len(), s.betas.len());
     let (mut points, mut concave) = (0usize, 0usize);
     for j in 1..m.saturating_sub(1) {
         for i in 1..n.saturating_sub(1) {
+            if !keep(i, j) {
+                continue;
+            }
             let l = |di: i64, dj: i64| s.at((i as i64 + di) as usize, (j as i64 + dj) as usize);
             let ha = s.alphas[i + 1] - s.alphas[i - 1];
             let hb = s.betas[j + 1] - s.betas[j - 1];
@@ -303,6 +320,49 @@ pub fn nonconvex_fraction(s: &Surface) -> Option<f64> {
         }
     }
     (points > 0).then(|| concave as f64 / points as f64)
+}
+
+/// The readings of a surface where they speak of the basin around θ:
+/// inside the central window |α|, |β| ≤ `window` and at points whose loss
+/// is below `chance` (ln(classes): what predicting the class prior
+/// scores). A dip on a plateau at or above chance is not a minimum a net
+/// trains into, and the far corners of a grid (where a plain net's loss
+/// reaches 10⁷) weigh as much in a whole-grid share as the basin does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Restricted {
+    pub chance: f64,
+    pub window: f64,
+    /// Share of the grid's points below chance.
+    pub below_chance: f64,
+    /// Share of the grid inside the window and below chance: what the
+    /// two readings below are taken over.
+    pub region: f64,
+    /// [`local_minima`] in that region.
+    pub local_minima: usize,
+    /// [`nonconvex_fraction`] in that region (`None` when no inner point
+    /// of it has finite neighbours).
+    pub nonconvex_fraction: Option<f64>,
+}
+
+/// [`Restricted`] readings of `s`.
+pub fn restricted(s: &Surface, chance: f64, window: f64) -> Restricted {
+    let total = s.loss.len().max(1) as f64;
+    let inside = |i: usize, j: usize| {
+        s.alphas[i].abs() <= window + 1e-12
+            && s.betas[j].abs() <= window + 1e-12
+            && s.at(i, j) < chance
+    };
+    let below = s.loss.iter().filter(|l| **l < chance).count();
+    let n = s.alphas.len();
+    let region = (0..s.loss.len()).filter(|k| inside(k % n, k / n)).count();
+    Restricted {
+        chance,
+        window,
+        below_chance: below as f64 / total,
+        region: region as f64 / total,
+        local_minima: local_minima_where(s, &inside),
+        nonconvex_fraction: nonconvex_fraction_where(s, &inside),
+    }
 }
 
 /// How much the surface climbs and falls beyond one valley, in decades:
@@ -337,6 +397,36 @@ pub fn roughness(s: &Surface) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 30: plain-d56's extra minima sat at loss 2.9–4.5 on a plateau
+    /// above chance (ln 10 = 2.30). Restricted to the central window and
+    /// below chance, a bowl with bumps on a high plateau around it counts
+    /// only the bowl's minimum; the shares say how much of the grid that
+    /// is.
+    #[test]
+    fn restricted_readings_leave_out_the_plateau_above_chance() {
+        let chance = 10f64.ln();
+        // A bowl (loss 0.1 at θ) rising to a plateau at 3 with ripples.
+        let s = Surface::of(25, 1.0, |a, b| {
+            let r2 = a * a + b * b;
+            if r2 < 0.09 {
+                0.1 + 20.0 * r2
+            } else {
+                3.0 + 0.5 * ((13.0 * a).sin() * (11.0 * b).cos())
+            }
+        });
+        assert!(local_minima(&s) > 1, "the plateau's ripples are minima");
+        let r = restricted(&s, chance, 0.5);
+        assert_eq!(r.local_minima, 1);
+        assert!(r.below_chance > 0.0 && r.below_chance < 0.2, "{r:?}");
+        assert!(r.region <= r.below_chance);
+        // Only the bowl's rim, where it meets the plateau, curves down.
+        let (inside, whole) = (
+            r.nonconvex_fraction.unwrap(),
+            nonconvex_fraction(&s).unwrap(),
+        );
+        assert!(inside < 0.1 && whole > 0.3, "{inside} {whole}");
+    }
 
     #[test]
     fn a_bowl_has_one_minimum_and_no_roughness() {

@@ -6,8 +6,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use gradscope_format::files::RUN_JSON;
 use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR};
-use gradscope_format::landscape::{read_summary, LandscapeSummaryRow};
+use gradscope_format::landscape::{
+    read_summary, restricted, LandscapeRow, LandscapeSummaryRow, Restricted, Surface,
+};
 use gradscope_plot::{LOSS_LANDSCAPE, LOSS_SLICE};
 
 /// Draws the landscape charts when a landscape file is newer than them or
@@ -66,6 +69,11 @@ fn sig(v: Option<f64>) -> String {
     }
 }
 
+/// A share with one decimal, `1.4%` (a region can be a sliver of the grid).
+fn pct1(v: f64) -> String {
+    format!("{:.1}%", 100.0 * v)
+}
+
 fn pct(v: Option<f64>) -> String {
     match v {
         Some(v) if v.is_finite() => format!("{:.0}%", v * 100.0),
@@ -99,6 +107,39 @@ fn compare(what: &str, plain: Option<f64>, residual: Option<f64>, digits: usize)
         }
         _ => (format!("{what}: not comparable"), 0),
     }
+}
+
+/// The classes a run's dataset has, from its run.json (`None` for the
+/// identity task, which has no chance level, or a record that does not say).
+fn classes(root: &Path, run: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(root.join(RUNS_DIR).join(run).join(RUN_JSON)).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let config = record.get("config")?;
+    if config.get("task").and_then(|t| t.as_str()) == Some("identity") {
+        return None;
+    }
+    let dataset = config.get("dataset")?;
+    match dataset.get("kind")?.as_str()? {
+        "mnist" | "fashion-mnist" | "cifar10" => Some(10.0),
+        _ => dataset.get("classes")?.as_f64(),
+    }
+}
+
+/// The readings of one run's grid restricted to the central half of the
+/// grid and to losses below chance (ln(classes)), from its landscape.csv.
+fn restricted_readings(root: &Path, r: &LandscapeSummaryRow) -> Option<Restricted> {
+    let path = root.join(RUNS_DIR).join(&r.run).join(LANDSCAPE_CSV);
+    let rows: Vec<LandscapeRow> = csv::Reader::from_path(path)
+        .ok()?
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let surface = Surface::from_rows(&rows).ok()?;
+    Some(restricted(
+        &surface,
+        classes(root, &r.run)?.ln(),
+        r.span / 2.0,
+    ))
 }
 
 /// The section, when there is a `landscape_summary.csv`.
@@ -175,6 +216,69 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
             .filter(|r| r.variant == variant && r.depth == depth)
             .min_by_key(|r| r.seed)
     };
+    // The same readings where they speak of the basin: the central half
+    // of the grid, below chance.
+    let near: Vec<(&LandscapeSummaryRow, Restricted)> = rows
+        .iter()
+        .filter_map(|r| Some((r, restricted_readings(root, r)?)))
+        .collect();
+    if !near.is_empty() {
+        mdln!(
+            md,
+            "**Near the minimum.** The whole-grid readings above count dips on a plateau at or above chance and the far corners as much as the basin. Below, the same two readings are taken only at points inside the central window |α|, |β| ≤ {} and below chance, ln(classes) = {:.2} (the loss of predicting the class prior), with how much of the grid that region is:",
+            near[0].1.window,
+            near[0].1.chance
+        );
+        mdln!(md);
+        mdln!(
+            md,
+            "| run | depth | grid below chance | grid in the window and below chance | local minima there | slice non-convexity there |"
+        );
+        mdln!(md, "|---|---|---|---|---|---|");
+        for (r, x) in &near {
+            mdln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.run,
+                r.depth,
+                pct1(x.below_chance),
+                pct1(x.region),
+                x.local_minima,
+                pct(x.nonconvex_fraction)
+            );
+        }
+        mdln!(md);
+        // Per depth, the twins near their minima, in numbers only: one
+        // grid each is no ground for ranking them (see above).
+        let mut depths: Vec<u32> = near.iter().map(|(r, _)| r.depth).collect();
+        depths.dedup();
+        for d in depths {
+            let at = |v: &str| near.iter().find(|(r, _)| r.depth == d && r.variant == v);
+            if let (Some((_, p)), Some((_, r))) = (at("plain"), at("residual")) {
+                let whole_p = rows.iter().find(|x| x.depth == d && x.variant == "plain");
+                mdln!(
+                    md,
+                    "- Depth {d}, near the minimum: plain {} local minimum{} and {} slice non-convexity over {} of its grid, residual {} and {} over {}{}.",
+                    p.local_minima,
+                    if p.local_minima == 1 { "" } else { "a" },
+                    pct(p.nonconvex_fraction),
+                    pct1(p.region),
+                    r.local_minima,
+                    pct(r.nonconvex_fraction),
+                    pct1(r.region),
+                    match whole_p {
+                        Some(w) if w.local_minima == p.local_minima + 1 => "; the plain grid's other minimum lies outside that region (above chance, or far from θ)".to_owned(),
+                        Some(w) if w.local_minima > p.local_minima => format!(
+                            "; the plain grid's other {} minima lie outside that region (above chance, or far from θ)",
+                            w.local_minima - p.local_minima
+                        ),
+                        _ => String::new(),
+                    }
+                );
+            }
+        }
+        mdln!(md);
+    }
     let mut said = false;
     for &d in &depths {
         let (Some(p), Some(r)) = (find("plain", d), find("residual", d)) else {
@@ -207,7 +311,7 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         let list: Vec<String> = readings.into_iter().map(|(t, _)| t).collect();
         mdln!(
             md,
-            "- **Depth {d}: the residual surface is {verdict}**: {}.",
+            "- **Depth {d}, whole grid: the residual surface is {verdict}**: {}.",
             list.join("; ")
         );
     }
@@ -226,7 +330,7 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
             };
             mdln!(
                 md,
-                "- **The plain net's surface is {word} at depth {} than at depth {}**: roughness {} against {} decades, {} against {} local minima, slice non-convexity {} against {}. Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
+                "- **Whole grid: the plain net's surface is {word} at depth {} than at depth {}**: roughness {} against {} decades, {} against {} local minima, slice non-convexity {} against {}. Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
                 hi.depth,
                 lo.depth,
                 num(hi.roughness, 3),
