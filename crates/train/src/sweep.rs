@@ -121,7 +121,7 @@ pub(crate) fn partial_dir(dir: &Path) -> PathBuf {
 }
 
 /// Where a replaced run sits for the moment between two renames.
-fn old_dir(dir: &Path) -> PathBuf {
+pub(crate) fn old_dir(dir: &Path) -> PathBuf {
     suffixed(dir, "old")
 }
 
