@@ -40,6 +40,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::
     Ok(())
 }
 
+/// The process id in the name of a writer's temporary file: `.NAME.tmp-PID`
+/// and `.NAME.tmp-PID-N` ([`write_atomic`], checkpoints, export) or
+/// `.NAME.PID-N.tmp.EXT` (charts). `None` for any other name.
+pub fn temp_writer(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    if let Some((_, after)) = rest.rsplit_once(".tmp-") {
+        return after.split('-').next()?.parse().ok();
+    }
+    let (before, _ext) = rest.rsplit_once(".tmp.")?;
+    let (_, pid_n) = before.rsplit_once('.')?;
+    pid_n.split_once('-')?.0.parse().ok()
+}
+
+/// Removes the temporary files (see [`temp_writer`]) in `dir` of writers
+/// that no longer run: a process killed mid-write (SIGKILL, a power loss,
+/// Ctrl-C between two charts) leaves its file, and the next writer into
+/// the folder cleans it, so that nothing piles up (a checkpoint's is the
+/// size of the network). A pid that runs now, this process's included, is
+/// left alone: it may be writing. Best effort; returns what was removed.
+pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_writer) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        let plain = entry.file_type().is_ok_and(|t| t.is_file());
+        if !alive && plain && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
 /// Syncs the folder holding `path`, so that a rename into it is durable.
 /// Best effort: some file systems refuse to sync a directory, and the
 /// data itself is already on disk.
@@ -79,5 +117,42 @@ mod tests {
             at.display()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_files_of_dead_writers_are_removed_and_nothing_else() {
+        assert_eq!(temp_writer(".checkpoint.pt.tmp-4242"), Some(4242));
+        assert_eq!(temp_writer(".run.json.tmp-4242-3"), Some(4242));
+        assert_eq!(
+            temp_writer(".train_error_vs_step.4242-0.tmp.png"),
+            Some(4242)
+        );
+        assert_eq!(temp_writer("metrics.csv"), None);
+        assert_eq!(temp_writer("checkpoint.pt"), None);
+        let dir = tempfile_dir("gs-temps");
+        // No process has pid u32::MAX - 1 (Linux's pid_max is at most 2^22).
+        let dead = u32::MAX - 1;
+        let ours = std::process::id();
+        let names = [
+            format!(".checkpoint.pt.tmp-{dead}"),
+            format!(".loss.{dead}-0.tmp.png"),
+            format!(".checkpoint.pt.tmp-{ours}-0"),
+            "metrics.csv".to_owned(),
+        ];
+        for n in &names {
+            std::fs::write(dir.join(n), "x").unwrap();
+        }
+        let removed = remove_dead_temps(&dir);
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        for n in &names[2..] {
+            assert!(dir.join(n).exists(), "{n} was removed");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -113,12 +113,37 @@ pub enum TrainError {
     /// Directories `gradscope merge` cannot merge: the one at fault and why.
     #[error("{}: {message}", path.display())]
     Merge { path: PathBuf, message: String },
-    #[error("libtorch: {0}")]
+    /// A checkpoint that cannot be gone on from: which file and why. The
+    /// run drops it and trains from step 0 rather than fail on it again.
+    #[error("{}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+    /// libtorch's error in one line (see [`torch_line`]).
+    #[error("libtorch: {}", torch_line(.0))]
     Torch(#[from] tch::TchError),
     /// A panic inside a run (tch panics on libtorch errors), caught so that
     /// it stays inside that run: its reason in one line.
     #[error("{0}")]
     Panic(String),
+}
+
+/// A libtorch error as one line: its first, without the `[enforce fail
+/// at FILE:LINE]` prefix and the C++ frame list that follow (often dozens
+/// of lines, which would fill the terminal and `run.json`). The whole text
+/// only with `RUST_BACKTRACE` set (not `0`), for a bug report.
+pub fn torch_line(e: &tch::TchError) -> String {
+    let text = match e {
+        tch::TchError::Torch(t) => t.clone(),
+        e => e.to_string(),
+    };
+    if std::env::var("RUST_BACKTRACE").is_ok_and(|v| v != "0") {
+        return text;
+    }
+    let first = text.lines().next().unwrap_or_default().trim();
+    let first = match first.find("] ") {
+        Some(i) if first.starts_with('[') => first[i + 2..].trim_start_matches("data. "),
+        _ => first,
+    };
+    first.to_owned()
 }
 
 impl TrainError {

@@ -618,7 +618,14 @@ impl Sweep {
             }
             Err(e) => {
                 record.status = Status::Failed;
-                record.error = Some(e.to_string());
+                let mut error = e.to_string();
+                // A checkpoint that does not fit the run would fail every
+                // resume: dropped, so the next one trains from step 0.
+                if matches!(e, TrainError::Checkpoint { .. }) {
+                    let _ = std::fs::remove_file(checkpoint::path(&dir));
+                    error.push_str("; removed it, --resume trains the run again from step 0");
+                }
+                record.error = Some(error);
                 // The loop's count is lost with it; its last training row
                 // says how far the run got.
                 record.steps_done = last_train_step(&dir.join(METRICS_CSV)).unwrap_or(0);
@@ -639,19 +646,13 @@ impl Sweep {
             if !checkpoint::path(&dir).exists() {
                 continue;
             }
-            let why = match checkpoint::load(&dir, &run.name()) {
-                Err(e) => Some(e.to_string()),
-                // After a crash the CSVs may be shorter than when the
-                // checkpoint was taken: nothing to go on from.
-                Ok(Some(ck)) => gradscope_probe::writers::CSV_FILES
-                    .iter()
-                    .zip(ck.state.csv_bytes)
-                    .find(|(f, len)| {
-                        std::fs::metadata(dir.join(f)).map_or(true, |m| m.len() < *len)
-                    })
-                    .map(|(f, len)| format!("{f} is shorter than the {len} bytes it recorded")),
-                Ok(None) => None,
-            };
+            // `load` checks all it can without the network: the run, its
+            // settings, the checksum, the data order, and the CSV lengths
+            // (after a crash the CSVs may be shorter than when the
+            // checkpoint was taken: nothing to go on from).
+            let why = checkpoint::load(&dir, &run.name(), &self.experiment, self.data.train.len())
+                .err()
+                .map(|e| e.to_string());
             if let Some(why) = why {
                 let _ = std::fs::remove_file(checkpoint::path(&dir));
                 self.notes.push(format!(
