@@ -162,3 +162,233 @@ fn merge_recovers_a_run_a_killed_merge_left_between_its_renames() {
     assert!(runs.join("plain-d2-s0/run.json").is_file());
     assert!(!runs.join("plain-d2-s0.old").exists() && !runs.join("plain-d2-s0.partial").exists());
 }
+
+/// `gradscope ARGS` without RUST_BACKTRACE (which asks for the full text)
+/// and with `env` set.
+fn quiet(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    limited(None, args, env)
+}
+
+/// [`quiet`], with the address space limited to `kib` KiB (`ulimit -v`)
+/// when given, so that a large allocation fails on any machine.
+fn limited(kib: Option<u64>, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let bin = env!("CARGO_BIN_EXE_gradscope");
+    let mut c = match kib {
+        None => std::process::Command::new(bin),
+        Some(k) => {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &format!("ulimit -v {k} && exec \"$0\" \"$@\""), bin]);
+            c
+        }
+    };
+    c.args(args).env_remove("RUST_BACKTRACE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// The widest net the file allows: its second layer (65536² floats) is
+/// 16 GiB, more than [`limited`] lets the process have.
+const HUGE: &str = r#"{
+  "name": "huge",
+  "dataset": { "kind": "synthetic", "samples": 64, "test_samples": 16, "classes": 4, "features": 8 },
+  "model": { "family": "mlp", "width": 65536, "activation": "tanh", "init": "glorot" },
+  "variants": ["plain"],
+  "depths": [3],
+  "seeds": [0],
+  "train": { "lr": 0.05, "batch_size": 16, "steps": 3, "eval_every": 3 }
+}"#;
+
+#[test]
+fn check_and_run_with_a_network_too_large_for_memory_say_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("huge.json");
+    std::fs::write(&exp, HUGE).unwrap();
+    // `check` exited 101 from an uncaught panic that named neither.
+    let o = limited(Some(4_000_000), &["check", s(&exp)], &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("huge.json") && err.contains("plain-d3-s0") && err.contains("memory"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains(".cargo"),
+        "{err}"
+    );
+    // `run` printed the panic hook's line (with a cargo registry path)
+    // before its own.
+    let out = tmp.path().join("out");
+    let args = ["run", s(&exp), "--out", s(&out), "--threads", "1"];
+    let o = limited(Some(4_000_000), &args, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("plain-d3-s0") && !err.contains(".cargo"),
+        "{err}"
+    );
+}
+
+/// Issue 38 §2: a run interrupted at some step, given the checkpoint of the
+/// same-named run of an experiment with another lr (here by copying it
+/// in), went on from it without a word and cut its CSVs mid-row.
+#[test]
+fn a_checkpoint_of_the_same_run_with_other_settings_is_not_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = SWEEP
+        .replace("\"steps\": 20", "\"steps\": 40, \"checkpoint_every\": 10")
+        .replace("\"every\": 5", "\"every\": 1");
+    let train = |lr: &str, name: &str, fail_at: &str| {
+        let exp = tmp.path().join(format!("{name}.json"));
+        std::fs::write(&exp, body.replace("\"lr\": 0.05", &format!("\"lr\": {lr}"))).unwrap();
+        let out = tmp.path().join(name);
+        let args = [
+            "run",
+            s(&exp),
+            "--out",
+            s(&out),
+            "--threads",
+            "1",
+            "--no-plot",
+        ];
+        // A libtorch failure at a step leaves the run failed with the last
+        // checkpoint, which --resume goes on from.
+        let o = quiet(&args, &[("GRADSCOPE_INJECT_PANIC", fail_at)]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        (exp, out)
+    };
+    let (exp, a) = train("0.05", "a", "plain-d3-s0:16");
+    let (_, b) = train("0.02", "b", "plain-d3-s0:27");
+    let run = |dir: &Path| dir.join("runs/plain-d3-s0");
+    assert!(run(&a).join("checkpoint.pt").is_file() && run(&b).join("checkpoint.pt").is_file());
+    std::fs::copy(run(&b).join("checkpoint.pt"), run(&a).join("checkpoint.pt")).unwrap();
+    let args = [
+        "run",
+        s(&exp),
+        "--out",
+        s(&a),
+        "--threads",
+        "1",
+        "--no-plot",
+        "--resume",
+    ];
+    let o = quiet(&args, &[]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("plain-d3-s0: its checkpoint cannot be used") && err.contains("train.lr"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run(&a).join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["status"], "completed");
+    // run.json leaves out an empty `resumed_from`.
+    let resumed = json.get("resumed_from").and_then(|r| r.as_array());
+    assert!(
+        resumed.is_none_or(|r| r.is_empty()),
+        "went on from the other run's: {resumed:?}"
+    );
+    // Every row of every CSV is whole: as many fields as the header.
+    for f in ["metrics.csv", "gradients.csv", "activations.csv"] {
+        let text = std::fs::read_to_string(run(&a).join(f)).unwrap();
+        let width = text.lines().next().unwrap().split(',').count();
+        for line in text.lines() {
+            assert_eq!(line.split(',').count(), width, "{f}: {line}");
+        }
+    }
+}
+
+/// A results folder on a 600 KB tmpfs: `None` (with a note) where one
+/// cannot be mounted (not root, no mount), as the test is then skipped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs", s(at)])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a 600 KB tmpfs here (needs root, as CI runs)");
+            return None;
+        }
+        Some(SmallDisk(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Issue 38 §3: a full disk while a checkpoint was written aborted the
+/// process (libtorch's stream writer throws in a destructor: rc 134 and 23
+/// C++ frames). It must be an ordinary error naming the file and "No space
+/// left on device", and the sweep must stay resumable.
+#[test]
+fn a_full_disk_while_checkpointing_is_one_error_and_the_sweep_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&tmp.path().join("disk")) else {
+        return;
+    };
+    let body = SWEEP
+        .replace("\"depths\": [2, 3]", "\"depths\": [2, 3, 4, 5]")
+        .replace("\"width\": 8", "\"width\": 48")
+        .replace("\"steps\": 20", "\"steps\": 400, \"checkpoint_every\": 50")
+        .replace("\"every\": 5", "\"every\": 1");
+    let exp = tmp.path().join("full.json");
+    std::fs::write(&exp, &body).unwrap();
+    let out = disk.0.join("out");
+    let args = [
+        "run",
+        s(&exp),
+        "--out",
+        s(&out),
+        "--threads",
+        "1",
+        "--no-plot",
+    ];
+    let o = quiet(&args, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    // The file named is the checkpoint (its temporary name would say less).
+    assert!(
+        err.contains("checkpoint.pt: No space left on device"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("terminate called") && !err.contains("frame #"),
+        "{err}"
+    );
+    // Every line of the output is one message.
+    for line in err.lines() {
+        assert!(line.len() < 400, "{line}");
+    }
+    // Moved to a disk with room, the sweep resumes and completes.
+    let roomy = tmp.path().join("roomy");
+    let cp = std::process::Command::new("cp")
+        .args(["-a", s(&out), s(&roomy)])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let args = [
+        "run",
+        s(&exp),
+        "--out",
+        s(&roomy),
+        "--threads",
+        "1",
+        "--no-plot",
+        "--resume",
+    ];
+    let o = quiet(&args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = std::fs::read_to_string(roomy.join("summary.csv")).unwrap();
+    assert_eq!(summary.matches(",completed,").count(), 4, "{summary}");
+}

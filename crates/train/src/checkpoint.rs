@@ -151,8 +151,11 @@ pub(crate) fn save_tensors(named: &[(String, Tensor)], file: &Path) -> Result<()
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut bytes = Vec::new();
     Tensor::save_multi_to_stream(&refs, &mut bytes)?;
-    gradscope_format::durable::write_atomic(file, &bytes)
-        .map_err(|(path, source)| TrainError::Io { path, source })
+    // The error names the file being written, not its temporary name.
+    gradscope_format::durable::write_atomic(file, &bytes).map_err(|(_, source)| TrainError::Io {
+        path: file.to_path_buf(),
+        source,
+    })
 }
 
 /// CRC-32 of named tensors, in name order: each name, then the tensor's
@@ -196,10 +199,11 @@ pub fn load(
         message,
     };
     let mut named: BTreeMap<String, Tensor> = Tensor::load_multi(&file)
+        // A note, not a failure: libtorch's first line says it.
         .map_err(|e| {
             bad(format!(
                 "not a readable checkpoint ({})",
-                crate::torch_line(&e)
+                crate::torch_text(&e, false)
             ))
         })?
         .into_iter()

@@ -131,11 +131,15 @@ pub enum TrainError {
 /// of lines, which would fill the terminal and `run.json`). The whole text
 /// only with `RUST_BACKTRACE` set (not `0`), for a bug report.
 pub fn torch_line(e: &tch::TchError) -> String {
+    torch_text(e, std::env::var("RUST_BACKTRACE").is_ok_and(|v| v != "0"))
+}
+
+pub(crate) fn torch_text(e: &tch::TchError, full: bool) -> String {
     let text = match e {
         tch::TchError::Torch(t) => t.clone(),
         e => e.to_string(),
     };
-    if std::env::var("RUST_BACKTRACE").is_ok_and(|v| v != "0") {
+    if full {
         return text;
     }
     let first = text.lines().next().unwrap_or_default().trim();
@@ -150,5 +154,33 @@ impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.into();
         move |source| TrainError::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 38 §3: an out-of-memory error on the `Result` path (not a
+    /// panic) carried libtorch's 38 C++ frames into the terminal and
+    /// run.json; it is one line, with the whole text only on request.
+    #[test]
+    fn a_libtorch_error_is_one_line() {
+        let text = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes\nException raised from allocate_cpu at alloc_cpu.cpp:117\nframe #0: c10::Error::Error(...)\nframe #1: ...";
+        let e = tch::TchError::Torch(text.to_owned());
+        let line = torch_text(&e, false);
+        assert_eq!(
+            line,
+            "DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes"
+        );
+        assert_eq!(torch_text(&e, true), text);
+        // What run.json's `error` and the terminal show, unless RUST_BACKTRACE asks for more.
+        if std::env::var("RUST_BACKTRACE").is_err() {
+            let shown = TrainError::Torch(e).to_string();
+            assert!(
+                !shown.contains('\n') && !shown.contains("frame #"),
+                "{shown}"
+            );
+        }
     }
 }
