@@ -392,3 +392,63 @@ fn a_full_disk_while_checkpointing_is_one_error_and_the_sweep_resumes() {
     let summary = std::fs::read_to_string(roomy.join("summary.csv")).unwrap();
     assert_eq!(summary.matches(",completed,").count(), 4, "{summary}");
 }
+
+/// Issue 38 §4: `landscape --span 1e308` hung at 100% CPU in plotters and
+/// ignored SIGINT. It is refused at once, naming the flag and the value.
+#[test]
+fn a_span_whose_axis_is_not_finite_is_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sh = shard(tmp.path(), "out");
+    let run = sh.join("runs/plain-d2-s0");
+    for span in ["1e308", "9e307", "1e-320"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+            .args(["landscape", s(&run), "--span", span, "--grid", "3"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > until {
+                let _ = child.kill();
+                panic!("--span {span}: still running after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "--span {span}: {err}");
+        assert!(
+            err.contains("--span") && err.contains("must be finite"),
+            "{err}"
+        );
+    }
+}
+
+/// Issue 38 §4: Ctrl-C during `report --watch` (or any chart drawing)
+/// left `plots/.NAME.PID-0.tmp.png`; the next command that draws cleans
+/// the temporary files of writers that no longer run.
+#[test]
+fn temporary_chart_files_of_a_dead_writer_are_cleaned_by_the_next_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = shard(tmp.path(), "out");
+    let plots = out.join("plots");
+    std::fs::create_dir_all(&plots).unwrap();
+    // No process has this pid (Linux's pid_max is at most 2^22).
+    let dead = u32::MAX - 1;
+    let left = [
+        plots.join(format!(".train_error_vs_step.{dead}-0.tmp.png")),
+        out.join(format!(".summary.csv.tmp-{dead}-0")),
+    ];
+    for f in &left {
+        std::fs::write(f, "half a file").unwrap();
+    }
+    let o = gradscope(&["plot", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The summary's is cleaned by the next durable write into the folder:
+    // `report` writes report.md there.
+    let o = gradscope(&["report", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in &left {
+        assert!(!f.exists(), "{} is still there", f.display());
+    }
+}

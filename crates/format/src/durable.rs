@@ -6,7 +6,8 @@
 //! it (`sync_all`), renames it over the target, and syncs the folder, so
 //! that the rename itself is on disk. A rename without the first sync can
 //! leave an empty file after a crash on ext4 and XFS; without the second,
-//! the old file.
+//! the old file. Temporary files of writers that died before their rename
+//! are removed by the next write into the folder ([`remove_dead_temps`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// error the temporary file is removed, and the error says which path
 /// failed: the temporary file or the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    // A writer killed between its write and its rename (SIGKILL, Ctrl-C in
+    // a command without a handler) left its temporary file: the next write
+    // into the folder removes it.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        remove_dead_temps(dir);
+    }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
