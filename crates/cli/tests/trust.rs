@@ -452,3 +452,52 @@ fn temporary_chart_files_of_a_dead_writer_are_cleaned_by_the_next_plot() {
         assert!(!f.exists(), "{} is still there", f.display());
     }
 }
+
+/// `gradscope slurm EXP --shards 2` run from `cwd`.
+fn slurm_from(cwd: &Path, exp: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(["slurm", s(exp), "--shards", "2"])
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// Issue 38 §5: sbatch expands `%u`, `%j` in `--output`, so a working
+/// folder named `50%u_%j` sent the logs to a folder that does not exist.
+#[test]
+fn slurm_escapes_percent_in_the_log_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("trust.json");
+    std::fs::write(&exp, SWEEP).unwrap();
+    let cwd = tmp.path().join("50%u_%j");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let o = slurm_from(&cwd, &exp);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for script in ["sweep.sbatch", "merge.sbatch"] {
+        let text = std::fs::read_to_string(cwd.join("results/trust/slurm").join(script)).unwrap();
+        let output = text
+            .lines()
+            .find(|l| l.starts_with("#SBATCH --output="))
+            .unwrap();
+        assert!(output.contains("/50%%u_%%j/results/"), "{script}: {output}");
+        // The shell lines keep the path as it is (single-quoted).
+        assert!(text.contains("/50%u_%j/"), "{script}: {text}");
+    }
+}
+
+/// Issue 38 §5: a working folder whose name is not UTF-8 was written
+/// lossily (U+FFFD) and the command exited 0: it is refused by name.
+#[test]
+fn slurm_refuses_a_path_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("trust.json");
+    std::fs::write(&exp, SWEEP).unwrap();
+    let cwd = tmp.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let o = slurm_from(&cwd, &exp);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("caf\\xE9") && err.contains("UTF-8"), "{err}");
+    assert!(!cwd.join("results").exists(), "scripts were written");
+}
