@@ -501,3 +501,40 @@ fn slurm_refuses_a_path_that_is_not_utf8() {
     assert!(err.contains("caf\\xE9") && err.contains("UTF-8"), "{err}");
     assert!(!cwd.join("results").exists(), "scripts were written");
 }
+
+/// Issue 38 §3: out of memory while training (the `Result` path, here in
+/// the backward pass) put libtorch's 38 C++ frames (6.3 KB) into stderr
+/// and run.json's `error`. The run is failed with one line.
+#[test]
+fn out_of_memory_while_training_is_one_line_in_the_terminal_and_run_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("oom.json");
+    let body = HUGE
+        .replace("\"width\": 65536", "\"width\": 9000")
+        .replace("\"depths\": [3]", "\"depths\": [6]");
+    std::fs::write(&exp, body).unwrap();
+    let out = tmp.path().join("out");
+    let args = [
+        "run",
+        s(&exp),
+        "--out",
+        s(&out),
+        "--threads",
+        "1",
+        "--no-plot",
+    ];
+    let o = limited(Some(4_500_000), &args, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("frame #") && err.len() < 2000, "{err}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("runs/plain-d6-s0/run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["status"], "failed");
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.contains("allocate") && !error.contains('\n') && !error.contains("frame #"),
+        "{error}"
+    );
+}
