@@ -139,11 +139,18 @@ fn merge_recovers_a_run_a_killed_merge_left_between_its_renames() {
     let o = gradscope(&["merge", s(&sh), "--out", s(&out), "--no-plot"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Killed between publish's two renames while replacing plain-d2-s0:
-    // the old copy moved aside, the new one half copied.
+    // the old copy moved aside, the new one whole in RUN.partial/ (marked
+    // to tell which one ends up in place).
     let runs = out.join("runs");
-    std::fs::rename(runs.join("plain-d2-s0"), runs.join("plain-d2-s0.old")).unwrap();
-    std::fs::create_dir_all(runs.join("plain-d2-s0.partial")).unwrap();
-    std::fs::write(runs.join("plain-d2-s0.partial/metrics.csv"), "step,").unwrap();
+    let run = runs.join("plain-d2-s0");
+    let partial = runs.join("plain-d2-s0.partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    for f in std::fs::read_dir(&run).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, partial.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(partial.join("new.txt"), "the new copy").unwrap();
+    std::fs::rename(&run, runs.join("plain-d2-s0.old")).unwrap();
     // A later merge of a shard without that run must keep it.
     let other = tmp.path().join("other");
     std::fs::create_dir_all(other.join("runs")).unwrap();
@@ -159,7 +166,8 @@ fn merge_recovers_a_run_a_killed_merge_left_between_its_renames() {
     assert!(!stderr(&o).contains("in none of"), "{}", stderr(&o));
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(summary.contains("plain-d2-s0"), "{summary}");
-    assert!(runs.join("plain-d2-s0/run.json").is_file());
+    // The interrupted publish was finished: the new copy is in place.
+    assert!(run.join("run.json").is_file() && run.join("new.txt").is_file());
     assert!(!runs.join("plain-d2-s0.old").exists() && !runs.join("plain-d2-s0.partial").exists());
 }
 
@@ -439,8 +447,12 @@ fn temporary_chart_files_of_a_dead_writer_are_cleaned_by_the_next_plot() {
         plots.join(format!(".train_error_vs_step.{dead}-0.tmp.png")),
         out.join(format!(".summary.csv.tmp-{dead}-0")),
     ];
+    // Untouched for longer than a live writer leaves its file (a minute).
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
     for f in &left {
         std::fs::write(f, "half a file").unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(f).unwrap();
+        file.set_modified(then).unwrap();
     }
     let o = gradscope(&["plot", s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -60,12 +60,18 @@ pub fn temp_writer(file_name: &str) -> Option<u32> {
     pid_n.split_once('-')?.0.parse().ok()
 }
 
+/// How long a temporary file must have been left untouched before
+/// [`remove_dead_temps`] takes its writer for dead.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Removes the temporary files (see [`temp_writer`]) in `dir` of writers
 /// that no longer run: a process killed mid-write (SIGKILL, a power loss,
 /// Ctrl-C between two charts) leaves its file, and the next writer into
 /// the folder cleans it, so that nothing piles up (a checkpoint's is the
-/// size of the network). A pid that runs now, this process's included, is
-/// left alone: it may be writing. Best effort; returns what was removed.
+/// size of the network). A pid that runs here now, this process's
+/// included, is left alone: it may be writing. So is a file written to in
+/// the last [`STALE_TEMP`]: on a shared file system its pid may be a live
+/// process of another host. Best effort; returns what was removed.
 pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -78,7 +84,11 @@ pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
         };
         let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
         let plain = entry.file_type().is_ok_and(|t| t.is_file());
-        if !alive && plain && std::fs::remove_file(entry.path()).is_ok() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_TEMP));
+        if !alive && plain && stale && std::fs::remove_file(entry.path()).is_ok() {
             removed.push(entry.path());
         }
     }
@@ -149,12 +159,24 @@ mod tests {
         for n in &names {
             std::fs::write(dir.join(n), "x").unwrap();
         }
+        // Just written: the writer may be alive on another host.
+        assert!(remove_dead_temps(&dir).is_empty());
+        for n in &names {
+            age(&dir.join(n));
+        }
         let removed = remove_dead_temps(&dir);
         assert_eq!(removed.len(), 2, "{removed:?}");
         for n in &names[2..] {
             assert!(dir.join(n).exists(), "{n} was removed");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Makes `file` look untouched for longer than [`STALE_TEMP`].
+    fn age(file: &Path) {
+        let then = std::time::SystemTime::now() - 2 * STALE_TEMP;
+        let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+        f.set_modified(then).unwrap();
     }
 
     fn tempfile_dir(name: &str) -> PathBuf {

@@ -474,12 +474,20 @@ mod tests {
         let tmp = dir
             .path()
             .join(format!(".{CHECKPOINT_FILE}.tmp-{}", u32::MAX - 1));
-        std::fs::write(&tmp, "half a checkpoint").unwrap();
+        // Left untouched for longer than a live writer would (see
+        // `durable::STALE_TEMP`).
+        let left = || {
+            std::fs::write(&tmp, "half a checkpoint").unwrap();
+            let then = std::time::SystemTime::now() - 2 * gradscope_format::durable::STALE_TEMP;
+            let f = std::fs::OpenOptions::new().write(true).open(&tmp).unwrap();
+            f.set_modified(then).unwrap();
+        };
+        left();
         load(dir.path(), "plain-d3-s0", &exp(0.1), N)
             .unwrap()
             .unwrap();
         assert!(!tmp.exists(), "resuming left {}", tmp.display());
-        std::fs::write(&tmp, "half a checkpoint").unwrap();
+        left();
         remove(dir.path()).unwrap();
         assert!(!tmp.exists(), "the run's end left {}", tmp.display());
     }

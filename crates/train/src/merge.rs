@@ -305,24 +305,25 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// What a merge killed between `publish`'s two renames left of one run
-/// in `OUT`, put right before the merge goes on: a `RUN.partial/` may be
-/// half copied, so it is removed (the merge copies the run again if it
-/// is still the best); a `RUN.old/` is the previous whole copy, and goes
-/// back to `RUN/` unless a new one is already there.
+/// in `OUT`, put right before the merge goes on. `RUN.old/` is the sign:
+/// `RUN/` had been moved aside, and `RUN.partial/` is then the new copy,
+/// whole (it is renamed only once every file is in), so the publish is
+/// finished; with no new copy, the old one goes back. A `RUN.partial/`
+/// without a `RUN.old/` is left as it is: it may be a killed sweep's, with
+/// a checkpoint to resume, and a merge that copies the run clears it.
 fn recover(dir: &Path) -> Result<(), TrainError> {
-    let partial = crate::sweep::partial_dir(dir);
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
+    let (partial, old) = (crate::sweep::partial_dir(dir), crate::sweep::old_dir(dir));
+    if !old.exists() {
+        return Ok(());
     }
-    let old = crate::sweep::old_dir(dir);
-    if old.exists() {
-        if dir.exists() {
-            std::fs::remove_dir_all(&old).map_err(TrainError::io(&old))?;
-        } else {
-            std::fs::rename(&old, dir).map_err(TrainError::io(dir))?;
-        }
+    if !dir.exists() && partial.exists() {
+        std::fs::rename(&partial, dir).map_err(TrainError::io(dir))?;
     }
-    Ok(())
+    if dir.exists() {
+        std::fs::remove_dir_all(&old).map_err(TrainError::io(&old))
+    } else {
+        std::fs::rename(&old, dir).map_err(TrainError::io(dir))
+    }
 }
 
 /// The files a merge copies: every file of a run folder but its
