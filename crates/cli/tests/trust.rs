@@ -550,3 +550,29 @@ fn out_of_memory_while_training_is_one_line_in_the_terminal_and_run_json() {
         "{error}"
     );
 }
+
+/// Issue 38 §1, the audit: `report` drew the landscape charts from the
+/// runs `landscape_summary.csv` names, and read `runs/../../victim/
+/// landscape.csv` outside the results folder. A name that is not a plain
+/// folder name is refused by line, and nothing outside is read.
+#[test]
+fn report_reads_no_landscape_outside_the_results_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = shard(tmp.path(), "out");
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("landscape.csv"), "alpha,beta,loss,error\n").unwrap();
+    std::fs::write(
+        out.join("landscape_summary.csv"),
+        "run,variant,depth,seed,grid,span,samples,direction_seed,centre_loss,min_loss,max_loss,local_minima,nonconvex_fraction,roughness,nonfinite,elapsed_s\n\
+         ../../victim,plain,2,0,3,1,10,0,1,1,1,0,0,0,0,1\n",
+    )
+    .unwrap();
+    let o = gradscope(&["report", s(&out)]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("line 2") && err.contains("\"../../victim\"") && err.contains("not a plain"),
+        "{err}"
+    );
+    assert!(!err.contains("victim/landscape.csv"), "read outside: {err}");
+}
