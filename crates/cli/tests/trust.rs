@@ -268,8 +268,12 @@ fn a_checkpoint_of_the_same_run_with_other_settings_is_not_resumed() {
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         (exp, out)
     };
-    let (exp, a) = train("0.05", "a", "plain-d3-s0:16");
-    let (_, b) = train("0.02", "b", "plain-d3-s0:27");
+    // This run got further (checkpoint at step 20) than the other one
+    // (step 10), so the other's recorded CSV lengths fit in this run's
+    // files, and only their settings tell them apart (before the fix: a
+    // silent resume, and rows cut mid-row).
+    let (exp, a) = train("0.05", "a", "plain-d3-s0:27");
+    let (_, b) = train("0.02", "b", "plain-d3-s0:16");
     let run = |dir: &Path| dir.join("runs/plain-d3-s0");
     assert!(run(&a).join("checkpoint.pt").is_file() && run(&b).join("checkpoint.pt").is_file());
     std::fs::copy(run(&b).join("checkpoint.pt"), run(&a).join("checkpoint.pt")).unwrap();
