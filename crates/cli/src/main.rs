@@ -423,6 +423,11 @@ fn install_panic_hook() {
         if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
             return default_hook(info);
         }
+        // A panic the sweep or `check` catches is reported by them, once,
+        // naming the file and the run: a line here would be a second one.
+        if gradscope_train::sweep::panic_is_caught() {
+            return;
+        }
         let at = info.location().map_or(String::new(), |l| {
             format!(" (at {}:{})", l.file(), l.line())
         });

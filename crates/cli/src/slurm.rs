@@ -96,8 +96,24 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
         .canonicalize()
         .with_context(|| experiment.display().to_string())?;
     let bin = std::env::current_exe().context("finding the gradscope binary")?;
+    // The scripts spell these paths out: a lossy spelling (U+FFFD for
+    // bytes that are not UTF-8) would name a folder that does not exist.
+    for (what, p) in [
+        ("the current directory", &cwd),
+        ("the experiment file", &exp),
+        ("the gradscope binary", &bin),
+    ] {
+        if p.to_str().is_none() {
+            bail!(
+                "{p:?}: the path of {what} is not valid UTF-8, so a Slurm script cannot spell it; rename it or run from another folder"
+            );
+        }
+    }
     let results = cwd.join("results").join(name);
     let dir = results.join("slurm");
+    // sbatch expands `%` patterns (`%j`, `%u`) in --output and --error:
+    // a `%` of the path itself is written `%%`.
+    let log_dir = dir.display().to_string().replace('%', "%%");
     // The log path goes into an `#SBATCH --output=` line, which Slurm splits
     // at spaces and cuts at `#`, and where it reads quotes: such a folder
     // would send the logs somewhere else.
@@ -135,7 +151,7 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
          #SBATCH --requeue\n\
          #SBATCH --cpus-per-task={cpus}\n",
         last = n - 1,
-        out = dir.display(),
+        out = log_dir,
         cpus = o.cpus,
     );
     sweep.push_str(&common);
@@ -167,7 +183,7 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
          #SBATCH --job-name=gradscope-{name}-merge\n\
          #SBATCH --output={out}/merge-%j.out\n\
          #SBATCH --cpus-per-task=1\n",
-        out = dir.display(),
+        out = log_dir,
     );
     merge.push_str(&common);
     merge.push_str(&format!(

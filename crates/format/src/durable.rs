@@ -6,7 +6,8 @@
 //! it (`sync_all`), renames it over the target, and syncs the folder, so
 //! that the rename itself is on disk. A rename without the first sync can
 //! leave an empty file after a crash on ext4 and XFS; without the second,
-//! the old file.
+//! the old file. Temporary files of writers that died before their rename
+//! are removed by the next write into the folder ([`remove_dead_temps`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// error the temporary file is removed, and the error says which path
 /// failed: the temporary file or the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    // A writer killed between its write and its rename (SIGKILL, Ctrl-C in
+    // a command without a handler) left its temporary file: the next write
+    // into the folder removes it.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        remove_dead_temps(dir);
+    }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
@@ -38,6 +45,54 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::
     }
     sync_dir(path);
     Ok(())
+}
+
+/// The process id in the name of a writer's temporary file: `.NAME.tmp-PID`
+/// and `.NAME.tmp-PID-N` ([`write_atomic`], checkpoints, export) or
+/// `.NAME.PID-N.tmp.EXT` (charts). `None` for any other name.
+pub fn temp_writer(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    if let Some((_, after)) = rest.rsplit_once(".tmp-") {
+        return after.split('-').next()?.parse().ok();
+    }
+    let (before, _ext) = rest.rsplit_once(".tmp.")?;
+    let (_, pid_n) = before.rsplit_once('.')?;
+    pid_n.split_once('-')?.0.parse().ok()
+}
+
+/// How long a temporary file must have been left untouched before
+/// [`remove_dead_temps`] takes its writer for dead.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary files (see [`temp_writer`]) in `dir` of writers
+/// that no longer run: a process killed mid-write (SIGKILL, a power loss,
+/// Ctrl-C between two charts) leaves its file, and the next writer into
+/// the folder cleans it, so that nothing piles up (a checkpoint's is the
+/// size of the network). A pid that runs here now, this process's
+/// included, is left alone: it may be writing. So is a file written to in
+/// the last [`STALE_TEMP`]: on a shared file system its pid may be a live
+/// process of another host. Best effort; returns what was removed.
+pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_writer) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        let plain = entry.file_type().is_ok_and(|t| t.is_file());
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_TEMP));
+        if !alive && plain && stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
 }
 
 /// Syncs the folder holding `path`, so that a rename into it is durable.
@@ -79,5 +134,54 @@ mod tests {
             at.display()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_files_of_dead_writers_are_removed_and_nothing_else() {
+        assert_eq!(temp_writer(".checkpoint.pt.tmp-4242"), Some(4242));
+        assert_eq!(temp_writer(".run.json.tmp-4242-3"), Some(4242));
+        assert_eq!(
+            temp_writer(".train_error_vs_step.4242-0.tmp.png"),
+            Some(4242)
+        );
+        assert_eq!(temp_writer("metrics.csv"), None);
+        assert_eq!(temp_writer("checkpoint.pt"), None);
+        let dir = tempfile_dir("gs-temps");
+        // No process has pid u32::MAX - 1 (Linux's pid_max is at most 2^22).
+        let dead = u32::MAX - 1;
+        let ours = std::process::id();
+        let names = [
+            format!(".checkpoint.pt.tmp-{dead}"),
+            format!(".loss.{dead}-0.tmp.png"),
+            format!(".checkpoint.pt.tmp-{ours}-0"),
+            "metrics.csv".to_owned(),
+        ];
+        for n in &names {
+            std::fs::write(dir.join(n), "x").unwrap();
+        }
+        // Just written: the writer may be alive on another host.
+        assert!(remove_dead_temps(&dir).is_empty());
+        for n in &names {
+            age(&dir.join(n));
+        }
+        let removed = remove_dead_temps(&dir);
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        for n in &names[2..] {
+            assert!(dir.join(n).exists(), "{n} was removed");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Makes `file` look untouched for longer than [`STALE_TEMP`].
+    fn age(file: &Path) {
+        let then = std::time::SystemTime::now() - 2 * STALE_TEMP;
+        let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+        f.set_modified(then).unwrap();
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -141,6 +141,30 @@ impl LandscapeSummaryRow {
     }
 }
 
+/// The largest span (and grid coordinate) a landscape takes. Beyond about
+/// `f64::MAX / 2` the axis range is infinite and plotters' search for axis
+/// key points never ends (it ignored SIGINT); far below that a span is
+/// already meaningless for a loss landscape, so the bound leaves margin.
+pub const MAX_SPAN: f64 = 1e300;
+/// The smallest span: below it the grid's steps are not normal numbers,
+/// and neighbouring coordinates may round to one.
+pub const MIN_SPAN: f64 = 1e-300;
+
+/// Why `span` cannot be the half-width of a landscape grid, if it cannot:
+/// the grid's coordinates and the charts' axis range must be finite and
+/// representable (see [`MAX_SPAN`], [`MIN_SPAN`]).
+pub fn span_problem(span: f64) -> Option<String> {
+    if !(span.is_finite() && span > 0.0) {
+        return Some(format!("{span:e} must be a positive number"));
+    }
+    if !(MIN_SPAN..=MAX_SPAN).contains(&span) {
+        return Some(format!(
+            "{span:e} is outside {MIN_SPAN:e} to {MAX_SPAN:e}: the grid's coordinates and the charts' axis range must be finite and representable"
+        ));
+    }
+    None
+}
+
 /// A square grid of losses: `loss[j * n + i]` at (`alphas[i]`, `betas[j]`),
 /// NaN where the loss was not finite or is missing.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +185,15 @@ impl Surface {
             v
         };
         let (alphas, betas) = (axis(|r| r.alpha), axis(|r| r.beta));
+        // Drawn, a coordinate out of bounds would hang the chart's axis.
+        if let Some(bad) = alphas.iter().chain(&betas).find(|v| {
+            let a = v.abs();
+            !(a.is_finite() && (a == 0.0 || (MIN_SPAN / 1e3..=MAX_SPAN).contains(&a)))
+        }) {
+            return Err(format!(
+                "the coordinate {bad:e} is not finite or outside {MIN_SPAN:e} to {MAX_SPAN:e} in size"
+            ));
+        }
         let (n, m) = (alphas.len(), betas.len());
         if n < 3 || m < 3 {
             return Err(format!(
@@ -426,6 +459,40 @@ mod tests {
             nonconvex_fraction(&s).unwrap(),
         );
         assert!(inside < 0.1 && whole > 0.3, "{inside} {whole}");
+    }
+
+    /// Issue 38 §4: `--span 1e308` made a 2e308-wide axis (infinite), and
+    /// drawing it hung in plotters; such spans and coordinates are refused.
+    #[test]
+    fn spans_and_coordinates_must_be_finite_and_representable() {
+        assert_eq!(span_problem(1.0), None);
+        assert_eq!(span_problem(1e-3), None);
+        for bad in [
+            1e308,
+            9e307,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+            0.0,
+            -1.0,
+            1e-310,
+        ] {
+            let why = span_problem(bad).unwrap_or_else(|| panic!("{bad:e} accepted"));
+            assert!(!why.contains('\n'), "{why}");
+        }
+        let mut rows = Vec::new();
+        for b in [-1e308, 0.0, 1e308] {
+            for a in [-1.0, 0.0, 1.0] {
+                rows.push(LandscapeRow {
+                    alpha: a,
+                    beta: b,
+                    loss: Some(1.0),
+                    error: Some(0.5),
+                });
+            }
+        }
+        let why = Surface::from_rows(&rows).unwrap_err();
+        assert!(why.contains("1e308"), "{why}");
     }
 
     #[test]

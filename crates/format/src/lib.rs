@@ -7,11 +7,14 @@
 //! - [`decay`]: the headline readings of a gradient profile (decay per
 //!   layer, spread, medians over probe steps), computed the same way by
 //!   the training loop (for `run.json` and `summary.csv`) and by the report.
-//! - [`names`]: run folder names, with the values of swept settings.
+//! - [`names`]: run folder names, with the values of swept settings, and
+//!   [`names::is_folder_name`], which a name read from a file must pass
+//!   before it is joined onto a path.
 //! - [`run`]: `run.json`'s [`run::Status`], [`run::FinalMetrics`] and
 //!   [`run::GradientEnds`], one definition each for writer and readers.
 //! - [`durable::write_atomic`]: the one atomic, fsynced file write every
-//!   crate uses for run.json, summary.csv, reports and checkpoints.
+//!   crate uses for run.json, summary.csv, reports and checkpoints; it
+//!   cleans the temporary files of writers that died.
 //! - [`num`]: how numbers are written, so that a gradient of 1e-40 reads
 //!   back as 1e-40 and never as 0.
 //!

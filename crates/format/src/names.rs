@@ -56,3 +56,31 @@ mod tests {
         );
     }
 }
+
+/// Whether `name` is one plain folder name, safe to join onto a path: not
+/// empty, not `.` or `..`, and without a path separator or NUL. A run's
+/// name read from a file (run.json, summary.csv) is joined onto a results
+/// folder only when this holds, so that a hostile or broken file cannot
+/// make a command read or write outside it.
+pub fn is_folder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && std::path::Path::new(name).is_relative()
+}
+
+#[cfg(test)]
+mod folder_name_tests {
+    use super::is_folder_name;
+
+    #[test]
+    fn only_a_single_plain_component_is_a_folder_name() {
+        assert!(is_folder_name("plain-d3-s0"));
+        assert!(is_folder_name("plain-normal0.05-d3-s0"));
+        // Each of these would leave the folder it is joined onto, or name it.
+        for bad in ["", ".", "..", "../x", "/abs", "a/b", "a\\b", "a\0b"] {
+            assert!(!is_folder_name(bad), "{bad:?}");
+        }
+    }
+}

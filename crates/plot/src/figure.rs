@@ -371,7 +371,10 @@ fn xml_escape(text: &str) -> String {
 
 /// A temporary name unique within the process (counter) and across
 /// processes (pid), hidden (leading dot) so globbing `*.png` skips it.
+/// The temporary files of writers that died (Ctrl-C or a kill between
+/// the draw and the rename) are removed first, so none stays behind.
 pub(crate) fn temp_path(dir: &Path, name: &str, ext: &str) -> PathBuf {
+    gradscope_format::durable::remove_dead_temps(dir);
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".{name}.{}-{n}.tmp.{ext}", std::process::id()))

@@ -676,7 +676,15 @@ pub fn render_landscape(results_dir: &Path, style: Style) -> Result<Vec<Rendered
     };
     let mut panels = Vec::new();
     let mut notes = Vec::new();
-    for r in &summary {
+    for (i, r) in summary.iter().enumerate() {
+        // A name read from a file is never a path (`../x`, `/x`).
+        if !gradscope_format::names::is_folder_name(&r.run) {
+            return Err(PlotError::BadRunName {
+                path: results_dir.join(LANDSCAPE_SUMMARY_CSV),
+                line: i as u64 + 2,
+                run: r.run.clone(),
+            });
+        }
         let path = results_dir.join(RUNS_DIR).join(&r.run).join(LANDSCAPE_CSV);
         let rows: Vec<LandscapeRow> = crate::read::read_rows(&path)?.unwrap_or_default();
         match Surface::from_rows(&rows) {

@@ -211,7 +211,7 @@ impl ResultsDir {
 /// A run name is used as one path component; anything that could climb out
 /// of `runs/` or nest deeper is refused.
 fn is_plain_dir_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+    gradscope_format::names::is_folder_name(name)
 }
 
 /// Reads a per-run CSV, dropping the line numbers that only summary.csv needs.

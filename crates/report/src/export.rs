@@ -191,6 +191,8 @@ fn export_one(runs: &[Run], file: &str, out_dir: &Path) -> Result<Option<u64>, R
         })
         .collect();
     let dest = out_dir.join(file);
+    // What an interrupted export left is cleaned first.
+    gradscope_format::durable::remove_dead_temps(out_dir);
     let tmp = out_dir.join(format!(".{file}.tmp-{}", std::process::id()));
     let mut rows = 0u64;
     let written = (|| -> Result<(), ReportError> {

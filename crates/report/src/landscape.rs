@@ -27,6 +27,8 @@ pub(crate) fn draw_stale(root: &Path, problems: &mut Vec<String>) {
     let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
     let inputs = std::iter::once(root.join(LANDSCAPE_SUMMARY_CSV)).chain(
         rows.iter()
+            // A name read from a file is never a path; drawing refuses it.
+            .filter(|r| gradscope_format::names::is_folder_name(&r.run))
             .map(|r| root.join(RUNS_DIR).join(&r.run).join(LANDSCAPE_CSV)),
     );
     let newest = inputs.filter_map(|p| modified(&p)).max();

@@ -186,10 +186,20 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
     let runs_planned = plan(exp);
     let mut runs = Vec::with_capacity(runs_planned.len());
     for run in runs_planned {
-        tch::manual_seed(run.seed as i64);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let net = build_network(&vs.root(), exp, &stand_in, &run)?;
-        let (params, mults, weight_layers, norm_layers) = measure(&vs, net.as_ref());
+        // A network too large for memory panics in tch: one line naming
+        // the run, as `run` says it, not an uncaught panic.
+        let measured = crate::sweep::catch_panic(|| {
+            crate::train_loop::injected_panic(&run.name(), "build");
+            tch::manual_seed(run.seed as i64);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = build_network(&vs.root(), exp, &stand_in, &run)?;
+            Ok::<_, TrainError>(measure(&vs, net.as_ref()))
+        })
+        .map_err(|message| TrainError::Invalid {
+            field: run.name(),
+            message,
+        })??;
+        let (params, mults, weight_layers, norm_layers) = measured;
         runs.push(RunCheck {
             run,
             params,
@@ -201,7 +211,12 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
     }
     let mut same_twins = Vec::new();
     for &depth in &exp.depths {
-        if let Some(why) = twins_are_one_network(exp, &data, depth)? {
+        let twins = crate::sweep::catch_panic(|| twins_are_one_network(exp, &data, depth))
+            .map_err(|message| TrainError::Invalid {
+                field: format!("depth {depth}"),
+                message,
+            })??;
+        if let Some(why) = twins {
             same_twins.push((depth, why));
         }
     }

@@ -14,10 +14,25 @@
 //!   ends, and the byte length of each CSV file at the checkpoint, so that
 //!   rows a run wrote after it are cut off when it resumes.
 //!
-//! The file is written to a temporary name, synced and renamed, so a kill
-//! while it is written leaves the previous checkpoint whole. Because the
-//! one file holds both the tensors and the state, they always belong to
-//! the same step.
+//! The file is serialised in memory first, then written with
+//! [`gradscope_format::durable::write_atomic`] (a temporary name, synced
+//! and renamed), so a kill while it is written leaves the previous
+//! checkpoint whole, and a full disk is an ordinary I/O error naming the
+//! file: libtorch writing the file itself aborts the process when a write
+//! fails (its stream writer throws in a destructor). Because the one file
+//! holds both the tensors and the state, they always belong to the same
+//! step.
+//!
+//! A checkpoint is gone on from only if it is this run's: [`load`] checks
+//! its run name, the resolved settings it was taken with (the state holds
+//! the experiment), a CRC-32 of every tensor's bytes (libtorch does not
+//! check its zip's CRC, so a flipped weight byte would load silently), the
+//! data order (a permutation's length, every index in range), and that
+//! every recorded CSV length ends just after a row. Any failure is a
+//! [`TrainError::Checkpoint`] naming the file, and the caller drops the
+//! checkpoint (the run trains from step 0) rather than resuming from it.
+//! Temporary files of writers that died are removed when a run starts or
+//! resumes and when it ends.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +41,9 @@ use gradscope_format::decay::ProfileWindow;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::holdings::changed_settings;
 use crate::record::GradientEnds;
+use crate::spec::Experiment;
 use crate::TrainError;
 
 /// The checkpoint's file name inside a run folder.
@@ -34,7 +51,7 @@ pub use gradscope_format::files::CHECKPOINT as CHECKPOINT_FILE;
 
 /// Bumped when [`LoopState`] changes meaning; an older checkpoint is then
 /// refused (the run trains from step 0) rather than misread.
-pub(crate) const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
 
 /// The training loop's state between two steps, besides its tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +89,12 @@ pub struct LoopState {
     pub csv_bytes: [u64; 3],
     /// Wall-clock seconds trained before the checkpoint.
     pub elapsed_s: f64,
+    /// The experiment, resolved, that the run was trained with: the
+    /// checkpoint of a same-named run of other settings is refused.
+    pub config: Experiment,
+    /// CRC-32 of every tensor but `state` (names and bytes, in name
+    /// order); [`save`] sets it.
+    pub checksum: u32,
 }
 
 /// A checkpoint read back: the state and its tensors, on the CPU.
@@ -98,18 +121,12 @@ pub fn path(run_dir: &Path) -> PathBuf {
     run_dir.join(CHECKPOINT_FILE)
 }
 
-/// Writes `dir/checkpoint.pt` atomically: a temporary file, synced, then
-/// renamed over the old one, and the folder synced so the rename lasts.
+/// Writes `dir/checkpoint.pt` atomically and durably (see the module);
+/// the state's `checksum` is set here.
 pub fn save(dir: &Path, state: &LoopState, t: Tensors) -> Result<(), TrainError> {
     let file = path(dir);
-    let tmp = dir.join(format!(".{CHECKPOINT_FILE}.tmp-{}", std::process::id()));
-    let json = serde_json::to_vec(state).map_err(|source| TrainError::Json {
-        path: file.clone(),
-        source,
-    })?;
     let cpu = |t: &Tensor| t.to_device(Device::Cpu);
     let mut named: Vec<(String, Tensor)> = vec![
-        ("state".to_owned(), Tensor::from_slice(&json)),
         ("order".to_owned(), cpu(t.order)),
         ("window".to_owned(), cpu(t.window)),
     ];
@@ -119,77 +136,127 @@ pub fn save(dir: &Path, state: &LoopState, t: Tensors) -> Result<(), TrainError>
             .iter()
             .map(|(n, m)| (format!("momentum/{n}"), cpu(m))),
     );
-    save_tensors(&named, &tmp, &file)
+    let mut state = state.clone();
+    state.checksum = checksum(named.iter().map(|(n, t)| (n.as_str(), t)))?;
+    let json = serde_json::to_vec(&state).map_err(|source| TrainError::Json {
+        path: file.clone(),
+        source,
+    })?;
+    named.push(("state".to_owned(), Tensor::from_slice(&json)));
+    save_tensors(&named, &file)
 }
 
-/// Writes named tensors to `file` through `tmp` (libtorch writes the file
-/// itself, so `durable::write_atomic`'s bytes do not apply): saved, synced,
-/// renamed, and the folder synced so that the rename lasts. Checkpoints and
-/// saved weights go this way.
-pub(crate) fn save_tensors(
-    named: &[(String, Tensor)],
-    tmp: &Path,
-    file: &Path,
-) -> Result<(), TrainError> {
+/// Writes named tensors to `file`: serialised in memory by libtorch, then
+/// written by `durable::write_atomic`, so that a failed write (a full
+/// disk) is an I/O error naming the file, never libtorch's abort, and the
+/// old file stays whole. Checkpoints and saved weights go this way.
+pub(crate) fn save_tensors(named: &[(String, Tensor)], file: &Path) -> Result<(), TrainError> {
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    Tensor::save_multi(&refs, tmp)?;
-    std::fs::File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(TrainError::io(tmp))?;
-    std::fs::rename(tmp, file).map_err(TrainError::io(file))?;
-    // The rename is durable only once the folder's entry is on disk.
-    gradscope_format::durable::sync_dir(file);
-    Ok(())
+    let mut bytes = Vec::new();
+    Tensor::save_multi_to_stream(&refs, &mut bytes)?;
+    // The error names the file being written, not its temporary name.
+    gradscope_format::durable::write_atomic(file, &bytes).map_err(|(_, source)| TrainError::Io {
+        path: file.to_path_buf(),
+        source,
+    })
 }
 
-/// Reads `dir/checkpoint.pt`; `Ok(None)` when there is none.
+/// CRC-32 of named tensors, in name order: each name, then the tensor's
+/// bytes as stored (contiguous, native byte order).
+fn checksum<'a>(named: impl Iterator<Item = (&'a str, &'a Tensor)>) -> Result<u32, TrainError> {
+    let mut sorted: Vec<(&str, &Tensor)> = named.collect();
+    sorted.sort_by_key(|(n, _)| *n);
+    let mut crc = crc32fast::Hasher::new();
+    for (name, t) in sorted {
+        let t = t.contiguous();
+        let n = t.numel();
+        let mut bytes = vec![0u8; n * t.f_kind()?.elt_size_in_bytes()];
+        t.f_copy_data_u8(&mut bytes, n)?;
+        crc.update(name.as_bytes());
+        crc.update(&bytes);
+    }
+    Ok(crc.finalize())
+}
+
+/// Reads `dir/checkpoint.pt` of run `run` of experiment `exp`, whose
+/// training split has `train_len` examples; `Ok(None)` when there is none.
+/// Temporary files of writers that died are removed first.
 ///
-/// A file that is not a checkpoint of this format, or of another run, is
-/// an error naming the file and what is wrong.
-pub fn load(dir: &Path, run: &str) -> Result<Option<Checkpoint>, TrainError> {
+/// A file that is not a checkpoint of this format, or is another run's, or
+/// was taken with other settings, or fails its checksum, or whose data
+/// order or CSV lengths cannot be gone on from, is a
+/// [`TrainError::Checkpoint`] naming the file and what is wrong.
+pub fn load(
+    dir: &Path,
+    run: &str,
+    exp: &Experiment,
+    train_len: i64,
+) -> Result<Option<Checkpoint>, TrainError> {
+    gradscope_format::durable::remove_dead_temps(dir);
     let file = path(dir);
     if !file.exists() {
         return Ok(None);
     }
-    let bad = |message: String| TrainError::Invalid {
-        field: file.display().to_string(),
+    let bad = |message: String| TrainError::Checkpoint {
+        path: file.clone(),
         message,
     };
-    // libtorch's message carries a C++ frame list; its first line says it.
-    let first_line = |e: tch::TchError| {
-        let text = e.to_string();
-        text.lines().next().unwrap_or_default().to_owned()
-    };
     let mut named: BTreeMap<String, Tensor> = Tensor::load_multi(&file)
-        .map_err(|e| bad(format!("not a readable checkpoint ({})", first_line(e))))?
+        // A note, not a failure: libtorch's first line says it.
+        .map_err(|e| {
+            bad(format!(
+                "not a readable checkpoint ({})",
+                crate::torch_text(&e, false)
+            ))
+        })?
         .into_iter()
         .collect();
-    let mut take = |name: &str| {
-        named
-            .remove(name)
-            .ok_or_else(|| bad(format!("has no {name:?} entry")))
-    };
-    let state_bytes = take("state")?;
+    let state_bytes = named
+        .remove("state")
+        .ok_or_else(|| bad("has no \"state\" entry".into()))?;
     let bytes: Vec<u8> =
         Vec::try_from(&state_bytes.to_kind(Kind::Uint8)).map_err(|e| bad(format!("state: {e}")))?;
-    let state: LoopState = serde_json::from_slice(&bytes).map_err(|source| TrainError::Json {
-        path: file.clone(),
-        source,
-    })?;
-    if state.format != FORMAT {
+    // Only the format is read first: an older state may not parse.
+    let format = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("format")?.as_u64());
+    if format != Some(FORMAT.into()) {
         return Err(bad(format!(
             "checkpoint format {} (this version reads {FORMAT})",
-            state.format
+            format.map_or("unknown".to_owned(), |f| f.to_string())
         )));
     }
+    let state: LoopState =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("state: {e}")))?;
     if state.run != run {
         return Err(bad(format!(
             "is a checkpoint of run {:?}, not {run:?}",
             state.run
         )));
     }
+    let fields = changed_settings(exp, &state.config);
+    if !fields.is_empty() {
+        return Err(bad(format!(
+            "was taken with other settings ({}); it is not this run's",
+            fields.join(", ")
+        )));
+    }
+    let sum = checksum(named.iter().map(|(n, t)| (n.as_str(), t)))?;
+    if sum != state.checksum {
+        return Err(bad(format!(
+            "its tensors fail their checksum ({sum:08x}, recorded {:08x}): the file is damaged",
+            state.checksum
+        )));
+    }
+    let mut take = |name: &str| {
+        named
+            .remove(name)
+            .ok_or_else(|| bad(format!("has no {name:?} entry")))
+    };
     let order = take("order")?;
     let window = take("window")?;
+    check_order(&order, state.order_at, train_len).map_err(|m| bad(format!("data order: {m}")))?;
+    check_csv_lengths(dir, &state.csv_bytes).map_err(bad)?;
     let mut vars = BTreeMap::new();
     let mut momentum = BTreeMap::new();
     for (name, t) in named {
@@ -208,12 +275,223 @@ pub fn load(dir: &Path, run: &str) -> Result<Option<Checkpoint>, TrainError> {
     }))
 }
 
+/// The data order must be an epoch's order of the training split: one
+/// index per example, each in range, and a position inside it. A bad one
+/// would fail every resume deep inside libtorch (`index out of range`).
+fn check_order(order: &Tensor, at: i64, train_len: i64) -> Result<(), String> {
+    if order.kind() != Kind::Int64 || order.size() != [train_len] {
+        return Err(format!(
+            "{:?} {:?}, where the training split wants Int64 [{train_len}]",
+            order.kind(),
+            order.size()
+        ));
+    }
+    if train_len > 0 {
+        let (lo, hi) = (order.min().int64_value(&[]), order.max().int64_value(&[]));
+        if lo < 0 || hi >= train_len {
+            return Err(format!("indices from {lo} to {hi}, outside 0..{train_len}"));
+        }
+    }
+    if !(0..=train_len).contains(&at) {
+        return Err(format!("position {at}, outside 0..={train_len}"));
+    }
+    Ok(())
+}
+
+/// Every CSV must be at least as long as the checkpoint recorded, and the
+/// recorded length must end just after a row: a length from another run's
+/// checkpoint would otherwise cut the files mid-row.
+fn check_csv_lengths(dir: &Path, lengths: &[u64; 3]) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    for (name, &len) in gradscope_probe::writers::CSV_FILES.iter().zip(lengths) {
+        let file = dir.join(name);
+        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+        if size < len {
+            return Err(format!(
+                "{name} is shorter than the {len} bytes it recorded"
+            ));
+        }
+        if len == 0 {
+            continue;
+        }
+        let mut last = [0u8];
+        std::fs::File::open(&file)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(len - 1))?;
+                f.read_exact(&mut last)
+            })
+            .map_err(|e| format!("{name}: {e}"))?;
+        if last[0] != b'\n' {
+            return Err(format!(
+                "{name}'s recorded length {len} falls inside a row, not after one"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Removes the checkpoint of a run that has ended (it only serves to go
 /// on, and holds a copy of every weight).
 pub fn remove(dir: &Path) -> Result<(), TrainError> {
+    gradscope_format::durable::remove_dead_temps(dir);
     let file = path(dir);
     match std::fs::remove_file(&file) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TrainError::io(&file)(e)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: i64 = 16;
+
+    fn exp(lr: f64) -> Experiment {
+        let json = r#"{"name": "t",
+              "dataset": {"kind": "synthetic", "samples": 16, "classes": 4, "features": 8},
+              "model": {"family": "mlp", "width": 8, "activation": "tanh"},
+              "variants": ["plain"], "depths": [3], "seeds": [0],
+              "train": {"lr": LR, "batch_size": 8, "steps": 2, "eval_every": 1}}"#;
+        Experiment::from_json(&json.replace("LR", &lr.to_string()), Path::new("t.json")).unwrap()
+    }
+
+    fn state(exp: &Experiment, csv_bytes: [u64; 3]) -> LoopState {
+        LoopState {
+            format: FORMAT,
+            run: "plain-d3-s0".into(),
+            steps_done: 1,
+            lr: 0.1,
+            warming: false,
+            pending_eval: false,
+            order_rng: 7,
+            order_at: 8,
+            augment_rng: None,
+            window_steps: 0,
+            profiles: Default::default(),
+            ends: Default::default(),
+            csv_bytes,
+            elapsed_s: 0.0,
+            config: exp.clone(),
+            checksum: 0,
+        }
+    }
+
+    /// Saves a checkpoint of `order` (and a weight of recognisable bytes)
+    /// into a fresh folder whose metrics.csv is `csv`.
+    fn saved(order: &Tensor, csv: &str, csv_len: u64) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("metrics.csv"), csv).unwrap();
+        let w = Tensor::from_slice(&[1234.5f32; 64]);
+        let momentum = BTreeMap::new();
+        let window = Tensor::zeros([2], (Kind::Double, Device::Cpu));
+        let t = Tensors {
+            vars: vec![("w".into(), w)],
+            momentum: &momentum,
+            order,
+            window: &window,
+        };
+        save(dir.path(), &state(&exp(0.1), [csv_len, 0, 0]), t).unwrap();
+        dir
+    }
+
+    fn load_err(dir: &Path, lr: f64) -> String {
+        match load(dir, "plain-d3-s0", &exp(lr), N) {
+            Ok(_) => panic!("the checkpoint loaded"),
+            Err(e) => {
+                assert!(matches!(e, TrainError::Checkpoint { .. }), "{e:?}");
+                e.to_string()
+            }
+        }
+    }
+
+    fn permutation() -> Tensor {
+        Tensor::arange(N, (Kind::Int64, Device::Cpu))
+    }
+
+    #[test]
+    fn a_checkpoint_of_this_run_loads_and_one_of_other_settings_is_refused() {
+        let dir = saved(&permutation(), "a,b\n1,2\n", 8);
+        let ck = load(dir.path(), "plain-d3-s0", &exp(0.1), N)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ck.state.steps_done, 1);
+        // Issue 38: the same-named run of an lr 0.02 experiment.
+        let err = load_err(dir.path(), 0.02);
+        assert!(
+            err.contains("checkpoint.pt") && err.contains("train.lr"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_flipped_weight_byte_fails_the_checksum() {
+        let dir = saved(&permutation(), "", 0);
+        let file = path(dir.path());
+        let mut bytes = std::fs::read(&file).unwrap();
+        let pattern: Vec<u8> = std::iter::repeat_n(1234.5f32.to_le_bytes(), 4)
+            .flatten()
+            .collect();
+        let at = bytes
+            .windows(pattern.len())
+            .position(|w| w == pattern)
+            .expect("the weight's bytes are stored as they are");
+        bytes[at + 5] ^= 0x10;
+        std::fs::write(&file, bytes).unwrap();
+        // libtorch itself loads the damaged file without a word.
+        assert!(Tensor::load_multi(&file).is_ok());
+        let err = load_err(dir.path(), 0.1);
+        assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn an_order_index_out_of_range_is_refused_by_name() {
+        let order = permutation();
+        let _ = order.get(3).fill_(N + 5);
+        let dir = saved(&order, "", 0);
+        let err = load_err(dir.path(), 0.1);
+        assert!(
+            err.contains("checkpoint.pt") && err.contains("data order"),
+            "{err}"
+        );
+        // A wrong length too.
+        let dir = saved(&Tensor::arange(N - 1, (Kind::Int64, Device::Cpu)), "", 0);
+        assert!(load_err(dir.path(), 0.1).contains("data order"));
+    }
+
+    #[test]
+    fn a_csv_length_inside_a_row_is_refused() {
+        // 5 bytes of "a,b\n1,2\n" end inside the row "1,2".
+        let dir = saved(&permutation(), "a,b\n1,2\n", 5);
+        let err = load_err(dir.path(), 0.1);
+        assert!(
+            err.contains("metrics.csv") && err.contains("inside a row"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn temporary_files_of_a_dead_writer_are_removed_on_resume_and_at_the_end() {
+        let dir = saved(&permutation(), "", 0);
+        // No process has this pid (Linux's pid_max is at most 2^22).
+        let tmp = dir
+            .path()
+            .join(format!(".{CHECKPOINT_FILE}.tmp-{}", u32::MAX - 1));
+        // Left untouched for longer than a live writer would (see
+        // `durable::STALE_TEMP`).
+        let left = || {
+            std::fs::write(&tmp, "half a checkpoint").unwrap();
+            let then = std::time::SystemTime::now() - 2 * gradscope_format::durable::STALE_TEMP;
+            let f = std::fs::OpenOptions::new().write(true).open(&tmp).unwrap();
+            f.set_modified(then).unwrap();
+        };
+        left();
+        load(dir.path(), "plain-d3-s0", &exp(0.1), N)
+            .unwrap()
+            .unwrap();
+        assert!(!tmp.exists(), "resuming left {}", tmp.display());
+        left();
+        remove(dir.path()).unwrap();
+        assert!(!tmp.exists(), "the run's end left {}", tmp.display());
     }
 }

@@ -64,8 +64,8 @@ impl Options {
                 ),
             );
         }
-        if !(self.span.is_finite() && self.span > 0.0) {
-            return bad("--span", format!("{} must be a positive number", self.span));
+        if let Some(why) = gradscope_format::landscape::span_problem(self.span) {
+            return bad("--span", why);
         }
         if self.samples == 0 {
             return bad("--samples", "must be at least 1".to_owned());

@@ -43,7 +43,10 @@ pub enum TrainError {
     Data(#[from] gradscope_data::DataError),
     #[error(transparent)]
     Model(#[from] gradscope_models::ModelError),
-    #[error(transparent)]
+    /// The probe's error; libtorch's within it in one line, as for
+    /// [`TrainError::Torch`] (an out-of-memory in the backward pass lands
+    /// here).
+    #[error("{}", probe_line(.0))]
     Probe(#[from] gradscope_probe::ProbeError),
     #[error("{}: {source}", path.display())]
     Io {
@@ -113,7 +116,12 @@ pub enum TrainError {
     /// Directories `gradscope merge` cannot merge: the one at fault and why.
     #[error("{}: {message}", path.display())]
     Merge { path: PathBuf, message: String },
-    #[error("libtorch: {0}")]
+    /// A checkpoint that cannot be gone on from: which file and why. The
+    /// run drops it and trains from step 0 rather than fail on it again.
+    #[error("{}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+    /// libtorch's error in one line (see [`torch_line`]).
+    #[error("libtorch: {}", torch_line(.0))]
     Torch(#[from] tch::TchError),
     /// A panic inside a run (tch panics on libtorch errors), caught so that
     /// it stays inside that run: its reason in one line.
@@ -121,9 +129,62 @@ pub enum TrainError {
     Panic(String),
 }
 
+/// A libtorch error as one line: its first, without the `[enforce fail
+/// at FILE:LINE]` prefix and the C++ frame list that follow (often dozens
+/// of lines, which would fill the terminal and `run.json`). The whole text
+/// only with `RUST_BACKTRACE` set (not `0`), for a bug report.
+pub fn torch_line(e: &tch::TchError) -> String {
+    torch_text(e, std::env::var("RUST_BACKTRACE").is_ok_and(|v| v != "0"))
+}
+
+fn probe_line(e: &gradscope_probe::ProbeError) -> String {
+    match e {
+        gradscope_probe::ProbeError::Torch(t) => format!("probe: libtorch: {}", torch_line(t)),
+        e => e.to_string(),
+    }
+}
+
+pub(crate) fn torch_text(e: &tch::TchError, full: bool) -> String {
+    let text = match e {
+        tch::TchError::Torch(t) => t.clone(),
+        e => e.to_string(),
+    };
+    if full {
+        return text;
+    }
+    let first = text.lines().next().unwrap_or_default().trim();
+    let first = match first.find("] ") {
+        Some(i) if first.starts_with('[') => first[i + 2..].trim_start_matches("data. "),
+        _ => first,
+    };
+    first.to_owned()
+}
+
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.into();
         move |source| TrainError::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 38 §3: an out-of-memory error on the `Result` path (not a
+    /// panic) carried libtorch's 38 C++ frames into the terminal and
+    /// run.json; it is one line, with the whole text only on request.
+    #[test]
+    fn a_libtorch_error_is_one_line() {
+        let text = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes\nException raised from allocate_cpu at alloc_cpu.cpp:117\nframe #0: c10::Error::Error(...)\nframe #1: ...";
+        let e = tch::TchError::Torch(text.to_owned());
+        let line = torch_text(&e, false);
+        assert_eq!(
+            line,
+            "DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes"
+        );
+        assert_eq!(torch_text(&e, true), text);
+        // The run's own out-of-memory is tested end to end, under a
+        // memory limit and without RUST_BACKTRACE (tests/trust.rs).
     }
 }

@@ -12,6 +12,15 @@
 //! experiment's plan order, and the runs that no directory has are listed.
 //!
 //! Like `gradscope run`, the merge holds `OUT`'s lock while it writes.
+//!
+//! Shards come from other machines and other people, so nothing read from
+//! them is a path: a run's name is its folder's name, a `run.json` whose
+//! `run` says otherwise (`../../elsewhere`, an absolute path, another
+//! run's name) or that the plan does not have is refused, every folder the
+//! merge writes is checked to lie inside `OUT/runs/`, and only regular
+//! files are copied (a symbolic link is refused by name, not followed).
+//! What a merge killed between its renames left (`RUN.partial/`,
+//! `RUN.old/`) is put right before anything else is written.
 
 use gradscope_format::files::{RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::collections::BTreeMap;
@@ -92,22 +101,41 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             .collect();
         entries.sort();
         for run_dir in entries {
-            let name = run_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            // A symbolic link to a folder is not a run folder: it would copy
+            // in files from anywhere.
+            if std::fs::symlink_metadata(&run_dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(refuse(
+                    &run_dir,
+                    "is a symbolic link; a merge copies run folders only".into(),
+                ));
+            }
+            let Some(name) = run_dir.file_name().and_then(|n| n.to_str()) else {
+                return Err(refuse(
+                    &run_dir,
+                    "is not a run folder: its name is not UTF-8".into(),
+                ));
+            };
             // Folders of a run still training (or killed while it did).
             if name.starts_with('.') || name.ends_with(".partial") || name.ends_with(".old") {
                 continue;
             }
-            let record = read_record(&run_dir.join(RUN_JSON))?;
-            by_run
-                .entry(record.run.clone())
-                .or_default()
-                .push(Candidate {
-                    dir: run_dir,
-                    record,
-                });
+            let json = run_dir.join(RUN_JSON);
+            let record = read_record(&json)?;
+            // The name is the folder's; the record must agree with it, or
+            // it is another run's record (or a path in disguise).
+            if record.run != name {
+                return Err(refuse(
+                    &json,
+                    format!(
+                        "says \"run\": {:?}, but its folder is {name:?}; a run's name is its folder's, so the copy is refused",
+                        record.run
+                    ),
+                ));
+            }
+            by_run.entry(name.to_owned()).or_default().push(Candidate {
+                dir: run_dir,
+                record,
+            });
         }
     }
     let Some(first) = by_run.values().flatten().next() else {
@@ -132,6 +160,22 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
                     "was trained with other settings than {} ({}); the copies cannot be merged",
                     first.dir.display(),
                     fields.join(", ")
+                ),
+            ));
+        }
+    }
+
+    // Only the plan's runs are merged: a folder of another name is not one
+    // of this experiment's runs, whatever its record says.
+    let planned = plan(&experiment);
+    let names: Vec<String> = planned.iter().map(|r| r.name()).collect();
+    for (run, candidates) in &by_run {
+        if !names.contains(run) {
+            return Err(refuse(
+                &candidates[0].dir,
+                format!(
+                    "is not a run of experiment {:?}'s plan; merge only the folders a sweep wrote",
+                    experiment.name
                 ),
             ));
         }
@@ -163,6 +207,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
     }
     std::fs::create_dir_all(out.join(RUNS_DIR)).map_err(TrainError::io(out))?;
     let (_lock, _) = ResultsLock::acquire(out, &Holder::current(command))?;
+    let runs_abs = absolute(&out.join(RUNS_DIR));
+    for name in &names {
+        recover(&out.join(RUNS_DIR).join(name))?;
+    }
     let mut copied = Vec::new();
     for (run, candidates) in &by_run {
         let best = candidates
@@ -175,6 +223,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             .map(|(_, c)| c)
             .expect("a run has at least one copy");
         let dest = out.join(RUNS_DIR).join(run);
+        // The plan's names are plain folder names; checked all the same,
+        // since what is written here replaces a folder.
+        if !gradscope_format::names::is_folder_name(run)
+            || absolute(&dest).parent() != Some(runs_abs.as_path())
+        {
+            return Err(refuse(
+                &dest,
+                format!("would lie outside {}; refused", runs_abs.display()),
+            ));
+        }
         if same_files(&best.dir, &dest)? {
             continue;
         }
@@ -189,7 +247,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
         copied.push(run.clone());
     }
 
-    let planned = plan(&experiment);
     let mut records = Vec::new();
     let mut runs = Vec::new();
     let mut missing = Vec::new();
@@ -247,8 +304,32 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The files a merge copies: every plain file of a run folder but its
-/// checkpoint's temporary files.
+/// What a merge killed between `publish`'s two renames left of one run
+/// in `OUT`, put right before the merge goes on. `RUN.old/` is the sign:
+/// `RUN/` had been moved aside, and `RUN.partial/` is then the new copy,
+/// whole (it is renamed only once every file is in), so the publish is
+/// finished; with no new copy, the old one goes back. A `RUN.partial/`
+/// without a `RUN.old/` is left as it is: it may be a killed sweep's, with
+/// a checkpoint to resume, and a merge that copies the run clears it.
+fn recover(dir: &Path) -> Result<(), TrainError> {
+    let (partial, old) = (crate::sweep::partial_dir(dir), crate::sweep::old_dir(dir));
+    if !old.exists() {
+        return Ok(());
+    }
+    if !dir.exists() && partial.exists() {
+        std::fs::rename(&partial, dir).map_err(TrainError::io(dir))?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&old).map_err(TrainError::io(&old))
+    } else {
+        std::fs::rename(&old, dir).map_err(TrainError::io(dir))
+    }
+}
+
+/// The files a merge copies: every file of a run folder but its
+/// checkpoint's temporary files. Only regular files: a symbolic link (or
+/// a folder, a pipe) is refused by name, since following a link would
+/// copy in a file from outside the shard.
 fn run_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, TrainError> {
     let mut files = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(TrainError::io(dir))? {
@@ -257,9 +338,26 @@ fn run_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, TrainError> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if path.is_file() && !name.starts_with(&format!(".{CHECKPOINT_FILE}.tmp")) {
-            files.insert(name, path);
+        if name.starts_with(&format!(".{CHECKPOINT_FILE}.tmp")) {
+            continue;
         }
+        let kind = std::fs::symlink_metadata(&path)
+            .map_err(TrainError::io(&path))?
+            .file_type();
+        if !kind.is_file() {
+            let what = if kind.is_symlink() {
+                "a symbolic link"
+            } else if kind.is_dir() {
+                "a folder"
+            } else {
+                "not a regular file"
+            };
+            return Err(TrainError::Merge {
+                path,
+                message: format!("is {what}; a merge copies regular files only"),
+            });
+        }
+        files.insert(name, path);
     }
     Ok(files)
 }

@@ -121,7 +121,7 @@ pub(crate) fn partial_dir(dir: &Path) -> PathBuf {
 }
 
 /// Where a replaced run sits for the moment between two renames.
-fn old_dir(dir: &Path) -> PathBuf {
+pub(crate) fn old_dir(dir: &Path) -> PathBuf {
     suffixed(dir, "old")
 }
 
@@ -139,6 +139,28 @@ fn last_train_step(path: &Path) -> Option<usize> {
         let step = f.next()?;
         (f.nth(1)? == "train").then(|| step.parse().ok())?
     })
+}
+
+thread_local! {
+    /// How many [`catch_panic`] calls are running on this thread.
+    static CATCHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f`; a panic in it (tch panics on libtorch errors: out of memory
+/// while a network is built or trained) comes back as its one-line reason
+/// ([`panic_reason`]). While `f` runs, [`panic_is_caught`] is true on this
+/// thread, so a panic hook can stay quiet: the caller reports the failure
+/// itself, once, naming the file and the run.
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    caught.map_err(|payload| panic_reason(payload.as_ref()))
+}
+
+/// Whether a panic on this thread now would be caught by [`catch_panic`].
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(|c| c.get() > 0)
 }
 
 /// What a caught panic says, in one line: for a libtorch error, its
@@ -293,15 +315,15 @@ impl Sweep {
         let steps = experiment.train.total_steps(data.train.len() as usize);
         let mut costs = Vec::with_capacity(runs.len());
         for run in &runs {
-            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let built = catch_panic(|| {
                 crate::train_loop::injected_panic(&run.name(), "build");
                 let vs = tch::nn::VarStore::new(Device::Cpu);
                 let net = build_network(&vs.root(), &experiment, &data, run)?;
                 Ok::<_, TrainError>(measure(&vs, net.as_ref()).1)
-            }))
-            .map_err(|payload| TrainError::Invalid {
+            })
+            .map_err(|message| TrainError::Invalid {
                 field: run.name(),
-                message: panic_reason(payload.as_ref()),
+                message,
             })??;
             costs.push(shard::cost(steps, built));
         }
@@ -600,10 +622,9 @@ impl Sweep {
         // error, a shape that fails only at run time): caught here, the
         // failure stays inside this run, which is recorded as failed with
         // libtorch's reason, and the sweep goes on.
-        let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            train_run(&self.experiment, &self.data, run, &dir, stop, progress)
-        }))
-        .unwrap_or_else(|payload| Err(TrainError::Panic(panic_reason(payload.as_ref()))));
+        let trained =
+            catch_panic(|| train_run(&self.experiment, &self.data, run, &dir, stop, progress))
+                .unwrap_or_else(|reason| Err(TrainError::Panic(reason)));
         match trained {
             Ok(o) => {
                 record.status = o.status;
@@ -618,7 +639,14 @@ impl Sweep {
             }
             Err(e) => {
                 record.status = Status::Failed;
-                record.error = Some(e.to_string());
+                let mut error = e.to_string();
+                // A checkpoint that does not fit the run would fail every
+                // resume: dropped, so the next one trains from step 0.
+                if matches!(e, TrainError::Checkpoint { .. }) {
+                    let _ = std::fs::remove_file(checkpoint::path(&dir));
+                    error.push_str("; removed it, --resume trains the run again from step 0");
+                }
+                record.error = Some(error);
                 // The loop's count is lost with it; its last training row
                 // says how far the run got.
                 record.steps_done = last_train_step(&dir.join(METRICS_CSV)).unwrap_or(0);
@@ -639,19 +667,13 @@ impl Sweep {
             if !checkpoint::path(&dir).exists() {
                 continue;
             }
-            let why = match checkpoint::load(&dir, &run.name()) {
-                Err(e) => Some(e.to_string()),
-                // After a crash the CSVs may be shorter than when the
-                // checkpoint was taken: nothing to go on from.
-                Ok(Some(ck)) => gradscope_probe::writers::CSV_FILES
-                    .iter()
-                    .zip(ck.state.csv_bytes)
-                    .find(|(f, len)| {
-                        std::fs::metadata(dir.join(f)).map_or(true, |m| m.len() < *len)
-                    })
-                    .map(|(f, len)| format!("{f} is shorter than the {len} bytes it recorded")),
-                Ok(None) => None,
-            };
+            // `load` checks all it can without the network: the run, its
+            // settings, the checksum, the data order, and the CSV lengths
+            // (after a crash the CSVs may be shorter than when the
+            // checkpoint was taken: nothing to go on from).
+            let why = checkpoint::load(&dir, &run.name(), &self.experiment, self.data.train.len())
+                .err()
+                .map(|e| e.to_string());
             if let Some(why) = why {
                 let _ = std::fs::remove_file(checkpoint::path(&dir));
                 self.notes.push(format!(

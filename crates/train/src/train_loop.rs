@@ -114,7 +114,7 @@ pub fn train_run(
     let t = &exp.train;
     let steps = t.total_steps(data.train.len() as usize);
     let device = data.train.x.device();
-    let resumed = checkpoint::load(dir, &run.name())?;
+    let resumed = checkpoint::load(dir, &run.name(), exp, data.train.len())?;
 
     // The same seed gives the plain net and its twin the same initial weights.
     tch::manual_seed(run.seed as i64);
@@ -132,7 +132,7 @@ pub fn train_run(
         ),
         Some(ck) => {
             let lengths = ck.state.csv_bytes;
-            let pending = s.restore(ck, &vs, &mut opt, device)?;
+            let pending = s.restore(ck, &checkpoint::path(dir), &vs, &mut opt, device)?;
             let w = RunWriters::resume(dir, points.clone(), probe.trunk().to_vec(), lengths)?;
             (w, pending)
         }
@@ -143,6 +143,7 @@ pub fn train_run(
         s.save(
             dir,
             &run.name(),
+            exp,
             &vs,
             opt,
             &mut log.out,
@@ -546,6 +547,7 @@ impl LoopState {
         &self,
         dir: &Path,
         run: &str,
+        exp: &Experiment,
         vs: &nn::VarStore,
         opt: &Sgd,
         out: &mut RunWriters,
@@ -568,6 +570,8 @@ impl LoopState {
             ends: self.ends.clone(),
             csv_bytes: out.lengths()?,
             elapsed_s,
+            config: exp.clone(),
+            checksum: 0,
         };
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -589,12 +593,15 @@ impl LoopState {
     fn restore(
         &mut self,
         ck: checkpoint::Checkpoint,
+        file: &Path,
         vs: &nn::VarStore,
         opt: &mut Sgd,
         device: Device,
     ) -> Result<Option<usize>, TrainError> {
-        let bad = |message: String| TrainError::Invalid {
-            field: gradscope_format::files::CHECKPOINT.to_owned(),
+        // Whatever does not fit the network drops the checkpoint (see
+        // `Sweep::run`) rather than failing every resume.
+        let bad = |message: String| TrainError::Checkpoint {
+            path: file.to_path_buf(),
             message,
         };
         let _guard = tch::no_grad_guard();

@@ -1,7 +1,8 @@
 //! A run's final weights (`train.save_weights`): `RUN/model.ot`, every
 //! variable of the run's var store by its path (BatchNorm's running
 //! statistics included, so the net evaluates as it did), written the way
-//! checkpoints are: a temporary file, synced, renamed, the folder synced.
+//! checkpoints are: serialised in memory, then a temporary file, synced,
+//! renamed, the folder synced (a full disk is an I/O error, not an abort).
 //! `gradscope landscape` loads them into a network built from the run's
 //! own `run.json`.
 
@@ -19,14 +20,13 @@ pub fn path(run_dir: &Path) -> PathBuf {
 /// variables, so a file saved on CUDA loads anywhere.
 pub fn save(dir: &Path, vs: &nn::VarStore) -> Result<(), TrainError> {
     let file = path(dir);
-    let tmp = dir.join(format!(".{WEIGHTS}.tmp-{}", std::process::id()));
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
         .map(|(n, t)| (n, t.to_device(Device::Cpu)))
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    crate::checkpoint::save_tensors(&named, &tmp, &file)
+    crate::checkpoint::save_tensors(&named, &file)
 }
 
 /// Checks that `dir` holds saved weights; the error says how to save them.
