@@ -369,6 +369,7 @@ mod tests {
             augment_rng: None,
             window_steps: 0,
             profiles: Default::default(),
+            forward: Default::default(),
             ends: Default::default(),
             csv_bytes,
             elapsed_s: 0.0,
