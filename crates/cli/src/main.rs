@@ -625,7 +625,10 @@ fn check(path: &Path, shards: Option<usize>) -> Result<()> {
     );
     let swept = exp.swept();
     let mut factors = vec![format!("{} variants", exp.variants.len())];
-    factors.extend(swept.iter().map(|(f, v)| format!("{} {f}s", v.len())));
+    factors.extend(swept.iter().map(|(f, v)| match f.contains('.') {
+        true => format!("{} {f} values", v.len()),
+        false => format!("{} {f}s", v.len()),
+    }));
     factors.push(format!("{} depths", exp.depths.len()));
     factors.push(format!("{} seeds", exp.seeds.len()));
     outln!(
@@ -636,7 +639,12 @@ fn check(path: &Path, shards: Option<usize>) -> Result<()> {
         exp.probe.every
     );
     for (field, values) in &swept {
-        outln!(text, "  sweeps model.{field} over {}", values.join(", "));
+        outln!(
+            text,
+            "  sweeps {} over {}",
+            gradscope_format::names::path(field),
+            values.join(", ")
+        );
     }
     outln!(text, "  results: results/{}/", exp.name);
     let width = runs
@@ -996,8 +1004,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
 
     let runs = sweep.pending().to_vec();
     let steps = sweep.steps() as u64;
+    let all_steps: u64 = runs.iter().map(|r| sweep.run_steps(r) as u64).sum();
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(steps * runs.len() as u64);
+        let bar = ProgressBar::new(all_steps);
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps, eta {eta}  {msg}",

@@ -172,6 +172,7 @@ pub enum ModelSpec {
 pub struct BottleneckSpec {
     /// Filters of the stem and stage 2 (64 in ResNet-50).
     #[serde(default = "default_bottleneck_width")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     #[serde(default = "default_cnn_norm")]
     pub norm: Axis<Norm>,
@@ -191,6 +192,7 @@ fn default_bottleneck_width() -> i64 {
 pub struct InceptionSpec {
     /// 1×1 filters per module (Inception 3a: 64).
     #[serde(default = "default_inception_width")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     /// `reduced` (default, with 1×1 reductions) or `naive`.
     #[serde(default = "default_module")]
@@ -216,6 +218,7 @@ fn default_module() -> ModuleKind {
 pub struct CnnSpec {
     /// Filters of the first stage (16 in the paper).
     #[serde(default = "default_cnn_width")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     /// `a` (zero-padded identity, the paper's CIFAR choice) or `b` (1×1 projection).
     #[serde(default = "default_shortcut")]
@@ -248,6 +251,7 @@ fn default_cnn_init() -> Axis<Init> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MlpSpec {
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     /// `sigmoid`, `tanh` or `relu`, or a list of them to sweep over.
     pub activation: Axis<Activation>,

@@ -1252,6 +1252,7 @@ mod tests {
             grad_last_final: None,
             elapsed_s: None,
             source: None,
+            numbers: Vec::new(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use gradscope_format::names::SWEPT_FIELDS;
+use gradscope_format::names::{path, SWEPT_FIELDS};
 
 use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
@@ -149,7 +149,7 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
          the input; see \"Gradients: decay per layer\" below), mean ± std over completed seeds.",
         fields
             .iter()
-            .map(|f| format!("`model.{f}`"))
+            .map(|f| format!("`{}`", path(f)))
             .collect::<Vec<_>>()
             .join(" and ")
     );

@@ -6,7 +6,7 @@
 use gradscope_format::files::{RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::path::Path;
 
-use gradscope_format::names::{describe, run_name, SWEPT_FIELDS};
+use gradscope_format::names::{describe, pointer, run_name, SWEPT_FIELDS};
 use gradscope_plot::{ResultsDir, RunData};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -411,12 +411,13 @@ pub fn setting_label(value: &Value) -> String {
     }
 }
 
-/// Every combination of the swept settings (the model fields the config
-/// gives as a list), activation outermost, in each list's order.
+/// Every combination of the swept settings (the fields the config gives as
+/// a list), in [`SWEPT_FIELDS`] order (activation outermost), in each
+/// list's order.
 fn swept_settings(config: &Value) -> Vec<BTreeMap<String, String>> {
     let mut out = vec![BTreeMap::new()];
     for field in SWEPT_FIELDS {
-        let Some(Value::Array(values)) = config.pointer(&format!("/model/{field}")) else {
+        let Some(Value::Array(values)) = config.pointer(&pointer(field)) else {
             continue;
         };
         if values.len() < 2 {

@@ -188,7 +188,21 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
     for run in runs_planned {
         tch::manual_seed(run.seed as i64);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = build_network(&vs.root(), exp, &stand_in, &run)?;
+        // A run that sweeps a dataset field is measured on its own data.
+        let resolved = exp.resolved(&run.setting);
+        let own = (resolved.dataset != exp.dataset)
+            .then(|| dataset_info(&resolved.dataset))
+            .transpose()?;
+        if let Some(info) = &own {
+            check_against_data(&resolved, info.train)?;
+        }
+        let own_stand_in = own.as_ref().map(|i| i.placeholder());
+        let net = build_network(
+            &vs.root(),
+            exp,
+            own_stand_in.as_ref().unwrap_or(&stand_in),
+            &run,
+        )?;
         let (params, mults, weight_layers, norm_layers) = measure(&vs, net.as_ref());
         runs.push(RunCheck {
             run,

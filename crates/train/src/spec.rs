@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 // experiment file keeps the sections around them and the checks across
 // sections.
 pub use gradscope_data::spec::{DatasetSpec, FileData, SyntheticData, SyntheticImages};
+use gradscope_format::names::{numeric_fields, pointer};
 pub use gradscope_models::spec::{
     Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec,
 };
@@ -21,8 +22,19 @@ use std::path::{Path, PathBuf};
 
 /// An experiment, as written in `experiments/NAME.json`. Defaults are filled
 /// in when parsed and saved with every run.
+///
+/// A list in a numeric field (`"lr": [0.01, 0.1]`) sweeps it: one run per
+/// value, every combination of the swept fields.
+//
+// The typed fields hold one value each (a list's first) and
+// `Experiment::numbers` keeps the lists. serde's derive is the inner layer
+// (`remote = "Self"`: the inherent `Experiment::serialize` and
+// `Experiment::deserialize`); the trait impls below take the lists out of
+// the JSON before it and put them back after it, so files and run.json's
+// `config` round-trip and every typed field stays a scalar. Each run trains
+// `Experiment::resolved`, whose fields are its own values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Experiment {
     /// Names the results directory (`results/NAME`): letters, digits, `-`,
     /// `_` and `.`.
@@ -41,6 +53,104 @@ pub struct Experiment {
     /// What the network learns: `classify` (default) or `identity`.
     #[serde(default)]
     pub task: Task,
+    /// The swept numeric fields and their values, in [`numeric_fields`]
+    /// order; empty when none is a list. Not a field of the file: the
+    /// lists are in place there.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub numbers: Vec<NumberAxis>,
+}
+
+/// A numeric field given as a list: a sweep axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberAxis {
+    /// Its path, one of [`numeric_fields`] (`train.lr`).
+    pub field: &'static str,
+    /// Its values in the file's order (JSON numbers, so that an integer
+    /// field's values stay integers and each label is the file's own).
+    pub values: Vec<serde_json::Value>,
+}
+
+impl Serialize for Experiment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        if self.numbers.is_empty() {
+            // Unswept files write exactly as before (field order kept).
+            return Experiment::serialize(self, s);
+        }
+        let mut v =
+            Experiment::serialize(self, serde_json::value::Serializer).map_err(S::Error::custom)?;
+        for axis in &self.numbers {
+            if let Some(slot) = v.pointer_mut(&pointer(axis.field)) {
+                *slot = serde_json::Value::Array(axis.values.clone());
+            }
+        }
+        v.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Experiment {
+    /// The lenient path (`run.json`'s `config` read back): the same steps
+    /// as [`Experiment::from_json`], errors as one message.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut v = serde_json::Value::deserialize(d)?;
+        let numbers =
+            take_number_lists(&mut v).map_err(|(f, m)| D::Error::custom(format!("{f}: {m}")))?;
+        let mut exp = Experiment::deserialize(v).map_err(D::Error::custom)?;
+        exp.numbers = numbers;
+        exp.check_combinations()
+            .map_err(|(f, m)| D::Error::custom(format!("{f}: {m}")))?;
+        Ok(exp)
+    }
+}
+
+/// Takes each list at a numeric field's path out of `v`, leaving its first
+/// value in place; refuses an empty list, a list item that is not a number
+/// and a value listed twice, naming the field.
+fn take_number_lists(v: &mut serde_json::Value) -> Result<Vec<NumberAxis>, (String, String)> {
+    let mut out = Vec::new();
+    for &field in numeric_fields() {
+        let Some(slot) = v.pointer_mut(&pointer(field)) else {
+            continue;
+        };
+        let serde_json::Value::Array(items) = slot else {
+            continue;
+        };
+        let fail = |m: String| Err((field.to_string(), m));
+        if items.is_empty() {
+            return fail(
+                "an empty list: give one value, or a list of the values to sweep over".into(),
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            if !item.is_number() {
+                return fail(format!("list item {}: {item} is not a number", i + 1));
+            }
+            if items[..i].contains(item) {
+                return fail(format!(
+                    "lists {item} twice; each value of a sweep runs once"
+                ));
+            }
+        }
+        let values = items.clone();
+        *slot = values[0].clone();
+        out.push(NumberAxis { field, values });
+    }
+    Ok(out)
+}
+
+/// serde's words for a list where a field takes one value ("invalid type:
+/// sequence, expected f64") say which fields can be lists instead.
+fn explain_list(message: String) -> String {
+    if !message.starts_with("invalid type: sequence") {
+        return message;
+    }
+    format!(
+        "cannot be a list (a sweep axis); the fields that can: model.activation, model.init, \
+         model.norm, {}",
+        numeric_fields().join(", ")
+    )
 }
 
 /// The training objective.
@@ -100,33 +210,42 @@ pub enum Optimizer {
 pub struct TrainSpec {
     #[serde(default = "default_optimizer")]
     pub optimizer: Optimizer,
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub lr: f64,
     #[serde(default)]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub momentum: f64,
     #[serde(default)]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub weight_decay: f64,
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub batch_size: usize,
     /// Optimizer steps per run (give `steps` or `epochs`).
     #[serde(default)]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
     pub steps: Option<usize>,
     /// Passes over the training split per run (give `steps` or `epochs`).
     #[serde(default)]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
     pub epochs: Option<usize>,
     /// Steps at which the lr is multiplied by `lr_gamma` (He et al.: 32000
     /// and 48000).
     #[serde(default)]
     pub lr_milestones: Vec<usize>,
     #[serde(default = "default_gamma")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub lr_gamma: f64,
     /// Train at a small lr until the training error falls below a threshold,
     /// then switch to `lr` (He et al. §4.2, for ResNet-110).
     #[serde(default)]
     pub warmup: Option<Warmup>,
     /// Evaluate the held-out split every this many steps (and at the end).
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub eval_every: usize,
     /// Write a training-error row every this many steps; default
     /// `eval_every`.
     #[serde(default)]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
     pub log_every: Option<usize>,
     /// Save a checkpoint (`RUN/checkpoint.pt`) every this many steps, so
     /// that `--resume` continues a run killed without warning from there;
@@ -153,9 +272,11 @@ fn default_gamma() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Warmup {
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub lr: f64,
     /// Fraction in (0, 1]: leave the warm-up when the on-the-fly training
     /// error (a `metrics.csv` train row) is below it.
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub until_train_error: f64,
 }
 
@@ -197,6 +318,7 @@ impl TrainSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub every: usize,
     /// Probe every step for the first `dense_steps` steps (default 0). A
     /// sigmoid net's gradient collapses in its first tens of steps; at
@@ -204,6 +326,7 @@ pub struct ProbeSpec {
     /// reading (a median over the first five probe steps) would span 100
     /// steps of training.
     #[serde(default)]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub dense_steps: usize,
 }
 
@@ -282,51 +405,104 @@ impl Experiment {
 
     /// Parses and validates JSON text; `path` is only used in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Experiment, SpecError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let exp: Experiment = serde_path_to_error::deserialize(de).map_err(|e| {
-            // A syntax error has no meaningful field path: it is the file.
-            let broken = matches!(
-                e.inner().classify(),
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
-            );
-            let mut field = if broken {
-                String::new()
-            } else {
-                e.path().to_string()
-            };
-            let mut message = e.into_inner().to_string();
-            // An error from inside a tagged section (dataset, model) says
-            // its full path first (gradscope_data::spec::Section).
-            let inner = message
-                .split_once(": ")
-                .filter(|(path, _)| {
-                    !field.is_empty()
-                        && path
-                            .strip_prefix(field.as_str())
-                            .is_some_and(|r| r.starts_with('.'))
-                })
-                .map(|(path, rest)| (path.to_string(), rest.to_string()));
-            if let Some((path, rest)) = inner {
-                (field, message) = (path, rest);
-            }
-            let (field, message) = explain_init(field, message);
-            SpecError::Parse {
+        // Lists in numeric fields come out first (sweep axes); a file
+        // without any is read straight from the text as before, so its
+        // messages keep their line and column.
+        let mut numbers = Vec::new();
+        let mut swept_value = None;
+        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) {
+            numbers = take_number_lists(&mut v).map_err(|(field, message)| SpecError::Parse {
                 path: path.to_path_buf(),
-                field: if field.is_empty() {
-                    ".".to_string()
-                } else {
-                    field
-                },
+                field,
                 message,
+            })?;
+            if !numbers.is_empty() {
+                swept_value = Some(v);
             }
-        })?;
-        exp.validate()
+        }
+        let mut track = serde_path_to_error::Track::new();
+        let parsed = match swept_value {
+            Some(v) => {
+                Experiment::deserialize(serde_path_to_error::Deserializer::new(v, &mut track))
+            }
+            None => Experiment::deserialize(serde_path_to_error::Deserializer::new(
+                &mut serde_json::Deserializer::from_str(text),
+                &mut track,
+            )),
+        };
+        let mut exp: Experiment = parsed
+            .map_err(|e| serde_path_to_error::Error::new(track.path(), e))
+            .map_err(|e| {
+                // A syntax error has no meaningful field path: it is the file.
+                let broken = matches!(
+                    e.inner().classify(),
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+                );
+                let mut field = if broken {
+                    String::new()
+                } else {
+                    e.path().to_string()
+                };
+                let mut message = e.into_inner().to_string();
+                // An error from inside a tagged section (dataset, model) says
+                // its full path first (gradscope_data::spec::Section).
+                let inner = message
+                    .split_once(": ")
+                    .filter(|(path, _)| {
+                        !field.is_empty()
+                            && path
+                                .strip_prefix(field.as_str())
+                                .is_some_and(|r| r.starts_with('.'))
+                    })
+                    .map(|(path, rest)| (path.to_string(), rest.to_string()));
+                if let Some((path, rest)) = inner {
+                    (field, message) = (path, rest);
+                }
+                let (field, message) = explain_init(field, message);
+                let message = explain_list(message);
+                SpecError::Parse {
+                    path: path.to_path_buf(),
+                    field: if field.is_empty() {
+                        ".".to_string()
+                    } else {
+                        field
+                    },
+                    message,
+                }
+            })?;
+        exp.numbers = numbers;
+        exp.check_combinations()
             .map_err(|(field, message)| SpecError::Invalid {
                 path: path.to_path_buf(),
                 field,
                 message,
             })?;
         Ok(exp)
+    }
+
+    /// Validates the experiment as every run of it trains: each
+    /// combination of swept numbers resolved (a value that does not fit
+    /// its field's type, or fails its check, names the field and says which
+    /// combination).
+    fn check_combinations(&self) -> Result<(), (String, String)> {
+        if self.numbers.is_empty() {
+            return self.validate();
+        }
+        for setting in crate::plan::settings(self) {
+            let exp = self.try_resolved(&setting)?;
+            exp.validate().map_err(|(field, message)| {
+                let with: Vec<String> = setting
+                    .numbers
+                    .iter()
+                    .map(|(f, v)| format!("{f} {v}"))
+                    .collect();
+                (
+                    field,
+                    format!("{message} (in the run with {})", with.join(", ")),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks every value serde cannot; returns the field and the reason.

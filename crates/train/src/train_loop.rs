@@ -111,6 +111,8 @@ pub fn train_run(
     stop: &AtomicBool,
     progress: &mut dyn FnMut(usize),
 ) -> Result<RunOutcome, TrainError> {
+    // The run's own values of every swept field (lr, batch size, …).
+    let exp = &exp.resolved(&run.setting);
     let t = &exp.train;
     let steps = t.total_steps(data.train.len() as usize);
     let device = data.train.x.device();
