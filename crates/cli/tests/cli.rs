@@ -271,7 +271,16 @@ fn files_follow_the_design_contract() {
     let run = out.join("runs/plain-d3-s0");
     assert_eq!(
         read_csv(&run.join("metrics.csv")).0,
-        ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"]
+        [
+            "step",
+            "epoch",
+            "split",
+            "loss",
+            "error",
+            "lr",
+            "grad_norm",
+            "elapsed_s"
+        ]
     );
     assert_eq!(read_csv(&run.join("gradients.csv")).0, GRADIENTS_HEADER);
     let (ah, arows) = read_csv(&run.join("activations.csv"));

@@ -13,8 +13,16 @@ use crate::run::{RunRecord, Status};
 use serde::{Deserialize, Serialize};
 
 /// Columns of `metrics.csv`, in order.
-pub const METRICS_HEADER: [&str; 7] =
-    ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
+pub const METRICS_HEADER: [&str; 8] = [
+    "step",
+    "epoch",
+    "split",
+    "loss",
+    "error",
+    "lr",
+    "grad_norm",
+    "elapsed_s",
+];
 /// Columns of `activations.csv`, in order.
 pub const ACTIVATIONS_HEADER: [&str; 7] =
     ["step", "layer", "name", "mean", "std", "saturation", "dead"];
@@ -70,6 +78,13 @@ pub struct MetricRow {
     /// Learning rate at this step.
     #[serde(serialize_with = "crate::opt_num")]
     pub lr: Option<f64>,
+    /// Train rows: the global L2 norm of the gradient (every parameter as
+    /// one vector) before any clipping, the mean over the steps since the
+    /// last train row, as `loss` and `error` are (Pascanu et al. 2013's
+    /// reading of exploding gradients). Empty on test rows and in files
+    /// from before the column.
+    #[serde(default, serialize_with = "crate::opt_num")]
+    pub grad_norm: Option<f64>,
     /// Seconds since the run started.
     #[serde(serialize_with = "fixed3")]
     pub elapsed_s: Option<f64>,
@@ -416,6 +431,7 @@ mod tests {
             loss: Some(1.0),
             error: None,
             lr: Some(0.1),
+            grad_norm: Some(3.0),
             elapsed_s: Some(2.0),
         };
         assert_eq!(header_of(&m), METRICS_HEADER.join(","));
@@ -442,6 +458,7 @@ mod tests {
             loss: Some(f64::NAN),
             error: Some(2e-41),
             lr: Some(0.1),
+            grad_norm: None,
             elapsed_s: Some(1.23456),
         };
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -449,7 +466,7 @@ mod tests {
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(
             text.lines().nth(1),
-            Some("7,0.1235,test,NaN,2e-41,0.1,1.235")
+            Some("7,0.1235,test,NaN,2e-41,0.1,,1.235")
         );
         let back: MetricRow = csv::Reader::from_reader(text.as_bytes())
             .deserialize()

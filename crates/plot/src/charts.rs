@@ -1273,6 +1273,7 @@ mod tests {
             loss: None,
             error: Some(error),
             lr: None,
+            grad_norm: None,
             elapsed_s: None,
         }
     }

@@ -470,6 +470,7 @@ mod tests {
                         loss: Some(l),
                         error: None,
                         lr: None,
+                        grad_norm: None,
                         elapsed_s: None,
                     })
                     .collect(),

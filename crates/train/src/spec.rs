@@ -197,11 +197,20 @@ fn explain_init(field: String, message: String) -> (String, String) {
     (field, message)
 }
 
-/// Only SGD for now; the field exists so files say what they mean.
+/// The optimizer (`train.optimizer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
+    /// SGD with momentum and L2 weight decay (the default; libtorch's
+    /// `torch::optim::SGD`, dampening 0, no Nesterov).
     Sgd,
+    /// Adam (Kingma & Ba 2015) with bias correction; `weight_decay` is
+    /// added to the gradient (L2), as `torch::optim::Adam` does.
+    Adam,
+    /// AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay,
+    /// p ← p·(1 − lr·weight_decay) before the Adam step, as
+    /// `torch::optim::AdamW` does.
+    Adamw,
 }
 
 /// The optimizer and the budget.
@@ -235,8 +244,29 @@ pub struct TrainSpec {
     #[serde(default = "default_gamma")]
     #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub lr_gamma: f64,
-    /// Train at a small lr until the training error falls below a threshold,
-    /// then switch to `lr` (He et al. §4.2, for ResNet-110).
+    /// Adam's β₁ (default 0.9); Adam and AdamW only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub beta1: Option<f64>,
+    /// Adam's β₂ (default 0.999); Adam and AdamW only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub beta2: Option<f64>,
+    /// Adam's ε, added to √v̂ (default 1e-8); Adam and AdamW only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub eps: Option<f64>,
+    /// Clip the gradient by its global norm (all parameters as one vector)
+    /// to at most this, as `torch.nn.utils.clip_grad_norm_` does (Pascanu
+    /// et al. 2013); off by default. The norm before clipping is in
+    /// `metrics.csv` (`grad_norm`) either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub clip_grad_norm: Option<f64>,
+    /// A warm-up: `{"steps": N}` raises the lr linearly over the first N
+    /// steps (lr·(step+1)/N); `{"lr": 0.01, "until_train_error": 0.8}`
+    /// trains at a small lr until the training error falls below a
+    /// threshold, then switches to `lr` (He et al. §4.2, for ResNet-110).
     #[serde(default)]
     pub warmup: Option<Warmup>,
     /// Evaluate the held-out split every this many steps (and at the end).
@@ -267,17 +297,33 @@ fn default_gamma() -> f64 {
     0.1
 }
 
-/// The warm-up of He et al. for ResNet-110: lr 0.01 until the training
-/// error falls below 80%, then back to the base lr.
+/// A warm-up: linear over `steps`, or He et al.'s for ResNet-110 (`lr`
+/// 0.01 until the training error falls below `until_train_error`, 80%,
+/// then back to the base lr). Give one form or the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Warmup {
-    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
-    pub lr: f64,
+    /// He et al.'s warm-up lr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub lr: Option<f64>,
     /// Fraction in (0, 1]: leave the warm-up when the on-the-fly training
     /// error (a `metrics.csv` train row) is below it.
-    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
-    pub until_train_error: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub until_train_error: Option<f64>,
+    /// Linear warm-up: the lr at step s < N is the scheduled lr × (s+1)/N
+    /// (Goyal et al. 2017's gradual warm-up, per step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
+    pub steps: Option<usize>,
+}
+
+impl Warmup {
+    /// He et al.'s form: its lr and error bar.
+    pub fn until_error(&self) -> Option<(f64, f64)> {
+        Some((self.lr?, self.until_train_error?))
+    }
 }
 
 impl TrainSpec {
@@ -311,6 +357,16 @@ impl TrainSpec {
     pub fn scheduled_lr(&self, step: usize) -> f64 {
         let drops = self.lr_milestones.iter().filter(|&&m| step >= m).count();
         self.lr * self.lr_gamma.powi(drops as i32)
+    }
+
+    /// [`TrainSpec::scheduled_lr`] with a linear warm-up's factor (s+1)/N
+    /// over its first N steps; the schedule's own lr without one.
+    pub fn warmed_lr(&self, step: usize) -> f64 {
+        let lr = self.scheduled_lr(step);
+        match self.warmup.as_ref().and_then(|w| w.steps) {
+            Some(n) if step < n => lr * (step + 1) as f64 / n as f64,
+            _ => lr,
+        }
     }
 }
 
@@ -735,13 +791,59 @@ impl Experiment {
             );
         }
         if let Some(w) = &t.warmup {
-            positive_finite("train.warmup.lr", w.lr)?;
-            if !(w.until_train_error > 0.0 && w.until_train_error <= 1.0) {
+            match (w.lr, w.until_train_error, w.steps) {
+                (Some(lr), Some(until), None) => {
+                    positive_finite("train.warmup.lr", lr)?;
+                    if !(until > 0.0 && until <= 1.0) {
+                        return fail(
+                            "train.warmup.until_train_error",
+                            format!("{until} must be in (0, 1]"),
+                        );
+                    }
+                }
+                (None, None, Some(n)) => at_least("train.warmup.steps", n, 1)?,
+                _ => {
+                    return fail(
+                        "train.warmup",
+                        r#"give {"steps": N} (linear) or {"lr": 0.01, "until_train_error": 0.8} (He et al.), not parts of both"#.into(),
+                    )
+                }
+            }
+        }
+        let adam = t.optimizer != Optimizer::Sgd;
+        for (field, value, max) in [
+            ("train.beta1", t.beta1, 1.0),
+            ("train.beta2", t.beta2, 1.0),
+            ("train.eps", t.eps, f64::INFINITY),
+        ] {
+            let Some(v) = value else { continue };
+            if !adam {
                 return fail(
-                    "train.warmup.until_train_error",
-                    format!("{} must be in (0, 1]", w.until_train_error),
+                    field,
+                    "is Adam's: set train.optimizer to \"adam\" or \"adamw\"".into(),
                 );
             }
+            let ok = match max == 1.0 {
+                true => (0.0..1.0).contains(&v),
+                false => v.is_finite() && v > 0.0,
+            };
+            if !ok {
+                let range = if max == 1.0 {
+                    "in [0, 1)"
+                } else {
+                    "a finite number above 0"
+                };
+                return fail(field, format!("{v} must be {range}"));
+            }
+        }
+        if adam && t.momentum != 0.0 {
+            return fail(
+                "train.momentum",
+                "is SGD's; Adam's moments are train.beta1 and train.beta2".into(),
+            );
+        }
+        if let Some(c) = t.clip_grad_norm {
+            positive_finite("train.clip_grad_norm", c)?;
         }
         at_least("train.eval_every", t.eval_every, 1)?;
         if let Some(c) = t.checkpoint_every {
@@ -964,6 +1066,46 @@ pub(crate) mod tests {
                     r#""steps": 20, "warmup": {"lr": 0.01, "until_train_error": 1.5}"#,
                 ),
                 "train.warmup.until_train_error",
+            ),
+            (
+                with(
+                    r#""steps": 20"#,
+                    r#""steps": 20, "warmup": {"lr": 0.01, "steps": 5}"#,
+                ),
+                "train.warmup",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "warmup": {"steps": 0}"#),
+                "train.warmup.steps",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "beta1": 0.9"#),
+                "train.beta1",
+            ),
+            (
+                with(
+                    r#""momentum": 0.9"#,
+                    r#""momentum": 0, "optimizer": "adam", "beta2": 1"#,
+                ),
+                "train.beta2",
+            ),
+            (
+                with(
+                    r#""momentum": 0.9"#,
+                    r#""momentum": 0.9, "optimizer": "adamw""#,
+                ),
+                "train.momentum",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "clip_grad_norm": 0"#),
+                "train.clip_grad_norm",
+            ),
+            (
+                with(
+                    r#""momentum": 0.9"#,
+                    r#""momentum": 0.9, "optimizer": "rmsprop""#,
+                ),
+                "train.optimizer",
             ),
             (
                 with(
