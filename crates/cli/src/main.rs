@@ -725,6 +725,20 @@ fn check(path: &Path, shards: Option<usize>) -> Result<()> {
             text,
             "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
         );
+        let orthogonal = match &exp.model {
+            gradscope_train::spec::ModelSpec::Mlp(m) => m
+                .init
+                .values()
+                .iter()
+                .any(|i| matches!(i, gradscope_models::Init::Orthogonal { .. })),
+            _ => false,
+        };
+        if orthogonal {
+            outln!(
+                text,
+                "  (orthogonal weights of gain g: the same mean-field χ as σ_w² = g², Saxe et al. 2014)"
+            );
+        }
     }
     for (depth, why) in &checked.same_twins {
         outln!(

@@ -154,7 +154,7 @@ impl<'a> Layers<'a> {
             out_size(h, k, stride, pad),
             out_size(w, k, stride, pad),
         ];
-        let (ws_init, _) = self.init.weight_and_bias(c_in * k * k, c_out * k * k);
+        let (ws_init, refill) = self.init.conv_weight(c_in * k * k, c_out * k * k);
         let cfg = nn::ConvConfig {
             stride,
             padding: pad,
@@ -163,6 +163,9 @@ impl<'a> Layers<'a> {
             ..Default::default()
         };
         let mut conv = nn::conv2d(self.path(name), c_in, c_out, k, cfg);
+        if refill {
+            self.init.fill(&mut conv.ws);
+        }
         if self.channels_last {
             let nhwc = channels_last(&conv.ws);
             tch::no_grad(|| conv.ws.set_data(&nhwc));

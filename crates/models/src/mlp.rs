@@ -291,4 +291,85 @@ mod tests {
         let err = Mlp::new(&vs.root(), config(1, Variant::Plain)).unwrap_err();
         assert!(err.to_string().starts_with("depths:"), "{err}");
     }
+
+    /// PyTorch's `nn.init.orthogonal_` (Saxe et al. 2014): a weight viewed
+    /// as rows × cols has orthonormal rows when rows ≤ cols (W·Wᵀ = g²·I)
+    /// and orthonormal columns otherwise (Wᵀ·W = g²·I), times the gain; a
+    /// conv weight is viewed as out × (in·k·k). Within 1e-5 (float32 QR).
+    #[test]
+    fn orthogonal_init_is_orthogonal_times_its_gain() {
+        let gram_is = |w: &Tensor, gain: f64, what: &str| {
+            let w = w.reshape([w.size()[0], -1]).to_kind(tch::Kind::Double);
+            let (rows, cols) = (w.size()[0], w.size()[1]);
+            let gram = if rows <= cols {
+                w.matmul(&w.tr())
+            } else {
+                w.tr().matmul(&w)
+            };
+            let n = rows.min(cols);
+            let eye = Tensor::eye(n, (tch::Kind::Double, Device::Cpu)) * (gain * gain);
+            let err = (gram - eye).abs().max().double_value(&[]);
+            assert!(
+                err < 1e-5,
+                "{what} ({rows}×{cols}): max |W·Wᵀ − g²·I| = {err}"
+            );
+        };
+        for gain in [1.0, 2.0f64.sqrt()] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = MlpConfig {
+                init: Init::Orthogonal { gain },
+                norm: Norm::None,
+                width: 16,
+                ..config(4, Variant::Plain)
+            };
+            let net = Mlp::new(&vs.root(), cfg).unwrap();
+            let points = net.probe_points();
+            // Input layer (rectangular), hidden layers (square), head.
+            for p in points {
+                gram_is(p.weight.as_ref().unwrap(), gain, &p.name);
+            }
+            assert_eq!(points[1].weight.as_ref().unwrap().size(), [16, 16]);
+            // Biases start at 0.
+            for (name, v) in vs.variables() {
+                if name.ends_with("bias") {
+                    assert_eq!(v.abs().max().double_value(&[]), 0.0, "{name}");
+                }
+            }
+        }
+        // A conv weight, filled in place as PyTorch fills a 4-d tensor.
+        let mut w = Tensor::zeros([8, 4, 3, 3], (tch::Kind::Float, Device::Cpu));
+        Init::Orthogonal { gain: 2.0 }.fill(&mut w);
+        assert_eq!(w.size(), [8, 4, 3, 3]);
+        gram_is(&w, 2.0, "conv");
+    }
+
+    /// `{"variance": {"weight": σ_w², "bias": σ_b²}}`: W ~ N(0, σ_w²/fan_in),
+    /// b ~ N(0, σ_b²) (Poole et al. 2016); the sample variances of a wide
+    /// layer are within 5% of them.
+    #[test]
+    fn variance_init_draws_the_mean_field_variances() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = MlpConfig {
+            init: Init::Variance {
+                weight: 2.0,
+                bias: 0.05,
+            },
+            norm: Norm::None,
+            width: 512,
+            ..config(3, Variant::Plain)
+        };
+        let _net = Mlp::new(&vs.root(), cfg).unwrap();
+        let vars = vs.variables();
+        let w = &vars["layer01.linear.weight"];
+        let b = &vars["layer01.linear.bias"];
+        let var = |t: &Tensor| t.to_kind(tch::Kind::Double).var(false).double_value(&[]);
+        let want_w = 2.0 / 512.0;
+        assert!(
+            (var(w) / want_w - 1.0).abs() < 0.05,
+            "{} vs {want_w}",
+            var(w)
+        );
+        assert!((var(b) / 0.05 - 1.0).abs() < 0.25, "{}", var(b));
+    }
 }

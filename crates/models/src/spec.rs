@@ -140,7 +140,38 @@ impl Label for Init {
             Init::Glorot => "glorot".to_string(),
             Init::Kaiming => "kaiming".to_string(),
             Init::Normal { std } => format!("normal{std}"),
+            Init::Orthogonal { gain } if *gain == 1.0 => "orthogonal".to_string(),
+            Init::Orthogonal { gain } => format!("orthogonal{gain}"),
+            Init::Variance { weight, bias } => format!("variance-w{weight}-b{bias}"),
         }
+    }
+}
+
+impl Init {
+    /// The init a [`Label`] names (`glorot`, `normal0.05`, `orthogonal2`,
+    /// `variance-w2-b0.05`): labels read back, so a run name or a
+    /// `summary.csv` column says exactly which init it was.
+    pub fn from_label(label: &str) -> Option<Init> {
+        let num = |s: &str| s.parse::<f64>().ok();
+        Some(match label {
+            "pytorch-default" => Init::PytorchDefault,
+            "glorot" => Init::Glorot,
+            "kaiming" => Init::Kaiming,
+            "orthogonal" => Init::Orthogonal { gain: 1.0 },
+            l => {
+                if let Some(std) = l.strip_prefix("normal") {
+                    Init::Normal { std: num(std)? }
+                } else if let Some(gain) = l.strip_prefix("orthogonal") {
+                    Init::Orthogonal { gain: num(gain)? }
+                } else {
+                    let (w, b) = l.strip_prefix("variance-w")?.split_once("-b")?;
+                    Init::Variance {
+                        weight: num(w)?,
+                        bias: num(b)?,
+                    }
+                }
+            }
+        })
     }
 }
 
@@ -255,8 +286,10 @@ pub struct MlpSpec {
     pub width: i64,
     /// `sigmoid`, `tanh` or `relu`, or a list of them to sweep over.
     pub activation: Axis<Activation>,
-    /// `pytorch-default` (default), `glorot`, `kaiming`, or
-    /// `{"normal": {"std": 0.02}}`, or a list of them to sweep over.
+    /// `pytorch-default` (default), `glorot`, `kaiming`, `orthogonal`,
+    /// `{"orthogonal": {"gain": 2}}`, `{"normal": {"std": 0.02}}` or
+    /// `{"variance": {"weight": 2, "bias": 0.05}}` (σ_w², σ_b²), or a list
+    /// of them to sweep over.
     #[serde(default = "default_init")]
     pub init: Axis<Init>,
     /// `none` (default) or `batchnorm`, or both to sweep over.
@@ -406,5 +439,46 @@ mod tests {
         assert_eq!(Norm::None.label(), "none");
         assert_eq!(Init::Normal { std: 0.05 }.label(), "normal0.05");
         assert_eq!(Init::PytorchDefault.label(), "pytorch-default");
+    }
+
+    /// Issue 31: every init's label reads back as that init, and the two
+    /// spellings of orthogonal parse to the same init.
+    #[test]
+    fn every_init_label_reads_back() {
+        for init in [
+            Init::PytorchDefault,
+            Init::Glorot,
+            Init::Kaiming,
+            Init::Normal { std: 0.05 },
+            Init::Orthogonal { gain: 1.0 },
+            Init::Orthogonal { gain: 1.5 },
+            Init::Variance {
+                weight: 2.0,
+                bias: 0.05,
+            },
+        ] {
+            assert_eq!(
+                Init::from_label(&init.label()),
+                Some(init),
+                "{}",
+                init.label()
+            );
+            let written = serde_json::to_string(&init).unwrap();
+            assert_eq!(parse::<Init>(&written).unwrap(), init, "{written}");
+        }
+        assert_eq!(
+            parse::<Init>(r#""orthogonal""#).unwrap(),
+            parse::<Init>(r#"{"orthogonal": {}}"#).unwrap()
+        );
+        assert_eq!(
+            parse::<Init>(r#"{"variance": {"weight": 1.5, "bias": 0}}"#).unwrap(),
+            Init::Variance {
+                weight: 1.5,
+                bias: 0.0
+            }
+        );
+        assert!(parse::<Init>(r#""xavier""#)
+            .unwrap_err()
+            .contains("unknown variant"));
     }
 }

@@ -924,6 +924,16 @@ fn theory_table(md: &mut String, loaded: &Loaded) {
         loaded.setting("init").unwrap_or_else(|| "?".into()),
         loaded.setting("norm").unwrap_or_else(|| "none".into())
     );
+    if loaded
+        .setting("init")
+        .is_some_and(|i| i.contains("orthogonal"))
+    {
+        mdln!(md);
+        mdln!(
+            md,
+            "With orthogonal weights of gain g the mean-field χ is the one of σ_w² = g²: orthogonality shapes the spread of the Jacobian's singular values (Saxe et al. 2014; Pennington et al. 2017), not the mean factor this predicts."
+        );
+    }
     mdln!(md);
     mdln!(
         md,

@@ -171,7 +171,7 @@ pub enum Task {
 }
 
 /// The forms `init` accepts, for messages.
-const INIT_FORMS: &str = r#""pytorch-default", "glorot", "kaiming" or {"normal": {"std": 0.05}}"#;
+const INIT_FORMS: &str = r#""pytorch-default", "glorot", "kaiming", "orthogonal", {"orthogonal": {"gain": 2}}, {"normal": {"std": 0.05}} or {"variance": {"weight": 2, "bias": 0.05}}"#;
 
 /// serde's words for a misspelt `init` are about enum variants ("invalid
 /// type: unit variant, expected struct variant" for `"init": "normal"`);
@@ -710,9 +710,7 @@ impl Experiment {
                     );
                 }
                 for init in init.values() {
-                    if let Init::Normal { std } = init {
-                        positive_finite("model.init.normal.std", *std)?;
-                    }
+                    init_ok(init)?;
                 }
             }
             ModelSpec::Cnn(CnnSpec { width, init, .. }) => {
@@ -879,19 +877,36 @@ impl Experiment {
             ));
         }
         for init in init.values() {
-            if let Init::Normal { std } = *init {
-                if !(std.is_finite() && std > 0.0) {
-                    return Err((
-                        "model.init.normal.std".into(),
-                        format!("{std} must be a finite number above 0"),
-                    ));
-                }
-            }
+            init_ok(init)?;
         }
         for (i, &d) in self.depths.iter().enumerate() {
             depth_ok(d).map_err(|m| (format!("depths[{i}]"), m))?;
         }
         Ok(())
+    }
+}
+
+/// The numbers inside an init: a std, gain or σ_w² above 0, a σ_b² of 0
+/// or more, each finite.
+fn init_ok(init: &Init) -> Result<(), (String, String)> {
+    let check = |field: &str, v: f64, zero_ok: bool| {
+        if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) {
+            return Ok(());
+        }
+        let what = if zero_ok { "0 or more" } else { "above 0" };
+        Err((
+            field.to_string(),
+            format!("{v} must be a finite number {what}"),
+        ))
+    };
+    match *init {
+        Init::Normal { std } => check("model.init.normal.std", std, false),
+        Init::Orthogonal { gain } => check("model.init.orthogonal.gain", gain, false),
+        Init::Variance { weight, bias } => {
+            check("model.init.variance.weight", weight, false)?;
+            check("model.init.variance.bias", bias, true)
+        }
+        _ => Ok(()),
     }
 }
 
@@ -1039,6 +1054,20 @@ pub(crate) mod tests {
                     r#""activation": "tanh", "init": {"normal": {"std": -1}}"#,
                 ),
                 "model.init.normal.std",
+            ),
+            (
+                with(
+                    r#""activation": "sigmoid""#,
+                    r#""activation": "tanh", "init": {"variance": {"weight": 1, "bias": -1}}"#,
+                ),
+                "model.init.variance.bias",
+            ),
+            (
+                with(
+                    r#""activation": "sigmoid""#,
+                    r#""activation": "tanh", "init": {"orthogonal": {"gain": 0}}"#,
+                ),
+                "model.init.orthogonal.gain",
             ),
             (
                 with(

@@ -29,6 +29,8 @@ pub fn prediction(exp: &Experiment, run: &RunSpec, input_dim: i64) -> Option<Pre
             Init::Glorot => InitKind::Glorot,
             Init::Kaiming => InitKind::Kaiming,
             Init::Normal { std } => InitKind::Normal { std },
+            Init::Variance { weight, bias } => InitKind::Variance { weight, bias },
+            Init::Orthogonal { gain } => InitKind::Orthogonal { gain },
         },
         batchnorm: m.norm.value() == Norm::Batchnorm,
         input_dim: input_dim as f64,
