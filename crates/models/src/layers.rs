@@ -86,6 +86,18 @@ impl ConvUnit {
         }
     }
 
+    /// Starts the unit's output at 0, as the last unit of a residual branch
+    /// under `branch_init: "zero"`: BN's γ (zero-γ, Goyal et al. 2017), or
+    /// the conv's weight without BN (SkipInit).
+    pub fn start_at_zero(&mut self) {
+        tch::no_grad(|| {
+            let _ = match self.bn.as_mut() {
+                Some(bn) => bn.ws.as_mut().map(|w| w.zero_()),
+                None => Some(self.conv.ws.zero_()),
+            };
+        });
+    }
+
     /// [`ConvUnit::forward`], recording the result as this layer's response
     /// (He et al. Fig. 7: the BN output, before the addition and the ReLU).
     pub fn forward_recorded(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {

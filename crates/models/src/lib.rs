@@ -118,6 +118,12 @@ pub enum Init {
     /// 2017): W ~ N(0, weight/fan_in), b ~ N(0, bias), i.e. `weight` is
     /// σ_w² and `bias` is σ_b².
     Variance { weight: f64, bias: f64 },
+    /// Fixup (Zhang et al. 2019), for residual nets without normalization:
+    /// He init, each branch's non-last layers scaled by L^(−1/(2m−2)) (L
+    /// branches of m layers), each branch's last layer and the classifier
+    /// at 0, and scalar biases (0) and a scalar multiplier (1) per branch.
+    /// A net without shortcuts gets the He init alone.
+    Fixup,
 }
 
 /// The forms of [`Init`] serde reads (all but bare `"orthogonal"`).
@@ -140,6 +146,8 @@ pub enum InitForm {
     },
     /// W ~ N(0, weight/fan_in), b ~ N(0, bias) (σ_w², σ_b²).
     Variance { weight: f64, bias: f64 },
+    /// Fixup (Zhang et al. 2019), for residual nets without normalization.
+    Fixup,
 }
 
 fn one() -> f64 {
@@ -155,6 +163,7 @@ impl From<InitForm> for Init {
             InitForm::Normal { std } => Init::Normal { std },
             InitForm::Orthogonal { gain } => Init::Orthogonal { gain },
             InitForm::Variance { weight, bias } => Init::Variance { weight, bias },
+            InitForm::Fixup => Init::Fixup,
         }
     }
 }
@@ -180,7 +189,7 @@ impl schemars::JsonSchema for Init {
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let forms = generator.subschema_for::<InitForm>();
         schemars::json_schema!({
-            "description": "How weight layers are initialized: \"pytorch-default\", \"glorot\", \"kaiming\", \"orthogonal\", {\"orthogonal\": {\"gain\": 2}}, {\"normal\": {\"std\": 0.05}} or {\"variance\": {\"weight\": 2, \"bias\": 0.05}}.",
+            "description": "How weight layers are initialized: \"pytorch-default\", \"glorot\", \"kaiming\", \"fixup\", \"orthogonal\", {\"orthogonal\": {\"gain\": 2}}, {\"normal\": {\"std\": 0.05}} or {\"variance\": {\"weight\": 2, \"bias\": 0.05}}.",
             "anyOf": [forms, { "const": "orthogonal" }]
         })
     }
@@ -200,7 +209,7 @@ impl Init {
                 let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
                 (I::Uniform { lo: -b, up: b }, zero)
             }
-            Init::Kaiming => {
+            Init::Kaiming | Init::Fixup => {
                 let std = (2.0 / fan_in as f64).sqrt();
                 (
                     I::Randn {
@@ -279,7 +288,15 @@ pub enum Norm {
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Plain,
+    /// Identity shortcuts: y = x + F(x).
     Residual,
+    /// ReZero (Bachlechner et al. 2020): y = x + α·F(x), α a learnable
+    /// scalar per block that starts at 0 (MLP and CNN families).
+    Rezero,
+    /// Highway (Srivastava et al. 2015): y = T(x)·F(x) + (1 − T(x))·x with
+    /// the gate T(x) = σ(W_T·x + b_T), b_T starting at `model.gate_bias`
+    /// (MLP and CNN families).
+    Highway,
 }
 
 impl Variant {
@@ -287,7 +304,37 @@ impl Variant {
         match self {
             Variant::Plain => "plain",
             Variant::Residual => "residual",
+            Variant::Rezero => "rezero",
+            Variant::Highway => "highway",
         }
+    }
+
+    /// Whether the net has shortcuts around its blocks (every variant but
+    /// plain).
+    pub fn has_shortcut(self) -> bool {
+        self != Variant::Plain
+    }
+}
+
+/// How the last layer of each residual branch starts (`model.branch_init`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BranchInit {
+    /// As `model.init` says.
+    #[default]
+    Default,
+    /// At 0, so that each block starts as its shortcut: zero-γ of the
+    /// branch's last BatchNorm with BN (Goyal et al. 2017), the branch's
+    /// last weight layer otherwise (SkipInit, De & Smith 2020). Only nets
+    /// with shortcuts; the plain twin keeps `model.init`.
+    Zero,
+}
+
+impl BranchInit {
+    pub fn is_default(&self) -> bool {
+        *self == BranchInit::Default
     }
 }
 

@@ -18,7 +18,7 @@ use crate::bottleneck::{Bottleneck, BottleneckConfig};
 use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::inception::{InceptionConfig, InceptionNet, ModuleKind};
 use crate::mlp::{Mlp, MlpConfig};
-use crate::{Activation, Init, ModelError, Network, Norm, Variant};
+use crate::{Activation, BranchInit, Init, ModelError, Network, Norm, Variant};
 use gradscope_data::spec::Section;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -143,6 +143,7 @@ impl Label for Init {
             Init::Orthogonal { gain } if *gain == 1.0 => "orthogonal".to_string(),
             Init::Orthogonal { gain } => format!("orthogonal{gain}"),
             Init::Variance { weight, bias } => format!("variance-w{weight}-b{bias}"),
+            Init::Fixup => "fixup".to_string(),
         }
     }
 }
@@ -157,6 +158,7 @@ impl Init {
             "pytorch-default" => Init::PytorchDefault,
             "glorot" => Init::Glorot,
             "kaiming" => Init::Kaiming,
+            "fixup" => Init::Fixup,
             "orthogonal" => Init::Orthogonal { gain: 1.0 },
             l => {
                 if let Some(std) = l.strip_prefix("normal") {
@@ -263,6 +265,18 @@ pub struct CnnSpec {
     /// Channels-last memory (faster convolutions on CPU; see README).
     #[serde(default = "yes")]
     pub channels_last: bool,
+    /// `zero`: each block's last BN γ starts at 0 (zero-γ, Goyal et al.
+    /// 2017; the block's second conv without BN), for the `residual` and
+    /// `rezero` variants; default: as `init`.
+    #[serde(default, skip_serializing_if = "BranchInit::is_default")]
+    pub branch_init: BranchInit,
+    /// The `highway` variant's initial gate bias b_T (default −1).
+    #[serde(
+        default = "default_gate_bias",
+        skip_serializing_if = "is_default_gate_bias"
+    )]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
+    pub gate_bias: f64,
 }
 
 fn default_cnn_width() -> i64 {
@@ -295,6 +309,27 @@ pub struct MlpSpec {
     /// `none` (default) or `batchnorm`, or both to sweep over.
     #[serde(default = "default_norm")]
     pub norm: Axis<Norm>,
+    /// `zero`: the last layer of each residual branch starts at 0 (the
+    /// `residual` and `rezero` variants), so every block starts as the
+    /// identity (SkipInit; zero-γ with BatchNorm); default: as `init`.
+    #[serde(default, skip_serializing_if = "BranchInit::is_default")]
+    pub branch_init: BranchInit,
+    /// The `highway` variant's initial gate bias b_T (default −1;
+    /// Srivastava et al. used −1 to −3): at init a gate with zero-mean
+    /// inputs carries σ(−b_T) of its input.
+    #[serde(
+        default = "default_gate_bias",
+        skip_serializing_if = "is_default_gate_bias"
+    )]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
+    pub gate_bias: f64,
+}
+
+fn default_gate_bias() -> f64 {
+    -1.0
+}
+fn is_default_gate_bias(b: &f64) -> bool {
+    *b == -1.0
 }
 
 fn default_init() -> Axis<Init> {
@@ -322,6 +357,17 @@ impl ModelSpec {
         variant: Variant,
         on_cpu: bool,
     ) -> Result<Box<dyn Network>, ModelError> {
+        let only_mlp_cnn = matches!(variant, Variant::Rezero | Variant::Highway)
+            && matches!(self, ModelSpec::Bottleneck(_) | ModelSpec::Inception(_));
+        if only_mlp_cnn {
+            return Err(ModelError::Invalid {
+                field: "variants".into(),
+                message: format!(
+                    "{:?} is built for the mlp and cnn families only",
+                    variant.as_str()
+                ),
+            });
+        }
         Ok(match self {
             ModelSpec::Mlp(m) => Box::new(Mlp::new(
                 p,
@@ -334,6 +380,8 @@ impl ModelSpec {
                     init: m.init.value(),
                     norm: m.norm.value(),
                     variant,
+                    branch_init: m.branch_init,
+                    gate_bias: m.gate_bias,
                 },
             )?),
             ModelSpec::Cnn(c) => Box::new(Cnn::new(
@@ -347,6 +395,8 @@ impl ModelSpec {
                     norm: c.norm.value(),
                     init: c.init.value(),
                     variant,
+                    branch_init: c.branch_init,
+                    gate_bias: c.gate_bias,
                     channels_last: c.channels_last && on_cpu,
                 },
             )?),

@@ -970,6 +970,8 @@ mod tests {
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant: Variant::Residual,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
                 channels_last: false,
             },
         )
@@ -1230,6 +1232,8 @@ mod tests {
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant: Variant::Residual,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
                 channels_last,
             },
         )

@@ -600,6 +600,29 @@ impl Experiment {
         if let Some(v) = first_duplicate(&self.variants) {
             return fail("variants", format!("{:?} is listed twice", v.as_str()));
         }
+        let mlp_or_cnn = matches!(self.model, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
+        for (i, v) in self.variants.iter().enumerate() {
+            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn {
+                return fail(
+                    &format!("variants[{i}]"),
+                    format!(
+                        "{:?} is built for the mlp and cnn families only",
+                        v.as_str()
+                    ),
+                );
+            }
+        }
+        if let ModelSpec::Cnn(CnnSpec { init, .. })
+        | ModelSpec::Bottleneck(BottleneckSpec { init, .. })
+        | ModelSpec::Inception(InceptionSpec { init, .. }) = &self.model
+        {
+            if init.values().contains(&Init::Fixup) {
+                return fail(
+                    "model.init",
+                    "\"fixup\" is built for the mlp family only (so far)".into(),
+                );
+            }
+        }
         if self.depths.is_empty() {
             return fail("depths", "is empty: list at least one depth".into());
         }
@@ -1043,7 +1066,7 @@ pub(crate) mod tests {
             (
                 with(
                     r#""variants": ["plain", "residual"]"#,
-                    r#""variants": ["plain", "highway"]"#,
+                    r#""variants": ["plain", "skip"]"#,
                 ),
                 "variants[1]",
             ),

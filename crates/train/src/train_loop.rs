@@ -902,6 +902,8 @@ mod tests {
                     init: Init::Kaiming,
                     norm: Norm::None,
                     variant: Variant::Residual,
+                    branch_init: Default::default(),
+                    gate_bias: -1.0,
                 },
             )
             .unwrap();
@@ -958,6 +960,8 @@ mod tests {
                 init: Init::Glorot,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
