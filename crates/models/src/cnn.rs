@@ -513,7 +513,7 @@ mod tests {
             let net = Cnn::new(&vs.root(), cfg).unwrap();
             let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
             let rec = Recording::new(net.probe_points().len());
-            net.forward(&x, false, Some(&rec));
+            let _ = net.forward(&x, false, Some(&rec));
             let (outputs, _) = rec.finish();
             let block = |name: &str| {
                 let i = net

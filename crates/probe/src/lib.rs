@@ -834,6 +834,8 @@ mod tests {
                 init: Init::Glorot,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
@@ -936,6 +938,8 @@ mod tests {
                 init: Init::Kaiming,
                 norm: Norm::None,
                 variant: Variant::Residual,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
@@ -1094,6 +1098,8 @@ mod tests {
                     init: Init::Normal { std: 2.0 },
                     norm: Norm::None,
                     variant: Variant::Plain,
+                    branch_init: Default::default(),
+                    gate_bias: -1.0,
                 },
             )
             .unwrap();
@@ -1419,6 +1425,8 @@ mod tests {
                 init: Init::PytorchDefault,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
@@ -1476,6 +1484,8 @@ mod tests {
                     init: Init::Kaiming,
                     norm: Norm::Batchnorm,
                     variant: Variant::Plain,
+                    branch_init: Default::default(),
+                    gate_bias: -1.0,
                 },
             )
             .unwrap();
@@ -1524,6 +1534,8 @@ mod tests {
                 init: Init::Kaiming,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
