@@ -494,7 +494,7 @@ mod tests {
             let text = file(VECTORS, model, 3).replacen(
                 r#""eval_every": 1}"#,
                 &format!(
-                    r#""eval_every": 1}}, "probe": {{"every": 1, {:?}: {}}}"#,
+                    r#""eval_every": 1}}, "probe": {{{:?}: {}}}"#,
                     field.name, field.sample
                 ),
                 1,
