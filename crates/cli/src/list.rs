@@ -491,12 +491,14 @@ mod tests {
             ));
         }
         for field in PROBE {
+            // `every` is required once there is a probe section.
+            let probe = match field.name {
+                "every" => format!(r#"{{"every": {}}}"#, field.sample),
+                _ => format!(r#"{{"every": 1, {:?}: {}}}"#, field.name, field.sample),
+            };
             let text = file(VECTORS, model, 3).replacen(
                 r#""eval_every": 1}"#,
-                &format!(
-                    r#""eval_every": 1}}, "probe": {{{:?}: {}}}"#,
-                    field.name, field.sample
-                ),
+                &format!(r#""eval_every": 1}}, "probe": {probe}"#),
                 1,
             );
             parses(&text);
