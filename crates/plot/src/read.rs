@@ -146,6 +146,14 @@ impl ResultsDir {
                         .as_f64()
                         .map_or("?".into(), |x| x.to_string())
                 ),
+                serde_json::Value::Object(m) if m.contains_key("orthogonal") => format!(
+                    "orthogonal(gain {})",
+                    m["orthogonal"]["gain"].as_f64().unwrap_or(1.0)
+                ),
+                serde_json::Value::Object(m) if m.contains_key("variance") => format!(
+                    "variance(σw² {}, σb² {})",
+                    m["variance"]["weight"], m["variance"]["bias"]
+                ),
                 serde_json::Value::Array(items) => {
                     items.iter().map(value).collect::<Vec<_>>().join(" or ")
                 }
