@@ -181,8 +181,10 @@ pub fn bench_one(one: &One) -> Result<Value> {
     let elapsed_at = |step: usize| -> Option<f64> {
         metrics.lines().find_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f.len() == 7 && f[0] == step.to_string() && f[2] == "train")
-                .then(|| f[6].parse().ok())
+            // elapsed_s is the last column (the 8th since grad_norm).
+            let n = gradscope_format::rows::METRICS_HEADER.len();
+            (f.len() == n && f[0] == step.to_string() && f[2] == "train")
+                .then(|| f[n - 1].parse().ok())
                 .flatten()
         })
     };

@@ -79,6 +79,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         "the GPU version of landscape: CNN-20, -56 and -110 on all of Fashion-MNIST",
         include_str!("../../../experiments/landscape-full.json"),
     ),
+    (
+        "residual-inits",
+        "unnormalized ReLU MLPs at 8-128 layers: plain, residual, rezero and highway at the He init and Fixup",
+        include_str!("../../../experiments/residual-inits.json"),
+    ),
 ];
 
 /// The text of example `name`, or the list of names when it is unknown.

@@ -3,7 +3,10 @@
 //! The tables hold a sample value for every field, and a test builds an
 //! experiment from each family and dataset kind with all of its fields set
 //! to those values: the parser refuses unknown fields, so a name listed
-//! here that the parser does not take fails the test.
+//! here that the parser does not take fails the test. Every field that a
+//! list sweeps (gradscope-format's `SWEPT_FIELDS`) is marked `[list]`.
+
+use gradscope_format::names::{path, SWEPT_FIELDS};
 
 /// A field of an object: name, a sample JSON value, and what it means.
 #[derive(Clone, Copy)]
@@ -55,6 +58,17 @@ const CHANNELS_LAST: Field = f(
     "NHWC memory on CPU, faster convolutions (default true)",
 );
 
+const BRANCH_INIT: Field = f(
+    "branch_init",
+    r#""zero""#,
+    "zero: each residual branch's last layer (its BN γ with BN) starts at 0, so residual and rezero blocks start as the identity (default: as init)",
+);
+const GATE_BIAS: Field = f(
+    "gate_bias",
+    "-2",
+    "the highway gates' initial bias b_T; a block carries σ(−b_T) of its input at init (default -1)",
+);
+
 pub const FAMILIES: &[Choice] = &[
     c(
         "mlp",
@@ -64,6 +78,8 @@ pub const FAMILIES: &[Choice] = &[
             f("activation", r#""tanh""#, "the nonlinearity (required; see activations)"),
             f("init", r#""glorot""#, "weight init (default pytorch-default)"),
             f("norm", r#""batchnorm""#, "normalization before each nonlinearity (default none)"),
+            BRANCH_INIT,
+            GATE_BIAS,
         ],
     ),
     c(
@@ -75,6 +91,8 @@ pub const FAMILIES: &[Choice] = &[
             CONV_NORM,
             CONV_INIT,
             CHANNELS_LAST,
+            BRANCH_INIT,
+            GATE_BIAS,
         ],
     ),
     c(
@@ -131,6 +149,26 @@ pub const INITS: &[Choice] = &[
         &[],
     ),
     c("{\"normal\": {\"std\": 0.05}}", "N(0, std²), biases 0", &[]),
+    c(
+        "\"orthogonal\"",
+        "orthogonal weights (PyTorch's orthogonal_, Saxe et al. 2014), biases 0",
+        &[],
+    ),
+    c(
+        "{\"orthogonal\": {\"gain\": 1.4}}",
+        "orthogonal weights times a gain, biases 0",
+        &[],
+    ),
+    c(
+        "{\"variance\": {\"weight\": 2, \"bias\": 0.05}}",
+        "W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²): mean-field σ_w², σ_b² (Poole et al. 2016)",
+        &[],
+    ),
+    c(
+        "\"fixup\"",
+        "Fixup (Zhang et al. 2019), mlp: He init, residual branches and the classifier at 0, scalar biases and multipliers",
+        &[],
+    ),
 ];
 
 pub const NORMS: &[Choice] = &[
@@ -143,7 +181,7 @@ pub const NORMS: &[Choice] = &[
 ];
 
 /// The fields every file dataset takes.
-const FILE_FIELDS: [Field; 5] = [
+const FILE_FIELDS: [Field; 6] = [
     f(
         "subset_train",
         "8",
@@ -164,6 +202,11 @@ const FILE_FIELDS: [Field; 5] = [
         "augment",
         "false",
         "pad 4, random crop, horizontal flip (default false)",
+    ),
+    f(
+        "downsample",
+        "2",
+        "average-pool the images by this factor (2: 28×28 → 14×14)",
     ),
 ];
 
@@ -206,6 +249,7 @@ pub const DATASETS: &[Choice] = &[
             FILE_FIELDS[2],
             FILE_FIELDS[3],
             FILE_FIELDS[4],
+            FILE_FIELDS[5],
         ],
     ),
     c(
@@ -218,6 +262,7 @@ pub const DATASETS: &[Choice] = &[
             FILE_FIELDS[2],
             FILE_FIELDS[3],
             FILE_FIELDS[4],
+            FILE_FIELDS[5],
         ],
     ),
     c(
@@ -234,18 +279,80 @@ pub const DATASETS: &[Choice] = &[
             FILE_FIELDS[2],
             FILE_FIELDS[3],
             FILE_FIELDS[4],
+            FILE_FIELDS[5],
         ],
     ),
 ];
 
-fn section(text: &mut String, title: &str, choices: &[Choice]) {
+/// The train section's fields (`train.FIELD`).
+pub const TRAIN: &[Field] = &[
+    f("optimizer", r#""adam""#, "sgd (default), adam or adamw (decoupled weight decay)"),
+    f("lr", "0.1", "learning rate (required)"),
+    f("momentum", "0", "SGD's momentum (default 0)"),
+    f("weight_decay", "0.0001", "L2 weight decay; decoupled under adamw (default 0)"),
+    f("beta1", "0.9", "Adam's β₁ (default 0.9)"),
+    f("beta2", "0.999", "Adam's β₂ (default 0.999)"),
+    f("eps", "1e-8", "Adam's ε (default 1e-8)"),
+    f("batch_size", "2", "examples per step (required)"),
+    f("steps", "1", "optimizer steps per run (give steps or epochs)"),
+    f("epochs", "1", "passes over the training split per run (give steps or epochs)"),
+    f("lr_milestones", "[1]", "steps at which the lr is multiplied by lr_gamma"),
+    f("lr_gamma", "0.1", "the factor at each milestone (default 0.1)"),
+    f("warmup", r#"{"steps": 1}"#, r#"{"steps": N}: linear warm-up over N steps; {"lr": 0.01, "until_train_error": 0.8}: He et al.'s (each number [list])"#),
+    f("clip_grad_norm", "1", "clip the gradient's global norm to this (metrics.csv's grad_norm is the norm before clipping)"),
+    f("eval_every", "1", "held-out evaluation every N steps (required)"),
+    f("log_every", "1", "a training row in metrics.csv every N steps (default eval_every)"),
+    f("checkpoint_every", "1", "save a checkpoint every N steps, for --resume (default off)"),
+    f("save_weights", "false", "keep each run's final weights, model.ot (default false)"),
+];
+
+/// The probe section's fields (`probe.FIELD`).
+pub const PROBE: &[Field] = &[
+    f(
+        "every",
+        "1",
+        "probe every N steps (default 10; step 0 and the last always)",
+    ),
+    f(
+        "dense_steps",
+        "0",
+        "probe every step for the first N steps (default 0)",
+    ),
+];
+
+/// `[list]` when a list in `prefix.field` sweeps it.
+fn sweeps(prefix: &str, field: &str) -> &'static str {
+    let full = format!("{prefix}.{field}");
+    match SWEPT_FIELDS.iter().any(|f| path(f) == full) {
+        true => "[list] ",
+        false => "",
+    }
+}
+
+fn section(text: &mut String, title: &str, prefix: &str, choices: &[Choice]) {
     outln!(text, "{title}");
     let width = choices.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for choice in choices {
         outln!(text, "  {:width$}  {}", choice.name, choice.about);
         for field in choice.fields {
-            outln!(text, "  {:width$}    {:14} {}", "", field.name, field.about);
+            let mark = sweeps(prefix, field.name);
+            outln!(
+                text,
+                "  {:width$}    {:14} {mark}{}",
+                "",
+                field.name,
+                field.about
+            );
         }
+    }
+    text.push('\n');
+}
+
+fn fields(text: &mut String, title: &str, prefix: &str, fields: &[Field]) {
+    outln!(text, "{title}");
+    for field in fields {
+        let mark = sweeps(prefix, field.name);
+        outln!(text, "  {:16} {mark}{}", field.name, field.about);
     }
     text.push('\n');
 }
@@ -253,22 +360,33 @@ fn section(text: &mut String, title: &str, choices: &[Choice]) {
 /// The whole listing.
 pub fn listing() -> String {
     let mut text = String::new();
+    outln!(
+        text,
+        "[list]: a list of values sweeps the field (one run per value, every combination); \
+         so do lists in model.activation, model.init and model.norm.\n"
+    );
     section(
         &mut text,
         "model.family (and its fields, model.FIELD):",
+        "model",
         FAMILIES,
     );
-    section(&mut text, "model.activation (mlp):", ACTIVATIONS);
-    section(&mut text, "model.init:", INITS);
-    section(&mut text, "model.norm:", NORMS);
+    section(&mut text, "model.activation (mlp) [list]:", "", ACTIVATIONS);
+    section(&mut text, "model.init [list]:", "", INITS);
+    section(&mut text, "model.norm [list]:", "", NORMS);
     section(
         &mut text,
         "dataset.kind (and its fields, dataset.FIELD):",
+        "dataset",
         DATASETS,
     );
+    fields(&mut text, "train.FIELD:", "train", TRAIN);
+    fields(&mut text, "probe.FIELD:", "probe", PROBE);
     outln!(
         text,
-        "variants: \"plain\", \"residual\"; task: \"classify\" (default) or \"identity\" (mlp only).\n\
+        "variants: \"plain\", \"residual\", and for mlp and cnn \"rezero\" (x + α·F(x), α = 0 at init) \
+         and \"highway\" (gated shortcut, see model.gate_bias); task: \"classify\" (default) or \
+         \"identity\" (mlp only).\n\
          A whole file: gradscope example quickstart. Every field: README, \"Writing an experiment\"."
     );
     text
@@ -348,5 +466,52 @@ mod tests {
         for n in NORMS {
             mlp("norm", &format!("{:?}", n.name));
         }
+    }
+
+    /// Every listed train and probe field is one the parser takes (each
+    /// added alone to a minimal file, as some exclude others), and the
+    /// sweepable ones are marked.
+    #[test]
+    fn every_train_and_probe_field_is_taken_and_sweeps_are_marked() {
+        let model = r#"{"family": "mlp", "width": 8, "activation": "tanh"}"#;
+        for field in TRAIN {
+            let base = r#""optimizer": "adam", "lr": 0.1, "batch_size": 2, "eval_every": 1"#;
+            let budget = if ["steps", "epochs"].contains(&field.name) {
+                ""
+            } else {
+                r#", "steps": 1"#
+            };
+            let train = match field.name {
+                "optimizer" | "lr" | "batch_size" | "eval_every" => format!("{{{base}{budget}}}"),
+                _ => format!("{{{base}{budget}, {:?}: {}}}", field.name, field.sample),
+            };
+            parses(&format!(
+                r#"{{"name": "t", "dataset": {VECTORS}, "model": {model},
+                   "variants": ["plain"], "depths": [3], "seeds": [0], "train": {train}}}"#
+            ));
+        }
+        for field in PROBE {
+            // `every` is required once there is a probe section.
+            let probe = match field.name {
+                "every" => format!(r#"{{"every": {}}}"#, field.sample),
+                _ => format!(r#"{{"every": 1, {:?}: {}}}"#, field.name, field.sample),
+            };
+            let text = file(VECTORS, model, 3).replacen(
+                r#""eval_every": 1}"#,
+                &format!(r#""eval_every": 1}}, "probe": {probe}"#),
+                1,
+            );
+            parses(&text);
+        }
+        let text = listing();
+        for line in [
+            "lr               [list]",
+            "batch_size       [list]",
+            "gate_bias      [list]",
+            "downsample     [list]",
+        ] {
+            assert!(text.contains(line), "{line} not marked:\n{text}");
+        }
+        assert!(text.contains("lr_milestones    steps"), "{text}");
     }
 }

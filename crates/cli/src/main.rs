@@ -687,7 +687,10 @@ fn check(path: &Path, shards: Option<usize>) -> Result<()> {
     );
     let swept = exp.swept();
     let mut factors = vec![format!("{} variants", exp.variants.len())];
-    factors.extend(swept.iter().map(|(f, v)| format!("{} {f}s", v.len())));
+    factors.extend(swept.iter().map(|(f, v)| match f.contains('.') {
+        true => format!("{} {f} values", v.len()),
+        false => format!("{} {f}s", v.len()),
+    }));
     factors.push(format!("{} depths", exp.depths.len()));
     factors.push(format!("{} seeds", exp.seeds.len()));
     outln!(
@@ -698,7 +701,12 @@ fn check(path: &Path, shards: Option<usize>) -> Result<()> {
         exp.probe.every
     );
     for (field, values) in &swept {
-        outln!(text, "  sweeps model.{field} over {}", values.join(", "));
+        outln!(
+            text,
+            "  sweeps {} over {}",
+            gradscope_format::names::path(field),
+            values.join(", ")
+        );
     }
     outln!(text, "  results: results/{}/", exp.name);
     let width = runs
@@ -779,6 +787,20 @@ fn check(path: &Path, shards: Option<usize>) -> Result<()> {
             text,
             "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
         );
+        let orthogonal = match &exp.model {
+            gradscope_train::spec::ModelSpec::Mlp(m) => m
+                .init
+                .values()
+                .iter()
+                .any(|i| matches!(i, gradscope_models::Init::Orthogonal { .. })),
+            _ => false,
+        };
+        if orthogonal {
+            outln!(
+                text,
+                "  (orthogonal weights of gain g: the same mean-field χ as σ_w² = g², Saxe et al. 2014)"
+            );
+        }
     }
     for (depth, why) in &checked.same_twins {
         outln!(
@@ -1058,8 +1080,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
 
     let runs = sweep.pending().to_vec();
     let steps = sweep.steps() as u64;
+    let all_steps: u64 = runs.iter().map(|r| sweep.run_steps(r) as u64).sum();
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(steps * runs.len() as u64);
+        let bar = ProgressBar::new(all_steps);
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps, eta {eta}  {msg}",

@@ -271,7 +271,16 @@ fn files_follow_the_design_contract() {
     let run = out.join("runs/plain-d3-s0");
     assert_eq!(
         read_csv(&run.join("metrics.csv")).0,
-        ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"]
+        [
+            "step",
+            "epoch",
+            "split",
+            "loss",
+            "error",
+            "lr",
+            "grad_norm",
+            "elapsed_s"
+        ]
     );
     assert_eq!(read_csv(&run.join("gradients.csv")).0, GRADIENTS_HEADER);
     let (ah, arows) = read_csv(&run.join("activations.csv"));
@@ -935,4 +944,65 @@ fn report_refuses_what_is_not_a_results_directory() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(!dir.join("report.md").exists());
     }
+}
+
+/// Issue 31's "done when": a file sweeping `train.lr`, with Adam, an
+/// orthogonal init and the variants plain, residual, rezero and highway
+/// passes `check` (which names the sweep) and runs end to end: one run per
+/// variant, lr and depth, named by its lr, a `train.lr` column in
+/// summary.csv, `swept` in run.json, the pre-clip gradient norm in
+/// metrics.csv, and a report whose sweep table has a row per lr.
+#[test]
+fn a_research_knobs_file_checks_and_runs() {
+    let body = r#"{
+      "name": "knobs",
+      "dataset": { "kind": "synthetic", "samples": 64, "classes": 3, "features": 6 },
+      "model": { "family": "mlp", "width": 8, "activation": "relu", "init": "orthogonal" },
+      "variants": ["plain", "residual", "rezero", "highway"],
+      "depths": [3, 6],
+      "seeds": [0],
+      "train": { "lr": [0.01, 0.1], "optimizer": "adam", "batch_size": 16, "steps": 4,
+                 "eval_every": 2, "clip_grad_norm": 5, "warmup": {"steps": 2} },
+      "probe": { "every": 2 }
+    }"#;
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), body);
+    let o = gradscope(&["check", exp.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("sweeps train.lr over 0.01, 0.1"), "{text}");
+    assert!(text.contains("16 runs"), "{text}");
+
+    let (_tmp, out) = run_ok(body, &["--no-plot"]);
+    let (h, rows) = read_csv(&out.join("summary.csv"));
+    assert_eq!(h[..3], ["run", "variant", "train.lr"]);
+    assert_eq!(rows.len(), 16);
+    assert!(rows
+        .iter()
+        .all(|r| r[h.iter().position(|c| c == "status").unwrap()] == "completed"));
+    for run in ["rezero-lr0.1-d6-s0", "highway-lr0.01-d3-s0"] {
+        let dir = out.join("runs").join(run);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+        let lr = run.split("-lr").nth(1).unwrap().split('-').next().unwrap();
+        assert_eq!(json["swept"]["train.lr"], lr, "{run}");
+        assert_eq!(
+            json["config"]["train"]["lr"],
+            serde_json::json!([0.01, 0.1])
+        );
+        let (mh, mrows) = read_csv(&dir.join("metrics.csv"));
+        let at = mh.iter().position(|c| c == "grad_norm").unwrap();
+        assert!(mrows
+            .iter()
+            .filter(|r| r[2] == "train")
+            .all(|r| r[at].parse::<f64>().is_ok_and(|v| v > 0.0)));
+    }
+    let o = gradscope(&["report", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("| variant | depth | train.lr |"),
+        "{report}"
+    );
+    assert!(report.contains("| highway | 6 | 0.1 |"), "{report}");
 }

@@ -329,7 +329,7 @@ fn sigint_and_sigterm_mark_the_run_interrupted_and_resume_finishes() {
         let (_, m) = read_csv(&dir.join("metrics.csv"));
         assert!(m
             .iter()
-            .all(|r| r.len() == 7 && r[0].parse::<usize>().unwrap() <= done));
+            .all(|r| r.len() == 8 && r[0].parse::<usize>().unwrap() <= done));
         let (_, g) = read_csv(&dir.join("gradients.csv"));
         assert!(g
             .iter()

@@ -35,23 +35,55 @@ pub enum DatasetSpec {
     Cifar10(FileData),
 }
 
+/// The schema of a numeric field that a list sweeps (`"samples": [256,
+/// 1024]`), for `#[schemars(with = …)]`: the experiment parser takes such
+/// lists out before serde reads the field, so the field's own type stays a
+/// number.
+pub struct NumberOrList<T>(std::marker::PhantomData<T>);
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for NumberOrList<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("NumberOrList_of_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = generator.subschema_for::<T>();
+        schemars::json_schema!({
+            "anyOf": [
+                one.clone(),
+                { "type": "array", "items": one, "minItems": 1, "uniqueItems": true,
+                  "description": "A list sweeps this field: one run per value (every combination of the swept fields)." }
+            ]
+        })
+    }
+}
+
 /// Images whose class is a texture: each class owns a random k×k pattern,
 /// tiled over the image at a random phase, plus Gaussian noise. A CNN with
 /// global pooling can learn it; position does not matter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticImages {
+    #[schemars(with = "NumberOrList<usize>")]
     pub samples: usize,
     /// Held-out examples; default a quarter of `samples`.
     #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
     pub test_samples: Option<usize>,
+    #[schemars(with = "NumberOrList<usize>")]
     pub classes: usize,
     /// `[channels, height, width]`.
     pub shape: [usize; 3],
     /// Noise std relative to the pattern's (default 0.5).
     #[serde(default = "default_noise")]
+    #[schemars(with = "NumberOrList<f64>")]
     pub noise: f64,
     #[serde(default)]
+    #[schemars(with = "NumberOrList<u64>")]
     pub seed: u64,
 }
 
@@ -68,13 +100,16 @@ pub struct FileData {
     pub dir: Option<std::path::PathBuf>,
     /// Use only the first N training examples.
     #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
     pub subset_train: Option<usize>,
     /// Use only the first N test examples.
     #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
     pub subset_test: Option<usize>,
     /// Hold out the last N training examples as the evaluation split instead
     /// of the test set (He et al.: 45k/5k on CIFAR-10).
     #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
     pub validation: Option<usize>,
     /// Per-channel normalization with the training split's mean and std.
     #[serde(default = "yes")]
@@ -87,6 +122,7 @@ pub struct FileData {
     /// multiplications at every layer, with the same depths and the same
     /// optimization problem: what makes He et al.'s Fig. 6 fit on 2 cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
     pub downsample: Option<usize>,
 }
 
@@ -115,17 +151,23 @@ impl DatasetSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticData {
+    #[schemars(with = "NumberOrList<usize>")]
     pub samples: usize,
     /// Held-out examples; default a quarter of `samples`.
     #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
     pub test_samples: Option<usize>,
+    #[schemars(with = "NumberOrList<usize>")]
     pub classes: usize,
+    #[schemars(with = "NumberOrList<usize>")]
     pub features: usize,
     /// Hidden units of the teacher; default 2 × classes.
     #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
     pub teacher_width: Option<usize>,
     /// Seed of the data, fixed across the runs of a sweep.
     #[serde(default)]
+    #[schemars(with = "NumberOrList<u64>")]
     pub seed: u64,
 }
 

@@ -8,13 +8,21 @@
 //! [`crate::num`], epochs with four decimals and seconds with three.
 //! Columns added later read as `None` from older files.
 
-use crate::names::{describe, SWEPT_FIELDS};
+use crate::names::{describe, numeric_fields, SWEPT_FIELDS};
 use crate::run::{RunRecord, Status};
 use serde::{Deserialize, Serialize};
 
 /// Columns of `metrics.csv`, in order.
-pub const METRICS_HEADER: [&str; 7] =
-    ["step", "epoch", "split", "loss", "error", "lr", "elapsed_s"];
+pub const METRICS_HEADER: [&str; 8] = [
+    "step",
+    "epoch",
+    "split",
+    "loss",
+    "error",
+    "lr",
+    "grad_norm",
+    "elapsed_s",
+];
 /// Columns of `activations.csv`, in order.
 pub const ACTIVATIONS_HEADER: [&str; 8] = [
     "step",
@@ -80,6 +88,13 @@ pub struct MetricRow {
     /// Learning rate at this step.
     #[serde(serialize_with = "crate::opt_num")]
     pub lr: Option<f64>,
+    /// Train rows: the global L2 norm of the gradient (every parameter as
+    /// one vector) before any clipping, the mean over the steps since the
+    /// last train row, as `loss` and `error` are (Pascanu et al. 2013's
+    /// reading of exploding gradients). Empty on test rows and in files
+    /// from before the column.
+    #[serde(default, serialize_with = "crate::opt_num")]
+    pub grad_norm: Option<f64>,
     /// Seconds since the run started.
     #[serde(serialize_with = "fixed3")]
     pub elapsed_s: Option<f64>,
@@ -207,6 +222,13 @@ pub struct SummaryRow {
     /// together (`gradscope compare`); not a column of `summary.csv`.
     #[serde(skip)]
     pub source: Option<String>,
+    /// The run's values of the swept numeric fields (`("train.lr",
+    /// "0.1")`), in [`SWEPT_FIELDS`] order. Each is a column after the
+    /// model settings' columns; serde cannot name columns at run time, so
+    /// [`summary_csv`] writes them and [`SummaryRow::read_numbers`] reads
+    /// them.
+    #[serde(skip)]
+    pub numbers: Vec<(String, String)>,
 }
 
 impl SummaryRow {
@@ -247,7 +269,24 @@ impl SummaryRow {
             fwd_spread_final: g.forward_spread_final,
             elapsed_s: Some(r.elapsed_s),
             source: None,
+            numbers: swept
+                .iter()
+                .filter(|f| f.contains('.'))
+                .map(|f| (f.to_string(), r.swept.get(*f).cloned().unwrap_or_default()))
+                .collect(),
         }
+    }
+
+    /// Fills [`SummaryRow::numbers`] from a `summary.csv` row read with
+    /// `headers`: every column named by a numeric sweep field.
+    pub fn read_numbers(&mut self, headers: &csv::StringRecord, record: &csv::StringRecord) {
+        self.numbers = numeric_fields()
+            .iter()
+            .filter_map(|f| {
+                let i = headers.iter().position(|h| h == *f)?;
+                Some((f.to_string(), record.get(i)?.to_string()))
+            })
+            .collect();
     }
 
     /// Whether the run stopped because its loss became non-finite.
@@ -270,6 +309,9 @@ impl SummaryRow {
                 parts.push(describe(field, v));
             }
         }
+        for (field, v) in &self.numbers {
+            parts.push(describe(field, v));
+        }
         match &self.source {
             Some(folder) => format!("{folder}: {}", parts.join(", ")),
             None => parts.join(", "),
@@ -288,8 +330,44 @@ pub fn summary_csv<C>(records: &[RunRecord<C>]) -> Result<Vec<u8>, csv::Error> {
     if records.is_empty() {
         w.write_record(SUMMARY_HEADER)?;
     }
+    let numbers = swept.iter().filter(|f| f.contains('.')).count();
+    if numbers == 0 {
+        for r in records {
+            w.serialize(SummaryRow::from_record(r, &swept))?;
+        }
+        return w.into_inner().map_err(|e| csv::Error::from(e.into_error()));
+    }
+    // Numeric sweep columns go after the model settings' (which serde
+    // writes after `variant`): each row is serialized without a header,
+    // then the columns are put in.
+    let at = 2 + swept.len() - numbers;
+    let mut header: Vec<&str> = SUMMARY_HEADER[..2].to_vec();
+    header.extend(&swept);
+    header.extend(&SUMMARY_HEADER[2..]);
+    w.write_record(&header)?;
     for r in records {
-        w.serialize(SummaryRow::from_record(r, &swept))?;
+        let row = SummaryRow::from_record(r, &swept);
+        let mut one = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        one.serialize(&row)?;
+        let bytes = one
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+        let mut fields = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(bytes.as_slice())
+            .into_records()
+            .next()
+            .transpose()?
+            .unwrap_or_default()
+            .iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        for (i, (_, v)) in row.numbers.iter().enumerate() {
+            fields.insert(at + i, v.clone());
+        }
+        w.write_record(&fields)?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -383,6 +461,7 @@ mod tests {
             loss: Some(1.0),
             error: None,
             lr: Some(0.1),
+            grad_norm: Some(3.0),
             elapsed_s: Some(2.0),
         };
         assert_eq!(header_of(&m), METRICS_HEADER.join(","));
@@ -410,6 +489,7 @@ mod tests {
             loss: Some(f64::NAN),
             error: Some(2e-41),
             lr: Some(0.1),
+            grad_norm: None,
             elapsed_s: Some(1.23456),
         };
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -417,7 +497,7 @@ mod tests {
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(
             text.lines().nth(1),
-            Some("7,0.1235,test,NaN,2e-41,0.1,1.235")
+            Some("7,0.1235,test,NaN,2e-41,0.1,,1.235")
         );
         let back: MetricRow = csv::Reader::from_reader(text.as_bytes())
             .deserialize()
@@ -477,5 +557,42 @@ mod tests {
         assert_eq!(rows[0].grad_spread_init, Some(f64::INFINITY));
         assert!(rows[0].is_diverged());
         assert_eq!(rows[0].group(), "plain, tanh");
+    }
+
+    /// A swept number gets its own column after the model settings', and
+    /// reads back into the row's group (a chart panel per value).
+    #[test]
+    fn numeric_sweep_columns_follow_the_model_settings() {
+        let bytes = summary_csv(&[
+            record(
+                "plain-tanh-lr0.1-d8-s1",
+                &[("activation", "tanh"), ("train.lr", "0.1")],
+            ),
+            record(
+                "plain-relu-lr0.01-d8-s1",
+                &[("activation", "relu"), ("train.lr", "0.01")],
+            ),
+        ])
+        .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("run,variant,activation,train.lr,depth,"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[2].starts_with("plain-relu-lr0.01-d8-s1,plain,relu,0.01,8,1,"),
+            "{}",
+            lines[2]
+        );
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let record = reader.records().next().unwrap().unwrap();
+        let mut row: SummaryRow = record.deserialize(Some(&headers)).unwrap();
+        row.read_numbers(&headers, &record);
+        assert_eq!(row.numbers, [("train.lr".to_string(), "0.1".to_string())]);
+        assert_eq!(row.group(), "plain, tanh, lr 0.1");
+        assert_eq!(row.depth, 8);
     }
 }

@@ -143,8 +143,10 @@ impl BottleneckBlock {
         let u = self.c3.forward_recorded(&u, train, rec);
         let y = match (self.variant, &self.proj) {
             (Variant::Plain, _) => u,
-            (Variant::Residual, Some(p)) => u + p.forward(x, train, rec),
-            (Variant::Residual, None) => u + x,
+            // Rezero and highway are refused before building
+            // (ModelSpec::build): the identity shortcut here.
+            (_, Some(p)) => u + p.forward(x, train, rec),
+            (_, None) => u + x,
         };
         mark(y.relu(), rec, self.out_point)
     }

@@ -12,6 +12,14 @@
 //! block, residual:  y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
 //! ```
 //!
+//! The other shortcut variants: `rezero`, y = relu(α·bn2(…) + shortcut(x))
+//! with α a scalar per block at 0; `highway`, y = relu(T·bn2(…) + (1 −
+//! T)·shortcut(x)) with T = σ(conv1×1(x) + b_T) (stride and channels of the
+//! block, b_T = `gate_bias`). Their variables are created after every
+//! layer of the plain net, so a seed still gives the same weights.
+//! `branch_init: "zero"` starts each block's bn2 γ at 0 (conv2's weight
+//! without BN), so a residual or rezero block starts as its shortcut.
+//!
 //! Where a block changes shape, the shortcut is option A (identity on every
 //! other pixel, zero-padded channels: no parameters, as He et al. use on
 //! CIFAR) or option B (a 1×1 stride-2 projection with BN). Both twins build
@@ -28,7 +36,7 @@ use crate::{
     mark, point_name, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording, Variant,
 };
 use serde::{Deserialize, Serialize};
-use tch::nn;
+use tch::nn::{self, Module};
 use tch::Tensor;
 
 /// How a residual block bridges a change of shape.
@@ -55,6 +63,10 @@ pub struct CnnConfig {
     pub norm: Norm,
     pub init: Init,
     pub variant: Variant,
+    /// `zero`: each block's second unit starts at 0 (residual, rezero).
+    pub branch_init: crate::BranchInit,
+    /// The highway gates' initial bias.
+    pub gate_bias: f64,
     /// Keep activations and weights in channels-last (NHWC) memory, the
     /// fastest convolution layout of libtorch on CPU.
     pub channels_last: bool,
@@ -79,6 +91,10 @@ struct Block {
     pad_channels: i64,
     stride: i64,
     out_point: usize,
+    /// ReZero's α.
+    alpha: Option<Tensor>,
+    /// Highway's gate.
+    gate: Option<nn::Conv2D>,
 }
 
 /// A He et al. CIFAR CNN, plain or residual (see the module docs).
@@ -159,7 +175,7 @@ impl Cnn {
                     )
                 };
                 let c1 = b.conv(&point_name(layer, names, "conv"), input, c_out, 3, stride)?;
-                let c2 = b.conv(
+                let mut c2 = b.conv(
                     &point_name(layer + 1, names, "conv"),
                     c1.output,
                     c_out,
@@ -167,7 +183,12 @@ impl Cnn {
                     1,
                 )?;
                 let reshapes = stride != 1 || input[0] != c_out;
-                let proj = if config.variant == Variant::Residual
+                if matches!(config.variant, Variant::Residual | Variant::Rezero)
+                    && config.branch_init == crate::BranchInit::Zero
+                {
+                    c2.start_at_zero();
+                }
+                let proj = if config.variant.has_shortcut()
                     && config.shortcut == Shortcut::B
                     && reshapes
                 {
@@ -183,12 +204,44 @@ impl Cnn {
                     c1,
                     c2,
                     proj,
+                    alpha: None,
+                    gate: None,
                 });
                 layer += 2;
                 input = blocks.last().map(|b| b.c2.output).unwrap_or(input);
             }
         }
         let (fc, fc_point) = b.linear(&point_name(layer, names, "fc"), input[0], config.classes);
+        // The variants' own variables, after every layer of the plain net.
+        let mut c_in = stem.output[0];
+        for (i, block) in blocks.iter_mut().enumerate() {
+            let c_out = block.c2.output[0];
+            match config.variant {
+                Variant::Rezero => {
+                    block.alpha = Some(p.var(&format!("alpha{i}"), &[1], nn::Init::Const(0.0)));
+                }
+                Variant::Highway => {
+                    let (ws_init, _) = config.init.conv_weight(c_in, c_out);
+                    let mut gate = nn::conv2d(
+                        p / format!("gate{i}"),
+                        c_in,
+                        c_out,
+                        1,
+                        nn::ConvConfig {
+                            stride: block.stride,
+                            bias: true,
+                            ws_init,
+                            bs_init: nn::Init::Const(config.gate_bias),
+                            ..Default::default()
+                        },
+                    );
+                    config.init.fill(&mut gate.ws);
+                    block.gate = Some(gate);
+                }
+                _ => {}
+            }
+            c_in = c_out;
+        }
         Ok(Cnn {
             points: b.points,
             costs: b.costs,
@@ -214,7 +267,7 @@ impl Network for Cnn {
             let u = b.c2.forward_recorded(&u, train, rec);
             let y = match self.config.variant {
                 Variant::Plain => u,
-                Variant::Residual => {
+                Variant::Residual | Variant::Rezero | Variant::Highway => {
                     let shortcut = match &b.proj {
                         Some(p) => p.forward(&h, train, rec),
                         None if b.stride != 1 || b.pad_channels != 0 => {
@@ -222,9 +275,16 @@ impl Network for Cnn {
                             let lo = b.pad_channels / 2;
                             s.constant_pad_nd([0, 0, 0, 0, lo, b.pad_channels - lo])
                         }
-                        None => h,
+                        None => h.shallow_clone(),
                     };
-                    u + shortcut
+                    match (&b.alpha, &b.gate) {
+                        (Some(alpha), _) => u * alpha + shortcut,
+                        (_, Some(gate)) => {
+                            let t = gate.forward(&h).sigmoid();
+                            &t * u + (1.0 - &t) * shortcut
+                        }
+                        _ => u + shortcut,
+                    }
                 }
             };
             h = mark(y.relu(), rec, b.out_point);
@@ -262,6 +322,8 @@ mod tests {
             norm: Norm::Batchnorm,
             init: Init::Kaiming,
             variant,
+            branch_init: Default::default(),
+            gate_bias: -1.0,
             channels_last: false,
         }
     }
@@ -429,5 +491,63 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("dataset:"), "{err}");
+    }
+
+    /// Issue 31, the CNN family: a rezero block (α = 0) and a residual
+    /// block with `branch_init: "zero"` (zero-γ with BN, Goyal et al. 2017;
+    /// SkipInit without) compute exactly their shortcut at init: within a
+    /// stage (identity shortcut) each block's output is its input, to the
+    /// bit, since the input is post-ReLU and relu(0 + h) = h. Parameter
+    /// counts: rezero one α per block, highway a 1×1 gate conv with bias
+    /// per block.
+    #[test]
+    fn zero_branch_blocks_start_as_their_shortcut() {
+        let outs = |variant, branch_init, norm| {
+            tch::manual_seed(1);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = CnnConfig {
+                branch_init,
+                norm,
+                ..config(14, variant, Shortcut::A, [3, 16, 16])
+            };
+            let net = Cnn::new(&vs.root(), cfg).unwrap();
+            let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+            let rec = Recording::new(net.probe_points().len());
+            let _ = net.forward(&x, false, Some(&rec));
+            let (outputs, _) = rec.finish();
+            let block = |name: &str| {
+                let i = net
+                    .probe_points()
+                    .iter()
+                    .position(|p| p.name == name)
+                    .unwrap();
+                outputs[i].as_ref().unwrap().shallow_clone()
+            };
+            let params: i64 = vs
+                .trainable_variables()
+                .iter()
+                .map(|t| t.numel() as i64)
+                .sum();
+            (block("block01.out").equal(&block("block02.out")), params)
+        };
+        use crate::BranchInit::{Default as D, Zero};
+        for norm in [Norm::Batchnorm, Norm::None] {
+            assert!(outs(Variant::Rezero, D, norm).0, "rezero {norm:?}");
+            assert!(
+                outs(Variant::Residual, Zero, norm).0,
+                "zero branch {norm:?}"
+            );
+            assert!(!outs(Variant::Residual, D, norm).0, "residual {norm:?}");
+        }
+        let base = outs(Variant::Residual, D, Norm::Batchnorm).1;
+        assert_eq!(outs(Variant::Plain, D, Norm::Batchnorm).1, base);
+        assert_eq!(outs(Variant::Rezero, D, Norm::Batchnorm).1, base + 6);
+        // Gates: stage 1 16→16 (×2), stage 2 16→32 and 32→32, stage 3 32→64
+        // and 64→64, each 1×1 with a bias.
+        let gates: i64 = [(16, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
+            .iter()
+            .map(|(i, o)| i * o + o)
+            .sum();
+        assert_eq!(outs(Variant::Highway, D, Norm::Batchnorm).1, base + gates);
     }
 }

@@ -205,6 +205,8 @@ pub fn build(
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant: Variant::Residual,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
                 channels_last: false,
             },
         )?),

@@ -136,8 +136,13 @@ impl InceptionModule {
         let output = [ch.out_channels(kind, input[0]), input[1], input[2]];
         let shortcut = match variant {
             Variant::Plain => None,
-            Variant::Residual if input[0] == output[0] => Some(None),
-            Variant::Residual => Some(Some(l.conv(&n("proj"), input, output[0], 1, 1)?)),
+            // Refused before building (ModelSpec::build); a shortcut here.
+            Variant::Residual | Variant::Rezero | Variant::Highway if input[0] == output[0] => {
+                Some(None)
+            }
+            Variant::Residual | Variant::Rezero | Variant::Highway => {
+                Some(Some(l.conv(&n("proj"), input, output[0], 1, 1)?))
+            }
         };
         let out_point = l.point(&n("out"), output);
         Ok(InceptionModule {

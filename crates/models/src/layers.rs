@@ -86,6 +86,18 @@ impl ConvUnit {
         }
     }
 
+    /// Starts the unit's output at 0, as the last unit of a residual branch
+    /// under `branch_init: "zero"`: BN's γ (zero-γ, Goyal et al. 2017), or
+    /// the conv's weight without BN (SkipInit).
+    pub fn start_at_zero(&mut self) {
+        tch::no_grad(|| {
+            let _ = match self.bn.as_mut() {
+                Some(bn) => bn.ws.as_mut().map(|w| w.zero_()),
+                None => Some(self.conv.ws.zero_()),
+            };
+        });
+    }
+
     /// [`ConvUnit::forward`], recording the result as this layer's response
     /// (He et al. Fig. 7: the BN output, before the addition and the ReLU).
     pub fn forward_recorded(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
@@ -154,7 +166,7 @@ impl<'a> Layers<'a> {
             out_size(h, k, stride, pad),
             out_size(w, k, stride, pad),
         ];
-        let (ws_init, _) = self.init.weight_and_bias(c_in * k * k, c_out * k * k);
+        let (ws_init, refill) = self.init.conv_weight(c_in * k * k, c_out * k * k);
         let cfg = nn::ConvConfig {
             stride,
             padding: pad,
@@ -163,6 +175,9 @@ impl<'a> Layers<'a> {
             ..Default::default()
         };
         let mut conv = nn::conv2d(self.path(name), c_in, c_out, k, cfg);
+        if refill {
+            self.init.fill(&mut conv.ws);
+        }
         if self.channels_last {
             let nhwc = channels_last(&conv.ws);
             tch::no_grad(|| conv.ws.set_data(&nhwc));

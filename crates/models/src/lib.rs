@@ -91,8 +91,13 @@ impl Activation {
 }
 
 /// How weight layers are initialized. Biases start at zero except under
-/// `PytorchDefault`, which copies PyTorch's `nn.Linear`/`nn.Conv2d` rule.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// `PytorchDefault`, which copies PyTorch's `nn.Linear`/`nn.Conv2d` rule,
+/// and `Variance`, which draws them.
+///
+/// Written `"orthogonal"` or `{"orthogonal": {"gain": 2}}`: the bare name
+/// is read by hand (serde cannot give one variant both forms), the rest by
+/// [`InitForm`]'s derive.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Init {
     /// PyTorch's default: weights and biases U(-1/√fan_in, 1/√fan_in). This is
@@ -104,6 +109,90 @@ pub enum Init {
     Kaiming,
     /// N(0, std²).
     Normal { std: f64 },
+    /// A (semi-)orthogonal weight times `gain` (Saxe et al. 2014), as
+    /// PyTorch's `nn.init.orthogonal_`: QR of a Gaussian matrix, signs
+    /// fixed by diag(R), the weight viewed as rows × (everything else);
+    /// biases 0.
+    Orthogonal { gain: f64 },
+    /// The mean-field convention (Poole et al. 2016, Schoenholz et al.
+    /// 2017): W ~ N(0, weight/fan_in), b ~ N(0, bias), i.e. `weight` is
+    /// σ_w² and `bias` is σ_b².
+    Variance { weight: f64, bias: f64 },
+    /// Fixup (Zhang et al. 2019), for residual nets without normalization:
+    /// He init, each branch's non-last layers scaled by L^(−1/(2m−2)) (L
+    /// branches of m layers), each branch's last layer and the classifier
+    /// at 0, and scalar biases (0) and a scalar multiplier (1) per branch.
+    /// A net without shortcuts gets the He init alone.
+    Fixup,
+}
+
+/// The forms of [`Init`] serde reads (all but bare `"orthogonal"`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum InitForm {
+    /// PyTorch's default: weights and biases U(-1/√fan_in, 1/√fan_in).
+    PytorchDefault,
+    /// Glorot & Bengio's normalized init, U(±√6/√(fan_in + fan_out)).
+    Glorot,
+    /// He et al. (2015): N(0, 2/fan_in), for ReLU nets.
+    Kaiming,
+    /// N(0, std²).
+    Normal { std: f64 },
+    /// Orthogonal weights times `gain` (default 1); `"orthogonal"` alone is
+    /// gain 1.
+    Orthogonal {
+        #[serde(default = "one")]
+        gain: f64,
+    },
+    /// W ~ N(0, weight/fan_in), b ~ N(0, bias) (σ_w², σ_b²).
+    Variance { weight: f64, bias: f64 },
+    /// Fixup (Zhang et al. 2019), for residual nets without normalization.
+    Fixup,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl From<InitForm> for Init {
+    fn from(f: InitForm) -> Init {
+        match f {
+            InitForm::PytorchDefault => Init::PytorchDefault,
+            InitForm::Glorot => Init::Glorot,
+            InitForm::Kaiming => Init::Kaiming,
+            InitForm::Normal { std } => Init::Normal { std },
+            InitForm::Orthogonal { gain } => Init::Orthogonal { gain },
+            InitForm::Variance { weight, bias } => Init::Variance { weight, bias },
+            InitForm::Fixup => Init::Fixup,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Init {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = serde_json::Value::deserialize(d)?;
+        if v.as_str() == Some("orthogonal") {
+            return Ok(Init::Orthogonal { gain: 1.0 });
+        }
+        InitForm::deserialize(v)
+            .map(Init::from)
+            .map_err(D::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Init {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Init".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let forms = generator.subschema_for::<InitForm>();
+        schemars::json_schema!({
+            "description": "How weight layers are initialized: \"pytorch-default\", \"glorot\", \"kaiming\", \"fixup\", \"orthogonal\", {\"orthogonal\": {\"gain\": 2}}, {\"normal\": {\"std\": 0.05}} or {\"variance\": {\"weight\": 2, \"bias\": 0.05}}.",
+            "anyOf": [forms, { "const": "orthogonal" }]
+        })
+    }
 }
 
 impl Init {
@@ -120,7 +209,7 @@ impl Init {
                 let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
                 (I::Uniform { lo: -b, up: b }, zero)
             }
-            Init::Kaiming => {
+            Init::Kaiming | Init::Fixup => {
                 let std = (2.0 / fan_in as f64).sqrt();
                 (
                     I::Randn {
@@ -137,6 +226,37 @@ impl Init {
                 },
                 zero,
             ),
+            // tch's orthogonal is PyTorch's for a 2-d weight; a conv
+            // weight is filled by [`Init::fill`] once it exists.
+            Init::Orthogonal { gain } => (I::Orthogonal { gain }, zero),
+            Init::Variance { weight, bias } => (
+                I::Randn {
+                    mean: 0.0,
+                    stdev: (weight / fan_in as f64).sqrt(),
+                },
+                I::Randn {
+                    mean: 0.0,
+                    stdev: bias.sqrt(),
+                },
+            ),
+        }
+    }
+
+    /// The initializer to create a conv weight (4-d) with, and whether
+    /// [`Init::fill`] must then refill it: tch's `f_init` would give an
+    /// orthogonal weight the 2-d shape rows × cols.
+    pub fn conv_weight(self, fan_in: i64, fan_out: i64) -> (tch::nn::Init, bool) {
+        match self {
+            Init::Orthogonal { .. } => (tch::nn::Init::Const(0.0), true),
+            _ => (self.weight_and_bias(fan_in, fan_out).0, false),
+        }
+    }
+
+    /// Fills an existing weight of any shape orthogonally, as PyTorch's
+    /// `orthogonal_` (viewed as rows × the rest); other inits leave it.
+    pub fn fill(self, w: &mut Tensor) {
+        if let Init::Orthogonal { gain } = self {
+            tch::no_grad(|| w.init(tch::nn::Init::Orthogonal { gain }));
         }
     }
 }
@@ -168,7 +288,15 @@ pub enum Norm {
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Plain,
+    /// Identity shortcuts: y = x + F(x).
     Residual,
+    /// ReZero (Bachlechner et al. 2020): y = x + α·F(x), α a learnable
+    /// scalar per block that starts at 0 (MLP and CNN families).
+    Rezero,
+    /// Highway (Srivastava et al. 2015): y = T(x)·F(x) + (1 − T(x))·x with
+    /// the gate T(x) = σ(W_T·x + b_T), b_T starting at `model.gate_bias`
+    /// (MLP and CNN families).
+    Highway,
 }
 
 impl Variant {
@@ -176,7 +304,37 @@ impl Variant {
         match self {
             Variant::Plain => "plain",
             Variant::Residual => "residual",
+            Variant::Rezero => "rezero",
+            Variant::Highway => "highway",
         }
+    }
+
+    /// Whether the net has shortcuts around its blocks (every variant but
+    /// plain).
+    pub fn has_shortcut(self) -> bool {
+        self != Variant::Plain
+    }
+}
+
+/// How the last layer of each residual branch starts (`model.branch_init`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BranchInit {
+    /// As `model.init` says.
+    #[default]
+    Default,
+    /// At 0, so that each block starts as its shortcut: zero-γ of the
+    /// branch's last BatchNorm with BN (Goyal et al. 2017), the branch's
+    /// last weight layer otherwise (SkipInit, De & Smith 2020). Only nets
+    /// with shortcuts; the plain twin keeps `model.init`.
+    Zero,
+}
+
+impl BranchInit {
+    pub fn is_default(&self) -> bool {
+        *self == BranchInit::Default
     }
 }
 

@@ -15,10 +15,24 @@
 //! act, …`) and gives the twin exactly the same layers and, for the same
 //! seed, the same initial weights. Because the shortcut adds `h(l-1)`
 //! unchanged, dL/dh(l) is also the gradient at the output of `W(l)`.
+//!
+//! The other shortcut variants wrap the same unit u(l) = W(l) act(norm(h(l-1))):
+//!
+//! ```text
+//! rezero:    h(l) = h(l-1) + α(l)·u(l)                  α(l) a scalar, 0 at init
+//! highway:   h(l) = T·u(l) + (1 − T)·h(l-1)             T = σ(W_T(l) h(l-1) + b_T), b_T = gate_bias
+//! fixup:     u(l) = s(l)·W(l)(act(h(l-1) + a(l)) + c(l)) + e(l)   (residual, init "fixup")
+//! ```
+//!
+//! Their extra variables (α, the gates, Fixup's scalars) are created after
+//! every layer of the plain net, so the same seed still gives every twin
+//! the plain net's weights. `branch_init: "zero"` and Fixup start each
+//! W(l) at 0 (the branch's last layer: here its only one, m = 1, so Fixup's
+//! L^(−1/(2m−2)) scaling has no layer to scale), and Fixup the head too.
 
 use crate::{
-    mark, point_name, respond, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording,
-    Variant,
+    mark, point_name, respond, Activation, BranchInit, Init, ModelError, Network, Norm, ProbePoint,
+    Recording, Variant,
 };
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -36,6 +50,10 @@ pub struct MlpConfig {
     pub init: Init,
     pub norm: Norm,
     pub variant: Variant,
+    /// `zero`: each shortcut's branch starts at 0 (residual and rezero).
+    pub branch_init: BranchInit,
+    /// The highway gates' initial bias b_T (Srivastava et al.: −1 to −3).
+    pub gate_bias: f64,
 }
 
 /// A plain MLP or its residual twin (see the module docs).
@@ -46,6 +64,13 @@ pub struct Mlp {
     /// One norm before each nonlinearity (`depth - 1` of them), or none.
     norms: Vec<nn::BatchNorm>,
     points: Vec<ProbePoint>,
+    /// ReZero's α per hidden layer.
+    alphas: Vec<Tensor>,
+    /// Highway's gate per hidden layer.
+    gates: Vec<nn::Linear>,
+    /// Fixup's scalars per hidden layer: the biases before the activation
+    /// and before the layer, the multiplier, the bias after it.
+    fixup: Vec<[Tensor; 4]>,
 }
 
 impl Mlp {
@@ -128,12 +153,80 @@ impl Mlp {
                 })
                 .collect(),
         };
+        // Extras after every plain layer, so the twins' weights agree.
+        let hidden = 1..d.saturating_sub(1);
+        let block = |l: usize| p / point_name(l, d, "");
+        let alphas = match config.variant {
+            Variant::Rezero => hidden
+                .clone()
+                .map(|l| block(l).var("alpha", &[1], nn::Init::Const(0.0)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let gates = match config.variant {
+            Variant::Highway => hidden
+                .clone()
+                .map(|l| {
+                    let (ws_init, _) = config.init.weight_and_bias(config.width, config.width);
+                    nn::linear(
+                        block(l) / "gate",
+                        config.width,
+                        config.width,
+                        nn::LinearConfig {
+                            ws_init,
+                            bs_init: Some(nn::Init::Const(config.gate_bias)),
+                            bias: true,
+                        },
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let branches = matches!(config.variant, Variant::Residual | Variant::Rezero);
+        let fixup_on = branches && config.init == Init::Fixup;
+        let fixup = match fixup_on {
+            true => hidden
+                .clone()
+                .map(|l| {
+                    let b = block(l);
+                    [
+                        b.var("fixup_bias_act", &[1], nn::Init::Const(0.0)),
+                        b.var("fixup_bias_in", &[1], nn::Init::Const(0.0)),
+                        b.var("fixup_scale", &[1], nn::Init::Const(1.0)),
+                        b.var("fixup_bias_out", &[1], nn::Init::Const(0.0)),
+                    ]
+                })
+                .collect(),
+            false => Vec::new(),
+        };
+        let zero_branches = branches && (config.branch_init == BranchInit::Zero || fixup_on);
+        tch::no_grad(|| {
+            let zeroed = layers.iter_mut().enumerate().filter(|(l, _)| {
+                (zero_branches && hidden.contains(l)) || (fixup_on && *l == d - 1)
+            });
+            for (_, lin) in zeroed {
+                let _ = lin.ws.zero_();
+                if let Some(b) = lin.bs.as_mut() {
+                    let _ = b.zero_();
+                }
+            }
+        });
         Ok(Mlp {
             config,
             layers,
             norms,
             points,
+            alphas,
+            gates,
+            fixup,
         })
+    }
+
+    /// The fraction of h(l-1) a highway layer `l` carries, 1 − T(h), for
+    /// a batch of inputs `h`; `None` for other variants.
+    pub fn carry(&self, l: usize, h: &Tensor) -> Option<Tensor> {
+        let gate = self.gates.get(l.checked_sub(1)?)?;
+        Some(1.0 - gate.forward(h).sigmoid())
     }
 
     pub fn config(&self) -> &MlpConfig {
@@ -156,12 +249,26 @@ impl Network for Mlp {
         let x = x.flatten(1, -1);
         let mut h = mark(self.layers[0].forward(&x), rec, 0);
         for l in 1..d - 1 {
-            let a = self.unit_input(&h, l - 1, train);
-            let u = self.layers[l].forward(&a);
+            let fixup = self.fixup.get(l - 1);
+            let a = match fixup {
+                Some([bias_act, ..]) => self.unit_input(&(&h + bias_act), l - 1, train),
+                None => self.unit_input(&h, l - 1, train),
+            };
+            let u = match fixup {
+                Some([_, bias_in, scale, bias_out]) => {
+                    self.layers[l].forward(&(&a + bias_in)) * scale + bias_out
+                }
+                None => self.layers[l].forward(&a),
+            };
             respond(rec, l - 1, &a);
             let next = match self.config.variant {
                 Variant::Plain => u,
                 Variant::Residual => h + u,
+                Variant::Rezero => h + u * &self.alphas[l - 1],
+                Variant::Highway => {
+                    let t = self.gates[l - 1].forward(&h).sigmoid();
+                    &t * u + (1.0 - &t) * h
+                }
             };
             h = mark(next, rec, l);
         }
@@ -194,6 +301,8 @@ mod tests {
             init: Init::Glorot,
             norm: Norm::Batchnorm,
             variant,
+            branch_init: Default::default(),
+            gate_bias: -1.0,
         }
     }
 
@@ -290,5 +399,222 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let err = Mlp::new(&vs.root(), config(1, Variant::Plain)).unwrap_err();
         assert!(err.to_string().starts_with("depths:"), "{err}");
+    }
+
+    /// PyTorch's `nn.init.orthogonal_` (Saxe et al. 2014): a weight viewed
+    /// as rows × cols has orthonormal rows when rows ≤ cols (W·Wᵀ = g²·I)
+    /// and orthonormal columns otherwise (Wᵀ·W = g²·I), times the gain; a
+    /// conv weight is viewed as out × (in·k·k). Within 1e-5 (float32 QR).
+    #[test]
+    fn orthogonal_init_is_orthogonal_times_its_gain() {
+        let gram_is = |w: &Tensor, gain: f64, what: &str| {
+            let w = w.reshape([w.size()[0], -1]).to_kind(tch::Kind::Double);
+            let (rows, cols) = (w.size()[0], w.size()[1]);
+            let gram = if rows <= cols {
+                w.matmul(&w.tr())
+            } else {
+                w.tr().matmul(&w)
+            };
+            let n = rows.min(cols);
+            let eye = Tensor::eye(n, (tch::Kind::Double, Device::Cpu)) * (gain * gain);
+            let err = (gram - eye).abs().max().double_value(&[]);
+            assert!(
+                err < 1e-5,
+                "{what} ({rows}×{cols}): max |W·Wᵀ − g²·I| = {err}"
+            );
+        };
+        for gain in [1.0, 2.0f64.sqrt()] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = MlpConfig {
+                init: Init::Orthogonal { gain },
+                norm: Norm::None,
+                width: 16,
+                ..config(4, Variant::Plain)
+            };
+            let net = Mlp::new(&vs.root(), cfg).unwrap();
+            let points = net.probe_points();
+            // Input layer (rectangular), hidden layers (square), head.
+            for p in points {
+                gram_is(p.weight.as_ref().unwrap(), gain, &p.name);
+            }
+            assert_eq!(points[1].weight.as_ref().unwrap().size(), [16, 16]);
+            // Biases start at 0.
+            for (name, v) in vs.variables() {
+                if name.ends_with("bias") {
+                    assert_eq!(v.abs().max().double_value(&[]), 0.0, "{name}");
+                }
+            }
+        }
+        // A conv weight, filled in place as PyTorch fills a 4-d tensor.
+        let mut w = Tensor::zeros([8, 4, 3, 3], (tch::Kind::Float, Device::Cpu));
+        Init::Orthogonal { gain: 2.0 }.fill(&mut w);
+        assert_eq!(w.size(), [8, 4, 3, 3]);
+        gram_is(&w, 2.0, "conv");
+    }
+
+    /// `{"variance": {"weight": σ_w², "bias": σ_b²}}`: W ~ N(0, σ_w²/fan_in),
+    /// b ~ N(0, σ_b²) (Poole et al. 2016); the sample variances of a wide
+    /// layer are within 5% of them.
+    #[test]
+    fn variance_init_draws_the_mean_field_variances() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = MlpConfig {
+            init: Init::Variance {
+                weight: 2.0,
+                bias: 0.05,
+            },
+            norm: Norm::None,
+            width: 512,
+            ..config(3, Variant::Plain)
+        };
+        let _net = Mlp::new(&vs.root(), cfg).unwrap();
+        let vars = vs.variables();
+        let w = &vars["layer01.linear.weight"];
+        let b = &vars["layer01.linear.bias"];
+        let var = |t: &Tensor| t.to_kind(tch::Kind::Double).var(false).double_value(&[]);
+        let want_w = 2.0 / 512.0;
+        assert!(
+            (var(w) / want_w - 1.0).abs() < 0.05,
+            "{} vs {want_w}",
+            var(w)
+        );
+        assert!((var(b) / 0.05 - 1.0).abs() < 0.25, "{}", var(b));
+    }
+
+    /// dL/dh at every probe point of `net` for one batch (autograd.grad
+    /// over the recorded outputs), as float64 norms.
+    fn grad_norms(net: &Mlp, input_dim: i64) -> Vec<f64> {
+        tch::manual_seed(11);
+        let x = Tensor::randn([16, input_dim], (Kind::Float, Device::Cpu));
+        let y = Tensor::arange(16, (Kind::Int64, Device::Cpu)).remainder(3);
+        let rec = Recording::new(net.probe_points().len());
+        let loss = net
+            .forward(&x, true, Some(&rec))
+            .cross_entropy_for_logits(&y);
+        let (outputs, _) = rec.finish();
+        let outputs: Vec<Tensor> = outputs.into_iter().map(Option::unwrap).collect();
+        Tensor::run_backward(&[&loss], &outputs, false, false)
+            .iter()
+            .map(|g| g.to_kind(Kind::Double).norm().double_value(&[]))
+            .collect()
+    }
+
+    fn built(variant: Variant, init: Init, branch_init: BranchInit) -> (nn::VarStore, Mlp) {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = MlpConfig {
+            init,
+            norm: Norm::None,
+            activation: Activation::Relu,
+            branch_init,
+            ..config(7, variant)
+        };
+        let net = Mlp::new(&vs.root(), cfg).unwrap();
+        (vs, net)
+    }
+
+    /// Issue 31: at init a ReZero net (α = 0, Bachlechner et al. 2020), a
+    /// residual net with `branch_init: "zero"` (SkipInit) and a Fixup net
+    /// (Zhang et al. 2019, last layer of each branch 0) compute exactly
+    /// their shortcut path, so dL/dh is the same at every trunk point,
+    /// bit for bit, and the decay per layer is exactly 0. A residual net
+    /// at its plain init is not (the test can fail).
+    #[test]
+    fn zero_branch_variants_start_as_their_shortcut() {
+        let trunk = |net: &Mlp| -> Vec<f64> {
+            let g = grad_norms(net, 8);
+            net.probe_points()
+                .iter()
+                .zip(g)
+                .filter(|(p, _)| p.trunk)
+                .map(|(_, g)| g)
+                .collect()
+        };
+        for (variant, init, branch) in [
+            (Variant::Rezero, Init::Kaiming, BranchInit::Default),
+            (Variant::Residual, Init::Kaiming, BranchInit::Zero),
+            (Variant::Rezero, Init::Glorot, BranchInit::Zero),
+            (Variant::Residual, Init::Fixup, BranchInit::Default),
+        ] {
+            let (_vs, net) = built(variant, init, branch);
+            let g = trunk(&net);
+            assert_eq!(g.len(), 5);
+            assert!(g[0] > 0.0 || init == Init::Fixup, "{variant:?}: {g:?}");
+            assert!(
+                g.iter().all(|v| *v == g[0]),
+                "{variant:?} {init:?} {branch:?}: {g:?}"
+            );
+            // The output is the head on the input layer's output alone.
+            let x = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
+            let h0 = net.layers[0].forward(&x);
+            let shortcut = net.layers[6].forward(&net.unit_input(&h0, 5, false));
+            assert!(net.forward(&x, false, None).equal(&shortcut), "{variant:?}");
+        }
+        let (_vs, net) = built(Variant::Residual, Init::Kaiming, BranchInit::Default);
+        let g = trunk(&net);
+        assert!(g.iter().any(|v| *v != g[0]), "{g:?}");
+        // The plain twin keeps its init under branch_init zero.
+        let (vs, _) = built(Variant::Plain, Init::Kaiming, BranchInit::Zero);
+        let w = &vs.variables()["layer03.linear.weight"];
+        assert!(w.abs().max().double_value(&[]) > 0.0);
+    }
+
+    /// Issue 31: a highway layer with gate bias b carries σ(−b) of its
+    /// input at init for zero-mean gate inputs (Srivastava et al. 2015:
+    /// T = σ(W_T·x + b_T), carry 1 − T): exactly at x = 0, and as the
+    /// batch mean for small zero-mean inputs.
+    #[test]
+    fn highway_carries_sigmoid_of_minus_the_gate_bias() {
+        for b in [-1.0, -3.0] {
+            tch::manual_seed(2);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = MlpConfig {
+                gate_bias: b,
+                ..config(5, Variant::Highway)
+            };
+            let net = Mlp::new(&vs.root(), cfg).unwrap();
+            let want = 1.0 / (1.0 + b.exp()); // σ(−b)
+            let zero = Tensor::zeros([1, 16], (Kind::Float, Device::Cpu));
+            let at0 = net
+                .carry(2, &zero)
+                .unwrap()
+                .mean(Kind::Double)
+                .double_value(&[]);
+            assert!((at0 - want).abs() < 1e-6, "b {b}: {at0} vs {want}");
+            let x = Tensor::randn([4096, 16], (Kind::Float, Device::Cpu)) * 0.01;
+            let mean = net
+                .carry(1, &x)
+                .unwrap()
+                .mean(Kind::Double)
+                .double_value(&[]);
+            assert!((mean - want).abs() < 1e-3, "b {b}: {mean} vs {want}");
+            assert!(net.carry(0, &x).is_none(), "the input layer has no gate");
+        }
+    }
+
+    /// Parameter counts: rezero adds one α per hidden layer, highway a
+    /// width×width gate with its bias per hidden layer, Fixup four scalars
+    /// per branch; plain and residual are the same net.
+    #[test]
+    fn parameter_counts_of_the_variants() {
+        let count = |variant, init| {
+            let (vs, _) = built(variant, init, BranchInit::Default);
+            vs.trainable_variables()
+                .iter()
+                .map(|t| t.numel() as i64)
+                .sum::<i64>()
+        };
+        // depth 7: input 8→16, 5 hidden 16→16, head 16→3.
+        let base = (8 * 16 + 16) + 5 * (16 * 16 + 16) + (16 * 3 + 3);
+        assert_eq!(count(Variant::Plain, Init::Kaiming), base);
+        assert_eq!(count(Variant::Residual, Init::Kaiming), base);
+        assert_eq!(count(Variant::Rezero, Init::Kaiming), base + 5);
+        assert_eq!(
+            count(Variant::Highway, Init::Kaiming),
+            base + 5 * (16 * 16 + 16)
+        );
+        assert_eq!(count(Variant::Residual, Init::Fixup), base + 5 * 4);
+        assert_eq!(count(Variant::Plain, Init::Fixup), base);
     }
 }

@@ -18,7 +18,7 @@ use crate::bottleneck::{Bottleneck, BottleneckConfig};
 use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::inception::{InceptionConfig, InceptionNet, ModuleKind};
 use crate::mlp::{Mlp, MlpConfig};
-use crate::{Activation, Init, ModelError, Network, Norm, Variant};
+use crate::{Activation, BranchInit, Init, ModelError, Network, Norm, Variant};
 use gradscope_data::spec::Section;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -140,7 +140,40 @@ impl Label for Init {
             Init::Glorot => "glorot".to_string(),
             Init::Kaiming => "kaiming".to_string(),
             Init::Normal { std } => format!("normal{std}"),
+            Init::Orthogonal { gain } if *gain == 1.0 => "orthogonal".to_string(),
+            Init::Orthogonal { gain } => format!("orthogonal{gain}"),
+            Init::Variance { weight, bias } => format!("variance-w{weight}-b{bias}"),
+            Init::Fixup => "fixup".to_string(),
         }
+    }
+}
+
+impl Init {
+    /// The init a [`Label`] names (`glorot`, `normal0.05`, `orthogonal2`,
+    /// `variance-w2-b0.05`): labels read back, so a run name or a
+    /// `summary.csv` column says exactly which init it was.
+    pub fn from_label(label: &str) -> Option<Init> {
+        let num = |s: &str| s.parse::<f64>().ok();
+        Some(match label {
+            "pytorch-default" => Init::PytorchDefault,
+            "glorot" => Init::Glorot,
+            "kaiming" => Init::Kaiming,
+            "fixup" => Init::Fixup,
+            "orthogonal" => Init::Orthogonal { gain: 1.0 },
+            l => {
+                if let Some(std) = l.strip_prefix("normal") {
+                    Init::Normal { std: num(std)? }
+                } else if let Some(gain) = l.strip_prefix("orthogonal") {
+                    Init::Orthogonal { gain: num(gain)? }
+                } else {
+                    let (w, b) = l.strip_prefix("variance-w")?.split_once("-b")?;
+                    Init::Variance {
+                        weight: num(w)?,
+                        bias: num(b)?,
+                    }
+                }
+            }
+        })
     }
 }
 
@@ -172,6 +205,7 @@ pub enum ModelSpec {
 pub struct BottleneckSpec {
     /// Filters of the stem and stage 2 (64 in ResNet-50).
     #[serde(default = "default_bottleneck_width")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     #[serde(default = "default_cnn_norm")]
     pub norm: Axis<Norm>,
@@ -191,6 +225,7 @@ fn default_bottleneck_width() -> i64 {
 pub struct InceptionSpec {
     /// 1×1 filters per module (Inception 3a: 64).
     #[serde(default = "default_inception_width")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     /// `reduced` (default, with 1×1 reductions) or `naive`.
     #[serde(default = "default_module")]
@@ -216,6 +251,7 @@ fn default_module() -> ModuleKind {
 pub struct CnnSpec {
     /// Filters of the first stage (16 in the paper).
     #[serde(default = "default_cnn_width")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     /// `a` (zero-padded identity, the paper's CIFAR choice) or `b` (1×1 projection).
     #[serde(default = "default_shortcut")]
@@ -229,6 +265,18 @@ pub struct CnnSpec {
     /// Channels-last memory (faster convolutions on CPU; see README).
     #[serde(default = "yes")]
     pub channels_last: bool,
+    /// `zero`: each block's last BN γ starts at 0 (zero-γ, Goyal et al.
+    /// 2017; the block's second conv without BN), for the `residual` and
+    /// `rezero` variants; default: as `init`.
+    #[serde(default, skip_serializing_if = "BranchInit::is_default")]
+    pub branch_init: BranchInit,
+    /// The `highway` variant's initial gate bias b_T (default −1).
+    #[serde(
+        default = "default_gate_bias",
+        skip_serializing_if = "is_default_gate_bias"
+    )]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
+    pub gate_bias: f64,
 }
 
 fn default_cnn_width() -> i64 {
@@ -248,16 +296,40 @@ fn default_cnn_init() -> Axis<Init> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MlpSpec {
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
     pub width: i64,
     /// `sigmoid`, `tanh` or `relu`, or a list of them to sweep over.
     pub activation: Axis<Activation>,
-    /// `pytorch-default` (default), `glorot`, `kaiming`, or
-    /// `{"normal": {"std": 0.02}}`, or a list of them to sweep over.
+    /// `pytorch-default` (default), `glorot`, `kaiming`, `orthogonal`,
+    /// `{"orthogonal": {"gain": 2}}`, `{"normal": {"std": 0.02}}` or
+    /// `{"variance": {"weight": 2, "bias": 0.05}}` (σ_w², σ_b²), or a list
+    /// of them to sweep over.
     #[serde(default = "default_init")]
     pub init: Axis<Init>,
     /// `none` (default) or `batchnorm`, or both to sweep over.
     #[serde(default = "default_norm")]
     pub norm: Axis<Norm>,
+    /// `zero`: the last layer of each residual branch starts at 0 (the
+    /// `residual` and `rezero` variants), so every block starts as the
+    /// identity (SkipInit; zero-γ with BatchNorm); default: as `init`.
+    #[serde(default, skip_serializing_if = "BranchInit::is_default")]
+    pub branch_init: BranchInit,
+    /// The `highway` variant's initial gate bias b_T (default −1;
+    /// Srivastava et al. used −1 to −3): at init a gate with zero-mean
+    /// inputs carries σ(−b_T) of its input.
+    #[serde(
+        default = "default_gate_bias",
+        skip_serializing_if = "is_default_gate_bias"
+    )]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
+    pub gate_bias: f64,
+}
+
+fn default_gate_bias() -> f64 {
+    -1.0
+}
+fn is_default_gate_bias(b: &f64) -> bool {
+    *b == -1.0
 }
 
 fn default_init() -> Axis<Init> {
@@ -285,6 +357,17 @@ impl ModelSpec {
         variant: Variant,
         on_cpu: bool,
     ) -> Result<Box<dyn Network>, ModelError> {
+        let only_mlp_cnn = matches!(variant, Variant::Rezero | Variant::Highway)
+            && matches!(self, ModelSpec::Bottleneck(_) | ModelSpec::Inception(_));
+        if only_mlp_cnn {
+            return Err(ModelError::Invalid {
+                field: "variants".into(),
+                message: format!(
+                    "{:?} is built for the mlp and cnn families only",
+                    variant.as_str()
+                ),
+            });
+        }
         Ok(match self {
             ModelSpec::Mlp(m) => Box::new(Mlp::new(
                 p,
@@ -297,6 +380,8 @@ impl ModelSpec {
                     init: m.init.value(),
                     norm: m.norm.value(),
                     variant,
+                    branch_init: m.branch_init,
+                    gate_bias: m.gate_bias,
                 },
             )?),
             ModelSpec::Cnn(c) => Box::new(Cnn::new(
@@ -310,6 +395,8 @@ impl ModelSpec {
                     norm: c.norm.value(),
                     init: c.init.value(),
                     variant,
+                    branch_init: c.branch_init,
+                    gate_bias: c.gate_bias,
                     channels_last: c.channels_last && on_cpu,
                 },
             )?),
@@ -402,5 +489,46 @@ mod tests {
         assert_eq!(Norm::None.label(), "none");
         assert_eq!(Init::Normal { std: 0.05 }.label(), "normal0.05");
         assert_eq!(Init::PytorchDefault.label(), "pytorch-default");
+    }
+
+    /// Issue 31: every init's label reads back as that init, and the two
+    /// spellings of orthogonal parse to the same init.
+    #[test]
+    fn every_init_label_reads_back() {
+        for init in [
+            Init::PytorchDefault,
+            Init::Glorot,
+            Init::Kaiming,
+            Init::Normal { std: 0.05 },
+            Init::Orthogonal { gain: 1.0 },
+            Init::Orthogonal { gain: 1.5 },
+            Init::Variance {
+                weight: 2.0,
+                bias: 0.05,
+            },
+        ] {
+            assert_eq!(
+                Init::from_label(&init.label()),
+                Some(init),
+                "{}",
+                init.label()
+            );
+            let written = serde_json::to_string(&init).unwrap();
+            assert_eq!(parse::<Init>(&written).unwrap(), init, "{written}");
+        }
+        assert_eq!(
+            parse::<Init>(r#""orthogonal""#).unwrap(),
+            parse::<Init>(r#"{"orthogonal": {}}"#).unwrap()
+        );
+        assert_eq!(
+            parse::<Init>(r#"{"variance": {"weight": 1.5, "bias": 0}}"#).unwrap(),
+            Init::Variance {
+                weight: 1.5,
+                bias: 0.0
+            }
+        );
+        assert!(parse::<Init>(r#""xavier""#)
+            .unwrap_err()
+            .contains("unknown variant"));
     }
 }

@@ -1254,6 +1254,7 @@ mod tests {
             fwd_spread_final: None,
             elapsed_s: None,
             source: None,
+            numbers: Vec::new(),
         }
     }
 
@@ -1274,6 +1275,7 @@ mod tests {
             loss: None,
             error: Some(error),
             lr: None,
+            grad_norm: None,
             elapsed_s: None,
         }
     }

@@ -67,10 +67,11 @@ impl ResultsDir {
     pub fn load(path: impl AsRef<Path>) -> Result<ResultsDir, PlotError> {
         let root = path.as_ref().to_path_buf();
         let summary_path = root.join(SUMMARY_CSV);
-        let summary: Vec<(u64, SummaryRow)> = match read_csv(&summary_path)? {
+        let mut summary: Vec<(u64, SummaryRow)> = match read_csv(&summary_path)? {
             Some(rows) => rows,
             None => return Err(PlotError::NotResultsDir { path: root }),
         };
+        read_swept_numbers(&summary_path, &mut summary)?;
 
         let mut runs = Vec::with_capacity(summary.len());
         for (line, row) in summary {
@@ -145,6 +146,14 @@ impl ResultsDir {
                         .as_f64()
                         .map_or("?".into(), |x| x.to_string())
                 ),
+                serde_json::Value::Object(m) if m.contains_key("orthogonal") => format!(
+                    "orthogonal(gain {})",
+                    m["orthogonal"]["gain"].as_f64().unwrap_or(1.0)
+                ),
+                serde_json::Value::Object(m) if m.contains_key("variance") => format!(
+                    "variance(σw² {}, σb² {})",
+                    m["variance"]["weight"], m["variance"]["bias"]
+                ),
                 serde_json::Value::Array(items) => {
                     items.iter().map(value).collect::<Vec<_>>().join(" or ")
                 }
@@ -212,6 +221,30 @@ impl ResultsDir {
 /// of `runs/` or nest deeper is refused.
 fn is_plain_dir_name(name: &str) -> bool {
     gradscope_format::names::is_folder_name(name)
+}
+
+/// The swept numeric columns of `summary.csv` (`train.lr`, …), which serde
+/// cannot name in advance: read again as plain records, row by row.
+fn read_swept_numbers(path: &Path, rows: &mut [(u64, SummaryRow)]) -> Result<(), PlotError> {
+    let file = File::open(path).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(io::BufReader::new(file));
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(path, None, None, e))?
+        .clone();
+    if !headers.iter().any(|h| h.contains('.')) {
+        return Ok(());
+    }
+    for ((_, row), record) in rows.iter_mut().zip(reader.records()) {
+        let record = record.map_err(|e| csv_error(path, Some(&headers), None, e))?;
+        row.read_numbers(&headers, &record);
+    }
+    Ok(())
 }
 
 /// Reads a per-run CSV, dropping the line numbers that only summary.csv needs.

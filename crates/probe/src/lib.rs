@@ -912,6 +912,8 @@ mod tests {
                 init: Init::Glorot,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
@@ -1014,6 +1016,8 @@ mod tests {
                 init: Init::Kaiming,
                 norm: Norm::None,
                 variant: Variant::Residual,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
@@ -1048,6 +1052,8 @@ mod tests {
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant: Variant::Residual,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
                 channels_last: false,
             },
         )
@@ -1170,6 +1176,8 @@ mod tests {
                     init: Init::Normal { std: 2.0 },
                     norm: Norm::None,
                     variant: Variant::Plain,
+                    branch_init: Default::default(),
+                    gate_bias: -1.0,
                 },
             )
             .unwrap();
@@ -1308,6 +1316,8 @@ mod tests {
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant: Variant::Residual,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
                 channels_last,
             },
         )
@@ -1493,6 +1503,8 @@ mod tests {
                 init: Init::PytorchDefault,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
@@ -1550,6 +1562,8 @@ mod tests {
                     init: Init::Kaiming,
                     norm: Norm::Batchnorm,
                     variant: Variant::Plain,
+                    branch_init: Default::default(),
+                    gate_bias: -1.0,
                 },
             )
             .unwrap();
@@ -1598,6 +1612,8 @@ mod tests {
                 init: Init::Kaiming,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();

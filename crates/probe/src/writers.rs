@@ -373,7 +373,9 @@ mod tests {
         w.probe(0, &rec).unwrap();
         w.finish().unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        assert!(read("metrics.csv").starts_with("step,epoch,split,loss,error,lr,elapsed_s\n"));
+        assert!(
+            read("metrics.csv").starts_with("step,epoch,split,loss,error,lr,grad_norm,elapsed_s\n")
+        );
         let text = read("gradients.csv");
         assert!(
             text.starts_with(

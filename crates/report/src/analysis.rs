@@ -456,6 +456,7 @@ mod tests {
                         loss: Some(l),
                         error: None,
                         lr: None,
+                        grad_norm: None,
                         elapsed_s: None,
                     })
                     .collect(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use gradscope_format::names::SWEPT_FIELDS;
+use gradscope_format::names::{path, SWEPT_FIELDS};
 
 use gradscope_plot::CHART_NAMES;
 use serde_json::Value;
@@ -153,7 +153,7 @@ fn sweep_comparison(md: &mut String, loaded: &Loaded, groups: &[BTreeMap<String,
          the input; see \"Gradients: decay per layer\" below), mean ± std over completed seeds.",
         fields
             .iter()
-            .map(|f| format!("`model.{f}`"))
+            .map(|f| format!("`{}`", path(f)))
             .collect::<Vec<_>>()
             .join(" and ")
     );
@@ -1086,6 +1086,16 @@ fn theory_table(md: &mut String, loaded: &Loaded) {
         loaded.setting("init").unwrap_or_else(|| "?".into()),
         loaded.setting("norm").unwrap_or_else(|| "none".into())
     );
+    if loaded
+        .setting("init")
+        .is_some_and(|i| i.contains("orthogonal"))
+    {
+        mdln!(md);
+        mdln!(
+            md,
+            "With orthogonal weights of gain g the mean-field χ is the one of σ_w² = g²: orthogonality shapes the spread of the Jacobian's singular values (Saxe et al. 2014; Pennington et al. 2017), not the mean factor this predicts."
+        );
+    }
     mdln!(md);
     mdln!(
         md,

@@ -6,7 +6,7 @@
 use gradscope_format::files::{RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::path::Path;
 
-use gradscope_format::names::{describe, run_name, SWEPT_FIELDS};
+use gradscope_format::names::{describe, pointer, run_name, SWEPT_FIELDS};
 use gradscope_plot::{ResultsDir, RunData};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -396,11 +396,25 @@ fn add_planned(entries: &mut Vec<RunEntry>) -> Vec<BTreeMap<String, String>> {
     settings
 }
 
-/// A model setting's value as summary.csv and run names write it:
-/// `"glorot"`, `{"normal": {"std": 0.05}}` as `normal0.05`.
+/// A model setting's value as summary.csv and run names write it
+/// (gradscope-models' `Label`): `"glorot"`, `{"normal": {"std": 0.05}}` as
+/// `normal0.05`, `{"orthogonal": {"gain": 2}}` as `orthogonal2`,
+/// `{"variance": {"weight": 2, "bias": 0.05}}` as `variance-w2-b0.05`.
 pub fn setting_label(value: &Value) -> String {
+    let num = |v: &Value| v.as_f64().map_or("?".into(), |x| x.to_string());
     match value {
         Value::String(s) => s.clone(),
+        Value::Object(m) if m.contains_key("orthogonal") => {
+            match m["orthogonal"].get("gain").and_then(Value::as_f64) {
+                None | Some(1.0) => "orthogonal".to_string(),
+                Some(g) => format!("orthogonal{g}"),
+            }
+        }
+        Value::Object(m) if m.contains_key("variance") => format!(
+            "variance-w{}-b{}",
+            num(&m["variance"]["weight"]),
+            num(&m["variance"]["bias"])
+        ),
         Value::Object(m) if m.contains_key("normal") => format!(
             "normal{}",
             m["normal"]["std"]
@@ -411,12 +425,13 @@ pub fn setting_label(value: &Value) -> String {
     }
 }
 
-/// Every combination of the swept settings (the model fields the config
-/// gives as a list), activation outermost, in each list's order.
+/// Every combination of the swept settings (the fields the config gives as
+/// a list), in [`SWEPT_FIELDS`] order (activation outermost), in each
+/// list's order.
 fn swept_settings(config: &Value) -> Vec<BTreeMap<String, String>> {
     let mut out = vec![BTreeMap::new()];
     for field in SWEPT_FIELDS {
-        let Some(Value::Array(values)) = config.pointer(&format!("/model/{field}")) else {
+        let Some(Value::Array(values)) = config.pointer(&pointer(field)) else {
             continue;
         };
         if values.len() < 2 {

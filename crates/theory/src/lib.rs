@@ -76,6 +76,11 @@ pub enum InitKind {
     Kaiming,
     /// N(0, std²); b = 0.
     Normal { std: f64 },
+    /// The mean-field convention of Poole et al. 2016: W ~ N(0, σ_w²/fan_in)
+    /// and b ~ N(0, σ_b²), given as σ_w² (`weight`) and σ_b² (`bias`).
+    Variance { weight: f64, bias: f64 },
+    /// Orthogonal weights with a gain, zero biases.
+    Orthogonal { gain: f64 },
 }
 
 impl InitKind {
@@ -86,6 +91,13 @@ impl InitKind {
             InitKind::Glorot => (2.0 * fan_in / (fan_in + fan_out), 0.0),
             InitKind::Kaiming => (2.0, 0.0),
             InitKind::Normal { std } => (fan_in * std * std, 0.0),
+            InitKind::Variance { weight, bias } => (weight, bias),
+            // An orthogonal n×n matrix scaled by g has rows of norm g: each
+            // pre-activation's variance is g²·q/n·n, as for σ_w² = g².
+            // The mean-field χ (and so this prediction) is the same;
+            // orthogonality changes the spectrum, not the mean (Saxe et
+            // al. 2014; Pennington et al. 2017). Biases are 0.
+            InitKind::Orthogonal { gain } => (gain * gain, 0.0),
         }
     }
 }
@@ -274,5 +286,55 @@ mod tests {
             ..net(Act::Tanh, InitKind::Glorot, false)
         })
         .is_none());
+    }
+
+    /// Issue 31: the mean-field inits. ReLU at σ_w² = 2, σ_b² = 0 is
+    /// Kaiming's χ = 1 (decay 0); σ_w² = 1 halves the squared gradient per
+    /// layer, log10(√2) ≈ 0.151 decades (χ = σ_w²·½, Poole et al. 2016);
+    /// orthogonal weights with gain g predict what σ_w² = g² does (the same
+    /// mean-field χ).
+    #[test]
+    fn variance_and_orthogonal_inits_predict_by_sigma_w() {
+        let net = |act, init, batchnorm| Mlp {
+            act,
+            init,
+            batchnorm,
+            input_dim: 64.0,
+            width: 64.0,
+            depth: 32,
+        };
+        let kaiming = predict(&net(Act::Relu, InitKind::Kaiming, false)).unwrap();
+        let v2 = InitKind::Variance {
+            weight: 2.0,
+            bias: 0.0,
+        };
+        assert!(close(
+            predict(&net(Act::Relu, v2, false)).unwrap().decay,
+            kaiming.decay,
+            1e-12
+        ));
+        let v1 = InitKind::Variance {
+            weight: 1.0,
+            bias: 0.0,
+        };
+        let d = predict(&net(Act::Relu, v1, false)).unwrap().decay;
+        assert!(close(d, 0.5 * 2f64.log10(), 1e-9), "{d}");
+        let o = InitKind::Orthogonal { gain: 2f64.sqrt() };
+        assert!(close(
+            predict(&net(Act::Relu, o, false)).unwrap().decay,
+            kaiming.decay,
+            1e-9
+        ));
+        // A bias variance moves tanh's fixed point, and so its χ.
+        let tanh = |bias| {
+            predict(&net(
+                Act::Tanh,
+                InitKind::Variance { weight: 1.5, bias },
+                false,
+            ))
+            .unwrap()
+            .decay
+        };
+        assert!(tanh(0.05) != tanh(0.0));
     }
 }

@@ -186,13 +186,23 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
     let runs_planned = plan(exp);
     let mut runs = Vec::with_capacity(runs_planned.len());
     for run in runs_planned {
+        // A run that sweeps a dataset field is measured on its own data.
+        let resolved = exp.resolved(&run.setting);
+        let own = (resolved.dataset != exp.dataset)
+            .then(|| dataset_info(&resolved.dataset))
+            .transpose()?;
+        if let Some(info) = &own {
+            check_against_data(&resolved, info.train)?;
+        }
+        let own_stand_in = own.as_ref().map(|i| i.placeholder());
+        let net_data = own_stand_in.as_ref().unwrap_or(&stand_in);
         // A network too large for memory panics in tch: one line naming
         // the run, as `run` says it, not an uncaught panic.
         let measured = crate::sweep::catch_panic(|| {
             crate::train_loop::injected_panic(&run.name(), "build");
             tch::manual_seed(run.seed as i64);
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = build_network(&vs.root(), exp, &stand_in, &run)?;
+            let net = build_network(&vs.root(), exp, net_data, &run)?;
             Ok::<_, TrainError>(measure(&vs, net.as_ref()))
         })
         .map_err(|message| TrainError::Invalid {

@@ -102,7 +102,7 @@ pub struct TrainedRun {
 /// one), weights of another network.
 pub fn load_run(run_dir: &Path, device: Device) -> Result<TrainedRun, TrainError> {
     let (record, run) = check_run(run_dir)?;
-    let data = load_dataset(&record.config.dataset)?.to_device(device);
+    let data = load_dataset(&record.config.resolved(&run.setting).dataset)?.to_device(device);
     let mut vs = nn::VarStore::new(device);
     let net = build_network(&vs.root(), &record.config, &data, &run)?;
     crate::weights::load(run_dir, &mut vs)?;

@@ -5,13 +5,17 @@ use crate::spec::{Experiment, ModelSpec};
 use gradscope_models::spec::{Axis, Label};
 use gradscope_models::{Activation, Init, Norm, Variant};
 
-/// The values of the swept settings (the model fields given as a list) for
-/// one run; `None` where the experiment does not sweep that field.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// The values of the swept settings (the fields given as a list) for one
+/// run; `None` (or no entry in `numbers`) where the experiment does not
+/// sweep that field.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Setting {
     pub activation: Option<Activation>,
     pub init: Option<Init>,
     pub norm: Option<Norm>,
+    /// The run's value of each swept numeric field (`("train.lr", 0.1)`),
+    /// in [`crate::spec::Experiment::numbers`]' order.
+    pub numbers: Vec<(&'static str, serde_json::Value)>,
 }
 
 pub use gradscope_format::names::SWEPT_FIELDS;
@@ -29,12 +33,15 @@ impl Setting {
         if let Some(n) = self.norm {
             out.push(("norm", n.label()));
         }
+        for (field, value) in &self.numbers {
+            out.push((*field, value.to_string()));
+        }
         out
     }
 }
 
 /// One training run of a sweep.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
     pub variant: Variant,
     pub setting: Setting,
@@ -64,7 +71,8 @@ impl RunSpec {
 }
 
 /// The swept settings' combinations, in the file's order (activation
-/// outermost, norm innermost); one empty setting when nothing is swept.
+/// outermost, then init, norm and the numeric fields in
+/// [`SWEPT_FIELDS`] order); one empty setting when nothing is swept.
 pub fn settings(exp: &Experiment) -> Vec<Setting> {
     fn swept<T: Copy + PartialEq>(axis: &Axis<T>) -> Vec<Option<T>> {
         if axis.is_swept() {
@@ -87,9 +95,22 @@ pub fn settings(exp: &Experiment) -> Vec<Setting> {
                     activation,
                     init,
                     norm,
+                    numbers: Vec::new(),
                 });
             }
         }
+    }
+    for axis in &exp.numbers {
+        out = out
+            .into_iter()
+            .flat_map(|base| {
+                axis.values.iter().map(move |v| {
+                    let mut s = base.clone();
+                    s.numbers.push((axis.field, v.clone()));
+                    s
+                })
+            })
+            .collect();
     }
     out
 }
@@ -102,11 +123,11 @@ pub fn plan(exp: &Experiment) -> Vec<RunSpec> {
     let mut runs = Vec::new();
     for &depth in &exp.depths {
         for &variant in &exp.variants {
-            for &setting in &settings {
+            for setting in &settings {
                 for &seed in &exp.seeds {
                     runs.push(RunSpec {
                         variant,
-                        setting,
+                        setting: setting.clone(),
                         depth,
                         seed,
                     });
@@ -120,8 +141,22 @@ pub fn plan(exp: &Experiment) -> Vec<RunSpec> {
 impl Experiment {
     /// The experiment as one run of it trains: each swept field set to the
     /// run's value, so every axis holds one value. Saved in no file; the
-    /// network, the theory and the cost model read it.
+    /// network, the theory and the cost model read it. Every combination
+    /// was resolved when the file was read, so this cannot fail for a
+    /// setting of the plan; for any other it keeps the first values.
     pub fn resolved(&self, setting: &Setting) -> Experiment {
+        self.try_resolved(setting).unwrap_or_else(|_| {
+            let mut out = self.clone();
+            out.numbers.clear();
+            out
+        })
+    }
+
+    /// [`Experiment::resolved`], or the field whose value does not fit it
+    /// (a fraction for a count) and why. Numbers are set through the JSON
+    /// form: serialize (one value per field), set each swept path, read
+    /// back, so any numeric field sweeps without code of its own.
+    pub(crate) fn try_resolved(&self, setting: &Setting) -> Result<Experiment, (String, String)> {
         fn fix<T: Copy + PartialEq>(axis: &mut Axis<T>, value: Option<T>) {
             if let Some(v) = value {
                 *axis = Axis::one(v);
@@ -147,7 +182,21 @@ impl Experiment {
                 fix(&mut m.norm, setting.norm);
             }
         }
-        out
+        out.numbers.clear();
+        if setting.numbers.is_empty() {
+            return Ok(out);
+        }
+        let mut v = serde_json::to_value(&out).map_err(|e| (".".to_string(), e.to_string()))?;
+        for (field, value) in &setting.numbers {
+            if let Some(slot) = v.pointer_mut(&gradscope_format::names::pointer(field)) {
+                *slot = value.clone();
+            }
+        }
+        // serde's derive, not the trait impl: no lists are left to take,
+        // and the caller validates.
+        let mut track = serde_path_to_error::Track::new();
+        Experiment::deserialize(serde_path_to_error::Deserializer::new(v, &mut track))
+            .map_err(|e| (track.path().to_string(), e.to_string()))
     }
 
     /// The swept fields and their values, e.g. `[("init", ["pytorch-default",
@@ -170,7 +219,15 @@ impl Experiment {
                 vec![("init", labels(&m.init)), ("norm", labels(&m.norm))]
             }
         };
-        all.into_iter().filter(|(_, v)| v.len() > 1).collect()
+        let mut out: Vec<(&'static str, Vec<String>)> =
+            all.into_iter().filter(|(_, v)| v.len() > 1).collect();
+        for axis in &self.numbers {
+            out.push((
+                axis.field,
+                axis.values.iter().map(|v| v.to_string()).collect(),
+            ));
+        }
+        out
     }
 }
 
@@ -224,7 +281,7 @@ mod tests {
     #[test]
     fn a_resolved_experiment_holds_the_runs_own_values() {
         let exp = swept_file();
-        let run = plan(&exp)[3];
+        let run = plan(&exp)[3].clone();
         let ModelSpec::Mlp(m) = &exp.resolved(&run.setting).model else {
             panic!("mlp expected");
         };
@@ -253,5 +310,71 @@ mod tests {
             ]
         );
         assert!(exp.swept().is_empty());
+    }
+
+    /// Issue 31: any numeric field is a sweep axis, with its own run-name
+    /// part, `swept` key and resolved value.
+    #[test]
+    fn a_numeric_list_sweeps_and_resolves() {
+        let text = GOOD
+            .replace(r#""lr": 0.1"#, r#""lr": [0.01, 0.1]"#)
+            .replace(r#""width": 16"#, r#""width": [8, 16]"#);
+        let exp = Experiment::from_json(&text, Path::new("exp.json")).unwrap();
+        assert_eq!(exp.train.lr, 0.01, "the typed field holds the first value");
+        let runs = plan(&exp);
+        assert_eq!(runs.len(), 2 * 2 * 2 * 2);
+        assert_eq!(runs[0].name(), "plain-width8-lr0.01-d4-s0");
+        assert_eq!(runs[1].name(), "plain-width8-lr0.1-d4-s0");
+        assert_eq!(runs[2].name(), "plain-width16-lr0.01-d4-s0");
+        let names: std::collections::BTreeSet<String> = runs.iter().map(RunSpec::name).collect();
+        assert_eq!(names.len(), runs.len(), "run names must not collide");
+        let r = exp.resolved(&runs[2].setting);
+        let ModelSpec::Mlp(m) = &r.model else {
+            panic!("mlp expected")
+        };
+        assert_eq!((m.width, r.train.lr), (16, 0.01));
+        assert!(r.numbers.is_empty());
+        assert_eq!(
+            runs[1].setting.columns(),
+            [
+                ("model.width", "8".to_string()),
+                ("train.lr", "0.1".to_string())
+            ]
+        );
+        assert_eq!(
+            exp.swept(),
+            [
+                ("model.width", vec!["8".to_string(), "16".to_string()]),
+                ("train.lr", vec!["0.01".to_string(), "0.1".to_string()]),
+            ]
+        );
+        // run.json's config writes the lists back, and reads back the same.
+        let saved = serde_json::to_string(&exp).unwrap();
+        assert!(saved.contains(r#""lr":[0.01,0.1]"#), "{saved}");
+        let back: Experiment = serde_json::from_str(&saved).unwrap();
+        assert_eq!(back, exp);
+    }
+
+    /// A list where a field takes one value names the fields that can be
+    /// lists; a swept value that fails a check names its field and run.
+    #[test]
+    fn lists_that_cannot_sweep_say_which_can() {
+        let parse = |t: &str| Experiment::from_json(t, Path::new("exp.json")).unwrap_err();
+        let err = parse(&GOOD.replace(
+            r#""steps": 20"#,
+            r#""steps": 20, "checkpoint_every": [5, 10]"#,
+        ));
+        assert_eq!(err.field(), "train.checkpoint_every", "{err}");
+        assert!(
+            err.to_string().contains("cannot be a list") && err.to_string().contains("train.lr"),
+            "{err}"
+        );
+        let err = parse(&GOOD.replace(r#""lr": 0.1"#, r#""lr": [0.1, -1]"#));
+        assert_eq!(err.field(), "train.lr", "{err}");
+        assert!(err.to_string().contains("-1"), "{err}");
+        let err = parse(&GOOD.replace(r#""lr": 0.1"#, r#""lr": [0.1, 0.1]"#));
+        assert!(err.to_string().contains("twice"), "{err}");
+        let err = parse(&GOOD.replace(r#""batch_size": 32"#, r#""batch_size": [32, 16.5]"#));
+        assert_eq!(err.field(), "train.batch_size", "{err}");
     }
 }

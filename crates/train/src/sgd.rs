@@ -26,6 +26,14 @@
 //! tensor holding `alpha` rounds as `add_` does (0 of 5.2·10⁶ differ,
 //! measured on libtorch 2.11's CPU kernels), so that is what is used.
 
+//!
+//! The same type steps Adam and AdamW ([`Adam`]), as libtorch's C++
+//! `torch::optim::Adam` and `AdamW` compute them, with libtorch's ops (never
+//! the fused kernel, so the probe reads weights and gradients itself, as
+//! on CUDA). Their moments live in the same map as the momentum buffers
+//! (`NAME` for m, `NAME#v` for v, `#step` for the step count), so a
+//! checkpoint saves and restores them with no code of its own.
+
 use std::collections::BTreeMap;
 
 use gradscope_probe::onepass::GradSums;
@@ -44,7 +52,25 @@ pub struct Sgd {
     /// Whether steps may take the fused kernel (tests turn it off to
     /// compare it with libtorch's ops).
     fuse: bool,
+    /// Adam's settings when this steps Adam or AdamW instead of SGD.
+    adam: Option<Adam>,
 }
+
+/// Adam's settings (`torch::optim::AdamOptions`, no AMSGrad).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Adam {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// AdamW: weight decay decoupled from the gradient (p ← p·(1 − lr·wd)
+    /// before the step) rather than added to it.
+    pub decoupled: bool,
+}
+
+/// Key of v (the second moment) in the buffer map.
+const SECOND: &str = "#v";
+/// Key of Adam's step count (a one-element float64 tensor).
+const STEP: &str = "#step";
 
 impl Sgd {
     /// Optimizes the trainable variables of `vs`.
@@ -62,7 +88,18 @@ impl Sgd {
             weight_decay,
             norms: None,
             fuse: crate::sgd_kernel::available(),
+            adam: None,
         }
+    }
+
+    /// Adam or AdamW over the trainable variables of `vs`, with L2 (Adam)
+    /// or decoupled (AdamW) `weight_decay`.
+    pub fn adam(vs: &VarStore, adam: Adam, weight_decay: f64) -> Sgd {
+        let mut opt = Sgd::new(vs, 0.0, weight_decay);
+        opt.adam = Some(adam);
+        // libtorch's ops step it; the probe reads what the kernel would.
+        opt.fuse = false;
+        opt
     }
 
     /// ‖p‖ of every variable (in the order of [`Sgd::params`]), accumulated
@@ -143,6 +180,10 @@ impl Sgd {
     }
 
     fn step(&mut self, lr: f64, grads: &[Tensor], read_grads: bool) -> Vec<Option<GradSums>> {
+        if let Some(adam) = self.adam {
+            self.adam_step(adam, lr, grads);
+            return vec![None; self.params.len()];
+        }
         let _guard = tch::no_grad_guard();
         // The two scalars once per step, not per variable (the MLPs have 64).
         let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
@@ -260,6 +301,70 @@ impl Sgd {
         out
     }
 
+    /// One Adam or AdamW step, as libtorch's `adam.cpp` / `adamw.cpp`
+    /// (2.x, no AMSGrad) computes it:
+    ///
+    /// ```text
+    /// p = p · (1 − lr·wd)                     (AdamW, wd ≠ 0)
+    /// g = g + wd · p                          (Adam, wd ≠ 0)
+    /// m = β₁·m + (1−β₁)·g ;  v = β₂·v + (1−β₂)·g·g
+    /// p = p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
+    /// ```
+    ///
+    /// libtorch's `add_(g, α)`, `addcmul_(a, b, value)` and
+    /// `addcdiv_(a, b, value)` take a scalar that tch cannot pass; each is
+    /// written so that its floats round as libtorch's do: `add_` as
+    /// `addcmul_` by a 0-dim tensor (see the module's note), and the value
+    /// of `addcmul_`/`addcdiv_` folded into the first factor, which the
+    /// kernel multiplies first anyway ((value·a)·b, (value·a)/b). The test
+    /// below holds the result to `nn::Adam`/`nn::AdamW` bit for bit.
+    fn adam_step(&mut self, adam: Adam, lr: f64, grads: &[Tensor]) {
+        let _guard = tch::no_grad_guard();
+        let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
+            return;
+        };
+        let scalar = |v: f64| Tensor::scalar_tensor(v, (Kind::Float, device));
+        let wd = self.weight_decay;
+        let (decay, keep1) = (scalar(wd), scalar(1.0 - adam.beta1));
+        // libtorch counts steps per variable; every variable steps
+        // together here (an undefined gradient only at a frozen one).
+        let t = self.buffers.get(STEP).map_or(0.0, |s| s.double_value(&[0])) + 1.0;
+        self.buffers
+            .insert(STEP.to_string(), Tensor::from_slice(&[t]).to_device(device));
+        let bias1 = 1.0 - adam.beta1.powf(t);
+        let bias2 = 1.0 - adam.beta2.powf(t);
+        let step_size = lr / bias1;
+        for ((name, p), grad) in self.params.iter_mut().zip(grads) {
+            if !grad.defined() {
+                continue;
+            }
+            if adam.decoupled && wd != 0.0 {
+                let _ = p.g_mul_scalar_(1.0 - lr * wd);
+            }
+            let grad = if !adam.decoupled && wd != 0.0 {
+                grad.addcmul(p, &decay)
+            } else {
+                grad.shallow_clone()
+            };
+            let m = self
+                .buffers
+                .entry(name.clone())
+                .or_insert_with(|| p.zeros_like());
+            let _ = m.g_mul_scalar_(adam.beta1);
+            let _ = m.addcmul_(&grad, &keep1);
+            let m = m.shallow_clone();
+            let v = self
+                .buffers
+                .entry(format!("{name}{SECOND}"))
+                .or_insert_with(|| p.zeros_like());
+            let _ = v.g_mul_scalar_(adam.beta2);
+            let _ = v.addcmul_(&grad.g_mul_scalar(1.0 - adam.beta2), &grad);
+            let denom = v.sqrt().g_div_scalar(bias2.sqrt()).g_add_scalar(adam.eps);
+            let _ = p.addcdiv_(&m.g_mul_scalar(-step_size), &denom);
+        }
+        self.norms = None;
+    }
+
     /// The momentum buffers by variable name, for a checkpoint.
     pub fn buffers(&self) -> &BTreeMap<String, Tensor> {
         &self.buffers
@@ -269,6 +374,10 @@ impl Sgd {
     /// of the optimized variables is returned as an error message.
     pub fn set_buffers(&mut self, buffers: BTreeMap<String, Tensor>) -> Result<(), String> {
         for (name, buf) in &buffers {
+            if name == STEP {
+                continue;
+            }
+            let name = name.strip_suffix(SECOND).unwrap_or(name);
             let Some((_, p)) = self.params.iter().find(|(n, _)| n == name) else {
                 return Err(format!(
                     "momentum buffer for {name:?}, which the network does not have"
@@ -353,6 +462,85 @@ mod tests {
                     "{name} differs (momentum {momentum}, weight decay {wd}, fused {fuse})"
                 );
             }
+        }
+    }
+
+    /// Trusted reference: libtorch's own C++ Adam and AdamW (`nn::Adam`,
+    /// `nn::AdamW` through tch, `torch::optim::Adam`/`AdamW`). Thirty steps
+    /// with and without weight decay and an lr change must leave every
+    /// weight equal bit for bit: libtorch's CPU Adam is the unfused
+    /// per-parameter loop of `adam.cpp`, whose ops ours repeats (see
+    /// `adam_step`), so there is no fused kernel rounding differently and
+    /// no ulp to allow. Then a checkpoint's round trip: the state saved by
+    /// `buffers` and put back with `set_buffers` into a fresh optimizer
+    /// goes on exactly as the one never stopped.
+    #[test]
+    fn adam_and_adamw_match_libtorchs_bit_for_bit() {
+        let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(3, [32], (Kind::Int64, Device::Cpu));
+        for (decoupled, wd) in [(false, 0.0), (false, 1e-2), (true, 0.0), (true, 5e-2)] {
+            tch::manual_seed(7);
+            let vs_ref = VarStore::new(Device::Cpu);
+            let net_ref = net(&vs_ref);
+            tch::manual_seed(7);
+            let vs = VarStore::new(Device::Cpu);
+            let net_ours = net(&vs);
+            let (beta1, beta2, eps) = (0.85, 0.99, 1e-6);
+            let mut reference = match decoupled {
+                false => nn::Adam {
+                    beta1,
+                    beta2,
+                    wd,
+                    eps,
+                    amsgrad: false,
+                }
+                .build(&vs_ref, 1e-2),
+                true => nn::AdamW {
+                    beta1,
+                    beta2,
+                    wd,
+                    eps,
+                    amsgrad: false,
+                }
+                .build(&vs_ref, 1e-2),
+            }
+            .unwrap();
+            let adam = Adam {
+                beta1,
+                beta2,
+                eps,
+                decoupled,
+            };
+            let mut ours = Sgd::adam(&vs, adam, wd);
+            for step in 0..30 {
+                let lr = if step < 15 { 1e-2 } else { 3e-3 };
+                if step == 20 {
+                    // Resume: a fresh optimizer from the saved state.
+                    let saved: BTreeMap<String, Tensor> = ours
+                        .buffers()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.copy()))
+                        .collect();
+                    ours = Sgd::adam(&vs, adam, wd);
+                    ours.set_buffers(saved).unwrap();
+                }
+                reference.set_lr(lr);
+                reference.zero_grad();
+                net_ref.forward(&x).cross_entropy_for_logits(&y).backward();
+                reference.step();
+                let loss = net_ours.forward(&x).cross_entropy_for_logits(&y);
+                let grads = Tensor::run_backward(&[&loss], &ours.params(), false, false);
+                ours.step_with(lr, &grads);
+            }
+            let theirs = vs_ref.variables();
+            for (name, t) in vs.variables() {
+                assert!(
+                    t.equal(&theirs[&name]),
+                    "{name} differs (decoupled {decoupled}, weight decay {wd}): max |Δ| {}",
+                    (&t - &theirs[&name]).abs().max().double_value(&[])
+                );
+            }
+            assert!(!ours.reads_gradients(), "Adam never takes the fused path");
         }
     }
 

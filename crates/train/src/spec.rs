@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 // experiment file keeps the sections around them and the checks across
 // sections.
 pub use gradscope_data::spec::{DatasetSpec, FileData, SyntheticData, SyntheticImages};
+use gradscope_format::names::{numeric_fields, pointer};
 pub use gradscope_models::spec::{
     Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec,
 };
@@ -21,8 +22,19 @@ use std::path::{Path, PathBuf};
 
 /// An experiment, as written in `experiments/NAME.json`. Defaults are filled
 /// in when parsed and saved with every run.
+///
+/// A list in a numeric field (`"lr": [0.01, 0.1]`) sweeps it: one run per
+/// value, every combination of the swept fields.
+//
+// The typed fields hold one value each (a list's first) and
+// `Experiment::numbers` keeps the lists. serde's derive is the inner layer
+// (`remote = "Self"`: the inherent `Experiment::serialize` and
+// `Experiment::deserialize`); the trait impls below take the lists out of
+// the JSON before it and put them back after it, so files and run.json's
+// `config` round-trip and every typed field stays a scalar. Each run trains
+// `Experiment::resolved`, whose fields are its own values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Experiment {
     /// Names the results directory (`results/NAME`): letters, digits, `-`,
     /// `_` and `.`.
@@ -41,6 +53,104 @@ pub struct Experiment {
     /// What the network learns: `classify` (default) or `identity`.
     #[serde(default)]
     pub task: Task,
+    /// The swept numeric fields and their values, in [`numeric_fields`]
+    /// order; empty when none is a list. Not a field of the file: the
+    /// lists are in place there.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub numbers: Vec<NumberAxis>,
+}
+
+/// A numeric field given as a list: a sweep axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberAxis {
+    /// Its path, one of [`numeric_fields`] (`train.lr`).
+    pub field: &'static str,
+    /// Its values in the file's order (JSON numbers, so that an integer
+    /// field's values stay integers and each label is the file's own).
+    pub values: Vec<serde_json::Value>,
+}
+
+impl Serialize for Experiment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        if self.numbers.is_empty() {
+            // Unswept files write exactly as before (field order kept).
+            return Experiment::serialize(self, s);
+        }
+        let mut v =
+            Experiment::serialize(self, serde_json::value::Serializer).map_err(S::Error::custom)?;
+        for axis in &self.numbers {
+            if let Some(slot) = v.pointer_mut(&pointer(axis.field)) {
+                *slot = serde_json::Value::Array(axis.values.clone());
+            }
+        }
+        v.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Experiment {
+    /// The lenient path (`run.json`'s `config` read back): the same steps
+    /// as [`Experiment::from_json`], errors as one message.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut v = serde_json::Value::deserialize(d)?;
+        let numbers =
+            take_number_lists(&mut v).map_err(|(f, m)| D::Error::custom(format!("{f}: {m}")))?;
+        let mut exp = Experiment::deserialize(v).map_err(D::Error::custom)?;
+        exp.numbers = numbers;
+        exp.check_combinations()
+            .map_err(|(f, m)| D::Error::custom(format!("{f}: {m}")))?;
+        Ok(exp)
+    }
+}
+
+/// Takes each list at a numeric field's path out of `v`, leaving its first
+/// value in place; refuses an empty list, a list item that is not a number
+/// and a value listed twice, naming the field.
+fn take_number_lists(v: &mut serde_json::Value) -> Result<Vec<NumberAxis>, (String, String)> {
+    let mut out = Vec::new();
+    for &field in numeric_fields() {
+        let Some(slot) = v.pointer_mut(&pointer(field)) else {
+            continue;
+        };
+        let serde_json::Value::Array(items) = slot else {
+            continue;
+        };
+        let fail = |m: String| Err((field.to_string(), m));
+        if items.is_empty() {
+            return fail(
+                "an empty list: give one value, or a list of the values to sweep over".into(),
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            if !item.is_number() {
+                return fail(format!("list item {}: {item} is not a number", i + 1));
+            }
+            if items[..i].contains(item) {
+                return fail(format!(
+                    "lists {item} twice; each value of a sweep runs once"
+                ));
+            }
+        }
+        let values = items.clone();
+        *slot = values[0].clone();
+        out.push(NumberAxis { field, values });
+    }
+    Ok(out)
+}
+
+/// serde's words for a list where a field takes one value ("invalid type:
+/// sequence, expected f64") say which fields can be lists instead.
+fn explain_list(message: String) -> String {
+    if !message.starts_with("invalid type: sequence") {
+        return message;
+    }
+    format!(
+        "cannot be a list (a sweep axis); the fields that can: model.activation, model.init, \
+         model.norm, {}",
+        numeric_fields().join(", ")
+    )
 }
 
 /// The training objective.
@@ -61,7 +171,7 @@ pub enum Task {
 }
 
 /// The forms `init` accepts, for messages.
-const INIT_FORMS: &str = r#""pytorch-default", "glorot", "kaiming" or {"normal": {"std": 0.05}}"#;
+const INIT_FORMS: &str = r#""pytorch-default", "glorot", "kaiming", "orthogonal", {"orthogonal": {"gain": 2}}, {"normal": {"std": 0.05}} or {"variance": {"weight": 2, "bias": 0.05}}"#;
 
 /// serde's words for a misspelt `init` are about enum variants ("invalid
 /// type: unit variant, expected struct variant" for `"init": "normal"`);
@@ -87,11 +197,20 @@ fn explain_init(field: String, message: String) -> (String, String) {
     (field, message)
 }
 
-/// Only SGD for now; the field exists so files say what they mean.
+/// The optimizer (`train.optimizer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
+    /// SGD with momentum and L2 weight decay (the default; libtorch's
+    /// `torch::optim::SGD`, dampening 0, no Nesterov).
     Sgd,
+    /// Adam (Kingma & Ba 2015) with bias correction; `weight_decay` is
+    /// added to the gradient (L2), as `torch::optim::Adam` does.
+    Adam,
+    /// AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay,
+    /// p ← p·(1 − lr·weight_decay) before the Adam step, as
+    /// `torch::optim::AdamW` does.
+    Adamw,
 }
 
 /// The optimizer and the budget.
@@ -100,33 +219,63 @@ pub enum Optimizer {
 pub struct TrainSpec {
     #[serde(default = "default_optimizer")]
     pub optimizer: Optimizer,
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub lr: f64,
     #[serde(default)]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub momentum: f64,
     #[serde(default)]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub weight_decay: f64,
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub batch_size: usize,
     /// Optimizer steps per run (give `steps` or `epochs`).
     #[serde(default)]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
     pub steps: Option<usize>,
     /// Passes over the training split per run (give `steps` or `epochs`).
     #[serde(default)]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
     pub epochs: Option<usize>,
     /// Steps at which the lr is multiplied by `lr_gamma` (He et al.: 32000
     /// and 48000).
     #[serde(default)]
     pub lr_milestones: Vec<usize>,
     #[serde(default = "default_gamma")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
     pub lr_gamma: f64,
-    /// Train at a small lr until the training error falls below a threshold,
-    /// then switch to `lr` (He et al. §4.2, for ResNet-110).
+    /// Adam's β₁ (default 0.9); Adam and AdamW only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub beta1: Option<f64>,
+    /// Adam's β₂ (default 0.999); Adam and AdamW only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub beta2: Option<f64>,
+    /// Adam's ε, added to √v̂ (default 1e-8); Adam and AdamW only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub eps: Option<f64>,
+    /// Clip the gradient by its global norm (all parameters as one vector)
+    /// to at most this, as `torch.nn.utils.clip_grad_norm_` does (Pascanu
+    /// et al. 2013); off by default. The norm before clipping is in
+    /// `metrics.csv` (`grad_norm`) either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub clip_grad_norm: Option<f64>,
+    /// A warm-up: `{"steps": N}` raises the lr linearly over the first N
+    /// steps (lr·(step+1)/N); `{"lr": 0.01, "until_train_error": 0.8}`
+    /// trains at a small lr until the training error falls below a
+    /// threshold, then switches to `lr` (He et al. §4.2, for ResNet-110).
     #[serde(default)]
     pub warmup: Option<Warmup>,
     /// Evaluate the held-out split every this many steps (and at the end).
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub eval_every: usize,
     /// Write a training-error row every this many steps; default
     /// `eval_every`.
     #[serde(default)]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
     pub log_every: Option<usize>,
     /// Save a checkpoint (`RUN/checkpoint.pt`) every this many steps, so
     /// that `--resume` continues a run killed without warning from there;
@@ -148,15 +297,33 @@ fn default_gamma() -> f64 {
     0.1
 }
 
-/// The warm-up of He et al. for ResNet-110: lr 0.01 until the training
-/// error falls below 80%, then back to the base lr.
+/// A warm-up: linear over `steps`, or He et al.'s for ResNet-110 (`lr`
+/// 0.01 until the training error falls below `until_train_error`, 80%,
+/// then back to the base lr). Give one form or the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Warmup {
-    pub lr: f64,
+    /// He et al.'s warm-up lr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub lr: Option<f64>,
     /// Fraction in (0, 1]: leave the warm-up when the on-the-fly training
     /// error (a `metrics.csv` train row) is below it.
-    pub until_train_error: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
+    pub until_train_error: Option<f64>,
+    /// Linear warm-up: the lr at step s < N is the scheduled lr × (s+1)/N
+    /// (Goyal et al. 2017's gradual warm-up, per step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
+    pub steps: Option<usize>,
+}
+
+impl Warmup {
+    /// He et al.'s form: its lr and error bar.
+    pub fn until_error(&self) -> Option<(f64, f64)> {
+        Some((self.lr?, self.until_train_error?))
+    }
 }
 
 impl TrainSpec {
@@ -191,12 +358,23 @@ impl TrainSpec {
         let drops = self.lr_milestones.iter().filter(|&&m| step >= m).count();
         self.lr * self.lr_gamma.powi(drops as i32)
     }
+
+    /// [`TrainSpec::scheduled_lr`] with a linear warm-up's factor (s+1)/N
+    /// over its first N steps; the schedule's own lr without one.
+    pub fn warmed_lr(&self, step: usize) -> f64 {
+        let lr = self.scheduled_lr(step);
+        match self.warmup.as_ref().and_then(|w| w.steps) {
+            Some(n) if step < n => lr * (step + 1) as f64 / n as f64,
+            _ => lr,
+        }
+    }
 }
 
 /// How often to probe. Step 0 and the last step are always probed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub every: usize,
     /// Probe every step for the first `dense_steps` steps (default 0). A
     /// sigmoid net's gradient collapses in its first tens of steps; at
@@ -204,6 +382,7 @@ pub struct ProbeSpec {
     /// reading (a median over the first five probe steps) would span 100
     /// steps of training.
     #[serde(default)]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
     pub dense_steps: usize,
 }
 
@@ -282,51 +461,104 @@ impl Experiment {
 
     /// Parses and validates JSON text; `path` is only used in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Experiment, SpecError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let exp: Experiment = serde_path_to_error::deserialize(de).map_err(|e| {
-            // A syntax error has no meaningful field path: it is the file.
-            let broken = matches!(
-                e.inner().classify(),
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
-            );
-            let mut field = if broken {
-                String::new()
-            } else {
-                e.path().to_string()
-            };
-            let mut message = e.into_inner().to_string();
-            // An error from inside a tagged section (dataset, model) says
-            // its full path first (gradscope_data::spec::Section).
-            let inner = message
-                .split_once(": ")
-                .filter(|(path, _)| {
-                    !field.is_empty()
-                        && path
-                            .strip_prefix(field.as_str())
-                            .is_some_and(|r| r.starts_with('.'))
-                })
-                .map(|(path, rest)| (path.to_string(), rest.to_string()));
-            if let Some((path, rest)) = inner {
-                (field, message) = (path, rest);
-            }
-            let (field, message) = explain_init(field, message);
-            SpecError::Parse {
+        // Lists in numeric fields come out first (sweep axes); a file
+        // without any is read straight from the text as before, so its
+        // messages keep their line and column.
+        let mut numbers = Vec::new();
+        let mut swept_value = None;
+        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) {
+            numbers = take_number_lists(&mut v).map_err(|(field, message)| SpecError::Parse {
                 path: path.to_path_buf(),
-                field: if field.is_empty() {
-                    ".".to_string()
-                } else {
-                    field
-                },
+                field,
                 message,
+            })?;
+            if !numbers.is_empty() {
+                swept_value = Some(v);
             }
-        })?;
-        exp.validate()
+        }
+        let mut track = serde_path_to_error::Track::new();
+        let parsed = match swept_value {
+            Some(v) => {
+                Experiment::deserialize(serde_path_to_error::Deserializer::new(v, &mut track))
+            }
+            None => Experiment::deserialize(serde_path_to_error::Deserializer::new(
+                &mut serde_json::Deserializer::from_str(text),
+                &mut track,
+            )),
+        };
+        let mut exp: Experiment = parsed
+            .map_err(|e| serde_path_to_error::Error::new(track.path(), e))
+            .map_err(|e| {
+                // A syntax error has no meaningful field path: it is the file.
+                let broken = matches!(
+                    e.inner().classify(),
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+                );
+                let mut field = if broken {
+                    String::new()
+                } else {
+                    e.path().to_string()
+                };
+                let mut message = e.into_inner().to_string();
+                // An error from inside a tagged section (dataset, model) says
+                // its full path first (gradscope_data::spec::Section).
+                let inner = message
+                    .split_once(": ")
+                    .filter(|(path, _)| {
+                        !field.is_empty()
+                            && path
+                                .strip_prefix(field.as_str())
+                                .is_some_and(|r| r.starts_with('.'))
+                    })
+                    .map(|(path, rest)| (path.to_string(), rest.to_string()));
+                if let Some((path, rest)) = inner {
+                    (field, message) = (path, rest);
+                }
+                let (field, message) = explain_init(field, message);
+                let message = explain_list(message);
+                SpecError::Parse {
+                    path: path.to_path_buf(),
+                    field: if field.is_empty() {
+                        ".".to_string()
+                    } else {
+                        field
+                    },
+                    message,
+                }
+            })?;
+        exp.numbers = numbers;
+        exp.check_combinations()
             .map_err(|(field, message)| SpecError::Invalid {
                 path: path.to_path_buf(),
                 field,
                 message,
             })?;
         Ok(exp)
+    }
+
+    /// Validates the experiment as every run of it trains: each
+    /// combination of swept numbers resolved (a value that does not fit
+    /// its field's type, or fails its check, names the field and says which
+    /// combination).
+    fn check_combinations(&self) -> Result<(), (String, String)> {
+        if self.numbers.is_empty() {
+            return self.validate();
+        }
+        for setting in crate::plan::settings(self) {
+            let exp = self.try_resolved(&setting)?;
+            exp.validate().map_err(|(field, message)| {
+                let with: Vec<String> = setting
+                    .numbers
+                    .iter()
+                    .map(|(f, v)| format!("{f} {v}"))
+                    .collect();
+                (
+                    field,
+                    format!("{message} (in the run with {})", with.join(", ")),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks every value serde cannot; returns the field and the reason.
@@ -367,6 +599,29 @@ impl Experiment {
         }
         if let Some(v) = first_duplicate(&self.variants) {
             return fail("variants", format!("{:?} is listed twice", v.as_str()));
+        }
+        let mlp_or_cnn = matches!(self.model, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
+        for (i, v) in self.variants.iter().enumerate() {
+            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn {
+                return fail(
+                    &format!("variants[{i}]"),
+                    format!(
+                        "{:?} is built for the mlp and cnn families only",
+                        v.as_str()
+                    ),
+                );
+            }
+        }
+        if let ModelSpec::Cnn(CnnSpec { init, .. })
+        | ModelSpec::Bottleneck(BottleneckSpec { init, .. })
+        | ModelSpec::Inception(InceptionSpec { init, .. }) = &self.model
+        {
+            if init.values().contains(&Init::Fixup) {
+                return fail(
+                    "model.init",
+                    "\"fixup\" is built for the mlp family only (so far)".into(),
+                );
+            }
         }
         if self.depths.is_empty() {
             return fail("depths", "is empty: list at least one depth".into());
@@ -478,9 +733,7 @@ impl Experiment {
                     );
                 }
                 for init in init.values() {
-                    if let Init::Normal { std } = init {
-                        positive_finite("model.init.normal.std", *std)?;
-                    }
+                    init_ok(init)?;
                 }
             }
             ModelSpec::Cnn(CnnSpec { width, init, .. }) => {
@@ -559,13 +812,59 @@ impl Experiment {
             );
         }
         if let Some(w) = &t.warmup {
-            positive_finite("train.warmup.lr", w.lr)?;
-            if !(w.until_train_error > 0.0 && w.until_train_error <= 1.0) {
+            match (w.lr, w.until_train_error, w.steps) {
+                (Some(lr), Some(until), None) => {
+                    positive_finite("train.warmup.lr", lr)?;
+                    if !(until > 0.0 && until <= 1.0) {
+                        return fail(
+                            "train.warmup.until_train_error",
+                            format!("{until} must be in (0, 1]"),
+                        );
+                    }
+                }
+                (None, None, Some(n)) => at_least("train.warmup.steps", n, 1)?,
+                _ => {
+                    return fail(
+                        "train.warmup",
+                        r#"give {"steps": N} (linear) or {"lr": 0.01, "until_train_error": 0.8} (He et al.), not parts of both"#.into(),
+                    )
+                }
+            }
+        }
+        let adam = t.optimizer != Optimizer::Sgd;
+        for (field, value, max) in [
+            ("train.beta1", t.beta1, 1.0),
+            ("train.beta2", t.beta2, 1.0),
+            ("train.eps", t.eps, f64::INFINITY),
+        ] {
+            let Some(v) = value else { continue };
+            if !adam {
                 return fail(
-                    "train.warmup.until_train_error",
-                    format!("{} must be in (0, 1]", w.until_train_error),
+                    field,
+                    "is Adam's: set train.optimizer to \"adam\" or \"adamw\"".into(),
                 );
             }
+            let ok = match max == 1.0 {
+                true => (0.0..1.0).contains(&v),
+                false => v.is_finite() && v > 0.0,
+            };
+            if !ok {
+                let range = if max == 1.0 {
+                    "in [0, 1)"
+                } else {
+                    "a finite number above 0"
+                };
+                return fail(field, format!("{v} must be {range}"));
+            }
+        }
+        if adam && t.momentum != 0.0 {
+            return fail(
+                "train.momentum",
+                "is SGD's; Adam's moments are train.beta1 and train.beta2".into(),
+            );
+        }
+        if let Some(c) = t.clip_grad_norm {
+            positive_finite("train.clip_grad_norm", c)?;
         }
         at_least("train.eval_every", t.eval_every, 1)?;
         if let Some(c) = t.checkpoint_every {
@@ -601,19 +900,36 @@ impl Experiment {
             ));
         }
         for init in init.values() {
-            if let Init::Normal { std } = *init {
-                if !(std.is_finite() && std > 0.0) {
-                    return Err((
-                        "model.init.normal.std".into(),
-                        format!("{std} must be a finite number above 0"),
-                    ));
-                }
-            }
+            init_ok(init)?;
         }
         for (i, &d) in self.depths.iter().enumerate() {
             depth_ok(d).map_err(|m| (format!("depths[{i}]"), m))?;
         }
         Ok(())
+    }
+}
+
+/// The numbers inside an init: a std, gain or σ_w² above 0, a σ_b² of 0
+/// or more, each finite.
+fn init_ok(init: &Init) -> Result<(), (String, String)> {
+    let check = |field: &str, v: f64, zero_ok: bool| {
+        if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) {
+            return Ok(());
+        }
+        let what = if zero_ok { "0 or more" } else { "above 0" };
+        Err((
+            field.to_string(),
+            format!("{v} must be a finite number {what}"),
+        ))
+    };
+    match *init {
+        Init::Normal { std } => check("model.init.normal.std", std, false),
+        Init::Orthogonal { gain } => check("model.init.orthogonal.gain", gain, false),
+        Init::Variance { weight, bias } => {
+            check("model.init.variance.weight", weight, false)?;
+            check("model.init.variance.bias", bias, true)
+        }
+        _ => Ok(()),
     }
 }
 
@@ -750,7 +1066,7 @@ pub(crate) mod tests {
             (
                 with(
                     r#""variants": ["plain", "residual"]"#,
-                    r#""variants": ["plain", "highway"]"#,
+                    r#""variants": ["plain", "skip"]"#,
                 ),
                 "variants[1]",
             ),
@@ -761,6 +1077,20 @@ pub(crate) mod tests {
                     r#""activation": "tanh", "init": {"normal": {"std": -1}}"#,
                 ),
                 "model.init.normal.std",
+            ),
+            (
+                with(
+                    r#""activation": "sigmoid""#,
+                    r#""activation": "tanh", "init": {"variance": {"weight": 1, "bias": -1}}"#,
+                ),
+                "model.init.variance.bias",
+            ),
+            (
+                with(
+                    r#""activation": "sigmoid""#,
+                    r#""activation": "tanh", "init": {"orthogonal": {"gain": 0}}"#,
+                ),
+                "model.init.orthogonal.gain",
             ),
             (
                 with(
@@ -788,6 +1118,46 @@ pub(crate) mod tests {
                     r#""steps": 20, "warmup": {"lr": 0.01, "until_train_error": 1.5}"#,
                 ),
                 "train.warmup.until_train_error",
+            ),
+            (
+                with(
+                    r#""steps": 20"#,
+                    r#""steps": 20, "warmup": {"lr": 0.01, "steps": 5}"#,
+                ),
+                "train.warmup",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "warmup": {"steps": 0}"#),
+                "train.warmup.steps",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "beta1": 0.9"#),
+                "train.beta1",
+            ),
+            (
+                with(
+                    r#""momentum": 0.9"#,
+                    r#""momentum": 0, "optimizer": "adam", "beta2": 1"#,
+                ),
+                "train.beta2",
+            ),
+            (
+                with(
+                    r#""momentum": 0.9"#,
+                    r#""momentum": 0.9, "optimizer": "adamw""#,
+                ),
+                "train.momentum",
+            ),
+            (
+                with(r#""steps": 20"#, r#""steps": 20, "clip_grad_norm": 0"#),
+                "train.clip_grad_norm",
+            ),
+            (
+                with(
+                    r#""momentum": 0.9"#,
+                    r#""momentum": 0.9, "optimizer": "rmsprop""#,
+                ),
+                "train.optimizer",
             ),
             (
                 with(

@@ -50,6 +50,20 @@ pub fn dataset_info(spec: &DatasetSpec) -> Result<DatasetInfo, TrainError> {
     Ok(spec.info()?)
 }
 
+/// The dataset of a run that sweeps a dataset field (`dataset.samples`),
+/// loaded on the CPU; `None` when it trains on the experiment's own.
+pub(crate) fn own_dataset(exp: &Experiment, run: &RunSpec) -> Result<Option<Dataset>, TrainError> {
+    if !run
+        .setting
+        .numbers
+        .iter()
+        .any(|(f, _)| f.starts_with("dataset."))
+    {
+        return Ok(None);
+    }
+    Ok(Some(load_dataset(&exp.resolved(&run.setting).dataset)?))
+}
+
 /// The checks of an experiment that need the training split's size.
 pub(crate) fn check_against_data(
     experiment: &Experiment,
@@ -312,13 +326,18 @@ impl Sweep {
         // a shape that cannot work (too small an input, a depth the family
         // cannot take) is refused up front, naming the layer or field. Its
         // size is the run's cost for sharding.
-        let steps = experiment.train.total_steps(data.train.len() as usize);
         let mut costs = Vec::with_capacity(runs.len());
         for run in &runs {
+            // A run that sweeps a dataset field has data of its own.
+            let own = own_dataset(&experiment, run)?;
+            let data = own.as_ref().unwrap_or(&data);
+            let resolved = experiment.resolved(&run.setting);
+            check_against_data(&resolved, data.train.len() as usize)?;
+            let steps = resolved.train.total_steps(data.train.len() as usize);
             let built = catch_panic(|| {
                 crate::train_loop::injected_panic(&run.name(), "build");
                 let vs = tch::nn::VarStore::new(Device::Cpu);
-                let net = build_network(&vs.root(), &experiment, &data, run)?;
+                let net = build_network(&vs.root(), &experiment, data, run)?;
                 Ok::<_, TrainError>(measure(&vs, net.as_ref()).1)
             })
             .map_err(|message| TrainError::Invalid {
@@ -521,6 +540,17 @@ impl Sweep {
             .total_steps(self.data.train.len() as usize)
     }
 
+    /// Optimizer steps of one run: [`Sweep::steps`], unless the run sweeps
+    /// `train.steps`, `train.epochs`, `train.batch_size` or a dataset field.
+    pub fn run_steps(&self, run: &RunSpec) -> usize {
+        let exp = self.experiment.resolved(&run.setting);
+        let train_len = match exp.dataset == self.experiment.dataset {
+            true => self.data.train.len() as usize,
+            false => dataset_info(&exp.dataset).map_or(0, |i| i.train),
+        };
+        exp.train.total_steps(train_len)
+    }
+
     pub fn experiment(&self) -> &Experiment {
         &self.experiment
     }
@@ -603,7 +633,7 @@ impl Sweep {
             status: Status::Running,
             diverged_at_step: None,
             error: None,
-            steps_planned: self.steps(),
+            steps_planned: self.run_steps(run),
             steps_done: 0,
             resumed_from,
             params: 0,
@@ -622,9 +652,12 @@ impl Sweep {
         // error, a shape that fails only at run time): caught here, the
         // failure stays inside this run, which is recorded as failed with
         // libtorch's reason, and the sweep goes on.
-        let trained =
-            catch_panic(|| train_run(&self.experiment, &self.data, run, &dir, stop, progress))
-                .unwrap_or_else(|reason| Err(TrainError::Panic(reason)));
+        let trained = catch_panic(|| {
+            let own = own_dataset(&self.experiment, run)?.map(|d| d.to_device(self.device));
+            let data = own.as_ref().unwrap_or(&self.data);
+            train_run(&self.experiment, data, run, &dir, stop, progress)
+        })
+        .unwrap_or_else(|reason| Err(TrainError::Panic(reason)));
         match trained {
             Ok(o) => {
                 record.status = o.status;

@@ -27,8 +27,11 @@ pub fn prediction(exp: &Experiment, run: &RunSpec, input_dim: i64) -> Option<Pre
         init: match m.init.value() {
             Init::PytorchDefault => InitKind::PytorchDefault,
             Init::Glorot => InitKind::Glorot,
-            Init::Kaiming => InitKind::Kaiming,
+            // A plain net's Fixup is the He init alone.
+            Init::Kaiming | Init::Fixup => InitKind::Kaiming,
             Init::Normal { std } => InitKind::Normal { std },
+            Init::Variance { weight, bias } => InitKind::Variance { weight, bias },
+            Init::Orthogonal { gain } => InitKind::Orthogonal { gain },
         },
         batchnorm: m.norm.value() == Norm::Batchnorm,
         input_dim: input_dim as f64,

@@ -12,8 +12,8 @@
 use crate::checkpoint;
 use crate::plan::RunSpec;
 use crate::record::{FinalMetrics, GradientEnds, Status};
-use crate::sgd::Sgd;
-use crate::spec::{Experiment, Task, TrainSpec};
+use crate::sgd::{Adam, Sgd};
+use crate::spec::{Experiment, Optimizer, Task, TrainSpec, Warmup};
 use crate::TrainError;
 use gradscope_data::prep::augment;
 use gradscope_data::rng::SplitMix64;
@@ -111,6 +111,8 @@ pub fn train_run(
     stop: &AtomicBool,
     progress: &mut dyn FnMut(usize),
 ) -> Result<RunOutcome, TrainError> {
+    // The run's own values of every swept field (lr, batch size, …).
+    let exp = &exp.resolved(&run.setting);
     let t = &exp.train;
     let steps = t.total_steps(data.train.len() as usize);
     let device = data.train.x.device();
@@ -120,7 +122,7 @@ pub fn train_run(
     tch::manual_seed(run.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = build_network(&vs.root(), exp, data, run)?;
-    let mut opt = Sgd::new(&vs, t.momentum, t.weight_decay);
+    let mut opt = make_optimizer(&vs, t);
     let probe = Probe::new(net.as_ref(), &opt.params());
     let points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
     let mut s = LoopState::new(exp, data, run, &points, probe.trunk());
@@ -220,7 +222,10 @@ pub fn train_run(
         // nothing to zero: in `make bench` that saved the MLPs a zero and
         // an add per parameter per step.
         let (outputs, responses) = recording.map(|r| r.finish()).unwrap_or_default();
-        let grads = probe.backward(&loss, &opt.params(), outputs)?;
+        let mut grads = probe.backward(&loss, &opt.params(), outputs)?;
+        // The global norm before clipping, for metrics.csv (kept on the
+        // device: no sync), and the clipping when the file asks for it.
+        let norm = clip_grad_norm(&mut grads.params, t.clip_grad_norm);
 
         // A probe step records the gradients of this minibatch at the
         // weights that produced it.
@@ -234,15 +239,15 @@ pub fn train_run(
         } else {
             opt.step_with(s.lr, &grads.params);
         }
-        s.window.add(&loss, &error);
+        s.window.add(&loss, &error, &norm);
         s.steps_done = done;
 
         if done.is_multiple_of(t.log_every()) || done == steps {
-            let (loss, error) = s.window.take();
-            log.row(&s, done, SPLIT_TRAIN, (loss, error))?;
+            let (loss, error, grad_norm) = s.window.take();
+            log.train_row(&s, done, (loss, error), grad_norm)?;
             // He et al.'s warm-up ends once training error is below the bar.
-            if let Some(w) = &t.warmup {
-                s.warming &= error >= w.until_train_error;
+            if let Some((_, until)) = t.warmup.as_ref().and_then(Warmup::until_error) {
+                s.warming &= error >= until;
             }
         }
         if done.is_multiple_of(t.eval_every) || done == steps {
@@ -325,6 +330,50 @@ fn probe_and_step(
     Ok(rec)
 }
 
+/// The optimizer `train.optimizer` names, with its settings.
+pub fn make_optimizer(vs: &nn::VarStore, t: &TrainSpec) -> Sgd {
+    match t.optimizer {
+        Optimizer::Sgd => Sgd::new(vs, t.momentum, t.weight_decay),
+        Optimizer::Adam | Optimizer::Adamw => Sgd::adam(
+            vs,
+            Adam {
+                beta1: t.beta1.unwrap_or(0.9),
+                beta2: t.beta2.unwrap_or(0.999),
+                eps: t.eps.unwrap_or(1e-8),
+                decoupled: t.optimizer == Optimizer::Adamw,
+            },
+            t.weight_decay,
+        ),
+    }
+}
+
+/// The global L2 norm of `grads` (all as one vector, in float64) before
+/// clipping, as a 0-dim tensor on their device; with `max_norm`, scales
+/// every gradient by min(1, max_norm / (norm + 1e-6)) in place, as
+/// `torch.nn.utils.clip_grad_norm_` does (computed on the device: no
+/// host sync per step).
+fn clip_grad_norm(grads: &mut [Tensor], max_norm: Option<f64>) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let norms: Vec<Tensor> = grads
+        .iter()
+        .filter(|g| g.defined())
+        .map(|g| g.norm_scalaropt_dtype(2, Kind::Double))
+        .collect();
+    if norms.is_empty() {
+        return Tensor::zeros([], (Kind::Double, Device::Cpu));
+    }
+    let total = Tensor::stack(&norms, 0).norm();
+    if let Some(max) = max_norm {
+        let coef = (Tensor::full([], max, (Kind::Double, total.device())) / (&total + 1e-6))
+            .clamp_max(1.0)
+            .to_kind(Kind::Float);
+        for g in grads.iter_mut().filter(|g| g.defined()) {
+            let _ = g.g_mul_(&coef);
+        }
+    }
+    total
+}
+
 /// The non-finite-loss check. On the CPU it reads every step's loss (free:
 /// the value is already in memory). On CUDA a read is a host sync that
 /// drains the GPU's queue, so the first non-finite step is kept on the
@@ -395,13 +444,36 @@ impl Log {
         s.trained_before + self.start.elapsed().as_secs_f64()
     }
 
+    /// A training row: [`Log::row`] with the window's mean global
+    /// gradient norm before clipping.
+    fn train_row(
+        &mut self,
+        s: &LoopState,
+        step: usize,
+        reading: (f64, f64),
+        grad_norm: f64,
+    ) -> Result<(), TrainError> {
+        self.write(s, step, SPLIT_TRAIN, reading, Some(grad_norm))
+    }
+
     /// One row after `step` steps: `(loss, error)` of `split` at the lr in use.
     fn row(
         &mut self,
         s: &LoopState,
         step: usize,
         split: &str,
+        reading: (f64, f64),
+    ) -> Result<(), TrainError> {
+        self.write(s, step, split, reading, None)
+    }
+
+    fn write(
+        &mut self,
+        s: &LoopState,
+        step: usize,
+        split: &str,
         (loss, error): (f64, f64),
+        grad_norm: Option<f64>,
     ) -> Result<(), TrainError> {
         Ok(self.out.metrics(&MetricRow {
             step: step as u64,
@@ -410,6 +482,7 @@ impl Log {
             loss: Some(loss),
             error: Some(error),
             lr: Some(s.lr),
+            grad_norm,
             elapsed_s: Some(self.elapsed(s)),
         })?)
     }
@@ -481,7 +554,7 @@ impl LoopState {
         let mut s = LoopState {
             steps_done: 0,
             lr: 0.0,
-            warming: t.warmup.is_some(),
+            warming: t.warmup.as_ref().is_some_and(|w| w.until_error().is_some()),
             order: Batches::new(data.train.len(), t.batch_size as i64, run.seed, device),
             augment_rng: exp
                 .dataset
@@ -498,11 +571,14 @@ impl LoopState {
     }
 
     /// The lr of `step`: He et al.'s warm-up lr while it lasts, else the
-    /// schedule's.
+    /// schedule's (with a linear warm-up's ramp).
     fn lr_at(&self, t: &TrainSpec, step: usize) -> f64 {
-        match (&t.warmup, self.warming) {
-            (Some(w), true) => w.lr,
-            _ => t.scheduled_lr(step),
+        match (
+            t.warmup.as_ref().and_then(Warmup::until_error),
+            self.warming,
+        ) {
+            (Some((lr, _)), true) => lr,
+            _ => t.warmed_lr(step),
         }
     }
 
@@ -633,7 +709,12 @@ impl LoopState {
         self.order.order = ck.order.to_device(device);
         self.order.at = st.order_at;
         self.augment_rng = st.augment_rng.map(SplitMix64::new);
-        self.window.sums = ck.window.to_device(device);
+        // A checkpoint from before the gradient-norm column summed two.
+        let sums = ck.window.to_device(device);
+        self.window.sums = match sums.size()[..] {
+            [2] => Tensor::cat(&[sums, Tensor::zeros([1], (Kind::Double, device))], 0),
+            _ => sums,
+        };
         self.window.steps = st.window_steps;
         self.profiles = st.profiles;
         self.forward = st.forward;
@@ -780,24 +861,33 @@ struct Window {
 impl Window {
     fn new(device: Device) -> Window {
         Window {
-            sums: Tensor::zeros([2], (Kind::Double, device)),
+            sums: Tensor::zeros([3], (Kind::Double, device)),
             steps: 0,
         }
     }
 
-    fn add(&mut self, loss: &Tensor, error: &Tensor) {
-        self.sums += Tensor::stack(&[loss.detach().to_kind(Kind::Double), error.detach()], 0);
+    /// Adds a step's loss, error and global gradient norm (float64).
+    fn add(&mut self, loss: &Tensor, error: &Tensor, grad_norm: &Tensor) {
+        self.sums += Tensor::stack(
+            &[
+                loss.detach().to_kind(Kind::Double),
+                error.detach(),
+                grad_norm.to_kind(Kind::Double),
+            ],
+            0,
+        );
         self.steps += 1;
     }
 
-    /// Mean loss and error over the window, then starts a new window.
-    fn take(&mut self) -> (f64, f64) {
+    /// Mean loss, error and gradient norm over the window, then starts a
+    /// new window.
+    fn take(&mut self) -> (f64, f64, f64) {
         let sums: Vec<f64> =
-            Vec::try_from(self.sums.to_device(Device::Cpu)).unwrap_or_else(|_| vec![f64::NAN; 2]);
+            Vec::try_from(self.sums.to_device(Device::Cpu)).unwrap_or_else(|_| vec![f64::NAN; 3]);
         let n = self.steps.max(1) as f64;
         self.sums = self.sums.zeros_like();
         self.steps = 0;
-        (sums[0] / n, sums[1] / n)
+        (sums[0] / n, sums[1] / n, sums[2] / n)
     }
 }
 
@@ -846,6 +936,8 @@ mod tests {
                     init: Init::Kaiming,
                     norm: Norm::None,
                     variant: Variant::Residual,
+                    branch_init: Default::default(),
+                    gate_bias: -1.0,
                 },
             )
             .unwrap();
@@ -902,6 +994,8 @@ mod tests {
                 init: Init::Glorot,
                 norm: Norm::None,
                 variant: Variant::Plain,
+                branch_init: Default::default(),
+                gate_bias: -1.0,
             },
         )
         .unwrap();
@@ -915,5 +1009,109 @@ mod tests {
         assert!(loss.is_finite() && (0.0..=1.0).contains(&error));
         let stop = AtomicBool::new(true);
         assert_eq!(evaluate(&net, &split, Task::Classify, &stop), None);
+    }
+
+    /// Issue 31: Adam's and AdamW's moments and step count are in the
+    /// checkpoint. A run stopped at step 13 (the stop flag, as SIGTERM
+    /// sets it; a checkpoint is saved there) and gone on from it writes
+    /// the CSV files of a run never stopped, byte for byte but the wall
+    /// time, with a linear warm-up and gradient clipping on as well.
+    #[test]
+    fn adam_runs_resume_byte_identical() {
+        for optimizer in ["adam", "adamw"] {
+            let text = crate::spec::tests::GOOD
+                .replace(
+                    r#""momentum": 0.9"#,
+                    &format!(
+                        r#""momentum": 0, "optimizer": "{optimizer}", "weight_decay": 0.01, "warmup": {{"steps": 8}}, "clip_grad_norm": 0.5"#
+                    ),
+                )
+                .replace(r#""lr": 0.1"#, r#""lr": 0.01"#)
+                .replace(r#""steps": 20"#, r#""steps": 30"#)
+                .replace(r#""eval_every": 10"#, r#""eval_every": 10, "log_every": 3"#);
+            let exp = Experiment::from_json(&text, Path::new("exp.json")).unwrap();
+            let data = crate::sweep::load_dataset(&exp.dataset).unwrap();
+            let run = crate::plan::plan(&exp).remove(1);
+            let tmp = tempfile::tempdir().unwrap();
+            let files = |dir: &Path| -> Vec<String> {
+                ["metrics.csv", "gradients.csv", "activations.csv"]
+                    .iter()
+                    .map(|f| {
+                        let t = std::fs::read_to_string(dir.join(f)).unwrap();
+                        // elapsed_s is the last column of metrics.csv.
+                        t.lines()
+                            .map(|l| match *f == "metrics.csv" {
+                                true => l.rsplit_once(',').map_or(l, |(h, _)| h).to_string(),
+                                false => l.to_string(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .collect()
+            };
+            let whole = tmp.path().join("whole");
+            std::fs::create_dir_all(&whole).unwrap();
+            let no = AtomicBool::new(false);
+            let o = train_run(&exp, &data, &run, &whole, &no, &mut |_| {}).unwrap();
+            assert_eq!(o.status, Status::Completed);
+
+            let parts = tmp.path().join("parts");
+            std::fs::create_dir_all(&parts).unwrap();
+            let stop = AtomicBool::new(false);
+            let o = train_run(&exp, &data, &run, &parts, &stop, &mut |done| {
+                if done == 13 {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            })
+            .unwrap();
+            assert_eq!(o.status, Status::Interrupted);
+            assert!(checkpoint::path(&parts).exists());
+            let o = train_run(&exp, &data, &run, &parts, &no, &mut |_| {}).unwrap();
+            assert_eq!((o.status, o.resumed_from), (Status::Completed, Some(13)));
+            assert_eq!(files(&whole), files(&parts), "{optimizer}");
+            // The pre-clip norm is recorded on every train row.
+            let metrics = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
+            let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+            let at = header.iter().position(|h| *h == "grad_norm").unwrap();
+            for line in metrics.lines().skip(1).filter(|l| l.contains(",train,")) {
+                let v: f64 = line.split(',').nth(at).unwrap().parse().unwrap();
+                assert!(v.is_finite() && v > 0.0, "{line}");
+            }
+        }
+    }
+
+    /// Linear warm-up: lr·(s+1)/N over the first N steps, then the
+    /// schedule (Goyal et al. 2017's ramp).
+    #[test]
+    fn a_linear_warmup_ramps_the_lr() {
+        let text = crate::spec::tests::GOOD
+            .replace(r#""steps": 20"#, r#""steps": 20, "warmup": {"steps": 4}"#);
+        let exp = Experiment::from_json(&text, Path::new("exp.json")).unwrap();
+        let lrs: Vec<f64> = (0..6).map(|s| exp.train.warmed_lr(s)).collect();
+        assert_eq!(lrs, [0.025, 0.05, 0.07500000000000001, 0.1, 0.1, 0.1]);
+    }
+
+    /// Clipping as `torch.nn.utils.clip_grad_norm_`: the returned norm is
+    /// the one before clipping, and after it the global norm is max_norm
+    /// (times 1/(1+1e-6/norm)); below the bar nothing changes.
+    #[test]
+    fn clipping_scales_to_the_global_norm() {
+        let mut grads = vec![
+            Tensor::from_slice(&[3.0f32, 0.0]),
+            Tensor::new(),
+            Tensor::from_slice(&[4.0f32]),
+        ];
+        let norm = clip_grad_norm(&mut grads, Some(1.0)).double_value(&[]);
+        assert_eq!(norm, 5.0);
+        let after: f64 = [&grads[0], &grads[2]]
+            .iter()
+            .map(|g| g.square().sum(Kind::Double).double_value(&[]))
+            .sum::<f64>()
+            .sqrt();
+        assert!((after - 1.0).abs() < 1e-6, "{after}");
+        let mut small = vec![Tensor::from_slice(&[0.3f32, 0.4])];
+        let norm = clip_grad_norm(&mut small, Some(1.0)).double_value(&[]);
+        assert!((norm - 0.5).abs() < 1e-7);
+        assert_eq!(Vec::<f32>::try_from(&small[0]).unwrap(), [0.3, 0.4]);
     }
 }
