@@ -399,7 +399,7 @@ mod tests {
             "{text}"
         );
         assert!(read("activations.csv").starts_with(
-            "step,layer,name,mean,std,saturation,dead\n0,0,layer00.linear,0.5,0.25,0,0\n"
+            "step,layer,name,mean,std,saturation,dead,q\n0,0,layer00.linear,0.5,0.25,0,0,0.5\n"
         ));
         std::fs::remove_dir_all(dir).unwrap();
     }
