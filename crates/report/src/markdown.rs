@@ -633,7 +633,12 @@ fn signals(loaded: &Loaded, variant: &str, depth: u32) -> Signals {
 }
 
 /// The verdict sentence on the plain nets' failure to fit.
-fn failure_sentence(f: &Failure, what: &str, plain: &DepthTrend) -> String {
+fn failure_sentence(
+    f: &Failure,
+    what: &str,
+    plain: &DepthTrend,
+    mechanisms: &[(u32, Mechanism)],
+) -> String {
     // Each mechanism once, with its depths and where it comes from.
     let named = |shown: &[(u32, Mechanism)]| -> (String, String) {
         let mut by: Vec<(Mechanism, Vec<String>)> = Vec::new();
@@ -684,13 +689,35 @@ fn failure_sentence(f: &Failure, what: &str, plain: &DepthTrend) -> String {
         ),
         Failure::Explained(shown) => {
             let (names, sources) = named(shown);
+            // Depths deeper than the shallowest whose error rose without a
+            // mechanism past the bars are said, not explained away.
+            let unnamed: Vec<String> = plain
+                .points
+                .iter()
+                .skip(1)
+                .filter(|(d, s)| {
+                    s.mean - plain.shallowest().1.mean > plain.tolerance
+                        && mechanisms
+                            .iter()
+                            .any(|(md, m)| md == d && *m == Mechanism::Healthy)
+                })
+                .map(|(d, _)| d.to_string())
+                .collect();
+            let rest = if unnamed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " At depth {}, where the error also rose, no reading passes the {VANISH_SPREAD:.0}-decade bars: what raises it there is not named by these readings.",
+                    unnamed.join(", ")
+                )
+            };
             format!(
-                "The deeper plain nets fit their training set worse, and the probe shows why: {names}. He et al. (2016) define the degradation problem as the failure that is *not* caused by vanishing gradients, so **this is not degradation**: it is {sources}."
+                "The deeper plain nets fit their training set worse, and the probe shows why: {names}. He et al. (2016) define the degradation problem as the failure that is *not* caused by vanishing gradients, so **this is not degradation**: it is {sources}.{rest}"
             )
         }
         Failure::Mixed => "The plain nets' error rises with depth and the probe names no mechanism for it, but a shortcut twin is worse than plain beyond the tolerance at some depth (above), or diverged, so **the comparison is mixed** and this experiment does not show He et al.'s degradation problem cleanly.".to_owned(),
         Failure::Degradation => "**This is the degradation problem of He et al. (2016)**: the deeper plain nets fit their own training set worse while their gradient and forward signal stay within two decades over the trunk (no vanishing, exploding or collapse), and no shortcut twin is worse than plain beyond the tolerance at any depth.".to_owned(),
-        Failure::Unmeasured => "Plain error rises with depth, but the readings that tell degradation from a vanishing gradient are not in these files (for BatchNorm nets they come from the per-run gradients.csv), so no mechanism is named: rerun the experiment to get them.".to_owned(),
+        Failure::Unmeasured => "Plain error rises with depth, but the readings that tell degradation from a vanishing or frozen gradient are not in these files for every depth (for BatchNorm nets they come from the per-run gradients.csv, which is not published), so neither a mechanism nor degradation is named: rerun the experiment to get them.".to_owned(),
     }
 }
 
@@ -772,7 +799,7 @@ fn findings(md: &mut String, loaded: &Loaded) {
                 .map(|(d, _)| (*d, mechanism(&signals(loaded, "plain", *d))))
                 .collect();
             let f = failure(p.trend == Trend::Rises, &mechanisms, mixed);
-            para.push(failure_sentence(&f, what, p));
+            para.push(failure_sentence(&f, what, p, &mechanisms));
         }
         None if twins.is_empty() && !trends.is_empty() => para.push(
             "The experiment does not have both a plain net and a shortcut twin, so the shortcut's effect is not measured here.".to_owned(),

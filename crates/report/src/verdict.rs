@@ -306,7 +306,9 @@ pub fn failure(rises: bool, mechanisms: &[(u32, Mechanism)], mixed: bool) -> Fai
     if mixed {
         return Failure::Mixed;
     }
-    if mechanisms.iter().all(|(_, m)| *m == Mechanism::Unknown) {
+    // Degradation is a claim about every depth: one not measured leaves
+    // it open.
+    if mechanisms.iter().any(|(_, m)| *m == Mechanism::Unknown) {
         return Failure::Unmeasured;
     }
     Failure::Degradation
@@ -424,6 +426,12 @@ mod tests {
         );
         assert_eq!(
             failure(true, &[(20, Mechanism::Unknown)], false),
+            Failure::Unmeasured
+        );
+        // One depth without readings (a BatchNorm net whose gradients.csv
+        // is not kept) leaves degradation open.
+        assert_eq!(
+            failure(true, &[(20, healthy), (56, Mechanism::Unknown)], false),
             Failure::Unmeasured
         );
         assert_eq!(mechanism(&plain(-3.0, 0.0)), Mechanism::Exploding);
