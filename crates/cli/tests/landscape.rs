@@ -158,7 +158,10 @@ fn landscapes_of_a_trained_pair_with_summary_charts_and_report() {
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Loss landscape (Li et al. 2018)"), "{md}");
-    assert!(md.contains("- **Depth 8: the residual surface is"), "{md}");
+    assert!(
+        md.contains("- **Depth 8, whole grid: the residual surface is"),
+        "{md}"
+    );
     assert!(md.contains("![loss_landscape](plots/loss_landscape.png)"));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<figure id=\"loss_landscape\">"));
