@@ -230,13 +230,7 @@ fn read_swept_numbers(path: &Path, rows: &mut [(u64, SummaryRow)]) -> Result<(),
         path: path.to_path_buf(),
         source,
     })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(io::BufReader::new(file));
-    let headers = reader
-        .headers()
-        .map_err(|e| csv_error(path, None, None, e))?
-        .clone();
+    let (mut reader, headers) = headed_reader(path, file)?;
     if !headers.iter().any(|h| h.contains('.')) {
         return Ok(());
     }
@@ -245,6 +239,22 @@ fn read_swept_numbers(path: &Path, rows: &mut [(u64, SummaryRow)]) -> Result<(),
         row.read_numbers(&headers, &record);
     }
     Ok(())
+}
+
+/// A CSV reader over `file` (read from `path`) and its header row.
+fn headed_reader(
+    path: &Path,
+    file: File,
+) -> Result<(csv::Reader<io::BufReader<File>>, csv::StringRecord), PlotError> {
+    let mut reader = csv::ReaderBuilder::new()
+        // Writers may pad with spaces; " NaN" must still parse.
+        .trim(csv::Trim::All)
+        .from_reader(io::BufReader::new(file));
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(path, None, None, e))?
+        .clone();
+    Ok((reader, headers))
 }
 
 /// Reads a per-run CSV, dropping the line numbers that only summary.csv needs.
@@ -265,14 +275,7 @@ fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Option<Vec<(u64, T)>>, P
             })
         }
     };
-    let mut reader = csv::ReaderBuilder::new()
-        // Writers may pad with spaces; " NaN" must still parse.
-        .trim(csv::Trim::All)
-        .from_reader(io::BufReader::new(file));
-    let headers = reader
-        .headers()
-        .map_err(|e| csv_error(path, None, None, e))?
-        .clone();
+    let (mut reader, headers) = headed_reader(path, file)?;
 
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
