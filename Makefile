@@ -172,12 +172,15 @@ glorot: build fashion-data
 	$(GRADSCOPE) compare $(addprefix results/,$(GLOROT)) --out results/glorot-compare
 
 # make landscape: Li et al. 2018's loss-landscape slices. Trains
-# experiments/landscape.json (plain and residual CNN-20 and CNN-56 with
-# their final weights saved), evaluates each run's loss surface with
-# `gradscope landscape` and writes the report. LANDSCAPE_SCALE=full runs the
+# experiments/landscape.json (plain and residual CNN-20 and CNN-56, two
+# seeds, with their final weights saved), evaluates each run's loss surface
+# with `gradscope landscape` along LANDSCAPE_DIRECTIONS (one grid per seed
+# of directions, so every reading has a spread), then once around each
+# run's initial weights (the control), and writes the report. LANDSCAPE_SCALE=full runs the
 # GPU version (experiments/landscape-full.json, --device cuda, a 51×51 grid).
 LANDSCAPE_SCALE ?= cpu
 LANDSCAPE_THREADS ?= 1
+LANDSCAPE_DIRECTIONS ?= 0,1,2
 ifeq ($(LANDSCAPE_SCALE),full)
 LANDSCAPE := landscape-full
 LANDSCAPE_DEVICE ?= cuda
@@ -190,7 +193,8 @@ endif
 
 landscape: build fashion-data
 	$(GRADSCOPE) run experiments/$(LANDSCAPE).json --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) --no-plot $(RUN_ARGS)
-	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
+	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --seed $(LANDSCAPE_DIRECTIONS) --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
+	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --at init --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
 	$(GRADSCOPE) report results/$(LANDSCAPE)
 
 clean:

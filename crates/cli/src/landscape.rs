@@ -4,9 +4,11 @@
 
 use anyhow::{bail, Context, Result};
 use gradscope_format::durable::write_atomic;
-use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, RUNS_DIR};
-use gradscope_format::landscape::{read_summary, Grid, LandscapeSummaryRow, Surface};
-use gradscope_train::landscape::{check_run, evaluate_run, Options};
+use gradscope_format::files::{LANDSCAPE_SUMMARY_CSV, RUNS_DIR};
+use gradscope_format::landscape::{
+    landscape_file, read_summary, Grid, LandscapeSummaryRow, Surface, Weights,
+};
+use gradscope_train::landscape::{check_run_at, evaluate_run, Options};
 use gradscope_train::lock::{Holder, ResultsLock};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -21,8 +23,8 @@ pub struct Args {
     /// results/landscape/runs/plain-d20-s0 results/landscape/runs/residual-d20-s0.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// Points per side of the (α, β) grid (odd: the centre is the trained
-    /// weights).
+    /// Points per side of the (α, β) grid (odd: the centre is the weights
+    /// themselves).
     #[arg(long, default_value_t = 25)]
     pub grid: usize,
     /// The grid spans [-SPAN, SPAN] along each filter-normalized direction.
@@ -31,10 +33,16 @@ pub struct Args {
     /// Training images the loss is the mean of (the first ones).
     #[arg(long, default_value_t = 2048)]
     pub samples: usize,
-    /// Seed of the two random directions.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Results folder to write into: OUT/runs/RUN/landscape.csv,
+    /// Seeds of the two random directions, e.g. 0,1,2: one grid per seed
+    /// and run, so that each reading has a spread (Li et al. draw one pair).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub seed: Vec<u64>,
+    /// Centre the grids on the trained weights (model.ot) or on the run's
+    /// initial weights, built again from its seed: the control that tells
+    /// the architecture's surface from what training made of it.
+    #[arg(long, value_enum, default_value_t = At::Trained)]
+    pub at: At,
+    /// Results folder to write into: OUT/runs/RUN/landscape*.csv,
     /// OUT/landscape_summary.csv, OUT/plots/loss_landscape and loss_slice
     /// [default: the results folder the runs are in].
     #[arg(long, value_name = "DIR")]
@@ -47,6 +55,22 @@ pub struct Args {
     pub device: crate::DeviceArg,
 }
 
+/// `--at`: which weights the grids are centred on.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum At {
+    Trained,
+    Init,
+}
+
+impl From<At> for Weights {
+    fn from(a: At) -> Weights {
+        match a {
+            At::Trained => Weights::Trained,
+            At::Init => Weights::Init,
+        }
+    }
+}
+
 /// The results folder a run folder `…/runs/RUN` is in.
 fn results_of(run: &Path) -> Option<PathBuf> {
     let runs = run.parent()?;
@@ -54,13 +78,18 @@ fn results_of(run: &Path) -> Option<PathBuf> {
 }
 
 pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
-    let opts = Options {
+    let at = Weights::from(args.at);
+    let mut seeds = args.seed.clone();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let first = Options {
         grid: args.grid,
         span: args.span,
         samples: args.samples,
-        seed: args.seed,
+        seed: seeds[0],
+        at,
     };
-    opts.validate()?;
+    first.validate()?;
     let out = match &args.out {
         Some(out) => out.clone(),
         None => results_of(&args.runs[0]).with_context(|| {
@@ -86,7 +115,7 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     }
     // Every run folder is checked before anything is created or written.
     for run in &args.runs {
-        check_run(run).with_context(|| run.display().to_string())?;
+        check_run_at(run, at).with_context(|| run.display().to_string())?;
     }
     crate::set_threads(args.threads)?;
     let device = crate::device(args.device)?;
@@ -104,7 +133,13 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
         .map_err(anyhow::Error::msg)?
         .unwrap_or_default();
 
-    for (run_dir, name) in args.runs.iter().zip(&names) {
+    let grids = args
+        .runs
+        .iter()
+        .zip(&names)
+        .flat_map(|(run, name)| seeds.iter().map(move |&seed| (run, name, seed)));
+    for (run_dir, name, seed) in grids {
+        let opts = Options { seed, ..first };
         let total = (opts.grid * opts.grid) as u64;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
@@ -115,14 +150,15 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
                 .expect("static template")
                 .progress_chars("=> "),
             );
-            bar.set_message(name.clone());
+            bar.set_message(format!("{name}, directions {seed}"));
             bar
         });
         eprintln!(
-            "{}: {}×{} grid over ±{} on {} training images, {device:?}",
+            "{}: {}×{} grid around the {} weights, directions of seed {seed}, over ±{} on {} training images, {device:?}",
             run_dir.display(),
             opts.grid,
             opts.grid,
+            at.as_str(),
             opts.span,
             opts.samples
         );
@@ -153,7 +189,7 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
         for row in &l.rows {
             w.serialize(row)?;
         }
-        let path = dir.join(LANDSCAPE_CSV);
+        let path = dir.join(landscape_file(at, seed));
         write_atomic(&path, &w.into_inner()?)
             .map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
         let surface = Surface::from_rows(&l.rows).map_err(|e| anyhow::anyhow!(e))?;
@@ -164,6 +200,7 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
                 variant: l.record.variant.clone(),
                 depth: l.record.depth as u32,
                 seed: l.record.seed,
+                weights: at,
                 grid: opts.grid,
                 span: opts.span,
                 samples: l.samples,
@@ -172,17 +209,29 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
             },
         );
         eprintln!(
-            "{name}: loss {:.4} at the trained weights; {} local minima, {:.0}% non-convex, roughness {:.3} decades ({:.0} s)",
+            "{name} ({} weights, directions {seed}): loss {:.4} at the centre; {} local minima, {:.0}% non-convex, roughness {:.3} decades ({:.0} s)",
+            at.as_str(),
             row.centre_loss.unwrap_or(f64::NAN),
             row.local_minima,
             row.nonconvex_fraction.unwrap_or(f64::NAN) * 100.0,
             row.roughness.unwrap_or(f64::NAN),
             l.elapsed_s
         );
-        summary.retain(|r| r.run != row.run);
+        summary.retain(|r| r.key() != row.key());
         summary.push(row);
         // Plain before residual at each depth, as the charts' panels go.
-        summary.sort_by(|a, b| (a.depth, &a.variant, a.seed).cmp(&(b.depth, &b.variant, b.seed)));
+        summary.sort_by(|a, b| {
+            let key = |r: &LandscapeSummaryRow| {
+                (
+                    r.depth,
+                    r.variant.clone(),
+                    r.weights,
+                    r.seed,
+                    r.direction_seed,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
         // Written after every run, so an interruption keeps the runs done.
         let mut w = csv::Writer::from_writer(Vec::new());
         for r in &summary {

@@ -114,6 +114,11 @@ pub const FAMILIES: &[Choice] = &[
             CONV_NORM,
             CONV_INIT,
             CHANNELS_LAST,
+            f(
+                "residual_scale",
+                "0.2",
+                "s in the residual twin's x + s·M(x), M the plain module unchanged (default 1; Inception-ResNet: 0.1 to 0.3)",
+            ),
         ],
     ),
 ];
@@ -508,6 +513,7 @@ mod tests {
             "lr               [list]",
             "batch_size       [list]",
             "gate_bias      [list]",
+            "residual_scale [list]",
             "downsample     [list]",
         ] {
             assert!(text.contains(line), "{line} not marked:\n{text}");

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{gradscope, read_csv, run_ok, stderr};
-use gradscope_train::landscape::{filter_normalized, load_run};
+use gradscope_format::landscape::Weights;
+use gradscope_train::landscape::{filter_normalized, load_run, load_run_at};
 use gradscope_train::train_loop::evaluate;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -158,10 +159,14 @@ fn landscapes_of_a_trained_pair_with_summary_charts_and_report() {
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Loss landscape (Li et al. 2018)"), "{md}");
+    // One grid per net: numbers, and no verdict (issue 30 §5).
     assert!(
-        md.contains("- **Depth 8, whole grid: the residual surface is"),
+        md.contains(
+            "- **Depth 8: the residual surface is not told apart from its twin's by any reading**"
+        ),
         "{md}"
     );
+    assert!(md.contains("**Too few grids for a verdict**"), "{md}");
     assert!(md.contains("![loss_landscape](plots/loss_landscape.png)"));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<figure id=\"loss_landscape\">"));
@@ -184,6 +189,83 @@ fn landscapes_of_a_trained_pair_with_summary_charts_and_report() {
     assert_eq!(srows.len(), 2);
     assert_eq!(srows[1][column(&sh, "grid")], "3");
     assert_eq!(srows[0][column(&sh, "grid")], "5");
+
+    // Replicated (issue 30 §5): two more pairs of directions per run, each
+    // a file and a summary row of its own, then the control around the
+    // initial weights.
+    let both = [
+        runs.join("plain-d8-s0").to_str().unwrap().to_owned(),
+        runs.join("residual-d8-s0").to_str().unwrap().to_owned(),
+    ];
+    let small = [
+        "--grid",
+        "3",
+        "--samples",
+        "16",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ];
+    let o = gradscope(
+        &[
+            &["landscape", &both[0], &both[1], "--seed", "1,2"][..],
+            &small,
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = gradscope(
+        &[
+            &["landscape", &both[0], &both[1], "--at", "init"][..],
+            &small,
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "landscape.csv",
+        "landscape-dir1.csv",
+        "landscape-dir2.csv",
+        "landscape-init-dir0.csv",
+    ] {
+        let (_, rows) = read_csv(&runs.join("plain-d8-s0").join(f));
+        assert!(!rows.is_empty(), "{f}");
+    }
+    let (sh, srows) = read_csv(&out.join("landscape_summary.csv"));
+    assert_eq!(srows.len(), 8, "2 runs × (3 trained grids + 1 at init)");
+    let w = column(&sh, "weights");
+    assert_eq!(srows.iter().filter(|r| r[w] == "init").count(), 2);
+    let o = gradscope(&["report", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!md.contains("Too few grids"), "{md}");
+    assert!(md.contains("| plain, depth 8 | trained | 3 |"), "{md}");
+    assert!(md.contains("- **Depth 8 at init (the control"), "{md}");
+
+    // The initial weights are the run's own: rebuilt from its seed, they
+    // score on the test split what training recorded at step 0.
+    tch::set_num_threads(1);
+    let init = load_run_at(&runs.join("plain-d8-s0"), Device::Cpu, Weights::Init).unwrap();
+    let (at_init, _) = evaluate(
+        init.net.as_ref(),
+        &init.data.test,
+        init.record.config.task,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let metrics = std::fs::read_to_string(runs.join("plain-d8-s0").join("metrics.csv")).unwrap();
+    let step0: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("0,") && l.contains(",test,"))
+        .and_then(|l| l.split(',').nth(3))
+        .expect("a step-0 test row")
+        .parse()
+        .unwrap();
+    assert!(
+        (at_init - step0).abs() <= 1e-5 * step0,
+        "rebuilt init {at_init} against step 0's {step0}"
+    );
 }
 
 #[test]

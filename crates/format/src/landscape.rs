@@ -19,8 +19,48 @@
 //!   log10 loss less what a single valley needs, in decades, averaged. 0
 //!   for any bowl, however deep or narrow; every extra bump adds twice its
 //!   height.
+//!
+//! One grid is one sample: of the training seed, of the pair of directions,
+//! and of the weights it is centred on. A results folder can hold several
+//! grids per run (`--seed 0,1,2` for directions, `--at init` for the
+//! untrained weights as a control), each a row of the summary and a file of
+//! its own ([`landscape_file`]); [`Replicates`] gathers a reading over them.
 
 use serde::{Deserialize, Serialize};
+
+/// Which weights a grid is centred on: the run's trained weights (its
+/// `model.ot`), or its initial weights (rebuilt from its seed), the control
+/// that tells the architecture's surface from what training made of it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Weights {
+    #[default]
+    Trained,
+    Init,
+}
+
+impl Weights {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weights::Trained => "trained",
+            Weights::Init => "init",
+        }
+    }
+}
+
+/// The file in `runs/RUN/` that holds one grid: `landscape.csv` for the
+/// trained weights along the directions of seed 0 (the first grid of every
+/// run), `landscape-dirS.csv` for another direction seed S, and
+/// `landscape-init-dirS.csv` around the initial weights.
+pub fn landscape_file(weights: Weights, direction_seed: u64) -> String {
+    match (weights, direction_seed) {
+        (Weights::Trained, 0) => crate::files::LANDSCAPE_CSV.to_owned(),
+        (Weights::Trained, d) => format!("landscape-dir{d}.csv"),
+        (Weights::Init, d) => format!("landscape-init-dir{d}.csv"),
+    }
+}
 
 /// Columns of `landscape.csv`.
 pub const LANDSCAPE_HEADER: [&str; 4] = ["alpha", "beta", "loss", "error"];
@@ -48,6 +88,10 @@ pub struct LandscapeSummaryRow {
     pub variant: String,
     pub depth: u32,
     pub seed: u64,
+    /// The weights the grid is centred on (a summary written before there
+    /// was a choice has no column: trained).
+    #[serde(default)]
+    pub weights: Weights,
     /// Points per side of the grid, the half-width of the grid in units of
     /// the (filter-normalized) directions, the training images the loss is
     /// the mean of, and the seed of the directions.
@@ -103,6 +147,7 @@ pub struct Grid {
     pub variant: String,
     pub depth: u32,
     pub seed: u64,
+    pub weights: Weights,
     pub grid: usize,
     pub span: f64,
     pub samples: usize,
@@ -125,6 +170,7 @@ impl LandscapeSummaryRow {
             variant: grid.variant,
             depth: grid.depth,
             seed: grid.seed,
+            weights: grid.weights,
             grid: grid.grid,
             span: grid.span,
             samples: grid.samples,
@@ -137,6 +183,73 @@ impl LandscapeSummaryRow {
             roughness: roughness(surface),
             nonfinite: surface.loss.len() - finite.len(),
             elapsed_s: Some(grid.elapsed_s),
+        }
+    }
+}
+
+impl LandscapeSummaryRow {
+    /// The file of this row's grid in `runs/RUN/` ([`landscape_file`]).
+    pub fn file(&self) -> String {
+        landscape_file(self.weights, self.direction_seed)
+    }
+
+    /// Rows with the same key describe the same grid; a new one replaces
+    /// the old.
+    pub fn key(&self) -> (&str, Weights, u64) {
+        (&self.run, self.weights, self.direction_seed)
+    }
+}
+
+/// A reading over the grids of one net (variant, depth, weights): every
+/// training seed × direction seed there is. `min`/`max` bound it, so two
+/// nets differ beyond the sampling only where their ranges do not overlap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replicates {
+    pub n: usize,
+    pub mean: f64,
+    /// Sample standard deviation (0 for one grid).
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Replicates {
+    /// Over the finite values; `None` when there is none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Replicates> {
+        let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        let n = v.len();
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let sd = match n {
+            1 => 0.0,
+            _ => (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt(),
+        };
+        Some(Replicates {
+            n,
+            mean,
+            sd,
+            min: v.iter().copied().fold(f64::INFINITY, f64::min),
+            max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        })
+    }
+
+    /// How `self` (the plain net's) stands against `other` (the residual
+    /// net's): `Some(Greater)` when every grid of `self` reads above every
+    /// grid of `other`, `Some(Less)` the other way round, `None` when the
+    /// ranges overlap (including ties) or either side has a single grid, so
+    /// that the difference is not told from the sampling.
+    pub fn separated(&self, other: &Replicates) -> Option<std::cmp::Ordering> {
+        if self.n < 2 || other.n < 2 {
+            return None;
+        }
+        if self.min > other.max {
+            Some(std::cmp::Ordering::Greater)
+        } else if self.max < other.min {
+            Some(std::cmp::Ordering::Less)
+        } else {
+            None
         }
     }
 }
@@ -430,6 +543,45 @@ pub fn roughness(s: &Surface) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 30 §5: a difference between two nets' landscapes is claimed
+    /// only where every grid of one reads beyond every grid of the other;
+    /// overlapping ranges, ties and single grids are no difference.
+    #[test]
+    fn replicated_readings_separate_only_without_overlap() {
+        use std::cmp::Ordering::*;
+        let r = |v: &[f64]| Replicates::of(v.iter().copied()).unwrap();
+        let plain = r(&[0.30, 0.36, 0.41]);
+        assert_eq!(plain.n, 3);
+        assert!((plain.mean - 0.3566666).abs() < 1e-6);
+        assert!((plain.sd - 0.0551).abs() < 1e-3);
+        assert_eq!(plain.separated(&r(&[0.03, 0.05, 0.06])), Some(Greater));
+        assert_eq!(r(&[0.03, 0.05]).separated(&plain), Some(Less));
+        assert_eq!(plain.separated(&r(&[0.05, 0.31])), None, "overlap");
+        assert_eq!(
+            r(&[0.2, 0.3]).separated(&r(&[0.3, 0.4])),
+            None,
+            "a tie at the edge"
+        );
+        assert_eq!(r(&[0.9]).separated(&r(&[0.1, 0.2])), None, "one grid");
+        assert_eq!(Replicates::of([f64::NAN]), None);
+    }
+
+    /// Each grid of a run has its own file; the first trained grid keeps
+    /// the name every folder written before replication has.
+    #[test]
+    fn every_grid_has_its_own_file() {
+        assert_eq!(landscape_file(Weights::Trained, 0), "landscape.csv");
+        assert_eq!(landscape_file(Weights::Trained, 2), "landscape-dir2.csv");
+        assert_eq!(landscape_file(Weights::Init, 0), "landscape-init-dir0.csv");
+        let old = "run,variant,depth,seed,grid,span,samples,direction_seed,centre_loss,min_loss,max_loss,local_minima,nonconvex_fraction,roughness,nonfinite,elapsed_s\nplain-d20-s0,plain,20,0,25,1.0,1024,0,0.2,0.2,441.9,2,0.28,0.014,0,43.0\n";
+        let rows: Vec<LandscapeSummaryRow> = csv::Reader::from_reader(old.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows[0].weights, Weights::Trained);
+        assert_eq!(rows[0].file(), "landscape.csv");
+    }
 
     /// Issue 30: plain-d56's extra minima sat at loss 2.9–4.5 on a plateau
     /// above chance (ln 10 = 2.30). Restricted to the central window and

@@ -9,12 +9,13 @@
 /// `swept` and as `summary.csv` columns); every numeric field that can be a
 /// list is named by its full path (`train.lr`), which is also its key and
 /// its column.
-pub const SWEPT_FIELDS: [&str; 34] = [
+pub const SWEPT_FIELDS: [&str; 35] = [
     "activation",
     "init",
     "norm",
     "model.width",
     "model.gate_bias",
+    "model.residual_scale",
     "dataset.samples",
     "dataset.test_samples",
     "dataset.classes",

@@ -156,7 +156,8 @@ pub fn build(
                 ModuleKind::Reduced
             };
             let mut l = bare();
-            let m = InceptionModule::new(&mut l, "3a", input, INCEPTION_3A, kind, Variant::Plain)?;
+            let m =
+                InceptionModule::new(&mut l, "3a", input, INCEPTION_3A, kind, Variant::Plain, 1.0)?;
             Box::new(Standalone::new(l, move |x, train, rec| {
                 m.forward(x, train, rec)
             }))
@@ -221,6 +222,7 @@ pub fn build(
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant: Variant::Residual,
+                residual_scale: 1.0,
                 channels_last: false,
             },
         )?),

@@ -19,12 +19,13 @@
 //! `width` (`width` 1×1 filters, 256/64 · `width` channels out): a 3×3 stem,
 //! a 3×3/2 max-pool on maps of 16 pixels or more, the first half of the
 //! modules, a 3×3/2 max-pool, the second half, global average pooling and a
-//! fully connected layer. Its residual twin is built as Szegedy et al.'s
-//! (2017) Inception-ResNet: the same layers, but each branch's last conv is
-//! linear (no ReLU), the branches' output is scaled by [`RESIDUAL_SCALE`]
-//! and added to the module's input (through a 1×1 projection + BN where the
-//! channels differ), and one ReLU follows the sum. (Adding ReLU-ended
-//! branches unscaled made the stream grow with depth.)
+//! fully connected layer. Its residual twin differs only in the shortcut:
+//! every module is the plain module unchanged, M(x), its output scaled by
+//! `residual_scale` (s) and added to the module's input,
+//! x + s·M(x), through a 1×1 projection + BN where the channels differ (the
+//! first module only: the stem has half a module's channels). s = 1 is the
+//! identity shortcut of He et al.; Szegedy et al.'s (2017) Inception-ResNet
+//! scaled residuals by 0.1 to 0.3, in nets of over 1000 filters.
 //!
 //! Probe points, in forward order: every branch convolution
 //! (`module01.b3x3_reduce`, `module01.b3x3`, …), the residual projection
@@ -102,6 +103,8 @@ pub struct InceptionModule {
     /// Residual twin: `Some(None)` adds the input as is, `Some(Some(p))`
     /// through a projection; plain: `None`.
     shortcut: Option<Option<ConvUnit>>,
+    /// s in x + s·M(x).
+    residual_scale: f64,
     out_point: usize,
     pub output: Shape,
 }
@@ -115,6 +118,7 @@ impl InceptionModule {
         ch: InceptionChannels,
         kind: ModuleKind,
         variant: Variant,
+        residual_scale: f64,
     ) -> Result<InceptionModule, ModelError> {
         let n = |branch: &str| format!("{name}.{branch}");
         let reduced = kind == ModuleKind::Reduced;
@@ -153,52 +157,38 @@ impl InceptionModule {
             b5x5,
             pool_proj,
             shortcut,
+            residual_scale,
             out_point,
             output,
         })
     }
 
     pub fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
-        // The residual twin follows Inception-ResNet (Szegedy et al. 2017):
-        // each branch's last conv is linear and the branches' sum is scaled
-        // by RESIDUAL_SCALE before it joins the stream, then one ReLU. With
-        // ReLU-ended branches added unscaled (the GoogLeNet module as is),
-        // every module adds only non-negative values and the stream grows
-        // with depth. The plain twin is the GoogLeNet module unchanged; both
-        // hold the same layers.
-        let residual = self.shortcut.is_some();
-        let conv = |u: &ConvUnit, x: &Tensor, last: bool| {
-            let y = u.forward_recorded(x, train, rec);
-            if last && residual {
-                y
-            } else {
-                y.relu()
-            }
-        };
-        let y1 = conv(&self.b1x1, x, true);
-        let r3 = self.b3x3_reduce.as_ref().map(|r| conv(r, x, false));
-        let y3 = conv(&self.b3x3, r3.as_ref().unwrap_or(x), true);
-        let r5 = self.b5x5_reduce.as_ref().map(|r| conv(r, x, false));
-        let y5 = conv(&self.b5x5, r5.as_ref().unwrap_or(x), true);
+        // Both twins run the same module, with every branch ReLU-ended (the
+        // GoogLeNet module as is); the residual twin adds the shortcut after
+        // it and nothing else, so a difference between the twins is the
+        // shortcut's. (An Inception-ResNet module, with linear branch ends
+        // and a ReLU after the sum, would differ in two more places.)
+        let conv = |u: &ConvUnit, x: &Tensor| u.forward_recorded(x, train, rec).relu();
+        let y1 = conv(&self.b1x1, x);
+        let r3 = self.b3x3_reduce.as_ref().map(|r| conv(r, x));
+        let y3 = conv(&self.b3x3, r3.as_ref().unwrap_or(x));
+        let r5 = self.b5x5_reduce.as_ref().map(|r| conv(r, x));
+        let y5 = conv(&self.b5x5, r5.as_ref().unwrap_or(x));
         let pooled = x.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
         let yp = match &self.pool_proj {
-            Some(p) => conv(p, &pooled, true),
+            Some(p) => conv(p, &pooled),
             None => pooled,
         };
         let y = Tensor::cat(&[y1, y3, y5, yp], 1);
         let y = match &self.shortcut {
             None => y,
-            Some(None) => (x + y * RESIDUAL_SCALE).relu(),
-            Some(Some(p)) => (p.forward(x, train, rec) + y * RESIDUAL_SCALE).relu(),
+            Some(None) => x + y * self.residual_scale,
+            Some(Some(p)) => p.forward(x, train, rec) + y * self.residual_scale,
         };
         mark(y, rec, self.out_point)
     }
 }
-
-/// How much of the branches' output joins the residual stream: Szegedy et
-/// al. 2017 scale residuals by 0.1 to 0.3 to keep deep Inception-ResNets
-/// stable.
-pub const RESIDUAL_SCALE: f64 = 0.2;
 
 /// Configuration of the small Inception net.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,6 +203,9 @@ pub struct InceptionConfig {
     pub norm: Norm,
     pub init: Init,
     pub variant: Variant,
+    /// s in the residual twin's x + s·M(x) (1: He et al.'s identity
+    /// shortcut); the plain twin ignores it.
+    pub residual_scale: f64,
     pub channels_last: bool,
 }
 
@@ -266,6 +259,12 @@ impl InceptionNet {
                 ),
             ));
         }
+        if !(config.residual_scale.is_finite() && config.residual_scale > 0.0) {
+            return Err(invalid(
+                "model.residual_scale",
+                format!("{} must be a positive number", config.residual_scale),
+            ));
+        }
         let mut l = Layers::new(p.clone(), config.init, config.norm, config.channels_last);
         let stem = l.conv("stem", input, 2 * config.width, 3, 1)?;
         let stem_pool = input[1] >= 16 && input[2] >= 16;
@@ -282,7 +281,15 @@ impl InceptionNet {
                 shape = pool_shape("mid_pool", shape, 3, 2, 1)?;
             }
             let name = crate::point_name(i + 1, config.depth + 1, "").replace("layer", "module");
-            let m = InceptionModule::new(&mut l, &name, shape, ch, config.kind, config.variant)?;
+            let m = InceptionModule::new(
+                &mut l,
+                &name,
+                shape,
+                ch,
+                config.kind,
+                config.variant,
+                config.residual_scale,
+            )?;
             shape = m.output;
             modules.push(m);
         }

@@ -236,6 +236,21 @@ pub struct InceptionSpec {
     pub init: Axis<Init>,
     #[serde(default = "yes")]
     pub channels_last: bool,
+    /// The residual twin's s in x + s·M(x): 1 (default) is He et al.'s
+    /// identity shortcut, 0.1 to 0.3 Inception-ResNet's scaled residual.
+    #[serde(
+        default = "default_residual_scale",
+        skip_serializing_if = "is_default_residual_scale"
+    )]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
+    pub residual_scale: f64,
+}
+
+fn default_residual_scale() -> f64 {
+    1.0
+}
+fn is_default_residual_scale(s: &f64) -> bool {
+    *s == 1.0
 }
 
 fn default_inception_width() -> i64 {
@@ -424,6 +439,7 @@ impl ModelSpec {
                     norm: i.norm.value(),
                     init: i.init.value(),
                     variant,
+                    residual_scale: i.residual_scale,
                     channels_last: i.channels_last && on_cpu,
                 },
             )?),

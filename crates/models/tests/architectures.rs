@@ -276,6 +276,7 @@ fn small_inception_net_shapes() {
                 norm: Norm::Batchnorm,
                 init: Init::Kaiming,
                 variant,
+                residual_scale: 1.0,
                 channels_last: false,
             },
         )
@@ -297,6 +298,71 @@ fn small_inception_net_shapes() {
         assert_eq!(projections, expected);
         out.sum(Kind::Float).backward();
     }
+}
+
+/// The Inception twins differ only in the shortcut (issue 30 §3): the
+/// residual module is x + s·M(x) with M the plain module unchanged. With
+/// the plain net's weights copied from the residual one (its variables are
+/// the residual's less the first module's projection), in eval mode, the
+/// logits of one module are affine in s, and their slope is the plain net's
+/// logits less the classifier bias: no ReLU after the sum, no other branch
+/// end.
+#[test]
+fn inception_twins_differ_only_in_the_shortcut() {
+    let config = |variant, residual_scale| InceptionConfig {
+        input_shape: vec![1, 12, 12],
+        classes: 5,
+        depth: 1,
+        width: 8,
+        kind: ModuleKind::Reduced,
+        norm: Norm::Batchnorm,
+        init: Init::Kaiming,
+        variant,
+        residual_scale,
+        channels_last: false,
+    };
+    tch::manual_seed(3);
+    let build = |variant, s| {
+        let vs = VarStore::new(Device::Cpu);
+        let net = InceptionNet::new(&vs.root(), config(variant, s)).unwrap();
+        (vs, net)
+    };
+    let (residual_vs, first) = build(Variant::Residual, 1.0);
+    let mut residual = vec![first];
+    for s in [2.0, 3.0] {
+        let (mut vs, net) = build(Variant::Residual, s);
+        vs.copy(&residual_vs).unwrap();
+        residual.push(net);
+    }
+    let (mut plain_vs, plain) = build(Variant::Plain, 1.0);
+    let plain_names: Vec<String> = plain_vs.variables().into_keys().collect();
+    let extra: Vec<String> = residual_vs
+        .variables()
+        .into_keys()
+        .filter(|n| !plain_names.contains(n))
+        .collect();
+    assert!(
+        !extra.is_empty() && extra.iter().all(|n| n.starts_with("module01.proj")),
+        "the residual twin adds only the projection: {extra:?}"
+    );
+    plain_vs.copy(&residual_vs).unwrap();
+    let x = Tensor::randn([3, 1, 12, 12], (Kind::Float, Device::Cpu));
+    let logits: Vec<Tensor> = residual
+        .iter()
+        .map(|n| n.forward(&x, false, None))
+        .collect();
+    let slope = &logits[1] - &logits[0];
+    let max_diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
+    assert!(max_diff(&(&logits[2] - &logits[1]), &slope) < 1e-4);
+    let bias = residual_vs
+        .variables()
+        .into_iter()
+        .find(|(n, _)| n == "fc.bias")
+        .map(|(_, t)| t)
+        .unwrap();
+    let plain_logits = plain.forward(&x, false, None) - bias;
+    assert!(max_diff(&plain_logits, &slope) < 1e-4);
+    assert!(f64::try_from(slope.abs().max()).unwrap() > 1e-3);
 }
 
 /// The CIFAR ResNets of He et al. (2016, §4.2) count their layers since

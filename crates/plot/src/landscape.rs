@@ -665,15 +665,29 @@ fn slice_figure(panels: &[LandscapePanel], title: &str, subtitle: &str) -> Figur
 /// order (by depth, plain before residual). Without a summary, nothing is
 /// drawn (`Ok` of no charts).
 pub fn render_landscape(results_dir: &Path, style: Style) -> Result<Vec<Rendered>, PlotError> {
-    use gradscope_format::files::{
-        LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR, RUN_JSON,
-    };
-    use gradscope_format::landscape::{LandscapeRow, LandscapeSummaryRow};
-    let Some(summary) =
+    use gradscope_format::files::{LANDSCAPE_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR, RUN_JSON};
+    use gradscope_format::landscape::{LandscapeRow, LandscapeSummaryRow, Weights};
+    let Some(all) =
         crate::read::read_rows::<LandscapeSummaryRow>(&results_dir.join(LANDSCAPE_SUMMARY_CSV))?
     else {
         return Ok(Vec::new());
     };
+    // One panel per net: its first grid around the trained weights (the
+    // lowest training seed and direction seed); the report reads them all.
+    let mut summary: Vec<LandscapeSummaryRow> = Vec::new();
+    for r in all.iter().filter(|r| r.weights == Weights::Trained) {
+        let first =
+            |o: &LandscapeSummaryRow| (o.seed, o.direction_seed) < (r.seed, r.direction_seed);
+        let same_net = |o: &&LandscapeSummaryRow| o.variant == r.variant && o.depth == r.depth;
+        if !all
+            .iter()
+            .filter(|o| o.weights == Weights::Trained)
+            .filter(same_net)
+            .any(first)
+        {
+            summary.push(r.clone());
+        }
+    }
     let mut panels = Vec::new();
     let mut notes = Vec::new();
     for (i, r) in summary.iter().enumerate() {
@@ -685,7 +699,7 @@ pub fn render_landscape(results_dir: &Path, style: Style) -> Result<Vec<Rendered
                 run: r.run.clone(),
             });
         }
-        let path = results_dir.join(RUNS_DIR).join(&r.run).join(LANDSCAPE_CSV);
+        let path = results_dir.join(RUNS_DIR).join(&r.run).join(r.file());
         let rows: Vec<LandscapeRow> = crate::read::read_rows(&path)?.unwrap_or_default();
         match Surface::from_rows(&rows) {
             Ok(surface) => panels.push(LandscapePanel {

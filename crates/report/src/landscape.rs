@@ -1,15 +1,24 @@
 //! The report's loss-landscape section (Li et al. 2018), when
 //! `gradscope landscape` has written `landscape_summary.csv`: the readings
-//! of each run's surface, plain against residual at each depth, and the
-//! two charts, redrawn first when a landscape file is newer than them.
+//! of each grid, the same readings gathered over the grids of each net
+//! (training seeds × direction seeds) with plain against residual at each
+//! depth, the control around the initial weights where there is one, and
+//! the two charts, redrawn first when a landscape file is newer than them.
+//!
+//! The rule for a verdict (issue 30 §5): a net's surface is called smoother
+//! or rougher than its twin's by a reading only where the two nets' grids
+//! do not overlap on it (every grid of one beyond every grid of the other,
+//! [`Replicates::separated`]), with at least two grids each; one grid per
+//! net gives numbers and no verdict.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use gradscope_format::files::RUN_JSON;
-use gradscope_format::files::{LANDSCAPE_CSV, LANDSCAPE_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR};
+use gradscope_format::files::{LANDSCAPE_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR};
 use gradscope_format::landscape::{
-    read_summary, restricted, LandscapeRow, LandscapeSummaryRow, Restricted, Surface,
+    read_summary, restricted, LandscapeRow, LandscapeSummaryRow, Replicates, Restricted, Surface,
+    Weights,
 };
 use gradscope_plot::{LOSS_LANDSCAPE, LOSS_SLICE};
 
@@ -29,7 +38,7 @@ pub(crate) fn draw_stale(root: &Path, problems: &mut Vec<String>) {
         rows.iter()
             // A name read from a file is never a path; drawing refuses it.
             .filter(|r| gradscope_format::names::is_folder_name(&r.run))
-            .map(|r| root.join(RUNS_DIR).join(&r.run).join(LANDSCAPE_CSV)),
+            .map(|r| root.join(RUNS_DIR).join(&r.run).join(r.file())),
     );
     let newest = inputs.filter_map(|p| modified(&p)).max();
     let drawn = [LOSS_LANDSCAPE, LOSS_SLICE]
@@ -83,34 +92,6 @@ fn pct(v: Option<f64>) -> String {
     }
 }
 
-/// How one reading compares: "smoother" when the residual's is lower.
-fn compare(what: &str, plain: Option<f64>, residual: Option<f64>, digits: usize) -> (String, i32) {
-    match (plain, residual) {
-        (Some(p), Some(r)) if p.is_finite() && r.is_finite() => {
-            let word = if r < p {
-                "lower for the residual net"
-            } else if r > p {
-                "higher for the residual net"
-            } else {
-                "the same"
-            };
-            // A ratio only where both show at the printed precision: one of
-            // 0.000 against 0.014 is no ratio to print.
-            let shown = 0.1f64.powi(digits as i32);
-            let ratio = if r.min(p) >= shown {
-                format!(", {:.1}×", p.max(r) / p.min(r))
-            } else {
-                String::new()
-            };
-            (
-                format!("{what} {word} ({p:.digits$} plain, {r:.digits$} residual{ratio})"),
-                (r < p) as i32 - (r > p) as i32,
-            )
-        }
-        _ => (format!("{what}: not comparable"), 0),
-    }
-}
-
 /// The classes a run's dataset has, from its run.json (`None` for the
 /// identity task, which has no chance level, or a record that does not say).
 fn classes(root: &Path, run: &str) -> Option<f64> {
@@ -130,7 +111,7 @@ fn classes(root: &Path, run: &str) -> Option<f64> {
 /// The readings of one run's grid restricted to the central half of the
 /// grid and to losses below chance (ln(classes)), from its landscape.csv.
 fn restricted_readings(root: &Path, r: &LandscapeSummaryRow) -> Option<Restricted> {
-    let path = root.join(RUNS_DIR).join(&r.run).join(LANDSCAPE_CSV);
+    let path = root.join(RUNS_DIR).join(&r.run).join(r.file());
     let rows: Vec<LandscapeRow> = csv::Reader::from_path(path)
         .ok()?
         .deserialize()
@@ -142,6 +123,105 @@ fn restricted_readings(root: &Path, r: &LandscapeSummaryRow) -> Option<Restricte
         classes(root, &r.run)?.ln(),
         r.span / 2.0,
     ))
+}
+
+/// One reading of a grid, by name, for the replicated table and verdicts.
+struct Reading {
+    what: &'static str,
+    digits: usize,
+    percent: bool,
+    of: fn(&Grid) -> Option<f64>,
+}
+
+/// One grid: its summary row and its readings near the minimum.
+struct Grid<'a> {
+    row: &'a LandscapeSummaryRow,
+    near: Option<Restricted>,
+}
+
+const READINGS: [Reading; 5] = [
+    Reading {
+        what: "local minima (whole grid)",
+        digits: 1,
+        percent: false,
+        of: |g| Some(g.row.local_minima as f64),
+    },
+    Reading {
+        what: "slice non-convexity (whole grid)",
+        digits: 0,
+        percent: true,
+        of: |g| g.row.nonconvex_fraction,
+    },
+    Reading {
+        what: "roughness (decades)",
+        digits: 3,
+        percent: false,
+        of: |g| g.row.roughness,
+    },
+    Reading {
+        what: "local minima near the minimum",
+        digits: 1,
+        percent: false,
+        of: |g| g.near.map(|n| n.local_minima as f64),
+    },
+    Reading {
+        what: "slice non-convexity near the minimum",
+        digits: 0,
+        percent: true,
+        of: |g| g.near.and_then(|n| n.nonconvex_fraction),
+    },
+];
+
+/// `mean ± sd` (or the one value), as a percentage where asked.
+fn spread(r: &Replicates, digits: usize, percent: bool) -> String {
+    let k = if percent { 100.0 } else { 1.0 };
+    match r.n {
+        1 => format!("{:.digits$}", r.mean * k),
+        _ => format!("{:.digits$} ± {:.digits$}", r.mean * k, r.sd * k),
+    }
+}
+
+/// A verdict sentence on one reading of two nets' grids: which is higher
+/// where their ranges separate, "overlap" where they do not.
+pub(crate) fn reading_verdict(
+    what: &str,
+    plain: &Replicates,
+    residual: &Replicates,
+    digits: usize,
+    percent: bool,
+) -> (String, i32) {
+    let numbers = format!(
+        "plain {}, residual {}",
+        spread(plain, digits, percent),
+        spread(residual, digits, percent)
+    );
+    match plain.separated(residual) {
+        Some(std::cmp::Ordering::Greater) => (
+            format!("{what} higher for the plain net in every grid ({numbers})"),
+            1,
+        ),
+        Some(_) => (
+            format!("{what} higher for the residual net in every grid ({numbers})"),
+            -1,
+        ),
+        None if plain.n < 2 || residual.n < 2 => {
+            (format!("{what}: one grid, no spread ({numbers})"), 0)
+        }
+        None => (format!("{what}: the grids overlap ({numbers})"), 0),
+    }
+}
+
+/// The verdict over the readings' signs (+1: the residual net smoother).
+pub(crate) fn surface_verdict(signs: &[i32]) -> &'static str {
+    let smoother = signs.iter().filter(|s| **s > 0).count();
+    let rougher = signs.iter().filter(|s| **s < 0).count();
+    match (smoother, rougher) {
+        (0, 0) => "not told apart from its twin's by any reading",
+        (s, 0) if s == signs.len() => "smoother by every reading, beyond the spread of the grids",
+        (_, 0) => "smoother by some readings beyond the spread of the grids; the others overlap",
+        (0, _) => "rougher by some readings beyond the spread of the grids",
+        _ => "smoother by some readings and rougher by others",
+    }
 }
 
 /// The section, when there is a `landscape_summary.csv`.
@@ -160,189 +240,209 @@ pub(crate) fn section(md: &mut String, root: &Path) {
     mdln!(md, "## Loss landscape (Li et al. 2018)");
     mdln!(md);
     let r0 = &rows[0];
+    let set = |f: fn(&LandscapeSummaryRow) -> u64, w: Weights| -> Vec<u64> {
+        let s: std::collections::BTreeSet<u64> =
+            rows.iter().filter(|r| r.weights == w).map(f).collect();
+        s.into_iter().collect()
+    };
+    let seeds = set(|r| r.seed, Weights::Trained);
+    let directions = set(|r| r.direction_seed, Weights::Trained);
+    let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let has_init = rows.iter().any(|r| r.weights == Weights::Init);
     mdln!(
         md,
-        "`gradscope landscape` evaluated the training loss L(θ + αδ + βη) of each run on a {g}×{g} grid over α, β ∈ [−{s}, {s}], on the first {n} training images in eval mode, around its trained weights θ, along two random directions δ, η (seed {seed}) that are filter-normalized as Li et al. do (each filter rescaled to the norm of the same filter of θ; BatchNorm and bias entries 0). \
+        "`gradscope landscape` evaluated the training loss L(θ + αδ + βη) on {g}×{g} grids over α, β ∈ [−{s}, {s}], on the first {n} training images in eval mode, around each run's trained weights θ, along pairs of random directions δ, η that are filter-normalized as Li et al. do (each filter rescaled to the norm of the same filter of θ; BatchNorm and bias entries 0): training seeds {} × direction seeds {}{}. \
 Its readings: **local minima**, grid points below all eight neighbours (a bowl has one); **slice non-convexity**, the share of inner points where the finite-difference Hessian of the 2-D slice has a clearly negative eigenvalue (a reading of this slice only, not Li et al.'s |λmin/λmax| of the full Hessian, §6); **roughness**, the decades of loss that a row or column of the grid climbs and falls beyond one valley, averaged over the rows and columns (0 for any bowl, however deep; every extra bump adds twice its height).",
+        list(&seeds),
+        list(&directions),
+        if has_init {
+            ", and as a control the same grids around each run's initial weights θ₀ (rebuilt from its seed), where every net's loss sits near chance"
+        } else {
+            ""
+        },
         g = r0.grid,
         s = r0.span,
         n = r0.samples,
-        seed = r0.direction_seed
     );
     mdln!(md);
-    // One grid per run is one sample: no spread over training seeds or
-    // directions, and a reading on a plateau at or above chance says little
-    // about the minimum.
-    let seeds: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.seed).collect();
-    let directions: std::collections::BTreeSet<u64> =
-        rows.iter().map(|r| r.direction_seed).collect();
-    if seeds.len() < 2 || directions.len() < 2 {
+    let fewest = {
+        let mut per_net = std::collections::BTreeMap::new();
+        for r in rows.iter().filter(|r| r.weights == Weights::Trained) {
+            *per_net
+                .entry((r.depth, r.variant.as_str()))
+                .or_insert(0usize) += 1;
+        }
+        per_net.into_values().min().unwrap_or(0)
+    };
+    if fewest < 2 {
         mdln!(
             md,
-            "**Each reading below is a single sample**: {} training seed{} and {} pair{} of directions, so there is no spread to tell a difference from chance, and a count such as \"9× the minima\" is one draw. Points far from θ, where the loss is above chance, enter every reading as much as the basin does.",
+            "**Too few grids for a verdict**: {} training seed{} and {} pair{} of directions. A reading is told apart from its twin's only where every grid of one net lies beyond every grid of the other, which needs at least two grids of each net; a count such as \"9× the minima\" from one grid is one draw.",
             seeds.len(),
             if seeds.len() == 1 { "" } else { "s" },
             directions.len(),
             if directions.len() == 1 { "" } else { "s" }
         );
         mdln!(md);
+    } else if seeds.len() < 2 {
+        mdln!(
+            md,
+            "**One training seed**: the spread below is over directions only, around one set of trained weights; it says nothing of how another training run would land."
+        );
+        mdln!(md);
+    }
+    let grids: Vec<Grid> = rows
+        .iter()
+        .map(|row| Grid {
+            row,
+            near: restricted_readings(root, row),
+        })
+        .collect();
+    if let Some(n) = grids.iter().find_map(|g| g.near) {
+        mdln!(
+            md,
+            "Whole-grid readings count dips on a plateau at or above chance and the far corners as much as the basin, so each is also taken **near the minimum**: only at points inside the central window |α|, |β| ≤ {} whose loss is below chance, ln(classes) = {:.2} (the loss of predicting the class prior). The table gives how much of the grid that region is.",
+            n.window,
+            n.chance
+        );
+        mdln!(md);
     }
     mdln!(
         md,
-        "| run | depth | loss at θ | loss range on the grid | local minima | slice non-convexity | roughness (decades) | not finite | time |"
+        "| run | weights | directions | loss at θ | loss range on the grid | local minima | slice non-convexity | roughness (decades) | grid below chance | near the minimum: share of grid, local minima, non-convexity | time |"
     );
-    mdln!(md, "|---|---|---|---|---|---|---|---|---|");
-    for r in &rows {
+    mdln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for g in &grids {
+        let r = g.row;
+        let near = match &g.near {
+            Some(x) => format!(
+                "{}, {}, {}",
+                pct1(x.region),
+                x.local_minima,
+                pct(x.nonconvex_fraction)
+            ),
+            None => "–".to_owned(),
+        };
         mdln!(
             md,
-            "| {} | {} | {} | {} – {} | {} | {} | {} | {} | {} s |",
+            "| {} | {} | {} | {} | {} – {} | {} | {} | {} | {} | {} | {} s |",
             r.run,
-            r.depth,
+            r.weights.as_str(),
+            r.direction_seed,
             num(r.centre_loss, 4),
             sig(r.min_loss),
             sig(r.max_loss),
             r.local_minima,
             pct(r.nonconvex_fraction),
             num(r.roughness, 3),
-            r.nonfinite,
+            g.near.map_or("–".to_owned(), |x| pct1(x.below_chance)),
+            near,
             num(r.elapsed_s, 0)
         );
     }
     mdln!(md);
 
-    // Plain against residual at each depth (same seed where both exist).
-    let mut depths: Vec<u32> = rows.iter().map(|r| r.depth).collect();
-    depths.dedup();
-    let find = |variant: &str, depth: u32| {
-        rows.iter()
-            .filter(|r| r.variant == variant && r.depth == depth)
-            .min_by_key(|r| r.seed)
-    };
-    // The same readings where they speak of the basin: the central half
-    // of the grid, below chance.
-    let near: Vec<(&LandscapeSummaryRow, Restricted)> = rows
+    // Each net (variant, depth, weights) over its grids.
+    let mut nets: Vec<(u32, String, Weights)> = rows
         .iter()
-        .filter_map(|r| Some((r, restricted_readings(root, r)?)))
+        .map(|r| (r.depth, r.variant.clone(), r.weights))
         .collect();
-    if !near.is_empty() {
+    nets.sort();
+    nets.dedup();
+    let of_net = |depth: u32, variant: &str, w: Weights| -> Vec<&Grid> {
+        grids
+            .iter()
+            .filter(|g| g.row.depth == depth && g.row.variant == variant && g.row.weights == w)
+            .collect()
+    };
+    let rep =
+        |gs: &[&Grid], f: fn(&Grid) -> Option<f64>| Replicates::of(gs.iter().filter_map(|g| f(g)));
+    mdln!(md, "Each net over its grids (mean ± standard deviation):");
+    mdln!(md);
+    let heads: Vec<&str> = READINGS.iter().map(|r| r.what).collect();
+    mdln!(
+        md,
+        "| net | weights | grids | loss at θ | {} |",
+        heads.join(" | ")
+    );
+    mdln!(md, "|---|---|---|---|{}", "---|".repeat(READINGS.len()));
+    for (depth, variant, w) in &nets {
+        let gs = of_net(*depth, variant, *w);
+        let centre = rep(&gs, |g| g.row.centre_loss).map_or("–".into(), |r| spread(&r, 3, false));
+        let cells: Vec<String> = READINGS
+            .iter()
+            .map(|x| rep(&gs, x.of).map_or("–".into(), |r| spread(&r, x.digits, x.percent)))
+            .collect();
         mdln!(
             md,
-            "**Near the minimum.** The whole-grid readings above count dips on a plateau at or above chance and the far corners as much as the basin. Below, the same two readings are taken only at points inside the central window |α|, |β| ≤ {} and below chance, ln(classes) = {:.2} (the loss of predicting the class prior), with how much of the grid that region is:",
-            near[0].1.window,
-            near[0].1.chance
+            "| {variant}, depth {depth} | {} | {} | {centre} | {} |",
+            w.as_str(),
+            gs.len(),
+            cells.join(" | ")
         );
-        mdln!(md);
-        mdln!(
-            md,
-            "| run | depth | grid below chance | grid in the window and below chance | local minima there | slice non-convexity there |"
-        );
-        mdln!(md, "|---|---|---|---|---|---|");
-        for (r, x) in &near {
-            mdln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} |",
-                r.run,
-                r.depth,
-                pct1(x.below_chance),
-                pct1(x.region),
-                x.local_minima,
-                pct(x.nonconvex_fraction)
-            );
-        }
-        mdln!(md);
-        // Per depth, the twins near their minima, in numbers only: one
-        // grid each is no ground for ranking them (see above).
-        let mut depths: Vec<u32> = near.iter().map(|(r, _)| r.depth).collect();
-        depths.dedup();
-        for d in depths {
-            let at = |v: &str| near.iter().find(|(r, _)| r.depth == d && r.variant == v);
-            if let (Some((_, p)), Some((_, r))) = (at("plain"), at("residual")) {
-                let whole_p = rows.iter().find(|x| x.depth == d && x.variant == "plain");
-                mdln!(
-                    md,
-                    "- Depth {d}, near the minimum: plain {} local minimum{} and {} slice non-convexity over {} of its grid, residual {} and {} over {}{}.",
-                    p.local_minima,
-                    if p.local_minima == 1 { "" } else { "a" },
-                    pct(p.nonconvex_fraction),
-                    pct1(p.region),
-                    r.local_minima,
-                    pct(r.nonconvex_fraction),
-                    pct1(r.region),
-                    match whole_p {
-                        Some(w) if w.local_minima == p.local_minima + 1 => "; the plain grid's other minimum lies outside that region (above chance, or far from θ)".to_owned(),
-                        Some(w) if w.local_minima > p.local_minima => format!(
-                            "; the plain grid's other {} minima lie outside that region (above chance, or far from θ)",
-                            w.local_minima - p.local_minima
-                        ),
-                        _ => String::new(),
-                    }
-                );
-            }
-        }
-        mdln!(md);
     }
+    mdln!(md);
+
+    let mut depths: Vec<u32> = nets.iter().map(|n| n.0).collect();
+    depths.dedup();
     let mut said = false;
-    for &d in &depths {
-        let (Some(p), Some(r)) = (find("plain", d), find("residual", d)) else {
-            continue;
-        };
-        said = true;
-        let readings = [
-            compare("roughness", p.roughness, r.roughness, 3),
-            compare(
-                "local minima",
-                Some(p.local_minima as f64),
-                Some(r.local_minima as f64),
-                0,
-            ),
-            compare(
-                "slice non-convexity",
-                p.nonconvex_fraction,
-                r.nonconvex_fraction,
-                2,
-            ),
-        ];
-        let smoother = readings.iter().filter(|(_, s)| *s > 0).count();
-        let rougher = readings.iter().filter(|(_, s)| *s < 0).count();
-        let verdict = match (smoother, rougher) {
-            (3, _) => "smoother by all three readings",
-            (s, 0) if s > 0 => "smoother or as smooth by every reading",
-            (0, _) => "not smoother by any reading",
-            _ => "smoother by some readings and rougher by others",
-        };
-        let list: Vec<String> = readings.into_iter().map(|(t, _)| t).collect();
-        mdln!(
-            md,
-            "- **Depth {d}, whole grid: the residual surface is {verdict}**: {}.",
-            list.join("; ")
-        );
-    }
-    // Does the plain net's surface roughen with depth (Li et al. Fig. 5)?
-    let plains: Vec<&LandscapeSummaryRow> =
-        depths.iter().filter_map(|&d| find("plain", d)).collect();
-    if let (Some(lo), Some(hi)) = (plains.first(), plains.last()) {
-        if lo.depth != hi.depth {
-            let (_, sign) = compare("roughness", hi.roughness, lo.roughness, 3);
-            let word = if sign > 0 {
-                "rougher"
-            } else if sign < 0 {
-                "smoother"
-            } else {
-                "as rough"
+    for w in [Weights::Trained, Weights::Init] {
+        for &d in &depths {
+            let (p, r) = (of_net(d, "plain", w), of_net(d, "residual", w));
+            if p.is_empty() || r.is_empty() {
+                continue;
+            }
+            let readings: Vec<(String, i32)> = READINGS
+                .iter()
+                .filter_map(|x| {
+                    let (a, b) = (rep(&p, x.of)?, rep(&r, x.of)?);
+                    Some(reading_verdict(x.what, &a, &b, x.digits, x.percent))
+                })
+                .collect();
+            let signs: Vec<i32> = readings.iter().map(|(_, s)| *s).collect();
+            let text: Vec<String> = readings.into_iter().map(|(t, _)| t).collect();
+            let at = match w {
+                Weights::Trained => "",
+                Weights::Init => {
+                    " at init (the control: both nets near chance, before any training)"
+                }
             };
             mdln!(
                 md,
-                "- **Whole grid: the plain net's surface is {word} at depth {} than at depth {}**: roughness {} against {} decades, {} against {} local minima, slice non-convexity {} against {}. Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
-                hi.depth,
-                lo.depth,
-                num(hi.roughness, 3),
-                num(lo.roughness, 3),
-                hi.local_minima,
-                lo.local_minima,
-                pct(hi.nonconvex_fraction),
-                pct(lo.nonconvex_fraction)
+                "- **Depth {d}{at}: the residual surface is {}**: {}.",
+                surface_verdict(&signs),
+                text.join("; ")
             );
             said = true;
+        }
+    }
+    // Does the plain net's surface roughen with depth (Li et al. Fig. 5)?
+    let plain_depths: Vec<u32> = depths
+        .iter()
+        .copied()
+        .filter(|&d| !of_net(d, "plain", Weights::Trained).is_empty())
+        .collect();
+    if let (Some(&lo), Some(&hi)) = (plain_depths.first(), plain_depths.last()) {
+        if lo != hi {
+            let (a, b) = (
+                of_net(hi, "plain", Weights::Trained),
+                of_net(lo, "plain", Weights::Trained),
+            );
+            let x = &READINGS[2];
+            if let (Some(deep), Some(shallow)) = (rep(&a, x.of), rep(&b, x.of)) {
+                let word = match deep.separated(&shallow) {
+                    Some(std::cmp::Ordering::Greater) => "rougher",
+                    Some(_) => "smoother",
+                    None => "not told apart in roughness",
+                };
+                mdln!(
+                    md,
+                    "- **The plain net's surface at depth {hi} is {word} than at depth {lo}** (roughness {} against {} decades). Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
+                    spread(&deep, 3, false),
+                    spread(&shallow, 3, false)
+                );
+                said = true;
+            }
         }
     }
     if said {
@@ -352,7 +452,7 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
     mdln!(md);
     mdln!(
         md,
-        "*log10 of the training loss over (α, β), one colour scale for every panel, with contour lines; the cross is the trained weights.*"
+        "*log10 of the training loss over (α, β) around the trained weights (the cross), one colour scale for every panel, with contour lines: the first grid of each net (its lowest training seed and direction seed).*"
     );
     mdln!(md);
     mdln!(md, "![{LOSS_LANDSCAPE}](plots/{LOSS_LANDSCAPE}.png)");
@@ -366,4 +466,43 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
     mdln!(md);
     mdln!(md, "![{LOSS_SLICE}](plots/{LOSS_SLICE}.png)");
     mdln!(md);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(v: &[f64]) -> Replicates {
+        Replicates::of(v.iter().copied()).unwrap()
+    }
+
+    /// Issue 30 §5: "9× the minima" from one grid was a single draw. A
+    /// reading earns a verdict only where every grid of one net reads
+    /// beyond every grid of its twin; one grid, or overlapping grids, give
+    /// the numbers and no direction.
+    #[test]
+    fn a_landscape_verdict_needs_separated_grids() {
+        let (t, s) = reading_verdict(
+            "roughness",
+            &r(&[0.2, 0.3, 0.25]),
+            &r(&[0.0, 0.01]),
+            3,
+            false,
+        );
+        assert_eq!(s, 1);
+        assert!(t.contains("higher for the plain net in every grid"), "{t}");
+        let (t, s) = reading_verdict("roughness", &r(&[0.2, 0.3]), &r(&[0.25, 0.26]), 3, false);
+        assert_eq!(s, 0);
+        assert!(t.contains("overlap"), "{t}");
+        let (t, s) = reading_verdict("local minima", &r(&[9.0]), &r(&[1.0]), 1, false);
+        assert_eq!(s, 0, "one grid each is no verdict");
+        assert!(t.contains("one grid, no spread"), "{t}");
+        assert_eq!(
+            surface_verdict(&[0, 0, 0]),
+            "not told apart from its twin's by any reading"
+        );
+        assert!(surface_verdict(&[1, 1]).starts_with("smoother by every"));
+        assert!(surface_verdict(&[1, 0]).contains("the others overlap"));
+        assert!(surface_verdict(&[1, -1]).contains("rougher by others"));
+    }
 }

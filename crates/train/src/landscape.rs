@@ -18,6 +18,11 @@
 //! β on a square grid over [−span, span]. The grid's evaluation is the hot
 //! loop: each point costs one forward pass over the sample in chunks of 256
 //! without autograd, plus one update of the weights in place.
+//!
+//! With [`Weights::Init`] the grid is centred on the run's initial weights
+//! instead: the network is built again after seeding libtorch with the
+//! run's seed, as training did, so θ is the run's own θ₀ on CPU (a control:
+//! what the architecture's surface looks like before training).
 
 use crate::plan::{plan, RunSpec};
 use crate::record::{read_record, RunRecord};
@@ -26,7 +31,7 @@ use crate::train_loop::{build_network, evaluate};
 use crate::TrainError;
 use gradscope_data::Split;
 use gradscope_format::files::RUN_JSON;
-use gradscope_format::landscape::{grid_axis, LandscapeRow};
+use gradscope_format::landscape::{grid_axis, LandscapeRow, Weights};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -44,6 +49,8 @@ pub struct Options {
     pub samples: usize,
     /// Seed of the random directions.
     pub seed: u64,
+    /// The weights the grid is centred on.
+    pub at: Weights,
 }
 
 impl Options {
@@ -101,11 +108,21 @@ pub struct TrainedRun {
 /// that is not in its experiment's plan, no `model.ot` (with how to save
 /// one), weights of another network.
 pub fn load_run(run_dir: &Path, device: Device) -> Result<TrainedRun, TrainError> {
-    let (record, run) = check_run(run_dir)?;
+    load_run_at(run_dir, device, Weights::Trained)
+}
+
+/// [`load_run`] with the weights `at` chooses: the saved ones, or the
+/// run's initial ones, built again from its seed (no `model.ot` needed).
+pub fn load_run_at(run_dir: &Path, device: Device, at: Weights) -> Result<TrainedRun, TrainError> {
+    let (record, run) = check_run_at(run_dir, at)?;
     let data = load_dataset(&record.config.resolved(&run.setting).dataset)?.to_device(device);
+    // The seed training set before building the net (train_loop::train_run).
+    tch::manual_seed(run.seed as i64);
     let mut vs = nn::VarStore::new(device);
     let net = build_network(&vs.root(), &record.config, &data, &run)?;
-    crate::weights::load(run_dir, &mut vs)?;
+    if at == Weights::Trained {
+        crate::weights::load(run_dir, &mut vs)?;
+    }
     Ok(TrainedRun {
         record,
         vs,
@@ -118,6 +135,12 @@ pub fn load_run(run_dir: &Path, device: Device) -> Result<TrainedRun, TrainError
 /// `run.json` that reads, a run its experiment plans, and saved weights.
 /// Returns the record and the run.
 pub fn check_run(run_dir: &Path) -> Result<(RunRecord, RunSpec), TrainError> {
+    check_run_at(run_dir, Weights::Trained)
+}
+
+/// [`check_run`] for a grid centred on `at`: the initial weights need no
+/// saved ones.
+pub fn check_run_at(run_dir: &Path, at: Weights) -> Result<(RunRecord, RunSpec), TrainError> {
     let json = run_dir.join(RUN_JSON);
     if !json.is_file() {
         return Err(TrainError::File {
@@ -136,7 +159,9 @@ pub fn check_run(run_dir: &Path) -> Result<(RunRecord, RunSpec), TrainError> {
                 record.run
             ),
         })?;
-    crate::weights::check(run_dir)?;
+    if at == Weights::Trained {
+        crate::weights::check(run_dir)?;
+    }
     Ok((record, run))
 }
 
@@ -212,7 +237,7 @@ pub fn evaluate_run(
         vs,
         net,
         data,
-    } = load_run(run_dir, device)?;
+    } = load_run_at(run_dir, device, opts.at)?;
     let n = (opts.samples as i64).min(data.train.len());
     let sample = Split {
         x: data.train.x.narrow(0, 0, n),
