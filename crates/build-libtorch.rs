@@ -1,7 +1,7 @@
 //! Shared build script for every package that links libtorch (data, models,
 //! probe, train, cli): each names it with `build = "../build-libtorch.rs"`.
 //!
-//! Why it exists (measured on these machines, see DESIGN.md):
+//! Why it exists (measured on the project's Linux machines):
 //! - without an rpath to libtorch's folder, test binaries and `gradscope`
 //!   fail to start unless the user sets `LD_LIBRARY_PATH`;
 //! - without `--no-as-needed -ltorch`, the linker drops libtorch_cuda (no

@@ -255,10 +255,10 @@ fn median_or_null(v: Vec<f64>) -> Value {
 /// tensor a probe step must read, in milliseconds, median of 10 passes.
 /// A probe step has to look at every dL/dh, every response and every
 /// weight gradient at least once; here each is summed once in float32
-/// (one pass over its memory, the fastest read libtorch has: DESIGN.md's
-/// floor) after a real probed forward and backward of one minibatch. The
-/// probe itself accumulates in float64, which no float32 sum does, so its
-/// reading costs more than this by construction.
+/// (one pass over its memory, the fastest read libtorch has: the floor
+/// docs/PERFORMANCE.md defines) after a real probed forward and backward
+/// of one minibatch. The probe itself accumulates in float64, which no
+/// float32 sum does, so its reading costs more than this by construction.
 fn read_floor_ms(exp: &Experiment, data: &Dataset, run: &RunSpec) -> Result<f64> {
     tch::manual_seed(0);
     let device = data.train.x.device();

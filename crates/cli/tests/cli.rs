@@ -261,7 +261,7 @@ fn small_net_learns_the_synthetic_task() {
     assert!(train_rows.last().unwrap() < train_rows.first().unwrap());
 }
 
-/// The files match the contract of DESIGN.md ("Files it writes").
+/// The files match the file contract (docs/FILES.md).
 #[test]
 fn files_follow_the_design_contract() {
     let body = LEARN

@@ -1,5 +1,5 @@
 //! Streaming CSV writers for one run's `metrics.csv`, `gradients.csv` and
-//! `activations.csv` (headers as in DESIGN.md and crates/README.md).
+//! `activations.csv` (headers as in the file contract, docs/FILES.md).
 //!
 //! A metrics row is flushed as soon as it is written. Probe rows are
 //! flushed whole probe steps at a time, at least once a second
