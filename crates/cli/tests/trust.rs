@@ -150,7 +150,7 @@ fn merge_recovers_a_run_a_killed_merge_left_between_its_renames() {
         std::fs::copy(&f, partial.join(f.file_name().unwrap())).unwrap();
     }
     std::fs::write(partial.join("new.txt"), "the new copy").unwrap();
-    std::fs::rename(&run, runs.join("plain-d2-s0.old")).unwrap();
+    gradscope_format::durable::move_to(&run, &runs.join("plain-d2-s0.old")).unwrap();
     // A later merge of a shard without that run must keep it.
     let other = tmp.path().join("other");
     std::fs::create_dir_all(other.join("runs")).unwrap();

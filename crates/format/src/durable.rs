@@ -12,44 +12,87 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Writes `bytes` to `path` durably and atomically (see the module). On
-/// error the temporary file is removed, and the error says which path
-/// failed: the temporary file or the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+/// How [`replace_with`] failed: the caller's writer, or the file system.
+/// Both name the path: the temporary file the writer wrote, or the one
+/// that could not be synced or renamed.
+#[derive(Debug)]
+pub enum ReplaceError<E> {
+    Write(PathBuf, E),
+    Io(PathBuf, std::io::Error),
+}
+
+/// The temporary file a writer of `path` writes first, beside it:
+/// `.NAME.tmp-PID-N.EXT`, hidden (so globbing `*.png` skips it), unique
+/// within the process (the counter) and across processes (the pid), and
+/// ending in the target's extension, since some writers (the image
+/// encoder) pick the format from it.
+pub fn temp_beside(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}{ext}", std::process::id()))
+}
+
+/// Replaces `path` durably and atomically with what `write` writes into
+/// the temporary path it is given (see the module): every file gradscope
+/// writes whole goes through here, so that a reader, a crash or Ctrl-C
+/// never sees a part of one. On any error the temporary file is removed.
+pub fn replace_with<E>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), ReplaceError<E>> {
     // A writer killed between its write and its rename (SIGKILL, Ctrl-C in
     // a command without a handler) left its temporary file: the next write
     // into the folder removes it.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         remove_dead_temps(dir);
     }
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()));
-    let written = (|| {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
+    let tmp = temp_beside(path);
+    if let Err(e) = write(&tmp) {
         let _ = std::fs::remove_file(&tmp);
-        return Err((tmp, e));
+        return Err(ReplaceError::Write(tmp, e));
+    }
+    if let Err(e) = std::fs::File::open(&tmp).and_then(|f| f.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ReplaceError::Io(tmp, e));
     }
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
-        return Err((path.to_path_buf(), e));
+        return Err(ReplaceError::Io(path.to_path_buf(), e));
     }
     sync_dir(path);
     Ok(())
 }
 
-/// The process id in the name of a writer's temporary file: `.NAME.tmp-PID`
-/// and `.NAME.tmp-PID-N` ([`write_atomic`], checkpoints, export) or
-/// `.NAME.PID-N.tmp.EXT` (charts). `None` for any other name.
+/// Writes `bytes` to `path` durably and atomically ([`replace_with`]). The
+/// error says which path failed: the temporary file or the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    replace_with(path, |tmp| std::fs::write(tmp, bytes)).map_err(|e| match e {
+        ReplaceError::Write(p, e) | ReplaceError::Io(p, e) => (p, e),
+    })
+}
+
+/// Moves the file or folder `from` to `to` (on one file system: a rename)
+/// and syncs the folder, so that the move is on disk: the one rename of
+/// the code base outside [`replace_with`] (run folders are published from
+/// `RUN.partial/` and set aside as `RUN.old/` this way).
+pub fn move_to(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    sync_dir(to);
+    Ok(())
+}
+
+/// The process id in the name of a writer's temporary file:
+/// `.NAME.tmp-PID-N.EXT` ([`temp_beside`]), and the names older versions
+/// wrote, `.NAME.tmp-PID` and `.NAME.PID-N.tmp.EXT`. `None` for any other
+/// name.
 pub fn temp_writer(file_name: &str) -> Option<u32> {
     let rest = file_name.strip_prefix('.')?;
     if let Some((_, after)) = rest.rsplit_once(".tmp-") {
@@ -140,6 +183,11 @@ mod tests {
     fn temporary_files_of_dead_writers_are_removed_and_nothing_else() {
         assert_eq!(temp_writer(".checkpoint.pt.tmp-4242"), Some(4242));
         assert_eq!(temp_writer(".run.json.tmp-4242-3"), Some(4242));
+        assert_eq!(temp_writer(".loss.png.tmp-4242-3.png"), Some(4242));
+        let ours = temp_beside(Path::new("plots/loss.png"));
+        let name = ours.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_writer(name), Some(std::process::id()));
+        assert!(name.starts_with(".loss.png.tmp-") && name.ends_with(".png"));
         assert_eq!(
             temp_writer(".train_error_vs_step.4242-0.tmp.png"),
             Some(4242)

@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
@@ -25,23 +24,22 @@ macro_rules! write_png_and_svg {
         let (dir, name, size) = ($dir, $name, $size);
         let png = dir.join(format!("{name}.png"));
         let svg = dir.join(format!("{name}.svg"));
-        // The image encoder picks the format from the extension.
-        let tmp = $crate::figure::temp_path(dir, name, "png");
-        let drawn = {
-            let $root = plotters::prelude::BitMapBackend::new(&tmp, size).into_drawing_area();
+        // The image encoder picks the format from the temporary file's
+        // extension, which durable::temp_beside keeps.
+        $crate::figure::replace(&png, name, "png", |tmp| {
+            let $root = plotters::prelude::BitMapBackend::new(tmp, size).into_drawing_area();
             $draw.and_then(|()| $root.present().map_err(|e| e.to_string()))
-        };
-        $crate::figure::finish(drawn, &tmp, &png, name, "png")?;
+        })?;
         let mut text = String::new();
         let drawn = {
             let $root =
                 plotters::prelude::SVGBackend::with_string(&mut text, size).into_drawing_area();
             $draw.and_then(|()| $root.present().map_err(|e| e.to_string()))
         };
-        let tmp = $crate::figure::temp_path(dir, name, "svg");
-        let drawn =
-            drawn.and_then(|()| std::fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
-        $crate::figure::finish(drawn, &tmp, &svg, name, "svg")?;
+        drawn.map_err(|message| $crate::figure::draw_error(&svg, name, "svg", message))?;
+        $crate::figure::replace(&svg, name, "svg", |tmp| {
+            std::fs::write(tmp, text.as_bytes()).map_err(|e| e.to_string())
+        })?;
         (png, svg)
     }};
 }
@@ -284,15 +282,13 @@ impl Figure {
         let svg = dir.join(format!("{}.svg", self.name));
         let size = self.size(style);
 
-        // The image encoder picks the format from the extension, so the
-        // temporary name must end in .png.
-        let tmp = temp_path(dir, self.name, "png");
-        let drawn = {
-            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        // The image encoder picks the format from the extension, which the
+        // temporary name keeps.
+        replace(&png, self.name, "png", |tmp| {
+            let root = BitMapBackend::new(tmp, size).into_drawing_area();
             draw_figure(&root, self, style, &mut Vec::new())
                 .and_then(|()| root.present().map_err(|e| e.to_string()))
-        };
-        finish(drawn, &tmp, &png, self.name, "png")?;
+        })?;
 
         let mut text = String::new();
         let mut hover = Vec::new();
@@ -301,11 +297,11 @@ impl Figure {
             draw_figure(&root, self, style, &mut hover)
                 .and_then(|()| root.present().map_err(|e| e.to_string()))
         };
+        drawn.map_err(|message| draw_error(&svg, self.name, "svg", message))?;
         let text = with_hover_layer(&text, &hover);
-        let tmp = temp_path(dir, self.name, "svg");
-        let drawn =
-            drawn.and_then(|()| fs::write(&tmp, text.as_bytes()).map_err(|e| e.to_string()));
-        finish(drawn, &tmp, &svg, self.name, "svg")?;
+        replace(&svg, self.name, "svg", |tmp| {
+            fs::write(tmp, text.as_bytes()).map_err(|e| e.to_string())
+        })?;
 
         Ok(Rendered {
             name: self.name,
@@ -369,52 +365,36 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A temporary name unique within the process (counter) and across
-/// processes (pid), hidden (leading dot) so globbing `*.png` skips it.
-/// The temporary files of writers that died (Ctrl-C or a kill between
-/// the draw and the rename) are removed first, so none stays behind.
-pub(crate) fn temp_path(dir: &Path, name: &str, ext: &str) -> PathBuf {
-    gradscope_format::durable::remove_dead_temps(dir);
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{name}.{}-{n}.tmp.{ext}", std::process::id()))
-}
-
-pub(crate) fn finish(
-    drawn: Result<(), String>,
-    tmp: &Path,
+/// A drawing error of `chart` in `format`, for `dest`.
+pub(crate) fn draw_error(
     dest: &Path,
     chart: &str,
     format: &'static str,
+    message: String,
+) -> PlotError {
+    PlotError::Draw {
+        chart: chart.to_owned(),
+        format,
+        path: dest.to_path_buf(),
+        message,
+    }
+}
+
+/// Writes the chart file `dest` through `gradscope_format::durable`: `draw`
+/// writes the temporary file it is given (hidden, ending in `format`'s
+/// extension), which then replaces `dest` durably, so a reader or an
+/// interruption never sees half a chart.
+pub(crate) fn replace(
+    dest: &Path,
+    chart: &str,
+    format: &'static str,
+    draw: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), PlotError> {
-    if let Err(message) = drawn {
-        // Best effort: the drawing error is the one worth reporting.
-        let _ = fs::remove_file(tmp);
-        return Err(PlotError::Draw {
-            chart: chart.to_owned(),
-            format,
-            path: dest.to_path_buf(),
-            message,
-        });
-    }
-    // Synced before the rename, and the folder after it, as
-    // gradscope_format::durable does for every other file.
-    if let Err(source) = fs::File::open(tmp).and_then(|f| f.sync_all()) {
-        let _ = fs::remove_file(tmp);
-        return Err(PlotError::Io {
-            path: tmp.to_path_buf(),
-            source,
-        });
-    }
-    fs::rename(tmp, dest).map_err(|source| {
-        let _ = fs::remove_file(tmp);
-        PlotError::Io {
-            path: dest.to_path_buf(),
-            source,
-        }
-    })?;
-    gradscope_format::durable::sync_dir(dest);
-    Ok(())
+    use gradscope_format::durable::{replace_with, ReplaceError};
+    replace_with(dest, draw).map_err(|e| match e {
+        ReplaceError::Write(_, message) => draw_error(dest, chart, format, message),
+        ReplaceError::Io(path, source) => PlotError::Io { path, source },
+    })
 }
 
 fn panel_has_data(panel: &Panel, fig: &Figure) -> bool {

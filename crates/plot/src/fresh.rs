@@ -263,20 +263,15 @@ pub fn recorded_style(root: &Path) -> Style {
         .unwrap_or_default()
 }
 
-/// Writes `plots/inputs.json` atomically (a temporary file renamed over it).
+/// Writes `plots/inputs.json` durably and atomically.
 pub(crate) fn record(
     plots_dir: &Path,
     inputs: &Inputs,
     style: &Style,
 ) -> Result<PathBuf, PlotError> {
     let path = plots_dir.join(INPUTS_FILE);
-    let tmp = plots_dir.join(format!(".{INPUTS_FILE}.tmp-{}", std::process::id()));
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PlotError::Io { path, source }
-    };
-    std::fs::write(&tmp, inputs.to_json(style)).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    gradscope_format::durable::write_atomic(&path, inputs.to_json(style).as_bytes())
+        .map_err(|(path, source)| PlotError::Io { path, source })?;
     Ok(path)
 }
 

@@ -13,6 +13,7 @@
 //! hundreds of MB) and each output is written to a temporary file renamed
 //! into place.
 
+use gradscope_format::durable::{replace_with, ReplaceError};
 use gradscope_format::files::{ACTIVATIONS_CSV, GRADIENTS_CSV, METRICS_CSV, RUNS_DIR, RUN_JSON};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -191,11 +192,11 @@ fn export_one(runs: &[Run], file: &str, out_dir: &Path) -> Result<Option<u64>, R
         })
         .collect();
     let dest = out_dir.join(file);
-    // What an interrupted export left is cleaned first.
-    gradscope_format::durable::remove_dead_temps(out_dir);
-    let tmp = out_dir.join(format!(".{file}.tmp-{}", std::process::id()));
     let mut rows = 0u64;
-    let written = (|| -> Result<(), ReportError> {
+    // Streamed into a temporary file that then replaces `dest` durably
+    // (what an interrupted export left is cleaned first).
+    let written = replace_with(&dest, |tmp: &Path| -> Result<(), ReportError> {
+        let tmp = tmp.to_path_buf();
         let sink = BufWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
         let mut w = csv::Writer::from_writer(sink);
         let mut header: Vec<&str> = leading.clone();
@@ -239,16 +240,15 @@ fn export_one(runs: &[Run], file: &str, out_dir: &Path) -> Result<Option<u64>, R
         let sink = w
             .into_inner()
             .map_err(|e| io_err(&tmp)(std::io::Error::other(e.to_string())))?;
-        let file = sink
-            .into_inner()
-            .map_err(|e| io_err(&tmp)(std::io::Error::other(e.to_string())))?;
-        file.sync_all().map_err(io_err(&tmp))
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+        sink.into_inner()
+            .map(drop)
+            .map_err(|e| io_err(&tmp)(std::io::Error::other(e.to_string())))
+    });
+    match written {
+        Ok(()) => {}
+        Err(ReplaceError::Write(_, e)) => return Err(e),
+        Err(ReplaceError::Io(path, e)) => return Err(io_err(&path)(e)),
     }
-    std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
     Ok(Some(rows))
 }
 

@@ -26,7 +26,6 @@ use gradscope_format::files::{RUNS_DIR, RUN_JSON, SUMMARY_CSV};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::CHECKPOINT_FILE;
 use crate::holdings::changed_settings;
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::plan;
@@ -317,12 +316,12 @@ fn recover(dir: &Path) -> Result<(), TrainError> {
         return Ok(());
     }
     if !dir.exists() && partial.exists() {
-        std::fs::rename(&partial, dir).map_err(TrainError::io(dir))?;
+        gradscope_format::durable::move_to(&partial, dir).map_err(TrainError::io(dir))?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(&old).map_err(TrainError::io(&old))
     } else {
-        std::fs::rename(&old, dir).map_err(TrainError::io(dir))
+        gradscope_format::durable::move_to(&old, dir).map_err(TrainError::io(dir))
     }
 }
 
@@ -338,7 +337,9 @@ fn run_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, TrainError> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if name.starts_with(&format!(".{CHECKPOINT_FILE}.tmp")) {
+        // A writer's temporary file (a checkpoint being saved when the
+        // shard was killed) is not part of the run.
+        if gradscope_format::durable::temp_writer(&name).is_some() {
             continue;
         }
         let kind = std::fs::symlink_metadata(&path)

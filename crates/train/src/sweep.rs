@@ -221,7 +221,7 @@ fn remove_dir(dir: &Path) -> Result<(), TrainError> {
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), TrainError> {
-    std::fs::rename(from, to).map_err(TrainError::io(to))
+    gradscope_format::durable::move_to(from, to).map_err(TrainError::io(to))
 }
 
 /// Puts a run that ended in `RUN.partial/` in place of `RUN/`.
@@ -859,7 +859,7 @@ mod tests {
 
         // Killed between the two renames of publish: the new run, which had
         // ended, is put in place.
-        std::fs::rename(&dir, &old).unwrap();
+        gradscope_format::durable::move_to(&dir, &old).unwrap();
         run_folder(&partial, Status::Interrupted, "new");
         recover(&dir, false).unwrap();
         assert_eq!(marker(&dir).as_deref(), Some("new"));
@@ -872,7 +872,7 @@ mod tests {
         assert!(!old.exists());
 
         // Only RUN.old (its replacement never ended): it comes back.
-        std::fs::rename(&dir, &old).unwrap();
+        gradscope_format::durable::move_to(&dir, &old).unwrap();
         recover(&dir, false).unwrap();
         assert_eq!(marker(&dir).as_deref(), Some("new"));
         assert!(!old.exists());
