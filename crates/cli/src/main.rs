@@ -23,6 +23,7 @@ mod slurm;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use gradscope_format::files;
 use gradscope_train::check::{self, check_experiment};
 use gradscope_train::record::Status;
 use gradscope_train::shard::Shard;
@@ -1027,11 +1028,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let device = self::device(device)?;
     let out_given = out.is_some();
     let out = out.unwrap_or_else(|| match shard {
-        Some(s) => Path::new("results")
+        Some(s) => Path::new(files::RESULTS_DIR)
             .join(&exp.name)
-            .join("shards")
+            .join(files::SHARDS_DIR)
             .join(s.index.to_string()),
-        None => Path::new("results").join(&exp.name),
+        None => Path::new(files::RESULTS_DIR).join(&exp.name),
     });
     // Ctrl-C and SIGTERM ask the loop to stop after its current step (or
     // evaluation chunk); the files written so far stay valid, and the lock

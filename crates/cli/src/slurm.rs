@@ -109,7 +109,7 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
             );
         }
     }
-    let results = cwd.join("results").join(name);
+    let results = cwd.join(gradscope_format::files::RESULTS_DIR).join(name);
     let dir = results.join("slurm");
     // sbatch expands `%` patterns (`%j`, `%u`) in --output and --error:
     // a `%` of the path itself is written `%%`.

@@ -2,9 +2,13 @@
 //! definition for the sweep that writes them and every reader:
 //!
 //! ```text
-//! OUT/summary.csv  report.md  report.html  plots/
+//! OUT/summary.csv  report.md  report.html  plots/  plots/inputs.json
+//! OUT/.gradscope.lock  export/  landscape_summary.csv
 //! OUT/runs/RUN/run.json  metrics.csv  gradients.csv  activations.csv
-//!              checkpoint.pt  model.ot  landscape.csv
+//!              checkpoint.pt  model.ot  landscape*.csv
+//! OUT/runs/RUN.partial/  RUN.old/          (a run training; one set aside)
+//! results/NAME/shards/I/                   (a shard's default folder)
+//! COMPARE_OUT/compare.md  compare.html
 //! ```
 
 /// One row per run (see [`crate::rows::SummaryRow`]).
@@ -35,3 +39,31 @@ pub const LANDSCAPE_CSV: &str = "landscape.csv";
 pub const LANDSCAPE_SUMMARY_CSV: &str = "landscape_summary.csv";
 /// The suffix of a run folder while its run trains (`runs/RUN.partial/`).
 pub const PARTIAL_SUFFIX: &str = ".partial";
+/// The suffix of a run folder set aside for the moment between two
+/// renames, while its new copy takes its place (`runs/RUN.old/`).
+pub const OLD_SUFFIX: &str = ".old";
+/// The name of the run a folder of `runs/` holds, without the suffix of
+/// a run training or set aside (`RUN.partial`, `RUN.old`: `RUN`).
+pub fn run_of_folder(folder: &str) -> &str {
+    folder
+        .strip_suffix(PARTIAL_SUFFIX)
+        .or_else(|| folder.strip_suffix(OLD_SUFFIX))
+        .unwrap_or(folder)
+}
+/// Whether a folder of `runs/` is a run training or set aside.
+pub fn is_transient(folder: &str) -> bool {
+    folder.ends_with(PARTIAL_SUFFIX) || folder.ends_with(OLD_SUFFIX)
+}
+/// Held while a command writes into a results directory.
+pub const LOCK_FILE: &str = ".gradscope.lock";
+/// What the charts were drawn from, inside `plots/`.
+pub const INPUTS_FILE: &str = "inputs.json";
+/// `gradscope export`'s default folder inside a results directory.
+pub const EXPORT_DIR: &str = "export";
+/// `gradscope compare`'s pages.
+pub const COMPARE_MD: &str = "compare.md";
+pub const COMPARE_HTML: &str = "compare.html";
+/// Where results go by default (`results/NAME`), and a shard's folder
+/// inside (`results/NAME/shards/I`).
+pub const RESULTS_DIR: &str = "results";
+pub const SHARDS_DIR: &str = "shards";

@@ -30,8 +30,7 @@ use std::path::{Path, PathBuf};
 use crate::error::PlotError;
 use crate::figure::Style;
 
-/// The record of the charts' inputs, inside `plots/`.
-pub const INPUTS_FILE: &str = "inputs.json";
+pub use gradscope_format::files::INPUTS_FILE;
 
 /// The per-run files a chart may read, besides `summary.csv`. `run.json`
 /// is not read by the charts, but it names the attempt: a run trained

@@ -17,10 +17,7 @@ use crate::analysis::{stat, Stat};
 use crate::page::{self, Block};
 use crate::{write_file, ReportError};
 
-/// The Markdown page.
-pub const COMPARE_MD: &str = "compare.md";
-/// The self-contained HTML page.
-pub const COMPARE_HTML: &str = "compare.html";
+pub use gradscope_format::files::{COMPARE_HTML, COMPARE_MD};
 
 /// What [`write_comparison`] wrote.
 #[derive(Debug, Clone, PartialEq)]

@@ -31,8 +31,7 @@ pub const EXPORTED: [&str; 3] = [GRADIENTS_CSV, METRICS_CSV, ACTIVATIONS_CSV];
 /// settings (`activation`, `init`, `norm`) come after `variant`.
 pub const LEADING: [&str; 4] = ["run", "variant", "depth", "seed"];
 
-/// The default output folder inside the results directory.
-pub const EXPORT_DIR: &str = "export";
+pub use gradscope_format::files::EXPORT_DIR;
 
 /// What [`export`] wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +113,7 @@ fn finished_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<Run>, Rep
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".partial") || name.ends_with(".old") {
+        if gradscope_format::files::is_transient(&name) {
             skipped.push(format!("runs/{name}: not a finished run"));
             continue;
         }

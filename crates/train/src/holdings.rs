@@ -103,10 +103,7 @@ pub(crate) fn differing_paths(a: &Value, b: &Value, prefix: &str, out: &mut Vec<
 /// Splits `plain-d4-s0.partial` into the run name and whether the folder
 /// looks like a run's at all (`VARIANT-dDEPTH-sSEED`, optionally suffixed).
 fn run_name(folder: &str) -> Option<String> {
-    let run = folder
-        .strip_suffix(".partial")
-        .or_else(|| folder.strip_suffix(".old"))
-        .unwrap_or(folder);
+    let run = gradscope_format::files::run_of_folder(folder);
     let (rest, seed) = run.rsplit_once("-s")?;
     let (variant, depth) = rest.rsplit_once("-d")?;
     (!variant.is_empty() && depth.parse::<usize>().is_ok() && seed.parse::<u64>().is_ok())

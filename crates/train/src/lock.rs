@@ -24,8 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The lock file's name inside a results directory.
-pub const LOCK_FILE: &str = ".gradscope.lock";
+pub use gradscope_format::files::LOCK_FILE;
 
 /// Who holds (or held) a results directory: the content of the lock file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

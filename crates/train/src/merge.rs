@@ -115,7 +115,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
                 ));
             };
             // Folders of a run still training (or killed while it did).
-            if name.starts_with('.') || name.ends_with(".partial") || name.ends_with(".old") {
+            if name.starts_with('.') || gradscope_format::files::is_transient(name) {
                 continue;
             }
             let json = run_dir.join(RUN_JSON);

@@ -131,17 +131,17 @@ pub struct Sweep {
 
 /// The folder a run trains in before it is renamed to `runs/RUN`.
 pub(crate) fn partial_dir(dir: &Path) -> PathBuf {
-    suffixed(dir, "partial")
+    suffixed(dir, gradscope_format::files::PARTIAL_SUFFIX)
 }
 
 /// Where a replaced run sits for the moment between two renames.
 pub(crate) fn old_dir(dir: &Path) -> PathBuf {
-    suffixed(dir, "old")
+    suffixed(dir, gradscope_format::files::OLD_SUFFIX)
 }
 
 fn suffixed(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{suffix}"));
+    name.push(suffix);
     dir.with_file_name(name)
 }
 
@@ -283,7 +283,11 @@ fn remove_derived(path: &Path) -> Result<bool, TrainError> {
 /// What `--restart` deletes before training, since it would describe the
 /// old runs: `plots/`, `summary.csv`, every `report.*` and `export/`.
 fn remove_derived_files(out: &Path) -> Result<Vec<String>, TrainError> {
-    let mut names: Vec<String> = vec![PLOTS_DIR.into(), SUMMARY_CSV.into(), "export".into()];
+    let mut names: Vec<String> = vec![
+        PLOTS_DIR.into(),
+        SUMMARY_CSV.into(),
+        gradscope_format::files::EXPORT_DIR.into(),
+    ];
     let entries = std::fs::read_dir(out).map_err(TrainError::io(out))?;
     for entry in entries {
         let name = entry
