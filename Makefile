@@ -5,7 +5,7 @@
 #   make lint        cargo fmt --check and clippy -D warnings
 #   make bench       throughput and probe overhead against PyTorch eager (results/bench/)
 #   make fuzz        property tests of the file parsers, FUZZ_SECS (60) seconds each
-#   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (about 28 minutes on one thread)
+#   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (gradscope check estimates the time)
 #   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST, its reports and compare page
 #   make landscape   Li et al. 2018 loss-landscape slices of plain and residual CNNs, and their report
 #
@@ -79,11 +79,20 @@ test-tools:
 
 # As root with apt-get the tests are required to run once their programs
 # are there, so that a CI run can never skip them without saying so.
+# Then the probe, train and CLI tests run a second time with the portable
+# kernels, less the tests of the fast paths themselves (libtorch's OpenMP
+# team, the fused SGD step) and the Slurm and browser tests (they test the
+# cluster and the page, which no kernel changes).
+PORTABLE_TESTS := not test(/^team::/) and not test(fused_step_matches_libtorch_ops_bit_for_bit) and not binary(slurm) and not binary(browser)
 test: setup test-tools
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  command -v sbatch >/dev/null && export GRADSCOPE_REQUIRE_SLURM=1; \
 	  command -v chromedriver >/dev/null && export GRADSCOPE_REQUIRE_BROWSER=1; fi; \
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; \
+	echo "== again with GRADSCOPE_KERNELS=portable: the probe, train and CLI tests on the code a non-x86 CPU runs"; \
+	GRADSCOPE_KERNELS=portable $(CARGO) nextest run -p gradscope-probe -p gradscope-train -p gradscope \
+	  --no-fail-fast -E '$(PORTABLE_TESTS)' || rc=1; \
+	exit $$rc
 
 lint: $(STAMP)
 	$(CARGO) fmt --all -- --check

@@ -27,7 +27,13 @@ pub fn link() -> Option<std::path::PathBuf> {
         return None;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+    // GNU ld and lld (Linux) drop a library no symbol is taken from unless
+    // told not to; Apple's ld64 keeps every library it is given and has no
+    // such flag (it would refuse to link), so macOS gets the -ltorch only.
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os != "macos" && target_os != "ios" {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+    }
     println!("cargo:rustc-link-arg=-ltorch");
 
     let version_py = std::path::Path::new(&lib).join("..").join("version.py");

@@ -6,7 +6,7 @@
 pub const EXAMPLES: &[(&str, &str, &str)] = &[
     (
         "quickstart",
-        "deep sigmoid MLPs on synthetic data, plain against residual (about 2 min on 2 cores)",
+        "deep sigmoid MLPs on synthetic data, plain against residual (make reproduce)",
         include_str!("../../../experiments/quickstart.json"),
     ),
     (
@@ -61,7 +61,7 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
     ),
     (
         "inception",
-        "8 and 16 Inception modules, plain against Inception-ResNet, on 14x14 Fashion-MNIST",
+        "2 to 16 Inception modules, plain against x + s·M(x) at s = 1 and 0.2, on 14x14 Fashion-MNIST",
         include_str!("../../../experiments/inception.json"),
     ),
     (

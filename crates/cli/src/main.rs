@@ -5,6 +5,8 @@
 //! drawing in gradscope-plot. It owns the things only a program has: the
 //! command line, the thread count, the device, Ctrl-C, and the progress bar.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 /// `writeln!` into a String (which cannot fail).
 macro_rules! outln {
     ($buf:expr, $($arg:tt)*) => {{

@@ -29,6 +29,8 @@
 //! libtorch generator is process-global, and the data must not change when a
 //! caller draws from it before or after (model init, dropout, …).
 
+#![forbid(unsafe_code)]
+
 pub mod cifar;
 #[cfg(test)]
 mod fuzz;

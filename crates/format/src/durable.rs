@@ -125,7 +125,7 @@ pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
         let Some(pid) = name.to_str().and_then(temp_writer) else {
             continue;
         };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        let alive = pid == std::process::id() || process_alive(pid);
         let plain = entry.file_type().is_ok_and(|t| t.is_file());
         let stale = entry
             .metadata()
@@ -136,6 +136,25 @@ pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
         }
     }
     removed
+}
+
+/// Whether process `pid` runs on this machine. Linux answers from
+/// `/proc`; another Unix (macOS, the BSDs) from `kill -0`, which succeeds
+/// for a process of the same user; elsewhere the answer is yes, so that
+/// nothing is taken from a writer that may be alive (a lock stays held, a
+/// temporary file stays until someone removes it).
+pub fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else if cfg!(unix) {
+        std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_or(true, |s| s.success())
+    } else {
+        true
+    }
 }
 
 /// Syncs the folder holding `path`, so that a rename into it is durable.

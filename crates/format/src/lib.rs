@@ -29,6 +29,8 @@
 //!   and the readings of a loss surface (local minima, non-convex share,
 //!   roughness).
 
+#![forbid(unsafe_code)]
+
 pub mod decay;
 pub mod durable;
 pub mod files;

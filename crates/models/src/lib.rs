@@ -16,6 +16,8 @@
 //! Without a recording a forward pass keeps nothing beyond what autograd
 //! saves for backward.
 
+#![forbid(unsafe_code)]
+
 pub mod bottleneck;
 pub mod cnn;
 pub mod cost;

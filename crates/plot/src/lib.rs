@@ -39,6 +39,8 @@
 //! drawn value, rounded out to whole decades and then to its label step, so
 //! that both of its ends carry a label.
 
+#![forbid(unsafe_code)]
+
 mod axis;
 mod charts;
 mod colour_bar;

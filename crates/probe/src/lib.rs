@@ -15,6 +15,8 @@
 //! instead every norm and moment is computed on the device, stacked, and
 //! copied to the host once per probe step.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod hook;
 pub mod onepass;
 mod team;

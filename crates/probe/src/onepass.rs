@@ -19,6 +19,22 @@
 
 use tch::{Device, Kind, Tensor};
 
+/// The environment variable that picks the kernels: `portable` runs the
+/// portable code of every fast path (no AVX2 reads, no fused SGD step, the
+/// probe's own threads instead of libtorch's OpenMP team), so that the
+/// code every non-x86 machine runs is tested on x86 too (`make test` runs
+/// the probe, train and CLI tests again under it). Anything else, or
+/// unset: the fastest the CPU has.
+pub const KERNELS_VAR: &str = "GRADSCOPE_KERNELS";
+
+/// Whether [`KERNELS_VAR`] asks for the portable kernels (read once).
+pub fn portable() -> bool {
+    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PORTABLE.get_or_init(|| {
+        std::env::var(KERNELS_VAR).is_ok_and(|v| v.trim().eq_ignore_ascii_case("portable"))
+    })
+}
+
 /// What one read of a gradient (or weight) gives.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GradSums {
@@ -149,6 +165,16 @@ struct Dense {
 
 impl Dense {
     fn new(t: &Tensor) -> Dense {
+        // `values` reads the memory as host float32: anything else (a CUDA
+        // or float16 tensor) would be undefined behaviour, so it is refused
+        // here, before any pointer is taken. The probe reads only what
+        // `readable` admits; another caller of `read` learns it at once.
+        assert!(
+            readable(t),
+            "onepass::read takes defined float32 tensors in host memory, got {:?} on {:?}",
+            t.kind(),
+            t.device()
+        );
         let tensor = if is_dense(&t.size(), &t.stride()) {
             t.shallow_clone()
         } else {
@@ -244,12 +270,17 @@ pub fn on_threads<R: Send>(threads: usize, work: impl Fn(usize) -> R + Sync) -> 
 /// read an MLP probe step (about 2M elements) faster than two.
 pub fn thread_count(elements: usize) -> usize {
     let most = tch::get_num_threads().max(1) as usize;
-    let per_thread = if crate::team::available() {
+    (elements / per_thread()).clamp(1, most)
+}
+
+/// The fewest elements a thread is given: few on libtorch's team, which
+/// is awake already; many on threads of our own, which cost a start.
+fn per_thread() -> usize {
+    if crate::team::available() {
         PER_THREAD
     } else {
         PER_OWN_THREAD
-    };
-    (elements / per_thread).clamp(1, most)
+    }
 }
 
 const PER_THREAD: usize = 1 << 14;
@@ -333,7 +364,7 @@ macro_rules! with_avx2 {
     ($avx2:expr, $body:expr, ($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") {
+            if !$crate::onepass::portable() && std::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2, checked just above.
                 unsafe { ($avx2)($($arg),*) }
             } else {
@@ -721,7 +752,7 @@ fn flat_sums_body<L: Lane>(x: &[f32], shift: L, flat: Flat) -> [f64; 3] {
 #[inline(always)]
 fn flat_sums_fast(x: &[f32], shift: f32, flat: Flat, seen: Option<&mut [u32]>) -> [f64; 3] {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
+    if !portable() && std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
         return unsafe {
             match seen {
@@ -1081,7 +1112,10 @@ mod tests {
     #[test]
     fn threads_split_the_read_exactly() {
         tch::set_num_threads(2);
-        let x = Tensor::randn([2500, 48, 5, 5], (Kind::Float, Device::Cpu)).relu();
+        // Enough rows for two threads: on the team 2500; on threads of our
+        // own (GRADSCOPE_KERNELS=portable), which take more each, more.
+        let rows = (2 * per_thread()).div_ceil(48 * 25).max(2500) as i64;
+        let x = Tensor::randn([rows, 48, 5, 5], (Kind::Float, Device::Cpu)).relu();
         // Unit 7 is dead everywhere.
         let _ = x.narrow(1, 7, 1).fill_(0.0);
         let flat = Flat {
@@ -1119,14 +1153,16 @@ mod tests {
     fn parts_with_far_apart_shifts_add_up_exactly() {
         tch::set_num_threads(2);
         let opts = (Kind::Float, Device::Cpu);
-        let half = Tensor::randn([2048, 16], opts) * 0.01;
+        // Each half a thread's part (more rows on threads of our own).
+        let rows = per_thread().div_ceil(16).max(2048) as i64;
+        let half = Tensor::randn([rows, 16], opts) * 0.01;
         let x = Tensor::cat(&[&half + 1000.0, &half - 1000.0], 0);
         assert_eq!(thread_count(x.numel()), 2);
         let (_, r) = read(&[], &[x.shallow_clone()], Flat::NONE);
         let d = x.to_kind(Kind::Double);
         let mean = d.mean(Kind::Double).double_value(&[]);
         let std = d.std(false).double_value(&[]);
-        assert_eq!(r[0].count, 65_536);
+        assert_eq!(r[0].count, 2 * 16 * rows as u64);
         assert!(
             (r[0].mean() - mean).abs() <= 1e-6,
             "{} vs {mean}",

@@ -32,6 +32,7 @@ struct Gomp {
     num_threads: Query,
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" {
     fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
     fn dladdr(addr: *const c_void, info: *mut DlInfo) -> i32;
@@ -39,6 +40,7 @@ extern "C" {
 }
 
 /// glibc's `Dl_info`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[repr(C)]
 struct DlInfo {
     fname: *const c_char,
@@ -49,15 +51,34 @@ struct DlInfo {
 
 /// glibc's `RTLD_DEFAULT` (every loaded library), `RTLD_NOW` and
 /// `RTLD_NOLOAD` (only a library already loaded).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const RTLD_NOW: i32 = 2;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const RTLD_NOLOAD: i32 = 4;
 
 /// libgomp's entry points, looked up once: `GOMP_parallel` wherever it is
 /// loaded, and the two queries from the same library, so that a second
 /// OpenMP runtime in the process (libiomp5 and libomp export the same
 /// names) cannot answer for threads that are not its own.
+///
+/// Only with glibc on Linux, whose `RTLD_*` values these are (macOS's
+/// differ, and its libtorch ships another OpenMP); elsewhere, and under
+/// `GRADSCOPE_KERNELS=portable`, `None`: the reads run on threads of the
+/// probe's own.
 fn gomp() -> Option<&'static Gomp> {
+    if crate::onepass::portable() {
+        return None;
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    return None;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    lookup()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn lookup() -> Option<&'static Gomp> {
     static GOMP: OnceLock<Option<Gomp>> = OnceLock::new();
     GOMP.get_or_init(|| {
         // SAFETY: dlsym, dladdr and dlopen with NUL-terminated names and a

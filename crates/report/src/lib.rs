@@ -42,6 +42,8 @@
 //! ([`ReportError`]). Like gradscope-plot, this crate reads files only and
 //! never links tch.
 
+#![forbid(unsafe_code)]
+
 /// `writeln!` into a String (which cannot fail); shared by the modules
 /// that write Markdown.
 macro_rules! mdln {

@@ -29,6 +29,8 @@
 //! quadrature on each half-line, which is exact to about 1e-12 for smooth
 //! integrands and handles ReLU's kink at 0, since no node sits on it.
 
+#![forbid(unsafe_code)]
+
 /// A nonlinearity the theory knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {

@@ -13,6 +13,8 @@
 //!   `summary.csv`, and what `--resume` keeps or trains again.
 //! - [`lock::ResultsLock`]: one writer per results directory.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod check;
 pub mod checkpoint;
 #[cfg(test)]

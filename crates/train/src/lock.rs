@@ -57,7 +57,7 @@ pub fn live_holder(dir: &Path) -> Option<Holder> {
     let text = std::fs::read_to_string(dir.join(LOCK_FILE)).ok()?;
     let holder: Holder = serde_json::from_str(text.trim()).ok()?;
     let here = holder.host == host_name();
-    (!here || Path::new(&format!("/proc/{}", holder.pid)).exists()).then_some(holder)
+    (!here || gradscope_format::durable::process_alive(holder.pid)).then_some(holder)
 }
 
 impl std::fmt::Display for Holder {

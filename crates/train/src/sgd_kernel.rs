@@ -137,8 +137,12 @@ pub(crate) fn disjoint(slots: &[Slot]) -> bool {
 }
 
 /// Whether this process can take the fused step: the CPU has AVX2 and FMA
-/// and libtorch has not been told to use its unvectorized kernels.
+/// and libtorch has not been told to use its unvectorized kernels, nor
+/// gradscope its portable ones (`GRADSCOPE_KERNELS=portable`).
 pub(crate) fn available() -> bool {
+    if gradscope_probe::onepass::portable() {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         let scalar_kernels =
