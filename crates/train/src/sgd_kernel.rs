@@ -316,7 +316,9 @@ unsafe fn step_range(_: &Slot, _: Range<usize>, _: Scalars, _: bool) -> Sums {
 const LANES: usize = 8;
 
 /// The step of one element (see the module's overview); `BUF` is 0 (no
-/// momentum), 1 (first step) or 2 (later steps).
+/// momentum), 1 (first step) or 2 (later steps). Only the x86-64
+/// `step_range` calls it (and `body`): elsewhere the step is libtorch's.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn element<const DECAY: bool, const BUF: u8>(p: &mut f32, g: f32, b: &mut f32, s: Scalars) {
     let d = if DECAY { p.mul_add(s.decay, g) } else { g };
@@ -334,6 +336,7 @@ fn element<const DECAY: bool, const BUF: u8>(p: &mut f32, g: f32, b: &mut f32, s
     *p = d.mul_add(s.step, *p);
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn body<const DECAY: bool, const BUF: u8>(p: &mut [f32], g: &[f32], b: &mut [f32], s: Scalars) {
     if BUF == 0 {
