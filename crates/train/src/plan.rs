@@ -138,6 +138,34 @@ pub fn plan(exp: &Experiment) -> Vec<RunSpec> {
     runs
 }
 
+/// Sets the value at `pointer` (`/model/residual_scale`) in `v`, adding
+/// the last key where the serialized form left it out: a field at its
+/// default is not serialized (`skip_serializing_if`), so a sweep whose
+/// first value is the default (`"residual_scale": [1, 0.2]`) has no slot
+/// to write. Skipping it silently trained every run at the default.
+fn set_pointer(
+    v: &mut serde_json::Value,
+    pointer: &str,
+    value: serde_json::Value,
+) -> Result<(), String> {
+    if let Some(slot) = v.pointer_mut(pointer) {
+        *slot = value;
+        return Ok(());
+    }
+    let (parent, key) = pointer
+        .rsplit_once('/')
+        .ok_or_else(|| format!("{pointer:?} is not a JSON pointer"))?;
+    match v.pointer_mut(parent) {
+        Some(serde_json::Value::Object(map)) => {
+            map.insert(key.to_owned(), value);
+            Ok(())
+        }
+        _ => Err(format!(
+            "the experiment has no section {parent:?} to set {key:?} in"
+        )),
+    }
+}
+
 impl Experiment {
     /// The experiment as one run of it trains: each swept field set to the
     /// run's value, so every axis holds one value. Saved in no file; the
@@ -188,9 +216,12 @@ impl Experiment {
         }
         let mut v = serde_json::to_value(&out).map_err(|e| (".".to_string(), e.to_string()))?;
         for (field, value) in &setting.numbers {
-            if let Some(slot) = v.pointer_mut(&gradscope_format::names::pointer(field)) {
-                *slot = value.clone();
-            }
+            set_pointer(
+                &mut v,
+                &gradscope_format::names::pointer(field),
+                value.clone(),
+            )
+            .map_err(|why| (gradscope_format::names::path(field), why))?;
         }
         // serde's derive, not the trait impl: no lists are left to take,
         // and the caller validates.
@@ -294,6 +325,43 @@ mod tests {
                 ("init", "glorot".to_string())
             ]
         );
+    }
+
+    /// A field whose default is left out of the serialized form
+    /// (`gate_bias` −1, the Inception `residual_scale` 1) swept from its
+    /// default: every run must get its own value. The resolver once found
+    /// no slot for it and trained every run at the first value.
+    #[test]
+    fn a_sweep_that_starts_at_a_default_reaches_every_run() {
+        let text = GOOD.replace(
+            r#""activation": "sigmoid""#,
+            r#""activation": "sigmoid", "gate_bias": [-1, -2.5]"#,
+        );
+        let exp = Experiment::from_json(&text, Path::new("exp.json")).unwrap();
+        let biases: Vec<f64> = plan(&exp)
+            .iter()
+            .map(|r| match exp.resolved(&r.setting).model {
+                ModelSpec::Mlp(m) => m.gate_bias,
+                _ => panic!("mlp expected"),
+            })
+            .collect();
+        assert!(
+            biases.contains(&-1.0) && biases.contains(&-2.5),
+            "{biases:?}"
+        );
+        let inception = r#"{"name": "x", "dataset": {"kind": "synthetic-images", "samples": 64, "test_samples": 16, "classes": 3, "shape": [1, 8, 8]},
+            "model": {"family": "inception", "width": 4, "residual_scale": [1, 0.2]},
+            "variants": ["residual"], "depths": [2], "seeds": [0],
+            "train": {"lr": 0.1, "batch_size": 16, "steps": 1, "eval_every": 1}}"#;
+        let exp = Experiment::from_json(inception, Path::new("exp.json")).unwrap();
+        let scales: Vec<f64> = plan(&exp)
+            .iter()
+            .map(|r| match exp.resolved(&r.setting).model {
+                ModelSpec::Inception(m) => m.residual_scale,
+                _ => panic!("inception expected"),
+            })
+            .collect();
+        assert_eq!(scales, [1.0, 0.2]);
     }
 
     #[test]
