@@ -303,9 +303,11 @@ enum Command {
         #[arg(long, value_name = "DIR_OR_CSV")]
         against: PathBuf,
     },
-    /// Write RESULTS/report.md: the runs table, what the numbers show beside
-    /// the papers' numbers, and every chart (drawn first if plots/ lacks one
-    /// or a file it was drawn from has changed since).
+    /// Write RESULTS/report.md and RESULTS/report.html (one self-contained
+    /// page, to open in a browser): the runs table, what the numbers show
+    /// beside the papers' numbers, and every chart (drawn first if plots/
+    /// lacks one or a file it was drawn from has changed since). Prints the
+    /// two paths.
     ///
     /// Missing or unfinished runs are marked in the report and listed on
     /// stderr; the exit status is still 0. A path without runs/ is an error.
@@ -977,7 +979,9 @@ fn report(results: &Path) -> Result<()> {
     for p in &r.problems {
         eprintln!("report: {p}");
     }
-    print_stdout(&format!("{}\n", r.path.display()))
+    // report.md, then the page to open in a browser beside it.
+    let html = r.path.with_file_name(files::REPORT_HTML);
+    print_stdout(&format!("{}\n{}\n", r.path.display(), html.display()))
 }
 
 /// Sets libtorch's intra-op threads from `--threads` (default: the number

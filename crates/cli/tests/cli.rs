@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{experiment, gradscope, read_csv, run_ok, stderr, summary_value};
+use common::{experiment, gradscope, read_csv, run_ok, stderr, stdout, summary_value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -1012,6 +1012,15 @@ fn a_research_knobs_file_checks_and_runs() {
     }
     let o = gradscope(&["report", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Issue 37: it says where both pages are, the one to open in a browser too.
+    let printed: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(
+        printed,
+        [
+            out.join("report.md").display().to_string(),
+            out.join("report.html").display().to_string()
+        ]
+    );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         report.contains("| variant | depth | train.lr |"),

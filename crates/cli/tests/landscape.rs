@@ -241,7 +241,7 @@ fn landscapes_of_a_trained_pair_with_summary_charts_and_report() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(!md.contains("Too few grids"), "{md}");
     assert!(md.contains("| plain, depth 8 | trained | 3 |"), "{md}");
-    assert!(md.contains("- **Depth 8 at init (the control"), "{md}");
+    assert!(md.contains("- **Depth 8 at init, the control ("), "{md}");
 
     // The initial weights are the run's own: rebuilt from its seed, they
     // score on the test split what training recorded at step 0.

@@ -211,6 +211,13 @@ pub(crate) fn reading_verdict(
     }
 }
 
+/// Whether two nets' losses at the centre of their grids are close enough
+/// for a matched-loss control: within 10% of the larger. At init both sit
+/// near chance (ln 10 = 2.30 for ten classes) when neither has blown up.
+pub(crate) fn matched_loss(a: f64, b: f64) -> bool {
+    a.is_finite() && b.is_finite() && (a - b).abs() <= 0.1 * a.abs().max(b.abs())
+}
+
 /// The verdict over the readings' signs (+1: the residual net smoother).
 pub(crate) fn surface_verdict(signs: &[i32]) -> &'static str {
     let smoother = signs.iter().filter(|s| **s > 0).count();
@@ -401,11 +408,18 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
                 .collect();
             let signs: Vec<i32> = readings.iter().map(|(_, s)| *s).collect();
             let text: Vec<String> = readings.into_iter().map(|(t, _)| t).collect();
-            let at = match w {
-                Weights::Trained => "",
-                Weights::Init => {
-                    " at init (the control: both nets near chance, before any training)"
-                }
+            let centre = |gs: &[&Grid]| rep(gs, |g| g.row.centre_loss).map(|r| r.mean);
+            let at = match (w, centre(&p), centre(&r)) {
+                (Weights::Trained, _, _) => String::new(),
+                (Weights::Init, Some(a), Some(b)) => format!(
+                    " at init, the control ({}: loss at θ₀ {a:.3} plain, {b:.3} residual)",
+                    if matched_loss(a, b) {
+                        "matched in loss, before any training"
+                    } else {
+                        "not matched in loss, so the comparison is not like for like"
+                    }
+                ),
+                (Weights::Init, _, _) => " at init, the control".to_owned(),
             };
             mdln!(
                 md,
@@ -504,5 +518,9 @@ mod tests {
         assert!(surface_verdict(&[1, 1]).starts_with("smoother by every"));
         assert!(surface_verdict(&[1, 0]).contains("the others overlap"));
         assert!(surface_verdict(&[1, -1]).contains("rougher by others"));
+        // The control is matched in loss only where the centres agree.
+        assert!(matched_loss(2.31, 2.35));
+        assert!(!matched_loss(2.31, 4.1));
+        assert!(!matched_loss(f64::NAN, 2.3));
     }
 }
