@@ -288,6 +288,28 @@ fn report_html_draws_every_chart_shows_values_on_hover_and_sorts() {
         ));
     }
 
+    // Issue 37 §1: the page leads with what it found: the first chart is
+    // drawn above the first table, and the verdict box above both.
+    let order = call(
+        d.port,
+        "POST",
+        &at("/execute/sync"),
+        Some(json!({"script": r#"
+        var top = function (q) { var e = document.querySelector(q); return e ? e.getBoundingClientRect().top + window.scrollY : -1; };
+        return [top('section.summary'), top('figure svg'), top('table')];
+    "#, "args": []})),
+    );
+    let tops: Vec<f64> = order
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        tops[0] >= 0.0 && tops[0] < tops[1] && tops[1] < tops[2],
+        "summary, first chart, first table from the top: {tops:?}"
+    );
+
     // Hover: move the pointer onto a point of a line; the tip shows its value.
     let points = element_ids(&call(
         d.port,

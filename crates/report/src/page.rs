@@ -231,58 +231,38 @@ pub fn html_live(title: &str, blocks: &[Block], root: &Path, reload: Option<u64>
             "<p class=\"live\">The sweep is still running: this page is rewritten as rows arrive and reloads every {s} s.</p>"
         );
     }
-    for block in blocks {
-        match block {
-            Block::Heading(level, text) => {
-                let _ = writeln!(out, "<h{level}>{}</h{level}>", inline(text));
-            }
-            Block::Para(text) => {
-                let _ = writeln!(out, "<p>{}</p>", inline(text));
-            }
-            Block::List(items) => {
-                out.push_str("<ul>\n");
-                for item in items {
-                    let _ = writeln!(out, "<li>{}</li>", inline(item));
-                }
-                out.push_str("</ul>\n");
-            }
-            Block::Table(header, rows) => {
-                out.push_str("<table class=\"sortable\">\n<thead><tr>");
-                for h in header {
-                    let _ = write!(out, "<th title=\"click to sort\">{}</th>", inline(h));
-                }
-                out.push_str("</tr></thead>\n<tbody>\n");
-                for row in rows {
-                    out.push_str("<tr>");
-                    for c in row {
-                        let _ = write!(out, "<td>{}</td>", inline(c));
-                    }
-                    out.push_str("</tr>\n");
-                }
-                out.push_str("</tbody>\n</table>\n");
-            }
-            Block::Chart(name, caption) => {
-                let path = root.join(PLOTS_DIR).join(format!("{name}.svg"));
-                let svg = match std::fs::read_to_string(&path) {
-                    Ok(svg) => strip_prolog(&svg).to_owned(),
-                    Err(e) => format!(
-                        "<p class=\"missing\">{}: {e}</p>",
-                        escape(&path.display().to_string())
-                    ),
-                };
-                let _ = writeln!(
-                    out,
-                    "<figure id=\"{name}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>",
-                    inline(caption)
-                );
-            }
-            Block::Quote(text) => {
-                let _ = writeln!(out, "<blockquote>{}</blockquote>", inline(text));
-            }
-            Block::Code(text) => {
-                let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(text));
-            }
+    // What the page found comes first (issue 37): the title, a box with
+    // the verdicts, the two key charts, a table of contents; then the
+    // rest in order, the key charts left out where they were and long
+    // per-layer tables folded.
+    let lead = Lead::of(blocks);
+    let mut rest = blocks;
+    if let Some((first @ Block::Heading(1, _), after)) = blocks.split_first() {
+        write_block(&mut out, first, root);
+        rest = after;
+    }
+    if !lead.verdicts.is_empty() {
+        out.push_str("<section class=\"summary\">\n<h2 id=\"summary\">What it found</h2>\n<ul>\n");
+        for v in &lead.verdicts {
+            let _ = writeln!(out, "<li>{}</li>", inline(v));
         }
+        out.push_str("</ul>\n</section>\n");
+    }
+    for chart in &lead.charts {
+        write_block(&mut out, chart, root);
+    }
+    if lead.contents.len() > 1 {
+        out.push_str("<nav class=\"toc\"><b>Contents</b><ul>\n");
+        for h in &lead.contents {
+            let _ = writeln!(out, "<li><a href=\"#{}\">{}</a></li>", anchor(h), inline(h));
+        }
+        out.push_str("</ul></nav>\n");
+    }
+    for block in rest {
+        if lead.charts.contains(&block) {
+            continue;
+        }
+        write_block(&mut out, block, root);
     }
     out.push_str("<div id=\"gs-tip\" hidden></div>\n");
     let _ = write!(
@@ -290,6 +270,167 @@ pub fn html_live(title: &str, blocks: &[Block], root: &Path, reload: Option<u64>
         "<script>{SORT_SCRIPT}{HOVER_SCRIPT}</script>\n</body>\n</html>\n"
     );
     out
+}
+
+/// Tables longer than this are folded in `<details>`.
+const FOLD_ROWS: usize = 12;
+
+/// The charts a report page shows first: what error does with depth, and
+/// where the gradient goes (He et al. Fig. 6; the gradient profile).
+const LEAD_CHARTS: [&str; 2] = ["error_vs_depth", "gradient_profile"];
+
+/// What a report page leads with, taken from its blocks.
+struct Lead<'a> {
+    /// The bold claims of the "What the numbers show" sections (each
+    /// sentence that holds one) and their bullets that start in bold, in
+    /// page order.
+    verdicts: Vec<String>,
+    charts: Vec<&'a Block>,
+    /// The level-2 headings.
+    contents: Vec<String>,
+}
+
+impl<'a> Lead<'a> {
+    fn of(blocks: &'a [Block]) -> Lead<'a> {
+        let mut verdicts = Vec::new();
+        let mut in_findings = false;
+        for b in blocks {
+            match b {
+                Block::Heading(_, t) => in_findings = t.starts_with("What the numbers show"),
+                Block::Para(t) if in_findings && t.starts_with("**") => {
+                    verdicts.extend(bold_sentences(t));
+                }
+                Block::List(items) if in_findings => {
+                    verdicts.extend(items.iter().filter(|i| i.starts_with("**")).cloned());
+                }
+                _ => {}
+            }
+        }
+        let charts = LEAD_CHARTS
+            .iter()
+            .filter_map(|name| {
+                blocks
+                    .iter()
+                    .find(|b| matches!(b, Block::Chart(n, _) if n == name))
+            })
+            .collect();
+        let contents = blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Heading(2, t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        Lead {
+            verdicts,
+            charts,
+            contents,
+        }
+    }
+}
+
+/// The sentences of a paragraph that hold a bold claim, each whole: a
+/// sentence ends at a period followed by a space and a bold mark.
+fn bold_sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut cuts: Vec<usize> = text.match_indices(". **").map(|(i, _)| i + 1).collect();
+    cuts.push(text.len());
+    for end in cuts {
+        let sentence = text[start..end].trim();
+        if sentence.contains("**") {
+            out.push(sentence.to_owned());
+        }
+        start = end;
+    }
+    out
+}
+
+/// The `id` of a heading: its text in lower case, letters and digits kept,
+/// runs of anything else one `-`.
+fn anchor(text: &str) -> String {
+    let mut id = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            id.push(c);
+        } else if !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    id.trim_matches('-').to_owned()
+}
+
+/// Writes one block as HTML.
+fn write_block(out: &mut String, block: &Block, root: &Path) {
+    match block {
+        Block::Heading(level, text) => {
+            let _ = writeln!(
+                out,
+                "<h{level} id=\"{}\">{}</h{level}>",
+                anchor(text),
+                inline(text)
+            );
+        }
+        Block::Para(text) => {
+            let _ = writeln!(out, "<p>{}</p>", inline(text));
+        }
+        Block::List(items) => {
+            out.push_str("<ul>\n");
+            for item in items {
+                let _ = writeln!(out, "<li>{}</li>", inline(item));
+            }
+            out.push_str("</ul>\n");
+        }
+        Block::Table(header, rows) => {
+            // A per-layer table runs to 60 rows: folded, so that the
+            // text and the charts after it stay in reach.
+            let folded = rows.len() > FOLD_ROWS;
+            if folded {
+                let _ = writeln!(
+                    out,
+                    "<details><summary>table of {} rows (click to open)</summary>",
+                    rows.len()
+                );
+            }
+            out.push_str("<table class=\"sortable\">\n<thead><tr>");
+            for h in header {
+                let _ = write!(out, "<th title=\"click to sort\">{}</th>", inline(h));
+            }
+            out.push_str("</tr></thead>\n<tbody>\n");
+            for row in rows {
+                out.push_str("<tr>");
+                for c in row {
+                    let _ = write!(out, "<td>{}</td>", inline(c));
+                }
+                out.push_str("</tr>\n");
+            }
+            out.push_str("</tbody>\n</table>\n");
+            if folded {
+                out.push_str("</details>\n");
+            }
+        }
+        Block::Chart(name, caption) => {
+            let path = root.join(PLOTS_DIR).join(format!("{name}.svg"));
+            let svg = match std::fs::read_to_string(&path) {
+                Ok(svg) => strip_prolog(&svg).to_owned(),
+                Err(e) => format!(
+                    "<p class=\"missing\">{}: {e}</p>",
+                    escape(&path.display().to_string())
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "<figure id=\"{name}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>",
+                inline(caption)
+            );
+        }
+        Block::Quote(text) => {
+            let _ = writeln!(out, "<blockquote>{}</blockquote>", inline(text));
+        }
+        Block::Code(text) => {
+            let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(text));
+        }
+    }
 }
 
 /// An SVG file's text without its `<?xml …?>` line, which is not allowed
@@ -349,7 +490,10 @@ figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#55
 code{background:#f4f4f4;padding:0 3px}.missing{color:#a00}\
 blockquote{color:#444;border-left:3px solid #ccc;margin-left:0;padding-left:1em}pre{background:#f4f4f4;padding:.5em}\
 #gs-tip{position:absolute;background:#fff;border:1px solid #888;padding:4px 8px;font-size:13px;white-space:pre;pointer-events:none;box-shadow:0 1px 4px rgba(0,0,0,.2)}\
-.live{background:#fff6d5;border:1px solid #e0c060;padding:6px 10px}.gs-pt{cursor:crosshair}.gs-pt:hover{stroke:#000;stroke-width:1.5}";
+.live{background:#fff6d5;border:1px solid #e0c060;padding:6px 10px}\
+.summary{background:#eef5fb;border:1px solid #9cc3e0;padding:4px 14px;margin:1em 0}.summary h2{margin:.4em 0}\
+.toc{border:1px solid #ddd;padding:4px 14px;margin:1em 0;columns:2}.toc ul{margin:.3em 0}\
+details>summary{cursor:pointer;color:#246;margin:.5em 0}.gs-pt{cursor:crosshair}.gs-pt:hover{stroke:#000;stroke-width:1.5}";
 
 /// Sorts a table's body by the clicked header's column: numbers (the
 /// leading number of a cell such as `12.3 ± 0.4`) numerically, the rest as
@@ -399,6 +543,51 @@ const HOVER_SCRIPT: &str = r#"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 37 §1: report.html leads with what it found. Before it, the
+    /// first 2,400 px were text and eight tables, the charts after two
+    /// 63-row per-layer tables.
+    #[test]
+    fn the_page_leads_with_its_verdicts_and_key_charts() {
+        let long: Vec<Vec<String>> = (0..63).map(|i| vec![format!("layer{i}")]).collect();
+        let blocks = vec![
+            Block::Heading(1, "Report: x".into()),
+            Block::Para("Written by gradscope.".into()),
+            Block::Heading(2, "Runs".into()),
+            Block::Table(vec!["run".into()], vec![vec!["plain-d4-s0".into()]]),
+            Block::Heading(2, "What the numbers show".into()),
+            Block::Para(
+                "**plain** nets' error rises with depth: 38% → 90%. **residual** nets' does not."
+                    .into(),
+            ),
+            Block::Para("(Rules: a change counts when …)".into()),
+            Block::Heading(2, "Per layer".into()),
+            Block::Table(vec!["layer".into()], long),
+            Block::Heading(2, "Charts".into()),
+            Block::Chart("train_error_vs_step".into(), "a".into()),
+            Block::Chart("error_vs_depth".into(), "b".into()),
+            Block::Chart("gradient_profile".into(), "c".into()),
+        ];
+        let dir = std::env::temp_dir();
+        let page = html("x", &blocks, &dir);
+        let at = |needle: &str| page.find(needle).unwrap_or_else(|| panic!("{needle}"));
+        assert!(at("What it found") < at("<table"), "the verdicts first");
+        assert!(at("<figure id=\"error_vs_depth\"") < at("<table"));
+        assert!(at("<figure id=\"gradient_profile\"") < at("<table"));
+        assert!(at("<nav class=\"toc\">") < at("<table"));
+        assert_eq!(page.matches("<figure id=\"error_vs_depth\"").count(), 1);
+        assert!(page.contains("<li><b>plain</b> nets' error rises with depth: 38% → 90%.</li>"));
+        assert!(page.contains("<li><b>residual</b> nets' does not.</li>"));
+        assert!(!page.contains("<li>(Rules"), "the rules stay in the text");
+        // The 63-row table is folded, the 1-row one is not.
+        assert_eq!(page.matches("<details>").count(), 1);
+        assert!(page.contains("table of 63 rows"));
+        assert!(page.contains("<h2 id=\"what-the-numbers-show\">"));
+        assert!(page.contains("<a href=\"#what-the-numbers-show\">"));
+        // The Markdown keeps its order.
+        let md = markdown(&blocks);
+        assert!(md.find("| run |").unwrap() < md.find("![error_vs_depth]").unwrap());
+    }
 
     #[test]
     fn inline_marks_become_tags_and_text_is_escaped() {
