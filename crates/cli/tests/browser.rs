@@ -265,9 +265,9 @@ fn report_html_draws_every_chart_shows_values_on_hover_and_sorts() {
         d.port,
         "POST",
         &at("/elements"),
-        Some(json!({"using": "css selector", "value": "figure svg"})),
+        Some(json!({"using": "css selector", "value": "figure > svg, figure > img"})),
     ));
-    assert_eq!(charts.len(), 8, "one inline SVG per chart");
+    assert_eq!(charts.len(), 8, "one drawing per chart, inline");
     let mut seen = Vec::new();
     for (i, el) in charts.iter().enumerate() {
         let shot = call(

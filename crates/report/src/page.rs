@@ -272,6 +272,31 @@ pub fn html_live(title: &str, blocks: &[Block], root: &Path, reload: Option<u64>
     out
 }
 
+/// An SVG larger than this (bytes) is inlined as its PNG instead.
+const INLINE_SVG_MAX: usize = 300_000;
+
+/// Standard base64 (RFC 4648, with padding), for a PNG in a data URI.
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Tables longer than this are folded in `<details>`.
 const FOLD_ROWS: usize = 12;
 
@@ -410,18 +435,34 @@ fn write_block(out: &mut String, block: &Block, root: &Path) {
             }
         }
         Block::Chart(name, caption) => {
-            let path = root.join(PLOTS_DIR).join(format!("{name}.svg"));
-            let svg = match std::fs::read_to_string(&path) {
-                Ok(svg) => strip_prolog(&svg).to_owned(),
-                Err(e) => format!(
-                    "<p class=\"missing\">{}: {e}</p>",
-                    escape(&path.display().to_string())
+            let plots = root.join(PLOTS_DIR);
+            let path = plots.join(format!("{name}.svg"));
+            let png = std::fs::read(plots.join(format!("{name}.png")));
+            let (drawing, note) = match (std::fs::read_to_string(&path), png) {
+                // A chart of many thousand shapes (the heatmap's cells, a
+                // line per layer with its hover points) goes in as its PNG:
+                // the page stays near 1 MB, and the SVG stays in plots/.
+                (Ok(svg), Ok(png)) if svg.len() > INLINE_SVG_MAX => (
+                    format!(
+                        "<img alt=\"{name}\" src=\"data:image/png;base64,{}\">",
+                        base64(&png)
+                    ),
+                    format!(" (an image here; plots/{name}.svg has the values on hover)"),
+                ),
+                (Ok(svg), _) => (strip_prolog(&svg).to_owned(), String::new()),
+                (Err(e), _) => (
+                    format!(
+                        "<p class=\"missing\">{}: {e}</p>",
+                        escape(&path.display().to_string())
+                    ),
+                    String::new(),
                 ),
             };
             let _ = writeln!(
                 out,
-                "<figure id=\"{name}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>",
-                inline(caption)
+                "<figure id=\"{name}\">\n{drawing}\n<figcaption>{}{}</figcaption>\n</figure>",
+                inline(caption),
+                escape(&note)
             );
         }
         Block::Quote(text) => {
@@ -584,6 +625,36 @@ mod tests {
         assert!(page.contains("table of 63 rows"));
         assert!(page.contains("<h2 id=\"what-the-numbers-show\">"));
         assert!(page.contains("<a href=\"#what-the-numbers-show\">"));
+        // A chart too large to inline as SVG goes in as its PNG.
+        let root = std::env::temp_dir().join(format!("gs-page-{}", std::process::id()));
+        std::fs::create_dir_all(root.join(PLOTS_DIR)).unwrap();
+        let big = format!("<svg>{}</svg>", "<rect/>".repeat(INLINE_SVG_MAX / 7 + 1));
+        std::fs::write(root.join(PLOTS_DIR).join("gradient_heatmap.svg"), big).unwrap();
+        std::fs::write(root.join(PLOTS_DIR).join("gradient_heatmap.png"), b"foo").unwrap();
+        std::fs::write(
+            root.join(PLOTS_DIR).join("error_vs_depth.svg"),
+            "<svg>small</svg>",
+        )
+        .unwrap();
+        let charts = [
+            Block::Chart("gradient_heatmap".into(), "h".into()),
+            Block::Chart("error_vs_depth".into(), "e".into()),
+        ];
+        let page = html("x", &charts, &root);
+        assert!(page.contains("<img alt=\"gradient_heatmap\" src=\"data:image/png;base64,Zm9v\">"));
+        assert!(!page.contains("<rect/>"));
+        assert!(page.contains("<svg>small</svg>"));
+        std::fs::remove_dir_all(&root).unwrap();
+        // RFC 4648's test vectors.
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded);
+        }
         // The Markdown keeps its order.
         let md = markdown(&blocks);
         assert!(md.find("| run |").unwrap() < md.find("![error_vs_depth]").unwrap());
