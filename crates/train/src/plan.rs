@@ -143,7 +143,7 @@ pub fn plan(exp: &Experiment) -> Vec<RunSpec> {
 /// default is not serialized (`skip_serializing_if`), so a sweep whose
 /// first value is the default (`"residual_scale": [1, 0.2]`) has no slot
 /// to write. Skipping it silently trained every run at the default.
-fn set_pointer(
+pub(crate) fn set_pointer(
     v: &mut serde_json::Value,
     pointer: &str,
     value: serde_json::Value,
@@ -362,6 +362,13 @@ mod tests {
             })
             .collect();
         assert_eq!(scales, [1.0, 0.2]);
+        // And the experiment written back (run.json's `config`) keeps the
+        // list, so that its plan, read again, names the same runs.
+        let again: Experiment =
+            serde_json::from_value(serde_json::to_value(&exp).unwrap()).unwrap();
+        let names = |e: &Experiment| plan(e).iter().map(RunSpec::name).collect::<Vec<_>>();
+        assert_eq!(names(&again), names(&exp));
+        assert_eq!(names(&exp)[1], "residual-residual_scale0.2-d2-s0");
     }
 
     #[test]

@@ -81,9 +81,12 @@ impl Serialize for Experiment {
         let mut v =
             Experiment::serialize(self, serde_json::value::Serializer).map_err(S::Error::custom)?;
         for axis in &self.numbers {
-            if let Some(slot) = v.pointer_mut(&pointer(axis.field)) {
-                *slot = serde_json::Value::Array(axis.values.clone());
-            }
+            // A field at its default is left out of the derived form: the
+            // list is added where it would be (`run.json` once lost a
+            // `residual_scale: [1, 0.2]` this way).
+            let list = serde_json::Value::Array(axis.values.clone());
+            crate::plan::set_pointer(&mut v, &pointer(axis.field), list)
+                .map_err(S::Error::custom)?;
         }
         v.serialize(s)
     }
