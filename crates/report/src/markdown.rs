@@ -788,9 +788,12 @@ fn findings(md: &mut String, loaded: &Loaded) {
     // A twin that diverged at a depth where plain trained is worse there.
     let twin_diverged = diverged.iter().any(|(v, _)| v != "plain");
     let mixed = twin_diverged
-        || twins
-            .iter()
-            .any(|(_, ps)| twin_reading(ps) == Some(TwinReading::Mixed));
+        || twins.iter().any(|(_, ps)| {
+            matches!(
+                twin_reading(ps),
+                Some(TwinReading::Mixed | TwinReading::Worse)
+            )
+        });
     match trends.iter().find(|t| t.variant == "plain") {
         Some(p) => {
             let mechanisms: Vec<(u32, Mechanism)> = p

@@ -204,9 +204,11 @@ pub enum TwinReading {
     Better,
     /// Better at some depths, tied at the others.
     BetterOrTied,
-    /// Worse beyond the tolerance somewhere: the shortcut does not
-    /// simply help.
+    /// Worse beyond the tolerance somewhere, not everywhere: the shortcut
+    /// does not simply help.
     Mixed,
+    /// Worse beyond the tolerance at every depth.
+    Worse,
     /// Tied everywhere.
     Tied,
 }
@@ -217,7 +219,9 @@ pub fn twin_reading(depths: &[Paired]) -> Option<TwinReading> {
         return None;
     }
     let count = |o: Outcome| depths.iter().filter(|p| p.outcome == o).count();
-    Some(if count(Outcome::Worse) > 0 {
+    Some(if count(Outcome::Worse) == depths.len() {
+        TwinReading::Worse
+    } else if count(Outcome::Worse) > 0 {
         TwinReading::Mixed
     } else if count(Outcome::Better) == depths.len() {
         TwinReading::Better
@@ -252,6 +256,7 @@ pub fn twin_summary(twin: &str, depths: &[Paired]) -> Option<String> {
     }
     let head = match reading {
         TwinReading::Mixed => format!("**{twin} against plain is mixed**"),
+        TwinReading::Worse => format!("**{twin} is worse than plain at every depth**"),
         TwinReading::Better => format!("**{twin} is better than plain at every depth**"),
         TwinReading::BetterOrTied => format!("**{twin} against plain**"),
         TwinReading::Tied => format!("**{twin} ties with plain at every depth**"),
@@ -488,6 +493,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("One seed"), "{text}");
+        // Worse at every depth is said as such, not as mixed (the
+        // redesigned Inception twin at s = 1: worse at 2, 4, 8 and 16).
+        let worse_too = paired(2, &[(0.15, 0.19), (0.16, 0.18)]).unwrap();
+        let all_worse = [worse_too, paired(8, &[(0.20, 0.27), (0.21, 0.28)]).unwrap()];
+        assert_eq!(twin_reading(&all_worse), Some(TwinReading::Worse));
+        let text = twin_summary("residual", &all_worse).unwrap();
+        assert!(
+            text.starts_with("**residual is worse than plain at every depth**"),
+            "{text}"
+        );
     }
 
     /// The sign rule: one seed's pair the other way, or inside 1 point,
