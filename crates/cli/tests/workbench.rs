@@ -754,7 +754,21 @@ fn compare_puts_two_folders_on_one_page_and_refuses_what_it_cannot_compare() {
     assert!(out.join("plots/decay_vs_depth.png").is_file());
     let html = std::fs::read_to_string(out.join("compare.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 6, "six charts inline");
-    for fetch in ["src=", "href=", "url(", "@import"] {
+    // Nothing is fetched: links only to anchors in the page, images only
+    // as data URIs.
+    let outside = |attr: &str, inside: &str| {
+        html.match_indices(attr)
+            .any(|(i, _)| !html[i + attr.len()..].starts_with(inside))
+    };
+    assert!(
+        !outside("href=\"", "#"),
+        "compare.html must open offline: href"
+    );
+    assert!(
+        !outside("src=\"", "data:"),
+        "compare.html must open offline: src"
+    );
+    for fetch in ["url(", "@import"] {
         assert!(
             !html.contains(fetch),
             "compare.html must open offline: {fetch}"
