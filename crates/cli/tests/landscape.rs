@@ -172,9 +172,7 @@ fn landscapes_of_a_trained_pair_with_summary_charts_and_report() {
     assert!(html.contains("<figure id=\"loss_landscape\">"));
 
     // Again for one run only: its row is replaced, the other kept.
-    let o = gradscope(&[
-        "landscape",
-        runs.join("residual-d8-s0").to_str().unwrap(),
+    let small = [
         "--grid",
         "3",
         "--samples",
@@ -183,7 +181,9 @@ fn landscapes_of_a_trained_pair_with_summary_charts_and_report() {
         "1",
         "--device",
         "cpu",
-    ]);
+    ];
+    let residual = runs.join("residual-d8-s0");
+    let o = gradscope(&[&["landscape", residual.to_str().unwrap()][..], &small].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let (sh, srows) = read_csv(&out.join("landscape_summary.csv"));
     assert_eq!(srows.len(), 2);
@@ -196,16 +196,6 @@ fn landscapes_of_a_trained_pair_with_summary_charts_and_report() {
     let both = [
         runs.join("plain-d8-s0").to_str().unwrap().to_owned(),
         runs.join("residual-d8-s0").to_str().unwrap().to_owned(),
-    ];
-    let small = [
-        "--grid",
-        "3",
-        "--samples",
-        "16",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
     ];
     let o = gradscope(
         &[

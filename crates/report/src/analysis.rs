@@ -127,19 +127,13 @@ pub struct Stat {
 
 /// Mean ± sample std (n − 1) of the finite values; `None` if there are none.
 pub fn stat(values: impl IntoIterator<Item = Option<f64>>) -> Option<Stat> {
-    let v: Vec<f64> = values
-        .into_iter()
-        .flatten()
-        .filter(|x| x.is_finite())
-        .collect();
-    if v.is_empty() {
-        return None;
-    }
-    let n = v.len();
-    let mean = v.iter().sum::<f64>() / n as f64;
-    let std = (n > 1)
-        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
-    Some(Stat { mean, std, n })
+    // The same sums as the landscape's replicates, which format computes.
+    let r = gradscope_format::landscape::Replicates::of(values.into_iter().flatten())?;
+    Some(Stat {
+        mean: r.mean,
+        std: (r.n > 1).then_some(r.sd),
+        n: r.n,
+    })
 }
 
 /// Which way a variant's error goes from its shallowest to its deepest net.
