@@ -79,7 +79,7 @@ test-tools:
 
 # As root with apt-get the tests are required to run once their programs
 # are there, so that a CI run can never skip them without saying so.
-# Then the probe, train and CLI tests run a second time with the portable
+# Then the kernels, probe, train and CLI tests run a second time with the portable
 # kernels, less the tests of the fast paths themselves (libtorch's OpenMP
 # team, the fused SGD step) and the Slurm and browser tests (they test the
 # cluster and the page, which no kernel changes).
@@ -89,14 +89,15 @@ test: setup test-tools
 	  command -v sbatch >/dev/null && export GRADSCOPE_REQUIRE_SLURM=1; \
 	  command -v chromedriver >/dev/null && export GRADSCOPE_REQUIRE_BROWSER=1; fi; \
 	$(CARGO) nextest run --workspace --no-fail-fast; rc=$$?; \
-	echo "== again with GRADSCOPE_KERNELS=portable: the probe, train and CLI tests on the code a non-x86 CPU runs"; \
-	GRADSCOPE_KERNELS=portable $(CARGO) nextest run -p gradscope-probe -p gradscope-train -p gradscope \
+	echo "== again with GRADSCOPE_KERNELS=portable: the kernels, probe, train and CLI tests on the code a non-x86 CPU runs"; \
+	GRADSCOPE_KERNELS=portable $(CARGO) nextest run -p gradscope-kernels -p gradscope-probe -p gradscope-train -p gradscope \
 	  --no-fail-fast -E '$(PORTABLE_TESTS)' || rc=1; \
 	exit $$rc
 
 lint: $(STAMP)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p gradscope-kernels --no-default-features --all-targets -- -D warnings
 
 check: build
 	$(GRADSCOPE) check $(EXPERIMENT)

@@ -9,7 +9,7 @@
 //! `activations.csv`, flushed as written).
 //!
 //! Cost: a probe step must read every probed tensor at least once (`make
-//! bench` times that floor). In host memory [`onepass`] reads each tensor
+//! bench` times that floor). In host memory [`gradscope_kernels`] reads each tensor
 //! exactly once for all its statistics. On CUDA, reading each norm with
 //! `double_value` would sync with the device once per layer per statistic;
 //! instead every norm and moment is computed on the device, stacked, and
@@ -18,9 +18,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod hook;
-pub mod onepass;
-mod team;
 pub mod writers;
+
+use gradscope_kernels as kernels;
 
 use gradscope_models::{Activation, Network, Recording};
 use std::cell::RefCell;
@@ -166,10 +166,10 @@ pub struct Gradients {
 /// dL/dh at one probe point, as the backward pass left it.
 #[derive(Debug)]
 pub enum OutputGrad {
-    /// Read as libtorch produced it ([`onepass`], host memory): the
+    /// Read as libtorch produced it ([`gradscope_kernels`], host memory): the
     /// gradient itself is gone.
     Read {
-        sums: onepass::GradSums,
+        sums: kernels::GradSums,
         numel: usize,
     },
     /// Kept for [`Probe::collect`]: on another device (CUDA), or asked for
@@ -196,7 +196,7 @@ pub struct Known<'a> {
     /// ‖p‖ in float64.
     pub norms: &'a [Option<f64>],
     /// Σg² and the non-zero count of the parameter's gradient.
-    pub grads: &'a [Option<onepass::GradSums>],
+    pub grads: &'a [Option<kernels::GradSums>],
 }
 
 /// Responses this large (1 MiB of float32) are read during the forward
@@ -233,7 +233,7 @@ impl Probe {
 
     /// The recording for one probe step's forward pass. Responses in host
     /// memory of [`READ_EARLY_FROM`] elements or more are read as the pass
-    /// makes them ([`onepass`], one read each) and not kept; smaller ones,
+    /// makes them ([`gradscope_kernels`], one read each) and not kept; smaller ones,
     /// and all of them elsewhere (CUDA), are kept and read in
     /// [`Probe::collect`].
     pub fn recording(&self) -> Recording<'_> {
@@ -245,7 +245,7 @@ impl Probe {
     fn recording_from(&self, elements: usize) -> Recording<'_> {
         self.read_early.borrow_mut().clear();
         Recording::reading(self.len(), move |point, r| {
-            if !onepass::readable(r) || r.numel() < elements {
+            if !kernels::readable(r) || r.numel() < elements {
                 return false;
             }
             let (_, sums) = read_on_host(&[], std::slice::from_ref(r), self.activation);
@@ -330,8 +330,8 @@ impl Probe {
             .map(|_| std::sync::Mutex::new(None))
             .collect();
         let on_grad = |point: usize, g: Tensor| {
-            let grad = if read && onepass::readable(&g) {
-                let (sums, _) = onepass::read(std::slice::from_ref(&g), &[], onepass::Flat::NONE);
+            let grad = if read && kernels::readable(&g) {
+                let (sums, _) = kernels::read(std::slice::from_ref(&g), &[], kernels::Flat::NONE);
                 OutputGrad::Read {
                     sums: sums[0],
                     numel: g.numel(),
@@ -375,7 +375,7 @@ impl Probe {
     /// when the tensor is all zeros, and `zero_fraction` says how much of
     /// it is.
     ///
-    /// In host memory every tensor is read once ([`onepass`]); on another
+    /// In host memory every tensor is read once ([`gradscope_kernels`]); on another
     /// device (CUDA) libtorch's reductions compute the same numbers there,
     /// with one device→host copy per probe step.
     pub fn collect(
@@ -402,7 +402,7 @@ impl Probe {
         known: Known,
     ) -> Result<ProbeRecord, ProbeError> {
         let t = self.tensors(net, grads, responses, known);
-        let readings = if t.all().all(onepass::readable) {
+        let readings = if t.all().all(kernels::readable) {
             Readings::onepass(&t, self.activation)
         } else {
             Readings::libtorch(&t, self.activation)?
@@ -580,7 +580,7 @@ struct Probed {
     /// Per probe point with a weight: its weight's norm where it was given.
     known_norms: Vec<Option<f64>>,
     /// Per probe point with a weight: its gradient's sums where given.
-    known_grads: Vec<Option<onepass::GradSums>>,
+    known_grads: Vec<Option<kernels::GradSums>>,
     /// The dL/dh kept for now ([`OutputGrad::Kept`]), in point order.
     outputs: Vec<Tensor>,
     responses: Vec<Tensor>,
@@ -608,7 +608,7 @@ struct Readings {
 }
 
 impl Readings {
-    /// One read of each tensor in host memory ([`onepass`]).
+    /// One read of each tensor in host memory ([`gradscope_kernels`]).
     fn onepass(t: &Probed, activation: Activation) -> Readings {
         let grads: Vec<Tensor> = t
             .weight_grads
@@ -619,7 +619,7 @@ impl Readings {
             .collect();
         let (g, r) = read_on_host(&grads, &t.responses, activation);
         let (w, o) = (t.weight_grads.len(), t.weights.len());
-        let pairs = |g: &[onepass::GradSums]| -> Vec<(f64, f64)> {
+        let pairs = |g: &[kernels::GradSums]| -> Vec<(f64, f64)> {
             g.iter().map(|s| (s.l2(), s.nonzero as f64)).collect()
         };
         Readings {
@@ -681,18 +681,18 @@ impl Readings {
     }
 }
 
-/// [`onepass::read`] with `activation`'s flat part.
+/// [`kernels::read`] with `activation`'s flat part.
 fn read_on_host(
     grads: &[Tensor],
     responses: &[Tensor],
     activation: Activation,
-) -> (Vec<onepass::GradSums>, Vec<onepass::ResponseSums>) {
+) -> (Vec<kernels::GradSums>, Vec<kernels::ResponseSums>) {
     let (at_most, at_least) = activation.flat_bounds();
-    onepass::read(grads, responses, onepass::Flat { at_most, at_least })
+    kernels::read(grads, responses, kernels::Flat { at_most, at_least })
 }
 
 /// `[mean, std, saturated fraction, dead fraction]` of one response.
-fn response_reading(s: &onepass::ResponseSums) -> [f64; 4] {
+fn response_reading(s: &kernels::ResponseSums) -> [f64; 4] {
     [s.mean(), s.std(), s.saturated_fraction(), s.dead_fraction()]
 }
 
@@ -708,17 +708,17 @@ fn l2(x: &Tensor, dims: &[i64]) -> Tensor {
 /// probe step). It is exact to float32 precision unless a square left
 /// float32's range: elements below about 1.1e-19 square to 0 (their share
 /// of the norm is then at most √numel·1.1e-19) and above about 1.8e19
-/// overflow. [`onepass::needs_exact`] tells those cases from the value, and the
+/// overflow. [`kernels::needs_exact`] tells those cases from the value, and the
 /// probe takes them again with [`l2`].
 fn l2_fast(x: &Tensor, dims: &[i64]) -> Tensor {
     x.norm_scalaropt_dim(2, dims, false).to_kind(Kind::Double)
 }
 
-/// Replaces each float32 norm of `tensors` that [`onepass::needs_exact`] by its
+/// Replaces each float32 norm of `tensors` that [`kernels::needs_exact`] by its
 /// float64 norm, on the host (rare, so one sync each is fine).
 fn refine_norms(norms: &mut [f64], tensors: &[Tensor]) {
     for (norm, t) in norms.iter_mut().zip(tensors) {
-        if onepass::needs_exact(*norm, t.numel() as f64) {
+        if kernels::needs_exact(*norm, t.numel() as f64) {
             let dims: Vec<i64> = (0..t.dim() as i64).collect();
             *norm = l2(t, &dims).double_value(&[]);
         }
@@ -730,7 +730,7 @@ fn refine_norms(norms: &mut [f64], tensors: &[Tensor]) {
 fn refine_stds(stds: &mut [f64], responses: &[Tensor], activation: Activation) {
     for (std, x) in stds.iter_mut().zip(responses) {
         let n = x.numel() as f64;
-        if onepass::needs_exact(*std * n.sqrt(), n) {
+        if kernels::needs_exact(*std * n.sqrt(), n) {
             // As `grouped` gives it: a stack of one, reduced over the rest.
             let dims: Vec<i64> = (1..=x.dim() as i64).collect();
             let exact = response_stats_with(&x.unsqueeze(0), &dims, activation, l2);
@@ -1113,7 +1113,7 @@ mod tests {
         }
     }
 
-    /// The host path reads each tensor once ([`onepass`]); it must give
+    /// The host path reads each tensor once ([`gradscope_kernels`]); it must give
     /// what libtorch's reductions give (the path CUDA takes, checked above
     /// against per-tensor libtorch norms), on NCHW and channels-last CNNs
     /// and on MLPs with each activation's flat part: norms and moments to
@@ -1125,7 +1125,7 @@ mod tests {
             let params = vs.trainable_variables();
             let probe = Probe::new(net, &params.iter().collect::<Vec<_>>());
             let t = probe.tensors(net, &grads, &responses, Known::default());
-            assert!(t.all().all(onepass::readable));
+            assert!(t.all().all(kernels::readable));
             let a = Readings::onepass(&t, net.activation());
             let b = Readings::libtorch(&t, net.activation()).unwrap();
             let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs() || a == b;
@@ -1244,11 +1244,11 @@ mod tests {
             .collect();
         // Every third parameter's gradient sums known: Σg² = 16, half of
         // it non-zero.
-        let known_grads: Vec<Option<onepass::GradSums>> = params
+        let known_grads: Vec<Option<kernels::GradSums>> = params
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                (i % 3 == 0).then_some(onepass::GradSums {
+                (i % 3 == 0).then_some(kernels::GradSums {
                     sum_sq: 16.0,
                     nonzero: p.numel() as u64 / 2,
                 })
@@ -1406,7 +1406,7 @@ mod tests {
             let tensors = [small.shallow_clone(), small, large];
             let stats = host_grad_stats(&tensors);
             // The host path: one read, float64 sums.
-            let (host, _) = onepass::read(&tensors, &[], onepass::Flat::NONE);
+            let (host, _) = kernels::read(&tensors, &[], kernels::Flat::NONE);
             for (i, numel) in [(0, 32.0f64), (1, 32.0), (2, 90_000.0)] {
                 let exact = f64::from(value).abs() * numel.sqrt();
                 assert!(
@@ -1428,7 +1428,7 @@ mod tests {
         // Only a tensor of zeros reads 0, and it says so.
         let z = Tensor::zeros([10], opts);
         let _ = z.narrow(0, 0, 3).fill_(1e-38);
-        let (host, _) = onepass::read(&[z.shallow_clone()], &[], onepass::Flat::NONE);
+        let (host, _) = kernels::read(&[z.shallow_clone()], &[], kernels::Flat::NONE);
         assert!(host[0].l2() > 0.0);
         assert_eq!(host[0].nonzero, 3);
         let stats = host_grad_stats(&[z]);
@@ -1456,7 +1456,7 @@ mod tests {
             refine_stds(&mut stats[3..6], &rows, Activation::Sigmoid);
             let d = x.to_kind(Kind::Double);
             let rows: Vec<Tensor> = (0..3).map(|g| x.get(g)).collect();
-            let (_, host) = onepass::read(&[], &rows, onepass::Flat::NONE);
+            let (_, host) = kernels::read(&[], &rows, kernels::Flat::NONE);
             for g in 0..3 {
                 let row = d.get(g);
                 let mean = row.mean(Kind::Double).double_value(&[]);

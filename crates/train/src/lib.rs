@@ -26,7 +26,6 @@ pub mod merge;
 pub mod plan;
 pub mod record;
 pub mod sgd;
-mod sgd_kernel;
 pub mod shard;
 pub mod spec;
 pub mod sweep;

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! On a CPU with AVX2 and FMA the step is one pass per parameter
-//! ([`crate::sgd_kernel`]) that computes the same floats, and also leaves
+//! ([`gradscope_kernels::sgd`]) that computes the same floats, and also leaves
 //! each weight's norm for the probe ([`Sgd::norms`]) and, on a probe step,
 //! reads each gradient's sums for it ([`Sgd::step_reading`]).
 //!
@@ -36,7 +36,7 @@
 
 use std::collections::BTreeMap;
 
-use gradscope_probe::onepass::GradSums;
+use gradscope_kernels::GradSums;
 use tch::{nn::VarStore, Device, Kind, TchError, Tensor};
 
 /// The optimizer: every trainable variable of a [`VarStore`] by name, and
@@ -87,7 +87,7 @@ impl Sgd {
             momentum,
             weight_decay,
             norms: None,
-            fuse: crate::sgd_kernel::available(),
+            fuse: gradscope_kernels::sgd::available(),
             adam: None,
         }
     }
@@ -106,7 +106,7 @@ impl Sgd {
     /// in float64, as the last step left it: computed by the fused step
     /// where it took the variable; before this process's first step (a
     /// run's first, or the first after a resume), measured with the same
-    /// sum (`sgd_kernel::norms`), so that a resumed run writes the numbers
+    /// sum (`gradscope_kernels::sgd::norms`), so that a resumed run writes the numbers
     /// of one never stopped; and for the others (CUDA, or a variable the
     /// last step left alone) libtorch's float64 norm, with one copy to the
     /// host for all of them. Nothing else writes the variables between
@@ -118,10 +118,10 @@ impl Sgd {
         let norms = self.norms.get_or_insert_with(|| {
             let measured: Vec<Option<&Tensor>> = params
                 .iter()
-                .map(|(_, p)| (fused && crate::sgd_kernel::fits(p)).then_some(p))
+                .map(|(_, p)| (fused && gradscope_kernels::sgd::fits(p)).then_some(p))
                 .collect();
             let all: Vec<&Tensor> = measured.iter().flatten().copied().collect();
-            let mut sums = crate::sgd_kernel::norms(&all).into_iter();
+            let mut sums = gradscope_kernels::sgd::norms(&all).into_iter();
             measured
                 .iter()
                 .map(|m| m.and_then(|_| sums.next()).map(f64::sqrt))
@@ -233,17 +233,17 @@ impl Sgd {
             .collect()
     }
 
-    /// The fused step ([`crate::sgd_kernel`]) of every variable it can
+    /// The fused step ([`gradscope_kernels::sgd`]) of every variable it can
     /// take (float32 in host memory, dense, with a buffer of its layout):
-    /// the sums of each it took (see `sgd_kernel::step`), `None` for the
+    /// the sums of each it took (see `gradscope_kernels::sgd::step`), `None` for the
     /// others.
     fn fused_step(
         &mut self,
         lr: f64,
         grads: &[Tensor],
         read_grads: bool,
-    ) -> Vec<Option<crate::sgd_kernel::Sums>> {
-        use crate::sgd_kernel::{fits, same_layout, Buffer, Scalars, Slot};
+    ) -> Vec<Option<gradscope_kernels::sgd::Sums>> {
+        use gradscope_kernels::sgd::{fits, same_layout, Buffer, Scalars, Slot};
         let mut taken = Vec::new();
         let mut slots = Vec::new();
         // Gradients copied into their variable's layout (a conv weight's
@@ -279,7 +279,7 @@ impl Sgd {
             held.push(grad);
         }
         let mut out = vec![None; self.params.len()];
-        if !crate::sgd_kernel::disjoint(&slots) {
+        if !gradscope_kernels::sgd::disjoint(&slots) {
             return out;
         }
         let scalars = Scalars {
@@ -292,7 +292,7 @@ impl Sgd {
         // disjoint; the variables, gradients and buffers behind them are
         // held by `self`, `held` and `first_buffers` until the step
         // returns, and nothing else runs meanwhile.
-        let sums = unsafe { crate::sgd_kernel::step(&slots, scalars, read_grads) };
+        let sums = unsafe { gradscope_kernels::sgd::step(&slots, scalars, read_grads) };
         self.buffers.extend(first_buffers);
         for (i, sums) in taken.into_iter().zip(sums) {
             out[i] = Some(sums);
@@ -596,7 +596,7 @@ mod tests {
     /// float64 rounding of a different summation order).
     #[test]
     fn fused_step_matches_libtorch_ops_bit_for_bit() {
-        if !crate::sgd_kernel::available() {
+        if !gradscope_kernels::sgd::available() {
             eprintln!("no AVX2 and FMA: the fused step is not taken here");
             return;
         }

@@ -952,7 +952,7 @@ mod tests {
             let (outputs, responses) = rec.finish();
             let grads = probe.backward(&loss, &opt.params(), outputs).unwrap();
             if through_loop {
-                assert!(opt.reads_gradients() || !crate::sgd_kernel::available());
+                assert!(opt.reads_gradients() || !gradscope_kernels::sgd::available());
                 probe_and_step(&probe, &net, &mut opt, 0.1, &grads, &responses).unwrap()
             } else {
                 let rec = probe.collect(&net, &grads, &responses).unwrap();

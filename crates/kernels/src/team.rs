@@ -68,7 +68,7 @@ const RTLD_NOLOAD: i32 = 4;
 /// `GRADSCOPE_KERNELS=portable`, `None`: the reads run on threads of the
 /// probe's own.
 fn gomp() -> Option<&'static Gomp> {
-    if crate::onepass::portable() {
+    if crate::portable() {
         return None;
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -1,6 +1,6 @@
 //! The optimizer step as one pass over each parameter, on the CPU.
 //!
-//! [`crate::sgd::Sgd`] written as libtorch ops goes over a parameter's
+//! The training crate's SGD written as libtorch ops goes over a parameter's
 //! memory four times a step (the weight decay's `addcmul` into a new
 //! tensor, the momentum buffer's `mul_` and `add_`, the update's
 //! `addcmul_`), with one dispatch per op per parameter: in `make bench`
@@ -29,7 +29,7 @@
 //! without a step), writes the numbers of a run that was never stopped.
 //!
 //! On a probe step each block's gradient is read back too, while it is in
-//! cache ([`gradscope_probe::onepass::grad_sums`]), for the probe's ‖∇W‖
+//! cache ([`crate::read::grad_sums`]), for the probe's ‖∇W‖
 //! and zero fraction: the probe then reads no weight gradient from memory.
 //!
 //! Only where libtorch's own CPU kernels use fused multiply-adds: x86-64
@@ -40,12 +40,12 @@
 
 use std::ops::Range;
 
-use gradscope_probe::onepass::{grad_sums, GradSums};
+use crate::read::GradSums;
 use tch::{Device, Kind, Tensor};
 
 /// The step's scalars, in float32 as libtorch's kernels take them.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Scalars {
+pub struct Scalars {
     /// Whether there is weight decay at all (libtorch's path tests the
     /// float64 value, which may round to a float32 0).
     pub decays: bool,
@@ -57,7 +57,7 @@ pub(crate) struct Scalars {
 
 /// How a parameter's momentum buffer is updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Buffer {
+pub enum Buffer {
     /// No momentum: the step is `d`.
     None,
     /// The first step: the buffer (uninitialized) is set to `d`.
@@ -67,13 +67,15 @@ pub(crate) enum Buffer {
 }
 
 /// One parameter's step: raw views of three tensors of one layout.
-pub(crate) struct Slot {
-    p: *mut f32,
-    g: *const f32,
+pub struct Slot {
+    pub(crate) p: *mut f32,
+    pub(crate) g: *const f32,
     /// Null for [`Buffer::None`].
-    b: *mut f32,
-    len: usize,
-    buffer: Buffer,
+    pub(crate) b: *mut f32,
+    pub(crate) len: usize,
+    // Read only by the x86-64 step; elsewhere no slot is ever stepped.
+    #[cfg_attr(not(all(target_arch = "x86_64", feature = "x86")), allow(dead_code))]
+    pub(crate) buffer: Buffer,
 }
 
 // SAFETY: the threads of one step write disjoint ranges of each slot's `p`
@@ -106,16 +108,16 @@ impl Slot {
 
 /// Whether `p` can be stepped in place by the fused step: float32 in host
 /// memory, its elements dense in some order of the dims.
-pub(crate) fn fits(p: &Tensor) -> bool {
+pub fn fits(p: &Tensor) -> bool {
     p.device() == Device::Cpu
         && p.kind() == Kind::Float
-        && gradscope_probe::onepass::is_dense(&p.size(), &p.stride())
+        && crate::read::is_dense(&p.size(), &p.stride())
 }
 
 /// Whether `t` can go with `p` in one pass over memory: the same shape and
 /// strides (so that the i-th float of each is the same element), on the
 /// same terms as [`fits`].
-pub(crate) fn same_layout(p: &Tensor, t: &Tensor) -> bool {
+pub fn same_layout(p: &Tensor, t: &Tensor) -> bool {
     fits(t) && t.size() == p.size() && t.stride() == p.stride()
 }
 
@@ -123,7 +125,7 @@ pub(crate) fn same_layout(p: &Tensor, t: &Tensor) -> bool {
 /// apart from all the others). libtorch's ops refuse to write a tensor
 /// that overlaps its input; the fused step, which writes through raw
 /// pointers, leaves such a step to them.
-pub(crate) fn disjoint(slots: &[Slot]) -> bool {
+pub fn disjoint(slots: &[Slot]) -> bool {
     let mut spans: Vec<(usize, usize)> = Vec::new();
     for s in slots {
         for ptr in [s.p as usize, s.g as usize, s.b as usize] {
@@ -139,17 +141,17 @@ pub(crate) fn disjoint(slots: &[Slot]) -> bool {
 /// Whether this process can take the fused step: the CPU has AVX2 and FMA
 /// and libtorch has not been told to use its unvectorized kernels, nor
 /// gradscope its portable ones (`GRADSCOPE_KERNELS=portable`).
-pub(crate) fn available() -> bool {
-    if gradscope_probe::onepass::portable() {
+pub fn available() -> bool {
+    if crate::portable() {
         return false;
     }
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", feature = "x86"))]
     {
         let scalar_kernels =
             std::env::var("ATEN_CPU_CAPABILITY").is_ok_and(|c| c.eq_ignore_ascii_case("default"));
         !scalar_kernels && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", feature = "x86")))]
     {
         false
     }
@@ -157,7 +159,7 @@ pub(crate) fn available() -> bool {
 
 /// Elements per block of the norm's sum (and the smallest share of a
 /// thread): see the module's overview.
-pub(crate) const BLOCK: usize = 1 << 14;
+pub const BLOCK: usize = 1 << 14;
 
 /// Every slot's blocks, in slot order: `(slot, range within it)`.
 fn blocks(lens: &[usize]) -> Vec<(usize, Range<usize>)> {
@@ -175,8 +177,8 @@ fn blocks(lens: &[usize]) -> Vec<(usize, Range<usize>)> {
 fn per_block(lens: &[usize], work: impl Fn(usize, Range<usize>) -> Sums + Sync) -> Vec<Sums> {
     let blocks = blocks(lens);
     let total: usize = lens.iter().sum();
-    let parts = gradscope_probe::onepass::thread_count(total).min(blocks.len().max(1));
-    let sums = gradscope_probe::onepass::on_threads(parts, |part| {
+    let parts = crate::threads::thread_count(total).min(blocks.len().max(1));
+    let sums = crate::threads::on_threads(parts, |part| {
         let run = blocks.len() * part / parts..blocks.len() * (part + 1) / parts;
         blocks[run]
             .iter()
@@ -192,7 +194,7 @@ fn per_block(lens: &[usize], work: impl Fn(usize, Range<usize>) -> Sums + Sync) 
 
 /// What the step reads back of one slot (or one block of it).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Sums {
+pub struct Sums {
     /// Σp² after the step.
     pub weights: f64,
     /// Σg² and the non-zero count of the gradient, where asked for.
@@ -212,19 +214,27 @@ impl Sums {
 /// # Safety
 /// [`available`] must be true, the slots [`disjoint`], and the tensors
 /// behind them alive and untouched by anything else until this returns.
-pub(crate) unsafe fn step(slots: &[Slot], s: Scalars, read_grads: bool) -> Vec<Sums> {
+pub unsafe fn step(slots: &[Slot], s: Scalars, read_grads: bool) -> Vec<Sums> {
     let lens: Vec<usize> = slots.iter().map(|s| s.len).collect();
-    // SAFETY: `available` (the caller's promise); each block is within its
-    // slot and in no other part, and the slots do not overlap.
-    per_block(&lens, |i, range| unsafe {
-        step_range(&slots[i], range, s, read_grads)
-    })
+    #[cfg(all(target_arch = "x86_64", feature = "x86"))]
+    {
+        // SAFETY: `available` (the caller's promise); each block is within
+        // its slot and in no other part, and the slots do not overlap.
+        per_block(&lens, |i, range| unsafe {
+            crate::x86_64::step_range(&slots[i], range, s, read_grads)
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "x86")))]
+    {
+        let _ = (lens, s, read_grads);
+        unreachable!("the fused step is only taken where `available` says so")
+    }
 }
 
 /// Σp² of each of `params` (each must [`fit`](fits)), summed as [`step`]
 /// sums it after a step: the norms a probe step takes before this process
 /// has stepped (its first step, or the first after a resume).
-pub(crate) fn norms(params: &[&Tensor]) -> Vec<f64> {
+pub fn norms(params: &[&Tensor]) -> Vec<f64> {
     let views: Vec<&[f32]> = params
         .iter()
         .map(|p| {
@@ -246,7 +256,7 @@ pub(crate) fn norms(params: &[&Tensor]) -> Vec<f64> {
 }
 
 /// Σx² in float64, in eight lanes: the one order of every norm here.
-fn sum_squares(x: &[f32]) -> f64 {
+pub(crate) fn sum_squares(x: &[f32]) -> f64 {
     let mut lanes = [0.0f64; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
@@ -264,90 +274,7 @@ fn sum_squares(x: &[f32]) -> f64 {
     sum
 }
 
-/// The step of `range` (one block) of one slot; returns Σp² of it after
-/// the step, and the gradient's sums with `read_grads`, read back while
-/// the block is in cache.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn step_range(slot: &Slot, range: Range<usize>, s: Scalars, read_grads: bool) -> Sums {
-    let n = range.len();
-    // SAFETY: the slot's tensors hold `len` floats each; `range` is within
-    // them and no other thread's.
-    let (p, g) = unsafe {
-        (
-            std::slice::from_raw_parts_mut(slot.p.add(range.start), n),
-            std::slice::from_raw_parts(slot.g.add(range.start), n),
-        )
-    };
-    let b: &mut [f32] = if slot.b.is_null() {
-        &mut []
-    } else {
-        // SAFETY: as above.
-        unsafe { std::slice::from_raw_parts_mut(slot.b.add(range.start), n) }
-    };
-    // One body per case, so that the compiler vectorizes each without a
-    // branch per element.
-    match (s.decays, slot.buffer) {
-        (false, Buffer::None) => body::<false, 0>(p, g, b, s),
-        (false, Buffer::First) => body::<false, 1>(p, g, b, s),
-        (false, Buffer::Later) => body::<false, 2>(p, g, b, s),
-        (true, Buffer::None) => body::<true, 0>(p, g, b, s),
-        (true, Buffer::First) => body::<true, 1>(p, g, b, s),
-        (true, Buffer::Later) => body::<true, 2>(p, g, b, s),
-    }
-    Sums {
-        weights: sum_squares(p),
-        grads: if read_grads {
-            grad_sums(g)
-        } else {
-            GradSums::default()
-        },
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn step_range(_: &Slot, _: Range<usize>, _: Scalars, _: bool) -> Sums {
-    unreachable!("the fused step is only taken where `available` says so")
-}
-
 /// Float64 lanes of Σx² ([`sum_squares`]): eight independent sums, so
 /// that the additions need not wait on each other (and vectorize) while
 /// each lane keeps a fixed order.
 const LANES: usize = 8;
-
-/// The step of one element (see the module's overview); `BUF` is 0 (no
-/// momentum), 1 (first step) or 2 (later steps). Only the x86-64
-/// `step_range` calls it (and `body`): elsewhere the step is libtorch's.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn element<const DECAY: bool, const BUF: u8>(p: &mut f32, g: f32, b: &mut f32, s: Scalars) {
-    let d = if DECAY { p.mul_add(s.decay, g) } else { g };
-    let d = match BUF {
-        0 => d,
-        1 => {
-            *b = d;
-            d
-        }
-        _ => {
-            *b = *b * s.momentum + d;
-            *b
-        }
-    };
-    *p = d.mul_add(s.step, *p);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn body<const DECAY: bool, const BUF: u8>(p: &mut [f32], g: &[f32], b: &mut [f32], s: Scalars) {
-    if BUF == 0 {
-        // No buffer: `element` does not touch its `b`.
-        let mut none = 0.0;
-        for (pv, &gv) in p.iter_mut().zip(g) {
-            element::<DECAY, BUF>(pv, gv, &mut none, s);
-        }
-    } else {
-        for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-            element::<DECAY, BUF>(pv, gv, bv, s);
-        }
-    }
-}
