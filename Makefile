@@ -4,6 +4,7 @@
 #   make test        set up and run every test (what CI runs)
 #   make lint        cargo fmt --check and clippy -D warnings
 #   make bench       throughput and probe overhead against PyTorch eager (results/bench/)
+#   make bench-kernels  the fast kernels against their portable code (results/bench/kernels.md)
 #   make fuzz        property tests of the file parsers, FUZZ_SECS (60) seconds each
 #   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (gradscope check estimates the time)
 #   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST, its reports and compare page
@@ -39,7 +40,7 @@ RUN_ARGS ?= --restart
 # edited files and on edited field values). make test runs 64 cases of each.
 FUZZ_SECS ?= 60
 
-.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench cost fuzz fashion fashion-data glorot landscape
+.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench bench-kernels cost fuzz fashion fashion-data glorot landscape
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
@@ -128,6 +129,10 @@ cost: build
 
 bench: build
 	$(GRADSCOPE) bench --python $(VENV)/bin/python --threads $(THREADS) $(BENCH_ARGS)
+
+# The fast kernels against their portable code (results/bench/kernels.md).
+bench-kernels: build
+	$(GRADSCOPE) bench --kernels --threads $(THREADS) $(BENCH_ARGS)
 
 fuzz: setup
 	GRADSCOPE_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) nextest run -p gradscope-data -p gradscope-train \

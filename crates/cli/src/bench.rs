@@ -318,7 +318,7 @@ pub struct Suite {
     pub memory_steps: usize,
 }
 
-fn steps_for(workload: Workload, scale: f64) -> usize {
+pub(crate) fn steps_for(workload: Workload, scale: f64) -> usize {
     let base = match workload {
         Workload::Cnn20 => 20.0,
         Workload::Cnn56 => 10.0,
@@ -327,8 +327,10 @@ fn steps_for(workload: Workload, scale: f64) -> usize {
     (((base * scale) / 10.0).round().max(1.0) * 10.0) as usize
 }
 
-/// Runs one side of one measurement in a child process, returning its JSON.
-fn child(
+/// Runs one side of one measurement in a child process, returning its JSON:
+/// "gradscope" (or "fast") is this binary, "portable" this binary under
+/// `GRADSCOPE_KERNELS=portable`, "pytorch" the reference script.
+pub(crate) fn child(
     side: &str,
     suite: &Suite,
     workload: Workload,
@@ -339,9 +341,15 @@ fn child(
     let (workload, probe) = (workload.name(), probe.name());
     let (threads, warmup) = (suite.threads.to_string(), "10".to_string());
     let steps = steps.to_string();
-    let mut cmd = if side == "gradscope" {
+    let mut cmd = if side != "pytorch" {
         let mut c = Command::new(std::env::current_exe().context("locating the gradscope binary")?);
         c.arg("bench-one");
+        // The child reads the switch once, at its first kernel.
+        if side == "portable" {
+            c.env(gradscope_kernels::KERNELS_VAR, "portable");
+        } else {
+            c.env_remove(gradscope_kernels::KERNELS_VAR);
+        }
         c
     } else {
         let mut c = Command::new(&suite.python);

@@ -16,6 +16,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod bench_kernels;
 mod cost;
 mod examples;
 mod landscape;
@@ -180,6 +181,10 @@ enum Command {
         /// Steps of the memory-growth run (RSS after a tenth of them and after all).
         #[arg(long, default_value_t = 10_000)]
         memory_steps: usize,
+        /// Compare gradscope's fast kernels with their portable code
+        /// (GRADSCOPE_KERNELS=portable) instead of PyTorch: OUT/kernels.{csv,md}.
+        #[arg(long)]
+        kernels: bool,
     },
     /// One benchmark measurement in this process (used by `bench`).
     #[command(hide = true)]
@@ -535,6 +540,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             out,
             scale,
             memory_steps,
+            kernels,
         } => {
             let threads = threads.unwrap_or_else(default_threads);
             // Both sides are told the device by name (the Python side too).
@@ -543,7 +549,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 Ok(_) => "cuda".to_owned(),
                 Err(e) => return Err(e),
             };
-            bench::suite(&bench::Suite {
+            let suite = bench::Suite {
                 pairs,
                 threads,
                 device,
@@ -551,7 +557,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 out,
                 scale,
                 memory_steps,
-            })
+            };
+            if kernels {
+                bench_kernels::suite(&suite)
+            } else {
+                bench::suite(&suite)
+            }
             .map(|()| ExitCode::SUCCESS)
         }
         Command::BenchOne {
