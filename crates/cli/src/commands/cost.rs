@@ -8,7 +8,7 @@
 //! target (BN, ReLU, pooling and concatenation included). Batch, threads
 //! and repeats are printed with the table and stored in every CSV row.
 
-use crate::bench::median;
+use super::bench::median;
 use anyhow::{bail, Context, Result};
 use gradscope_format::files::PLOTS_DIR;
 use gradscope_models::cost::{self as targets, TARGETS};

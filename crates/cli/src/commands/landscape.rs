@@ -51,8 +51,8 @@ pub struct Args {
     #[arg(long)]
     pub threads: Option<i32>,
     /// Where to evaluate.
-    #[arg(long, value_enum, default_value_t = crate::DeviceArg::Auto)]
-    pub device: crate::DeviceArg,
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Auto)]
+    pub device: super::DeviceArg,
 }
 
 /// `--at`: which weights the grids are centred on.
@@ -117,8 +117,8 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     for run in &args.runs {
         check_run_at(run, at).with_context(|| run.display().to_string())?;
     }
-    crate::set_threads(args.threads)?;
-    let device = crate::device(args.device)?;
+    super::set_threads(args.threads)?;
+    let device = super::device(args.device)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -18,7 +18,7 @@ use gradscope_train::record::write_file;
 use serde_json::Value;
 use std::fmt::Write as _;
 
-use crate::bench::{child, median, steps_for, Probe, Suite, Workload};
+use super::bench::{child, median, steps_for, Probe, Suite, Workload};
 
 /// The two sides, as `child` names them.
 const SIDES: [&str; 2] = ["fast", "portable"];

@@ -13,6 +13,8 @@
 //! `--requeue` runs the task again, which `--resume`s from it. Paths in the
 //! scripts are absolute, so they run from any directory.
 
+use super::print_stdout;
+use gradscope_train::spec::Experiment;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -262,6 +264,40 @@ pub fn submit(s: &Scripts) -> Result<(String, String)> {
     let array = sbatch(&[], &s.sweep)?;
     let merge = sbatch(&[&format!("--dependency=afterany:{array}")], &s.merge)?;
     Ok((array, merge))
+}
+
+pub(crate) fn command(path: &Path, o: &Options, submit: bool) -> Result<()> {
+    let exp = Experiment::from_file(path)?;
+    let runs = gradscope_train::plan::plan(&exp).len();
+    if o.shards > runs {
+        bail!(
+            "--shards: {} shards for {runs} runs would leave {} array tasks with nothing to train (give at most {runs})",
+            o.shards,
+            o.shards - runs
+        );
+    }
+    let s = write(path, &exp.name, o)?;
+    let mut text = String::new();
+    outln!(text, "{}", s.sweep.display());
+    outln!(text, "{}", s.merge.display());
+    if submit {
+        let (array, merge) = self::submit(&s)?;
+        eprintln!(
+            "slurm: submitted the array as job {array} ({} tasks) and the merge as job {merge} (after the array ends)",
+            o.shards
+        );
+        outln!(text, "{array}");
+        outln!(text, "{merge}");
+    } else {
+        eprintln!(
+            "slurm: submit with
+  array=$(sbatch --parsable {})
+  sbatch --dependency=afterany:$array {}",
+            quote_path(&s.sweep),
+            quote_path(&s.merge)
+        );
+    }
+    print_stdout(&text)
 }
 
 #[cfg(test)]

@@ -7,82 +7,82 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
     (
         "quickstart",
         "deep sigmoid MLPs on synthetic data, plain against residual (make reproduce)",
-        include_str!("../../../experiments/quickstart.json"),
+        include_str!("../../../../experiments/quickstart.json"),
     ),
     (
         "fashion-mlp",
         "ReLU MLPs with BatchNorm on Fashion-MNIST, depths 4-64, 3 seeds (make fashion)",
-        include_str!("../../../experiments/fashion-mlp.json"),
+        include_str!("../../../../experiments/fashion-mlp.json"),
     ),
     (
         "fashion-cnn",
         "He et al.'s CNN-20 and CNN-56 on a slice of Fashion-MNIST (make fashion)",
-        include_str!("../../../experiments/fashion-cnn.json"),
+        include_str!("../../../../experiments/fashion-cnn.json"),
     ),
     (
         "fashion-mlp-full",
         "the GPU version of fashion-mlp",
-        include_str!("../../../experiments/fashion-mlp-full.json"),
+        include_str!("../../../../experiments/fashion-mlp-full.json"),
     ),
     (
         "fashion-cnn-full",
         "the GPU version of fashion-cnn",
-        include_str!("../../../experiments/fashion-cnn-full.json"),
+        include_str!("../../../../experiments/fashion-cnn-full.json"),
     ),
     (
         "glorot-sigmoid",
         "Glorot & Bengio 2010: sigmoid MLP, standard against normalized init (make glorot)",
-        include_str!("../../../experiments/glorot-sigmoid.json"),
+        include_str!("../../../../experiments/glorot-sigmoid.json"),
     ),
     (
         "glorot-tanh",
         "Glorot & Bengio 2010: tanh MLP, standard against normalized init (make glorot)",
-        include_str!("../../../experiments/glorot-tanh.json"),
+        include_str!("../../../../experiments/glorot-tanh.json"),
     ),
     (
         "mnist-cnn",
         "CNN-20 and CNN-56 on MNIST (needs the IDX files in data/mnist)",
-        include_str!("../../../experiments/mnist-cnn.json"),
+        include_str!("../../../../experiments/mnist-cnn.json"),
     ),
     (
         "cifar10-he2016",
         "He et al.'s CIFAR-10 recipe, for a GPU (needs the binary archive)",
-        include_str!("../../../experiments/cifar10-he2016.json"),
+        include_str!("../../../../experiments/cifar10-he2016.json"),
     ),
     (
         "identity",
         "can a stack learn f(x) = x? ReLU MLPs, depths 2-32",
-        include_str!("../../../experiments/identity.json"),
+        include_str!("../../../../experiments/identity.json"),
     ),
     (
         "resnet50-signs-shape",
         "ResNet-50 and its plain twin on synthetic 64x64x3 images",
-        include_str!("../../../experiments/resnet50-signs-shape.json"),
+        include_str!("../../../../experiments/resnet50-signs-shape.json"),
     ),
     (
         "inception",
         "2 to 16 Inception modules, plain against x + s·M(x) at s = 1 and 0.2, on 14x14 Fashion-MNIST",
-        include_str!("../../../experiments/inception.json"),
+        include_str!("../../../../experiments/inception.json"),
     ),
     (
         "inception-full",
         "the GPU version of inception: 4-32 modules on all of Fashion-MNIST",
-        include_str!("../../../experiments/inception-full.json"),
+        include_str!("../../../../experiments/inception-full.json"),
     ),
     (
         "landscape",
         "Li et al. 2018's loss landscapes: plain and residual CNN-20 and CNN-56 with saved weights",
-        include_str!("../../../experiments/landscape.json"),
+        include_str!("../../../../experiments/landscape.json"),
     ),
     (
         "landscape-full",
         "the GPU version of landscape: CNN-20, -56 and -110 on all of Fashion-MNIST",
-        include_str!("../../../experiments/landscape-full.json"),
+        include_str!("../../../../experiments/landscape-full.json"),
     ),
     (
         "residual-inits",
         "unnormalized ReLU MLPs at 8-128 layers: plain, residual, rezero and highway at the He init and Fixup",
-        include_str!("../../../experiments/residual-inits.json"),
+        include_str!("../../../../experiments/residual-inits.json"),
     ),
 ];
 

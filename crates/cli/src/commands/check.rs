@@ -1,0 +1,176 @@
+//! `gradscope check`: everything `run` checks before it trains (the file,
+//! the plan, the data, the models, a cost estimate), without training.
+
+use super::{duration, print_stdout};
+use anyhow::{bail, Context, Result};
+use gradscope_train::check::{self, check_experiment};
+use gradscope_train::spec::Experiment;
+use std::path::Path;
+
+pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
+    if shards == Some(0) {
+        bail!("--shards: 0 shards cannot train anything (give 1 or more)");
+    }
+    let exp = Experiment::from_file(path)?;
+    // Everything `run` checks before it trains, without loading or training.
+    let checked = check_experiment(&exp).with_context(|| path.display().to_string())?;
+    let runs = &checked.runs;
+    let budget = match (exp.train.steps, exp.train.epochs) {
+        (Some(s), _) => format!("{s} steps"),
+        (_, Some(e)) => format!("{e} epochs ({} steps)", checked.steps),
+        _ => "?".into(),
+    };
+    let d = &checked.data;
+    let shape: Vec<String> = d.input_shape.iter().map(i64::to_string).collect();
+    let mut text = String::new();
+    outln!(text, "{}: ok", path.display());
+    if !exp.description.is_empty() {
+        outln!(text, "  {}", exp.description);
+    }
+    outln!(
+        text,
+        "  data: {}, {} training and {} held-out examples of {}, {} classes",
+        d.name,
+        d.train,
+        d.test,
+        shape.join("×"),
+        d.classes
+    );
+    let swept = exp.swept();
+    let mut factors = vec![format!("{} variants", exp.variants.len())];
+    factors.extend(swept.iter().map(|(f, v)| match f.contains('.') {
+        true => format!("{} {f} values", v.len()),
+        false => format!("{} {f}s", v.len()),
+    }));
+    factors.push(format!("{} depths", exp.depths.len()));
+    factors.push(format!("{} seeds", exp.seeds.len()));
+    outln!(
+        text,
+        "  {} runs ({}), {budget} each, probe every {} steps",
+        runs.len(),
+        factors.join(" × "),
+        exp.probe.every
+    );
+    for (field, values) in &swept {
+        outln!(
+            text,
+            "  sweeps {} over {}",
+            gradscope_format::names::path(field),
+            values.join(", ")
+        );
+    }
+    outln!(text, "  results: results/{}/", exp.name);
+    let width = runs
+        .iter()
+        .map(|r| r.run.name().len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    outln!(
+        text,
+        "  {:width$}  {:>12}  {:>16}  {:>10}",
+        "run",
+        "parameters",
+        "mults/example",
+        "est. time"
+    );
+    for r in runs {
+        outln!(
+            text,
+            "  {:width$}  {:>12}  {:>16}  {:>10}",
+            r.run.name(),
+            r.params,
+            r.mults,
+            duration(r.estimate_s)
+        );
+    }
+    outln!(
+        text,
+        "  estimated time: {} for all {} runs on 2 CPU threads (rough; see below)",
+        duration(checked.total_estimate_s()),
+        runs.len()
+    );
+    if let Some(n) = shards {
+        if n > runs.len() {
+            bail!(
+                "--shards: {n} shards for {} runs would leave {} of them with nothing to train (give at most {})",
+                runs.len(),
+                n - runs.len(),
+                runs.len()
+            );
+        }
+        let plans = checked.shards(n);
+        let largest = plans.iter().map(|p| p.share).fold(0.0, f64::max);
+        outln!(
+            text,
+            "  {n} shards (run --shard I/{n}), split by steps × multiplications per example; \
+             the largest has {:.1}% of the cost (an even split: {:.1}%)",
+            100.0 * largest,
+            100.0 / n as f64
+        );
+        for (i, p) in plans.iter().enumerate() {
+            outln!(
+                text,
+                "  shard {i}: {:5.1}% of the cost, est. {}: {}",
+                100.0 * p.share,
+                duration(p.estimate_s),
+                if p.runs.is_empty() {
+                    "no runs".to_owned()
+                } else {
+                    p.runs.join(", ")
+                }
+            );
+        }
+    }
+    for (net, decay, spread) in &checked.theory {
+        outln!(
+            text,
+            "  {net}: theory predicts {decay:.2} decades per layer, a first hidden layer {} the last",
+            if *spread >= 0.0 {
+                format!("{spread:.1} decades below")
+            } else {
+                format!("{:.1} decades above", -spread)
+            }
+        );
+    }
+    if !checked.theory.is_empty() {
+        outln!(
+            text,
+            "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
+        );
+        let orthogonal = match &exp.model {
+            gradscope_train::spec::ModelSpec::Mlp(m) => m
+                .init
+                .values()
+                .iter()
+                .any(|i| matches!(i, gradscope_models::Init::Orthogonal { .. })),
+            _ => false,
+        };
+        if orthogonal {
+            outln!(
+                text,
+                "  (orthogonal weights of gain g: the same mean-field χ as σ_w² = g², Saxe et al. 2014)"
+            );
+        }
+    }
+    for (depth, why) in &checked.same_twins {
+        outln!(
+            text,
+            "  note: at depth {depth} the plain and residual nets are the same network ({why}); \
+             comparing them there shows nothing about shortcuts"
+        );
+    }
+    outln!(
+        text,
+        "  The estimate is rough (expect within a factor of two): per step 3 × batch × \
+         multiplications / {:.0e} per second (forward and backward), plus {} ms per weight \
+         layer and {} ms per BatchNorm layer (kernel launches), plus the evaluation passes at \
+         {:.0e} per second; constants measured on this project's 2-core CPU machine. Probing, other thread \
+         counts and GPUs are not modelled.",
+        check::CPU_MULTS_PER_S,
+        check::CPU_LAYER_S * 1e3,
+        check::CPU_NORM_S * 1e3,
+        check::CPU_EVAL_MULTS_PER_S
+    );
+    print_stdout(&text)
+}

@@ -1,0 +1,113 @@
+//! The commands of the `gradscope` binary, one module each (or one per
+//! group: `results` holds the commands that read a results directory),
+//! and the few helpers they share: stdout that tolerates a closed pipe,
+//! the thread count, the device, and the chart style's options.
+
+pub(crate) mod bench;
+pub(crate) mod bench_kernels;
+pub(crate) mod check;
+pub(crate) mod cost;
+pub(crate) mod examples;
+pub(crate) mod landscape;
+pub(crate) mod list;
+pub(crate) mod results;
+pub(crate) mod run;
+pub(crate) mod slurm;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use tch::Device;
+
+/// A wall time for people: milliseconds below a second (a tiny run's "0 s"
+/// says nothing), seconds below two minutes, then minutes.
+pub(crate) fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        "?".into()
+    } else if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 120.0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{:.1} min", secs / 60.0)
+    }
+}
+
+/// Chart size options, shared by `plot` and `compare`.
+#[derive(clap::Args)]
+pub(crate) struct StyleArgs {
+    /// Width of every chart in pixels (200 to 10000).
+    #[arg(long, value_name = "PX")]
+    width: Option<u32>,
+    /// Height of every chart in pixels (200 to 10000).
+    #[arg(long, value_name = "PX")]
+    height: Option<u32>,
+    /// Multiplies every text size, e.g. 1.5 for a large room (0.25 to 5).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    font_scale: f64,
+}
+
+impl StyleArgs {
+    /// The style, or which option is out of range.
+    pub(crate) fn style(&self) -> Result<gradscope_plot::Style> {
+        for (flag, px) in [("--width", self.width), ("--height", self.height)] {
+            if let Some(px) = px.filter(|p| !(200..=10_000).contains(p)) {
+                bail!("{flag}: {px} pixels is outside 200 to 10000");
+            }
+        }
+        if !(0.25..=5.0).contains(&self.font_scale) {
+            bail!("--font-scale: {} is outside 0.25 to 5", self.font_scale);
+        }
+        Ok(gradscope_plot::Style {
+            width: self.width,
+            height: self.height,
+            font_scale: self.font_scale,
+        })
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// Prints to stdout; a closed pipe (`gradscope check x | head`) is not an
+/// error worth a panic or a message.
+pub(crate) fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn default_threads() -> i32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(1)
+}
+
+/// Sets libtorch's intra-op threads from `--threads` (default: the number
+/// of CPUs); returns the number set.
+pub(crate) fn set_threads(threads: Option<i32>) -> Result<i32> {
+    let threads = match threads {
+        Some(n) if n < 1 => bail!("--threads: {n} must be at least 1"),
+        Some(n) => n,
+        None => default_threads(),
+    };
+    tch::set_num_threads(threads);
+    Ok(threads)
+}
+
+/// The device `--device` names; CUDA only where libtorch sees one.
+pub(crate) fn device(device: DeviceArg) -> Result<Device> {
+    Ok(match device {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Auto => Device::cuda_if_available(),
+        DeviceArg::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
+        DeviceArg::Cuda => {
+            bail!("--device cuda: libtorch sees no CUDA device on this machine (try --device cpu)")
+        }
+    })
+}
