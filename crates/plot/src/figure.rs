@@ -572,6 +572,18 @@ pub(crate) fn draw_header<DB: DrawingBackend>(
     Ok(body)
 }
 
+/// The chart of one panel: plotters' context over its ticked axes.
+type PanelChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<TickedAxis, TickedAxis>>;
+
+/// A drawing error as the text [`PlotError`] carries.
+fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+    e.to_string()
+}
+
+/// Draws one panel, in layers from the back: axes and grid, min–max bars,
+/// lines and markers, exact zeros on the bottom edge, then either a "no
+/// data" note or the legend, placed where it covers the fewest drawn
+/// points. Records each drawn value's pixel in `hover` for the SVG.
 fn draw_panel<'a, DB: DrawingBackend + 'a>(
     area: &'a DrawingArea<DB, Shift>,
     fig: &Figure,
@@ -581,7 +593,31 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
     style: &Style,
     hover: &mut Vec<HoverPoint>,
 ) -> Result<(), String> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut chart = panel_chart(area, fig, panel, xr, yr, style)?;
+    draw_error_bars(&mut chart, fig, panel, xr)?;
+    record_hover(&chart, fig, panel, hover);
+    let mut drawn_points = draw_lines(&mut chart, fig, panel)?;
+    drawn_points.extend(draw_zeros(&mut chart, fig, panel, yr)?);
+    if !panel_has_data(panel, fig) {
+        return draw_no_data(&mut chart, panel, xr, yr);
+    }
+    if panel.legend.is_empty() {
+        return Ok(());
+    }
+    add_legend_entries(&mut chart, panel)?;
+    draw_legend(&mut chart, panel, &drawn_points, (xr, yr), style)
+}
+
+/// The panel's axes, tick labels and grid, drawn; the chart to draw into.
+fn panel_chart<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, Shift>,
+    fig: &Figure,
+    panel: &Panel,
+    xr: (f64, f64),
+    yr: (f64, f64),
+    style: &Style,
+) -> Result<PanelChart<'a, DB>, String> {
+    let err = draw_err::<DB::ErrorType>;
     let xt = ticks(&fig.x, xr.0, xr.1);
     let yt = ticks(&fig.y, yr.0, yr.1);
     let mut chart = ChartBuilder::on(area)
@@ -610,7 +646,18 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
         .light_line_style(RGBColor(238, 238, 238))
         .draw()
         .map_err(err)?;
+    Ok(chart)
+}
 
+/// The min–max bars over seeds, each nudged by its shift.
+fn draw_error_bars<'a, DB: DrawingBackend + 'a>(
+    chart: &mut PanelChart<'a, DB>,
+    fig: &Figure,
+    panel: &Panel,
+    xr: (f64, f64),
+) -> Result<(), String> {
+    let err = draw_err::<DB::ErrorType>;
+    let (xscale, yscale) = (fig.x.scale, fig.y.scale);
     let x_span = xr.1 - xr.0;
     for bar in &panel.error_bars {
         if !(xscale.usable(bar.x) && yscale.usable(bar.lo) && yscale.usable(bar.hi)) {
@@ -632,8 +679,18 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
         }
     }
 
-    // Where each drawn value lands, for the SVG's hover layer: the pixel
-    // from plotters' own mapping, the text from the data.
+    Ok(())
+}
+
+/// Where each drawn value lands, for the SVG's hover layer: the pixel from
+/// plotters' own mapping, the text from the data.
+fn record_hover<'a, DB: DrawingBackend + 'a>(
+    chart: &PanelChart<'a, DB>,
+    fig: &Figure,
+    panel: &Panel,
+    hover: &mut Vec<HoverPoint>,
+) {
+    let (xscale, yscale) = (fig.x.scale, fig.y.scale);
     for s in &panel.series {
         // The legend entry of the same colour and dash; else of the same
         // colour (a dashed "trained" line shares its depth's entry).
@@ -673,7 +730,17 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
             });
         }
     }
+}
 
+/// Every series' lines (broken where a value is unusable) and markers; the
+/// points they cover, for placing the legend.
+fn draw_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut PanelChart<'a, DB>,
+    fig: &Figure,
+    panel: &Panel,
+) -> Result<Vec<(f64, f64)>, String> {
+    let err = draw_err::<DB::ErrorType>;
+    let (xscale, yscale) = (fig.x.scale, fig.y.scale);
     let mut drawn_points: Vec<(f64, f64)> = Vec::new();
     for s in &panel.series {
         let style = ShapeStyle::from(s.color).stroke_width(LINE_WIDTH);
@@ -705,8 +772,19 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
             drawn_points.extend(interpolate(&seg));
         }
     }
+    Ok(drawn_points)
+}
 
-    // Exact zeros: ▼ with its tip on the bottom edge, one row per colour.
+/// Exact zeros: ▼ with its tip on the bottom edge, one row per colour; the
+/// points they cover.
+fn draw_zeros<'a, DB: DrawingBackend + 'a>(
+    chart: &mut PanelChart<'a, DB>,
+    fig: &Figure,
+    panel: &Panel,
+    yr: (f64, f64),
+) -> Result<Vec<(f64, f64)>, String> {
+    let err = draw_err::<DB::ErrorType>;
+    let mut drawn: Vec<(f64, f64)> = Vec::new();
     let mut rows: Vec<RGBColor> = Vec::new();
     for s in &panel.series {
         let xs = floor_xs(&s.points, &fig.x, &fig.y);
@@ -726,34 +804,46 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
                 }),
             )
             .map_err(err)?;
-        drawn_points.extend(xs.iter().map(|&x| (x, yr.0)));
+        drawn.extend(xs.iter().map(|&x| (x, yr.0)));
     }
+    Ok(drawn)
+}
 
-    if !panel_has_data(panel, fig) {
-        let mid = ((xr.0 + xr.1) / 2.0, (yr.0 + yr.1) / 2.0);
-        let style = (FONT, 22.0)
+/// "no data" in the middle of an empty panel, with the reason below it.
+fn draw_no_data<'a, DB: DrawingBackend + 'a>(
+    chart: &mut PanelChart<'a, DB>,
+    panel: &Panel,
+    xr: (f64, f64),
+    yr: (f64, f64),
+) -> Result<(), String> {
+    let err = draw_err::<DB::ErrorType>;
+    let mid = ((xr.0 + xr.1) / 2.0, (yr.0 + yr.1) / 2.0);
+    let style = (FONT, 22.0)
+        .into_font()
+        .color(&GREY)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    chart
+        .draw_series([Text::new("no data".to_owned(), mid, style)])
+        .map_err(err)?;
+    if let Some(reason) = &panel.empty_reason {
+        let below = (mid.0, yr.0 + (yr.1 - yr.0) * 0.40);
+        let style = (FONT, 13.0)
             .into_font()
             .color(&GREY)
             .pos(Pos::new(HPos::Center, VPos::Center));
         chart
-            .draw_series([Text::new("no data".to_owned(), mid, style)])
+            .draw_series([Text::new(reason.clone(), below, style)])
             .map_err(err)?;
-        if let Some(reason) = &panel.empty_reason {
-            let below = (mid.0, yr.0 + (yr.1 - yr.0) * 0.40);
-            let style = (FONT, 13.0)
-                .into_font()
-                .color(&GREY)
-                .pos(Pos::new(HPos::Center, VPos::Center));
-            chart
-                .draw_series([Text::new(reason.clone(), below, style)])
-                .map_err(err)?;
-        }
-        return Ok(());
     }
+    Ok(())
+}
 
-    if panel.legend.is_empty() {
-        return Ok(());
-    }
+/// One legend entry per [`LegendEntry`], each with its glyph.
+fn add_legend_entries<'a, DB: DrawingBackend + 'a>(
+    chart: &mut PanelChart<'a, DB>,
+    panel: &Panel,
+) -> Result<(), String> {
+    let err = draw_err::<DB::ErrorType>;
     for entry in &panel.legend {
         let (color, marker) = (entry.color, entry.marker);
         // Legend sample: a solid or dashed stroke, optionally with the
@@ -796,6 +886,18 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
             .label(entry.label.as_str())
             .legend(glyph);
     }
+    Ok(())
+}
+
+/// The legend box, at the place where it covers the fewest drawn points.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut PanelChart<'a, DB>,
+    panel: &Panel,
+    drawn_points: &[(f64, f64)],
+    (xr, yr): ((f64, f64), (f64, f64)),
+    style: &Style,
+) -> Result<(), String> {
+    let err = draw_err::<DB::ErrorType>;
     // The legend box plotters will draw: label text, glyph column, margins.
     let mut text = MultiLineText::<(i32, i32), &str>::new((0, 0), (FONT, style.px(LEGEND_SIZE)));
     for entry in &panel.legend {
@@ -811,7 +913,7 @@ fn draw_panel<'a, DB: DrawingBackend + 'a>(
         i32::try_from(pw).unwrap_or(i32::MAX),
         i32::try_from(ph).unwrap_or(i32::MAX),
     );
-    let (lx, ly) = legend_position(&drawn_points, (xr, yr), size, area);
+    let (lx, ly) = legend_position(drawn_points, (xr, yr), size, area);
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::Coordinate(lx, ly))

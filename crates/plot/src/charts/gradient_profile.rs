@@ -17,6 +17,7 @@ use super::gradients::{
 };
 use super::{depth_color, labelled, seed_word, status_note, GRADIENT_PROFILE, LABEL_BLOCK};
 
+/// The legend's key to solid and dashed lines: grey, the colour of no line.
 const STYLE_KEY: RGBColor = RGBColor(90, 90, 90);
 
 /// The theory line of the gradient profile: black, dashed, apart from the
@@ -90,28 +91,9 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                         marker: None,
                     });
                 }
-                // Theory: a straight line of the predicted decay per layer
-                // through the measured last trunk point at initialization.
-                if let (Some(decay), Some(trunk)) =
-                    (run.summary.grad_decay_theory, trunk_positions(run))
-                {
-                    if let (Some(&top), Some(&y_top)) =
-                        (trunk.last(), trunk.last().and_then(|t| at_first.get(t)))
-                    {
-                        if y_top > 0.0 && y_top.is_finite() {
-                            let points = trunk
-                                .iter()
-                                .map(|&p| (p as f64, y_top * 10f64.powf(-decay * (top - p) as f64)))
-                                .collect();
-                            panel.series.push(Series {
-                                points,
-                                color: THEORY_COLOR,
-                                dashed: true,
-                                marker: None,
-                            });
-                            theory_drawn = true;
-                        }
-                    }
+                if let Some(theory) = theory_series(run, at_first) {
+                    panel.series.push(theory);
+                    theory_drawn = true;
                 }
                 if any {
                     first_steps.push(first);
@@ -141,33 +123,7 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
         })
         .collect();
 
-    // Which steps solid and dashed mean, said once per panel in the legend;
-    // a number only when every line agrees on it.
-    let same = |v: &[u64]| v.first().filter(|f| v.iter().all(|s| s == *f)).copied();
-    let solid = match same(&first_steps) {
-        Some(s) => format!("step {s}"),
-        None => "first probed step".to_owned(),
-    };
-    let dashed = match same(&last_steps) {
-        Some(s) => format!("step {s}"),
-        None => "last probed step".to_owned(),
-    };
-    for panel in panels.iter_mut().filter(|p| !p.legend.is_empty()) {
-        panel.legend.push(LegendEntry {
-            label: solid.clone(),
-            color: STYLE_KEY,
-            dashed: false,
-            marker: None,
-        });
-        if panel.series.iter().any(|s| s.dashed) {
-            panel.legend.push(LegendEntry {
-                label: dashed.clone(),
-                color: STYLE_KEY,
-                dashed: true,
-                marker: None,
-            });
-        }
-    }
+    add_step_keys(&mut panels, &first_steps, &last_steps);
 
     let mut x = Axis::new(profile_label(results), Scale::Linear);
     x.integer = true;
@@ -192,4 +148,56 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
 /// Writes chart (c), `gradient_profile`, into `plots_dir`.
 pub fn gradient_profile(results: &ResultsDir, plots_dir: &Path) -> Result<Rendered, PlotError> {
     labelled(gradient_profile_figure(results), results).write_with(plots_dir, &results.style)
+}
+
+/// Theory: a straight line of the predicted decay per layer through the
+/// measured last trunk point at initialization (`at_first`, the run's
+/// first probed step); `None` where there is no prediction or no positive
+/// finite point to draw it through.
+fn theory_series(run: &RunData, at_first: &BTreeMap<usize, f64>) -> Option<Series> {
+    let (decay, trunk) = (run.summary.grad_decay_theory?, trunk_positions(run)?);
+    let (&top, &y_top) = (trunk.last()?, trunk.last().and_then(|t| at_first.get(t))?);
+    if !(y_top > 0.0 && y_top.is_finite()) {
+        return None;
+    }
+    let points = trunk
+        .iter()
+        .map(|&p| (p as f64, y_top * 10f64.powf(-decay * (top - p) as f64)))
+        .collect();
+    Some(Series {
+        points,
+        color: THEORY_COLOR,
+        dashed: true,
+        marker: None,
+    })
+}
+
+/// Which steps solid and dashed mean, said once per panel in the legend; a
+/// number only when every line agrees on it.
+fn add_step_keys(panels: &mut [Panel], first_steps: &[u64], last_steps: &[u64]) {
+    let same = |v: &[u64]| v.first().filter(|f| v.iter().all(|s| s == *f)).copied();
+    let solid = match same(first_steps) {
+        Some(s) => format!("step {s}"),
+        None => "first probed step".to_owned(),
+    };
+    let dashed = match same(last_steps) {
+        Some(s) => format!("step {s}"),
+        None => "last probed step".to_owned(),
+    };
+    for panel in panels.iter_mut().filter(|p| !p.legend.is_empty()) {
+        panel.legend.push(LegendEntry {
+            label: solid.clone(),
+            color: STYLE_KEY,
+            dashed: false,
+            marker: None,
+        });
+        if panel.series.iter().any(|s| s.dashed) {
+            panel.legend.push(LegendEntry {
+                label: dashed.clone(),
+                color: STYLE_KEY,
+                dashed: true,
+                marker: None,
+            });
+        }
+    }
 }
