@@ -402,6 +402,6 @@ fn setting_verdict(c: &Comparison, treatments: &[&compare::Difference]) -> Strin
 fn caption(name: &str) -> &'static str {
     match name {
         compare::DECAY_VS_DEPTH => "Decay per layer of rms dL/dh over the trunk (head excluded) against depth: at init (solid) and trained (dashed), mean over seeds with min–max bars; grey: the mean-field prediction at init, where it applies (plain MLPs).",
-        other => crate::markdown::caption(other),
+        other => crate::sections::caption(other),
     }
 }

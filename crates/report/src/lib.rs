@@ -63,6 +63,7 @@ mod markdown;
 mod page;
 pub mod reproduce;
 pub mod runs;
+mod sections;
 pub mod verdict;
 
 use gradscope_format::files::{PLOTS_DIR, RUNS_DIR, SUMMARY_CSV};
