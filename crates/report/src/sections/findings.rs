@@ -367,3 +367,69 @@ pub(crate) fn findings(md: &mut String, loaded: &Loaded) {
     );
     mdln!(md);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::trend_sentence;
+    use crate::analysis::{DepthTrend, Stat, Trend};
+
+    fn trend(points: &[(u32, f64)], trend: Trend, monotonic: bool) -> DepthTrend {
+        let points: Vec<(u32, Stat)> = points
+            .iter()
+            .map(|&(d, mean)| {
+                (
+                    d,
+                    Stat {
+                        mean,
+                        std: None,
+                        n: 1,
+                    },
+                )
+            })
+            .collect();
+        let rise = points[points.len() - 1].1.mean - points[0].1.mean;
+        DepthTrend {
+            variant: "plain".to_owned(),
+            points,
+            rise,
+            tolerance: 0.01,
+            trend,
+            monotonic,
+        }
+    }
+
+    /// A trend through more than two depths is a least-squares line, and the
+    /// sentence names the axis it was fitted against (`verdict::depth_axis`)
+    /// and whether the rise holds at every depth in between
+    /// (`DepthTrend::monotonic`); through two depths it is their difference
+    /// and says neither.
+    #[test]
+    fn trend_sentence_names_the_fitted_axis_only_for_a_line() {
+        let two = trend_sentence(
+            &trend(&[(8, 0.10), (32, 0.20)], Trend::Rises, true),
+            "error",
+        );
+        assert_eq!(
+            two,
+            "**plain** nets' error rises with depth: 10.00% at depth 8 → 20.00% at depth 32 (+10.00 points)."
+        );
+        let line = trend(&[(8, 0.10), (16, 0.30), (32, 0.20)], Trend::Rises, false);
+        let line = trend_sentence(&line, "error");
+        assert!(line.contains("against log2 depth"), "{line}");
+        assert!(line.contains("not at every depth in between"), "{line}");
+        let flat = trend_sentence(
+            &trend(&[(8, 0.10), (32, 0.105)], Trend::Flat, true),
+            "error",
+        );
+        assert!(
+            flat.contains("does not change with depth beyond the noise")
+                && flat.contains("changes within ±1.00 points count as none"),
+            "{flat}"
+        );
+        let falls = trend_sentence(&trend(&[(8, 0.3), (32, 0.1)], Trend::Falls, true), "error");
+        assert!(
+            falls.contains("falls with depth") && falls.contains("(-20.00 points)"),
+            "{falls}"
+        );
+    }
+}

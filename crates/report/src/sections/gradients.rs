@@ -257,3 +257,34 @@ pub(crate) fn gradients(md: &mut String, loaded: &Loaded) {
     mdln!(md);
     he_section_4_1(md, loaded);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{decades, decades_stat, forward_stat};
+
+    /// A decay is ∞ where the first point is exactly 0 in float32 (the
+    /// probe's reading of an underflowed gradient, `format::decay`); over
+    /// seeds, infinite readings are counted apart from the finite mean, and
+    /// every seed infinite reads as ∞ alone.
+    #[test]
+    fn infinite_decays_are_counted_apart_from_the_mean() {
+        let inf = f64::INFINITY;
+        assert_eq!(decades_stat(&[inf, inf]), decades(inf));
+        assert_eq!(
+            decades_stat(&[0.5, inf, 0.7]),
+            "0.60 ± 0.14; ∞ in 1 of 3 seeds"
+        );
+        assert_eq!(decades_stat(&[0.5]), "0.50");
+        assert_eq!(decades_stat(&[]), "—");
+        assert!(forward_stat(&[inf]).contains("identical across the batch"));
+    }
+
+    /// A reading that rounds to zero is written "0.00", never "-0.00": the
+    /// table's sign is a claim (growth or decay), which noise must not make.
+    #[test]
+    fn readings_that_round_to_zero_carry_no_sign() {
+        assert_eq!(decades(-0.001), "0.00");
+        assert_eq!(decades_stat(&[-0.001, 0.001]), "0.00 ± 0.00");
+        assert_eq!(decades(-0.016), "-0.02");
+    }
+}

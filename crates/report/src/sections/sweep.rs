@@ -172,3 +172,83 @@ fn sweep_verdict(variant: &str, depth: u32, rows: &[(String, Option<Stat>, Vec<f
     }
     out + "."
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sweep_verdict;
+    use crate::analysis::Stat;
+
+    fn one(mean: f64) -> Option<Stat> {
+        Some(Stat {
+            mean,
+            std: None,
+            n: 1,
+        })
+    }
+
+    fn seeds(mean: f64, sd: f64) -> Option<Stat> {
+        Some(Stat {
+            mean,
+            std: Some(sd),
+            n: 3,
+        })
+    }
+
+    /// A group leads only as a twin does (`crate::verdict`'s gap rule,
+    /// `analysis::RISE_TOL`): by more than one percentage point and more
+    /// than the two groups' seed spreads added; one seed has no spread and
+    /// the verdict says so.
+    #[test]
+    fn a_group_leads_only_beyond_a_point_and_the_seeds_spreads() {
+        let rows = |a, b| {
+            vec![
+                ("lr 0.1".to_owned(), a, vec![]),
+                ("lr 0.01".to_owned(), b, vec![]),
+            ]
+        };
+        let close = sweep_verdict("plain", 8, &rows(one(0.10), one(0.105)));
+        assert!(close.starts_with("plain d8: no lead"), "{close}");
+        assert!(close.contains("one seed each: no spread"), "{close}");
+        let clear = sweep_verdict("plain", 8, &rows(one(0.13), one(0.10)));
+        assert!(
+            clear.contains(
+                "lowest final train error with lr 0.01 (10.00%), 3.00 points below lr 0.1"
+            ),
+            "{clear}"
+        );
+        // 3 points apart, but the spreads add to 4: no lead.
+        let noisy = sweep_verdict("plain", 8, &rows(seeds(0.10, 0.02), seeds(0.13, 0.02)));
+        assert!(
+            noisy.contains("no lead") && noisy.contains("tolerance of 4.00 points"),
+            "{noisy}"
+        );
+        assert!(!noisy.contains("one seed each"), "{noisy}");
+        let alone = sweep_verdict("plain", 8, &rows(one(0.1), None));
+        assert_eq!(alone, "plain d8: fewer than two groups completed.");
+    }
+
+    /// The gradient's evenness is ranked by the magnitude of the decay per
+    /// layer (`verdict::ranked_pair`), and readings within 0.01 decades (the
+    /// table's last digit) tie rather than rank.
+    #[test]
+    fn evenness_ranks_by_magnitude_and_ties_within_the_tables_digits() {
+        let rows = |a: f64, b: f64| {
+            vec![
+                ("tanh".to_owned(), None, vec![a]),
+                ("sigmoid".to_owned(), None, vec![b]),
+            ]
+        };
+        let ranked = sweep_verdict("plain", 8, &rows(-0.30, 0.20));
+        assert!(
+            ranked.contains(
+                "most even with sigmoid (0.20 decades per layer) and least with tanh (-0.30)"
+            ),
+            "{ranked}"
+        );
+        let tie = sweep_verdict("plain", 8, &rows(0.100, 0.105));
+        assert!(
+            tie.contains("as even with") && tie.contains("a tie within 0.01"),
+            "{tie}"
+        );
+    }
+}
