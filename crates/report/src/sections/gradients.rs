@@ -139,14 +139,24 @@ pub(crate) fn gradients(md: &mut String, loaded: &Loaded) {
         trunk_words(loaded)
     );
     mdln!(md);
+    decay_table(md, loaded, &variants, &depths);
+    deepest_sentence(md, loaded, &variants, &depths);
+    theory_table(md, loaded);
+    older_ratios(md, loaded, &variants, &depths);
+    he_section_4_1(md, loaded);
+}
+
+/// The decay, spread and forward fall per depth and variant, mean ± sd over
+/// seeds; a note instead where the runs predate the decay's reading.
+fn decay_table(md: &mut String, loaded: &Loaded, variants: &[String], depths: &[u32]) {
     mdln!(
         md,
         "| depth | variant | decay at init | decay at end | spread at init | spread at end | forward fall at init | forward fall at end | seeds |"
     );
     mdln!(md, "|---|---|---|---|---|---|---|---|---|");
     let mut any = false;
-    for &d in &depths {
-        for v in &variants {
+    for &d in depths {
+        for v in variants {
             let ends = group_readings(loaded, v, d);
             if ends
                 .iter()
@@ -175,8 +185,11 @@ pub(crate) fn gradients(md: &mut String, loaded: &Loaded) {
         );
     }
     mdln!(md);
+}
 
-    // The deepest depth every variant has, in words.
+/// The deepest depth every variant has, in words: each variant's decay at
+/// initialization and how far its first trunk point lies below the last.
+fn deepest_sentence(md: &mut String, loaded: &Loaded, variants: &[String], depths: &[u32]) {
     let deepest = depths.iter().rev().find(|&&d| {
         variants.iter().all(|v| {
             group_readings(loaded, v, d)
@@ -213,9 +226,11 @@ pub(crate) fn gradients(md: &mut String, loaded: &Loaded) {
             mdln!(md);
         }
     }
+}
 
-    theory_table(md, loaded);
-
+/// The first/last-point ratios that results published before the decay per
+/// layer carry, kept so that they can be compared.
+fn older_ratios(md: &mut String, loaded: &Loaded, variants: &[String], depths: &[u32]) {
     mdln!(md, "### The older reading: first over last probe point");
     mdln!(md);
     mdln!(
@@ -235,15 +250,15 @@ pub(crate) fn gradients(md: &mut String, loaded: &Loaded) {
     mdln!(md);
     let mut head = String::from("| depth |");
     let mut rule = String::from("|---|");
-    for v in &variants {
+    for v in variants {
         let _ = write!(head, " {v} at init | {v} at end |");
         rule.push_str("---|---|");
     }
     mdln!(md, "{head}");
     mdln!(md, "{rule}");
-    for &d in &depths {
+    for &d in depths {
         let mut row = format!("| {d} |");
-        for v in &variants {
+        for v in variants {
             let g = gradient_run(loaded, v, d).and_then(|e| e.record.as_ref());
             let _ = write!(
                 row,
@@ -255,7 +270,6 @@ pub(crate) fn gradients(md: &mut String, loaded: &Loaded) {
         mdln!(md, "{row}");
     }
     mdln!(md);
-    he_section_4_1(md, loaded);
 }
 
 #[cfg(test)]
