@@ -142,24 +142,7 @@ fn draw<DB: DrawingBackend>(
         }
     };
 
-    // One colour scale over every panel: whole decades around the data.
-    let logs: Vec<f64> = grids
-        .iter()
-        .flat_map(|g| g.rms.values())
-        .filter(|v| v.is_finite() && **v > 0.0)
-        .map(|v| v.log10())
-        .collect();
-    let lo = logs.iter().copied().fold(f64::INFINITY, f64::min).floor();
-    let hi = logs
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max)
-        .ceil();
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
-        (lo, if hi > lo { hi } else { lo + 1.0 })
-    } else {
-        (0.0, 1.0)
-    };
+    let (lo, hi) = colour_range(grids);
     let any_zero = grids.iter().any(|g| g.rms.values().any(|&v| v == 0.0));
 
     let bar_w = style.px_u32(170);
@@ -171,58 +154,7 @@ fn draw<DB: DrawingBackend>(
         .max()
         .unwrap_or(1);
     for (area, grid) in areas.iter().zip(grids) {
-        let layers = grid.layers;
-        let mut chart = ChartBuilder::on(area)
-            .caption(grid.title.as_str(), (FONT, style.px(PANEL_TITLE_SIZE)))
-            .margin(8)
-            .margin_right(16)
-            .x_label_area_size(style.px_u32(56))
-            .y_label_area_size(style.px_u32(70))
-            .build_cartesian_2d(
-                0f64..(step_hi as f64 + 1.0),
-                0f64..grid.layers.max(1) as f64,
-            )
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc("training step")
-            .y_desc("layer (0 = input side)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            // A layer's cell spans [layer, layer + 1): label whole layers
-            // that exist, at their cell's lower edge, and nothing else.
-            .y_label_formatter(&|v| {
-                if v.fract() == 0.0 && *v < layers as f64 {
-                    format!("{v:.0}")
-                } else {
-                    String::new()
-                }
-            })
-            .label_style((FONT, style.px(TICK_SIZE)))
-            .axis_desc_style((FONT, style.px(AXIS_DESC_SIZE)))
-            .draw()
-            .map_err(err)?;
-        // A cell spans from its step to the next probed one (the last: one
-        // more step), so the picture has no gaps between probe steps.
-        let mut cells = Vec::new();
-        for (i, &step) in grid.steps.iter().enumerate() {
-            let next = grid.steps.get(i + 1).copied().unwrap_or(step + 1);
-            for layer in 0..grid.layers {
-                let fill = match grid.rms.get(&(step, layer)) {
-                    Some(&0.0) => ZERO,
-                    Some(&v) if v.is_finite() && v > 0.0 => colour((v.log10() - lo) / (hi - lo)),
-                    _ => continue,
-                };
-                cells.push(Rectangle::new(
-                    [
-                        (step as f64, layer as f64),
-                        (next as f64, layer as f64 + 1.0),
-                    ],
-                    fill.filled(),
-                ));
-            }
-        }
-        chart.draw_series(cells).map_err(err)?;
+        draw_grid(area, grid, step_hi, (lo, hi), style)?;
     }
 
     // The colour bar: decades labelled, the zero colour named below it.
@@ -244,6 +176,93 @@ fn draw<DB: DrawingBackend>(
         }),
     }
     .draw(&bar, style)?;
+    Ok(())
+}
+
+/// One colour scale over every panel: whole decades around the data, as
+/// (lowest, highest) log10 rms; (0, 1) when nothing is positive and finite.
+fn colour_range(grids: &[Grid]) -> (f64, f64) {
+    let logs: Vec<f64> = grids
+        .iter()
+        .flat_map(|g| g.rms.values())
+        .filter(|v| v.is_finite() && **v > 0.0)
+        .map(|v| v.log10())
+        .collect();
+    let lo = logs.iter().copied().fold(f64::INFINITY, f64::min).floor();
+    let hi = logs
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .ceil();
+    if lo.is_finite() && hi.is_finite() {
+        (lo, if hi > lo { hi } else { lo + 1.0 })
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// One panel: a cell per (probed step, layer), coloured on the shared scale
+/// `(lo, hi)`; exact zeros in their own colour, off the scale.
+fn draw_grid<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    grid: &Grid,
+    step_hi: u64,
+    (lo, hi): (f64, f64),
+    style: &Style,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let layers = grid.layers;
+    let mut chart = ChartBuilder::on(area)
+        .caption(grid.title.as_str(), (FONT, style.px(PANEL_TITLE_SIZE)))
+        .margin(8)
+        .margin_right(16)
+        .x_label_area_size(style.px_u32(56))
+        .y_label_area_size(style.px_u32(70))
+        .build_cartesian_2d(
+            0f64..(step_hi as f64 + 1.0),
+            0f64..grid.layers.max(1) as f64,
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("training step")
+        .y_desc("layer (0 = input side)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        // A layer's cell spans [layer, layer + 1): label whole layers
+        // that exist, at their cell's lower edge, and nothing else.
+        .y_label_formatter(&|v| {
+            if v.fract() == 0.0 && *v < layers as f64 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .label_style((FONT, style.px(TICK_SIZE)))
+        .axis_desc_style((FONT, style.px(AXIS_DESC_SIZE)))
+        .draw()
+        .map_err(err)?;
+    // A cell spans from its step to the next probed one (the last: one
+    // more step), so the picture has no gaps between probe steps.
+    let mut cells = Vec::new();
+    for (i, &step) in grid.steps.iter().enumerate() {
+        let next = grid.steps.get(i + 1).copied().unwrap_or(step + 1);
+        for layer in 0..grid.layers {
+            let fill = match grid.rms.get(&(step, layer)) {
+                Some(&0.0) => ZERO,
+                Some(&v) if v.is_finite() && v > 0.0 => colour((v.log10() - lo) / (hi - lo)),
+                _ => continue,
+            };
+            cells.push(Rectangle::new(
+                [
+                    (step as f64, layer as f64),
+                    (next as f64, layer as f64 + 1.0),
+                ],
+                fill.filled(),
+            ));
+        }
+    }
+    chart.draw_series(cells).map_err(err)?;
     Ok(())
 }
 

@@ -125,6 +125,17 @@ fn opt_pct(v: Option<f64>) -> String {
 }
 
 fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
+    let mut out = folder_blocks(c, dirs);
+    out.extend(settings_blocks(c));
+    out.extend(error_blocks(c));
+    out.extend(chart_blocks());
+    out.extend(run_blocks(c));
+    out
+}
+
+/// The title, the folders compared, and a warning where they learn
+/// different things.
+fn folder_blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
     let mut out = vec![Block::Heading(
         1,
         format!("Comparison: {}", names(c).join(" vs ")),
@@ -164,7 +175,12 @@ fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
             unlike.join("; ")
         )));
     }
+    out
+}
 
+/// The settings that differ between the folders, and the verdict on them.
+fn settings_blocks(c: &Comparison) -> Vec<Block> {
+    let mut out = Vec::new();
     out.push(Block::Heading(2, "Settings that differ".to_owned()));
     if c.differing.is_empty() {
         out.push(Block::Para(
@@ -211,7 +227,12 @@ fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
                 .replace("than plain", "than the first folder")
         )));
     }
+    out
+}
 
+/// Final errors and the decay per layer per folder, group and depth.
+fn error_blocks(c: &Comparison) -> Vec<Block> {
+    let mut out = Vec::new();
     out.push(Block::Heading(
         2,
         "Final error and gradient decay".to_owned(),
@@ -261,7 +282,12 @@ fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
         }
     }
     out.push(Block::Table(header, rows));
+    out
+}
 
+/// The comparison's charts, each with its caption.
+fn chart_blocks() -> Vec<Block> {
+    let mut out = Vec::new();
     out.push(Block::Heading(2, "Charts".to_owned()));
     out.push(Block::Para(
         "One panel per folder and group; every panel of a chart shares its axes.".to_owned(),
@@ -269,7 +295,13 @@ fn blocks(c: &Comparison, dirs: &[PathBuf]) -> Vec<Block> {
     for name in compare::COMPARE_CHARTS {
         out.push(Block::Chart(name.to_owned(), caption(name).to_owned()));
     }
+    out
+}
 
+/// Every run of every folder.
+fn run_blocks(c: &Comparison) -> Vec<Block> {
+    let mut out = Vec::new();
+    let runs = &c.combined.runs;
     out.push(Block::Heading(2, "Runs".to_owned()));
     let header = [
         "folder",
@@ -402,6 +434,6 @@ fn setting_verdict(c: &Comparison, treatments: &[&compare::Difference]) -> Strin
 fn caption(name: &str) -> &'static str {
     match name {
         compare::DECAY_VS_DEPTH => "Decay per layer of rms dL/dh over the trunk (head excluded) against depth: at init (solid) and trained (dashed), mean over seeds with min–max bars; grey: the mean-field prediction at init, where it applies (plain MLPs).",
-        other => crate::markdown::caption(other),
+        other => crate::sections::caption(other),
     }
 }

@@ -244,6 +244,30 @@ pub(crate) fn section(md: &mut String, root: &Path) {
             return;
         }
     };
+    intro(md, &rows);
+    let grids: Vec<Grid> = rows
+        .iter()
+        .map(|row| Grid {
+            row,
+            near: restricted_readings(root, row),
+        })
+        .collect();
+    grid_table(md, &grids);
+    // Each net (variant, depth, weights) over its grids.
+    let mut nets: Vec<(u32, String, Weights)> = rows
+        .iter()
+        .map(|r| (r.depth, r.variant.clone(), r.weights))
+        .collect();
+    nets.sort();
+    nets.dedup();
+    net_table(md, &grids, &nets);
+    verdicts(md, &grids, &nets);
+    chart_links(md);
+}
+
+/// The section's opening: what was evaluated, how it is read, and whether
+/// there are enough grids for a verdict.
+fn intro(md: &mut String, rows: &[LandscapeSummaryRow]) {
     mdln!(md, "## Loss landscape (Li et al. 2018)");
     mdln!(md);
     let r0 = &rows[0];
@@ -298,13 +322,10 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         );
         mdln!(md);
     }
-    let grids: Vec<Grid> = rows
-        .iter()
-        .map(|row| Grid {
-            row,
-            near: restricted_readings(root, row),
-        })
-        .collect();
+}
+
+/// One row per grid: its whole-grid readings and those near the minimum.
+fn grid_table(md: &mut String, grids: &[Grid]) {
     if let Some(n) = grids.iter().find_map(|g| g.near) {
         mdln!(
             md,
@@ -319,7 +340,7 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         "| run | weights | directions | loss at θ | loss range on the grid | local minima | slice non-convexity | roughness (decades) | grid below chance | near the minimum: share of grid, local minima, non-convexity | time |"
     );
     mdln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
-    for g in &grids {
+    for g in grids {
         let r = g.row;
         let near = match &g.near {
             Some(x) => format!(
@@ -348,22 +369,28 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         );
     }
     mdln!(md);
+}
 
-    // Each net (variant, depth, weights) over its grids.
-    let mut nets: Vec<(u32, String, Weights)> = rows
+/// The grids of one net (depth, variant, weights).
+fn of_net<'g, 'a>(
+    grids: &'g [Grid<'a>],
+    depth: u32,
+    variant: &str,
+    w: Weights,
+) -> Vec<&'g Grid<'a>> {
+    grids
         .iter()
-        .map(|r| (r.depth, r.variant.clone(), r.weights))
-        .collect();
-    nets.sort();
-    nets.dedup();
-    let of_net = |depth: u32, variant: &str, w: Weights| -> Vec<&Grid> {
-        grids
-            .iter()
-            .filter(|g| g.row.depth == depth && g.row.variant == variant && g.row.weights == w)
-            .collect()
-    };
-    let rep =
-        |gs: &[&Grid], f: fn(&Grid) -> Option<f64>| Replicates::of(gs.iter().filter_map(|g| f(g)));
+        .filter(|g| g.row.depth == depth && g.row.variant == variant && g.row.weights == w)
+        .collect()
+}
+
+/// One reading over a net's grids.
+fn rep(gs: &[&Grid], f: fn(&Grid) -> Option<f64>) -> Option<Replicates> {
+    Replicates::of(gs.iter().filter_map(|g| f(g)))
+}
+
+/// Each net (variant, depth, weights) over its grids, mean ± sd.
+fn net_table(md: &mut String, grids: &[Grid], nets: &[(u32, String, Weights)]) {
     mdln!(md, "Each net over its grids (mean ± standard deviation):");
     mdln!(md);
     let heads: Vec<&str> = READINGS.iter().map(|r| r.what).collect();
@@ -373,8 +400,8 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         heads.join(" | ")
     );
     mdln!(md, "|---|---|---|---|{}", "---|".repeat(READINGS.len()));
-    for (depth, variant, w) in &nets {
-        let gs = of_net(*depth, variant, *w);
+    for (depth, variant, w) in nets {
+        let gs = of_net(grids, *depth, variant, *w);
         let centre = rep(&gs, |g| g.row.centre_loss).map_or("–".into(), |r| spread(&r, 3, false));
         let cells: Vec<String> = READINGS
             .iter()
@@ -389,13 +416,21 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         );
     }
     mdln!(md);
+}
 
+/// The verdicts: per depth, the residual surface against the plain one
+/// (trained, then the control at init), and whether the plain net's
+/// surface roughens with depth.
+fn verdicts(md: &mut String, grids: &[Grid], nets: &[(u32, String, Weights)]) {
     let mut depths: Vec<u32> = nets.iter().map(|n| n.0).collect();
     depths.dedup();
     let mut said = false;
     for w in [Weights::Trained, Weights::Init] {
         for &d in &depths {
-            let (p, r) = (of_net(d, "plain", w), of_net(d, "residual", w));
+            let (p, r) = (
+                of_net(grids, d, "plain", w),
+                of_net(grids, d, "residual", w),
+            );
             if p.is_empty() || r.is_empty() {
                 continue;
             }
@@ -434,13 +469,13 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
     let plain_depths: Vec<u32> = depths
         .iter()
         .copied()
-        .filter(|&d| !of_net(d, "plain", Weights::Trained).is_empty())
+        .filter(|&d| !of_net(grids, d, "plain", Weights::Trained).is_empty())
         .collect();
     if let (Some(&lo), Some(&hi)) = (plain_depths.first(), plain_depths.last()) {
         if lo != hi {
             let (a, b) = (
-                of_net(hi, "plain", Weights::Trained),
-                of_net(lo, "plain", Weights::Trained),
+                of_net(grids, hi, "plain", Weights::Trained),
+                of_net(grids, lo, "plain", Weights::Trained),
             );
             let x = &READINGS[2];
             if let (Some(deep), Some(shallow)) = (rep(&a, x.of), rep(&b, x.of)) {
@@ -462,6 +497,10 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
     if said {
         mdln!(md);
     }
+}
+
+/// The two landscape charts, linked with their captions.
+fn chart_links(md: &mut String) {
     mdln!(md, "### {LOSS_LANDSCAPE}");
     mdln!(md);
     mdln!(

@@ -19,9 +19,13 @@
 //!   or stale (their inputs changed since they were drawn, as recorded in
 //!   `plots/inputs.json`, see `gradscope_plot::fresh`), are drawn first
 //!   with gradscope-plot, so the report's text and its charts always
-//!   describe the same runs;
+//!   describe the same runs.
 //!
-//! and the same page as `report.html`, one file that opens offline: the
+//! The page's text is `markdown` (the order of the sections, once per
+//! group of a swept experiment) over `sections`, one module per section,
+//! each with the rules that pick its words.
+//!
+//! The same page is written as `report.html`, one file that opens offline: the
 //! charts inline as SVG with every drawn value shown on hover, tables that
 //! sort on a click (the `page` module reads the Markdown back into blocks).
 //!
@@ -63,6 +67,7 @@ mod markdown;
 mod page;
 pub mod reproduce;
 pub mod runs;
+mod sections;
 pub mod verdict;
 
 use gradscope_format::files::{PLOTS_DIR, RUNS_DIR, SUMMARY_CSV};

@@ -1,0 +1,100 @@
+//! The sections of report.md, one module per section, each with the rules
+//! that pick its words (the verdicts themselves are `crate::verdict`'s, the
+//! numbers `crate::analysis`'s); `crate::markdown` puts them in order.
+//!
+//! - `header`: the experiment and how to rerun it;
+//! - `sweep`: a swept experiment's groups side by side;
+//! - `runs_table`: runs by variant and depth, and the missing or unfinished;
+//! - `findings`: what the numbers show (error against depth, twins against
+//!   plain, why a net failed);
+//! - `gradients`: first/last-layer ratios and the decay per layer, followed
+//!   by `theory` (the mean-field prediction) and `he_4_1` (He et al. §4.1);
+//! - `paper`: He et al. Table 6 beside our CNN numbers;
+//! - `glorot`: saturation and gradient spread per layer (Glorot & Bengio);
+//! - `charts`: every chart of `plots/` with its caption.
+//!
+//! This file holds the number formats every section shares, so that a
+//! percentage or a wall time reads the same in each.
+
+use serde_json::Value;
+
+use crate::analysis::Stat;
+
+mod charts;
+mod findings;
+mod glorot;
+mod gradients;
+mod he_4_1;
+mod header;
+mod paper;
+mod runs_table;
+mod sweep;
+mod theory;
+
+pub(crate) use charts::{caption, charts};
+pub(crate) use findings::findings;
+pub(crate) use glorot::glorot;
+pub(crate) use gradients::gradients;
+pub(crate) use header::header;
+pub(crate) use paper::paper;
+pub(crate) use runs_table::runs_table;
+pub(crate) use sweep::sweep_comparison;
+
+pub(crate) fn pct(v: f64) -> String {
+    format!("{:.2}", 100.0 * v)
+}
+
+/// `12.34 ± 0.56` (percent), or `12.34` for one seed, or `—`.
+pub(crate) fn pct_stat(s: Option<Stat>) -> String {
+    match s {
+        Some(Stat {
+            mean,
+            std: Some(sd),
+            ..
+        }) => format!("{} ± {}", pct(mean), pct(sd)),
+        Some(s) => pct(s.mean),
+        None => "—".into(),
+    }
+}
+
+/// A gradient ratio in scientific notation; 0 is called out.
+pub(crate) fn sci(v: f64) -> String {
+    if v == 0.0 {
+        "0 (exactly 0 in float32)".into()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// A wall time: milliseconds below a second (tiny runs would all read
+/// "0 s"), one decimal below ten seconds, minutes from two minutes on.
+pub(crate) fn seconds(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s >= 10.0 {
+        format!("{s:.0} s")
+    } else if s >= 1.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{:.0} ms", s * 1000.0)
+    }
+}
+
+pub(crate) fn cfg_str<'a>(config: Option<&'a Value>, pointer: &str) -> Option<&'a str> {
+    config
+        .and_then(|c| c.pointer(pointer))
+        .and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn wall_times_keep_their_digits_at_every_scale() {
+        assert_eq!(seconds(0.0374), "37 ms");
+        assert_eq!(seconds(3.31), "3.3 s");
+        assert_eq!(seconds(42.4), "42 s");
+        assert_eq!(seconds(600.0), "10.0 min");
+    }
+}

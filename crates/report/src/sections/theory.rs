@@ -1,0 +1,129 @@
+//! The decay per layer that mean-field theory predicts at initialization, beside the
+//! measured one.
+
+use super::cfg_str;
+use super::gradients::{decades, decades_stat, group_readings, pick};
+use crate::analysis::stat;
+use crate::runs::{Loaded, RunEntry};
+use std::fmt::Write as _;
+
+/// Measured decay at initialization beside the mean-field prediction, for
+/// the plain nets the theory applies to.
+pub(crate) fn theory_table(md: &mut String, loaded: &Loaded) {
+    // Step 0 is the initialization the theory speaks of; the "init"
+    // reading is a median over five probe steps, which in a deep BatchNorm
+    // net already includes what its first updates did to the weights.
+    let step0 = |e: &RunEntry| -> Option<f64> {
+        let rows = loaded.csv_run(&e.name)?.gradients.as_deref()?;
+        let profile: Vec<f64> = rows
+            .iter()
+            .filter(|g| g.step == 0 && g.trunk && g.is_output())
+            .filter_map(|g| g.rms)
+            .collect();
+        gradscope_format::decay::decay_per_layer(&profile)
+    };
+    let rows: Vec<(u32, Vec<f64>, Vec<f64>, f64)> = loaded
+        .depths()
+        .into_iter()
+        .filter_map(|d| {
+            let ends = group_readings(loaded, "plain", d);
+            let theory = ends.iter().find_map(|g| g.decay_theory)?;
+            let at0: Vec<f64> = loaded
+                .group("plain", d)
+                .iter()
+                .filter(|e| e.is_completed())
+                .filter_map(|e| step0(e))
+                .collect();
+            Some((d, at0, pick(&ends, |g| g.decay_init), theory))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let batchnorm = loaded.setting("norm").as_deref() == Some("batchnorm");
+    mdln!(md, "### Theory beside measurement");
+    mdln!(md);
+    mdln!(
+        md,
+        "{} The prediction is the least-squares slope of the predicted profile over the same hidden layers, read like the measured decay. Activation `{}`, init `{}`, norm `{}`.",
+        if batchnorm {
+            "With BatchNorm and ReLU, mean-field theory (Yang et al. 2019, \"A mean field theory of batch normalization\") predicts that the gradient *grows* toward the input by √(π/(π−1)) ≈ 1.21 per layer at initialization, a decay of −0.083 decades per layer."
+        } else {
+            "Mean-field signal propagation (Poole et al. 2016; Schoenholz et al. 2017, \"Deep Information Propagation\") predicts the backward factor per layer of a plain net without normalization: the squared rms of dL/dh is multiplied by χ = σ_w²·E[φ'(h)²], h ~ N(0, q) with q from the forward recursion q ← σ_w²·E[φ(h)²] + σ_b², σ_w² and σ_b² from the init; the decay is −½·log10 χ decades per layer."
+        },
+        loaded.setting("activation").unwrap_or_else(|| "?".into()),
+        loaded.setting("init").unwrap_or_else(|| "?".into()),
+        loaded.setting("norm").unwrap_or_else(|| "none".into())
+    );
+    if loaded
+        .setting("init")
+        .is_some_and(|i| i.contains("orthogonal"))
+    {
+        mdln!(md);
+        mdln!(
+            md,
+            "With orthogonal weights of gain g the mean-field χ is the one of σ_w² = g²: orthogonality shapes the spread of the Jacobian's singular values (Saxe et al. 2014; Pennington et al. 2017), not the mean factor this predicts."
+        );
+    }
+    mdln!(md);
+    mdln!(
+        md,
+        "| plain depth | measured at step 0 | predicted | measured / predicted | measured, median of the first five probe steps |"
+    );
+    mdln!(md, "|---|---|---|---|---|");
+    for (d, at0, init, theory) in rows {
+        let ratio = stat(at0.iter().map(|v| Some(*v)))
+            .filter(|_| theory.abs() > 0.02)
+            .map_or("—".into(), |s| format!("{:.2}", s.mean / theory));
+        mdln!(
+            md,
+            "| {d} | {} | {} | {ratio} | {} |",
+            decades_stat(&at0),
+            decades(theory),
+            decades_stat(&init)
+        );
+    }
+    mdln!(md);
+    mdln!(
+        md,
+        "(Step 0 is read from `gradients.csv`; \"—\" where the per-step files are not kept.)"
+    );
+    mdln!(md);
+    mdln!(
+        md,
+        "Residual nets, conv nets and the head get no prediction: the theory is for plain stacks."
+    );
+    mdln!(md);
+}
+
+/// Which points the trunk is, in words, from the run records.
+pub(crate) fn trunk_words(loaded: &Loaded) -> String {
+    let family = cfg_str(loaded.config(), "/model/family").unwrap_or("mlp");
+    // The deepest run's trunk, the longest list.
+    let record = loaded
+        .entries
+        .iter()
+        .filter_map(|e| e.record.as_ref())
+        .max_by_key(|r| r.gradient_ends.trunk_points.len());
+    let names: Vec<&str> = record
+        .map(|r| {
+            r.gradient_ends
+                .trunk_points
+                .iter()
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    let kind = match family {
+        "mlp" => "the hidden layers' outputs".to_owned(),
+        "inception" => "the module outputs".to_owned(),
+        _ => "the block outputs".to_owned(),
+    };
+    match (names.first(), names.last()) {
+        (Some(a), Some(b)) => format!(
+            "{kind}, `{a}` … `{b}` at depth {}",
+            record.and_then(|r| r.depth).unwrap_or_default()
+        ),
+        _ => kind,
+    }
+}
