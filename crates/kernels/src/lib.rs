@@ -4,6 +4,8 @@
 //! Two callers, one small API:
 //! - the probe reads each probed tensor once for all its statistics
 //!   ([`read::read`], [`read::grad_sums`]);
+//! - the probe's forward reading q, each unit's variance across the batch
+//!   averaged over units, in one read of each output ([`spread`]);
 //! - the training loop's optimizer steps each parameter in one pass
 //!   ([`sgd::step`], with [`sgd::norms`] for a resumed run's first norms).
 //!
@@ -30,12 +32,14 @@
 pub mod portable;
 pub mod read;
 pub mod sgd;
+pub mod spread;
 pub mod team;
 pub mod threads;
 #[cfg(all(target_arch = "x86_64", feature = "x86"))]
 pub mod x86_64;
 
 pub use read::{grad_sums, is_dense, needs_exact, read, readable, Flat, GradSums, ResponseSums};
+pub use spread::batch_variance_mean;
 pub use threads::{on_threads, thread_count};
 
 /// The environment variable that picks the kernels: `portable` runs the

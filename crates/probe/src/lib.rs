@@ -543,21 +543,34 @@ impl Probe {
 /// longer depend on the input (forward collapse: a sigmoid MLP at PyTorch's
 /// default init loses about 0.85 decades of √q per layer).
 ///
-/// One read of each output by libtorch's variance, which on the CPU
-/// accumulates float32 in float64 (Welford's update) and so keeps a
-/// collapsed layer's variance of 1e-11 around a mean of 0.3 (a test holds
-/// it to a float64 copy's); the per-unit variances are then averaged in
-/// float64, with one host copy for all points. A float64 copy of every
-/// output would cost a probe step of a CNN more than its whole reading of
-/// the gradients. A batch of one has no spread (NaN).
+/// In host memory, one read of each output in float64 sums around its
+/// first row ([`gradscope_kernels::batch_variance_mean`]); elsewhere (CUDA)
+/// libtorch's variance, which accumulates float32 in float64 (Welford's
+/// update), averaged in float64 with one host copy for all points. Both
+/// keep a collapsed layer's variance of 1e-11 around a mean of 0.3 (a
+/// test holds it to a float64 copy's). A batch of one has no spread (NaN).
 pub fn forward_q(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
     if outputs.is_empty() {
         return Ok(Vec::new());
     }
     let _guard = tch::no_grad_guard();
+    // In host memory, one read per output (`kernels::batch_variance_mean`);
+    // elsewhere, or in another layout, libtorch's variance below.
+    let host: Vec<Option<f64>> = outputs
+        .iter()
+        .map(|h| kernels::batch_variance_mean(&h.detach()))
+        .collect();
+    if host.iter().all(Option::is_some) {
+        return Ok(host.into_iter().flatten().collect());
+    }
     let parts = outputs
         .iter()
-        .map(|h| {
+        .zip(&host)
+        .map(|(h, read)| {
+            if let Some(q) = read {
+                return Tensor::f_full([1], *q, (Kind::Double, Device::Cpu))
+                    .and_then(|t| t.f_to_device(h.device()));
+            }
             let h = h.detach();
             if h.dim() == 0 || h.size()[0] < 2 {
                 return Tensor::f_full([1], f64::NAN, (Kind::Double, h.device()));
