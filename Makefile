@@ -9,6 +9,7 @@
 #   make fashion     Fashion-MNIST depth sweeps (MLP and CNN) and their report.md (gradscope check estimates the time)
 #   make glorot      Glorot & Bengio 2010 init comparison on Fashion-MNIST, its reports and compare page
 #   make landscape   Li et al. 2018 loss-landscape slices of plain and residual CNNs, and their report
+#   make lesion      Veit et al. 2016 lesion and path studies of plain and residual CNNs, and their report
 #
 # libtorch comes from PyPI's torch wheel in a venv that every clone shares
 # (override with `make VENV=/path`), so a fresh clone does not download
@@ -40,7 +41,7 @@ RUN_ARGS ?= --restart
 # edited files and on edited field values). make test runs 64 cases of each.
 FUZZ_SECS ?= 60
 
-.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench bench-kernels cost fuzz fashion fashion-data glorot landscape
+.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench bench-kernels cost fuzz fashion fashion-data glorot landscape lesion
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
@@ -211,6 +212,17 @@ landscape: build fashion-data
 	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --seed $(LANDSCAPE_DIRECTIONS) --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
 	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --at init --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
 	$(GRADSCOPE) report results/$(LANDSCAPE)
+
+# make lesion: Veit et al. 2016's lesion and path studies. Trains
+# experiments/lesion.json (plain and residual CNN-20 and CNN-56, two seeds,
+# final weights saved), then `gradscope lesion` deletes and swaps their
+# blocks and measures the gradient per path length, and writes the report.
+LESION_THREADS ?= 1
+LESION_ARGS ?= --samples 1000 --per-k 5
+lesion: build fashion-data
+	$(GRADSCOPE) run experiments/lesion.json --threads $(LESION_THREADS) --no-plot $(RUN_ARGS)
+	$(GRADSCOPE) lesion $$(ls -d results/lesion/runs/*/ | grep -v '\.partial/$$') --threads $(LESION_THREADS) --device cpu $(LESION_ARGS)
+	$(GRADSCOPE) report results/lesion
 
 clean:
 	$(CARGO) clean

@@ -243,6 +243,17 @@ enum Command {
         #[command(flatten)]
         style: commands::StyleArgs,
     },
+    /// Delete and swap the blocks of trained runs, and measure the gradient
+    /// per path length (Veit et al. 2016): RUN/lesion.csv, RUN/paths.csv,
+    /// lesion_summary.csv and the charts lesion_single, lesion_k and
+    /// path_gradient. Takes MLP, CNN and bottleneck runs saved with
+    /// "save_weights": true.
+    Lesion {
+        #[command(flatten)]
+        args: commands::lesion::Args,
+        #[command(flatten)]
+        style: commands::StyleArgs,
+    },
     /// Loss-landscape slices of trained runs (Li et al. 2018): the training
     /// loss at θ + αδ + βη on a grid, for two random filter-normalized
     /// directions δ, η around the saved weights θ. Writes
@@ -381,6 +392,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Landscape { args, style } => style
             .style()
             .and_then(|style| commands::landscape::landscape(args, style))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Lesion { args, style } => style
+            .style()
+            .and_then(|style| commands::lesion::lesion(args, style))
             .map(|()| ExitCode::SUCCESS),
         Command::Verify { results, against } => commands::results::verify(&results, &against),
         Command::Report {

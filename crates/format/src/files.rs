@@ -37,6 +37,11 @@ pub const WEIGHTS: &str = "model.ot";
 pub const LANDSCAPE_CSV: &str = "landscape.csv";
 /// One row per run of a landscape folder.
 pub const LANDSCAPE_SUMMARY_CSV: &str = "landscape_summary.csv";
+/// A run's lesion study and path study (`gradscope lesion`), and one row
+/// per run of a results folder.
+pub const LESION_CSV: &str = "lesion.csv";
+pub const PATHS_CSV: &str = "paths.csv";
+pub const LESION_SUMMARY_CSV: &str = "lesion_summary.csv";
 /// The suffix of a run folder while its run trains (`runs/RUN.partial/`).
 pub const PARTIAL_SUFFIX: &str = ".partial";
 /// The suffix of a run folder set aside for the moment between two

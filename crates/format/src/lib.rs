@@ -28,6 +28,9 @@
 //! - [`landscape`]: the rows of `landscape.csv` and `landscape_summary.csv`
 //!   and the readings of a loss surface (local minima, non-convex share,
 //!   roughness).
+//! - [`lesion`]: the rows of `lesion.csv`, `paths.csv` and
+//!   `lesion_summary.csv`, and their readings (single deletions, the
+//!   effective path lengths).
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +38,7 @@ pub mod decay;
 pub mod durable;
 pub mod files;
 pub mod landscape;
+pub mod lesion;
 pub mod names;
 pub mod rows;
 pub mod run;

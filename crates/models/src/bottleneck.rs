@@ -36,6 +36,7 @@
 //! the main-path convolutions' BN outputs.
 
 use crate::layers::{pool_shape, ConvUnit, LayerCost, Layers, Shape};
+use crate::lesion::{join, BlockInfo, BlockPlan, Blocks, Flow};
 use crate::{mark, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording, Variant};
 use tch::nn;
 use tch::Tensor;
@@ -138,6 +139,18 @@ impl BottleneckBlock {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
+        self.forward_flow(x, train, rec, Flow::Both)
+    }
+
+    /// [`BottleneckBlock::forward`] with the backward pass routed by `flow`
+    /// (see [`crate::lesion`]).
+    pub fn forward_flow(
+        &self,
+        x: &Tensor,
+        train: bool,
+        rec: Option<&Recording>,
+        flow: Flow,
+    ) -> Tensor {
         let u = self.c1.forward_recorded(x, train, rec).relu();
         let u = self.c2.forward_recorded(&u, train, rec).relu();
         let u = self.c3.forward_recorded(&u, train, rec);
@@ -145,8 +158,8 @@ impl BottleneckBlock {
             (Variant::Plain, _) => u,
             // Rezero and highway are refused before building
             // (ModelSpec::build): the identity shortcut here.
-            (_, Some(p)) => u + p.forward(x, train, rec),
-            (_, None) => u + x,
+            (_, Some(p)) => join(u, p.forward(x, train, rec), flow),
+            (_, None) => join(u, x.shallow_clone(), flow),
         };
         mark(y.relu(), rec, self.out_point)
     }
@@ -288,6 +301,34 @@ impl Network for Bottleneck {
 
     fn activation(&self) -> Activation {
         Activation::Relu
+    }
+
+    fn blocks(&self) -> Result<Blocks, String> {
+        Ok(Blocks {
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| BlockInfo {
+                    name: self.points[b.out_point].name.clone(),
+                    same_shape: b.kind == BlockKind::Identity,
+                })
+                .collect(),
+            residual: self.config.variant != Variant::Plain,
+        })
+    }
+
+    fn forward_planned(&self, x: &Tensor, plan: &BlockPlan) -> Option<(Tensor, Tensor)> {
+        let x = crate::layers::input_layout(x, self.config.channels_last);
+        let h = self.stem.forward_recorded(&x, false, None).relu();
+        let input = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut h = input.shallow_clone();
+        for (run, &flow) in plan.run.iter().zip(&plan.flow) {
+            if let Some(j) = run {
+                h = self.blocks[*j].forward_flow(&h, false, None, flow);
+            }
+        }
+        let logits = crate::layers::pooled_logits(&h, &self.fc, None, self.fc_point);
+        Some((logits, input))
     }
 
     fn layer_costs(&self) -> &[LayerCost] {

@@ -32,6 +32,7 @@
 //! before the addition and the ReLU.
 
 use crate::layers::{ConvUnit, LayerCost, Layers};
+use crate::lesion::{join, BlockInfo, BlockPlan, Blocks, Flow, HIGHWAY_REFUSAL};
 use crate::{
     mark, point_name, Activation, Init, ModelError, Network, Norm, ProbePoint, Recording, Variant,
 };
@@ -258,36 +259,53 @@ impl Cnn {
     }
 }
 
+impl Cnn {
+    /// One block: `relu(c2(relu(c1(h))) + shortcut(h))` in the residual
+    /// twin (with ReZero's α or highway's gate where chosen), `relu(c2(…))`
+    /// in the plain one; `flow` routes the backward pass (see
+    /// [`crate::lesion`]).
+    fn block(
+        &self,
+        b: &Block,
+        h: &Tensor,
+        train: bool,
+        rec: Option<&Recording>,
+        flow: Flow,
+    ) -> Tensor {
+        let u = b.c1.forward_recorded(h, train, rec).relu();
+        let u = b.c2.forward_recorded(&u, train, rec);
+        let y = match self.config.variant {
+            Variant::Plain => u,
+            Variant::Residual | Variant::Rezero | Variant::Highway => {
+                let shortcut = match &b.proj {
+                    Some(p) => p.forward(h, train, rec),
+                    None if b.stride != 1 || b.pad_channels != 0 => {
+                        let s = h.slice(2, 0, None, b.stride).slice(3, 0, None, b.stride);
+                        let lo = b.pad_channels / 2;
+                        s.constant_pad_nd([0, 0, 0, 0, lo, b.pad_channels - lo])
+                    }
+                    None => h.shallow_clone(),
+                };
+                match (&b.alpha, &b.gate) {
+                    (Some(alpha), _) => join(u * alpha, shortcut, flow),
+                    (_, Some(gate)) => {
+                        let t = gate.forward(h).sigmoid();
+                        &t * u + (1.0 - &t) * shortcut
+                    }
+                    _ => join(u, shortcut, flow),
+                }
+            }
+        };
+        y.relu()
+    }
+}
+
 impl Network for Cnn {
     fn forward(&self, x: &Tensor, train: bool, rec: Option<&Recording>) -> Tensor {
         let x = crate::layers::input_layout(x, self.config.channels_last);
         let mut h = self.stem.forward_recorded(&x, train, rec).relu();
         for b in &self.blocks {
-            let u = b.c1.forward_recorded(&h, train, rec).relu();
-            let u = b.c2.forward_recorded(&u, train, rec);
-            let y = match self.config.variant {
-                Variant::Plain => u,
-                Variant::Residual | Variant::Rezero | Variant::Highway => {
-                    let shortcut = match &b.proj {
-                        Some(p) => p.forward(&h, train, rec),
-                        None if b.stride != 1 || b.pad_channels != 0 => {
-                            let s = h.slice(2, 0, None, b.stride).slice(3, 0, None, b.stride);
-                            let lo = b.pad_channels / 2;
-                            s.constant_pad_nd([0, 0, 0, 0, lo, b.pad_channels - lo])
-                        }
-                        None => h.shallow_clone(),
-                    };
-                    match (&b.alpha, &b.gate) {
-                        (Some(alpha), _) => u * alpha + shortcut,
-                        (_, Some(gate)) => {
-                            let t = gate.forward(&h).sigmoid();
-                            &t * u + (1.0 - &t) * shortcut
-                        }
-                        _ => u + shortcut,
-                    }
-                }
-            };
-            h = mark(y.relu(), rec, b.out_point);
+            h = mark(self.block(b, &h, train, rec, Flow::Both), rec, b.out_point);
         }
         crate::layers::pooled_logits(&h, &self.fc, rec, self.fc_point)
     }
@@ -298,6 +316,37 @@ impl Network for Cnn {
 
     fn layer_costs(&self) -> &[LayerCost] {
         &self.costs
+    }
+
+    fn blocks(&self) -> Result<Blocks, String> {
+        if self.config.variant == Variant::Highway {
+            return Err(HIGHWAY_REFUSAL.into());
+        }
+        Ok(Blocks {
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| BlockInfo {
+                    name: self.points[b.out_point].name.clone(),
+                    same_shape: b.stride == 1 && b.pad_channels == 0 && b.proj.is_none(),
+                })
+                .collect(),
+            residual: self.config.variant != Variant::Plain,
+        })
+    }
+
+    fn forward_planned(&self, x: &Tensor, plan: &BlockPlan) -> Option<(Tensor, Tensor)> {
+        self.blocks().ok()?;
+        let x = crate::layers::input_layout(x, self.config.channels_last);
+        let input = self.stem.forward_recorded(&x, false, None).relu();
+        let mut h = input.shallow_clone();
+        for (run, &flow) in plan.run.iter().zip(&plan.flow) {
+            if let Some(j) = run {
+                h = self.block(&self.blocks[*j], &h, false, None, flow);
+            }
+        }
+        let logits = crate::layers::pooled_logits(&h, &self.fc, None, self.fc_point);
+        Some((logits, input))
     }
 
     /// Responses are pre-ReLU BN outputs; "saturated" is the fraction the

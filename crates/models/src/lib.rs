@@ -23,6 +23,7 @@ pub mod cnn;
 pub mod cost;
 pub mod inception;
 pub mod layers;
+pub mod lesion;
 pub mod mlp;
 pub mod spec;
 
@@ -450,6 +451,24 @@ pub trait Network {
     /// not record them.
     fn layer_costs(&self) -> &[layers::LayerCost] {
         &[]
+    }
+
+    /// The blocks a lesion can delete or swap and a path study can route
+    /// (see [`lesion`]), or why this net has none that can.
+    fn blocks(&self) -> Result<lesion::Blocks, String> {
+        Err(
+            "its blocks are not addressable by a lesion (the mlp, cnn and bottleneck families are)"
+                .into(),
+        )
+    }
+
+    /// A forward pass in eval mode with the blocks run as `plan` says;
+    /// returns the logits and the tensor that enters the first block (the
+    /// path study's gradient is taken there). `None` where [`Network::blocks`]
+    /// is an error. The caller checks `plan` against `blocks`: a deleted or
+    /// swapped block must be `same_shape`.
+    fn forward_planned(&self, _x: &Tensor, _plan: &lesion::BlockPlan) -> Option<(Tensor, Tensor)> {
+        None
     }
 }
 

@@ -30,6 +30,7 @@
 //! W(l) at 0 (the branch's last layer: here its only one, m = 1, so Fixup's
 //! L^(−1/(2m−2)) scaling has no layer to scale), and Fixup the head too.
 
+use crate::lesion::{join, BlockInfo, BlockPlan, Blocks, Flow, HIGHWAY_REFUSAL};
 use crate::{
     mark, point_name, respond, Activation, BranchInit, Init, ModelError, Network, Norm, ProbePoint,
     Recording, Variant,
@@ -233,6 +234,41 @@ impl Mlp {
         &self.config
     }
 
+    /// Hidden layer `l` as a block: `h + W·act(norm(h))` in the residual
+    /// twin (ReZero's α, highway's gate, Fixup's scalars where chosen),
+    /// `W·act(norm(h))` in the plain one; `flow` routes the backward pass
+    /// (see [`crate::lesion`]).
+    fn block(
+        &self,
+        l: usize,
+        h: &Tensor,
+        train: bool,
+        rec: Option<&Recording>,
+        flow: Flow,
+    ) -> Tensor {
+        let fixup = self.fixup.get(l - 1);
+        let a = match fixup {
+            Some([bias_act, ..]) => self.unit_input(&(h + bias_act), l - 1, train),
+            None => self.unit_input(h, l - 1, train),
+        };
+        let u = match fixup {
+            Some([_, bias_in, scale, bias_out]) => {
+                self.layers[l].forward(&(&a + bias_in)) * scale + bias_out
+            }
+            None => self.layers[l].forward(&a),
+        };
+        respond(rec, l - 1, &a);
+        match self.config.variant {
+            Variant::Plain => u,
+            Variant::Residual => join(u, h.shallow_clone(), flow),
+            Variant::Rezero => join(u * &self.alphas[l - 1], h.shallow_clone(), flow),
+            Variant::Highway => {
+                let t = self.gates[l - 1].forward(h).sigmoid();
+                &t * u + (1.0 - &t) * h
+            }
+        }
+    }
+
     /// `act(norm(h))` for the norm after layer `l`.
     fn unit_input(&self, h: &Tensor, l: usize, train: bool) -> Tensor {
         let h = match self.norms.get(l) {
@@ -249,28 +285,7 @@ impl Network for Mlp {
         let x = x.flatten(1, -1);
         let mut h = mark(self.layers[0].forward(&x), rec, 0);
         for l in 1..d - 1 {
-            let fixup = self.fixup.get(l - 1);
-            let a = match fixup {
-                Some([bias_act, ..]) => self.unit_input(&(&h + bias_act), l - 1, train),
-                None => self.unit_input(&h, l - 1, train),
-            };
-            let u = match fixup {
-                Some([_, bias_in, scale, bias_out]) => {
-                    self.layers[l].forward(&(&a + bias_in)) * scale + bias_out
-                }
-                None => self.layers[l].forward(&a),
-            };
-            respond(rec, l - 1, &a);
-            let next = match self.config.variant {
-                Variant::Plain => u,
-                Variant::Residual => h + u,
-                Variant::Rezero => h + u * &self.alphas[l - 1],
-                Variant::Highway => {
-                    let t = self.gates[l - 1].forward(&h).sigmoid();
-                    &t * u + (1.0 - &t) * h
-                }
-            };
-            h = mark(next, rec, l);
+            h = mark(self.block(l, &h, train, rec, Flow::Both), rec, l);
         }
         let a = self.unit_input(&h, d - 2, train);
         respond(rec, d - 2, &a);
@@ -283,6 +298,37 @@ impl Network for Mlp {
 
     fn activation(&self) -> Activation {
         self.config.activation
+    }
+
+    /// The hidden layers (1 to depth − 2), each width to width.
+    fn blocks(&self) -> Result<Blocks, String> {
+        if self.config.variant == Variant::Highway {
+            return Err(HIGHWAY_REFUSAL.into());
+        }
+        let d = self.layers.len();
+        Ok(Blocks {
+            blocks: (1..d - 1)
+                .map(|l| BlockInfo {
+                    name: self.points[l].name.clone(),
+                    same_shape: true,
+                })
+                .collect(),
+            residual: self.config.variant != Variant::Plain,
+        })
+    }
+
+    fn forward_planned(&self, x: &Tensor, plan: &BlockPlan) -> Option<(Tensor, Tensor)> {
+        self.blocks().ok()?;
+        let d = self.layers.len();
+        let input = self.layers[0].forward(&x.flatten(1, -1));
+        let mut h = input.shallow_clone();
+        for (run, &flow) in plan.run.iter().zip(&plan.flow) {
+            if let Some(j) = run {
+                h = self.block(j + 1, &h, false, None, flow);
+            }
+        }
+        let a = self.unit_input(&h, d - 2, false);
+        Some((self.layers[d - 1].forward(&a), input))
     }
 }
 

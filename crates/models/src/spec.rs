@@ -359,6 +359,16 @@ fn yes() -> bool {
 }
 
 impl ModelSpec {
+    /// The family's name as the experiment file spells it.
+    pub fn family_name(&self) -> &'static str {
+        match self {
+            ModelSpec::Mlp(_) => "mlp",
+            ModelSpec::Cnn(_) => "cnn",
+            ModelSpec::Bottleneck(_) => "bottleneck",
+            ModelSpec::Inception(_) => "inception",
+        }
+    }
+
     /// The network of one run: this (resolved) model section on inputs of
     /// `input_shape` with `classes` outputs, `depth` layers as the family
     /// counts them. Channels-last memory only `on_cpu`: it pays off where

@@ -52,6 +52,7 @@ mod figure;
 pub mod fresh;
 mod heatmap;
 mod landscape;
+mod lesion;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,7 @@ pub use heatmap::{gradient_heatmap, GRADIENT_HEATMAP};
 pub use landscape::{
     loss_landscape, loss_slice, render_landscape, LandscapePanel, LOSS_LANDSCAPE, LOSS_SLICE,
 };
+pub use lesion::{render_lesion, LESION_K, LESION_SINGLE, PATH_GRADIENT};
 pub use read::{
     ActivationRow, GradientRow, MetricRow, ResultsDir, RunData, SummaryRow, KIND_OUTPUT,
     SPLIT_TRAIN, STATUS_COMPLETED, STATUS_DIVERGED,

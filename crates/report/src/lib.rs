@@ -63,6 +63,7 @@ pub mod analysis;
 pub mod compare;
 pub mod export;
 mod landscape;
+mod lesion;
 mod markdown;
 mod page;
 pub mod reproduce;
@@ -177,6 +178,7 @@ pub fn write_report_live(results_dir: &Path, reload: Option<u64>) -> Result<Repo
     let mut problems = Vec::new();
     let (charts_drawn, charts_note) = draw_stale_charts(results_dir, &mut problems);
     landscape::draw_stale(results_dir, &mut problems);
+    lesion::draw_stale(results_dir, &mut problems);
     let loaded = runs::load(results_dir)?;
     problems.extend(loaded.problems());
     let text = markdown::render(results_dir, &loaded, &problems);

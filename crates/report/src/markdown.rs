@@ -1,6 +1,6 @@
 //! The text of report.md: the sections of `crate::sections` in order, once
 //! for an unswept experiment and once per group of a swept one, then the
-//! landscape section and the charts. Every number comes from the results
+//! landscape and lesion sections and the charts. Every number comes from the results
 //! directory; the only numbers written in the report are He et al.'s
 //! (marked as theirs, in `sections::paper`).
 
@@ -51,6 +51,7 @@ pub(crate) fn render(root: &Path, loaded: &Loaded, problems: &[String]) -> Strin
         }
     }
     crate::landscape::section(&mut md, root);
+    crate::lesion::section(&mut md, root);
     charts(&mut md, root);
     md
 }

@@ -12,6 +12,10 @@
 //!   `RUN.partial/` and renamed into place when it ends), `run.json`,
 //!   `summary.csv`, and what `--resume` keeps or trains again.
 //! - [`lock::ResultsLock`]: one writer per results directory.
+//!
+//! On trained runs (`train.save_weights`): [`landscape`] (loss surfaces,
+//! Li et al. 2018) and [`lesion`] (deleting and swapping blocks, and the
+//! gradient per path length, Veit et al. 2016).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -21,6 +25,7 @@ pub mod checkpoint;
 mod fuzz;
 pub mod holdings;
 pub mod landscape;
+pub mod lesion;
 pub mod lock;
 pub mod merge;
 pub mod plan;

@@ -75,6 +75,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         include_str!("../../../../experiments/landscape.json"),
     ),
     (
+        "lesion",
+        "Veit et al. 2016's lesion and path studies: plain and residual CNN-20 and CNN-56 with saved weights",
+        include_str!("../../../../experiments/lesion.json"),
+    ),
+    (
         "landscape-full",
         "the GPU version of landscape: CNN-20, -56 and -110 on all of Fashion-MNIST",
         include_str!("../../../../experiments/landscape-full.json"),

@@ -9,6 +9,7 @@ pub(crate) mod check;
 pub(crate) mod cost;
 pub(crate) mod examples;
 pub(crate) mod landscape;
+pub(crate) mod lesion;
 pub(crate) mod list;
 pub(crate) mod results;
 pub(crate) mod run;

@@ -1,0 +1,240 @@
+//! `gradscope lesion`: the lesion study and the path study of Veit, Wilber
+//! & Belongie (2016) on trained runs, written beside the runs (see
+//! `gradscope_train::lesion` for the method), with their summary and
+//! charts.
+
+use anyhow::{bail, Context, Result};
+use gradscope_format::durable::write_atomic;
+use gradscope_format::files::{LESION_CSV, LESION_SUMMARY_CSV, PATHS_CSV, RUNS_DIR};
+use gradscope_format::lesion::{
+    effective_paths, single_deletion, LesionKind, LesionSummaryRow, EFFECTIVE_SHARE,
+};
+use gradscope_train::lesion::{check_run, lesion_run, path_run, Options};
+use gradscope_train::lock::{Holder, ResultsLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The options of `gradscope lesion`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folders trained with "save_weights": true, e.g.
+    /// results/lesion/runs/plain-d20-s0 results/lesion/runs/residual-d20-s0.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Images of each split every error is measured on (the first ones).
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+    /// Random draws per k (deleting k blocks, swapping k pairs), and paths
+    /// measured per path length.
+    #[arg(long, default_value_t = 5)]
+    pub per_k: usize,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The most blocks deleted at once (and pairs swapped) [default: every
+    /// deletable block].
+    #[arg(long)]
+    pub max_k: Option<usize>,
+    /// Training images in the path study's batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Skip the path study (it runs on residual nets only).
+    #[arg(long)]
+    pub no_paths: bool,
+    /// Results folder to write into: OUT/runs/RUN/lesion.csv and paths.csv,
+    /// OUT/lesion_summary.csv, OUT/plots/lesion_* and path_gradient
+    /// [default: the results folder the runs are in].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// libtorch intra-op threads [default: the number of CPUs].
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// Where to evaluate.
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Auto)]
+    pub device: super::DeviceArg,
+}
+
+/// The results folder a run folder `…/runs/RUN` is in.
+fn results_of(run: &Path) -> Option<PathBuf> {
+    let runs = run.parent()?;
+    (runs.file_name()? == RUNS_DIR).then(|| runs.parent().map(Path::to_path_buf))?
+}
+
+fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes).map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))
+}
+
+/// The rows of an existing `lesion_summary.csv` (none if it is missing).
+fn read_summary(path: &Path) -> Result<Vec<LesionSummaryRow>> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let mut r = csv::Reader::from_path(path).with_context(|| path.display().to_string())?;
+    r.deserialize()
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: not a lesion summary", path.display()))
+}
+
+pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
+    let opts = Options {
+        samples: args.samples,
+        per_k: args.per_k,
+        seed: args.seed,
+        batch: args.batch,
+        max_k: args.max_k,
+    };
+    opts.validate()?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => results_of(&args.runs[0]).with_context(|| {
+            format!(
+                "{}: not inside a results folder's runs/; give --out",
+                args.runs[0].display()
+            )
+        })?,
+    };
+    let mut names = Vec::new();
+    for r in &args.runs {
+        let name = r
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{}: not a run folder", r.display()))?;
+        if names.contains(&name) {
+            bail!("{}: run {name} is given twice", r.display());
+        }
+        names.push(name);
+    }
+    // Every run folder is checked before anything is written.
+    for run in &args.runs {
+        check_run(run).with_context(|| run.display().to_string())?;
+    }
+    super::set_threads(args.threads)?;
+    let device = super::device(args.device)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
+    let command: Vec<String> = std::env::args().collect();
+    let (_lock, _) = ResultsLock::acquire(&out, &Holder::current(&command.join(" ")))?;
+    let summary_path = out.join(LESION_SUMMARY_CSV);
+    let mut summary = read_summary(&summary_path)?;
+    for (run_dir, name) in args.runs.iter().zip(&names) {
+        let started = Instant::now();
+        eprintln!(
+            "{}: lesions on the first {} training and test images, {} draws per k, seed {}, {device:?}",
+            run_dir.display(),
+            opts.samples,
+            opts.per_k,
+            opts.seed
+        );
+        let mut last_line = Instant::now();
+        let mut progress = |done: usize, total: usize| {
+            // A line every 30 s: a study of a 56-layer net takes minutes.
+            if last_line.elapsed().as_secs() >= 30 || done == total {
+                eprintln!(
+                    "{name}: {done}/{total} lesions, {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+                last_line = Instant::now();
+            }
+        };
+        let Some(l) = lesion_run(run_dir, &opts, device, &stop, &mut progress)
+            .with_context(|| run_dir.display().to_string())?
+        else {
+            bail!(
+                "{}: interrupted; nothing of its lesions was written (runs before it were)",
+                run_dir.display()
+            );
+        };
+        let paths = if args.no_paths || !l.blocks.residual {
+            None
+        } else {
+            eprintln!(
+                "{name}: paths of every length through {} blocks, {} per length, batch of {}",
+                l.blocks.blocks.len(),
+                opts.per_k,
+                opts.batch
+            );
+            match path_run(run_dir, &opts, device, &stop)
+                .with_context(|| run_dir.display().to_string())?
+            {
+                Some(p) => Some(p),
+                None => bail!(
+                    "{}: interrupted; nothing of its lesions or paths was written (runs before it were)",
+                    run_dir.display()
+                ),
+            }
+        };
+        let dir = out.join(RUNS_DIR).join(name);
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        write(&dir.join(LESION_CSV), &csv_bytes(&l.rows)?)?;
+        if let Some(p) = &paths {
+            write(&dir.join(PATHS_CSV), &csv_bytes(p)?)?;
+        }
+        let intact = l
+            .rows
+            .iter()
+            .find(|r| r.lesion == LesionKind::None)
+            .map_or(f64::NAN, |r| r.test_error);
+        let single = single_deletion(&l.rows);
+        let trained: Vec<_> = paths
+            .iter()
+            .flatten()
+            .filter(|r| r.weights == "trained")
+            .cloned()
+            .collect();
+        let effective = effective_paths(&trained, EFFECTIVE_SHARE);
+        let row = LesionSummaryRow {
+            run: l.record.run.clone(),
+            variant: l.record.variant.clone(),
+            depth: l.record.depth as u32,
+            seed: l.record.seed,
+            blocks: l.blocks.blocks.len(),
+            deletable: l.blocks.blocks.iter().filter(|b| b.same_shape).count(),
+            samples: l.samples,
+            intact_test_error: intact,
+            chance_error: 1.0 - 1.0 / l.classes.max(1) as f64,
+            delete_median_test_error: single.map(|s| s.0),
+            delete_max_test_error: single.map(|s| s.1),
+            effective_lo: effective.map(|e| e.0),
+            effective_hi: effective.map(|e| e.1),
+            peak_k: effective.map(|e| e.2),
+            elapsed_s: started.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "{name}: test error {:.2}% intact, {} after deleting one block (median){}; {:.0} s",
+            100.0 * intact,
+            single.map_or("—".into(), |s| format!("{:.2}%", 100.0 * s.0)),
+            effective.map_or(String::new(), |(lo, hi, _)| format!(
+                "; {:.0}% of the gradient through paths of {lo}–{hi} of {} blocks",
+                100.0 * EFFECTIVE_SHARE,
+                row.blocks
+            )),
+            row.elapsed_s
+        );
+        summary.retain(|r| r.run != row.run);
+        summary.push(row);
+        summary.sort_by(|a, b| (a.depth, &a.variant, a.seed).cmp(&(b.depth, &b.variant, b.seed)));
+        // Written after every run, so an interruption keeps the runs done.
+        write(&summary_path, &csv_bytes(&summary)?)?;
+        println!("{}", dir.join(LESION_CSV).display());
+    }
+    for p in gradscope_plot::render_lesion(&out, style)? {
+        println!("{}", p.display());
+    }
+    println!("{}", summary_path.display());
+    Ok(())
+}
