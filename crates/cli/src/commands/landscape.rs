@@ -71,12 +71,6 @@ impl From<At> for Weights {
     }
 }
 
-/// The results folder a run folder `…/runs/RUN` is in.
-fn results_of(run: &Path) -> Option<PathBuf> {
-    let runs = run.parent()?;
-    (runs.file_name()? == RUNS_DIR).then(|| runs.parent().map(Path::to_path_buf))?
-}
-
 pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     let at = Weights::from(args.at);
     let mut seeds = args.seed.clone();
@@ -92,7 +86,7 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     first.validate()?;
     let out = match &args.out {
         Some(out) => out.clone(),
-        None => results_of(&args.runs[0]).with_context(|| {
+        None => super::results_of(&args.runs[0]).with_context(|| {
             format!(
                 "{}: not inside a results folder's runs/; give --out",
                 args.runs[0].display()

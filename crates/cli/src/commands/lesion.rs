@@ -56,12 +56,6 @@ pub struct Args {
     pub device: super::DeviceArg,
 }
 
-/// The results folder a run folder `…/runs/RUN` is in.
-fn results_of(run: &Path) -> Option<PathBuf> {
-    let runs = run.parent()?;
-    (runs.file_name()? == RUNS_DIR).then(|| runs.parent().map(Path::to_path_buf))?
-}
-
 fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
@@ -96,7 +90,7 @@ pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
     opts.validate()?;
     let out = match &args.out {
         Some(out) => out.clone(),
-        None => results_of(&args.runs[0]).with_context(|| {
+        None => super::results_of(&args.runs[0]).with_context(|| {
             format!(
                 "{}: not inside a results folder's runs/; give --out",
                 args.runs[0].display()

@@ -112,3 +112,11 @@ pub(crate) fn device(device: DeviceArg) -> Result<Device> {
         }
     })
 }
+
+/// The results folder a run folder `…/runs/RUN` is in (where `landscape`
+/// and `lesion` write by default).
+pub(crate) fn results_of(run: &std::path::Path) -> Option<std::path::PathBuf> {
+    let runs = run.parent()?;
+    (runs.file_name()? == gradscope_format::files::RUNS_DIR)
+        .then(|| runs.parent().map(std::path::Path::to_path_buf))?
+}
