@@ -12,7 +12,7 @@ use gradscope_train::landscape::{check_run_at, evaluate_run, Options};
 use gradscope_train::lock::{Holder, ResultsLock};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
