@@ -218,7 +218,7 @@ landscape: build fashion-data
 # final weights saved), then `gradscope lesion` deletes and swaps their
 # blocks and measures the gradient per path length, and writes the report.
 LESION_THREADS ?= 1
-LESION_ARGS ?= --samples 500 --per-k 4
+LESION_ARGS ?= --samples 1000 --per-k 5
 lesion: build fashion-data
 	$(GRADSCOPE) run experiments/lesion.json --threads $(LESION_THREADS) --no-plot $(RUN_ARGS)
 	$(GRADSCOPE) lesion $$(ls -d results/lesion/runs/*/ | grep -v '\.partial/$$') --threads $(LESION_THREADS) --device cpu $(LESION_ARGS)
