@@ -84,15 +84,6 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
         at,
     };
     first.validate()?;
-    let out = match &args.out {
-        Some(out) => out.clone(),
-        None => super::results_of(&args.runs[0]).with_context(|| {
-            format!(
-                "{}: not inside a results folder's runs/; give --out",
-                args.runs[0].display()
-            )
-        })?,
-    };
     let names: Vec<String> = args
         .runs
         .iter()
@@ -109,8 +100,17 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     }
     // Every run folder is checked before anything is created or written.
     for run in &args.runs {
-        check_run_at(run, at).with_context(|| run.display().to_string())?;
+        check_run_at(run, at)?;
     }
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => super::results_of(&args.runs[0]).with_context(|| {
+            format!(
+                "{}: not inside a results folder's runs/; give --out",
+                args.runs[0].display()
+            )
+        })?,
+    };
     super::set_threads(args.threads)?;
     let device = super::device(args.device)?;
     let stop = Arc::new(AtomicBool::new(false));

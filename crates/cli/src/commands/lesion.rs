@@ -88,15 +88,6 @@ pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
         max_k: args.max_k,
     };
     opts.validate()?;
-    let out = match &args.out {
-        Some(out) => out.clone(),
-        None => super::results_of(&args.runs[0]).with_context(|| {
-            format!(
-                "{}: not inside a results folder's runs/; give --out",
-                args.runs[0].display()
-            )
-        })?,
-    };
     let mut names = Vec::new();
     for r in &args.runs {
         let name = r
@@ -108,10 +99,20 @@ pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
         }
         names.push(name);
     }
-    // Every run folder is checked before anything is written.
+    // Every run folder is checked before anything is written, and before
+    // the folder to write into is worked out from the first one.
     for run in &args.runs {
-        check_run(run).with_context(|| run.display().to_string())?;
+        check_run(run)?;
     }
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => super::results_of(&args.runs[0]).with_context(|| {
+            format!(
+                "{}: not inside a results folder's runs/; give --out",
+                args.runs[0].display()
+            )
+        })?,
+    };
     super::set_threads(args.threads)?;
     let device = super::device(args.device)?;
     let stop = Arc::new(AtomicBool::new(false));
