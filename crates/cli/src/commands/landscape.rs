@@ -9,12 +9,9 @@ use gradscope_format::landscape::{
     landscape_file, read_summary, Grid, LandscapeSummaryRow, Surface, Weights,
 };
 use gradscope_train::landscape::{check_run_at, evaluate_run, Options};
-use gradscope_train::lock::{Holder, ResultsLock};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// The options of `gradscope landscape`.
 #[derive(clap::Args)]
@@ -84,44 +81,13 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
         at,
     };
     first.validate()?;
-    let names: Vec<String> = args
-        .runs
-        .iter()
-        .map(|r| {
-            r.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .with_context(|| format!("{}: not a run folder", r.display()))
-        })
-        .collect::<Result<_>>()?;
-    for (i, n) in names.iter().enumerate() {
-        if names[..i].contains(n) {
-            bail!("{}: run {n} is given twice", args.runs[i].display());
-        }
-    }
     // Every run folder is checked before anything is created or written.
-    for run in &args.runs {
-        check_run_at(run, at)?;
-    }
-    let out = match &args.out {
-        Some(out) => out.clone(),
-        None => super::results_of(&args.runs[0]).with_context(|| {
-            format!(
-                "{}: not inside a results folder's runs/; give --out",
-                args.runs[0].display()
-            )
-        })?,
-    };
+    let (names, out) = super::run_folders(&args.runs, args.out.as_deref(), |run| {
+        Ok(check_run_at(run, at).map(drop)?)
+    })?;
     super::set_threads(args.threads)?;
     let device = super::device(args.device)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
-    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
-    let command: Vec<String> = std::env::args().collect();
-    let (_lock, _) = ResultsLock::acquire(&out, &Holder::current(&command.join(" ")))?;
+    let (stop, _lock) = super::start_writing(&out)?;
     let summary_path = out.join(LANDSCAPE_SUMMARY_CSV);
     let mut summary = read_summary(&out)
         .map_err(anyhow::Error::msg)?

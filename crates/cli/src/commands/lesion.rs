@@ -10,10 +10,7 @@ use gradscope_format::lesion::{
     effective_paths, single_deletion, LesionKind, LesionSummaryRow, EFFECTIVE_SHARE,
 };
 use gradscope_train::lesion::{check_run, lesion_run, path_run, Options};
-use gradscope_train::lock::{Holder, ResultsLock};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The options of `gradscope lesion`.
@@ -88,42 +85,14 @@ pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
         max_k: args.max_k,
     };
     opts.validate()?;
-    let mut names = Vec::new();
-    for r in &args.runs {
-        let name = r
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .with_context(|| format!("{}: not a run folder", r.display()))?;
-        if names.contains(&name) {
-            bail!("{}: run {name} is given twice", r.display());
-        }
-        names.push(name);
-    }
     // Every run folder is checked before anything is written, and before
     // the folder to write into is worked out from the first one.
-    for run in &args.runs {
-        check_run(run)?;
-    }
-    let out = match &args.out {
-        Some(out) => out.clone(),
-        None => super::results_of(&args.runs[0]).with_context(|| {
-            format!(
-                "{}: not inside a results folder's runs/; give --out",
-                args.runs[0].display()
-            )
-        })?,
-    };
+    let (names, out) = super::run_folders(&args.runs, args.out.as_deref(), |run| {
+        Ok(check_run(run).map(drop)?)
+    })?;
     super::set_threads(args.threads)?;
     let device = super::device(args.device)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
-    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
-    let command: Vec<String> = std::env::args().collect();
-    let (_lock, _) = ResultsLock::acquire(&out, &Holder::current(&command.join(" ")))?;
+    let (stop, _lock) = super::start_writing(&out)?;
     let summary_path = out.join(LESION_SUMMARY_CSV);
     let mut summary = read_summary(&summary_path)?;
     for (run_dir, name) in args.runs.iter().zip(&names) {

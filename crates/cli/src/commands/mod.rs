@@ -120,3 +120,61 @@ pub(crate) fn results_of(run: &std::path::Path) -> Option<std::path::PathBuf> {
     (runs.file_name()? == gradscope_format::files::RUNS_DIR)
         .then(|| runs.parent().map(std::path::Path::to_path_buf))?
 }
+
+/// What `landscape` and `lesion` do before they load anything: each run's
+/// folder name (a run given twice is refused), every run folder passed
+/// through `check`, then the folder to write into (`out`, or the results
+/// folder the first run is in). Nothing is created or written.
+pub(crate) fn run_folders(
+    runs: &[std::path::PathBuf],
+    out: Option<&std::path::Path>,
+    check: impl Fn(&std::path::Path) -> Result<()>,
+) -> Result<(Vec<String>, std::path::PathBuf)> {
+    let mut names: Vec<String> = Vec::with_capacity(runs.len());
+    for r in runs {
+        let name = r
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{}: not a run folder", r.display()))?;
+        if names.contains(&name) {
+            bail!("{}: run {name} is given twice", r.display());
+        }
+        names.push(name);
+    }
+    for run in runs {
+        check(run)?;
+    }
+    let out = match out {
+        Some(out) => out.to_path_buf(),
+        None => results_of(&runs[0]).with_context(|| {
+            format!(
+                "{}: not inside a results folder's runs/; give --out",
+                runs[0].display()
+            )
+        })?,
+    };
+    Ok((names, out))
+}
+
+/// What `landscape` and `lesion` do before they write: a flag that Ctrl-C
+/// sets (the work stops between runs and keeps the runs done), `out`
+/// created, and its lock held (one writer per results folder).
+pub(crate) fn start_writing(
+    out: &std::path::Path,
+) -> Result<(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    gradscope_train::lock::ResultsLock,
+)> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    let command: Vec<String> = std::env::args().collect();
+    let holder = gradscope_train::lock::Holder::current(&command.join(" "));
+    let (lock, _) = gradscope_train::lock::ResultsLock::acquire(out, &holder)?;
+    Ok((stop, lock))
+}
