@@ -321,12 +321,9 @@ impl Network for Bottleneck {
         let x = crate::layers::input_layout(x, self.config.channels_last);
         let h = self.stem.forward_recorded(&x, false, None).relu();
         let input = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        let mut h = input.shallow_clone();
-        for (run, &flow) in plan.run.iter().zip(&plan.flow) {
-            if let Some(j) = run {
-                h = self.blocks[*j].forward_flow(&h, false, None, flow);
-            }
-        }
+        let h = plan.apply(&input, |j, h, flow| {
+            self.blocks[j].forward_flow(h, false, None, flow)
+        });
         let logits = crate::layers::pooled_logits(&h, &self.fc, None, self.fc_point);
         Some((logits, input))
     }

@@ -339,12 +339,9 @@ impl Network for Cnn {
         self.blocks().ok()?;
         let x = crate::layers::input_layout(x, self.config.channels_last);
         let input = self.stem.forward_recorded(&x, false, None).relu();
-        let mut h = input.shallow_clone();
-        for (run, &flow) in plan.run.iter().zip(&plan.flow) {
-            if let Some(j) = run {
-                h = self.block(&self.blocks[*j], &h, false, None, flow);
-            }
-        }
+        let h = plan.apply(&input, |j, h, flow| {
+            self.block(&self.blocks[j], h, false, None, flow)
+        });
         let logits = crate::layers::pooled_logits(&h, &self.fc, None, self.fc_point);
         Some((logits, input))
     }

@@ -321,12 +321,7 @@ impl Network for Mlp {
         self.blocks().ok()?;
         let d = self.layers.len();
         let input = self.layers[0].forward(&x.flatten(1, -1));
-        let mut h = input.shallow_clone();
-        for (run, &flow) in plan.run.iter().zip(&plan.flow) {
-            if let Some(j) = run {
-                h = self.block(j + 1, &h, false, None, flow);
-            }
-        }
+        let h = plan.apply(&input, |j, h, flow| self.block(j + 1, h, false, None, flow));
         let a = self.unit_input(&h, d - 2, false);
         Some((self.layers[d - 1].forward(&a), input))
     }
