@@ -39,6 +39,7 @@ pub mod prep;
 pub mod rng;
 pub mod spec;
 pub mod textures;
+pub mod validate;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -26,6 +26,7 @@ pub mod layers;
 pub mod lesion;
 pub mod mlp;
 pub mod spec;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;

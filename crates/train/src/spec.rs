@@ -5,9 +5,8 @@
 //! [`Experiment::validate`] checks every value that serde cannot (depth ≥ 2,
 //! lr > 0, …). Each error names the file and the field.
 
-use gradscope_models::bottleneck::stage_blocks;
-use gradscope_models::cnn::blocks_per_stage;
-use gradscope_models::{Init, Variant};
+use gradscope_data::validate::{at_least, first_duplicate, positive_finite, Invalid};
+use gradscope_models::Variant;
 use serde::{Deserialize, Serialize};
 // The dataset section is gradscope-data's own (its config and loader), the
 // model section gradscope-models' (its config, defaults and builder); the
@@ -565,23 +564,29 @@ impl Experiment {
     }
 
     /// Checks every value serde cannot; returns the field and the reason.
+    /// The dataset and model sections check themselves (gradscope-data,
+    /// gradscope-models); this checks the lists around them, the task
+    /// against the model, and the training and probe sections.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        fn fail<T>(field: &str, message: String) -> Result<T, (String, String)> {
-            Err((field.to_string(), message))
+        self.check_lists()?;
+        let train_samples = self.dataset.validate()?;
+        self.model
+            .validate(&self.variants, &self.depths, self.dataset.is_image())?;
+        if self.task == Task::Identity && !matches!(self.model, ModelSpec::Mlp(_)) {
+            return Err(Invalid::new(
+                "task",
+                "\"identity\" needs model.family \"mlp\" (its output must have the input's size)",
+            )
+            .into());
         }
-        fn at_least(field: &str, value: usize, min: usize) -> Result<(), (String, String)> {
-            if value < min {
-                return fail(field, format!("{value} is below the minimum {min}"));
-            }
-            Ok(())
-        }
-        fn positive_finite(field: &str, value: f64) -> Result<(), (String, String)> {
-            if !(value.is_finite() && value > 0.0) {
-                return fail(field, format!("{value} must be a finite number above 0"));
-            }
-            Ok(())
-        }
+        self.train.validate(train_samples)?;
+        at_least("probe.every", self.probe.every, 1)?;
+        Ok(())
+    }
 
+    /// The name (it names the results folder), and the variants, depths
+    /// and seeds: each non-empty, without repeats.
+    fn check_lists(&self) -> Result<(), Invalid> {
         let name_ok = !self.name.is_empty()
             && self
                 .name
@@ -589,262 +594,155 @@ impl Experiment {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && !self.name.starts_with('.');
         if !name_ok {
-            return fail(
+            return Invalid::refuse(
                 "name",
                 format!("{:?} must be non-empty and use only letters, digits, '-', '_' and '.' (it names the results folder)", self.name),
             );
         }
         if self.variants.is_empty() {
-            return fail(
+            return Invalid::refuse(
                 "variants",
-                "is empty: list at least one of \"plain\", \"residual\"".into(),
+                "is empty: list at least one of \"plain\", \"residual\"",
             );
         }
         if let Some(v) = first_duplicate(&self.variants) {
-            return fail("variants", format!("{:?} is listed twice", v.as_str()));
-        }
-        let mlp_or_cnn = matches!(self.model, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
-        for (i, v) in self.variants.iter().enumerate() {
-            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn {
-                return fail(
-                    &format!("variants[{i}]"),
-                    format!(
-                        "{:?} is built for the mlp and cnn families only",
-                        v.as_str()
-                    ),
-                );
-            }
-        }
-        if let ModelSpec::Cnn(CnnSpec { init, .. })
-        | ModelSpec::Bottleneck(BottleneckSpec { init, .. })
-        | ModelSpec::Inception(InceptionSpec { init, .. }) = &self.model
-        {
-            if init.values().contains(&Init::Fixup) {
-                return fail(
-                    "model.init",
-                    "\"fixup\" is built for the mlp family only (so far)".into(),
-                );
-            }
+            return Invalid::refuse("variants", format!("{:?} is listed twice", v.as_str()));
         }
         if self.depths.is_empty() {
-            return fail("depths", "is empty: list at least one depth".into());
+            return Invalid::refuse("depths", "is empty: list at least one depth");
         }
         for (i, &d) in self.depths.iter().enumerate() {
             if d < 2 {
-                return fail(
-                    &format!("depths[{i}]"),
+                return Invalid::refuse(
+                    format!("depths[{i}]"),
                     format!("{d} is below 2 (an input and an output layer)"),
                 );
             }
             if d > 10_000 {
-                return fail(
-                    &format!("depths[{i}]"),
+                return Invalid::refuse(
+                    format!("depths[{i}]"),
                     format!("{d} is above the limit 10000"),
                 );
             }
         }
         if let Some(d) = first_duplicate(&self.depths) {
-            return fail("depths", format!("{d} is listed twice"));
+            return Invalid::refuse("depths", format!("{d} is listed twice"));
         }
         if self.seeds.is_empty() {
-            return fail("seeds", "is empty: list at least one seed".into());
+            return Invalid::refuse("seeds", "is empty: list at least one seed");
         }
         if let Some(s) = first_duplicate(&self.seeds) {
-            return fail("seeds", format!("{s} is listed twice"));
+            return Invalid::refuse("seeds", format!("{s} is listed twice"));
         }
+        Ok(())
+    }
+}
 
-        // Known before loading only for generated data; file datasets are
-        // checked against batch_size once loaded (Sweep::prepare).
-        let train_samples: Option<usize> = match &self.dataset {
-            DatasetSpec::Synthetic(SyntheticData {
-                samples,
-                test_samples,
-                classes,
-                features,
-                teacher_width,
-                ..
-            }) => {
-                at_least("dataset.samples", *samples, 1)?;
-                if let Some(t) = test_samples {
-                    at_least("dataset.test_samples", *t, 1)?;
-                }
-                at_least("dataset.classes", *classes, 2)?;
-                at_least("dataset.features", *features, 1)?;
-                if let Some(w) = teacher_width {
-                    at_least("dataset.teacher_width", *w, 1)?;
-                }
-                if samples.saturating_mul(*features) > 200_000_000 {
-                    return fail("dataset.samples", format!("{samples} × {features} features is over the 2e8-value limit of the synthetic set"));
-                }
-                Some(*samples)
-            }
-            DatasetSpec::SyntheticImages(SyntheticImages {
-                samples,
-                test_samples,
-                classes,
-                shape,
-                noise,
-                ..
-            }) => {
-                at_least("dataset.samples", *samples, 1)?;
-                if let Some(t) = test_samples {
-                    at_least("dataset.test_samples", *t, 1)?;
-                }
-                at_least("dataset.classes", *classes, 2)?;
-                // Saturating, so that no shape can overflow the product
-                // (found by fuzz.rs: [2, 2^62, 2] wrapped to 0 in usize, then
-                // [2^58, 2^64 - 1, 2] × 64 samples overflowed even u128).
-                let values = shape.iter().fold(*samples, |acc, &d| acc.saturating_mul(d));
-                if shape.contains(&0) || values > 200_000_000 {
-                    return fail("dataset.shape", format!("{shape:?} must have no zero dimension and stay under 2e8 values in all"));
-                }
-                if !(noise.is_finite() && *noise >= 0.0) {
-                    return fail(
-                        "dataset.noise",
-                        format!("{noise} must be a finite number ≥ 0"),
-                    );
-                }
-                Some(*samples)
-            }
-            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
-                let needs_dir = !matches!(self.dataset, DatasetSpec::FashionMnist(_));
-                if needs_dir && f.dir.is_none() {
-                    return fail(
-                        "dataset.dir",
-                        "is required for this dataset kind: the folder that holds its files".into(),
-                    );
-                }
-                for (field, v) in [
-                    ("dataset.subset_train", f.subset_train),
-                    ("dataset.subset_test", f.subset_test),
-                    ("dataset.validation", f.validation),
-                ] {
-                    if let Some(v) = v {
-                        at_least(field, v, 1)?;
-                    }
-                }
-                None
-            }
-        };
-
-        match &self.model {
-            ModelSpec::Mlp(MlpSpec { width, init, .. }) => {
-                if !(1..=65_536).contains(width) {
-                    return fail(
-                        "model.width",
-                        format!("{width} must be between 1 and 65536"),
-                    );
-                }
-                for init in init.values() {
-                    init_ok(init)?;
-                }
-            }
-            ModelSpec::Cnn(CnnSpec { width, init, .. }) => {
-                self.image_family("cnn", *width, 1, init, blocks_per_stage)?
-            }
-            ModelSpec::Bottleneck(BottleneckSpec { width, init, .. }) => {
-                self.image_family("bottleneck", *width, 1, init, stage_blocks)?
-            }
-            ModelSpec::Inception(InceptionSpec { width, init, .. }) => {
-                // The 5×5 reduction has width/4 filters.
-                self.image_family("inception", *width, 4, init, |d| match d {
-                    ..=64 => Ok(()),
-                    _ => Err(format!("{d} Inception modules: at most 64")),
-                })?
-            }
-        }
-        if self.task == Task::Identity && !matches!(self.model, ModelSpec::Mlp(_)) {
-            return fail(
-                "task",
-                "\"identity\" needs model.family \"mlp\" (its output must have the input's size)"
-                    .into(),
-            );
-        }
-
-        let t = &self.train;
-        positive_finite("train.lr", t.lr)?;
-        if !(0.0..1.0).contains(&t.momentum) {
-            return fail(
+impl TrainSpec {
+    /// Checks the training section; `train_samples` is the number of
+    /// training examples where it is known before loading.
+    fn validate(&self, train_samples: Option<usize>) -> Result<(), Invalid> {
+        positive_finite("train.lr", self.lr)?;
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Invalid::refuse(
                 "train.momentum",
-                format!("{} must be in [0, 1)", t.momentum),
+                format!("{} must be in [0, 1)", self.momentum),
             );
         }
-        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return fail(
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Invalid::refuse(
                 "train.weight_decay",
-                format!("{} must be a finite number ≥ 0", t.weight_decay),
+                format!("{} must be a finite number ≥ 0", self.weight_decay),
             );
         }
-        at_least("train.batch_size", t.batch_size, 1)?;
+        at_least("train.batch_size", self.batch_size, 1)?;
         if let Some(n) = train_samples {
-            if t.batch_size > n {
-                return fail(
+            if self.batch_size > n {
+                return Invalid::refuse(
                     "train.batch_size",
-                    format!("{} is larger than the {n} training examples", t.batch_size),
+                    format!(
+                        "{} is larger than the {n} training examples",
+                        self.batch_size
+                    ),
                 );
             }
         }
-        match (t.steps, t.epochs) {
+        match (self.steps, self.epochs) {
             (Some(_), Some(_)) => {
-                return fail(
+                return Invalid::refuse(
                     "train.epochs",
-                    "give either train.steps or train.epochs, not both".into(),
+                    "give either train.steps or train.epochs, not both",
                 )
             }
             (None, None) => {
-                return fail(
-                    "train.steps",
-                    "missing: give train.steps or train.epochs".into(),
-                )
+                return Invalid::refuse("train.steps", "missing: give train.steps or train.epochs")
             }
             (Some(s), None) => at_least("train.steps", s, 1)?,
             (None, Some(e)) => at_least("train.epochs", e, 1)?,
         }
-        for (i, w) in t.lr_milestones.windows(2).enumerate() {
+        self.check_schedule()?;
+        self.check_optimizer()?;
+        at_least("train.eval_every", self.eval_every, 1)?;
+        if let Some(c) = self.checkpoint_every {
+            at_least("train.checkpoint_every", c, 1)?;
+        }
+        if let Some(l) = self.log_every {
+            at_least("train.log_every", l, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Milestones in order, a decay factor in (0, 1], and one of the two
+    /// warm-up forms.
+    fn check_schedule(&self) -> Result<(), Invalid> {
+        for (i, w) in self.lr_milestones.windows(2).enumerate() {
             if w[1] <= w[0] {
-                return fail(
-                    &format!("train.lr_milestones[{}]", i + 1),
+                return Invalid::refuse(
+                    format!("train.lr_milestones[{}]", i + 1),
                     format!("{} must be above the previous milestone {}", w[1], w[0]),
                 );
             }
         }
-        if !(t.lr_gamma.is_finite() && t.lr_gamma > 0.0 && t.lr_gamma <= 1.0) {
-            return fail(
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
+            return Invalid::refuse(
                 "train.lr_gamma",
-                format!("{} must be in (0, 1]", t.lr_gamma),
+                format!("{} must be in (0, 1]", self.lr_gamma),
             );
         }
-        if let Some(w) = &t.warmup {
-            match (w.lr, w.until_train_error, w.steps) {
-                (Some(lr), Some(until), None) => {
-                    positive_finite("train.warmup.lr", lr)?;
-                    if !(until > 0.0 && until <= 1.0) {
-                        return fail(
-                            "train.warmup.until_train_error",
-                            format!("{until} must be in (0, 1]"),
-                        );
-                    }
+        let Some(w) = &self.warmup else { return Ok(()) };
+        match (w.lr, w.until_train_error, w.steps) {
+            (Some(lr), Some(until), None) => {
+                positive_finite("train.warmup.lr", lr)?;
+                if !(until > 0.0 && until <= 1.0) {
+                    return Invalid::refuse(
+                        "train.warmup.until_train_error",
+                        format!("{until} must be in (0, 1]"),
+                    );
                 }
-                (None, None, Some(n)) => at_least("train.warmup.steps", n, 1)?,
-                _ => {
-                    return fail(
-                        "train.warmup",
-                        r#"give {"steps": N} (linear) or {"lr": 0.01, "until_train_error": 0.8} (He et al.), not parts of both"#.into(),
-                    )
-                }
+                Ok(())
             }
+            (None, None, Some(n)) => at_least("train.warmup.steps", n, 1),
+            _ => Invalid::refuse(
+                "train.warmup",
+                r#"give {"steps": N} (linear) or {"lr": 0.01, "until_train_error": 0.8} (He et al.), not parts of both"#,
+            ),
         }
-        let adam = t.optimizer != Optimizer::Sgd;
+    }
+
+    /// Adam's settings only with Adam, SGD's momentum only with SGD, and
+    /// a positive clipping norm.
+    fn check_optimizer(&self) -> Result<(), Invalid> {
+        let adam = self.optimizer != Optimizer::Sgd;
         for (field, value, max) in [
-            ("train.beta1", t.beta1, 1.0),
-            ("train.beta2", t.beta2, 1.0),
-            ("train.eps", t.eps, f64::INFINITY),
+            ("train.beta1", self.beta1, 1.0),
+            ("train.beta2", self.beta2, 1.0),
+            ("train.eps", self.eps, f64::INFINITY),
         ] {
             let Some(v) = value else { continue };
             if !adam {
-                return fail(
+                return Invalid::refuse(
                     field,
-                    "is Adam's: set train.optimizer to \"adam\" or \"adamw\"".into(),
+                    "is Adam's: set train.optimizer to \"adam\" or \"adamw\"",
                 );
             }
             let ok = match max == 1.0 {
@@ -857,98 +755,27 @@ impl Experiment {
                 } else {
                     "a finite number above 0"
                 };
-                return fail(field, format!("{v} must be {range}"));
+                return Invalid::refuse(field, format!("{v} must be {range}"));
             }
         }
-        if adam && t.momentum != 0.0 {
-            return fail(
+        if adam && self.momentum != 0.0 {
+            return Invalid::refuse(
                 "train.momentum",
-                "is SGD's; Adam's moments are train.beta1 and train.beta2".into(),
+                "is SGD's; Adam's moments are train.beta1 and train.beta2",
             );
         }
-        if let Some(c) = t.clip_grad_norm {
+        if let Some(c) = self.clip_grad_norm {
             positive_finite("train.clip_grad_norm", c)?;
         }
-        at_least("train.eval_every", t.eval_every, 1)?;
-        if let Some(c) = t.checkpoint_every {
-            at_least("train.checkpoint_every", c, 1)?;
-        }
-        if let Some(l) = t.log_every {
-            at_least("train.log_every", l, 1)?;
-        }
-        at_least("probe.every", self.probe.every, 1)?;
         Ok(())
     }
-}
-
-impl Experiment {
-    /// The checks every convolutional family shares: image data, a width in
-    /// `min_width..=1024`, a positive normal-init std, and `depth_ok` for
-    /// every depth.
-    fn image_family<T>(
-        &self,
-        family: &str,
-        width: i64,
-        min_width: i64,
-        init: &Axis<Init>,
-        depth_ok: impl Fn(usize) -> Result<T, String>,
-    ) -> Result<(), (String, String)> {
-        if !self.dataset.is_image() {
-            return Err(("model.family".into(), format!("{family} needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")")));
-        }
-        if !(min_width..=1024).contains(&width) {
-            return Err((
-                "model.width".into(),
-                format!("{width} must be between {min_width} and 1024"),
-            ));
-        }
-        for init in init.values() {
-            init_ok(init)?;
-        }
-        for (i, &d) in self.depths.iter().enumerate() {
-            depth_ok(d).map_err(|m| (format!("depths[{i}]"), m))?;
-        }
-        Ok(())
-    }
-}
-
-/// The numbers inside an init: a std, gain or σ_w² above 0, a σ_b² of 0
-/// or more, each finite.
-fn init_ok(init: &Init) -> Result<(), (String, String)> {
-    let check = |field: &str, v: f64, zero_ok: bool| {
-        if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) {
-            return Ok(());
-        }
-        let what = if zero_ok { "0 or more" } else { "above 0" };
-        Err((
-            field.to_string(),
-            format!("{v} must be a finite number {what}"),
-        ))
-    };
-    match *init {
-        Init::Normal { std } => check("model.init.normal.std", std, false),
-        Init::Orthogonal { gain } => check("model.init.orthogonal.gain", gain, false),
-        Init::Variance { weight, bias } => {
-            check("model.init.variance.weight", weight, false)?;
-            check("model.init.variance.bias", bias, true)
-        }
-        _ => Ok(()),
-    }
-}
-
-fn first_duplicate<T: PartialEq + Copy>(items: &[T]) -> Option<T> {
-    items
-        .iter()
-        .enumerate()
-        .find(|(i, x)| items[..*i].contains(x))
-        .map(|(_, x)| *x)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use gradscope_models::cnn::Shortcut;
-    use gradscope_models::Norm;
+    use gradscope_models::{Init, Norm};
 
     /// A valid experiment, the base the parser tests and fuzzing edit.
     pub(crate) const GOOD: &str = r#"{

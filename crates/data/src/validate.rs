@@ -1,0 +1,185 @@
+//! The checks serde cannot make on an experiment file's values (a count
+//! of at least 1, a finite positive rate), and [`DatasetSpec::validate`],
+//! the dataset section's own. Each failure is an [`Invalid`]: the field's
+//! path in the experiment file and why its value is refused. The model
+//! section's checks (gradscope-models) and the training section's
+//! (gradscope-train) return the same type, so the experiment parser names
+//! every refused value the same way.
+
+use crate::spec::{DatasetSpec, SyntheticData, SyntheticImages};
+
+/// A value the file's types allow but its checks refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The field's path in the experiment file (`dataset.samples`).
+    pub field: String,
+    /// Why the value is refused, starting with the value itself.
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `Err(Invalid)`, for checks that fail with `return refuse(…)`.
+    pub fn refuse<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, Self> {
+        Err(Invalid::new(field, message))
+    }
+}
+
+// The experiment parser carries (field, message) pairs through its
+// sweep-resolution code, which predates this type.
+impl From<Invalid> for (String, String) {
+    fn from(e: Invalid) -> Self {
+        (e.field, e.message)
+    }
+}
+
+/// `value` is at least `min`.
+pub fn at_least(field: &str, value: usize, min: usize) -> Result<(), Invalid> {
+    if value < min {
+        return Invalid::refuse(field, format!("{value} is below the minimum {min}"));
+    }
+    Ok(())
+}
+
+/// `value` is a finite number above 0.
+pub fn positive_finite(field: &str, value: f64) -> Result<(), Invalid> {
+    if !(value.is_finite() && value > 0.0) {
+        return Invalid::refuse(field, format!("{value} must be a finite number above 0"));
+    }
+    Ok(())
+}
+
+/// The first item listed a second time.
+pub fn first_duplicate<T: PartialEq + Copy>(items: &[T]) -> Option<T> {
+    items
+        .iter()
+        .enumerate()
+        .find(|(i, x)| items[..*i].contains(x))
+        .map(|(_, x)| *x)
+}
+
+/// Generated data past this many values would take gigabytes to build.
+const MAX_GENERATED_VALUES: usize = 200_000_000;
+
+impl DatasetSpec {
+    /// Checks the dataset section's values; returns the number of training
+    /// examples where it is known before loading (generated data). File
+    /// datasets are checked against the batch size once loaded.
+    pub fn validate(&self) -> Result<Option<usize>, Invalid> {
+        match self {
+            DatasetSpec::Synthetic(SyntheticData {
+                samples,
+                test_samples,
+                classes,
+                features,
+                teacher_width,
+                ..
+            }) => {
+                at_least("dataset.samples", *samples, 1)?;
+                if let Some(t) = test_samples {
+                    at_least("dataset.test_samples", *t, 1)?;
+                }
+                at_least("dataset.classes", *classes, 2)?;
+                at_least("dataset.features", *features, 1)?;
+                if let Some(w) = teacher_width {
+                    at_least("dataset.teacher_width", *w, 1)?;
+                }
+                if samples.saturating_mul(*features) > MAX_GENERATED_VALUES {
+                    return Invalid::refuse("dataset.samples", format!("{samples} × {features} features is over the 2e8-value limit of the synthetic set"));
+                }
+                Ok(Some(*samples))
+            }
+            DatasetSpec::SyntheticImages(SyntheticImages {
+                samples,
+                test_samples,
+                classes,
+                shape,
+                noise,
+                ..
+            }) => {
+                at_least("dataset.samples", *samples, 1)?;
+                if let Some(t) = test_samples {
+                    at_least("dataset.test_samples", *t, 1)?;
+                }
+                at_least("dataset.classes", *classes, 2)?;
+                // Saturating, so that no shape can overflow the product
+                // (found by the train crate's fuzzer: [2, 2^62, 2] wrapped to
+                // 0 in usize, then [2^58, 2^64 - 1, 2] × 64 samples
+                // overflowed even u128).
+                let values = shape.iter().fold(*samples, |acc, &d| acc.saturating_mul(d));
+                if shape.contains(&0) || values > MAX_GENERATED_VALUES {
+                    return Invalid::refuse("dataset.shape", format!("{shape:?} must have no zero dimension and stay under 2e8 values in all"));
+                }
+                if !(noise.is_finite() && *noise >= 0.0) {
+                    return Invalid::refuse(
+                        "dataset.noise",
+                        format!("{noise} must be a finite number ≥ 0"),
+                    );
+                }
+                Ok(Some(*samples))
+            }
+            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
+                // Fashion-MNIST has a default folder (Debian's package).
+                let needs_dir = !matches!(self, DatasetSpec::FashionMnist(_));
+                if needs_dir && f.dir.is_none() {
+                    return Invalid::refuse(
+                        "dataset.dir",
+                        "is required for this dataset kind: the folder that holds its files",
+                    );
+                }
+                for (field, v) in [
+                    ("dataset.subset_train", f.subset_train),
+                    ("dataset.subset_test", f.subset_test),
+                    ("dataset.validation", f.validation),
+                ] {
+                    if let Some(v) = v {
+                        at_least(field, v, 1)?;
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synthetic(json: &str) -> DatasetSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn generated_data_report_their_size_and_files_do_not() {
+        let d = synthetic(r#"{"kind": "synthetic", "samples": 64, "classes": 3, "features": 4}"#);
+        assert_eq!(d.validate(), Ok(Some(64)));
+        let f = synthetic(r#"{"kind": "fashion-mnist"}"#);
+        assert_eq!(f.validate(), Ok(None));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let d = synthetic(r#"{"kind": "synthetic", "samples": 64, "classes": 1, "features": 4}"#);
+        assert_eq!(d.validate().unwrap_err().field, "dataset.classes");
+        let m = synthetic(r#"{"kind": "mnist"}"#);
+        assert_eq!(m.validate().unwrap_err().field, "dataset.dir");
+        let big = synthetic(
+            r#"{"kind": "synthetic-images", "samples": 64, "classes": 4, "shape": [3, 4611686018427387904, 2]}"#,
+        );
+        let e = big.validate().unwrap_err();
+        assert_eq!(e.field, "dataset.shape", "{e:?}");
+    }
+
+    #[test]
+    fn duplicates_are_found_in_order() {
+        assert_eq!(first_duplicate(&[3, 1, 2, 1, 3]), Some(1));
+        assert_eq!(first_duplicate(&[1, 2, 3]), None::<i32>);
+    }
+}

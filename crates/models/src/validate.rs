@@ -1,0 +1,178 @@
+//! [`ModelSpec::validate`]: the model section's checks that serde cannot
+//! make (a width in range, an init's numbers, a depth each family can
+//! build, the variants a family builds), against the depths and the kind
+//! of data the experiment gives it. Failures name the field as the
+//! experiment file writes it (`model.width`, `depths[2]`).
+
+use crate::bottleneck::stage_blocks;
+use crate::cnn::blocks_per_stage;
+use crate::spec::{Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec};
+use crate::{Init, Variant};
+use gradscope_data::validate::Invalid;
+
+impl ModelSpec {
+    /// Checks the model section for an experiment that trains `variants`
+    /// at `depths` on image data (`image_data`) or on vectors.
+    pub fn validate(
+        &self,
+        variants: &[Variant],
+        depths: &[usize],
+        image_data: bool,
+    ) -> Result<(), Invalid> {
+        let mlp_or_cnn = matches!(self, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
+        for (i, v) in variants.iter().enumerate() {
+            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn {
+                return Invalid::refuse(
+                    format!("variants[{i}]"),
+                    format!(
+                        "{:?} is built for the mlp and cnn families only",
+                        v.as_str()
+                    ),
+                );
+            }
+        }
+        let image = |family, width, min_width, init| ImageFamily {
+            family,
+            width,
+            min_width,
+            init,
+            depths,
+            image_data,
+        };
+        match self {
+            ModelSpec::Mlp(MlpSpec { width, init, .. }) => {
+                if !(1..=65_536).contains(width) {
+                    return Invalid::refuse(
+                        "model.width",
+                        format!("{width} must be between 1 and 65536"),
+                    );
+                }
+                inits_ok(init)
+            }
+            ModelSpec::Cnn(CnnSpec { width, init, .. }) => {
+                no_fixup(init)?;
+                image("cnn", *width, 1, init).check(blocks_per_stage)
+            }
+            ModelSpec::Bottleneck(BottleneckSpec { width, init, .. }) => {
+                no_fixup(init)?;
+                image("bottleneck", *width, 1, init).check(stage_blocks)
+            }
+            ModelSpec::Inception(InceptionSpec { width, init, .. }) => {
+                no_fixup(init)?;
+                // The 5×5 reduction has width/4 filters.
+                image("inception", *width, 4, init).check(|d| match d {
+                    ..=64 => Ok(()),
+                    _ => Err(format!("{d} Inception modules: at most 64")),
+                })
+            }
+        }
+    }
+}
+
+/// Fixup's rescaling is written for the MLP's residual blocks.
+fn no_fixup(init: &Axis<Init>) -> Result<(), Invalid> {
+    if init.values().contains(&Init::Fixup) {
+        return Invalid::refuse(
+            "model.init",
+            "\"fixup\" is built for the mlp family only (so far)",
+        );
+    }
+    Ok(())
+}
+
+/// What every convolutional family checks alike.
+struct ImageFamily<'a> {
+    family: &'a str,
+    width: i64,
+    min_width: i64,
+    init: &'a Axis<Init>,
+    depths: &'a [usize],
+    image_data: bool,
+}
+
+impl ImageFamily<'_> {
+    /// Image data, a width in `min_width..=1024`, an init's numbers in
+    /// range, and `depth_ok` for every depth.
+    fn check<T>(&self, depth_ok: impl Fn(usize) -> Result<T, String>) -> Result<(), Invalid> {
+        let family = self.family;
+        if !self.image_data {
+            return Invalid::refuse("model.family", format!("{family} needs image data ([channels, height, width]); dataset kind \"synthetic\" gives vectors (use \"synthetic-images\")"));
+        }
+        let (width, min) = (self.width, self.min_width);
+        if !(min..=1024).contains(&width) {
+            return Invalid::refuse(
+                "model.width",
+                format!("{width} must be between {min} and 1024"),
+            );
+        }
+        inits_ok(self.init)?;
+        for (i, &d) in self.depths.iter().enumerate() {
+            depth_ok(d).map_err(|m| Invalid::new(format!("depths[{i}]"), m))?;
+        }
+        Ok(())
+    }
+}
+
+fn inits_ok(init: &Axis<Init>) -> Result<(), Invalid> {
+    init.values().iter().try_for_each(init_ok)
+}
+
+/// The numbers inside an init: a std, gain or σ_w² above 0, a σ_b² of 0
+/// or more, each finite.
+fn init_ok(init: &Init) -> Result<(), Invalid> {
+    let check = |field: &str, v: f64, zero_ok: bool| {
+        if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) {
+            return Ok(());
+        }
+        let what = if zero_ok { "0 or more" } else { "above 0" };
+        Invalid::refuse(field, format!("{v} must be a finite number {what}"))
+    };
+    match *init {
+        Init::Normal { std } => check("model.init.normal.std", std, false),
+        Init::Orthogonal { gain } => check("model.init.orthogonal.gain", gain, false),
+        Init::Variance { weight, bias } => {
+            check("model.init.variance.weight", weight, false)?;
+            check("model.init.variance.bias", bias, true)
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(json: &str) -> ModelSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn cnn_refuses_vectors_and_depths_off_6n_plus_2() {
+        // He et al. 2016 §4.2: the CIFAR nets have 6n + 2 layers.
+        let cnn = model(r#"{"family": "cnn"}"#);
+        assert!(cnn.validate(&[Variant::Plain], &[20, 56], true).is_ok());
+        let e = cnn
+            .validate(&[Variant::Plain], &[20, 21], true)
+            .unwrap_err();
+        assert_eq!(e.field, "depths[1]", "{e:?}");
+        let e = cnn.validate(&[Variant::Plain], &[20], false).unwrap_err();
+        assert_eq!(e.field, "model.family", "{e:?}");
+    }
+
+    #[test]
+    fn variants_and_inits_a_family_cannot_build_are_named() {
+        let inception = model(r#"{"family": "inception"}"#);
+        let e = inception
+            .validate(&[Variant::Plain, Variant::Highway], &[2], true)
+            .unwrap_err();
+        assert_eq!(e.field, "variants[1]", "{e:?}");
+        let fixup = model(r#"{"family": "cnn", "init": "fixup"}"#);
+        let e = fixup.validate(&[Variant::Plain], &[20], true).unwrap_err();
+        assert_eq!(e.field, "model.init", "{e:?}");
+        let bad = model(
+            r#"{"family": "mlp", "width": 8, "activation": "tanh", "init": {"variance": {"weight": 1, "bias": -1}}}"#,
+        );
+        let e = bad.validate(&[Variant::Plain], &[4], false).unwrap_err();
+        assert_eq!(e.field, "model.init.variance.bias", "{e:?}");
+    }
+}
