@@ -6,8 +6,9 @@
 //! - [`plan::RunSpec`]: one run (variant × swept settings × depth × seed);
 //!   [`plan::plan`] lists them. A setting is swept when the file gives a
 //!   list ([`gradscope_models::spec::Axis`]: `"init": ["pytorch-default", "glorot"]`).
-//! - [`train_loop::train_run`]: the training loop, one function that reads
-//!   top to bottom: forward, loss, backward, probe, step, log, evaluate.
+//! - [`train_loop::train_run`]: the training loop: start (or resume), the
+//!   steps (one loop that reads top to bottom: forward, loss, backward,
+//!   probe, step, log, evaluate), and the final passes.
 //! - [`sweep::Sweep`]: the results directory: run folders (each trained in
 //!   `RUN.partial/` and renamed into place when it ends), `run.json`,
 //!   `summary.csv`, and what `--resume` keeps or trains again.
