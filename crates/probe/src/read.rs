@@ -1,0 +1,346 @@
+//! How a probe step's tensors become host numbers: the forward signal q
+//! ([`forward_q`]), and the norms and moments of every gradient and
+//! response, read once each in host memory ([`gradscope_kernels`]) or, on
+//! CUDA, reduced on the device and copied to the host in one batch
+//! (`grouped`), with the exactness refinements both share.
+
+use crate::ProbeError;
+use gradscope_kernels as kernels;
+use gradscope_models::Activation;
+use tch::{Device, Kind, Tensor};
+
+/// The forward signal at each of `outputs` (a probe step's recorded probe
+/// point outputs): q, the variance across the batch (dimension 0, the
+/// population variance) of every unit (every other index: a feature, or a
+/// channel and position of a feature map), averaged over units. Poole et
+/// al. (2016) call the same average over an infinitely wide layer's units
+/// q; taken over a batch, it falls toward 0 when the layer's outputs no
+/// longer depend on the input (forward collapse: a sigmoid MLP at PyTorch's
+/// default init loses about 0.85 decades of √q per layer).
+///
+/// In host memory, one read of each output in float64 sums around its
+/// first row ([`gradscope_kernels::batch_variance_mean`]); elsewhere (CUDA)
+/// libtorch's variance, which accumulates float32 in float64 (Welford's
+/// update), averaged in float64 with one host copy for all points. Both
+/// keep a collapsed layer's variance of 1e-11 around a mean of 0.3 (a
+/// test holds it to a float64 copy's). A batch of one has no spread (NaN).
+pub fn forward_q(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
+    if outputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _guard = tch::no_grad_guard();
+    // In host memory, one read per output (`kernels::batch_variance_mean`);
+    // elsewhere, or in another layout, libtorch's variance below.
+    let host: Vec<Option<f64>> = outputs
+        .iter()
+        .map(|h| kernels::batch_variance_mean(&h.detach()))
+        .collect();
+    if host.iter().all(Option::is_some) {
+        return Ok(host.into_iter().flatten().collect());
+    }
+    let parts = outputs
+        .iter()
+        .zip(&host)
+        .map(|(h, read)| {
+            if let Some(q) = read {
+                return Tensor::f_full([1], *q, (Kind::Double, Device::Cpu))
+                    .and_then(|t| t.f_to_device(h.device()));
+            }
+            let h = h.detach();
+            if h.dim() == 0 || h.size()[0] < 2 {
+                return Tensor::f_full([1], f64::NAN, (Kind::Double, h.device()));
+            }
+            h.f_var_correction([0i64].as_slice(), tch::Scalar::int(0), false)?
+                .f_mean(Kind::Double)?
+                .f_reshape([1])
+        })
+        .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
+    let all = Tensor::f_cat(&parts, 0)?.f_to_device(Device::Cpu)?;
+    Ok(Vec::<f64>::try_from(&all)?)
+}
+
+/// The tensors of one probe step.
+pub(crate) struct Probed {
+    /// The weight gradients whose sums are not known, in point order.
+    pub(crate) weight_grads: Vec<Tensor>,
+    /// The weights whose norm is not known, in point order.
+    pub(crate) weights: Vec<Tensor>,
+    /// Per probe point with a weight: its weight's norm where it was given.
+    pub(crate) known_norms: Vec<Option<f64>>,
+    /// Per probe point with a weight: its gradient's sums where given.
+    pub(crate) known_grads: Vec<Option<kernels::GradSums>>,
+    /// The dL/dh kept for now ([`OutputGrad::Kept`]), in point order.
+    pub(crate) outputs: Vec<Tensor>,
+    pub(crate) responses: Vec<Tensor>,
+}
+
+impl Probed {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Tensor> {
+        self.weight_grads
+            .iter()
+            .chain(&self.weights)
+            .chain(&self.outputs)
+            .chain(&self.responses)
+    }
+}
+
+/// What a probe step reads, in host numbers: `(l2, non-zero count)` of each
+/// weight gradient and each dL/dh, each weight's norm, and each response's
+/// `[mean, std, saturated fraction, dead fraction]`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Readings {
+    pub(crate) weight_grads: Vec<(f64, f64)>,
+    pub(crate) weights: Vec<f64>,
+    pub(crate) outputs: Vec<(f64, f64)>,
+    pub(crate) responses: Vec<[f64; 4]>,
+}
+
+impl Readings {
+    /// One read of each tensor in host memory ([`gradscope_kernels`]).
+    pub(crate) fn onepass(t: &Probed, activation: Activation) -> Readings {
+        let grads: Vec<Tensor> = t
+            .weight_grads
+            .iter()
+            .chain(&t.weights)
+            .chain(&t.outputs)
+            .map(Tensor::shallow_clone)
+            .collect();
+        let (g, r) = read_on_host(&grads, &t.responses, activation);
+        let (w, o) = (t.weight_grads.len(), t.weights.len());
+        let pairs = |g: &[kernels::GradSums]| -> Vec<(f64, f64)> {
+            g.iter().map(|s| (s.l2(), s.nonzero as f64)).collect()
+        };
+        Readings {
+            weight_grads: pairs(&g[..w]),
+            weights: g[w..w + o].iter().map(|s| s.l2()).collect(),
+            outputs: pairs(&g[w + o..]),
+            responses: r.iter().map(response_reading).collect(),
+        }
+    }
+
+    /// libtorch's reductions, on whatever device the tensors are on. Small
+    /// tensors of the same shape are reduced together (one stack and one
+    /// reduction per distinct shape, not one per layer): a probe step is
+    /// hundreds of tiny ops otherwise, and their dispatch cost, not the
+    /// arithmetic, dominated the MLP's probe time in `make bench`.
+    pub(crate) fn libtorch(t: &Probed, activation: Activation) -> Result<Readings, ProbeError> {
+        let stats = |x: &Tensor, dims: &[i64]| response_stats(x, dims, activation);
+        let (wg_part, wg_order) = grouped(&t.weight_grads, grad_stats);
+        let (w_part, w_order) = grouped(&t.weights, |x, dims| l2_fast(x, dims).unsqueeze(0));
+        let (o_part, o_order) = grouped(&t.outputs, grad_stats);
+        let (s_part, s_order) = grouped(&t.responses, stats);
+        let parts: Vec<Tensor> = wg_part
+            .into_iter()
+            .chain(w_part)
+            .chain(o_part)
+            .chain(s_part)
+            .collect();
+        let host: Vec<f64> = if parts.is_empty() {
+            Vec::new()
+        } else {
+            Vec::try_from(Tensor::cat(&parts, 0).to_device(Device::Cpu))?
+        };
+        let mut at = 0;
+        let mut take = |len: usize, groups: &[Vec<usize>], k: usize| {
+            let part = ungroup(&host[at..at + k * len], groups, k);
+            at += k * len;
+            part
+        };
+        let mut wg = take(t.weight_grads.len(), &wg_order, 2);
+        let mut wn = take(t.weights.len(), &w_order, 1);
+        let mut og = take(t.outputs.len(), &o_order, 2);
+        let mut st = take(t.responses.len(), &s_order, 4);
+        // Norms taken in float32 that may have lost squares out of its
+        // range are taken again in float64 (see `l2_fast`): exact where
+        // gradients vanish, one pass elsewhere.
+        refine_norms(&mut wg[0], &t.weight_grads);
+        refine_norms(&mut wn[0], &t.weights);
+        refine_norms(&mut og[0], &t.outputs);
+        refine_stds(&mut st[1], &t.responses, activation);
+        let zip2 = |s: &[Vec<f64>]| s[0].iter().copied().zip(s[1].iter().copied()).collect();
+        Ok(Readings {
+            weight_grads: zip2(&wg),
+            weights: wn.swap_remove(0),
+            outputs: zip2(&og),
+            responses: (0..t.responses.len())
+                .map(|i| [st[0][i], st[1][i], st[2][i], st[3][i]])
+                .collect(),
+        })
+    }
+}
+
+/// [`kernels::read`] with `activation`'s flat part.
+pub(crate) fn read_on_host(
+    grads: &[Tensor],
+    responses: &[Tensor],
+    activation: Activation,
+) -> (Vec<kernels::GradSums>, Vec<kernels::ResponseSums>) {
+    let (at_most, at_least) = activation.flat_bounds();
+    kernels::read(grads, responses, kernels::Flat { at_most, at_least })
+}
+
+/// `[mean, std, saturated fraction, dead fraction]` of one response.
+pub(crate) fn response_reading(s: &kernels::ResponseSums) -> [f64; 4] {
+    [s.mean(), s.std(), s.saturated_fraction(), s.dead_fraction()]
+}
+
+/// L2 norm over `dims`, accumulated in float64 (each float32 element is
+/// widened before it is squared, inside the reduction: no float64 copy).
+pub(crate) fn l2(x: &Tensor, dims: &[i64]) -> Tensor {
+    x.norm_scalaropt_dim_dtype(2, dims, false, Kind::Double)
+}
+
+/// L2 norm over `dims` in the tensor's own float32, as float64: one read of
+/// the tensor, where the float64 norm above first casts a whole float64
+/// copy of it (in `make bench`, the copies were the largest share of a CNN
+/// probe step). It is exact to float32 precision unless a square left
+/// float32's range: elements below about 1.1e-19 square to 0 (their share
+/// of the norm is then at most √numel·1.1e-19) and above about 1.8e19
+/// overflow. [`kernels::needs_exact`] tells those cases from the value, and the
+/// probe takes them again with [`l2`].
+pub(crate) fn l2_fast(x: &Tensor, dims: &[i64]) -> Tensor {
+    x.norm_scalaropt_dim(2, dims, false).to_kind(Kind::Double)
+}
+
+/// Replaces each float32 norm of `tensors` that [`kernels::needs_exact`] by its
+/// float64 norm, on the host (rare, so one sync each is fine).
+pub(crate) fn refine_norms(norms: &mut [f64], tensors: &[Tensor]) {
+    for (norm, t) in norms.iter_mut().zip(tensors) {
+        if kernels::needs_exact(*norm, t.numel() as f64) {
+            let dims: Vec<i64> = (0..t.dim() as i64).collect();
+            *norm = l2(t, &dims).double_value(&[]);
+        }
+    }
+}
+
+/// The same for the responses' stds, whose norm is over the centred
+/// values, √n·std: those that need it are taken again with [`l2`].
+pub(crate) fn refine_stds(stds: &mut [f64], responses: &[Tensor], activation: Activation) {
+    for (std, x) in stds.iter_mut().zip(responses) {
+        let n = x.numel() as f64;
+        if kernels::needs_exact(*std * n.sqrt(), n) {
+            // As `grouped` gives it: a stack of one, reduced over the rest.
+            let dims: Vec<i64> = (1..=x.dim() as i64).collect();
+            let exact = response_stats_with(&x.unsqueeze(0), &dims, activation, l2);
+            *std = exact.double_value(&[1, 0]);
+        }
+    }
+}
+
+/// `[2, g]`: the L2 norm and the count of non-zero elements of each tensor.
+pub(crate) fn grad_stats(x: &Tensor, dims: &[i64]) -> Tensor {
+    let nonzero = x.count_nonzero_dim_intlist(dims).to_kind(Kind::Double);
+    Tensor::stack(&[l2_fast(x, dims), nonzero], 0)
+}
+
+/// `[4, g]`: mean, population std, saturated fraction and dead-unit
+/// fraction of each response, all in float64.
+///
+/// The std is exact without a float64 copy: with c the mean rounded to
+/// float32, Σ(x − c)² is taken in float64 from the float32 differences, and
+/// Var = Σ(x − c)²/n − (mean − c)². Centring first avoids the cancellation of
+/// E[x²] − mean², which loses every digit when the spread is small next to
+/// the mean (a collapsed layer).
+pub(crate) fn response_stats(x: &Tensor, dims: &[i64], activation: Activation) -> Tensor {
+    response_stats_with(x, dims, activation, l2_fast)
+}
+
+/// [`response_stats`] with the centred norm taken by `norm` ([`l2_fast`],
+/// or [`l2`] where the fast one may have lost squares).
+pub(crate) fn response_stats_with(
+    x: &Tensor,
+    dims: &[i64],
+    activation: Activation,
+    norm: fn(&Tensor, &[i64]) -> Tensor,
+) -> Tensor {
+    let numel: i64 = dims.iter().map(|&d| x.size()[d as usize]).product();
+    let count = numel as f64;
+    let mean = x.sum_dim_intlist(dims, true, Kind::Double) / count;
+    let c = mean.to_kind(x.kind());
+    let ss = norm(&(x - &c), dims).square() / count;
+    // [g, 1, 1, ...] → [g]
+    let flat = |t: &Tensor| t.flatten(1, -1).squeeze_dim(1);
+    let mean = flat(&mean);
+    let offset = &mean - flat(&c).to_kind(Kind::Double);
+    let var = (ss - offset.square()).clamp_min(0.0);
+    let flat_part = activation.saturated(x);
+    let saturated = flat_part.sum_dim_intlist(dims, false, Kind::Double) / count;
+    // Dead units: a unit (feature, or channel of a feature map: dim 2 of
+    // the stack) in the flat part for every example and position of the
+    // batch. For ReLU that is a unit that passes no gradient at all; the
+    // saturated fraction above is about one half by construction.
+    let dead = if x.dim() >= 3 {
+        let per_unit: Vec<i64> = dims.iter().copied().filter(|&d| d != 2).collect();
+        let units = x.size()[2] as f64;
+        let active =
+            flat_part
+                .logical_not()
+                .sum_dim_intlist(per_unit.as_slice(), false, Kind::Int64);
+        active
+            .eq(0)
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+            / units
+    } else {
+        // No batch and unit axes to tell apart.
+        saturated.full_like(f64::NAN)
+    };
+    Tensor::stack(&[mean, var.sqrt(), saturated, dead], 0)
+}
+
+/// Tensors larger than this are reduced one by one: stacking them would copy
+/// megabytes (CNN feature maps) to save one op dispatch, and measured slower.
+const GROUP_MAX_NUMEL: i64 = 1 << 16;
+
+/// Applies `reduce` once per group of same-shape small tensors (one per
+/// large tensor): `reduce` gets the stack `[g, ...shape]` and the dims to
+/// reduce, and returns `[k, g]` in float64. Returns each group's flattened
+/// results (still on the device) and the groups' member indices in the
+/// order their values appear.
+pub(crate) fn grouped(
+    tensors: &[Tensor],
+    reduce: impl Fn(&Tensor, &[i64]) -> Tensor,
+) -> (Vec<Tensor>, Vec<Vec<usize>>) {
+    let mut groups: Vec<(Vec<i64>, Vec<usize>)> = Vec::new();
+    for (i, t) in tensors.iter().enumerate() {
+        let shape = t.size();
+        let small = t.numel() as i64 <= GROUP_MAX_NUMEL;
+        match groups
+            .iter_mut()
+            .find(|(s, m)| small && *s == shape && tensors[m[0]].numel() as i64 <= GROUP_MAX_NUMEL)
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((shape, vec![i])),
+        }
+    }
+    let parts: Vec<Tensor> = groups
+        .iter()
+        .map(|(shape, members)| {
+            // A group of one is a view, not a copy.
+            let stacked = match members.as_slice() {
+                [only] => tensors[*only].unsqueeze(0),
+                _ => Tensor::stack(&members.iter().map(|&i| &tensors[i]).collect::<Vec<_>>(), 0),
+            };
+            let dims: Vec<i64> = (1..=shape.len() as i64).collect();
+            reduce(&stacked, &dims).flatten(0, -1)
+        })
+        .collect();
+    (parts, groups.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Inverse of [`grouped`] on the host: `k` statistics per tensor, back in
+/// the tensors' own order.
+pub(crate) fn ungroup(values: &[f64], groups: &[Vec<usize>], k: usize) -> Vec<Vec<f64>> {
+    let n: usize = groups.iter().map(Vec::len).sum();
+    let mut out = vec![vec![f64::NAN; n]; k];
+    let mut at = 0;
+    for members in groups {
+        let g = members.len();
+        for (s, stat) in out.iter_mut().enumerate() {
+            for (j, &i) in members.iter().enumerate() {
+                stat[i] = values[at + s * g + j];
+            }
+        }
+        at += k * g;
+    }
+    out
+}
