@@ -30,6 +30,7 @@ use crate::holdings::changed_settings;
 use crate::lock::{Holder, ResultsLock};
 use crate::plan::plan;
 use crate::record::{read_record, write_summary, RunRecord, Status};
+use crate::spec::Experiment;
 use crate::TrainError;
 
 /// What a merge did.
@@ -55,90 +56,148 @@ struct Candidate {
 
 /// Merges the runs of `dirs` into `out` (see the module's text).
 pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, TrainError> {
-    let refuse = |path: &Path, message: String| TrainError::Merge {
-        path: path.to_path_buf(),
-        message,
-    };
     if dirs.is_empty() {
-        return Err(refuse(out, "give the results directories to merge".into()));
+        return Err(refuse(out, "give the results directories to merge"));
     }
     if out.exists() && !out.is_dir() {
-        return Err(refuse(out, "is a file; --out must be a folder".into()));
+        return Err(refuse(out, "is a file; --out must be a folder"));
     }
-    let out_abs = absolute(out);
     let mut by_run: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for dir in dirs {
-        let runs = dir.join(RUNS_DIR);
-        if !dir.exists() {
-            return Err(refuse(dir, "no such folder".into()));
+        for c in candidates(dir, out)? {
+            let name = c.record.run.clone();
+            by_run.entry(name).or_default().push(c);
         }
-        if !runs.is_dir() {
+    }
+    let experiment = one_experiment(&by_run, &dirs[0])?;
+    let planned = plan(&experiment);
+    let names: Vec<String> = planned.iter().map(|r| r.name()).collect();
+    only_planned(&by_run, &names, &experiment)?;
+    out_holds_only(out, &experiment)?;
+
+    std::fs::create_dir_all(out.join(RUNS_DIR)).map_err(TrainError::io(out))?;
+    let (_lock, _) = ResultsLock::acquire(out, &Holder::current(command))?;
+    for name in &names {
+        recover(&out.join(RUNS_DIR).join(name))?;
+    }
+    let copied = copy_best(&by_run, out)?;
+
+    let mut records = Vec::new();
+    let mut runs = Vec::new();
+    let mut missing = Vec::new();
+    for spec in &planned {
+        let name = spec.name();
+        let json = out.join(RUNS_DIR).join(&name).join(RUN_JSON);
+        match json.exists().then(|| read_record(&json)).transpose()? {
+            Some(r) => {
+                records.push(r);
+                runs.push(name);
+            }
+            None => missing.push(name),
+        }
+    }
+    let summary = out.join(SUMMARY_CSV);
+    write_summary(&summary, &records)?;
+    Ok(Merged {
+        experiment: experiment.name.clone(),
+        runs,
+        copied,
+        missing,
+        summary,
+    })
+}
+
+fn refuse(path: &Path, message: impl Into<String>) -> TrainError {
+    TrainError::Merge {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The finished run folders of one results directory `dir`, each with its
+/// record, checked: `dir` is a results directory that neither is nor holds
+/// `out`, and every run folder is a real folder whose record names it.
+fn candidates(dir: &Path, out: &Path) -> Result<Vec<Candidate>, TrainError> {
+    let runs = dir.join(RUNS_DIR);
+    if !dir.exists() {
+        return Err(refuse(dir, "no such folder"));
+    }
+    if !runs.is_dir() {
+        return Err(refuse(
+            dir,
+            "not a gradscope results directory: it has no runs/ folder",
+        ));
+    }
+    if absolute(out).starts_with(absolute(dir)) && !same_dir(dir, out) {
+        return Err(refuse(
+            out,
+            format!(
+                "is inside {}, one of the merged folders; merge into a folder of its own",
+                dir.display()
+            ),
+        ));
+    }
+    if same_dir(dir, out) {
+        return Err(refuse(
+            dir,
+            "is also the --out directory; merge into another one",
+        ));
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .map_err(TrainError::io(&runs))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    entries.sort();
+    let mut found = Vec::new();
+    for run_dir in entries {
+        // A symbolic link to a folder is not a run folder: it would copy
+        // in files from anywhere.
+        if std::fs::symlink_metadata(&run_dir).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(refuse(
-                dir,
-                "not a gradscope results directory: it has no runs/ folder".into(),
+                &run_dir,
+                "is a symbolic link; a merge copies run folders only",
             ));
         }
-        if out_abs.starts_with(absolute(dir)) && !same_dir(dir, out) {
+        let Some(name) = run_dir.file_name().and_then(|n| n.to_str()) else {
             return Err(refuse(
-                out,
+                &run_dir,
+                "is not a run folder: its name is not UTF-8",
+            ));
+        };
+        // Folders of a run still training (or killed while it did).
+        if name.starts_with('.') || gradscope_format::files::is_transient(name) {
+            continue;
+        }
+        let json = run_dir.join(RUN_JSON);
+        let record = read_record(&json)?;
+        // The name is the folder's; the record must agree with it, or
+        // it is another run's record (or a path in disguise).
+        if record.run != name {
+            return Err(refuse(
+                &json,
                 format!(
-                    "is inside {}, one of the merged folders; merge into a folder of its own",
-                    dir.display()
+                    "says \"run\": {:?}, but its folder is {name:?}; a run's name is its folder's, so the copy is refused",
+                    record.run
                 ),
             ));
         }
-        if same_dir(dir, out) {
-            return Err(refuse(
-                dir,
-                "is also the --out directory; merge into another one".into(),
-            ));
-        }
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&runs)
-            .map_err(TrainError::io(&runs))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
-        entries.sort();
-        for run_dir in entries {
-            // A symbolic link to a folder is not a run folder: it would copy
-            // in files from anywhere.
-            if std::fs::symlink_metadata(&run_dir).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(refuse(
-                    &run_dir,
-                    "is a symbolic link; a merge copies run folders only".into(),
-                ));
-            }
-            let Some(name) = run_dir.file_name().and_then(|n| n.to_str()) else {
-                return Err(refuse(
-                    &run_dir,
-                    "is not a run folder: its name is not UTF-8".into(),
-                ));
-            };
-            // Folders of a run still training (or killed while it did).
-            if name.starts_with('.') || gradscope_format::files::is_transient(name) {
-                continue;
-            }
-            let json = run_dir.join(RUN_JSON);
-            let record = read_record(&json)?;
-            // The name is the folder's; the record must agree with it, or
-            // it is another run's record (or a path in disguise).
-            if record.run != name {
-                return Err(refuse(
-                    &json,
-                    format!(
-                        "says \"run\": {:?}, but its folder is {name:?}; a run's name is its folder's, so the copy is refused",
-                        record.run
-                    ),
-                ));
-            }
-            by_run.entry(name.to_owned()).or_default().push(Candidate {
-                dir: run_dir,
-                record,
-            });
-        }
+        found.push(Candidate {
+            dir: run_dir,
+            record,
+        });
     }
+    Ok(found)
+}
+
+/// The experiment every copy was trained under: one experiment, with the
+/// same settings in every copy.
+fn one_experiment(
+    by_run: &BTreeMap<String, Vec<Candidate>>,
+    first_dir: &Path,
+) -> Result<Experiment, TrainError> {
     let Some(first) = by_run.values().flatten().next() else {
-        return Err(refuse(&dirs[0], "none of the directories has a run".into()));
+        return Err(refuse(first_dir, "none of the directories has a run"));
     };
     let experiment = first.record.config.clone();
     for c in by_run.values().flatten() {
@@ -163,12 +222,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             ));
         }
     }
+    Ok(experiment)
+}
 
-    // Only the plan's runs are merged: a folder of another name is not one
-    // of this experiment's runs, whatever its record says.
-    let planned = plan(&experiment);
-    let names: Vec<String> = planned.iter().map(|r| r.name()).collect();
-    for (run, candidates) in &by_run {
+/// Only the plan's runs are merged: a folder of another name is not one
+/// of this experiment's runs, whatever its record says.
+fn only_planned(
+    by_run: &BTreeMap<String, Vec<Candidate>>,
+    names: &[String],
+    experiment: &Experiment,
+) -> Result<(), TrainError> {
+    for (run, candidates) in by_run {
         if !names.contains(run) {
             return Err(refuse(
                 &candidates[0].dir,
@@ -179,39 +243,47 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
             ));
         }
     }
+    Ok(())
+}
 
-    // What OUT already holds must be this experiment with these settings:
-    // merging into another sweep's folder would mix or replace its runs.
-    if let Ok(entries) = std::fs::read_dir(out.join(RUNS_DIR)) {
-        let mut held: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        held.sort();
-        for run_dir in held.iter().filter(|p| p.join(RUN_JSON).is_file()) {
-            let Ok(r) = read_record(&run_dir.join(RUN_JSON)) else {
-                continue;
-            };
-            let fields = changed_settings(&experiment, &r.config);
-            if r.experiment != experiment.name || !fields.is_empty() {
-                return Err(refuse(
-                    out,
-                    format!(
-                        "already holds {} ({}), which is not experiment {:?} with these settings{}; merge into another folder",
-                        run_dir.display(),
-                        r.experiment,
-                        experiment.name,
-                        if fields.is_empty() { String::new() } else { format!(" (it differs in {})", fields.join(", ")) }
-                    ),
-                ));
-            }
+/// What OUT already holds must be this experiment with these settings:
+/// merging into another sweep's folder would mix or replace its runs.
+fn out_holds_only(out: &Path, experiment: &Experiment) -> Result<(), TrainError> {
+    let Ok(entries) = std::fs::read_dir(out.join(RUNS_DIR)) else {
+        return Ok(());
+    };
+    let mut held: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    held.sort();
+    for run_dir in held.iter().filter(|p| p.join(RUN_JSON).is_file()) {
+        let Ok(r) = read_record(&run_dir.join(RUN_JSON)) else {
+            continue;
+        };
+        let fields = changed_settings(experiment, &r.config);
+        if r.experiment != experiment.name || !fields.is_empty() {
+            return Err(refuse(
+                out,
+                format!(
+                    "already holds {} ({}), which is not experiment {:?} with these settings{}; merge into another folder",
+                    run_dir.display(),
+                    r.experiment,
+                    experiment.name,
+                    if fields.is_empty() { String::new() } else { format!(" (it differs in {})", fields.join(", ")) }
+                ),
+            ));
         }
     }
-    std::fs::create_dir_all(out.join(RUNS_DIR)).map_err(TrainError::io(out))?;
-    let (_lock, _) = ResultsLock::acquire(out, &Holder::current(command))?;
+    Ok(())
+}
+
+/// Copies the best copy of each run into OUT's runs/ (unless OUT holds it
+/// or a copy as good); returns the runs copied.
+fn copy_best(
+    by_run: &BTreeMap<String, Vec<Candidate>>,
+    out: &Path,
+) -> Result<Vec<String>, TrainError> {
     let runs_abs = absolute(&out.join(RUNS_DIR));
-    for name in &names {
-        recover(&out.join(RUNS_DIR).join(name))?;
-    }
     let mut copied = Vec::new();
-    for (run, candidates) in &by_run {
+    for (run, candidates) in by_run {
         let best = candidates
             .iter()
             .enumerate()
@@ -245,30 +317,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &str) -> Result<Merged, Trai
         copy_run(&best.dir, &dest)?;
         copied.push(run.clone());
     }
-
-    let mut records = Vec::new();
-    let mut runs = Vec::new();
-    let mut missing = Vec::new();
-    for spec in &planned {
-        let name = spec.name();
-        let json = out.join(RUNS_DIR).join(&name).join(RUN_JSON);
-        match json.exists().then(|| read_record(&json)).transpose()? {
-            Some(r) => {
-                records.push(r);
-                runs.push(name);
-            }
-            None => missing.push(name),
-        }
-    }
-    let summary = out.join(SUMMARY_CSV);
-    write_summary(&summary, &records)?;
-    Ok(Merged {
-        experiment: experiment.name.clone(),
-        runs,
-        copied,
-        missing,
-        summary,
-    })
+    Ok(copied)
 }
 
 /// How good a copy of a run is: completed, then diverged (both final),
