@@ -119,35 +119,7 @@ impl std::fmt::Debug for Cnn {
 
 impl Cnn {
     pub fn new(p: &nn::Path, config: CnnConfig) -> Result<Cnn, ModelError> {
-        let invalid = |field: &str, message: String| ModelError::Invalid {
-            field: field.to_string(),
-            message,
-        };
-        let n = blocks_per_stage(config.depth).map_err(|m| invalid("depths", m))?;
-        let [c, h, w] = <[i64; 3]>::try_from(config.input_shape.as_slice()).map_err(|_| {
-            invalid(
-                "dataset",
-                format!(
-                    "the CNN needs [channels, height, width] inputs, got {:?}",
-                    config.input_shape
-                ),
-            )
-        })?;
-        // Two stride-2 stages need at least 4×4 maps to leave a 1×1 map.
-        if h < 4 || w < 4 || c < 1 {
-            return Err(invalid(
-                "dataset",
-                format!(
-                    "input {c}×{h}×{w} is too small for two stride-2 stages (need at least 4×4)"
-                ),
-            ));
-        }
-        if !(1..=1024).contains(&config.base_width) {
-            return Err(invalid(
-                "model.width",
-                format!("{} must be between 1 and 1024", config.base_width),
-            ));
-        }
+        let (n, [c, h, w]) = config.check()?;
         // The var-store paths (`layer07/conv`, `layer07/conv_bn`,
         // `block03/proj`, `layer20/fc`) and the order of creation are those
         // of the CNN before it was built with `Layers`, so a seed gives the
@@ -214,35 +186,7 @@ impl Cnn {
         }
         let (fc, fc_point) = b.linear(&point_name(layer, names, "fc"), input[0], config.classes);
         // The variants' own variables, after every layer of the plain net.
-        let mut c_in = stem.output[0];
-        for (i, block) in blocks.iter_mut().enumerate() {
-            let c_out = block.c2.output[0];
-            match config.variant {
-                Variant::Rezero => {
-                    block.alpha = Some(p.var(&format!("alpha{i}"), &[1], nn::Init::Const(0.0)));
-                }
-                Variant::Highway => {
-                    let (ws_init, _) = config.init.conv_weight(c_in, c_out);
-                    let mut gate = nn::conv2d(
-                        p / format!("gate{i}"),
-                        c_in,
-                        c_out,
-                        1,
-                        nn::ConvConfig {
-                            stride: block.stride,
-                            bias: true,
-                            ws_init,
-                            bs_init: nn::Init::Const(config.gate_bias),
-                            ..Default::default()
-                        },
-                    );
-                    config.init.fill(&mut gate.ws);
-                    block.gate = Some(gate);
-                }
-                _ => {}
-            }
-            c_in = c_out;
-        }
+        variant_extras(p, &config, &mut blocks, stem.output[0]);
         Ok(Cnn {
             points: b.points,
             costs: b.costs,
@@ -256,6 +200,78 @@ impl Cnn {
 
     pub fn config(&self) -> &CnnConfig {
         &self.config
+    }
+}
+
+impl CnnConfig {
+    /// Blocks per stage and the input's [channels, height, width], or why
+    /// the CNN cannot be built.
+    fn check(&self) -> Result<(usize, [i64; 3]), ModelError> {
+        let invalid = |field: &str, message: String| ModelError::Invalid {
+            field: field.to_string(),
+            message,
+        };
+        let n = blocks_per_stage(self.depth).map_err(|m| invalid("depths", m))?;
+        let [c, h, w] = <[i64; 3]>::try_from(self.input_shape.as_slice()).map_err(|_| {
+            invalid(
+                "dataset",
+                format!(
+                    "the CNN needs [channels, height, width] inputs, got {:?}",
+                    self.input_shape
+                ),
+            )
+        })?;
+        // Two stride-2 stages need at least 4×4 maps to leave a 1×1 map.
+        if h < 4 || w < 4 || c < 1 {
+            return Err(invalid(
+                "dataset",
+                format!(
+                    "input {c}×{h}×{w} is too small for two stride-2 stages (need at least 4×4)"
+                ),
+            ));
+        }
+        if !(1..=1024).contains(&self.base_width) {
+            return Err(invalid(
+                "model.width",
+                format!("{} must be between 1 and 1024", self.base_width),
+            ));
+        }
+        Ok((n, [c, h, w]))
+    }
+}
+
+/// ReZero's α per block, or the highway gate per block (a 1×1 conv from
+/// the block's input, at its stride), created after every layer of the
+/// plain net so that a seed gives the twins the same shared weights.
+fn variant_extras(p: &nn::Path, config: &CnnConfig, blocks: &mut [Block], stem_channels: i64) {
+    let mut c_in = stem_channels;
+    for (i, block) in blocks.iter_mut().enumerate() {
+        let c_out = block.c2.output[0];
+        match config.variant {
+            Variant::Rezero => {
+                block.alpha = Some(p.var(&format!("alpha{i}"), &[1], nn::Init::Const(0.0)));
+            }
+            Variant::Highway => {
+                let (ws_init, _) = config.init.conv_weight(c_in, c_out);
+                let mut gate = nn::conv2d(
+                    p / format!("gate{i}"),
+                    c_in,
+                    c_out,
+                    1,
+                    nn::ConvConfig {
+                        stride: block.stride,
+                        bias: true,
+                        ws_init,
+                        bs_init: nn::Init::Const(config.gate_bias),
+                        ..Default::default()
+                    },
+                );
+                config.init.fill(&mut gate.ws);
+                block.gate = Some(gate);
+            }
+            _ => {}
+        }
+        c_in = c_out;
     }
 }
 

@@ -78,83 +78,12 @@ impl Mlp {
     /// Builds the net under `p`; the variables are created in layer order,
     /// so the same seed gives the plain net and its twin the same weights.
     pub fn new(p: &nn::Path, config: MlpConfig) -> Result<Mlp, ModelError> {
-        let invalid = |field: &str, message: String| ModelError::Invalid {
-            field: field.to_string(),
-            message,
-        };
-        if config.depth < 2 {
-            return Err(invalid(
-                "depths",
-                format!("{} is below 2 (an input and an output layer)", config.depth),
-            ));
-        }
-        if config.width < 1 {
-            return Err(invalid(
-                "model.width",
-                format!("{} must be at least 1", config.width),
-            ));
-        }
-        if config.input_dim < 1 || config.classes < 2 {
-            return Err(invalid(
-                "dataset",
-                format!(
-                    "input size {} and {} classes cannot feed an MLP",
-                    config.input_dim, config.classes
-                ),
-            ));
-        }
+        config.check()?;
+        // The order of construction is the order of the init's random
+        // draws: the twins' shared layers first, so their weights agree.
+        let (mut layers, points) = linear_layers(p, &config);
+        let norms = batch_norms(p, &config);
         let d = config.depth;
-        let mut layers = Vec::with_capacity(d);
-        let mut points = Vec::with_capacity(d);
-        for l in 0..d {
-            let fan_in = if l == 0 {
-                config.input_dim
-            } else {
-                config.width
-            };
-            let fan_out = if l == d - 1 {
-                config.classes
-            } else {
-                config.width
-            };
-            let (ws_init, bs_init) = config.init.weight_and_bias(fan_in, fan_out);
-            let name = point_name(l, d, "linear");
-            let lin = nn::linear(
-                p / point_name(l, d, "") / "linear",
-                fan_in,
-                fan_out,
-                nn::LinearConfig {
-                    ws_init,
-                    bs_init: Some(bs_init),
-                    bias: true,
-                },
-            );
-            points.push(ProbePoint {
-                name,
-                weight: Some(lin.ws.shallow_clone()),
-                output_shape: vec![fan_out],
-                // Hidden layers only: not the input layer, not the head.
-                trunk: l > 0 && l < d - 1,
-            });
-            layers.push(lin);
-        }
-        let norms = match config.norm {
-            Norm::None => Vec::new(),
-            Norm::Batchnorm => (0..d - 1)
-                .map(|l| {
-                    nn::batch_norm1d(
-                        p / point_name(l, d, "") / "bn",
-                        config.width,
-                        nn::BatchNormConfig {
-                            ws_init: nn::Init::Const(1.0),
-                            bs_init: nn::Init::Const(0.0),
-                            ..Default::default()
-                        },
-                    )
-                })
-                .collect(),
-        };
-        // Extras after every plain layer, so the twins' weights agree.
         let hidden = 1..d.saturating_sub(1);
         let block = |l: usize| p / point_name(l, d, "");
         let alphas = match config.variant {
@@ -276,6 +205,99 @@ impl Mlp {
             None => h.shallow_clone(),
         };
         self.config.activation.apply(&h)
+    }
+}
+
+impl MlpConfig {
+    /// The sizes an MLP can be built with.
+    fn check(&self) -> Result<(), ModelError> {
+        let invalid = |field: &str, message: String| ModelError::Invalid {
+            field: field.to_string(),
+            message,
+        };
+        if self.depth < 2 {
+            return Err(invalid(
+                "depths",
+                format!("{} is below 2 (an input and an output layer)", self.depth),
+            ));
+        }
+        if self.width < 1 {
+            return Err(invalid(
+                "model.width",
+                format!("{} must be at least 1", self.width),
+            ));
+        }
+        if self.input_dim < 1 || self.classes < 2 {
+            return Err(invalid(
+                "dataset",
+                format!(
+                    "input size {} and {} classes cannot feed an MLP",
+                    self.input_dim, self.classes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `depth` linear layers (input, hidden, head) and their probe points.
+fn linear_layers(p: &nn::Path, config: &MlpConfig) -> (Vec<nn::Linear>, Vec<ProbePoint>) {
+    let d = config.depth;
+    let mut layers = Vec::with_capacity(d);
+    let mut points = Vec::with_capacity(d);
+    for l in 0..d {
+        let fan_in = if l == 0 {
+            config.input_dim
+        } else {
+            config.width
+        };
+        let fan_out = if l == d - 1 {
+            config.classes
+        } else {
+            config.width
+        };
+        let (ws_init, bs_init) = config.init.weight_and_bias(fan_in, fan_out);
+        let name = point_name(l, d, "linear");
+        let lin = nn::linear(
+            p / point_name(l, d, "") / "linear",
+            fan_in,
+            fan_out,
+            nn::LinearConfig {
+                ws_init,
+                bs_init: Some(bs_init),
+                bias: true,
+            },
+        );
+        points.push(ProbePoint {
+            name,
+            weight: Some(lin.ws.shallow_clone()),
+            output_shape: vec![fan_out],
+            // Hidden layers only: not the input layer, not the head.
+            trunk: l > 0 && l < d - 1,
+        });
+        layers.push(lin);
+    }
+    (layers, points)
+}
+
+/// BatchNorm after every layer but the head, if the config asks for it.
+fn batch_norms(p: &nn::Path, config: &MlpConfig) -> Vec<nn::BatchNorm> {
+    let d = config.depth;
+    match config.norm {
+        Norm::None => Vec::new(),
+        Norm::Batchnorm => (0..d - 1)
+            .map(|l| {
+                nn::batch_norm1d(
+                    p / point_name(l, d, "") / "bn",
+                    config.width,
+                    nn::BatchNormConfig {
+                        ws_init: nn::Init::Const(1.0),
+                        bs_init: nn::Init::Const(0.0),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
     }
 }
 
