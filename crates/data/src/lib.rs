@@ -34,6 +34,8 @@
 pub mod cifar;
 #[cfg(test)]
 mod fuzz;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz_harness;
 pub mod idx;
 pub mod prep;
 pub mod rng;

@@ -10,48 +10,14 @@
 //! `GRADSCOPE_FUZZ_SECS` and each runs for that long.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
+use gradscope_data::fuzz_harness::fuzz;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
 
 use crate::plan::plan;
 use crate::spec::Experiment;
-
-/// Runs `test` on values of `strategy`: 64 cases, or batches of 256 until
-/// `GRADSCOPE_FUZZ_SECS` seconds have passed.
-fn fuzz<S: Strategy>(
-    name: &str,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let secs: Option<u64> = std::env::var("GRADSCOPE_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    let start = Instant::now();
-    let batch = if secs.is_some() { 256 } else { 64 };
-    let mut total = 0u64;
-    loop {
-        let mut runner = TestRunner::new(Config {
-            cases: batch,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        if let Err(e) = runner.run(&strategy, &test) {
-            panic!("{name}: {e}");
-        }
-        total += u64::from(batch);
-        match secs {
-            Some(s) if start.elapsed() < Duration::from_secs(s) => {}
-            _ => break,
-        }
-    }
-    println!(
-        "fuzz {name}: {total} cases in {:.1} s, no failure",
-        start.elapsed().as_secs_f64()
-    );
-}
 
 use crate::spec::tests::GOOD;
 

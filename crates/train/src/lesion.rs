@@ -246,11 +246,86 @@ pub fn lesion_run(
     let (train, test) = (first(&run.data.train), first(&run.data.test));
     let samples = train.len().min(test.len()) as usize;
     // The plan of every lesion first, so that progress knows the total.
+    let plans = lesion_plans(n, &deletable, &pairs, max_k, opts);
+    let total = plans.len();
+    let task = run.record.config.task;
+    let mut rows = Vec::with_capacity(total);
+    for Planned {
+        lesion,
+        which,
+        k,
+        sample,
+        plan,
+    } in plans
+    {
+        let net = Lesioned {
+            net: run.net.as_ref(),
+            plan,
+        };
+        let Some((train_loss, train_error)) = evaluate(&net, &train, task, stop) else {
+            return Ok(None);
+        };
+        let Some((_, test_error)) = evaluate(&net, &test, task, stop) else {
+            return Ok(None);
+        };
+        rows.push(LesionRow {
+            lesion,
+            blocks: which,
+            k,
+            sample,
+            train_error,
+            test_error,
+            train_loss,
+        });
+        progress(rows.len(), total);
+    }
+    Ok(Some(Lesions {
+        record: run.record,
+        blocks,
+        rows,
+        samples,
+        classes: run.data.classes,
+    }))
+}
+
+/// One lesion to evaluate: its kind, the blocks it names (as written in
+/// `lesions.csv`), its k and sample number, and the routing it applies.
+struct Planned {
+    lesion: LesionKind,
+    which: String,
+    k: usize,
+    sample: usize,
+    plan: BlockPlan,
+}
+
+/// Every lesion of a run of `n` blocks, in the order of `lesions.csv`: the
+/// intact net, each deletable block alone, `opts.per_k` random sets of k
+/// deletions for k up to `max_k`, and as many sets of k disjoint swaps of
+/// adjacent `pairs`, all drawn from `opts.seed`.
+fn lesion_plans(
+    n: usize,
+    deletable: &[usize],
+    pairs: &[(usize, usize)],
+    max_k: usize,
+    opts: &Options,
+) -> Vec<Planned> {
     let mut rng = SplitMix64::new(opts.seed);
-    let mut plans: Vec<(LesionKind, String, usize, usize, BlockPlan)> =
-        vec![(LesionKind::None, String::new(), 0, 0, BlockPlan::intact(n))];
-    for &i in &deletable {
-        plans.push((
+    let planned = |lesion, which, k, sample, plan| Planned {
+        lesion,
+        which,
+        k,
+        sample,
+        plan,
+    };
+    let mut plans = vec![planned(
+        LesionKind::None,
+        String::new(),
+        0,
+        0,
+        BlockPlan::intact(n),
+    )];
+    for &i in deletable {
+        plans.push(planned(
             LesionKind::Delete,
             i.to_string(),
             1,
@@ -261,8 +336,8 @@ pub fn lesion_run(
     let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(" ");
     for k in 1..=max_k {
         for sample in 0..opts.per_k {
-            let chosen = draw(&mut rng, &deletable, k);
-            plans.push((
+            let chosen = draw(&mut rng, deletable, k);
+            plans.push(planned(
                 LesionKind::DeleteK,
                 join(&chosen),
                 k,
@@ -302,7 +377,7 @@ pub fn lesion_run(
                 .map(|(a, b)| format!("{a}-{b}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            plans.push((
+            plans.push(planned(
                 LesionKind::Swap,
                 text,
                 k,
@@ -311,38 +386,7 @@ pub fn lesion_run(
             ));
         }
     }
-    let total = plans.len();
-    let task = run.record.config.task;
-    let mut rows = Vec::with_capacity(total);
-    for (lesion, which, k, sample, plan) in plans {
-        let net = Lesioned {
-            net: run.net.as_ref(),
-            plan,
-        };
-        let Some((train_loss, train_error)) = evaluate(&net, &train, task, stop) else {
-            return Ok(None);
-        };
-        let Some((_, test_error)) = evaluate(&net, &test, task, stop) else {
-            return Ok(None);
-        };
-        rows.push(LesionRow {
-            lesion,
-            blocks: which,
-            k,
-            sample,
-            train_error,
-            test_error,
-            train_loss,
-        });
-        progress(rows.len(), total);
-    }
-    Ok(Some(Lesions {
-        record: run.record,
-        blocks,
-        rows,
-        samples,
-        classes: run.data.classes,
-    }))
+    plans
 }
 
 /// ‖dL/dx‖ at the first block's input of one batch, with the backward pass

@@ -397,20 +397,10 @@ impl Sweep {
         let planned: Vec<String> = plan(&self.experiment).iter().map(RunSpec::name).collect();
         let others = holdings.others(&name);
         let ours = holdings.ours(&name, &planned);
-        let other_experiment = |advice: String| TrainError::OtherExperiment {
-            out: self.out.clone(),
-            held: Holdings::describe(&others),
-            ours: name.clone(),
-            advice,
-        };
-        let folders = |held: &[&Held]| {
-            let names: Vec<String> = held.iter().map(|h| h.folder.clone()).collect();
-            list_some(&names)
-        };
         match existing {
             Existing::Refuse => {
                 if !others.is_empty() {
-                    return Err(other_experiment(format!(
+                    return Err(self.other_experiment(&others, format!(
                         "use --out for a results directory of its own, or --restart --force to delete them and train {name:?} here"
                     )));
                 }
@@ -431,97 +421,127 @@ impl Sweep {
                     out: self.out.clone(),
                     count: ours.len(),
                     name,
-                    runs: folders(&ours),
+                    runs: folder_list(&ours),
                 })
             }
             Existing::Restart | Existing::Replace => {
                 if existing == Existing::Restart && !others.is_empty() {
-                    return Err(other_experiment(
+                    return Err(self.other_experiment(&others,
                         "--restart would delete them: add --force to do that, or use --out for a results directory of its own".into()
                     ));
                 }
-                let changed = Holdings::changed_settings(&ours);
-                if !changed.is_empty() {
-                    self.notes.push(format!(
-                        "replacing {} run(s) of {name:?} that were trained with other settings ({})",
-                        ours.len(),
-                        list_some(&changed)
-                    ));
-                }
-                let removed = remove_derived_files(&self.out)?;
-                if !removed.is_empty() {
-                    self.notes.push(format!(
-                        "removed {} (they describe the old runs)",
-                        removed.join(", ")
-                    ));
-                }
-                // Another experiment's runs go at once (with --force), even
-                // where a planned run has the same name: a sweep stopped
-                // half way must not leave two experiments mixed. So do the
-                // folders of runs this plan no longer has.
-                let gone: Vec<&Held> = holdings
-                    .runs
-                    .iter()
-                    .filter(|h| others.contains(h) || !planned.contains(&h.run))
-                    .collect();
-                for h in &gone {
-                    remove_dir(&self.out.join(RUNS_DIR).join(&h.folder))?;
-                }
-                if !others.is_empty() {
-                    self.notes
-                        .push(format!("--force: deleted {}", Holdings::describe(&others)));
-                }
-                let unplanned: Vec<&Held> = gone
-                    .iter()
-                    .copied()
-                    .filter(|h| !others.contains(h))
-                    .collect();
-                if !unplanned.is_empty() {
-                    self.notes.push(format!(
-                        "deleted {} run folder(s) that this plan does not have ({})",
-                        unplanned.len(),
-                        folders(&unplanned)
-                    ));
-                }
-                for run in &self.runs {
-                    recover(&self.run_dir(run), false)?;
-                }
-                self.pending = self.runs.clone();
-                Ok(())
+                self.start_over(holdings, &planned, &others, &ours)
             }
             Existing::Resume => {
                 if !others.is_empty() {
-                    return Err(other_experiment(format!(
+                    return Err(self.other_experiment(&others, format!(
                         "--resume continues a sweep of the same experiment; use --out for a results directory of its own, or --restart --force to delete them and train {name:?} here"
                     )));
                 }
-                for run in self.runs.clone() {
-                    let dir = self.run_dir(&run);
-                    recover(&dir, true)?;
-                    let json = dir.join(RUN_JSON);
-                    // An unreadable run.json (another version, an edit) is
-                    // an unfinished run: trained again, replaced atomically.
-                    let record = json.exists().then(|| read_record(&json).ok()).flatten();
-                    match record {
-                        Some(r) if matches!(r.status, Status::Completed | Status::Diverged) => {
-                            let fields = changed_settings(&self.experiment, &r.config);
-                            if !fields.is_empty() {
-                                return Err(TrainError::ConfigChanged {
-                                    path: json,
-                                    fields: list_some(&fields),
-                                });
-                            }
-                            self.kept.push((run, r.status));
-                        }
-                        _ => {
-                            self.drop_unusable_checkpoint(&run);
-                            self.pending.push(run);
-                        }
-                    }
-                }
-                Ok(())
+                self.resume_held()
             }
         }
+    }
+
+    /// The refusal of a results directory that holds `others`, another
+    /// experiment's runs.
+    fn other_experiment(&self, others: &[&Held], advice: String) -> TrainError {
+        TrainError::OtherExperiment {
+            out: self.out.clone(),
+            held: Holdings::describe(others),
+            ours: self.experiment.name.clone(),
+            advice,
+        }
+    }
+
+    /// `--restart` and `--replace`: every held run folder of this plan is
+    /// trained again, and what is not this plan's goes.
+    fn start_over(
+        &mut self,
+        holdings: &Holdings,
+        planned: &[String],
+        others: &[&Held],
+        ours: &[&Held],
+    ) -> Result<(), TrainError> {
+        let name = &self.experiment.name;
+        let changed = Holdings::changed_settings(ours);
+        if !changed.is_empty() {
+            self.notes.push(format!(
+                "replacing {} run(s) of {name:?} that were trained with other settings ({})",
+                ours.len(),
+                list_some(&changed)
+            ));
+        }
+        let removed = remove_derived_files(&self.out)?;
+        if !removed.is_empty() {
+            self.notes.push(format!(
+                "removed {} (they describe the old runs)",
+                removed.join(", ")
+            ));
+        }
+        // Another experiment's runs go at once (with --force), even
+        // where a planned run has the same name: a sweep stopped
+        // half way must not leave two experiments mixed. So do the
+        // folders of runs this plan no longer has.
+        let gone: Vec<&Held> = holdings
+            .runs
+            .iter()
+            .filter(|h| others.contains(h) || !planned.contains(&h.run))
+            .collect();
+        for h in &gone {
+            remove_dir(&self.out.join(RUNS_DIR).join(&h.folder))?;
+        }
+        if !others.is_empty() {
+            self.notes
+                .push(format!("--force: deleted {}", Holdings::describe(others)));
+        }
+        let unplanned: Vec<&Held> = gone
+            .iter()
+            .copied()
+            .filter(|h| !others.contains(h))
+            .collect();
+        if !unplanned.is_empty() {
+            self.notes.push(format!(
+                "deleted {} run folder(s) that this plan does not have ({})",
+                unplanned.len(),
+                folder_list(&unplanned)
+            ));
+        }
+        for run in &self.runs {
+            recover(&self.run_dir(run), false)?;
+        }
+        self.pending = self.runs.clone();
+        Ok(())
+    }
+
+    /// `--resume`: finished runs of the same settings are kept, the rest
+    /// trained (from their checkpoints where they have one).
+    fn resume_held(&mut self) -> Result<(), TrainError> {
+        for run in self.runs.clone() {
+            let dir = self.run_dir(&run);
+            recover(&dir, true)?;
+            let json = dir.join(RUN_JSON);
+            // An unreadable run.json (another version, an edit) is
+            // an unfinished run: trained again, replaced atomically.
+            let record = json.exists().then(|| read_record(&json).ok()).flatten();
+            match record {
+                Some(r) if matches!(r.status, Status::Completed | Status::Diverged) => {
+                    let fields = changed_settings(&self.experiment, &r.config);
+                    if !fields.is_empty() {
+                        return Err(TrainError::ConfigChanged {
+                            path: json,
+                            fields: list_some(&fields),
+                        });
+                    }
+                    self.kept.push((run, r.status));
+                }
+                _ => {
+                    self.drop_unusable_checkpoint(&run);
+                    self.pending.push(run);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What preparing did to the results directory (files removed by
@@ -792,6 +812,12 @@ impl Sweep {
         write_summary(&path, &records)?;
         Ok(path)
     }
+}
+
+/// The folders of `held`, a few named.
+fn folder_list(held: &[&Held]) -> String {
+    let names: Vec<String> = held.iter().map(|h| h.folder.clone()).collect();
+    list_some(&names)
 }
 
 #[cfg(test)]
