@@ -20,6 +20,12 @@ pub enum Block {
     Para(String),
     /// A bulleted list.
     List(Vec<String>),
+    /// A bulleted list that the next block follows without a blank line in
+    /// Markdown: the report's notes on what is missing ("`NAME`: not in
+    /// plots/", "RUN: no activations.csv …") are written so, and report.md
+    /// keeps its published bytes. A paragraph right after one reads, in
+    /// CommonMark, as part of its last item; the HTML writes it as a list.
+    TightList(Vec<String>),
     /// A table: header cells, then rows.
     Table(Vec<String>, Vec<Vec<String>>),
     /// A chart of `plots/`: its file stem and caption. Markdown links the
@@ -27,8 +33,9 @@ pub enum Block {
     Chart(String, String),
     /// A quoted paragraph (`> text`).
     Quote(String),
-    /// A fenced code block.
-    Code(String),
+    /// A fenced code block: its language (`sh`; empty for none), which
+    /// only the Markdown names, and its text.
+    Code(String, String),
 }
 
 /// The blocks of Markdown as `gradscope report` writes it: headings,
@@ -49,8 +56,7 @@ pub fn parse_markdown(md: &str) -> Vec<Block> {
         let t = line.trim_end();
         if t.is_empty() {
             flush(&mut para, &mut blocks);
-        } else if let Some(fence) = t.strip_prefix("```") {
-            let _ = fence;
+        } else if let Some(lang) = t.strip_prefix("```") {
             flush(&mut para, &mut blocks);
             let mut code = Vec::new();
             for l in lines.by_ref() {
@@ -59,7 +65,7 @@ pub fn parse_markdown(md: &str) -> Vec<Block> {
                 }
                 code.push(l);
             }
-            blocks.push(Block::Code(code.join("\n")));
+            blocks.push(Block::Code(lang.to_owned(), code.join("\n")));
         } else if t.starts_with('#') {
             flush(&mut para, &mut blocks);
             let level = t.chars().take_while(|&c| c == '#').count();
@@ -189,14 +195,24 @@ pub fn markdown(blocks: &[Block]) -> String {
                 }
                 md.push('\n');
             }
+            Block::TightList(items) => {
+                for item in items {
+                    let _ = writeln!(md, "- {item}");
+                }
+            }
+            // A chart without a caption is the image alone: the report
+            // writes its captions as paragraphs before the image.
+            Block::Chart(name, caption) if caption.is_empty() => {
+                let _ = writeln!(md, "![{name}](plots/{name}.png)\n");
+            }
             Block::Chart(name, caption) => {
                 let _ = writeln!(md, "![{name}](plots/{name}.png)\n\n*{caption}*\n");
             }
             Block::Quote(text) => {
                 let _ = writeln!(md, "> {text}\n");
             }
-            Block::Code(text) => {
-                let _ = writeln!(md, "```\n{text}\n```\n");
+            Block::Code(lang, text) => {
+                let _ = writeln!(md, "```{lang}\n{text}\n```\n");
             }
         }
     }
@@ -399,7 +415,7 @@ fn write_block(out: &mut String, block: &Block, root: &Path) {
         Block::Para(text) => {
             let _ = writeln!(out, "<p>{}</p>", inline(text));
         }
-        Block::List(items) => {
+        Block::List(items) | Block::TightList(items) => {
             out.push_str("<ul>\n");
             for item in items {
                 let _ = writeln!(out, "<li>{}</li>", inline(item));
@@ -468,7 +484,7 @@ fn write_block(out: &mut String, block: &Block, root: &Path) {
         Block::Quote(text) => {
             let _ = writeln!(out, "<blockquote>{}</blockquote>", inline(text));
         }
-        Block::Code(text) => {
+        Block::Code(_, text) => {
             let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(text));
         }
     }
@@ -680,13 +696,51 @@ mod tests {
                 Block::Quote("what it is".into()),
                 Block::List(vec!["a".into(), "b `c`".into()]),
                 Block::Para("text goes on".into()),
-                Block::Code("run x".into()),
+                Block::Code("sh".into(), "run x".into()),
                 Block::Table(
                     vec!["v".into(), "d".into()],
                     vec![vec!["plain | x".into(), "4".into()]]
                 ),
                 Block::Chart("gradient_profile".into(), "rms of dL/dh".into()),
             ]
+        );
+    }
+
+    /// The Markdown that report.md is published with: a fence that names
+    /// its language, a chart whose caption is the paragraph before it, and
+    /// notes that run straight into the next block; the HTML is the same
+    /// as for a list, and a fence's language is not shown.
+    #[test]
+    fn the_reports_own_markdown_forms_are_written_as_published() {
+        let blocks = vec![
+            Block::Code("sh".into(), "gradscope report r".into()),
+            Block::Chart("error_vs_depth".into(), String::new()),
+            Block::TightList(vec![
+                "`a`: not in plots/".into(),
+                "`b`: not in plots/".into(),
+            ]),
+            Block::Heading(3, "c".into()),
+        ];
+        assert_eq!(
+            markdown(&blocks),
+            "```sh\ngradscope report r\n```\n\n![error_vs_depth](plots/error_vs_depth.png)\n\n\
+             - `a`: not in plots/\n- `b`: not in plots/\n### c\n\n"
+        );
+        let page = html("t", &blocks, Path::new("/nonexistent"));
+        assert!(
+            page.contains("<pre><code>gradscope report r</code></pre>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<ul>\n<li><code>a</code>: not in plots/</li>\n<li>"),
+            "{page}"
+        );
+        assert!(page.contains("<figcaption></figcaption>"), "{page}");
+        // A caption is written in italics after the image (compare.md).
+        let captioned = [Block::Chart("g".into(), "what it shows".into())];
+        assert_eq!(
+            markdown(&captioned),
+            "![g](plots/g.png)\n\n*what it shows*\n\n"
         );
     }
 
