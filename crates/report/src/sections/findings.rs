@@ -7,12 +7,12 @@ use crate::analysis::{
     depth_trend, effective_lr_spreads, scale_free_readings, stalled, twins_identical, DepthTrend,
     Trend, RISE_TOL, STALL_FALL, STALL_SHARE, VANISH_SPREAD,
 };
+use crate::page::Block;
 use crate::runs::{GradientEnds, Loaded, RunEntry};
 use crate::verdict::{
     depth_axis, failure, mechanism, paired, twin_reading, twin_summary, Failure, Mechanism,
     Outcome, Paired, Signals, TwinReading, PAIRED_TEST,
 };
-use std::fmt::Write as _;
 
 /// What the error columns measure, in words that fit the task.
 fn error_words(loaded: &Loaded) -> &'static str {
@@ -288,9 +288,18 @@ fn stalled_twins(loaded: &Loaded, twins: &[(String, Vec<Paired>)]) -> Vec<(Strin
         .collect()
 }
 
-pub(crate) fn findings(md: &mut String, loaded: &Loaded) {
-    mdln!(md, "## What the numbers show");
-    mdln!(md);
+pub(crate) fn findings(loaded: &Loaded) -> Vec<Block> {
+    vec![
+        Block::Heading(2, "What the numbers show".to_owned()),
+        Block::Para(sentences(loaded).join(" ")),
+        Block::Para(rules()),
+    ]
+}
+
+/// The verdicts in page order: each variant's error against depth, each
+/// twin against plain, what diverged, why the plain nets failed (or that
+/// they did not), and the twins that did not converge.
+fn sentences(loaded: &Loaded) -> Vec<String> {
     let what = error_words(loaded);
     let family = cfg_str(loaded.config(), "/model/family").unwrap_or("mlp");
     let trends: Vec<DepthTrend> = loaded
@@ -356,16 +365,17 @@ pub(crate) fn findings(md: &mut String, loaded: &Loaded) {
             "**{name} did not converge**: its training loss stopped falling at {last:.3} (from {first:.3}) while it is worse than its plain twin, so at that depth this run says nothing about the shortcut; a smaller lr or more steps would tell."
         ));
     }
-    mdln!(md, "{}", para.join(" "));
-    mdln!(md);
-    mdln!(
-        md,
+    para
+}
+
+/// The rules the verdicts follow, with their thresholds.
+fn rules() -> String {
+    format!(
         "(Rules: a change of error with depth counts when it exceeds {:.0} point or the end depths' seed spreads added, on the least-squares line through every depth's mean; a twin is compared with plain {PAIRED_TEST}; a mechanism is read on the probe: a vanishing gradient where dL/dh falls more than {VANISH_SPREAD:.0} decades over the trunk toward the input (BatchNorm nets: ‖∇W‖·‖W‖), forward collapse where √q falls that much toward the output, exploding where dL/dh grows that much, exploding then frozen where a BatchNorm net's effective lr lr·‖∇W‖/‖W‖ is that much higher at the bottom at step 0 and that much lower at the end; degradation is named only where the plain error rises, no plain depth shows a mechanism and no twin is worse; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only where it is worse than its plain twin.)",
         100.0 * RISE_TOL,
         100.0 * STALL_FALL,
         100.0 * STALL_SHARE
-    );
-    mdln!(md);
+    )
 }
 
 #[cfg(test)]
