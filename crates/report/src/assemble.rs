@@ -70,3 +70,59 @@ pub(crate) fn markdown(blocks: &[Block]) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sections::fixture::{swept, trained};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    /// A swept experiment: the groups side by side, then each group under
+    /// its own level-2 heading with its sections one level down; the page
+    /// ends with the charts (here all missing: notes), and report.md with
+    /// one newline.
+    #[test]
+    fn a_swept_experiments_sections_go_one_level_down() {
+        let config = json!({
+            "model": {"family": "mlp", "activation": "relu", "init": ["glorot", "kaiming"]},
+            "variants": ["plain"]
+        });
+        let init = |v: &str| BTreeMap::from([("init".to_owned(), v.to_owned())]);
+        let runs = swept(
+            &config,
+            vec![
+                (init("glorot"), ("plain", 4, 0, trained(0.1))),
+                (init("kaiming"), ("plain", 4, 0, trained(0.2))),
+            ],
+        );
+        let root = tempfile::tempdir().unwrap();
+        let page = blocks(root.path(), &runs, &[]);
+        let headings: Vec<(u8, &str)> = page
+            .iter()
+            .filter_map(|b| match b {
+                Block::Heading(l, t) => Some((*l, t.as_str())),
+                _ => None,
+            })
+            .collect();
+        let at = |h: (u8, &str)| {
+            headings
+                .iter()
+                .position(|x| *x == h)
+                .unwrap_or_else(|| panic!("{h:?} in {headings:?}"))
+        };
+        let glorot = sweep_label(&init("glorot"));
+        let kaiming = sweep_label(&init("kaiming"));
+        assert!(at((2, "Across the sweep")) < at((2, &glorot)));
+        assert!(at((2, &glorot)) < at((3, "Runs")));
+        assert_eq!(headings.iter().filter(|h| **h == (3, "Runs")).count(), 2);
+        assert!(at((2, &kaiming)) < at((2, "Charts")));
+        assert!(headings
+            .iter()
+            .all(|(l, t)| *l != 2 || !t.starts_with("Runs")));
+        assert!(matches!(page.last(), Some(Block::TightList(_))));
+        let md = markdown(&page);
+        assert!(md.ends_with("(see the problems above).\n"), "{md}");
+        assert!(md.contains("\n#### He et al. (2016) §4.1"), "{md}");
+    }
+}

@@ -166,8 +166,11 @@ fn sentences(rows: &[LayerRow], activation: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::sentences;
+    use super::{glorot, sentences};
     use crate::analysis::LayerRow;
+    use crate::page::Block;
+    use crate::sections::fixture::{loaded, trained};
+    use serde_json::json;
 
     fn row(layer: usize, sat_peak: f64, grad_init: f64) -> LayerRow {
         LayerRow {
@@ -224,5 +227,38 @@ mod tests {
             uneven.last().unwrap().contains("is 2.0e4× the smallest"),
             "{uneven:?}"
         );
+    }
+
+    /// Glorot & Bengio studied sigmoid and tanh MLPs: other activations
+    /// and families get no section. Without the per-run CSV files (the
+    /// published folders) each variant is a note, one list for all.
+    #[test]
+    fn the_section_is_for_sigmoid_and_tanh_mlps() {
+        let of = |family: &str, activation: &str| {
+            let config =
+                json!({"model": {"family": family, "activation": activation, "init": "glorot"}});
+            glorot(&loaded(
+                &config,
+                vec![
+                    ("plain", 6, 0, trained(0.1)),
+                    ("residual", 6, 0, trained(0.1)),
+                ],
+            ))
+        };
+        assert!(of("mlp", "relu").is_empty());
+        assert!(of("cnn", "tanh").is_empty());
+        let tanh = of("mlp", "tanh");
+        assert!(
+            matches!(&tanh[1], Block::Para(t) if t.contains("**Ours**, `tanh` with init `glorot`"))
+        );
+        assert!(matches!(&tanh[2], Block::Para(t) if t.starts_with("What is measured")));
+        assert_eq!(
+            tanh[3],
+            Block::TightList(vec![
+                "plain-6: no activations.csv or gradients.csv to read.".into(),
+                "residual-6: no activations.csv or gradients.csv to read.".into()
+            ])
+        );
+        assert_eq!(tanh.len(), 4);
     }
 }

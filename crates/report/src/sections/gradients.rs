@@ -283,7 +283,10 @@ fn older_ratios(loaded: &Loaded, variants: &[String], depths: &[u32]) -> Vec<Blo
 
 #[cfg(test)]
 mod tests {
-    use super::{decades, decades_stat, forward_stat};
+    use super::{decades, decades_stat, decay_table, deepest_words, forward_stat};
+    use crate::page::Block;
+    use crate::sections::fixture::{loaded, trained};
+    use serde_json::json;
 
     /// A decay is ∞ where the first point is exactly 0 in float32 (the
     /// probe's reading of an underflowed gradient, `format::decay`); over
@@ -309,5 +312,50 @@ mod tests {
         assert_eq!(decades(-0.001), "0.00");
         assert_eq!(decades_stat(&[-0.001, 0.001]), "0.00 ± 0.00");
         assert_eq!(decades(-0.016), "-0.02");
+    }
+
+    /// The spread is log10 of the last trunk point's rms over the first's:
+    /// positive means the first point (nearest the input) lies below the
+    /// last, and the words say which way and how the flow reads; an
+    /// infinite spread is a first point that is exactly 0 in float32.
+    #[test]
+    fn the_deepest_sentence_says_which_end_is_lower() {
+        let shrinking = deepest_words("plain", 0.31, 3.0);
+        assert!(
+            shrinking.contains("decay at initialization is 0.31 decades per layer")
+                && shrinking.contains("its first trunk point is 3.00 decades below the last"),
+            "{shrinking}"
+        );
+        let growing = deepest_words("residual", -0.02, -0.5);
+        assert!(growing.contains("0.50 decades above the last"), "{growing}");
+        let zero = deepest_words("plain", 1.0, f64::INFINITY);
+        assert!(zero.contains("exactly 0 in float32"), "{zero}");
+    }
+
+    /// Runs recorded before the decay was measured get a row of dashes and
+    /// a note to rerun, not an empty table.
+    #[test]
+    fn runs_without_the_decay_get_a_note() {
+        let runs = loaded(&json!({}), vec![("plain", 8, 0, trained(0.1))]);
+        let old = decay_table(&runs, &runs.variants(), &runs.depths());
+        assert_eq!(old.len(), 2, "{old:?}");
+        assert!(
+            matches!(&old[0], Block::Table(h, rows) if rows == &vec![vec!["—".to_owned(); h.len()]])
+        );
+        assert!(matches!(&old[1], Block::Para(t) if t.contains("rerun the experiment")));
+        let runs = loaded(
+            &json!({}),
+            vec![(
+                "plain",
+                8,
+                0,
+                json!({"gradient_ends": {"decay_init": 0.25, "spread_init": 1.5}}),
+            )],
+        );
+        let new = decay_table(&runs, &runs.variants(), &runs.depths());
+        let [Block::Table(_, rows)] = new.as_slice() else {
+            panic!("{new:?}")
+        };
+        assert_eq!(rows[0][..4], ["8", "plain", "0.25", "—"]);
     }
 }

@@ -205,9 +205,12 @@ pub(crate) fn verdict_4_1(trend: Option<Trend>, readings: &[(u32, Mechanism)]) -
 
 #[cfg(test)]
 mod tests {
-    use super::verdict_4_1;
+    use super::{he_section_4_1, verdict_4_1};
     use crate::analysis::Trend;
+    use crate::page::Block;
+    use crate::sections::fixture::loaded;
     use crate::verdict::Mechanism;
+    use serde_json::json;
 
     /// He et al. §4.1 has two claims (healthy gradients in plain
     /// BatchNorm nets; so degradation is not vanishing gradient). A
@@ -248,6 +251,45 @@ mod tests {
         assert!(
             healthy_flat.contains("nothing for it to explain"),
             "{healthy_flat}"
+        );
+    }
+
+    /// He et al.'s argument is made for BatchNorm nets: without BatchNorm
+    /// the section says it does not apply and gives the plain nets' raw
+    /// gradient flow; with BatchNorm but no per-run gradients.csv (the
+    /// published folders) it gives no verdict and says why.
+    #[test]
+    fn the_verdict_needs_batchnorm_and_the_scale_free_readings() {
+        let run = |spread: f64| json!({"gradient_ends": {"spread_final": spread}});
+        let plain = loaded(
+            &json!({"model": {"norm": "none"}}),
+            vec![("plain", 8, 0, run(0.5)), ("plain", 32, 0, run(4.0))],
+        );
+        let blocks = he_section_4_1(&plain);
+        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        let Block::Para(text) = &blocks[1] else {
+            panic!("{blocks:?}")
+        };
+        assert!(
+            text.starts_with("These nets have no BatchNorm (`norm` none)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("depth 8: ") && text.contains("; depth 32: "),
+            "{text}"
+        );
+        let bn = loaded(
+            &json!({"model": {"norm": "batchnorm"}}),
+            vec![("plain", 8, 0, run(0.5))],
+        );
+        let blocks = he_section_4_1(&bn);
+        assert!(
+            matches!(&blocks[2], Block::Table(_, rows) if rows.is_empty()),
+            "{blocks:?}"
+        );
+        assert!(
+            matches!(blocks.last(), Some(Block::Para(t)) if t.starts_with("No plain run here has `gradients.csv`")),
+            "{blocks:?}"
         );
     }
 }

@@ -118,3 +118,72 @@ fn short_json(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sections::fixture::{loaded, trained};
+    use serde_json::json;
+
+    /// The experiments that a make target reruns and publishes are named
+    /// by their prefix (the Makefile's `fashion`, `glorot` and `landscape`
+    /// targets); any other experiment gets no such line.
+    #[test]
+    fn the_make_target_follows_the_experiments_name() {
+        assert_eq!(make_target("fashion-mlp"), Some("make fashion"));
+        assert_eq!(make_target("fashion-cnn-full"), Some("make fashion"));
+        assert_eq!(make_target("glorot-tanh"), Some("make glorot"));
+        assert_eq!(make_target("landscape"), Some("make landscape"));
+        assert_eq!(make_target("quickstart"), None);
+        assert_eq!(
+            make_target("my-fashion-mlp"),
+            None,
+            "a prefix, not a substring"
+        );
+    }
+
+    /// A setting the experiment left at "none" (JSON null) is left out; a
+    /// swept setting's list is written in brackets.
+    #[test]
+    fn settings_are_one_line_each_without_nulls() {
+        assert_eq!(
+            short_json(&json!({"kind": "synthetic", "dir": null, "classes": 10})),
+            "classes 10, kind synthetic"
+        );
+        assert_eq!(
+            short_json(&json!(["pytorch-default", "glorot"])),
+            "[pytorch-default, glorot]"
+        );
+    }
+
+    /// The title, the description as a quote, and a rerun command that
+    /// falls back to `experiments/NAME.json` where run.json does not name
+    /// the experiment file.
+    #[test]
+    fn the_header_says_how_to_rerun_without_a_recorded_file() {
+        let config = json!({
+            "name": "quickstart",
+            "description": "Deep sigmoid MLPs.",
+            "model": {"family": "mlp", "width": 64, "activation": "sigmoid"}
+        });
+        let runs = loaded(&config, vec![("plain", 4, 0, trained(0.1))]);
+        let blocks = header(Path::new("results/quickstart"), &runs);
+        assert_eq!(blocks[0], Block::Heading(1, "Report: quickstart".into()));
+        assert_eq!(blocks[2], Block::Quote("Deep sigmoid MLPs.".into()));
+        let Block::List(items) = &blocks[3] else {
+            panic!("{blocks:?}")
+        };
+        assert!(items[0].contains("not recorded in run.json"), "{items:?}");
+        assert_eq!(items[1], "Model: family mlp, width 64, activation sigmoid");
+        assert_eq!(
+            blocks[5],
+            Block::Code(
+                "sh".into(),
+                "gradscope run experiments/quickstart.json --out results/quickstart\n\
+                 gradscope report results/quickstart"
+                    .into()
+            )
+        );
+        assert_eq!(blocks.len(), 6, "no make target for quickstart");
+    }
+}

@@ -103,6 +103,59 @@ pub(crate) fn cfg_str<'a>(config: Option<&'a Value>, pointer: &str) -> Option<&'
         .and_then(Value::as_str)
 }
 
+/// Loaded results folders built in memory, for the sections' tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use crate::runs::{Loaded, RunEntry};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+
+    /// One run: variant, depth, seed and its run.json without `config`
+    /// (`status` completed unless it says otherwise).
+    pub(crate) type Run = (&'static str, u32, u64, Value);
+
+    /// A results folder without per-run CSV files: every run's record
+    /// carries `config`.
+    pub(crate) fn loaded(config: &Value, runs: Vec<Run>) -> Loaded {
+        swept(
+            config,
+            runs.into_iter().map(|r| (BTreeMap::new(), r)).collect(),
+        )
+    }
+
+    /// [`loaded`] with each run's values of the swept settings.
+    pub(crate) fn swept(config: &Value, runs: Vec<(BTreeMap<String, String>, Run)>) -> Loaded {
+        let entries = runs
+            .into_iter()
+            .map(|(swept, (variant, depth, seed, mut record))| {
+                record["config"] = config.clone();
+                if record.get("status").is_none() {
+                    record["status"] = json!("completed");
+                }
+                RunEntry {
+                    name: format!("{variant}-d{depth}-s{seed}"),
+                    variant: variant.to_owned(),
+                    swept,
+                    depth,
+                    seed,
+                    record: Some(serde_json::from_value(record).expect("a run.json")),
+                    problem: None,
+                }
+            })
+            .collect();
+        Loaded {
+            entries,
+            csv: None,
+            csv_problem: None,
+        }
+    }
+
+    /// A completed run's record with its final train error.
+    pub(crate) fn trained(train_error: f64) -> Value {
+        json!({ "final": { "train_error": train_error, "test_error": train_error } })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::seconds;

@@ -95,3 +95,57 @@ fn theirs(depth: u32) -> String {
         .find(|&&(pd, _)| pd == depth)
         .map_or("—".into(), |&(_, e)| format!("{e:.2}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sections::fixture::{loaded, trained};
+    use serde_json::json;
+
+    /// He et al. (2016), Table 6: CIFAR-10 test error of ResNet-20, 32, 44,
+    /// 56 and 110. Our depths and theirs are the table's rows, each once,
+    /// theirs "—" where the paper has none.
+    #[test]
+    fn the_table_has_their_depths_and_ours() {
+        assert_eq!(
+            HE_TABLE6_RESNET,
+            [(20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97), (110, 6.43)]
+        );
+        assert_eq!(table_depths(&[8, 20, 56]), [8, 20, 32, 44, 56, 110]);
+        assert_eq!(theirs(56), "6.97");
+        assert_eq!(theirs(8), "—");
+    }
+
+    /// Only CNNs are set beside Table 6; an MLP gets the trend of their
+    /// Fig. 6 in words, any other family a sentence that there is nothing
+    /// to compare.
+    #[test]
+    fn only_cnns_get_the_table() {
+        let of = |family: &str| {
+            paper(&loaded(
+                &json!({"model": {"family": family}, "dataset": {"kind": "fashion-mnist"}}),
+                vec![
+                    ("plain", 20, 0, trained(0.1)),
+                    ("residual", 20, 0, trained(0.08)),
+                ],
+            ))
+        };
+        let cnn = of("cnn");
+        let Some(Block::Table(_, rows)) = cnn.last() else {
+            panic!("{cnn:?}")
+        };
+        assert_eq!(rows[0], ["20", "8.75", "8.00", "10.00", "8.00", "10.00"]);
+        assert!(
+            matches!(&cnn[1], Block::Para(t) if t.contains("(fashion-mnist, the budget above)"))
+        );
+        let mlp = of("mlp");
+        assert_eq!(mlp.len(), 2);
+        assert!(
+            matches!(&mlp[1], Block::Para(t) if t.starts_with("He et al. (2016) report no MLP results"))
+        );
+        let inception = of("inception");
+        assert!(
+            matches!(&inception[1], Block::Para(t) if t.contains("this family (`inception`) has no numbers"))
+        );
+    }
+}

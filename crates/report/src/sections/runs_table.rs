@@ -88,3 +88,44 @@ fn status_cell(group: &[&RunEntry]) -> String {
         .collect();
     parts.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sections::fixture::{loaded, trained};
+    use serde_json::json;
+
+    /// A group's status counts each status once, in the order met, and
+    /// puts every status but "completed" in bold: those runs are left out
+    /// of the means beside it.
+    #[test]
+    fn unfinished_runs_are_counted_in_bold() {
+        let runs = loaded(
+            &json!({}),
+            vec![
+                ("plain", 8, 0, trained(0.1)),
+                ("plain", 8, 1, json!({"status": "running"})),
+                ("plain", 8, 2, trained(0.2)),
+                ("plain", 8, 3, json!({"status": "diverged"})),
+            ],
+        );
+        let group = runs.group("plain", 8);
+        assert_eq!(
+            status_cell(&group),
+            "2 completed, **1 running**, **1 diverged**"
+        );
+        // The mean is over the completed seeds only.
+        let blocks = runs_table(&runs, &[]);
+        let Block::Table(_, rows) = &blocks[2] else {
+            panic!("{blocks:?}")
+        };
+        assert_eq!(rows[0][3], "15.00 ± 7.07");
+        assert_eq!(blocks.len(), 3, "no problems, no list of them");
+        let with = runs_table(&runs, &["plain-d8-s1: still running".to_owned()]);
+        assert_eq!(with[3], Block::Heading(3, "Missing or unfinished".into()));
+        assert_eq!(
+            with[5],
+            Block::List(vec!["plain-d8-s1: still running".into()])
+        );
+    }
+}

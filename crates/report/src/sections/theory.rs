@@ -145,3 +145,66 @@ pub(crate) fn trunk_words(loaded: &Loaded) -> String {
         _ => kind,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sections::fixture::{loaded, trained};
+    use serde_json::json;
+
+    /// Yang et al. (2019, "A mean field theory of batch normalization"):
+    /// a BatchNorm ReLU net's gradient grows by √(π/(π−1)) per layer at
+    /// initialization; the sentence's 1.21 and its decay, −log10 of that,
+    /// must be the same number rounded.
+    #[test]
+    fn the_batchnorm_prediction_is_yang_et_als_factor() {
+        let pi = std::f64::consts::PI;
+        let factor = (pi / (pi - 1.0)).sqrt();
+        assert_eq!(format!("{factor:.2}"), "1.21");
+        let decay = -factor.log10();
+        assert_eq!(
+            format!("{decay:.3}").replace('-', "−"),
+            BATCHNORM_RELU_DECAY
+        );
+        assert!(
+            prediction_words(true).contains(&format!("a decay of {BATCHNORM_RELU_DECAY} decades"))
+        );
+        assert!(prediction_words(false).contains("χ = σ_w²·E[φ'(h)²]"));
+    }
+
+    /// A ratio to a prediction within 0.02 decades of 0 would be noise over
+    /// nearly nothing: it is not shown, nor without a measurement.
+    #[test]
+    fn the_ratio_needs_a_prediction_away_from_zero() {
+        assert_eq!(ratio_cell(&[0.2, 0.4], 0.25), "1.20");
+        assert_eq!(ratio_cell(&[0.2], -0.1), "-2.00");
+        assert_eq!(ratio_cell(&[0.2], 0.02), "—");
+        assert_eq!(ratio_cell(&[0.2], -0.015), "—");
+        assert_eq!(ratio_cell(&[], 0.3), "—");
+    }
+
+    /// The table is there only where a plain run carries a prediction
+    /// (`decay_theory` in run.json); without the per-step files the step-0
+    /// column reads "—" and so does the ratio.
+    #[test]
+    fn the_table_needs_a_prediction() {
+        let config = json!({"model": {"activation": "tanh", "init": "orthogonal", "norm": "none"}});
+        let without = loaded(&config, vec![("plain", 8, 0, trained(0.1))]);
+        assert!(theory_table(&without).is_empty());
+        let with = loaded(
+            &config,
+            vec![(
+                "plain",
+                8,
+                0,
+                json!({"gradient_ends": {"decay_theory": 0.1, "decay_init": 0.12}}),
+            )],
+        );
+        let blocks = theory_table(&with);
+        assert!(matches!(&blocks[2], Block::Para(t) if t.starts_with("With orthogonal weights")));
+        let Block::Table(_, rows) = &blocks[3] else {
+            panic!("{blocks:?}")
+        };
+        assert_eq!(rows[0], ["8", "—", "0.10", "—", "0.12"]);
+    }
+}
