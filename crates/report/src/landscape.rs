@@ -11,7 +11,6 @@
 //! [`Replicates::separated`]), with at least two grids each; one grid per
 //! net gives numbers and no verdict.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use gradscope_format::files::RUN_JSON;
@@ -21,6 +20,8 @@ use gradscope_format::landscape::{
     Weights,
 };
 use gradscope_plot::{LOSS_LANDSCAPE, LOSS_SLICE};
+
+use crate::page::Block;
 
 /// Draws the landscape charts when a landscape file is newer than them or
 /// one is missing; a chart that cannot be drawn is a problem in the report.
@@ -232,19 +233,18 @@ pub(crate) fn surface_verdict(signs: &[i32]) -> &'static str {
 }
 
 /// The section, when there is a `landscape_summary.csv`.
-pub(crate) fn section(md: &mut String, root: &Path) {
+pub(crate) fn section(root: &Path) -> Vec<Block> {
     let rows = match read_summary(root) {
         Ok(Some(rows)) if !rows.is_empty() => rows,
-        Ok(_) => return,
+        Ok(_) => return Vec::new(),
         Err(e) => {
-            mdln!(md, "## Loss landscape");
-            mdln!(md);
-            mdln!(md, "Not read: {e}");
-            mdln!(md);
-            return;
+            return vec![
+                Block::Heading(2, "Loss landscape".to_owned()),
+                Block::Para(format!("Not read: {e}")),
+            ]
         }
     };
-    intro(md, &rows);
+    let mut out = intro(&rows);
     let grids: Vec<Grid> = rows
         .iter()
         .map(|row| Grid {
@@ -252,7 +252,7 @@ pub(crate) fn section(md: &mut String, root: &Path) {
             near: restricted_readings(root, row),
         })
         .collect();
-    grid_table(md, &grids);
+    out.extend(grid_table(&grids));
     // Each net (variant, depth, weights) over its grids.
     let mut nets: Vec<(u32, String, Weights)> = rows
         .iter()
@@ -260,16 +260,19 @@ pub(crate) fn section(md: &mut String, root: &Path) {
         .collect();
     nets.sort();
     nets.dedup();
-    net_table(md, &grids, &nets);
-    verdicts(md, &grids, &nets);
-    chart_links(md);
+    out.extend(net_table(&grids, &nets));
+    out.extend(verdicts(&grids, &nets));
+    out.extend(chart_links());
+    out
 }
 
 /// The section's opening: what was evaluated, how it is read, and whether
 /// there are enough grids for a verdict.
-fn intro(md: &mut String, rows: &[LandscapeSummaryRow]) {
-    mdln!(md, "## Loss landscape (Li et al. 2018)");
-    mdln!(md);
+fn intro(rows: &[LandscapeSummaryRow]) -> Vec<Block> {
+    let mut out = vec![Block::Heading(
+        2,
+        "Loss landscape (Li et al. 2018)".to_owned(),
+    )];
     let r0 = &rows[0];
     let set = |f: fn(&LandscapeSummaryRow) -> u64, w: Weights| -> Vec<u64> {
         let s: std::collections::BTreeSet<u64> =
@@ -280,8 +283,7 @@ fn intro(md: &mut String, rows: &[LandscapeSummaryRow]) {
     let directions = set(|r| r.direction_seed, Weights::Trained);
     let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
     let has_init = rows.iter().any(|r| r.weights == Weights::Init);
-    mdln!(
-        md,
+    out.push(Block::Para(format!(
         "`gradscope landscape` evaluated the training loss L(θ + αδ + βη) on {g}×{g} grids over α, β ∈ [−{s}, {s}], on the first {n} training images in eval mode, around each run's trained weights θ, along pairs of random directions δ, η that are filter-normalized as Li et al. do (each filter rescaled to the norm of the same filter of θ; BatchNorm and bias entries 0): training seeds {} × direction seeds {}{}. \
 Its readings: **local minima**, grid points below all eight neighbours (a bowl has one); **slice non-convexity**, the share of inner points where the finite-difference Hessian of the 2-D slice has a clearly negative eigenvalue (a reading of this slice only, not Li et al.'s |λmin/λmax| of the full Hessian, §6); **roughness**, the decades of loss that a row or column of the grid climbs and falls beyond one valley, averaged over the rows and columns (0 for any bowl, however deep; every extra bump adds twice its height).",
         list(&seeds),
@@ -294,8 +296,7 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         g = r0.grid,
         s = r0.span,
         n = r0.samples,
-    );
-    mdln!(md);
+    )));
     let fewest = {
         let mut per_net = std::collections::BTreeMap::new();
         for r in rows.iter().filter(|r| r.weights == Weights::Trained) {
@@ -306,40 +307,46 @@ Its readings: **local minima**, grid points below all eight neighbours (a bowl h
         per_net.into_values().min().unwrap_or(0)
     };
     if fewest < 2 {
-        mdln!(
-            md,
+        out.push(Block::Para(format!(
             "**Too few grids for a verdict**: {} training seed{} and {} pair{} of directions. A reading is told apart from its twin's only where every grid of one net lies beyond every grid of the other, which needs at least two grids of each net; a count such as \"9× the minima\" from one grid is one draw.",
             seeds.len(),
             if seeds.len() == 1 { "" } else { "s" },
             directions.len(),
             if directions.len() == 1 { "" } else { "s" }
-        );
-        mdln!(md);
+        )));
     } else if seeds.len() < 2 {
-        mdln!(
-            md,
+        out.push(Block::Para(
             "**One training seed**: the spread below is over directions only, around one set of trained weights; it says nothing of how another training run would land."
-        );
-        mdln!(md);
+                .to_owned(),
+        ));
     }
+    out
 }
 
 /// One row per grid: its whole-grid readings and those near the minimum.
-fn grid_table(md: &mut String, grids: &[Grid]) {
+fn grid_table(grids: &[Grid]) -> Vec<Block> {
+    let mut out = Vec::new();
     if let Some(n) = grids.iter().find_map(|g| g.near) {
-        mdln!(
-            md,
+        out.push(Block::Para(format!(
             "Whole-grid readings count dips on a plateau at or above chance and the far corners as much as the basin, so each is also taken **near the minimum**: only at points inside the central window |α|, |β| ≤ {} whose loss is below chance, ln(classes) = {:.2} (the loss of predicting the class prior). The table gives how much of the grid that region is.",
             n.window,
             n.chance
-        );
-        mdln!(md);
+        )));
     }
-    mdln!(
-        md,
-        "| run | weights | directions | loss at θ | loss range on the grid | local minima | slice non-convexity | roughness (decades) | grid below chance | near the minimum: share of grid, local minima, non-convexity | time |"
-    );
-    mdln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let header = [
+        "run",
+        "weights",
+        "directions",
+        "loss at θ",
+        "loss range on the grid",
+        "local minima",
+        "slice non-convexity",
+        "roughness (decades)",
+        "grid below chance",
+        "near the minimum: share of grid, local minima, non-convexity",
+        "time",
+    ];
+    let mut rows = Vec::new();
     for g in grids {
         let r = g.row;
         let near = match &g.near {
@@ -351,24 +358,25 @@ fn grid_table(md: &mut String, grids: &[Grid]) {
             ),
             None => "–".to_owned(),
         };
-        mdln!(
-            md,
-            "| {} | {} | {} | {} | {} – {} | {} | {} | {} | {} | {} | {} s |",
-            r.run,
-            r.weights.as_str(),
-            r.direction_seed,
+        rows.push(vec![
+            r.run.clone(),
+            r.weights.as_str().to_owned(),
+            r.direction_seed.to_string(),
             num(r.centre_loss, 4),
-            sig(r.min_loss),
-            sig(r.max_loss),
-            r.local_minima,
+            format!("{} – {}", sig(r.min_loss), sig(r.max_loss)),
+            r.local_minima.to_string(),
             pct(r.nonconvex_fraction),
             num(r.roughness, 3),
             g.near.map_or("–".to_owned(), |x| pct1(x.below_chance)),
             near,
-            num(r.elapsed_s, 0)
-        );
+            format!("{} s", num(r.elapsed_s, 0)),
+        ]);
     }
-    mdln!(md);
+    out.push(Block::Table(
+        header.iter().map(|h| (*h).to_owned()).collect(),
+        rows,
+    ));
+    out
 }
 
 /// The grids of one net (depth, variant, weights).
@@ -390,41 +398,42 @@ fn rep(gs: &[&Grid], f: fn(&Grid) -> Option<f64>) -> Option<Replicates> {
 }
 
 /// Each net (variant, depth, weights) over its grids, mean ± sd.
-fn net_table(md: &mut String, grids: &[Grid], nets: &[(u32, String, Weights)]) {
-    mdln!(md, "Each net over its grids (mean ± standard deviation):");
-    mdln!(md);
-    let heads: Vec<&str> = READINGS.iter().map(|r| r.what).collect();
-    mdln!(
-        md,
-        "| net | weights | grids | loss at θ | {} |",
-        heads.join(" | ")
-    );
-    mdln!(md, "|---|---|---|---|{}", "---|".repeat(READINGS.len()));
+fn net_table(grids: &[Grid], nets: &[(u32, String, Weights)]) -> [Block; 2] {
+    let mut header: Vec<String> = ["net", "weights", "grids", "loss at θ"]
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    header.extend(READINGS.iter().map(|r| r.what.to_owned()));
+    let mut rows = Vec::new();
     for (depth, variant, w) in nets {
         let gs = of_net(grids, *depth, variant, *w);
         let centre = rep(&gs, |g| g.row.centre_loss).map_or("–".into(), |r| spread(&r, 3, false));
-        let cells: Vec<String> = READINGS
-            .iter()
-            .map(|x| rep(&gs, x.of).map_or("–".into(), |r| spread(&r, x.digits, x.percent)))
-            .collect();
-        mdln!(
-            md,
-            "| {variant}, depth {depth} | {} | {} | {centre} | {} |",
-            w.as_str(),
-            gs.len(),
-            cells.join(" | ")
+        let mut row = vec![
+            format!("{variant}, depth {depth}"),
+            w.as_str().to_owned(),
+            gs.len().to_string(),
+            centre,
+        ];
+        row.extend(
+            READINGS
+                .iter()
+                .map(|x| rep(&gs, x.of).map_or("–".into(), |r| spread(&r, x.digits, x.percent))),
         );
+        rows.push(row);
     }
-    mdln!(md);
+    [
+        Block::Para("Each net over its grids (mean ± standard deviation):".to_owned()),
+        Block::Table(header, rows),
+    ]
 }
 
 /// The verdicts: per depth, the residual surface against the plain one
 /// (trained, then the control at init), and whether the plain net's
 /// surface roughens with depth.
-fn verdicts(md: &mut String, grids: &[Grid], nets: &[(u32, String, Weights)]) {
+fn verdicts(grids: &[Grid], nets: &[(u32, String, Weights)]) -> Option<Block> {
     let mut depths: Vec<u32> = nets.iter().map(|n| n.0).collect();
     depths.dedup();
-    let mut said = false;
+    let mut said = Vec::new();
     for w in [Weights::Trained, Weights::Init] {
         for &d in &depths {
             let (p, r) = (
@@ -456,13 +465,11 @@ fn verdicts(md: &mut String, grids: &[Grid], nets: &[(u32, String, Weights)]) {
                 ),
                 (Weights::Init, _, _) => " at init, the control".to_owned(),
             };
-            mdln!(
-                md,
-                "- **Depth {d}{at}: the residual surface is {}**: {}.",
+            said.push(format!(
+                "**Depth {d}{at}: the residual surface is {}**: {}.",
                 surface_verdict(&signs),
                 text.join("; ")
-            );
-            said = true;
+            ));
         }
     }
     // Does the plain net's surface roughen with depth (Li et al. Fig. 5)?
@@ -484,41 +491,29 @@ fn verdicts(md: &mut String, grids: &[Grid], nets: &[(u32, String, Weights)]) {
                     Some(_) => "smoother",
                     None => "not told apart in roughness",
                 };
-                mdln!(
-                    md,
-                    "- **The plain net's surface at depth {hi} is {word} than at depth {lo}** (roughness {} against {} decades). Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
+                said.push(format!(
+                    "**The plain net's surface at depth {hi} is {word} than at depth {lo}** (roughness {} against {} decades). Li et al. (Fig. 5, CIFAR-10) see the plain net's surface turn chaotic between 20 and 56 layers.",
                     spread(&deep, 3, false),
                     spread(&shallow, 3, false)
-                );
-                said = true;
+                ));
             }
         }
     }
-    if said {
-        mdln!(md);
-    }
+    (!said.is_empty()).then_some(Block::List(said))
 }
 
-/// The two landscape charts, linked with their captions.
-fn chart_links(md: &mut String) {
-    mdln!(md, "### {LOSS_LANDSCAPE}");
-    mdln!(md);
-    mdln!(
-        md,
-        "*log10 of the training loss over (α, β) around the trained weights (the cross), one colour scale for every panel, with contour lines: the first grid of each net (its lowest training seed and direction seed).*"
-    );
-    mdln!(md);
-    mdln!(md, "![{LOSS_LANDSCAPE}](plots/{LOSS_LANDSCAPE}.png)");
-    mdln!(md);
-    mdln!(md, "### {LOSS_SLICE}");
-    mdln!(md);
-    mdln!(
-        md,
-        "*The training loss along δ alone (β = 0), every run on one log axis.*"
-    );
-    mdln!(md);
-    mdln!(md, "![{LOSS_SLICE}](plots/{LOSS_SLICE}.png)");
-    mdln!(md);
+/// The two landscape charts, each with its caption in italics above it.
+fn chart_links() -> Vec<Block> {
+    let mut out = Vec::new();
+    for (name, caption) in [
+        (LOSS_LANDSCAPE, "log10 of the training loss over (α, β) around the trained weights (the cross), one colour scale for every panel, with contour lines: the first grid of each net (its lowest training seed and direction seed)."),
+        (LOSS_SLICE, "The training loss along δ alone (β = 0), every run on one log axis."),
+    ] {
+        out.push(Block::Heading(3, name.to_owned()));
+        out.push(Block::Para(format!("*{caption}*")));
+        out.push(Block::Chart(name.to_owned(), String::new()));
+    }
+    out
 }
 
 #[cfg(test)]

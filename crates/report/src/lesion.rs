@@ -18,12 +18,13 @@
 //!   ([`short_paths`]; Veit et al. found 5–17 of 54).
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use gradscope_format::files::{LESION_CSV, LESION_SUMMARY_CSV, PATHS_CSV, PLOTS_DIR, RUNS_DIR};
 use gradscope_format::lesion::{LesionKind, LesionRow, LesionSummaryRow, EFFECTIVE_SHARE};
 use gradscope_plot::{LESION_K, LESION_SINGLE, PATH_GRADIENT};
+
+use crate::page::Block;
 
 /// "A few points" of test error (a fraction): the most one deletion may
 /// add for a net to take it in stride.
@@ -130,79 +131,91 @@ fn errors_by_k(root: &Path, run: &str) -> Vec<f64> {
     out
 }
 
-pub(crate) fn section(md: &mut String, root: &Path) {
+pub(crate) fn section(root: &Path) -> Vec<Block> {
     let path = root.join(LESION_SUMMARY_CSV);
     if !path.is_file() {
-        return;
+        return Vec::new();
     }
-    mdln!(md, "## Lesions and paths (Veit et al. 2016)");
-    mdln!(md);
+    let mut out = vec![Block::Heading(
+        2,
+        "Lesions and paths (Veit et al. 2016)".to_owned(),
+    )];
     let rows: Vec<LesionSummaryRow> = match csv::Reader::from_path(&path)
         .and_then(|mut r| r.deserialize().collect::<Result<Vec<_>, _>>())
     {
         Ok(rows) => rows,
         Err(e) => {
-            mdln!(md, "Not read: {}: {e}", path.display());
-            mdln!(md);
-            return;
+            out.push(Block::Para(format!("Not read: {}: {e}", path.display())));
+            return out;
         }
     };
     let Some(r0) = rows.first() else {
-        return;
+        return out;
     };
-    mdln!(
-        md,
+    out.push(Block::Para(format!(
         "`gradscope lesion` loaded each run's trained weights and measured train and test error on the first {} images of each split in eval mode: intact; after deleting each block whose input and output shapes match (a residual block keeps only its shortcut, a plain block becomes the identity; the downsampling blocks stay, as in Veit et al.); after deleting k blocks drawn at random; and after swapping k random pairs of blocks of one shape. \
 On the residual nets it then measured, for each path length k, the gradient that reaches the first block through paths of k residual branches (the rest through their shortcuts): the mean over the measured paths times their number C(n, k), at the trained weights and at the initial ones.",
         r0.samples
-    );
-    mdln!(md);
-    mdln!(md, "What the paper found (CIFAR-10, ResNet-110 against VGG-15): deleting one block of the residual net raised its error by a few points at most, while the plain net fell to chance; deleting more blocks raised the residual net's error smoothly; and most of the gradient came through paths of 5 to 17 of its 54 blocks.");
-    mdln!(md);
-    mdln!(md, "| run | blocks (deletable) | intact test error % | one block deleted: median % | worst % | chance % | {:.0}% of the gradient through paths of | most from k |", 100.0 * EFFECTIVE_SHARE);
-    mdln!(md, "|---|---|---|---|---|---|---|---|");
-    for r in &rows {
-        let paths = match (r.effective_lo, r.effective_hi) {
-            (Some(lo), Some(hi)) => format!("{lo}–{hi} of {}", r.blocks),
-            _ => "–".into(),
-        };
-        mdln!(
-            md,
-            "| {} | {} ({}) | {} | {} | {} | {} | {} | {} |",
-            r.run,
-            r.blocks,
-            r.deletable,
-            pct(Some(r.intact_test_error)),
-            pct(r.delete_median_test_error),
-            pct(r.delete_max_test_error),
-            pct(Some(r.chance_error)),
-            paths,
-            r.peak_k.map_or("–".into(), |k| k.to_string())
-        );
-    }
-    mdln!(md);
-    verdicts(md, root, &rows);
+    )));
+    out.push(Block::Para("What the paper found (CIFAR-10, ResNet-110 against VGG-15): deleting one block of the residual net raised its error by a few points at most, while the plain net fell to chance; deleting more blocks raised the residual net's error smoothly; and most of the gradient came through paths of 5 to 17 of its 54 blocks.".to_owned()));
+    out.push(run_table(&rows));
+    out.push(Block::Para("What the numbers show:".to_owned()));
+    out.push(verdicts(root, &rows));
     for (name, caption) in [
         (LESION_SINGLE, "Test error after deleting each single block, every run a line, one panel per depth (Veit et al. Fig. 3)."),
         (LESION_K, "Mean test error after deleting k blocks at random (Veit et al. Fig. 5)."),
         (PATH_GRADIENT, "Per path length: the share of all paths (dashed), and the share of the gradient that reaches the first block through them, trained and at init (Veit et al. Fig. 6)."),
     ] {
         if root.join(PLOTS_DIR).join(format!("{name}.png")).is_file() {
-            mdln!(md, "### {name}");
-            mdln!(md);
-            mdln!(md, "*{caption}*");
-            mdln!(md);
-            mdln!(md, "![{name}](plots/{name}.png)");
-            mdln!(md);
+            out.push(Block::Heading(3, name.to_owned()));
+            out.push(Block::Para(format!("*{caption}*")));
+            out.push(Block::Chart(name.to_owned(), String::new()));
         }
     }
+    out
+}
+
+/// One row per run: its error intact and after deletions, and its paths.
+fn run_table(rows: &[LesionSummaryRow]) -> Block {
+    let header = vec![
+        "run".to_owned(),
+        "blocks (deletable)".to_owned(),
+        "intact test error %".to_owned(),
+        "one block deleted: median %".to_owned(),
+        "worst %".to_owned(),
+        "chance %".to_owned(),
+        format!(
+            "{:.0}% of the gradient through paths of",
+            100.0 * EFFECTIVE_SHARE
+        ),
+        "most from k".to_owned(),
+    ];
+    let rows = rows
+        .iter()
+        .map(|r| {
+            let paths = match (r.effective_lo, r.effective_hi) {
+                (Some(lo), Some(hi)) => format!("{lo}–{hi} of {}", r.blocks),
+                _ => "–".into(),
+            };
+            vec![
+                r.run.clone(),
+                format!("{} ({})", r.blocks, r.deletable),
+                pct(Some(r.intact_test_error)),
+                pct(r.delete_median_test_error),
+                pct(r.delete_max_test_error),
+                pct(Some(r.chance_error)),
+                paths,
+                r.peak_k.map_or("–".into(), |k| k.to_string()),
+            ]
+        })
+        .collect();
+    Block::Table(header, rows)
 }
 
 /// One bullet per depth: plain and residual under the rules above.
-fn verdicts(md: &mut String, root: &Path, rows: &[LesionSummaryRow]) {
-    mdln!(md, "What the numbers show:");
-    mdln!(md);
+fn verdicts(root: &Path, rows: &[LesionSummaryRow]) -> Block {
     let depths: BTreeSet<u32> = rows.iter().map(|r| r.depth).collect();
+    let mut items = Vec::new();
     for depth in depths {
         let mut words = Vec::new();
         for variant in ["plain", "residual"] {
@@ -265,9 +278,9 @@ fn verdicts(md: &mut String, root: &Path, rows: &[LesionSummaryRow]) {
             };
             words.push(format!("the {variant} net {single}{in_k}{path_words}"));
         }
-        mdln!(md, "- Depth {depth}: {}.", words.join("; "));
+        items.push(format!("Depth {depth}: {}.", words.join("; ")));
     }
-    mdln!(md);
+    Block::List(items)
 }
 
 #[cfg(test)]

@@ -21,13 +21,13 @@
 //!   with gradscope-plot, so the report's text and its charts always
 //!   describe the same runs.
 //!
-//! The page's text is `markdown` (the order of the sections, once per
-//! group of a swept experiment) over `sections`, one module per section,
-//! each with the rules that pick its words.
+//! The page is `assemble` (the order of the sections, once per group of a
+//! swept experiment) over `sections`, one module per section, each building
+//! its `page::Block`s with the rules that pick its words.
 //!
-//! The same page is written as `report.html`, one file that opens offline: the
-//! charts inline as SVG with every drawn value shown on hover, tables that
-//! sort on a click (the `page` module reads the Markdown back into blocks).
+//! The same blocks are written as `report.html`, one file that opens
+//! offline: the charts inline as SVG with every drawn value shown on hover,
+//! tables that sort on a click (the `page` module writes both).
 //!
 //! [`compare::write_comparison`] (`gradscope compare`) puts several
 //! results folders on one page, `compare.md` and a self-contained
@@ -48,23 +48,12 @@
 
 #![forbid(unsafe_code)]
 
-/// `writeln!` into a String (which cannot fail); shared by the modules
-/// that write Markdown.
-macro_rules! mdln {
-    ($buf:expr) => {{
-        $buf.push('\n');
-    }};
-    ($buf:expr, $($arg:tt)*) => {{
-        let _ = writeln!($buf, $($arg)*);
-    }};
-}
-
 pub mod analysis;
+mod assemble;
 pub mod compare;
 pub mod export;
 mod landscape;
 mod lesion;
-mod markdown;
 mod page;
 pub mod reproduce;
 pub mod runs;
@@ -181,11 +170,10 @@ pub fn write_report_live(results_dir: &Path, reload: Option<u64>) -> Result<Repo
     lesion::draw_stale(results_dir, &mut problems);
     let loaded = runs::load(results_dir)?;
     problems.extend(loaded.problems());
-    let text = markdown::render(results_dir, &loaded, &problems);
+    let blocks = assemble::blocks(results_dir, &loaded, &problems);
     let path = results_dir.join(REPORT_FILE);
-    write_file(&path, text.as_bytes())?;
+    write_file(&path, assemble::markdown(&blocks).as_bytes())?;
     // The same page for a browser: one file, charts inline, nothing fetched.
-    let blocks = page::parse_markdown(&text);
     let title = match blocks.first() {
         Some(page::Block::Heading(_, t)) => t.clone(),
         _ => "gradscope report".to_owned(),

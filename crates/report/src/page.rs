@@ -20,6 +20,12 @@ pub enum Block {
     Para(String),
     /// A bulleted list.
     List(Vec<String>),
+    /// A bulleted list that the next block follows without a blank line in
+    /// Markdown: the report's notes on what is missing ("`NAME`: not in
+    /// plots/", "RUN: no activations.csv …") are written so, and report.md
+    /// keeps its published bytes. A paragraph right after one reads, in
+    /// CommonMark, as part of its last item; the HTML writes it as a list.
+    TightList(Vec<String>),
     /// A table: header cells, then rows.
     Table(Vec<String>, Vec<Vec<String>>),
     /// A chart of `plots/`: its file stem and caption. Markdown links the
@@ -27,132 +33,9 @@ pub enum Block {
     Chart(String, String),
     /// A quoted paragraph (`> text`).
     Quote(String),
-    /// A fenced code block.
-    Code(String),
-}
-
-/// The blocks of Markdown as `gradscope report` writes it: headings,
-/// paragraphs, `>` quotes, `-` lists, fenced code, tables, and charts
-/// (`![NAME](plots/NAME.png)`, with the `*caption*` paragraph after it).
-/// Not a general Markdown parser: the report is its only input.
-pub fn parse_markdown(md: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut lines = md.lines().peekable();
-    let mut para: Vec<&str> = Vec::new();
-    let flush = |para: &mut Vec<&str>, blocks: &mut Vec<Block>| {
-        if !para.is_empty() {
-            blocks.push(Block::Para(para.join(" ")));
-            para.clear();
-        }
-    };
-    while let Some(line) = lines.next() {
-        let t = line.trim_end();
-        if t.is_empty() {
-            flush(&mut para, &mut blocks);
-        } else if let Some(fence) = t.strip_prefix("```") {
-            let _ = fence;
-            flush(&mut para, &mut blocks);
-            let mut code = Vec::new();
-            for l in lines.by_ref() {
-                if l.trim_end() == "```" {
-                    break;
-                }
-                code.push(l);
-            }
-            blocks.push(Block::Code(code.join("\n")));
-        } else if t.starts_with('#') {
-            flush(&mut para, &mut blocks);
-            let level = t.chars().take_while(|&c| c == '#').count();
-            let text = t[level..].trim().to_owned();
-            blocks.push(Block::Heading(level.clamp(1, 6) as u8, text));
-        } else if let Some(q) = t.strip_prefix('>') {
-            flush(&mut para, &mut blocks);
-            blocks.push(Block::Quote(q.trim().to_owned()));
-        } else if let Some(item) = t.strip_prefix("- ") {
-            flush(&mut para, &mut blocks);
-            let mut items = vec![item.to_owned()];
-            while let Some(next) = lines.peek().and_then(|l| l.trim_end().strip_prefix("- ")) {
-                items.push(next.to_owned());
-                lines.next();
-            }
-            blocks.push(Block::List(items));
-        } else if t.starts_with('|') {
-            flush(&mut para, &mut blocks);
-            let cells = |l: &str| -> Vec<String> {
-                let inner = l.trim().trim_start_matches('|').trim_end_matches('|');
-                split_cells(inner)
-            };
-            let header = cells(t);
-            let mut rows = Vec::new();
-            while let Some(next) = lines.peek().map(|l| l.trim_end()) {
-                if !next.starts_with('|') {
-                    break;
-                }
-                let row = cells(next);
-                lines.next();
-                // The |---|---| rule under the header.
-                if row
-                    .iter()
-                    .all(|c| c.chars().all(|ch| ch == '-' || ch == ':') && !c.is_empty())
-                {
-                    continue;
-                }
-                rows.push(row);
-            }
-            blocks.push(Block::Table(header, rows));
-        } else if let Some(name) = chart_name(t) {
-            flush(&mut para, &mut blocks);
-            // The caption is the italic paragraph that follows, if any.
-            while lines.peek().is_some_and(|l| l.trim().is_empty()) {
-                lines.next();
-            }
-            let caption = match lines.peek().map(|l| l.trim()) {
-                Some(c)
-                    if c.len() > 2
-                        && c.starts_with('*')
-                        && c.ends_with('*')
-                        && !c.starts_with("**") =>
-                {
-                    lines.next();
-                    c[1..c.len() - 1].to_owned()
-                }
-                _ => String::new(),
-            };
-            blocks.push(Block::Chart(name, caption));
-        } else {
-            para.push(t);
-        }
-    }
-    flush(&mut para, &mut blocks);
-    blocks
-}
-
-/// Table cells split at `|`, except an escaped `\|`.
-fn split_cells(inner: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let mut cell = String::new();
-    let mut chars = inner.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'|') => {
-                cell.push('|');
-                chars.next();
-            }
-            '|' => cells.push(std::mem::take(&mut cell).trim().to_owned()),
-            c => cell.push(c),
-        }
-    }
-    cells.push(cell.trim().to_owned());
-    cells
-}
-
-/// `NAME` of a line that is only `![…](plots/NAME.png)`.
-fn chart_name(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("![")?;
-    let (_, target) = rest.split_once("](")?;
-    let target = target.strip_suffix(')')?;
-    let name = target.strip_prefix("plots/")?.strip_suffix(".png")?;
-    (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
+    /// A fenced code block: its language (`sh`; empty for none), which
+    /// only the Markdown names, and its text.
+    Code(String, String),
 }
 
 /// Markdown: charts linked relatively as `plots/NAME.png`.
@@ -189,14 +72,24 @@ pub fn markdown(blocks: &[Block]) -> String {
                 }
                 md.push('\n');
             }
+            Block::TightList(items) => {
+                for item in items {
+                    let _ = writeln!(md, "- {item}");
+                }
+            }
+            // A chart without a caption is the image alone: the report
+            // writes its captions as paragraphs before the image.
+            Block::Chart(name, caption) if caption.is_empty() => {
+                let _ = writeln!(md, "![{name}](plots/{name}.png)\n");
+            }
             Block::Chart(name, caption) => {
                 let _ = writeln!(md, "![{name}](plots/{name}.png)\n\n*{caption}*\n");
             }
             Block::Quote(text) => {
                 let _ = writeln!(md, "> {text}\n");
             }
-            Block::Code(text) => {
-                let _ = writeln!(md, "```\n{text}\n```\n");
+            Block::Code(lang, text) => {
+                let _ = writeln!(md, "```{lang}\n{text}\n```\n");
             }
         }
     }
@@ -399,7 +292,7 @@ fn write_block(out: &mut String, block: &Block, root: &Path) {
         Block::Para(text) => {
             let _ = writeln!(out, "<p>{}</p>", inline(text));
         }
-        Block::List(items) => {
+        Block::List(items) | Block::TightList(items) => {
             out.push_str("<ul>\n");
             for item in items {
                 let _ = writeln!(out, "<li>{}</li>", inline(item));
@@ -468,7 +361,7 @@ fn write_block(out: &mut String, block: &Block, root: &Path) {
         Block::Quote(text) => {
             let _ = writeln!(out, "<blockquote>{}</blockquote>", inline(text));
         }
-        Block::Code(text) => {
+        Block::Code(_, text) => {
             let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(text));
         }
     }
@@ -670,23 +563,41 @@ mod tests {
         assert_eq!(inline("2 ` 3"), "2 ` 3");
     }
 
+    /// The Markdown that report.md is published with: a fence that names
+    /// its language, a chart whose caption is the paragraph before it, and
+    /// notes that run straight into the next block; the HTML is the same
+    /// as for a list, and a fence's language is not shown.
     #[test]
-    fn the_reports_markdown_parses_into_its_blocks() {
-        let md = "# Report: q\n\n> what it is\n\n- a\n- b `c`\n\ntext\ngoes on\n\n```sh\nrun x\n```\n\n| v | d |\n|---|---|\n| plain \\| x | 4 |\n\n![g](plots/gradient_profile.png)\n\n*rms of dL/dh*\n";
+    fn the_reports_own_markdown_forms_are_written_as_published() {
+        let blocks = vec![
+            Block::Code("sh".into(), "gradscope report r".into()),
+            Block::Chart("error_vs_depth".into(), String::new()),
+            Block::TightList(vec![
+                "`a`: not in plots/".into(),
+                "`b`: not in plots/".into(),
+            ]),
+            Block::Heading(3, "c".into()),
+        ];
         assert_eq!(
-            parse_markdown(md),
-            vec![
-                Block::Heading(1, "Report: q".into()),
-                Block::Quote("what it is".into()),
-                Block::List(vec!["a".into(), "b `c`".into()]),
-                Block::Para("text goes on".into()),
-                Block::Code("run x".into()),
-                Block::Table(
-                    vec!["v".into(), "d".into()],
-                    vec![vec!["plain | x".into(), "4".into()]]
-                ),
-                Block::Chart("gradient_profile".into(), "rms of dL/dh".into()),
-            ]
+            markdown(&blocks),
+            "```sh\ngradscope report r\n```\n\n![error_vs_depth](plots/error_vs_depth.png)\n\n\
+             - `a`: not in plots/\n- `b`: not in plots/\n### c\n\n"
+        );
+        let page = html("t", &blocks, Path::new("/nonexistent"));
+        assert!(
+            page.contains("<pre><code>gradscope report r</code></pre>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<ul>\n<li><code>a</code>: not in plots/</li>\n<li>"),
+            "{page}"
+        );
+        assert!(page.contains("<figcaption></figcaption>"), "{page}");
+        // A caption is written in italics after the image (compare.md).
+        let captioned = [Block::Chart("g".into(), "what it shows".into())];
+        assert_eq!(
+            markdown(&captioned),
+            "![g](plots/g.png)\n\n*what it shows*\n\n"
         );
     }
 

@@ -1,8 +1,9 @@
 //! Every chart of `plots/`, linked relatively, each with its caption.
 
+use super::note;
+use crate::page::Block;
 use gradscope_format::files::PLOTS_DIR;
 use gradscope_plot::CHART_NAMES;
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// One line under each chart: what it shows.
@@ -20,25 +21,85 @@ pub(crate) fn caption(name: &str) -> &'static str {
     }
 }
 
-pub(crate) fn charts(md: &mut String, root: &Path) {
-    mdln!(md, "## Charts");
-    mdln!(md);
+pub(crate) fn charts(root: &Path) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, "Charts".to_owned())];
     let plots = root.join(PLOTS_DIR);
     let mut any = false;
     for name in CHART_NAMES {
         if !plots.join(format!("{name}.png")).is_file() {
-            mdln!(md, "- `{name}`: not in plots/ (see the problems above).");
+            note(
+                &mut out,
+                format!("`{name}`: not in plots/ (see the problems above)."),
+            );
             continue;
         }
         any = true;
-        mdln!(md, "### {name}");
-        mdln!(md);
-        mdln!(md, "{}", caption(name));
-        mdln!(md);
-        mdln!(md, "![{name}](plots/{name}.png)");
-        mdln!(md);
+        // The caption is a paragraph above the image (report.md as
+        // published); the image has none of its own.
+        out.push(Block::Heading(3, name.to_owned()));
+        out.push(Block::Para(caption(name).to_owned()));
+        out.push(Block::Chart(name.to_owned(), String::new()));
     }
     if any {
-        mdln!(md, "SVG versions sit beside each PNG in `plots/`.");
+        out.push(Block::Para(
+            "SVG versions sit beside each PNG in `plots/`.".to_owned(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every chart the report or a comparison shows has a caption: a chart
+    /// without one would be an image with an empty paragraph above it.
+    #[test]
+    fn every_chart_has_a_caption() {
+        let compared = gradscope_plot::compare::COMPARE_CHARTS
+            .into_iter()
+            .filter(|n| *n != gradscope_plot::compare::DECAY_VS_DEPTH);
+        for name in CHART_NAMES.into_iter().chain(compared) {
+            assert!(!caption(name).is_empty(), "{name}");
+        }
+        assert_eq!(caption("no_such_chart"), "");
+    }
+
+    /// A chart missing from plots/ is a note in place of its heading,
+    /// caption and image; notes in a row are one list, and the closing
+    /// line about the SVGs is there only when some chart is.
+    #[test]
+    fn a_missing_chart_is_a_note_in_its_place() {
+        let root = tempfile::tempdir().unwrap();
+        let none = charts(root.path());
+        assert_eq!(none.len(), 2, "{none:?}");
+        assert!(
+            matches!(&none[1], Block::TightList(items) if items.len() == CHART_NAMES.len()),
+            "{none:?}"
+        );
+        let plots = root.path().join(PLOTS_DIR);
+        std::fs::create_dir_all(&plots).unwrap();
+        std::fs::write(plots.join(format!("{}.png", CHART_NAMES[1])), b"png").unwrap();
+        let one = charts(root.path());
+        assert_eq!(
+            one,
+            vec![
+                Block::Heading(2, "Charts".into()),
+                Block::TightList(vec![format!(
+                    "`{}`: not in plots/ (see the problems above).",
+                    CHART_NAMES[0]
+                )]),
+                Block::Heading(3, CHART_NAMES[1].into()),
+                Block::Para(caption(CHART_NAMES[1]).into()),
+                Block::Chart(CHART_NAMES[1].into(), String::new()),
+                Block::TightList(
+                    CHART_NAMES[2..]
+                        .iter()
+                        .map(|n| format!("`{n}`: not in plots/ (see the problems above)."))
+                        .collect()
+                ),
+                Block::Para("SVG versions sit beside each PNG in `plots/`.".into()),
+            ]
+        );
     }
 }

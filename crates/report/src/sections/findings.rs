@@ -7,12 +7,12 @@ use crate::analysis::{
     depth_trend, effective_lr_spreads, scale_free_readings, stalled, twins_identical, DepthTrend,
     Trend, RISE_TOL, STALL_FALL, STALL_SHARE, VANISH_SPREAD,
 };
+use crate::page::Block;
 use crate::runs::{GradientEnds, Loaded, RunEntry};
 use crate::verdict::{
     depth_axis, failure, mechanism, paired, twin_reading, twin_summary, Failure, Mechanism,
     Outcome, Paired, Signals, TwinReading, PAIRED_TEST,
 };
-use std::fmt::Write as _;
 
 /// What the error columns measure, in words that fit the task.
 fn error_words(loaded: &Loaded) -> &'static str {
@@ -288,9 +288,18 @@ fn stalled_twins(loaded: &Loaded, twins: &[(String, Vec<Paired>)]) -> Vec<(Strin
         .collect()
 }
 
-pub(crate) fn findings(md: &mut String, loaded: &Loaded) {
-    mdln!(md, "## What the numbers show");
-    mdln!(md);
+pub(crate) fn findings(loaded: &Loaded) -> Vec<Block> {
+    vec![
+        Block::Heading(2, "What the numbers show".to_owned()),
+        Block::Para(sentences(loaded).join(" ")),
+        Block::Para(rules()),
+    ]
+}
+
+/// The verdicts in page order: each variant's error against depth, each
+/// twin against plain, what diverged, why the plain nets failed (or that
+/// they did not), and the twins that did not converge.
+fn sentences(loaded: &Loaded) -> Vec<String> {
     let what = error_words(loaded);
     let family = cfg_str(loaded.config(), "/model/family").unwrap_or("mlp");
     let trends: Vec<DepthTrend> = loaded
@@ -356,22 +365,27 @@ pub(crate) fn findings(md: &mut String, loaded: &Loaded) {
             "**{name} did not converge**: its training loss stopped falling at {last:.3} (from {first:.3}) while it is worse than its plain twin, so at that depth this run says nothing about the shortcut; a smaller lr or more steps would tell."
         ));
     }
-    mdln!(md, "{}", para.join(" "));
-    mdln!(md);
-    mdln!(
-        md,
+    para
+}
+
+/// The rules the verdicts follow, with their thresholds.
+fn rules() -> String {
+    format!(
         "(Rules: a change of error with depth counts when it exceeds {:.0} point or the end depths' seed spreads added, on the least-squares line through every depth's mean; a twin is compared with plain {PAIRED_TEST}; a mechanism is read on the probe: a vanishing gradient where dL/dh falls more than {VANISH_SPREAD:.0} decades over the trunk toward the input (BatchNorm nets: ‖∇W‖·‖W‖), forward collapse where √q falls that much toward the output, exploding where dL/dh grows that much, exploding then frozen where a BatchNorm net's effective lr lr·‖∇W‖/‖W‖ is that much higher at the bottom at step 0 and that much lower at the end; degradation is named only where the plain error rises, no plain depth shows a mechanism and no twin is worse; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only where it is worse than its plain twin.)",
         100.0 * RISE_TOL,
         100.0 * STALL_FALL,
         100.0 * STALL_SHARE
-    );
-    mdln!(md);
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::trend_sentence;
+    use super::{failure_sentence, findings, trend_sentence};
     use crate::analysis::{DepthTrend, Stat, Trend};
+    use crate::page::Block;
+    use crate::sections::fixture::loaded;
+    use crate::verdict::{Failure, Mechanism};
+    use serde_json::{json, Value};
 
     fn trend(points: &[(u32, f64)], trend: Trend, monotonic: bool) -> DepthTrend {
         let points: Vec<(u32, Stat)> = points
@@ -431,5 +445,142 @@ mod tests {
             falls.contains("falls with depth") && falls.contains("(-20.00 points)"),
             "{falls}"
         );
+    }
+
+    const VANISHING: Mechanism = Mechanism::Vanishing {
+        forward_collapse: false,
+    };
+
+    /// He et al. (2016) call degradation the failure of deeper plain nets
+    /// to fit that is *not* caused by vanishing gradients: where the probe
+    /// names a mechanism the sentence says "not degradation" and cites the
+    /// mechanism's source; degradation is named only as its own verdict.
+    #[test]
+    fn a_named_mechanism_is_not_degradation() {
+        let plain = trend(&[(8, 0.10), (32, 0.40)], Trend::Rises, true);
+        let vanishing = failure_sentence(
+            &Failure::Explained(vec![(32, VANISHING)]),
+            "error",
+            &plain,
+            &[(8, Mechanism::Healthy), (32, VANISHING)],
+        );
+        assert!(
+            vanishing.contains("**this is not degradation**")
+                && vanishing.contains("vanishing gradient at depth 32")
+                && vanishing.contains("Hochreiter 1991; Bengio, Simard & Frasconi 1994")
+                && !vanishing.contains("Poole"),
+            "{vanishing}"
+        );
+        let collapse = failure_sentence(
+            &Failure::Explained(vec![(
+                32,
+                Mechanism::Vanishing {
+                    forward_collapse: true,
+                },
+            )]),
+            "error",
+            &plain,
+            &[],
+        );
+        assert!(collapse.contains("Poole et al. 2016"), "{collapse}");
+        let frozen = failure_sentence(
+            &Failure::Explained(vec![(32, Mechanism::ExplodingThenFrozen)]),
+            "error",
+            &plain,
+            &[],
+        );
+        assert!(frozen.contains("Philipp et al. 2018"), "{frozen}");
+        let degradation = failure_sentence(&Failure::Degradation, "error", &plain, &[]);
+        assert!(
+            degradation.starts_with("**This is the degradation problem of He et al. (2016)**"),
+            "{degradation}"
+        );
+    }
+
+    /// A depth whose error rose past the tolerance while its readings are
+    /// healthy is said to be unexplained, not folded into the mechanism
+    /// named at another depth.
+    #[test]
+    fn a_rise_without_a_mechanism_is_left_unexplained() {
+        let plain = trend(&[(8, 0.10), (16, 0.30), (32, 0.40)], Trend::Rises, true);
+        let said = failure_sentence(
+            &Failure::Explained(vec![(32, VANISHING)]),
+            "error",
+            &plain,
+            &[
+                (8, Mechanism::Healthy),
+                (16, Mechanism::Healthy),
+                (32, VANISHING),
+            ],
+        );
+        assert!(
+            said.contains(
+                "At depth 16, where the error also rose, no reading passes the 2-decade bars"
+            ),
+            "{said}"
+        );
+        let flat = trend(&[(8, 0.10), (32, 0.105)], Trend::Flat, true);
+        let none = failure_sentence(&Failure::NoRise(vec![]), "error", &flat, &[]);
+        assert!(
+            none.starts_with("**This experiment does not show the expected effect**")
+                && none.contains("by more than 1.00 points"),
+            "{none}"
+        );
+        let shown = failure_sentence(&Failure::NoRise(vec![(32, VANISHING)]), "error", &flat, &[]);
+        assert!(
+            shown.contains("shows no degradation; the probe shows vanishing gradient at depth 32"),
+            "{shown}"
+        );
+    }
+
+    fn run(error: f64, spread: f64) -> Value {
+        json!({
+            "final": {"train_error": error},
+            "gradient_ends": {"spread_init": spread, "spread_final": spread}
+        })
+    }
+
+    /// The findings paragraph: the plain nets' error rises with depth
+    /// and the deepest one's gradient falls 5 decades (past the 2-decade
+    /// bar), so the failure is named vanishing, not degradation; a
+    /// residual twin that diverged where plain trained makes the
+    /// comparison mixed, and is named.
+    #[test]
+    fn the_paragraph_names_the_mechanism_and_a_diverged_twin() {
+        let config = json!({"model": {"family": "mlp"}, "variants": ["plain", "residual"]});
+        let mut runs = vec![
+            ("plain", 4, 0, run(0.10, 0.5)),
+            ("plain", 4, 1, run(0.11, 0.5)),
+            ("plain", 16, 0, run(0.50, 5.0)),
+            ("plain", 16, 1, run(0.52, 5.0)),
+            ("residual", 4, 0, run(0.10, 0.2)),
+            ("residual", 4, 1, run(0.10, 0.2)),
+            ("residual", 16, 0, run(0.09, 0.3)),
+            ("residual", 16, 1, run(0.10, 0.3)),
+        ];
+        let blocks = findings(&loaded(&config, runs.clone()));
+        let Block::Para(text) = &blocks[1] else {
+            panic!("{blocks:?}")
+        };
+        assert!(
+            text.contains("**plain** nets' final training error rises with depth"),
+            "{text}"
+        );
+        assert!(text.contains("**this is not degradation**"), "{text}");
+        assert!(!text.contains("diverged"), "{text}");
+        // Healthy plain gradients, and a residual twin that diverged.
+        for r in &mut runs[2..4] {
+            r.3["gradient_ends"] = json!({"spread_init": 0.5, "spread_final": 0.5});
+        }
+        runs[7].3 = json!({"status": "diverged", "diverged_at_step": 40});
+        let blocks = findings(&loaded(&config, runs));
+        let Block::Para(text) = &blocks[1] else {
+            panic!("{blocks:?}")
+        };
+        assert!(
+            text.contains("**residual diverged** (its loss or a gradient became NaN or infinite, and the run stopped) at depth 16 (1 of 2 seeds, at step 40)."),
+            "{text}"
+        );
+        assert!(text.contains("**the comparison is mixed**"), "{text}");
     }
 }

@@ -1,52 +1,50 @@
 //! Glorot and Bengio (2010): per-layer saturation and gradient spread of sigmoid and
 //! tanh MLPs.
 
-use super::{cfg_str, sci};
+use super::{cells, cfg_str, note, sci};
 use crate::analysis::{gradient_spread, layer_rows, LayerRow};
+use crate::page::Block;
 use crate::runs::Loaded;
-use std::fmt::Write as _;
 
 /// A saturated fraction below this (half a percent) counts as none: the
 /// report does not rank layers by noise.
 const SAT_NONE: f64 = 0.005;
 
-pub(crate) fn glorot(md: &mut String, loaded: &Loaded) {
+pub(crate) fn glorot(loaded: &Loaded) -> Vec<Block> {
     let config = loaded.config();
     let activation = loaded.setting("activation").unwrap_or_default();
     if cfg_str(config, "/model/family") != Some("mlp")
         || !["sigmoid", "tanh"].contains(&activation.as_str())
     {
-        return;
+        return Vec::new();
     }
     let init = loaded.setting("init").unwrap_or_else(|| "?".into());
     let seed = loaded.entries.iter().map(|e| e.seed).min().unwrap_or(0);
-    mdln!(
-        md,
-        "## Saturation and gradients per layer (Glorot & Bengio 2010)"
-    );
-    mdln!(md);
-    mdln!(
-        md,
-        "**Theirs** (Glorot & Bengio 2010, Fig. 2 and §4.2–4.3): in a sigmoid net with the standard \
-         init U[−1/√n, 1/√n] (`pytorch-default` here) the top hidden layer saturates early \
-         (its outputs pushed to 0) and recovers only slowly; with the normalized init (`glorot`) \
-         the back-propagated gradients stay more even across layers. **Ours**, `{activation}` with \
-         init `{init}`, deepest depth, seed {seed}:"
-    );
+    let mut out = vec![
+        Block::Heading(
+            2,
+            "Saturation and gradients per layer (Glorot & Bengio 2010)".to_owned(),
+        ),
+        Block::Para(format!(
+            "**Theirs** (Glorot & Bengio 2010, Fig. 2 and §4.2–4.3): in a sigmoid net with the standard \
+             init U[−1/√n, 1/√n] (`pytorch-default` here) the top hidden layer saturates early \
+             (its outputs pushed to 0) and recovers only slowly; with the normalized init (`glorot`) \
+             the back-propagated gradients stay more even across layers. **Ours**, `{activation}` with \
+             init `{init}`, deepest depth, seed {seed}:"
+        )),
+    ];
     if loaded.variants().iter().any(|v| v == "residual") {
-        mdln!(md);
-        mdln!(
-            md,
+        out.push(Block::Para(
             "What is measured: each layer's response is `act(norm(h))`, the value the next weight \
              layer reads. In the residual net h is the residual stream, the running sum of every \
              block's output, so its units saturate as the sum grows; that says nothing against the \
              residual net training well (the gradient reaches the input through the shortcuts, not \
              through these units)."
-        );
+                .to_owned(),
+        ));
     }
-    mdln!(md);
     let Some(&depth) = loaded.depths().last() else {
-        return;
+        return out;
     };
     for variant in loaded.variants() {
         let Some(run) = loaded
@@ -54,58 +52,67 @@ pub(crate) fn glorot(md: &mut String, loaded: &Loaded) {
             .iter()
             .find_map(|e| loaded.csv_run(&e.name))
         else {
-            mdln!(
-                md,
-                "- {variant}-{depth}: no activations.csv or gradients.csv to read."
+            note(
+                &mut out,
+                format!("{variant}-{depth}: no activations.csv or gradients.csv to read."),
             );
             continue;
         };
         let rows = layer_rows(run);
         if rows.is_empty() {
-            mdln!(md, "- {}: no activation rows.", run.summary.run);
+            note(
+                &mut out,
+                format!("{}: no activation rows.", run.summary.run),
+            );
             continue;
         }
-        layer_table(md, &run.summary.run, &rows);
+        out.extend(layer_table(&run.summary.run, &rows));
         let said = sentences(&rows, &activation);
         if !said.is_empty() {
-            mdln!(md, "{}", said.join(" "));
-            mdln!(md);
+            out.push(Block::Para(said.join(" ")));
         }
     }
+    out
 }
 
 /// One run's table: per layer, saturation and mean at the first and last
 /// probe and at their extremes, and the gradient at initialization.
-fn layer_table(md: &mut String, run: &str, rows: &[LayerRow]) {
-    mdln!(
-        md,
-        "{} (layer 0 is nearest the input; the last row is the top hidden layer):",
-        run
-    );
-    mdln!(md);
-    mdln!(
-        md,
-        "| layer | saturated at first probe | peak saturated (step) | saturated at last probe | mean at first probe | lowest mean (step) | mean at last probe | rms of dL/dh at init |"
-    );
-    mdln!(md, "|---|---|---|---|---|---|---|---|");
+fn layer_table(run: &str, rows: &[LayerRow]) -> [Block; 2] {
     let f = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.3}"));
-    for r in rows {
-        mdln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.layer,
-            f(r.sat_first),
-            r.sat_peak
-                .map_or("—".into(), |(v, s)| format!("{v:.3} ({s})")),
-            f(r.sat_last),
-            f(r.mean_first),
-            r.mean_min
-                .map_or("—".into(), |(v, s)| format!("{v:.3} ({s})")),
-            f(r.mean_last),
-            r.grad_init.map_or("—".into(), sci)
-        );
-    }
-    mdln!(md);
+    let at = |v: Option<(f64, u64)>| v.map_or("—".into(), |(v, s)| format!("{v:.3} ({s})"));
+    let rows = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.layer.to_string(),
+                f(r.sat_first),
+                at(r.sat_peak),
+                f(r.sat_last),
+                f(r.mean_first),
+                at(r.mean_min),
+                f(r.mean_last),
+                r.grad_init.map_or("—".into(), sci),
+            ]
+        })
+        .collect();
+    [
+        Block::Para(format!(
+            "{run} (layer 0 is nearest the input; the last row is the top hidden layer):"
+        )),
+        Block::Table(
+            cells(&[
+                "layer",
+                "saturated at first probe",
+                "peak saturated (step)",
+                "saturated at last probe",
+                "mean at first probe",
+                "lowest mean (step)",
+                "mean at last probe",
+                "rms of dL/dh at init",
+            ]),
+            rows,
+        ),
+    ]
 }
 
 /// What one run's rows say against Glorot & Bengio: whether the top hidden
@@ -159,8 +166,11 @@ fn sentences(rows: &[LayerRow], activation: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::sentences;
+    use super::{glorot, sentences};
     use crate::analysis::LayerRow;
+    use crate::page::Block;
+    use crate::sections::fixture::{loaded, trained};
+    use serde_json::json;
 
     fn row(layer: usize, sat_peak: f64, grad_init: f64) -> LayerRow {
         LayerRow {
@@ -217,5 +227,38 @@ mod tests {
             uneven.last().unwrap().contains("is 2.0e4× the smallest"),
             "{uneven:?}"
         );
+    }
+
+    /// Glorot & Bengio studied sigmoid and tanh MLPs: other activations
+    /// and families get no section. Without the per-run CSV files (the
+    /// published folders) each variant is a note, one list for all.
+    #[test]
+    fn the_section_is_for_sigmoid_and_tanh_mlps() {
+        let of = |family: &str, activation: &str| {
+            let config =
+                json!({"model": {"family": family, "activation": activation, "init": "glorot"}});
+            glorot(&loaded(
+                &config,
+                vec![
+                    ("plain", 6, 0, trained(0.1)),
+                    ("residual", 6, 0, trained(0.1)),
+                ],
+            ))
+        };
+        assert!(of("mlp", "relu").is_empty());
+        assert!(of("cnn", "tanh").is_empty());
+        let tanh = of("mlp", "tanh");
+        assert!(
+            matches!(&tanh[1], Block::Para(t) if t.contains("**Ours**, `tanh` with init `glorot`"))
+        );
+        assert!(matches!(&tanh[2], Block::Para(t) if t.starts_with("What is measured")));
+        assert_eq!(
+            tanh[3],
+            Block::TightList(vec![
+                "plain-6: no activations.csv or gradients.csv to read.".into(),
+                "residual-6: no activations.csv or gradients.csv to read.".into()
+            ])
+        );
+        assert_eq!(tanh.len(), 4);
     }
 }

@@ -1,50 +1,31 @@
 //! He et al. (2016) §4.1: whether BatchNorm nets' gradients are healthy, and so
 //! whether degradation is a vanishing-gradient problem, on two scale-free measures.
 
+use super::cells;
 use super::findings::signals;
 use super::gradients::{decades, gradient_run, group_readings, pick};
 use crate::analysis::{depth_trend, flow, scale_free_readings, Trend, VANISH_SPREAD};
+use crate::page::Block;
 use crate::runs::Loaded;
 use crate::verdict::{mechanism, Mechanism};
-use std::fmt::Write as _;
 
 /// He et al. §4.1: with BatchNorm, is the plain nets' degradation a
 /// vanishing gradient? Judged on the scale-free ‖∇W‖·‖W‖, since dL/dh
 /// before a BN layer scales as 1/‖W‖ and weights grow during training.
-pub(crate) fn he_section_4_1(md: &mut String, loaded: &Loaded) {
+pub(crate) fn he_section_4_1(loaded: &Loaded) -> Vec<Block> {
     let norm = loaded.setting("norm").unwrap_or_else(|| "none".into());
-    let depths = loaded.depths();
-    mdln!(
-        md,
-        "### He et al. (2016) §4.1: is degradation vanishing gradient?"
-    );
-    mdln!(md);
+    let mut out = vec![Block::Heading(
+        3,
+        "He et al. (2016) §4.1: is degradation vanishing gradient?".to_owned(),
+    )];
+    if norm != "batchnorm" {
+        out.push(Block::Para(no_batchnorm(loaded, &norm)));
+        return out;
+    }
     let theirs = "He et al. trained their plain nets with BatchNorm and checked that the backward \
                   gradients keep healthy norms, so they argue that the plain nets' degradation is not \
                   caused by vanishing gradients.";
-    if norm != "batchnorm" {
-        let plain_flows: Vec<String> = depths
-            .iter()
-            .filter_map(|&d| {
-                let ends = group_readings(loaded, "plain", d);
-                let s = gradscope_format::decay::median(pick(&ends, |g| g.spread_final))?;
-                Some(format!("depth {d}: {}", flow(s).describe()))
-            })
-            .collect();
-        mdln!(
-            md,
-            "These nets have no BatchNorm (`norm` {norm}), so He et al.'s argument, made for BatchNorm nets, does not apply.{}",
-            if plain_flows.is_empty() {
-                String::new()
-            } else {
-                format!(" The plain nets' gradients at the end of training: {}.", plain_flows.join("; "))
-            }
-        );
-        mdln!(md);
-        return;
-    }
-    mdln!(
-        md,
+    out.push(Block::Para(format!(
         "{theirs} Before a BatchNorm layer, dL/dh and dL/dW scale as 1/‖W‖, so a weight that grows \
          during training makes them shrink although the network's function, and how strongly the \
          loss depends on the weight's direction, do not change. The scale-free measure used here \
@@ -58,17 +39,66 @@ pub(crate) fn he_section_4_1(md: &mut String, loaded: &Loaded) {
          when the bottom moves less. It is read at step 0 on its own (the first step's blow-up is \
          what the five-step median would hide) and over the last five probe steps (Philipp et al. \
          2018, \"The exploding gradient problem demystified\")."
-    );
-    mdln!(md);
+    )));
+    let (table, readings, missing) = scale_free_table(loaded);
+    out.push(table);
+    if readings.is_empty() {
+        out.push(Block::Para(
+            "No plain run here has `gradients.csv` with the `weight_norm` column (files written before it, or not kept): rerun the experiment to judge this on the scale-free measures."
+                .to_owned(),
+        ));
+        return out;
+    }
+    if missing {
+        out.push(Block::Para(
+            "(Some plain runs have no such gradients.csv and are left out.)".to_owned(),
+        ));
+    }
     let plain_trend = depth_trend(loaded, "plain").map(|t| t.trend);
-    mdln!(
-        md,
-        "| plain depth | scale-free decay at init | at end | spread at init | at end | effective-lr spread at step 0 | at end | dL/dh spread at end | reading |"
-    );
-    mdln!(md, "|---|---|---|---|---|---|---|---|---|");
+    out.push(Block::Para(verdict_4_1(plain_trend, &readings)));
+    out
+}
+
+/// Nets without BatchNorm: He et al.'s argument does not apply; what the
+/// plain nets' gradients did at the end of training, per depth.
+fn no_batchnorm(loaded: &Loaded, norm: &str) -> String {
+    let plain_flows: Vec<String> = loaded
+        .depths()
+        .iter()
+        .filter_map(|&d| {
+            let ends = group_readings(loaded, "plain", d);
+            let s = gradscope_format::decay::median(pick(&ends, |g| g.spread_final))?;
+            Some(format!("depth {d}: {}", flow(s).describe()))
+        })
+        .collect();
+    format!(
+        "These nets have no BatchNorm (`norm` {norm}), so He et al.'s argument, made for BatchNorm nets, does not apply.{}",
+        if plain_flows.is_empty() {
+            String::new()
+        } else {
+            format!(" The plain nets' gradients at the end of training: {}.", plain_flows.join("; "))
+        }
+    )
+}
+
+/// Each plain depth on the scale-free measures, with its reading; the
+/// readings, and whether some plain run lacked the gradients.csv to read.
+fn scale_free_table(loaded: &Loaded) -> (Block, Vec<(u32, Mechanism)>, bool) {
+    let header = cells(&[
+        "plain depth",
+        "scale-free decay at init",
+        "at end",
+        "spread at init",
+        "at end",
+        "effective-lr spread at step 0",
+        "at end",
+        "dL/dh spread at end",
+        "reading",
+    ]);
+    let mut rows = Vec::new();
     let mut readings: Vec<(u32, Mechanism)> = Vec::new();
     let mut missing = false;
-    for &d in &depths {
+    for d in loaded.depths() {
         let Some(entry) = gradient_run(loaded, "plain", d) else {
             continue;
         };
@@ -84,9 +114,8 @@ pub(crate) fn he_section_4_1(md: &mut String, loaded: &Loaded) {
         let m = mechanism(&s);
         readings.push((d, m));
         let cell = |v: Option<f64>| v.map_or("—".into(), decades);
-        mdln!(
-            md,
-            "| {d} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        rows.push(vec![
+            d.to_string(),
             cell(r.decay_init),
             cell(r.decay_final),
             cell(r.spread_init),
@@ -94,27 +123,10 @@ pub(crate) fn he_section_4_1(md: &mut String, loaded: &Loaded) {
             cell(s.effective_lr[0]),
             cell(s.effective_lr[1]),
             cell(raw),
-            m.describe()
-        );
+            m.describe().to_owned(),
+        ]);
     }
-    mdln!(md);
-    if readings.is_empty() {
-        mdln!(
-            md,
-            "No plain run here has `gradients.csv` with the `weight_norm` column (files written before it, or not kept): rerun the experiment to judge this on the scale-free measures."
-        );
-        mdln!(md);
-        return;
-    }
-    if missing {
-        mdln!(
-            md,
-            "(Some plain runs have no such gradients.csv and are left out.)"
-        );
-        mdln!(md);
-    }
-    mdln!(md, "{}", verdict_4_1(plain_trend, &readings));
-    mdln!(md);
+    (Block::Table(header, rows), readings, missing)
 }
 
 /// The §4.1 verdict from the plain nets' error against depth (`None`:
@@ -193,9 +205,12 @@ pub(crate) fn verdict_4_1(trend: Option<Trend>, readings: &[(u32, Mechanism)]) -
 
 #[cfg(test)]
 mod tests {
-    use super::verdict_4_1;
+    use super::{he_section_4_1, verdict_4_1};
     use crate::analysis::Trend;
+    use crate::page::Block;
+    use crate::sections::fixture::loaded;
     use crate::verdict::Mechanism;
+    use serde_json::json;
 
     /// He et al. §4.1 has two claims (healthy gradients in plain
     /// BatchNorm nets; so degradation is not vanishing gradient). A
@@ -236,6 +251,45 @@ mod tests {
         assert!(
             healthy_flat.contains("nothing for it to explain"),
             "{healthy_flat}"
+        );
+    }
+
+    /// He et al.'s argument is made for BatchNorm nets: without BatchNorm
+    /// the section says it does not apply and gives the plain nets' raw
+    /// gradient flow; with BatchNorm but no per-run gradients.csv (the
+    /// published folders) it gives no verdict and says why.
+    #[test]
+    fn the_verdict_needs_batchnorm_and_the_scale_free_readings() {
+        let run = |spread: f64| json!({"gradient_ends": {"spread_final": spread}});
+        let plain = loaded(
+            &json!({"model": {"norm": "none"}}),
+            vec![("plain", 8, 0, run(0.5)), ("plain", 32, 0, run(4.0))],
+        );
+        let blocks = he_section_4_1(&plain);
+        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        let Block::Para(text) = &blocks[1] else {
+            panic!("{blocks:?}")
+        };
+        assert!(
+            text.starts_with("These nets have no BatchNorm (`norm` none)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("depth 8: ") && text.contains("; depth 32: "),
+            "{text}"
+        );
+        let bn = loaded(
+            &json!({"model": {"norm": "batchnorm"}}),
+            vec![("plain", 8, 0, run(0.5))],
+        );
+        let blocks = he_section_4_1(&bn);
+        assert!(
+            matches!(&blocks[2], Block::Table(_, rows) if rows.is_empty()),
+            "{blocks:?}"
+        );
+        assert!(
+            matches!(blocks.last(), Some(Block::Para(t)) if t.starts_with("No plain run here has `gradients.csv`")),
+            "{blocks:?}"
         );
     }
 }

@@ -1,6 +1,7 @@
-//! The sections of report.md, one module per section, each with the rules
-//! that pick its words (the verdicts themselves are `crate::verdict`'s, the
-//! numbers `crate::analysis`'s); `crate::markdown` puts them in order.
+//! The sections of the report, one module per section, each building its
+//! `page::Block`s with the rules that pick its words (the verdicts
+//! themselves are `crate::verdict`'s, the numbers `crate::analysis`'s);
+//! `crate::assemble` puts them in order.
 //!
 //! - `header`: the experiment and how to rerun it;
 //! - `sweep`: a swept experiment's groups side by side;
@@ -14,11 +15,13 @@
 //! - `charts`: every chart of `plots/` with its caption.
 //!
 //! This file holds the number formats every section shares, so that a
-//! percentage or a wall time reads the same in each.
+//! percentage or a wall time reads the same in each, and two helpers for
+//! building blocks.
 
 use serde_json::Value;
 
 use crate::analysis::Stat;
+use crate::page::Block;
 
 mod charts;
 mod findings;
@@ -39,6 +42,20 @@ pub(crate) use header::header;
 pub(crate) use paper::paper;
 pub(crate) use runs_table::runs_table;
 pub(crate) use sweep::sweep_comparison;
+
+/// A table's header cells.
+pub(crate) fn cells(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// Adds a note on something missing: to the notes just before it, or as
+/// a new [`Block::TightList`].
+pub(crate) fn note(out: &mut Vec<Block>, text: String) {
+    match out.last_mut() {
+        Some(Block::TightList(items)) => items.push(text),
+        _ => out.push(Block::TightList(vec![text])),
+    }
+}
 
 pub(crate) fn pct(v: f64) -> String {
     format!("{:.2}", 100.0 * v)
@@ -84,6 +101,59 @@ pub(crate) fn cfg_str<'a>(config: Option<&'a Value>, pointer: &str) -> Option<&'
     config
         .and_then(|c| c.pointer(pointer))
         .and_then(Value::as_str)
+}
+
+/// Loaded results folders built in memory, for the sections' tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use crate::runs::{Loaded, RunEntry};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+
+    /// One run: variant, depth, seed and its run.json without `config`
+    /// (`status` completed unless it says otherwise).
+    pub(crate) type Run = (&'static str, u32, u64, Value);
+
+    /// A results folder without per-run CSV files: every run's record
+    /// carries `config`.
+    pub(crate) fn loaded(config: &Value, runs: Vec<Run>) -> Loaded {
+        swept(
+            config,
+            runs.into_iter().map(|r| (BTreeMap::new(), r)).collect(),
+        )
+    }
+
+    /// [`loaded`] with each run's values of the swept settings.
+    pub(crate) fn swept(config: &Value, runs: Vec<(BTreeMap<String, String>, Run)>) -> Loaded {
+        let entries = runs
+            .into_iter()
+            .map(|(swept, (variant, depth, seed, mut record))| {
+                record["config"] = config.clone();
+                if record.get("status").is_none() {
+                    record["status"] = json!("completed");
+                }
+                RunEntry {
+                    name: format!("{variant}-d{depth}-s{seed}"),
+                    variant: variant.to_owned(),
+                    swept,
+                    depth,
+                    seed,
+                    record: Some(serde_json::from_value(record).expect("a run.json")),
+                    problem: None,
+                }
+            })
+            .collect();
+        Loaded {
+            entries,
+            csv: None,
+            csv_problem: None,
+        }
+    }
+
+    /// A completed run's record with its final train error.
+    pub(crate) fn trained(train_error: f64) -> Value {
+        json!({ "final": { "train_error": train_error, "test_error": train_error } })
+    }
 }
 
 #[cfg(test)]

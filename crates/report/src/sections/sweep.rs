@@ -2,55 +2,36 @@
 //! the gradient most even.
 
 use super::gradients::{decades, decades_stat, group_readings, pick};
-use super::{pct, pct_stat};
+use super::{cells, pct, pct_stat};
 use crate::analysis::{completed, stat, train_error, Stat, RISE_TOL};
+use crate::page::Block;
 use crate::runs::{sweep_label, Loaded};
 use crate::verdict::ranked_pair;
 use gradscope_format::names::{path, SWEPT_FIELDS};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// The groups of a swept experiment side by side: per variant and depth,
 /// each group's final train error and gradient readings, and which group
 /// trains best and keeps the gradient most even, with the seeds' spread.
-pub(crate) fn sweep_comparison(
-    md: &mut String,
-    loaded: &Loaded,
-    groups: &[BTreeMap<String, String>],
-) {
+pub(crate) fn sweep_comparison(loaded: &Loaded, groups: &[BTreeMap<String, String>]) -> Vec<Block> {
     let fields: Vec<&str> = SWEPT_FIELDS
         .into_iter()
         .filter(|f| groups.iter().any(|g| g.contains_key(*f)))
         .collect();
-    mdln!(md, "## Across the sweep");
-    mdln!(md);
-    mdln!(
-        md,
-        "The experiment sweeps {}: every combination is run, and the sections below repeat the \
-         report for each one. Here they are side by side: final train error in percent and the \
-         decay per layer of dL/dh (decades per layer, positive when the gradient shrinks toward \
-         the input; see \"Gradients: decay per layer\" below), mean ± std over completed seeds.",
-        fields
-            .iter()
-            .map(|f| format!("`{}`", path(f)))
-            .collect::<Vec<_>>()
-            .join(" and ")
-    );
-    mdln!(md);
-    mdln!(
-        md,
-        "| variant | depth | {} | seeds | final train error % | decay at init | decay at end | spread at init |",
-        fields.join(" | ")
-    );
-    mdln!(
-        md,
-        "|---|---|{}---|---|---|---|---|",
-        "---|".repeat(fields.len())
-    );
+    let mut header = cells(&["variant", "depth"]);
+    header.extend(fields.iter().map(|f| (*f).to_owned()));
+    header.extend(cells(&[
+        "seeds",
+        "final train error %",
+        "decay at init",
+        "decay at end",
+        "spread at init",
+    ]));
+    let mut rows = Vec::new();
     let mut verdicts = Vec::new();
     for variant in loaded.variants() {
         for depth in loaded.depths() {
-            let mut rows: Vec<(String, Option<Stat>, Vec<f64>)> = Vec::new();
+            let mut ranked: Vec<(String, Option<Stat>, Vec<f64>)> = Vec::new();
             for g in groups {
                 let part = loaded.only(g);
                 let group = part.group(&variant, depth);
@@ -61,32 +42,46 @@ pub(crate) fn sweep_comparison(
                 let train = completed(&group, train_error);
                 let ends = group_readings(&part, &variant, depth);
                 let decay_init = pick(&ends, |g| g.decay_init);
-                let values: Vec<String> = fields
-                    .iter()
-                    .map(|f| g.get(*f).cloned().unwrap_or_default())
-                    .collect();
-                mdln!(
-                    md,
-                    "| {variant} | {depth} | {} | {} | {} | {} | {} | {} |",
-                    values.join(" | "),
-                    done,
+                let mut row = vec![variant.clone(), depth.to_string()];
+                row.extend(
+                    fields
+                        .iter()
+                        .map(|f| g.get(*f).cloned().unwrap_or_default()),
+                );
+                row.extend([
+                    done.to_string(),
                     pct_stat(train),
                     decades_stat(&decay_init),
                     decades_stat(&pick(&ends, |g| g.decay_final)),
                     decades_stat(&pick(&ends, |g| g.spread_init)),
-                );
-                rows.push((sweep_label(g), train, decay_init));
+                ]);
+                rows.push(row);
+                ranked.push((sweep_label(g), train, decay_init));
             }
-            if rows.len() > 1 {
-                verdicts.push(sweep_verdict(&variant, depth, &rows));
+            if ranked.len() > 1 {
+                verdicts.push(sweep_verdict(&variant, depth, &ranked));
             }
         }
     }
-    mdln!(md);
-    for v in verdicts {
-        mdln!(md, "- {v}");
+    let mut out = vec![
+        Block::Heading(2, "Across the sweep".to_owned()),
+        Block::Para(format!(
+            "The experiment sweeps {}: every combination is run, and the sections below repeat the \
+             report for each one. Here they are side by side: final train error in percent and the \
+             decay per layer of dL/dh (decades per layer, positive when the gradient shrinks toward \
+             the input; see \"Gradients: decay per layer\" below), mean ± std over completed seeds.",
+            fields
+                .iter()
+                .map(|f| format!("`{}`", path(f)))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )),
+        Block::Table(header, rows),
+    ];
+    if !verdicts.is_empty() {
+        out.push(Block::List(verdicts));
     }
-    mdln!(md);
+    out
 }
 
 /// One sentence per variant and depth: which group trained best, and
