@@ -36,6 +36,58 @@ pub struct Query {
     pub out: PathBuf,
 }
 
+/// The options of `gradscope cost`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Targets to count (default: every target).
+    targets: Vec<String>,
+    /// Only this layer, or the layers of this module/block
+    /// (e.g. stage3.block1, 3a.b5x5); needs exactly one target.
+    #[arg(long)]
+    layer: Option<String>,
+    /// Input as CHANNELSxHEIGHTxWIDTH [default: each target's own].
+    #[arg(long)]
+    input: Option<String>,
+    /// Classes of the targets that end in a classifier [default: 6 for resnet50, 10 for inception-net].
+    #[arg(long)]
+    classes: Option<i64>,
+    /// Images per timed forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch: i64,
+    /// Timed forward passes (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
+    /// libtorch intra-op threads [default: the number of CPUs].
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Where to time the forward passes.
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    device: super::DeviceArg,
+    /// Counts only: skip timing and the chart.
+    #[arg(long)]
+    no_time: bool,
+    /// Where to write cost.csv and plots/.
+    #[arg(long, default_value = "results/cost")]
+    out: PathBuf,
+}
+
+/// `gradscope cost`: the query the options make, run, and its table printed.
+pub(crate) fn command(args: Args) -> Result<()> {
+    let query = Query {
+        targets: args.targets,
+        layer: args.layer,
+        input: args.input.as_deref().map(parse_shape).transpose()?,
+        classes: args.classes,
+        batch: args.batch,
+        repeats: args.repeats,
+        threads: args.threads.unwrap_or_else(super::default_threads),
+        device: super::device(args.device)?,
+        no_time: args.no_time,
+        out: args.out,
+    };
+    super::print_stdout(&run(&query)?)
+}
+
 /// One printed and written row.
 struct Row {
     target: String,
