@@ -18,11 +18,10 @@ macro_rules! outln {
 mod commands;
 mod malloc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tch::Device;
 
 #[derive(Parser)]
 #[command(
@@ -125,52 +124,10 @@ enum Command {
     /// and CNN-56 on 1x28x28, batch 128; probing off, every step, every 10
     /// steps. Each measurement runs in its own process; the sides alternate
     /// A/B and B/A, and medians are reported.
-    Bench {
-        /// A/B pairs per workload and probe setting.
-        #[arg(long, default_value_t = 5)]
-        pairs: usize,
-        /// Threads for both sides [default: the number of CPUs].
-        #[arg(long)]
-        threads: Option<i32>,
-        /// Where both sides run (auto: CUDA when a GPU is visible).
-        #[arg(long, value_enum, default_value_t = commands::DeviceArg::Cpu)]
-        device: commands::DeviceArg,
-        /// Python of the venv that holds torch (runs bench/pytorch_reference.py).
-        #[arg(long, default_value = "python3")]
-        python: PathBuf,
-        /// Where to write bench.csv and bench.md.
-        #[arg(long, default_value = "results/bench")]
-        out: PathBuf,
-        /// Multiplies the timed steps per measurement (200 MLP, 20 CNN-20, 10 CNN-56).
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
-        /// Steps of the memory-growth run (RSS after a tenth of them and after all).
-        #[arg(long, default_value_t = 10_000)]
-        memory_steps: usize,
-        /// Compare gradscope's fast kernels with their portable code
-        /// (GRADSCOPE_KERNELS=portable) instead of PyTorch: OUT/kernels.{csv,md}.
-        #[arg(long)]
-        kernels: bool,
-    },
+    Bench(commands::bench::Args),
     /// One benchmark measurement in this process (used by `bench`).
     #[command(hide = true)]
-    BenchOne {
-        #[arg(long, value_enum)]
-        workload: commands::bench::Workload,
-        #[arg(long, value_enum)]
-        probe: commands::bench::Probe,
-        #[arg(long)]
-        steps: usize,
-        #[arg(long, default_value_t = 10)]
-        warmup: usize,
-        #[arg(long, default_value_t = 1)]
-        threads: i32,
-        #[arg(long, value_enum, default_value_t = commands::DeviceArg::Cpu)]
-        device: commands::DeviceArg,
-        /// Comma-separated timed-step counts at which to record RSS.
-        #[arg(long, default_value = "")]
-        rss_at: String,
-    },
+    BenchOne(commands::bench::OneArgs),
     /// Count the multiplications and parameters of a named layer, module or
     /// model, layer by layer, and time its libtorch forward pass.
     ///
@@ -180,38 +137,7 @@ enum Command {
     /// resnet110 (He et al.'s CIFAR nets), inception-net.
     /// Without targets, all of them. Writes OUT/cost.csv and
     /// OUT/plots/cost_vs_time.{png,svg}.
-    Cost {
-        /// Targets to count (default: every target).
-        targets: Vec<String>,
-        /// Only this layer, or the layers of this module/block
-        /// (e.g. stage3.block1, 3a.b5x5); needs exactly one target.
-        #[arg(long)]
-        layer: Option<String>,
-        /// Input as CHANNELSxHEIGHTxWIDTH [default: each target's own].
-        #[arg(long)]
-        input: Option<String>,
-        /// Classes of the targets that end in a classifier [default: 6 for resnet50, 10 for inception-net].
-        #[arg(long)]
-        classes: Option<i64>,
-        /// Images per timed forward pass.
-        #[arg(long, default_value_t = 8)]
-        batch: i64,
-        /// Timed forward passes (the median is reported).
-        #[arg(long, default_value_t = 20)]
-        repeats: usize,
-        /// libtorch intra-op threads [default: the number of CPUs].
-        #[arg(long)]
-        threads: Option<i32>,
-        /// Where to time the forward passes.
-        #[arg(long, value_enum, default_value_t = commands::DeviceArg::Cpu)]
-        device: commands::DeviceArg,
-        /// Counts only: skip timing and the chart.
-        #[arg(long)]
-        no_time: bool,
-        /// Where to write cost.csv and plots/.
-        #[arg(long, default_value = "results/cost")]
-        out: PathBuf,
-    },
+    Cost(commands::cost::Args),
     /// Draw the charts of a results directory (one that has summary.csv)
     /// into RESULTS/plots/ as PNG and SVG.
     ///
@@ -406,97 +332,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             results,
             watch: Some(every),
         } => commands::results::watch(&results, every).map(|()| ExitCode::SUCCESS),
-        Command::Cost {
-            targets,
-            layer,
-            input,
-            classes,
-            batch,
-            repeats,
-            threads,
-            device,
-            no_time,
-            out,
-        } => (|| {
-            let query = commands::cost::Query {
-                targets,
-                layer,
-                input: input
-                    .as_deref()
-                    .map(commands::cost::parse_shape)
-                    .transpose()?,
-                classes,
-                batch,
-                repeats,
-                threads: threads.unwrap_or_else(commands::default_threads),
-                device: commands::device(device)?,
-                no_time,
-                out,
-            };
-            commands::print_stdout(&commands::cost::run(&query)?).map(|()| ExitCode::SUCCESS)
-        })(),
-        Command::Bench {
-            pairs,
-            threads,
-            device,
-            python,
-            out,
-            scale,
-            memory_steps,
-            kernels,
-        } => {
-            let threads = threads.unwrap_or_else(commands::default_threads);
-            // Both sides are told the device by name (the Python side too).
-            let device = match commands::device(device) {
-                Ok(Device::Cpu) => "cpu".to_owned(),
-                Ok(_) => "cuda".to_owned(),
-                Err(e) => return Err(e),
-            };
-            let suite = commands::bench::Suite {
-                pairs,
-                threads,
-                device,
-                python,
-                out,
-                scale,
-                memory_steps,
-            };
-            if kernels {
-                commands::bench_kernels::suite(&suite)
-            } else {
-                commands::bench::suite(&suite)
-            }
-            .map(|()| ExitCode::SUCCESS)
-        }
-        Command::BenchOne {
-            workload,
-            probe,
-            steps,
-            warmup,
-            threads,
-            device,
-            rss_at,
-        } => (|| {
-            let device = commands::device(device)?;
-            let rss_at = rss_at
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse()
-                        .with_context(|| format!("--rss-at: {s:?} is not a step count"))
-                })
-                .collect::<Result<Vec<usize>>>()?;
-            let v = commands::bench::bench_one(&commands::bench::One {
-                workload,
-                probe,
-                steps,
-                warmup,
-                threads,
-                device,
-                rss_at,
-            })?;
-            commands::print_stdout(&format!("{v}\n")).map(|()| ExitCode::SUCCESS)
-        })(),
+        Command::Cost(args) => commands::cost::command(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => commands::bench::command(args).map(|()| ExitCode::SUCCESS),
+        Command::BenchOne(args) => commands::bench::one_command(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

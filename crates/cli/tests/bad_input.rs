@@ -7,10 +7,14 @@
 //!
 //! Each case is a row of [`cases`]: a name, the files it writes, the
 //! command, and the strings its message must contain. Dataset files are
-//! generated here: small valid IDX and CIFAR-10 sets, then one file broken.
+//! generated (by tests/common): small valid IDX and CIFAR-10 sets, then
+//! one file broken.
 //! Every case of `run` goes through `gradscope check` too, which must
 //! refuse it with the same message (but for [`CHECK_LETS_THROUGH`]).
 
+mod common;
+
+use common::{idx, write_cifar, write_idx_set, BIN, CIFAR_FILES, IDX_FILES};
 use std::path::Path;
 use std::process::Command;
 
@@ -46,50 +50,6 @@ fn on_files(kind: &str, dir: &Path, extra: &str) -> String {
     )
 }
 
-fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut b = magic.to_be_bytes().to_vec();
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(payload);
-    b
-}
-
-const IDX_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
-
-/// A valid MNIST-format set in `dir`: 16 training and 4 test images of 6×6.
-fn write_idx_set(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let images = |n: u32| idx(0x803, &[n, 6, 6], &vec![128; (n * 36) as usize]);
-    let labels = |n: u32| {
-        idx(
-            0x801,
-            &[n],
-            &(0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>(),
-        )
-    };
-    for (name, bytes) in IDX_FILES
-        .iter()
-        .zip([images(16), labels(16), images(4), labels(4)])
-    {
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
-const CIFAR_FILES: [&str; 6] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-    "test_batch.bin",
-];
-
 /// `n` CIFAR-10 records (label byte + 3072 pixels).
 fn cifar_records(n: usize) -> Vec<u8> {
     let mut b = Vec::new();
@@ -98,14 +58,6 @@ fn cifar_records(n: usize) -> Vec<u8> {
         b.extend(std::iter::repeat_n(100u8, 3072));
     }
     b
-}
-
-/// A valid CIFAR-10 binary set in `dir`: 4 records per file.
-fn write_cifar_set(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for name in CIFAR_FILES {
-        std::fs::write(dir.join(name), cifar_records(4)).unwrap();
-    }
 }
 
 /// Writes a case's files into its folder; returns the experiment file's
@@ -194,7 +146,7 @@ fn cifar_case(
         name,
         move |t| {
             let dir = t.join("cifar");
-            write_cifar_set(&dir);
+            write_cifar(&dir, 4);
             let path = dir.join(CIFAR_FILES[file]);
             std::fs::remove_file(&path).unwrap();
             match bytes() {
@@ -526,7 +478,7 @@ fn cases() -> Vec<Case> {
         exp_case(
             "CIFAR file missing",
             |t| {
-                write_cifar_set(&t.join("cifar"));
+                write_cifar(&t.join("cifar"), 4);
                 std::fs::remove_file(t.join("cifar/test_batch.bin")).unwrap();
                 on_files("cifar10", &t.join("cifar"), "")
             },
@@ -621,7 +573,7 @@ fn run_case(case: &Case) -> Option<String> {
             .replace("{T}", &t.display().to_string())
     };
     let args: Vec<String> = case.args.iter().map(|a| fill(a)).collect();
-    let o = Command::new(env!("CARGO_BIN_EXE_gradscope"))
+    let o = Command::new(BIN)
         .args(&args)
         .output()
         .expect("the gradscope binary starts");
@@ -645,7 +597,7 @@ fn run_case(case: &Case) -> Option<String> {
     // 19): it reads the dataset's headers and sizes and builds every
     // network. A CIFAR-10 label byte is the one thing it does not read.
     if case.args == RUN && !CHECK_LETS_THROUGH.contains(&case.name) {
-        let o = Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        let o = Command::new(BIN)
             .args(["check", &exp.display().to_string()])
             .output()
             .expect("the gradscope binary starts");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{experiment, gradscope, read_csv, run_ok, stderr, stdout, summary_value};
+use common::{experiment, gradscope, read_csv, run_ok, stderr, stdout, summary_value, write_cifar};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -505,32 +505,6 @@ fn tiny_cnn_learns_a_synthetic_image_task() {
     // The response of each 3x3 conv is recorded (7 convs in a CNN-8).
     let (_, a) = read_csv(&out.join("runs/residual-d8-s0/activations.csv"));
     assert_eq!(a.iter().filter(|r| r[0] == "0").count(), 7);
-}
-
-/// Writes CIFAR-10 binary files: 1 label byte + 3072 pixel bytes a record.
-fn write_cifar(dir: &Path, per_file: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut seed = 7u32;
-    let mut byte = || {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        (seed >> 16) as u8
-    };
-    let names = [
-        "data_batch_1.bin",
-        "data_batch_2.bin",
-        "data_batch_3.bin",
-        "data_batch_4.bin",
-        "data_batch_5.bin",
-        "test_batch.bin",
-    ];
-    for name in names {
-        let mut bytes = Vec::new();
-        for i in 0..per_file {
-            bytes.push((i % 10) as u8);
-            bytes.extend((0..3072).map(|_| byte()));
-        }
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
 }
 
 /// The CIFAR-10 reader and the He et al. recipe on generated files: warm-up

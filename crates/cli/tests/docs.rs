@@ -7,14 +7,11 @@
 
 mod common;
 
+use common::repo;
 use std::path::{Path, PathBuf};
 
 /// The README's hard limit, in lines.
 const README_MAX_LINES: usize = 300;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -22,7 +19,7 @@ fn read(path: &Path) -> String {
 
 /// `path` relative to the repository root, for messages.
 fn shown(path: &Path) -> String {
-    let root = root().canonicalize().unwrap();
+    let root = repo().canonicalize().unwrap();
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     match path.strip_prefix(&root) {
         Ok(p) if p.as_os_str().is_empty() => "the repository root".to_string(),
@@ -63,7 +60,7 @@ fn files_under(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
 
 /// The Markdown documents: README.md, crates/README.md and docs/*.md.
 fn documents() -> Vec<PathBuf> {
-    let root = root();
+    let root = repo();
     let mut docs = vec![root.join("README.md"), root.join("crates/README.md")];
     files_under(&root.join("docs"), ".md", &mut docs);
     docs
@@ -165,7 +162,7 @@ fn code_parts(text: &str) -> Vec<(usize, String)> {
 
 #[test]
 fn readme_is_at_most_300_lines() {
-    let path = root().join("README.md");
+    let path = repo().join("README.md");
     let text = read(&path);
     let lines = text.lines().count();
     assert!(
@@ -183,7 +180,7 @@ fn readme_is_at_most_300_lines() {
 #[test]
 fn nothing_points_outside_the_repository() {
     let needles = [concat!("DESIGN", ".md"), concat!("..", "/shared")];
-    let root = root();
+    let root = repo();
     let mut files = documents();
     files.push(root.join("Makefile"));
     files_under(&root.join("crates"), ".rs", &mut files);
@@ -340,7 +337,7 @@ fn the_stated_count_of_examples_is_the_true_one() {
             else {
                 continue;
             };
-            if doc.ends_with("README.md") && doc.parent() == Some(root().as_path()) {
+            if doc.ends_with("README.md") && doc.parent() == Some(repo().as_path()) {
                 readme_states_it = true;
             }
             if stated != listed {
@@ -362,7 +359,7 @@ fn the_stated_count_of_examples_is_the_true_one() {
 
 /// The targets of the Makefile's rules (`name: prerequisites`).
 fn make_targets() -> Vec<String> {
-    let text = read(&root().join("Makefile"));
+    let text = read(&repo().join("Makefile"));
     let mut targets = Vec::new();
     for line in text.lines() {
         if !line.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
@@ -390,7 +387,7 @@ fn every_make_target_the_readme_names_exists() {
         targets.iter().any(|t| t == "test"),
         "Makefile: no `test` target found (the reader is broken?): {targets:?}"
     );
-    let path = root().join("README.md");
+    let path = repo().join("README.md");
     let text = read(&path);
     let mut missing = Vec::new();
     let mut seen = 0;

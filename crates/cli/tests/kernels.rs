@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{experiment, read_csv};
+use common::{experiment, read_csv, stderr, BIN};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,7 +28,7 @@ const TINY: &str = r#"{
 fn train(dir: &Path, kernels: Option<&str>) -> PathBuf {
     let exp = experiment(dir, TINY);
     let out = dir.join("out");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradscope"));
+    let mut cmd = Command::new(BIN);
     cmd.args(["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .args(["--threads", "2", "--no-plot", "--device", "cpu"]);
     match kernels {
@@ -36,7 +36,7 @@ fn train(dir: &Path, kernels: Option<&str>) -> PathBuf {
         None => cmd.env_remove("GRADSCOPE_KERNELS"),
     };
     let o = cmd.output().expect("gradscope starts");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     out
 }
 

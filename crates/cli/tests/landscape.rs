@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gradscope, read_csv, run_ok, stderr};
+use common::{column, gradscope, read_csv, run_ok, stderr};
 use gradscope_format::landscape::Weights;
 use gradscope_train::landscape::{filter_normalized, load_run, load_run_at};
 use gradscope_train::train_loop::evaluate;
@@ -24,13 +24,6 @@ const TINY_CNN: &str = r#"{
              "save_weights": true },
   "probe": { "every": 10 }
 }"#;
-
-fn column(header: &[String], name: &str) -> usize {
-    header
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name}"))
-}
 
 /// Li et al. §4: "d_{i,j} ← d_{i,j} / ‖d_{i,j}‖ · ‖θ_{i,j}‖" for every
 /// filter j of layer i; BN and bias directions are 0.

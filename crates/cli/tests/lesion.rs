@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gradscope, read_csv, run_ok, stderr};
+use common::{column, gradscope, read_csv, run_ok, stderr};
 use std::collections::BTreeSet;
 
 const TINY_CNN: &str = r#"{
@@ -18,13 +18,6 @@ const TINY_CNN: &str = r#"{
              "save_weights": true },
   "probe": { "every": 10 }
 }"#;
-
-fn column(header: &[String], name: &str) -> usize {
-    header
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name}"))
-}
 
 /// He et al.'s CNN-14 has 6 blocks, 4 of one shape within their stage
 /// (Veit et al. delete only those): 1 intact row, 4 single deletions, 4

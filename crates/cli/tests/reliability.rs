@@ -7,19 +7,13 @@
 //! numbers are separate processes, since libtorch's RNG and thread count
 //! are process-global.
 
+mod common;
+
+use common::{gradscope, read_csv, stderr, BIN};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gradscope");
-
-fn gradscope(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the gradscope binary starts")
-}
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(BIN)
@@ -28,10 +22,6 @@ fn spawn(args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the gradscope binary starts")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Sends a signal with the system's `kill` (no libc needed for a test).
@@ -44,13 +34,10 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill -s {sig} failed");
 }
 
-/// Waits for `cond`, polling; panics after `secs`.
-fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Waits for `cond`, polling often enough to catch a run between two of
+/// its steps; panics after `secs`.
+fn wait_for(what: &str, secs: u64, cond: impl FnMut() -> bool) {
+    common::wait_for(what, secs, Duration::from_millis(5), cond);
 }
 
 /// Waits for a child to exit, killing it after `secs`.
@@ -133,21 +120,6 @@ impl Setup {
     fn lock(&self) -> PathBuf {
         self.out.join(".gradscope.lock")
     }
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|rec| {
-            rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-                .iter()
-                .map(String::from)
-                .collect()
-        })
-        .collect();
-    (header, rows)
 }
 
 fn run_json(dir: &Path) -> serde_json::Value {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gradscope, read_csv, stderr, stdout};
+use common::{gradscope, ok, read_csv, s, stderr, stdout, without_elapsed};
 use std::path::{Path, PathBuf};
 
 /// Four runs of different cost (depth 3 and 12): cost-balanced shards put
@@ -28,15 +28,6 @@ const RUNS: [&str; 4] = [
     "residual-d12-s0",
 ];
 
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}", stderr(o));
-    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// `run EXP --out OUT --threads 1 --no-plot EXTRA…`.
 fn run(exp: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -50,16 +41,6 @@ fn run(exp: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     ];
     args.extend_from_slice(extra);
     gradscope(&args)
-}
-
-/// A file with its `elapsed_s` column (a wall time) cut off.
-fn without_elapsed(path: &Path) -> Vec<Vec<String>> {
-    let (h, rows) = read_csv(path);
-    let keep: Vec<usize> = (0..h.len()).filter(|&i| h[i] != "elapsed_s").collect();
-    std::iter::once(h)
-        .chain(rows)
-        .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
-        .collect()
 }
 
 #[test]

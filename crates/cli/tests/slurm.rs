@@ -16,15 +16,13 @@
 
 mod common;
 
+use common::{repo, without_elapsed, BIN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gradscope");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+/// How often to look at the shards' files and ask squeue.
+const POLL: Duration = Duration::from_millis(100);
 
 /// The local cluster, stopped when the test ends (also on a panic).
 struct Cluster {
@@ -92,27 +90,6 @@ fn unavailable() -> Option<String> {
         &["sbatch", "slurmctld", "slurmd", "munged"],
         "slurm-wlm munge",
     )
-}
-
-/// `FILE` with the last column cut off when it is `elapsed_s` (a wall time).
-fn without_elapsed(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = text.lines().next().unwrap_or_default();
-    if !header.ends_with(",elapsed_s") {
-        return text;
-    }
-    text.lines()
-        .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -211,7 +188,7 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
     // Requeue shard 1 once a run of it is training and has probed rows.
     let shard = work.join("results/quickstart/shards/1/runs");
     let mut requeued = None;
-    wait_for("shard 1 in the middle of a run", 600, || {
+    common::wait_for("shard 1 in the middle of a run", 600, POLL, || {
         requeued = std::fs::read_dir(&shard).ok().and_then(|d| {
             d.filter_map(Result::ok).map(|e| e.path()).find(|p| {
                 p.to_string_lossy().ends_with(".partial")
@@ -231,7 +208,7 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
     let o = cluster.cmd("scontrol", &["requeue", &format!("{array}_1")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    wait_for("the merge job to end", 1200, || {
+    common::wait_for("the merge job to end", 1200, POLL, || {
         let o = cluster.cmd("squeue", &["-h", "-j", &merge]);
         String::from_utf8_lossy(&o.stdout).trim().is_empty()
     });

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gradscope, stderr};
+use common::{gradscope, s, stderr, BIN};
 use std::path::{Path, PathBuf};
 
 /// Two tiny runs.
@@ -19,10 +19,6 @@ const SWEEP: &str = r#"{
   "train": { "lr": 0.05, "momentum": 0.9, "batch_size": 16, "steps": 20, "eval_every": 10 },
   "probe": { "every": 5 }
 }"#;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Trains `SWEEP` into `TMP/name`; returns that folder.
 fn shard(tmp: &Path, name: &str) -> PathBuf {
@@ -180,12 +176,11 @@ fn quiet(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 /// [`quiet`], with the address space limited to `kib` KiB (`ulimit -v`)
 /// when given, so that a large allocation fails on any machine.
 fn limited(kib: Option<u64>, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let bin = env!("CARGO_BIN_EXE_gradscope");
     let mut c = match kib {
-        None => std::process::Command::new(bin),
+        None => std::process::Command::new(BIN),
         Some(k) => {
             let mut c = std::process::Command::new("sh");
-            c.args(["-c", &format!("ulimit -v {k} && exec \"$0\" \"$@\""), bin]);
+            c.args(["-c", &format!("ulimit -v {k} && exec \"$0\" \"$@\""), BIN]);
             c
         }
     };
@@ -413,7 +408,7 @@ fn a_span_whose_axis_is_not_finite_is_refused_at_once() {
     let sh = shard(tmp.path(), "out");
     let run = sh.join("runs/plain-d2-s0");
     for span in ["1e308", "9e307", "1e-320"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        let mut child = std::process::Command::new(BIN)
             .args(["landscape", s(&run), "--span", span, "--grid", "3"])
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -471,7 +466,7 @@ fn temporary_chart_files_of_a_dead_writer_are_cleaned_by_the_next_plot() {
 
 /// `gradscope slurm EXP --shards 2` run from `cwd`.
 fn slurm_from(cwd: &Path, exp: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+    std::process::Command::new(BIN)
         .args(["slurm", s(exp), "--shards", "2"])
         .current_dir(cwd)
         .output()

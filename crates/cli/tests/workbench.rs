@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{gradscope, read_csv, stderr, stdout};
+use common::{gradscope, ok, read_csv, stderr, stdout, write_idx_set, BIN};
 use std::path::{Path, PathBuf};
 
 /// Two variants at depths 3 and 4, 10 steps. `INIT` is replaced.
@@ -66,11 +66,6 @@ impl Dir {
     fn bytes(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
-}
-
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}", stderr(o));
-    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
 }
 
 /// The sequence: run A, run a different B over it with --restart
@@ -318,29 +313,6 @@ fn a_missing_experiment_file_is_reported_once() {
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
-/// A small MNIST-format set (16 training and 4 test images of 6×6) in `dir`.
-fn write_idx_set(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let idx = |magic: u32, dims: &[u32], payload: Vec<u8>| {
-        let mut b = magic.to_be_bytes().to_vec();
-        for d in dims {
-            b.extend_from_slice(&d.to_be_bytes());
-        }
-        b.extend(payload);
-        b
-    };
-    let images = |n: u32| idx(0x803, &[n, 6, 6], vec![128; (n * 36) as usize]);
-    let labels = |n: u32| idx(0x801, &[n], (0..n).map(|i| (i % 10) as u8).collect());
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte", images(16)),
-        ("train-labels-idx1-ubyte", labels(16)),
-        ("t10k-images-idx3-ubyte", images(4)),
-        ("t10k-labels-idx1-ubyte", labels(4)),
-    ] {
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
 /// `check` said "ok" to a dataset folder that does not exist and to a
 /// subset larger than the data; `run` refused both. Now `check` reads the
 /// headers and refuses them too, naming the experiment file and the field,
@@ -437,7 +409,7 @@ fn example_prints_a_file_that_checks_outside_the_repository() {
     assert_eq!(stdout(&o), shipped);
     let d = Dir::new();
     let f = d.file("quickstart.json", &stdout(&o));
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+    let o = std::process::Command::new(BIN)
         .args(["check", f.to_str().unwrap()])
         .current_dir(d.tmp.path())
         .output()

@@ -121,6 +121,105 @@ fn rss_mb(field: &str) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The options of `gradscope bench`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// A/B pairs per workload and probe setting.
+    #[arg(long, default_value_t = 5)]
+    pairs: usize,
+    /// Threads for both sides [default: the number of CPUs].
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Where both sides run (auto: CUDA when a GPU is visible).
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    device: super::DeviceArg,
+    /// Python of the venv that holds torch (runs bench/pytorch_reference.py).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// Where to write bench.csv and bench.md.
+    #[arg(long, default_value = "results/bench")]
+    out: PathBuf,
+    /// Multiplies the timed steps per measurement (200 MLP, 20 CNN-20, 10 CNN-56).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Steps of the memory-growth run (RSS after a tenth of them and after all).
+    #[arg(long, default_value_t = 10_000)]
+    memory_steps: usize,
+    /// Compare gradscope's fast kernels with their portable code
+    /// (GRADSCOPE_KERNELS=portable) instead of PyTorch: OUT/kernels.{csv,md}.
+    #[arg(long)]
+    kernels: bool,
+}
+
+/// `gradscope bench`: the suite against PyTorch, or with `--kernels`
+/// against the portable kernels.
+pub(crate) fn command(args: Args) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(super::default_threads);
+    // Both sides are told the device by name (the Python side too).
+    let device = match super::device(args.device)? {
+        Device::Cpu => "cpu".to_owned(),
+        _ => "cuda".to_owned(),
+    };
+    let suite = Suite {
+        pairs: args.pairs,
+        threads,
+        device,
+        python: args.python,
+        out: args.out,
+        scale: args.scale,
+        memory_steps: args.memory_steps,
+    };
+    if args.kernels {
+        super::bench_kernels::suite(&suite)
+    } else {
+        self::suite(&suite)
+    }
+}
+
+/// The options of `gradscope bench-one`.
+#[derive(clap::Args)]
+pub(crate) struct OneArgs {
+    #[arg(long, value_enum)]
+    workload: Workload,
+    #[arg(long, value_enum)]
+    probe: Probe,
+    #[arg(long)]
+    steps: usize,
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    #[arg(long, default_value_t = 1)]
+    threads: i32,
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    device: super::DeviceArg,
+    /// Comma-separated timed-step counts at which to record RSS.
+    #[arg(long, default_value = "")]
+    rss_at: String,
+}
+
+/// `gradscope bench-one`: one measurement, printed as a JSON line.
+pub(crate) fn one_command(args: OneArgs) -> Result<()> {
+    let device = super::device(args.device)?;
+    let rss_at = args
+        .rss_at
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("--rss-at: {s:?} is not a step count"))
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let v = bench_one(&One {
+        workload: args.workload,
+        probe: args.probe,
+        steps: args.steps,
+        warmup: args.warmup,
+        threads: args.threads,
+        device,
+        rss_at,
+    })?;
+    super::print_stdout(&format!("{v}\n"))
+}
+
 /// Settings of one measurement.
 pub struct One {
     pub workload: Workload,

@@ -1,9 +1,12 @@
 //! `gradscope check`: everything `run` checks before it trains (the file,
 //! the plan, the data, the models, a cost estimate), without training.
+//!
+//! The printout goes top to bottom: the plan, a table of its runs, the
+//! split into shards (`--shards`), what theory predicts, and notes.
 
 use super::{duration, print_stdout};
 use anyhow::{bail, Context, Result};
-use gradscope_train::check::{self, check_experiment};
+use gradscope_train::check::{self, check_experiment, PlanCheck};
 use gradscope_train::spec::Experiment;
 use std::path::Path;
 
@@ -14,7 +17,19 @@ pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
     let exp = Experiment::from_file(path)?;
     // Everything `run` checks before it trains, without loading or training.
     let checked = check_experiment(&exp).with_context(|| path.display().to_string())?;
-    let runs = &checked.runs;
+    let mut text = String::new();
+    plan(&mut text, path, &exp, &checked);
+    runs_table(&mut text, &checked);
+    if let Some(n) = shards {
+        shard_split(&mut text, &checked, n)?;
+    }
+    theory(&mut text, &exp, &checked);
+    notes(&mut text, &checked);
+    print_stdout(&text)
+}
+
+/// The file, its data, what it sweeps, and where its results go.
+fn plan(text: &mut String, path: &Path, exp: &Experiment, checked: &PlanCheck) {
     let budget = match (exp.train.steps, exp.train.epochs) {
         (Some(s), _) => format!("{s} steps"),
         (_, Some(e)) => format!("{e} epochs ({} steps)", checked.steps),
@@ -22,7 +37,6 @@ pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
     };
     let d = &checked.data;
     let shape: Vec<String> = d.input_shape.iter().map(i64::to_string).collect();
-    let mut text = String::new();
     outln!(text, "{}: ok", path.display());
     if !exp.description.is_empty() {
         outln!(text, "  {}", exp.description);
@@ -47,7 +61,7 @@ pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
     outln!(
         text,
         "  {} runs ({}), {budget} each, probe every {} steps",
-        runs.len(),
+        checked.runs.len(),
         factors.join(" × "),
         exp.probe.every
     );
@@ -60,6 +74,12 @@ pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
         );
     }
     outln!(text, "  results: results/{}/", exp.name);
+}
+
+/// Every run's parameters, multiplications and estimated time, and the
+/// estimate for all of them.
+fn runs_table(text: &mut String, checked: &PlanCheck) {
+    let runs = &checked.runs;
     let width = runs
         .iter()
         .map(|r| r.run.name().len())
@@ -90,38 +110,47 @@ pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
         duration(checked.total_estimate_s()),
         runs.len()
     );
-    if let Some(n) = shards {
-        if n > runs.len() {
-            bail!(
-                "--shards: {n} shards for {} runs would leave {} of them with nothing to train (give at most {})",
-                runs.len(),
-                n - runs.len(),
-                runs.len()
-            );
-        }
-        let plans = checked.shards(n);
-        let largest = plans.iter().map(|p| p.share).fold(0.0, f64::max);
+}
+
+/// Which runs each of `n` shards trains, and its share of the cost.
+fn shard_split(text: &mut String, checked: &PlanCheck, n: usize) -> Result<()> {
+    let runs = &checked.runs;
+    if n > runs.len() {
+        bail!(
+            "--shards: {n} shards for {} runs would leave {} of them with nothing to train (give at most {})",
+            runs.len(),
+            n - runs.len(),
+            runs.len()
+        );
+    }
+    let plans = checked.shards(n);
+    let largest = plans.iter().map(|p| p.share).fold(0.0, f64::max);
+    outln!(
+        text,
+        "  {n} shards (run --shard I/{n}), split by steps × multiplications per example; \
+         the largest has {:.1}% of the cost (an even split: {:.1}%)",
+        100.0 * largest,
+        100.0 / n as f64
+    );
+    for (i, p) in plans.iter().enumerate() {
         outln!(
             text,
-            "  {n} shards (run --shard I/{n}), split by steps × multiplications per example; \
-             the largest has {:.1}% of the cost (an even split: {:.1}%)",
-            100.0 * largest,
-            100.0 / n as f64
+            "  shard {i}: {:5.1}% of the cost, est. {}: {}",
+            100.0 * p.share,
+            duration(p.estimate_s),
+            if p.runs.is_empty() {
+                "no runs".to_owned()
+            } else {
+                p.runs.join(", ")
+            }
         );
-        for (i, p) in plans.iter().enumerate() {
-            outln!(
-                text,
-                "  shard {i}: {:5.1}% of the cost, est. {}: {}",
-                100.0 * p.share,
-                duration(p.estimate_s),
-                if p.runs.is_empty() {
-                    "no runs".to_owned()
-                } else {
-                    p.runs.join(", ")
-                }
-            );
-        }
     }
+    Ok(())
+}
+
+/// The mean-field prediction for each plain net it applies to, and where
+/// it comes from.
+fn theory(text: &mut String, exp: &Experiment, checked: &PlanCheck) {
     for (net, decay, spread) in &checked.theory {
         outln!(
             text,
@@ -133,26 +162,31 @@ pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
             }
         );
     }
-    if !checked.theory.is_empty() {
+    if checked.theory.is_empty() {
+        return;
+    }
+    outln!(
+        text,
+        "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
+    );
+    let orthogonal = match &exp.model {
+        gradscope_train::spec::ModelSpec::Mlp(m) => m
+            .init
+            .values()
+            .iter()
+            .any(|i| matches!(i, gradscope_models::Init::Orthogonal { .. })),
+        _ => false,
+    };
+    if orthogonal {
         outln!(
             text,
-            "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
+            "  (orthogonal weights of gain g: the same mean-field χ as σ_w² = g², Saxe et al. 2014)"
         );
-        let orthogonal = match &exp.model {
-            gradscope_train::spec::ModelSpec::Mlp(m) => m
-                .init
-                .values()
-                .iter()
-                .any(|i| matches!(i, gradscope_models::Init::Orthogonal { .. })),
-            _ => false,
-        };
-        if orthogonal {
-            outln!(
-                text,
-                "  (orthogonal weights of gain g: the same mean-field χ as σ_w² = g², Saxe et al. 2014)"
-            );
-        }
     }
+}
+
+/// Depths where the twins are one net, and what the estimate leaves out.
+fn notes(text: &mut String, checked: &PlanCheck) {
     for (depth, why) in &checked.same_twins {
         outln!(
             text,
@@ -172,5 +206,4 @@ pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
         check::CPU_NORM_S * 1e3,
         check::CPU_EVAL_MULTS_PER_S
     );
-    print_stdout(&text)
 }

@@ -36,6 +36,58 @@ pub struct Query {
     pub out: PathBuf,
 }
 
+/// The options of `gradscope cost`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Targets to count (default: every target).
+    targets: Vec<String>,
+    /// Only this layer, or the layers of this module/block
+    /// (e.g. stage3.block1, 3a.b5x5); needs exactly one target.
+    #[arg(long)]
+    layer: Option<String>,
+    /// Input as CHANNELSxHEIGHTxWIDTH [default: each target's own].
+    #[arg(long)]
+    input: Option<String>,
+    /// Classes of the targets that end in a classifier [default: 6 for resnet50, 10 for inception-net].
+    #[arg(long)]
+    classes: Option<i64>,
+    /// Images per timed forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch: i64,
+    /// Timed forward passes (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
+    /// libtorch intra-op threads [default: the number of CPUs].
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Where to time the forward passes.
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    device: super::DeviceArg,
+    /// Counts only: skip timing and the chart.
+    #[arg(long)]
+    no_time: bool,
+    /// Where to write cost.csv and plots/.
+    #[arg(long, default_value = "results/cost")]
+    out: PathBuf,
+}
+
+/// `gradscope cost`: the query the options make, run, and its table printed.
+pub(crate) fn command(args: Args) -> Result<()> {
+    let query = Query {
+        targets: args.targets,
+        layer: args.layer,
+        input: args.input.as_deref().map(parse_shape).transpose()?,
+        classes: args.classes,
+        batch: args.batch,
+        repeats: args.repeats,
+        threads: args.threads.unwrap_or_else(super::default_threads),
+        device: super::device(args.device)?,
+        no_time: args.no_time,
+        out: args.out,
+    };
+    super::print_stdout(&run(&query)?)
+}
+
 /// One printed and written row.
 struct Row {
     target: String,
@@ -78,6 +130,39 @@ struct Built {
 /// Runs the query: prints the table, writes `OUT/cost.csv` and (with
 /// timing) `OUT/plots/cost_vs_time.{png,svg}`; returns the printed text.
 pub fn run(q: &Query) -> Result<String> {
+    let names = target_names(q)?;
+    tch::set_num_threads(q.threads);
+    let built = names
+        .iter()
+        .map(|name| build(name, q))
+        .collect::<Result<Vec<_>>>()?;
+
+    // Medians per selected layer, and per whole target.
+    let (layer_ms, total_ms) = if q.no_time {
+        (vec![Vec::new(); built.len()], vec![None; built.len()])
+    } else {
+        measure(&built, q)
+    };
+
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    let mut totals = Vec::new();
+    for (bi, b) in built.iter().enumerate() {
+        let (layers, total) = target_rows(b, q, &layer_ms[bi], total_ms[bi]);
+        print_target(&mut text, b, &layers, &total);
+        totals.push((b.name.clone(), total.mults, total.ms));
+        rows.extend(layers);
+        rows.push(total);
+    }
+    print_comparisons(&mut text, &totals);
+    outln!(text, "\ntimes: {}", timing(q));
+    write_files(&mut text, &rows, q)?;
+    Ok(text)
+}
+
+/// The targets asked for (every target without names), once the options
+/// are checked.
+fn target_names(q: &Query) -> Result<Vec<String>> {
     if q.batch < 1 || q.repeats < 1 {
         bail!("--batch and --repeats must be at least 1");
     }
@@ -94,150 +179,138 @@ pub fn run(q: &Query) -> Result<String> {
     if q.layer.is_some() && names.len() != 1 {
         bail!("--layer: name exactly one target (got {})", names.len());
     }
-    tch::set_num_threads(q.threads);
+    Ok(names)
+}
 
-    let mut built = Vec::new();
-    for name in &names {
-        let info = targets::target(name)?;
-        let vs = VarStore::new(q.device);
-        let net = targets::build(&vs.root(), name, q.input, q.classes)
-            // The input shape comes from --input here, not from a dataset.
-            .map_err(|e| {
-                let e = e.to_string();
-                anyhow::anyhow!("{name}: {}", e.replace("dataset: ", "--input: "))
+/// Builds target `name` for the query and selects its layers (`--layer`).
+fn build(name: &str, q: &Query) -> Result<Built> {
+    let info = targets::target(name)?;
+    let vs = VarStore::new(q.device);
+    let net = targets::build(&vs.root(), name, q.input, q.classes)
+        // The input shape comes from --input here, not from a dataset.
+        .map_err(|e| {
+            let e = e.to_string();
+            anyhow::anyhow!("{name}: {}", e.replace("dataset: ", "--input: "))
+        })?;
+    let selected = match &q.layer {
+        Some(layer) => {
+            let rows = targets::select(net.layer_costs(), layer).map_err(|e| {
+                anyhow::anyhow!("{name}: {}", e.to_string().trim_start_matches("layer: "))
             })?;
-        let selected = match &q.layer {
-            Some(layer) => {
-                let rows = targets::select(net.layer_costs(), layer).map_err(|e| {
-                    anyhow::anyhow!("{name}: {}", e.to_string().trim_start_matches("layer: "))
-                })?;
-                let all = net.layer_costs();
-                rows.iter()
-                    .filter_map(|r| all.iter().position(|c| std::ptr::eq(c, *r)))
-                    .collect()
-            }
-            None => (0..net.layer_costs().len()).collect(),
-        };
-        let params = vs
-            .trainable_variables()
-            .iter()
-            .map(|v| v.numel() as i64)
-            .sum();
-        built.push(Built {
-            name: name.clone(),
-            info,
-            input: q.input.unwrap_or(info.default_input),
-            net,
-            params,
-            selected,
-        });
-    }
-
-    // Medians per selected layer, and per whole target.
-    let (layer_ms, total_ms) = if q.no_time {
-        (vec![Vec::new(); built.len()], vec![None; built.len()])
-    } else {
-        measure(&built, q)
-    };
-
-    let timing = if q.no_time {
-        "counts only (--no-time)".to_string()
-    } else {
-        format!(
-            "median of {} forward passes after 3 warm-up passes, batch {}, {} thread(s), {:?}, eval mode, no autograd; every layer and target runs once per round, round after round",
-            q.repeats, q.batch, q.threads, q.device
-        )
-    };
-    let mut text = String::new();
-    let mut rows = Vec::new();
-    let mut totals: Vec<(String, i64, Option<f64>)> = Vec::new();
-    for (bi, b) in built.iter().enumerate() {
-        let costs = b.net.layer_costs();
-        let selected: Vec<&LayerCost> = b.selected.iter().map(|&i| &costs[i]).collect();
-        let mut target_rows = Vec::new();
-        for (li, c) in selected.iter().enumerate() {
-            target_rows.push(Row {
-                target: b.name.clone(),
-                layer: c.name.clone(),
-                op: c.describe(),
-                input: shape(c.input),
-                output: shape(c.output),
-                mults: c.mults(),
-                params: c.params,
-                ms: layer_ms[bi].get(li).copied(),
-            });
+            let all = net.layer_costs();
+            rows.iter()
+                .filter_map(|r| all.iter().position(|c| std::ptr::eq(c, *r)))
+                .collect()
         }
-        let mults: i64 = selected.iter().map(|c| c.mults()).sum();
-        let (total_label, params, ms) = if q.layer.is_some() {
-            // A part of a target: its layers' sum (the rest of the net is not run).
-            let ms = (!q.no_time).then(|| target_rows.iter().filter_map(|r| r.ms).sum());
-            (
-                "selected total",
-                selected.iter().map(|c| c.params).sum(),
-                ms,
-            )
-        } else {
-            ("total", b.params, total_ms[bi])
-        };
-        let name = &b.name;
-        outln!(
-            text,
-            "\n{name}: {} — input {}",
-            b.info.about,
-            shape(b.input)
-        );
-        outln!(
-            text,
-            "{:<24} {:<24} {:>12} {:>15} {:>12} {:>10}",
-            "layer",
-            "op",
-            "output",
-            "mults",
-            "params",
-            "ms/batch"
-        );
-        let ms_text = |ms: Option<f64>| ms.map_or("-".to_string(), |m| format!("{m:.3}"));
-        for r in &target_rows {
-            outln!(
-                text,
-                "{:<24} {:<24} {:>12} {:>15} {:>12} {:>10}",
-                r.layer,
-                r.op,
-                r.output,
-                group(r.mults),
-                group(r.params),
-                ms_text(r.ms)
-            );
-        }
-        outln!(
-            text,
-            "{:<24} {:<24} {:>12} {:>15} {:>12} {:>10}",
-            total_label,
-            "",
-            "",
-            group(mults),
-            group(params),
-            ms_text(ms)
-        );
-        rows.extend(target_rows);
-        rows.push(Row {
-            target: name.clone(),
-            layer: total_label.into(),
-            op: if q.layer.is_some() {
-                "sum of the layers timed alone".into()
-            } else {
-                "whole forward pass".into()
-            },
-            input: shape(b.input),
-            output: String::new(),
-            mults,
-            params,
+        None => (0..net.layer_costs().len()).collect(),
+    };
+    let params = vs
+        .trainable_variables()
+        .iter()
+        .map(|v| v.numel() as i64)
+        .sum();
+    Ok(Built {
+        name: name.to_owned(),
+        info,
+        input: q.input.unwrap_or(info.default_input),
+        net,
+        params,
+        selected,
+    })
+}
+
+/// One target's rows: its selected layers (with their medians `layer_ms`),
+/// then its total.
+fn target_rows(b: &Built, q: &Query, layer_ms: &[f64], total_ms: Option<f64>) -> (Vec<Row>, Row) {
+    let costs = b.net.layer_costs();
+    let selected: Vec<&LayerCost> = b.selected.iter().map(|&i| &costs[i]).collect();
+    let layers: Vec<Row> = selected
+        .iter()
+        .enumerate()
+        .map(|(li, c)| Row {
+            target: b.name.clone(),
+            layer: c.name.clone(),
+            op: c.describe(),
+            input: shape(c.input),
+            output: shape(c.output),
+            mults: c.mults(),
+            params: c.params,
+            ms: layer_ms.get(li).copied(),
+        })
+        .collect();
+    let mults: i64 = selected.iter().map(|c| c.mults()).sum();
+    let (layer, op, params, ms) = if q.layer.is_some() {
+        // A part of a target: its layers' sum (the rest of the net is not run).
+        let ms = (!q.no_time).then(|| layers.iter().filter_map(|r| r.ms).sum());
+        (
+            "selected total",
+            "sum of the layers timed alone",
+            selected.iter().map(|c| c.params).sum(),
             ms,
-        });
-        totals.push((name.clone(), mults, ms));
-    }
+        )
+    } else {
+        ("total", "whole forward pass", b.params, total_ms)
+    };
+    let total = Row {
+        target: b.name.clone(),
+        layer: layer.into(),
+        op: op.into(),
+        input: shape(b.input),
+        output: String::new(),
+        mults,
+        params,
+        ms,
+    };
+    (layers, total)
+}
 
-    // The comparisons the 1×1 argument is about, where both sides ran.
+/// One target's table: what it is, its layers, its total.
+fn print_target(text: &mut String, b: &Built, layers: &[Row], total: &Row) {
+    outln!(
+        text,
+        "\n{}: {} — input {}",
+        b.name,
+        b.info.about,
+        shape(b.input)
+    );
+    outln!(
+        text,
+        "{:<24} {:<24} {:>12} {:>15} {:>12} {:>10}",
+        "layer",
+        "op",
+        "output",
+        "mults",
+        "params",
+        "ms/batch"
+    );
+    let ms_text = |ms: Option<f64>| ms.map_or("-".to_string(), |m| format!("{m:.3}"));
+    for r in layers {
+        outln!(
+            text,
+            "{:<24} {:<24} {:>12} {:>15} {:>12} {:>10}",
+            r.layer,
+            r.op,
+            r.output,
+            group(r.mults),
+            group(r.params),
+            ms_text(r.ms)
+        );
+    }
+    outln!(
+        text,
+        "{:<24} {:<24} {:>12} {:>15} {:>12} {:>10}",
+        total.layer,
+        "",
+        "",
+        group(total.mults),
+        group(total.params),
+        ms_text(total.ms)
+    );
+}
+
+/// The comparisons the 1×1 argument is about, where both sides ran:
+/// `totals` holds each target's name, multiplications and median.
+fn print_comparisons(text: &mut String, totals: &[(String, i64, Option<f64>)]) {
     let find = |n: &str| totals.iter().find(|t| t.0 == n);
     let mut compared = false;
     for (big, small) in [
@@ -262,11 +335,25 @@ pub fn run(q: &Query) -> Result<String> {
             );
         }
     }
-    outln!(text, "\ntimes: {timing}");
+}
 
+/// How the times were measured, as printed under the tables.
+fn timing(q: &Query) -> String {
+    if q.no_time {
+        "counts only (--no-time)".to_string()
+    } else {
+        format!(
+            "median of {} forward passes after 3 warm-up passes, batch {}, {} thread(s), {:?}, eval mode, no autograd; every layer and target runs once per round, round after round",
+            q.repeats, q.batch, q.threads, q.device
+        )
+    }
+}
+
+/// Writes `OUT/cost.csv` and (with timing) the chart, and says so in `text`.
+fn write_files(text: &mut String, rows: &[Row], q: &Query) -> Result<()> {
     std::fs::create_dir_all(&q.out).with_context(|| format!("creating {}", q.out.display()))?;
     let csv_path = q.out.join("cost.csv");
-    write_file(&csv_path, csv(&rows, q).as_bytes())?;
+    write_file(&csv_path, csv(rows, q).as_bytes())?;
     outln!(text, "wrote {}", csv_path.display());
     if !q.no_time {
         let points: Vec<CostPoint> = rows
@@ -288,7 +375,7 @@ pub fn run(q: &Query) -> Result<String> {
         outln!(text, "wrote {}", rendered.png.display());
         outln!(text, "wrote {}", rendered.svg.display());
     }
-    Ok(text)
+    Ok(())
 }
 
 /// The CSV: one row per layer and one `total` row per target.

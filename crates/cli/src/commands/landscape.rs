@@ -8,10 +8,13 @@ use gradscope_format::files::{LANDSCAPE_SUMMARY_CSV, RUNS_DIR};
 use gradscope_format::landscape::{
     landscape_file, read_summary, Grid, LandscapeSummaryRow, Surface, Weights,
 };
-use gradscope_train::landscape::{check_run_at, evaluate_run, Options};
+use gradscope_train::landscape::{check_run_at, evaluate_run, Landscape, Options};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tch::Device;
 
 /// The options of `gradscope landscape`.
 #[derive(clap::Args)]
@@ -88,18 +91,86 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
     super::set_threads(args.threads)?;
     let device = super::device(args.device)?;
     let (stop, _lock) = super::start_writing(&out)?;
-    let summary_path = out.join(LANDSCAPE_SUMMARY_CSV);
-    let mut summary = read_summary(&out)
-        .map_err(anyhow::Error::msg)?
-        .unwrap_or_default();
-
+    let mut study = Study::new(out, first, device, stop)?;
     let grids = args
         .runs
         .iter()
         .zip(&names)
         .flat_map(|(run, name)| seeds.iter().map(move |&seed| (run, name, seed)));
     for (run_dir, name, seed) in grids {
-        let opts = Options { seed, ..first };
+        let path = study.grid(run_dir, name, seed)?;
+        println!("{}", path.display());
+    }
+    for r in gradscope_plot::render_landscape(&study.out, style)? {
+        println!("{}", r.png.display());
+    }
+    println!("{}", study.summary_path.display());
+    Ok(())
+}
+
+/// What the grids of one `gradscope landscape` share: where they go, the
+/// options of the first (the others differ in their seed), and the summary
+/// they add to.
+struct Study {
+    out: PathBuf,
+    first: Options,
+    device: Device,
+    /// Set by Ctrl-C.
+    stop: Arc<AtomicBool>,
+    summary_path: PathBuf,
+    summary: Vec<LandscapeSummaryRow>,
+}
+
+impl Study {
+    /// The study of results folder `out`, with the summary rows it holds.
+    fn new(out: PathBuf, first: Options, device: Device, stop: Arc<AtomicBool>) -> Result<Study> {
+        let summary_path = out.join(LANDSCAPE_SUMMARY_CSV);
+        let summary = read_summary(&out)
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default();
+        Ok(Study {
+            out,
+            first,
+            device,
+            stop,
+            summary_path,
+            summary,
+        })
+    }
+
+    /// One grid of run `name` with the directions of `seed`: evaluated,
+    /// written to OUT/runs/NAME/ and added to the summary. Returns the
+    /// grid's file.
+    fn grid(&mut self, run_dir: &Path, name: &str, seed: u64) -> Result<PathBuf> {
+        let opts = Options { seed, ..self.first };
+        let l = self.evaluate(run_dir, name, &opts)?;
+        let dir = self.out.join(RUNS_DIR).join(name);
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in &l.rows {
+            w.serialize(row)?;
+        }
+        let path = dir.join(landscape_file(opts.at, seed));
+        write_atomic(&path, &w.into_inner()?)
+            .map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
+        let row = summary_row(&l, &opts)?;
+        eprintln!(
+            "{name} ({} weights, directions {seed}): loss {:.4} at the centre; {} local minima, {:.0}% non-convex, roughness {:.3} decades ({:.0} s)",
+            opts.at.as_str(),
+            row.centre_loss.unwrap_or(f64::NAN),
+            row.local_minima,
+            row.nonconvex_fraction.unwrap_or(f64::NAN) * 100.0,
+            row.roughness.unwrap_or(f64::NAN),
+            l.elapsed_s
+        );
+        self.add_to_summary(row)?;
+        Ok(path)
+    }
+
+    /// Evaluates the grid `opts` around run `run_dir` (named `name`), with a
+    /// progress bar or, without a terminal, progress lines.
+    fn evaluate(&self, run_dir: &Path, name: &str, opts: &Options) -> Result<Landscape> {
+        let seed = opts.seed;
         let total = (opts.grid * opts.grid) as u64;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
@@ -114,13 +185,14 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
             bar
         });
         eprintln!(
-            "{}: {}×{} grid around the {} weights, directions of seed {seed}, over ±{} on {} training images, {device:?}",
+            "{}: {}×{} grid around the {} weights, directions of seed {seed}, over ±{} on {} training images, {:?}",
             run_dir.display(),
             opts.grid,
             opts.grid,
-            at.as_str(),
+            opts.at.as_str(),
             opts.span,
-            opts.samples
+            opts.samples,
+            self.device
         );
         // Without a terminal (a log, make), a line at every tenth of the grid.
         let started = std::time::Instant::now();
@@ -132,7 +204,7 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
             ),
             None => {}
         };
-        let landscape = evaluate_run(run_dir, &opts, device, &stop, &mut progress)
+        let landscape = evaluate_run(run_dir, opts, self.device, &self.stop, &mut progress)
             .with_context(|| run_dir.display().to_string())?;
         if let Some(b) = &bar {
             b.finish_and_clear();
@@ -143,40 +215,13 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
                 run_dir.display()
             );
         };
-        let dir = out.join(RUNS_DIR).join(name);
-        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-        let mut w = csv::Writer::from_writer(Vec::new());
-        for row in &l.rows {
-            w.serialize(row)?;
-        }
-        let path = dir.join(landscape_file(at, seed));
-        write_atomic(&path, &w.into_inner()?)
-            .map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
-        let surface = Surface::from_rows(&l.rows).map_err(|e| anyhow::anyhow!(e))?;
-        let row = LandscapeSummaryRow::read(
-            &surface,
-            Grid {
-                run: l.record.run.clone(),
-                variant: l.record.variant.clone(),
-                depth: l.record.depth as u32,
-                seed: l.record.seed,
-                weights: at,
-                grid: opts.grid,
-                span: opts.span,
-                samples: l.samples,
-                direction_seed: opts.seed,
-                elapsed_s: l.elapsed_s,
-            },
-        );
-        eprintln!(
-            "{name} ({} weights, directions {seed}): loss {:.4} at the centre; {} local minima, {:.0}% non-convex, roughness {:.3} decades ({:.0} s)",
-            at.as_str(),
-            row.centre_loss.unwrap_or(f64::NAN),
-            row.local_minima,
-            row.nonconvex_fraction.unwrap_or(f64::NAN) * 100.0,
-            row.roughness.unwrap_or(f64::NAN),
-            l.elapsed_s
-        );
+        Ok(l)
+    }
+
+    /// Puts `row` in the summary (in place of an older row of the same
+    /// grid) and writes it.
+    fn add_to_summary(&mut self, row: LandscapeSummaryRow) -> Result<()> {
+        let summary = &mut self.summary;
         summary.retain(|r| r.key() != row.key());
         summary.push(row);
         // Plain before residual at each depth, as the charts' panels go.
@@ -194,16 +239,31 @@ pub fn landscape(args: Args, style: gradscope_plot::Style) -> Result<()> {
         });
         // Written after every run, so an interruption keeps the runs done.
         let mut w = csv::Writer::from_writer(Vec::new());
-        for r in &summary {
+        for r in summary.iter() {
             w.serialize(r)?;
         }
-        write_atomic(&summary_path, &w.into_inner()?)
+        write_atomic(&self.summary_path, &w.into_inner()?)
             .map_err(|(p, e)| anyhow::anyhow!("{}: {e}", p.display()))?;
-        println!("{}", path.display());
+        Ok(())
     }
-    for r in gradscope_plot::render_landscape(&out, style)? {
-        println!("{}", r.png.display());
-    }
-    println!("{}", summary_path.display());
-    Ok(())
+}
+
+/// The summary row of grid `l`, taken with `opts`.
+fn summary_row(l: &Landscape, opts: &Options) -> Result<LandscapeSummaryRow> {
+    let surface = Surface::from_rows(&l.rows).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(LandscapeSummaryRow::read(
+        &surface,
+        Grid {
+            run: l.record.run.clone(),
+            variant: l.record.variant.clone(),
+            depth: l.record.depth as u32,
+            seed: l.record.seed,
+            weights: opts.at,
+            grid: opts.grid,
+            span: opts.span,
+            samples: l.samples,
+            direction_seed: opts.seed,
+            elapsed_s: l.elapsed_s,
+        },
+    ))
 }

@@ -7,11 +7,14 @@ use anyhow::{bail, Context, Result};
 use gradscope_format::durable::write_atomic;
 use gradscope_format::files::{LESION_CSV, LESION_SUMMARY_CSV, PATHS_CSV, RUNS_DIR};
 use gradscope_format::lesion::{
-    effective_paths, single_deletion, LesionKind, LesionSummaryRow, EFFECTIVE_SHARE,
+    effective_paths, single_deletion, LesionKind, LesionSummaryRow, PathRow, EFFECTIVE_SHARE,
 };
-use gradscope_train::lesion::{check_run, lesion_run, path_run, Options};
+use gradscope_train::lesion::{check_run, lesion_run, path_run, Lesions, Options};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
+use tch::Device;
 
 /// The options of `gradscope lesion`.
 #[derive(clap::Args)]
@@ -94,15 +97,86 @@ pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
     let device = super::device(args.device)?;
     let (stop, _lock) = super::start_writing(&out)?;
     let summary_path = out.join(LESION_SUMMARY_CSV);
-    let mut summary = read_summary(&summary_path)?;
+    let mut study = Study {
+        summary: read_summary(&summary_path)?,
+        summary_path,
+        out,
+        opts,
+        path_study: !args.no_paths,
+        device,
+        stop,
+    };
     for (run_dir, name) in args.runs.iter().zip(&names) {
+        let dir = study.run(run_dir, name)?;
+        println!("{}", dir.join(LESION_CSV).display());
+    }
+    for p in gradscope_plot::render_lesion(&study.out, style)? {
+        println!("{}", p.display());
+    }
+    println!("{}", study.summary_path.display());
+    Ok(())
+}
+
+/// What the runs of one `gradscope lesion` share: where they go, the
+/// options, and the summary they add to.
+struct Study {
+    out: PathBuf,
+    opts: Options,
+    /// Whether to run the path study (on residual nets).
+    path_study: bool,
+    device: Device,
+    /// Set by Ctrl-C.
+    stop: Arc<AtomicBool>,
+    summary_path: PathBuf,
+    summary: Vec<LesionSummaryRow>,
+}
+
+impl Study {
+    /// Both studies of run `run_dir` (named `name`), written to
+    /// OUT/runs/NAME/ (returned) and added to the summary.
+    fn run(&mut self, run_dir: &Path, name: &str) -> Result<PathBuf> {
         let started = Instant::now();
+        let l = self.lesions(run_dir, name, started)?;
+        let paths = if !self.path_study || !l.blocks.residual {
+            None
+        } else {
+            Some(self.paths(run_dir, name, &l)?)
+        };
+        let dir = self.out.join(RUNS_DIR).join(name);
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        write(&dir.join(LESION_CSV), &csv_bytes(&l.rows)?)?;
+        if let Some(p) = &paths {
+            write(&dir.join(PATHS_CSV), &csv_bytes(p)?)?;
+        }
+        let row = summary_row(&l, paths.as_deref(), started);
         eprintln!(
-            "{}: lesions on the first {} training and test images, {} draws per k, seed {}, {device:?}",
+            "{name}: test error {:.2}% intact, {} after deleting one block (median){}; {:.0} s",
+            100.0 * row.intact_test_error,
+            row.delete_median_test_error
+                .map_or("—".into(), |median| format!("{:.2}%", 100.0 * median)),
+            row.effective_lo
+                .zip(row.effective_hi)
+                .map_or(String::new(), |(lo, hi)| format!(
+                    "; {:.0}% of the gradient through paths of {lo}–{hi} of {} blocks",
+                    100.0 * EFFECTIVE_SHARE,
+                    row.blocks
+                )),
+            row.elapsed_s
+        );
+        self.add_to_summary(row)?;
+        Ok(dir)
+    }
+
+    /// The lesion study of one run, with a progress line every 30 s.
+    fn lesions(&self, run_dir: &Path, name: &str, started: Instant) -> Result<Lesions> {
+        let opts = &self.opts;
+        eprintln!(
+            "{}: lesions on the first {} training and test images, {} draws per k, seed {}, {:?}",
             run_dir.display(),
             opts.samples,
             opts.per_k,
-            opts.seed
+            opts.seed,
+            self.device
         );
         let mut last_line = Instant::now();
         let mut progress = |done: usize, total: usize| {
@@ -115,7 +189,7 @@ pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
                 last_line = Instant::now();
             }
         };
-        let Some(l) = lesion_run(run_dir, &opts, device, &stop, &mut progress)
+        let Some(l) = lesion_run(run_dir, opts, self.device, &self.stop, &mut progress)
             .with_context(|| run_dir.display().to_string())?
         else {
             bail!(
@@ -123,82 +197,72 @@ pub fn lesion(args: Args, style: gradscope_plot::Style) -> Result<()> {
                 run_dir.display()
             );
         };
-        let paths = if args.no_paths || !l.blocks.residual {
-            None
-        } else {
-            eprintln!(
-                "{name}: paths of every length through {} blocks, {} per length, batch of {}",
-                l.blocks.blocks.len(),
-                opts.per_k,
-                opts.batch
-            );
-            match path_run(run_dir, &opts, device, &stop)
-                .with_context(|| run_dir.display().to_string())?
-            {
-                Some(p) => Some(p),
-                None => bail!(
-                    "{}: interrupted; nothing of its lesions or paths was written (runs before it were)",
-                    run_dir.display()
-                ),
-            }
-        };
-        let dir = out.join(RUNS_DIR).join(name);
-        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-        write(&dir.join(LESION_CSV), &csv_bytes(&l.rows)?)?;
-        if let Some(p) = &paths {
-            write(&dir.join(PATHS_CSV), &csv_bytes(p)?)?;
-        }
-        let intact = l
-            .rows
-            .iter()
-            .find(|r| r.lesion == LesionKind::None)
-            .map_or(f64::NAN, |r| r.test_error);
-        let single = single_deletion(&l.rows);
-        let trained: Vec<_> = paths
-            .iter()
-            .flatten()
-            .filter(|r| r.weights == "trained")
-            .cloned()
-            .collect();
-        let effective = effective_paths(&trained, EFFECTIVE_SHARE);
-        let row = LesionSummaryRow {
-            run: l.record.run.clone(),
-            variant: l.record.variant.clone(),
-            depth: l.record.depth as u32,
-            seed: l.record.seed,
-            blocks: l.blocks.blocks.len(),
-            deletable: l.blocks.blocks.iter().filter(|b| b.same_shape).count(),
-            samples: l.samples,
-            intact_test_error: intact,
-            chance_error: 1.0 - 1.0 / l.classes.max(1) as f64,
-            delete_median_test_error: single.map(|s| s.0),
-            delete_max_test_error: single.map(|s| s.1),
-            effective_lo: effective.map(|e| e.0),
-            effective_hi: effective.map(|e| e.1),
-            peak_k: effective.map(|e| e.2),
-            elapsed_s: started.elapsed().as_secs_f64(),
-        };
+        Ok(l)
+    }
+
+    /// The path study of one run (residual nets), whose lesions are `l`.
+    fn paths(&self, run_dir: &Path, name: &str, l: &Lesions) -> Result<Vec<PathRow>> {
+        let opts = &self.opts;
         eprintln!(
-            "{name}: test error {:.2}% intact, {} after deleting one block (median){}; {:.0} s",
-            100.0 * intact,
-            single.map_or("—".into(), |s| format!("{:.2}%", 100.0 * s.0)),
-            effective.map_or(String::new(), |(lo, hi, _)| format!(
-                "; {:.0}% of the gradient through paths of {lo}–{hi} of {} blocks",
-                100.0 * EFFECTIVE_SHARE,
-                row.blocks
-            )),
-            row.elapsed_s
+            "{name}: paths of every length through {} blocks, {} per length, batch of {}",
+            l.blocks.blocks.len(),
+            opts.per_k,
+            opts.batch
         );
+        match path_run(run_dir, opts, self.device, &self.stop)
+            .with_context(|| run_dir.display().to_string())?
+        {
+            Some(p) => Ok(p),
+            None => bail!(
+                "{}: interrupted; nothing of its lesions or paths was written (runs before it were)",
+                run_dir.display()
+            ),
+        }
+    }
+
+    /// Puts `row` in the summary (in place of an older row of its run) and
+    /// writes it.
+    fn add_to_summary(&mut self, row: LesionSummaryRow) -> Result<()> {
+        let summary = &mut self.summary;
         summary.retain(|r| r.run != row.run);
         summary.push(row);
         summary.sort_by(|a, b| (a.depth, &a.variant, a.seed).cmp(&(b.depth, &b.variant, b.seed)));
         // Written after every run, so an interruption keeps the runs done.
-        write(&summary_path, &csv_bytes(&summary)?)?;
-        println!("{}", dir.join(LESION_CSV).display());
+        write(&self.summary_path, &csv_bytes(summary)?)
     }
-    for p in gradscope_plot::render_lesion(&out, style)? {
-        println!("{}", p.display());
+}
+
+/// The summary row of a run's lesions `l` and paths, started at `started`.
+fn summary_row(l: &Lesions, paths: Option<&[PathRow]>, started: Instant) -> LesionSummaryRow {
+    let intact = l
+        .rows
+        .iter()
+        .find(|r| r.lesion == LesionKind::None)
+        .map_or(f64::NAN, |r| r.test_error);
+    let single = single_deletion(&l.rows);
+    let trained: Vec<_> = paths
+        .iter()
+        .copied()
+        .flatten()
+        .filter(|r| r.weights == "trained")
+        .cloned()
+        .collect();
+    let effective = effective_paths(&trained, EFFECTIVE_SHARE);
+    LesionSummaryRow {
+        run: l.record.run.clone(),
+        variant: l.record.variant.clone(),
+        depth: l.record.depth as u32,
+        seed: l.record.seed,
+        blocks: l.blocks.blocks.len(),
+        deletable: l.blocks.blocks.iter().filter(|b| b.same_shape).count(),
+        samples: l.samples,
+        intact_test_error: intact,
+        chance_error: 1.0 - 1.0 / l.classes.max(1) as f64,
+        delete_median_test_error: single.map(|s| s.0),
+        delete_max_test_error: single.map(|s| s.1),
+        effective_lo: effective.map(|e| e.0),
+        effective_hi: effective.map(|e| e.1),
+        peak_k: effective.map(|e| e.2),
+        elapsed_s: started.elapsed().as_secs_f64(),
     }
-    println!("{}", summary_path.display());
-    Ok(())
 }

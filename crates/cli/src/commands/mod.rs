@@ -156,6 +156,19 @@ pub(crate) fn run_folders(
     Ok((names, out))
 }
 
+/// A flag that Ctrl-C and SIGTERM set, for the work to stop at its next
+/// step.
+pub(crate) fn stop_on_ctrl_c() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    Ok(stop)
+}
+
 /// What `landscape` and `lesion` do before they write: a flag that Ctrl-C
 /// sets (the work stops between runs and keeps the runs done), `out`
 /// created, and its lock held (one writer per results folder).
@@ -165,13 +178,7 @@ pub(crate) fn start_writing(
     std::sync::Arc<std::sync::atomic::AtomicBool>,
     gradscope_train::lock::ResultsLock,
 )> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
+    let stop = stop_on_ctrl_c()?;
     std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
     let command: Vec<String> = std::env::args().collect();
     let holder = gradscope_train::lock::Holder::current(&command.join(" "));

@@ -3,10 +3,11 @@
 //! or, when stopped, with every finished run and an honest status for the
 //! rest.
 
-use super::{device, duration, set_threads, DeviceArg};
+use super::{device, duration, set_threads, stop_on_ctrl_c, DeviceArg};
 use anyhow::{bail, Context, Result};
 use gradscope_format::files;
-use gradscope_train::record::Status;
+use gradscope_train::plan::RunSpec;
+use gradscope_train::record::{RunRecord, Status};
 use gradscope_train::shard::Shard;
 use gradscope_train::spec::Experiment;
 use gradscope_train::sweep::{list_some, Existing, Sweep};
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tch::Device;
 
 /// Without a terminal, a progress line at least this often during a run.
 pub(crate) const PROGRESS_AT_LEAST: Duration = Duration::from_secs(60);
@@ -64,127 +66,189 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
-    let RunArgs {
-        experiment,
-        out,
-        threads,
-        device,
-        no_plot,
-        resume,
-        restart,
-        force,
-        progress_every,
-        shard,
-    } = args;
-    let existing = match (resume, restart, force) {
-        (true, _, _) => Existing::Resume,
-        (_, true, true) => Existing::Replace,
-        (_, true, false) => Existing::Restart,
-        _ => Existing::Refuse,
-    };
-    let shard = shard.as_deref().map(Shard::parse).transpose()?;
-    let path = experiment.as_path();
-    let exp = Experiment::from_file(path)?;
-    let threads = set_threads(threads)?;
-    let device = self::device(device)?;
-    let out_given = out.is_some();
-    let out = out.unwrap_or_else(|| match shard {
+    let session = Session::prepare(args)?;
+    session.say_what_preparing_found();
+    let failed = session.train_all()?;
+    session.finish(&failed)
+}
+
+impl RunArgs {
+    /// What to do with runs already in the results directory.
+    fn existing(&self) -> Existing {
+        match (self.resume, self.restart, self.force) {
+            (true, _, _) => Existing::Resume,
+            (_, true, true) => Existing::Replace,
+            (_, true, false) => Existing::Restart,
+            _ => Existing::Refuse,
+        }
+    }
+}
+
+/// `results/NAME`, or `results/NAME/shards/I` for shard I.
+fn default_out(name: &str, shard: Option<Shard>) -> PathBuf {
+    match shard {
         Some(s) => Path::new(files::RESULTS_DIR)
-            .join(&exp.name)
+            .join(name)
             .join(files::SHARDS_DIR)
             .join(s.index.to_string()),
-        None => Path::new(files::RESULTS_DIR).join(&exp.name),
-    });
-    // Ctrl-C and SIGTERM ask the loop to stop after its current step (or
-    // evaluation chunk); the files written so far stay valid, and the lock
-    // is released on the way out. Installed before the lock is taken, so a
-    // Ctrl-C while the data load cannot kill the process holding it.
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
+        None => Path::new(files::RESULTS_DIR).join(name),
     }
-    let command: Vec<String> = std::env::args().collect();
-    let sweep = Sweep::prepare(
-        exp,
-        &out,
-        device,
-        threads,
-        existing,
-        shard,
-        &command.join(" "),
-    )
-    .with_context(|| path.display().to_string())?
-    .with_experiment_file(path);
-    for note in sweep.notes() {
-        eprintln!("{}: {note}", out.display());
-    }
-    if let Some(h) = sweep.stale_lock() {
-        eprintln!(
-            "{}: took over a stale lock left by {h}, which is no longer running",
-            out.display()
-        );
-    }
-    if !sweep.kept().is_empty() {
-        let kept: Vec<String> = sweep
-            .kept()
-            .iter()
-            .map(|(r, s)| format!("{} {}", r.name(), s.as_str()))
-            .collect();
-        eprintln!(
-            "resuming: keeping {} finished run(s) ({}); training {}",
-            kept.len(),
-            list_some(&kept),
-            sweep.pending().len()
-        );
+}
+
+/// One `gradscope run` once its sweep is prepared: what the steps below
+/// share.
+struct Session {
+    args: RunArgs,
+    sweep: Sweep,
+    /// The results directory.
+    out: PathBuf,
+    device: Device,
+    threads: i32,
+    /// Set by Ctrl-C and SIGTERM.
+    stop: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// Reads the experiment, takes the results directory (and its lock),
+    /// and works out which runs to train.
+    fn prepare(args: RunArgs) -> Result<Session> {
+        let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+        let path = args.experiment.as_path();
+        let exp = Experiment::from_file(path)?;
+        let threads = set_threads(args.threads)?;
+        let device = self::device(args.device)?;
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| default_out(&exp.name, shard));
+        // Ctrl-C and SIGTERM ask the loop to stop after its current step (or
+        // evaluation chunk); the files written so far stay valid, and the lock
+        // is released on the way out. Installed before the lock is taken, so a
+        // Ctrl-C while the data load cannot kill the process holding it.
+        let stop = stop_on_ctrl_c()?;
+        let command: Vec<String> = std::env::args().collect();
+        let sweep = Sweep::prepare(
+            exp,
+            &out,
+            device,
+            threads,
+            args.existing(),
+            shard,
+            &command.join(" "),
+        )
+        .with_context(|| path.display().to_string())?
+        .with_experiment_file(path);
+        Ok(Session {
+            args,
+            sweep,
+            out,
+            device,
+            threads,
+            stop,
+        })
     }
 
-    let runs = sweep.pending().to_vec();
-    let steps = sweep.steps() as u64;
-    let all_steps: u64 = runs.iter().map(|r| sweep.run_steps(r) as u64).sum();
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(all_steps);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps, eta {eta}  {msg}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        bar
-    });
-    eprintln!(
-        "{}: {} runs to train on {device:?} with {threads} threads into {}",
-        path.display(),
-        runs.len(),
-        out.display()
-    );
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
 
-    let mut failed: Vec<String> = Vec::new();
-    for (i, run) in runs.iter().enumerate() {
-        if stop.load(Ordering::SeqCst) {
-            break;
+    /// What preparing found: notes, a stale lock taken over, the runs a
+    /// resume keeps.
+    fn say_what_preparing_found(&self) {
+        let (sweep, out) = (&self.sweep, &self.out);
+        for note in sweep.notes() {
+            eprintln!("{}: {note}", out.display());
         }
-        let base = i as u64 * steps;
-        if let Some(b) = &bar {
-            b.set_message(run.name());
+        if let Some(h) = sweep.stale_lock() {
+            eprintln!(
+                "{}: took over a stale lock left by {h}, which is no longer running",
+                out.display()
+            );
         }
+        if !sweep.kept().is_empty() {
+            let kept: Vec<String> = sweep
+                .kept()
+                .iter()
+                .map(|(r, s)| format!("{} {}", r.name(), s.as_str()))
+                .collect();
+            eprintln!(
+                "resuming: keeping {} finished run(s) ({}); training {}",
+                kept.len(),
+                list_some(&kept),
+                sweep.pending().len()
+            );
+        }
+    }
+
+    /// Trains the pending runs one after the other until they are done or
+    /// Ctrl-C stops them; returns the names of the runs that failed.
+    fn train_all(&self) -> Result<Vec<String>> {
+        let runs = self.sweep.pending();
+        let steps = self.sweep.steps() as u64;
+        let all_steps: u64 = runs.iter().map(|r| self.sweep.run_steps(r) as u64).sum();
+        let bar = progress_bar(all_steps);
+        eprintln!(
+            "{}: {} runs to train on {:?} with {} threads into {}",
+            self.args.experiment.display(),
+            runs.len(),
+            self.device,
+            self.threads,
+            self.out.display()
+        );
+        let mut failed: Vec<String> = Vec::new();
+        for (i, run) in runs.iter().enumerate() {
+            if self.stopped() {
+                break;
+            }
+            if let Some(b) = &bar {
+                b.set_message(run.name());
+            }
+            let tag = format!("[{}/{}] {}", i + 1, runs.len(), run.name());
+            let record = self.train_one(run, &tag, i as u64 * steps, bar.as_ref())?;
+            let line = outcome(&tag, &record);
+            match &bar {
+                Some(b) => b.println(line),
+                None => eprintln!("{line}"),
+            }
+            if record.status == Status::Failed {
+                failed.push(run.name());
+            }
+            if self.stopped() {
+                break;
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok(failed)
+    }
+
+    /// Trains one run, moving the bar from `base` steps on, or without a
+    /// terminal, printing progress lines tagged `tag`.
+    fn train_one(
+        &self,
+        run: &RunSpec,
+        tag: &str,
+        base: u64,
+        bar: Option<&ProgressBar>,
+    ) -> Result<RunRecord> {
+        let steps = self.sweep.steps();
         // Without a terminal (a log file, a pipe, a batch job) there is no
         // bar: a line when the run starts and one every `every` steps (and
         // at least once a minute) say where the sweep is.
-        let tag = format!("[{}/{}] {}", i + 1, runs.len(), run.name());
-        let every = progress_every
-            .unwrap_or((steps as usize / 10).max(1))
+        let every = self
+            .args
+            .progress_every
+            .unwrap_or((steps / 10).max(1))
             .max(1);
         if bar.is_none() {
             eprintln!("{tag}: training {steps} steps");
         }
         let started = Instant::now();
         let mut last_line = started;
-        let record = sweep.run(run, &stop, &mut |done| match &bar {
+        let record = self.sweep.run(run, &self.stop, &mut |done| match bar {
             Some(b) => b.set_position(base + done as u64),
-            None if done < steps as usize
+            None if done < steps
                 && (done % every == 0 || last_line.elapsed() >= PROGRESS_AT_LEAST) =>
             {
                 last_line = Instant::now();
@@ -198,71 +262,83 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             }
             None => {}
         })?;
-        let pct = |v: Option<f64>| {
-            v.map(|v| format!("{:.1}%", 100.0 * v))
-                .unwrap_or_else(|| "-".into())
-        };
-        let line = format!(
-            "{tag} {} after {} steps in {}: train error {}, test error {}{}",
-            record.status.as_str(),
-            record.steps_done,
-            duration(record.elapsed_s),
-            pct(record.final_metrics.train_error),
-            pct(record.final_metrics.test_error),
-            match (&record.error, record.diverged_at_step) {
-                (Some(e), _) => format!(" ({e})"),
-                (None, Some(step)) =>
-                    format!(" (a NaN or infinite loss or gradient at step {step})"),
-                _ => String::new(),
-            },
-        );
-        match &bar {
-            Some(b) => b.println(line),
-            None => eprintln!("{line}"),
-        }
-        if record.status == Status::Failed {
-            failed.push(run.name());
-        }
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
+        Ok(record)
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let summary = sweep.write_summary()?;
-    eprintln!("wrote {}", summary.display());
-    if !no_plot {
-        super::results::plot(&out, gradscope_plot::fresh::recorded_style(&out))?;
-    }
-    // A report from before this run (kept by --resume) now describes other
-    // runs: write it again, or say that it is out of date.
-    if out.join(gradscope_report::REPORT_FILE).is_file() {
-        if no_plot {
+
+    /// After the runs: summary.csv, the charts and the report, then the
+    /// exit status (130 when stopped, an error naming the failed runs).
+    fn finish(&self, failed: &[String]) -> Result<ExitCode> {
+        let (out, no_plot) = (&self.out, self.args.no_plot);
+        let summary = self.sweep.write_summary()?;
+        eprintln!("wrote {}", summary.display());
+        if !no_plot {
+            super::results::plot(out, gradscope_plot::fresh::recorded_style(out))?;
+        }
+        // A report from before this run (kept by --resume) now describes other
+        // runs: write it again, or say that it is out of date.
+        if out.join(gradscope_report::REPORT_FILE).is_file() {
+            if no_plot {
+                eprintln!(
+                    "{}: report.md predates these runs; `gradscope report {}` writes it again",
+                    out.display(),
+                    out.display()
+                );
+            } else {
+                super::results::report(out)?;
+            }
+        }
+        if self.stopped() {
             eprintln!(
-                "{}: report.md predates these runs; `gradscope report {}` writes it again",
+                "interrupted: finished runs and the current run's rows are kept in {}; `gradscope run {} --resume{}` continues",
                 out.display(),
-                out.display()
+                self.args.experiment.display(),
+                if self.args.out.is_some() { format!(" --out {}", out.display()) } else { String::new() }
             );
-        } else {
-            super::results::report(&out)?;
+            return Ok(ExitCode::from(130));
         }
+        if !failed.is_empty() {
+            bail!(
+                "{} run(s) failed: {} (each run.json says why)",
+                failed.len(),
+                list_some(failed)
+            );
+        }
+        Ok(ExitCode::SUCCESS)
     }
-    if stop.load(Ordering::SeqCst) {
-        eprintln!(
-            "interrupted: finished runs and the current run's rows are kept in {}; `gradscope run {} --resume{}` continues",
-            out.display(),
-            path.display(),
-            if out_given { format!(" --out {}", out.display()) } else { String::new() }
+}
+
+/// The progress bar over all `steps`, where stderr is a terminal.
+fn progress_bar(steps: u64) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(steps);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps, eta {eta}  {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         );
-        return Ok(ExitCode::from(130));
-    }
-    if !failed.is_empty() {
-        bail!(
-            "{} run(s) failed: {} (each run.json says why)",
-            failed.len(),
-            list_some(&failed)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+        bar
+    })
+}
+
+/// The line that says how run `tag` ended.
+fn outcome(tag: &str, record: &RunRecord) -> String {
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.1}%", 100.0 * v))
+            .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "{tag} {} after {} steps in {}: train error {}, test error {}{}",
+        record.status.as_str(),
+        record.steps_done,
+        duration(record.elapsed_s),
+        pct(record.final_metrics.train_error),
+        pct(record.final_metrics.test_error),
+        match (&record.error, record.diverged_at_step) {
+            (Some(e), _) => format!(" ({e})"),
+            (None, Some(step)) => format!(" (a NaN or infinite loss or gradient at step {step})"),
+            _ => String::new(),
+        },
+    )
 }

@@ -70,6 +70,24 @@ fn plain(flag: &str, value: &str) -> Result<()> {
 /// Writes the scripts for the experiment file `experiment` (named `name`)
 /// into `results/NAME/slurm/` under the current directory.
 pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
+    check_options(o)?;
+    let job = Job::new(experiment, name, o)?;
+    std::fs::create_dir_all(&job.dir).with_context(|| job.dir.display().to_string())?;
+    let scripts = Scripts {
+        sweep: job.dir.join("sweep.sbatch"),
+        merge: job.dir.join("merge.sbatch"),
+    };
+    for (path, text) in [
+        (&scripts.sweep, job.sweep_script()),
+        (&scripts.merge, job.merge_script()),
+    ] {
+        std::fs::write(path, text).with_context(|| path.display().to_string())?;
+    }
+    Ok(scripts)
+}
+
+/// Refuses options no Slurm script can carry.
+fn check_options(o: &Options) -> Result<()> {
     if o.shards == 0 {
         bail!("--shards: 0 shards cannot train anything (give 1 or more)");
     }
@@ -93,124 +111,162 @@ pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
     if o.gpus == Some(0) {
         bail!("--gpus: 0 GPUs; leave --gpus out to train on CPUs");
     }
-    let cwd = std::env::current_dir().context("reading the current directory")?;
-    let exp = experiment
-        .canonicalize()
-        .with_context(|| experiment.display().to_string())?;
-    let bin = std::env::current_exe().context("finding the gradscope binary")?;
-    // The scripts spell these paths out: a lossy spelling (U+FFFD for
-    // bytes that are not UTF-8) would name a folder that does not exist.
-    for (what, p) in [
-        ("the current directory", &cwd),
-        ("the experiment file", &exp),
-        ("the gradscope binary", &bin),
-    ] {
-        if p.to_str().is_none() {
+    Ok(())
+}
+
+/// What the two scripts spell out.
+struct Job<'a> {
+    name: &'a str,
+    o: &'a Options,
+    /// The folder the scripts run in, the experiment file and the
+    /// gradscope binary, all absolute.
+    cwd: PathBuf,
+    exp: PathBuf,
+    bin: PathBuf,
+    /// `results/NAME` under `cwd`, and its `slurm/` (scripts and logs).
+    results: PathBuf,
+    dir: PathBuf,
+    /// `dir` as `--output` reads it.
+    log_dir: String,
+}
+
+impl<'a> Job<'a> {
+    /// The paths the scripts name, or why a script cannot name them.
+    fn new(experiment: &Path, name: &'a str, o: &'a Options) -> Result<Job<'a>> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let exp = experiment
+            .canonicalize()
+            .with_context(|| experiment.display().to_string())?;
+        let bin = std::env::current_exe().context("finding the gradscope binary")?;
+        // The scripts spell these paths out: a lossy spelling (U+FFFD for
+        // bytes that are not UTF-8) would name a folder that does not exist.
+        for (what, p) in [
+            ("the current directory", &cwd),
+            ("the experiment file", &exp),
+            ("the gradscope binary", &bin),
+        ] {
+            if p.to_str().is_none() {
+                bail!(
+                    "{p:?}: the path of {what} is not valid UTF-8, so a Slurm script cannot spell it; rename it or run from another folder"
+                );
+            }
+        }
+        let results = cwd.join(gradscope_format::files::RESULTS_DIR).join(name);
+        let dir = results.join("slurm");
+        // sbatch expands `%` patterns (`%j`, `%u`) in --output and --error:
+        // a `%` of the path itself is written `%%`.
+        let log_dir = dir.display().to_string().replace('%', "%%");
+        // The log path goes into an `#SBATCH --output=` line, which Slurm splits
+        // at spaces and cuts at `#`, and where it reads quotes: such a folder
+        // would send the logs somewhere else.
+        if let Some(c) = dir
+            .to_string_lossy()
+            .chars()
+            .find(|c| c.is_whitespace() || matches!(c, '#' | '\'' | '"' | '\\'))
+        {
             bail!(
-                "{p:?}: the path of {what} is not valid UTF-8, so a Slurm script cannot spell it; rename it or run from another folder"
+                "{}: Slurm's #SBATCH lines cannot carry a path with {c:?} in it; run `gradscope slurm` from a folder whose path has no spaces, quotes or #",
+                dir.display()
             );
         }
+        Ok(Job {
+            name,
+            o,
+            cwd,
+            exp,
+            bin,
+            results,
+            dir,
+            log_dir,
+        })
     }
-    let results = cwd.join(gradscope_format::files::RESULTS_DIR).join(name);
-    let dir = results.join("slurm");
-    // sbatch expands `%` patterns (`%j`, `%u`) in --output and --error:
-    // a `%` of the path itself is written `%%`.
-    let log_dir = dir.display().to_string().replace('%', "%%");
-    // The log path goes into an `#SBATCH --output=` line, which Slurm splits
-    // at spaces and cuts at `#`, and where it reads quotes: such a folder
-    // would send the logs somewhere else.
-    if let Some(c) = dir
-        .to_string_lossy()
-        .chars()
-        .find(|c| c.is_whitespace() || matches!(c, '#' | '\'' | '"' | '\\'))
-    {
-        bail!(
-            "{}: Slurm's #SBATCH lines cannot carry a path with {c:?} in it; run `gradscope slurm` from a folder whose path has no spaces, quotes or #",
-            dir.display()
+
+    /// The `#SBATCH` lines both scripts carry.
+    fn common(&self) -> String {
+        let mut common = String::new();
+        if let Some(p) = &self.o.partition {
+            common.push_str(&format!("#SBATCH --partition={p}\n"));
+        }
+        common
+    }
+
+    /// `sweep.sbatch`: the array, one shard per task.
+    fn sweep_script(&self) -> String {
+        let (name, o) = (self.name, self.o);
+        let n = o.shards;
+        let m = o.max_parallel.unwrap_or(n).min(n);
+        let mut sweep = format!(
+            "#!/bin/bash\n\
+             # Written by `gradscope slurm`: experiment {name}, {n} shards.\n\
+             # Each task trains its shard into results/{name}/shards/$SLURM_ARRAY_TASK_ID.\n\
+             # On SIGTERM (preemption, or 120 s before the time limit) gradscope\n\
+             # saves a checkpoint and exits. Slurm requeues a preempted task, which\n\
+             # resumes from it; a task that hit its time limit is not requeued:\n\
+             # submit the array again, and its runs go on from their checkpoints.\n\
+             #SBATCH --job-name=gradscope-{name}\n\
+             #SBATCH --array=0-{last}%{m}\n\
+             #SBATCH --output={out}/%A_%a.out\n\
+             #SBATCH --open-mode=append\n\
+             #SBATCH --signal=B:TERM@120\n\
+             #SBATCH --requeue\n\
+             #SBATCH --cpus-per-task={cpus}\n",
+            last = n - 1,
+            out = self.log_dir,
+            cpus = o.cpus,
         );
+        sweep.push_str(&self.common());
+        if let Some(t) = &o.time {
+            sweep.push_str(&format!("#SBATCH --time={t}\n"));
+        }
+        if let Some(g) = o.gpus {
+            sweep.push_str(&format!("#SBATCH --gpus={g}\n"));
+        }
+        let device = if o.gpus.is_some_and(|g| g > 0) {
+            " --device cuda"
+        } else {
+            ""
+        };
+        sweep.push_str(&format!(
+            "\ncd {cwd}\nexec {bin} run {exp} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" \
+             --out {results}/shards/\"$SLURM_ARRAY_TASK_ID\" --resume --no-plot --threads {cpus}{device}\n",
+            cwd = quote_path(&self.cwd),
+            bin = quote_path(&self.bin),
+            exp = quote_path(&self.exp),
+            results = quote_path(&self.results),
+            cpus = o.cpus,
+        ));
+        sweep
     }
-    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-    let n = o.shards;
-    let m = o.max_parallel.unwrap_or(n).min(n);
 
-    let mut common = String::new();
-    if let Some(p) = &o.partition {
-        common.push_str(&format!("#SBATCH --partition={p}\n"));
+    /// `merge.sbatch`: the shards that have runs, merged into results/NAME.
+    fn merge_script(&self) -> String {
+        let (name, n) = (self.name, self.o.shards);
+        let mut merge = format!(
+            "#!/bin/bash\n\
+             # Written by `gradscope slurm`: gathers the {n} shards of {name} into\n\
+             # results/{name}/ (summary.csv, charts, report) once the array has ended.\n\
+             #SBATCH --job-name=gradscope-{name}-merge\n\
+             #SBATCH --output={out}/merge-%j.out\n\
+             #SBATCH --cpus-per-task=1\n",
+            out = self.log_dir,
+        );
+        merge.push_str(&self.common());
+        merge.push_str(&format!(
+            "\ncd {cwd}\n\
+             # Shards that never started have no folder; merge lists their runs as missing.\n\
+             shards=()\n\
+             for i in $(seq 0 {last}); do\n\
+             \x20 d={results}/shards/$i\n\
+             \x20 [ -d \"$d/runs\" ] && shards+=(\"$d\")\n\
+             done\n\
+             exec {bin} merge \"${{shards[@]}}\" --out {results}\n",
+            cwd = quote_path(&self.cwd),
+            last = n - 1,
+            results = quote_path(&self.results),
+            bin = quote_path(&self.bin),
+        ));
+        merge
     }
-    let mut sweep = format!(
-        "#!/bin/bash\n\
-         # Written by `gradscope slurm`: experiment {name}, {n} shards.\n\
-         # Each task trains its shard into results/{name}/shards/$SLURM_ARRAY_TASK_ID.\n\
-         # On SIGTERM (preemption, or 120 s before the time limit) gradscope\n\
-         # saves a checkpoint and exits. Slurm requeues a preempted task, which\n\
-         # resumes from it; a task that hit its time limit is not requeued:\n\
-         # submit the array again, and its runs go on from their checkpoints.\n\
-         #SBATCH --job-name=gradscope-{name}\n\
-         #SBATCH --array=0-{last}%{m}\n\
-         #SBATCH --output={out}/%A_%a.out\n\
-         #SBATCH --open-mode=append\n\
-         #SBATCH --signal=B:TERM@120\n\
-         #SBATCH --requeue\n\
-         #SBATCH --cpus-per-task={cpus}\n",
-        last = n - 1,
-        out = log_dir,
-        cpus = o.cpus,
-    );
-    sweep.push_str(&common);
-    if let Some(t) = &o.time {
-        sweep.push_str(&format!("#SBATCH --time={t}\n"));
-    }
-    if let Some(g) = o.gpus {
-        sweep.push_str(&format!("#SBATCH --gpus={g}\n"));
-    }
-    let device = if o.gpus.is_some_and(|g| g > 0) {
-        " --device cuda"
-    } else {
-        ""
-    };
-    sweep.push_str(&format!(
-        "\ncd {cwd}\nexec {bin} run {exp} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" \
-         --out {results}/shards/\"$SLURM_ARRAY_TASK_ID\" --resume --no-plot --threads {cpus}{device}\n",
-        cwd = quote_path(&cwd),
-        bin = quote_path(&bin),
-        exp = quote_path(&exp),
-        results = quote_path(&results),
-        cpus = o.cpus,
-    ));
-
-    let mut merge = format!(
-        "#!/bin/bash\n\
-         # Written by `gradscope slurm`: gathers the {n} shards of {name} into\n\
-         # results/{name}/ (summary.csv, charts, report) once the array has ended.\n\
-         #SBATCH --job-name=gradscope-{name}-merge\n\
-         #SBATCH --output={out}/merge-%j.out\n\
-         #SBATCH --cpus-per-task=1\n",
-        out = log_dir,
-    );
-    merge.push_str(&common);
-    merge.push_str(&format!(
-        "\ncd {cwd}\n\
-         # Shards that never started have no folder; merge lists their runs as missing.\n\
-         shards=()\n\
-         for i in $(seq 0 {last}); do\n\
-         \x20 d={results}/shards/$i\n\
-         \x20 [ -d \"$d/runs\" ] && shards+=(\"$d\")\n\
-         done\n\
-         exec {bin} merge \"${{shards[@]}}\" --out {results}\n",
-        cwd = quote_path(&cwd),
-        last = n - 1,
-        results = quote_path(&results),
-        bin = quote_path(&bin),
-    ));
-
-    let scripts = Scripts {
-        sweep: dir.join("sweep.sbatch"),
-        merge: dir.join("merge.sbatch"),
-    };
-    for (path, text) in [(&scripts.sweep, &sweep), (&scripts.merge, &merge)] {
-        std::fs::write(path, text).with_context(|| path.display().to_string())?;
-    }
-    Ok(scripts)
 }
 
 /// Whether `t` is a time limit in one of Slurm's forms (`sbatch --time`):
