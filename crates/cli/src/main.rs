@@ -256,7 +256,7 @@ fn install_panic_hook() {
         }
         // A panic the sweep or `check` catches is reported by them, once,
         // naming the file and the run: a line here would be a second one.
-        if gradscope_train::sweep::panic_is_caught() {
+        if gradscope_train::panics::panic_is_caught() {
             return;
         }
         let at = info.location().map_or(String::new(), |l| {
@@ -264,7 +264,7 @@ fn install_panic_hook() {
         });
         eprintln!(
             "gradscope: {}{at}",
-            gradscope_train::sweep::panic_reason(info.payload())
+            gradscope_train::panics::panic_reason(info.payload())
         );
     }));
 }

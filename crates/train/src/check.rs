@@ -198,7 +198,7 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
         let net_data = own_stand_in.as_ref().unwrap_or(&stand_in);
         // A network too large for memory panics in tch: one line naming
         // the run, as `run` says it, not an uncaught panic.
-        let measured = crate::sweep::catch_panic(|| {
+        let measured = crate::panics::catch_panic(|| {
             crate::train_loop::injected_panic(&run.name(), "build");
             tch::manual_seed(run.seed as i64);
             let vs = nn::VarStore::new(Device::Cpu);
@@ -221,7 +221,7 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
     }
     let mut same_twins = Vec::new();
     for &depth in &exp.depths {
-        let twins = crate::sweep::catch_panic(|| twins_are_one_network(exp, &data, depth))
+        let twins = crate::panics::catch_panic(|| twins_are_one_network(exp, &data, depth))
             .map_err(|message| TrainError::Invalid {
                 field: format!("depth {depth}"),
                 message,

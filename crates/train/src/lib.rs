@@ -29,6 +29,7 @@ pub mod landscape;
 pub mod lesion;
 pub mod lock;
 pub mod merge;
+pub mod panics;
 pub mod plan;
 pub mod record;
 pub mod sgd;
