@@ -235,7 +235,7 @@ SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-${gres_types}NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb${node_gres} State=UNKNOWN
+${gres_types}NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb${node_gres} Features=local State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
     mv "$CONF.tmp" "$CONF"

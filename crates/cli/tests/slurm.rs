@@ -157,6 +157,67 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+
+    // A real cluster's options (issue 37 §3): account, QOS, memory, a node
+    // feature (the local node has `local`), setup lines and a prelude,
+    // and a merge time limit; sbatch --test-only accepts both scripts.
+    let prelude = work.join("prelude.sh");
+    std::fs::write(&prelude, "export GRADSCOPE_PRELUDE=1\n").unwrap();
+    let slurm = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["slurm", full.to_str().unwrap(), "--shards", "2"])
+            .args(["--account", "lab", "--mem", "1G", "--constraint", "local"])
+            .args(["--setup", "echo setting up", "--setup", "ulimit -c 0"])
+            .args(["--prelude", prelude.to_str().unwrap(), "--merge-time", "20"])
+            .args(extra)
+            .current_dir(&work)
+            .env("SLURM_CONF", &cluster.conf)
+            .output()
+            .unwrap()
+    };
+    let o = slurm(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let merge = std::fs::read_to_string(full_dir.join("merge.sbatch")).unwrap();
+    for line in [
+        "#SBATCH --account=lab",
+        "#SBATCH --mem=1G",
+        "#SBATCH --constraint=local",
+        "#SBATCH --time=20",
+        "echo setting up\nulimit -c 0\nexport GRADSCOPE_PRELUDE=1\n",
+    ] {
+        assert!(merge.contains(line), "no {line:?} in {merge}");
+    }
+    for script in ["sweep.sbatch", "merge.sbatch"] {
+        let o = cluster.cmd(
+            "sbatch",
+            &["--test-only", full_dir.join(script).to_str().unwrap()],
+        );
+        assert!(
+            o.status.success(),
+            "{script} with every option: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // A script edited by hand is not overwritten unless --force.
+    let edited = merge.replace("--time=20", "--time=45");
+    std::fs::write(full_dir.join("merge.sbatch"), &edited).unwrap();
+    let o = slurm(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("merge.sbatch: edited since gradscope wrote it"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(full_dir.join("merge.sbatch")).unwrap(),
+        edited
+    );
+    let o = slurm(&["--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(full_dir.join("merge.sbatch")).unwrap(),
+        merge
+    );
+
     let slurm_dir = work.join("results/quickstart/slurm");
 
     // The unsharded run, beside the array.

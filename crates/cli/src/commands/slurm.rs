@@ -41,7 +41,42 @@ pub struct Options {
     /// Tasks running at once (the array's %M) [default: N].
     #[arg(long, value_name = "M")]
     pub max_parallel: Option<usize>,
+    /// Account to charge (--account), in both scripts.
+    #[arg(long, value_name = "A")]
+    pub account: Option<String>,
+    /// Quality of service (--qos), in both scripts.
+    #[arg(long, value_name = "Q")]
+    pub qos: Option<String>,
+    /// Memory per node (--mem), e.g. 8G, in both scripts.
+    #[arg(long, value_name = "M")]
+    pub mem: Option<String>,
+    /// Node features the tasks need (--constraint), e.g. "avx2&skylake".
+    #[arg(long, value_name = "C")]
+    pub constraint: Option<String>,
+    /// A shell line run before gradscope in both scripts, e.g. 'module load
+    /// cuda/12.4'; repeat for more lines, in order.
+    #[arg(long, value_name = "LINE")]
+    pub setup: Vec<String>,
+    /// A file of shell lines run before gradscope (after any --setup).
+    #[arg(long, value_name = "FILE")]
+    pub prelude: Option<PathBuf>,
+    /// Time limit of the merge job (--time) [default: 01:00:00]: without
+    /// one it gets the partition's default, which may be unlimited.
+    #[arg(long, value_name = "T")]
+    pub merge_time: Option<String>,
+    /// Overwrite scripts that were edited since gradscope wrote them.
+    #[arg(long)]
+    pub force: bool,
 }
+
+/// The merge job's time limit when `--merge-time` is not given: merging
+/// copies run folders and draws the charts, minutes for the published
+/// sweeps.
+const MERGE_TIME: &str = "01:00:00";
+
+/// The last line of every script gradscope writes: a checksum of the lines
+/// above it, so that a script edited by hand is not overwritten unasked.
+const SIGNATURE: &str = "# gradscope-signature: ";
 
 /// The two scripts written, and where.
 pub struct Scripts {
@@ -71,16 +106,28 @@ fn plain(flag: &str, value: &str) -> Result<()> {
 /// into `results/NAME/slurm/` under the current directory.
 pub fn write(experiment: &Path, name: &str, o: &Options) -> Result<Scripts> {
     check_options(o)?;
-    let job = Job::new(experiment, name, o)?;
+    let mut job = Job::new(experiment, name, o)?;
+    job.setup = setup_lines(o)?;
     std::fs::create_dir_all(&job.dir).with_context(|| job.dir.display().to_string())?;
     let scripts = Scripts {
         sweep: job.dir.join("sweep.sbatch"),
         merge: job.dir.join("merge.sbatch"),
     };
-    for (path, text) in [
-        (&scripts.sweep, job.sweep_script()),
-        (&scripts.merge, job.merge_script()),
-    ] {
+    let texts = [
+        (&scripts.sweep, signed(job.sweep_script())),
+        (&scripts.merge, signed(job.merge_script())),
+    ];
+    // Both checked before either is written: a refusal leaves both as
+    // they were.
+    for (path, _) in &texts {
+        if !o.force && !unedited(path)? {
+            bail!(
+                "{}: edited since gradscope wrote it (its signature line does not match); keep your edits, or give --force to overwrite it",
+                path.display()
+            );
+        }
+    }
+    for (path, text) in texts {
         std::fs::write(path, text).with_context(|| path.display().to_string())?;
     }
     Ok(scripts)
@@ -111,7 +158,88 @@ fn check_options(o: &Options) -> Result<()> {
     if o.gpus == Some(0) {
         bail!("--gpus: 0 GPUs; leave --gpus out to train on CPUs");
     }
+    for (flag, value) in [
+        ("--account", &o.account),
+        ("--qos", &o.qos),
+        ("--constraint", &o.constraint),
+    ] {
+        if let Some(v) = value {
+            plain(flag, v)?;
+        }
+    }
+    if let Some(m) = &o.mem {
+        let digits = m.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || m.len() > digits.len() + 1
+        {
+            bail!("--mem: {m:?} is not a Slurm memory size (a number with an optional K, M, G or T, e.g. 8G)");
+        }
+    }
+    if let Some(t) = &o.merge_time {
+        plain("--merge-time", t)?;
+        if !slurm_time(t) {
+            bail!(
+                "--merge-time: {t:?} is not a Slurm time limit (MINUTES, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED)"
+            );
+        }
+    }
+    for line in &o.setup {
+        if line.contains(['\n', '\r']) {
+            bail!("--setup: {line:?} is more than one line; give --setup once per line, or --prelude FILE");
+        }
+    }
     Ok(())
+}
+
+/// The shell lines run before gradscope: each `--setup`, then the
+/// `--prelude` file.
+fn setup_lines(o: &Options) -> Result<String> {
+    let mut lines = String::new();
+    for line in &o.setup {
+        lines.push_str(line);
+        lines.push('\n');
+    }
+    if let Some(p) = &o.prelude {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("--prelude {}: cannot read it", p.display()))?;
+        lines.push_str(&text);
+        if !text.is_empty() && !text.ends_with('\n') {
+            lines.push('\n');
+        }
+    }
+    Ok(lines)
+}
+
+/// FNV-1a over the text: a checksum that stays the same across Rust
+/// versions and machines (std's hashers promise neither).
+fn checksum(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// `text` with its signature line appended.
+fn signed(text: String) -> String {
+    let sum = checksum(&text);
+    format!("{text}{SIGNATURE}{sum}\n")
+}
+
+/// Whether the script at `path` is as gradscope wrote it: its last line is
+/// the signature of the lines above it. A missing file counts as unedited.
+fn unedited(path: &Path) -> Result<bool> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e).with_context(|| path.display().to_string()),
+    };
+    let body = text.trim_end_matches('\n');
+    let Some(at) = body.rfind('\n') else {
+        return Ok(false);
+    };
+    let (above, last) = (&text[..at + 1], &body[at + 1..]);
+    Ok(last.strip_prefix(SIGNATURE) == Some(checksum(above).as_str()))
 }
 
 /// What the two scripts spell out.
@@ -128,6 +256,8 @@ struct Job<'a> {
     dir: PathBuf,
     /// `dir` as `--output` reads it.
     log_dir: String,
+    /// Shell lines run before gradscope (`--setup`, `--prelude`).
+    setup: String,
 }
 
 impl<'a> Job<'a> {
@@ -178,14 +308,24 @@ impl<'a> Job<'a> {
             results,
             dir,
             log_dir,
+            setup: String::new(),
         })
     }
 
     /// The `#SBATCH` lines both scripts carry.
     fn common(&self) -> String {
         let mut common = String::new();
-        if let Some(p) = &self.o.partition {
-            common.push_str(&format!("#SBATCH --partition={p}\n"));
+        let o = self.o;
+        for (option, value) in [
+            ("partition", &o.partition),
+            ("account", &o.account),
+            ("qos", &o.qos),
+            ("mem", &o.mem),
+            ("constraint", &o.constraint),
+        ] {
+            if let Some(v) = value {
+                common.push_str(&format!("#SBATCH --{option}={v}\n"));
+            }
         }
         common
     }
@@ -226,10 +366,11 @@ impl<'a> Job<'a> {
         } else {
             ""
         };
+        sweep.push_str(&format!("\ncd {}\n", quote_path(&self.cwd)));
+        sweep.push_str(&self.setup);
         sweep.push_str(&format!(
-            "\ncd {cwd}\nexec {bin} run {exp} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" \
+            "exec {bin} run {exp} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" \
              --out {results}/shards/\"$SLURM_ARRAY_TASK_ID\" --resume --no-plot --threads {cpus}{device}\n",
-            cwd = quote_path(&self.cwd),
             bin = quote_path(&self.bin),
             exp = quote_path(&self.exp),
             results = quote_path(&self.results),
@@ -247,20 +388,22 @@ impl<'a> Job<'a> {
              # results/{name}/ (summary.csv, charts, report) once the array has ended.\n\
              #SBATCH --job-name=gradscope-{name}-merge\n\
              #SBATCH --output={out}/merge-%j.out\n\
-             #SBATCH --cpus-per-task=1\n",
+             #SBATCH --cpus-per-task=1\n\
+             #SBATCH --time={time}\n",
             out = self.log_dir,
+            time = self.o.merge_time.as_deref().unwrap_or(MERGE_TIME),
         );
         merge.push_str(&self.common());
+        merge.push_str(&format!("\ncd {}\n", quote_path(&self.cwd)));
+        merge.push_str(&self.setup);
         merge.push_str(&format!(
-            "\ncd {cwd}\n\
-             # Shards that never started have no folder; merge lists their runs as missing.\n\
+            "# Shards that never started have no folder; merge lists their runs as missing.\n\
              shards=()\n\
              for i in $(seq 0 {last}); do\n\
              \x20 d={results}/shards/$i\n\
              \x20 [ -d \"$d/runs\" ] && shards+=(\"$d\")\n\
              done\n\
              exec {bin} merge \"${{shards[@]}}\" --out {results}\n",
-            cwd = quote_path(&self.cwd),
             last = n - 1,
             results = quote_path(&self.results),
             bin = quote_path(&self.bin),
@@ -376,5 +519,69 @@ mod tests {
         for bad in ["abc", "", "1:2:3:4", "-5", "1-", "12h", "1-2-3"] {
             assert!(!slurm_time(bad), "{bad}");
         }
+    }
+
+    /// A script as written is unedited; one changed byte, a line added at
+    /// the end, or a lost signature makes it edited.
+    #[test]
+    fn an_edited_script_is_told_from_a_written_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.sbatch");
+        assert!(unedited(&path).unwrap(), "a missing script is not an edit");
+        let text = signed("#!/bin/bash\n#SBATCH --time=10\nexec true\n".into());
+        std::fs::write(&path, &text).unwrap();
+        assert!(unedited(&path).unwrap());
+        for edit in [
+            text.replace("--time=10", "--time=20"),
+            format!("{text}echo more\n"),
+            text.lines().take(3).map(|l| format!("{l}\n")).collect(),
+        ] {
+            std::fs::write(&path, edit).unwrap();
+            assert!(!unedited(&path).unwrap());
+        }
+    }
+
+    /// Values an #SBATCH line cannot carry are refused, naming the option.
+    #[test]
+    fn scheduler_options_are_checked() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            o: Options,
+        }
+        let check = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["slurm", "--shards", "2"], args].concat()).unwrap();
+            check_options(&cli.o).map_err(|e| e.to_string())
+        };
+        assert!(check(&[
+            "--mem",
+            "8G",
+            "--account",
+            "lab",
+            "--setup",
+            "module load x"
+        ])
+        .is_ok());
+        for (args, flag) in [
+            (&["--mem", "8GB"][..], "--mem:"),
+            (&["--mem", "G"], "--mem:"),
+            (&["--account", "my lab"], "--account:"),
+            (&["--constraint", "a#b"], "--constraint:"),
+            (&["--merge-time", "1h"], "--merge-time:"),
+            (&["--setup", "a\nb"], "--setup:"),
+        ] {
+            let e = check(args).unwrap_err();
+            assert!(e.starts_with(flag), "{args:?}: {e}");
+        }
+    }
+
+    /// FNV-1a's published test vectors (Fowler, Noll & Vo): the signature
+    /// must not change between builds.
+    #[test]
+    fn the_checksum_is_fnv1a_64() {
+        assert_eq!(checksum(""), "cbf29ce484222325");
+        assert_eq!(checksum("a"), "af63dc4c8601ec8c");
+        assert_eq!(checksum("foobar"), "85944171f73967e8");
     }
 }
