@@ -187,12 +187,14 @@ impl Session {
         let steps = self.sweep.steps() as u64;
         let all_steps: u64 = runs.iter().map(|r| self.sweep.run_steps(r) as u64).sum();
         let bar = progress_bar(all_steps);
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         eprintln!(
-            "{}: {} runs to train on {:?} with {} threads into {}",
+            "{}: {} to train on {:?} with {} into {}",
             self.args.experiment.display(),
-            runs.len(),
+            plural(runs.len(), "run", "runs"),
             self.device,
-            self.threads,
+            plural(self.threads as usize, "thread", "threads"),
             self.out.display()
         );
         let mut failed: Vec<String> = Vec::new();
