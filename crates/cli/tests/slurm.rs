@@ -111,29 +111,37 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
     // Scripts `sbatch --test-only` accepts, GPU ones included (the issue's
     // `slurm experiments/fashion-cnn-full.json --shards 8 --gpus 1`).
     let full = repo().join("experiments/fashion-cnn-full.json");
-    let o = Command::new(BIN)
-        .args([
-            "slurm",
-            full.to_str().unwrap(),
-            "--shards",
-            "8",
-            "--gpus",
-            "1",
-        ])
-        .args([
-            "--time",
-            "12:00:00",
-            "--partition",
-            "debug",
-            "--max-parallel",
-            "4",
-        ])
-        .current_dir(&work)
-        .env("SLURM_CONF", &cluster.conf)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let slurm = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["slurm", full.to_str().unwrap()])
+            .args(args)
+            .current_dir(&work)
+            .env("SLURM_CONF", &cluster.conf)
+            .output()
+            .unwrap()
+    };
     let full_dir = work.join("results/fashion-cnn-full/slurm");
+    let test_only = |what: &str| {
+        for script in ["sweep.sbatch", "merge.sbatch"] {
+            let path = full_dir.join(script);
+            let o = cluster.cmd("sbatch", &["--test-only", path.to_str().unwrap()]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{script} {what}: {err}");
+        }
+    };
+    let o = slurm(&[
+        "--shards",
+        "8",
+        "--gpus",
+        "1",
+        "--time",
+        "12:00:00",
+        "--partition",
+        "debug",
+        "--max-parallel",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sweep = std::fs::read_to_string(full_dir.join("sweep.sbatch")).unwrap();
     for line in [
         "#SBATCH --array=0-7%4",
@@ -146,36 +154,22 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
     ] {
         assert!(sweep.contains(line), "no {line:?} in {sweep}");
     }
-    for script in ["sweep.sbatch", "merge.sbatch"] {
-        let o = cluster.cmd(
-            "sbatch",
-            &["--test-only", full_dir.join(script).to_str().unwrap()],
-        );
-        assert!(
-            o.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    test_only("with --gpus");
 
-    // A real cluster's options (issue 37 §3): account, QOS, memory, a node
+    // A real cluster's options (issue 37 §3): account, memory, a node
     // feature (the local node has `local`), setup lines and a prelude,
     // and a merge time limit; sbatch --test-only accepts both scripts.
     let prelude = work.join("prelude.sh");
     std::fs::write(&prelude, "export GRADSCOPE_PRELUDE=1\n").unwrap();
-    let slurm = |extra: &[&str]| {
-        Command::new(BIN)
-            .args(["slurm", full.to_str().unwrap(), "--shards", "2"])
-            .args(["--account", "lab", "--mem", "1G", "--constraint", "local"])
-            .args(["--setup", "echo setting up", "--setup", "ulimit -c 0"])
-            .args(["--prelude", prelude.to_str().unwrap(), "--merge-time", "20"])
-            .args(extra)
-            .current_dir(&work)
-            .env("SLURM_CONF", &cluster.conf)
-            .output()
-            .unwrap()
+    let cluster_options = |extra: &[&str]| {
+        let mut args = vec!["--shards", "2", "--account", "lab", "--mem", "1G"];
+        args.extend(["--constraint", "local", "--setup", "echo setting up"]);
+        args.extend(["--setup", "ulimit -c 0", "--merge-time", "20"]);
+        args.extend(["--prelude", prelude.to_str().unwrap()]);
+        args.extend(extra);
+        slurm(&args)
     };
-    let o = slurm(&[]);
+    let o = cluster_options(&[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let merge = std::fs::read_to_string(full_dir.join("merge.sbatch")).unwrap();
     for line in [
@@ -187,21 +181,11 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
     ] {
         assert!(merge.contains(line), "no {line:?} in {merge}");
     }
-    for script in ["sweep.sbatch", "merge.sbatch"] {
-        let o = cluster.cmd(
-            "sbatch",
-            &["--test-only", full_dir.join(script).to_str().unwrap()],
-        );
-        assert!(
-            o.status.success(),
-            "{script} with every option: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    test_only("with every option");
     // A script edited by hand is not overwritten unless --force.
     let edited = merge.replace("--time=20", "--time=45");
     std::fs::write(full_dir.join("merge.sbatch"), &edited).unwrap();
-    let o = slurm(&[]);
+    let o = cluster_options(&[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("merge.sbatch: edited since gradscope wrote it"),
@@ -211,7 +195,7 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
         std::fs::read_to_string(full_dir.join("merge.sbatch")).unwrap(),
         edited
     );
-    let o = slurm(&["--force"]);
+    let o = cluster_options(&["--force"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         std::fs::read_to_string(full_dir.join("merge.sbatch")).unwrap(),
