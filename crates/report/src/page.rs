@@ -351,12 +351,16 @@ fn write_block(out: &mut String, block: &Block, root: &Path) {
                     String::new(),
                 ),
             };
-            let _ = writeln!(
-                out,
-                "<figure id=\"{name}\">\n{drawing}\n<figcaption>{}{}</figcaption>\n</figure>",
-                inline(caption),
-                escape(&note)
-            );
+            // A chart whose caption is the paragraph above it has none here.
+            let caption = match (caption.is_empty(), note.is_empty()) {
+                (true, true) => String::new(),
+                _ => format!(
+                    "\n<figcaption>{}{}</figcaption>",
+                    inline(caption),
+                    escape(&note)
+                ),
+            };
+            let _ = writeln!(out, "<figure id=\"{name}\">\n{drawing}{caption}\n</figure>");
         }
         Block::Quote(text) => {
             let _ = writeln!(out, "<blockquote>{}</blockquote>", inline(text));
@@ -391,22 +395,30 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// Escaped text with `` `code` `` and `**bold**` turned into tags; an
-/// unpaired mark is kept as it is.
+/// Escaped text with `` `code` ``, `**bold**` and `*italic*` turned into
+/// tags; an unpaired mark is kept as it is. An italic `*` opens before a
+/// non-space and closes after one, as CommonMark's emphasis does, so that
+/// `2 * 3` stays text.
 fn inline(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     loop {
-        let tick = rest.find('`');
-        let star = rest.find("**");
-        let (at, mark, tag) = match (tick, star) {
-            (Some(t), Some(s)) if s < t => (s, "**", "b"),
-            (Some(t), _) => (t, "`", "code"),
-            (None, Some(s)) => (s, "**", "b"),
-            (None, None) => break,
+        let tick = rest.find('`').map(|i| (i, "`", "code"));
+        let bold = rest.find("**").map(|i| (i, "**", "b"));
+        let italic = single_star(rest, true).map(|i| (i, "*", "i"));
+        let Some((at, mark, tag)) = [tick, bold, italic]
+            .into_iter()
+            .flatten()
+            .min_by_key(|m| m.0)
+        else {
+            break;
         };
         let after = &rest[at + mark.len()..];
-        let Some(end) = after.find(mark) else {
+        let end = match mark {
+            "*" => single_star(after, false),
+            _ => after.find(mark),
+        };
+        let Some(end) = end else {
             break;
         };
         out.push_str(&escape(&rest[..at]));
@@ -415,6 +427,20 @@ fn inline(text: &str) -> String {
     }
     out.push_str(&escape(rest));
     out
+}
+
+/// The first lone `*` (not part of `**`) of `text` that can open emphasis
+/// (`opening`: a non-space follows it) or close it (a non-space precedes it).
+fn single_star(text: &str, opening: bool) -> Option<usize> {
+    let b = text.as_bytes();
+    (0..b.len()).find(|&i| {
+        let lone = b[i] == b'*' && b.get(i + 1) != Some(&b'*') && (i == 0 || b[i - 1] != b'*');
+        let flank = match opening {
+            true => b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()),
+            false => i > 0 && !b[i - 1].is_ascii_whitespace(),
+        };
+        lone && flank
+    })
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1400px;margin:1em auto;padding:0 1em;color:#222}\
@@ -561,6 +587,13 @@ mod tests {
         );
         // An unpaired mark is left as text.
         assert_eq!(inline("2 ` 3"), "2 ` 3");
+        // Emphasis as CommonMark reads it: the landscape and lesion
+        // captions are italic, and a product's star is not a mark.
+        assert_eq!(
+            inline("*log10 ‖g‖ of **both** sides*, 2 * 3 = 6"),
+            "<i>log10 ‖g‖ of **both** sides</i>, 2 * 3 = 6"
+        );
+        assert_eq!(inline("**a** and *b*"), "<b>a</b> and <i>b</i>");
     }
 
     /// The Markdown that report.md is published with: a fence that names
@@ -592,7 +625,8 @@ mod tests {
             page.contains("<ul>\n<li><code>a</code>: not in plots/</li>\n<li>"),
             "{page}"
         );
-        assert!(page.contains("<figcaption></figcaption>"), "{page}");
+        // Its caption is the paragraph above it: no empty one below.
+        assert!(!page.contains("<figcaption>"), "{page}");
         // A caption is written in italics after the image (compare.md).
         let captioned = [Block::Chart("g".into(), "what it shows".into())];
         assert_eq!(
