@@ -31,6 +31,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod criticality;
+
 /// A nonlinearity the theory knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {

@@ -1,0 +1,282 @@
+//! Order and chaos in a wide plain net at initialization (Poole et al.
+//! 2016; Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017, "Deep
+//! Information Propagation"): the fixed points of the forward maps and the
+//! depth scales they set.
+//!
+//! - The length map q' = σ_w²·E[φ(√q·z)²] + σ_b² has a fixed point q*.
+//! - The correlation map of two inputs at q*,
+//!   c' = (σ_w²·E[φ(u₁)φ(u₂)] + σ_b²) / q*, with u₁ = √q*·z₁ and
+//!   u₂ = √q*·(c·z₁ + √(1−c²)·z₂), always has c = 1 as a fixed point; its
+//!   slope there, χ₁ = σ_w²·E[φ'(√q*·z)²], is the per-layer factor of the
+//!   squared gradient that the decay prediction uses. For χ₁ < 1 (order)
+//!   c = 1 attracts and inputs become indistinguishable with depth; for
+//!   χ₁ > 1 (chaos) a fixed point c* < 1 does.
+//! - Correlations approach c* as e^(−l/ξ_c), with ξ_c = −1/ln χ_c and
+//!   χ_c = σ_w²·E[φ'(u₁)φ'(u₂)] at c*; ξ_c diverges at χ₁ = 1. Schoenholz et
+//!   al. find that nets deeper than about 6ξ_c do not train. Lengths
+//!   approach q* as e^(−l/ξ_q), with
+//!   ξ_q = −1/ln(χ₁ + σ_w²·E[φ''(√q*·z)·φ(√q*·z)]).
+//!
+//! Expectations over one Gaussian use [`crate::gauss`]; over two, a
+//! product rule of the same composite Gauss–Legendre quadrature (fewer
+//! panels, since it is nested), except for ReLU, whose two-input
+//! expectation has a closed form (the arc-cosine kernel of Cho & Saul
+//! 2009) and whose kink would cost the quadrature its accuracy.
+
+use crate::{gauss, Act};
+
+/// The fixed points and depth scales of one (φ, σ_w², σ_b²).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Criticality {
+    /// The length map's fixed point (∞ where lengths grow without bound).
+    pub q_star: f64,
+    /// The correlation map's stable fixed point.
+    pub c_star: f64,
+    /// The slope of the correlation map at c = 1.
+    pub chi_1: f64,
+    /// The slope of the correlation map at c*.
+    pub chi_c: f64,
+    /// Layers over which correlations approach c* (∞ at χ₁ = 1).
+    pub xi_c: f64,
+    /// Layers over which lengths approach q*.
+    pub xi_q: f64,
+}
+
+/// Where q grows past this the length map has no finite fixed point.
+const Q_MAX: f64 = 1e12;
+
+impl Act {
+    fn d2phi(self, x: f64) -> f64 {
+        match self {
+            Act::Sigmoid => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 - s) * (1.0 - 2.0 * s)
+            }
+            Act::Tanh => {
+                let t = x.tanh();
+                -2.0 * t * (1.0 - t * t)
+            }
+            Act::Relu => 0.0,
+        }
+    }
+}
+
+/// q' from q.
+pub fn q_map(act: Act, sw: f64, sb: f64, q: f64) -> f64 {
+    sw * gauss(q, |h| act.phi(h).powi(2)) + sb
+}
+
+/// The length map's fixed point, iterated from q = 1 (the unit-variance
+/// input gradscope's data have). Where the map is the identity (ReLU at
+/// σ_w² = 2, σ_b² = 0) every q is fixed and q = 1 is returned.
+pub fn q_star(act: Act, sw: f64, sb: f64) -> f64 {
+    let mut q = 1.0;
+    for _ in 0..10_000 {
+        let next = q_map(act, sw, sb, q);
+        // NaN too: a map that overflowed has no finite fixed point.
+        if next.is_nan() || next >= Q_MAX {
+            return f64::INFINITY;
+        }
+        if (next - q).abs() <= 1e-14 * q.max(1e-300) {
+            return next;
+        }
+        q = next;
+    }
+    q
+}
+
+/// E[f(u₁, u₂)] for u₁ = √q·z₁, u₂ = √q·(c·z₁ + √(1−c²)·z₂).
+fn pair(q: f64, c: f64, f: impl Fn(f64, f64) -> f64) -> f64 {
+    let (sq, s) = (q.sqrt(), (1.0 - c * c).max(0.0).sqrt());
+    coarse(|z1| coarse(|z2| f(sq * z1, sq * (c * z1 + s * z2))))
+}
+
+/// E[f(z)] for z ~ N(0, 1) on 80 panels of [0, 10]: the inner and outer
+/// rule of [`pair`] (error near 1e-10 for tanh and sigmoid).
+fn coarse(f: impl Fn(f64) -> f64) -> f64 {
+    const PANELS: usize = 80;
+    let h = 10.0 / PANELS as f64;
+    let nodes = [-(0.6f64).sqrt(), 0.0, (0.6f64).sqrt()];
+    let weights = [5.0 / 9.0, 8.0 / 9.0, 5.0 / 9.0];
+    let pdf = |x: f64| (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let mut total = 0.0;
+    for p in 0..PANELS {
+        let mid = (p as f64 + 0.5) * h;
+        for (t, w) in nodes.iter().zip(weights) {
+            let x = mid + t * h / 2.0;
+            total += w * (f(x) + f(-x)) * pdf(x);
+        }
+    }
+    total * h / 2.0
+}
+
+/// E[φ(u₁)φ(u₂)], in closed form for ReLU: q/(2π)·(√(1−c²) + (π − arccos c)·c).
+fn phi_phi(act: Act, q: f64, c: f64) -> f64 {
+    match act {
+        Act::Relu => {
+            let c = c.clamp(-1.0, 1.0);
+            q / (2.0 * std::f64::consts::PI)
+                * ((1.0 - c * c).sqrt() + (std::f64::consts::PI - c.acos()) * c)
+        }
+        _ => pair(q, c, |a, b| act.phi(a) * act.phi(b)),
+    }
+}
+
+/// E[φ'(u₁)φ'(u₂)], in closed form for ReLU: (π − arccos c)/(2π).
+fn dphi_dphi(act: Act, q: f64, c: f64) -> f64 {
+    match act {
+        Act::Relu => {
+            (std::f64::consts::PI - c.clamp(-1.0, 1.0).acos()) / (2.0 * std::f64::consts::PI)
+        }
+        _ => pair(q, c, |a, b| act.dphi(a) * act.dphi(b)),
+    }
+}
+
+/// c' from c, at the length q (q* in a deep net).
+pub fn c_map(act: Act, sw: f64, sb: f64, q: f64, c: f64) -> f64 {
+    (sw * phi_phi(act, q, c) + sb) / q
+}
+
+/// The fixed points and depth scales of a plain net with nonlinearity
+/// `act`, weights of variance σ_w²/fan_in (`sw`) and biases of variance
+/// σ_b² (`sb`). `None` where lengths have no finite fixed point (q* is ∞
+/// or 0 with σ_b² = 0, where correlations are undefined).
+pub fn criticality(act: Act, sw: f64, sb: f64) -> Option<Criticality> {
+    let q = q_star(act, sw, sb);
+    if !q.is_finite() || q < 1e-12 {
+        return None;
+    }
+    let chi_1 = sw * gauss(q, |h| act.dphi(h).powi(2));
+    // In the ordered phase c = 1 is the stable fixed point. In the chaotic
+    // phase c' − c is σ_b²/q* > 0 at c = 0 and below 0 just under 1 (the
+    // slope there is above 1): bisect for the root between, since
+    // iterating the map converges as slowly as χ_c is close to 1.
+    let c_star = if chi_1 <= 1.0 {
+        1.0
+    } else {
+        let gap = |c: f64| c_map(act, sw, sb, q, c) - c;
+        let (mut lo, mut hi) = (0.0, 1.0 - 1e-9);
+        if gap(hi) >= 0.0 {
+            hi = 1.0;
+        } else {
+            for _ in 0..50 {
+                let mid = 0.5 * (lo + hi);
+                if gap(mid) > 0.0 {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+        }
+        0.5 * (lo + hi)
+    };
+    let chi_c = if c_star >= 1.0 {
+        chi_1
+    } else {
+        sw * dphi_dphi(act, q, c_star)
+    };
+    let xi_c = depth_scale(chi_c);
+    let xi_q = depth_scale(chi_1 + sw * gauss(q, |h| act.d2phi(h) * act.phi(h)));
+    Some(Criticality {
+        q_star: q,
+        c_star,
+        chi_1,
+        chi_c,
+        xi_c,
+        xi_q,
+    })
+}
+
+/// −1/ln χ: ∞ at χ = 1 (and for χ > 1, where nothing converges).
+fn depth_scale(chi: f64) -> f64 {
+    if chi >= 1.0 {
+        f64::INFINITY
+    } else {
+        -1.0 / chi.ln()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * b.abs().max(1.0)
+    }
+
+    /// The two-input quadrature against what it must give: at c = 1 the
+    /// correlation map is the length map over q (so 1 at q*), at c = 0 an
+    /// odd φ gives E[φ(u₁)]E[φ(u₂)] = 0 (so σ_b²/q*), and ReLU's closed
+    /// form gives 1 at c = 1 with σ_b² = 0.
+    #[test]
+    fn the_correlation_map_is_exact_where_it_is_known() {
+        for (sw, sb) in [(1.5, 0.05), (3.0, 0.3), (0.8, 0.1)] {
+            let q = q_star(Act::Tanh, sw, sb);
+            assert!(close(c_map(Act::Tanh, sw, sb, q, 1.0), 1.0, 1e-9), "{sw}");
+            assert!(
+                close(c_map(Act::Tanh, sw, sb, q, 0.0), sb / q, 1e-9),
+                "{sw}"
+            );
+            // The quadrature's own E[φ'²] at c = 1 equals the 1D one.
+            let one = pair(q, 1.0, |a, b| Act::Tanh.dphi(a) * Act::Tanh.dphi(b));
+            let d1 = gauss(q, |h| Act::Tanh.dphi(h).powi(2));
+            assert!(close(one, d1, 1e-9), "{one} {d1}");
+        }
+        assert!(close(c_map(Act::Relu, 2.0, 0.0, 1.0, 1.0), 1.0, 1e-12));
+        assert!(close(dphi_dphi(Act::Relu, 1.0, 1.0), 0.5, 1e-12));
+    }
+
+    /// ReLU: q' = σ_w²/2·q + σ_b², so q* = σ_b²/(1 − σ_w²/2), χ₁ = σ_w²/2
+    /// (He et al. 2015's σ_w² = 2 is the edge), and ξ_q = −1/ln(σ_w²/2).
+    #[test]
+    fn relu_has_its_closed_forms() {
+        let c = criticality(Act::Relu, 1.5, 0.1).unwrap();
+        assert!(close(c.q_star, 0.1 / (1.0 - 0.75), 1e-10), "{c:?}");
+        assert!(close(c.chi_1, 0.75, 1e-10), "{c:?}");
+        assert_eq!(c.c_star, 1.0);
+        assert!(close(c.xi_c, -1.0 / 0.75f64.ln(), 1e-10), "{c:?}");
+        assert!(close(c.xi_q, -1.0 / 0.75f64.ln(), 1e-10), "{c:?}");
+        assert!(
+            criticality(Act::Relu, 2.5, 0.1).is_none(),
+            "lengths explode"
+        );
+    }
+
+    /// Schoenholz et al. 2017 (Fig. 1, tanh, σ_b² = 0.05): order below the
+    /// edge χ₁ = 1 (c* = 1), chaos above it (c* < 1), and ξ_c growing
+    /// without bound toward the edge from both sides.
+    #[test]
+    fn tanh_has_an_order_to_chaos_edge_where_xi_c_diverges() {
+        let sb = 0.05;
+        let chi = |sw: f64| {
+            let q = q_star(Act::Tanh, sw, sb);
+            sw * gauss(q, |h| Act::Tanh.dphi(h).powi(2))
+        };
+        let (mut lo, mut hi) = (0.5, 4.0);
+        assert!(chi(lo) < 1.0 && chi(hi) > 1.0);
+        for _ in 0..40 {
+            let mid = 0.5 * (lo + hi);
+            if chi(mid) < 1.0 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let edge = 0.5 * (lo + hi);
+        // Poole et al. 2016's phase diagram puts the σ_b² = 0.05 edge
+        // between σ_w² = 1 and 2.
+        assert!((1.0..2.0).contains(&edge), "{edge}");
+        let at = |sw: f64| criticality(Act::Tanh, sw, sb).unwrap();
+        for (near, far) in [(edge - 0.01, edge - 0.3), (edge + 0.01, edge + 0.3)] {
+            assert!(
+                at(near).xi_c > 5.0 * at(far).xi_c,
+                "{:?} {:?}",
+                at(near),
+                at(far)
+            );
+        }
+        assert_eq!(at(edge - 0.3).c_star, 1.0);
+        assert!(at(edge + 0.3).c_star < 0.999, "{:?}", at(edge + 0.3));
+        assert!(at(edge + 0.3).chi_c < 1.0, "c* attracts");
+    }
+}
