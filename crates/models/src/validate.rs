@@ -6,7 +6,7 @@
 
 use crate::bottleneck::stage_blocks;
 use crate::cnn::blocks_per_stage;
-use crate::spec::{Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec};
+use crate::spec::{Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec, RnnSpec};
 use crate::{Init, Variant};
 use gradscope_data::validate::Invalid;
 
@@ -20,6 +20,9 @@ impl ModelSpec {
         image_data: bool,
     ) -> Result<(), Invalid> {
         let mlp_or_cnn = matches!(self, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
+        if let ModelSpec::Rnn(r) = self {
+            return rnn_ok(r, variants, depths, image_data);
+        }
         for (i, v) in variants.iter().enumerate() {
             if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn {
                 return Invalid::refuse(
@@ -65,8 +68,57 @@ impl ModelSpec {
                     _ => Err(format!("{d} Inception modules: at most 64")),
                 })
             }
+            ModelSpec::Rnn(r) => rnn_ok(r, variants, depths, image_data),
         }
     }
+}
+
+/// The rnn family: plain only (the cell is its twin axis), sequence
+/// data, a width and a stack in range, lengths (`depths`) of 1 or more.
+fn rnn_ok(
+    r: &RnnSpec,
+    variants: &[Variant],
+    depths: &[usize],
+    image_data: bool,
+) -> Result<(), Invalid> {
+    for (i, v) in variants.iter().enumerate() {
+        crate::rnn::check_variant(*v).map_err(|m| Invalid::new(format!("variants[{i}]"), m))?;
+    }
+    if image_data {
+        return Invalid::refuse(
+            "model.family",
+            "rnn needs sequence data (dataset kind \"adding\"), not images",
+        );
+    }
+    if !(1..=4096).contains(&r.width) {
+        return Invalid::refuse(
+            "model.width",
+            format!("{} must be between 1 and 4096", r.width),
+        );
+    }
+    if !(1..=16).contains(&r.layers) {
+        return Invalid::refuse(
+            "model.layers",
+            format!("{} must be between 1 and 16", r.layers),
+        );
+    }
+    if !r.forget_bias.is_finite() {
+        return Invalid::refuse(
+            "model.forget_bias",
+            format!("{} must be a finite number", r.forget_bias),
+        );
+    }
+    no_fixup(&r.init)?;
+    inits_ok(&r.init)?;
+    for (i, &d) in depths.iter().enumerate() {
+        if d == 0 {
+            return Invalid::refuse(
+                format!("depths[{i}]"),
+                "a sequence length of 0: the rnn family's depths are sequence lengths, 1 or more",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Fixup's rescaling is written for the MLP's residual blocks.

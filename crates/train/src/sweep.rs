@@ -51,17 +51,27 @@ pub fn dataset_info(spec: &DatasetSpec) -> Result<DatasetInfo, TrainError> {
 }
 
 /// The dataset of a run that sweeps a dataset field (`dataset.samples`),
-/// loaded on the CPU; `None` when it trains on the experiment's own.
+/// or whose sequence data are made at its depth (the rnn family's depth is
+/// the sequence length, see [`DatasetSpec::at_depth`]), loaded on the CPU;
+/// `None` when it trains on the experiment's own.
 pub(crate) fn own_dataset(exp: &Experiment, run: &RunSpec) -> Result<Option<Dataset>, TrainError> {
-    if !run
-        .setting
-        .numbers
-        .iter()
-        .any(|(f, _)| f.starts_with("dataset."))
-    {
+    let spec = run_dataset(exp, run);
+    if spec == experiment_dataset(exp) {
         return Ok(None);
     }
-    Ok(Some(load_dataset(&exp.resolved(&run.setting).dataset)?))
+    Ok(Some(load_dataset(&spec)?))
+}
+
+/// The dataset section a run trains on: its swept values, at its depth.
+pub fn run_dataset(exp: &Experiment, run: &RunSpec) -> DatasetSpec {
+    exp.resolved(&run.setting).dataset.at_depth(run.depth)
+}
+
+/// The experiment-wide dataset section (sizes and checks read it): a
+/// sequence dataset at the first depth.
+pub fn experiment_dataset(exp: &Experiment) -> DatasetSpec {
+    exp.dataset
+        .at_depth(exp.depths.first().copied().unwrap_or(2))
 }
 
 /// The checks of an experiment that need the training split's size.
@@ -323,7 +333,7 @@ impl Sweep {
         shard: Option<Shard>,
         command: &str,
     ) -> Result<Sweep, TrainError> {
-        let data = load_dataset(&experiment.dataset)?;
+        let data = load_dataset(&experiment_dataset(&experiment))?;
         check_against_data(&experiment, data.train.len() as usize)?;
         let mut runs = plan(&experiment);
         // Build every network once on the CPU before any folder exists, so
