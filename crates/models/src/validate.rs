@@ -20,11 +20,10 @@ impl ModelSpec {
         image_data: bool,
     ) -> Result<(), Invalid> {
         let mlp_or_cnn = matches!(self, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
-        if let ModelSpec::Rnn(r) = self {
-            return rnn_ok(r, variants, depths, image_data);
-        }
+        // The rnn family names its own refusal of every variant but plain.
+        let rnn = matches!(self, ModelSpec::Rnn(_));
         for (i, v) in variants.iter().enumerate() {
-            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn {
+            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn && !rnn {
                 return Invalid::refuse(
                     format!("variants[{i}]"),
                     format!(
@@ -209,6 +208,30 @@ mod tests {
         assert_eq!(e.field, "depths[1]", "{e:?}");
         let e = cnn.validate(&[Variant::Plain], &[20], false).unwrap_err();
         assert_eq!(e.field, "model.family", "{e:?}");
+    }
+
+    /// Issue 34: the rnn family builds plain only (its cells are the
+    /// twins), on sequences, at lengths of 1 or more.
+    #[test]
+    fn rnn_refuses_other_variants_images_and_a_length_of_0() {
+        let rnn = model(r#"{"family": "rnn", "width": 8, "cell": ["tanh", "gru"]}"#);
+        assert!(rnn.validate(&[Variant::Plain], &[10, 50], false).is_ok());
+        let e = rnn
+            .validate(&[Variant::Plain, Variant::Highway], &[10], false)
+            .unwrap_err();
+        assert_eq!(e.field, "variants[1]", "{e:?}");
+        assert!(e.message.contains("model.cell"), "{e:?}");
+        let e = rnn
+            .validate(&[Variant::Plain], &[10, 0], false)
+            .unwrap_err();
+        assert_eq!(e.field, "depths[1]", "{e:?}");
+        let e = rnn.validate(&[Variant::Plain], &[10], true).unwrap_err();
+        assert_eq!(e.field, "model.family", "{e:?}");
+        let e =
+            serde_json::from_str::<ModelSpec>(r#"{"family": "rnn", "width": 8, "cell": "rnn"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(e.starts_with("model.cell: unknown variant `rnn`"), "{e}");
     }
 
     #[test]
