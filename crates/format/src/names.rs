@@ -9,7 +9,7 @@
 /// `swept` and as `summary.csv` columns); every numeric field that can be a
 /// list is named by its full path (`train.lr`), which is also its key and
 /// its column.
-pub const SWEPT_FIELDS: [&str; 36] = [
+pub const SWEPT_FIELDS: [&str; 38] = [
     "activation",
     "init",
     "norm",
@@ -17,6 +17,8 @@ pub const SWEPT_FIELDS: [&str; 36] = [
     "model.width",
     "model.gate_bias",
     "model.residual_scale",
+    "model.layers",
+    "model.forget_bias",
     "dataset.samples",
     "dataset.test_samples",
     "dataset.classes",

@@ -884,6 +884,17 @@ pub(crate) mod tests {
                 "plain-lstm-d10-s0"
             ]
         );
+        // The LSTM's forget bias and the stack sweep like any number.
+        let swept = parse(&RNN.replacen(
+            r#""width": 8,"#,
+            r#""width": 8, "forget_bias": [0, 1], "layers": [1, 2],"#,
+            1,
+        ))
+        .unwrap();
+        assert_eq!(crate::plan::plan(&swept).len(), 16);
+        assert!(crate::plan::plan(&swept)[0]
+            .name()
+            .contains("layers1-forget_bias0"));
         let run_data = crate::sweep::run_dataset(&good, &runs[2]);
         assert_eq!(run_data.length(), Some(10), "data made at the run's depth");
         let bad = |from: &str, to: &str| {
