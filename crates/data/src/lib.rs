@@ -39,6 +39,7 @@ pub mod fuzz_harness;
 pub mod idx;
 pub mod prep;
 pub mod rng;
+pub mod sequences;
 pub mod spec;
 pub mod textures;
 pub mod validate;

@@ -13,6 +13,7 @@
 //! [`Section`]), and
 //! the experiment parser joins it to the outer one.
 
+use crate::sequences::{adding, AddingSpec};
 use crate::textures::{synthetic_images, TextureSpec};
 use crate::{cifar, idx, synthetic, DataError, Dataset, DatasetInfo, SyntheticSpec};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,31 @@ pub enum DatasetSpec {
     Mnist(FileData),
     /// CIFAR-10, binary version, from `dir`.
     Cifar10(FileData),
+    /// The adding problem (Hochreiter & Schmidhuber 1997), sequences for
+    /// the rnn family with the `regression` task.
+    Adding(AddingData),
+}
+
+/// The adding problem (see gradscope-data::sequences): inputs `[length,
+/// 2]`, target the sum of the two marked values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddingData {
+    #[schemars(with = "NumberOrList<usize>")]
+    pub samples: usize,
+    /// Held-out examples; default a quarter of `samples`.
+    #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
+    pub test_samples: Option<usize>,
+    /// Time steps per example. Leave it out to make each run's data at its
+    /// depth (the rnn family's depths are sequence lengths, so `depths`
+    /// sweeps the length); given, every depth must equal it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    /// Seed of the data, fixed across the runs of a sweep.
+    #[serde(default)]
+    #[schemars(with = "NumberOrList<u64>")]
+    pub seed: u64,
 }
 
 /// The schema of a numeric field that a list sweeps (`"samples": [256,
@@ -143,7 +169,46 @@ impl DatasetSpec {
 
     /// True when the data are images (`[c, h, w]` inputs).
     pub fn is_image(&self) -> bool {
-        !matches!(self, DatasetSpec::Synthetic(_))
+        !matches!(self, DatasetSpec::Synthetic(_) | DatasetSpec::Adding(_))
+    }
+
+    /// The kind as the experiment file spells it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            DatasetSpec::Synthetic(_) => "synthetic",
+            DatasetSpec::SyntheticImages(_) => "synthetic-images",
+            DatasetSpec::FashionMnist(_) => "fashion-mnist",
+            DatasetSpec::Mnist(_) => "mnist",
+            DatasetSpec::Cifar10(_) => "cifar10",
+            DatasetSpec::Adding(_) => "adding",
+        }
+    }
+
+    /// True when the data are sequences (`[length, features]` inputs, for
+    /// the rnn family).
+    pub fn is_sequence(&self) -> bool {
+        matches!(self, DatasetSpec::Adding(_))
+    }
+
+    /// A sequence dataset's own length, when the file gives one.
+    pub fn length(&self) -> Option<usize> {
+        match self {
+            DatasetSpec::Adding(a) => a.length,
+            _ => None,
+        }
+    }
+
+    /// The dataset a run of `depth` trains on: a sequence dataset without
+    /// a length of its own made at that length (the rnn family's depth is
+    /// the sequence length); any other dataset as it is.
+    pub fn at_depth(&self, depth: usize) -> DatasetSpec {
+        match self {
+            DatasetSpec::Adding(a) if a.length.is_none() => DatasetSpec::Adding(AddingData {
+                length: Some(depth),
+                ..a.clone()
+            }),
+            other => other.clone(),
+        }
     }
 }
 
@@ -182,13 +247,19 @@ impl<'de> Deserialize<'de> for DatasetSpec {
             "fashion-mnist" => Ok(DatasetSpec::FashionMnist(section.tagged(rest)?)),
             "mnist" => Ok(DatasetSpec::Mnist(section.tagged(rest)?)),
             "cifar10" => Ok(DatasetSpec::Cifar10(section.tagged(rest)?)),
+            "adding" => Ok(DatasetSpec::Adding(section.tagged(rest)?)),
             other => Err(section.error(
                 "kind",
-                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\""),
+                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\", \"adding\""),
             )),
         }
     }
 }
+
+/// The length of a sequence dataset read before [`DatasetSpec::at_depth`]
+/// gave it one: the experiment-wide data that only sizes are read from
+/// (each run makes its own at its depth).
+const MISSING_LENGTH: usize = 2;
 
 /// The held-out size of a generated dataset: as given, or a quarter of the
 /// training size (at least one).
@@ -219,6 +290,14 @@ impl DatasetSpec {
                     shape: d.shape,
                     noise: d.noise,
                     seed: d.seed,
+                })
+            }
+            DatasetSpec::Adding(a) => {
+                return adding(&AddingSpec {
+                    samples: a.samples,
+                    test_samples: default_test_samples(a.samples, a.test_samples),
+                    length: a.length.unwrap_or(MISSING_LENGTH),
+                    seed: a.seed,
                 })
             }
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
@@ -266,6 +345,15 @@ impl DatasetSpec {
                     test: default_test_samples(d.samples, d.test_samples),
                     input_shape: d.shape.iter().map(|&v| v as i64).collect(),
                     classes: d.classes as i64,
+                })
+            }
+            DatasetSpec::Adding(a) => {
+                return Ok(DatasetInfo {
+                    name: "adding".into(),
+                    train: a.samples,
+                    test: default_test_samples(a.samples, a.test_samples),
+                    input_shape: vec![a.length.unwrap_or(MISSING_LENGTH) as i64, 2],
+                    classes: 1,
                 })
             }
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,

@@ -6,7 +6,7 @@
 //! (gradscope-train) return the same type, so the experiment parser names
 //! every refused value the same way.
 
-use crate::spec::{DatasetSpec, SyntheticData, SyntheticImages};
+use crate::spec::{AddingData, DatasetSpec, SyntheticData, SyntheticImages};
 
 /// A value the file's types allow but its checks refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,31 @@ impl DatasetSpec {
                         "dataset.noise",
                         format!("{noise} must be a finite number ≥ 0"),
                     );
+                }
+                Ok(Some(*samples))
+            }
+            DatasetSpec::Adding(AddingData {
+                samples,
+                test_samples,
+                length,
+                ..
+            }) => {
+                at_least("dataset.samples", *samples, 1)?;
+                if let Some(t) = test_samples {
+                    at_least("dataset.test_samples", *t, 1)?;
+                }
+                if let Some(l) = length {
+                    if *l < 2 {
+                        return Invalid::refuse(
+                            "dataset.length",
+                            format!(
+                                "{l} is below 2 (the adding problem puts one marker in each half)"
+                            ),
+                        );
+                    }
+                    if samples.saturating_mul(l * 2) > MAX_GENERATED_VALUES {
+                        return Invalid::refuse("dataset.samples", format!("{samples} × {l} steps is over the 2e8-value limit of generated data"));
+                    }
                 }
                 Ok(Some(*samples))
             }

@@ -5,17 +5,20 @@
 
 /// The settings an experiment can sweep (give as a list), in the order run
 /// names and `summary.csv` columns give them. The model's `activation`,
-/// `init` and `norm` keep the short keys they always had (in `run.json`'s
+/// `init`, `norm` (and the rnn family's `cell`) keep the short keys they always had (in `run.json`'s
 /// `swept` and as `summary.csv` columns); every numeric field that can be a
 /// list is named by its full path (`train.lr`), which is also its key and
 /// its column.
-pub const SWEPT_FIELDS: [&str; 35] = [
+pub const SWEPT_FIELDS: [&str; 38] = [
     "activation",
     "init",
     "norm",
+    "cell",
     "model.width",
     "model.gate_bias",
     "model.residual_scale",
+    "model.layers",
+    "model.forget_bias",
     "dataset.samples",
     "dataset.test_samples",
     "dataset.classes",
@@ -47,10 +50,11 @@ pub const SWEPT_FIELDS: [&str; 35] = [
     "probe.dense_steps",
 ];
 
-/// The numeric fields that can be lists: [`SWEPT_FIELDS`] after the three
-/// model settings, which are sweep axes of their own types.
+/// The numeric fields that can be lists: [`SWEPT_FIELDS`] after the four
+/// model settings (`cell` is the rnn family's), which are sweep axes of
+/// their own types.
 pub fn numeric_fields() -> &'static [&'static str] {
-    &SWEPT_FIELDS[3..]
+    &SWEPT_FIELDS[4..]
 }
 
 /// Where a swept field is in the experiment file, as a JSON pointer:

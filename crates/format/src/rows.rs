@@ -143,7 +143,7 @@ pub struct SummaryRow {
     pub run: String,
     /// Network variant, e.g. `plain` or `residual`.
     pub variant: String,
-    /// The run's activation, init and norm where the experiment sweeps them
+    /// The run's activation, init and norm (and cell) where the experiment sweeps them
     /// (a column each, present only then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation: Option<String>,
@@ -151,6 +151,10 @@ pub struct SummaryRow {
     pub init: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub norm: Option<String>,
+    /// The rnn family's cell (`tanh`, `lstm`, `gru`) where the experiment
+    /// sweeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
     /// Depth in weight layers.
     pub depth: u32,
     /// Seed of the run.
@@ -247,6 +251,7 @@ impl SummaryRow {
             activation: column("activation"),
             init: column("init"),
             norm: column("norm"),
+            cell: column("cell"),
             depth: r.depth as u32,
             seed: r.seed,
             status: r.status.as_str().to_string(),
@@ -302,6 +307,7 @@ impl SummaryRow {
             ("activation", &self.activation),
             ("init", &self.init),
             ("norm", &self.norm),
+            ("cell", &self.cell),
         ];
         let mut parts = vec![self.variant.clone()];
         for (field, value) in swept {

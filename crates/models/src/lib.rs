@@ -25,6 +25,7 @@ pub mod inception;
 pub mod layers;
 pub mod lesion;
 pub mod mlp;
+pub mod rnn;
 pub mod spec;
 pub mod validate;
 

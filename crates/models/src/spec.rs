@@ -18,6 +18,7 @@ use crate::bottleneck::{Bottleneck, BottleneckConfig};
 use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::inception::{InceptionConfig, InceptionNet, ModuleKind};
 use crate::mlp::{Mlp, MlpConfig};
+use crate::rnn::{Cell, Rnn, RnnConfig};
 use crate::{Activation, BranchInit, Init, ModelError, Network, Norm, Variant};
 use gradscope_data::spec::Section;
 use serde::{Deserialize, Serialize};
@@ -197,6 +198,62 @@ pub enum ModelSpec {
     Bottleneck(BottleneckSpec),
     /// The small Inception net (depth = number of modules).
     Inception(InceptionSpec),
+    /// Recurrent nets unrolled over time (depth = sequence length; see
+    /// [`RnnSpec`]).
+    Rnn(RnnSpec),
+}
+
+/// Options of the recurrent family (see gradscope-models::rnn).
+///
+/// - `variants` must be `["plain"]`: the cell is the plain-against-shortcut
+///   axis (the tanh cell is the plain net, the LSTM's and GRU's additive
+///   paths through time its shortcut twins), so sweep `cell` instead.
+/// - `depths` are sequence lengths: each run's data are made at its depth
+///   (a sequence dataset without a `length` of its own), and the run folder
+///   `plain-tanh-d50-s0` is the tanh RNN on sequences of 50 steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RnnSpec {
+    /// Hidden size.
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
+    pub width: i64,
+    /// `tanh` (Elman, the plain twin), `lstm` or `gru`, or a list of them
+    /// to sweep over.
+    pub cell: Axis<Cell>,
+    /// Stacked layers (default 1); the probe reads the last one's h_t.
+    #[serde(default = "one_layer")]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<usize>")]
+    pub layers: usize,
+    /// The LSTM's initial forget-gate bias (default 1, Gers et al. 2000;
+    /// Jozefowicz et al. 2015); other cells ignore it.
+    #[serde(
+        default = "default_forget_bias",
+        skip_serializing_if = "is_default_forget_bias"
+    )]
+    #[schemars(with = "gradscope_data::spec::NumberOrList<f64>")]
+    pub forget_bias: f64,
+    /// The weights' init (default `pytorch-default`, PyTorch's nn.LSTM
+    /// rule U(±1/√width) for every weight and bias); any other init fills
+    /// each gate block of W_ih and W_hh as a layer of its own
+    /// (`orthogonal`: an orthogonal W_hh per gate), biases 0.
+    #[serde(default = "default_init")]
+    pub init: Axis<Init>,
+}
+
+fn one_layer() -> usize {
+    1
+}
+fn default_forget_bias() -> f64 {
+    1.0
+}
+fn is_default_forget_bias(b: &f64) -> bool {
+    *b == 1.0
+}
+
+impl Label for Cell {
+    fn label(&self) -> String {
+        self.as_str().to_string()
+    }
 }
 
 /// Options of the bottleneck ResNets (see gradscope-models::bottleneck).
@@ -366,6 +423,7 @@ impl ModelSpec {
             ModelSpec::Cnn(_) => "cnn",
             ModelSpec::Bottleneck(_) => "bottleneck",
             ModelSpec::Inception(_) => "inception",
+            ModelSpec::Rnn(_) => "rnn",
         }
     }
 
@@ -453,8 +511,58 @@ impl ModelSpec {
                     channels_last: i.channels_last && on_cpu,
                 },
             )?),
+            ModelSpec::Rnn(r) => build_rnn(r, p, input_shape, classes, depth, variant)?,
         })
     }
+}
+
+/// The rnn family's network: plain only, on `[length, features]` data
+/// whose length is the run's depth.
+fn build_rnn(
+    r: &RnnSpec,
+    p: &nn::Path,
+    input_shape: &[i64],
+    classes: i64,
+    depth: usize,
+    variant: Variant,
+) -> Result<Box<dyn Network>, ModelError> {
+    crate::rnn::check_variant(variant).map_err(|message| ModelError::Invalid {
+        field: "variants".into(),
+        message,
+    })?;
+    // Sequence data are [T, features]; the net runs T steps.
+    let (length, input_size) = match input_shape {
+        [t, f] => (*t as usize, *f),
+        other => {
+            return Err(ModelError::Invalid {
+                field: "model.family".into(),
+                message: format!(
+                    "rnn needs sequence data ([length, features] per example), not {other:?}"
+                ),
+            })
+        }
+    };
+    if length != depth {
+        return Err(ModelError::Invalid {
+                field: "depths".into(),
+                message: format!(
+                    "{depth} is not the data's sequence length {length} (for the rnn family a depth is the length)"
+                ),
+            });
+    }
+    Ok(Box::new(Rnn::new(
+        p,
+        RnnConfig {
+            input_size,
+            length,
+            outputs: classes,
+            width: r.width,
+            layers: r.layers,
+            cell: r.cell.value(),
+            init: r.init.value(),
+            forget_bias: r.forget_bias,
+        },
+    )?))
 }
 
 impl<'de> Deserialize<'de> for ModelSpec {
@@ -467,9 +575,10 @@ impl<'de> Deserialize<'de> for ModelSpec {
             "cnn" => Ok(ModelSpec::Cnn(section.tagged(rest)?)),
             "bottleneck" => Ok(ModelSpec::Bottleneck(section.tagged(rest)?)),
             "inception" => Ok(ModelSpec::Inception(section.tagged(rest)?)),
+            "rnn" => Ok(ModelSpec::Rnn(section.tagged(rest)?)),
             other => Err(section.error(
                 "family",
-                format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\""),
+                format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\", \"rnn\""),
             )),
         }
     }

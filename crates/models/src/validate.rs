@@ -6,7 +6,7 @@
 
 use crate::bottleneck::stage_blocks;
 use crate::cnn::blocks_per_stage;
-use crate::spec::{Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec};
+use crate::spec::{Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec, RnnSpec};
 use crate::{Init, Variant};
 use gradscope_data::validate::Invalid;
 
@@ -20,8 +20,10 @@ impl ModelSpec {
         image_data: bool,
     ) -> Result<(), Invalid> {
         let mlp_or_cnn = matches!(self, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
+        // The rnn family names its own refusal of every variant but plain.
+        let rnn = matches!(self, ModelSpec::Rnn(_));
         for (i, v) in variants.iter().enumerate() {
-            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn {
+            if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn && !rnn {
                 return Invalid::refuse(
                     format!("variants[{i}]"),
                     format!(
@@ -65,8 +67,57 @@ impl ModelSpec {
                     _ => Err(format!("{d} Inception modules: at most 64")),
                 })
             }
+            ModelSpec::Rnn(r) => rnn_ok(r, variants, depths, image_data),
         }
     }
+}
+
+/// The rnn family: plain only (the cell is its twin axis), sequence
+/// data, a width and a stack in range, lengths (`depths`) of 1 or more.
+fn rnn_ok(
+    r: &RnnSpec,
+    variants: &[Variant],
+    depths: &[usize],
+    image_data: bool,
+) -> Result<(), Invalid> {
+    for (i, v) in variants.iter().enumerate() {
+        crate::rnn::check_variant(*v).map_err(|m| Invalid::new(format!("variants[{i}]"), m))?;
+    }
+    if image_data {
+        return Invalid::refuse(
+            "model.family",
+            "rnn needs sequence data (dataset kind \"adding\"), not images",
+        );
+    }
+    if !(1..=4096).contains(&r.width) {
+        return Invalid::refuse(
+            "model.width",
+            format!("{} must be between 1 and 4096", r.width),
+        );
+    }
+    if !(1..=16).contains(&r.layers) {
+        return Invalid::refuse(
+            "model.layers",
+            format!("{} must be between 1 and 16", r.layers),
+        );
+    }
+    if !r.forget_bias.is_finite() {
+        return Invalid::refuse(
+            "model.forget_bias",
+            format!("{} must be a finite number", r.forget_bias),
+        );
+    }
+    no_fixup(&r.init)?;
+    inits_ok(&r.init)?;
+    for (i, &d) in depths.iter().enumerate() {
+        if d == 0 {
+            return Invalid::refuse(
+                format!("depths[{i}]"),
+                "a sequence length of 0: the rnn family's depths are sequence lengths, 1 or more",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Fixup's rescaling is written for the MLP's residual blocks.
@@ -157,6 +208,30 @@ mod tests {
         assert_eq!(e.field, "depths[1]", "{e:?}");
         let e = cnn.validate(&[Variant::Plain], &[20], false).unwrap_err();
         assert_eq!(e.field, "model.family", "{e:?}");
+    }
+
+    /// Issue 34: the rnn family builds plain only (its cells are the
+    /// twins), on sequences, at lengths of 1 or more.
+    #[test]
+    fn rnn_refuses_other_variants_images_and_a_length_of_0() {
+        let rnn = model(r#"{"family": "rnn", "width": 8, "cell": ["tanh", "gru"]}"#);
+        assert!(rnn.validate(&[Variant::Plain], &[10, 50], false).is_ok());
+        let e = rnn
+            .validate(&[Variant::Plain, Variant::Highway], &[10], false)
+            .unwrap_err();
+        assert_eq!(e.field, "variants[1]", "{e:?}");
+        assert!(e.message.contains("model.cell"), "{e:?}");
+        let e = rnn
+            .validate(&[Variant::Plain], &[10, 0], false)
+            .unwrap_err();
+        assert_eq!(e.field, "depths[1]", "{e:?}");
+        let e = rnn.validate(&[Variant::Plain], &[10], true).unwrap_err();
+        assert_eq!(e.field, "model.family", "{e:?}");
+        let e =
+            serde_json::from_str::<ModelSpec>(r#"{"family": "rnn", "width": 8, "cell": "rnn"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(e.starts_with("model.cell: unknown variant `rnn`"), "{e}");
     }
 
     #[test]

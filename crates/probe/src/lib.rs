@@ -1023,6 +1023,54 @@ mod tests {
         probed_step_reading(vs, net, x, y, None, true)
     }
 
+    /// Issue 34: the probe's dL/dh_t (and the LSTM's dL/dc_t), read by
+    /// its hooks during the backward pass as the training loop reads them,
+    /// equals autograd's gradient of the loss with respect to each step's
+    /// state (`Tensor::run_backward` with the states as inputs, PyTorch's
+    /// `autograd.grad`), at every time step.
+    #[test]
+    fn rnn_gradients_per_time_step_equal_autograd() {
+        use gradscope_models::rnn::{Cell, Rnn, RnnConfig};
+        for cell in [Cell::Tanh, Cell::Lstm, Cell::Gru] {
+            tch::manual_seed(3);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let config = RnnConfig {
+                input_size: 2,
+                length: 8,
+                outputs: 3,
+                width: 6,
+                layers: 2,
+                cell,
+                init: Init::PytorchDefault,
+                forget_bias: 1.0,
+            };
+            let net = Rnn::new(&vs.root(), config).unwrap();
+            let x = Tensor::randn([5, 8, 2], (Kind::Float, Device::Cpu));
+            let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1]);
+            let (_, _, rec) = read_step(&vs, &net, &x, &y);
+
+            let again = Recording::new(net.probe_points().len());
+            let loss = net
+                .forward(&x, true, Some(&again))
+                .cross_entropy_for_logits(&y);
+            let (outputs, _) = again.finish();
+            let states: Vec<Tensor> = outputs
+                .iter()
+                .map(|o| o.as_ref().unwrap().shallow_clone())
+                .collect();
+            let grads = Tensor::run_backward(&[&loss], &states, false, false);
+            assert_eq!(rec.output.len(), states.len());
+            for (i, g) in grads.iter().enumerate() {
+                let want = g.norm().double_value(&[]);
+                let got = rec.output[i].l2;
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.max(1e-12),
+                    "{cell:?} point {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
     /// [`probed_step`] as the training loop takes it: dL/dh read by the
     /// hooks during the backward pass ([`Probe::backward`]).
     fn read_step(

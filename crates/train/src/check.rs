@@ -180,7 +180,7 @@ pub(crate) fn measure(vs: &nn::VarStore, net: &dyn Network) -> (i64, i64, usize,
 /// Checks `exp` as `gradscope run` would before training, and measures
 /// every planned run. Errors are the ones `run` gives for the same file.
 pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
-    let data = dataset_info(&exp.dataset)?;
+    let data = dataset_info(&crate::sweep::experiment_dataset(exp))?;
     check_against_data(exp, data.train)?;
     let stand_in = data.placeholder();
     let runs_planned = plan(exp);
@@ -188,8 +188,9 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
     for run in runs_planned {
         // A run that sweeps a dataset field is measured on its own data.
         let resolved = exp.resolved(&run.setting);
-        let own = (resolved.dataset != exp.dataset)
-            .then(|| dataset_info(&resolved.dataset))
+        let run_data = crate::sweep::run_dataset(exp, &run);
+        let own = (run_data != crate::sweep::experiment_dataset(exp))
+            .then(|| dataset_info(&run_data))
             .transpose()?;
         if let Some(info) = &own {
             check_against_data(&resolved, info.train)?;
@@ -220,7 +221,9 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
         });
     }
     let mut same_twins = Vec::new();
-    for &depth in &exp.depths {
+    // The rnn family has no residual twin: its cells are the twins.
+    let has_twins = !matches!(exp.model, ModelSpec::Rnn(_));
+    for &depth in exp.depths.iter().filter(|_| has_twins) {
         let twins = crate::panics::catch_panic(|| twins_are_one_network(exp, &data, depth))
             .map_err(|message| TrainError::Invalid {
                 field: format!("depth {depth}"),

@@ -115,7 +115,7 @@ pub fn load_run(run_dir: &Path, device: Device) -> Result<TrainedRun, TrainError
 /// run's initial ones, built again from its seed (no `model.ot` needed).
 pub fn load_run_at(run_dir: &Path, device: Device, at: Weights) -> Result<TrainedRun, TrainError> {
     let (record, run) = check_run_at(run_dir, at)?;
-    let data = load_dataset(&record.config.resolved(&run.setting).dataset)?.to_device(device);
+    let data = load_dataset(&crate::sweep::run_dataset(&record.config, &run))?.to_device(device);
     // The seed training set before building the net (train_loop::train_run).
     tch::manual_seed(run.seed as i64);
     let mut vs = nn::VarStore::new(device);

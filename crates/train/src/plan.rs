@@ -2,6 +2,7 @@
 //! run's name.
 
 use crate::spec::{Experiment, ModelSpec};
+use gradscope_models::rnn::Cell;
 use gradscope_models::spec::{Axis, Label};
 use gradscope_models::{Activation, Init, Norm, Variant};
 
@@ -13,6 +14,8 @@ pub struct Setting {
     pub activation: Option<Activation>,
     pub init: Option<Init>,
     pub norm: Option<Norm>,
+    /// The rnn family's cell (its plain-against-shortcut axis).
+    pub cell: Option<Cell>,
     /// The run's value of each swept numeric field (`("train.lr", 0.1)`),
     /// in [`crate::spec::Experiment::numbers`]' order.
     pub numbers: Vec<(&'static str, serde_json::Value)>,
@@ -32,6 +35,9 @@ impl Setting {
         }
         if let Some(n) = self.norm {
             out.push(("norm", n.label()));
+        }
+        if let Some(c) = self.cell {
+            out.push(("cell", c.label()));
         }
         for (field, value) in &self.numbers {
             out.push((*field, value.to_string()));
@@ -81,8 +87,13 @@ pub fn settings(exp: &Experiment) -> Vec<Setting> {
             vec![None]
         }
     }
+    let cells = match &exp.model {
+        ModelSpec::Rnn(r) => swept(&r.cell),
+        _ => vec![None],
+    };
     let (activations, inits, norms) = match &exp.model {
         ModelSpec::Mlp(m) => (swept(&m.activation), swept(&m.init), swept(&m.norm)),
+        ModelSpec::Rnn(r) => (vec![None], swept(&r.init), vec![None]),
         ModelSpec::Cnn(m) => (vec![None], swept(&m.init), swept(&m.norm)),
         ModelSpec::Bottleneck(m) => (vec![None], swept(&m.init), swept(&m.norm)),
         ModelSpec::Inception(m) => (vec![None], swept(&m.init), swept(&m.norm)),
@@ -91,12 +102,15 @@ pub fn settings(exp: &Experiment) -> Vec<Setting> {
     for &activation in &activations {
         for &init in &inits {
             for &norm in &norms {
-                out.push(Setting {
-                    activation,
-                    init,
-                    norm,
-                    numbers: Vec::new(),
-                });
+                for &cell in &cells {
+                    out.push(Setting {
+                        activation,
+                        init,
+                        norm,
+                        cell,
+                        numbers: Vec::new(),
+                    });
+                }
             }
         }
     }
@@ -209,6 +223,10 @@ impl Experiment {
                 fix(&mut m.init, setting.init);
                 fix(&mut m.norm, setting.norm);
             }
+            ModelSpec::Rnn(r) => {
+                fix(&mut r.init, setting.init);
+                fix(&mut r.cell, setting.cell);
+            }
         }
         out.numbers.clear();
         if setting.numbers.is_empty() {
@@ -249,6 +267,7 @@ impl Experiment {
             ModelSpec::Inception(m) => {
                 vec![("init", labels(&m.init)), ("norm", labels(&m.norm))]
             }
+            ModelSpec::Rnn(r) => vec![("init", labels(&r.init)), ("cell", labels(&r.cell))],
         };
         let mut out: Vec<(&'static str, Vec<String>)> =
             all.into_iter().filter(|(_, v)| v.len() > 1).collect();

@@ -49,7 +49,8 @@ pub struct Experiment {
     pub train: TrainSpec,
     #[serde(default)]
     pub probe: ProbeSpec,
-    /// What the network learns: `classify` (default) or `identity`.
+    /// What the network learns: `classify` (default), `identity` or
+    /// `regression` (the adding problem).
     #[serde(default)]
     pub task: Task,
     /// The swept numeric fields and their values, in [`numeric_fields`]
@@ -170,6 +171,12 @@ pub enum Task {
     /// It tests the claim that a residual block learns the identity easily
     /// and a plain stack does not (He et al. 2016 §3.1).
     Identity,
+    /// Predict the float target `y` with one output and a mean squared
+    /// error loss (the adding problem). The error is the MSE over the
+    /// target's variance (1/6 for the adding problem, see
+    /// gradscope-data's `ADDING_TARGET_VARIANCE`): 0 is perfect, 1 is what
+    /// predicting the mean scores.
+    Regression,
 }
 
 /// The forms `init` accepts, for messages.
@@ -579,8 +586,52 @@ impl Experiment {
             )
             .into());
         }
+        self.task_fits_data()?;
         self.train.validate(train_samples)?;
         at_least("probe.every", self.probe.every, 1)?;
+        Ok(())
+    }
+
+    /// The task against the data and the model: regression only on the
+    /// adding problem, the adding problem only as a regression and only
+    /// for the rnn family, whose depths match a length the file gives.
+    fn task_fits_data(&self) -> Result<(), Invalid> {
+        let rnn = matches!(self.model, ModelSpec::Rnn(_));
+        let kind = self.dataset.kind_name();
+        match (self.task, self.dataset.is_sequence()) {
+            (Task::Regression, false) => {
+                return Invalid::refuse(
+                    "task",
+                    format!("\"regression\" needs a float target: dataset kind \"adding\", not {kind:?}"),
+                )
+            }
+            (Task::Classify | Task::Identity, true) => {
+                return Invalid::refuse(
+                    "task",
+                    format!("dataset kind {kind:?} has a float target, not classes: write \"task\": \"regression\""),
+                )
+            }
+            _ => {}
+        }
+        if self.dataset.is_sequence() != rnn {
+            return Invalid::refuse(
+                "model.family",
+                format!(
+                    "{:?} on dataset kind {kind:?}: the rnn family and the sequence datasets (\"adding\") go together",
+                    self.model.family_name()
+                ),
+            );
+        }
+        if let Some(length) = self.dataset.length() {
+            for (i, &d) in self.depths.iter().enumerate() {
+                if d != length {
+                    return Invalid::refuse(
+                        format!("depths[{i}]"),
+                        format!("{d} is not dataset.length {length}: the rnn family's depth is the sequence length (leave dataset.length out to sweep it with depths)"),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 
@@ -612,6 +663,12 @@ impl Experiment {
             return Invalid::refuse("depths", "is empty: list at least one depth");
         }
         for (i, &d) in self.depths.iter().enumerate() {
+            if d < 2 && matches!(self.model, ModelSpec::Rnn(_)) {
+                return Invalid::refuse(
+                    format!("depths[{i}]"),
+                    format!("a sequence length of {d} (the rnn family's depths are lengths): the adding problem needs 2 or more, one marker in each half"),
+                );
+            }
             if d < 2 {
                 return Invalid::refuse(
                     format!("depths[{i}]"),
@@ -797,6 +854,86 @@ pub(crate) mod tests {
     fn with(from: &str, to: &str) -> String {
         assert!(GOOD.contains(from), "fixture lacks {from}");
         GOOD.replacen(from, to, 1)
+    }
+
+    /// A valid rnn experiment: the adding problem, lengths by depth.
+    const RNN: &str = r#"{
+      "name": "r",
+      "dataset": { "kind": "adding", "samples": 64 },
+      "model": { "family": "rnn", "width": 8, "cell": ["tanh", "lstm"] },
+      "variants": ["plain"],
+      "depths": [5, 10],
+      "seeds": [0],
+      "task": "regression",
+      "train": { "lr": 0.1, "batch_size": 16, "steps": 4, "eval_every": 2 },
+      "probe": { "every": 2 }
+    }"#;
+
+    /// Issue 34: bad rnn input gets one line naming the file and the field.
+    #[test]
+    fn rnn_input_errors_name_the_field() {
+        let good = parse(RNN).unwrap();
+        let runs = crate::plan::plan(&good);
+        let names: Vec<String> = runs.iter().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "plain-tanh-d5-s0",
+                "plain-lstm-d5-s0",
+                "plain-tanh-d10-s0",
+                "plain-lstm-d10-s0"
+            ]
+        );
+        // The LSTM's forget bias and the stack sweep like any number.
+        let swept = parse(&RNN.replacen(
+            r#""width": 8,"#,
+            r#""width": 8, "forget_bias": [0, 1], "layers": [1, 2],"#,
+            1,
+        ))
+        .unwrap();
+        assert_eq!(crate::plan::plan(&swept).len(), 16);
+        assert!(crate::plan::plan(&swept)[0]
+            .name()
+            .contains("layers1-forget_bias0"));
+        let run_data = crate::sweep::run_dataset(&good, &runs[2]);
+        assert_eq!(run_data.length(), Some(10), "data made at the run's depth");
+        let bad = |from: &str, to: &str| {
+            assert!(RNN.contains(from), "fixture lacks {from}");
+            let e = parse(&RNN.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+            assert!(e.to_string().starts_with("exp.json: "), "{e}");
+            (e.field().to_string(), e.to_string())
+        };
+        let (field, e) = bad("[5, 10]", "[0, 10]");
+        assert_eq!(field, "depths[0]", "{e}");
+        assert!(e.contains("sequence length of 0"), "{e}");
+        let (field, e) = bad(r#""lstm"]"#, r#""elman"]"#);
+        assert_eq!(field, "model.cell", "{e}");
+        assert!(e.contains("elman"), "{e}");
+        let (field, e) = bad(r#""plain"]"#, r#""plain", "residual"]"#);
+        assert_eq!(field, "variants[1]", "{e}");
+        let (field, e) = bad(r#""regression""#, r#""classify""#);
+        assert_eq!(field, "task", "{e}");
+        let (field, e) = bad(r#""samples": 64 }"#, r#""samples": 64, "length": 5 }"#);
+        assert_eq!(field, "depths[1]", "{e}");
+        // A cell setting on a feed-forward family, and regression there.
+        let (field, e) = parse(&with(
+            r#""activation": "sigmoid""#,
+            r#""activation": "sigmoid", "forget_bias": 1"#,
+        ))
+        .map(|_| unreachable!())
+        .unwrap_or_else(|e| (e.field().to_string(), e.to_string()));
+        assert_eq!(field, "model.forget_bias", "{e}");
+        let (field, e) = parse(&with(
+            r#""activation": "sigmoid""#,
+            r#""activation": "sigmoid", "cell": "lstm""#,
+        ))
+        .map(|_| unreachable!())
+        .unwrap_or_else(|e| (e.field().to_string(), e.to_string()));
+        assert_eq!(field, "model.cell", "{e}");
+        let e = parse(&with(r#""probe""#, r#""task": "regression", "probe""#)).unwrap_err();
+        assert_eq!(e.field(), "task", "{e}");
+        assert!(e.to_string().contains("adding"), "{e}");
     }
 
     #[test]

@@ -52,17 +52,27 @@ pub fn dataset_info(spec: &DatasetSpec) -> Result<DatasetInfo, TrainError> {
 }
 
 /// The dataset of a run that sweeps a dataset field (`dataset.samples`),
-/// loaded on the CPU; `None` when it trains on the experiment's own.
+/// or whose sequence data are made at its depth (the rnn family's depth is
+/// the sequence length, see [`DatasetSpec::at_depth`]), loaded on the CPU;
+/// `None` when it trains on the experiment's own.
 pub(crate) fn own_dataset(exp: &Experiment, run: &RunSpec) -> Result<Option<Dataset>, TrainError> {
-    if !run
-        .setting
-        .numbers
-        .iter()
-        .any(|(f, _)| f.starts_with("dataset."))
-    {
+    let spec = run_dataset(exp, run);
+    if spec == experiment_dataset(exp) {
         return Ok(None);
     }
-    Ok(Some(load_dataset(&exp.resolved(&run.setting).dataset)?))
+    Ok(Some(load_dataset(&spec)?))
+}
+
+/// The dataset section a run trains on: its swept values, at its depth.
+pub fn run_dataset(exp: &Experiment, run: &RunSpec) -> DatasetSpec {
+    exp.resolved(&run.setting).dataset.at_depth(run.depth)
+}
+
+/// The experiment-wide dataset section (sizes and checks read it): a
+/// sequence dataset at the first depth.
+pub fn experiment_dataset(exp: &Experiment) -> DatasetSpec {
+    exp.dataset
+        .at_depth(exp.depths.first().copied().unwrap_or(2))
 }
 
 /// The checks of an experiment that need the training split's size.
@@ -273,7 +283,7 @@ impl Sweep {
         shard: Option<Shard>,
         command: &str,
     ) -> Result<Sweep, TrainError> {
-        let data = load_dataset(&experiment.dataset)?;
+        let data = load_dataset(&experiment_dataset(&experiment))?;
         check_against_data(&experiment, data.train.len() as usize)?;
         let mut runs = plan(&experiment);
         // Build every network once on the CPU before any folder exists, so
@@ -869,5 +879,62 @@ mod tests {
         let names: Vec<String> = (0..7).map(|i| format!("r{i}")).collect();
         assert_eq!(list_some(&names), "r0, r1, r2, r3, r4 and 2 more");
         assert_eq!(list_some(&names[..2]), "r0, r1");
+    }
+}
+
+/// Issue 34 end to end: an rnn sweep over cells and lengths trains on the
+/// adding problem made at each run's depth and writes dL/dh_t per time
+/// step.
+#[cfg(test)]
+mod rnn_tests {
+    use super::*;
+
+    #[test]
+    fn an_rnn_sweep_trains_each_cell_at_each_length() {
+        let exp = Experiment::from_json(
+            r#"{"name": "rnn",
+              "dataset": {"kind": "adding", "samples": 64, "test_samples": 16, "seed": 1},
+              "model": {"family": "rnn", "width": 8, "cell": ["tanh", "lstm"]},
+              "variants": ["plain"], "depths": [6, 12], "seeds": [0],
+              "task": "regression",
+              "train": {"optimizer": "adam", "lr": 0.01, "batch_size": 16, "steps": 4, "eval_every": 2},
+              "probe": {"every": 2}}"#,
+            Path::new("rnn.json"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = Sweep::prepare(
+            exp,
+            dir.path(),
+            Device::Cpu,
+            1,
+            Existing::Refuse,
+            None,
+            "run",
+        )
+        .unwrap();
+        let stop = AtomicBool::new(false);
+        for run in sweep.pending().to_vec() {
+            let record = sweep.run(&run, &stop, &mut |_| {}).unwrap();
+            assert_eq!(record.status, Status::Completed, "{}", run.name());
+            let error = record.final_metrics.test_error.unwrap();
+            // MSE / (1/6): an untrained net is near 1, not near 0 or 100.
+            assert!(error > 0.05 && error < 20.0, "{}: {error}", run.name());
+            let csv = std::fs::read_to_string(sweep.run_dir(&run).join("gradients.csv")).unwrap();
+            let last = format!("t{:03}.h", run.depth - 1);
+            assert!(csv.contains(",t000.h,output,true,"), "{csv}");
+            assert!(
+                csv.contains(&format!(",{last},output,true,")),
+                "{}",
+                run.name()
+            );
+            assert!(
+                !csv.contains(&format!("t{:03}.h", run.depth)),
+                "{}",
+                run.name()
+            );
+            let cell_rows = csv.contains(",t000.c,output,false,");
+            assert_eq!(cell_rows, run.name().contains("lstm"), "{}", run.name());
+        }
     }
 }

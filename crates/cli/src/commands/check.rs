@@ -7,7 +7,7 @@
 use super::{duration, print_stdout};
 use anyhow::{bail, Context, Result};
 use gradscope_train::check::{self, check_experiment, PlanCheck};
-use gradscope_train::spec::Experiment;
+use gradscope_train::spec::{Experiment, Task};
 use std::path::Path;
 
 pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
@@ -41,14 +41,18 @@ fn plan(text: &mut String, path: &Path, exp: &Experiment, checked: &PlanCheck) {
     if !exp.description.is_empty() {
         outln!(text, "  {}", exp.description);
     }
+    // Regression data (the adding problem) have a float target, not classes.
+    let target = match exp.task {
+        Task::Regression => "a float target".to_string(),
+        _ => format!("{} classes", d.classes),
+    };
     outln!(
         text,
-        "  data: {}, {} training and {} held-out examples of {}, {} classes",
+        "  data: {}, {} training and {} held-out examples of {}, {target}",
         d.name,
         d.train,
         d.test,
         shape.join("×"),
-        d.classes
     );
     let swept = exp.swept();
     let mut factors = vec![format!("{} variants", exp.variants.len())];

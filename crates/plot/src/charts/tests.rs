@@ -17,6 +17,7 @@ fn summary(variant: &str, depth: u32, seed: u64, status: &str) -> SummaryRow {
         activation: None,
         init: None,
         norm: None,
+        cell: None,
         depth,
         seed,
         status: status.to_owned(),

@@ -12,7 +12,10 @@ use tch::{Kind, Tensor};
 /// The minibatch loss to minimize and its error (both scalar tensors on the
 /// device): cross-entropy and the misclassified fraction, or, for the
 /// identity task, the mean squared error and the relative reconstruction
-/// error ‖f(x) − x‖² / ‖x‖² (see [`Task::Identity`]).
+/// error ‖f(x) − x‖² / ‖x‖² (see [`Task::Identity`]), for the regression
+/// task the mean squared error and MSE / Var(target) (see
+/// [`Task::Regression`]; the adding problem's variance, 1/6, the only
+/// regression data so far).
 pub fn objective(task: Task, out: &Tensor, x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
     match task {
         Task::Classify => {
@@ -30,6 +33,13 @@ pub fn objective(task: Task, out: &Tensor, x: &Tensor, y: &Tensor) -> (Tensor, T
             let loss = diff.square().mean(Kind::Float);
             let error = diff.detach().square().sum(Kind::Double)
                 / target.square().sum(Kind::Double).clamp_min(1e-30);
+            (loss, error)
+        }
+        Task::Regression => {
+            let diff = out.flatten(0, -1) - y.to_kind(out.kind());
+            let loss = diff.square().mean(Kind::Float);
+            let error = diff.detach().square().mean(Kind::Double)
+                / gradscope_data::sequences::ADDING_TARGET_VARIANCE;
             (loss, error)
         }
     }

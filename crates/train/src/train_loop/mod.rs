@@ -83,6 +83,7 @@ pub fn build_network(
     let classes = match exp.task {
         Task::Classify => data.classes,
         Task::Identity => data.input_dim(),
+        Task::Regression => 1,
     };
     let on_cpu = data.train.x.device() == Device::Cpu;
     Ok(exp.model.build(
