@@ -37,6 +37,7 @@ pub mod shard;
 pub mod spec;
 pub mod sweep;
 pub mod theory;
+mod train_checks;
 pub mod train_loop;
 pub mod weights;
 
