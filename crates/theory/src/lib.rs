@@ -208,18 +208,22 @@ pub fn predict(net: &Mlp) -> Option<Prediction> {
 /// E[f(h)] for h ~ N(0, q): composite 3-point Gauss–Legendre on [0, 12σ]
 /// for f(x) + f(−x), weighted by the normal density.
 pub fn gauss(q: f64, f: impl Fn(f64) -> f64) -> f64 {
+    gauss_panels(q, 600, f)
+}
+
+/// [`gauss`] on `panels` panels (fewer where the rule is nested).
+pub(crate) fn gauss_panels(q: f64, panels: usize, f: impl Fn(f64) -> f64) -> f64 {
     if q <= 0.0 {
         return f(0.0);
     }
     let sigma = q.sqrt();
     let upper = 12.0 * sigma;
-    const PANELS: usize = 600;
-    let h = upper / PANELS as f64;
+    let h = upper / panels as f64;
     let nodes = [-(0.6f64).sqrt(), 0.0, (0.6f64).sqrt()];
     let weights = [5.0 / 9.0, 8.0 / 9.0, 5.0 / 9.0];
     let pdf = |x: f64| (-0.5 * x * x / q).exp() / (sigma * (2.0 * std::f64::consts::PI).sqrt());
     let mut total = 0.0;
-    for p in 0..PANELS {
+    for p in 0..panels {
         let mid = (p as f64 + 0.5) * h;
         for (t, w) in nodes.iter().zip(weights) {
             let x = mid + t * h / 2.0;
