@@ -294,6 +294,19 @@ pub struct SyntheticSpec {
     pub seed: u64,
 }
 
+/// The sizes every generated dataset needs: an example in each split.
+pub(crate) fn generated_sizes(samples: usize, test_samples: usize) -> Result<(), DataError> {
+    for (field, n) in [("samples", samples), ("test_samples", test_samples)] {
+        if n == 0 {
+            return Err(DataError::Invalid {
+                field,
+                message: "must be at least 1".to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Gaussian inputs `x ~ N(0, I)` labelled by a random one-hidden-layer tanh
 /// teacher, `y = argmax(W2 tanh(W1 x) + b)`.
 ///
@@ -307,12 +320,7 @@ pub fn synthetic(spec: &SyntheticSpec) -> Result<Dataset, DataError> {
         field,
         message: message.to_string(),
     };
-    if spec.samples == 0 {
-        return Err(invalid("samples", "must be at least 1"));
-    }
-    if spec.test_samples == 0 {
-        return Err(invalid("test_samples", "must be at least 1"));
-    }
+    generated_sizes(spec.samples, spec.test_samples)?;
     if spec.classes < 2 {
         return Err(invalid("classes", "must be at least 2"));
     }

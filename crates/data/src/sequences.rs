@@ -36,12 +36,7 @@ pub fn adding(spec: &AddingSpec) -> Result<Dataset, DataError> {
         field,
         message: message.to_string(),
     };
-    if spec.samples == 0 {
-        return Err(invalid("samples", "must be at least 1"));
-    }
-    if spec.test_samples == 0 {
-        return Err(invalid("test_samples", "must be at least 1"));
-    }
+    crate::generated_sizes(spec.samples, spec.test_samples)?;
     if spec.length < 2 {
         return Err(invalid(
             "length",
