@@ -120,6 +120,16 @@ pub const FAMILIES: &[Choice] = &[
                 "s in the residual twin's x + s·M(x), M the plain module unchanged (default 1; Inception-ResNet: 0.1 to 0.3)",
             ),
         ],
+    ),    c(
+        "rnn",
+        "a recurrent net unrolled over time, probed at every time step; depth = sequence length; variants: \"plain\" only (its cells are the plain net and its twins); needs task \"regression\" on dataset kind \"adding\"",
+        &[
+            f("width", "8", "hidden size (required)"),
+            f("cell", r#""lstm""#, "tanh (Elman, the plain twin), lstm or gru (required)"),
+            f("layers", "2", "stacked layers; the probe reads the last one's h_t (default 1)"),
+            f("forget_bias", "1", "the LSTM's initial forget-gate bias (default 1)"),
+            f("init", r#""orthogonal""#, "weight init (default pytorch-default: U(±1/√width))"),
+        ],
     ),
 ];
 
@@ -287,6 +297,16 @@ pub const DATASETS: &[Choice] = &[
             FILE_FIELDS[5],
         ],
     ),
+    c(
+        "adding",
+        "the adding problem (Hochreiter & Schmidhuber 1997): [length, 2] inputs, a value and a marker channel; the target is the sum of the two marked values (task \"regression\")",
+        &[
+            f("samples", "64", "training examples (required)"),
+            f("test_samples", "16", "held-out examples (default a quarter of samples)"),
+            f("length", "6", "time steps (default: each run's depth, so depths sweep the length)"),
+            f("seed", "0", "seed of the data (default 0)"),
+        ],
+    ),
 ];
 
 /// The train section's fields (`train.FIELD`).
@@ -390,8 +410,8 @@ pub fn listing() -> String {
     outln!(
         text,
         "variants: \"plain\", \"residual\", and for mlp and cnn \"rezero\" (x + α·F(x), α = 0 at init) \
-         and \"highway\" (gated shortcut, see model.gate_bias); task: \"classify\" (default) or \
-         \"identity\" (mlp only).\n\
+         and \"highway\" (gated shortcut, see model.gate_bias); task: \"classify\" (default), \
+         \"identity\" (mlp only) or \"regression\" (rnn on the adding problem; error = MSE / Var(target)).\n\
          A whole file: gradscope example quickstart. Every field: README, \"Writing an experiment\"."
     );
     text
@@ -428,9 +448,24 @@ mod tests {
         r#"{"kind": "synthetic-images", "samples": 64, "classes": 4, "shape": [3, 32, 32]}"#;
     const VECTORS: &str = r#"{"kind": "synthetic", "samples": 64, "classes": 4, "features": 8}"#;
 
+    /// A recurrent experiment: plain only, on the adding problem.
+    fn recurrent(dataset: &str, model: &str) -> String {
+        format!(
+            r#"{{"name": "t", "dataset": {dataset}, "model": {model}, "task": "regression",
+               "variants": ["plain"], "depths": [6], "seeds": [0],
+               "train": {{"lr": 0.1, "batch_size": 2, "steps": 1, "eval_every": 1}}}}"#
+        )
+    }
+
+    const ADDING: &str = r#"{"kind": "adding", "samples": 16}"#;
+
     #[test]
     fn every_family_takes_every_listed_field() {
         for fam in FAMILIES {
+            if fam.name == "rnn" {
+                parses(&recurrent(ADDING, &object("family", fam.name, fam.fields)));
+                continue;
+            }
             let (data, depth) = match fam.name {
                 "mlp" => (VECTORS, 3),
                 "cnn" => (IMAGES, 8),
@@ -444,6 +479,11 @@ mod tests {
     #[test]
     fn every_dataset_kind_takes_every_listed_field() {
         for kind in DATASETS {
+            if kind.name == "adding" {
+                let rnn = r#"{"family": "rnn", "width": 4, "cell": "gru"}"#;
+                parses(&recurrent(&object("kind", kind.name, kind.fields), rnn));
+                continue;
+            }
             let model = if kind.name == "synthetic" {
                 r#"{"family": "mlp", "width": 8, "activation": "tanh"}"#
             } else {
