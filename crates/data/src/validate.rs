@@ -67,6 +67,16 @@ pub fn first_duplicate<T: PartialEq + Copy>(items: &[T]) -> Option<T> {
 /// Generated data past this many values would take gigabytes to build.
 const MAX_GENERATED_VALUES: usize = 200_000_000;
 
+/// A generated set's sizes: an example to train on, and one held out where
+/// the file gives the held-out size.
+fn split_sizes(samples: usize, test_samples: Option<usize>) -> Result<(), Invalid> {
+    at_least("dataset.samples", samples, 1)?;
+    if let Some(t) = test_samples {
+        at_least("dataset.test_samples", t, 1)?;
+    }
+    Ok(())
+}
+
 impl DatasetSpec {
     /// Checks the dataset section's values; returns the number of training
     /// examples where it is known before loading (generated data). File
@@ -81,10 +91,7 @@ impl DatasetSpec {
                 teacher_width,
                 ..
             }) => {
-                at_least("dataset.samples", *samples, 1)?;
-                if let Some(t) = test_samples {
-                    at_least("dataset.test_samples", *t, 1)?;
-                }
+                split_sizes(*samples, *test_samples)?;
                 at_least("dataset.classes", *classes, 2)?;
                 at_least("dataset.features", *features, 1)?;
                 if let Some(w) = teacher_width {
@@ -103,10 +110,7 @@ impl DatasetSpec {
                 noise,
                 ..
             }) => {
-                at_least("dataset.samples", *samples, 1)?;
-                if let Some(t) = test_samples {
-                    at_least("dataset.test_samples", *t, 1)?;
-                }
+                split_sizes(*samples, *test_samples)?;
                 at_least("dataset.classes", *classes, 2)?;
                 // Saturating, so that no shape can overflow the product
                 // (found by the train crate's fuzzer: [2, 2^62, 2] wrapped to
@@ -130,10 +134,7 @@ impl DatasetSpec {
                 length,
                 ..
             }) => {
-                at_least("dataset.samples", *samples, 1)?;
-                if let Some(t) = test_samples {
-                    at_least("dataset.test_samples", *t, 1)?;
-                }
+                split_sizes(*samples, *test_samples)?;
                 if let Some(l) = length {
                     if *l < 2 {
                         return Invalid::refuse(
@@ -143,7 +144,7 @@ impl DatasetSpec {
                             ),
                         );
                     }
-                    if samples.saturating_mul(l * 2) > MAX_GENERATED_VALUES {
+                    if samples.saturating_mul(l.saturating_mul(2)) > MAX_GENERATED_VALUES {
                         return Invalid::refuse("dataset.samples", format!("{samples} × {l} steps is over the 2e8-value limit of generated data"));
                     }
                 }
@@ -200,6 +201,11 @@ mod tests {
         );
         let e = big.validate().unwrap_err();
         assert_eq!(e.field, "dataset.shape", "{e:?}");
+        // A length near usize::MAX is refused, not overflowed.
+        let long =
+            synthetic(r#"{"kind": "adding", "samples": 64, "length": 18446744073709551615}"#);
+        let e = long.validate().unwrap_err();
+        assert_eq!(e.field, "dataset.samples", "{e:?}");
     }
 
     #[test]
