@@ -455,6 +455,14 @@ pub trait Network {
         &[]
     }
 
+    /// Multiplications per example and the weight-layer calls of one
+    /// forward pass, where they are not one per weighted probe point: a
+    /// recurrent net applies its weights once per time step. `None`: count
+    /// the weighted probe points (what `gradscope check` does by default).
+    fn unrolled_cost(&self) -> Option<(i64, usize)> {
+        None
+    }
+
     /// The blocks a lesion can delete or swap and a path study can route
     /// (see [`lesion`]), or why this net has none that can.
     fn blocks(&self) -> Result<lesion::Blocks, String> {

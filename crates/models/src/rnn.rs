@@ -305,6 +305,20 @@ impl Network for Rnn {
         &self.points
     }
 
+    /// Each layer's cell runs T times: gates × width × (inputs + width)
+    /// multiplications each, one cell call; the head runs once.
+    fn unrolled_cost(&self) -> Option<(i64, usize)> {
+        let c = &self.config;
+        let t = c.length as i64;
+        let per_step: i64 = self
+            .layers
+            .iter()
+            .map(|w| w.w_ih.numel() as i64 + w.w_hh.numel() as i64)
+            .sum();
+        let head = c.width * c.outputs;
+        Some((t * per_step + head, c.length * c.layers + 1))
+    }
+
     /// Tanh for every cell: the hidden state passes through tanh (the
     /// gates are sigmoids, whose saturation this does not measure).
     fn activation(&self) -> Activation {

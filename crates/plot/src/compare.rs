@@ -395,7 +395,7 @@ pub(crate) fn decay_vs_depth_figure(results: &ResultsDir) -> Figure {
         name: DECAY_VS_DEPTH,
         title: "Gradient decay per layer vs depth".to_owned(),
         subtitle: Some(subtitle),
-        x: depth_axis(&depths),
+        x: depth_axis(&depths, false),
         y,
         panels,
         layout: Layout::Row,

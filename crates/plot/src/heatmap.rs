@@ -38,6 +38,8 @@ struct Grid {
     /// Probed steps, ascending.
     steps: Vec<u64>,
     layers: usize,
+    /// What the rows are: layers, or a recurrent net's time steps.
+    y_label: &'static str,
     /// rms of dL/dh by (step, layer).
     rms: BTreeMap<(u64, usize), f64>,
 }
@@ -47,6 +49,9 @@ fn grids(results: &ResultsDir) -> Result<Vec<Grid>, String> {
     let Some(depth) = deepest_probed_depth(results) else {
         return Err("no run has dL/dh rows in gradients.csv".into());
     };
+    // A recurrent net's rows are its time steps: the trunk's h_t alone,
+    // not the LSTM's cell states and the head after them.
+    let time = crate::charts::through_time(results);
     let grids: Vec<Grid> = results
         .groups()
         .into_iter()
@@ -55,7 +60,8 @@ fn grids(results: &ResultsDir) -> Result<Vec<Grid>, String> {
             let mut rms = BTreeMap::new();
             let mut steps = BTreeSet::new();
             let mut layers = 0;
-            for g in run.gradients.iter().flatten().filter(|g| g.is_output()) {
+            let rows = run.gradients.iter().flatten();
+            for g in rows.filter(|g| g.is_output() && (!time || g.trunk)) {
                 steps.insert(g.step);
                 layers = layers.max(g.layer + 1);
                 if let Some(v) = g.rms {
@@ -63,9 +69,18 @@ fn grids(results: &ResultsDir) -> Result<Vec<Grid>, String> {
                 }
             }
             Some(Grid {
-                title: format!("{group}, depth {depth}, seed {}", run.summary.seed),
+                title: format!(
+                    "{group}, {} {depth}, seed {}",
+                    if time { "length" } else { "depth" },
+                    run.summary.seed
+                ),
                 steps: steps.into_iter().collect(),
                 layers,
+                y_label: if time {
+                    "time step (0 = first)"
+                } else {
+                    "layer (0 = input side)"
+                },
                 rms,
             })
         })
@@ -227,7 +242,7 @@ fn draw_grid<DB: DrawingBackend>(
         .configure_mesh()
         .disable_mesh()
         .x_desc("training step")
-        .y_desc("layer (0 = input side)")
+        .y_desc(grid.y_label)
         .x_label_formatter(&|v| format!("{v:.0}"))
         // A layer's cell spans [layer, layer + 1): label whole layers
         // that exist, at their cell's lower edge, and nothing else.

@@ -10,13 +10,33 @@ use std::path::Path;
 use crate::page::{self, Block};
 use crate::runs::{sweep_label, Loaded};
 use crate::sections::{
-    charts, findings, glorot, gradients, header, paper, runs_table, sweep_comparison,
+    charts, findings, glorot, gradients, header, is_recurrent, paper, recurrent, runs_table,
+    sweep_comparison,
 };
 
 pub(crate) fn blocks(root: &Path, loaded: &Loaded, problems: &[String]) -> Vec<Block> {
     let mut out = header(root, loaded);
     let groups = loaded.sweep_groups();
-    if groups.len() == 1 {
+    if is_recurrent(loaded) {
+        // The cells are this family's twins: one section compares them
+        // along the length; each cell's own runs follow.
+        out.extend(recurrent(loaded));
+        for g in &groups {
+            if g.is_empty() {
+                out.extend(runs_table(loaded, problems));
+                continue;
+            }
+            out.push(Block::Heading(2, sweep_label(g)));
+            out.extend(
+                runs_table(&loaded.only(g), problems)
+                    .into_iter()
+                    .map(|b| match b {
+                        Block::Heading(level, text) => Block::Heading(level + 1, text),
+                        other => other,
+                    }),
+            );
+        }
+    } else if groups.len() == 1 {
         out.extend(sections(loaded, problems));
     } else {
         // A swept experiment: the groups side by side first, then every

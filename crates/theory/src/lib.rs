@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod criticality;
+pub mod recurrent;
 
 /// A nonlinearity the theory knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +101,11 @@ impl InitKind {
             // pre-activation's variance is g²·q/n·n, as for σ_w² = g².
             // The mean-field χ (and so this prediction) is the same;
             // orthogonality changes the spectrum, not the mean (Saxe et
-            // al. 2014; Pennington et al. 2017). Biases are 0.
-            InitKind::Orthogonal { gain } => (gain * gain, 0.0),
+            // al. 2014; Pennington et al. 2017). Biases are 0. A tall
+            // matrix (fan_out > fan_in, as torch.nn.init.orthogonal_ makes
+            // it) has orthonormal columns instead: its rows have norm²
+            // g²·fan_in/fan_out.
+            InitKind::Orthogonal { gain } => (gain * gain * (fan_in / fan_in.max(fan_out)), 0.0),
         }
     }
 }
@@ -178,16 +182,23 @@ pub fn predict(net: &Mlp) -> Option<Prediction> {
         }
         source = "Poole et al. 2016; Schoenholz et al. 2017 (mean-field signal propagation)";
     }
-    // profile[hidden − 1] = 0 at the last hidden layer; each step toward
-    // the input adds ½·log10 χ.
-    let mut profile = vec![0.0; hidden];
-    for i in (0..hidden - 1).rev() {
+    from_factors(&chis, source)
+}
+
+/// The prediction whose profile multiplies the squared rms by `chis[i]`
+/// going from point i + 1 to point i (the profile is 0 at the last point,
+/// each step toward the input adds ½·log10 χ), fitted as the measured one
+/// is. `None` when a factor is not positive and finite.
+pub(crate) fn from_factors(chis: &[f64], source: &'static str) -> Option<Prediction> {
+    let points = chis.len() + 1;
+    let mut profile = vec![0.0; points];
+    for i in (0..points - 1).rev() {
         profile[i] = profile[i + 1] + 0.5 * chis[i].log10();
     }
     if profile.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    let n = hidden as f64;
+    let n = points as f64;
     let mx = (n - 1.0) / 2.0;
     let my = profile.iter().sum::<f64>() / n;
     let (sxy, sxx) = profile
@@ -199,7 +210,7 @@ pub fn predict(net: &Mlp) -> Option<Prediction> {
         });
     Some(Prediction {
         decay: sxy / sxx,
-        spread: profile[hidden - 1] - profile[0],
+        spread: profile[points - 1] - profile[0],
         profile,
         source,
     })
@@ -294,6 +305,18 @@ mod tests {
             ..net(Act::Tanh, InitKind::Glorot, false)
         })
         .is_none());
+    }
+
+    /// torch.nn.init.orthogonal_ on a tall matrix (more rows than
+    /// columns) makes the columns orthonormal, so each row has norm²
+    /// fan_in/fan_out: a 16 → 64 layer's σ_w² is ¼, not 1; a square or
+    /// wide one's is g².
+    #[test]
+    fn a_tall_orthogonal_matrix_has_short_rows() {
+        let o = InitKind::Orthogonal { gain: 1.0 };
+        assert!(close(o.variances(16.0, 64.0).0, 0.25, 1e-15));
+        assert!(close(o.variances(64.0, 64.0).0, 1.0, 1e-15));
+        assert!(close(o.variances(784.0, 64.0).0, 1.0, 1e-15));
     }
 
     /// Issue 31: the mean-field inits. ReLU at σ_w² = 2, σ_b² = 0 is

@@ -152,7 +152,8 @@ pub fn estimate_seconds(
 /// norm layers. Multiplications come from each weighted probe point: its
 /// weight's element count (out × in × k × k) times the spatial size of its
 /// output (h × w, 1 for a linear layer), which is what `gradscope cost`
-/// counts for the families that record their layers.
+/// counts for the families that record their layers; a recurrent net
+/// counts its weights once per time step ([`Network::unrolled_cost`]).
 pub(crate) fn measure(vs: &nn::VarStore, net: &dyn Network) -> (i64, i64, usize, usize) {
     let params = vs
         .trainable_variables()
@@ -167,6 +168,9 @@ pub(crate) fn measure(vs: &nn::VarStore, net: &dyn Network) -> (i64, i64, usize,
             let spatial: i64 = p.output_shape.iter().skip(1).product();
             mults = mults.saturating_add((w.numel() as i64).saturating_mul(spatial.max(1)));
         }
+    }
+    if let Some((unrolled, calls)) = net.unrolled_cost() {
+        (mults, weight_layers) = (unrolled, calls);
     }
     // tch registers a BatchNorm's running mean under this name.
     let norm_layers = vs
@@ -238,7 +242,12 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
         .into_iter()
         .filter(|r| r.variant == Variant::Plain && r.seed == exp.seeds[0])
         .filter_map(|r| {
-            let p = crate::theory::prediction(exp, &r, data.input_dim())?;
+            // A recurrent net's q takes the input's power: its own data.
+            let power = matches!(exp.model, ModelSpec::Rnn(_))
+                .then(|| crate::sweep::load_dataset(&crate::sweep::run_dataset(exp, &r)).ok())
+                .flatten()
+                .and_then(|d| crate::theory::input_power(&d.train.x));
+            let p = crate::theory::prediction(exp, &r, data.input_dim(), power)?;
             Some((r.group_name(), p.decay, p.spread))
         })
         .collect();

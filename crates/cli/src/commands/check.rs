@@ -155,10 +155,17 @@ fn shard_split(text: &mut String, checked: &PlanCheck, n: usize) -> Result<()> {
 /// The mean-field prediction for each plain net it applies to, and where
 /// it comes from.
 fn theory(text: &mut String, exp: &Experiment, checked: &PlanCheck) {
+    // A recurrent net's depth is time: its decay is per step back in time.
+    let recurrent = matches!(exp.model, gradscope_train::spec::ModelSpec::Rnn(_));
+    let (per, first) = if recurrent {
+        ("time step", "dL/dh at the first step")
+    } else {
+        ("layer", "a first hidden layer")
+    };
     for (net, decay, spread) in &checked.theory {
         outln!(
             text,
-            "  {net}: theory predicts {decay:.2} decades per layer, a first hidden layer {} the last",
+            "  {net}: theory predicts {decay:.2} decades per {per}, {first} {} the last",
             if *spread >= 0.0 {
                 format!("{spread:.1} decades below")
             } else {
@@ -169,10 +176,17 @@ fn theory(text: &mut String, exp: &Experiment, checked: &PlanCheck) {
     if checked.theory.is_empty() {
         return;
     }
-    outln!(
-        text,
-        "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
-    );
+    if recurrent {
+        outln!(
+            text,
+            "  (mean-field theory of the tanh RNN at initialization, the input's power included: Chen, Pennington & Schoenholz 2018; gated cells are not predicted)"
+        );
+    } else {
+        outln!(
+            text,
+            "  (mean-field theory at initialization: Poole et al. 2016, Schoenholz et al. 2017; with BatchNorm and ReLU, Yang et al. 2019)"
+        );
+    }
     let orthogonal = match &exp.model {
         gradscope_train::spec::ModelSpec::Mlp(m) => m
             .init

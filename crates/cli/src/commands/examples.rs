@@ -55,6 +55,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         include_str!("../../../../experiments/identity.json"),
     ),
     (
+        "rnn-adding",
+        "vanishing through time: tanh RNN against LSTM and GRU on the adding problem, lengths 10-200",
+        include_str!("../../../../experiments/rnn-adding.json"),
+    ),
+    (
         "resnet50-signs-shape",
         "ResNet-50 and its plain twin on synthetic 64x64x3 images",
         include_str!("../../../../experiments/resnet50-signs-shape.json"),

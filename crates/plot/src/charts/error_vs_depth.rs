@@ -104,7 +104,7 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
     }
     panel.empty_reason = Some("summary.csv has no final errors".to_owned());
 
-    let x = depth_axis(&depths);
+    let x = depth_axis(&depths, super::through_time(results));
     let identity = results.task() == "identity";
     let mut y = Axis::new(
         if identity {
@@ -119,6 +119,8 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
         name: ERROR_VS_DEPTH,
         title: if identity {
             "Final reconstruction error vs depth (identity task)".to_owned()
+        } else if super::through_time(results) {
+            "Final error vs sequence length".to_owned()
         } else {
             "Final error vs depth".to_owned()
         },

@@ -129,13 +129,19 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
     x.integer = true;
     Figure {
         name: GRADIENT_PROFILE,
-        title: "Gradient profile: rms of dL/dh per layer".to_owned(),
+        title: if super::through_time(results) {
+            "Gradient through time: rms of dL/dh_t per time step".to_owned()
+        } else {
+            "Gradient profile: rms of dL/dh per layer".to_owned()
+        },
         subtitle: Some(format!(
-            "one kind of point per line ({}); one line per depth, seed {}; solid = initialization, dashed = last probed step",
+            "one kind of point per line ({}); one line per {}, seed {}; solid = initialization, dashed = last probed step",
             match profile_label(results) {
                 LABEL_BLOCK => "block outputs",
+                super::gradients::LABEL_TIME => "the last layer's h_t",
                 _ => "every layer's output",
             },
+            if super::through_time(results) { "sequence length" } else { "depth" },
             seed_word(results)
         )),
         x,

@@ -101,6 +101,7 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
             "first, middle and last {} (0 = input side); seed {}",
             match profile_label(results) {
                 LABEL_BLOCK => "block output",
+                super::gradients::LABEL_TIME => "time step",
                 _ => "layer",
             },
             seed_word(results)

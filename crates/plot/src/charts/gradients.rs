@@ -10,6 +10,8 @@ use crate::read::{ResultsDir, RunData};
 use super::{runs_of, LABEL_BLOCK};
 
 const LABEL_LAYER: &str = "layer (0 = input side)";
+/// A recurrent net's trunk: its time steps.
+pub(crate) const LABEL_TIME: &str = "time step (0 = first)";
 
 const LABEL_GRAD: &str = "rms of dL/dh per element";
 
@@ -83,6 +85,9 @@ pub(crate) fn output_grads(run: &RunData) -> BTreeMap<u64, BTreeMap<usize, f64>>
 /// The x label of a gradient profile: layers of an MLP, block outputs of a
 /// conv family.
 pub(crate) fn profile_label(results: &ResultsDir) -> &'static str {
+    if super::through_time(results) {
+        return LABEL_TIME;
+    }
     let kinds: Vec<&str> = results.runs.iter().filter_map(trunk_kind).collect();
     if kinds.is_empty() || kinds.iter().all(|k| *k == "linear") {
         LABEL_LAYER

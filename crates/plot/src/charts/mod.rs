@@ -87,6 +87,15 @@ const LABEL_STEP: &str = "training step";
 const LABEL_BLOCK: &str = "block output (0 = input side)";
 
 const LABEL_DEPTH: &str = "depth (weight layers)";
+/// The depth axis of a recurrent net: its sequence length.
+const LABEL_LENGTH: &str = "sequence length (time steps)";
+
+/// Whether `results` are a recurrent net's (`model.family` rnn), whose
+/// depth is the sequence length and whose layers are its time steps: the
+/// charts say so.
+pub(crate) fn through_time(results: &ResultsDir) -> bool {
+    results.family().as_deref() == Some("rnn")
+}
 
 /// Categorical colours (Tableau 10) for variants and for the three layers of
 /// chart (d): distinct hues for things that have no order.
@@ -199,7 +208,12 @@ pub(crate) fn spread(
 }
 
 /// The x axis of a chart over depth, ticked at the depths that were run.
-pub(crate) fn depth_axis(depths: &[u32]) -> Axis {
+pub(crate) fn depth_axis(depths: &[u32], through_time: bool) -> Axis {
+    let label = if through_time {
+        LABEL_LENGTH
+    } else {
+        LABEL_DEPTH
+    };
     // Depths usually double (4, 8, 16, …): a log axis spaces them evenly.
     // Depths close together (CIFAR's 20, 32, 44, 56) read better linearly.
     let spread_out = match (depths.first(), depths.last()) {
@@ -207,9 +221,9 @@ pub(crate) fn depth_axis(depths: &[u32]) -> Axis {
         _ => false,
     };
     let mut x = if spread_out {
-        Axis::new(format!("{LABEL_DEPTH}, log scale"), Scale::Log)
+        Axis::new(format!("{label}, log scale"), Scale::Log)
     } else {
-        Axis::new(LABEL_DEPTH, Scale::Linear)
+        Axis::new(label, Scale::Linear)
     };
     x.ticks = Some(depths.iter().map(|&d| f64::from(d)).collect());
     x

@@ -93,11 +93,19 @@ pub(crate) fn train_error_figure(results: &ResultsDir) -> Figure {
         } else {
             "Training error vs step".to_owned()
         },
-        subtitle: Some(if several_seeds {
-            "on-the-fly minibatch error, one line per depth, mean over seeds".to_owned()
-        } else {
-            "on-the-fly minibatch error, one line per depth".to_owned()
-        }),
+        subtitle: Some(format!(
+            "on-the-fly minibatch error, one line per {}{}",
+            if super::through_time(results) {
+                "sequence length"
+            } else {
+                "depth"
+            },
+            if several_seeds {
+                ", mean over seeds"
+            } else {
+                ""
+            }
+        )),
         x,
         y,
         panels,

@@ -10,6 +10,8 @@
 //!   plain, why a net failed);
 //! - `gradients`: first/last-layer ratios and the decay per layer, followed
 //!   by `theory` (the mean-field prediction) and `he_4_1` (He et al. §4.1);
+//! - `recurrent`: the rnn family's page (error against sequence length,
+//!   vanishing through time, theory), in place of the feed-forward sections;
 //! - `paper`: He et al. Table 6 beside our CNN numbers;
 //! - `glorot`: saturation and gradient spread per layer (Glorot & Bengio);
 //! - `charts`: every chart of `plots/` with its caption.
@@ -30,6 +32,7 @@ mod gradients;
 mod he_4_1;
 mod header;
 mod paper;
+mod recurrent;
 mod runs_table;
 mod sweep;
 mod theory;
@@ -40,6 +43,7 @@ pub(crate) use glorot::glorot;
 pub(crate) use gradients::gradients;
 pub(crate) use header::header;
 pub(crate) use paper::paper;
+pub(crate) use recurrent::{is_recurrent, recurrent};
 pub(crate) use runs_table::runs_table;
 pub(crate) use sweep::sweep_comparison;
 

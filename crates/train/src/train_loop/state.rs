@@ -55,7 +55,9 @@ impl LoopState {
                 .collect(),
             ..GradientEnds::default()
         };
-        ends.decay_theory = crate::theory::prediction(exp, run, data.input_dim()).map(|p| p.decay);
+        let power = crate::theory::input_power(&data.train.x);
+        ends.decay_theory =
+            crate::theory::prediction(exp, run, data.input_dim(), power).map(|p| p.decay);
         let mut s = LoopState {
             steps_done: 0,
             lr: 0.0,
