@@ -50,6 +50,18 @@ fn on_files(kind: &str, dir: &Path, extra: &str) -> String {
     )
 }
 
+/// GOOD as a recurrent experiment (plain only, the rnn family) on the
+/// `dataset` fields given, at `depths`.
+fn rnn_on(dataset: &str, depths: &str) -> String {
+    good_with(SYNTHETIC, dataset)
+        .replace(
+            r#""family": "mlp", "width": 8, "activation": "sigmoid""#,
+            r#""family": "rnn", "width": 4, "cell": "gru""#,
+        )
+        .replace(r#"["plain", "residual"]"#, r#"["plain"]"#)
+        .replace(r#""depths": [3]"#, &format!(r#""depths": {depths}"#))
+}
+
 /// `n` CIFAR-10 records (label byte + 3072 pixels).
 fn cifar_records(n: usize) -> Vec<u8> {
     let mut b = Vec::new();
@@ -353,6 +365,45 @@ fn cases() -> Vec<Case> {
                     .replace(r#""batch_size": 8"#, r#""batch_size": 32"#)
             },
             &["{EXP}: train.batch_size: ", "16 training examples"],
+        ),
+        // The recurrent tasks (issue 34 §2).
+        exp_case(
+            "copy sequence too short for its recall",
+            |_| rnn_on(r#""kind": "copy", "samples": 64, "recall": 4"#, "[8]"),
+            &[
+                "{EXP}: depths[0]: ",
+                "length of 8 is too short",
+                "2 · 4 + 1 = 9",
+            ],
+        ),
+        exp_case(
+            "image sequence on an mlp",
+            |t| {
+                write_idx_set(&t.join("mnist"));
+                on_files("mnist", &t.join("mnist"), r#", "sequence": "rows""#)
+            },
+            &["{EXP}: dataset.sequence: ", r#""rows""#, r#"not "mlp""#],
+        ),
+        exp_case(
+            "rnn on plain images",
+            |t| {
+                write_idx_set(&t.join("mnist"));
+                let dir = t.join("mnist").display().to_string();
+                rnn_on(&format!(r#""kind": "mnist", "dir": {dir:?}"#), "[6]")
+            },
+            &["{EXP}: dataset.sequence: missing"],
+        ),
+        exp_case(
+            "depth not the image sequence's length",
+            |t| {
+                write_idx_set(&t.join("mnist"));
+                let dir = t.join("mnist").display().to_string();
+                let data = format!(r#""kind": "mnist", "dir": {dir:?}, "sequence": "rows""#);
+                rnn_on(&data, "[28]")
+            },
+            &[
+                r#"{EXP}: depths[0]: 28 is not the length of dataset.sequence "rows", 6 steps of 6 features"#,
+            ],
         ),
         // IDX files.
         idx_case(

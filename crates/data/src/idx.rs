@@ -24,7 +24,7 @@ pub const FASHION_MNIST_HINT: &str =
     "install Debian's package: apt-get install dataset-fashion-mnist";
 
 pub(crate) const IMAGES_MAGIC: u32 = 0x0000_0803;
-const LABELS_MAGIC: u32 = 0x0000_0801;
+pub(crate) const LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// The largest payload a header may declare (4 GiB, about 90 times the
 /// Fashion-MNIST training images). Anything bigger is a corrupt header, and
@@ -35,7 +35,7 @@ const MAX_PAYLOAD: u64 = 1 << 32;
 const CLASSES: u8 = 10;
 
 /// The four standard file names, without `.gz`.
-const FILES: [&str; 4] = [
+pub(crate) const FILES: [&str; 4] = [
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte",
@@ -442,15 +442,7 @@ pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
-    /// An IDX file of unsigned bytes.
-    pub(crate) fn idx_bytes(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-        let mut b = magic.to_be_bytes().to_vec();
-        for d in dims {
-            b.extend_from_slice(&d.to_be_bytes());
-        }
-        b.extend_from_slice(payload);
-        b
-    }
+    pub(crate) use crate::test_files::idx_bytes;
 
     pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

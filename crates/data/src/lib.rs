@@ -15,6 +15,9 @@
 //!   `dataset-fashion-mnist` package puts them.
 //! - [`cifar::cifar10`] reads the binary version of CIFAR-10
 //!   (`data_batch_{1..5}.bin`, `test_batch.bin`).
+//! - [`sequences`] makes the recurrent family's tasks: the adding problem
+//!   and the copy task from a seed, and an image set read as a sequence
+//!   (row by row or pixel by pixel, optionally permuted).
 //!
 //! Readers check every header and length against the bytes really there and
 //! return [`DataError`] naming the file; no input bytes make them panic or
@@ -41,6 +44,8 @@ pub mod prep;
 pub mod rng;
 pub mod sequences;
 pub mod spec;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod test_files;
 pub mod textures;
 pub mod validate;
 

@@ -13,7 +13,7 @@
 //! [`Section`]), and
 //! the experiment parser joins it to the outer one.
 
-use crate::sequences::{adding, AddingSpec};
+use crate::sequences::{adding, copy, AddingSpec, CopySpec, Sequence, COPY_RECALL, COPY_SYMBOLS};
 use crate::textures::{synthetic_images, TextureSpec};
 use crate::{cifar, idx, synthetic, DataError, Dataset, DatasetInfo, SyntheticSpec};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,48 @@ pub enum DatasetSpec {
     /// The adding problem (Hochreiter & Schmidhuber 1997), sequences for
     /// the rnn family with the `regression` task.
     Adding(AddingData),
+    /// The copy (memory) task (Hochreiter & Schmidhuber 1997; Arjovsky et
+    /// al. 2016), sequences for the rnn family, classified at each of the
+    /// last `recall` steps.
+    Copy(CopyData),
+}
+
+/// The copy task (see gradscope-data::sequences): inputs `[length,
+/// symbols + 2]` (one-hot symbols, blank, delimiter), `recall` random
+/// symbols to output at the last `recall` steps. The error is the
+/// per-symbol error rate; chance is 1 − 1/symbols (0.875 for 8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyData {
+    #[schemars(with = "NumberOrList<usize>")]
+    pub samples: usize,
+    /// Held-out examples; default a quarter of `samples`.
+    #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
+    pub test_samples: Option<usize>,
+    /// Time steps per example, at least 2 · recall + 1. Leave it out to
+    /// make each run's data at its depth (`depths` sweeps the length);
+    /// given, every depth must equal it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    /// The alphabet's size K (default 8, Arjovsky et al.); the chance
+    /// error is 1 − 1/K.
+    #[serde(default = "copy_symbols")]
+    pub symbols: usize,
+    /// Symbols to remember and output (default 10, Arjovsky et al.).
+    #[serde(default = "copy_recall")]
+    pub recall: usize,
+    /// Seed of the data, fixed across the runs of a sweep.
+    #[serde(default)]
+    #[schemars(with = "NumberOrList<u64>")]
+    pub seed: u64,
+}
+
+fn copy_symbols() -> usize {
+    COPY_SYMBOLS
+}
+fn copy_recall() -> usize {
+    COPY_RECALL
 }
 
 /// The adding problem (see gradscope-data::sequences): inputs `[length,
@@ -150,6 +192,15 @@ pub struct FileData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<NumberOrList<usize>>")]
     pub downsample: Option<usize>,
+    /// Read each image as a sequence, for the rnn family: `rows` (h steps
+    /// of c·w features: 28 of 28 for MNIST) or `pixels` (h·w steps of c:
+    /// 196 of 1 at `downsample` 2). Every depth must be that length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Sequence>,
+    /// With `sequence`: the time steps in one fixed random order drawn
+    /// from this seed (permuted MNIST, Le et al. 2015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permute_seed: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -167,9 +218,39 @@ impl DatasetSpec {
         }
     }
 
-    /// True when the data are images (`[c, h, w]` inputs).
+    /// True when the data are images (`[c, h, w]` inputs): not an image
+    /// set read as a sequence.
     pub fn is_image(&self) -> bool {
-        !matches!(self, DatasetSpec::Synthetic(_) | DatasetSpec::Adding(_))
+        !matches!(
+            self,
+            DatasetSpec::Synthetic(_) | DatasetSpec::Adding(_) | DatasetSpec::Copy(_)
+        ) && self.sequence().is_none()
+    }
+
+    /// The file data's `sequence` option, when given.
+    pub fn sequence(&self) -> Option<Sequence> {
+        match self {
+            DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
+                f.sequence
+            }
+            _ => None,
+        }
+    }
+
+    /// True when the target is a float (the adding problem: task
+    /// `regression`), not classes.
+    pub fn float_target(&self) -> bool {
+        matches!(self, DatasetSpec::Adding(_))
+    }
+
+    /// The steps a sequence target has (the copy task's `recall`): the
+    /// net's head then reads each of its last that many steps. `None`: one
+    /// target per example.
+    pub fn output_steps(&self) -> Option<usize> {
+        match self {
+            DatasetSpec::Copy(c) => Some(c.recall),
+            _ => None,
+        }
     }
 
     /// The kind as the experiment file spells it.
@@ -181,19 +262,22 @@ impl DatasetSpec {
             DatasetSpec::Mnist(_) => "mnist",
             DatasetSpec::Cifar10(_) => "cifar10",
             DatasetSpec::Adding(_) => "adding",
+            DatasetSpec::Copy(_) => "copy",
         }
     }
 
     /// True when the data are sequences (`[length, features]` inputs, for
-    /// the rnn family).
+    /// the rnn family): the generated ones, and image sets read as one.
     pub fn is_sequence(&self) -> bool {
-        matches!(self, DatasetSpec::Adding(_))
+        matches!(self, DatasetSpec::Adding(_) | DatasetSpec::Copy(_)) || self.sequence().is_some()
     }
 
-    /// A sequence dataset's own length, when the file gives one.
+    /// A generated sequence dataset's own length, when the file gives one
+    /// (an image sequence's is known once its files are read).
     pub fn length(&self) -> Option<usize> {
         match self {
             DatasetSpec::Adding(a) => a.length,
+            DatasetSpec::Copy(c) => c.length,
             _ => None,
         }
     }
@@ -206,6 +290,10 @@ impl DatasetSpec {
             DatasetSpec::Adding(a) if a.length.is_none() => DatasetSpec::Adding(AddingData {
                 length: Some(depth),
                 ..a.clone()
+            }),
+            DatasetSpec::Copy(c) if c.length.is_none() => DatasetSpec::Copy(CopyData {
+                length: Some(depth),
+                ..c.clone()
             }),
             other => other.clone(),
         }
@@ -248,9 +336,10 @@ impl<'de> Deserialize<'de> for DatasetSpec {
             "mnist" => Ok(DatasetSpec::Mnist(section.tagged(rest)?)),
             "cifar10" => Ok(DatasetSpec::Cifar10(section.tagged(rest)?)),
             "adding" => Ok(DatasetSpec::Adding(section.tagged(rest)?)),
+            "copy" => Ok(DatasetSpec::Copy(section.tagged(rest)?)),
             other => Err(section.error(
                 "kind",
-                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\", \"adding\""),
+                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\", \"adding\", \"copy\""),
             )),
         }
     }
@@ -260,6 +349,16 @@ impl<'de> Deserialize<'de> for DatasetSpec {
 /// gave it one: the experiment-wide data that only sizes are read from
 /// (each run makes its own at its depth).
 const MISSING_LENGTH: usize = 2;
+
+impl CopyData {
+    /// The length its data are made at: its own, or (read before
+    /// [`DatasetSpec::at_depth`] gave it one) the shortest the recall
+    /// allows.
+    fn copy_length(&self) -> usize {
+        self.length
+            .unwrap_or(crate::sequences::copy_min_length(self.recall))
+    }
+}
 
 /// The held-out size of a generated dataset: as given, or a quarter of the
 /// training size (at least one).
@@ -300,6 +399,16 @@ impl DatasetSpec {
                     seed: a.seed,
                 })
             }
+            DatasetSpec::Copy(c) => {
+                return copy(&CopySpec {
+                    samples: c.samples,
+                    test_samples: default_test_samples(c.samples, c.test_samples),
+                    length: c.copy_length(),
+                    symbols: c.symbols,
+                    recall: c.recall,
+                    seed: c.seed,
+                })
+            }
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
         };
         let (dir, hint) = self.files_dir_and_hint(files);
@@ -318,6 +427,9 @@ impl DatasetSpec {
         }
         if files.normalize {
             data = data.normalize_per_channel();
+        }
+        if let Some(sequence) = files.sequence {
+            data = data.as_sequence(sequence, files.permute_seed)?;
         }
         Ok(data)
     }
@@ -356,6 +468,15 @@ impl DatasetSpec {
                     classes: 1,
                 })
             }
+            DatasetSpec::Copy(c) => {
+                return Ok(DatasetInfo {
+                    name: "copy".into(),
+                    train: c.samples,
+                    test: default_test_samples(c.samples, c.test_samples),
+                    input_shape: vec![c.copy_length() as i64, c.symbols as i64 + 2],
+                    classes: c.symbols as i64,
+                })
+            }
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
         };
         let (dir, hint) = self.files_dir_and_hint(files);
@@ -367,9 +488,12 @@ impl DatasetSpec {
         if let Some(n) = files.validation {
             info = info.split_validation(n)?;
         }
-        let info = info.subset(files.subset_train, files.subset_test)?;
-        match files.downsample {
-            Some(k) => info.downsample(k),
+        let mut info = info.subset(files.subset_train, files.subset_test)?;
+        if let Some(k) = files.downsample {
+            info = info.downsample(k)?;
+        }
+        match files.sequence {
+            Some(sequence) => info.as_sequence(sequence),
             None => Ok(info),
         }
     }

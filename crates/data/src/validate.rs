@@ -6,7 +6,8 @@
 //! (gradscope-train) return the same type, so the experiment parser names
 //! every refused value the same way.
 
-use crate::spec::{AddingData, DatasetSpec, SyntheticData, SyntheticImages};
+use crate::sequences::copy_min_length;
+use crate::spec::{AddingData, CopyData, DatasetSpec, FileData, SyntheticData, SyntheticImages};
 
 /// A value the file's types allow but its checks refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +151,7 @@ impl DatasetSpec {
                 }
                 Ok(Some(*samples))
             }
+            DatasetSpec::Copy(c) => copy_ok(c),
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
                 // Fashion-MNIST has a default folder (Debian's package).
                 let needs_dir = !matches!(self, DatasetSpec::FashionMnist(_));
@@ -168,9 +170,67 @@ impl DatasetSpec {
                         at_least(field, v, 1)?;
                     }
                 }
+                sequence_ok(f)?;
                 Ok(None)
             }
         }
+    }
+}
+
+/// The copy task: an alphabet of 2 or more, something to recall, and a
+/// length (when given) that holds the symbols, the delimiter and the
+/// answers.
+fn copy_ok(c: &CopyData) -> Result<Option<usize>, Invalid> {
+    split_sizes(c.samples, c.test_samples)?;
+    at_least("dataset.symbols", c.symbols, 2)?;
+    at_least("dataset.recall", c.recall, 1)?;
+    // Past this, 2 · recall + 1 steps are over the depth limit anyway.
+    if c.recall > 10_000 {
+        return Invalid::refuse(
+            "dataset.recall",
+            format!("{} is above the limit 10000", c.recall),
+        );
+    }
+    if let Some(l) = c.length {
+        let min = copy_min_length(c.recall);
+        if l < min {
+            return Invalid::refuse(
+                "dataset.length",
+                format!("{l} is too short for the copy task: dataset.recall {} needs 2 · {} + 1 = {min} steps or more ({} symbols, the delimiter, {} answers)", c.recall, c.recall, c.recall, c.recall),
+            );
+        }
+        let values = c
+            .samples
+            .saturating_mul(l)
+            .saturating_mul(c.symbols.saturating_add(2));
+        if values > MAX_GENERATED_VALUES {
+            return Invalid::refuse(
+                "dataset.samples",
+                format!(
+                    "{} × {l} steps × {} channels is over the 2e8-value limit of generated data",
+                    c.samples,
+                    c.symbols + 2
+                ),
+            );
+        }
+    }
+    Ok(Some(c.samples))
+}
+
+/// An image set read as a sequence: `permute_seed` orders its steps, so
+/// it needs `sequence`; the pad-crop-flip augmentation works on images,
+/// not on the sequences made of them.
+fn sequence_ok(f: &FileData) -> Result<(), Invalid> {
+    match f.sequence {
+        None if f.permute_seed.is_some() => Invalid::refuse(
+            "dataset.permute_seed",
+            "permutes the steps of a sequence: give dataset.sequence \"rows\" or \"pixels\" too",
+        ),
+        Some(s) if f.augment => Invalid::refuse(
+            "dataset.augment",
+            format!("true pads, crops and flips images, not the sequences dataset.sequence {:?} makes of them: leave it out", s.as_str()),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -206,6 +266,41 @@ mod tests {
             synthetic(r#"{"kind": "adding", "samples": 64, "length": 18446744073709551615}"#);
         let e = long.validate().unwrap_err();
         assert_eq!(e.field, "dataset.samples", "{e:?}");
+    }
+
+    /// Issue 34: the copy task's length holds 2 · recall + 1 steps; an
+    /// image sequence is not augmented, and a permutation needs one.
+    #[test]
+    fn copy_and_image_sequence_refusals_name_the_field() {
+        let refused = |json: &str| synthetic(json).validate().unwrap_err();
+        let ok = synthetic(r#"{"kind": "copy", "samples": 64, "length": 21}"#);
+        assert_eq!(ok.validate(), Ok(Some(64)));
+        let e = refused(r#"{"kind": "copy", "samples": 64, "length": 20}"#);
+        assert_eq!(e.field, "dataset.length", "{e:?}");
+        assert!(e.message.starts_with("20 is too short"), "{e:?}");
+        assert!(e.message.contains("2 · 10 + 1 = 21"), "{e:?}");
+        let e = refused(r#"{"kind": "copy", "samples": 64, "symbols": 1}"#);
+        assert_eq!(e.field, "dataset.symbols", "{e:?}");
+        let e = refused(r#"{"kind": "copy", "samples": 64, "recall": 0}"#);
+        assert_eq!(e.field, "dataset.recall", "{e:?}");
+        let e = refused(r#"{"kind": "copy", "samples": 64, "recall": 18446744073709551615}"#);
+        assert_eq!(e.field, "dataset.recall", "{e:?}");
+        let e = refused(r#"{"kind": "mnist", "dir": "d", "permute_seed": 3}"#);
+        assert_eq!(e.field, "dataset.permute_seed", "{e:?}");
+        let e = refused(r#"{"kind": "fashion-mnist", "sequence": "rows", "augment": true}"#);
+        assert_eq!(e.field, "dataset.augment", "{e:?}");
+        assert!(e.message.contains(r#""rows""#), "{e:?}");
+        let rows =
+            synthetic(r#"{"kind": "fashion-mnist", "sequence": "pixels", "permute_seed": 3}"#);
+        assert_eq!(rows.validate(), Ok(None));
+        assert!(rows.is_sequence() && !rows.is_image());
+        let e = serde_json::from_str::<DatasetSpec>(r#"{"kind": "mnist", "sequence": "columns"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("dataset.sequence: unknown variant `columns`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //!   time step. The LSTM's cell state c_t follows as `t007.c` at index
 //!   T + t (off the trunk: one kind of point is fitted). The head is last,
 //!   `head.linear`, off the trunk.
+//! - **The head** reads the last hidden state (one output per example),
+//!   or, for a sequence target ([`Rnn::with_sequence_head`]: the copy
+//!   task's), each of the last k steps' with one linear map shared by
+//!   them (`[batch, k, outputs]`).
 //! - **Weights**: the time steps share them, so each matrix is written
 //!   once: `t000.h` carries the last layer's recurrent weight W_hh (its
 //!   gradient is the sum over every step, the one the vanishing product
@@ -157,13 +161,16 @@ impl CellWeights {
     }
 }
 
-/// An unrolled recurrent net with a linear head on the last hidden state.
+/// An unrolled recurrent net with a linear head on the last hidden state
+/// (or on each of the last `k`).
 #[derive(Debug)]
 pub struct Rnn {
     config: RnnConfig,
     layers: Vec<CellWeights>,
     head: nn::Linear,
     points: Vec<ProbePoint>,
+    /// `Some(k)`: the head reads each of the last k steps.
+    head_steps: Option<usize>,
 }
 
 /// `t007.h`: the time step zero-padded to the length's digits (at least
@@ -257,7 +264,28 @@ impl Rnn {
             layers,
             head,
             points,
+            head_steps: None,
         })
+    }
+
+    /// The head on each of the last `k` steps' h_t (one weight shared by
+    /// the steps, as a per-step softmax layer is), for a target of `k`
+    /// steps: the output is `[batch, k, outputs]`. A field of its own, not
+    /// of [`RnnConfig`], so that every config written so far still builds.
+    pub fn with_sequence_head(mut self, k: usize) -> Result<Rnn, ModelError> {
+        if k == 0 || k > self.config.length {
+            return Err(ModelError::Invalid {
+                field: "depths".into(),
+                message: format!(
+                    "a sequence length of {} cannot output at its last {k} steps",
+                    self.config.length
+                ),
+            });
+        }
+        self.head_steps = Some(k);
+        let head = self.points.last_mut().expect("the head's probe point");
+        head.output_shape = vec![k as i64, self.config.outputs];
+        Ok(self)
     }
 
     pub fn config(&self) -> &RnnConfig {
@@ -272,7 +300,8 @@ impl Rnn {
 
 impl Network for Rnn {
     /// `x` is `[batch, T, features]`; the output is the head on the last
-    /// layer's h_T. Each layer starts from h_0 = c_0 = 0.
+    /// layer's h_T (`[batch, outputs]`), or on each of its last k h_t
+    /// (`[batch, k, outputs]`). Each layer starts from h_0 = c_0 = 0.
     fn forward(&self, x: &Tensor, _train: bool, rec: Option<&Recording>) -> Tensor {
         let c = &self.config;
         let (batch, t_len) = (x.size()[0], c.length);
@@ -297,8 +326,14 @@ impl Network for Rnn {
             }
             inputs = outputs;
         }
-        let last = inputs.last().expect("a sequence of 1 step or more");
-        mark(last.apply(&self.head), rec, self.points.len() - 1)
+        let read = match self.head_steps {
+            None => inputs
+                .last()
+                .expect("a sequence of 1 step or more")
+                .shallow_clone(),
+            Some(k) => Tensor::stack(&inputs[t_len - k..], 1),
+        };
+        mark(read.apply(&self.head), rec, self.points.len() - 1)
     }
 
     fn probe_points(&self) -> &[ProbePoint] {
@@ -487,6 +522,39 @@ mod tests {
         for (t, n) in norms.iter().enumerate() {
             assert!((n / norms[19] - 1.0).abs() < 1e-5, "step {t}: {norms:?}");
         }
+    }
+
+    /// The sequence head is the last-state head applied at each of the
+    /// last k steps: its step k − 1 is the plain head's output, and step
+    /// j reads h at T − k + j (checked against a net whose length ends
+    /// there, same seed, same weights).
+    #[test]
+    fn a_sequence_head_reads_each_of_the_last_k_steps() {
+        let build = |length: usize, k: Option<usize>| {
+            tch::manual_seed(3);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let mut c = config(Cell::Gru, Init::PytorchDefault);
+            (c.length, c.outputs) = (length, 4);
+            let net = Rnn::new(&vs.root(), c).unwrap();
+            let net = match k {
+                Some(k) => net.with_sequence_head(k).unwrap(),
+                None => net,
+            };
+            (vs, net)
+        };
+        let x = Tensor::randn([2, 6, 3], (Kind::Float, Device::Cpu));
+        let (_vs, seq) = build(6, Some(3));
+        let out = seq.forward(&x, false, None);
+        assert_eq!(out.size(), [2, 3, 4]);
+        assert_eq!(seq.probe_points().last().unwrap().output_shape, [3, 4]);
+        for (j, length) in [(0, 4), (1, 5), (2, 6)] {
+            let (_vs, short) = build(length, None);
+            let want = short.forward(&x.narrow(1, 0, length as i64), false, None);
+            assert!(max_diff(&out.select(1, j), &want) < 1e-6, "step {j}");
+        }
+        let (_vs, net) = build(6, None);
+        let e = net.with_sequence_head(7).unwrap_err();
+        assert!(e.to_string().starts_with("depths: "), "{e}");
     }
 
     #[test]

@@ -428,18 +428,28 @@ impl ModelSpec {
     }
 
     /// The network of one run: this (resolved) model section on inputs of
-    /// `input_shape` with `classes` outputs, `depth` layers as the family
+    /// `input_shape` with the `head` given, `depth` layers as the family
     /// counts them. Channels-last memory only `on_cpu`: it pays off where
     /// libtorch has NHWC kernels for it; on CUDA cuDNN picks its layout.
     pub fn build(
         &self,
         p: &nn::Path,
         input_shape: &[i64],
-        classes: i64,
+        head: Head,
         depth: usize,
         variant: Variant,
         on_cpu: bool,
     ) -> Result<Box<dyn Network>, ModelError> {
+        let classes = head.outputs;
+        if head.steps.is_some() && !matches!(self, ModelSpec::Rnn(_)) {
+            return Err(ModelError::Invalid {
+                field: "model.family".into(),
+                message: format!(
+                    "{:?} has one output per example; a target of several steps (dataset kind \"copy\") needs \"rnn\"",
+                    self.family_name()
+                ),
+            });
+        }
         let only_mlp_cnn = matches!(variant, Variant::Rezero | Variant::Highway)
             && matches!(self, ModelSpec::Bottleneck(_) | ModelSpec::Inception(_));
         if only_mlp_cnn {
@@ -511,9 +521,18 @@ impl ModelSpec {
                     channels_last: i.channels_last && on_cpu,
                 },
             )?),
-            ModelSpec::Rnn(r) => build_rnn(r, p, input_shape, classes, depth, variant)?,
+            ModelSpec::Rnn(r) => build_rnn(r, p, input_shape, head, depth, variant)?,
         })
     }
+}
+
+/// A network's output: `outputs` values per example, or per step of a
+/// target of `steps` steps (the copy task's), which only the rnn family
+/// gives, at its last `steps` time steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub outputs: i64,
+    pub steps: Option<usize>,
 }
 
 /// The rnn family's network: plain only, on `[length, features]` data
@@ -522,7 +541,7 @@ fn build_rnn(
     r: &RnnSpec,
     p: &nn::Path,
     input_shape: &[i64],
-    classes: i64,
+    head: Head,
     depth: usize,
     variant: Variant,
 ) -> Result<Box<dyn Network>, ModelError> {
@@ -550,19 +569,23 @@ fn build_rnn(
                 ),
             });
     }
-    Ok(Box::new(Rnn::new(
+    let net = Rnn::new(
         p,
         RnnConfig {
             input_size,
             length,
-            outputs: classes,
+            outputs: head.outputs,
             width: r.width,
             layers: r.layers,
             cell: r.cell.value(),
             init: r.init.value(),
             forget_bias: r.forget_bias,
         },
-    )?))
+    )?;
+    Ok(match head.steps {
+        Some(k) => Box::new(net.with_sequence_head(k)?),
+        None => Box::new(net),
+    })
 }
 
 impl<'de> Deserialize<'de> for ModelSpec {

@@ -86,7 +86,7 @@ fn rnn_ok(
     if image_data {
         return Invalid::refuse(
             "model.family",
-            "rnn needs sequence data (dataset kind \"adding\"), not images",
+            "rnn needs sequence data (dataset kind \"adding\" or \"copy\", or \"mnist\", \"fashion-mnist\" or \"cifar10\" with dataset.sequence \"rows\" or \"pixels\"), not images",
         );
     }
     if !(1..=4096).contains(&r.width) {

@@ -105,6 +105,8 @@ fn classes(root: &Path, run: &str) -> Option<f64> {
     let dataset = config.get("dataset")?;
     match dataset.get("kind")?.as_str()? {
         "mnist" | "fashion-mnist" | "cifar10" => Some(10.0),
+        // The copy task's loss is per recalled symbol: chance ln(symbols).
+        "copy" => dataset.get("symbols")?.as_f64(),
         _ => dataset.get("classes")?.as_f64(),
     }
 }

@@ -201,6 +201,7 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
         }
         let own_stand_in = own.as_ref().map(|i| i.placeholder());
         let net_data = own_stand_in.as_ref().unwrap_or(&stand_in);
+        crate::sweep::check_sequence_length(&resolved, &run, &net_data.input_shape)?;
         // A network too large for memory panics in tch: one line naming
         // the run, as `run` says it, not an uncaught panic.
         let measured = crate::panics::catch_panic(|| {

@@ -577,6 +577,9 @@ impl Experiment {
     pub fn validate(&self) -> Result<(), (String, String)> {
         self.check_lists()?;
         let train_samples = self.dataset.validate()?;
+        // Before the model's own checks, which would only say that the
+        // family wants other data.
+        self.sequence_fits_model()?;
         self.model
             .validate(&self.variants, &self.depths, self.dataset.is_image())?;
         if self.task == Task::Identity && !matches!(self.model, ModelSpec::Mlp(_)) {
@@ -592,13 +595,40 @@ impl Experiment {
         Ok(())
     }
 
+    /// An image set's `sequence` option against the family: read as a
+    /// sequence only for the rnn family, and never by it as plain images.
+    fn sequence_fits_model(&self) -> Result<(), Invalid> {
+        let rnn = matches!(self.model, ModelSpec::Rnn(_));
+        let kind = self.dataset.kind_name();
+        let file_images = matches!(
+            self.dataset,
+            DatasetSpec::FashionMnist(_) | DatasetSpec::Mnist(_) | DatasetSpec::Cifar10(_)
+        );
+        match self.dataset.sequence() {
+            Some(s) if !rnn => Invalid::refuse(
+                "dataset.sequence",
+                format!(
+                    "{:?} reads each image as a sequence, for model.family \"rnn\", not {:?}: leave it out",
+                    s.as_str(),
+                    self.model.family_name()
+                ),
+            ),
+            None if rnn && file_images => Invalid::refuse(
+                "dataset.sequence",
+                format!("missing: the rnn family reads dataset kind {kind:?} as a sequence, \"rows\" (one image row per step) or \"pixels\" (one pixel per step)"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The task against the data and the model: regression only on the
-    /// adding problem, the adding problem only as a regression and only
-    /// for the rnn family, whose depths match a length the file gives.
+    /// adding problem, the adding problem only as a regression; sequence
+    /// data only for the rnn family, whose depths match a length the file
+    /// gives and hold the copy task.
     fn task_fits_data(&self) -> Result<(), Invalid> {
         let rnn = matches!(self.model, ModelSpec::Rnn(_));
         let kind = self.dataset.kind_name();
-        match (self.task, self.dataset.is_sequence()) {
+        match (self.task, self.dataset.float_target()) {
             (Task::Regression, false) => {
                 return Invalid::refuse(
                     "task",
@@ -617,10 +647,21 @@ impl Experiment {
             return Invalid::refuse(
                 "model.family",
                 format!(
-                    "{:?} on dataset kind {kind:?}: the rnn family and the sequence datasets (\"adding\") go together",
+                    "{:?} on dataset kind {kind:?}: the rnn family and the sequence datasets (\"adding\", \"copy\", an image set with dataset.sequence) go together",
                     self.model.family_name()
                 ),
             );
+        }
+        if let DatasetSpec::Copy(c) = &self.dataset {
+            let min = gradscope_data::sequences::copy_min_length(c.recall);
+            for (i, &d) in self.depths.iter().enumerate() {
+                if d < min && c.length.is_none() {
+                    return Invalid::refuse(
+                        format!("depths[{i}]"),
+                        format!("a sequence length of {d} is too short for the copy task: dataset.recall {} needs 2 · {} + 1 = {min} steps or more (the symbols, the delimiter, the answers)", c.recall, c.recall),
+                    );
+                }
+            }
         }
         if let Some(length) = self.dataset.length() {
             for (i, &d) in self.depths.iter().enumerate() {
@@ -666,7 +707,7 @@ impl Experiment {
             if d < 2 && matches!(self.model, ModelSpec::Rnn(_)) {
                 return Invalid::refuse(
                     format!("depths[{i}]"),
-                    format!("a sequence length of {d} (the rnn family's depths are lengths): the adding problem needs 2 or more, one marker in each half"),
+                    format!("a sequence length of {d} (the rnn family's depths are lengths): give 2 or more"),
                 );
             }
             if d < 2 {
@@ -801,6 +842,80 @@ pub(crate) mod tests {
         let e = parse(&with(r#""probe""#, r#""task": "regression", "probe""#)).unwrap_err();
         assert_eq!(e.field(), "task", "{e}");
         assert!(e.to_string().contains("adding"), "{e}");
+    }
+
+    /// Issue 34 §2: the copy task and an image set read as a sequence,
+    /// and each of their refusals in one line naming the file, the field
+    /// and the value.
+    #[test]
+    fn copy_and_image_sequence_errors_name_the_field() {
+        let copy = RNN
+            .replacen(r#""kind": "adding""#, r#""kind": "copy""#, 1)
+            .replacen(r#""task": "regression","#, "", 1)
+            .replacen("[5, 10]", "[21, 30]", 1);
+        let images = copy.replacen(
+            r#""kind": "copy", "samples": 64"#,
+            r#""kind": "mnist", "dir": "d", "sequence": "rows""#,
+            1,
+        );
+        let good = parse(&copy).unwrap();
+        assert_eq!(good.dataset.output_steps(), Some(10), "recall's default");
+        let run = crate::plan::plan(&good).remove(2);
+        assert_eq!(crate::sweep::run_dataset(&good, &run).length(), Some(30));
+        let good = parse(&images).unwrap();
+        assert!(good.dataset.is_sequence() && !good.dataset.is_image());
+        let bad = |text: &str, from: &str, to: &str| {
+            assert!(text.contains(from), "fixture lacks {from}");
+            let e = parse(&text.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+            assert!(e.to_string().starts_with("exp.json: "), "{e}");
+            (e.field().to_string(), e.to_string())
+        };
+        // A copy sequence too short for 2 · recall + 1 steps.
+        let (field, e) = bad(&copy, "[21, 30]", "[20, 30]");
+        assert_eq!(field, "depths[0]", "{e}");
+        assert!(e.contains("length of 20 is too short"), "{e}");
+        assert!(e.contains("2 · 10 + 1 = 21"), "{e}");
+        let (field, e) = bad(
+            &copy,
+            r#""samples": 64"#,
+            r#""samples": 64, "recall": 3, "length": 6"#,
+        );
+        assert_eq!(field, "dataset.length", "{e}");
+        assert!(e.contains("6 is too short"), "{e}");
+        let (field, _) = bad(&copy, r#""samples": 64"#, r#""samples": 64, "length": 25"#);
+        assert_eq!(field, "depths[0]");
+        let (field, e) = bad(&copy, r#""seeds""#, r#""task": "regression", "seeds""#);
+        assert_eq!(field, "task", "{e}");
+        let mlp = r#""family": "mlp", "width": 8, "activation": "tanh""#;
+        let (field, e) = bad(
+            &copy,
+            r#""family": "rnn", "width": 8, "cell": ["tanh", "lstm"]"#,
+            mlp,
+        );
+        assert_eq!(field, "model.family", "{e}");
+        // The sequence option on a feed-forward family.
+        let rnn = r#""family": "rnn", "width": 8, "cell": ["tanh", "lstm"]"#;
+        let (field, e) = bad(&images, rnn, mlp);
+        assert_eq!(field, "dataset.sequence", "{e}");
+        assert!(e.contains(r#""rows""#) && e.contains(r#"not "mlp""#), "{e}");
+        let (field, _) = bad(&images, rnn, r#""family": "cnn", "width": 4"#);
+        assert_eq!(field, "dataset.sequence");
+        // The rnn family on plain images.
+        let (field, e) = bad(&images, r#", "sequence": "rows""#, "");
+        assert_eq!(field, "dataset.sequence", "{e}");
+        assert!(e.contains("missing") && e.contains(r#""pixels""#), "{e}");
+        let (field, e) = bad(
+            &images,
+            r#""kind": "mnist", "dir": "d", "sequence": "rows""#,
+            r#""kind": "synthetic-images", "samples": 64, "classes": 4, "shape": [1, 4, 4]"#,
+        );
+        assert_eq!(field, "model.family", "{e}");
+        assert!(e.contains("not images"), "{e}");
+        let (field, _) = bad(&images, r#""sequence": "rows""#, r#""permute_seed": 1"#);
+        assert_eq!(field, "dataset.permute_seed");
+        let (field, e) = bad(&images, r#""rows""#, r#""diagonals""#);
+        assert_eq!(field, "dataset.sequence", "{e}");
     }
 
     #[test]

@@ -41,9 +41,16 @@ fn plan(text: &mut String, path: &Path, exp: &Experiment, checked: &PlanCheck) {
     if !exp.description.is_empty() {
         outln!(text, "  {}", exp.description);
     }
-    // Regression data (the adding problem) have a float target, not classes.
-    let target = match exp.task {
-        Task::Regression => "a float target".to_string(),
+    // Regression data (the adding problem) have a float target, not
+    // classes; the copy task a class at each of its last `recall` steps.
+    let target = match (exp.task, exp.dataset.output_steps()) {
+        (Task::Regression, _) => "a float target".to_string(),
+        (_, Some(k)) => format!(
+            "{} classes at each of the last {k} steps (chance error 1 − 1/{} = {:.3})",
+            d.classes,
+            d.classes,
+            1.0 - 1.0 / d.classes.max(1) as f64
+        ),
         _ => format!("{} classes", d.classes),
     };
     outln!(

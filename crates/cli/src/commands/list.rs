@@ -122,7 +122,7 @@ pub const FAMILIES: &[Choice] = &[
         ],
     ),    c(
         "rnn",
-        "a recurrent net unrolled over time, probed at every time step; depth = sequence length; variants: \"plain\" only (its cells are the plain net and its twins); needs task \"regression\" on dataset kind \"adding\"",
+        "a recurrent net unrolled over time, probed at every time step; depth = sequence length; variants: \"plain\" only (its cells are the plain net and its twins); needs sequence data: dataset kind \"adding\" (task \"regression\"), \"copy\", or an image set with dataset.sequence",
         &[
             f("width", "8", "hidden size (required)"),
             f("cell", r#""lstm""#, "tanh (Elman, the plain twin), lstm or gru (required)"),
@@ -192,6 +192,20 @@ pub const NORMS: &[Choice] = &[
         "batchnorm",
         "batch normalization with PyTorch's defaults (γ = 1, β = 0)",
         &[],
+    ),
+];
+
+/// The fields that read an image set as a sequence (for the rnn family).
+const SEQUENCE_FIELDS: [Field; 2] = [
+    f(
+        "sequence",
+        r#""rows""#,
+        "for the rnn family: rows (one image row per step, 28 steps of 28 for MNIST) or pixels (one pixel per step, 196 of 1 at downsample 2); depths must be that length",
+    ),
+    f(
+        "permute_seed",
+        "1",
+        "with sequence: the steps in a fixed random order drawn from this seed (permuted MNIST)",
     ),
 ];
 
@@ -265,6 +279,8 @@ pub const DATASETS: &[Choice] = &[
             FILE_FIELDS[3],
             FILE_FIELDS[4],
             FILE_FIELDS[5],
+            SEQUENCE_FIELDS[0],
+            SEQUENCE_FIELDS[1],
         ],
     ),
     c(
@@ -278,6 +294,8 @@ pub const DATASETS: &[Choice] = &[
             FILE_FIELDS[3],
             FILE_FIELDS[4],
             FILE_FIELDS[5],
+            SEQUENCE_FIELDS[0],
+            SEQUENCE_FIELDS[1],
         ],
     ),
     c(
@@ -295,6 +313,8 @@ pub const DATASETS: &[Choice] = &[
             FILE_FIELDS[3],
             FILE_FIELDS[4],
             FILE_FIELDS[5],
+            SEQUENCE_FIELDS[0],
+            SEQUENCE_FIELDS[1],
         ],
     ),
     c(
@@ -304,6 +324,18 @@ pub const DATASETS: &[Choice] = &[
             f("samples", "64", "training examples (required)"),
             f("test_samples", "16", "held-out examples (default a quarter of samples)"),
             f("length", "6", "time steps (default: each run's depth, so depths sweep the length)"),
+            f("seed", "0", "seed of the data (default 0)"),
+        ],
+    ),
+    c(
+        "copy",
+        "the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016): recall random symbols, blanks, a delimiter, then the rnn outputs the symbols at the last recall steps (task \"classify\"; error per symbol, chance 1 − 1/symbols: 0.875 for 8)",
+        &[
+            f("samples", "64", "training examples (required)"),
+            f("test_samples", "16", "held-out examples (default a quarter of samples)"),
+            f("length", "9", "time steps, at least 2 · recall + 1 (default: each run's depth)"),
+            f("symbols", "4", "the alphabet's size K; inputs are one-hot over K + 2 (blank, delimiter) (default 8)"),
+            f("recall", "4", "symbols to remember and output (default 10)"),
             f("seed", "0", "seed of the data (default 0)"),
         ],
     ),
@@ -411,7 +443,8 @@ pub fn listing() -> String {
         text,
         "variants: \"plain\", \"residual\", and for mlp and cnn \"rezero\" (x + α·F(x), α = 0 at init) \
          and \"highway\" (gated shortcut, see model.gate_bias); task: \"classify\" (default), \
-         \"identity\" (mlp only) or \"regression\" (rnn on the adding problem; error = MSE / Var(target)).\n\
+         \"identity\" (mlp only) or \"regression\" (rnn on the adding problem; error = MSE / Var(target)); \
+         on the copy task \"classify\" scores each recalled symbol (error = wrong symbols' share).\n\
          A whole file: gradscope example quickstart. Every field: README, \"Writing an experiment\"."
     );
     text
@@ -450,9 +483,13 @@ mod tests {
 
     /// A recurrent experiment: plain only, on the adding problem.
     fn recurrent(dataset: &str, model: &str) -> String {
+        recurrent_task(dataset, model, "regression", 6)
+    }
+
+    fn recurrent_task(dataset: &str, model: &str, task: &str, depth: usize) -> String {
         format!(
-            r#"{{"name": "t", "dataset": {dataset}, "model": {model}, "task": "regression",
-               "variants": ["plain"], "depths": [6], "seeds": [0],
+            r#"{{"name": "t", "dataset": {dataset}, "model": {model}, "task": {task:?},
+               "variants": ["plain"], "depths": [{depth}], "seeds": [0],
                "train": {{"lr": 0.1, "batch_size": 2, "steps": 1, "eval_every": 1}}}}"#
         )
     }
@@ -478,19 +515,40 @@ mod tests {
 
     #[test]
     fn every_dataset_kind_takes_every_listed_field() {
+        let rnn = r#"{"family": "rnn", "width": 4, "cell": "gru"}"#;
         for kind in DATASETS {
-            if kind.name == "adding" {
-                let rnn = r#"{"family": "rnn", "width": 4, "cell": "gru"}"#;
-                parses(&recurrent(&object("kind", kind.name, kind.fields), rnn));
-                continue;
+            let all = object("kind", kind.name, kind.fields);
+            match kind.name {
+                "adding" => {
+                    parses(&recurrent(&all, rnn));
+                    continue;
+                }
+                // The sample length, 9, holds 2 · 4 + 1 steps.
+                "copy" => {
+                    parses(&recurrent_task(&all, rnn, "classify", 9));
+                    continue;
+                }
+                _ => {}
             }
+            // The sequence fields are the rnn family's; every other one is
+            // taken by a feed-forward family too.
+            let sequence = |f: &&Field| SEQUENCE_FIELDS.iter().any(|s| s.name == f.name);
+            if kind.fields.iter().any(|f| sequence(&f)) {
+                parses(&recurrent_task(&all, rnn, "classify", 28));
+            }
+            let fields: Vec<Field> = kind
+                .fields
+                .iter()
+                .filter(|f| !sequence(f))
+                .copied()
+                .collect();
             let model = if kind.name == "synthetic" {
                 r#"{"family": "mlp", "width": 8, "activation": "tanh"}"#
             } else {
                 r#"{"family": "cnn", "width": 4}"#
             };
             let depth = if kind.name == "synthetic" { 3 } else { 8 };
-            parses(&file(&object("kind", kind.name, kind.fields), model, depth));
+            parses(&file(&object("kind", kind.name, &fields), model, depth));
         }
     }
 

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Kind, Tensor};
 
 /// The minibatch loss to minimize and its error (both scalar tensors on the
-/// device): cross-entropy and the misclassified fraction, or, for the
+/// device): cross-entropy and the misclassified fraction (for a target of
+/// k steps, `y` `[n, k]` and `out` `[n, k, classes]`, the copy task's:
+/// the mean cross-entropy per step and the per-symbol error rate), or, for the
 /// identity task, the mean squared error and the relative reconstruction
 /// error ‖f(x) − x‖² / ‖x‖² (see [`Task::Identity`]), for the regression
 /// task the mean squared error and MSE / Var(target) (see
@@ -19,7 +21,15 @@ use tch::{Kind, Tensor};
 pub fn objective(task: Task, out: &Tensor, x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
     match task {
         Task::Classify => {
-            let loss = out.cross_entropy_for_logits(y);
+            // Steps as examples for the loss (libtorch's cross-entropy takes
+            // the classes in dimension 1); a one-step target is left as it
+            // was, so its numbers stay the same to the bit.
+            let loss = match out.dim() {
+                3 => out.flatten(0, 1).cross_entropy_for_logits(&y.flatten(0, 1)),
+                _ => out.cross_entropy_for_logits(y),
+            };
+            // Argmax over the classes, compared per step: the mean is the
+            // per-symbol error rate.
             let error = out
                 .argmax(-1, false)
                 .ne_tensor(y)
@@ -100,4 +110,38 @@ pub(super) fn final_passes(
         test_loss: Some(test_loss),
         test_error: Some(test_error),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    /// A target of k steps (the copy task's): the loss is the mean
+    /// cross-entropy over every (example, step), as PyTorch's
+    /// `F.cross_entropy(out.flatten(0, 1), y.flatten())` gives, and the
+    /// error the fraction of wrong symbols; uniform logits score ln K,
+    /// the chance loss.
+    #[test]
+    fn a_target_of_several_steps_is_scored_per_symbol() {
+        let out = Tensor::from_slice(&[
+            2.0f32, 0.0, 0.0, /**/ 0.0, 3.0, 0.0, // example 0: 0, 1
+            0.0, 0.0, 1.0, /**/ 1.0, 0.0, 0.0, // example 1: 2, 0
+        ])
+        .reshape([2, 2, 3]);
+        let y = Tensor::from_slice(&[0i64, 2, 2, 0]).reshape([2, 2]);
+        let x = Tensor::zeros([2, 5, 4], (Kind::Float, Device::Cpu));
+        let (loss, error) = objective(Task::Classify, &out, &x, &y);
+        assert_eq!(error.double_value(&[]), 0.25, "one symbol in four wrong");
+        let want = out
+            .reshape([4, 3])
+            .log_softmax(-1, Kind::Float)
+            .gather(1, &y.reshape([4, 1]), false)
+            .mean(Kind::Float)
+            .neg();
+        assert!((loss.double_value(&[]) - want.double_value(&[])).abs() < 1e-6);
+        let uniform = Tensor::zeros([2, 2, 3], (Kind::Float, Device::Cpu));
+        let (loss, _) = objective(Task::Classify, &uniform, &x, &y);
+        assert!((loss.double_value(&[]) - 3f64.ln()).abs() < 1e-6);
+    }
 }

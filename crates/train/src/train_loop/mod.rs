@@ -25,6 +25,7 @@ use crate::TrainError;
 use gradscope_data::prep::augment;
 use gradscope_data::Dataset;
 use gradscope_format::rows::SPLIT_TEST;
+use gradscope_models::spec::Head;
 use gradscope_models::Network;
 use gradscope_probe::writers::RunWriters;
 use gradscope_probe::{Gradients, Known, Probe, ProbeRecord};
@@ -86,14 +87,15 @@ pub fn build_network(
         Task::Regression => 1,
     };
     let on_cpu = data.train.x.device() == Device::Cpu;
-    Ok(exp.model.build(
-        p,
-        &data.input_shape,
-        classes,
-        run.depth,
-        run.variant,
-        on_cpu,
-    )?)
+    // The copy task's target has a step per recalled symbol: the head
+    // reads each of the last that many steps.
+    let head = Head {
+        outputs: classes,
+        steps: exp.dataset.output_steps(),
+    };
+    Ok(exp
+        .model
+        .build(p, &data.input_shape, head, run.depth, run.variant, on_cpu)?)
 }
 
 /// Trains one run, streaming its CSV files into `dir`.
