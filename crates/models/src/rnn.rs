@@ -350,8 +350,10 @@ impl Network for Rnn {
             .iter()
             .map(|w| w.w_ih.numel() as i64 + w.w_hh.numel() as i64)
             .sum();
-        let head = c.width * c.outputs;
-        Some((t * per_step + head, c.length * c.layers + 1))
+        // A sequence head runs once per step it reads.
+        let reads = self.head_steps.unwrap_or(1);
+        let head = c.width * c.outputs * reads as i64;
+        Some((t * per_step + head, c.length * c.layers + reads))
     }
 
     /// Tanh for every cell: the hidden state passes through tanh (the

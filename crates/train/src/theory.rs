@@ -27,6 +27,9 @@ pub fn prediction(
     let exp = exp.resolved(&run.setting);
     let m = match &exp.model {
         ModelSpec::Mlp(m) => m,
+        // The theory's loss reads the last step only; the copy task's
+        // reads k steps, whose direct terms the profile does not model.
+        ModelSpec::Rnn(_) if exp.dataset.output_steps().is_some() => return None,
         ModelSpec::Rnn(r) => return rnn_prediction(r, sequence?, run.depth),
         _ => return None,
     };

@@ -55,7 +55,7 @@ pub(crate) fn chance(config: &Value) -> Option<(f64, String)> {
             .pointer("/dataset/symbols")
             .and_then(Value::as_f64)
             .unwrap_or(8.0),
-        "fashion-mnist" | "mnist" => 10.0,
+        "fashion-mnist" | "mnist" | "cifar10" => 10.0,
         _ => return None,
     };
     let level = 1.0 - 1.0 / classes;
