@@ -13,6 +13,10 @@
 //!   to the first and no gated cell's does (means over seeds), at
 //!   initialization and at the end apart. Where a gated cell's falls that
 //!   far too, the sentence says so instead of naming it.
+//! - **The LSTM's cell path**: how many decades dL/dc_t falls from the
+//!   last step to the first at the first and the last probed step, read
+//!   from `gradients.csv`'s `tNNN.c` rows (Hochreiter & Schmidhuber's
+//!   constant-error carousel is this path).
 //! - **Theory**: the tanh RNN's measured decay per step at initialization
 //!   beside the mean-field prediction (Chen, Pennington & Schoenholz 2018)
 //!   in `summary.csv`'s `grad_decay_theory`.
@@ -23,6 +27,7 @@ use crate::analysis::{stat, VANISH_SPREAD};
 use crate::page::Block;
 use crate::runs::Loaded;
 use gradscope_format::run::{FinalMetrics, GradientEnds};
+use gradscope_format::GradientRow;
 use serde_json::Value;
 
 /// At most this fraction of chance at every seed: the task is solved.
@@ -250,6 +255,7 @@ pub(crate) fn recurrent(loaded: &Loaded) -> Vec<Block> {
         }
     }
     verdicts.extend(time_verdicts(loaded, &cells_swept));
+    verdicts.extend(cell_path_words(loaded));
     if !verdicts.is_empty() {
         out.push(Block::List(verdicts));
     }
@@ -351,6 +357,59 @@ fn time_verdicts(loaded: &Loaded, cells_swept: &[String]) -> Vec<String> {
     out
 }
 
+/// log10 of rms(dL/dc) at the last step over the first, at the first and
+/// at the last probed step of one run's `gradients.csv` rows (the LSTM's
+/// `tNNN.c` points); `None` where a reading is missing or 0.
+pub(crate) fn cell_path_spread(rows: &[GradientRow]) -> (Option<f64>, Option<f64>) {
+    let cell: Vec<&GradientRow> = rows
+        .iter()
+        .filter(|g| g.is_output() && g.name.ends_with(".c"))
+        .collect();
+    let at = |step: u64| {
+        let mut points: Vec<(usize, f64)> = cell
+            .iter()
+            .filter(|g| g.step == step)
+            .filter_map(|g| Some((g.layer, g.rms?)))
+            .collect();
+        points.sort_by_key(|p| p.0);
+        let (first, last) = (points.first()?.1, points.last()?.1);
+        (points.len() >= 2 && first > 0.0 && last > 0.0).then(|| (last / first).log10())
+    };
+    let steps = || cell.iter().map(|g| g.step);
+    match (steps().min(), steps().max()) {
+        (Some(lo), Some(hi)) => (at(lo), at(hi)),
+        _ => (None, None),
+    }
+}
+
+/// The LSTM's cell path at each length, mean over the seeds whose
+/// `gradients.csv` loaded.
+fn cell_path_words(loaded: &Loaded) -> Vec<String> {
+    let part = of_cell(loaded, "lstm");
+    let mut out = Vec::new();
+    for d in part.depths() {
+        let (mut init, mut end) = (Vec::new(), Vec::new());
+        for e in part.group("plain", d).iter().filter(|e| e.is_completed()) {
+            let Some(rows) = loaded.csv_run(&e.name).and_then(|r| r.gradients.as_ref()) else {
+                continue;
+            };
+            let (i, f) = cell_path_spread(rows);
+            init.extend(i);
+            end.extend(f);
+        }
+        let mean = |v: &[f64]| stat(v.iter().map(|x| Some(*x))).map(|s| s.mean);
+        if let (Some(i), Some(f)) = (mean(&init), mean(&end)) {
+            out.push(format!(
+                "Length {d}, the LSTM's cell path: dL/dc_t falls {} decades from the last step to the first at the first probed step and {} at the last ({} seeds).",
+                decades(i),
+                decades(f),
+                init.len().min(end.len())
+            ));
+        }
+    }
+    out
+}
+
 /// The tanh RNN's measured decay at initialization against mean-field
 /// theory, as the ratio at each length, and what is not predicted.
 fn theory_words(loaded: &Loaded) -> Vec<Block> {
@@ -441,6 +500,37 @@ mod tests {
             "{words}"
         );
         assert!(!words.contains("from length"), "{words}");
+    }
+
+    /// The cell path's spread is read on the `.c` rows alone, at the first
+    /// and the last probed step, last step over first (positive when the
+    /// first step's gradient is the smaller).
+    #[test]
+    fn the_cell_path_is_read_on_its_own_rows() {
+        let row = |step: u64, layer: usize, name: &str, rms: f64| GradientRow {
+            step,
+            layer,
+            name: name.to_owned(),
+            kind: gradscope_format::KIND_OUTPUT.to_owned(),
+            trunk: name.ends_with(".h"),
+            l2: None,
+            rms: Some(rms),
+            zero_fraction: None,
+            weight_norm: None,
+            relative: None,
+        };
+        let rows = vec![
+            row(0, 0, "t000.h", 1e-9),
+            row(0, 1, "t001.h", 1.0),
+            row(0, 2, "t000.c", 1e-3),
+            row(0, 3, "t001.c", 1.0),
+            row(50, 2, "t000.c", 0.5),
+            row(50, 3, "t001.c", 1.0),
+        ];
+        let (init, end) = cell_path_spread(&rows);
+        assert!((init.unwrap() - 3.0).abs() < 1e-12, "{init:?}");
+        assert!((end.unwrap() - 2f64.log10()).abs() < 1e-12, "{end:?}");
+        assert_eq!(cell_path_spread(&rows[..2]), (None, None));
     }
 
     /// Issue 34: "vanishing through time" only where tanh falls more than 2
