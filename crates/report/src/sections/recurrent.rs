@@ -399,11 +399,12 @@ fn cell_path_words(loaded: &Loaded) -> Vec<String> {
         }
         let mean = |v: &[f64]| stat(v.iter().map(|x| Some(*x))).map(|s| s.mean);
         if let (Some(i), Some(f)) = (mean(&init), mean(&end)) {
+            let n = init.len().min(end.len());
             out.push(format!(
-                "Length {d}, the LSTM's cell path: dL/dc_t falls {} decades from the last step to the first at the first probed step and {} at the last ({} seeds).",
+                "Length {d}, the LSTM's cell path: dL/dc_t falls {} decades from the last step to the first at the first probed step and {} at the last ({n} seed{}).",
                 decades(i),
                 decades(f),
-                init.len().min(end.len())
+                if n == 1 { "" } else { "s" }
             ));
         }
     }
