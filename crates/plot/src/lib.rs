@@ -58,10 +58,10 @@ mod read;
 use std::path::{Path, PathBuf};
 
 pub use charts::{
-    activation_mean_vs_step, error_vs_depth, gradient_profile, gradient_vs_step,
+    activation_mean_vs_step, error_vs_depth, gates, gradient_profile, gradient_vs_step,
     layer_response_std, layer_response_stds, render_charts, saturation_vs_step,
-    train_error_vs_step, ResponseStds, ACTIVATION_MEAN_VS_STEP, CHART_NAMES, ERROR_VS_DEPTH,
-    GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, SATURATION_VS_STEP,
+    train_error_vs_step, ResponseStds, ACTIVATION_MEAN_VS_STEP, CHART_NAMES, ERROR_VS_DEPTH, GATES,
+    GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, RECURRENT_CHARTS, SATURATION_VS_STEP,
     TRAIN_ERROR_VS_STEP,
 };
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
@@ -108,6 +108,7 @@ pub fn render_only(results_dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, P
             LAYER_RESPONSE_STD => layer_response_std(&results, &dir)?,
             SATURATION_VS_STEP => saturation_vs_step(&results, &dir)?,
             ACTIVATION_MEAN_VS_STEP => activation_mean_vs_step(&results, &dir)?,
+            GATES => gates(&results, &dir)?,
             _ => continue,
         };
         written.extend([r.png, r.svg]);

@@ -25,6 +25,7 @@ use crate::figure::{Figure, Rendered};
 use crate::read::{ResultsDir, RunData, STATUS_COMPLETED};
 
 mod error_vs_depth;
+mod gates;
 mod gradient_profile;
 mod gradient_vs_step;
 mod gradients;
@@ -36,6 +37,7 @@ mod train_error_vs_step;
 
 pub use error_vs_depth::error_vs_depth;
 pub(crate) use error_vs_depth::error_vs_depth_figure;
+pub use gates::gates;
 pub use gradient_profile::gradient_profile;
 pub(crate) use gradient_profile::gradient_profile_figure;
 pub use gradient_vs_step::gradient_vs_step;
@@ -69,6 +71,13 @@ pub const SATURATION_VS_STEP: &str = "saturation_vs_step";
 /// Chart (g): mean of each layer response against step (Glorot and Bengio
 /// 2010, Fig. 2, which plots mean and spread of the sigmoid outputs).
 pub const ACTIVATION_MEAN_VS_STEP: &str = "activation_mean_vs_step";
+
+/// A recurrent net's gates against the time step (the LSTM's forget,
+/// input and output gates, the GRU's update and reset gates).
+pub const GATES: &str = "gates";
+
+/// The charts drawn only for recurrent nets, after [`CHART_NAMES`].
+pub const RECURRENT_CHARTS: [&str; 1] = [GATES];
 
 /// The chart names, in the order [`render_charts`] writes them.
 pub const CHART_NAMES: [&str; 8] = [
@@ -281,9 +290,10 @@ pub(crate) fn labelled(mut fig: Figure, results: &ResultsDir) -> Figure {
     fig
 }
 
-/// Writes all eight charts into `plots_dir`, in [`CHART_NAMES`] order.
+/// Writes all eight charts into `plots_dir`, in [`CHART_NAMES`] order, and
+/// for a recurrent net [`RECURRENT_CHARTS`] after them.
 pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
-    Ok(vec![
+    let mut out = vec![
         train_error_vs_step(results, plots_dir)?,
         error_vs_depth(results, plots_dir)?,
         gradient_profile(results, plots_dir)?,
@@ -292,5 +302,9 @@ pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rende
         layer_response_std(results, plots_dir)?,
         saturation_vs_step(results, plots_dir)?,
         activation_mean_vs_step(results, plots_dir)?,
-    ])
+    ];
+    if through_time(results) {
+        out.push(gates(results, plots_dir)?);
+    }
+    Ok(out)
 }

@@ -3,7 +3,7 @@
 use super::note;
 use crate::page::Block;
 use gradscope_format::files::PLOTS_DIR;
-use gradscope_plot::CHART_NAMES;
+use gradscope_plot::{CHART_NAMES, RECURRENT_CHARTS};
 use std::path::Path;
 
 /// One line under each chart: what it shows.
@@ -17,15 +17,30 @@ pub(crate) fn caption(name: &str) -> &'static str {
         "layer_response_std" => "Std of each layer response at the last probed step, forward order and sorted (He et al. Fig. 7).",
         "saturation_vs_step" => "Fraction of saturated units per layer against step (Glorot & Bengio Fig. 2); for ReLU nets, the fraction of dead units (zero for every example of the probed batch) instead.",
         "activation_mean_vs_step" => "Mean of each layer response against step (Glorot & Bengio Fig. 2 plots the sigmoid outputs' mean: the top hidden layer's sinks toward 0).",
+        "gates" => "Each gate's mean against the time step at the first probed step (solid) and the last (dashed), one panel per gated cell, at the longest length: the LSTM's forget gate is its cell path's factor per step back, the GRU's update gate the share of h carried over.",
         _ => "",
     }
 }
 
-pub(crate) fn charts(root: &Path) -> Vec<Block> {
+/// A recurrent net's captions where the feed-forward ones say depth or
+/// layer: its depth is the sequence length and its layers the time steps.
+fn recurrent_caption(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "train_error_vs_step" => "Training error (on-the-fly minibatch mean) against step, one line per sequence length, one panel per cell.",
+        "error_vs_depth" => "Final train (solid) and test (dashed) error against sequence length, one line per cell, mean over seeds with min–max bars.",
+        "gradient_profile" => "rms of dL/dh_t per element at every time step of the last layer (0 = first step), log axis, at initialization (solid) and at the last probed step (dashed), one line per sequence length; black dashed: the tanh RNN's mean-field prediction; ▼ marks values that are exactly 0 in float32.",
+        "gradient_vs_step" => "rms of dL/dh_t at the first, middle and last time step of the longest sequence against training step.",
+        "gradient_heatmap" => "Every time step at every probed step: log10 rms of dL/dh_t per element as colour (one scale for all panels), first step at the bottom, for the longest sequence; exact zeros in float32 in their own colour. Vanishing through time shows as dark bands toward the first step.",
+        _ => return None,
+    })
+}
+
+pub(crate) fn charts(root: &Path, recurrent: bool) -> Vec<Block> {
     let mut out = vec![Block::Heading(2, "Charts".to_owned())];
     let plots = root.join(PLOTS_DIR);
     let mut any = false;
-    for name in CHART_NAMES {
+    let extra: &[&str] = if recurrent { &RECURRENT_CHARTS } else { &[] };
+    for name in CHART_NAMES.into_iter().chain(extra.iter().copied()) {
         if !plots.join(format!("{name}.png")).is_file() {
             note(
                 &mut out,
@@ -37,7 +52,11 @@ pub(crate) fn charts(root: &Path) -> Vec<Block> {
         // The caption is a paragraph above the image (report.md as
         // published); the image has none of its own.
         out.push(Block::Heading(3, name.to_owned()));
-        out.push(Block::Para(caption(name).to_owned()));
+        let words = recurrent
+            .then(|| recurrent_caption(name))
+            .flatten()
+            .unwrap_or_else(|| caption(name));
+        out.push(Block::Para(words.to_owned()));
         out.push(Block::Chart(name.to_owned(), String::new()));
     }
     if any {
@@ -71,7 +90,7 @@ mod tests {
     #[test]
     fn a_missing_chart_is_a_note_in_its_place() {
         let root = tempfile::tempdir().unwrap();
-        let none = charts(root.path());
+        let none = charts(root.path(), false);
         assert_eq!(none.len(), 2, "{none:?}");
         assert!(
             matches!(&none[1], Block::TightList(items) if items.len() == CHART_NAMES.len()),
@@ -80,7 +99,7 @@ mod tests {
         let plots = root.path().join(PLOTS_DIR);
         std::fs::create_dir_all(&plots).unwrap();
         std::fs::write(plots.join(format!("{}.png", CHART_NAMES[1])), b"png").unwrap();
-        let one = charts(root.path());
+        let one = charts(root.path(), false);
         assert_eq!(
             one,
             vec![
