@@ -42,7 +42,10 @@ pub fn layer_response_stds(run: &RunData) -> Option<ResponseStds> {
     let rows = run.activations.as_deref()?;
     let step = rows.iter().map(|r| r.step).max()?;
     let mut by_layer: BTreeMap<usize, f64> = BTreeMap::new();
-    for row in rows.iter().filter(|r| r.step == step) {
+    // A recurrent net's gates are readings of their own (the `gates`
+    // chart), not layer responses.
+    let responses = rows.iter().filter(|r| super::gates::gate_of(r).is_none());
+    for row in responses.filter(|r| r.step == step) {
         let std = row
             .std
             .filter(|v| v.is_finite() && *v >= 0.0)

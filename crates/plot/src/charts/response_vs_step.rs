@@ -104,7 +104,9 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 status_note([run.summary.status.as_str()])
             ));
             let mut by_layer: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
-            for row in run.activations.iter().flatten() {
+            // Gates have their own chart (`gates`).
+            let rows = run.activations.iter().flatten();
+            for row in rows.filter(|r| super::gates::gate_of(r).is_none()) {
                 by_layer.entry(row.layer).or_default().push((
                     row.step as f64,
                     match stat {
