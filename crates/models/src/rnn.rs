@@ -27,7 +27,9 @@
 //!   LSTM and `r, z, n` for the GRU (the `torch.nn.LSTMCell` and
 //!   `torch.nn.GRUCell` docs).
 
-use crate::{mark, respond, Activation, Init, ModelError, Network, ProbePoint, Recording, Variant};
+use crate::{
+    mark, respond, Activation, Init, ModelError, Network, ProbePoint, Reads, Recording, Variant,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -236,6 +238,7 @@ impl Rnn {
                 weight: (t == 0).then(|| last.w_hh.shallow_clone()),
                 output_shape: vec![w],
                 trunk: true,
+                reads: Reads::Output,
             })
             .collect();
         if config.cell == Cell::Lstm {
@@ -244,6 +247,7 @@ impl Rnn {
                 weight: None,
                 output_shape: vec![w],
                 trunk: false,
+                reads: Reads::Output,
             }));
         }
         points.push(ProbePoint {
@@ -251,6 +255,7 @@ impl Rnn {
             weight: Some(head.ws.shallow_clone()),
             output_shape: vec![config.outputs],
             trunk: false,
+            reads: Reads::Output,
         });
         Ok(Rnn {
             config,
