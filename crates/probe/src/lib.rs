@@ -19,6 +19,8 @@
 
 pub mod hook;
 mod read;
+#[cfg(test)]
+mod rnn_tests;
 pub mod writers;
 
 pub use read::forward_q;
@@ -1199,7 +1201,7 @@ mod tests {
     /// [`probed_step`], with the responses of `early` elements or more
     /// read during the forward pass (`Probe::recording`, as the training
     /// loop does).
-    fn probed_step_reading(
+    pub(crate) fn probed_step_reading(
         vs: &nn::VarStore,
         net: &dyn Network,
         x: &Tensor,
