@@ -1,12 +1,12 @@
 //! Issue 34 §3, the probe through time: the recurrent family's weight
-//! blocks and gate readings.
+//! blocks and gate readings, and the decay of a linear recurrence.
 
 use crate::read::Readings;
 use crate::tests::probed_step_reading;
 use crate::{Known, Probe, ProbeRecord};
 use gradscope_kernels as kernels;
 use gradscope_models::rnn::{step_name, Cell, Rnn, RnnConfig};
-use gradscope_models::{Activation, Init, Network, Reads};
+use gradscope_models::{Activation, Init, Network, ProbePoint, Reads, Recording};
 use tch::{nn, Device, Kind, Tensor};
 
 fn rnn(vs: &nn::VarStore, cell: Cell, layers: usize, forget_bias: f64) -> Rnn {
@@ -185,4 +185,103 @@ fn gate_rows_are_read_as_sigmoids() {
         };
         assert_eq!(early(0).responses, rec.responses, "read during the pass");
     }
+}
+
+/// A linear recurrence, h_t = W h_{t−1} + U x_t, as a network of its own:
+/// the rnn family has no identity cell, and its probe points are the
+/// family's (h_t on the trunk, W on `t000.h`).
+struct LinearRnn {
+    w_hh: Tensor,
+    w_ih: Tensor,
+    head: nn::Linear,
+    points: Vec<ProbePoint>,
+}
+
+impl LinearRnn {
+    /// Every h_t, and the head on the last.
+    fn states(&self, x: &Tensor) -> (Vec<Tensor>, Tensor) {
+        let (batch, width) = (x.size()[0], self.w_hh.size()[0]);
+        let mut h = Tensor::zeros([batch, width], (Kind::Float, Device::Cpu));
+        let mut hs = Vec::new();
+        for t in 0..x.size()[1] {
+            h = h.matmul(&self.w_hh.tr()) + x.select(1, t).matmul(&self.w_ih.tr());
+            hs.push(h.shallow_clone());
+        }
+        (hs, h.apply(&self.head))
+    }
+}
+
+impl Network for LinearRnn {
+    fn forward(&self, x: &Tensor, _train: bool, _rec: Option<&Recording>) -> Tensor {
+        self.states(x).1
+    }
+    fn probe_points(&self) -> &[ProbePoint] {
+        &self.points
+    }
+    fn activation(&self) -> Activation {
+        Activation::Tanh
+    }
+}
+
+/// Issue 34: a linear RNN with an orthogonal W passes the gradient back
+/// unchanged in norm, ‖dL/dh_t‖ = ‖dL/dh_T·W^{T−t}‖ = ‖dL/dh_T‖ (Saxe et al.
+/// 2014; Arjovsky et al. 2016), so its decay per time step is exactly 0.
+/// Read through the probe as a run reads it (its hooks, the trunk profile,
+/// the decay fit of `gradscope_format::decay`), with the rnn family's own
+/// orthogonal W_hh; the states are handed to the probe's backward pass as
+/// a recording would hand them.
+#[test]
+fn linear_rnn_with_orthogonal_recurrence_has_a_decay_of_zero() {
+    tch::manual_seed(8);
+    let (t_len, width) = (32, 16);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = RnnConfig {
+        input_size: 3,
+        length: t_len,
+        outputs: 4,
+        width,
+        layers: 1,
+        cell: Cell::Tanh,
+        init: Init::Orthogonal { gain: 1.0 },
+        forget_bias: 0.0,
+    };
+    let family = Rnn::new(&(vs.root() / "family"), config).unwrap();
+    let cells = &family.cells()[0];
+    let (w_hh, w_ih) = (cells.w_hh.shallow_clone(), cells.w_ih.shallow_clone());
+    let head = nn::linear(vs.root() / "head", width, 4, Default::default());
+    let points = (0..t_len)
+        .map(|t| ProbePoint {
+            name: step_name(t, t_len, "h"),
+            weight: (t == 0).then(|| w_hh.shallow_clone()),
+            output_shape: vec![width],
+            trunk: true,
+            reads: Reads::Output,
+        })
+        .collect();
+    let net = LinearRnn {
+        w_hh,
+        w_ih,
+        head,
+        points,
+    };
+    let x = Tensor::randn([8, t_len as i64, 3], (Kind::Float, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 1, 2, 3, 0, 1, 2, 3]);
+    // The parameters the recurrence uses (not the family net's others).
+    let bias = net.head.bs.as_ref().unwrap();
+    let params = [&net.w_hh, &net.w_ih, &net.head.ws, bias];
+    let probe = Probe::new(&net, &params);
+    let (hs, logits) = net.states(&x);
+    let loss = logits.cross_entropy_for_logits(&y);
+    let grads = probe
+        .backward(&loss, &params, hs.into_iter().map(Some).collect())
+        .unwrap();
+    let rec = probe.collect(&net, &grads, &[]).unwrap();
+    let profile = rec.trunk_profile(probe.trunk());
+    assert_eq!(profile.len(), t_len);
+    let last = profile[t_len - 1];
+    for (t, rms) in profile.iter().enumerate() {
+        assert!(close(*rms, last, 1e-5), "step {t}: {profile:?}");
+    }
+    let decay = gradscope_format::decay::decay_per_layer(&profile).unwrap();
+    assert!(decay.abs() < 1e-6, "{decay}");
 }
