@@ -131,7 +131,8 @@ pub struct ActivationRow {
     /// units, in float64 (Poole et al. 2016's q, taken over the batch).
     /// When it falls by orders of magnitude with depth the inputs become
     /// indistinguishable to the layers above: forward collapse. Absent in
-    /// older files.
+    /// older files, and where the point has no output of its own (an rnn's
+    /// gate readings).
     #[serde(default, serialize_with = "crate::opt_num")]
     pub q: Option<f64>,
 }

@@ -6,7 +6,7 @@
 //! built, is what lets `gradscope cost` count the network gradscope trains
 //! rather than a second, hand-written description of it.
 
-use crate::{mark, respond, Init, ModelError, Norm, ProbePoint, Recording};
+use crate::{mark, respond, Init, ModelError, Norm, ProbePoint, Reads, Recording};
 use serde::Serialize;
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -201,6 +201,7 @@ impl<'a> Layers<'a> {
             weight: Some(conv.ws.shallow_clone()),
             output_shape: output.to_vec(),
             trunk: false,
+            reads: Reads::Output,
         });
         self.costs.push(LayerCost {
             name: name.to_string(),
@@ -224,6 +225,7 @@ impl<'a> Layers<'a> {
             weight: None,
             output_shape: shape.to_vec(),
             trunk: true,
+            reads: Reads::Output,
         });
         self.points.len() - 1
     }
@@ -246,6 +248,7 @@ impl<'a> Layers<'a> {
             weight: Some(fc.ws.shallow_clone()),
             output_shape: vec![classes],
             trunk: false,
+            reads: Reads::Output,
         });
         self.costs.push(LayerCost {
             name: name.to_string(),

@@ -344,7 +344,8 @@ impl BranchInit {
 }
 
 /// A place where gradscope reads gradients: a weight layer's output, or a
-/// block's output.
+/// block's output (and, in the recurrent family, a weight block alone or
+/// a gate's responses alone: see [`Reads`]).
 #[derive(Debug)]
 pub struct ProbePoint {
     /// Zero-padded, input side first (`layer07.linear`), so names sort in
@@ -362,6 +363,42 @@ pub struct ProbePoint {
     /// layer, the head and the convs inside blocks are not (their own factors
     /// are not depth, and mixing kinds makes a sawtooth).
     pub trunk: bool,
+    /// What the probe reads there besides the weight.
+    pub reads: Reads,
+}
+
+/// What the probe reads at a [`ProbePoint`] besides its weight.
+///
+/// Every point of the feed-forward families is an [`Reads::Output`]. The
+/// other two exist because a recurrent net's time steps share weights
+/// that are not layer outputs of their own: a gate block is a row block
+/// of one parameter (PyTorch stacks an LSTM's four gates in one W), and
+/// the gates are sigmoids inside libtorch's cell op, never a probed
+/// output. Such points write no `output` row, and nothing is fitted over
+/// them (they are never on the trunk).
+#[derive(Debug)]
+pub enum Reads {
+    /// dL/dh at the point's output, which the forward pass records with
+    /// `mark`, and the responses that follow it, measured against the
+    /// network's [`Network::activation`].
+    Output,
+    /// The weight alone, which is rows `first_row..first_row + n` of
+    /// `parameter` (`weight` is that narrowed view, n its rows): its
+    /// gradient is the same rows of the parameter's gradient. Nothing is
+    /// recorded at the point.
+    WeightRows { parameter: Tensor, first_row: i64 },
+    /// Responses alone, measured against this nonlinearity rather than
+    /// the network's (an LSTM's sigmoid gates in a net whose responses are
+    /// tanh). Nothing is recorded but the responses.
+    Responses(Activation),
+}
+
+impl Reads {
+    /// Whether the forward pass records the point's output (dL/dh is read
+    /// there).
+    pub fn output(&self) -> bool {
+        matches!(self, Reads::Output)
+    }
 }
 
 /// What a probed forward pass records (see the crate docs): each probe

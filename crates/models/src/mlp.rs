@@ -33,7 +33,7 @@
 use crate::lesion::{join, BlockInfo, BlockPlan, Blocks, Flow, HIGHWAY_REFUSAL};
 use crate::{
     mark, point_name, respond, Activation, BranchInit, Init, ModelError, Network, Norm, ProbePoint,
-    Recording, Variant,
+    Reads, Recording, Variant,
 };
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -274,6 +274,7 @@ fn linear_layers(p: &nn::Path, config: &MlpConfig) -> (Vec<nn::Linear>, Vec<Prob
             output_shape: vec![fan_out],
             // Hidden layers only: not the input layer, not the head.
             trunk: l > 0 && l < d - 1,
+            reads: Reads::Output,
         });
         layers.push(lin);
     }

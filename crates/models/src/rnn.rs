@@ -16,22 +16,43 @@
 //!   h_t at index t, named `t007.h`, all on the trunk, so `gradients.csv`'s
 //!   `layer` is the time step and the decay per layer is the decay per
 //!   time step. The LSTM's cell state c_t follows as `t007.c` at index
-//!   T + t (off the trunk: one kind of point is fitted). The head is last,
-//!   `head.linear`, off the trunk.
+//!   T + t (off the trunk: one kind of point is fitted). The head is next,
+//!   `head.linear`, off the trunk. Then the weight blocks and the gates
+//!   (below), which have no output and are never on the trunk.
 //! - **The head** reads the last hidden state (one output per example),
 //!   or, for a sequence target ([`Rnn::with_sequence_head`]: the copy
 //!   task's), each of the last k steps' with one linear map shared by
 //!   them (`[batch, k, outputs]`).
 //! - **Weights**: the time steps share them, so each matrix is written
-//!   once: `t000.h` carries the last layer's recurrent weight W_hh (its
-//!   gradient is the sum over every step, the one the vanishing product
-//!   W_hhᵀ·diag(φ') acts on) and `head.linear` the head's. The input
-//!   weights W_ih and the lower layers' weights are not written (yet).
+//!   once. `t000.h` carries the last layer's recurrent weight W_hh whole
+//!   (its gradient is the sum over every step, the one the vanishing
+//!   product W_hhᵀ·diag(φ') acts on) and `head.linear` the head's. After
+//!   the head, every matrix of every layer has a weight-only point
+//!   ([`Reads::WeightRows`]), one per gate block, named by its var-store
+//!   path and gate: `cell0.w_ih.i`, `cell0.w_ih.f`, …, `cell0.w_hh.o`,
+//!   `cell1.w_ih.i`, … (layer, then W_ih before W_hh, then the gates in
+//!   PyTorch's order); the tanh cell has one block per matrix, written
+//!   `cell0.w_ih` and `cell0.w_hh`. Each writes only a `weight` row:
+//!   ‖∇W_block‖ (the same rows of the parameter's gradient) and ‖W_block‖.
+//!   The last layer's W_hh is thus written twice, whole on `t000.h` (kept
+//!   where it was) and by block.
+//! - **Gates**: last after the weight blocks, the last layer's gates at
+//!   every time step as responses in `activations.csv` (no gradient row):
+//!   the LSTM's forget, input and output gates, `t007.gate_f` at index
+//!   G + t, `t007.gate_i` at G + T + t, `t007.gate_o` at G + 2T + t; the
+//!   GRU's update and reset gates, `t007.gate_z` and `t007.gate_r` (G the
+//!   first gate point). libtorch's cell ops keep the gates inside, so a
+//!   recorded forward pass computes them again from the step's x_t and
+//!   h_{t−1} with the same weights, without autograd; an unrecorded one
+//!   does not ([`CellWeights::gates`]). Their `saturation` is the sigmoid's
+//!   flat part (σ < 0.01 or > 0.99), as for any sigmoid response.
 //! - PyTorch's layouts: gates stacked along W's rows, `i, f, g, o` for the
 //!   LSTM and `r, z, n` for the GRU (the `torch.nn.LSTMCell` and
 //!   `torch.nn.GRUCell` docs).
 
-use crate::{mark, respond, Activation, Init, ModelError, Network, ProbePoint, Recording, Variant};
+use crate::{
+    mark, respond, Activation, Init, ModelError, Network, ProbePoint, Reads, Recording, Variant,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -63,6 +84,28 @@ impl Cell {
             Cell::Tanh => "tanh",
             Cell::Lstm => "lstm",
             Cell::Gru => "gru",
+        }
+    }
+
+    /// The gate blocks' names, in W's row order (PyTorch's); empty for the
+    /// tanh cell, whose one block is the whole matrix.
+    pub fn gate_names(self) -> &'static [&'static str] {
+        match self {
+            Cell::Tanh => &[],
+            Cell::Lstm => &["i", "f", "g", "o"],
+            Cell::Gru => &["r", "z", "n"],
+        }
+    }
+
+    /// The sigmoid gates the probe reads, as (name, block in W's rows):
+    /// the LSTM's forget, input and output gates (g is the tanh candidate,
+    /// not a gate) and the GRU's update and reset gates (n is the
+    /// candidate). Each is σ(W_i·x + b_i + W_h·h + b_h) of its own block.
+    pub fn read_gates(self) -> &'static [(&'static str, i64)] {
+        match self {
+            Cell::Tanh => &[],
+            Cell::Lstm => &[("f", 1), ("i", 0), ("o", 3)],
+            Cell::Gru => &[("z", 1), ("r", 0)],
         }
     }
 }
@@ -140,6 +183,25 @@ impl CellWeights {
         }
     }
 
+    /// The gates of [`Cell::read_gates`] at one step with input `x` and
+    /// previous hidden state `h`, each `[batch, hidden]`, by the formulas of
+    /// `torch.nn.LSTMCell` and `torch.nn.GRUCell` with this layer's
+    /// weights: libtorch's cell ops compute them inside and return only h
+    /// (and c). Without autograd: a reading, not a part of the graph. Two
+    /// matrix products for all the blocks (the GRU's n block among them,
+    /// whose sum is not its pre-activation and is not read).
+    pub fn gates(&self, cell: Cell, x: &Tensor, h: &Tensor) -> Vec<Tensor> {
+        let hidden = self.w_hh.size()[1];
+        tch::no_grad(|| {
+            let pre =
+                x.matmul(&self.w_ih.tr()) + &self.b_ih + h.matmul(&self.w_hh.tr()) + &self.b_hh;
+            cell.read_gates()
+                .iter()
+                .map(|&(_, block)| pre.narrow(1, block * hidden, hidden).sigmoid())
+                .collect()
+        })
+    }
+
     /// One step of `cell`: the new (h, c); c is `None` but for the LSTM.
     pub fn step(
         &self,
@@ -171,6 +233,10 @@ pub struct Rnn {
     points: Vec<ProbePoint>,
     /// `Some(k)`: the head reads each of the last k steps.
     head_steps: Option<usize>,
+    /// The index of `head.linear` among the points, and of the first gate
+    /// point (the module docs give the order).
+    head_point: usize,
+    first_gate: usize,
 }
 
 /// `t007.h`: the time step zero-padded to the length's digits (at least
@@ -235,36 +301,28 @@ impl Rnn {
                 bias: true,
             },
         );
-        let (t_len, w) = (config.length, config.width);
-        let last = &layers[config.layers - 1];
-        let mut points: Vec<ProbePoint> = (0..t_len)
-            .map(|t| ProbePoint {
-                name: step_name(t, t_len, "h"),
-                weight: (t == 0).then(|| last.w_hh.shallow_clone()),
-                output_shape: vec![w],
-                trunk: true,
-            })
-            .collect();
-        if config.cell == Cell::Lstm {
-            points.extend((0..t_len).map(|t| ProbePoint {
-                name: step_name(t, t_len, "c"),
-                weight: None,
-                output_shape: vec![w],
-                trunk: false,
-            }));
-        }
+        let mut points = step_points(&config, &layers[config.layers - 1]);
+        let head_point = points.len();
         points.push(ProbePoint {
             name: "head.linear".into(),
             weight: Some(head.ws.shallow_clone()),
             output_shape: vec![config.outputs],
             trunk: false,
+            reads: Reads::Output,
         });
+        for (l, weights) in layers.iter().enumerate() {
+            points.extend(block_points(l, config.cell, weights));
+        }
+        let first_gate = points.len();
+        points.extend(gate_points(&config));
         Ok(Rnn {
             config,
             layers,
             head,
             points,
             head_steps: None,
+            head_point,
+            first_gate,
         })
     }
 
@@ -296,6 +354,32 @@ impl Rnn {
     pub fn cells(&self) -> &[CellWeights] {
         &self.layers
     }
+
+    /// The index of gate `k` (in [`Cell::read_gates`] order) at step `t`
+    /// among the probe points.
+    pub fn gate_point(&self, k: usize, t: usize) -> usize {
+        self.first_gate + k * self.config.length + t
+    }
+
+    /// Records the last layer's gates at step `t` (input `x`, previous
+    /// hidden state `h`) as the responses of their points, when recording;
+    /// without a recording (a step that is not probed) it computes nothing,
+    /// so training costs what it did.
+    fn read_gates(
+        &self,
+        rec: Option<&Recording>,
+        w: &CellWeights,
+        x: &Tensor,
+        h: &Tensor,
+        t: usize,
+    ) {
+        if rec.is_none() || self.config.cell.read_gates().is_empty() {
+            return;
+        }
+        for (k, gate) in w.gates(self.config.cell, x, h).iter().enumerate() {
+            respond(rec, self.gate_point(k, t), gate);
+        }
+    }
 }
 
 impl Network for Rnn {
@@ -312,6 +396,9 @@ impl Network for Rnn {
             let (mut h, mut cs) = (zeros(), (c.cell == Cell::Lstm).then(zeros));
             let mut outputs = Vec::with_capacity(t_len);
             for (t, x_t) in inputs.iter().enumerate() {
+                if top {
+                    self.read_gates(rec, weights, x_t, &h, t);
+                }
                 let (h_new, c_new) = weights.step(c.cell, x_t, &h, cs.as_ref());
                 h = h_new;
                 cs = c_new;
@@ -333,7 +420,7 @@ impl Network for Rnn {
                 .shallow_clone(),
             Some(k) => Tensor::stack(&inputs[t_len - k..], 1),
         };
-        mark(read.apply(&self.head), rec, self.points.len() - 1)
+        mark(read.apply(&self.head), rec, self.head_point)
     }
 
     fn probe_points(&self) -> &[ProbePoint] {
@@ -356,11 +443,87 @@ impl Network for Rnn {
         Some((t * per_step + head, c.length * c.layers + reads))
     }
 
-    /// Tanh for every cell: the hidden state passes through tanh (the
-    /// gates are sigmoids, whose saturation this does not measure).
+    /// Tanh for every cell: the hidden state passes through tanh. The
+    /// gates are sigmoids, and their points say so ([`Reads::Responses`]).
     fn activation(&self) -> Activation {
         Activation::Tanh
     }
+}
+
+/// The points of the time steps: h_t on the trunk, carrying the last
+/// layer's W_hh at t = 0, then the LSTM's c_t.
+fn step_points(config: &RnnConfig, last: &CellWeights) -> Vec<ProbePoint> {
+    let (t_len, w) = (config.length, config.width);
+    let mut points: Vec<ProbePoint> = (0..t_len)
+        .map(|t| ProbePoint {
+            name: step_name(t, t_len, "h"),
+            weight: (t == 0).then(|| last.w_hh.shallow_clone()),
+            output_shape: vec![w],
+            trunk: true,
+            reads: Reads::Output,
+        })
+        .collect();
+    if config.cell == Cell::Lstm {
+        points.extend((0..t_len).map(|t| ProbePoint {
+            name: step_name(t, t_len, "c"),
+            weight: None,
+            output_shape: vec![w],
+            trunk: false,
+            reads: Reads::Output,
+        }));
+    }
+    points
+}
+
+/// Layer `l`'s weight-only points: each gate block of W_ih, then of W_hh
+/// (`cell0.w_hh.f`), or each matrix whole for the tanh cell (`cell0.w_hh`).
+fn block_points(l: usize, cell: Cell, weights: &CellWeights) -> Vec<ProbePoint> {
+    let hidden = weights.w_hh.size()[1];
+    let mut points = Vec::new();
+    for (matrix, w) in [("w_ih", &weights.w_ih), ("w_hh", &weights.w_hh)] {
+        let blocks: Vec<(String, i64)> = match cell.gate_names() {
+            [] => vec![(format!("cell{l}.{matrix}"), 0)],
+            gates => (0..)
+                .zip(gates)
+                .map(|(g, name)| (format!("cell{l}.{matrix}.{name}"), g * hidden))
+                .collect(),
+        };
+        let rows = w.size()[0] / blocks.len() as i64;
+        points.extend(blocks.into_iter().map(|(name, first_row)| ProbePoint {
+            name,
+            weight: Some(w.narrow(0, first_row, rows)),
+            output_shape: Vec::new(),
+            trunk: false,
+            reads: Reads::WeightRows {
+                parameter: w.shallow_clone(),
+                first_row,
+            },
+        }));
+    }
+    points
+}
+
+/// The gate points of the last layer: every time step of one gate, then
+/// of the next, in [`Cell::read_gates`] order (`t007.gate_f`). Responses
+/// only, measured as sigmoids: a gate is saturated where σ < 0.01 or
+/// σ > 0.99, the flat part [`Activation::saturated`] gives any sigmoid
+/// response.
+fn gate_points(config: &RnnConfig) -> Vec<ProbePoint> {
+    let t_len = config.length;
+    config
+        .cell
+        .read_gates()
+        .iter()
+        .flat_map(|(gate, _)| {
+            (0..t_len).map(move |t| ProbePoint {
+                name: step_name(t, t_len, &format!("gate_{gate}")),
+                weight: None,
+                output_shape: vec![config.width],
+                trunk: false,
+                reads: Reads::Responses(Activation::Sigmoid),
+            })
+        })
+        .collect()
 }
 
 /// Refuses every variant but plain: the cell is this family's twin axis.
@@ -446,6 +609,118 @@ mod tests {
                 (h2, c2) = hand_step(w, cell, &x_t, &h2, &c2);
                 assert!(max_diff(&h, &h2) < 1e-6, "{cell:?} h at step {t}");
                 assert!(max_diff(&c, &c2) < 1e-6, "{cell:?} c at step {t}");
+            }
+        }
+    }
+
+    /// Issue 34 §3: the gates a recorded pass reads are σ of the gate
+    /// pre-activations of the `nn.LSTMCell` docs (i = σ(W_ii x + b_ii +
+    /// W_hi h + b_hi), f, o likewise from their blocks) and of the
+    /// `nn.GRUCell` docs (r, z), computed here by hand from x_t and the
+    /// recorded h_{t−1} (h_{−1} = 0) at every step.
+    #[test]
+    fn gate_readings_are_the_documented_gates() {
+        tch::manual_seed(4);
+        for (cell, names) in [
+            (Cell::Lstm, ["f", "i", "o"].as_slice()),
+            (Cell::Gru, &["z", "r"]),
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Rnn::new(&vs.root(), config(cell, Init::PytorchDefault)).unwrap();
+            let w = &net.cells()[0];
+            let x = Tensor::randn([4, 6, 3], (Kind::Float, Device::Cpu));
+            let rec = Recording::new(net.probe_points().len());
+            let _ = net.forward(&x, true, Some(&rec));
+            let (outputs, responses) = rec.finish();
+            let gates = cell.gates();
+            for t in 0..6 {
+                let h = match t {
+                    0 => Tensor::zeros([4, 5], (Kind::Float, Device::Cpu)),
+                    _ => outputs[t - 1].as_ref().unwrap().detach(),
+                };
+                let gi = (x.select(1, t as i64).matmul(&w.w_ih.tr()) + &w.b_ih).chunk(gates, 1);
+                let gh = (h.matmul(&w.w_hh.tr()) + &w.b_hh).chunk(gates, 1);
+                let block = |name: &str| cell.gate_names().iter().position(|g| *g == name).unwrap();
+                for (k, name) in names.iter().enumerate() {
+                    let b = block(name);
+                    let want = (&gi[b] + &gh[b]).sigmoid();
+                    let point = net.gate_point(k, t);
+                    assert_eq!(
+                        net.probe_points()[point].name,
+                        step_name(t, 6, &format!("gate_{name}"))
+                    );
+                    let got: Vec<&Tensor> = responses
+                        .iter()
+                        .filter(|(p, _)| *p == point)
+                        .map(|(_, r)| r)
+                        .collect();
+                    assert_eq!(got.len(), 1, "{cell:?} {name} at {t}");
+                    assert!(max_diff(got[0], &want) < 1e-6, "{cell:?} {name} at {t}");
+                    assert!(!got[0].requires_grad(), "a reading, outside autograd");
+                }
+            }
+            // h_t's own responses are as before: one per step, in front.
+            let h_rows: Vec<usize> = responses
+                .iter()
+                .map(|(p, _)| *p)
+                .filter(|p| *p < 6)
+                .collect();
+            assert_eq!(h_rows, (0..6).collect::<Vec<_>>());
+        }
+    }
+
+    /// Each weight-only point is its gate block: the rows of W_ih or W_hh
+    /// that PyTorch's layout gives the gate, as a view of the parameter.
+    #[test]
+    fn weight_points_are_the_gate_blocks_of_every_layer() {
+        for (cell, gates) in [(Cell::Tanh, 1), (Cell::Lstm, 4), (Cell::Gru, 3)] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let mut c = config(cell, Init::Glorot);
+            c.layers = 2;
+            let net = Rnn::new(&vs.root(), c).unwrap();
+            let blocks: Vec<&ProbePoint> = net
+                .probe_points()
+                .iter()
+                .filter(|p| matches!(p.reads, Reads::WeightRows { .. }))
+                .collect();
+            assert_eq!(blocks.len(), 2 * 2 * gates);
+            for p in &blocks {
+                let Reads::WeightRows {
+                    parameter,
+                    first_row,
+                } = &p.reads
+                else {
+                    unreachable!()
+                };
+                let weight = p.weight.as_ref().unwrap();
+                assert_eq!(weight.size()[0], 5, "{}", p.name);
+                assert!(
+                    weight.equal(&parameter.narrow(0, *first_row, 5)),
+                    "{}",
+                    p.name
+                );
+                let layer: usize = p.name[4..5].parse().unwrap();
+                let matrix = if p.name.contains("w_ih") {
+                    &net.cells()[layer].w_ih
+                } else {
+                    &net.cells()[layer].w_hh
+                };
+                assert_eq!(parameter.data_ptr(), matrix.data_ptr(), "{}", p.name);
+                if let Some(gate) = p.name.split('.').nth(2) {
+                    let g = cell.gate_names().iter().position(|n| *n == gate).unwrap();
+                    assert_eq!(*first_row, 5 * g as i64, "{}", p.name);
+                }
+            }
+            let names: Vec<&str> = blocks.iter().map(|p| p.name.as_str()).collect();
+            match cell {
+                Cell::Tanh => assert_eq!(
+                    names,
+                    ["cell0.w_ih", "cell0.w_hh", "cell1.w_ih", "cell1.w_hh"]
+                ),
+                Cell::Gru => {
+                    assert_eq!(names[..3], ["cell0.w_ih.r", "cell0.w_ih.z", "cell0.w_ih.n"])
+                }
+                Cell::Lstm => assert_eq!(names[15], "cell1.w_hh.o"),
             }
         }
     }
@@ -569,12 +844,35 @@ mod tests {
         assert_eq!(names[12], "head.linear");
         let trunk = net.probe_points().iter().filter(|p| p.trunk).count();
         assert_eq!(trunk, 6);
+        let outputs = |p: &&ProbePoint| p.reads.output();
         let weights = net
             .probe_points()
             .iter()
+            .filter(outputs)
             .filter(|p| p.weight.is_some())
             .count();
-        assert_eq!(weights, 2, "W_hh once, and the head");
+        assert_eq!(weights, 2, "W_hh on t000.h, and the head");
+        // Then every gate block of W_ih and W_hh, then the gates.
+        assert_eq!(
+            names[13..21],
+            [
+                "cell0.w_ih.i",
+                "cell0.w_ih.f",
+                "cell0.w_ih.g",
+                "cell0.w_ih.o",
+                "cell0.w_hh.i",
+                "cell0.w_hh.f",
+                "cell0.w_hh.g",
+                "cell0.w_hh.o"
+            ]
+        );
+        assert_eq!(names[21], "t000.gate_f");
+        assert_eq!(names[27], "t000.gate_i");
+        assert_eq!(names[38], "t005.gate_o");
+        assert_eq!(names.len(), 39);
+        assert_eq!(net.gate_point(2, 5), 38);
+        assert!(net.probe_points()[13..].iter().all(|p| !p.trunk));
+        assert_eq!(net.probe_points().iter().filter(outputs).count(), 13);
         let e = Rnn::new(
             &vs.root(),
             RnnConfig {

@@ -19,6 +19,8 @@
 
 pub mod hook;
 mod read;
+#[cfg(test)]
+mod rnn_tests;
 pub mod writers;
 
 pub use read::forward_q;
@@ -26,7 +28,7 @@ use read::{read_on_host, response_reading, Probed, Readings};
 
 use gradscope_kernels as kernels;
 
-use gradscope_models::{Activation, Network, Recording};
+use gradscope_models::{Activation, Network, ProbePoint, Reads, Recording};
 use std::cell::RefCell;
 use tch::Tensor;
 
@@ -89,13 +91,15 @@ pub struct ProbeRecord {
     /// The weight gradient of each point; `None` for a point without a
     /// weight (NaN statistics where libtorch left the gradient undefined).
     pub weight: Vec<Option<WeightStats>>,
-    /// dL/dh at each probe point's output.
-    pub output: Vec<GradStats>,
+    /// dL/dh at each probe point's output; `None` for a point without one
+    /// (a weight block or a gate reading, see [`Reads`]).
+    pub output: Vec<Option<GradStats>>,
     /// Statistics of each response, in forward order.
     pub responses: Vec<ResponseStats>,
     /// The forward signal at each probe point's output: q, the variance
     /// across the batch of each unit, averaged over units, in float64
-    /// (NaN where the point was not recorded). See [`forward_q`].
+    /// (NaN where the point was not recorded, or has no output). See
+    /// [`forward_q`].
     pub forward: Vec<f64>,
 }
 
@@ -121,7 +125,7 @@ impl ProbeRecord {
             .iter()
             .flatten()
             .map(|w| w.grad.l2)
-            .chain(self.output.iter().map(|o| o.l2))
+            .chain(self.output.iter().flatten().map(|o| o.l2))
             .all(|v| v.is_finite())
     }
 
@@ -132,7 +136,7 @@ impl ProbeRecord {
             .iter()
             .zip(trunk)
             .filter(|(_, t)| **t)
-            .map(|(o, _)| o.rms)
+            .map(|(o, _)| o.map_or(f64::NAN, |o| o.rms))
             .collect()
     }
 }
@@ -141,16 +145,65 @@ impl ProbeRecord {
 #[derive(Debug)]
 pub struct Probe {
     names: Vec<String>,
-    /// Per probe point: the elements of its weight and the weight's index
-    /// among the optimized parameters (`None`: no weight, or one that is
-    /// not optimized).
-    weights: Vec<Option<(f64, Option<usize>)>>,
+    /// Per probe point: its weight, if it has one.
+    weights: Vec<Option<WeightSlot>>,
     output_shapes: Vec<Vec<i64>>,
+    /// Per probe point: whether dL/dh is read at its output
+    /// ([`Reads::output`]).
+    outputs: Vec<bool>,
     trunk: Vec<bool>,
+    /// The network's nonlinearity, and per probe point the one its
+    /// responses are measured against (the network's but where the point
+    /// says otherwise, [`Reads::Responses`]).
     activation: Activation,
+    activations: Vec<Activation>,
     /// Responses read during the forward pass (see [`Probe::recording`]),
     /// until [`Probe::collect`] takes them.
     read_early: RefCell<Vec<ResponseStats>>,
+}
+
+/// A probe point's weight, as the probe finds it among the optimized
+/// parameters.
+#[derive(Debug, Clone, Copy)]
+struct WeightSlot {
+    /// Elements of the weight (of the block, for a block).
+    numel: f64,
+    /// The index of the weight's parameter among the optimized ones
+    /// (`None`: not optimized).
+    param: Option<usize>,
+    /// For a block of rows of the parameter ([`Reads::WeightRows`]): its
+    /// first row and row count. Its gradient is those rows of the
+    /// parameter's, and what is [`Known`] of the whole parameter does not
+    /// hold for it.
+    rows: Option<(i64, i64)>,
+}
+
+impl WeightSlot {
+    /// `point`'s weight among `params`, matched by storage and shape (the
+    /// same tensor, or a shallow clone of it); a block by its parameter.
+    fn of(point: &ProbePoint, params: &[&Tensor]) -> Option<WeightSlot> {
+        let w = point.weight.as_ref()?;
+        let param_of = |w: &Tensor| {
+            params
+                .iter()
+                .position(|p| p.data_ptr() == w.data_ptr() && p.size() == w.size())
+        };
+        let (param, rows) = match &point.reads {
+            Reads::WeightRows {
+                parameter,
+                first_row,
+            } => {
+                let rows = w.size().first().copied().unwrap_or(1);
+                (param_of(parameter), Some((*first_row, rows)))
+            }
+            Reads::Output | Reads::Responses(_) => (param_of(w), None),
+        };
+        Some(WeightSlot {
+            numel: w.numel() as f64,
+            param,
+            rows,
+        })
+    }
 }
 
 /// The gradients one probe step's backward pass returns.
@@ -159,11 +212,13 @@ pub struct Gradients {
     /// Of each optimized parameter, in the order they were given (undefined
     /// for one the loss does not reach).
     pub params: Vec<Tensor>,
-    /// dL/dh at each probe point's output.
+    /// dL/dh at the output of each probe point that has one
+    /// ([`Reads::output`]), in point order: for the feed-forward families,
+    /// every point.
     pub outputs: Vec<OutputGrad>,
     /// The forward reading q of each probe point's output ([`forward_q`]),
     /// taken from the recorded outputs before the backward pass frees
-    /// what autograd does not keep.
+    /// what autograd does not keep; NaN for a point without an output.
     pub forward: Vec<f64>,
 }
 
@@ -217,20 +272,21 @@ impl Probe {
     /// or shallow clones of them, as the probe points' weights).
     pub fn new(net: &dyn Network, params: &[&Tensor]) -> Probe {
         let points = net.probe_points();
-        let param_of = |w: &Tensor| {
-            params
-                .iter()
-                .position(|p| p.data_ptr() == w.data_ptr() && p.size() == w.size())
-        };
+        let activation = net.activation();
         Probe {
             names: points.iter().map(|p| p.name.clone()).collect(),
-            weights: points
-                .iter()
-                .map(|p| p.weight.as_ref().map(|w| (w.numel() as f64, param_of(w))))
-                .collect(),
+            weights: points.iter().map(|p| WeightSlot::of(p, params)).collect(),
             output_shapes: points.iter().map(|p| p.output_shape.clone()).collect(),
+            outputs: points.iter().map(|p| p.reads.output()).collect(),
             trunk: points.iter().map(|p| p.trunk).collect(),
-            activation: net.activation(),
+            activation,
+            activations: points
+                .iter()
+                .map(|p| match p.reads {
+                    Reads::Responses(a) => a,
+                    Reads::Output | Reads::WeightRows { .. } => activation,
+                })
+                .collect(),
             read_early: RefCell::new(Vec::new()),
         }
     }
@@ -252,7 +308,8 @@ impl Probe {
             if !kernels::readable(r) || r.numel() < elements {
                 return false;
             }
-            let (_, sums) = read_on_host(&[], std::slice::from_ref(r), self.activation);
+            let activation = self.activation_of(point);
+            let (_, sums) = read_on_host(&[], std::slice::from_ref(r), activation);
             let [mean, std, saturation, dead] = response_reading(&sums[0]);
             self.read_early.borrow_mut().push(ResponseStats {
                 point,
@@ -272,6 +329,14 @@ impl Probe {
 
     pub fn is_empty(&self) -> bool {
         self.output_shapes.is_empty()
+    }
+
+    /// The nonlinearity the responses of `point` are measured against.
+    fn activation_of(&self, point: usize) -> Activation {
+        self.activations
+            .get(point)
+            .copied()
+            .unwrap_or(self.activation)
     }
 
     /// Which probe points are on the trunk (see `ProbePoint::trunk`).
@@ -323,12 +388,15 @@ impl Probe {
         outputs: Vec<Option<Tensor>>,
         read: bool,
     ) -> Result<Gradients, ProbeError> {
+        // The outputs of the points that have one; the others record none.
         let outputs: Vec<Tensor> = outputs
             .into_iter()
             .zip(&self.names)
-            .map(|(o, name)| o.ok_or_else(|| ProbeError::Unrecorded(name.clone())))
+            .zip(&self.outputs)
+            .filter(|(_, has)| **has)
+            .map(|((o, name), _)| o.ok_or_else(|| ProbeError::Unrecorded(name.clone())))
             .collect::<Result<_, _>>()?;
-        let forward = forward_q(&outputs)?;
+        let forward = self.per_point(forward_q(&outputs)?);
         let arrived: Vec<std::sync::Mutex<Option<OutputGrad>>> = outputs
             .iter()
             .map(|_| std::sync::Mutex::new(None))
@@ -365,6 +433,19 @@ impl Probe {
             outputs,
             forward,
         })
+    }
+
+    /// `q` of the points with an output, in point order, as one value per
+    /// point, NaN for those without; empty stays empty (no recording).
+    fn per_point(&self, q: Vec<f64>) -> Vec<f64> {
+        if q.is_empty() {
+            return q;
+        }
+        let mut q = q.into_iter();
+        self.outputs
+            .iter()
+            .map(|&has| if has { q.next() } else { None }.unwrap_or(f64::NAN))
+            .collect()
     }
 
     /// Reduces one probe step to host numbers: call after
@@ -438,7 +519,20 @@ impl Probe {
         let mut known_norms = Vec::new();
         let mut known_grads = Vec::new();
         for (p, w) in net.probe_points().iter().zip(&self.weights) {
-            if let (Some(weight), Some((_, param))) = (&p.weight, w) {
+            if let (Some(weight), Some(WeightSlot { rows, param, .. })) = (&p.weight, w) {
+                if let Some((first, n)) = rows {
+                    // A block: those rows of the parameter's gradient, read
+                    // with its own norm (the known sums are the whole's).
+                    let g = param
+                        .map(|i| &grads.params[i])
+                        .filter(|g| g.defined())
+                        .and_then(|g| g.f_narrow(0, *first, *n).ok());
+                    weight_grads.push(or_nan(g.as_ref(), weight));
+                    known_grads.push(None);
+                    weights.push(weight.detach());
+                    known_norms.push(None);
+                    continue;
+                }
                 let grad = param.and_then(|i| known.grads.get(i).copied().flatten());
                 if grad.is_none() {
                     weight_grads.push(or_nan(param.map(|i| &grads.params[i]), weight));
@@ -464,6 +558,10 @@ impl Probe {
             known_grads,
             outputs,
             responses: responses.iter().map(|(_, r)| r.detach()).collect(),
+            response_activations: responses
+                .iter()
+                .map(|(point, _)| self.activation_of(*point))
+                .collect(),
         }
     }
 
@@ -488,7 +586,7 @@ impl Probe {
             .weights
             .iter()
             .map(|w| {
-                let (numel, _) = (*w)?;
+                let numel = w.as_ref()?.numel;
                 let (known_grad, known_norm) = known.next()?;
                 let g = match known_grad {
                     Some(s) => (s.l2(), s.nonzero as f64),
@@ -504,19 +602,26 @@ impl Probe {
                 })
             })
             .collect();
-        // Read during the backward pass, or else the next one read now.
+        // Read during the backward pass, or else the next one read now;
+        // none for a point without an output.
         let mut read_outputs = r.outputs.iter();
-        let output = grads
+        let mut arrived = grads.outputs.iter();
+        let output = self
             .outputs
             .iter()
-            .map(|g| match g {
-                OutputGrad::Read { sums, numel } => {
-                    stats((sums.l2(), sums.nonzero as f64), *numel as f64)
+            .map(|&has| {
+                if !has {
+                    return None;
                 }
-                OutputGrad::Kept(t) => {
-                    let reading = read_outputs.next().copied();
-                    stats(reading.unwrap_or((f64::NAN, f64::NAN)), t.numel() as f64)
-                }
+                Some(match arrived.next()? {
+                    OutputGrad::Read { sums, numel } => {
+                        stats((sums.l2(), sums.nonzero as f64), *numel as f64)
+                    }
+                    OutputGrad::Kept(t) => {
+                        let reading = read_outputs.next().copied();
+                        stats(reading.unwrap_or((f64::NAN, f64::NAN)), t.numel() as f64)
+                    }
+                })
             })
             .collect();
         ProbeRecord {
@@ -610,11 +715,11 @@ mod tests {
         let expected = (logits.softmax(1, Kind::Float) - y.one_hot(4).to_kind(Kind::Float)) / 5.0;
         let expected_l2 = expected.norm().double_value(&[]);
         assert!(
-            (rec.output[2].l2 - expected_l2).abs() < 1e-6 * expected_l2.max(1.0),
+            (rec.output[2].unwrap().l2 - expected_l2).abs() < 1e-6 * expected_l2.max(1.0),
             "{} vs {expected_l2}",
-            rec.output[2].l2
+            rec.output[2].unwrap().l2
         );
-        assert!((rec.output[2].rms - expected_l2 / 20f64.sqrt()).abs() < 1e-6);
+        assert!((rec.output[2].unwrap().rms - expected_l2 / 20f64.sqrt()).abs() < 1e-6);
         assert!(grads.outputs[2]
             .kept()
             .unwrap()
@@ -678,7 +783,11 @@ mod tests {
                 .outputs
                 .iter()
                 .all(|g| matches!(g, OutputGrad::Read { .. })));
-            for (i, (a, b)) in read_rec.output.iter().zip(&kept_rec.output).enumerate() {
+            let read_outputs = read_rec.output.iter().flatten();
+            for (i, (a, b)) in read_outputs
+                .zip(kept_rec.output.iter().flatten())
+                .enumerate()
+            {
                 assert!(
                     (a.l2 - b.l2).abs() <= 1e-12 * b.l2 && a.l2 > 0.0,
                     "point {i}: {} vs {}",
@@ -760,7 +869,7 @@ mod tests {
         for (i, g) in grads.outputs.iter().enumerate() {
             let g = g.kept().unwrap();
             assert!(
-                close(r.output[i].l2, g.norm().double_value(&[])),
+                close(r.output[i].unwrap().l2, g.norm().double_value(&[])),
                 "point {i}"
             );
         }
@@ -1054,15 +1163,22 @@ mod tests {
                 .forward(&x, true, Some(&again))
                 .cross_entropy_for_logits(&y);
             let (outputs, _) = again.finish();
-            let states: Vec<Tensor> = outputs
+            // The points with an output (the weight blocks and gates after
+            // the head have none, and record none).
+            let has: Vec<usize> = (0..outputs.len())
+                .filter(|&i| net.probe_points()[i].reads.output())
+                .collect();
+            assert!(has.iter().all(|&i| outputs[i].is_some()));
+            let states: Vec<Tensor> = has
                 .iter()
-                .map(|o| o.as_ref().unwrap().shallow_clone())
+                .map(|&i| outputs[i].as_ref().unwrap().shallow_clone())
                 .collect();
             let grads = Tensor::run_backward(&[&loss], &states, false, false);
-            assert_eq!(rec.output.len(), states.len());
-            for (i, g) in grads.iter().enumerate() {
+            assert_eq!(rec.output.len(), outputs.len());
+            assert_eq!(rec.output.iter().flatten().count(), states.len());
+            for (&i, g) in has.iter().zip(&grads) {
                 let want = g.norm().double_value(&[]);
-                let got = rec.output[i].l2;
+                let got = rec.output[i].unwrap().l2;
                 assert!(
                     (got - want).abs() <= 1e-6 * want.max(1e-12),
                     "{cell:?} point {i}: {got} vs {want}"
@@ -1085,7 +1201,7 @@ mod tests {
     /// [`probed_step`], with the responses of `early` elements or more
     /// read during the forward pass (`Probe::recording`, as the training
     /// loop does).
-    fn probed_step_reading(
+    pub(crate) fn probed_step_reading(
         vs: &nn::VarStore,
         net: &dyn Network,
         x: &Tensor,
@@ -1256,17 +1372,21 @@ mod tests {
                 .sum(Kind::Double)
                 .sqrt()
                 .double_value(&[]);
-            let got = rec.output[i].l2;
+            let got = rec.output[i].unwrap().l2;
             assert!(got > 0.0 && exact > 0.0, "point {i}: {got:e} / {exact:e}");
             assert!(
                 (got - exact).abs() <= 1e-6 * exact,
                 "point {i}: {got:e} vs {exact:e}"
             );
-            assert_eq!(rec.output[i].zero_fraction, 0.0, "point {i}");
+            assert_eq!(rec.output[i].unwrap().zero_fraction, 0.0, "point {i}");
         }
         // The instrument sees the vanishing: the input layer's rms is far
         // below float32's squaring limit (~1e-19).
-        assert!(rec.output[0].rms < 1e-19, "{:e}", rec.output[0].rms);
+        assert!(
+            rec.output[0].unwrap().rms < 1e-19,
+            "{:e}",
+            rec.output[0].unwrap().rms
+        );
         assert_eq!(
             Probe::new(&net, &[]).trunk().iter().filter(|t| **t).count(),
             30,
@@ -1315,7 +1435,7 @@ mod tests {
         };
         let (a, b) = (read(1.0), read(4.0));
         let rel = |x: f64, y: f64| (x - y).abs() / y.abs();
-        assert!(rel(b.output[2].rms * 4.0, a.output[2].rms) < 1e-3);
+        assert!(rel(b.output[2].unwrap().rms * 4.0, a.output[2].unwrap().rms) < 1e-3);
         let (wa, wb) = (a.weight[2].unwrap(), b.weight[2].unwrap());
         assert!(rel(wb.norm, 4.0 * wa.norm) < 1e-6);
         assert!(rel(wb.grad.l2 * 4.0, wa.grad.l2) < 1e-3);
@@ -1323,7 +1443,7 @@ mod tests {
         // The relative gradient falls as 1/‖W‖²: the angular step shrinks.
         assert!(rel(wb.relative() * 16.0, wa.relative()) < 1e-3);
         // The other layers do not see the change.
-        assert!(rel(b.output[3].rms, a.output[3].rms) < 1e-3);
+        assert!(rel(b.output[3].unwrap().rms, a.output[3].unwrap().rms) < 1e-3);
     }
 
     /// Issue 12, §3: about half of a ReLU response is 0 by construction,

@@ -72,6 +72,8 @@ pub(crate) struct Probed {
     /// The dL/dh kept for now ([`OutputGrad::Kept`]), in point order.
     pub(crate) outputs: Vec<Tensor>,
     pub(crate) responses: Vec<Tensor>,
+    /// The nonlinearity each response is measured against.
+    pub(crate) response_activations: Vec<Activation>,
 }
 
 impl Probed {
@@ -96,7 +98,8 @@ pub(crate) struct Readings {
 }
 
 impl Readings {
-    /// One read of each tensor in host memory ([`gradscope_kernels`]).
+    /// One read of each tensor in host memory ([`gradscope_kernels`]);
+    /// `activation` is the network's (see [`read_on_host_each`]).
     pub(crate) fn onepass(t: &Probed, activation: Activation) -> Readings {
         let grads: Vec<Tensor> = t
             .weight_grads
@@ -105,7 +108,7 @@ impl Readings {
             .chain(&t.outputs)
             .map(Tensor::shallow_clone)
             .collect();
-        let (g, r) = read_on_host(&grads, &t.responses, activation);
+        let (g, r) = read_on_host_each(&grads, &t.responses, &t.response_activations, activation);
         let (w, o) = (t.weight_grads.len(), t.weights.len());
         let pairs = |g: &[kernels::GradSums]| -> Vec<(f64, f64)> {
             g.iter().map(|s| (s.l2(), s.nonzero as f64)).collect()
@@ -124,11 +127,13 @@ impl Readings {
     /// hundreds of tiny ops otherwise, and their dispatch cost, not the
     /// arithmetic, dominated the MLP's probe time in `make bench`.
     pub(crate) fn libtorch(t: &Probed, activation: Activation) -> Result<Readings, ProbeError> {
-        let stats = |x: &Tensor, dims: &[i64]| response_stats(x, dims, activation);
         let (wg_part, wg_order) = grouped(&t.weight_grads, grad_stats);
         let (w_part, w_order) = grouped(&t.weights, |x, dims| l2_fast(x, dims).unsqueeze(0));
         let (o_part, o_order) = grouped(&t.outputs, grad_stats);
-        let (s_part, s_order) = grouped(&t.responses, stats);
+        // Responses of one shape are stacked only with those measured
+        // against the same nonlinearity.
+        let (s_part, s_order) =
+            grouped_tagged(&t.responses, &t.response_activations, response_stats);
         let parts: Vec<Tensor> = wg_part
             .into_iter()
             .chain(w_part)
@@ -177,6 +182,45 @@ pub(crate) fn read_on_host(
 ) -> (Vec<kernels::GradSums>, Vec<kernels::ResponseSums>) {
     let (at_most, at_least) = activation.flat_bounds();
     kernels::read(grads, responses, kernels::Flat { at_most, at_least })
+}
+
+/// [`read_on_host`] with each response measured against its own
+/// nonlinearity (`activations`, one per response): those of `main` (the
+/// network's; all of them outside the recurrent family) in one read with
+/// `grads`, as [`read_on_host`] alone would read them, and each other
+/// nonlinearity's in one more.
+pub(crate) fn read_on_host_each(
+    grads: &[Tensor],
+    responses: &[Tensor],
+    activations: &[Activation],
+    main: Activation,
+) -> (Vec<kernels::GradSums>, Vec<kernels::ResponseSums>) {
+    let mut kinds = vec![main];
+    for a in activations {
+        if !kinds.contains(a) {
+            kinds.push(*a);
+        }
+    }
+    let mut grad_sums = Vec::new();
+    let mut sums: Vec<Option<kernels::ResponseSums>> = vec![None; responses.len()];
+    for (k, kind) in kinds.into_iter().enumerate() {
+        let members: Vec<usize> = (0..responses.len())
+            .filter(|&i| activations.get(i).copied().unwrap_or(main) == kind)
+            .collect();
+        let picked: Vec<Tensor> = members
+            .iter()
+            .map(|&i| responses[i].shallow_clone())
+            .collect();
+        let (g, r) = read_on_host(if k == 0 { grads } else { &[] }, &picked, kind);
+        if k == 0 {
+            grad_sums = g;
+        }
+        for (i, s) in members.into_iter().zip(r) {
+            sums[i] = Some(s);
+        }
+    }
+    // Every response is in exactly one group: none is left `None`.
+    (grad_sums, sums.into_iter().flatten().collect())
 }
 
 /// `[mean, std, saturated fraction, dead fraction]` of one response.
@@ -300,31 +344,41 @@ pub(crate) fn grouped(
     tensors: &[Tensor],
     reduce: impl Fn(&Tensor, &[i64]) -> Tensor,
 ) -> (Vec<Tensor>, Vec<Vec<usize>>) {
-    let mut groups: Vec<(Vec<i64>, Vec<usize>)> = Vec::new();
-    for (i, t) in tensors.iter().enumerate() {
+    let tags = vec![(); tensors.len()];
+    grouped_tagged(tensors, &tags, |x, dims, ()| reduce(x, dims))
+}
+
+/// [`grouped`], where only tensors of the same `tags` entry (one per
+/// tensor) are stacked together, and `reduce` gets the group's tag.
+pub(crate) fn grouped_tagged<T: Copy + PartialEq>(
+    tensors: &[Tensor],
+    tags: &[T],
+    reduce: impl Fn(&Tensor, &[i64], T) -> Tensor,
+) -> (Vec<Tensor>, Vec<Vec<usize>>) {
+    let mut groups: Vec<(Vec<i64>, T, Vec<usize>)> = Vec::new();
+    for ((i, t), &tag) in tensors.iter().enumerate().zip(tags) {
         let shape = t.size();
         let small = t.numel() as i64 <= GROUP_MAX_NUMEL;
-        match groups
-            .iter_mut()
-            .find(|(s, m)| small && *s == shape && tensors[m[0]].numel() as i64 <= GROUP_MAX_NUMEL)
-        {
-            Some((_, members)) => members.push(i),
-            None => groups.push((shape, vec![i])),
+        match groups.iter_mut().find(|(s, g, m)| {
+            small && *s == shape && *g == tag && tensors[m[0]].numel() as i64 <= GROUP_MAX_NUMEL
+        }) {
+            Some((_, _, members)) => members.push(i),
+            None => groups.push((shape, tag, vec![i])),
         }
     }
     let parts: Vec<Tensor> = groups
         .iter()
-        .map(|(shape, members)| {
+        .map(|(shape, tag, members)| {
             // A group of one is a view, not a copy.
             let stacked = match members.as_slice() {
                 [only] => tensors[*only].unsqueeze(0),
                 _ => Tensor::stack(&members.iter().map(|&i| &tensors[i]).collect::<Vec<_>>(), 0),
             };
             let dims: Vec<i64> = (1..=shape.len() as i64).collect();
-            reduce(&stacked, &dims).flatten(0, -1)
+            reduce(&stacked, &dims, *tag).flatten(0, -1)
         })
         .collect();
-    (parts, groups.into_iter().map(|(_, m)| m).collect())
+    (parts, groups.into_iter().map(|(_, _, m)| m).collect())
 }
 
 /// Inverse of [`grouped`] on the host: `k` statistics per tensor, back in

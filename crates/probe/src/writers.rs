@@ -248,8 +248,11 @@ impl RunWriters {
         self.metrics.flush()
     }
 
-    /// Writes one probe step: a `weight` and an `output` row per probe point,
-    /// and an activations row per response: the columns of
+    /// Writes one probe step: a `weight` row per probe point with a weight
+    /// and an `output` row per probe point with an output (every point of
+    /// the feed-forward families has one), and an activations row per
+    /// response, whose `q` is empty where its point has no output: the
+    /// columns of
     /// [`gradscope_format::GradientRow`] and [`ActivationRow`], whose serde
     /// form the test below holds these rows to byte for byte. Written field
     /// by field, each number with [`push_num`] into one reused string: the
@@ -274,15 +277,18 @@ impl RunWriters {
                 let values = [l2, rms, zero, Some(w.norm), Some(w.relative())];
                 bytes += row(&mut self.gradients, KIND_WEIGHT, values)?;
             }
-            let [l2, rms, zero] = grad(&rec.output[i]);
-            bytes += row(
-                &mut self.gradients,
-                KIND_OUTPUT,
-                [l2, rms, zero, None, None],
-            )?;
+            if let Some(o) = rec.output.get(i).and_then(Option::as_ref) {
+                let [l2, rms, zero] = grad(o);
+                bytes += row(
+                    &mut self.gradients,
+                    KIND_OUTPUT,
+                    [l2, rms, zero, None, None],
+                )?;
+            }
         }
         for r in &rec.responses {
-            let q = rec.forward.get(r.point).copied();
+            let has_output = rec.output.get(r.point).is_some_and(Option::is_some);
+            let q = rec.forward.get(r.point).copied().filter(|_| has_output);
             numbers.set(&[
                 Some(r.mean),
                 Some(r.std),
@@ -360,7 +366,7 @@ mod tests {
                 }),
                 None,
             ],
-            output: vec![g(f64::NAN, 0.3, 0.0), g(4.0, 2e-42, 0.25)],
+            output: vec![Some(g(f64::NAN, 0.3, 0.0)), Some(g(4.0, 2e-42, 0.25))],
             responses: vec![ResponseStats {
                 point: 0,
                 mean: 0.5,
@@ -449,7 +455,7 @@ mod tests {
                 }),
                 None,
             ],
-            output: vec![g(1), g(5), g(6)],
+            output: vec![Some(g(1)), Some(g(5)), Some(g(6))],
             responses: (0..3)
                 .map(|p| ResponseStats {
                     point: p,
@@ -490,7 +496,9 @@ mod tests {
                 (r.weight_norm, r.relative) = (Some(ws.norm), Some(ws.relative()));
                 grads.serialize(&r).unwrap();
             }
-            grads.serialize(row(KIND_OUTPUT, &rec.output[i])).unwrap();
+            if let Some(o) = &rec.output[i] {
+                grads.serialize(row(KIND_OUTPUT, o)).unwrap();
+            }
         }
         for r in &rec.responses {
             acts.serialize(ActivationRow {
@@ -515,6 +523,63 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A point without an output (a recurrent net's weight block or gate
+    /// reading) writes no `output` row: a weight block only its `weight`
+    /// row, a gate only its activations rows, whose `q` is empty (q is
+    /// the forward signal at a point's output). The other rows are as
+    /// before.
+    #[test]
+    fn points_without_an_output_write_no_output_row() {
+        let dir = tempfile_dir().join("no-output");
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = vec!["t000.h".into(), "cell0.w_hh.f".into(), "t000.gate_f".into()];
+        let mut w = RunWriters::create(&dir, names, vec![true, false, false]).unwrap();
+        let g = |l2: f64| GradStats {
+            l2,
+            rms: l2 / 2.0,
+            zero_fraction: 0.0,
+        };
+        let response = |point: usize| ResponseStats {
+            point,
+            mean: 0.5,
+            std: 0.25,
+            saturation: 0.125,
+            dead: 0.0,
+        };
+        let rec = ProbeRecord {
+            weight: vec![
+                None,
+                Some(WeightStats {
+                    grad: g(2.0),
+                    norm: 4.0,
+                }),
+                None,
+            ],
+            output: vec![Some(g(1.0)), None, None],
+            responses: vec![response(0), response(2)],
+            forward: vec![0.75, f64::NAN, f64::NAN],
+        };
+        w.probe(3, &rec).unwrap();
+        w.finish().unwrap();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        let body = |text: String| text.lines().skip(1).map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            body(read(GRADIENTS_CSV)),
+            [
+                "3,0,t000.h,output,true,1,0.5,0,,",
+                "3,1,cell0.w_hh.f,weight,false,2,1,0,4,0.5",
+            ]
+        );
+        assert_eq!(
+            body(read(ACTIVATIONS_CSV)),
+            [
+                "3,0,t000.h,0.5,0.25,0.125,0,0.75",
+                "3,2,t000.gate_f,0.5,0.25,0.125,0,",
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// Probe rows wait in memory for at most [`FLUSH_EVERY`]: a probe step
     /// written that long after the last flush reaches the file with every
     /// row before it, whole, without `finish` (what `report --watch` and a
@@ -531,7 +596,7 @@ mod tests {
         };
         let rec = ProbeRecord {
             weight: vec![None],
-            output: vec![g],
+            output: vec![Some(g)],
             responses: Vec::new(),
             forward: vec![1.0],
         };

@@ -162,7 +162,9 @@ pub(crate) fn measure(vs: &nn::VarStore, net: &dyn Network) -> (i64, i64, usize,
         .sum();
     let mut mults = 0i64;
     let mut weight_layers = 0;
-    for p in net.probe_points() {
+    // Points with an output: a recurrent net's weight blocks are parts of
+    // matrices counted elsewhere, not layers.
+    for p in net.probe_points().iter().filter(|p| p.reads.output()) {
         if let Some(w) = &p.weight {
             weight_layers += 1;
             let spatial: i64 = p.output_shape.iter().skip(1).product();

@@ -1076,4 +1076,150 @@ mod rnn_tests {
             crate::check::check_experiment(&exp(r#""sequence": "rows""#, "[6, 28]")).unwrap_err();
         assert!(e.to_string().starts_with("depths[1]: 28 is not"), "{e}");
     }
+
+    /// Issue 34 §3 end to end: a two-layer rnn run's `gradients.csv` has a
+    /// `weight` row for every gate block of every matrix (`cell1.w_hh.f`,
+    /// after the head, off the trunk, no `output` row), and its other
+    /// rows are where they were: h_t at `layer` t on the trunk with W_hh
+    /// on `t000.h`, the LSTM's c_t at T + t, the head at the end of them.
+    /// The decay in `run.json` is still fitted over h_t alone: it is the
+    /// median of the decays of the CSV's trunk rows. `activations.csv`
+    /// has h_t's rows and the last layer's gate readings, at `layer`s
+    /// that no gradient row has, with no `q`.
+    #[test]
+    fn an_rnn_run_writes_every_matrix_and_keeps_its_trunk_rows() {
+        use gradscope_format::rows::ActivationRow;
+        use gradscope_format::GradientRow;
+        let exp = Experiment::from_json(
+            r#"{"name": "rnn-blocks",
+              "dataset": {"kind": "adding", "samples": 64, "test_samples": 16, "seed": 1},
+              "model": {"family": "rnn", "width": 4, "layers": 2, "cell": ["tanh", "lstm", "gru"]},
+              "variants": ["plain"], "depths": [5], "seeds": [0],
+              "task": "regression",
+              "train": {"optimizer": "adam", "lr": 0.01, "batch_size": 16, "steps": 6, "eval_every": 3},
+              "probe": {"every": 1}}"#,
+            Path::new("rnn.json"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = Sweep::prepare(
+            exp,
+            dir.path(),
+            Device::Cpu,
+            1,
+            Existing::Refuse,
+            None,
+            "run",
+        )
+        .unwrap();
+        let stop = AtomicBool::new(false);
+        for run in sweep.pending().to_vec() {
+            let record = sweep.run(&run, &stop, &mut |_| {}).unwrap();
+            let name = run.name();
+            let (cell, t_len) = (
+                ["tanh", "lstm", "gru"]
+                    .into_iter()
+                    .find(|c| name.contains(c))
+                    .unwrap(),
+                5,
+            );
+            let gates: &[&str] = match cell {
+                "lstm" => &["i", "f", "g", "o"],
+                "gru" => &["r", "z", "n"],
+                _ => &[""],
+            };
+            let head = if cell == "lstm" { 2 * t_len } else { t_len };
+            // (layer, name, kind, trunk) of one probe step's rows.
+            let mut want: Vec<(usize, String, &str, bool)> =
+                vec![(0, "t000.h".into(), "weight", true)];
+            want.extend((0..t_len).map(|t| (t, format!("t{t:03}.h"), "output", true)));
+            if cell == "lstm" {
+                want.extend((0..t_len).map(|t| (t_len + t, format!("t{t:03}.c"), "output", false)));
+            }
+            want.push((head, "head.linear".into(), "weight", false));
+            want.push((head, "head.linear".into(), "output", false));
+            let blocks = (0..2).flat_map(|l| {
+                ["w_ih", "w_hh"].into_iter().flat_map(move |m| {
+                    gates.iter().map(move |g| match *g {
+                        "" => format!("cell{l}.{m}"),
+                        g => format!("cell{l}.{m}.{g}"),
+                    })
+                })
+            });
+            want.extend(
+                blocks
+                    .enumerate()
+                    .map(|(k, n)| (head + 1 + k, n, "weight", false)),
+            );
+            let path = sweep.run_dir(&run).join("gradients.csv");
+            let rows: Vec<GradientRow> = csv::Reader::from_path(&path)
+                .unwrap()
+                .deserialize()
+                .map(Result::unwrap)
+                .collect();
+            let key = |r: &GradientRow| (r.layer, r.name.clone(), r.kind.clone(), r.trunk);
+            let step0: Vec<_> = rows.iter().filter(|r| r.step == 0).map(key).collect();
+            let want: Vec<_> = want
+                .into_iter()
+                .map(|(l, n, k, t)| (l, n, k.to_string(), t))
+                .collect();
+            assert_eq!(step0, want, "{name}");
+            assert!(rows
+                .iter()
+                .filter(|r| r.kind == "weight")
+                .all(|r| r.l2.unwrap() > 0.0 && r.weight_norm.unwrap() > 0.0));
+
+            let ends = &record.gradient_ends;
+            let trunk: Vec<String> = (0..t_len).map(|t| format!("t{t:03}.h")).collect();
+            assert_eq!(ends.trunk_points, trunk, "{name}");
+            let mut window = gradscope_format::decay::ProfileWindow::new();
+            for step in 0..6 {
+                let profile: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r.step == step && r.trunk && r.is_output())
+                    .map(|r| r.rms.unwrap())
+                    .collect();
+                assert_eq!(profile.len(), t_len, "{name}");
+                window.push(profile);
+            }
+            let (csv_decay, decay) = (
+                window.readings().decay_init.unwrap(),
+                ends.decay_init.unwrap(),
+            );
+            assert!(
+                (csv_decay - decay).abs() <= 1e-5 * decay.abs(),
+                "{name}: {csv_decay} vs {decay}"
+            );
+
+            let path = sweep.run_dir(&run).join("activations.csv");
+            let acts: Vec<ActivationRow> = csv::Reader::from_path(&path)
+                .unwrap()
+                .deserialize()
+                .map(Result::unwrap)
+                .collect();
+            let step0: Vec<&ActivationRow> = acts.iter().filter(|r| r.step == 0).collect();
+            let read: &[&str] = match cell {
+                "lstm" => &["f", "i", "o"],
+                "gru" => &["z", "r"],
+                _ => &[],
+            };
+            assert_eq!(step0.len(), t_len * (1 + read.len()), "{name}");
+            let first_gate = head + 1 + 2 * 2 * gates.len();
+            for (i, r) in step0.iter().enumerate() {
+                let (layer, point) = match i.checked_sub(t_len) {
+                    None => (i, format!("t{i:03}.h")),
+                    Some(k) => (
+                        first_gate + k,
+                        format!("t{:03}.gate_{}", k % t_len, read[k / t_len]),
+                    ),
+                };
+                assert_eq!((r.layer, &r.name), (layer, &point), "{name}");
+                assert_eq!(r.q.is_some(), i < t_len, "{name}: q only at h_t");
+                assert!(
+                    !rows.iter().any(|g| g.layer == r.layer && g.name != r.name),
+                    "{name}: {point}"
+                );
+            }
+        }
+    }
 }

@@ -16,7 +16,7 @@
 use anyhow::{bail, Context, Result};
 use gradscope_data::Dataset;
 use gradscope_format::files::METRICS_CSV;
-use gradscope_models::Recording;
+use gradscope_models::{Reads, Recording};
 use gradscope_probe::Probe as GradientProbe;
 use gradscope_train::plan::RunSpec;
 use gradscope_train::record::write_file;
@@ -379,10 +379,23 @@ fn read_floor_ms(exp: &Experiment, data: &Dataset, run: &RunSpec) -> Result<f64>
         .filter_map(|g| g.kept().map(Tensor::shallow_clone))
         .collect();
     tensors.extend(responses.iter().map(|(_, r)| r.detach()));
-    // The probe points' weight gradients, found among the parameters'.
-    for w in net.probe_points().iter().filter_map(|p| p.weight.as_ref()) {
-        if let Some(i) = params.iter().position(|p| p.data_ptr() == w.data_ptr()) {
-            tensors.push(grads.params[i].shallow_clone());
+    // The probe points' weight gradients, found among the parameters'; a
+    // recurrent net's gate block is those rows of its parameter's.
+    for point in net.probe_points() {
+        let Some(w) = &point.weight else { continue };
+        let (of, rows) = match &point.reads {
+            Reads::WeightRows {
+                parameter,
+                first_row,
+            } => (parameter, Some((*first_row, w.size()[0]))),
+            Reads::Output | Reads::Responses(_) => (w, None),
+        };
+        if let Some(i) = params.iter().position(|p| p.data_ptr() == of.data_ptr()) {
+            let g = &grads.params[i];
+            tensors.push(match rows {
+                Some((first, n)) if g.defined() => g.f_narrow(0, first, n)?,
+                _ => g.shallow_clone(),
+            });
         }
     }
     tensors.retain(Tensor::defined);

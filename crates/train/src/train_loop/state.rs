@@ -96,8 +96,8 @@ impl LoopState {
         self.profiles.push(rec.trunk_profile(trunk));
         self.forward.push(forward_profile(rec, trunk));
         let (first, last) = (
-            rec.output.first().map(|o| o.l2),
-            rec.output.last().map(|o| o.l2),
+            rec.output.iter().flatten().next().map(|o| o.l2),
+            rec.output.iter().flatten().next_back().map(|o| o.l2),
         );
         if step == 0 {
             (self.ends.init_first, self.ends.init_last) = (first, last);
