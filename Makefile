@@ -44,7 +44,8 @@ FUZZ_SECS ?= 60
 .PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench bench-kernels cost fuzz fashion fashion-data glorot landscape lesion
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
-# libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda).
+# libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda, or
+# --workload lstm to bench one workload).
 BENCH_ARGS ?=
 
 all: build

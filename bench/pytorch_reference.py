@@ -3,24 +3,36 @@
 
 This script is NOT part of gradscope and is not used by it. It is the PyTorch
 side of a side-by-side benchmark: it trains the same models as gradscope
-(crates/models/src/mlp.rs and cnn.rs), with the same init scheme, batch,
-synthetic data and optimizer, and reads per-layer gradient norms the way a
-PyTorch user would (tensor hooks, ``p.grad.norm()``), then prints one JSON
-line with its throughput and memory.
+(crates/models/src/mlp.rs, cnn.rs and rnn.rs), with the same init scheme,
+batch, synthetic data and optimizer, and reads per-layer gradient norms the
+way a PyTorch user would (tensor hooks, ``p.grad.norm()``), then prints one
+JSON line with its throughput and memory.
 
 Workloads (input 1x28x28, 10 classes, batch 128):
   mlp-plain, mlp-residual  depth 32, width 128, ReLU, no norm, nn.Linear init
   cnn20, cnn56             He et al. CIFAR ResNet (6n+2), option-A shortcuts,
                            BN, Kaiming-normal convs and fc, zero fc bias
-Optimizer: SGD(lr=0.01, momentum=0.9, weight_decay=1e-4), F.cross_entropy.
+and the recurrent ones (the adding problem, 100 steps of 2 features, batch 64,
+a linear head on the last h, mean squared error):
+  lstm                     LSTM width 128 unrolled with torch.lstm_cell, the
+                           op gradscope calls, so hooks can read each h_t, c_t
+  lstm-fused               the same net as one torch.nn.LSTM call (what a
+                           user would otherwise train); it hides h_t and c_t,
+                           so it runs with --probe off only
+  Both: PyTorch's nn.LSTM init, U(+-1/sqrt(128)) for every weight and bias,
+  then the forget block of b_ih set to 1 and b_hh's to 0 (gradscope's
+  forget_bias 1); the head nn.Linear's own init.
+Optimizer: SGD(lr=0.01, momentum=0.9, weight_decay=1e-4); F.cross_entropy,
+or for the LSTM the mean of the squared error written out as gradscope does.
 Data: one random batch made once on the device and reused every step.
 
 Probing (--probe every | every10) records on a probe step, all as device
 tensors stacked and copied to the host with a single .tolist():
   * dL/dh at each probe point (tensor hooks registered in forward);
   * the L2 norm of each conv/linear weight gradient after backward;
-  * mean, std (biased, as gradscope) and ReLU saturation (fraction <= 0) of
-    each response, computed in forward on detached tensors.
+  * mean, std (biased, as gradscope) and saturation of each response,
+    computed in forward on detached tensors: ReLU's (fraction <= 0), or for
+    the LSTM's h_t tanh's (fraction with |h| > 0.99), as gradscope reads them.
 On every10, timed step i probes when i % 10 == 0 (warm-up steps likewise on
 their own index); other steps only check a flag.
 
@@ -49,13 +61,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-WORKLOADS = ("mlp-plain", "mlp-residual", "cnn20", "cnn56")
+WORKLOADS = ("mlp-plain", "mlp-residual", "cnn20", "cnn56", "lstm", "lstm-fused")
 PROBES = {"off": None, "every": 1, "every10": 10}
 BATCH = 128
 INPUT_SHAPE = (1, 28, 28)
 CLASSES = 10
 MLP_DEPTH = 32
 MLP_WIDTH = 128
+# The recurrent workloads (gradscope's bench: rnn family, adding problem).
+LSTM_BATCH = 64
+LSTM_WIDTH = 128
+LSTM_LENGTH = 100
+ADDING_FEATURES = 2  # a value and a marker per step
+FORGET_BIAS = 1.0
+
+
+def is_lstm(workload):
+    return workload.startswith("lstm")
+
+
+def batch_of(workload):
+    return LSTM_BATCH if is_lstm(workload) else BATCH
 
 
 # --------------------------------------------------------------------------
@@ -98,25 +124,38 @@ class Recorder:
         h.register_hook(lambda g: norms.__setitem__(i, g.norm()))
         return h
 
-    def response(self, a):
-        """Mean, std and ReLU saturation of a response, left on the device."""
+    def response(self, a, tanh=False):
+        """Mean, std and saturation of a response, left on the device:
+        ReLU's flat part (a <= 0), or with ``tanh`` tanh's (|a| > 0.99)."""
         if not self.active:
             return
         a = a.detach()
         std, mean = torch.std_mean(a, correction=0)
-        sat = (a <= 0).float().mean()
-        self.responses += (mean, std, sat)
+        flat = a.abs() > 0.99 if tanh else a <= 0
+        self.responses += (mean, std, flat.float().mean())
         self.n_responses += 1
+
+    def missing(self):
+        """Probe points whose hook did not fire, by kind. Only an LSTM's
+        last c_T may go without: nothing after the last step reads it, and
+        where the cell is one fused kernel (CUDA) h_T is made inside that
+        kernel, so autograd has no gradient at c_T to hand a hook."""
+        gone = [self.kinds[i] for i in range(len(self.kinds)) if i not in self.out_norms]
+        return {k: gone.count(k) for k in set(gone)}
 
     def gather(self, weights):
         """After backward: one flat list of device scalars, in the order
         weight grad norms, output grad norms (forward order), response stats.
         """
-        missing = len(self.kinds) - len(self.out_norms)
-        if missing:
-            raise RuntimeError(f"{missing} probe hooks did not fire")
         parts = [w.grad.norm() for w in weights]
-        parts += [self.out_norms[i] for i in range(len(self.kinds))]
+        norms = self.out_norms
+        if len(norms) < len(self.kinds):
+            missing = self.missing()
+            if set(missing) != {"c"} or missing["c"] > 1:
+                raise RuntimeError(f"probe hooks did not fire: {missing}")
+            nan = torch.full((), float("nan"), device=parts[0].device)
+            norms = {i: norms.get(i, nan) for i in range(len(self.kinds))}
+        parts += [norms[i] for i in range(len(self.kinds))]
         parts += self.responses
         return parts
 
@@ -233,7 +272,71 @@ class Cnn(nn.Module):
         return rec.tap(self.fc(pooled), "fc")
 
 
+def lstm_init_(w_ih, w_hh, b_ih, b_hh):
+    """gradscope's rnn init (crates/models/src/rnn.rs), which is nn.LSTM's
+    U(+-1/sqrt(width)) for every weight and bias, with the forget gate's
+    block (gates i, f, g, o) of b_ih at FORGET_BIAS and of b_hh at 0."""
+    bound = 1.0 / LSTM_WIDTH ** 0.5
+    with torch.no_grad():
+        for t in (w_ih, w_hh, b_ih, b_hh):
+            t.uniform_(-bound, bound)
+        b_ih[LSTM_WIDTH:2 * LSTM_WIDTH].fill_(FORGET_BIAS)
+        b_hh[LSTM_WIDTH:2 * LSTM_WIDTH].zero_()
+
+
+class UnrolledLstm(nn.Module):
+    """gradscope's rnn family with cell "lstm", one layer: T calls of
+    torch.lstm_cell (the aten op tch's Tensor::lstm_cell calls) from
+    h_0 = c_0 = 0, and a linear head on h_T. Probe points, as gradscope's:
+    each h_t (response: h_t, tanh saturation), each c_t, the head output.
+    Weights read: W_hh (shared by every step) and the head's."""
+
+    def __init__(self, rec):
+        super().__init__()
+        self.rec = rec
+        rows = 4 * LSTM_WIDTH
+        self.w_ih = nn.Parameter(torch.empty(rows, ADDING_FEATURES))
+        self.w_hh = nn.Parameter(torch.empty(rows, LSTM_WIDTH))
+        self.b_ih = nn.Parameter(torch.empty(rows))
+        self.b_hh = nn.Parameter(torch.empty(rows))
+        lstm_init_(self.w_ih, self.w_hh, self.b_ih, self.b_hh)
+        self.head = nn.Linear(LSTM_WIDTH, 1)
+
+    def forward(self, x):
+        rec = self.rec
+        h = c = x.new_zeros(x.shape[0], LSTM_WIDTH)
+        for t in range(x.shape[1]):
+            h, c = torch.lstm_cell(x[:, t], (h, c), self.w_ih, self.w_hh, self.b_ih, self.b_hh)
+            h = rec.tap(h, "h")
+            rec.response(h, tanh=True)
+            c = rec.tap(c, "c")
+        return rec.tap(self.head(h), "linear")
+
+    def probed_weights(self):
+        return [self.w_hh, self.head.weight]
+
+
+class FusedLstm(nn.Module):
+    """The same net as one torch.nn.LSTM call: the sequence runs inside
+    the op, so no hook sees h_t or c_t (never probed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(ADDING_FEATURES, LSTM_WIDTH, batch_first=True)
+        m = self.lstm
+        lstm_init_(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+        self.head = nn.Linear(LSTM_WIDTH, 1)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x)
+        return self.head(h_n[-1])
+
+
 def build_model(workload, rec):
+    if workload == "lstm":
+        return UnrolledLstm(rec)
+    if workload == "lstm-fused":
+        return FusedLstm()
     if workload.startswith("mlp"):
         features = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
         return Mlp(rec, features, MLP_WIDTH, MLP_DEPTH, CLASSES,
@@ -243,8 +346,36 @@ def build_model(workload, rec):
 
 
 def probed_weights(model):
-    """The conv and linear weights, in forward (registration) order."""
+    """The weights whose gradient norm a probe step reads: the recurrent
+    nets name theirs; else the conv and linear weights, in forward
+    (registration) order."""
+    if hasattr(model, "probed_weights"):
+        return model.probed_weights()
     return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def adding_batch(batch, device):
+    """One batch of the adding problem as gradscope's data make it
+    (crates/data/src/sequences.rs): values U[0, 1) and a marker with one 1
+    in each half of the sequence; the target is the two marked values' sum."""
+    t, half = LSTM_LENGTH, LSTM_LENGTH // 2
+    values = torch.rand(batch, t, device=device)
+    first = torch.randint(0, half, (batch,), device=device)
+    second = torch.randint(half, t, (batch,), device=device)
+    rows = torch.arange(batch, device=device)
+    marker = torch.zeros(batch, t, device=device)
+    marker[rows, first] = 1.0
+    marker[rows, second] = 1.0
+    y = values[rows, first] + values[rows, second]
+    return torch.stack((values, marker), dim=2), y
+
+
+def objective(workload, out, y):
+    """F.cross_entropy, or for the LSTM the mean squared error as gradscope
+    writes it (Task::Regression: flatten, subtract, square, mean)."""
+    if is_lstm(workload):
+        return (out.flatten() - y).square().mean()
+    return F.cross_entropy(out, y)
 
 
 # --------------------------------------------------------------------------
@@ -271,6 +402,7 @@ class Trainer:
     def __init__(self, workload, device, channels_last, every):
         self.device = device
         self.every = every
+        self.workload = workload
         self.rec = Recorder()
         self.model = build_model(workload, self.rec).to(device)
         if channels_last:
@@ -281,10 +413,13 @@ class Trainer:
         self.opt = torch.optim.SGD(
             self.model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4
         )
-        self.x = torch.randn(BATCH, *INPUT_SHAPE, device=device)
-        if channels_last:
-            self.x = self.x.to(memory_format=torch.channels_last)
-        self.y = torch.randint(0, CLASSES, (BATCH,), device=device)
+        if is_lstm(workload):
+            self.x, self.y = adding_batch(LSTM_BATCH, device)
+        else:
+            self.x = torch.randn(BATCH, *INPUT_SHAPE, device=device)
+            if channels_last:
+                self.x = self.x.to(memory_format=torch.channels_last)
+            self.y = torch.randint(0, CLASSES, (BATCH,), device=device)
         self.last_record = None
 
     def step(self, index):
@@ -296,7 +431,7 @@ class Trainer:
         self.opt.zero_grad()
         logits = self.model(self.x)
         self.rec.stop()
-        loss = F.cross_entropy(logits, self.y)
+        loss = objective(self.workload, logits, self.y)
         loss.backward()
         parts = self.rec.gather(self.weights) if probing else None
         self.opt.step()
@@ -342,11 +477,11 @@ def run_bench(args, device, channels_last):
         "device": str(device),
         "threads": torch.get_num_threads(),
         "channels_last": channels_last,
-        "batch": BATCH,
+        "batch": batch_of(args.workload),
         "steps": args.steps,
         "seconds": round(seconds, 6),
         "steps_per_s": round(args.steps / seconds, 3),
-        "images_per_s": round(args.steps * BATCH / seconds, 1),
+        "images_per_s": round(args.steps * batch_of(args.workload) / seconds, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_mb_at": {k: rss_at[k] for k in sorted(rss_at, key=int)},
         "probed_step_ms": statistics.median(probed) if probed else None,
@@ -363,7 +498,7 @@ def run_check(args, device, channels_last):
     for i in range(2):
         values = trainer.step(i)
         kinds = trainer.rec.kinds
-        step_counts = {k: kinds.count(k) for k in ("linear", "conv", "block", "fc")}
+        step_counts = {k: kinds.count(k) for k in ("linear", "conv", "block", "fc", "h", "c")}
         if counts is not None and step_counts != counts:
             raise RuntimeError(f"probe points changed between steps: {counts} vs {step_counts}")
         counts = step_counts
@@ -371,7 +506,10 @@ def run_check(args, device, channels_last):
     n_points = len(trainer.rec.kinds)
     n_resp = trainer.rec.n_responses
     expected_len = n_weights + n_points + 3 * n_resp
-    finite = all(v == v and abs(v) != float("inf") for v in values)
+    # A point whose hook could not fire (an LSTM's c_T on CUDA) reads NaN.
+    missing = trainer.rec.missing()
+    n_missing = sum(missing.values())
+    finite = sum(not (v == v and abs(v) != float("inf")) for v in values) == n_missing
     ok = len(values) == expected_len and finite
     out = {
         "side": "pytorch",
@@ -386,6 +524,7 @@ def run_check(args, device, channels_last):
         "responses": n_resp,
         "values_per_probe_step": len(values),
         "finite": finite,
+        "points_without_gradient": missing,
         "first_weight_grad_norm": values[0],
         "logits_grad_norm": values[n_weights + n_points - 1],
         "torch": torch.__version__,
@@ -438,6 +577,9 @@ def parse_args(argv=None):
     is_cnn = args.workload.startswith("cnn")
     if args.channels_last == "on" and not is_cnn:
         p.error("--channels-last on applies only to the CNN workloads")
+    # nn.LSTM runs the whole sequence in one op: no h_t for a hook to read.
+    if args.workload == "lstm-fused" and (args.probe != "off" or args.check):
+        p.error("lstm-fused hides h_t and c_t from hooks: it takes --probe off and no --check")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available to this torch build")
     return args

@@ -657,7 +657,7 @@ fn probe_points_match_the_pytorch_reference() {
     };
     let python = Path::new(&venv).join("bin/python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/pytorch_reference.py");
-    for (workload, depth) in [("cnn20", 20), ("mlp-plain", 32)] {
+    let reference = |workload: &str| -> serde_json::Value {
         let o = Command::new(&python)
             .args([
                 script.to_str().unwrap(),
@@ -671,7 +671,10 @@ fn probe_points_match_the_pytorch_reference() {
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         let line = String::from_utf8_lossy(&o.stdout);
-        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        serde_json::from_str(line.trim()).unwrap()
+    };
+    for (workload, depth) in [("cnn20", 20), ("mlp-plain", 32)] {
+        let v = reference(workload);
         // gradscope's side: run one probed step and count its rows at step 0.
         let body = if workload == "cnn20" {
             CNN_VANISH
@@ -707,6 +710,21 @@ fn probe_points_match_the_pytorch_reference() {
             "{workload}: weight gradients"
         );
     }
+    // The bench's LSTM (issue 34), unrolled on both sides: h_t and c_t at
+    // each of 100 steps and the head; W_hh's and the head's gradients.
+    let v = reference("lstm");
+    let lstm = r#"{ "name": "lstm", "task": "regression",
+        "dataset": { "kind": "adding", "samples": 64, "test_samples": 16, "seed": 1 },
+        "model": { "family": "rnn", "width": 128, "cell": "lstm" },
+        "variants": ["plain"], "depths": [100], "seeds": [0],
+        "train": { "lr": 0.01, "momentum": 0.9, "batch_size": 64, "steps": 1, "eval_every": 1 },
+        "probe": { "every": 1 } }"#;
+    let (_tmp, out) = run_ok(lstm, &["--no-plot"]);
+    let (_, g) = read_csv(&out.join("runs/plain-d100-s0/gradients.csv"));
+    let count = |kind: &str| g.iter().filter(|r| r[0] == "0" && r[3] == kind).count() as u64;
+    assert_eq!(count("output"), v["output_points"].as_u64().unwrap());
+    assert_eq!(count("output"), 201);
+    assert_eq!(count("weight"), v["weights"].as_u64().unwrap());
 }
 
 /// A tiny sigmoid sweep, plain and residual at two depths, for the report

@@ -21,7 +21,7 @@ use gradscope_probe::Probe as GradientProbe;
 use gradscope_train::plan::RunSpec;
 use gradscope_train::record::write_file;
 use gradscope_train::spec::Experiment;
-use gradscope_train::sweep::load_dataset;
+use gradscope_train::sweep::{load_dataset, run_dataset};
 use gradscope_train::train_loop::{build_network, objective, train_run};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -31,87 +31,7 @@ use std::time::Instant;
 use tch::Device;
 use tch::{Kind, Tensor};
 
-/// The workloads of the benchmark (issue: MLP depth 32 width 128, CNN-20 and
-/// CNN-56 on 1×28×28, batch 128).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Workload {
-    MlpPlain,
-    MlpResidual,
-    Cnn20,
-    Cnn56,
-}
-
-impl Workload {
-    pub const ALL: [Workload; 4] = [
-        Workload::MlpPlain,
-        Workload::MlpResidual,
-        Workload::Cnn20,
-        Workload::Cnn56,
-    ];
-
-    /// The name on the command line, in the tables and for the Python side.
-    pub fn name(self) -> &'static str {
-        match self {
-            Workload::MlpPlain => "mlp-plain",
-            Workload::MlpResidual => "mlp-residual",
-            Workload::Cnn20 => "cnn20",
-            Workload::Cnn56 => "cnn56",
-        }
-    }
-}
-
-/// How often a measurement probes: never in the timed window, every step,
-/// every 10 steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Probe {
-    Off,
-    Every,
-    Every10,
-}
-
-impl Probe {
-    pub const ALL: [Probe; 3] = [Probe::Off, Probe::Every, Probe::Every10];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Probe::Off => "off",
-            Probe::Every => "every",
-            Probe::Every10 => "every10",
-        }
-    }
-}
-const BATCH: usize = 128;
-
-/// The experiment file text for one workload: synthetic data of the same
-/// shapes as Fashion-MNIST, SGD as in the reference script.
-fn experiment_json(workload: Workload, probe: Probe, steps: usize) -> String {
-    let mlp = (
-        r#"{ "kind": "synthetic", "samples": 2048, "test_samples": 256, "classes": 10, "features": 784 }"#,
-        r#"{ "family": "mlp", "width": 128, "activation": "relu", "init": "pytorch-default" }"#,
-    );
-    let cnn = (
-        r#"{ "kind": "synthetic-images", "samples": 2048, "test_samples": 256, "classes": 10, "shape": [1, 28, 28] }"#,
-        r#"{ "family": "cnn", "width": 16, "shortcut": "a" }"#,
-    );
-    let ((dataset, model), variant, depth) = match workload {
-        Workload::MlpPlain => (mlp, "plain", 32),
-        Workload::MlpResidual => (mlp, "residual", 32),
-        Workload::Cnn20 => (cnn, "residual", 20),
-        Workload::Cnn56 => (cnn, "residual", 56),
-    };
-    // "off" still probes step 0 and the last step, both outside the window.
-    let every = match probe {
-        Probe::Off => steps + 1,
-        Probe::Every => 1,
-        Probe::Every10 => 10,
-    };
-    format!(
-        r#"{{ "name": "bench", "dataset": {dataset}, "model": {model}, "variants": ["{variant}"], "depths": [{depth}], "seeds": [0],
-             "train": {{ "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0001, "batch_size": {BATCH}, "steps": {steps},
-                        "eval_every": {steps}, "log_every": 10 }},
-             "probe": {{ "every": {every} }} }}"#
-    )
-}
+use super::bench_workloads::{batch_note, experiment_json, steps_for, Probe, Workload};
 
 /// Resident memory of this process in MB (`VmRSS`, or `VmHWM` for the peak).
 fn rss_mb(field: &str) -> Option<f64> {
@@ -139,10 +59,14 @@ pub(crate) struct Args {
     /// Where to write bench.csv and bench.md.
     #[arg(long, default_value = "results/bench")]
     out: PathBuf,
-    /// Multiplies the timed steps per measurement (200 MLP, 20 CNN-20, 10 CNN-56).
+    /// Multiplies the timed steps per measurement (200 MLP, 20 CNN-20, 10 CNN-56, 50 LSTM).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Steps of the memory-growth run (RSS after a tenth of them and after all).
+    /// Bench only this workload (repeat for more) [default: all].
+    #[arg(long = "workload", value_enum, value_name = "WORKLOAD")]
+    workloads: Vec<Workload>,
+    /// Steps of the memory-growth run (RSS after a tenth of them and after
+    /// all; on mlp-plain, so only when it is benched; 0 skips it).
     #[arg(long, default_value_t = 10_000)]
     memory_steps: usize,
     /// Compare gradscope's fast kernels with their portable code
@@ -160,6 +84,11 @@ pub(crate) fn command(args: Args) -> Result<()> {
         Device::Cpu => "cpu".to_owned(),
         _ => "cuda".to_owned(),
     };
+    // In the suite's own order, each once, however the flags were given.
+    let workloads = Workload::ALL
+        .into_iter()
+        .filter(|w| args.workloads.is_empty() || args.workloads.contains(w))
+        .collect();
     let suite = Suite {
         pairs: args.pairs,
         threads,
@@ -167,6 +96,7 @@ pub(crate) fn command(args: Args) -> Result<()> {
         python: args.python,
         out: args.out,
         scale: args.scale,
+        workloads,
         memory_steps: args.memory_steps,
     };
     if args.kernels {
@@ -251,13 +181,14 @@ pub fn bench_one(one: &One) -> Result<Value> {
     let total = one.warmup + one.steps + 1;
     let text = experiment_json(one.workload, one.probe, total);
     let exp = Experiment::from_json(&text, Path::new("<bench>"))?;
-    let data = load_dataset(&exp.dataset)?.to_device(one.device);
     let run = RunSpec {
         variant: exp.variants[0],
         setting: Default::default(),
         depth: exp.depths[0],
         seed: 0,
     };
+    // At the run's depth: the adding problem's sequences are that long.
+    let data = load_dataset(&run_dataset(&exp, &run))?.to_device(one.device);
     let dir = std::env::temp_dir().join(format!("gradscope-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let mut rss_at = serde_json::Map::new();
@@ -321,12 +252,12 @@ pub fn bench_one(one: &One) -> Result<Value> {
         "probe": one.probe.name(),
         "device": format!("{:?}", one.device).to_lowercase(),
         "threads": one.threads,
-        "channels_last": matches!(one.workload, Workload::Cnn20 | Workload::Cnn56) && one.device == Device::Cpu,
-        "batch": BATCH,
+        "channels_last": one.workload.is_cnn() && one.device == Device::Cpu,
+        "batch": exp.train.batch_size,
         "steps": timed,
         "seconds": seconds,
         "steps_per_s": timed as f64 / seconds,
-        "images_per_s": (timed * BATCH) as f64 / seconds,
+        "images_per_s": (timed * exp.train.batch_size) as f64 / seconds,
         "peak_rss_mb": peak_rss_mb,
         "rss_mb_at": rss_at,
         "floor_ms": floor_ms,
@@ -366,7 +297,7 @@ fn read_floor_ms(exp: &Experiment, data: &Dataset, run: &RunSpec) -> Result<f64>
     let params: Vec<Tensor> = vs.trainable_variables();
     let params: Vec<&Tensor> = params.iter().collect();
     let probe = GradientProbe::new(net.as_ref(), &params);
-    let n = (BATCH as i64).min(data.train.len());
+    let n = (exp.train.batch_size as i64).min(data.train.len());
     let (x, y) = (data.train.x.narrow(0, 0, n), data.train.y.narrow(0, 0, n));
     let recording = Recording::new(probe.len());
     let logits = net.forward(&x, true, Some(&recording));
@@ -424,24 +355,19 @@ pub struct Suite {
     pub device: String,
     pub python: PathBuf,
     pub out: PathBuf,
-    /// Multiplies the timed steps (1.0 = 200 MLP, 20 CNN-20, 10 CNN-56 steps).
+    /// Multiplies the timed steps (1.0 = 200 MLP, 20 CNN-20, 10 CNN-56, 50
+    /// LSTM steps).
     pub scale: f64,
+    /// The workloads to bench, in `Workload::ALL`'s order.
+    pub workloads: Vec<Workload>,
     /// Steps of the memory-growth run (RSS at 1,000 and 10,000 steps).
     pub memory_steps: usize,
 }
 
-pub(crate) fn steps_for(workload: Workload, scale: f64) -> usize {
-    let base = match workload {
-        Workload::Cnn20 => 20.0,
-        Workload::Cnn56 => 10.0,
-        Workload::MlpPlain | Workload::MlpResidual => 200.0,
-    };
-    (((base * scale) / 10.0).round().max(1.0) * 10.0) as usize
-}
-
 /// Runs one side of one measurement in a child process, returning its JSON:
 /// "gradscope" (or "fast") is this binary, "portable" this binary under
-/// `GRADSCOPE_KERNELS=portable`, "pytorch" the reference script.
+/// `GRADSCOPE_KERNELS=portable`, "pytorch" the reference script, "fused"
+/// the reference script's fused twin of the workload (`Workload::fused`).
 pub(crate) fn child(
     side: &str,
     suite: &Suite,
@@ -450,10 +376,17 @@ pub(crate) fn child(
     steps: usize,
     rss_at: &str,
 ) -> Result<Value> {
-    let (workload, probe) = (workload.name(), probe.name());
+    let python = side == "pytorch" || side == "fused";
+    let workload = match side {
+        "fused" => workload
+            .fused()
+            .with_context(|| format!("{} has no fused twin", workload.name()))?,
+        _ => workload.name(),
+    };
+    let probe = probe.name();
     let (threads, warmup) = (suite.threads.to_string(), "10".to_string());
     let steps = steps.to_string();
-    let mut cmd = if side != "pytorch" {
+    let mut cmd = if !python {
         let mut c = Command::new(std::env::current_exe().context("locating the gradscope binary")?);
         c.arg("bench-one");
         // The child reads the switch once, at its first kernel.
@@ -521,22 +454,34 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// One row of the report.
-struct Row {
-    workload: String,
-    probe: String,
-    steps: usize,
-    gs_steps_per_s: f64,
-    pt_steps_per_s: f64,
-    gs_peak_rss: f64,
-    pt_peak_rss: f64,
+pub(crate) struct Row {
+    pub workload: String,
+    pub probe: String,
+    /// Examples per step.
+    pub batch: usize,
+    pub steps: usize,
+    pub gs_steps_per_s: f64,
+    pub pt_steps_per_s: f64,
+    pub gs_peak_rss: f64,
+    pub pt_peak_rss: f64,
     /// One read of every probed tensor, ms (gradscope side).
-    floor_ms: f64,
+    pub floor_ms: f64,
     /// Per side: the median unprobed step and what a probed step takes
     /// more, from the steps of each run (NaN without both kinds).
-    gs_plain_ms: f64,
-    pt_plain_ms: f64,
-    gs_interleaved_ms: f64,
-    pt_interleaved_ms: f64,
+    pub gs_plain_ms: f64,
+    pub pt_plain_ms: f64,
+    pub gs_interleaved_ms: f64,
+    pub pt_interleaved_ms: f64,
+    /// The fused twin's runs, measured beside the "off" cell.
+    pub fused: Option<Fused>,
+}
+
+/// Medians of a fused twin's runs (`Workload::fused`), never probed.
+pub(crate) struct Fused {
+    pub name: String,
+    pub steps_per_s: f64,
+    pub peak_rss: f64,
+    pub plain_ms: f64,
 }
 
 /// A run's unprobed step and a probed step's extra time, ms, from its own
@@ -552,74 +497,126 @@ pub fn suite(s: &Suite) -> Result<()> {
     if s.pairs == 0 {
         bail!("--pairs must be at least 1");
     }
+    if s.workloads.is_empty() {
+        bail!("no workload to bench");
+    }
     std::fs::create_dir_all(&s.out).with_context(|| s.out.display().to_string())?;
     let mut rows = Vec::new();
     let mut raw = Vec::new();
-    for workload in Workload::ALL {
+    for &workload in &s.workloads {
         let steps = steps_for(workload, s.scale);
         for probe in Probe::ALL {
-            let (mut gs, mut pt, mut gs_rss, mut pt_rss) = (vec![], vec![], vec![], vec![]);
-            let mut floors = vec![];
-            let (mut gs_steps, mut pt_steps) = (vec![], vec![]);
-            for pair in 0..s.pairs {
-                // A/B on even pairs, B/A on odd ones.
-                let order = if pair % 2 == 0 {
-                    ["gradscope", "pytorch"]
-                } else {
-                    ["pytorch", "gradscope"]
-                };
-                for side in order {
-                    let v = child(side, s, workload, probe, steps, "")?;
-                    let sps = v["steps_per_s"].as_f64().unwrap_or(f64::NAN);
-                    let rss = v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
-                    if side == "gradscope" {
-                        gs.push(sps);
-                        gs_rss.push(rss);
-                        floors.push(v["floor_ms"].as_f64().unwrap_or(f64::NAN));
-                        gs_steps.push(interleaved(&v));
-                    } else {
-                        pt.push(sps);
-                        pt_rss.push(rss);
-                        pt_steps.push(interleaved(&v));
-                    }
-                    eprintln!("  {side:9} {:12} probe={:7} pair {}: {sps:.2} steps/s, peak RSS {rss:.0} MB", workload.name(), probe.name(), pair + 1);
-                    raw.push(v);
-                }
-            }
-            rows.push(Row {
-                workload: workload.name().into(),
-                probe: probe.name().into(),
-                steps,
-                gs_steps_per_s: median(gs),
-                pt_steps_per_s: median(pt),
-                gs_peak_rss: median(gs_rss),
-                pt_peak_rss: median(pt_rss),
-                floor_ms: median(floors),
-                gs_plain_ms: finite_median(gs_steps.iter().map(|p| p.0)),
-                pt_plain_ms: finite_median(pt_steps.iter().map(|p| p.0)),
-                gs_interleaved_ms: finite_median(gs_steps.iter().map(|p| p.1)),
-                pt_interleaved_ms: finite_median(pt_steps.iter().map(|p| p.1)),
-            });
+            rows.push(cell(s, workload, probe, steps, &mut raw)?);
         }
     }
-    // Memory growth: probing every step must not grow memory per step.
+    // Memory growth: probing every step must not grow memory per step
+    // (on mlp-plain, so only when it is benched).
     let mem_steps = s.memory_steps;
     let rss_at = format!("{},{}", mem_steps / 10, mem_steps);
     let mut memory = Vec::new();
-    for side in ["gradscope", "pytorch"] {
-        let v = child(
-            side,
-            s,
-            Workload::MlpPlain,
-            Probe::Every,
-            mem_steps,
-            &rss_at,
-        )?;
-        let at = |k: usize| v["rss_mb_at"][k.to_string()].as_f64().unwrap_or(f64::NAN);
-        memory.push((side, at(mem_steps / 10), at(mem_steps)));
-        raw.push(v);
+    if mem_steps > 0 && s.workloads.contains(&Workload::MlpPlain) {
+        for side in ["gradscope", "pytorch"] {
+            let v = child(
+                side,
+                s,
+                Workload::MlpPlain,
+                Probe::Every,
+                mem_steps,
+                &rss_at,
+            )?;
+            let at = |k: usize| v["rss_mb_at"][k.to_string()].as_f64().unwrap_or(f64::NAN);
+            memory.push((side, at(mem_steps / 10), at(mem_steps)));
+            raw.push(v);
+        }
     }
     write_report(s, &rows, &memory, &raw)
+}
+
+/// One side's measurements of one cell.
+#[derive(Default)]
+struct Taken {
+    steps_per_s: Vec<f64>,
+    peak_rss: Vec<f64>,
+    floors: Vec<f64>,
+    /// Each run's (plain step, probe step's extra), see `interleaved`.
+    steps: Vec<(f64, f64)>,
+}
+
+impl Taken {
+    fn add(&mut self, v: &Value) -> (f64, f64) {
+        let sps = v["steps_per_s"].as_f64().unwrap_or(f64::NAN);
+        let rss = v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+        self.steps_per_s.push(sps);
+        self.peak_rss.push(rss);
+        self.floors.push(v["floor_ms"].as_f64().unwrap_or(f64::NAN));
+        self.steps.push(interleaved(v));
+        (sps, rss)
+    }
+
+    fn plain_ms(&self) -> f64 {
+        finite_median(self.steps.iter().map(|p| p.0))
+    }
+
+    fn interleaved_ms(&self) -> f64 {
+        finite_median(self.steps.iter().map(|p| p.1))
+    }
+}
+
+/// One workload × probe setting: `pairs` runs per side, alternating A/B
+/// and B/A; with probing off, a workload's fused twin joins the rotation
+/// (its own row: it cannot be probed, so it pairs with no probe setting).
+fn cell(
+    s: &Suite,
+    workload: Workload,
+    probe: Probe,
+    steps: usize,
+    raw: &mut Vec<Value>,
+) -> Result<Row> {
+    let mut sides = vec!["gradscope", "pytorch"];
+    if probe == Probe::Off && workload.fused().is_some() {
+        sides.push("fused");
+    }
+    let mut taken: Vec<Taken> = sides.iter().map(|_| Taken::default()).collect();
+    for pair in 0..s.pairs {
+        let mut order: Vec<usize> = (0..sides.len()).collect();
+        if pair % 2 == 1 {
+            order.reverse();
+        }
+        for k in order {
+            let side = sides[k];
+            let v = child(side, s, workload, probe, steps, "")?;
+            let (sps, rss) = taken[k].add(&v);
+            eprintln!(
+                "  {side:9} {:12} probe={:7} pair {}: {sps:.2} steps/s, peak RSS {rss:.0} MB",
+                workload.name(),
+                probe.name(),
+                pair + 1
+            );
+            raw.push(v);
+        }
+    }
+    let (gs, pt) = (&taken[0], &taken[1]);
+    Ok(Row {
+        workload: workload.name().into(),
+        probe: probe.name().into(),
+        batch: workload.batch(),
+        steps,
+        gs_steps_per_s: median(gs.steps_per_s.clone()),
+        pt_steps_per_s: median(pt.steps_per_s.clone()),
+        gs_peak_rss: median(gs.peak_rss.clone()),
+        pt_peak_rss: median(pt.peak_rss.clone()),
+        floor_ms: median(gs.floors.clone()),
+        gs_plain_ms: gs.plain_ms(),
+        pt_plain_ms: pt.plain_ms(),
+        gs_interleaved_ms: gs.interleaved_ms(),
+        pt_interleaved_ms: pt.interleaved_ms(),
+        fused: taken.get(2).map(|f| Fused {
+            name: workload.fused().unwrap_or_default().into(),
+            steps_per_s: median(f.steps_per_s.clone()),
+            peak_rss: median(f.peak_rss.clone()),
+            plain_ms: f.plain_ms(),
+        }),
+    })
 }
 
 /// `1.23 / 4.56` ms, or `—` where a side has no probe step.
@@ -644,7 +641,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
     let machine = machine_description();
     let mut csv = String::from("workload,probe,batch,timed_steps,gradscope_steps_per_s,pytorch_steps_per_s,gradscope_images_per_s,pytorch_images_per_s,ratio_gradscope_over_pytorch,gradscope_probe_overhead,pytorch_probe_overhead,gradscope_peak_rss_mb,pytorch_peak_rss_mb,gradscope_probe_step_ms,pytorch_probe_step_ms,floor_ms,gradscope_plain_step_ms,pytorch_plain_step_ms,gradscope_probe_step_interleaved_ms,pytorch_probe_step_interleaved_ms,device,threads,pairs\n");
     let mut md = format!(
-        "# gradscope bench\n\nMachine: {machine}; device {}, {} threads, {} A/B pairs per cell (medians), batch {BATCH}.\n\
+        "# gradscope bench\n\nMachine: {machine}; device {}, {} threads, {} A/B pairs per cell (medians), {batch}.\n\
          Probe overhead = (step time with probing) / (step time without) − 1, per side. One probe step = what probing adds per probed step \
          (k × the step-time difference when every k-th step is probed). Floor = one read (a plain float32 sum) of every tensor a probe step must read \
          (each dL/dh, response and weight gradient) after a real forward and backward of one minibatch, median of 10; its share of an unprobed step in brackets. \
@@ -655,6 +652,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
         s.device,
         s.threads,
         s.pairs,
+        batch = batch_note(&s.workloads),
         alloc = if crate::malloc::user_set() {
             "Both sides ran with the MALLOC_*_ settings of the environment.".to_owned()
         } else {
@@ -700,14 +698,15 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
         let pt_probe_ms = per_probe(r.pt_steps_per_s, off.map(|o| o.pt_steps_per_s));
         let floor_of_step = r.floor_ms / off.map_or(f64::NAN, |o| 1000.0 / o.gs_steps_per_s);
         csv.push_str(&format!(
-            "{},{},{BATCH},{},{:.4},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}\n",
+            "{},{},{},{},{:.4},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}\n",
             r.workload,
             r.probe,
+            r.batch,
             r.steps,
             r.gs_steps_per_s,
             r.pt_steps_per_s,
-            r.gs_steps_per_s * BATCH as f64,
-            r.pt_steps_per_s * BATCH as f64,
+            r.gs_steps_per_s * r.batch as f64,
+            r.pt_steps_per_s * r.batch as f64,
             ratio,
             gs_over,
             pt_over,
@@ -726,7 +725,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
         ));
         md.push_str(&format!(
             "| {} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2}× | {:+.1}% | {:+.1}% | {} | {:.2} ({:.0}% of a step) | {} | {:.0} / {:.0} |\n",
-            r.workload, r.probe, r.gs_steps_per_s, r.pt_steps_per_s, r.gs_steps_per_s * BATCH as f64, r.pt_steps_per_s * BATCH as f64, ratio, 100.0 * gs_over, 100.0 * pt_over,
+            r.workload, r.probe, r.gs_steps_per_s, r.pt_steps_per_s, r.gs_steps_per_s * r.batch as f64, r.pt_steps_per_s * r.batch as f64, ratio, 100.0 * gs_over, 100.0 * pt_over,
             ms_pair(gs_probe_ms, pt_probe_ms), r.floor_ms, 100.0 * floor_of_step, times_floor(gs_probe_ms, r.floor_ms), r.gs_peak_rss, r.pt_peak_rss
         ));
     }
@@ -755,7 +754,10 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
             ));
         }
     }
-    md.push_str(&format!("\nMemory growth, mlp-plain probing every step (RSS MB after {} and {} timed steps):\n\n| side | RSS at {} | RSS at {} | growth |\n|---|---|---|---|\n", s.memory_steps / 10, s.memory_steps, s.memory_steps / 10, s.memory_steps));
+    md.push_str(&super::bench_fused::section(rows));
+    if !memory.is_empty() {
+        md.push_str(&format!("\nMemory growth, mlp-plain probing every step (RSS MB after {} and {} timed steps):\n\n| side | RSS at {} | RSS at {} | growth |\n|---|---|---|---|\n", s.memory_steps / 10, s.memory_steps, s.memory_steps / 10, s.memory_steps));
+    }
     for (side, a, b) in memory {
         md.push_str(&format!(
             "| {side} | {a:.1} | {b:.1} | {:+.1} MB |\n",
@@ -772,6 +774,9 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
     };
     write("bench.csv", &csv)?;
     write("bench.md", &md)?;
+    if let Some(fused) = super::bench_fused::csv(rows, s) {
+        write("fused.csv", &fused)?;
+    }
     write(
         "raw.jsonl",
         &raw.iter().map(|v| v.to_string() + "\n").collect::<String>(),

@@ -18,7 +18,8 @@ use gradscope_train::record::write_file;
 use serde_json::Value;
 use std::fmt::Write as _;
 
-use super::bench::{child, median, steps_for, Probe, Suite, Workload};
+use super::bench::{child, median, Suite};
+use super::bench_workloads::{batch_note, steps_for, Probe};
 
 /// The two sides, as `child` names them.
 const SIDES: [&str; 2] = ["fast", "portable"];
@@ -72,7 +73,7 @@ pub fn suite(s: &Suite) -> Result<()> {
          fast_cost_every25,portable_cost_every25,fast_cost_every200,portable_cost_every200,threads,pairs\n",
     );
     let mut md = format!(
-        "# gradscope bench --kernels\n\n{} threads, {} A/B pairs per cell (medians), batch 128. \
+        "# gradscope bench --kernels\n\n{} threads, {} A/B pairs per cell (medians), {}. \
          fast = the default kernels (AVX2 reads on libtorch's OpenMP team, the fused SGD step); \
          portable = `GRADSCOPE_KERNELS=portable` (the portable reads on the crate's own threads, \
          libtorch's ops for the step). Plain step = a step without probing; probe step = what a \
@@ -81,9 +82,11 @@ pub fn suite(s: &Suite) -> Result<()> {
          | workload | probe | steps/s (fast / portable) | fast ÷ portable | plain step, ms (fast / portable) | \
          one probe step, ms (fast / portable) | cost every 25 (fast / portable) | cost every 200 (fast / portable) |\n\
          |---|---|---|---|---|---|---|---|\n",
-        s.threads, s.pairs
+        s.threads,
+        s.pairs,
+        batch_note(&s.workloads)
     );
-    for workload in Workload::ALL {
+    for &workload in &s.workloads {
         let steps = steps_for(workload, s.scale);
         for probe in [Probe::Off, Probe::Every10, Probe::Every] {
             let mut sides: [Side; 2] = Default::default();

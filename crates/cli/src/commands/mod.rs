@@ -4,7 +4,9 @@
 //! the thread count, the device, and the chart style's options.
 
 pub(crate) mod bench;
+pub(crate) mod bench_fused;
 pub(crate) mod bench_kernels;
+pub(crate) mod bench_workloads;
 pub(crate) mod check;
 pub(crate) mod cost;
 pub(crate) mod examples;
