@@ -124,14 +124,18 @@ class Recorder:
         h.register_hook(lambda g: norms.__setitem__(i, g.norm()))
         return h
 
-    def response(self, a, tanh=False):
+    def response(self, a, tanh=False, sigmoid=False):
         """Mean, std and saturation of a response, left on the device:
-        ReLU's flat part (a <= 0), or with ``tanh`` tanh's (|a| > 0.99)."""
+        ReLU's flat part (a <= 0), with ``tanh`` tanh's (|a| > 0.99), with
+        ``sigmoid`` a gate's (a < 0.01 or a > 0.99)."""
         if not self.active:
             return
         a = a.detach()
         std, mean = torch.std_mean(a, correction=0)
-        flat = a.abs() > 0.99 if tanh else a <= 0
+        if sigmoid:
+            flat = (a < 0.01) | (a > 0.99)
+        else:
+            flat = a.abs() > 0.99 if tanh else a <= 0
         self.responses += (mean, std, flat.float().mean())
         self.n_responses += 1
 
@@ -147,7 +151,12 @@ class Recorder:
         """After backward: one flat list of device scalars, in the order
         weight grad norms, output grad norms (forward order), response stats.
         """
-        parts = [w.grad.norm() for w in weights]
+        # A weight is a parameter, or (parameter, first row, rows): a gate
+        # block, whose gradient is those rows of the parameter's.
+        parts = [
+            w[0].grad.narrow(0, w[1], w[2]).norm() if isinstance(w, tuple) else w.grad.norm()
+            for w in weights
+        ]
         norms = self.out_norms
         if len(norms) < len(self.kinds):
             missing = self.missing()
@@ -289,7 +298,11 @@ class UnrolledLstm(nn.Module):
     torch.lstm_cell (the aten op tch's Tensor::lstm_cell calls) from
     h_0 = c_0 = 0, and a linear head on h_T. Probe points, as gradscope's:
     each h_t (response: h_t, tanh saturation), each c_t, the head output.
-    Weights read: W_hh (shared by every step) and the head's."""
+    Weights read, as gradscope's: W_hh whole (shared by every step), the
+    head's, then each gate block of W_ih and of W_hh. On a probed step the
+    forget, input and output gates are computed again from x_t and h_(t-1)
+    without autograd and read as responses, as gradscope's probe does
+    (the cell op keeps them inside)."""
 
     def __init__(self, rec):
         super().__init__()
@@ -305,15 +318,27 @@ class UnrolledLstm(nn.Module):
     def forward(self, x):
         rec = self.rec
         h = c = x.new_zeros(x.shape[0], LSTM_WIDTH)
+        gates = []
         for t in range(x.shape[1]):
+            if rec.active:
+                with torch.no_grad():
+                    pre = x[:, t] @ self.w_ih.t() + self.b_ih + h @ self.w_hh.t() + self.b_hh
+                    i, f, _, o = pre.chunk(4, 1)
+                    gates.append((i.sigmoid(), f.sigmoid(), None, o.sigmoid()))
             h, c = torch.lstm_cell(x[:, t], (h, c), self.w_ih, self.w_hh, self.b_ih, self.b_hh)
             h = rec.tap(h, "h")
             rec.response(h, tanh=True)
             c = rec.tap(c, "c")
-        return rec.tap(self.head(h), "linear")
+        out = rec.tap(self.head(h), "linear")
+        # Gates i, f, g, o: the forget, input and output ones are read.
+        for block in (1, 0, 3):
+            for g in gates:
+                rec.response(g[block], sigmoid=True)
+        return out
 
     def probed_weights(self):
-        return [self.w_hh, self.head.weight]
+        blocks = [(w, g * LSTM_WIDTH, LSTM_WIDTH) for w in (self.w_ih, self.w_hh) for g in range(4)]
+        return [self.w_hh, self.head.weight] + blocks
 
 
 class FusedLstm(nn.Module):

@@ -711,7 +711,8 @@ fn probe_points_match_the_pytorch_reference() {
         );
     }
     // The bench's LSTM (issue 34), unrolled on both sides: h_t and c_t at
-    // each of 100 steps and the head; W_hh's and the head's gradients.
+    // each of 100 steps and the head; W_hh's and the head's gradients, then
+    // each of the 8 gate blocks of W_ih and W_hh.
     let v = reference("lstm");
     let lstm = r#"{ "name": "lstm", "task": "regression",
         "dataset": { "kind": "adding", "samples": 64, "test_samples": 16, "seed": 1 },
@@ -725,6 +726,7 @@ fn probe_points_match_the_pytorch_reference() {
     assert_eq!(count("output"), v["output_points"].as_u64().unwrap());
     assert_eq!(count("output"), 201);
     assert_eq!(count("weight"), v["weights"].as_u64().unwrap());
+    assert_eq!(count("weight"), 10);
 }
 
 /// A tiny sigmoid sweep, plain and residual at two depths, for the report
