@@ -26,9 +26,11 @@ use super::{cells, pct, pct_stat};
 use crate::analysis::{stat, VANISH_SPREAD};
 use crate::page::Block;
 use crate::runs::Loaded;
+use gradscope_format::rows::ActivationRow;
 use gradscope_format::run::{FinalMetrics, GradientEnds};
 use gradscope_format::GradientRow;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// At most this fraction of chance at every seed: the task is solved.
 pub(crate) const SOLVED: f64 = 0.1;
@@ -256,6 +258,7 @@ pub(crate) fn recurrent(loaded: &Loaded) -> Vec<Block> {
     }
     verdicts.extend(time_verdicts(loaded, &cells_swept));
     verdicts.extend(cell_path_words(loaded));
+    verdicts.extend(gate_words(loaded, &cells_swept));
     if !verdicts.is_empty() {
         out.push(Block::List(verdicts));
     }
@@ -411,6 +414,90 @@ fn cell_path_words(loaded: &Loaded) -> Vec<String> {
     out
 }
 
+/// Each gate's mean over the second half of the sequence (steps T/2 to
+/// T − 1, where the adding problem's second marker and the recall sit),
+/// at the first and at the last probed step of one run's
+/// `activations.csv` rows: gate → (first, last).
+pub(crate) fn gate_means(rows: &[ActivationRow], length: usize) -> BTreeMap<String, (f64, f64)> {
+    let gates: Vec<(u64, &str, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let (t, gate) = r.name.split_once(".gate_")?;
+            let t: usize = t.strip_prefix('t')?.parse().ok()?;
+            (t >= length / 2).then_some((r.step, gate, r.mean?))
+        })
+        .collect();
+    let (Some(first), Some(last)) = (
+        gates.iter().map(|g| g.0).min(),
+        gates.iter().map(|g| g.0).max(),
+    ) else {
+        return BTreeMap::new();
+    };
+    let mean_at = |step: u64, gate: &str| {
+        let v: Vec<f64> = gates
+            .iter()
+            .filter(|g| g.0 == step && g.1 == gate)
+            .map(|g| g.2)
+            .collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let names: std::collections::BTreeSet<&str> = gates.iter().map(|g| g.1).collect();
+    names
+        .into_iter()
+        .map(|g| (g.to_owned(), (mean_at(first, g), mean_at(last, g))))
+        .collect()
+}
+
+/// The gated cells' gates at the longest length, mean over the seeds
+/// whose `activations.csv` loaded.
+fn gate_words(loaded: &Loaded, cells_swept: &[String]) -> Vec<String> {
+    let Some(&d) = loaded.depths().last() else {
+        return Vec::new();
+    };
+    let word = |g: &str| -> String {
+        match g {
+            "f" => "forget",
+            "i" => "input",
+            "o" => "output",
+            "z" => "update",
+            "r" => "reset",
+            other => other,
+        }
+        .to_owned()
+    };
+    let mut parts = Vec::new();
+    for cell in cells_swept.iter().filter(|c| *c != "tanh") {
+        let part = of_cell(loaded, cell);
+        let mut sums: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
+        for e in part.group("plain", d).iter().filter(|e| e.is_completed()) {
+            let Some(rows) = loaded.csv_run(&e.name).and_then(|r| r.activations.as_ref()) else {
+                continue;
+            };
+            for (g, (a, b)) in gate_means(rows, d as usize) {
+                let s = sums.entry(g).or_default();
+                (s.0, s.1, s.2) = (s.0 + a, s.1 + b, s.2 + 1);
+            }
+        }
+        let gates: Vec<String> = sums
+            .iter()
+            .map(|(g, (a, b, n))| {
+                let n = *n as f64;
+                format!("{} {:.2} → {:.2}", word(g), a / n, b / n)
+            })
+            .collect();
+        if !gates.is_empty() {
+            parts.push(format!("{cell}: {}", gates.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "Length {d}, the gates' means over the second half of the sequence, first probed step → last, mean over seeds: {}. These are means over units and steps: they do not show how single units moved.",
+        parts.join("; ")
+    )]
+}
+
 /// The tanh RNN's measured decay at initialization against mean-field
 /// theory, as the ratio at each length, and what is not predicted.
 fn theory_words(loaded: &Loaded) -> Vec<Block> {
@@ -440,8 +527,9 @@ fn theory_words(loaded: &Loaded) -> Vec<Block> {
         "Mean-field theory (Chen, Pennington & Schoenholz 2018; the input's power enters q) \
          predicts the tanh RNN's decay per step at initialization from its init and data alone; \
          measured at initialization against predicted, in decades per step: {}. It does not \
-         predict the gated cells: for the LSTM it says only that the cell path multiplies dL/dc by \
-         the forget gate each step back, which starts near σ(forget bias) and is learned.",
+         predict the gated cells: for the LSTM it says only that the cell path's direct term \
+         multiplies dL/dc by the forget gate each step back, which starts near σ(forget bias) and \
+         is learned; the paths through h_t add to it.",
         parts.join("; ")
     ))]
 }
@@ -532,6 +620,37 @@ mod tests {
         assert!((init.unwrap() - 3.0).abs() < 1e-12, "{init:?}");
         assert!((end.unwrap() - 2f64.log10()).abs() < 1e-12, "{end:?}");
         assert_eq!(cell_path_spread(&rows[..2]), (None, None));
+    }
+
+    /// A gate's mean is read over the sequence's second half, at the first
+    /// and the last probed step; hidden-state rows are not gates.
+    #[test]
+    fn gate_means_read_the_second_half_at_both_ends() {
+        let row = |step: u64, name: &str, mean: f64| ActivationRow {
+            step,
+            layer: 0,
+            name: name.to_owned(),
+            mean: Some(mean),
+            std: None,
+            saturation: None,
+            dead: None,
+            q: None,
+        };
+        let rows = vec![
+            row(0, "t000.gate_f", 0.1),
+            row(0, "t002.gate_f", 0.7),
+            row(0, "t003.gate_f", 0.9),
+            row(0, "t003.h", 0.5),
+            row(9, "t002.gate_f", 0.95),
+            row(9, "t003.gate_f", 0.97),
+        ];
+        let means = gate_means(&rows, 4);
+        let (a, b) = means["f"];
+        assert!(
+            (a - 0.8).abs() < 1e-12 && (b - 0.96).abs() < 1e-12,
+            "{means:?}"
+        );
+        assert_eq!(means.len(), 1);
     }
 
     /// Issue 34: "vanishing through time" only where tanh falls more than 2
