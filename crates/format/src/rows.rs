@@ -137,6 +137,16 @@ pub struct ActivationRow {
     pub q: Option<f64>,
 }
 
+impl ActivationRow {
+    /// The recurrent gate this row reads, as (time step, gate):
+    /// `t007.gate_f` is (7, "f"); `None` for any other row (an rnn's
+    /// `t007.h` included).
+    pub fn gate(&self) -> Option<(usize, &str)> {
+        let (step, gate) = self.name.split_once(".gate_")?;
+        Some((step.strip_prefix('t')?.parse().ok()?, gate))
+    }
+}
+
 /// One row of `summary.csv`: one run of the sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRow {

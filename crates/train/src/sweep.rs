@@ -930,16 +930,7 @@ mod rnn_tests {
         )
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let sweep = Sweep::prepare(
-            exp,
-            dir.path(),
-            Device::Cpu,
-            1,
-            Existing::Refuse,
-            None,
-            "run",
-        )
-        .unwrap();
+        let sweep = prepare(exp, dir.path()).unwrap();
         let stop = AtomicBool::new(false);
         for run in sweep.pending().to_vec() {
             let record = sweep.run(&run, &stop, &mut |_| {}).unwrap();
@@ -1102,16 +1093,7 @@ mod rnn_tests {
         )
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let sweep = Sweep::prepare(
-            exp,
-            dir.path(),
-            Device::Cpu,
-            1,
-            Existing::Refuse,
-            None,
-            "run",
-        )
-        .unwrap();
+        let sweep = prepare(exp, dir.path()).unwrap();
         let stop = AtomicBool::new(false);
         for run in sweep.pending().to_vec() {
             let record = sweep.run(&run, &stop, &mut |_| {}).unwrap();

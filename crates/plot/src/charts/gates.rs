@@ -31,8 +31,7 @@ const GATE_NAMES: [(&str, &str); 5] = [
 
 /// The gate a row reads (`t007.gate_f` → (7, "f")), or `None`.
 pub(crate) fn gate_of(row: &ActivationRow) -> Option<(usize, &str)> {
-    let (step, gate) = row.name.split_once(".gate_")?;
-    Some((step.strip_prefix('t')?.parse().ok()?, gate))
+    row.gate()
 }
 
 /// Whether a run has gate rows.

@@ -422,8 +422,7 @@ pub(crate) fn gate_means(rows: &[ActivationRow], length: usize) -> BTreeMap<Stri
     let gates: Vec<(u64, &str, f64)> = rows
         .iter()
         .filter_map(|r| {
-            let (t, gate) = r.name.split_once(".gate_")?;
-            let t: usize = t.strip_prefix('t')?.parse().ok()?;
+            let (t, gate) = r.gate()?;
             (t >= length / 2).then_some((r.step, gate, r.mean?))
         })
         .collect();
