@@ -246,7 +246,7 @@ pub fn check_experiment(exp: &Experiment) -> Result<PlanCheck, TrainError> {
         .filter(|r| r.variant == Variant::Plain && r.seed == exp.seeds[0])
         .filter_map(|r| {
             // A recurrent net's q takes the input's power: its own data.
-            let power = matches!(exp.model, ModelSpec::Rnn(_))
+            let power = crate::theory::needs_sequence_input(exp, &r)
                 .then(|| crate::sweep::load_dataset(&crate::sweep::run_dataset(exp, &r)).ok())
                 .flatten()
                 .and_then(|d| crate::theory::input_power(&d.train.x));

@@ -16,8 +16,8 @@ use tch::{Kind, Tensor};
 /// The prediction for one run (its variant, depth and swept settings), or
 /// `None` where the theory does not apply: residual nets, the conv families,
 /// BatchNorm with sigmoid or tanh, fewer than two hidden layers, gated
-/// recurrent cells. `input_power` is the run's [`input_power`], which only
-/// the rnn family reads.
+/// recurrent cells, the copy task. `sequence` is the run's
+/// [`input_power`], which only [`needs_sequence_input`]'s runs read.
 pub fn prediction(
     exp: &Experiment,
     run: &RunSpec,
@@ -27,10 +27,9 @@ pub fn prediction(
     let exp = exp.resolved(&run.setting);
     let m = match &exp.model {
         ModelSpec::Mlp(m) => m,
-        // The theory's loss reads the last step only; the copy task's
-        // reads k steps, whose direct terms the profile does not model.
-        ModelSpec::Rnn(_) if exp.dataset.output_steps().is_some() => return None,
-        ModelSpec::Rnn(r) => return rnn_prediction(r, sequence?, run.depth),
+        ModelSpec::Rnn(r) if needs_sequence_input(&exp, run) => {
+            return rnn_prediction(r, sequence?, run.depth)
+        }
         _ => return None,
     };
     if run.variant != Variant::Plain {
@@ -62,14 +61,22 @@ fn init_kind(init: Init) -> InitKind {
     }
 }
 
-/// The tanh RNN's decay per time step (`None` for the gated cells): the
+/// Whether the run's prediction reads its [`SequenceInput`]: a tanh RNN
+/// whose loss reads the last step only (the copy task's reads k steps,
+/// whose direct terms the profile does not model; gated cells have no
+/// prediction). `check` loads the data, and the training loop reduces
+/// them, for these runs alone.
+pub fn needs_sequence_input(exp: &Experiment, run: &RunSpec) -> bool {
+    let exp = exp.resolved(&run.setting);
+    matches!(&exp.model, ModelSpec::Rnn(r) if r.cell.value() == Cell::Tanh)
+        && exp.dataset.output_steps().is_none()
+}
+
+/// The tanh RNN's decay per time step: the
 /// variances as gradscope-models' rnn sets them (PyTorch's rule, every
 /// weight and bias U(±1/√width), or each block as a layer of its own with
 /// biases 0).
 fn rnn_prediction(r: &RnnSpec, input: SequenceInput, length: usize) -> Option<Prediction> {
-    if r.cell.value() != Cell::Tanh {
-        return None;
-    }
     let width = r.width as f64;
     let (sigma_w, input_weight_var, sigma_b) = match r.init.value() {
         Init::PytorchDefault => (1.0 / 3.0, 1.0 / (3.0 * width), 2.0 / (3.0 * width)),

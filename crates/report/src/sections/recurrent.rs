@@ -285,10 +285,13 @@ fn length_table(loaded: &Loaded, cells_swept: &[String]) -> Block {
         "spread at init",
         "spread at end",
     ]);
+    let parts: Vec<(&String, Loaded)> = cells_swept
+        .iter()
+        .map(|c| (c, of_cell(loaded, c)))
+        .collect();
     let mut rows = Vec::new();
     for &d in &loaded.depths() {
-        for cell in cells_swept {
-            let part = of_cell(loaded, cell);
+        for (cell, part) in &parts {
             let done: Vec<_> = part
                 .group("plain", d)
                 .into_iter()
@@ -300,14 +303,14 @@ fn length_table(loaded: &Loaded, cells_swept: &[String]) -> Block {
                         .map(|e| e.record.as_ref().and_then(|r| f(&r.final_metrics))),
                 )
             };
-            let ends = group_readings(&part, "plain", d);
+            let ends = group_readings(part, "plain", d);
             if ends.is_empty() && done.is_empty() {
                 continue;
             }
             let theory = pick(&ends, |g| g.decay_theory);
             rows.push(vec![
                 d.to_string(),
-                cell.clone(),
+                (*cell).clone(),
                 done.len().to_string(),
                 pct_stat(metric(|m| m.train_error)),
                 pct_stat(metric(|m| m.test_error)),
@@ -324,9 +327,13 @@ fn length_table(loaded: &Loaded, cells_swept: &[String]) -> Block {
 /// [`through_time`] at every length where the tanh RNN and a gated cell
 /// both have readings, at initialization and at the end.
 fn time_verdicts(loaded: &Loaded, cells_swept: &[String]) -> Vec<String> {
+    let parts: Vec<(&str, Loaded)> = cells_swept
+        .iter()
+        .map(|c| (c.as_str(), of_cell(loaded, c)))
+        .collect();
     let mean = |cell: &str, d: u32, f: fn(&GradientEnds) -> Option<f64>| {
-        let part = of_cell(loaded, cell);
-        let ends = group_readings(&part, "plain", d);
+        let (_, part) = parts.iter().find(|(c, _)| *c == cell)?;
+        let ends = group_readings(part, "plain", d);
         let values: Vec<f64> = pick(&ends, f)
             .into_iter()
             .filter(|v| v.is_finite())

@@ -55,7 +55,9 @@ impl LoopState {
                 .collect(),
             ..GradientEnds::default()
         };
-        let power = crate::theory::input_power(&data.train.x);
+        let power = crate::theory::needs_sequence_input(exp, run)
+            .then(|| crate::theory::input_power(&data.train.x))
+            .flatten();
         ends.decay_theory =
             crate::theory::prediction(exp, run, data.input_dim(), power).map(|p| p.decay);
         let mut s = LoopState {
