@@ -186,6 +186,7 @@ impl std::fmt::Debug for Bottleneck {
 
 impl Bottleneck {
     pub fn new(p: &nn::Path, config: BottleneckConfig) -> Result<Bottleneck, ModelError> {
+        config.variant.refuse_ln_layout()?;
         let invalid = |field: &str, message: String| ModelError::Invalid {
             field: field.to_string(),
             message,

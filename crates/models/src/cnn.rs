@@ -119,6 +119,7 @@ impl std::fmt::Debug for Cnn {
 
 impl Cnn {
     pub fn new(p: &nn::Path, config: CnnConfig) -> Result<Cnn, ModelError> {
+        config.variant.refuse_ln_layout()?;
         let (n, [c, h, w]) = config.check()?;
         // The var-store paths (`layer07/conv`, `layer07/conv_bn`,
         // `block03/proj`, `layer20/fc`) and the order of creation are those
@@ -292,6 +293,7 @@ impl Cnn {
         let u = b.c2.forward_recorded(&u, train, rec);
         let y = match self.config.variant {
             Variant::Plain => u,
+            Variant::PostLn | Variant::PreLn => unreachable!("refused by Cnn::new"),
             Variant::Residual | Variant::Rezero | Variant::Highway => {
                 let shortcut = match &b.proj {
                     Some(p) => p.forward(h, train, rec),

@@ -140,6 +140,7 @@ impl InceptionModule {
         let output = [ch.out_channels(kind, input[0]), input[1], input[2]];
         let shortcut = match variant {
             Variant::Plain => None,
+            Variant::PostLn | Variant::PreLn => unreachable!("refused by InceptionNet::new"),
             // Refused before building (ModelSpec::build); a shortcut here.
             Variant::Residual | Variant::Rezero | Variant::Highway if input[0] == output[0] => {
                 Some(None)
@@ -231,6 +232,7 @@ impl std::fmt::Debug for InceptionNet {
 
 impl InceptionNet {
     pub fn new(p: &nn::Path, config: InceptionConfig) -> Result<InceptionNet, ModelError> {
+        config.variant.refuse_ln_layout()?;
         let invalid = |field: &str, message: String| ModelError::Invalid {
             field: field.to_string(),
             message,

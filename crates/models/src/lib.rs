@@ -302,6 +302,15 @@ pub enum Variant {
     /// the gate T(x) = σ(W_T·x + b_T), b_T starting at `model.gate_bias`
     /// (MLP and CNN families).
     Highway,
+    /// The original Transformer's layout (Vaswani et al. 2017), x ←
+    /// LN(x + F(x)) around each sublayer: the shortcut passes through a
+    /// LayerNorm (transformer family).
+    #[serde(rename = "post-ln")]
+    PostLn,
+    /// x ← x + F(LN(x)) with a final LN (Xiong et al. 2020): the identity
+    /// path is clean (transformer family).
+    #[serde(rename = "pre-ln")]
+    PreLn,
 }
 
 impl Variant {
@@ -311,6 +320,8 @@ impl Variant {
             Variant::Residual => "residual",
             Variant::Rezero => "rezero",
             Variant::Highway => "highway",
+            Variant::PostLn => "post-ln",
+            Variant::PreLn => "pre-ln",
         }
     }
 
@@ -318,6 +329,27 @@ impl Variant {
     /// plain).
     pub fn has_shortcut(self) -> bool {
         self != Variant::Plain
+    }
+
+    /// Whether this is one of the Transformer's LayerNorm layouts
+    /// (`post-ln`, `pre-ln`), which only the transformer family builds.
+    pub fn is_ln_layout(self) -> bool {
+        matches!(self, Variant::PostLn | Variant::PreLn)
+    }
+
+    /// The refusal of a LayerNorm layout by a family without one, for its
+    /// constructor (a net built past it would have no layout to follow).
+    pub(crate) fn refuse_ln_layout(self) -> Result<(), ModelError> {
+        if self.is_ln_layout() {
+            return Err(ModelError::Invalid {
+                field: "variants".into(),
+                message: format!(
+                    "{:?} is built for the transformer family only",
+                    self.as_str()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -391,13 +423,24 @@ pub enum Reads {
     /// the network's (an LSTM's sigmoid gates in a net whose responses are
     /// tanh). Nothing is recorded but the responses.
     Responses(Activation),
+    /// As [`Reads::Output`] at a block output of tokens (`[batch, tokens,
+    /// width]`, a Transformer block's): dL/dh there, and, from the output
+    /// the forward pass records, how far each example's token matrix X
+    /// is from rank 1, ‖X − 1·x̄ᵀ‖_F / ‖X‖_F (Dong, Cordonnier & Loukas
+    /// 2021's residual; x̄ the mean token), in activations.csv.
+    Tokens,
+    /// An attention's probabilities (`[batch, heads, queries, keys]`,
+    /// recorded as the point's response) alone: each head's mean entropy
+    /// over queries, in nats, in activations.csv. No weight is read at
+    /// the point and nothing is fitted over it.
+    Attention { heads: i64 },
 }
 
 impl Reads {
     /// Whether the forward pass records the point's output (dL/dh is read
     /// there).
     pub fn output(&self) -> bool {
-        matches!(self, Reads::Output)
+        matches!(self, Reads::Output | Reads::Tokens)
     }
 }
 

@@ -78,6 +78,7 @@ impl Mlp {
     /// Builds the net under `p`; the variables are created in layer order,
     /// so the same seed gives the plain net and its twin the same weights.
     pub fn new(p: &nn::Path, config: MlpConfig) -> Result<Mlp, ModelError> {
+        config.variant.refuse_ln_layout()?;
         config.check()?;
         // The order of construction is the order of the init's random
         // draws: the twins' shared layers first, so their weights agree.
@@ -195,6 +196,7 @@ impl Mlp {
                 let t = self.gates[l - 1].forward(h).sigmoid();
                 &t * u + (1.0 - &t) * h
             }
+            Variant::PostLn | Variant::PreLn => unreachable!("refused by Mlp::new"),
         }
     }
 

@@ -23,6 +23,12 @@ impl ModelSpec {
         // The rnn family names its own refusal of every variant but plain.
         let rnn = matches!(self, ModelSpec::Rnn(_));
         for (i, v) in variants.iter().enumerate() {
+            if v.is_ln_layout() {
+                return Invalid::refuse(
+                    format!("variants[{i}]"),
+                    format!("{:?} is built for the transformer family only", v.as_str()),
+                );
+            }
             if matches!(v, Variant::Rezero | Variant::Highway) && !mlp_or_cnn && !rnn {
                 return Invalid::refuse(
                     format!("variants[{i}]"),

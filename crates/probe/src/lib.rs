@@ -196,7 +196,9 @@ impl WeightSlot {
                 let rows = w.size().first().copied().unwrap_or(1);
                 (param_of(parameter), Some((*first_row, rows)))
             }
-            Reads::Output | Reads::Responses(_) => (param_of(w), None),
+            Reads::Output | Reads::Tokens | Reads::Responses(_) | Reads::Attention { .. } => {
+                (param_of(w), None)
+            }
         };
         Some(WeightSlot {
             numel: w.numel() as f64,
@@ -284,7 +286,10 @@ impl Probe {
                 .iter()
                 .map(|p| match p.reads {
                     Reads::Responses(a) => a,
-                    Reads::Output | Reads::WeightRows { .. } => activation,
+                    Reads::Output
+                    | Reads::Tokens
+                    | Reads::WeightRows { .. }
+                    | Reads::Attention { .. } => activation,
                 })
                 .collect(),
             read_early: RefCell::new(Vec::new()),

@@ -319,7 +319,9 @@ fn read_floor_ms(exp: &Experiment, data: &Dataset, run: &RunSpec) -> Result<f64>
                 parameter,
                 first_row,
             } => (parameter, Some((*first_row, w.size()[0]))),
-            Reads::Output | Reads::Responses(_) => (w, None),
+            Reads::Output | Reads::Tokens | Reads::Responses(_) | Reads::Attention { .. } => {
+                (w, None)
+            }
         };
         if let Some(i) = params.iter().position(|p| p.data_ptr() == of.data_ptr()) {
             let g = &grads.params[i];
