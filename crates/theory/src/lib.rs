@@ -25,6 +25,11 @@
 //! normalizations) there is no prediction: [`predict`] returns `None`
 //! rather than forcing a number.
 //!
+//! Beside the MLP: [`recurrent`] (the tanh RNN's decay per time step),
+//! [`criticality`] (fixed points and correlation depths), and
+//! [`transformer`] (Xiong et al. 2020's scaling of the top block's FFN
+//! gradient with depth, post-LN against pre-LN).
+//!
 //! The Gaussian expectations are computed by composite Gauss–Legendre
 //! quadrature on each half-line, which is exact to about 1e-12 for smooth
 //! integrands and handles ReLU's kink at 0, since no node sits on it.
@@ -33,6 +38,7 @@
 
 pub mod criticality;
 pub mod recurrent;
+pub mod transformer;
 
 /// A nonlinearity the theory knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

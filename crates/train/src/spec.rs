@@ -322,7 +322,8 @@ pub struct Warmup {
     #[schemars(with = "Option<gradscope_data::spec::NumberOrList<f64>>")]
     pub until_train_error: Option<f64>,
     /// Linear warm-up: the lr at step s < N is the scheduled lr × (s+1)/N
-    /// (Goyal et al. 2017's gradual warm-up, per step).
+    /// (Goyal et al. 2017's gradual warm-up, per step); 0 is none, so a
+    /// sweep can set a warm-up against none (`"steps": [0, 200]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<gradscope_data::spec::NumberOrList<usize>>")]
     pub steps: Option<usize>,
@@ -1076,10 +1077,6 @@ pub(crate) mod tests {
                 "train.warmup",
             ),
             (
-                with(r#""steps": 20"#, r#""steps": 20, "warmup": {"steps": 0}"#),
-                "train.warmup.steps",
-            ),
-            (
                 with(r#""steps": 20"#, r#""steps": 20, "beta1": 0.9"#),
                 "train.beta1",
             ),
@@ -1185,6 +1182,27 @@ pub(crate) mod tests {
         assert_eq!(e.train.scheduled_lr(9), 0.1);
         assert!((e.train.scheduled_lr(10) - 0.01).abs() < 1e-12);
         assert!((e.train.scheduled_lr(23) - 0.001).abs() < 1e-12);
+    }
+
+    /// A warm-up of 0 steps is none (every step at the scheduled lr), and
+    /// a list of step counts sweeps it: a warm-up against none.
+    #[test]
+    fn a_warm_up_of_0_steps_is_none_and_the_steps_sweep() {
+        let none = parse(&with(
+            r#""steps": 20"#,
+            r#""steps": 20, "warmup": {"steps": 0}"#,
+        ))
+        .unwrap();
+        assert_eq!(none.train.warmed_lr(0), none.train.lr);
+        let swept = parse(&with(
+            r#""steps": 20"#,
+            r#""steps": 20, "warmup": {"steps": [0, 10]}"#,
+        ))
+        .unwrap();
+        let runs = crate::plan::plan(&swept);
+        assert_eq!(runs.len(), 2 * crate::plan::plan(&none).len());
+        let ten = swept.resolved(&runs.last().unwrap().setting);
+        assert!((ten.train.warmed_lr(0) - ten.train.lr / 10.0).abs() < 1e-15);
     }
 
     /// Crashers found by `fuzz.rs`, kept as regression tests: each panicked

@@ -88,7 +88,9 @@ impl TrainSpec {
                 }
                 Ok(())
             }
-            (None, None, Some(n)) => at_least("train.warmup.steps", n, 1),
+            // 0 steps is no warm-up, so that a sweep can list it beside
+            // one ("steps": [0, 200]).
+            (None, None, Some(_)) => Ok(()),
             _ => Invalid::refuse(
                 "train.warmup",
                 r#"give {"steps": N} (linear) or {"lr": 0.01, "until_train_error": 0.8} (He et al.), not parts of both"#,
