@@ -21,9 +21,11 @@ pub mod hook;
 mod read;
 #[cfg(test)]
 mod rnn_tests;
+#[cfg(test)]
+mod token_tests;
 pub mod writers;
 
-pub use read::forward_q;
+pub use read::{attention_entropy, forward_q, rank_collapse};
 use read::{read_on_host, response_reading, Probed, Readings};
 
 use gradscope_kernels as kernels;
@@ -53,6 +55,10 @@ pub enum ProbeError {
     /// bug in the network's forward pass).
     #[error("probe point {0}: the forward pass did not record its output")]
     Unrecorded(String),
+    /// A recorded tensor whose layout is not the one its reading needs (a
+    /// bug in the network: see [`Reads::Tokens`] and [`Reads::Attention`]).
+    #[error("probe: {0}")]
+    Shape(String),
 }
 
 /// Norm, per-element rms and exact-zero fraction of one gradient tensor,
