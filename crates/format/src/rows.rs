@@ -24,7 +24,7 @@ pub const METRICS_HEADER: [&str; 8] = [
     "elapsed_s",
 ];
 /// Columns of `activations.csv`, in order.
-pub const ACTIVATIONS_HEADER: [&str; 8] = [
+pub const ACTIVATIONS_HEADER: [&str; 10] = [
     "step",
     "layer",
     "name",
@@ -33,6 +33,8 @@ pub const ACTIVATIONS_HEADER: [&str; 8] = [
     "saturation",
     "dead",
     "q",
+    "rank1",
+    "entropy",
 ];
 /// Columns of `summary.csv` without the swept settings' columns, which
 /// follow `variant` where the experiment sweeps them (in
@@ -135,9 +137,53 @@ pub struct ActivationRow {
     /// gate readings).
     #[serde(default, serialize_with = "crate::opt_num")]
     pub q: Option<f64>,
+    /// At a block output of tokens (a Transformer block's, `[batch, tokens,
+    /// width]`): how far each example's token matrix X is from rank 1, as
+    /// Dong, Cordonnier & Loukas (2021) measure it, ‖X − 1·x̄ᵀ‖_F / ‖X‖_F
+    /// with x̄ the mean token (1·x̄ᵀ is the matrix of identical rows nearest
+    /// X in Frobenius norm), averaged over the probed batch, in float64. 0
+    /// when every token is the same vector (rank collapse), 1 when the
+    /// tokens have mean 0. Empty on every other row, in older files, and
+    /// where it is undefined: an example whose X is 0 (0/0) makes the
+    /// batch's mean undefined.
+    #[serde(default, serialize_with = "crate::opt_num")]
+    pub rank1: Option<f64>,
+    /// On an attention head's row (`block03.attn.probs.h0`, see
+    /// [`ActivationRow::head`]): the entropy −Σ_keys p·ln p of the head's
+    /// attention probabilities (0·ln 0 = 0), in nats, averaged over the
+    /// probed batch and the queries, in float64. ln(keys) is uniform
+    /// attention over every key, 0 attention to one key. A head's row has
+    /// no other reading (every other column is empty). Empty on every
+    /// other row and in older files.
+    #[serde(default, serialize_with = "crate::opt_num")]
+    pub entropy: Option<f64>,
+}
+
+/// The suffix of an attention head's row name before the head's index:
+/// `block03.attn.probs.h0` is head 0 of point `block03.attn.probs`.
+pub const HEAD_SUFFIX: &str = ".h";
+
+/// The name of head `head`'s row at attention point `point`
+/// (`block03.attn.probs.h0`), as [`ActivationRow::head`] reads it back.
+pub fn head_name(point: &str, head: usize) -> String {
+    format!("{point}{HEAD_SUFFIX}{head}")
 }
 
 impl ActivationRow {
+    /// The attention head this row reads, as (attention point, head):
+    /// `block03.attn.probs.h0` is ("block03.attn.probs", 0); `None` for
+    /// any other row (an rnn's `t007.h`, whose suffix has no digits,
+    /// included). Only a row whose `entropy` is set is a head's: a name
+    /// alone could be any point's.
+    pub fn head(&self) -> Option<(&str, usize)> {
+        self.entropy?;
+        let (point, head) = self.name.rsplit_once(HEAD_SUFFIX)?;
+        if point.is_empty() || head.is_empty() || !head.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((point, head.parse().ok()?))
+    }
+
     /// The recurrent gate this row reads, as (time step, gate):
     /// `t007.gate_f` is (7, "f"); `None` for any other row (an rnn's
     /// `t007.h` included).
@@ -491,6 +537,8 @@ mod tests {
             saturation: Some(0.5),
             dead: Some(0.0),
             q: Some(1e-12),
+            rank1: Some(0.5),
+            entropy: None,
         };
         assert_eq!(header_of(&a), ACTIVATIONS_HEADER.join(","));
         let text = String::from_utf8(summary_csv(&[record("plain-d8-s1", &[])]).unwrap()).unwrap();
@@ -535,6 +583,44 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((old.layer, old.dead), (1, None));
+        // Nor from before `rank1` and `entropy`.
+        let old: ActivationRow = csv::Reader::from_reader(
+            "step,layer,name,mean,std,saturation,dead,q\n0,1,x.h0,0.5,1,0,0,2\n".as_bytes(),
+        )
+        .deserialize()
+        .next()
+        .unwrap()
+        .unwrap();
+        assert_eq!((old.q, old.rank1, old.entropy), (Some(2.0), None, None));
+        assert_eq!(old.head(), None, "no entropy: not a head's row");
+    }
+
+    /// A head's row name reads back as its point and head; an rnn's
+    /// `t007.h`, a gate and a row without an entropy do not.
+    #[test]
+    fn head_rows_name_their_point_and_head() {
+        let row = |name: &str, entropy: Option<f64>| ActivationRow {
+            step: 0,
+            layer: 3,
+            name: name.into(),
+            mean: None,
+            std: None,
+            saturation: None,
+            dead: None,
+            q: None,
+            rank1: None,
+            entropy,
+        };
+        let name = head_name("block03.attn.probs", 12);
+        assert_eq!(name, "block03.attn.probs.h12");
+        assert_eq!(
+            row(&name, Some(1.0)).head(),
+            Some(("block03.attn.probs", 12))
+        );
+        assert_eq!(row(&name, None).head(), None);
+        for other in ["t007.h", "t007.gate_f", ".h1", "x.h1a", "layer01.linear"] {
+            assert_eq!(row(other, Some(1.0)).head(), None, "{other}");
+        }
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub mod hook;
 mod read;
 #[cfg(test)]
 mod rnn_tests;
+#[cfg(test)]
+mod token_tests;
 pub mod writers;
 
-pub use read::forward_q;
+pub use read::{attention_entropy, forward_q, rank_collapse};
 use read::{read_on_host, response_reading, Probed, Readings};
 
 use gradscope_kernels as kernels;
@@ -53,6 +55,10 @@ pub enum ProbeError {
     /// bug in the network's forward pass).
     #[error("probe point {0}: the forward pass did not record its output")]
     Unrecorded(String),
+    /// A recorded tensor whose layout is not the one its reading needs (a
+    /// bug in the network: see [`Reads::Tokens`] and [`Reads::Attention`]).
+    #[error("probe: {0}")]
+    Shape(String),
 }
 
 /// Norm, per-element rms and exact-zero fraction of one gradient tensor,
@@ -101,6 +107,23 @@ pub struct ProbeRecord {
     /// (NaN where the point was not recorded, or has no output). See
     /// [`forward_q`].
     pub forward: Vec<f64>,
+    /// The rank-collapse residual of each [`Reads::Tokens`] point's output
+    /// ([`rank_collapse`]), per probe point: `None` at every other point,
+    /// NaN where it is undefined; empty where nothing was recorded.
+    pub rank1: Vec<Option<f64>>,
+    /// Each head's mean attention entropy at each [`Reads::Attention`]
+    /// point that recorded its probabilities, in forward order.
+    pub entropy: Vec<HeadEntropy>,
+}
+
+/// The attention entropy of every head at one [`Reads::Attention`] point
+/// ([`attention_entropy`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadEntropy {
+    /// The probe point.
+    pub point: usize,
+    /// Per head, in nats: ln(keys) for uniform attention, 0 for one key.
+    pub heads: Vec<f64>,
 }
 
 /// Mean, std and saturated fraction of one response.
@@ -157,6 +180,12 @@ pub struct Probe {
     /// says otherwise, [`Reads::Responses`]).
     activation: Activation,
     activations: Vec<Activation>,
+    /// Per probe point: whether it is a block output of tokens, whose
+    /// rank-collapse residual is read ([`Reads::Tokens`]).
+    tokens: Vec<bool>,
+    /// Per probe point: its heads, where its response is an attention's
+    /// probabilities ([`Reads::Attention`]).
+    heads: Vec<Option<i64>>,
     /// Responses read during the forward pass (see [`Probe::recording`]),
     /// until [`Probe::collect`] takes them.
     read_early: RefCell<Vec<ResponseStats>>,
@@ -222,6 +251,11 @@ pub struct Gradients {
     /// taken from the recorded outputs before the backward pass frees
     /// what autograd does not keep; NaN for a point without an output.
     pub forward: Vec<f64>,
+    /// The rank-collapse residual of each [`Reads::Tokens`] point's output
+    /// ([`rank_collapse`]), read from the recorded outputs at the same
+    /// time as `forward`: `None` at every other point, NaN where it is
+    /// undefined; empty when nothing was recorded.
+    pub rank1: Vec<Option<f64>>,
 }
 
 /// dL/dh at one probe point, as the backward pass left it.
@@ -292,6 +326,17 @@ impl Probe {
                     | Reads::Attention { .. } => activation,
                 })
                 .collect(),
+            tokens: points
+                .iter()
+                .map(|p| matches!(p.reads, Reads::Tokens))
+                .collect(),
+            heads: points
+                .iter()
+                .map(|p| match p.reads {
+                    Reads::Attention { heads } => Some(heads),
+                    _ => None,
+                })
+                .collect(),
             read_early: RefCell::new(Vec::new()),
         }
     }
@@ -310,7 +355,10 @@ impl Probe {
     fn recording_from(&self, elements: usize) -> Recording<'_> {
         self.read_early.borrow_mut().clear();
         Recording::reading(self.len(), move |point, r| {
-            if !kernels::readable(r) || r.numel() < elements {
+            // Attention probabilities are kept for their entropy, which
+            // `collect` reads (autograd keeps them for backward anyway).
+            let attention = self.heads.get(point).is_some_and(Option::is_some);
+            if attention || !kernels::readable(r) || r.numel() < elements {
                 return false;
             }
             let activation = self.activation_of(point);
@@ -402,6 +450,9 @@ impl Probe {
             .map(|((o, name), _)| o.ok_or_else(|| ProbeError::Unrecorded(name.clone())))
             .collect::<Result<_, _>>()?;
         let forward = self.per_point(forward_q(&outputs)?);
+        // Before the backward pass, like q: it frees the block outputs
+        // that autograd does not save.
+        let rank1 = self.rank1_of(&outputs)?;
         let arrived: Vec<std::sync::Mutex<Option<OutputGrad>>> = outputs
             .iter()
             .map(|_| std::sync::Mutex::new(None))
@@ -437,7 +488,76 @@ impl Probe {
             params: grads,
             outputs,
             forward,
+            rank1,
         })
+    }
+
+    /// The rank-collapse residual ([`rank_collapse`]) of the outputs
+    /// (`outputs`: those of the points that have one, in point order) of
+    /// the [`Reads::Tokens`] points, per probe point (`None` elsewhere);
+    /// empty for an empty recording.
+    fn rank1_of(&self, outputs: &[Tensor]) -> Result<Vec<Option<f64>>, ProbeError> {
+        if outputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each point with an output, as its index and its output.
+        let with_output = (0..self.len()).filter(|&i| self.outputs[i]).zip(outputs);
+        let mut points = Vec::new();
+        let mut tokens = Vec::new();
+        for (i, h) in with_output.filter(|(i, _)| self.tokens[*i]) {
+            self.expect_dims(i, h, 3, "[batch, tokens, width]")?;
+            points.push(i);
+            tokens.push(h.shallow_clone());
+        }
+        let mut rank1 = vec![None; self.len()];
+        for (i, r) in points.into_iter().zip(rank_collapse(&tokens)?) {
+            rank1[i] = Some(r);
+        }
+        Ok(rank1)
+    }
+
+    /// An error naming probe point `point` unless `t` has `dims`
+    /// dimensions (`layout` names them).
+    fn expect_dims(
+        &self,
+        point: usize,
+        t: &Tensor,
+        dims: usize,
+        layout: &str,
+    ) -> Result<(), ProbeError> {
+        if t.dim() == dims {
+            return Ok(());
+        }
+        let name = self.names.get(point).map_or("?", String::as_str);
+        Err(ProbeError::Shape(format!(
+            "probe point {name} recorded {:?}, not {layout}",
+            t.size()
+        )))
+    }
+
+    /// The attention entropy ([`attention_entropy`]) of each response that
+    /// is an attention's probabilities, checked against the point's heads.
+    fn entropy_of(&self, probs: &[(usize, Tensor)]) -> Result<Vec<HeadEntropy>, ProbeError> {
+        for (point, p) in probs {
+            self.expect_dims(*point, p, 4, "[batch, heads, queries, keys]")?;
+            let heads = self.heads.get(*point).copied().flatten();
+            if heads != Some(p.size()[1]) {
+                return Err(ProbeError::Shape(format!(
+                    "probe point {} recorded {:?}, whose heads are not its {heads:?}",
+                    self.names[*point],
+                    p.size()
+                )));
+            }
+        }
+        let tensors: Vec<Tensor> = probs.iter().map(|(_, p)| p.shallow_clone()).collect();
+        Ok(probs
+            .iter()
+            .zip(attention_entropy(&tensors)?)
+            .map(|((point, _), heads)| HeadEntropy {
+                point: *point,
+                heads,
+            })
+            .collect())
     }
 
     /// `q` of the points with an output, in point order, as one value per
@@ -491,6 +611,14 @@ impl Probe {
         responses: &[(usize, Tensor)],
         known: Known,
     ) -> Result<ProbeRecord, ProbeError> {
+        // Attention probabilities are read for their entropy alone, not
+        // as responses of the network's nonlinearity.
+        let (probs, responses): (Vec<_>, Vec<_>) = responses
+            .iter()
+            .map(|(point, r)| (*point, r.shallow_clone()))
+            .partition(|(point, _)| self.heads.get(*point).is_some_and(Option::is_some));
+        let responses = responses.as_slice();
+        let entropy = self.entropy_of(&probs)?;
         let t = self.tensors(net, grads, responses, known);
         let readings = if t.all().all(kernels::readable) {
             Readings::onepass(&t, self.activation)
@@ -498,6 +626,7 @@ impl Probe {
             Readings::libtorch(&t, self.activation)?
         };
         let mut record = self.record(&readings, &t, grads, responses);
+        record.entropy = entropy;
         let early = std::mem::take(&mut *self.read_early.borrow_mut());
         record.responses.extend(early);
         // In forward order, whichever were read early (a stable sort: a
@@ -644,6 +773,8 @@ impl Probe {
                 })
                 .collect(),
             forward: grads.forward.clone(),
+            rank1: grads.rank1.clone(),
+            entropy: Vec::new(),
         }
     }
 }

@@ -398,3 +398,93 @@ pub(crate) fn ungroup(values: &[f64], groups: &[Vec<usize>], k: usize) -> Vec<Ve
     }
     out
 }
+
+/// Dong, Cordonnier & Loukas (2021)'s rank-collapse residual of each of
+/// `outputs` (block outputs of tokens, `[batch, tokens, width]`): for each
+/// example's token matrix X, ‖X − 1·x̄ᵀ‖_F / ‖X‖_F with x̄ the mean token,
+/// averaged over the batch, in float64. 1·x̄ᵀ is the matrix of identical
+/// rows nearest X in Frobenius norm (the mean minimizes the summed squared
+/// distance to the rows), so the residual is 0 exactly when every token is
+/// the same vector, and 1 when the tokens have mean 0. An example whose X
+/// is 0 has no residual (0/0, NaN), and then neither has the batch's mean.
+///
+/// A float64 copy of each output and a handful of reductions over it on
+/// its own device, with one host copy for all of them: the copy keeps a
+/// residual of 1e-9 against a norm of 1 (what a collapsed stack of blocks
+/// reads) from float32's rounding of the centred values.
+pub fn rank_collapse(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
+    per_tensor_to_host(outputs, |i, h| {
+        expect_dims(i, h, 3, "[batch, tokens, width]")?;
+        let x = h.detach().f_to_kind(Kind::Double)?;
+        let centred = x.f_sub(&x.f_mean_dim([1i64].as_slice(), true, Kind::Double)?)?;
+        let per_example = |t: &Tensor| {
+            t.f_square()?
+                .f_sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Double)
+        };
+        Ok(per_example(&centred)?
+            .f_div(&per_example(&x)?)?
+            .f_sqrt()?
+            .f_mean(Kind::Double)?
+            .f_reshape([1])?)
+    })
+    .map(|parts| parts.into_iter().map(|mut v| v.remove(0)).collect())
+}
+
+/// The mean attention entropy of each head, for each of `probs` (attention
+/// probabilities, `[batch, heads, queries, keys]`, each row over the keys
+/// summing to 1): −Σ_keys p·ln p per query (libtorch's `special_entr`,
+/// which takes 0·ln 0 as 0), averaged over the batch and the queries, in
+/// nats and float64. Uniform attention over K keys reads ln K, attention
+/// to a single key 0; a causal mask's uniform rows read the mean of
+/// ln(i + 1) over queries i. One host copy for all of them.
+pub fn attention_entropy(probs: &[Tensor]) -> Result<Vec<Vec<f64>>, ProbeError> {
+    per_tensor_to_host(probs, |i, p| {
+        expect_dims(i, p, 4, "[batch, heads, queries, keys]")?;
+        Ok(p.detach()
+            .f_to_kind(Kind::Double)?
+            .f_special_entr()?
+            .f_sum_dim_intlist([3i64].as_slice(), false, Kind::Double)?
+            .f_mean_dim([0i64, 2].as_slice(), false, Kind::Double)?)
+    })
+}
+
+/// `read` of each tensor (a float64 vector on the tensor's device), all
+/// copied to the host at once: one device sync, not one per tensor.
+fn per_tensor_to_host(
+    tensors: &[Tensor],
+    read: impl Fn(usize, &Tensor) -> Result<Tensor, ProbeError>,
+) -> Result<Vec<Vec<f64>>, ProbeError> {
+    let Some(first) = tensors.first() else {
+        return Ok(Vec::new());
+    };
+    let _guard = tch::no_grad_guard();
+    let device = first.device();
+    let mut parts = Vec::with_capacity(tensors.len());
+    let mut lengths = Vec::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        // A no-op unless the tensors are on several devices.
+        let part = read(i, t)?.f_to_device(device)?;
+        lengths.push(part.numel());
+        parts.push(part);
+    }
+    let host = Vec::<f64>::try_from(Tensor::f_cat(&parts, 0)?.f_to_device(Device::Cpu)?)?;
+    let mut at = 0;
+    Ok(lengths
+        .into_iter()
+        .map(|n| {
+            at += n;
+            host[at - n..at].to_vec()
+        })
+        .collect())
+}
+
+/// An error unless tensor `i` has `dims` dimensions (`layout` names them).
+fn expect_dims(i: usize, t: &Tensor, dims: usize, layout: &str) -> Result<(), ProbeError> {
+    if t.dim() == dims {
+        return Ok(());
+    }
+    Err(ProbeError::Shape(format!(
+        "tensor {i} is {:?}, not {layout}",
+        t.size()
+    )))
+}

@@ -10,10 +10,12 @@
 //! at a whole row, and loses at most its last second of probe rows, which
 //! a resumed run writes again from its checkpoint anyway.
 
-use crate::{GradStats, ProbeError, ProbeRecord};
+use crate::{GradStats, HeadEntropy, ProbeError, ProbeRecord};
 use gradscope_format::files::{ACTIVATIONS_CSV, GRADIENTS_CSV, METRICS_CSV};
+use gradscope_format::rows::HEAD_SUFFIX;
 pub use gradscope_format::rows::{ActivationRow, MetricRow, ACTIVATIONS_HEADER, METRICS_HEADER};
 use gradscope_format::{push_num, KIND_OUTPUT, KIND_WEIGHT};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -155,6 +157,8 @@ pub struct RunWriters {
     layers: Vec<String>,
     /// The numbers of the row being written.
     numbers: Numbers,
+    /// The name of the head row being written.
+    head: String,
     /// Probe-row bytes written since the probe files were last flushed,
     /// and when that was.
     unflushed: usize,
@@ -177,6 +181,7 @@ impl RunWriters {
             names,
             trunk,
             numbers: Numbers::default(),
+            head: String::new(),
             unflushed: 0,
             flushed_at: std::time::Instant::now(),
         })
@@ -218,6 +223,7 @@ impl RunWriters {
             names,
             trunk,
             numbers: Numbers::default(),
+            head: String::new(),
             unflushed: 0,
             flushed_at: std::time::Instant::now(),
         })
@@ -251,7 +257,11 @@ impl RunWriters {
     /// Writes one probe step: a `weight` row per probe point with a weight
     /// and an `output` row per probe point with an output (every point of
     /// the feed-forward families has one), and an activations row per
-    /// response, whose `q` is empty where its point has no output: the
+    /// response, whose `q` is empty where its point has no output. A block
+    /// of tokens' `rank1` is on its first response row, or on a row of its
+    /// own (q and rank1 alone) where it has no response; an attention
+    /// point has a row per head, `{point}.h{k}`, with its `entropy` alone.
+    /// The activations rows are in point order. These are the
     /// columns of
     /// [`gradscope_format::GradientRow`] and [`ActivationRow`], whose serde
     /// form the test below holds these rows to byte for byte. Written field
@@ -286,21 +296,42 @@ impl RunWriters {
                 )?;
             }
         }
-        for r in &rec.responses {
-            let has_output = rec.output.get(r.point).is_some_and(Option::is_some);
-            let q = rec.forward.get(r.point).copied().filter(|_| has_output);
-            numbers.set(&[
-                Some(r.mean),
-                Some(r.std),
-                Some(r.saturation),
-                Some(r.dead),
-                q,
-            ]);
-            let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|k| numbers.field(k));
-            let fixed = [step.as_str(), &self.layers[r.point], &self.names[r.point]];
-            bytes += self
-                .activations
-                .row(fixed.into_iter().chain([a, b, c, d, e]))?;
+        // In point order: a point's responses, then its head rows. A
+        // block of tokens' rank-collapse residual joins its first response
+        // row, or is a row of its own where it has none.
+        let mut responses = rec.responses.iter().peekable();
+        let mut entropy = rec.entropy.iter().peekable();
+        let mut rows = ActivationRows {
+            sink: &mut self.activations,
+            numbers,
+            head: &mut self.head,
+            step: &step,
+            layers: &self.layers,
+            names: &self.names,
+            rec,
+        };
+        for i in 0..self.names.len() {
+            // NaN is where the residual is undefined (see `rank_collapse`).
+            let mut rank1 = rec.rank1.get(i).copied().flatten().filter(|r| !r.is_nan());
+            while let Some(r) = responses.next_if(|r| r.point == i) {
+                let [mean, std, saturation, dead] = [r.mean, r.std, r.saturation, r.dead].map(Some);
+                bytes += rows.point(i, [mean, std, saturation, dead], rank1.take())?;
+            }
+            if rank1.is_some() {
+                bytes += rows.point(i, [None; 4], rank1)?;
+            }
+            while let Some(e) = entropy.next_if(|e| e.point == i) {
+                bytes += rows.heads(e)?;
+            }
+        }
+        // Readings out of point order (not what `Probe::collect` gives)
+        // are written after the rest rather than lost.
+        for r in responses {
+            let [mean, std, saturation, dead] = [r.mean, r.std, r.saturation, r.dead].map(Some);
+            bytes += rows.point(r.point, [mean, std, saturation, dead], None)?;
+        }
+        for e in entropy {
+            bytes += rows.heads(e)?;
         }
         self.unflushed += bytes;
         if self.unflushed >= FLUSH_BYTES || self.flushed_at.elapsed() >= FLUSH_EVERY {
@@ -308,6 +339,63 @@ impl RunWriters {
         }
         Ok(())
     }
+}
+
+/// The activations rows of one probe step, written field by field.
+struct ActivationRows<'a> {
+    sink: &'a mut Sink,
+    numbers: &'a mut Numbers,
+    /// A head row's name, reused from row to row.
+    head: &'a mut String,
+    step: &'a str,
+    layers: &'a [String],
+    names: &'a [String],
+    rec: &'a ProbeRecord,
+}
+
+impl ActivationRows<'_> {
+    /// A row of point `i`: its response's mean, std, saturation and dead
+    /// fraction (`response`, `None` each where it has none), its output's
+    /// q where it has an output, and `rank1`.
+    fn point(
+        &mut self,
+        i: usize,
+        response: [Option<f64>; 4],
+        rank1: Option<f64>,
+    ) -> Result<usize, ProbeError> {
+        let has_output = self.rec.output.get(i).is_some_and(Option::is_some);
+        let q = self.rec.forward.get(i).copied().filter(|_| has_output);
+        let [mean, std, saturation, dead] = response;
+        self.numbers
+            .set(&[mean, std, saturation, dead, q, rank1, None]);
+        let fixed = [self.step, at(self.layers, i), at(self.names, i)];
+        self.sink
+            .row(fixed.into_iter().chain(self.numbers.fields()))
+    }
+
+    /// A row per head of one attention point, `{point}.h{k}`
+    /// ([`gradscope_format::rows::head_name`]), with its entropy alone.
+    fn heads(&mut self, e: &HeadEntropy) -> Result<usize, ProbeError> {
+        let mut bytes = 0;
+        let point = at(self.names, e.point);
+        for (k, h) in e.heads.iter().enumerate() {
+            self.head.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(self.head, "{point}{HEAD_SUFFIX}{k}");
+            self.numbers
+                .set(&[None, None, None, None, None, None, Some(*h)]);
+            let fixed = [self.step, at(self.layers, e.point), self.head.as_str()];
+            bytes += self
+                .sink
+                .row(fixed.into_iter().chain(self.numbers.fields()))?;
+        }
+        Ok(bytes)
+    }
+}
+
+/// Entry `i` of a per-point list of texts (empty past its end).
+fn at(texts: &[String], i: usize) -> &str {
+    texts.get(i).map_or("", String::as_str)
 }
 
 /// A row's numbers as text, side by side in one string that is reused
@@ -335,6 +423,11 @@ impl Numbers {
     fn field(&self, k: usize) -> &str {
         let start = if k == 0 { 0 } else { self.ends[k - 1] };
         &self.text[start..self.ends[k]]
+    }
+
+    /// Every number held, in order.
+    fn fields(&self) -> impl Iterator<Item = &str> {
+        (0..self.ends.len()).map(|k| self.field(k))
     }
 }
 
@@ -375,6 +468,8 @@ mod tests {
                 dead: 0.0,
             }],
             forward: vec![0.5, 2e-40],
+            rank1: Vec::new(),
+            entropy: Vec::new(),
         };
         w.probe(0, &rec).unwrap();
         w.finish().unwrap();
@@ -405,7 +500,7 @@ mod tests {
             "{text}"
         );
         assert!(read("activations.csv").starts_with(
-            "step,layer,name,mean,std,saturation,dead,q\n0,0,layer00.linear,0.5,0.25,0,0,0.5\n"
+            "step,layer,name,mean,std,saturation,dead,q,rank1,entropy\n0,0,layer00.linear,0.5,0.25,0,0,0.5,,\n"
         ));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -466,6 +561,8 @@ mod tests {
                 })
                 .collect(),
             forward: vec![v(8), v(9), v(10)],
+            rank1: Vec::new(),
+            entropy: Vec::new(),
         };
         w.probe(17, &rec).unwrap();
         w.finish().unwrap();
@@ -510,6 +607,8 @@ mod tests {
                 saturation: Some(r.saturation),
                 dead: Some(r.dead),
                 q: Some(rec.forward[r.point]),
+                rank1: None,
+                entropy: None,
             })
             .unwrap();
         }
@@ -558,6 +657,8 @@ mod tests {
             output: vec![Some(g(1.0)), None, None],
             responses: vec![response(0), response(2)],
             forward: vec![0.75, f64::NAN, f64::NAN],
+            rank1: Vec::new(),
+            entropy: Vec::new(),
         };
         w.probe(3, &rec).unwrap();
         w.finish().unwrap();
@@ -573,9 +674,81 @@ mod tests {
         assert_eq!(
             body(read(ACTIVATIONS_CSV)),
             [
-                "3,0,t000.h,0.5,0.25,0.125,0,0.75",
-                "3,2,t000.gate_f,0.5,0.25,0.125,0,",
+                "3,0,t000.h,0.5,0.25,0.125,0,0.75,,",
+                "3,2,t000.gate_f,0.5,0.25,0.125,0,,,",
             ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 35 §3: a block of tokens' `rank1` is on its response row
+    /// (with q), or on a row of its own (q and rank1 alone) where it has no
+    /// response; an undefined residual (NaN) is empty. An attention point
+    /// writes a row per head, `{point}.h{k}`, with its entropy alone (NaN
+    /// kept: a diverged run's). The rows read back as [`ActivationRow`]s
+    /// whose `head` names the point and head.
+    #[test]
+    fn token_and_attention_rows_carry_rank1_and_entropy() {
+        use crate::HeadEntropy;
+        let dir = tempfile_dir().join("tokens");
+        std::fs::create_dir_all(&dir).unwrap();
+        let names: Vec<String> = ["block00", "block01.attn.probs", "block01", "block02"]
+            .map(String::from)
+            .to_vec();
+        let mut w = RunWriters::create(&dir, names, vec![true, false, true, true]).unwrap();
+        let g = GradStats {
+            l2: 1.0,
+            rms: 0.5,
+            zero_fraction: 0.0,
+        };
+        let rec = ProbeRecord {
+            weight: vec![None; 4],
+            output: vec![Some(g), None, Some(g), Some(g)],
+            responses: vec![ResponseStats {
+                point: 0,
+                mean: 0.5,
+                std: 0.25,
+                saturation: 0.0,
+                dead: 0.0,
+            }],
+            forward: vec![2.0, f64::NAN, 3.0, 4.0],
+            rank1: vec![Some(0.125), None, Some(1e-9), Some(f64::NAN)],
+            entropy: vec![HeadEntropy {
+                point: 1,
+                heads: vec![std::f64::consts::LN_2, f64::NAN],
+            }],
+        };
+        w.probe(5, &rec).unwrap();
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(dir.join(ACTIVATIONS_CSV)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "step,layer,name,mean,std,saturation,dead,q,rank1,entropy",
+                "5,0,block00,0.5,0.25,0,0,2,0.125,",
+                "5,1,block01.attn.probs.h0,,,,,,,0.6931472",
+                "5,1,block01.attn.probs.h1,,,,,,,NaN",
+                "5,2,block01,,,,,3,1e-9,",
+            ],
+            "block02's residual is undefined and it has no response: no row"
+        );
+        let rows: Vec<ActivationRow> = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows[0].rank1, Some(0.125));
+        assert_eq!(rows[0].head(), None);
+        assert_eq!(rows[1].head(), Some(("block01.attn.probs", 0)));
+        assert_eq!(
+            rows[2].name,
+            gradscope_format::rows::head_name("block01.attn.probs", 1)
+        );
+        assert_eq!(rows[2].head(), Some(("block01.attn.probs", 1)));
+        assert!(rows[2].entropy.unwrap().is_nan());
+        assert_eq!(
+            (rows[3].q, rows[3].rank1, rows[3].mean),
+            (Some(3.0), Some(1e-9), None)
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -599,6 +772,8 @@ mod tests {
             output: vec![Some(g)],
             responses: Vec::new(),
             forward: vec![1.0],
+            rank1: Vec::new(),
+            entropy: Vec::new(),
         };
         w.probe(0, &rec).unwrap();
         std::thread::sleep(FLUSH_EVERY);

@@ -162,6 +162,8 @@ mod tests {
             saturation: None,
             dead: None,
             q: None,
+            rank1: None,
+            entropy: None,
         }
     }
 

@@ -235,6 +235,8 @@ fn act_rows(step: u64, stds: &[f64]) -> Vec<ActivationRow> {
         .map(|(i, &std)| ActivationRow {
             dead: None,
             q: None,
+            rank1: None,
+            entropy: None,
             step,
             // Every third probe point has no response, as in a CNN.
             layer: i + i / 2,
@@ -325,6 +327,8 @@ fn saturation_draws_each_layer_of_the_deepest_run() {
             rows.push(ActivationRow {
                 dead: None,
                 q: None,
+                rank1: None,
+                entropy: None,
                 step,
                 layer,
                 name: format!("layer{layer:02}.linear"),

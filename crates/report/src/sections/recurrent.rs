@@ -641,6 +641,8 @@ mod tests {
             saturation: None,
             dead: None,
             q: None,
+            rank1: None,
+            entropy: None,
         };
         let rows = vec![
             row(0, "t000.gate_f", 0.1),
