@@ -184,6 +184,17 @@ impl ActivationRow {
         Some((point, head.parse().ok()?))
     }
 
+    /// Whether the row is a layer's response, the reading the response
+    /// charts and the per-layer tables draw: not a recurrent gate's or an
+    /// attention head's (each has its own reading), and not a row that
+    /// carries only the forward signal (a block of tokens with no
+    /// response of its own: q and rank1 alone).
+    pub fn is_layer_response(&self) -> bool {
+        self.gate().is_none()
+            && self.head().is_none()
+            && (self.mean.is_some() || self.std.is_some() || self.saturation.is_some())
+    }
+
     /// The recurrent gate this row reads, as (time step, gate):
     /// `t007.gate_f` is (7, "f"); `None` for any other row (an rnn's
     /// `t007.h` included).
@@ -621,6 +632,29 @@ mod tests {
         for other in ["t007.h", "t007.gate_f", ".h1", "x.h1a", "layer01.linear"] {
             assert_eq!(row(other, Some(1.0)).head(), None, "{other}");
         }
+    }
+
+    /// The response charts and per-layer tables draw layer responses
+    /// only: not a head's entropy, a gate, or a row of q and rank1 alone.
+    #[test]
+    fn layer_responses_leave_out_heads_gates_and_forward_only_rows() {
+        let row = |name: &str, mean: Option<f64>, entropy: Option<f64>| ActivationRow {
+            step: 0,
+            layer: 3,
+            name: name.into(),
+            mean,
+            std: mean,
+            saturation: None,
+            dead: None,
+            q: Some(1.0),
+            rank1: None,
+            entropy,
+        };
+        assert!(row("layer03.linear", Some(0.5), None).is_layer_response());
+        assert!(row("block03", Some(0.5), None).is_layer_response());
+        assert!(!row("block03", None, None).is_layer_response());
+        assert!(!row("block03.attn.probs.h1", None, Some(1.2)).is_layer_response());
+        assert!(!row("t007.gate_f", Some(0.5), None).is_layer_response());
     }
 
     #[test]

@@ -346,7 +346,7 @@ pub fn layer_rows(run: &RunData) -> Vec<LayerRow> {
     let acts = run.activations.as_deref().unwrap_or_default();
     let first = acts.iter().map(|a| a.step).min();
     let last = acts.iter().map(|a| a.step).max();
-    for a in acts {
+    for a in acts.iter().filter(|a| a.is_layer_response()) {
         let row = rows.entry(a.layer).or_insert_with(|| LayerRow {
             layer: a.layer,
             name: a.name.clone(),

@@ -42,9 +42,9 @@ pub fn layer_response_stds(run: &RunData) -> Option<ResponseStds> {
     let rows = run.activations.as_deref()?;
     let step = rows.iter().map(|r| r.step).max()?;
     let mut by_layer: BTreeMap<usize, f64> = BTreeMap::new();
-    // A recurrent net's gates are readings of their own (the `gates`
-    // chart), not layer responses.
-    let responses = rows.iter().filter(|r| super::gates::gate_of(r).is_none());
+    // A recurrent net's gates (the `gates` chart) and a Transformer's
+    // attention heads are readings of their own, not layer responses.
+    let responses = rows.iter().filter(|r| r.is_layer_response());
     for row in responses.filter(|r| r.step == step) {
         let std = row
             .std

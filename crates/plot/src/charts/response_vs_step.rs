@@ -104,9 +104,10 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 status_note([run.summary.status.as_str()])
             ));
             let mut by_layer: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
-            // Gates have their own chart (`gates`).
+            // Gates have their own chart (`gates`), attention heads their
+            // entropy.
             let rows = run.activations.iter().flatten();
-            for row in rows.filter(|r| super::gates::gate_of(r).is_none()) {
+            for row in rows.filter(|r| r.is_layer_response()) {
                 by_layer.entry(row.layer).or_default().push((
                     row.step as f64,
                     match stat {
