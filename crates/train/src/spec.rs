@@ -1095,7 +1095,7 @@ pub(crate) mod tests {
                 "dataset.kind",
             ),
             (
-                with(r#""family": "mlp""#, r#""family": "transformer""#),
+                with(r#""family": "mlp""#, r#""family": "gpt""#),
                 "model.family",
             ),
             (
