@@ -27,6 +27,7 @@ pub mod lesion;
 pub mod mlp;
 pub mod rnn;
 pub mod spec;
+pub mod transformer;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};

@@ -19,6 +19,7 @@ use crate::cnn::{Cnn, CnnConfig, Shortcut};
 use crate::inception::{InceptionConfig, InceptionNet, ModuleKind};
 use crate::mlp::{Mlp, MlpConfig};
 use crate::rnn::{Cell, Rnn, RnnConfig};
+use crate::transformer::{Transformer, TransformerConfig};
 use crate::{Activation, BranchInit, Init, ModelError, Network, Norm, Variant};
 use gradscope_data::spec::Section;
 use serde::{Deserialize, Serialize};
@@ -201,6 +202,56 @@ pub enum ModelSpec {
     /// Recurrent nets unrolled over time (depth = sequence length; see
     /// [`RnnSpec`]).
     Rnn(RnnSpec),
+    /// Self-attention blocks on token sequences or image patches (depth =
+    /// number of blocks; see [`TransformerSpec`]).
+    Transformer(TransformerSpec),
+}
+
+/// Options of the transformer family (see gradscope-models::transformer).
+///
+/// - `variants`: `plain` (x ← LN(F(x))), `residual` (x ← x + F(x)),
+///   `rezero` (x ← x + α·F(x), α from 0), `post-ln` (x ← LN(x + F(x)),
+///   Vaswani et al. 2017) and `pre-ln` (x ← x + F(LN(x)) and a final LN,
+///   Xiong et al. 2020); not `highway`.
+/// - `depths` count blocks. The data are images (a small ViT on p×p
+///   patches with a class token) or token sequences with their own
+///   `dataset.length`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerSpec {
+    /// d, the width of every token; `heads` divides it. A list sweeps it
+    /// (`heads`, `mlp_ratio` and `patch` take one value).
+    #[schemars(with = "gradscope_data::spec::NumberOrList<i64>")]
+    pub width: i64,
+    /// Attention heads (default 4), each of width / heads dimensions.
+    #[serde(default = "default_heads")]
+    pub heads: i64,
+    /// The MLP's hidden width as a multiple of `width` (default 4).
+    #[serde(default = "default_mlp_ratio")]
+    pub mlp_ratio: i64,
+    /// The side of the square patches an image is cut into (default 4);
+    /// it divides the image's height and width. Images only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<i64>,
+    /// Causal self-attention: each position attends to itself and earlier
+    /// ones only (default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub causal: bool,
+    /// The weight layers' init (default `pytorch-default`); the token
+    /// embedding, the class token and the positions start N(0, 0.02²)
+    /// whatever it is.
+    #[serde(default = "default_init")]
+    pub init: Axis<Init>,
+}
+
+fn default_heads() -> i64 {
+    4
+}
+fn default_mlp_ratio() -> i64 {
+    4
+}
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Options of the recurrent family (see gradscope-models::rnn).
@@ -424,6 +475,7 @@ impl ModelSpec {
             ModelSpec::Bottleneck(_) => "bottleneck",
             ModelSpec::Inception(_) => "inception",
             ModelSpec::Rnn(_) => "rnn",
+            ModelSpec::Transformer(_) => "transformer",
         }
     }
 
@@ -441,11 +493,11 @@ impl ModelSpec {
         on_cpu: bool,
     ) -> Result<Box<dyn Network>, ModelError> {
         let classes = head.outputs;
-        if head.steps.is_some() && !matches!(self, ModelSpec::Rnn(_)) {
+        if head.steps.is_some() && !matches!(self, ModelSpec::Rnn(_) | ModelSpec::Transformer(_)) {
             return Err(ModelError::Invalid {
                 field: "model.family".into(),
                 message: format!(
-                    "{:?} has one output per example; a target of several steps (dataset kind \"copy\") needs \"rnn\"",
+                    "{:?} has one output per example; a target of several steps (dataset kind \"copy\") needs \"rnn\" or \"transformer\"",
                     self.family_name()
                 ),
             });
@@ -522,13 +574,29 @@ impl ModelSpec {
                 },
             )?),
             ModelSpec::Rnn(r) => build_rnn(r, p, input_shape, head, depth, variant)?,
+            ModelSpec::Transformer(t) => Box::new(Transformer::new(
+                p,
+                TransformerConfig {
+                    input_shape: input_shape.to_vec(),
+                    outputs: classes,
+                    steps: head.steps,
+                    depth,
+                    width: t.width,
+                    heads: t.heads,
+                    mlp_ratio: t.mlp_ratio,
+                    patch: t.patch,
+                    causal: t.causal,
+                    init: t.init.value(),
+                    variant,
+                },
+            )?),
         })
     }
 }
 
 /// A network's output: `outputs` values per example, or per step of a
-/// target of `steps` steps (the copy task's), which only the rnn family
-/// gives, at its last `steps` time steps.
+/// target of `steps` steps (the copy task's), which the rnn and
+/// transformer families give, at their last `steps` time steps (positions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
     pub outputs: i64,
@@ -599,9 +667,10 @@ impl<'de> Deserialize<'de> for ModelSpec {
             "bottleneck" => Ok(ModelSpec::Bottleneck(section.tagged(rest)?)),
             "inception" => Ok(ModelSpec::Inception(section.tagged(rest)?)),
             "rnn" => Ok(ModelSpec::Rnn(section.tagged(rest)?)),
+            "transformer" => Ok(ModelSpec::Transformer(section.tagged(rest)?)),
             other => Err(section.error(
                 "family",
-                format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\", \"rnn\""),
+                format!("unknown model family {other:?}, expected one of \"mlp\", \"cnn\", \"bottleneck\", \"inception\", \"rnn\", \"transformer\""),
             )),
         }
     }

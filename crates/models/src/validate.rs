@@ -6,7 +6,9 @@
 
 use crate::bottleneck::stage_blocks;
 use crate::cnn::blocks_per_stage;
-use crate::spec::{Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec, RnnSpec};
+use crate::spec::{
+    Axis, BottleneckSpec, CnnSpec, InceptionSpec, MlpSpec, ModelSpec, RnnSpec, TransformerSpec,
+};
 use crate::{Init, Variant};
 use gradscope_data::validate::Invalid;
 
@@ -20,9 +22,14 @@ impl ModelSpec {
         image_data: bool,
     ) -> Result<(), Invalid> {
         let mlp_or_cnn = matches!(self, ModelSpec::Mlp(_) | ModelSpec::Cnn(_));
-        // The rnn family names its own refusal of every variant but plain.
+        // The rnn family names its own refusal of every variant but plain,
+        // the transformer its refusal of highway.
         let rnn = matches!(self, ModelSpec::Rnn(_));
+        let transformer = matches!(self, ModelSpec::Transformer(_));
         for (i, v) in variants.iter().enumerate() {
+            if transformer {
+                continue;
+            }
             if v.is_ln_layout() {
                 return Invalid::refuse(
                     format!("variants[{i}]"),
@@ -74,8 +81,62 @@ impl ModelSpec {
                 })
             }
             ModelSpec::Rnn(r) => rnn_ok(r, variants, depths, image_data),
+            ModelSpec::Transformer(t) => transformer_ok(t, variants, depths, image_data),
         }
     }
+}
+
+/// The transformer family: every variant but highway, `heads` dividing
+/// `width`, sizes in range, `patch` on images only, 1 block or more. That
+/// the patch divides the image is checked where the image's size is known
+/// (building the net; `gradscope check` builds every run's).
+fn transformer_ok(
+    t: &TransformerSpec,
+    variants: &[Variant],
+    depths: &[usize],
+    image_data: bool,
+) -> Result<(), Invalid> {
+    for (i, v) in variants.iter().enumerate() {
+        crate::transformer::check_variant(*v)
+            .map_err(|m| Invalid::new(format!("variants[{i}]"), m))?;
+    }
+    if !(1..=4096).contains(&t.width) {
+        return Invalid::refuse(
+            "model.width",
+            format!("{} must be between 1 and 4096", t.width),
+        );
+    }
+    crate::transformer::check_heads(t.width, t.heads)
+        .map_err(|m| Invalid::new("model.heads", m))?;
+    if !(1..=64).contains(&t.mlp_ratio) {
+        return Invalid::refuse(
+            "model.mlp_ratio",
+            format!("{} must be between 1 and 64", t.mlp_ratio),
+        );
+    }
+    match t.patch {
+        Some(p) if !image_data => {
+            return Invalid::refuse(
+                "model.patch",
+                format!("{p} is for image data; token data ([length, vocab] per example) has no patches: leave it out"),
+            )
+        }
+        Some(p) if !(1..=1024).contains(&p) => {
+            return Invalid::refuse("model.patch", format!("{p} must be between 1 and 1024"))
+        }
+        _ => {}
+    }
+    no_fixup(&t.init)?;
+    inits_ok(&t.init)?;
+    for (i, &d) in depths.iter().enumerate() {
+        if d == 0 {
+            return Invalid::refuse(
+                format!("depths[{i}]"),
+                "0 blocks: the transformer family's depths count blocks, 1 or more",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The rnn family: plain only (the cell is its twin axis), sequence
@@ -238,6 +299,50 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.starts_with("model.cell: unknown variant `rnn`"), "{e}");
+    }
+
+    /// Issue 35: the transformer builds every variant but highway, with
+    /// heads dividing the width, a patch on images only, 1 block or more.
+    #[test]
+    fn transformer_refusals_name_their_field() {
+        let tf = model(r#"{"family": "transformer", "width": 32}"#);
+        let all = [
+            Variant::Plain,
+            Variant::Residual,
+            Variant::Rezero,
+            Variant::PostLn,
+            Variant::PreLn,
+        ];
+        assert!(tf.validate(&all, &[1, 4], true).is_ok());
+        assert!(tf.validate(&all, &[1, 4], false).is_ok());
+        let e = tf
+            .validate(&[Variant::PreLn, Variant::Highway], &[2], true)
+            .unwrap_err();
+        assert_eq!(e.field, "variants[1]", "{e:?}");
+        assert!(e.message.contains("\"pre-ln\""), "{e:?}");
+        let e = tf.validate(&all, &[2, 0], true).unwrap_err();
+        assert_eq!(e.field, "depths[1]", "{e:?}");
+        let heads = model(r#"{"family": "transformer", "width": 32, "heads": 6}"#);
+        let e = heads.validate(&all, &[2], true).unwrap_err();
+        assert_eq!(e.field, "model.heads", "{e:?}");
+        assert!(
+            e.message.starts_with("6 does not divide model.width 32"),
+            "{e:?}"
+        );
+        let patch = model(r#"{"family": "transformer", "width": 32, "patch": 7}"#);
+        assert!(patch.validate(&all, &[2], true).is_ok());
+        let e = patch.validate(&all, &[2], false).unwrap_err();
+        assert_eq!(e.field, "model.patch", "{e:?}");
+        let e = serde_json::from_str::<ModelSpec>(
+            r#"{"family": "transformer", "width": 32, "depth": 3}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("depth"), "{e}");
+        let e = serde_json::from_str::<ModelSpec>(r#"{"family": "transformers"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"transformer\""), "{e}");
     }
 
     #[test]

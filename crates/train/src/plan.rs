@@ -97,6 +97,7 @@ pub fn settings(exp: &Experiment) -> Vec<Setting> {
         ModelSpec::Cnn(m) => (vec![None], swept(&m.init), swept(&m.norm)),
         ModelSpec::Bottleneck(m) => (vec![None], swept(&m.init), swept(&m.norm)),
         ModelSpec::Inception(m) => (vec![None], swept(&m.init), swept(&m.norm)),
+        ModelSpec::Transformer(t) => (vec![None], swept(&t.init), vec![None]),
     };
     let mut out = Vec::new();
     for &activation in &activations {
@@ -227,6 +228,7 @@ impl Experiment {
                 fix(&mut r.init, setting.init);
                 fix(&mut r.cell, setting.cell);
             }
+            ModelSpec::Transformer(t) => fix(&mut t.init, setting.init),
         }
         out.numbers.clear();
         if setting.numbers.is_empty() {
@@ -268,6 +270,7 @@ impl Experiment {
                 vec![("init", labels(&m.init)), ("norm", labels(&m.norm))]
             }
             ModelSpec::Rnn(r) => vec![("init", labels(&r.init)), ("cell", labels(&r.cell))],
+            ModelSpec::Transformer(t) => vec![("init", labels(&t.init))],
         };
         let mut out: Vec<(&'static str, Vec<String>)> =
             all.into_iter().filter(|(_, v)| v.len() > 1).collect();

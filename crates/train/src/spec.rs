@@ -598,7 +598,30 @@ impl Experiment {
 
     /// An image set's `sequence` option against the family: read as a
     /// sequence only for the rnn family, and never by it as plain images.
+    /// The transformer's data: images, or sequences with a length of
+    /// their own (its depth counts blocks, not steps), never vectors.
     fn sequence_fits_model(&self) -> Result<(), Invalid> {
+        self.image_sequence_fits_model()?;
+        if !matches!(self.model, ModelSpec::Transformer(_)) {
+            return Ok(());
+        }
+        let kind = self.dataset.kind_name();
+        if !self.dataset.is_image() && !self.dataset.is_sequence() {
+            return Invalid::refuse(
+                "model.family",
+                format!("\"transformer\" needs images (\"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\") or token sequences, not dataset kind {kind:?} (vectors)"),
+            );
+        }
+        if self.dataset.is_sequence() && self.dataset.length().is_none() {
+            return Invalid::refuse(
+                "dataset.length",
+                format!("missing: the transformer's depths count blocks, not steps, so dataset kind {kind:?} needs a length of its own"),
+            );
+        }
+        Ok(())
+    }
+
+    fn image_sequence_fits_model(&self) -> Result<(), Invalid> {
         let rnn = matches!(self.model, ModelSpec::Rnn(_));
         let kind = self.dataset.kind_name();
         let file_images = matches!(
@@ -625,9 +648,11 @@ impl Experiment {
     /// The task against the data and the model: regression only on the
     /// adding problem, the adding problem only as a regression; sequence
     /// data only for the rnn family, whose depths match a length the file
-    /// gives and hold the copy task.
+    /// gives and hold the copy task, and the transformer (checked in
+    /// [`Experiment::sequence_fits_model`]).
     fn task_fits_data(&self) -> Result<(), Invalid> {
         let rnn = matches!(self.model, ModelSpec::Rnn(_));
+        let transformer = matches!(self.model, ModelSpec::Transformer(_));
         let kind = self.dataset.kind_name();
         match (self.task, self.dataset.float_target()) {
             (Task::Regression, false) => {
@@ -644,14 +669,17 @@ impl Experiment {
             }
             _ => {}
         }
-        if self.dataset.is_sequence() != rnn {
+        if !transformer && self.dataset.is_sequence() != rnn {
             return Invalid::refuse(
                 "model.family",
                 format!(
-                    "{:?} on dataset kind {kind:?}: the rnn family and the sequence datasets (\"adding\", \"copy\", an image set with dataset.sequence) go together",
+                    "{:?} on dataset kind {kind:?}: the sequence datasets (\"adding\", \"copy\", an image set with dataset.sequence) are for the rnn family (and, with a dataset.length, the transformer)",
                     self.model.family_name()
                 ),
             );
+        }
+        if !rnn {
+            return Ok(());
         }
         if let DatasetSpec::Copy(c) = &self.dataset {
             let min = gradscope_data::sequences::copy_min_length(c.recall);
@@ -711,7 +739,9 @@ impl Experiment {
                     format!("a sequence length of {d} (the rnn family's depths are lengths): give 2 or more"),
                 );
             }
-            if d < 2 {
+            // A transformer's depth counts blocks: 1 is a net (0 is
+            // refused by the model's own checks, in its words).
+            if d < 2 && !matches!(self.model, ModelSpec::Transformer(_)) {
                 return Invalid::refuse(
                     format!("depths[{i}]"),
                     format!("{d} is below 2 (an input and an output layer)"),
@@ -919,6 +949,66 @@ pub(crate) mod tests {
         assert_eq!(field, "dataset.sequence", "{e}");
     }
 
+    /// Issue 35: the transformer trains on images and on token
+    /// sequences with a length of their own (its depths count blocks, so
+    /// the data are not made at the depth); it refuses vectors, a
+    /// sequence without a length, a patch on tokens, heads that do not
+    /// divide the width and highway, each in one line naming the field.
+    #[test]
+    fn transformer_data_and_settings_are_checked() {
+        let copy = r#"{
+          "name": "t",
+          "dataset": { "kind": "copy", "samples": 64, "recall": 2, "length": 9 },
+          "model": { "family": "transformer", "width": 16, "causal": true },
+          "variants": ["plain", "post-ln", "pre-ln", "residual", "rezero"],
+          "depths": [1, 3],
+          "seeds": [0],
+          "train": { "lr": 0.1, "batch_size": 16, "steps": 4, "eval_every": 2 },
+          "probe": { "every": 2 }
+        }"#;
+        let good = parse(copy).unwrap();
+        for run in crate::plan::plan(&good) {
+            assert_eq!(crate::sweep::run_dataset(&good, &run).length(), Some(9));
+        }
+        let images = copy.replacen(
+            r#""kind": "copy", "samples": 64, "recall": 2, "length": 9"#,
+            r#""kind": "synthetic-images", "samples": 64, "classes": 4, "shape": [1, 8, 8]"#,
+            1,
+        );
+        parse(&images).unwrap();
+        parse(&images.replacen(r#""causal": true"#, r#""patch": 2"#, 1)).unwrap();
+        let bad = |text: &str, from: &str, to: &str| {
+            assert!(text.contains(from), "fixture lacks {from}");
+            let e = parse(&text.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+            (e.field().to_string(), e.to_string())
+        };
+        let (field, e) = bad(copy, r#", "length": 9"#, "");
+        assert_eq!(field, "dataset.length", "{e}");
+        assert!(e.contains("count blocks"), "{e}");
+        let (field, e) = bad(
+            copy,
+            r#""kind": "copy", "samples": 64, "recall": 2, "length": 9"#,
+            r#""kind": "synthetic", "samples": 64, "classes": 3, "features": 8"#,
+        );
+        assert_eq!(field, "model.family", "{e}");
+        assert!(e.contains("vectors"), "{e}");
+        let (field, _) = bad(copy, r#""causal": true"#, r#""patch": 2"#);
+        assert_eq!(field, "model.patch");
+        let (field, e) = bad(copy, r#""causal": true"#, r#""heads": 6"#);
+        assert_eq!(field, "model.heads", "{e}");
+        assert!(e.contains("6 does not divide model.width 16"), "{e}");
+        let (field, e) = bad(copy, r#""rezero"]"#, r#""highway"]"#);
+        assert_eq!(field, "variants[4]", "{e}");
+        let (field, _) = bad(copy, r#""causal": true"#, r#""layers": 2"#);
+        assert!(field.starts_with("model"), "{field}");
+        // The other families keep their refusal of an LN layout.
+        let (field, e) = parse(&with(r#""plain""#, r#""pre-ln""#))
+            .map(|_| unreachable!())
+            .unwrap_or_else(|e| (e.field().to_string(), e.to_string()));
+        assert!(field.starts_with("variants"), "{field}: {e}");
+    }
+
     #[test]
     fn good_file_parses_with_defaults() {
         let e = parse(GOOD).unwrap();
@@ -1006,7 +1096,7 @@ pub(crate) mod tests {
                 "dataset.kind",
             ),
             (
-                with(r#""family": "mlp""#, r#""family": "transformer""#),
+                with(r#""family": "mlp""#, r#""family": "gpt""#),
                 "model.family",
             ),
             (

@@ -30,7 +30,7 @@ use crate::record::{
     current_versions, read_record, write_record, write_summary, RunRecord, Status,
 };
 use crate::shard::{self, Shard};
-use crate::spec::{DatasetSpec, Experiment};
+use crate::spec::{DatasetSpec, Experiment, ModelSpec};
 use crate::train_loop::{build_network, train_run};
 use crate::TrainError;
 use gradscope_data::{Dataset, DatasetInfo};
@@ -63,16 +63,30 @@ pub(crate) fn own_dataset(exp: &Experiment, run: &RunSpec) -> Result<Option<Data
     Ok(Some(load_dataset(&spec)?))
 }
 
-/// The dataset section a run trains on: its swept values, at its depth.
+/// The dataset section a run trains on: its swept values, at its depth
+/// where the depth is the sequence length (the rnn family).
 pub fn run_dataset(exp: &Experiment, run: &RunSpec) -> DatasetSpec {
-    exp.resolved(&run.setting).dataset.at_depth(run.depth)
+    at_depth(exp, exp.resolved(&run.setting).dataset, run.depth)
 }
 
 /// The experiment-wide dataset section (sizes and checks read it): a
-/// sequence dataset at the first depth.
+/// sequence dataset at the first depth, for the rnn family.
 pub fn experiment_dataset(exp: &Experiment) -> DatasetSpec {
-    exp.dataset
-        .at_depth(exp.depths.first().copied().unwrap_or(2))
+    at_depth(
+        exp,
+        exp.dataset.clone(),
+        exp.depths.first().copied().unwrap_or(2),
+    )
+}
+
+/// `data` made at `depth` ([`DatasetSpec::at_depth`]) where a depth is a
+/// sequence length: for the rnn family alone. A transformer's depth counts
+/// blocks, and its sequence data have a length of their own.
+fn at_depth(exp: &Experiment, data: DatasetSpec, depth: usize) -> DatasetSpec {
+    match exp.model {
+        ModelSpec::Rnn(_) => data.at_depth(depth),
+        _ => data,
+    }
 }
 
 /// The checks of an experiment that need the training split's size.
