@@ -647,7 +647,7 @@ impl Experiment {
             return Invalid::refuse(
                 "model.family",
                 format!(
-                    "{:?} on dataset kind {kind:?}: the rnn family and the sequence datasets (\"adding\", \"copy\", an image set with dataset.sequence) go together",
+                    "{:?} on dataset kind {kind:?}: the rnn family and the sequence datasets (\"adding\", \"copy\", \"sort\", \"reverse\", \"copy-offset\", an image set with dataset.sequence) go together",
                     self.model.family_name()
                 ),
             );
@@ -916,6 +916,33 @@ pub(crate) mod tests {
         assert_eq!(field, "dataset.permute_seed");
         let (field, e) = bad(&images, r#""rows""#, r#""diagonals""#);
         assert_eq!(field, "dataset.sequence", "{e}");
+    }
+
+    /// The token tasks go with the rnn family at their own length: every
+    /// depth must equal it (no depth makes their data), and a
+    /// feed-forward family is refused on them, each in one line naming the
+    /// field.
+    #[test]
+    fn token_tasks_run_at_their_own_length() {
+        let sort = RNN
+            .replacen(r#""kind": "adding""#, r#""kind": "sort", "length": 8"#, 1)
+            .replacen(r#""task": "regression","#, "", 1)
+            .replacen("[5, 10]", "[8]", 1);
+        let good = parse(&sort).unwrap();
+        assert_eq!(good.dataset.output_steps(), Some(8));
+        let run = crate::plan::plan(&good).remove(0);
+        assert_eq!(crate::sweep::run_dataset(&good, &run).length(), Some(8));
+        let e = parse(&sort.replacen("[8]", "[8, 16]", 1)).unwrap_err();
+        assert_eq!(e.field(), "depths[1]", "{e}");
+        assert!(e.to_string().contains("16 is not dataset.length 8"), "{e}");
+        let mlp = sort.replacen(
+            r#""family": "rnn", "width": 8, "cell": ["tanh", "lstm"]"#,
+            r#""family": "mlp", "width": 8, "activation": "relu""#,
+            1,
+        );
+        let e = parse(&mlp).unwrap_err();
+        assert_eq!(e.field(), "model.family", "{e}");
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
     }
 
     #[test]
