@@ -18,6 +18,8 @@
 //! - [`sequences`] makes the recurrent family's tasks: the adding problem
 //!   and the copy task from a seed, and an image set read as a sequence
 //!   (row by row or pixel by pixel, optionally permuted).
+//! - [`tokens`] makes the synthetic token tasks (sort, reverse, copy with
+//!   an offset) from a seed, for the Transformer and rnn families.
 //!
 //! Readers check every header and length against the bytes really there and
 //! return [`DataError`] naming the file; no input bytes make them panic or
@@ -47,6 +49,7 @@ pub mod spec;
 #[cfg(any(test, feature = "fuzz"))]
 pub mod test_files;
 pub mod textures;
+pub mod tokens;
 pub mod validate;
 
 use std::fs::File;

@@ -15,6 +15,7 @@
 
 use crate::sequences::{adding, copy, AddingSpec, CopySpec, Sequence, COPY_RECALL, COPY_SYMBOLS};
 use crate::textures::{synthetic_images, TextureSpec};
+use crate::tokens::{tokens, TokenSpec, TokenTask, TOKEN_LENGTH, TOKEN_OFFSET, TOKEN_VOCAB};
 use crate::{cifar, idx, synthetic, DataError, Dataset, DatasetInfo, SyntheticSpec};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,83 @@ pub enum DatasetSpec {
     /// al. 2016), sequences for the rnn family, classified at each of the
     /// last `recall` steps.
     Copy(CopyData),
+    /// Sort `length` uniform tokens (see gradscope-data::tokens), output at
+    /// every position; chance is that of the order statistics (0.25 for 2
+    /// tokens over 2 symbols).
+    Sort(TokenData),
+    /// Output `length` uniform tokens reversed, at every position; chance
+    /// 1 − 1/vocab.
+    Reverse(TokenData),
+    /// Output each token `offset` steps later, at positions offset..length;
+    /// chance 1 − 1/vocab.
+    #[serde(rename = "copy-offset")]
+    CopyOffset(CopyOffsetData),
+}
+
+/// The sort and reverse token tasks (see gradscope-data::tokens): inputs
+/// `[length, vocab]` one-hot over `length` uniform tokens, a target token
+/// at each of the `length` positions. The error is the per-token error
+/// rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenData {
+    #[schemars(with = "NumberOrList<usize>")]
+    pub samples: usize,
+    /// Held-out examples; default a quarter of `samples`.
+    #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
+    pub test_samples: Option<usize>,
+    /// Tokens per example, 2 or more (default 16). The data's own length,
+    /// never a run's depth: the rnn family's depths must equal it.
+    #[serde(default = "token_length")]
+    pub length: usize,
+    /// Symbols the tokens are drawn from, 2 or more (default 8): the
+    /// inputs' channels and the classes.
+    #[serde(default = "token_vocab")]
+    pub vocab: usize,
+    /// Seed of the data, fixed across the runs of a sweep.
+    #[serde(default)]
+    #[schemars(with = "NumberOrList<u64>")]
+    pub seed: u64,
+}
+
+/// The copy-offset token task (see gradscope-data::tokens): inputs
+/// `[length, vocab]` one-hot over `length` uniform tokens; position t
+/// outputs the token at t − offset, scored at positions offset..length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyOffsetData {
+    #[schemars(with = "NumberOrList<usize>")]
+    pub samples: usize,
+    /// Held-out examples; default a quarter of `samples`.
+    #[serde(default)]
+    #[schemars(with = "Option<NumberOrList<usize>>")]
+    pub test_samples: Option<usize>,
+    /// Tokens per example, 2 or more (default 16). The data's own length,
+    /// never a run's depth: the rnn family's depths must equal it.
+    #[serde(default = "token_length")]
+    pub length: usize,
+    /// Symbols the tokens are drawn from, 2 or more (default 8): the
+    /// inputs' channels and the classes.
+    #[serde(default = "token_vocab")]
+    pub vocab: usize,
+    /// How many steps back each output recalls, in 1..length (default 1).
+    #[serde(default = "token_offset")]
+    pub offset: usize,
+    /// Seed of the data, fixed across the runs of a sweep.
+    #[serde(default)]
+    #[schemars(with = "NumberOrList<u64>")]
+    pub seed: u64,
+}
+
+fn token_length() -> usize {
+    TOKEN_LENGTH
+}
+fn token_vocab() -> usize {
+    TOKEN_VOCAB
+}
+fn token_offset() -> usize {
+    TOKEN_OFFSET
 }
 
 /// The copy task (see gradscope-data::sequences): inputs `[length,
@@ -221,10 +299,7 @@ impl DatasetSpec {
     /// True when the data are images (`[c, h, w]` inputs): not an image
     /// set read as a sequence.
     pub fn is_image(&self) -> bool {
-        !matches!(
-            self,
-            DatasetSpec::Synthetic(_) | DatasetSpec::Adding(_) | DatasetSpec::Copy(_)
-        ) && self.sequence().is_none()
+        !matches!(self, DatasetSpec::Synthetic(_)) && !self.is_sequence()
     }
 
     /// The file data's `sequence` option, when given.
@@ -243,12 +318,23 @@ impl DatasetSpec {
         matches!(self, DatasetSpec::Adding(_))
     }
 
-    /// The steps a sequence target has (the copy task's `recall`): the
-    /// net's head then reads each of its last that many steps. `None`: one
-    /// target per example.
+    /// The steps a sequence target has (the copy task's `recall`, a token
+    /// task's scored positions): the net's head then reads each of its
+    /// last that many steps. `None`: one target per example.
     pub fn output_steps(&self) -> Option<usize> {
         match self {
             DatasetSpec::Copy(c) => Some(c.recall),
+            _ => self.token_spec().map(|t| t.steps()),
+        }
+    }
+
+    /// A token task's generator settings (gradscope-data::tokens), with
+    /// the held-out size defaulted; `None` for the other kinds.
+    pub fn token_spec(&self) -> Option<TokenSpec> {
+        match self {
+            DatasetSpec::Sort(t) => Some(t.spec(TokenTask::Sort)),
+            DatasetSpec::Reverse(t) => Some(t.spec(TokenTask::Reverse)),
+            DatasetSpec::CopyOffset(c) => Some(c.spec()),
             _ => None,
         }
     }
@@ -263,28 +349,35 @@ impl DatasetSpec {
             DatasetSpec::Cifar10(_) => "cifar10",
             DatasetSpec::Adding(_) => "adding",
             DatasetSpec::Copy(_) => "copy",
+            DatasetSpec::Sort(_) => "sort",
+            DatasetSpec::Reverse(_) => "reverse",
+            DatasetSpec::CopyOffset(_) => "copy-offset",
         }
     }
 
     /// True when the data are sequences (`[length, features]` inputs, for
     /// the rnn family): the generated ones, and image sets read as one.
     pub fn is_sequence(&self) -> bool {
-        matches!(self, DatasetSpec::Adding(_) | DatasetSpec::Copy(_)) || self.sequence().is_some()
+        matches!(self, DatasetSpec::Adding(_) | DatasetSpec::Copy(_))
+            || self.token_spec().is_some()
+            || self.sequence().is_some()
     }
 
     /// A generated sequence dataset's own length, when the file gives one
-    /// (an image sequence's is known once its files are read).
+    /// (an image sequence's is known once its files are read). A token
+    /// task always has one (its default 16 where the file gives none).
     pub fn length(&self) -> Option<usize> {
         match self {
             DatasetSpec::Adding(a) => a.length,
             DatasetSpec::Copy(c) => c.length,
-            _ => None,
+            _ => self.token_spec().map(|t| t.length),
         }
     }
 
     /// The dataset a run of `depth` trains on: a sequence dataset without
     /// a length of its own made at that length (the rnn family's depth is
-    /// the sequence length); any other dataset as it is.
+    /// the sequence length); any other dataset as it is (a token task's
+    /// length is always its own).
     pub fn at_depth(&self, depth: usize) -> DatasetSpec {
         match self {
             DatasetSpec::Adding(a) if a.length.is_none() => DatasetSpec::Adding(AddingData {
@@ -337,9 +430,12 @@ impl<'de> Deserialize<'de> for DatasetSpec {
             "cifar10" => Ok(DatasetSpec::Cifar10(section.tagged(rest)?)),
             "adding" => Ok(DatasetSpec::Adding(section.tagged(rest)?)),
             "copy" => Ok(DatasetSpec::Copy(section.tagged(rest)?)),
+            "sort" => Ok(DatasetSpec::Sort(section.tagged(rest)?)),
+            "reverse" => Ok(DatasetSpec::Reverse(section.tagged(rest)?)),
+            "copy-offset" => Ok(DatasetSpec::CopyOffset(section.tagged(rest)?)),
             other => Err(section.error(
                 "kind",
-                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\", \"adding\", \"copy\""),
+                format!("unknown dataset kind {other:?}, expected one of \"synthetic\", \"synthetic-images\", \"fashion-mnist\", \"mnist\", \"cifar10\", \"adding\", \"copy\", \"sort\", \"reverse\", \"copy-offset\""),
             )),
         }
     }
@@ -360,10 +456,53 @@ impl CopyData {
     }
 }
 
+impl TokenData {
+    /// The generator's settings for `task` (sort or reverse).
+    pub(crate) fn spec(&self, task: TokenTask) -> TokenSpec {
+        TokenSpec {
+            task,
+            samples: self.samples,
+            test_samples: default_test_samples(self.samples, self.test_samples),
+            length: self.length,
+            vocab: self.vocab,
+            seed: self.seed,
+        }
+    }
+}
+
+impl CopyOffsetData {
+    /// The generator's settings.
+    pub(crate) fn spec(&self) -> TokenSpec {
+        TokenSpec {
+            task: TokenTask::CopyOffset {
+                offset: self.offset,
+            },
+            samples: self.samples,
+            test_samples: default_test_samples(self.samples, self.test_samples),
+            length: self.length,
+            vocab: self.vocab,
+            seed: self.seed,
+        }
+    }
+}
+
 /// The held-out size of a generated dataset: as given, or a quarter of the
 /// training size (at least one).
 fn default_test_samples(samples: usize, test_samples: Option<usize>) -> usize {
     test_samples.unwrap_or((samples / 4).max(1))
+}
+
+/// What [`tokens`] makes of `t`, refusing what it refuses.
+fn token_info(t: &TokenSpec) -> Result<DatasetInfo, DataError> {
+    crate::generated_sizes(t.samples, t.test_samples)?;
+    t.check()?;
+    Ok(DatasetInfo {
+        name: t.task.name().into(),
+        train: t.samples,
+        test: t.test_samples,
+        input_shape: vec![t.length as i64, t.vocab as i64],
+        classes: t.vocab as i64,
+    })
 }
 
 impl DatasetSpec {
@@ -409,6 +548,9 @@ impl DatasetSpec {
                     seed: c.seed,
                 })
             }
+            DatasetSpec::Sort(t) => return tokens(&t.spec(TokenTask::Sort)),
+            DatasetSpec::Reverse(t) => return tokens(&t.spec(TokenTask::Reverse)),
+            DatasetSpec::CopyOffset(c) => return tokens(&c.spec()),
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
         };
         let (dir, hint) = self.files_dir_and_hint(files);
@@ -477,6 +619,9 @@ impl DatasetSpec {
                     classes: c.symbols as i64,
                 })
             }
+            DatasetSpec::Sort(t) => return token_info(&t.spec(TokenTask::Sort)),
+            DatasetSpec::Reverse(t) => return token_info(&t.spec(TokenTask::Reverse)),
+            DatasetSpec::CopyOffset(c) => return token_info(&c.spec()),
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => f,
         };
         let (dir, hint) = self.files_dir_and_hint(files);

@@ -8,6 +8,8 @@
 
 use crate::sequences::copy_min_length;
 use crate::spec::{AddingData, CopyData, DatasetSpec, FileData, SyntheticData, SyntheticImages};
+use crate::tokens::{TokenSpec, TokenTask};
+use crate::DataError;
 
 /// A value the file's types allow but its checks refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +154,9 @@ impl DatasetSpec {
                 Ok(Some(*samples))
             }
             DatasetSpec::Copy(c) => copy_ok(c),
+            DatasetSpec::Sort(t) => tokens_ok(&t.spec(TokenTask::Sort)),
+            DatasetSpec::Reverse(t) => tokens_ok(&t.spec(TokenTask::Reverse)),
+            DatasetSpec::CopyOffset(c) => tokens_ok(&c.spec()),
             DatasetSpec::FashionMnist(f) | DatasetSpec::Mnist(f) | DatasetSpec::Cifar10(f) => {
                 // Fashion-MNIST has a default folder (Debian's package).
                 let needs_dir = !matches!(self, DatasetSpec::FashionMnist(_));
@@ -215,6 +220,28 @@ fn copy_ok(c: &CopyData) -> Result<Option<usize>, Invalid> {
         }
     }
     Ok(Some(c.samples))
+}
+
+/// A token task: the generator's own checks (gradscope-data::tokens),
+/// and its one-hot inputs under the limit of generated data.
+fn tokens_ok(t: &TokenSpec) -> Result<Option<usize>, Invalid> {
+    // A defaulted held-out size is at least 1; a given 0 is refused here.
+    split_sizes(t.samples, Some(t.test_samples))?;
+    t.check().map_err(|e| match e {
+        DataError::Invalid { field, message } => Invalid::new(format!("dataset.{field}"), message),
+        other => Invalid::new("dataset", other.to_string()),
+    })?;
+    let values = t.samples.saturating_mul(t.length).saturating_mul(t.vocab);
+    if values > MAX_GENERATED_VALUES {
+        return Invalid::refuse(
+            "dataset.samples",
+            format!(
+                "{} × {} tokens × {} symbols is over the 2e8-value limit of generated data",
+                t.samples, t.length, t.vocab
+            ),
+        );
+    }
+    Ok(Some(t.samples))
 }
 
 /// An image set read as a sequence: `permute_seed` orders its steps, so

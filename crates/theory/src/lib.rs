@@ -33,9 +33,13 @@
 //! The Gaussian expectations are computed by composite Gauss–Legendre
 //! quadrature on each half-line, which is exact to about 1e-12 for smooth
 //! integrands and handles ReLU's kink at 0, since no node sits on it.
+//!
+//! [`chance`] holds the token tasks' chance levels, which the data crate
+//! and the report (no tch) both read from here.
 
 #![forbid(unsafe_code)]
 
+pub mod chance;
 pub mod criticality;
 pub mod recurrent;
 pub mod transformer;

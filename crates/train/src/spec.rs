@@ -673,7 +673,7 @@ impl Experiment {
             return Invalid::refuse(
                 "model.family",
                 format!(
-                    "{:?} on dataset kind {kind:?}: the sequence datasets (\"adding\", \"copy\", an image set with dataset.sequence) are for the rnn family (and, with a dataset.length, the transformer)",
+                    "{:?} on dataset kind {kind:?}: the sequence datasets (\"adding\", \"copy\", \"sort\", \"reverse\", \"copy-offset\", an image set with dataset.sequence) are for the rnn family (and, with a dataset.length, the transformer)",
                     self.model.family_name()
                 ),
             );
@@ -1007,6 +1007,33 @@ pub(crate) mod tests {
             .map(|_| unreachable!())
             .unwrap_or_else(|e| (e.field().to_string(), e.to_string()));
         assert!(field.starts_with("variants"), "{field}: {e}");
+    }
+
+    /// The token tasks go with the rnn family at their own length: every
+    /// depth must equal it (no depth makes their data), and a
+    /// feed-forward family is refused on them, each in one line naming the
+    /// field.
+    #[test]
+    fn token_tasks_run_at_their_own_length() {
+        let sort = RNN
+            .replacen(r#""kind": "adding""#, r#""kind": "sort", "length": 8"#, 1)
+            .replacen(r#""task": "regression","#, "", 1)
+            .replacen("[5, 10]", "[8]", 1);
+        let good = parse(&sort).unwrap();
+        assert_eq!(good.dataset.output_steps(), Some(8));
+        let run = crate::plan::plan(&good).remove(0);
+        assert_eq!(crate::sweep::run_dataset(&good, &run).length(), Some(8));
+        let e = parse(&sort.replacen("[8]", "[8, 16]", 1)).unwrap_err();
+        assert_eq!(e.field(), "depths[1]", "{e}");
+        assert!(e.to_string().contains("16 is not dataset.length 8"), "{e}");
+        let mlp = sort.replacen(
+            r#""family": "rnn", "width": 8, "cell": ["tanh", "lstm"]"#,
+            r#""family": "mlp", "width": 8, "activation": "relu""#,
+            1,
+        );
+        let e = parse(&mlp).unwrap_err();
+        assert_eq!(e.field(), "model.family", "{e}");
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::{duration, print_stdout};
 use anyhow::{bail, Context, Result};
+use gradscope_data::tokens::chance_error;
 use gradscope_train::check::{self, check_experiment, PlanCheck};
 use gradscope_train::spec::{Experiment, Task};
 use std::path::Path;
@@ -42,15 +43,22 @@ fn plan(text: &mut String, path: &Path, exp: &Experiment, checked: &PlanCheck) {
         outln!(text, "  {}", exp.description);
     }
     // Regression data (the adding problem) have a float target, not
-    // classes; the copy task a class at each of its last `recall` steps.
+    // classes; the copy task a class at each of its last `recall` steps,
+    // and a token task at each of its scored positions (sort's chance is
+    // its order statistics', not 1 − 1/classes).
     let target = match (exp.task, exp.dataset.output_steps()) {
         (Task::Regression, _) => "a float target".to_string(),
-        (_, Some(k)) => format!(
-            "{} classes at each of the last {k} steps (chance error 1 − 1/{} = {:.3})",
-            d.classes,
-            d.classes,
-            1.0 - 1.0 / d.classes.max(1) as f64
-        ),
+        (_, Some(k)) => {
+            let level = exp
+                .dataset
+                .token_spec()
+                .and_then(|t| chance_error(t.task, t.length, t.vocab))
+                .unwrap_or(1.0 - 1.0 / d.classes.max(1) as f64);
+            format!(
+                "{} classes at each of the last {k} steps (chance error {level:.3})",
+                d.classes
+            )
+        }
         _ => format!("{} classes", d.classes),
     };
     outln!(

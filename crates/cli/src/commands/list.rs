@@ -339,7 +339,55 @@ pub const DATASETS: &[Choice] = &[
             f("seed", "0", "seed of the data (default 0)"),
         ],
     ),
+    c(
+        "sort",
+        "length uniform tokens over vocab symbols, one-hot; output them sorted, one per position (task \"classify\"; error per token; chance that of the order statistics, below 1 − 1/vocab)",
+        TOKEN_FIELDS,
+    ),
+    c(
+        "reverse",
+        "length uniform tokens over vocab symbols, one-hot; output them reversed, one per position (task \"classify\"; error per token, chance 1 − 1/vocab)",
+        TOKEN_FIELDS,
+    ),
+    c(
+        "copy-offset",
+        "length uniform tokens over vocab symbols, one-hot; position t outputs the token offset steps back, at positions offset..length (task \"classify\"; error per token, chance 1 − 1/vocab)",
+        &[
+            TOKEN_SAMPLES,
+            TOKEN_TEST,
+            TOKEN_LENGTH,
+            TOKEN_VOCAB,
+            f("offset", "2", "steps back each output recalls, in 1..length (default 1)"),
+            TOKEN_SEED,
+        ],
+    ),
 ];
+
+/// The token tasks' fields (sort, reverse; copy-offset adds its offset).
+const TOKEN_FIELDS: &[Field] = &[
+    TOKEN_SAMPLES,
+    TOKEN_TEST,
+    TOKEN_LENGTH,
+    TOKEN_VOCAB,
+    TOKEN_SEED,
+];
+const TOKEN_SAMPLES: Field = f("samples", "64", "training examples (required)");
+const TOKEN_TEST: Field = f(
+    "test_samples",
+    "16",
+    "held-out examples (default a quarter of samples)",
+);
+const TOKEN_LENGTH: Field = f(
+    "length",
+    "6",
+    "tokens per example, 2 or more (default 16); every depth must equal it",
+);
+const TOKEN_VOCAB: Field = f(
+    "vocab",
+    "4",
+    "symbols, 2 or more: the inputs' channels and the classes (default 8)",
+);
+const TOKEN_SEED: Field = f("seed", "0", "seed of the data (default 0)");
 
 /// The train section's fields (`train.FIELD`).
 pub const TRAIN: &[Field] = &[
@@ -526,6 +574,11 @@ mod tests {
                 // The sample length, 9, holds 2 · 4 + 1 steps.
                 "copy" => {
                     parses(&recurrent_task(&all, rnn, "classify", 9));
+                    continue;
+                }
+                // The token tasks' sample length is 6.
+                "sort" | "reverse" | "copy-offset" => {
+                    parses(&recurrent_task(&all, rnn, "classify", 6));
                     continue;
                 }
                 _ => {}

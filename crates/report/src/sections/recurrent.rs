@@ -48,7 +48,9 @@ pub(crate) fn is_recurrent(loaded: &Loaded) -> bool {
 
 /// The task's chance level and what it means, from the experiment's
 /// config: the adding problem's error is the MSE over the target's
-/// variance (1 = predicting the mean); a classifier's is 1 − 1/classes.
+/// variance (1 = predicting the mean); a classifier's is 1 − 1/classes;
+/// the sort task's, whose targets are order statistics and not uniform,
+/// the best input-ignoring guess at each position (gradscope-theory).
 pub(crate) fn chance(config: &Value) -> Option<(f64, String)> {
     if config.pointer("/task").and_then(Value::as_str) == Some("regression") {
         return Some((
@@ -57,11 +59,26 @@ pub(crate) fn chance(config: &Value) -> Option<(f64, String)> {
         ));
     }
     let kind = config.pointer("/dataset/kind").and_then(Value::as_str)?;
+    // run.json's config holds every dataset field, defaults filled in.
+    let field = |name: &str| config.pointer(&format!("/dataset/{name}"))?.as_u64();
     let classes = match kind {
         "copy" => config
             .pointer("/dataset/symbols")
             .and_then(Value::as_f64)
             .unwrap_or(8.0),
+        "reverse" | "copy-offset" => field("vocab")? as f64,
+        "sort" => {
+            let (length, vocab) = (field("length")?, field("vocab")?);
+            let level =
+                gradscope_theory::chance::sorted_tokens_error(length as usize, vocab as usize)?;
+            return Some((
+                level,
+                format!(
+                    "the best guess that ignores the input, the likeliest token at each sorted position of {length} over {vocab} symbols, scores {}%",
+                    pct(level)
+                ),
+            ));
+        }
         "fashion-mnist" | "mnist" | "cifar10" => 10.0,
         _ => return None,
     };
@@ -556,6 +573,20 @@ mod tests {
         let fashion = json!({"task": "classify", "dataset": {"kind": "fashion-mnist"}});
         assert!((chance(&fashion).unwrap().0 - 0.9).abs() < 1e-12);
         assert!(chance(&json!({"dataset": {"kind": "synthetic"}})).is_none());
+        // The token tasks: uniform targets for reverse and copy-offset,
+        // order statistics for sort (2 tokens over 2 symbols: min and max
+        // are each 3/4 likely to be 0 and 1, so chance errs 1/4).
+        let tokens = |kind: &str, length: u64, vocab: u64| {
+            let config = json!({"task": "classify",
+                "dataset": {"kind": kind, "length": length, "vocab": vocab, "offset": 1}});
+            chance(&config).unwrap().0
+        };
+        assert_eq!(tokens("reverse", 16, 4), 0.75);
+        assert_eq!(tokens("copy-offset", 16, 8), 0.875);
+        assert!((tokens("sort", 2, 2) - 0.25).abs() < 1e-15);
+        assert!(tokens("sort", 16, 8) < 0.875);
+        let no_vocab = json!({"dataset": {"kind": "sort", "length": 4}});
+        assert!(chance(&no_vocab).is_none());
     }
 
     /// Solved and at chance hold at every seed, else the length is between.
