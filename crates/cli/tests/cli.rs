@@ -352,6 +352,8 @@ fn files_follow_the_design_contract() {
         "final_test_loss",
         "grad_decay_init",
         "grad_decay_final",
+        "wgrad_decay_init",
+        "wgrad_decay_final",
         "grad_spread_init",
         "grad_spread_final",
         "grad_first_init",

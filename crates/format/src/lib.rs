@@ -7,6 +7,8 @@
 //! - [`decay`]: the headline readings of a gradient profile (decay per
 //!   layer, spread, medians over probe steps), computed the same way by
 //!   the training loop (for `run.json` and `summary.csv`) and by the report.
+//! - [`wgrad`]: which weight is each trunk layer's main weight, and the
+//!   decay per layer of those weights' gradients.
 //! - [`names`]: run folder names, with the values of swept settings, and
 //!   [`names::is_folder_name`], which a name read from a file must pass
 //!   before it is joined onto a path.
@@ -42,6 +44,7 @@ pub mod lesion;
 pub mod names;
 pub mod rows;
 pub mod run;
+pub mod wgrad;
 
 use serde::{Deserialize, Serialize};
 

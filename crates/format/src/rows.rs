@@ -40,7 +40,7 @@ pub const ACTIVATIONS_HEADER: [&str; 10] = [
 /// follow `variant` where the experiment sweeps them (in
 /// [`SWEPT_FIELDS`] order): the decay and spread lead, the first/last L2
 /// norms follow for comparison with older results.
-pub const SUMMARY_HEADER: [&str; 23] = [
+pub const SUMMARY_HEADER: [&str; 25] = [
     "run",
     "variant",
     "depth",
@@ -55,6 +55,8 @@ pub const SUMMARY_HEADER: [&str; 23] = [
     "grad_decay_init",
     "grad_decay_theory",
     "grad_decay_final",
+    "wgrad_decay_init",
+    "wgrad_decay_final",
     "grad_spread_init",
     "grad_spread_final",
     "grad_first_init",
@@ -258,6 +260,18 @@ pub struct SummaryRow {
     /// The same over the last five probe steps.
     #[serde(default, serialize_with = "plain")]
     pub grad_decay_final: Option<f64>,
+    /// Decay per layer of the weight gradients: the least-squares slope of
+    /// log10 ‖∇W‖ of each trunk layer's main weight against its position
+    /// (the MLP's hidden layer's own weight, a conv block's last conv on
+    /// the residual branch, a Transformer block's FFN output weight; see
+    /// [`crate::wgrad`]), in `grad_decay_init`'s units and sign, median of
+    /// the first five probe steps. Empty for the rnn family (its trunk is
+    /// time, its weights shared), and in older files.
+    #[serde(default, serialize_with = "plain")]
+    pub wgrad_decay_init: Option<f64>,
+    /// The same over the last five probe steps.
+    #[serde(default, serialize_with = "plain")]
+    pub wgrad_decay_final: Option<f64>,
     /// log10(last trunk rms / first trunk rms), first five probe steps
     /// (`inf` when the first is exactly 0 in float32).
     #[serde(default, serialize_with = "plain")]
@@ -332,6 +346,8 @@ impl SummaryRow {
             grad_decay_init: g.decay_init,
             grad_decay_theory: g.decay_theory,
             grad_decay_final: g.decay_final,
+            wgrad_decay_init: g.wgrad_decay_init,
+            wgrad_decay_final: g.wgrad_decay_final,
             grad_spread_init: g.spread_init,
             grad_spread_final: g.spread_final,
             grad_first_init: g.init_first,
@@ -515,6 +531,7 @@ mod tests {
             },
             gradient_ends: GradientEnds {
                 decay_init: Some(0.125),
+                wgrad_decay_init: Some(0.5),
                 spread_init: Some(f64::INFINITY),
                 init_first: Some(1e-40),
                 ..GradientEnds::default()
@@ -673,7 +690,7 @@ mod tests {
         );
         assert!(
             lines[1].starts_with(
-                "plain-tanh-d8-s1,plain,tanh,8,1,diverged,3,42,NaN,,,,0.125,,,inf,,0.0000"
+                "plain-tanh-d8-s1,plain,tanh,8,1,diverged,3,42,NaN,,,,0.125,,,0.5,,inf,,0.0000"
             ),
             "{}",
             lines[1]
@@ -692,8 +709,27 @@ mod tests {
         assert_eq!(rows[1].activation, None);
         assert_eq!(rows[0].grad_first_init, Some(1e-40));
         assert_eq!(rows[0].grad_spread_init, Some(f64::INFINITY));
+        assert_eq!(
+            (rows[0].wgrad_decay_init, rows[0].wgrad_decay_final),
+            (Some(0.5), None)
+        );
         assert!(rows[0].is_diverged());
         assert_eq!(rows[0].group(), "plain, tanh");
+    }
+
+    /// A summary.csv written before the wgrad columns (the header of
+    /// docs/FILES.md until then) reads them as none.
+    #[test]
+    fn a_summary_without_the_wgrad_columns_reads() {
+        let text = "run,variant,depth,seed,status,steps_done,params,final_train_loss,final_train_error,final_test_loss,final_test_error,grad_decay_init,grad_decay_theory,grad_decay_final,grad_spread_init,grad_spread_final,grad_first_init,grad_last_init,grad_first_final,grad_last_final,fwd_spread_init,fwd_spread_final,elapsed_s\n\
+                    plain-d8-s1,plain,8,1,completed,10,42,0.1,0.02,0.2,0.03,0.85,0.8,0.6,9.1,7.2,1e-9,0.1,1e-5,0.1,0.3,0.4,1.000\n";
+        let row: SummaryRow = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.grad_decay_init, Some(0.85));
+        assert_eq!((row.wgrad_decay_init, row.wgrad_decay_final), (None, None));
     }
 
     /// A swept number gets its own column after the model settings', and

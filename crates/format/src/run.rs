@@ -168,6 +168,13 @@ pub struct GradientEnds {
     pub forward_spread_final: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_decay_init: Option<f64>,
+    /// The decay per layer of ‖∇W‖ of each trunk layer's main weight
+    /// ([`crate::wgrad`]), medians of the first and last five probe steps;
+    /// absent in older records, and for the rnn family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wgrad_decay_init: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wgrad_decay_final: Option<f64>,
 }
 
 impl GradientEnds {

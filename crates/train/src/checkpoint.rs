@@ -83,6 +83,10 @@ pub struct LoopState {
     /// The forward signal's profiles of the same steps.
     #[serde(default)]
     pub forward: ProfileWindow,
+    /// The main weights' ‖∇W‖ profiles of the same steps; `None` for the
+    /// rnn family, and in checkpoints written before them.
+    #[serde(default)]
+    pub wgrad: Option<ProfileWindow>,
     /// The first/last-layer gradient readings so far.
     pub ends: GradientEnds,
     /// Bytes of `metrics.csv`, `gradients.csv` and `activations.csv`.
@@ -370,6 +374,7 @@ mod tests {
             window_steps: 0,
             profiles: Default::default(),
             forward: Default::default(),
+            wgrad: Default::default(),
             ends: Default::default(),
             csv_bytes,
             elapsed_s: 0.0,
@@ -423,6 +428,17 @@ mod tests {
             err.contains("checkpoint.pt") && err.contains("train.lr"),
             "{err}"
         );
+    }
+
+    /// A checkpoint written before the weight-gradient profiles reads
+    /// them as absent (the resumed run then reports no wgrad decay rather
+    /// than one whose "init" window holds later steps).
+    #[test]
+    fn a_checkpoint_state_without_wgrad_profiles_reads_them_as_absent() {
+        let mut json = serde_json::to_value(state(&exp(0.1), [0; 3])).unwrap();
+        json.as_object_mut().unwrap().remove("wgrad");
+        let old: LoopState = serde_json::from_value(json).unwrap();
+        assert_eq!(old.wgrad, None);
     }
 
     #[test]

@@ -1219,3 +1219,163 @@ mod rnn_tests {
         }
     }
 }
+
+/// Issue 35 §3: `wgrad_decay_init` and `_final` in summary.csv for every
+/// family, from tiny real runs.
+#[cfg(test)]
+mod wgrad_tests {
+    use super::*;
+    use gradscope_format::rows::SummaryRow;
+    use gradscope_format::wgrad::{main_weights, Point};
+    use gradscope_format::GradientRow;
+
+    /// Trains every run of `json`, writes summary.csv and reads it back,
+    /// checking each run's wgrad readings against the same rule applied
+    /// to its gradients.csv (float32 text, so to 1e-5). Also returns each
+    /// run's main weights by name, from its step-0 rows.
+    fn summary_of(json: &str) -> (Vec<SummaryRow>, Vec<Vec<Option<String>>>) {
+        let exp = Experiment::from_json(json, Path::new("wgrad.json")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = Sweep::prepare(
+            exp,
+            dir.path(),
+            Device::Cpu,
+            1,
+            Existing::Refuse,
+            None,
+            "run",
+        )
+        .unwrap();
+        let stop = AtomicBool::new(false);
+        let mut names = Vec::new();
+        for run in sweep.pending().to_vec() {
+            let record = sweep.run(&run, &stop, &mut |_| {}).unwrap();
+            assert_eq!(record.status, Status::Completed, "{}", run.name());
+            let points: Vec<(String, bool, bool)> = record
+                .probe_points
+                .iter()
+                .map(|name| (name.clone(), false, false))
+                .collect();
+            let rows: Vec<GradientRow> =
+                csv::Reader::from_path(sweep.run_dir(&run).join("gradients.csv"))
+                    .unwrap()
+                    .deserialize()
+                    .map(Result::unwrap)
+                    .collect();
+            let mut points = points;
+            for r in rows.iter().filter(|r| r.step == 0) {
+                points[r.layer].1 |= !r.is_output();
+                points[r.layer].2 |= r.trunk;
+            }
+            let shape: Vec<Point> = points
+                .iter()
+                .map(|(name, weight, trunk)| Point {
+                    name,
+                    weight: *weight,
+                    trunk: *trunk,
+                })
+                .collect();
+            names.push(
+                main_weights(&shape)
+                    .into_iter()
+                    .map(|m| m.map(|i| points[i].0.clone()))
+                    .collect(),
+            );
+            let csv = gradscope_format::wgrad::readings_of(&rows);
+            let ends = &record.gradient_ends;
+            for (from_csv, from_loop) in [
+                (csv.decay_init, ends.wgrad_decay_init),
+                (csv.decay_final, ends.wgrad_decay_final),
+            ] {
+                if let (Some(a), Some(b)) = (from_csv, from_loop) {
+                    assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "{a} vs {b}");
+                }
+            }
+        }
+        let path = sweep.write_summary().unwrap();
+        let summary = csv::Reader::from_path(path)
+            .unwrap()
+            .deserialize()
+            .map(Result::unwrap)
+            .collect();
+        (summary, names)
+    }
+
+    /// A plain sigmoid MLP with PyTorch's default init: backward through
+    /// each layer multiplies dL/dh by about √(1/3)·0.245 (Glorot & Bengio
+    /// 2010 §4.2, their Fig. 7 with the standard init), and ∇W of a layer
+    /// is its input (sigmoid outputs, near 0.5 at every depth) times dL/dh,
+    /// so the weight gradients shrink toward the input too: a positive
+    /// decay, in grad_decay's sign. A CNN's reading is a finite number.
+    #[test]
+    fn a_sigmoid_mlp_loses_weight_gradient_toward_the_input_and_a_cnn_reads() {
+        let (mlp, names) = summary_of(
+            r#"{"name": "wgrad-mlp",
+              "dataset": {"kind": "synthetic", "samples": 256, "test_samples": 64, "classes": 4, "features": 16},
+              "model": {"family": "mlp", "width": 16, "activation": "sigmoid", "norm": "none", "init": "pytorch-default"},
+              "variants": ["plain"], "depths": [10], "seeds": [0],
+              "train": {"lr": 0.1, "batch_size": 64, "steps": 12, "eval_every": 12},
+              "probe": {"every": 1}}"#,
+        );
+        let row = &mlp[0];
+        let (init, fin) = (
+            row.wgrad_decay_init.unwrap(),
+            row.wgrad_decay_final.unwrap(),
+        );
+        eprintln!(
+            "sigmoid MLP d10 w16: wgrad_decay_init {init}, wgrad_decay_final {fin}, grad_decay_init {:?}",
+            row.grad_decay_init
+        );
+        assert!(init > 0.0 && fin > 0.0, "{row:?}");
+        let hidden: Vec<Option<String>> = (1..9)
+            .map(|l| Some(format!("layer{l:02}.linear")))
+            .collect();
+        assert_eq!(names[0], hidden);
+
+        // Residual with option B: its stride-2 blocks have a projection
+        // after their convs, which the rule passes over.
+        let (cnn, names) = summary_of(
+            r#"{"name": "wgrad-cnn",
+              "dataset": {"kind": "synthetic-images", "samples": 64, "test_samples": 32, "classes": 3, "shape": [1, 8, 8]},
+              "model": {"family": "cnn", "width": 4, "norm": "batchnorm", "init": "kaiming", "shortcut": "b"},
+              "variants": ["plain", "residual"], "depths": [14], "seeds": [0],
+              "train": {"lr": 0.05, "batch_size": 32, "steps": 12, "eval_every": 12},
+              "probe": {"every": 1}}"#,
+        );
+        for row in &cnn {
+            eprintln!(
+                "{}: wgrad_decay_init {:?}, wgrad_decay_final {:?}",
+                row.run, row.wgrad_decay_init, row.wgrad_decay_final
+            );
+            assert!(row.wgrad_decay_init.is_some_and(f64::is_finite), "{row:?}");
+            assert!(row.wgrad_decay_final.is_some_and(f64::is_finite), "{row:?}");
+        }
+        // CNN-14: a stem, six blocks of two 3×3 convs (layer01 … layer12),
+        // the fc: each block's main weight is its second conv.
+        let second_convs: Vec<Option<String>> = (1..=6)
+            .map(|b| Some(format!("layer{:02}.conv", 2 * b)))
+            .collect();
+        assert_eq!(names[0], second_convs, "plain");
+        assert_eq!(names[1], second_convs, "residual, option B");
+    }
+
+    /// The rnn family's trunk is time and its weights are shared by the
+    /// steps: no main weights, an empty column.
+    #[test]
+    fn an_rnn_has_no_weight_gradient_decay() {
+        let (rnn, _) = summary_of(
+            r#"{"name": "wgrad-rnn",
+              "dataset": {"kind": "adding", "samples": 64, "test_samples": 16, "seed": 1},
+              "model": {"family": "rnn", "width": 4, "cell": "tanh"},
+              "variants": ["plain"], "depths": [6], "seeds": [0],
+              "task": "regression",
+              "train": {"optimizer": "adam", "lr": 0.01, "batch_size": 16, "steps": 4, "eval_every": 4},
+              "probe": {"every": 1}}"#,
+        );
+        assert!(rnn[0].grad_decay_init.is_some(), "{:?}", rnn[0]);
+        assert_eq!(
+            (rnn[0].wgrad_decay_init, rnn[0].wgrad_decay_final),
+            (None, None)
+        );
+    }
+}

@@ -30,6 +30,8 @@ fn summary(variant: &str, depth: u32, seed: u64, status: &str) -> SummaryRow {
         grad_decay_init: None,
         grad_decay_theory: None,
         grad_decay_final: None,
+        wgrad_decay_init: None,
+        wgrad_decay_final: None,
         grad_spread_init: None,
         grad_spread_final: None,
         grad_first_init: None,

@@ -203,7 +203,12 @@ impl<'a> Run<'a> {
         let mut opt = make_optimizer(&vs, &exp.train);
         let probe = Probe::new(net.as_ref(), &opt.params());
         let points: Vec<String> = net.probe_points().iter().map(|p| p.name.clone()).collect();
-        let mut s = LoopState::new(exp, data, run, &points, probe.trunk());
+        let weighted: Vec<bool> = net
+            .probe_points()
+            .iter()
+            .map(|p| p.weight.is_some())
+            .collect();
+        let mut s = LoopState::new(exp, data, run, &points, probe.trunk(), &weighted);
         let (writers, pending_eval) = match resumed {
             // Held-out error at initialization: the first point of every curve.
             None => (

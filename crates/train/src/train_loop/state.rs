@@ -7,11 +7,12 @@ use crate::checkpoint;
 use crate::plan::RunSpec;
 use crate::record::GradientEnds;
 use crate::sgd::Sgd;
-use crate::spec::{Experiment, TrainSpec, Warmup};
+use crate::spec::{Experiment, ModelSpec, TrainSpec, Warmup};
 use crate::TrainError;
 use gradscope_data::rng::SplitMix64;
 use gradscope_data::{Dataset, Split};
 use gradscope_format::decay::ProfileWindow;
+use gradscope_format::wgrad::{main_weights, profile, Point};
 use gradscope_probe::writers::RunWriters;
 use gradscope_probe::ProbeRecord;
 use std::path::Path;
@@ -30,6 +31,14 @@ pub(super) struct LoopState {
     /// The forward signal's profiles (√q over the trunk, output side
     /// first, so that the window's spread is its fall toward the output).
     pub(super) forward: ProfileWindow,
+    /// Per trunk point, the probe point of its main weight
+    /// ([`gradscope_format::wgrad::main_weights`]); empty for the rnn
+    /// family.
+    pub(super) main_weights: Vec<Option<usize>>,
+    /// The profiles of ‖∇W‖ of those weights; `None` for the rnn family
+    /// and for a run resumed from a checkpoint that predates them, whose
+    /// first probe steps are gone.
+    pub(super) wgrad: Option<ProfileWindow>,
     pub(super) ends: GradientEnds,
     /// Seconds trained by the processes before this one (resumed runs).
     pub(super) trained_before: f64,
@@ -43,6 +52,7 @@ impl LoopState {
         run: &RunSpec,
         points: &[String],
         trunk: &[bool],
+        weighted: &[bool],
     ) -> LoopState {
         let t = &exp.train;
         let device = data.train.x.device();
@@ -60,6 +70,24 @@ impl LoopState {
             .flatten();
         ends.decay_theory =
             crate::theory::prediction(exp, run, data.input_dim(), power).map(|p| p.decay);
+        // The rnn's trunk is time: every step applies the same weights, so
+        // no trunk point has a weight of its own to fit a slope over.
+        let main_weights = if matches!(exp.model, ModelSpec::Rnn(_)) {
+            Vec::new()
+        } else {
+            let shape: Vec<Point> = points
+                .iter()
+                .zip(trunk)
+                .zip(weighted)
+                .map(|((name, &trunk), &weight)| Point {
+                    name,
+                    weight,
+                    trunk,
+                })
+                .collect();
+            main_weights(&shape)
+        };
+        let wgrad = (!main_weights.is_empty()).then(ProfileWindow::new);
         let mut s = LoopState {
             steps_done: 0,
             lr: 0.0,
@@ -72,6 +100,8 @@ impl LoopState {
             window: Window::new(device),
             profiles: ProfileWindow::new(),
             forward: ProfileWindow::new(),
+            main_weights,
+            wgrad,
             ends,
             trained_before: 0.0,
         };
@@ -97,6 +127,12 @@ impl LoopState {
     pub(super) fn record_probe(&mut self, step: usize, rec: &ProbeRecord, trunk: &[bool]) -> bool {
         self.profiles.push(rec.trunk_profile(trunk));
         self.forward.push(forward_profile(rec, trunk));
+        if let Some(wgrad) = &mut self.wgrad {
+            // Pushed before the finiteness check, as the dL/dh profile is:
+            // a diverged step's non-finite norms drop out of its fit.
+            let norm = |i: usize| Some(rec.weight.get(i)?.as_ref()?.grad.l2);
+            wgrad.push(profile(&self.main_weights, norm));
+        }
         let (first, last) = (
             rec.output.iter().flatten().next().map(|o| o.l2),
             rec.output.iter().flatten().next_back().map(|o| o.l2),
@@ -122,6 +158,9 @@ impl LoopState {
         let f = self.forward.readings();
         (ends.forward_spread_init, ends.forward_spread_final) = (f.spread_init, f.spread_final);
         ends.forward_decay_init = f.decay_init;
+        if let Some(w) = self.wgrad.as_ref().map(ProfileWindow::readings) {
+            (ends.wgrad_decay_init, ends.wgrad_decay_final) = (w.decay_init, w.decay_final);
+        }
         ends
     }
 
@@ -152,6 +191,7 @@ impl LoopState {
             window_steps: self.window.steps,
             profiles: self.profiles.clone(),
             forward: self.forward.clone(),
+            wgrad: self.wgrad.clone(),
             ends: self.ends.clone(),
             csv_bytes: out.lengths()?,
             elapsed_s,
@@ -227,6 +267,9 @@ impl LoopState {
         self.window.steps = st.window_steps;
         self.profiles = st.profiles;
         self.forward = st.forward;
+        // An older checkpoint has no weight profiles: the run goes on
+        // without the reading rather than with its first steps missing.
+        self.wgrad = st.wgrad;
         self.ends = st.ends;
         self.trained_before = st.elapsed_s;
         Ok(st.pending_eval.then_some(st.steps_done))
