@@ -9,6 +9,8 @@
 //!   the training loop (for `run.json` and `summary.csv`) and by the report.
 //! - [`wgrad`]: which weight is each trunk layer's main weight, and the
 //!   decay per layer of those weights' gradients.
+//! - [`tokens`]: a Transformer's readings per block (its FFN weight
+//!   gradients, rank collapse and attention entropy) from those rows.
 //! - [`names`]: run folder names, with the values of swept settings, and
 //!   [`names::is_folder_name`], which a name read from a file must pass
 //!   before it is joined onto a path.
@@ -44,6 +46,7 @@ pub mod lesion;
 pub mod names;
 pub mod rows;
 pub mod run;
+pub mod tokens;
 pub mod wgrad;
 
 use serde::{Deserialize, Serialize};

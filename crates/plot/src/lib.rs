@@ -62,7 +62,7 @@ pub use charts::{
     layer_response_std, layer_response_stds, render_charts, saturation_vs_step,
     train_error_vs_step, ResponseStds, ACTIVATION_MEAN_VS_STEP, CHART_NAMES, ERROR_VS_DEPTH, GATES,
     GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, RECURRENT_CHARTS, SATURATION_VS_STEP,
-    TRAIN_ERROR_VS_STEP,
+    TRAIN_ERROR_VS_STEP, TRANSFORMER_CHARTS,
 };
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;

@@ -10,17 +10,23 @@ use std::path::Path;
 use crate::page::{self, Block};
 use crate::runs::{sweep_label, Loaded};
 use crate::sections::{
-    charts, findings, glorot, gradients, header, is_recurrent, paper, recurrent, runs_table,
-    sweep_comparison,
+    charts, findings, glorot, gradients, header, is_recurrent, is_transformer, paper, recurrent,
+    runs_table, sweep_comparison, transformer,
 };
 
 pub(crate) fn blocks(root: &Path, loaded: &Loaded, problems: &[String]) -> Vec<Block> {
     let mut out = header(root, loaded);
     let groups = loaded.sweep_groups();
-    if is_recurrent(loaded) {
-        // The cells are this family's twins: one section compares them
-        // along the length; each cell's own runs follow.
-        out.extend(recurrent(loaded));
+    let recurrent_or_transformer = is_recurrent(loaded) || is_transformer(loaded);
+    if recurrent_or_transformer {
+        // The cells (the layouts) are this family's twins: one section
+        // compares them along the length (the depth) and across the swept
+        // settings; each setting's own runs follow.
+        if is_recurrent(loaded) {
+            out.extend(recurrent(loaded));
+        } else {
+            out.extend(transformer(loaded));
+        }
         for g in &groups {
             if g.is_empty() {
                 out.extend(runs_table(loaded, problems));
@@ -66,7 +72,7 @@ pub(crate) fn blocks(root: &Path, loaded: &Loaded, problems: &[String]) -> Vec<B
     }
     out.extend(crate::landscape::section(root));
     out.extend(crate::lesion::section(root));
-    out.extend(charts(root, is_recurrent(loaded)));
+    out.extend(charts(root, is_recurrent(loaded), is_transformer(loaded)));
     out
 }
 

@@ -34,6 +34,7 @@ mod response_vs_step;
 #[cfg(test)]
 mod tests;
 mod train_error_vs_step;
+mod transformer;
 
 pub use error_vs_depth::error_vs_depth;
 pub(crate) use error_vs_depth::error_vs_depth_figure;
@@ -47,6 +48,9 @@ pub use response_vs_step::{activation_mean_vs_step, saturation_vs_step};
 pub(crate) use response_vs_step::{response_figure, ResponseStat};
 pub(crate) use train_error_vs_step::train_error_figure;
 pub use train_error_vs_step::train_error_vs_step;
+pub use transformer::{
+    transformer_charts, FFN_GRADIENT_PROFILE, RANK_COLLAPSE, TOP_FFN_GRADIENT_VS_DEPTH,
+};
 
 /// Chart (a): training error against step.
 pub const TRAIN_ERROR_VS_STEP: &str = "train_error_vs_step";
@@ -78,6 +82,13 @@ pub const GATES: &str = "gates";
 
 /// The charts drawn only for recurrent nets, after [`CHART_NAMES`].
 pub const RECURRENT_CHARTS: [&str; 1] = [GATES];
+
+/// The charts drawn only for Transformers, after [`CHART_NAMES`].
+pub const TRANSFORMER_CHARTS: [&str; 3] = [
+    FFN_GRADIENT_PROFILE,
+    TOP_FFN_GRADIENT_VS_DEPTH,
+    RANK_COLLAPSE,
+];
 
 /// The chart names, in the order [`render_charts`] writes them.
 pub const CHART_NAMES: [&str; 8] = [
@@ -291,7 +302,8 @@ pub(crate) fn labelled(mut fig: Figure, results: &ResultsDir) -> Figure {
 }
 
 /// Writes all eight charts into `plots_dir`, in [`CHART_NAMES`] order, and
-/// for a recurrent net [`RECURRENT_CHARTS`] after them.
+/// for a recurrent net [`RECURRENT_CHARTS`] (a Transformer
+/// [`TRANSFORMER_CHARTS`]) after them.
 pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
     let mut out = vec![
         train_error_vs_step(results, plots_dir)?,
@@ -305,6 +317,9 @@ pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rende
     ];
     if through_time(results) {
         out.push(gates(results, plots_dir)?);
+    }
+    if transformer::is_transformer(results) {
+        out.extend(transformer_charts(results, plots_dir)?);
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@
 use super::note;
 use crate::page::Block;
 use gradscope_format::files::PLOTS_DIR;
-use gradscope_plot::{CHART_NAMES, RECURRENT_CHARTS};
+use gradscope_plot::{CHART_NAMES, RECURRENT_CHARTS, TRANSFORMER_CHARTS};
 use std::path::Path;
 
 /// One line under each chart: what it shows.
@@ -17,6 +17,9 @@ pub(crate) fn caption(name: &str) -> &'static str {
         "layer_response_std" => "Std of each layer response at the last probed step, forward order and sorted (He et al. Fig. 7).",
         "saturation_vs_step" => "Fraction of saturated units per layer against step (Glorot & Bengio Fig. 2); for ReLU nets, the fraction of dead units (zero for every example of the probed batch) instead.",
         "activation_mean_vs_step" => "Mean of each layer response against step (Glorot & Bengio Fig. 2 plots the sigmoid outputs' mean: the top hidden layer's sinks toward 0).",
+        "ffn_gradient_profile" => "‖∇W‖ of each block's second FFN matrix at step 0 against the block, one panel per layout, one line per depth (Xiong et al. 2020, Fig. 3: post-LN's grows toward the output, pre-LN's is flat); log axis.",
+        "top_ffn_gradient_vs_depth" => "The last block's FFN ‖∇W‖ at step 0 against the depth (mean over runs), with Xiong et al.'s scaling dashed through the shallowest depth: flat for post-LN, 1/√L for pre-LN. A bound up to constants, so only the slope compares.",
+        "rank_collapse" => "Each block output's distance from rank 1, ‖X − 1·x̄ᵀ‖_F / ‖X‖_F, against the block at the first probed step (solid) and the last (dashed), one panel per layout and setting, one colour per depth: 0 is every token the same vector (Dong et al. 2021).",
         "gates" => "Each gate's mean against the time step at the first probed step (solid) and the last (dashed), one panel per gated cell, at the longest length: the LSTM's forget gate is its cell path's factor per step back, the GRU's update gate the share of h carried over.",
         _ => "",
     }
@@ -35,11 +38,17 @@ fn recurrent_caption(name: &str) -> Option<&'static str> {
     })
 }
 
-pub(crate) fn charts(root: &Path, recurrent: bool) -> Vec<Block> {
+pub(crate) fn charts(root: &Path, recurrent: bool, transformer: bool) -> Vec<Block> {
     let mut out = vec![Block::Heading(2, "Charts".to_owned())];
     let plots = root.join(PLOTS_DIR);
     let mut any = false;
-    let extra: &[&str] = if recurrent { &RECURRENT_CHARTS } else { &[] };
+    let extra: &[&str] = if recurrent {
+        &RECURRENT_CHARTS
+    } else if transformer {
+        &TRANSFORMER_CHARTS
+    } else {
+        &[]
+    };
     for name in CHART_NAMES.into_iter().chain(extra.iter().copied()) {
         if !plots.join(format!("{name}.png")).is_file() {
             note(
@@ -78,7 +87,8 @@ mod tests {
         let compared = gradscope_plot::compare::COMPARE_CHARTS
             .into_iter()
             .filter(|n| *n != gradscope_plot::compare::DECAY_VS_DEPTH);
-        for name in CHART_NAMES.into_iter().chain(compared) {
+        let extra = RECURRENT_CHARTS.into_iter().chain(TRANSFORMER_CHARTS);
+        for name in CHART_NAMES.into_iter().chain(compared).chain(extra) {
             assert!(!caption(name).is_empty(), "{name}");
         }
         assert_eq!(caption("no_such_chart"), "");
@@ -90,7 +100,7 @@ mod tests {
     #[test]
     fn a_missing_chart_is_a_note_in_its_place() {
         let root = tempfile::tempdir().unwrap();
-        let none = charts(root.path(), false);
+        let none = charts(root.path(), false, false);
         assert_eq!(none.len(), 2, "{none:?}");
         assert!(
             matches!(&none[1], Block::TightList(items) if items.len() == CHART_NAMES.len()),
@@ -99,7 +109,7 @@ mod tests {
         let plots = root.path().join(PLOTS_DIR);
         std::fs::create_dir_all(&plots).unwrap();
         std::fs::write(plots.join(format!("{}.png", CHART_NAMES[1])), b"png").unwrap();
-        let one = charts(root.path(), false);
+        let one = charts(root.path(), false, false);
         assert_eq!(
             one,
             vec![

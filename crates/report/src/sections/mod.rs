@@ -12,6 +12,9 @@
 //!   by `theory` (the mean-field prediction) and `he_4_1` (He et al. §4.1);
 //! - `recurrent`: the rnn family's page (error against sequence length,
 //!   vanishing through time, theory), in place of the feed-forward sections;
+//! - `transformer`: the transformer family's page (post-LN against
+//!   pre-LN, the warm-up, rank collapse, Xiong et al.'s scaling), in place
+//!   of the feed-forward sections;
 //! - `paper`: He et al. Table 6 beside our CNN numbers;
 //! - `glorot`: saturation and gradient spread per layer (Glorot & Bengio);
 //! - `charts`: every chart of `plots/` with its caption.
@@ -36,6 +39,7 @@ mod recurrent;
 mod runs_table;
 mod sweep;
 mod theory;
+mod transformer;
 
 pub(crate) use charts::{caption, charts};
 pub(crate) use findings::findings;
@@ -46,6 +50,7 @@ pub(crate) use paper::paper;
 pub(crate) use recurrent::{is_recurrent, recurrent};
 pub(crate) use runs_table::runs_table;
 pub(crate) use sweep::sweep_comparison;
+pub(crate) use transformer::{is_transformer, transformer};
 
 /// A table's header cells.
 pub(crate) fn cells(names: &[&str]) -> Vec<String> {
