@@ -39,6 +39,8 @@ pub mod sweep;
 pub mod theory;
 mod train_checks;
 pub mod train_loop;
+#[cfg(test)]
+mod transformer_tests;
 pub mod weights;
 
 use std::path::PathBuf;
