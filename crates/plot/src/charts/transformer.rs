@@ -283,3 +283,101 @@ pub fn transformer_charts(
     .map(|fig| labelled(fig, results).write_with(plots_dir, &results.style))
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::{ActivationRow, GradientRow, SummaryRow};
+
+    fn run(variant: &str, depth: u32, ffn: &[f64], rank1: &[(u64, f64)]) -> RunData {
+        let mut summary: SummaryRow = serde_json::from_value(serde_json::json!({
+            "run": format!("{variant}-d{depth}-s0"), "variant": variant, "depth": depth,
+            "seed": 0, "status": "completed", "steps_done": null, "params": null,
+            "final_train_loss": null, "final_train_error": null,
+            "final_test_loss": null, "final_test_error": null
+        }))
+        .unwrap();
+        summary.numbers.clear();
+        let gradients = ffn
+            .iter()
+            .enumerate()
+            .map(|(b, &l2)| GradientRow {
+                step: 0,
+                layer: 8 * b + 7,
+                name: format!("block{b:02}.mlp"),
+                kind: "weight".into(),
+                trunk: false,
+                l2: Some(l2),
+                rms: None,
+                zero_fraction: None,
+                weight_norm: None,
+                relative: None,
+            })
+            .collect();
+        let activations = rank1
+            .iter()
+            .flat_map(|&(step, v)| {
+                (0..depth as usize).map(move |b| ActivationRow {
+                    step,
+                    layer: 8 * b + 8,
+                    name: format!("block{b:02}"),
+                    mean: Some(0.0),
+                    std: Some(1.0),
+                    saturation: None,
+                    dead: None,
+                    q: None,
+                    rank1: Some(v),
+                    entropy: None,
+                })
+            })
+            .collect();
+        RunData {
+            summary,
+            metrics: None,
+            gradients: Some(gradients),
+            activations: Some(activations),
+        }
+    }
+
+    fn results(runs: Vec<RunData>) -> ResultsDir {
+        ResultsDir {
+            root: "r".into(),
+            runs,
+            record: None,
+            style: Default::default(),
+        }
+    }
+
+    /// Xiong et al.'s scaling is drawn through the shallowest depth's
+    /// measurement: flat for post-LN, 1/√L for pre-LN (half at 4× the
+    /// depth), none for a layout their theorems do not cover; the profile
+    /// draws one line per depth, the rank chart a solid first and dashed
+    /// last step per depth.
+    #[test]
+    fn the_scaling_runs_through_the_first_depth_and_profiles_per_depth() {
+        let r = results(vec![
+            run("post-ln", 2, &[0.4, 0.5], &[(0, 0.3), (9, 0.9)]),
+            run("post-ln", 8, &[0.4; 8], &[(0, 0.1), (9, 0.9)]),
+            run("pre-ln", 2, &[1.0, 0.8], &[(0, 0.2), (9, 0.9)]),
+            run("pre-ln", 8, &[0.3; 8], &[(0, 0.1), (9, 0.9)]),
+            run("plain", 2, &[2.0, 2.0], &[(0, 0.0), (9, 0.5)]),
+        ]);
+        let fig = top_ffn_gradient_vs_depth_figure(&r);
+        let titles: Vec<&str> = fig.panels.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(titles, ["plain", "post-ln", "pre-ln"]);
+        assert_eq!(fig.panels[0].series.len(), 1, "no theory for plain");
+        let theory = |i: usize| fig.panels[i].series[1].points.clone();
+        assert_eq!(theory(1), vec![(2.0, 0.5), (8.0, 0.5)]);
+        let pre = theory(2);
+        assert_eq!(pre[0], (2.0, 0.8));
+        assert!((pre[1].1 - 0.4).abs() < 1e-12, "{pre:?}");
+        let fig = ffn_gradient_profile_figure(&r);
+        assert_eq!(fig.panels[1].series.len(), 2);
+        assert_eq!(fig.panels[1].series[1].points.len(), 8);
+        let fig = rank_collapse_figure(&r);
+        let post = &fig.panels[1];
+        assert_eq!(post.series.len(), 4);
+        assert!(!post.series[0].dashed && post.series[1].dashed);
+        assert_eq!(post.series[1].points[0], (0.0, 0.9));
+    }
+}
