@@ -3,10 +3,11 @@
 
 This script is NOT part of gradscope and is not used by it. It is the PyTorch
 side of a side-by-side benchmark: it trains the same models as gradscope
-(crates/models/src/mlp.rs, cnn.rs and rnn.rs), with the same init scheme,
-batch, synthetic data and optimizer, and reads per-layer gradient norms the
-way a PyTorch user would (tensor hooks, ``p.grad.norm()``), then prints one
-JSON line with its throughput and memory.
+(crates/models/src/mlp.rs, cnn.rs, rnn.rs and transformer.rs), with the
+same init scheme, batch, synthetic data and optimizer, and reads per-layer
+gradient norms the way a PyTorch user would (tensor hooks,
+``p.grad.norm()``), then prints one JSON line with its throughput and
+memory.
 
 Workloads (input 1x28x28, 10 classes, batch 128):
   mlp-plain, mlp-residual  depth 32, width 128, ReLU, no norm, nn.Linear init
@@ -22,6 +23,20 @@ a linear head on the last h, mean squared error):
   Both: PyTorch's nn.LSTM init, U(+-1/sqrt(128)) for every weight and bias,
   then the forget block of b_ih set to 1 and b_hh's to 0 (gradscope's
   forget_bias 1); the head nn.Linear's own init.
+and the token one (sort 32 tokens over 16 symbols, one-hot, batch 64, a
+linear head on every position, cross-entropy per token):
+  transformer              pre-LN, x + F(LN(x)) and a final LN, 6 blocks,
+                           d 128, 4 heads, ReLU MLP of 4d; attention
+                           written out (q, k, v from one Linear(d, 3d),
+                           softmax(q k^T / sqrt(d/h)), times v, W_o), the
+                           op sequence gradscope runs, so the probabilities
+                           can be read
+  transformer-fused        the same net with F.scaled_dot_product_attention
+                           for scores, softmax and the product (what
+                           nn.TransformerEncoderLayer calls): it never makes
+                           the probabilities, so it runs with --probe off only
+  Both: a bias-free Linear(16, d) embedding and learned positions, both
+  N(0, 0.02^2); nn.Linear's own init elsewhere; nn.LayerNorm (eps 1e-5).
 Optimizer: SGD(lr=0.01, momentum=0.9, weight_decay=1e-4); F.cross_entropy,
 or for the LSTM the mean of the squared error written out as gradscope does.
 Data: one random batch made once on the device and reused every step.
@@ -32,7 +47,12 @@ tensors stacked and copied to the host with a single .tolist():
   * the L2 norm of each conv/linear weight gradient after backward;
   * mean, std (biased, as gradscope) and saturation of each response,
     computed in forward on detached tensors: ReLU's (fraction <= 0), or for
-    the LSTM's h_t tanh's (fraction with |h| > 0.99), as gradscope reads them.
+    the LSTM's h_t tanh's (fraction with |h| > 0.99), as gradscope reads them;
+  * for the transformer, as gradscope's probe: each head's mean attention
+    entropy (float64) and each block output's rank-collapse residual
+    ||X - 1 mean(X)||_F / ||X||_F per example, batch mean (float64).
+  (gradscope also reads each output's variance over the batch, q, which
+  this script does not mirror for any workload.)
 On every10, timed step i probes when i % 10 == 0 (warm-up steps likewise on
 their own index); other steps only check a flag.
 
@@ -61,7 +81,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-WORKLOADS = ("mlp-plain", "mlp-residual", "cnn20", "cnn56", "lstm", "lstm-fused")
+WORKLOADS = ("mlp-plain", "mlp-residual", "cnn20", "cnn56", "lstm", "lstm-fused",
+             "transformer", "transformer-fused")
 PROBES = {"off": None, "every": 1, "every10": 10}
 BATCH = 128
 INPUT_SHAPE = (1, 28, 28)
@@ -74,14 +95,29 @@ LSTM_WIDTH = 128
 LSTM_LENGTH = 100
 ADDING_FEATURES = 2  # a value and a marker per step
 FORGET_BIAS = 1.0
+# The token workload (gradscope's bench: transformer family, sort task).
+TF_BATCH = 64
+TF_LENGTH = 32
+TF_VOCAB = 16
+TF_WIDTH = 128
+TF_HEADS = 4
+TF_MLP_RATIO = 4
+TF_BLOCKS = 6
+EMBED_STD = 0.02  # GPT-2's and ViT's, gradscope's for embeddings and positions
 
 
 def is_lstm(workload):
     return workload.startswith("lstm")
 
 
+def is_transformer(workload):
+    return workload.startswith("transformer")
+
+
 def batch_of(workload):
-    return LSTM_BATCH if is_lstm(workload) else BATCH
+    if is_lstm(workload):
+        return LSTM_BATCH
+    return TF_BATCH if is_transformer(workload) else BATCH
 
 
 # --------------------------------------------------------------------------
@@ -103,6 +139,7 @@ class Recorder:
         self.out_norms = {}  # forward index -> ||dL/dh||, filled by hooks
         self.responses = []  # flat [mean, std, sat, mean, std, sat, ...]
         self.n_responses = 0
+        self.extras = []  # the transformer's entropies and residuals
 
     def start(self):
         self.active = True
@@ -110,6 +147,7 @@ class Recorder:
         self.out_norms = {}
         self.responses = []
         self.n_responses = 0
+        self.extras = []
 
     def stop(self):
         self.active = False
@@ -139,6 +177,27 @@ class Recorder:
         self.responses += (mean, std, flat.float().mean())
         self.n_responses += 1
 
+    def entropy(self, probs):
+        """Each head's mean attention entropy of ``probs`` [B, h, T, T],
+        -sum p ln p over keys averaged over batch and queries, in float64
+        as gradscope's probe reads it."""
+        if not self.active:
+            return
+        p = probs.detach().double()
+        per_head = torch.special.entr(p).sum(3).mean((0, 2))
+        # float32 for the step's one stack and host copy, as everything else.
+        self.extras += per_head.float().unbind()
+
+    def rank_collapse(self, x):
+        """How far each example's token matrix x [B, T, d] is from rank 1,
+        ||X - 1 mean(X)^T||_F / ||X||_F, batch mean, in float64."""
+        if not self.active:
+            return
+        x = x.detach().double()
+        centred = x - x.mean(1, keepdim=True)
+        ratio = (centred.square().sum((1, 2)) / x.square().sum((1, 2))).sqrt()
+        self.extras.append(ratio.mean().float())
+
     def missing(self):
         """Probe points whose hook did not fire, by kind. Only an LSTM's
         last c_T may go without: nothing after the last step reads it, and
@@ -166,6 +225,7 @@ class Recorder:
             norms = {i: norms.get(i, nan) for i in range(len(self.kinds))}
         parts += [norms[i] for i in range(len(self.kinds))]
         parts += self.responses
+        parts += self.extras
         return parts
 
 
@@ -357,11 +417,95 @@ class FusedLstm(nn.Module):
         return self.head(h_n[-1])
 
 
+class TransformerBlock(nn.Module):
+    """One pre-LN block: x + attn(LN(x)), then x + mlp(LN(x))."""
+
+    def __init__(self, d, heads, ratio):
+        super().__init__()
+        self.heads = heads
+        # q's rows, then k's, then v's (in_proj_weight's layout, gradscope's).
+        self.qkv = nn.Linear(d, 3 * d)
+        self.wo = nn.Linear(d, d)
+        self.fc1 = nn.Linear(d, ratio * d)
+        self.fc2 = nn.Linear(ratio * d, d)
+        self.ln_attn = nn.LayerNorm(d)
+        self.ln_mlp = nn.LayerNorm(d)
+
+    def attention(self, x, rec, fused):
+        b, t, d = x.shape
+        h = self.heads
+        # [B, T, 3d] -> [3, B, h, T, d/h]: q, k, v split into heads.
+        q, k, v = self.qkv(x).reshape(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        if fused:
+            ctx = F.scaled_dot_product_attention(q, k, v)
+        else:
+            probs = torch.softmax(q @ k.transpose(-2, -1) / (d // h) ** 0.5, -1)
+            rec.entropy(probs)
+            ctx = probs @ v
+        # Heads concatenated: [B, h, T, d/h] -> [B, T, d].
+        return rec.tap(self.wo(ctx.transpose(1, 2).reshape(b, t, d)), "attn")
+
+    def forward(self, x, rec, fused):
+        x = x + self.attention(self.ln_attn(x), rec, fused)
+        a = F.relu(rec.tap(self.fc1(self.ln_mlp(x)), "fc1"))
+        rec.response(a)
+        x = rec.tap(x + rec.tap(self.fc2(a), "mlp"), "block")
+        # The block output, read against ReLU as gradscope's probe reads
+        # every response of this net.
+        rec.response(x)
+        rec.rank_collapse(x)
+        return x
+
+
+class Transformer(nn.Module):
+    """gradscope's transformer family, variant pre-ln, on token data:
+    one-hot [T, V] through a bias-free Linear(V, d), plus learned
+    positions; blocks; a final LN; a Linear(d, V) on each of the last
+    T positions (all of them). Probe points, as gradscope's: the embedded
+    tokens, per block W_o's, fc1's and fc2's outputs and the block output,
+    the head; responses fc1's ReLU and the block output; weights read the
+    embedding, q, k and v (row blocks of qkv), W_o, fc1, fc2, the head."""
+
+    def __init__(self, rec, fused):
+        super().__init__()
+        self.rec = rec
+        self.fused = fused
+        d = TF_WIDTH
+        self.embed = nn.Linear(TF_VOCAB, d, bias=False)
+        self.pos = nn.Parameter(torch.empty(TF_LENGTH, d))
+        with torch.no_grad():
+            self.embed.weight.normal_(0.0, EMBED_STD)
+            self.pos.normal_(0.0, EMBED_STD)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d, TF_HEADS, TF_MLP_RATIO) for _ in range(TF_BLOCKS)
+        )
+        self.ln_final = nn.LayerNorm(d)
+        self.head = nn.Linear(d, TF_VOCAB)
+
+    def forward(self, x):
+        rec = self.rec
+        h = rec.tap(self.embed(x) + self.pos, "embed")
+        for block in self.blocks:
+            h = block(h, rec, self.fused)
+        h = self.ln_final(h)
+        return rec.tap(self.head(h[:, h.shape[1] - TF_LENGTH:]), "head")
+
+    def probed_weights(self):
+        d = TF_WIDTH
+        weights = [self.embed.weight]
+        for b in self.blocks:
+            weights += [(b.qkv.weight, j * d, d) for j in range(3)]
+            weights += [b.wo.weight, b.fc1.weight, b.fc2.weight]
+        return weights + [self.head.weight]
+
+
 def build_model(workload, rec):
     if workload == "lstm":
         return UnrolledLstm(rec)
     if workload == "lstm-fused":
         return FusedLstm()
+    if is_transformer(workload):
+        return Transformer(rec, fused=workload == "transformer-fused")
     if workload.startswith("mlp"):
         features = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
         return Mlp(rec, features, MLP_WIDTH, MLP_DEPTH, CLASSES,
@@ -395,11 +539,24 @@ def adding_batch(batch, device):
     return torch.stack((values, marker), dim=2), y
 
 
+def sort_batch(batch, device):
+    """One batch of the sort task as gradscope's data make it
+    (crates/data/src/tokens.rs): uniform tokens one-hot [B, T, V], the
+    target each position's token of the sorted sequence."""
+    tokens = torch.randint(0, TF_VOCAB, (batch, TF_LENGTH), device=device)
+    x = F.one_hot(tokens, TF_VOCAB).float()
+    return x, tokens.sort(dim=1).values
+
+
 def objective(workload, out, y):
-    """F.cross_entropy, or for the LSTM the mean squared error as gradscope
-    writes it (Task::Regression: flatten, subtract, square, mean)."""
+    """F.cross_entropy (per token for a sequence head, as gradscope's
+    positions-as-examples), or for the LSTM the mean squared error as
+    gradscope writes it (Task::Regression: flatten, subtract, square,
+    mean)."""
     if is_lstm(workload):
         return (out.flatten() - y).square().mean()
+    if out.dim() == 3:
+        return F.cross_entropy(out.flatten(0, 1), y.flatten())
     return F.cross_entropy(out, y)
 
 
@@ -440,6 +597,8 @@ class Trainer:
         )
         if is_lstm(workload):
             self.x, self.y = adding_batch(LSTM_BATCH, device)
+        elif is_transformer(workload):
+            self.x, self.y = sort_batch(TF_BATCH, device)
         else:
             self.x = torch.randn(BATCH, *INPUT_SHAPE, device=device)
             if channels_last:
@@ -523,14 +682,16 @@ def run_check(args, device, channels_last):
     for i in range(2):
         values = trainer.step(i)
         kinds = trainer.rec.kinds
-        step_counts = {k: kinds.count(k) for k in ("linear", "conv", "block", "fc", "h", "c")}
+        step_counts = {k: kinds.count(k) for k in
+                       ("linear", "conv", "block", "fc", "h", "c", "embed", "attn", "fc1", "mlp", "head")}
         if counts is not None and step_counts != counts:
             raise RuntimeError(f"probe points changed between steps: {counts} vs {step_counts}")
         counts = step_counts
     n_weights = len(trainer.weights)
     n_points = len(trainer.rec.kinds)
     n_resp = trainer.rec.n_responses
-    expected_len = n_weights + n_points + 3 * n_resp
+    n_extra = len(trainer.rec.extras)
+    expected_len = n_weights + n_points + 3 * n_resp + n_extra
     # A point whose hook could not fire (an LSTM's c_T on CUDA) reads NaN.
     missing = trainer.rec.missing()
     n_missing = sum(missing.values())
@@ -547,6 +708,7 @@ def run_check(args, device, channels_last):
         "points_by_kind": {k: v for k, v in counts.items() if v},
         "weights": n_weights,
         "responses": n_resp,
+        "entropies_and_residuals": n_extra,
         "values_per_probe_step": len(values),
         "finite": finite,
         "points_without_gradient": missing,
@@ -602,9 +764,12 @@ def parse_args(argv=None):
     is_cnn = args.workload.startswith("cnn")
     if args.channels_last == "on" and not is_cnn:
         p.error("--channels-last on applies only to the CNN workloads")
-    # nn.LSTM runs the whole sequence in one op: no h_t for a hook to read.
+    # nn.LSTM runs the whole sequence in one op: no h_t for a hook to read;
+    # scaled_dot_product_attention never makes the probabilities.
     if args.workload == "lstm-fused" and (args.probe != "off" or args.check):
         p.error("lstm-fused hides h_t and c_t from hooks: it takes --probe off and no --check")
+    if args.workload == "transformer-fused" and (args.probe != "off" or args.check):
+        p.error("transformer-fused never makes the attention probabilities: it takes --probe off and no --check")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available to this torch build")
     return args

@@ -636,14 +636,14 @@ fn bench_one_reports_a_measurement() {
     let o = gradscope(&[
         "bench-one",
         "--workload",
-        "transformer",
+        "vit",
         "--probe",
         "every",
         "--steps",
         "10",
     ]);
     assert!(
-        !o.status.success() && stderr(&o).contains("transformer"),
+        !o.status.success() && stderr(&o).contains("vit"),
         "{}",
         stderr(&o)
     );
@@ -729,6 +729,25 @@ fn probe_points_match_the_pytorch_reference() {
     assert_eq!(count("output"), 201);
     assert_eq!(count("weight"), v["weights"].as_u64().unwrap());
     assert_eq!(count("weight"), 10);
+    // The bench's transformer (issue 35), attention written out on both
+    // sides: dL/dh at the embedding, at W_o's, fc1's and fc2's outputs and
+    // the block output of each of 6 blocks, and at the head; the
+    // embedding's and head's gradients and 6 per block (q, k, v, W_o, fc1,
+    // fc2).
+    let v = reference("transformer");
+    let transformer = r#"{ "name": "transformer",
+        "dataset": { "kind": "sort", "samples": 64, "test_samples": 16, "length": 32, "vocab": 16, "seed": 1 },
+        "model": { "family": "transformer", "width": 128, "heads": 4, "mlp_ratio": 4 },
+        "variants": ["pre-ln"], "depths": [6], "seeds": [0],
+        "train": { "lr": 0.01, "momentum": 0.9, "batch_size": 64, "steps": 1, "eval_every": 1 },
+        "probe": { "every": 1 } }"#;
+    let (_tmp, out) = run_ok(transformer, &["--no-plot"]);
+    let (_, g) = read_csv(&out.join("runs/pre-ln-d6-s0/gradients.csv"));
+    let count = |kind: &str| g.iter().filter(|r| r[0] == "0" && r[3] == kind).count() as u64;
+    assert_eq!(count("output"), v["output_points"].as_u64().unwrap());
+    assert_eq!(count("output"), 2 + 4 * 6);
+    assert_eq!(count("weight"), v["weights"].as_u64().unwrap());
+    assert_eq!(count("weight"), 2 + 6 * 6);
 }
 
 /// A tiny sigmoid sweep, plain and residual at two depths, for the report

@@ -59,7 +59,7 @@ pub(crate) struct Args {
     /// Where to write bench.csv and bench.md.
     #[arg(long, default_value = "results/bench")]
     out: PathBuf,
-    /// Multiplies the timed steps per measurement (200 MLP, 20 CNN-20, 10 CNN-56, 50 LSTM).
+    /// Multiplies the timed steps per measurement (200 MLP, 20 CNN-20, 10 CNN-56, 50 LSTM, 20 transformer).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Bench only this workload (repeat for more) [default: all].
@@ -358,7 +358,7 @@ pub struct Suite {
     pub python: PathBuf,
     pub out: PathBuf,
     /// Multiplies the timed steps (1.0 = 200 MLP, 20 CNN-20, 10 CNN-56, 50
-    /// LSTM steps).
+    /// LSTM, 20 transformer steps).
     pub scale: f64,
     /// The workloads to bench, in `Workload::ALL`'s order.
     pub workloads: Vec<Workload>,

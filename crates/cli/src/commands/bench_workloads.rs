@@ -5,7 +5,8 @@
 
 /// The workloads of the benchmark (issue: MLP depth 32 width 128, CNN-20 and
 /// CNN-56 on 1×28×28, batch 128; issue 34: an LSTM of width 128 on 100 steps
-/// of the adding problem, batch 64).
+/// of the adding problem, batch 64; issue 35: a pre-LN transformer of 6
+/// blocks, d 128, 4 heads, on 32-token sequences to sort, batch 64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
     MlpPlain,
@@ -13,15 +14,17 @@ pub enum Workload {
     Cnn20,
     Cnn56,
     Lstm,
+    Transformer,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::MlpPlain,
         Workload::MlpResidual,
         Workload::Cnn20,
         Workload::Cnn56,
         Workload::Lstm,
+        Workload::Transformer,
     ];
 
     /// The name on the command line, in the tables and for the Python side.
@@ -32,26 +35,30 @@ impl Workload {
             Workload::Cnn20 => "cnn20",
             Workload::Cnn56 => "cnn56",
             Workload::Lstm => "lstm",
+            Workload::Transformer => "transformer",
         }
     }
 
-    /// Examples per step: 128 images, or 64 sequences of 100 steps (an
-    /// LSTM step is 100 cell steps, so a smaller batch keeps its
-    /// measurements as long as a CNN's).
+    /// Examples per step: 128 images, or 64 sequences (an LSTM step is
+    /// 100 cell steps, a transformer's 64 × 32 tokens through 6 blocks, so
+    /// a smaller batch keeps their measurements as long as a CNN's).
     pub fn batch(self) -> usize {
         match self {
-            Workload::Lstm => 64,
+            Workload::Lstm | Workload::Transformer => 64,
             _ => 128,
         }
     }
 
     /// The Python side's name for the same net run by PyTorch's fused
     /// kernel, where one exists: `torch.nn.LSTM` runs the whole sequence in
-    /// one op, hiding h_t from hooks, so it is timed unprobed only, as what
-    /// a user would otherwise train.
+    /// one op, hiding h_t from hooks, and `scaled_dot_product_attention`
+    /// (what `nn.TransformerEncoderLayer` calls) never materializes the
+    /// attention probabilities the probe reads; so each is timed unprobed
+    /// only, as what a user would otherwise train.
     pub fn fused(self) -> Option<&'static str> {
         match self {
             Workload::Lstm => Some("lstm-fused"),
+            Workload::Transformer => Some("transformer-fused"),
             _ => None,
         }
     }
@@ -84,8 +91,8 @@ impl Probe {
 }
 
 /// The experiment file text for one workload: synthetic data of the same
-/// shapes as Fashion-MNIST (or the adding problem), SGD as in the
-/// reference script.
+/// shapes as Fashion-MNIST (or the adding problem, or 32 tokens to sort),
+/// SGD as in the reference script.
 pub fn experiment_json(workload: Workload, probe: Probe, steps: usize) -> String {
     let mlp = (
         r#"{ "kind": "synthetic", "samples": 2048, "test_samples": 256, "classes": 10, "features": 784 }"#,
@@ -101,12 +108,20 @@ pub fn experiment_json(workload: Workload, probe: Probe, steps: usize) -> String
         r#"{ "kind": "adding", "samples": 2048, "test_samples": 256, "seed": 1 }"#,
         r#"{ "family": "rnn", "width": 128, "cell": "lstm" }"#,
     );
+    // Sorting needs every token before the first answer, so attention is
+    // not causal; the per-token head reads all 32 positions. The depth
+    // counts blocks; the data keep their own length.
+    let transformer = (
+        r#"{ "kind": "sort", "samples": 2048, "test_samples": 256, "length": 32, "vocab": 16, "seed": 1 }"#,
+        r#"{ "family": "transformer", "width": 128, "heads": 4, "mlp_ratio": 4 }"#,
+    );
     let ((dataset, model), variant, depth) = match workload {
         Workload::MlpPlain => (mlp, "plain", 32),
         Workload::MlpResidual => (mlp, "residual", 32),
         Workload::Cnn20 => (cnn, "residual", 20),
         Workload::Cnn56 => (cnn, "residual", 56),
         Workload::Lstm => (lstm, "plain", 100),
+        Workload::Transformer => (transformer, "pre-ln", 6),
     };
     let task = match workload {
         Workload::Lstm => "regression",
@@ -135,6 +150,7 @@ pub fn steps_for(workload: Workload, scale: f64) -> usize {
         Workload::Cnn20 => 20.0,
         Workload::Cnn56 => 10.0,
         Workload::Lstm => 50.0,
+        Workload::Transformer => 20.0,
         Workload::MlpPlain | Workload::MlpResidual => 200.0,
     };
     (((base * scale) / 10.0).round().max(1.0) * 10.0) as usize
@@ -160,12 +176,15 @@ mod tests {
     use super::*;
     use gradscope_train::plan::RunSpec;
     use gradscope_train::spec::{Experiment, Task};
-    use gradscope_train::sweep::run_dataset;
+    use gradscope_train::sweep::{load_dataset, run_dataset};
+    use gradscope_train::train_loop::build_network;
     use std::path::Path;
+    use tch::Tensor;
 
     /// Every cell's experiment parses, with the batch and task the Python
     /// side trains with; the LSTM's adding data are made at its depth,
-    /// the 100 steps the script unrolls.
+    /// the 100 steps the script unrolls, and the transformer's tokens keep
+    /// their own length, 32, whatever its depth in blocks.
     #[test]
     fn every_workload_is_a_valid_experiment() {
         for w in Workload::ALL {
@@ -182,7 +201,12 @@ mod tests {
                     seed: 0,
                 };
                 let length = run_dataset(&exp, &run).length();
-                assert_eq!(length, regression.then_some(100), "{}", w.name());
+                let expected = match w {
+                    Workload::Lstm => Some(100),
+                    Workload::Transformer => Some(32),
+                    _ => None,
+                };
+                assert_eq!(length, expected, "{}", w.name());
             }
         }
     }
@@ -198,8 +222,81 @@ mod tests {
             batch_note(&[Workload::MlpPlain, Workload::Cnn56]),
             "batch 128"
         );
-        assert_eq!(batch_note(&Workload::ALL), "batch 128 (lstm 64)");
+        assert_eq!(
+            batch_note(&Workload::ALL),
+            "batch 128 (lstm 64, transformer 64)"
+        );
         assert_eq!(Workload::Lstm.fused(), Some("lstm-fused"));
         assert!(Workload::ALL[..4].iter().all(|w| w.fused().is_none()));
+    }
+
+    /// Issue 35's workload, as the script builds it: a pre-LN transformer
+    /// of 6 blocks, d 128, 4 heads, MLP 4d, on 32 tokens over 16 symbols,
+    /// a per-token head on all 32 positions, batch 64; its 50 probe points
+    /// are the embedding, 8 per block and the head. Its steps are in tens
+    /// like the others', and its fused twin has the script's name.
+    #[test]
+    fn transformer_is_issue_35s_net() {
+        let w = Workload::Transformer;
+        assert_eq!(w.name(), "transformer");
+        assert_eq!(w.batch(), 64);
+        assert_eq!(w.fused(), Some("transformer-fused"));
+        assert!(!w.is_cnn());
+        assert_eq!(steps_for(w, 1.0), 20);
+        assert_eq!(steps_for(w, 0.1), 10);
+        assert_eq!(batch_note(&[w]), "batch 128 (transformer 64)");
+        let exp =
+            Experiment::from_json(&experiment_json(w, Probe::Every, 31), Path::new("<bench>"))
+                .unwrap();
+        assert_eq!(exp.task, Task::Classify);
+        assert_eq!(exp.depths, vec![6]);
+        assert_eq!(exp.variants, vec![gradscope_models::Variant::PreLn]);
+        assert_eq!(exp.dataset.output_steps(), Some(32));
+        assert!(exp.probe.probes(11, 31) && exp.probe.probes(12, 31));
+        let run = RunSpec {
+            variant: exp.variants[0],
+            setting: Default::default(),
+            depth: exp.depths[0],
+            seed: 0,
+        };
+        let data = load_dataset(&run_dataset(&exp, &run)).unwrap();
+        assert_eq!(data.classes, 16);
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let net = build_network(&vs.root(), &exp, &data, &run).unwrap();
+        assert_eq!(net.probe_points().len(), 1 + 8 * 6 + 1);
+        let x = data.train.x.narrow(0, 0, 2);
+        assert_eq!(x.size(), [2, 32, 16]);
+        assert_eq!(net.forward(&x, true, None).size(), [2, 32, 16]);
+        // Every weight the script's model holds: per block qkv, W_o, fc1,
+        // fc2 (weight and bias) and two LNs (γ, β); the embedding, the
+        // positions, the final LN (γ, β) and the head (weight and bias).
+        let params: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(Tensor::numel)
+            .map(|n| n as i64)
+            .sum();
+        let (d, v, t) = (128i64, 16i64, 32i64);
+        let block =
+            (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d) + 4 * d;
+        assert_eq!(params, v * d + t * d + 6 * block + 2 * d + (d * v + v));
+    }
+
+    /// The script knows every workload and fused twin by the names this
+    /// side gives them, so neither side can rename one alone.
+    #[test]
+    fn the_script_builds_every_workload_by_name() {
+        let script = include_str!("../../../../bench/pytorch_reference.py");
+        // The WORKLOADS tuple, over as many lines as it takes.
+        let start = script
+            .find("\nWORKLOADS = (")
+            .expect("the script's WORKLOADS");
+        let names = &script[start..];
+        let names = &names[..names.find(')').expect("the end of WORKLOADS")];
+        for w in Workload::ALL {
+            for name in std::iter::once(w.name()).chain(w.fused()) {
+                assert!(names.contains(&format!("\"{name}\"")), "{name}: {names}");
+            }
+        }
     }
 }
