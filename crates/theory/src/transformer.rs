@@ -52,7 +52,8 @@ impl Layout {
 /// or anchor (no power law passes through them).
 pub fn scaling(layout: Layout, anchor: (f64, f64), depth: f64) -> Option<f64> {
     let (l0, v0) = anchor;
-    if !(l0 > 0.0 && v0 > 0.0 && depth > 0.0) || !v0.is_finite() {
+    let drawable = l0 > 0.0 && v0 > 0.0 && depth > 0.0 && v0.is_finite();
+    if !drawable {
         return None;
     }
     Some(v0 * (depth / l0).powf(layout.top_ffn_exponent()))
