@@ -60,6 +60,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         include_str!("../../../../experiments/rnn-adding.json"),
     ),
     (
+        "transformer-ln",
+        "where the LayerNorm sits: post-LN, pre-LN and plain Transformers of 2-18 blocks sorting tokens, with and without a warm-up",
+        include_str!("../../../../experiments/transformer-ln.json"),
+    ),
+    (
         "resnet50-signs-shape",
         "ResNet-50 and its plain twin on synthetic 64x64x3 images",
         include_str!("../../../../experiments/resnet50-signs-shape.json"),
