@@ -77,8 +77,13 @@ pub(crate) fn draw_stale(root: &Path, problems: &mut Vec<String>) {
     }
 }
 
+/// `digits` decimals, or scientific notation where that would hide the
+/// value: a collapsed spectrum's mean s² of 1e-30 is not "0.0000".
 fn num(v: Option<f64>, digits: usize) -> String {
     match v {
+        Some(v) if v.is_finite() && v != 0.0 && !(1e-3..1e4).contains(&v.abs()) => {
+            format!("{v:.3e}")
+        }
         Some(v) if v.is_finite() => format!("{v:.digits$}"),
         Some(v) => format!("{v}"),
         None => "–".into(),
@@ -185,5 +190,14 @@ mod tests {
         assert_eq!(width_reading(Some(WIDE)), Width::Wide);
         // A zero singular value: ln s = −∞, the widest spectrum there is.
         assert_eq!(width_reading(None), Width::Wide);
+    }
+
+    #[test]
+    fn tiny_and_huge_numbers_keep_their_size() {
+        assert_eq!(num(Some(1.0779e-30), 4), "1.078e-30");
+        assert_eq!(num(Some(8.7e20), 3), "8.700e20");
+        assert_eq!(num(Some(0.3416), 4), "0.3416");
+        assert_eq!(num(Some(0.0), 4), "0.0000");
+        assert_eq!(num(None, 4), "–");
     }
 }
