@@ -180,6 +180,20 @@ enum Command {
         #[command(flatten)]
         style: commands::StyleArgs,
     },
+    /// The singular values of an MLP trunk's Jacobian ∂h(last hidden)/∂h(first
+    /// hidden), exact by autograd in float64, at init and after training
+    /// (Pennington, Schoenholz & Ganguli 2017): OUT/runs/RUN/jacobian.csv
+    /// (step,example,index,singular_value), OUT/jacobian_summary.csv (mean
+    /// s², spread of ln s, max/min) and OUT/plots/jacobian_spectrum. The
+    /// trained spectrum needs "save_weights": true in "train".
+    ///
+    /// Example: gradscope jacobian results/isometry/runs/*
+    Jacobian {
+        #[command(flatten)]
+        args: commands::jacobian::Args,
+        #[command(flatten)]
+        style: commands::StyleArgs,
+    },
     /// Loss-landscape slices of trained runs (Li et al. 2018): the training
     /// loss at θ + αδ + βη on a grid, for two random filter-normalized
     /// directions δ, η around the saved weights θ. Writes
@@ -314,6 +328,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         } => style
             .style()
             .and_then(|style| commands::results::compare(&results, &out, style))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Jacobian { args, style } => style
+            .style()
+            .and_then(|style| commands::jacobian::jacobian(args, style))
             .map(|()| ExitCode::SUCCESS),
         Command::Landscape { args, style } => style
             .style()

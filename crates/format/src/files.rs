@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! OUT/summary.csv  report.md  report.html  plots/  plots/inputs.json
-//! OUT/.gradscope.lock  export/  landscape_summary.csv
+//! OUT/.gradscope.lock  export/  landscape_summary.csv  jacobian_summary.csv
 //! OUT/runs/RUN/run.json  metrics.csv  gradients.csv  activations.csv
-//!              checkpoint.pt  model.ot  landscape*.csv
+//!              checkpoint.pt  model.ot  landscape*.csv  jacobian.csv
 //! OUT/runs/RUN.partial/  RUN.old/          (a run training; one set aside)
 //! results/NAME/shards/I/                   (a shard's default folder)
 //! COMPARE_OUT/compare.md  compare.html
@@ -42,6 +42,10 @@ pub const LANDSCAPE_SUMMARY_CSV: &str = "landscape_summary.csv";
 pub const LESION_CSV: &str = "lesion.csv";
 pub const PATHS_CSV: &str = "paths.csv";
 pub const LESION_SUMMARY_CSV: &str = "lesion_summary.csv";
+/// A run's Jacobian singular values (`gradscope jacobian`), and one row
+/// per run and step of a results folder.
+pub const JACOBIAN_CSV: &str = "jacobian.csv";
+pub const JACOBIAN_SUMMARY_CSV: &str = "jacobian_summary.csv";
 /// The suffix of a run folder while its run trains (`runs/RUN.partial/`).
 pub const PARTIAL_SUFFIX: &str = ".partial";
 /// The suffix of a run folder set aside for the moment between two

@@ -41,6 +41,7 @@
 pub mod decay;
 pub mod durable;
 pub mod files;
+pub mod jacobian;
 pub mod landscape;
 pub mod lesion;
 pub mod names;

@@ -51,6 +51,7 @@ mod error;
 mod figure;
 pub mod fresh;
 mod heatmap;
+mod jacobian;
 mod landscape;
 mod lesion;
 mod read;
@@ -68,6 +69,7 @@ pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
 pub use figure::{Rendered, Style};
 pub use heatmap::{gradient_heatmap, GRADIENT_HEATMAP};
+pub use jacobian::{log_density, render_jacobian, JACOBIAN_SPECTRUM};
 pub use landscape::{
     loss_landscape, loss_slice, render_landscape, LandscapePanel, LOSS_LANDSCAPE, LOSS_SLICE,
 };

@@ -72,6 +72,7 @@ pub(crate) fn blocks(root: &Path, loaded: &Loaded, problems: &[String]) -> Vec<B
     }
     out.extend(crate::landscape::section(root));
     out.extend(crate::lesion::section(root));
+    out.extend(crate::jacobian::section(root));
     out.extend(charts(root, is_recurrent(loaded), is_transformer(loaded)));
     out
 }

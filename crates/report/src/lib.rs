@@ -52,6 +52,7 @@ pub mod analysis;
 mod assemble;
 pub mod compare;
 pub mod export;
+mod jacobian;
 mod landscape;
 mod lesion;
 mod page;
@@ -168,6 +169,7 @@ pub fn write_report_live(results_dir: &Path, reload: Option<u64>) -> Result<Repo
     let (charts_drawn, charts_note) = draw_stale_charts(results_dir, &mut problems);
     landscape::draw_stale(results_dir, &mut problems);
     lesion::draw_stale(results_dir, &mut problems);
+    jacobian::draw_stale(results_dir, &mut problems);
     let loaded = runs::load(results_dir)?;
     problems.extend(loaded.problems());
     let blocks = assemble::blocks(results_dir, &loaded, &problems);

@@ -25,6 +25,7 @@ pub mod checkpoint;
 #[cfg(test)]
 mod fuzz;
 pub mod holdings;
+pub mod jacobian;
 pub mod landscape;
 pub mod lesion;
 pub mod lock;

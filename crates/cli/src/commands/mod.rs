@@ -10,6 +10,7 @@ pub(crate) mod bench_workloads;
 pub(crate) mod check;
 pub(crate) mod cost;
 pub(crate) mod examples;
+pub(crate) mod jacobian;
 pub(crate) mod landscape;
 pub(crate) mod lesion;
 pub(crate) mod list;
