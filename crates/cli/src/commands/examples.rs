@@ -65,6 +65,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         include_str!("../../../../experiments/transformer-ln.json"),
     ),
     (
+        "isometry",
+        "dynamical isometry: tanh and ReLU MLPs of depth 100 at criticality, Gaussian against orthogonal (then gradscope jacobian)",
+        include_str!("../../../../experiments/isometry.json"),
+    ),
+    (
         "resnet50-signs-shape",
         "ResNet-50 and its plain twin on synthetic 64x64x3 images",
         include_str!("../../../../experiments/resnet50-signs-shape.json"),
