@@ -54,6 +54,8 @@ mod heatmap;
 mod jacobian;
 mod landscape;
 mod lesion;
+pub mod phase;
+mod phase_diagram;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -74,6 +76,7 @@ pub use landscape::{
     loss_landscape, loss_slice, render_landscape, LandscapePanel, LOSS_LANDSCAPE, LOSS_SLICE,
 };
 pub use lesion::{render_lesion, LESION_K, LESION_SINGLE, PATH_GRADIENT};
+pub use phase_diagram::{has_phase_diagram, phase_diagram, PHASE_DIAGRAM};
 pub use read::{
     ActivationRow, GradientRow, MetricRow, ResultsDir, RunData, SummaryRow, KIND_OUTPUT,
     SPLIT_TRAIN, STATUS_COMPLETED, STATUS_DIVERGED,
@@ -111,6 +114,7 @@ pub fn render_only(results_dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, P
             SATURATION_VS_STEP => saturation_vs_step(&results, &dir)?,
             ACTIVATION_MEAN_VS_STEP => activation_mean_vs_step(&results, &dir)?,
             GATES => gates(&results, &dir)?,
+            PHASE_DIAGRAM => phase_diagram(&results, &dir)?,
             _ => continue,
         };
         written.extend([r.png, r.svg]);

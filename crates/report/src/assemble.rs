@@ -10,12 +10,15 @@ use std::path::Path;
 use crate::page::{self, Block};
 use crate::runs::{sweep_label, Loaded};
 use crate::sections::{
-    charts, findings, glorot, gradients, header, is_recurrent, is_transformer, paper, recurrent,
-    runs_table, sweep_comparison, transformer,
+    charts, criticality, findings, glorot, gradients, header, is_recurrent, is_transformer, paper,
+    recurrent, runs_table, sweep_comparison, transformer,
 };
 
 pub(crate) fn blocks(root: &Path, loaded: &Loaded, problems: &[String]) -> Vec<Block> {
     let mut out = header(root, loaded);
+    // A swept variance init over σ_w² and depth: the phase diagram's
+    // verdict first (empty for any other experiment).
+    out.extend(criticality(loaded));
     let groups = loaded.sweep_groups();
     let recurrent_or_transformer = is_recurrent(loaded) || is_transformer(loaded);
     if recurrent_or_transformer {

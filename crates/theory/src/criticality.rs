@@ -174,6 +174,53 @@ pub fn criticality(act: Act, sw: f64, sb: f64) -> Option<Criticality> {
     })
 }
 
+/// χ₁ = σ_w²·E[φ'(√q*·z)²] at q* of (σ_w², σ_b²). Where lengths grow
+/// without bound (ReLU above σ_w² = 2) q* is taken as [`Q_MAX`]: ReLU's
+/// E[φ'²] = ½ does not depend on q, and the bounded nonlinearities never
+/// get there.
+fn chi_1(act: Act, sw: f64, sb: f64) -> f64 {
+    let q = q_star(act, sw, sb);
+    let q = if q.is_finite() { q } else { Q_MAX };
+    sw * gauss(q, |h| act.dphi(h).powi(2))
+}
+
+/// The σ_w² at which χ₁ = 1 for biases of variance `sb` (σ_b²): the
+/// order-to-chaos edge, where ξ_c diverges and Schoenholz et al. 2017 find
+/// the deepest trainable nets. Found by bisection between a σ_w² in order
+/// (χ₁ < 1) and one in chaos (χ₁ > 1), searched from σ_w² = 1 by halving
+/// and doubling; `None` where no such pair lies within [2⁻²⁰, 2²⁰] (a
+/// sigmoid net with large σ_b², say) or `sb` is negative or not finite.
+pub fn critical_weight_variance(act: Act, sb: f64) -> Option<f64> {
+    if !sb.is_finite() || sb < 0.0 {
+        return None;
+    }
+    let mut lo = 1.0;
+    while chi_1(act, lo, sb) >= 1.0 {
+        lo /= 2.0;
+        if lo < 1e-6 {
+            return None;
+        }
+    }
+    let mut hi = 1.0;
+    while chi_1(act, hi, sb) <= 1.0 {
+        hi *= 2.0;
+        if hi > 1e6 {
+            return None;
+        }
+    }
+    // χ₁ rises with σ_w² across the edge; 60 halvings leave the bracket at
+    // f64's resolution of σ_w².
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if chi_1(act, mid, sb) < 1.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(0.5 * (lo + hi))
+}
+
 /// −1/ln χ: ∞ at χ = 1 (and for χ > 1, where nothing converges).
 fn depth_scale(chi: f64) -> f64 {
     if chi >= 1.0 {
@@ -227,6 +274,31 @@ mod tests {
             criticality(Act::Relu, 2.5, 0.1).is_none(),
             "lengths explode"
         );
+    }
+
+    /// The edge χ₁ = 1 where it is known in closed form: tanh with σ_b² = 0
+    /// at σ_w² = 1 (φ'(0) = 1 and q* → 0 there; issue 36: "for tanh with
+    /// σ_w² = 1 and σ_b² = 0, χ_c = 1"), and ReLU at σ_w² = 2 for any σ_b²
+    /// (χ₁ = σ_w²/2, He et al. 2015). For tanh with σ_b² = 0.05 it is
+    /// Poole et al. 2016's edge between 1 and 2 (1.76 in issue 36's pilot),
+    /// and it moves to larger σ_w² as σ_b² grows (their Fig. 1's phase
+    /// boundary).
+    #[test]
+    fn the_critical_weight_variance_is_where_it_is_known() {
+        let tanh0 = critical_weight_variance(Act::Tanh, 0.0).unwrap();
+        assert!((tanh0 - 1.0).abs() < 1e-2, "{tanh0}");
+        for sb in [0.0, 0.1, 1.0] {
+            let relu = critical_weight_variance(Act::Relu, sb).unwrap();
+            assert!(close(relu, 2.0, 1e-9), "{sb}: {relu}");
+        }
+        let edge = critical_weight_variance(Act::Tanh, 0.05).unwrap();
+        assert!((1.7..1.82).contains(&edge), "{edge}");
+        let c = criticality(Act::Tanh, edge, 0.05).unwrap();
+        assert!((c.chi_1 - 1.0).abs() < 1e-6, "{c:?}");
+        let wider = critical_weight_variance(Act::Tanh, 0.3).unwrap();
+        assert!(wider > edge, "{wider} {edge}");
+        assert_eq!(critical_weight_variance(Act::Tanh, -1.0), None);
+        assert_eq!(critical_weight_variance(Act::Tanh, f64::NAN), None);
     }
 
     /// Schoenholz et al. 2017 (Fig. 1, tanh, σ_b² = 0.05): order below the

@@ -70,6 +70,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
         include_str!("../../../../experiments/isometry.json"),
     ),
     (
+        "criticality",
+        "the phase diagram of trainable depth: tanh MLPs over sigma_w^2 0.5-4 and depth 10-200 (Schoenholz et al. 2017)",
+        include_str!("../../../../experiments/criticality.json"),
+    ),
+    (
         "resnet50-signs-shape",
         "ResNet-50 and its plain twin on synthetic 64x64x3 images",
         include_str!("../../../../experiments/resnet50-signs-shape.json"),

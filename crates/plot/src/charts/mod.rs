@@ -36,6 +36,7 @@ mod tests;
 mod train_error_vs_step;
 mod transformer;
 
+use crate::phase_diagram::{has_phase_diagram, phase_diagram};
 pub use error_vs_depth::error_vs_depth;
 pub(crate) use error_vs_depth::error_vs_depth_figure;
 pub use gates::gates;
@@ -303,7 +304,9 @@ pub(crate) fn labelled(mut fig: Figure, results: &ResultsDir) -> Figure {
 
 /// Writes all eight charts into `plots_dir`, in [`CHART_NAMES`] order, and
 /// for a recurrent net [`RECURRENT_CHARTS`] (a Transformer
-/// [`TRANSFORMER_CHARTS`]) after them.
+/// [`TRANSFORMER_CHARTS`]) after them, and `phase_diagram` last where
+/// the experiment sweeps a variance init over σ_w² and depth
+/// ([`crate::phase_diagram`]).
 pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rendered>, PlotError> {
     let mut out = vec![
         train_error_vs_step(results, plots_dir)?,
@@ -320,6 +323,10 @@ pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rende
     }
     if transformer::is_transformer(results) {
         out.extend(transformer_charts(results, plots_dir)?);
+    }
+    // A swept variance init: the phase diagram of trainable depth.
+    if has_phase_diagram(results) {
+        out.push(phase_diagram(results, plots_dir)?);
     }
     Ok(out)
 }

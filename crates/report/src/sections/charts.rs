@@ -20,6 +20,7 @@ pub(crate) fn caption(name: &str) -> &'static str {
         "ffn_gradient_profile" => "‖∇W‖ of each block's second FFN matrix at step 0 against the block, one panel per layout, one line per depth (Xiong et al. 2020, Fig. 3: post-LN's grows toward the output, pre-LN's is flat); log axis.",
         "top_ffn_gradient_vs_depth" => "The last block's FFN ‖∇W‖ at step 0 against the depth (mean over runs), with Xiong et al.'s scaling dashed through the shallowest depth: flat for post-LN, 1/√L for pre-LN. A bound up to constants, so only the slope compares.",
         "rank_collapse" => "Each block output's distance from rank 1, ‖X − 1·x̄ᵀ‖_F / ‖X‖_F, against the block at the first probed step (solid) and the last (dashed), one panel per layout and setting, one colour per depth: 0 is every token the same vector (Dong et al. 2021).",
+        "phase_diagram" => "Final training error of every (σ_w², depth) cell as colour (0 to chance), its value in percent printed on it; red curve: 6ξ_c from mean-field theory, the depth up to which Schoenholz et al. 2017 find nets trainable; dashed: σ_w² where χ₁ = 1; a red frame marks a cell whose trainability (at least 10 points below chance) disagrees with depth ≤ 6ξ_c.",
         "gates" => "Each gate's mean against the time step at the first probed step (solid) and the last (dashed), one panel per gated cell, at the longest length: the LSTM's forget gate is its cell path's factor per step back, the GRU's update gate the share of h carried over.",
         _ => "",
     }
@@ -67,6 +68,15 @@ pub(crate) fn charts(root: &Path, recurrent: bool, transformer: bool) -> Vec<Blo
             .unwrap_or_else(|| caption(name));
         out.push(Block::Para(words.to_owned()));
         out.push(Block::Chart(name.to_owned(), String::new()));
+    }
+    // Drawn only for a swept variance init: listed only where it is there,
+    // so that no other report gains a "not in plots/" note.
+    let phase = gradscope_plot::PHASE_DIAGRAM;
+    if plots.join(format!("{phase}.png")).is_file() {
+        any = true;
+        out.push(Block::Heading(3, phase.to_owned()));
+        out.push(Block::Para(caption(phase).to_owned()));
+        out.push(Block::Chart(phase.to_owned(), String::new()));
     }
     if any {
         out.push(Block::Para(

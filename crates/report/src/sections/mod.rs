@@ -17,6 +17,8 @@
 //!   of the feed-forward sections;
 //! - `paper`: He et al. Table 6 beside our CNN numbers;
 //! - `glorot`: saturation and gradient spread per layer (Glorot & Bengio);
+//! - `criticality`: trainable depth against σ_w² for a swept variance
+//!   init (Schoenholz et al. 2017's phase diagram), before the sweep;
 //! - `charts`: every chart of `plots/` with its caption.
 //!
 //! This file holds the number formats every section shares, so that a
@@ -29,6 +31,7 @@ use crate::analysis::Stat;
 use crate::page::Block;
 
 mod charts;
+mod criticality;
 mod findings;
 mod glorot;
 mod gradients;
@@ -42,6 +45,7 @@ mod theory;
 mod transformer;
 
 pub(crate) use charts::{caption, charts};
+pub(crate) use criticality::criticality;
 pub(crate) use findings::findings;
 pub(crate) use glorot::glorot;
 pub(crate) use gradients::gradients;
