@@ -208,9 +208,11 @@ pub fn critical_weight_variance(act: Act, sb: f64) -> Option<f64> {
             return None;
         }
     }
-    // χ₁ rises with σ_w² across the edge; 60 halvings leave the bracket at
-    // f64's resolution of σ_w².
-    for _ in 0..60 {
+    // χ₁ rises with σ_w² across the edge. Each evaluation iterates the
+    // length map to its fixed point, which is slow near σ_b² = 0, so the
+    // bracket is halved to 1e-9 of σ_w² (about 30 halvings), far below
+    // what a sweep's grid resolves, rather than to f64's resolution.
+    while hi - lo > 1e-9 * hi {
         let mid = 0.5 * (lo + hi);
         if chi_1(act, mid, sb) < 1.0 {
             lo = mid;
