@@ -138,8 +138,9 @@ pub struct Signal {
 }
 
 /// The next layer's [`Signal`] from this one's, away from the fixed point
-/// as well as at it: q' = σ_w²·E[φ(u₁)²] + σ_b², q'_ab = σ_w²·E[φ(u₁)φ(u₂)]
-/// + σ_b² with u₁, u₂ of length q and correlation c, and c' = q'_ab/q'.
+/// as well as at it: q' = σ_w²·E[φ(u₁)²] + σ_b² and
+/// q'_ab = σ_w²·E[φ(u₁)φ(u₂)] + σ_b², with u₁, u₂ of length q and
+/// correlation c, and c' = q'_ab/q'.
 /// [`c_map`] is the same map with q' = q. The gap 1 − c' is
 /// σ_w²·½E[(φ(u₁) − φ(u₂))²]/q', whose integrand is small where u₁ ≈ u₂,
 /// so a gap of 1e-12 keeps its digits; for ReLU the arc-cosine kernel's

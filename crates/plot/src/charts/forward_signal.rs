@@ -123,7 +123,8 @@ pub(crate) fn theory_profile(
 ) -> Option<Vec<(f64, f64)>> {
     let (q, c) = first;
     let gap = 1.0 - c;
-    if layers == 0 || !(q > 0.0 && gap > 0.0 && q.is_finite()) {
+    // NaN is read as missing: it passes no comparison.
+    if layers == 0 || q <= 0.0 || !q.is_finite() || gap.is_nan() || gap <= 0.0 {
         return None;
     }
     let start = Signal { q: q / gap, c, gap };
