@@ -131,10 +131,18 @@ pub(crate) fn theory_profile(
     Some(
         signal_profile(act, sw, sb, start, layers - 1)
             .into_iter()
+            // Past float64's resolution of c (a gap of 1e-16) no float
+            // tells the inputs apart, and the measured lines cannot follow
+            // there: the theory stops, rather than stretching the axis to
+            // gaps of 1e-40.
+            .take_while(|s| s.gap >= THEORY_FLOOR)
             .map(|s| (s.q * s.gap, s.gap))
             .collect(),
     )
 }
+
+/// The smallest 1 − c the theory is drawn to.
+pub(crate) const THEORY_FLOOR: f64 = 1e-16;
 
 /// Positive and finite, else NaN (a gap in a log line).
 fn positive(v: Option<f64>) -> f64 {
@@ -273,6 +281,13 @@ mod tests {
         assert!((t[1].1 - (1.0 - 1.0 / pi)).abs() < 1e-12, "{t:?}");
         assert!((t[1].0 - 0.5 * (1.0 - 1.0 / pi)).abs() < 1e-12, "{t:?}");
         assert!(theory_profile(Act::Relu, 2.0, 0.0, (0.5, 1.0), 3).is_none());
+        // Sigmoid at PyTorch's default (σ_w² = 1/3): the gap shrinks by
+        // about e^(−1/0.26) a layer, and the drawn theory stops at 1e-16.
+        let t = theory_profile(Act::Sigmoid, 1.0 / 3.0, 1.0 / 192.0, (0.33, 0.03), 40).unwrap();
+        assert!(
+            t.len() < 20 && t.iter().all(|p| p.1 >= THEORY_FLOOR),
+            "{t:?}"
+        );
         assert!(theory_profile(Act::Relu, 2.0, 0.0, (0.0, 0.3), 3).is_none());
     }
 }

@@ -86,6 +86,9 @@ fn depth_cell(v: Option<f64>) -> String {
 
 fn c_cell(c: Option<f64>) -> String {
     match c {
+        // Every pair's vectors parallel to float64's precision: in the
+        // quickstart's collapsed layers the float32 rows are identical.
+        Some(c) if c == 1.0 => "1 (exactly)".into(),
         // Near 1 the gap is what reads.
         Some(c) if c > 0.99 => format!("1 − {}", sci(1.0 - c)),
         Some(c) => format!("{c:.3}"),
@@ -202,6 +205,7 @@ mod tests {
         unread.push(None);
         assert_eq!(correlation_depth(&unread), None);
         assert_eq!(c_cell(Some(1.0 - 2e-5)), "1 − 2.0e-5");
+        assert_eq!(c_cell(Some(1.0)), "1 (exactly)");
         assert_eq!(depth_cell(Some(f64::INFINITY)), "∞");
     }
 }
