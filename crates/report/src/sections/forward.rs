@@ -88,7 +88,7 @@ fn c_cell(c: Option<f64>) -> String {
     match c {
         // Every pair's vectors parallel to float64's precision: in the
         // quickstart's collapsed layers the float32 rows are identical.
-        Some(c) if c == 1.0 => "1 (exactly)".into(),
+        Some(1.0) => "1 (exactly)".into(),
         // Near 1 the gap is what reads.
         Some(c) if c > 0.99 => format!("1 − {}", sci(1.0 - c)),
         Some(c) => format!("{c:.3}"),
