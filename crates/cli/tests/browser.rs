@@ -267,7 +267,8 @@ fn report_html_draws_every_chart_shows_values_on_hover_and_sorts() {
         &at("/elements"),
         Some(json!({"using": "css selector", "value": "figure > svg, figure > img"})),
     ));
-    assert_eq!(charts.len(), 8, "one drawing per chart, inline");
+    // The eight of every family and the mlp family's forward_signal.
+    assert_eq!(charts.len(), 9, "one drawing per chart, inline");
     let mut seen = Vec::new();
     for (i, el) in charts.iter().enumerate() {
         let shot = call(

@@ -816,7 +816,8 @@ fn report_describes_a_complete_sweep() {
         .skip(1)
         .filter_map(|s| s.split(')').next())
         .collect();
-    assert_eq!(links.len(), 8, "{links:?}");
+    // The eight of every family and the mlp family's forward_signal.
+    assert_eq!(links.len(), 9, "{links:?}");
     for l in links {
         assert!(l.starts_with("plots/"), "{l} is not relative to the report");
         assert!(out.join(l).is_file(), "{l} does not exist");

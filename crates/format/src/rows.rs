@@ -24,7 +24,7 @@ pub const METRICS_HEADER: [&str; 8] = [
     "elapsed_s",
 ];
 /// Columns of `activations.csv`, in order.
-pub const ACTIVATIONS_HEADER: [&str; 10] = [
+pub const ACTIVATIONS_HEADER: [&str; 11] = [
     "step",
     "layer",
     "name",
@@ -33,6 +33,7 @@ pub const ACTIVATIONS_HEADER: [&str; 10] = [
     "saturation",
     "dead",
     "q",
+    "c",
     "rank1",
     "entropy",
 ];
@@ -40,7 +41,7 @@ pub const ACTIVATIONS_HEADER: [&str; 10] = [
 /// follow `variant` where the experiment sweeps them (in
 /// [`SWEPT_FIELDS`] order): the decay and spread lead, the first/last L2
 /// norms follow for comparison with older results.
-pub const SUMMARY_HEADER: [&str; 25] = [
+pub const SUMMARY_HEADER: [&str; 26] = [
     "run",
     "variant",
     "depth",
@@ -65,6 +66,7 @@ pub const SUMMARY_HEADER: [&str; 25] = [
     "grad_last_final",
     "fwd_spread_init",
     "fwd_spread_final",
+    "xi_c",
     "elapsed_s",
 ];
 
@@ -139,6 +141,20 @@ pub struct ActivationRow {
     /// gate readings).
     #[serde(default, serialize_with = "crate::opt_num")]
     pub q: Option<f64>,
+    /// The correlation between inputs at the same output (Poole et al.
+    /// 2016's c, taken over the layer's units): for 32 fixed disjoint
+    /// pairs of examples of the probed batch, (0, 1), (2, 3), … (fewer in
+    /// a smaller batch), c_ab = q_ab / √(q_aa·q_bb), where q_ab is the
+    /// mean over units of h_a,i·h_b,i (no centring), averaged over the
+    /// pairs where it is defined, in float64. 1 when the layer maps every
+    /// pair of inputs to parallel vectors: the inputs are
+    /// indistinguishable to the layers above (forward collapse). Read
+    /// where the output is `[batch, features]` (an MLP's pre-activation,
+    /// a recurrent step's hidden state); empty elsewhere (feature maps,
+    /// blocks of tokens), where the point has no output, where no pair
+    /// has both lengths above 0, and in older files.
+    #[serde(default, serialize_with = "crate::opt_num")]
+    pub c: Option<f64>,
     /// At a block output of tokens (a Transformer block's, `[batch, tokens,
     /// width]`): how far each example's token matrix X is from rank 1, as
     /// Dong, Cordonnier & Loukas (2021) measure it, ‖X − 1·x̄ᵀ‖_F / ‖X‖_F
@@ -301,6 +317,12 @@ pub struct SummaryRow {
     /// The same over the last five probe steps.
     #[serde(default, serialize_with = "plain")]
     pub fwd_spread_final: Option<f64>,
+    /// Mean-field theory's correlation depth ξ_c = −1/ln χ_c in layers
+    /// (Schoenholz et al. 2017), from the run's activation and init: plain
+    /// MLPs without normalization; `inf` at the edge of chaos (χ_c = 1);
+    /// empty elsewhere and in older files.
+    #[serde(default, serialize_with = "plain")]
+    pub xi_c: Option<f64>,
     /// Wall-clock seconds of the run.
     #[serde(serialize_with = "fixed3")]
     pub elapsed_s: Option<f64>,
@@ -356,6 +378,7 @@ impl SummaryRow {
             grad_last_final: g.final_last,
             fwd_spread_init: g.forward_spread_init,
             fwd_spread_final: g.forward_spread_final,
+            xi_c: g.xi_c,
             elapsed_s: Some(r.elapsed_s),
             source: None,
             numbers: swept
@@ -532,6 +555,7 @@ mod tests {
             gradient_ends: GradientEnds {
                 decay_init: Some(0.125),
                 wgrad_decay_init: Some(0.5),
+                xi_c: Some(f64::INFINITY),
                 spread_init: Some(f64::INFINITY),
                 init_first: Some(1e-40),
                 ..GradientEnds::default()
@@ -565,6 +589,7 @@ mod tests {
             saturation: Some(0.5),
             dead: Some(0.0),
             q: Some(1e-12),
+            c: None,
             rank1: Some(0.5),
             entropy: None,
         };
@@ -620,6 +645,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((old.q, old.rank1, old.entropy), (Some(2.0), None, None));
+        assert_eq!(old.c, None, "a file from before the c column");
         assert_eq!(old.head(), None, "no entropy: not a head's row");
     }
 
@@ -636,6 +662,7 @@ mod tests {
             saturation: None,
             dead: None,
             q: None,
+            c: None,
             rank1: None,
             entropy,
         };
@@ -664,6 +691,7 @@ mod tests {
             saturation: None,
             dead: None,
             q: Some(1.0),
+            c: None,
             rank1: None,
             entropy,
         };
@@ -713,6 +741,9 @@ mod tests {
             (rows[0].wgrad_decay_init, rows[0].wgrad_decay_final),
             (Some(0.5), None)
         );
+        // ξ_c at the edge of chaos is ∞, written `inf`.
+        assert_eq!(rows[0].xi_c, Some(f64::INFINITY));
+        assert!(lines[1].ends_with(",inf,1.235"), "{}", lines[1]);
         assert!(rows[0].is_diverged());
         assert_eq!(rows[0].group(), "plain, tanh");
     }
@@ -730,6 +761,7 @@ mod tests {
             .unwrap();
         assert_eq!(row.grad_decay_init, Some(0.85));
         assert_eq!((row.wgrad_decay_init, row.wgrad_decay_final), (None, None));
+        assert_eq!(row.xi_c, None, "nor xi_c");
     }
 
     /// A swept number gets its own column after the model settings', and

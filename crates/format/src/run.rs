@@ -175,6 +175,12 @@ pub struct GradientEnds {
     pub wgrad_decay_init: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wgrad_decay_final: Option<f64>,
+    /// Mean-field theory's correlation depth ξ_c = −1/ln χ_c of the run's
+    /// hidden layers (gradscope-theory's `criticality`), in layers; `inf`
+    /// at the edge of chaos. Plain MLPs without normalization alone;
+    /// absent elsewhere and in older records.
+    #[serde(with = "inf_as_text", skip_serializing_if = "Option::is_none")]
+    pub xi_c: Option<f64>,
 }
 
 impl GradientEnds {

@@ -112,6 +112,7 @@ mod tests {
             saturation: None,
             dead: None,
             q: None,
+            c: None,
             rank1,
             entropy,
         }

@@ -61,11 +61,11 @@ mod read;
 use std::path::{Path, PathBuf};
 
 pub use charts::{
-    activation_mean_vs_step, error_vs_depth, gates, gradient_profile, gradient_vs_step,
-    layer_response_std, layer_response_stds, render_charts, saturation_vs_step,
+    activation_mean_vs_step, error_vs_depth, forward_signal, gates, gradient_profile,
+    gradient_vs_step, layer_response_std, layer_response_stds, render_charts, saturation_vs_step,
     train_error_vs_step, ResponseStds, ACTIVATION_MEAN_VS_STEP, CHART_NAMES, ERROR_VS_DEPTH, GATES,
-    GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, RECURRENT_CHARTS, SATURATION_VS_STEP,
-    TRAIN_ERROR_VS_STEP, TRANSFORMER_CHARTS,
+    GRADIENT_PROFILE, GRADIENT_VS_STEP, LAYER_RESPONSE_STD, MLP_CHARTS, RECURRENT_CHARTS,
+    SATURATION_VS_STEP, TRAIN_ERROR_VS_STEP, TRANSFORMER_CHARTS,
 };
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;

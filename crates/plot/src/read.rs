@@ -179,7 +179,7 @@ impl ResultsDir {
     }
 
     /// The JSON value at `pointer` in [`ResultsDir::record`].
-    fn config_value(&self, pointer: &str) -> Option<serde_json::Value> {
+    pub(crate) fn config_value(&self, pointer: &str) -> Option<serde_json::Value> {
         self.record.as_ref()?.pointer(pointer).cloned()
     }
 

@@ -25,7 +25,7 @@ mod rnn_tests;
 mod token_tests;
 pub mod writers;
 
-pub use read::{attention_entropy, forward_q, rank_collapse};
+pub use read::{attention_entropy, forward_c, forward_q, rank_collapse, CORRELATION_PAIRS};
 use read::{read_on_host, response_reading, Probed, Readings};
 
 use gradscope_kernels as kernels;
@@ -107,6 +107,11 @@ pub struct ProbeRecord {
     /// (NaN where the point was not recorded, or has no output). See
     /// [`forward_q`].
     pub forward: Vec<f64>,
+    /// The correlation between inputs at each probe point's output
+    /// ([`forward_c`]): NaN where the point was not recorded, has no
+    /// output, or its output is not `[batch, features]`; empty where
+    /// nothing was recorded.
+    pub correlation: Vec<f64>,
     /// The rank-collapse residual of each [`Reads::Tokens`] point's output
     /// ([`rank_collapse`]), per probe point: `None` at every other point,
     /// NaN where it is undefined; empty where nothing was recorded.
@@ -251,6 +256,9 @@ pub struct Gradients {
     /// taken from the recorded outputs before the backward pass frees
     /// what autograd does not keep; NaN for a point without an output.
     pub forward: Vec<f64>,
+    /// The correlation c of each probe point's output ([`forward_c`]),
+    /// read with `forward`; NaN where it is not read.
+    pub correlation: Vec<f64>,
     /// The rank-collapse residual of each [`Reads::Tokens`] point's output
     /// ([`rank_collapse`]), read from the recorded outputs at the same
     /// time as `forward`: `None` at every other point, NaN where it is
@@ -450,6 +458,7 @@ impl Probe {
             .map(|((o, name), _)| o.ok_or_else(|| ProbeError::Unrecorded(name.clone())))
             .collect::<Result<_, _>>()?;
         let forward = self.per_point(forward_q(&outputs)?);
+        let correlation = self.per_point(forward_c(&outputs)?);
         // Before the backward pass, like q: it frees the block outputs
         // that autograd does not save.
         let rank1 = self.rank1_of(&outputs)?;
@@ -488,6 +497,7 @@ impl Probe {
             params: grads,
             outputs,
             forward,
+            correlation,
             rank1,
         })
     }
@@ -773,6 +783,7 @@ impl Probe {
                 })
                 .collect(),
             forward: grads.forward.clone(),
+            correlation: grads.correlation.clone(),
             rank1: grads.rank1.clone(),
             entropy: Vec::new(),
         }
@@ -816,6 +827,37 @@ mod tests {
         let want = reference(&map);
         assert!((q[1] - want).abs() <= 1e-6 * want, "{} vs {want}", q[1]);
         assert!(q[2].is_nan());
+    }
+
+    /// c by hand (Poole et al. 2016's q_ab/√(q_aa·q_bb), no centring):
+    /// the pair (0, 1) is orthogonal (0), (2, 3) parallel (1), so the mean
+    /// is ½; a pair with a zero vector is left out, and with no defined
+    /// pair c is NaN, as it is for a feature map, a batch of one, and
+    /// examples past the 32 pairs read (where the batch's last row's
+    /// sign would otherwise flip the answer). A collapsed layer (every row
+    /// the same vector plus 1e-6 noise) reads within 1e-9 of 1.
+    #[test]
+    fn forward_c_is_the_mean_correlation_of_fixed_pairs() {
+        let opts = (Kind::Float, Device::Cpu);
+        let t = |v: &[f32], rows: i64| Tensor::from_slice(v).reshape([rows, -1]);
+        let half = t(&[1., 0., 0., 1., 2., 2., 1., 1.], 4);
+        let zero = t(&[0., 0., 1., 1., 3., 0., -1., 0.], 4);
+        let none = t(&[0., 0., 1., 1.], 2);
+        let map = Tensor::ones([4, 2, 3, 3], opts);
+        let one = Tensor::ones([1, 8], opts);
+        let mut long = vec![1f32; 2 * 66];
+        long[2 * 65] = -1.0; // row 65: beyond pair 31, never read
+        let long = t(&long, 66);
+        tch::manual_seed(5);
+        let row = Tensor::randn([1, 64], opts);
+        let collapsed = row.repeat([128, 1]) + Tensor::randn([128, 64], opts) * 1e-6;
+        let c = forward_c(&[half, zero, none, map, one, long, collapsed]).unwrap();
+        assert!((c[0] - 0.5).abs() < 1e-15, "{c:?}");
+        assert!((c[1] + 1.0).abs() < 1e-15, "(3, 0)·(−1, 0): {c:?}");
+        assert!(c[2].is_nan() && c[3].is_nan() && c[4].is_nan(), "{c:?}");
+        assert_eq!(c[5], 1.0);
+        assert!((c[6] - 1.0).abs() < 1e-9, "{c:?}");
+        assert!(forward_c(&[]).unwrap().is_empty());
     }
 
     /// The captured dL/dh must be the gradient at the tensor itself:

@@ -59,6 +59,73 @@ pub fn forward_q(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
     Ok(Vec::<f64>::try_from(&all)?)
 }
 
+/// Pairs of examples [`forward_c`] reads: (0, 1), (2, 3), … of the probed
+/// batch, at most this many. A fixed sample keeps the reading's cost at a
+/// few dozen dot products per layer whatever the batch, and the same
+/// pairs are read at every layer and every probe step (the probed batch
+/// is the same examples throughout a run where the probe fixes it).
+pub const CORRELATION_PAIRS: i64 = 32;
+
+/// The correlation between inputs at each of `outputs`: for each pair (a,
+/// b) of [`CORRELATION_PAIRS`] disjoint pairs of examples, (0, 1), (2, 3),
+/// …, c_ab = q_ab / √(q_aa·q_bb) with q_ab = the mean over units of
+/// h_a,i·h_b,i (no centring over units or over the batch), averaged over
+/// the pairs whose c_ab is defined, in float64. This is Poole et al.
+/// (2016)'s correlation map's c, taken over one layer's units for a fixed
+/// sample of pairs: 1 when the layer maps the two inputs to parallel
+/// vectors, which is forward collapse (inputs indistinguishable) where it
+/// holds for every pair.
+///
+/// Read for outputs of rank 2 (`[batch, features]`: an MLP's
+/// pre-activations, a recurrent step's hidden state); NaN for any other
+/// rank (a feature map, a block of tokens), for a batch of fewer than two,
+/// and where no pair has both lengths above 0. Outputs of one shape are
+/// stacked and reduced together, with one host copy per shape: a deep
+/// MLP has dozens of points and their dispatch cost, not the arithmetic,
+/// would dominate.
+pub fn forward_c(outputs: &[Tensor]) -> Result<Vec<f64>, ProbeError> {
+    let _guard = tch::no_grad_guard();
+    let mut c = vec![f64::NAN; outputs.len()];
+    // The points of each readable shape, in point order.
+    let mut shapes: Vec<(Vec<i64>, Vec<usize>)> = Vec::new();
+    for (i, h) in outputs.iter().enumerate() {
+        let size = h.size();
+        if size.len() != 2 || size[0] < 2 || size[1] < 1 {
+            continue;
+        }
+        match shapes.iter_mut().find(|(s, _)| *s == size) {
+            Some((_, points)) => points.push(i),
+            None => shapes.push((size, vec![i])),
+        }
+    }
+    for (size, points) in shapes {
+        let pairs = (size[0] / 2).min(CORRELATION_PAIRS);
+        let parts = points
+            .iter()
+            .map(|&i| outputs[i].detach().f_narrow(0, 0, 2 * pairs))
+            .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
+        // [points, pairs, 2, units], in float64 before any product.
+        let h = Tensor::f_stack(&parts, 0)?
+            .f_to_kind(Kind::Double)?
+            .f_reshape([points.len() as i64, pairs, 2, size[1]])?;
+        let (a, b) = (h.f_select(2, 0)?, h.f_select(2, 1)?);
+        let mean = |t: Tensor| t.f_mean_dim([-1i64].as_slice(), false, Kind::Double);
+        let qab = mean(a.f_mul(&b)?)?;
+        let qaa = mean(a.f_square()?)?;
+        let qbb = mean(b.f_square()?)?;
+        let cab = qab.f_div(&qaa.f_mul(&qbb)?.f_sqrt()?)?;
+        let host = Vec::<f64>::try_from(&cab.f_to_device(Device::Cpu)?.f_reshape([-1])?)?;
+        for (k, &i) in points.iter().enumerate() {
+            let row = &host[k * pairs as usize..(k + 1) * pairs as usize];
+            let defined: Vec<f64> = row.iter().copied().filter(|v| v.is_finite()).collect();
+            if !defined.is_empty() {
+                c[i] = defined.iter().sum::<f64>() / defined.len() as f64;
+            }
+        }
+    }
+    Ok(c)
+}
+
 /// The tensors of one probe step.
 pub(crate) struct Probed {
     /// The weight gradients whose sums are not known, in point order.

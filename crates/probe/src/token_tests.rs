@@ -363,7 +363,7 @@ fn mlp_activations_leave_rank1_and_entropy_empty() {
     w.finish().unwrap();
     let text = std::fs::read_to_string(dir.join(ACTIVATIONS_CSV)).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(text.starts_with("step,layer,name,mean,std,saturation,dead,q,rank1,entropy\n"));
+    assert!(text.starts_with("step,layer,name,mean,std,saturation,dead,q,c,rank1,entropy\n"));
     let rows: Vec<ActivationRow> = csv::Reader::from_reader(text.as_bytes())
         .deserialize()
         .collect::<Result<_, _>>()
@@ -371,7 +371,9 @@ fn mlp_activations_leave_rank1_and_entropy_empty() {
     assert_eq!(rows.len(), rec.responses.len());
     let as_written = |v: f64| Some(num(v).parse::<f64>().unwrap());
     for (row, r) in rows.iter().zip(&rec.responses) {
-        assert!(text.contains(&format!("{},,\n", num(rec.forward[r.point]))));
+        // An MLP's pre-activations are [batch, features]: c is read.
+        let (q, c) = (rec.forward[r.point], rec.correlation[r.point]);
+        assert!(text.contains(&format!("{},{},,\n", num(q), num(c))));
         assert_eq!((row.rank1, row.entropy), (None, None), "{row:?}");
         assert_eq!(row.layer, r.point);
         assert_eq!(row.mean, as_written(r.mean));

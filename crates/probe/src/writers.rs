@@ -356,7 +356,8 @@ struct ActivationRows<'a> {
 impl ActivationRows<'_> {
     /// A row of point `i`: its response's mean, std, saturation and dead
     /// fraction (`response`, `None` each where it has none), its output's
-    /// q where it has an output, and `rank1`.
+    /// q and c where it has an output (c empty where [`crate::forward_c`]
+    /// did not read it, NaN), and `rank1`.
     fn point(
         &mut self,
         i: usize,
@@ -365,9 +366,10 @@ impl ActivationRows<'_> {
     ) -> Result<usize, ProbeError> {
         let has_output = self.rec.output.get(i).is_some_and(Option::is_some);
         let q = self.rec.forward.get(i).copied().filter(|_| has_output);
+        let c = (self.rec.correlation.get(i).copied()).filter(|c| has_output && !c.is_nan());
         let [mean, std, saturation, dead] = response;
         self.numbers
-            .set(&[mean, std, saturation, dead, q, rank1, None]);
+            .set(&[mean, std, saturation, dead, q, c, rank1, None]);
         let fixed = [self.step, at(self.layers, i), at(self.names, i)];
         self.sink
             .row(fixed.into_iter().chain(self.numbers.fields()))
@@ -383,7 +385,7 @@ impl ActivationRows<'_> {
             // Writing to a String cannot fail.
             let _ = write!(self.head, "{point}{HEAD_SUFFIX}{k}");
             self.numbers
-                .set(&[None, None, None, None, None, None, Some(*h)]);
+                .set(&[None, None, None, None, None, None, None, Some(*h)]);
             let fixed = [self.step, at(self.layers, e.point), self.head.as_str()];
             bytes += self
                 .sink
@@ -468,6 +470,7 @@ mod tests {
                 dead: 0.0,
             }],
             forward: vec![0.5, 2e-40],
+            correlation: vec![0.125, 0.5],
             rank1: Vec::new(),
             entropy: Vec::new(),
         };
@@ -500,7 +503,7 @@ mod tests {
             "{text}"
         );
         assert!(read("activations.csv").starts_with(
-            "step,layer,name,mean,std,saturation,dead,q,rank1,entropy\n0,0,layer00.linear,0.5,0.25,0,0,0.5,,\n"
+            "step,layer,name,mean,std,saturation,dead,q,c,rank1,entropy\n0,0,layer00.linear,0.5,0.25,0,0,0.5,0.125,,\n"
         ));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -561,6 +564,8 @@ mod tests {
                 })
                 .collect(),
             forward: vec![v(8), v(9), v(10)],
+            // c is empty where it is undefined (NaN).
+            correlation: vec![0.25, f64::NAN, -0.5],
             rank1: Vec::new(),
             entropy: Vec::new(),
         };
@@ -607,6 +612,7 @@ mod tests {
                 saturation: Some(r.saturation),
                 dead: Some(r.dead),
                 q: Some(rec.forward[r.point]),
+                c: Some(rec.correlation[r.point]).filter(|c| !c.is_nan()),
                 rank1: None,
                 entropy: None,
             })
@@ -657,6 +663,7 @@ mod tests {
             output: vec![Some(g(1.0)), None, None],
             responses: vec![response(0), response(2)],
             forward: vec![0.75, f64::NAN, f64::NAN],
+            correlation: Vec::new(),
             rank1: Vec::new(),
             entropy: Vec::new(),
         };
@@ -712,6 +719,7 @@ mod tests {
                 dead: 0.0,
             }],
             forward: vec![2.0, f64::NAN, 3.0, 4.0],
+            correlation: Vec::new(),
             rank1: vec![Some(0.125), None, Some(1e-9), Some(f64::NAN)],
             entropy: vec![HeadEntropy {
                 point: 1,
@@ -725,11 +733,11 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "step,layer,name,mean,std,saturation,dead,q,rank1,entropy",
-                "5,0,block00,0.5,0.25,0,0,2,0.125,",
-                "5,1,block01.attn.probs.h0,,,,,,,0.6931472",
-                "5,1,block01.attn.probs.h1,,,,,,,NaN",
-                "5,2,block01,,,,,3,1e-9,",
+                "step,layer,name,mean,std,saturation,dead,q,c,rank1,entropy",
+                "5,0,block00,0.5,0.25,0,0,2,,0.125,",
+                "5,1,block01.attn.probs.h0,,,,,,,,0.6931472",
+                "5,1,block01.attn.probs.h1,,,,,,,,NaN",
+                "5,2,block01,,,,,3,,1e-9,",
             ],
             "block02's residual is undefined and it has no response: no row"
         );
@@ -772,6 +780,7 @@ mod tests {
             output: vec![Some(g)],
             responses: Vec::new(),
             forward: vec![1.0],
+            correlation: Vec::new(),
             rank1: Vec::new(),
             entropy: Vec::new(),
         };

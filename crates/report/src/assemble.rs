@@ -10,8 +10,8 @@ use std::path::Path;
 use crate::page::{self, Block};
 use crate::runs::{sweep_label, Loaded};
 use crate::sections::{
-    charts, criticality, findings, glorot, gradients, header, is_recurrent, is_transformer, paper,
-    recurrent, runs_table, sweep_comparison, transformer,
+    charts, criticality, findings, forward, glorot, gradients, header, is_recurrent,
+    is_transformer, paper, recurrent, runs_table, sweep_comparison, transformer,
 };
 
 pub(crate) fn blocks(root: &Path, loaded: &Loaded, problems: &[String]) -> Vec<Block> {
@@ -85,6 +85,7 @@ fn sections(loaded: &Loaded, problems: &[String]) -> Vec<Block> {
     let mut out = runs_table(loaded, problems);
     out.extend(findings(loaded));
     out.extend(gradients(loaded));
+    out.extend(forward(loaded));
     out.extend(paper(loaded));
     out.extend(glorot(loaded));
     out

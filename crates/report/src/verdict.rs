@@ -6,7 +6,10 @@
 //!   [`VANISH_SPREAD`] decades toward the input has a *vanishing
 //!   gradient*, with *forward collapse* where the forward signal (√q, the
 //!   spread of each unit's pre-activation across the batch) also falls
-//!   more than that toward the output; one whose dL/dh grows that much
+//!   more than that toward the output, or where the inputs become
+//!   indistinguishable: c, the correlation between two inputs'
+//!   pre-activations, within [`CORRELATED_GAP`] of 1 at some trunk layer
+//!   at step 0 ([`correlated_layer`]); one whose dL/dh grows that much
 //!   has an *exploding* gradient. A BatchNorm net is read on scale-free
 //!   measures, since its dL/dh scales as 1/‖W‖: its gradient *vanishes*
 //!   when ‖∇W‖·‖W‖ does, and it is *exploding then frozen* when the
@@ -43,6 +46,10 @@ pub struct Signals {
     pub forward: [Option<f64>; 2],
     /// BatchNorm nets: spread of ‖∇W‖·‖W‖ at the end.
     pub scale_free_end: Option<f64>,
+    /// The first trunk layer (1 at the input side) whose c at step 0 is
+    /// within [`CORRELATED_GAP`] of 1 ([`correlated_layer`]); `None` where
+    /// none is, or c was not read.
+    pub correlated_at: Option<usize>,
     /// BatchNorm nets: spread of the effective learning rate
     /// lr·‖∇W‖/‖W‖ at step 0 and at the end.
     pub effective_lr: [Option<f64>; 2],
@@ -57,7 +64,9 @@ pub enum Mechanism {
         /// The forward signal also falls more than that toward the output.
         forward_collapse: bool,
     },
-    /// The forward signal collapses while the gradient does not vanish.
+    /// The forward signal collapses (√q falls more than [`VANISH_SPREAD`]
+    /// decades, or c comes within [`CORRELATED_GAP`] of 1) while the
+    /// gradient does not vanish.
     ForwardCollapse,
     /// dL/dh grows more than [`VANISH_SPREAD`] decades toward the input.
     Exploding,
@@ -101,6 +110,21 @@ impl Mechanism {
     }
 }
 
+/// How close to 1 the correlation c between two inputs' pre-activations
+/// comes before the inputs count as indistinguishable: at 1 − 1e-3 two
+/// unit vectors are 0.045 apart, and in the ordered phase the gap only
+/// shrinks from there, as e^(−l/ξ_c) (Schoenholz et al. 2017).
+pub const CORRELATED_GAP: f64 = 1e-3;
+
+/// The first layer (1 at the input side) of `c` (each trunk layer's c at
+/// step 0, input side first; `None` where not read) within
+/// [`CORRELATED_GAP`] of 1: where forward collapse begins.
+pub fn correlated_layer(c: &[Option<f64>]) -> Option<usize> {
+    c.iter()
+        .position(|c| c.is_some_and(|c| 1.0 - c <= CORRELATED_GAP))
+        .map(|i| i + 1)
+}
+
 fn beyond(v: Option<f64>) -> bool {
     v.is_some_and(|v| v > VANISH_SPREAD)
 }
@@ -132,7 +156,7 @@ pub fn mechanism(s: &Signals) -> Mechanism {
             Mechanism::Unknown
         };
     }
-    let collapse = s.forward.iter().any(|f| beyond(*f));
+    let collapse = s.forward.iter().any(|f| beyond(*f)) || s.correlated_at.is_some();
     if s.backward.iter().any(|b| beyond(*b)) {
         return Mechanism::Vanishing {
             forward_collapse: collapse,
@@ -403,6 +427,38 @@ mod tests {
                 forward_collapse: false
             }
         ));
+    }
+
+    /// Issue 36: inputs indistinguishable (c within 1e-3 of 1 at some
+    /// trunk layer) is forward collapse even where √q stays within the
+    /// bar, named apart from vanishing: alone it is `ForwardCollapse`,
+    /// with a vanishing dL/dh the vanishing gradient with collapse. A c of
+    /// 0.998 is not within the gap; unread layers are passed over.
+    #[test]
+    fn correlated_inputs_are_forward_collapse() {
+        let c = [Some(0.2), None, Some(0.998), Some(0.9995), Some(1.0)];
+        assert_eq!(correlated_layer(&c), Some(4));
+        assert_eq!(correlated_layer(&c[..3]), None);
+        assert_eq!(correlated_layer(&[]), None);
+        let collapsed = |backward| Signals {
+            correlated_at: Some(4),
+            ..plain(backward, 0.5)
+        };
+        assert_eq!(mechanism(&plain(0.3, 0.5)), Mechanism::Healthy);
+        assert_eq!(mechanism(&collapsed(0.3)), Mechanism::ForwardCollapse);
+        assert_eq!(
+            mechanism(&collapsed(5.0)),
+            Mechanism::Vanishing {
+                forward_collapse: true
+            }
+        );
+        assert_eq!(
+            mechanism(&plain(5.0, 0.5)),
+            Mechanism::Vanishing {
+                forward_collapse: false
+            }
+        );
+        assert!(Mechanism::ForwardCollapse.explains_failure());
     }
 
     /// Degradation only where no mechanism shows and no twin is worse.

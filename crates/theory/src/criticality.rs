@@ -124,6 +124,73 @@ pub fn c_map(act: Act, sw: f64, sb: f64, q: f64, c: f64) -> f64 {
     (sw * phi_phi(act, q, c) + sb) / q
 }
 
+/// The forward signal at one layer of a plain net, as the length and
+/// correlation maps carry it from the layer below.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Signal {
+    /// The pre-activation's second moment per unit, q.
+    pub q: f64,
+    /// The correlation of two inputs' pre-activations, c.
+    pub c: f64,
+    /// 1 − c, computed without the cancellation of subtracting c from 1
+    /// (what a log axis and a 1e-3 threshold read near c = 1).
+    pub gap: f64,
+}
+
+/// The next layer's [`Signal`] from this one's, away from the fixed point
+/// as well as at it: q' = σ_w²·E[φ(u₁)²] + σ_b² and
+/// q'_ab = σ_w²·E[φ(u₁)φ(u₂)] + σ_b², with u₁, u₂ of length q and
+/// correlation c, and c' = q'_ab/q'.
+/// [`c_map`] is the same map with q' = q. The gap 1 − c' is
+/// σ_w²·½E[(φ(u₁) − φ(u₂))²]/q', whose integrand is small where u₁ ≈ u₂,
+/// so a gap of 1e-12 keeps its digits; for ReLU the arc-cosine kernel's
+/// closed form, with θ = arccos c taken from the gap.
+pub fn signal_step(act: Act, sw: f64, sb: f64, s: Signal) -> Signal {
+    let (q, gap) = (s.q, s.gap.clamp(0.0, 2.0));
+    let q_next = q_map(act, sw, sb, q);
+    let half_sq = match act {
+        Act::Relu => {
+            // E[φ²] − E[φφ] = q/(2π)·(π(1−c) + θc − sin θ).
+            let theta = 2.0 * (gap / 2.0).sqrt().asin();
+            let sin = (gap * (2.0 - gap)).sqrt();
+            q / (2.0 * std::f64::consts::PI)
+                * (std::f64::consts::PI * gap + (theta - sin) - theta * gap)
+        }
+        _ => {
+            let (sq, along, across) = (q.sqrt(), 1.0 - gap, (gap * (2.0 - gap)).sqrt());
+            0.5 * coarse(|z1| {
+                coarse(|z2| {
+                    let d = act.phi(sq * z1) - act.phi(sq * (along * z1 + across * z2));
+                    d * d
+                })
+            })
+        }
+    };
+    let gap_next = if q_next > 0.0 {
+        (sw * half_sq / q_next).clamp(0.0, 2.0)
+    } else {
+        f64::NAN
+    };
+    Signal {
+        q: q_next,
+        c: 1.0 - gap_next,
+        gap: gap_next,
+    }
+}
+
+/// The signal at each of `layers + 1` layers of a plain net, from `first`
+/// (the first layer's pre-activation) through `layers` applications of
+/// [`signal_step`] with the hidden layers' σ_w² (`sw`) and σ_b² (`sb`).
+pub fn signal_profile(act: Act, sw: f64, sb: f64, first: Signal, layers: usize) -> Vec<Signal> {
+    let mut out = Vec::with_capacity(layers + 1);
+    out.push(first);
+    for _ in 0..layers {
+        let next = signal_step(act, sw, sb, *out.last().unwrap_or(&first));
+        out.push(next);
+    }
+    out
+}
+
 /// The fixed points and depth scales of a plain net with nonlinearity
 /// `act`, weights of variance σ_w²/fan_in (`sw`) and biases of variance
 /// σ_b² (`sb`). `None` where lengths have no finite fixed point (q* is ∞
@@ -301,6 +368,105 @@ mod tests {
         assert!(wider > edge, "{wider} {edge}");
         assert_eq!(critical_weight_variance(Act::Tanh, -1.0), None);
         assert_eq!(critical_weight_variance(Act::Tanh, f64::NAN), None);
+    }
+
+    /// Cho & Saul 2009's arc-cosine kernel of degree 1, which is ReLU's
+    /// correlation map at σ_w² = 2, σ_b² = 0 (q* = q): c' = (√(1−c²) +
+    /// (π − arccos c)·c)/π, so c' = 1/π at c = 0 and (√3/2 + π/3)/π at
+    /// c = ½; c = −1 maps to 0. [`signal_step`] gives the same c' and
+    /// q' = q, and its gap keeps its digits where 1 − c' would not: from
+    /// a gap of 1e-12 ReLU's next gap is 1e-12 − (2√2/(3π))·1e-18 (the
+    /// series of π(1−c) + θc − sin θ), not 0 or noise.
+    #[test]
+    fn relu_correlation_map_is_the_arc_cosine_kernel() {
+        let pi = std::f64::consts::PI;
+        let kernel = |c: f64| ((1.0 - c * c).sqrt() + (pi - c.acos()) * c) / pi;
+        assert!(close(c_map(Act::Relu, 2.0, 0.0, 0.7, 0.0), 1.0 / pi, 1e-14));
+        for c in [-1.0, -0.5, 0.0, 0.5, 0.9] {
+            assert!(
+                close(c_map(Act::Relu, 2.0, 0.0, 1.3, c), kernel(c), 1e-14),
+                "{c}"
+            );
+            let s = signal_step(
+                Act::Relu,
+                2.0,
+                0.0,
+                Signal {
+                    q: 1.3,
+                    c,
+                    gap: 1.0 - c,
+                },
+            );
+            assert!(close(s.q, 1.3, 1e-12), "{s:?}");
+            assert!(close(s.c, kernel(c), 1e-12), "{c} {s:?}");
+        }
+        assert!(close(
+            kernel(0.5),
+            (3f64.sqrt() / 2.0 + pi / 3.0) / pi,
+            1e-15
+        ));
+        assert!(close(kernel(-1.0), 0.0, 1e-15));
+        let tiny = signal_step(
+            Act::Relu,
+            2.0,
+            0.0,
+            Signal {
+                q: 1.0,
+                c: 1.0,
+                gap: 1e-12,
+            },
+        );
+        let want = 1e-12 - 2.0 * 2f64.sqrt() / (3.0 * pi) * 1e-18;
+        // The d^(3/2) term to 1% (θ − sin θ loses ε·θ ≈ 3e-22 of it).
+        assert!((tiny.gap - want).abs() < 1e-2 * 1e-18, "{tiny:?}");
+    }
+
+    /// Tanh at σ_w² = 1, σ_b² = 0 is the edge: tanh'(0) = 1, so χ₁ =
+    /// E[tanh'(h)²] → 1 as q → 0, and q* is 0 (tanh² < h²), reached only
+    /// as 1/l: q_star's 10,000 iterations leave q near 5e-5, where χ₁ is
+    /// above 0.999 and ξ_c in the thousands (it diverges with the depth).
+    /// Near c = 1 the gap shrinks by the map's slope at c = 1,
+    /// σ_w²·E[φ'²]·q/q' (χ₁ at a fixed point), which the gap's form keeps
+    /// at a gap of 1e-9.
+    #[test]
+    fn tanh_at_unit_weight_variance_has_chi_one() {
+        let chi = |q: f64| gauss(q, |h| Act::Tanh.dphi(h).powi(2));
+        assert!(close(chi(1e-8), 1.0, 1e-7), "{}", chi(1e-8));
+        assert!(chi(1e-4) < chi(1e-6) && chi(1e-6) < 1.0);
+        let c = criticality(Act::Tanh, 1.0, 0.0).unwrap();
+        assert!(
+            c.q_star < 1e-4 && c.chi_1 > 0.999 && c.xi_c > 1000.0,
+            "{c:?}"
+        );
+        for (sw, sb) in [(1.0, 0.0), (1.5, 0.05)] {
+            let q = q_star(Act::Tanh, sw, sb).max(0.3);
+            let s = signal_step(
+                Act::Tanh,
+                sw,
+                sb,
+                Signal {
+                    q,
+                    c: 1.0,
+                    gap: 1e-9,
+                },
+            );
+            let slope = sw * chi(q) * q / s.q;
+            assert!(close(s.gap / 1e-9, slope, 1e-6), "{s:?} {slope}");
+            // Away from 1 the gap is 1 − the plain map's c' at q' (the
+            // same integrals, taken two ways).
+            let s = signal_step(
+                Act::Tanh,
+                sw,
+                sb,
+                Signal {
+                    q,
+                    c: 0.3,
+                    gap: 0.7,
+                },
+            );
+            let qab = sw * phi_phi(Act::Tanh, q, 0.3) + sb;
+            assert!(close(s.c, qab / s.q, 1e-9), "{s:?}");
+        }
     }
 
     /// Schoenholz et al. 2017 (Fig. 1, tanh, σ_b² = 0.05): order below the

@@ -9,6 +9,7 @@ use crate::spec::{Experiment, ModelSpec};
 use gradscope_models::rnn::Cell;
 use gradscope_models::spec::RnnSpec;
 use gradscope_models::{Activation, Init, Norm, Variant};
+use gradscope_theory::criticality::criticality;
 use gradscope_theory::recurrent::{predict_tanh, TanhRnn};
 use gradscope_theory::{predict, Act, InitKind, Mlp, Prediction};
 use tch::{Kind, Tensor};
@@ -36,17 +37,47 @@ pub fn prediction(
         return None;
     }
     predict(&Mlp {
-        act: match m.activation.value() {
-            Activation::Sigmoid => Act::Sigmoid,
-            Activation::Tanh => Act::Tanh,
-            Activation::Relu => Act::Relu,
-        },
+        act: act(m.activation.value()),
         init: init_kind(m.init.value()),
         batchnorm: m.norm.value() == Norm::Batchnorm,
         input_dim: input_dim as f64,
         width: m.width as f64,
         depth: run.depth,
     })
+}
+
+fn act(a: Activation) -> Act {
+    match a {
+        Activation::Sigmoid => Act::Sigmoid,
+        Activation::Tanh => Act::Tanh,
+        Activation::Relu => Act::Relu,
+    }
+}
+
+/// The mean-field setting of a run's hidden layers, (φ, σ_w², σ_b²), where
+/// the forward maps apply: a plain MLP without normalization (BatchNorm
+/// resets q every layer, and a residual branch adds its input back, so
+/// neither iterates the plain maps).
+pub fn mean_field(exp: &Experiment, run: &RunSpec) -> Option<(Act, f64, f64)> {
+    let exp = exp.resolved(&run.setting);
+    let ModelSpec::Mlp(m) = &exp.model else {
+        return None;
+    };
+    if run.variant != Variant::Plain || m.norm.value() != Norm::None {
+        return None;
+    }
+    let width = m.width as f64;
+    let (sw, sb) = init_kind(m.init.value()).variances(width, width);
+    Some((act(m.activation.value()), sw, sb))
+}
+
+/// ξ_c = −1/ln χ_c of the run's hidden layers ([`mean_field`];
+/// gradscope-theory's `criticality`), in layers: ∞ at the edge of chaos;
+/// `None` where the theory does not apply or lengths have no finite
+/// fixed point.
+pub fn xi_c(exp: &Experiment, run: &RunSpec) -> Option<f64> {
+    let (act, sw, sb) = mean_field(exp, run)?;
+    criticality(act, sw, sb).map(|c| c.xi_c)
 }
 
 fn init_kind(init: Init) -> InitKind {

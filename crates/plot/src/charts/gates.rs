@@ -162,6 +162,7 @@ mod tests {
             saturation: None,
             dead: None,
             q: None,
+            c: None,
             rank1: None,
             entropy: None,
         }

@@ -25,6 +25,7 @@ use crate::figure::{Figure, Rendered};
 use crate::read::{ResultsDir, RunData, STATUS_COMPLETED};
 
 mod error_vs_depth;
+mod forward_signal;
 mod gates;
 mod gradient_profile;
 mod gradient_vs_step;
@@ -39,6 +40,7 @@ mod transformer;
 use crate::phase_diagram::{has_phase_diagram, phase_diagram};
 pub use error_vs_depth::error_vs_depth;
 pub(crate) use error_vs_depth::error_vs_depth_figure;
+pub use forward_signal::{forward_signal, FORWARD_SIGNAL};
 pub use gates::gates;
 pub use gradient_profile::gradient_profile;
 pub(crate) use gradient_profile::gradient_profile_figure;
@@ -83,6 +85,10 @@ pub const GATES: &str = "gates";
 
 /// The charts drawn only for recurrent nets, after [`CHART_NAMES`].
 pub const RECURRENT_CHARTS: [&str; 1] = [GATES];
+
+/// The charts drawn only for the mlp family, after [`CHART_NAMES`]: the
+/// forward signal q and c per layer against mean-field theory.
+pub const MLP_CHARTS: [&str; 1] = [FORWARD_SIGNAL];
 
 /// The charts drawn only for Transformers, after [`CHART_NAMES`].
 pub const TRANSFORMER_CHARTS: [&str; 3] = [
@@ -327,6 +333,9 @@ pub fn render_charts(results: &ResultsDir, plots_dir: &Path) -> Result<Vec<Rende
     // A swept variance init: the phase diagram of trainable depth.
     if has_phase_diagram(results) {
         out.push(phase_diagram(results, plots_dir)?);
+    }
+    if results.family().as_deref() == Some("mlp") {
+        out.push(forward_signal(results, plots_dir)?);
     }
     Ok(out)
 }

@@ -40,6 +40,7 @@ fn summary(variant: &str, depth: u32, seed: u64, status: &str) -> SummaryRow {
         grad_last_final: None,
         fwd_spread_init: None,
         fwd_spread_final: None,
+        xi_c: None,
         elapsed_s: None,
         source: None,
         numbers: Vec::new(),
@@ -237,6 +238,7 @@ fn act_rows(step: u64, stds: &[f64]) -> Vec<ActivationRow> {
         .map(|(i, &std)| ActivationRow {
             dead: None,
             q: None,
+            c: None,
             rank1: None,
             entropy: None,
             step,
@@ -329,6 +331,7 @@ fn saturation_draws_each_layer_of_the_deepest_run() {
             rows.push(ActivationRow {
                 dead: None,
                 q: None,
+                c: None,
                 rank1: None,
                 entropy: None,
                 step,
@@ -383,4 +386,71 @@ fn response_std_axis_turns_log_beyond_two_decades() {
     assert!(fig.panels[0].legend[0]
         .label
         .ends_with("no finite std at step 9"));
+}
+
+fn fwd_row(layer: usize, q: f64, c: Option<f64>) -> ActivationRow {
+    ActivationRow {
+        step: 0,
+        layer,
+        name: format!("layer{layer:02}.linear"),
+        mean: Some(0.5),
+        std: Some(0.1),
+        saturation: Some(0.0),
+        dead: None,
+        q: Some(q),
+        c,
+        rank1: None,
+        entropy: None,
+    }
+}
+
+/// A plain and a residual ReLU MLP at σ_w² = 2, σ_b² = 0 (from
+/// run.json's config): a pair of panels per variant, the measured q
+/// and 1 − c solid, theory dashed for plain alone, its first point the
+/// first layer's measurement (q, 1 − c) and its second the arc-cosine
+/// kernel's; a later step's rows and an unread c are not drawn.
+#[test]
+fn plain_gets_theory_and_every_variant_its_panels() {
+    let mut runs = Vec::new();
+    for variant in ["plain", "residual"] {
+        let mut rows = vec![
+            fwd_row(0, 0.5, Some(0.0)),
+            fwd_row(1, 0.4, Some(0.3)),
+            fwd_row(2, 0.3, None),
+        ];
+        rows.push(ActivationRow {
+            step: 25,
+            ..fwd_row(0, 9.0, Some(0.9))
+        });
+        let mut r = run(variant, 4, 0, "completed");
+        r.activations = Some(rows);
+        runs.push(r);
+    }
+    let results = ResultsDir {
+        root: "r".into(),
+        runs,
+        record: Some(serde_json::json!({"config": {"model": {
+            "family": "mlp", "width": 64, "activation": "relu",
+            "norm": "none", "init": {"variance": {"weight": 2.0, "bias": 0.0}}
+        }}})),
+        style: Default::default(),
+    };
+    let fig = super::forward_signal::forward_signal_figure(&results);
+    let titles: Vec<&str> = fig.panels.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["plain: q", "plain: 1 − c", "residual: q", "residual: 1 − c"]
+    );
+    let (q, c) = (&fig.panels[0], &fig.panels[1]);
+    assert_eq!(q.series.len(), 2, "measured and theory");
+    assert!(!q.series[0].dashed && q.series[1].dashed);
+    assert_eq!(q.series[0].points[..2], [(0.0, 0.5), (1.0, 0.4)]);
+    assert!((c.series[0].points[1].1 - 0.7).abs() < 1e-12);
+    assert!(c.series[0].points[2].1.is_nan(), "c not read");
+    let theory = &c.series[1].points;
+    assert_eq!(theory.len(), 3);
+    assert!((theory[0].1 - 1.0).abs() < 1e-12);
+    let pi = std::f64::consts::PI;
+    assert!((theory[1].1 - (1.0 - 1.0 / pi)).abs() < 1e-12, "{theory:?}");
+    assert_eq!(fig.panels[2].series.len(), 1, "no theory for residual");
 }

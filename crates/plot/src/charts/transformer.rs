@@ -326,6 +326,7 @@ mod tests {
                     saturation: None,
                     dead: None,
                     q: None,
+                    c: None,
                     rank1: Some(v),
                     entropy: None,
                 })

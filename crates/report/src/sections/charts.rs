@@ -3,7 +3,7 @@
 use super::note;
 use crate::page::Block;
 use gradscope_format::files::PLOTS_DIR;
-use gradscope_plot::{CHART_NAMES, RECURRENT_CHARTS, TRANSFORMER_CHARTS};
+use gradscope_plot::{CHART_NAMES, MLP_CHARTS, RECURRENT_CHARTS, TRANSFORMER_CHARTS};
 use std::path::Path;
 
 /// One line under each chart: what it shows.
@@ -21,6 +21,7 @@ pub(crate) fn caption(name: &str) -> &'static str {
         "top_ffn_gradient_vs_depth" => "The last block's FFN ‖∇W‖ at step 0 against the depth (mean over runs), with Xiong et al.'s scaling dashed through the shallowest depth: flat for post-LN, 1/√L for pre-LN. A bound up to constants, so only the slope compares.",
         "rank_collapse" => "Each block output's distance from rank 1, ‖X − 1·x̄ᵀ‖_F / ‖X‖_F, against the block at the first probed step (solid) and the last (dashed), one panel per layout and setting, one colour per depth: 0 is every token the same vector (Dong et al. 2021).",
         "phase_diagram" => "Final training error of every (σ_w², depth) cell as colour (0 to chance), its value in percent printed on it; red curve: 6ξ_c from mean-field theory, the depth up to which Schoenholz et al. 2017 find nets trainable; dashed: σ_w² where χ₁ = 1; a red frame marks a cell whose trainability (at least 10 points below chance) disagrees with depth ≤ 6ξ_c.",
+        "forward_signal" => "The forward signal at step 0 against the layer, one pair of panels per variant, one colour per depth (seed as titled): q, the batch variance of each pre-activation unit averaged over units, and 1 − c, with c the correlation between two inputs' pre-activations (Poole et al. 2016), both on log axes; dashed, for plain nets without normalization, mean-field theory's length and correlation maps iterated from the first layer's measured q and c, drawn down to a gap 1 − c of 1e-16 (float64's resolution of c). 1 − c below 1e-3 is forward collapse: the inputs are indistinguishable from that layer on.",
         "gates" => "Each gate's mean against the time step at the first probed step (solid) and the last (dashed), one panel per gated cell, at the longest length: the LSTM's forget gate is its cell path's factor per step back, the GRU's update gate the share of h carried over.",
         _ => "",
     }
@@ -78,6 +79,16 @@ pub(crate) fn charts(root: &Path, recurrent: bool, transformer: bool) -> Vec<Blo
         out.push(Block::Para(caption(phase).to_owned()));
         out.push(Block::Chart(phase.to_owned(), String::new()));
     }
+    // The mlp family's own charts: shown where drawn, with no note where
+    // not (results published before them, and the other families).
+    for name in MLP_CHARTS {
+        if plots.join(format!("{name}.png")).is_file() {
+            any = true;
+            out.push(Block::Heading(3, name.to_owned()));
+            out.push(Block::Para(caption(name).to_owned()));
+            out.push(Block::Chart(name.to_owned(), String::new()));
+        }
+    }
     if any {
         out.push(Block::Para(
             "SVG versions sit beside each PNG in `plots/`.".to_owned(),
@@ -97,7 +108,10 @@ mod tests {
         let compared = gradscope_plot::compare::COMPARE_CHARTS
             .into_iter()
             .filter(|n| *n != gradscope_plot::compare::DECAY_VS_DEPTH);
-        let extra = RECURRENT_CHARTS.into_iter().chain(TRANSFORMER_CHARTS);
+        let extra = RECURRENT_CHARTS
+            .into_iter()
+            .chain(TRANSFORMER_CHARTS)
+            .chain(MLP_CHARTS);
         for name in CHART_NAMES.into_iter().chain(compared).chain(extra) {
             assert!(!caption(name).is_empty(), "{name}");
         }

@@ -10,8 +10,8 @@ use crate::analysis::{
 use crate::page::Block;
 use crate::runs::{GradientEnds, Loaded, RunEntry};
 use crate::verdict::{
-    depth_axis, failure, mechanism, paired, twin_reading, twin_summary, Failure, Mechanism,
-    Outcome, Paired, Signals, TwinReading, PAIRED_TEST,
+    correlated_layer, depth_axis, failure, mechanism, paired, twin_reading, twin_summary, Failure,
+    Mechanism, Outcome, Paired, Signals, TwinReading, CORRELATED_GAP, PAIRED_TEST,
 };
 
 /// What the error columns measure, in words that fit the task.
@@ -162,6 +162,10 @@ pub(crate) fn signals(loaded: &Loaded, variant: &str, depth: u32) -> Signals {
         ],
         ..Signals::default()
     };
+    // c at step 0, where activations.csv has it: inputs indistinguishable
+    // by some trunk layer is forward collapse (`verdict::correlated_layer`).
+    s.correlated_at = super::forward::step0_correlation(loaded, variant, depth)
+        .and_then(|c| correlated_layer(&c));
     if batchnorm {
         let run = gradient_run(loaded, variant, depth).and_then(|e| loaded.csv_run(&e.name));
         if let Some(run) = run {
@@ -360,6 +364,7 @@ fn sentences(loaded: &Loaded) -> Vec<String> {
         ),
         None => {}
     }
+    para.extend(super::forward::collapse_sentence(loaded));
     for (name, _, first, last) in stalled_twins(loaded, &twins) {
         para.push(format!(
             "**{name} did not converge**: its training loss stopped falling at {last:.3} (from {first:.3}) while it is worse than its plain twin, so at that depth this run says nothing about the shortcut; a smaller lr or more steps would tell."
@@ -371,7 +376,7 @@ fn sentences(loaded: &Loaded) -> Vec<String> {
 /// The rules the verdicts follow, with their thresholds.
 fn rules() -> String {
     format!(
-        "(Rules: a change of error with depth counts when it exceeds {:.0} point or the end depths' seed spreads added, on the least-squares line through every depth's mean; a twin is compared with plain {PAIRED_TEST}; a mechanism is read on the probe: a vanishing gradient where dL/dh falls more than {VANISH_SPREAD:.0} decades over the trunk toward the input (BatchNorm nets: ‖∇W‖·‖W‖), forward collapse where √q falls that much toward the output, exploding where dL/dh grows that much, exploding then frozen where a BatchNorm net's effective lr lr·‖∇W‖/‖W‖ is that much higher at the bottom at step 0 and that much lower at the end; degradation is named only where the plain error rises, no plain depth shows a mechanism and no twin is worse; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only where it is worse than its plain twin.)",
+        "(Rules: a change of error with depth counts when it exceeds {:.0} point or the end depths' seed spreads added, on the least-squares line through every depth's mean; a twin is compared with plain {PAIRED_TEST}; a mechanism is read on the probe: a vanishing gradient where dL/dh falls more than {VANISH_SPREAD:.0} decades over the trunk toward the input (BatchNorm nets: ‖∇W‖·‖W‖), forward collapse where √q falls that much toward the output or where c, the correlation between two inputs' pre-activations, comes within {CORRELATED_GAP:.0e} of 1 at some trunk layer at step 0, exploding where dL/dh grows that much, exploding then frozen where a BatchNorm net's effective lr lr·‖∇W‖/‖W‖ is that much higher at the bottom at step 0 and that much lower at the end; degradation is named only where the plain error rises, no plain depth shows a mechanism and no twin is worse; a run that did not converge is one whose training loss fell by under {:.0}% over its last quarter while still above {:.0}% of where it began, named only where it is worse than its plain twin.)",
         100.0 * RISE_TOL,
         100.0 * STALL_FALL,
         100.0 * STALL_SHARE

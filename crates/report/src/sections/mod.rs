@@ -8,6 +8,9 @@
 //! - `runs_table`: runs by variant and depth, and the missing or unfinished;
 //! - `findings`: what the numbers show (error against depth, twins against
 //!   plain, why a net failed);
+//! - `forward`: the correlation c between inputs per layer, where it
+//!   comes within 1e-3 of 1 (forward collapse), its measured depth beside
+//!   mean-field theory's ξ_c;
 //! - `gradients`: first/last-layer ratios and the decay per layer, followed
 //!   by `theory` (the mean-field prediction) and `he_4_1` (He et al. §4.1);
 //! - `recurrent`: the rnn family's page (error against sequence length,
@@ -33,6 +36,7 @@ use crate::page::Block;
 mod charts;
 mod criticality;
 mod findings;
+mod forward;
 mod glorot;
 mod gradients;
 mod he_4_1;
@@ -47,6 +51,7 @@ mod transformer;
 pub(crate) use charts::{caption, charts};
 pub(crate) use criticality::criticality;
 pub(crate) use findings::findings;
+pub(crate) use forward::forward;
 pub(crate) use glorot::glorot;
 pub(crate) use gradients::gradients;
 pub(crate) use header::header;

@@ -70,6 +70,7 @@ impl LoopState {
             .flatten();
         ends.decay_theory =
             crate::theory::prediction(exp, run, data.input_dim(), power).map(|p| p.decay);
+        ends.xi_c = crate::theory::xi_c(exp, run);
         // The rnn's trunk is time: every step applies the same weights, so
         // no trunk point has a weight of its own to fit a slope over.
         let main_weights = if matches!(exp.model, ModelSpec::Rnn(_)) {
