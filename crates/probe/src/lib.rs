@@ -1177,18 +1177,20 @@ mod tests {
             let (_, responses, record) = probed_step_reading(&vs, &net, &x, &y, early, true);
             (responses.len(), record)
         };
+        // Compared through Debug, which prints every f64 exactly and NaN
+        // as NaN: a conv output's correlation c is NaN (not read on
+        // feature maps), and NaN != NaN would fail an equal record.
+        let same = |a: &ProbeRecord, b: &ProbeRecord| format!("{a:?}") == format!("{b:?}");
         let kept = step(None);
         assert_eq!(kept.0, 7, "a response per conv");
-        assert_eq!(
-            step(Some(READ_EARLY_FROM)),
-            kept,
-            "small ones are kept by default"
-        );
+        let default = step(Some(READ_EARLY_FROM));
+        assert_eq!(default.0, kept.0, "small ones are kept by default");
+        assert!(same(&default.1, &kept.1), "small ones are kept by default");
         let (early, mixed) = (step(Some(0)), step(Some(1000)));
         assert_eq!(early.0, 0, "all read early");
-        assert_eq!(early.1, kept.1);
+        assert!(same(&early.1, &kept.1));
         assert_eq!(mixed.0, 4, "the first stage's 3 read early");
-        assert_eq!(mixed.1, kept.1);
+        assert!(same(&mixed.1, &kept.1));
     }
 
     /// Norms and gradient sums handed to `collect_knowing` take the place

@@ -681,8 +681,8 @@ mod tests {
         assert_eq!(
             body(read(ACTIVATIONS_CSV)),
             [
-                "3,0,t000.h,0.5,0.25,0.125,0,0.75,,",
-                "3,2,t000.gate_f,0.5,0.25,0.125,0,,,",
+                "3,0,t000.h,0.5,0.25,0.125,0,0.75,,,",
+                "3,2,t000.gate_f,0.5,0.25,0.125,0,,,,",
             ]
         );
         std::fs::remove_dir_all(dir).unwrap();
