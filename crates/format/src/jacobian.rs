@@ -111,27 +111,12 @@ impl JacobianSummaryRow {
 pub fn read_summary(
     results_dir: &std::path::Path,
 ) -> Result<Option<Vec<JacobianSummaryRow>>, String> {
-    let path = results_dir.join(crate::files::JACOBIAN_SUMMARY_CSV);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let with_path = |e: csv::Error| format!("{}: {e}", path.display());
-    csv::Reader::from_path(&path)
-        .map_err(with_path)?
-        .deserialize()
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-        .map_err(with_path)
+    crate::read_optional_csv(&results_dir.join(crate::files::JACOBIAN_SUMMARY_CSV))
 }
 
 /// The rows of one run's `jacobian.csv`. The error names the file.
 pub fn read_rows(path: &std::path::Path) -> Result<Vec<JacobianRow>, String> {
-    let with_path = |e: csv::Error| format!("{}: {e}", path.display());
-    csv::Reader::from_path(path)
-        .map_err(with_path)?
-        .deserialize()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(with_path)
+    crate::read_csv_rows(path)
 }
 
 #[cfg(test)]

@@ -127,17 +127,7 @@ pub struct LandscapeSummaryRow {
 pub fn read_summary(
     results_dir: &std::path::Path,
 ) -> Result<Option<Vec<LandscapeSummaryRow>>, String> {
-    let path = results_dir.join(crate::files::LANDSCAPE_SUMMARY_CSV);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let with_path = |e: csv::Error| format!("{}: {e}", path.display());
-    csv::Reader::from_path(&path)
-        .map_err(with_path)?
-        .deserialize()
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-        .map_err(with_path)
+    crate::read_optional_csv(&results_dir.join(crate::files::LANDSCAPE_SUMMARY_CSV))
 }
 
 /// What a landscape was evaluated on: the run and the grid.

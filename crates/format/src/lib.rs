@@ -134,6 +134,31 @@ impl GradientRow {
     }
 }
 
+/// Every row of the CSV file at `path`. The error names the file (and
+/// the csv crate's line and field), for the readers of the summaries
+/// and per-run files the post-hoc commands write.
+pub fn read_csv_rows<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<Vec<T>, String> {
+    let with_path = |e: csv::Error| format!("{}: {e}", path.display());
+    csv::Reader::from_path(path)
+        .map_err(with_path)?
+        .deserialize()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(with_path)
+}
+
+/// [`read_csv_rows`] of a file that may not exist: `Ok(None)` when there
+/// is none.
+pub fn read_optional_csv<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<Option<Vec<T>>, String> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    read_csv_rows(path).map(Some)
+}
+
 /// Text for a number in gradscope's CSV files: the shortest text that reads
 /// back to the same float32 where the value is a normal float32 (or 0), and
 /// seven significant digits in float64 otherwise, so that a reading below

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use gradscope_format::files::{JACOBIAN_CSV, JACOBIAN_SUMMARY_CSV, PLOTS_DIR, RUNS_DIR};
-use gradscope_format::jacobian::JacobianSummaryRow;
+use gradscope_format::jacobian::{read_summary, JacobianSummaryRow};
 use gradscope_plot::JACOBIAN_SPECTRUM;
 
 use crate::page::Block;
@@ -91,20 +91,19 @@ fn num(v: Option<f64>, digits: usize) -> String {
 }
 
 pub(crate) fn section(root: &Path) -> Vec<Block> {
-    let path = root.join(JACOBIAN_SUMMARY_CSV);
-    if !path.is_file() {
+    let read = read_summary(root);
+    if matches!(read, Ok(None)) {
         return Vec::new();
     }
     let mut out = vec![Block::Heading(
         2,
         "The Jacobian's spectrum (Pennington et al. 2017)".to_owned(),
     )];
-    let rows: Vec<JacobianSummaryRow> = match csv::Reader::from_path(&path)
-        .and_then(|mut r| r.deserialize().collect::<Result<Vec<_>, _>>())
-    {
-        Ok(rows) => rows,
+    // The error already names the file.
+    let rows: Vec<JacobianSummaryRow> = match read {
+        Ok(rows) => rows.unwrap_or_default(),
         Err(e) => {
-            out.push(Block::Para(format!("Not read: {}: {e}", path.display())));
+            out.push(Block::Para(format!("Not read: {e}")));
             return out;
         }
     };
