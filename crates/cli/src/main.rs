@@ -125,6 +125,10 @@ enum Command {
     /// steps. Each measurement runs in its own process; the sides alternate
     /// A/B and B/A, and medians are reported.
     Bench(commands::bench::Args),
+    /// One worker process of `run --jobs N` (started by `run`, which talks
+    /// to it over stdin and stdout).
+    #[command(hide = true)]
+    Worker(commands::worker::WorkerArgs),
     /// One benchmark measurement in this process (used by `bench`).
     #[command(hide = true)]
     BenchOne(commands::bench::OneArgs),
@@ -287,6 +291,7 @@ fn install_panic_hook() {
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Run(args) => commands::run::run(args),
+        Command::Worker(args) => commands::worker::worker(args),
         Command::Merge {
             results,
             out,

@@ -13,6 +13,8 @@
 //!   `RUN.partial/` and renamed into place when it ends), `run.json`,
 //!   `summary.csv`, and what `--resume` keeps or trains again.
 //! - [`lock::ResultsLock`]: one writer per results directory.
+//! - [`worker`]: `run --jobs N`'s side of a sweep: runs trained in worker
+//!   processes while the parent holds the lock and writes the summary.
 //!
 //! On trained runs (`train.save_weights`): [`landscape`] (loss surfaces,
 //! Li et al. 2018) and [`lesion`] (deleting and swapping blocks, and the
@@ -43,6 +45,7 @@ pub mod train_loop;
 #[cfg(test)]
 mod transformer_tests;
 pub mod weights;
+pub mod worker;
 
 use std::path::PathBuf;
 

@@ -159,25 +159,28 @@ pub enum Existing {
 /// An experiment ready to run into its results directory, which it holds
 /// locked until dropped.
 pub struct Sweep {
-    experiment: Experiment,
-    out: PathBuf,
-    device: Device,
-    threads: i32,
-    data: Dataset,
-    runs: Vec<RunSpec>,
+    pub(crate) experiment: Experiment,
+    pub(crate) out: PathBuf,
+    pub(crate) device: Device,
+    pub(crate) threads: i32,
+    pub(crate) data: Dataset,
+    pub(crate) runs: Vec<RunSpec>,
+    /// Each run's estimated cost ([`shard::cost`]), in `runs`' order.
+    pub(crate) costs: Vec<f64>,
     /// Planned runs that `--resume` keeps, with their status.
-    kept: Vec<(RunSpec, Status)>,
+    pub(crate) kept: Vec<(RunSpec, Status)>,
     /// Planned runs to train, in plan order.
-    pending: Vec<RunSpec>,
-    stale_lock: Option<Holder>,
+    pub(crate) pending: Vec<RunSpec>,
+    pub(crate) stale_lock: Option<Holder>,
     /// What the sweep was asked to do with existing runs; `--resume` also
     /// goes on from checkpoints.
-    existing: Existing,
-    _lock: ResultsLock,
+    pub(crate) existing: Existing,
+    /// `None` in a `run --jobs` worker, whose parent holds the lock.
+    pub(crate) _lock: Option<ResultsLock>,
     /// Recorded in each run.json as `experiment_file`.
-    experiment_file: Option<String>,
+    pub(crate) experiment_file: Option<String>,
     /// What preparing did to the directory, one line each, for the user.
-    notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// The folder a run trains in before it is renamed to `runs/RUN`.
@@ -197,7 +200,7 @@ fn suffixed(dir: &Path, suffix: &str) -> PathBuf {
 }
 
 /// The step of the last `train` row of a `metrics.csv`, if any.
-fn last_train_step(path: &Path) -> Option<usize> {
+pub(crate) fn last_train_step(path: &Path) -> Option<usize> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines().rev().find_map(|l| {
         let mut f = l.split(',');
@@ -353,12 +356,13 @@ impl Sweep {
         }
         if let Some(s) = shard {
             let of = shard::assign(&costs, s.count);
-            runs = runs
+            (runs, costs) = runs
                 .into_iter()
+                .zip(costs)
                 .zip(of)
                 .filter(|(_, i)| *i == s.index)
-                .map(|(run, _)| run)
-                .collect();
+                .map(|(run_cost, _)| run_cost)
+                .unzip();
         }
         let data = data.to_device(device);
         std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
@@ -376,11 +380,12 @@ impl Sweep {
             threads,
             data,
             runs,
+            costs,
             kept: Vec::new(),
             pending: Vec::new(),
             stale_lock,
             existing,
-            _lock: lock,
+            _lock: Some(lock),
             experiment_file: None,
             notes: Vec::new(),
         };
@@ -615,13 +620,25 @@ impl Sweep {
         self.out.join(RUNS_DIR).join(run.name())
     }
 
-    /// Trains one run into a fresh `runs/RUN.partial/`, writing `run.json`
-    /// before (status `running`) and after, renames it to `runs/RUN`
-    /// (replacing an older one), then refreshes `summary.csv`. A run that
-    /// fails inside training is recorded as `failed` and returned, so the
-    /// sweep can go on; only errors writing its own files are returned as
-    /// `Err`.
+    /// Trains one run ([`Sweep::train`]), then refreshes `summary.csv`.
     pub fn run(
+        &self,
+        run: &RunSpec,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<RunRecord, TrainError> {
+        let record = self.train(run, stop, progress)?;
+        self.write_summary()?;
+        Ok(record)
+    }
+
+    /// Trains one run into a fresh `runs/RUN.partial/`, writing `run.json`
+    /// before (status `running`) and after, and renames it to `runs/RUN`
+    /// (replacing an older one). A run that fails inside training is
+    /// recorded as `failed` and returned, so the sweep can go on; only
+    /// errors writing its own files are returned as `Err`. `summary.csv`
+    /// is left alone: one writer (the process holding the lock) owns it.
+    pub fn train(
         &self,
         run: &RunSpec,
         stop: &AtomicBool,
@@ -642,35 +659,7 @@ impl Sweep {
             std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
         }
         let json = dir.join(RUN_JSON);
-        let mut record = RunRecord {
-            experiment: self.experiment.name.clone(),
-            experiment_file: self.experiment_file.clone(),
-            run: run.name(),
-            variant: run.variant.as_str().to_string(),
-            swept: run
-                .setting
-                .columns()
-                .into_iter()
-                .map(|(field, value)| (field.to_string(), value))
-                .collect(),
-            depth: run.depth,
-            seed: run.seed,
-            status: Status::Running,
-            diverged_at_step: None,
-            error: None,
-            steps_planned: self.run_steps(run),
-            steps_done: 0,
-            resumed_from,
-            params: 0,
-            elapsed_s: 0.0,
-            device: self.device_name(),
-            threads: self.threads,
-            versions: current_versions(),
-            final_metrics: Default::default(),
-            gradient_ends: Default::default(),
-            probe_points: Vec::new(),
-            config: self.experiment.clone(),
-        };
+        let mut record = self.new_record(run, resumed_from);
         write_record(&record, &json)?;
 
         // tch's methods panic on any libtorch error (out of memory, a CUDA
@@ -712,8 +701,40 @@ impl Sweep {
         }
         write_record(&record, &json)?;
         publish(&final_dir)?;
-        self.write_summary()?;
         Ok(record)
+    }
+
+    /// The run.json of `run` as it starts: status `running`, nothing done.
+    pub(crate) fn new_record(&self, run: &RunSpec, resumed_from: Vec<usize>) -> RunRecord {
+        RunRecord {
+            experiment: self.experiment.name.clone(),
+            experiment_file: self.experiment_file.clone(),
+            run: run.name(),
+            variant: run.variant.as_str().to_string(),
+            swept: run
+                .setting
+                .columns()
+                .into_iter()
+                .map(|(field, value)| (field.to_string(), value))
+                .collect(),
+            depth: run.depth,
+            seed: run.seed,
+            status: Status::Running,
+            diverged_at_step: None,
+            error: None,
+            steps_planned: self.run_steps(run),
+            steps_done: 0,
+            resumed_from,
+            params: 0,
+            elapsed_s: 0.0,
+            device: self.device_name(),
+            threads: self.threads,
+            versions: current_versions(),
+            final_metrics: Default::default(),
+            gradient_ends: Default::default(),
+            probe_points: Vec::new(),
+            config: self.experiment.clone(),
+        }
     }
 
     /// A checkpoint `--resume` cannot go on from (unreadable, cut short, or

@@ -11,12 +11,14 @@ pub(crate) mod check;
 pub(crate) mod cost;
 pub(crate) mod examples;
 pub(crate) mod jacobian;
+pub(crate) mod jobs;
 pub(crate) mod landscape;
 pub(crate) mod lesion;
 pub(crate) mod list;
 pub(crate) mod results;
 pub(crate) mod run;
 pub(crate) mod slurm;
+pub(crate) mod worker;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;

@@ -31,9 +31,15 @@ pub(crate) struct RunArgs {
     /// Results directory [default: results/NAME, NAME from the file].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// libtorch intra-op threads [default: the number of CPUs].
+    /// libtorch intra-op threads of each run [default: the number of CPUs
+    /// divided by --jobs].
     #[arg(long)]
     threads: Option<i32>,
+    /// Train N runs at a time, each in a process of its own (longest runs
+    /// first). Each run's CSVs are the same, byte for byte, as with
+    /// --jobs 1 at the same --threads. On a GPU, the N runs share it.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    jobs: usize,
     /// Where to train: auto picks CUDA when a GPU is visible.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     device: DeviceArg,
@@ -115,7 +121,14 @@ impl Session {
         let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
         let path = args.experiment.as_path();
         let exp = Experiment::from_file(path)?;
-        let threads = set_threads(args.threads)?;
+        if args.jobs == 0 {
+            bail!("--jobs: 0 must be at least 1");
+        }
+        // Runs side by side split the machine's cores between them.
+        let per_run = args
+            .threads
+            .or((args.jobs > 1).then(|| (super::default_threads() / args.jobs as i32).max(1)));
+        let threads = set_threads(per_run)?;
         let device = self::device(args.device)?;
         let out = args
             .out
@@ -180,8 +193,9 @@ impl Session {
         }
     }
 
-    /// Trains the pending runs one after the other until they are done or
-    /// Ctrl-C stops them; returns the names of the runs that failed.
+    /// Trains the pending runs, one after the other or `--jobs` at a time,
+    /// until they are done or Ctrl-C stops them; returns the names of the
+    /// runs that failed.
     fn train_all(&self) -> Result<Vec<String>> {
         let runs = self.sweep.pending();
         let steps = self.sweep.steps() as u64;
@@ -189,14 +203,38 @@ impl Session {
         let bar = progress_bar(all_steps);
         let plural =
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let jobs = self.args.jobs.min(runs.len()).max(1);
         eprintln!(
-            "{}: {} to train on {:?} with {} into {}",
+            "{}: {} to train on {:?}{} with {}{} into {}",
             self.args.experiment.display(),
             plural(runs.len(), "run", "runs"),
             self.device,
+            if jobs > 1 {
+                format!(", {jobs} at a time")
+            } else {
+                String::new()
+            },
             plural(self.threads as usize, "thread", "threads"),
+            if jobs > 1 { " each" } else { "" },
             self.out.display()
         );
+        if jobs > 1 {
+            let pool = super::jobs::Pool {
+                sweep: &self.sweep,
+                jobs,
+                threads: self.threads,
+                device: self.args.device,
+                resume: self.args.resume,
+                stop: &self.stop,
+                every: self.progress_every(),
+                bar: bar.as_ref(),
+            };
+            let failed = pool.train(runs);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            return failed;
+        }
         let mut failed: Vec<String> = Vec::new();
         for (i, run) in runs.iter().enumerate() {
             if self.stopped() {
@@ -235,14 +273,7 @@ impl Session {
         bar: Option<&ProgressBar>,
     ) -> Result<RunRecord> {
         let steps = self.sweep.steps();
-        // Without a terminal (a log file, a pipe, a batch job) there is no
-        // bar: a line when the run starts and one every `every` steps (and
-        // at least once a minute) say where the sweep is.
-        let every = self
-            .args
-            .progress_every
-            .unwrap_or((steps / 10).max(1))
-            .max(1);
+        let every = self.progress_every();
         if bar.is_none() {
             eprintln!("{tag}: training {steps} steps");
         }
@@ -255,16 +286,21 @@ impl Session {
             {
                 last_line = Instant::now();
                 let secs = started.elapsed().as_secs_f64();
-                eprintln!(
-                    "{tag}: step {done}/{steps} ({:.0}%), {}, {:.1} steps/s",
-                    100.0 * done as f64 / steps.max(1) as f64,
-                    duration(secs),
-                    done as f64 / secs.max(1e-9)
-                );
+                eprintln!("{}", progress_line(tag, done, steps, secs));
             }
             None => {}
         })?;
         Ok(record)
+    }
+
+    /// Without a terminal (a log file, a pipe, a batch job) there is no
+    /// bar: a line when a run starts and one every this many steps (and at
+    /// least once a minute) say where the sweep is.
+    fn progress_every(&self) -> usize {
+        self.args
+            .progress_every
+            .unwrap_or((self.sweep.steps() / 10).max(1))
+            .max(1)
     }
 
     /// After the runs: summary.csv, the charts and the report, then the
@@ -324,8 +360,19 @@ fn progress_bar(steps: u64) -> Option<ProgressBar> {
     })
 }
 
+/// A progress line without a terminal: run `tag` at step `done` of `steps`
+/// after `secs`.
+pub(crate) fn progress_line(tag: &str, done: usize, steps: usize, secs: f64) -> String {
+    format!(
+        "{tag}: step {done}/{steps} ({:.0}%), {}, {:.1} steps/s",
+        100.0 * done as f64 / steps.max(1) as f64,
+        duration(secs),
+        done as f64 / secs.max(1e-9)
+    )
+}
+
 /// The line that says how run `tag` ended.
-fn outcome(tag: &str, record: &RunRecord) -> String {
+pub(crate) fn outcome(tag: &str, record: &RunRecord) -> String {
     let pct = |v: Option<f64>| {
         v.map(|v| format!("{:.1}%", 100.0 * v))
             .unwrap_or_else(|| "-".into())
