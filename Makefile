@@ -33,6 +33,10 @@ THREADS ?= 2
 # whenever anything else runs on a 2-core machine (measured: plain-d4 0.6 s
 # on one thread, 37 s on two beside a compiler).
 REPRODUCE_THREADS ?= 1
+# The published CPU sweeps train one run per core at a time (`run --jobs`),
+# each on REPRODUCE_THREADS (…_THREADS) threads; a run's files do not depend
+# on JOBS. Measured on the 2-core machine: the quickstart in docs/PERFORMANCE.md.
+JOBS ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 # reproduce trains every run again; RUN_ARGS=--resume continues a sweep
 # that was stopped instead.
 RUN_ARGS ?= --restart
@@ -114,7 +118,7 @@ REPRODUCE_REF = target/reproduce/$(REPRODUCE_NAME)-published-summary.csv
 reproduce: build
 	@mkdir -p target/reproduce; rm -f $(REPRODUCE_REF); \
 	  if [ -f results/$(REPRODUCE_NAME)/summary.csv ]; then cp results/$(REPRODUCE_NAME)/summary.csv $(REPRODUCE_REF); fi
-	$(GRADSCOPE) run $(EXPERIMENT) --threads $(REPRODUCE_THREADS) $(RUN_ARGS)
+	$(GRADSCOPE) run $(EXPERIMENT) --threads $(REPRODUCE_THREADS) --jobs $(JOBS) $(RUN_ARGS)
 	$(GRADSCOPE) report results/$(REPRODUCE_NAME)
 	@if [ -f $(REPRODUCE_REF) ]; then $(GRADSCOPE) verify results/$(REPRODUCE_NAME) --against $(REPRODUCE_REF); \
 	  else echo "not reproduced: no published results/$(REPRODUCE_NAME)/summary.csv to compare with"; fi
@@ -155,14 +159,17 @@ FASHION_THREADS ?= 1
 ifeq ($(FASHION_SCALE),full)
 FASHION_SUFFIX := -full
 FASHION_DEVICE ?= cuda
+# Several runs per GPU is not measured yet: one at a time unless asked.
+FASHION_JOBS ?= 1
 else
 FASHION_SUFFIX :=
 FASHION_DEVICE ?= cpu
+FASHION_JOBS ?= $(JOBS)
 endif
 
 fashion: build fashion-data
 	@for e in fashion-mlp fashion-cnn; do \
-	  $(GRADSCOPE) run experiments/$$e$(FASHION_SUFFIX).json --threads $(FASHION_THREADS) --device $(FASHION_DEVICE) $(RUN_ARGS); rc=$$?; \
+	  $(GRADSCOPE) run experiments/$$e$(FASHION_SUFFIX).json --threads $(FASHION_THREADS) --jobs $(FASHION_JOBS) --device $(FASHION_DEVICE) $(RUN_ARGS); rc=$$?; \
 	  $(call report_then_exit,results/$$e$(FASHION_SUFFIX)); \
 	done
 
@@ -183,7 +190,7 @@ GLOROT_THREADS ?= 1
 GLOROT := glorot-sigmoid glorot-tanh
 glorot: build fashion-data
 	@for e in $(GLOROT); do \
-	  $(GRADSCOPE) run experiments/$$e.json --threads $(GLOROT_THREADS) $(RUN_ARGS); rc=$$?; \
+	  $(GRADSCOPE) run experiments/$$e.json --threads $(GLOROT_THREADS) --jobs $(JOBS) $(RUN_ARGS); rc=$$?; \
 	  $(call report_then_exit,results/$$e); \
 	done
 	$(GRADSCOPE) compare $(addprefix results/,$(GLOROT)) --out results/glorot-compare
@@ -201,15 +208,17 @@ LANDSCAPE_DIRECTIONS ?= 0,1,2
 ifeq ($(LANDSCAPE_SCALE),full)
 LANDSCAPE := landscape-full
 LANDSCAPE_DEVICE ?= cuda
+LANDSCAPE_JOBS ?= 1
 LANDSCAPE_ARGS ?= --grid 51 --samples 10000
 else
 LANDSCAPE := landscape
 LANDSCAPE_DEVICE ?= cpu
+LANDSCAPE_JOBS ?= $(JOBS)
 LANDSCAPE_ARGS ?= --grid 25 --samples 1024
 endif
 
 landscape: build fashion-data
-	$(GRADSCOPE) run experiments/$(LANDSCAPE).json --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) --no-plot $(RUN_ARGS)
+	$(GRADSCOPE) run experiments/$(LANDSCAPE).json --threads $(LANDSCAPE_THREADS) --jobs $(LANDSCAPE_JOBS) --device $(LANDSCAPE_DEVICE) --no-plot $(RUN_ARGS)
 	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --seed $(LANDSCAPE_DIRECTIONS) --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
 	$(GRADSCOPE) landscape $$(ls -d results/$(LANDSCAPE)/runs/*/ | grep -v '\.partial/$$') --at init --threads $(LANDSCAPE_THREADS) --device $(LANDSCAPE_DEVICE) $(LANDSCAPE_ARGS)
 	$(GRADSCOPE) report results/$(LANDSCAPE)
@@ -221,7 +230,7 @@ landscape: build fashion-data
 LESION_THREADS ?= 1
 LESION_ARGS ?= --samples 1000 --per-k 5
 lesion: build fashion-data
-	$(GRADSCOPE) run experiments/lesion.json --threads $(LESION_THREADS) --no-plot $(RUN_ARGS)
+	$(GRADSCOPE) run experiments/lesion.json --threads $(LESION_THREADS) --jobs $(JOBS) --no-plot $(RUN_ARGS)
 	$(GRADSCOPE) lesion $$(ls -d results/lesion/runs/*/ | grep -v '\.partial/$$') --threads $(LESION_THREADS) --device cpu $(LESION_ARGS)
 	$(GRADSCOPE) report results/lesion
 

@@ -250,3 +250,42 @@ fn sigterm_to_the_parent_stops_every_worker_and_resume_finishes() {
         assert_eq!(run_json(&out, run)["status"], "completed", "{run}");
     }
 }
+
+/// `slurm --jobs J` passes J on to every task's `run` and splits the
+/// task's CPUs between the runs; J runs on fewer CPUs, and `--jobs 0`
+/// anywhere, are refused by name.
+#[test]
+fn slurm_passes_jobs_on_and_bad_counts_are_refused() {
+    let s = Setup::new(60);
+    let exp = s.exp.to_str().unwrap();
+    let slurm = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["slurm", exp, "--shards", "2"])
+            .args(args)
+            .current_dir(s.tmp.path())
+            .output()
+            .unwrap()
+    };
+    let o = slurm(&["--cpus", "4", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script =
+        std::fs::read_to_string(s.tmp.path().join("results/jobs/slurm/sweep.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --cpus-per-task=4"), "{script}");
+    assert!(script.contains("--threads 2 --jobs 2"), "{script}");
+
+    let o = slurm(&["--cpus", "1", "--jobs", "2", "--force"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--jobs: 2 runs at a time need at least 2 CPUs"),
+        "{}",
+        stderr(&o)
+    );
+    let o = s.run("zero", &["--jobs", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--jobs: 0 must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!s.out("zero").exists(), "nothing written");
+}

@@ -140,6 +140,8 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
         "debug",
         "--max-parallel",
         "4",
+        "--jobs",
+        "2",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sweep = std::fs::read_to_string(full_dir.join("sweep.sbatch")).unwrap();
@@ -150,7 +152,8 @@ fn quickstart_as_a_requeued_job_array_merges_to_the_unsharded_result() {
         "#SBATCH --requeue",
         "#SBATCH --partition=debug",
         "--shard \"$SLURM_ARRAY_TASK_ID/8\"",
-        "--resume --no-plot --threads 1 --device cuda",
+        // --jobs 2: two runs share each task's GPU (issue 37 §4).
+        "--resume --no-plot --threads 1 --jobs 2 --device cuda",
     ] {
         assert!(sweep.contains(line), "no {line:?} in {sweep}");
     }

@@ -32,9 +32,14 @@ pub struct Options {
     /// GPUs per task (--gpus); the tasks then train with --device cuda.
     #[arg(long, value_name = "G")]
     pub gpus: Option<u32>,
-    /// CPUs per task (--cpus-per-task), also gradscope's --threads.
+    /// CPUs per task (--cpus-per-task), also gradscope's --threads
+    /// (divided between the runs of --jobs).
     #[arg(long, value_name = "C", default_value_t = 1)]
     pub cpus: u32,
+    /// Runs each task trains at a time (gradscope's --jobs), each on
+    /// C / J threads; with --gpus they share the task's GPU.
+    #[arg(long, value_name = "J", default_value_t = 1)]
+    pub jobs: u32,
     /// Time limit per task, in Slurm's format (--time), e.g. 04:00:00.
     #[arg(long, value_name = "T")]
     pub time: Option<String>,
@@ -140,6 +145,17 @@ fn check_options(o: &Options) -> Result<()> {
     }
     if o.cpus == 0 {
         bail!("--cpus: give 1 or more CPUs per task");
+    }
+    if o.jobs == 0 {
+        bail!("--jobs: give 1 or more runs at a time");
+    }
+    if o.jobs > o.cpus && o.gpus.is_none_or(|g| g == 0) {
+        bail!(
+            "--jobs: {} runs at a time need at least {} CPUs per task (--cpus {})",
+            o.jobs,
+            o.jobs,
+            o.cpus
+        );
     }
     if o.max_parallel == Some(0) {
         bail!("--max-parallel: give 1 or more tasks at a time");
@@ -368,13 +384,18 @@ impl<'a> Job<'a> {
         };
         sweep.push_str(&format!("\ncd {}\n", quote_path(&self.cwd)));
         sweep.push_str(&self.setup);
+        // --jobs J splits the task's CPUs between J runs.
+        let threads = match o.jobs {
+            0 | 1 => o.cpus.to_string(),
+            // Refused above without GPUs; on a GPU the runs share the CPUs.
+            j => format!("{} --jobs {j}", (o.cpus / j).max(1)),
+        };
         sweep.push_str(&format!(
             "exec {bin} run {exp} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" \
-             --out {results}/shards/\"$SLURM_ARRAY_TASK_ID\" --resume --no-plot --threads {cpus}{device}\n",
+             --out {results}/shards/\"$SLURM_ARRAY_TASK_ID\" --resume --no-plot --threads {threads}{device}\n",
             bin = quote_path(&self.bin),
             exp = quote_path(&self.exp),
             results = quote_path(&self.results),
-            cpus = o.cpus,
         ));
         sweep
     }
