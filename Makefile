@@ -45,7 +45,7 @@ RUN_ARGS ?= --restart
 # edited files and on edited field values). make test runs 64 cases of each.
 FUZZ_SECS ?= 60
 
-.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench bench-kernels cost fuzz fashion fashion-data glorot landscape lesion
+.PHONY: all setup test-tools build test lint reproduce plot check clean nextest bench bench-kernels bench-jobs cost fuzz fashion fashion-data glorot landscape lesion
 
 # make bench: gradscope against bench/pytorch_reference.py on the same
 # libtorch. BENCH_ARGS passes more options (e.g. --pairs 3 --device cuda, or
@@ -139,6 +139,12 @@ bench: build
 # The fast kernels against their portable code (results/bench/kernels.md).
 bench-kernels: build
 	$(GRADSCOPE) bench --kernels --threads $(THREADS) $(BENCH_ARGS)
+
+# make bench-jobs: the quickstart at --jobs 1 against --jobs JOBS (one
+# thread per run), and whether both write the same CSVs; writes
+# results/bench-jobs/. About 8 minutes on 2 cores.
+bench-jobs: build
+	JOBS=$(JOBS) scripts/bench-jobs.sh
 
 fuzz: setup
 	GRADSCOPE_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) nextest run -p gradscope-data -p gradscope-train \
