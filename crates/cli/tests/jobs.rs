@@ -7,30 +7,12 @@
 
 mod common;
 
-use common::{read_csv, stderr, without_elapsed, BIN};
+// Four runs of unequal cost: `--jobs 2` hands out the depth-8 ones first.
+use common::{read_csv, stderr, without_elapsed, BIN, RUNS, SWEEP};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// Four runs of unequal cost: `--jobs 2` hands out the depth-8 ones first.
-const SWEEP: &str = r#"{
-  "name": "jobs",
-  "dataset": { "kind": "synthetic", "samples": 512, "test_samples": 128, "classes": 4, "features": 16 },
-  "model": { "family": "mlp", "width": 16, "activation": "tanh", "init": "glorot" },
-  "variants": ["plain", "residual"],
-  "depths": [4, 8],
-  "seeds": [0],
-  "train": { "lr": 0.05, "momentum": 0.9, "batch_size": 32, "steps": STEPS, "eval_every": 20, "log_every": 10 },
-  "probe": { "every": 10 }
-}"#;
-
-const RUNS: [&str; 4] = [
-    "plain-d4-s0",
-    "residual-d4-s0",
-    "plain-d8-s0",
-    "residual-d8-s0",
-];
 
 struct Setup {
     tmp: tempfile::TempDir,
@@ -269,7 +251,7 @@ fn slurm_passes_jobs_on_and_bad_counts_are_refused() {
     let o = slurm(&["--cpus", "4", "--jobs", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let script =
-        std::fs::read_to_string(s.tmp.path().join("results/jobs/slurm/sweep.sbatch")).unwrap();
+        std::fs::read_to_string(s.tmp.path().join("results/sweep/slurm/sweep.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --cpus-per-task=4"), "{script}");
     assert!(script.contains("--threads 2 --jobs 2"), "{script}");
 

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{gradscope, read_csv, stderr, BIN};
+use common::{gradscope, read_csv, stderr, BIN, RUNS, SWEEP};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -54,26 +54,6 @@ fn wait_exit(mut child: Child, secs: u64) -> Output {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
-
-/// A sweep of four small runs (plain and residual, depths 4 and 8);
-/// `STEPS` is replaced by the step budget.
-const SWEEP: &str = r#"{
-  "name": "sweep",
-  "dataset": { "kind": "synthetic", "samples": 512, "test_samples": 128, "classes": 4, "features": 16 },
-  "model": { "family": "mlp", "width": 16, "activation": "tanh", "init": "glorot" },
-  "variants": ["plain", "residual"],
-  "depths": [4, 8],
-  "seeds": [0],
-  "train": { "lr": 0.05, "momentum": 0.9, "batch_size": 32, "steps": STEPS, "eval_every": 50, "log_every": 10 },
-  "probe": { "every": 10 }
-}"#;
-
-const RUNS: [&str; 4] = [
-    "plain-d4-s0",
-    "residual-d4-s0",
-    "plain-d8-s0",
-    "residual-d8-s0",
-];
 
 struct Setup {
     _tmp: tempfile::TempDir,

@@ -203,3 +203,24 @@ pub fn write_cifar(dir: &Path, per_file: usize) {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
 }
+
+/// A sweep of four small runs (plain and residual, depths 4 and 8);
+/// `STEPS` is replaced by the step budget.
+pub const SWEEP: &str = r#"{
+  "name": "sweep",
+  "dataset": { "kind": "synthetic", "samples": 512, "test_samples": 128, "classes": 4, "features": 16 },
+  "model": { "family": "mlp", "width": 16, "activation": "tanh", "init": "glorot" },
+  "variants": ["plain", "residual"],
+  "depths": [4, 8],
+  "seeds": [0],
+  "train": { "lr": 0.05, "momentum": 0.9, "batch_size": 32, "steps": STEPS, "eval_every": 50, "log_every": 10 },
+  "probe": { "every": 10 }
+}"#;
+
+/// The runs of [`SWEEP`], in plan order.
+pub const RUNS: [&str; 4] = [
+    "plain-d4-s0",
+    "residual-d4-s0",
+    "plain-d8-s0",
+    "residual-d8-s0",
+];
