@@ -271,7 +271,9 @@ impl Pool<'_> {
         if self.bar.is_some() || a.done >= a.steps {
             return;
         }
-        if a.done % self.every == 0 || a.last_line.elapsed() >= super::run::PROGRESS_AT_LEAST {
+        if a.done.is_multiple_of(self.every)
+            || a.last_line.elapsed() >= super::run::PROGRESS_AT_LEAST
+        {
             a.last_line = Instant::now();
             eprintln!(
                 "{}",

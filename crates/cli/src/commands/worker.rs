@@ -156,7 +156,7 @@ pub(crate) fn worker(args: WorkerArgs) -> Result<ExitCode> {
             if abort_at == Some(done) {
                 std::process::abort();
             }
-            if done % every == 0 || last.elapsed() >= STEP_MESSAGE_EVERY {
+            if done.is_multiple_of(every) || last.elapsed() >= STEP_MESSAGE_EVERY {
                 last = Instant::now();
                 say(Message::Step(done));
             }
