@@ -61,6 +61,16 @@ struct Slot {
     alive: bool,
 }
 
+/// However the pool ends (an error included), no worker outlives it: its
+/// pipe closes, which stops its run within a step, and the pool waits for
+/// it, so the results lock is never released under a running worker.
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.stdin = None;
+        let _ = self.child.wait();
+    }
+}
+
 /// A line from worker `i`, or its stdout closing (it exited).
 enum Event {
     Line(usize, String),
