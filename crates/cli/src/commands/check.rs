@@ -28,7 +28,7 @@ pub(crate) fn check(
     plan(&mut text, path, &exp, &checked);
     runs_table(&mut text, &checked, jobs, threads);
     if let Some(n) = shards {
-        shard_split(&mut text, &checked, n)?;
+        shard_split(&mut text, &checked, n, threads)?;
     }
     theory(&mut text, &exp, &checked);
     notes(&mut text, &exp.model, &checked);
@@ -174,7 +174,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// Which runs each of `n` shards trains, and its share of the cost.
-fn shard_split(text: &mut String, checked: &PlanCheck, n: usize) -> Result<()> {
+fn shard_split(text: &mut String, checked: &PlanCheck, n: usize, threads: usize) -> Result<()> {
     let runs = &checked.runs;
     if n > runs.len() {
         bail!(
@@ -198,7 +198,13 @@ fn shard_split(text: &mut String, checked: &PlanCheck, n: usize) -> Result<()> {
             text,
             "  shard {i}: {:5.1}% of the cost, est. {}: {}",
             100.0 * p.share,
-            duration(p.estimate_s),
+            duration(
+                p.runs
+                    .iter()
+                    .filter_map(|name| runs.iter().find(|r| &r.run.name() == name))
+                    .map(|r| r.estimate_at(threads))
+                    .sum()
+            ),
             if p.runs.is_empty() {
                 "no runs".to_owned()
             } else {
