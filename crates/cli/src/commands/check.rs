@@ -109,7 +109,7 @@ fn jobs_and_threads(
     cpus: usize,
 ) -> Result<(usize, usize)> {
     let jobs = match jobs {
-        Some(0) => bail!("--jobs: 0 workers cannot train anything (give 1 or more)"),
+        Some(0) => bail!("--jobs: 0 must be at least 1"),
         Some(n) => n,
         None => 1,
     };
