@@ -92,6 +92,14 @@ enum Command {
         /// I/N`) and its share of the estimated cost.
         #[arg(long, value_name = "N")]
         shards: Option<usize>,
+        /// Estimate the wall time of `run --jobs N`: N runs at a time,
+        /// longest first, each on --threads threads.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Estimate at N intra-op threads per run [default: the number of
+        /// CPUs divided by --jobs, at least 1, as `run` defaults].
+        #[arg(long, value_name = "N")]
+        threads: Option<i32>,
     },
     /// Print one of the experiment files shipped with gradscope
     /// (`gradscope example quickstart > quickstart.json`); without a name,
@@ -302,9 +310,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             options,
             submit,
         } => commands::slurm::command(&experiment, &options, submit).map(|()| ExitCode::SUCCESS),
-        Command::Check { experiment, shards } => {
-            commands::check::check(&experiment, shards).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Check {
+            experiment,
+            shards,
+            jobs,
+            threads,
+        } => commands::check::check(&experiment, shards, jobs, threads).map(|()| ExitCode::SUCCESS),
         Command::Example { name: None } => commands::print_stdout(&format!(
             "gradscope example NAME prints one of these experiment files:\n{}",
             commands::examples::list()

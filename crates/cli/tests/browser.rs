@@ -297,7 +297,7 @@ fn report_html_draws_every_chart_shows_values_on_hover_and_sorts() {
         &at("/execute/sync"),
         Some(json!({"script": r#"
         var top = function (q) { var e = document.querySelector(q); return e ? e.getBoundingClientRect().top + window.scrollY : -1; };
-        return [top('section.summary'), top('figure svg'), top('table')];
+        return [top('section.summary'), top('figure svg, figure img'), top('table')];
     "#, "args": []})),
     );
     let tops: Vec<f64> = order

@@ -399,6 +399,43 @@ fn check_estimates_time_and_names_depths_where_the_twins_are_one_net() {
     assert!(!out.contains("at depth 4 the plain"), "{out}");
 }
 
+/// `check --jobs N --threads T` estimates `run --jobs N`'s wall time (the
+/// runs longest first on N workers, each at T threads), says "1 thread"
+/// in the singular, and refuses 0 of either.
+#[test]
+fn check_estimates_jobs_and_threads() {
+    let d = Dir::new();
+    let f = d.file("a.json", &body("a", "glorot"));
+    let total = |args: &[&str]| {
+        let mut all = vec!["check", f.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let o = gradscope(&all);
+        ok(&o);
+        let out = stdout(&o);
+        assert!(!out.contains(" 1 threads"), "{out}");
+        out.lines()
+            .find(|l| l.contains("estimated time: "))
+            .unwrap_or_else(|| panic!("{out}"))
+            .trim()
+            .to_string()
+    };
+    let one = total(&["--threads", "1"]);
+    assert!(one.contains("runs on 1 thread (rough"), "{one}");
+    let two = total(&["--jobs", "2", "--threads", "1"]);
+    assert!(two.contains("2 at a time on 1 thread each"), "{two}");
+    let many = total(&["--threads", "3"]);
+    assert!(many.contains("on 3 threads"), "{many}");
+    for flag in ["--jobs", "--threads"] {
+        let o = gradscope(&["check", f.to_str().unwrap(), flag, "0"]);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains(&format!("{flag}: 0 must be at least 1")),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
 /// `gradscope example quickstart` prints the shipped file, which `check`
 /// accepts outside the repository; the help points there.
 #[test]

@@ -643,7 +643,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
     let machine = machine_description();
     let mut csv = String::from("workload,probe,batch,timed_steps,gradscope_steps_per_s,pytorch_steps_per_s,gradscope_images_per_s,pytorch_images_per_s,ratio_gradscope_over_pytorch,gradscope_probe_overhead,pytorch_probe_overhead,gradscope_peak_rss_mb,pytorch_peak_rss_mb,gradscope_probe_step_ms,pytorch_probe_step_ms,floor_ms,gradscope_plain_step_ms,pytorch_plain_step_ms,gradscope_probe_step_interleaved_ms,pytorch_probe_step_interleaved_ms,device,threads,pairs\n");
     let mut md = format!(
-        "# gradscope bench\n\nMachine: {machine}; device {}, {} threads, {} A/B pairs per cell (medians), {batch}.\n\
+        "# gradscope bench\n\nMachine: {machine}; device {}, {} thread{}, {} A/B pairs per cell (medians), {batch}.\n\
          Probe overhead = (step time with probing) / (step time without) − 1, per side. One probe step = what probing adds per probed step \
          (k × the step-time difference when every k-th step is probed). Floor = one read (a plain float32 sum) of every tensor a probe step must read \
          (each dL/dh, response and weight gradient) after a real forward and backward of one minibatch, median of 10; its share of an unprobed step in brackets. \
@@ -653,6 +653,7 @@ fn write_report(s: &Suite, rows: &[Row], memory: &[(&str, f64, f64)], raw: &[Val
          | workload | probe | gradscope steps/s | PyTorch steps/s | gradscope img/s | PyTorch img/s | gradscope/PyTorch | probe overhead (gradscope) | probe overhead (PyTorch) | one probe step, ms (gradscope / PyTorch) | floor, ms | gradscope probe step / floor | peak RSS MB (gradscope / PyTorch) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         s.device,
         s.threads,
+        if s.threads == 1 { "" } else { "s" },
         s.pairs,
         batch = batch_note(&s.workloads),
         alloc = if crate::malloc::user_set() {

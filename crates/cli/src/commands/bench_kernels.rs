@@ -73,7 +73,7 @@ pub fn suite(s: &Suite) -> Result<()> {
          fast_cost_every25,portable_cost_every25,fast_cost_every200,portable_cost_every200,threads,pairs\n",
     );
     let mut md = format!(
-        "# gradscope bench --kernels\n\n{} threads, {} A/B pairs per cell (medians), {}. \
+        "# gradscope bench --kernels\n\n{} thread{}, {} A/B pairs per cell (medians), {}. \
          fast = the default kernels (AVX2 reads on libtorch's OpenMP team, the fused SGD step); \
          portable = `GRADSCOPE_KERNELS=portable` (the portable reads on the crate's own threads, \
          libtorch's ops for the step). Plain step = a step without probing; probe step = what a \
@@ -83,6 +83,7 @@ pub fn suite(s: &Suite) -> Result<()> {
          one probe step, ms (fast / portable) | cost every 25 (fast / portable) | cost every 200 (fast / portable) |\n\
          |---|---|---|---|---|---|---|---|\n",
         s.threads,
+        if s.threads == 1 { "" } else { "s" },
         s.pairs,
         batch_note(&s.workloads)
     );

@@ -11,21 +11,27 @@ use gradscope_train::check::{self, check_experiment, PlanCheck};
 use gradscope_train::spec::{Experiment, Task};
 use std::path::Path;
 
-pub(crate) fn check(path: &Path, shards: Option<usize>) -> Result<()> {
+pub(crate) fn check(
+    path: &Path,
+    shards: Option<usize>,
+    jobs: Option<usize>,
+    threads: Option<i32>,
+) -> Result<()> {
     if shards == Some(0) {
         bail!("--shards: 0 shards cannot train anything (give 1 or more)");
     }
+    let (jobs, threads) = jobs_and_threads(jobs, threads, super::default_threads() as usize)?;
     let exp = Experiment::from_file(path)?;
     // Everything `run` checks before it trains, without loading or training.
     let checked = check_experiment(&exp).with_context(|| path.display().to_string())?;
     let mut text = String::new();
     plan(&mut text, path, &exp, &checked);
-    runs_table(&mut text, &checked);
+    runs_table(&mut text, &checked, jobs, threads);
     if let Some(n) = shards {
-        shard_split(&mut text, &checked, n)?;
+        shard_split(&mut text, &checked, n, threads)?;
     }
     theory(&mut text, &exp, &checked);
-    notes(&mut text, &checked);
+    notes(&mut text, &exp.model, &checked);
     print_stdout(&text)
 }
 
@@ -95,9 +101,29 @@ fn plan(text: &mut String, path: &Path, exp: &Experiment, checked: &PlanCheck) {
     outln!(text, "  results: results/{}/", exp.name);
 }
 
-/// Every run's parameters, multiplications and estimated time, and the
-/// estimate for all of them.
-fn runs_table(text: &mut String, checked: &PlanCheck) {
+/// `--jobs` and `--threads` as `run` takes them: threads default to the
+/// CPUs divided among the jobs, at least 1.
+fn jobs_and_threads(
+    jobs: Option<usize>,
+    threads: Option<i32>,
+    cpus: usize,
+) -> Result<(usize, usize)> {
+    let jobs = match jobs {
+        Some(0) => bail!("--jobs: 0 must be at least 1"),
+        Some(n) => n,
+        None => 1,
+    };
+    let threads = match threads {
+        Some(n) if n < 1 => bail!("--threads: {n} must be at least 1"),
+        Some(n) => n as usize,
+        None => (cpus / jobs).max(1),
+    };
+    Ok((jobs, threads))
+}
+
+/// Every run's parameters, multiplications and estimated time at the
+/// per-run thread count, and the estimate for all of them.
+fn runs_table(text: &mut String, checked: &PlanCheck, jobs: usize, threads: usize) {
     let runs = &checked.runs;
     let width = runs
         .iter()
@@ -120,19 +146,35 @@ fn runs_table(text: &mut String, checked: &PlanCheck) {
             r.run.name(),
             r.params,
             r.mults,
-            duration(r.estimate_s)
+            duration(r.estimate_at(threads))
         );
     }
-    outln!(
-        text,
-        "  estimated time: {} for all {} runs on 2 CPU threads (rough; see below)",
-        duration(checked.total_estimate_s()),
-        runs.len()
-    );
+    let per_run = plural(threads, "thread", "threads");
+    if jobs == 1 {
+        outln!(
+            text,
+            "  estimated time: {} for all {} runs on {per_run} (rough; see below)",
+            duration(checked.wall_s(1, threads)),
+            runs.len()
+        );
+    } else {
+        outln!(
+            text,
+            "  estimated time: {} for all {} runs, {jobs} at a time on {per_run} each \
+             (longest first; rough, see below)",
+            duration(checked.wall_s(jobs, threads)),
+            runs.len()
+        );
+    }
+}
+
+/// `1 thread`, `2 threads`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Which runs each of `n` shards trains, and its share of the cost.
-fn shard_split(text: &mut String, checked: &PlanCheck, n: usize) -> Result<()> {
+fn shard_split(text: &mut String, checked: &PlanCheck, n: usize, threads: usize) -> Result<()> {
     let runs = &checked.runs;
     if n > runs.len() {
         bail!(
@@ -156,7 +198,13 @@ fn shard_split(text: &mut String, checked: &PlanCheck, n: usize) -> Result<()> {
             text,
             "  shard {i}: {:5.1}% of the cost, est. {}: {}",
             100.0 * p.share,
-            duration(p.estimate_s),
+            duration(
+                p.runs
+                    .iter()
+                    .filter_map(|name| runs.iter().find(|r| &r.run.name() == name))
+                    .map(|r| r.estimate_at(threads))
+                    .sum()
+            ),
             if p.runs.is_empty() {
                 "no runs".to_owned()
             } else {
@@ -219,7 +267,7 @@ fn theory(text: &mut String, exp: &Experiment, checked: &PlanCheck) {
 }
 
 /// Depths where the twins are one net, and what the estimate leaves out.
-fn notes(text: &mut String, checked: &PlanCheck) {
+fn notes(text: &mut String, model: &gradscope_train::spec::ModelSpec, checked: &PlanCheck) {
     for (depth, why) in &checked.same_twins {
         outln!(
             text,
@@ -229,14 +277,19 @@ fn notes(text: &mut String, checked: &PlanCheck) {
     }
     outln!(
         text,
-        "  The estimate is rough (expect within a factor of two): per step 3 × batch × \
-         multiplications / {:.0e} per second (forward and backward), plus {} ms per weight \
-         layer and {} ms per BatchNorm layer (kernel launches), plus the evaluation passes at \
-         {:.0e} per second; constants measured on this project's 2-core CPU machine. Probing, other thread \
-         counts and GPUs are not modelled.",
-        check::CPU_MULTS_PER_S,
+        "  The estimate is rough: per step 3 × batch × multiplications / {:.1e} per second \
+         per thread for this family (forward and backward), plus {} ms per weight layer and {} ms \
+         per BatchNorm layer (kernel launches, not shared among threads), plus the evaluation \
+         passes at {:.0e} per second per thread. Fitted on the {} published experiments' recorded \
+         times on this project's 2-core CPU machines: within 1.5× either way for {} of them, \
+         within {}× for all (docs/PERFORMANCE.md). The machine's load alone has moved the same \
+         runs up to 5×; float32 denormals (deep nets whose signal vanishes) and GPUs are not modelled.",
+        check::mults_per_s(model),
         check::CPU_LAYER_S * 1e3,
         check::CPU_NORM_S * 1e3,
-        check::CPU_EVAL_MULTS_PER_S
+        check::CPU_EVAL_MULTS_PER_S,
+        check::CALIBRATED_ON,
+        check::CALIBRATED_WITHIN_1_5,
+        check::CALIBRATED_BAND,
     );
 }

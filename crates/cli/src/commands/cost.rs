@@ -337,14 +337,19 @@ fn print_comparisons(text: &mut String, totals: &[(String, i64, Option<f64>)]) {
     }
 }
 
+/// `1 thread`, `2 threads`.
+fn threads(n: i32) -> String {
+    format!("{n} thread{}", if n == 1 { "" } else { "s" })
+}
+
 /// How the times were measured, as printed under the tables.
 fn timing(q: &Query) -> String {
     if q.no_time {
         "counts only (--no-time)".to_string()
     } else {
         format!(
-            "median of {} forward passes after 3 warm-up passes, batch {}, {} thread(s), {:?}, eval mode, no autograd; every layer and target runs once per round, round after round",
-            q.repeats, q.batch, q.threads, q.device
+            "median of {} forward passes after 3 warm-up passes, batch {}, {}, {:?}, eval mode, no autograd; every layer and target runs once per round, round after round",
+            q.repeats, q.batch, threads(q.threads), q.device
         )
     }
 }
@@ -368,8 +373,10 @@ fn write_files(text: &mut String, rows: &[Row], q: &Query) -> Result<()> {
             })
             .collect();
         let subtitle = format!(
-            "batch {}, {} thread(s), median of {} passes",
-            q.batch, q.threads, q.repeats
+            "batch {}, {}, median of {} passes",
+            q.batch,
+            threads(q.threads),
+            q.repeats
         );
         let rendered = cost_vs_time(&points, &q.out.join(PLOTS_DIR), &subtitle)?;
         outln!(text, "wrote {}", rendered.png.display());

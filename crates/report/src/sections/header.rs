@@ -89,9 +89,13 @@ fn settings(loaded: &Loaded, file: Option<&str>) -> Vec<String> {
     }
     if let Some(r) = loaded.first_record() {
         items.push(format!(
-            "Device: {} with {} threads",
+            "Device: {} with {}",
             r.device.as_deref().unwrap_or("?"),
-            r.threads.map_or("?".into(), |t| t.to_string())
+            match r.threads {
+                Some(1) => "1 thread".to_string(),
+                Some(t) => format!("{t} threads"),
+                None => "? threads".to_string(),
+            }
         ));
     }
     items
