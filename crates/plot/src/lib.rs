@@ -69,7 +69,7 @@ pub use charts::{
 };
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
-pub use figure::{Rendered, Style};
+pub use figure::{Rendered, Style, YScale};
 pub use heatmap::{gradient_heatmap, GRADIENT_HEATMAP};
 pub use jacobian::{log_density, render_jacobian, JACOBIAN_SPECTRUM};
 pub use landscape::{

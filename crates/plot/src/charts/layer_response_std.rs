@@ -106,6 +106,7 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
             } else {
                 steps.push(stds.step);
                 top.series.push(Series {
+                    diverged: false,
                     // Counted from 0 on the input side, as every chart.
                     points: (0u32..)
                         .zip(&stds.forward)
@@ -116,6 +117,7 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
                     marker: None,
                 });
                 bottom.series.push(Series {
+                    diverged: false,
                     points: (0u32..)
                         .zip(&stds.sorted)
                         .map(|(x, &v)| (f64::from(x), v))
