@@ -15,9 +15,12 @@ use plotters::prelude::*;
 use crate::axis::{Axis, Scale};
 use crate::error::PlotError;
 
+mod glyphs;
 mod layout;
 mod legend;
 mod panel;
+
+pub(crate) use glyphs::GlyphFix;
 
 pub(crate) use layout::{draw_header, row_grid, MAX_COLUMNS};
 use layout::{draw_figure, PlotRect};
@@ -36,7 +39,8 @@ macro_rules! write_png_and_svg {
         // The image encoder picks the format from the temporary file's
         // extension, which durable::temp_beside keeps.
         $crate::figure::replace(&png, name, "png", |tmp| {
-            let $root = plotters::prelude::BitMapBackend::new(tmp, size).into_drawing_area();
+            let $root = $crate::figure::GlyphFix(plotters::prelude::BitMapBackend::new(tmp, size))
+                .into_drawing_area();
             $draw.and_then(|()| $root.present().map_err(|e| e.to_string()))
         })?;
         let mut text = String::new();
@@ -298,7 +302,7 @@ impl Figure {
         // The image encoder picks the format from the extension, which the
         // temporary name keeps.
         replace(&png, self.name, "png", |tmp| {
-            let root = BitMapBackend::new(tmp, size).into_drawing_area();
+            let root = GlyphFix(BitMapBackend::new(tmp, size)).into_drawing_area();
             draw_figure(&root, self, style, &mut Vec::new(), &mut Vec::new())
                 .and_then(|()| root.present().map_err(|e| e.to_string()))
         })?;
@@ -503,7 +507,7 @@ const ZERO_HEIGHT: i32 = 7;
 const ZERO_ROW: i32 = 8;
 /// A diverged run's mark, and its text size at font scale 1.
 pub(crate) const CROSS: &str = "✕";
-const CROSS_SIZE: f64 = 18.0;
+pub(crate) const CROSS_SIZE: f64 = 18.0;
 
 #[cfg(test)]
 mod tests {

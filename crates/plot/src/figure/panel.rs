@@ -15,7 +15,7 @@ use super::layout::PlotRect;
 use super::legend::{draw_cross, draw_legend};
 use super::{
     down_triangle, floor_xs, hover_number, panel_has_data, segments, Figure, HoverPoint, Marker,
-    Panel, Style, AXIS_DESC_SIZE, FONT, GREY, HOVER_POINTS_PER_SERIES, LINE_WIDTH,
+    Panel, Style, AXIS_DESC_SIZE, CROSS_SIZE, FONT, GREY, HOVER_POINTS_PER_SERIES, LINE_WIDTH,
     PANEL_TITLE_SIZE, TICK_SIZE, ZERO_ROW,
 };
 
@@ -101,6 +101,10 @@ fn draw_crosses<'a, DB: DrawingBackend + 'a>(
 ) -> Result<(), String> {
     let area = chart.plotting_area().strip_coord_spec();
     let (bx, by) = area.get_base_pixel();
+    // Two variants diverged at the same depth: their ✕ side by side, not
+    // one over the other.
+    let mut placed: Vec<(i32, i32)> = Vec::new();
+    let step = (style.px(CROSS_SIZE) * 0.8).round() as i32;
     for c in &panel.crosses {
         if !fig.x.scale.usable(c.x) {
             continue;
@@ -112,7 +116,10 @@ fn draw_crosses<'a, DB: DrawingBackend + 'a>(
             .filter(|v| (yr.0..=yr.1).contains(v))
             .unwrap_or(yr.1);
         let (px, py) = chart.backend_coord(&(fig.x.scale.to_plot(c.x), y));
-        draw_cross(&area, (px - bx, py - by), c.color, style).map_err(draw_err)?;
+        let k = i32::try_from(placed.iter().filter(|&&p| p == (px, py)).count()).unwrap_or(0);
+        placed.push((px, py));
+        let shift = (k + 1) / 2 * step * if k % 2 == 1 { 1 } else { -1 };
+        draw_cross(&area, (px - bx + shift, py - by), c.color, style).map_err(draw_err)?;
     }
     Ok(())
 }
@@ -129,11 +136,24 @@ fn panel_chart<'a, DB: DrawingBackend + 'a>(
     let err = draw_err::<DB::ErrorType>;
     let xt = ticks(&fig.x, xr.0, xr.1);
     let yt = ticks(&fig.y, yr.0, yr.1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(panel.title.as_str(), (FONT, style.px(PANEL_TITLE_SIZE)))
+    // The title in a band of its own, not plotters' caption, whose gap
+    // below the text is at most 5 px whatever the font: the top tick
+    // label, centred on the plot's top edge, ran into it.
+    let (band, area) = area.split_vertically(style.px_u32(8 + 30));
+    let (w, _) = band.dim_in_pixel();
+    band.draw(&Text::new(
+        panel.title.clone(),
+        (i32::try_from(w / 2).unwrap_or(0), style.px_u32(8) as i32),
+        (FONT, style.px(PANEL_TITLE_SIZE))
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(err)?;
+    let mut chart = ChartBuilder::on(&area)
         // Every margin grows with the text: the top one keeps the top tick
-        // label (centred on the edge) clear of the panel title, the right
-        // one the last x tick label clear of the legend strip.
+        // label clear of the title band, the right one the last x tick
+        // label clear of the legend strip.
         .margin(style.px_u32(8))
         .margin_top(style.px_u32(16))
         .margin_right(style.px_u32(24))
