@@ -22,15 +22,12 @@ use serde_json::Value;
 
 use crate::axis::{Axis, Scale};
 use crate::charts::{
-    categorical, depth_axis, group_grid, error_vs_depth_figure, gradient_profile_figure, labelled,
-    response_figure, run_note, spread, train_error_figure, ResponseStat,
-    ACTIVATION_MEAN_VS_STEP, ERROR_VS_DEPTH, GRADIENT_PROFILE, SATURATION_VS_STEP,
-    TRAIN_ERROR_VS_STEP,
+    categorical, depth_axis, error_vs_depth_figure, gradient_profile_figure, group_grid, labelled,
+    response_figure, run_note, spread, train_error_figure, ResponseStat, ACTIVATION_MEAN_VS_STEP,
+    ERROR_VS_DEPTH, GRADIENT_PROFILE, SATURATION_VS_STEP, TRAIN_ERROR_VS_STEP,
 };
 use crate::error::PlotError;
-use crate::figure::{
-    ErrorBar, Figure, LegendEntry, Marker, Panel, Rendered, Series, Style,
-};
+use crate::figure::{ErrorBar, Figure, LegendEntry, Marker, Panel, Rendered, Series, Style};
 use crate::read::{ResultsDir, RunData};
 
 /// Chart: decay per layer of dL/dh against depth, measured at the start

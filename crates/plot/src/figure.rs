@@ -22,8 +22,8 @@ mod panel;
 
 pub(crate) use glyphs::GlyphFix;
 
-pub(crate) use layout::{draw_header, row_grid, MAX_COLUMNS};
 use layout::{draw_figure, PlotRect};
+pub(crate) use layout::{draw_header, row_grid, MAX_COLUMNS};
 
 /// Draws one chart as `DIR/NAME.png` and `DIR/NAME.svg`, each into a
 /// temporary file renamed into place ([`finish`]), and gives back the two

@@ -84,8 +84,11 @@ fn write_folder(root: &Path, folder: &Folder) {
             for &step in &STEPS[..3] {
                 for layer in 0..depth {
                     let v = decay.powi((depth - 1 - layer) as i32) * 0.1;
-                    writeln!(grads, "{step},{layer},layer{layer:02}.linear,output,{v:e},{v:e}")
-                        .expect("fmt");
+                    writeln!(
+                        grads,
+                        "{step},{layer},layer{layer:02}.linear,output,{v:e},{v:e}"
+                    )
+                    .expect("fmt");
                 }
             }
             write(&dir.join("gradients.csv"), &grads);
@@ -218,11 +221,7 @@ fn distinct(v: impl Iterator<Item = f64>) -> Vec<i64> {
 fn three_folders(tmp: &Path, style: Style) -> PathBuf {
     let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| tmp.join(n)).collect();
     for (i, d) in dirs.iter().enumerate() {
-        let diverged: &[(&str, u32, u64)] = if i == 2 {
-            &[("residual", 8, 20)]
-        } else {
-            &[]
-        };
+        let diverged: &[(&str, u32, u64)] = if i == 2 { &[("residual", 8, 20)] } else { &[] };
         write_folder(
             d,
             &Folder {
@@ -244,11 +243,19 @@ fn three_folders(tmp: &Path, style: Style) -> PathBuf {
 fn three_folders_of_two_variants_are_three_rows_of_two() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = three_folders(tmp.path(), Style::default());
-    for name in [TRAIN_ERROR_VS_STEP, GRADIENT_PROFILE, ACTIVATION_MEAN_VS_STEP] {
+    for name in [
+        TRAIN_ERROR_VS_STEP,
+        GRADIENT_PROFILE,
+        ACTIVATION_MEAN_VS_STEP,
+    ] {
         let text = svg(&out, name);
         let rects = plot_rects(&text);
         assert_eq!(rects.len(), 6, "{name}: {rects:?}");
-        assert_eq!(distinct(rects.iter().map(|r| r.x)).len(), 2, "{name}: columns");
+        assert_eq!(
+            distinct(rects.iter().map(|r| r.x)).len(),
+            2,
+            "{name}: columns"
+        );
         assert_eq!(distinct(rects.iter().map(|r| r.y)).len(), 3, "{name}: rows");
         let size = svg_size(&text);
         assert_eq!(size.1, 500 + 2 * 420, "{name}");
@@ -290,7 +297,11 @@ fn no_chart_is_wider_than_three_panels() {
         },
     );
     render_all_with(&root, Style::default()).expect("render");
-    for name in [TRAIN_ERROR_VS_STEP, GRADIENT_PROFILE, ACTIVATION_MEAN_VS_STEP] {
+    for name in [
+        TRAIN_ERROR_VS_STEP,
+        GRADIENT_PROFILE,
+        ACTIVATION_MEAN_VS_STEP,
+    ] {
         let rects = plot_rects(&svg(&root, name));
         assert_eq!(rects.len(), 4, "{name}");
         let cols = distinct(rects.iter().map(|r| r.x)).len();
@@ -457,8 +468,11 @@ fn tick_value(label: &str) -> f64 {
         .chars()
         .map(|c| match c {
             '⁻' => '-',
-            c => char::from_digit("⁰¹²³⁴⁵⁶⁷⁸⁹".chars().position(|d| d == c).unwrap_or(0) as u32, 10)
-                .unwrap_or('0'),
+            c => char::from_digit(
+                "⁰¹²³⁴⁵⁶⁷⁸⁹".chars().position(|d| d == c).unwrap_or(0) as u32,
+                10,
+            )
+            .unwrap_or('0'),
         })
         .collect();
     10f64.powi(sup.parse().unwrap_or(0))

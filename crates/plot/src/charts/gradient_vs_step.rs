@@ -12,7 +12,7 @@ use super::gradients::{
     deepest_probed_depth, gradient_axis, gradient_series_kind, output_grads, probed_run,
     profile_label, ALL_ZERO,
 };
-use super::{categorical, labelled, seed_word, run_note, GRADIENT_VS_STEP, LABEL_BLOCK};
+use super::{categorical, labelled, run_note, seed_word, GRADIENT_VS_STEP, LABEL_BLOCK};
 
 const LABEL_STEP_LOG: &str = "training step + 1 (log scale)";
 

@@ -234,7 +234,10 @@ fn error_vs_depth_bars_only_with_several_seeds() {
     assert_eq!(panel.error_bars.len(), 1);
     assert_eq!(panel.legend[0].label, "plain train (1/3 diverged)");
     assert_eq!(panel.legend[1].label, "plain test");
-    assert!(panel.crosses.is_empty(), "not every run at depth 4 diverged");
+    assert!(
+        panel.crosses.is_empty(),
+        "not every run at depth 4 diverged"
+    );
 }
 
 /// Issue 37 §2: a depth at which every run diverged breaks the line (no

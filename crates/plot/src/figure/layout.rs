@@ -67,7 +67,9 @@ pub(crate) fn grid(fig: &Figure) -> (usize, usize) {
 }
 
 /// The figure's size in pixels: the style's, else from the grid, each
-/// column as wide as a plot plus the legend strip.
+/// column as wide as a plot plus the legend strip. Above font scale 1 the
+/// default height also grows by what the larger header, panel titles and
+/// x axis labels take, so that the plots keep their height.
 pub(crate) fn size(fig: &Figure, style: &Style) -> (u32, u32) {
     let (rows, cols) = grid(fig);
     let (rows, cols) = (
@@ -85,7 +87,26 @@ pub(crate) fn size(fig: &Figure, style: &Style) -> (u32, u32) {
             HEIGHT.saturating_add(GRID_ROW_HEIGHT.saturating_mul(rows - 1)),
         ),
     };
+    let grow = (style.font_scale - 1.0).max(0.0);
+    let notes = notes(fig, style).len() as f64;
+    // Header (36 + 22 per note), then per row the title band (38), the top
+    // margin (16) and the x label area (56), all at font scale 1.
+    let extra = grow * (36.0 + 22.0 * notes + f64::from(rows) * 110.0);
+    let h = h.saturating_add(extra.round() as u32);
     (style.width.unwrap_or(w), style.height.unwrap_or(h))
+}
+
+/// The header's note lines: one per `\n` of the subtitle, then the zero
+/// note, then a word that the panels' y scales differ.
+fn notes<'a>(fig: &'a Figure, style: &Style) -> Vec<&'a str> {
+    let mut notes: Vec<&str> = fig.subtitle.iter().flat_map(|s| s.lines()).collect();
+    if fig.has_floor_zeros() {
+        notes.push(ZERO_NOTE);
+    }
+    if per_panel(fig, style) {
+        notes.push("each panel has its own y scale");
+    }
+    notes
 }
 
 /// A panel's plot area in the figure's pixels.
@@ -213,15 +234,7 @@ pub(super) fn draw_figure<DB: DrawingBackend>(
     hover: &mut Vec<HoverPoint>,
     rects: &mut Vec<PlotRect>,
 ) -> Result<(), String> {
-    // One line per `\n` of the subtitle, then the zero note.
-    let mut notes: Vec<&str> = fig.subtitle.iter().flat_map(|s| s.lines()).collect();
-    if fig.has_floor_zeros() {
-        notes.push(ZERO_NOTE);
-    }
-    if per_panel(fig, style) {
-        notes.push("each panel has its own y scale");
-    }
-    let body = draw_header(root, &fig.title, &notes, style)?;
+    let body = draw_header(root, &fig.title, &notes(fig, style), style)?;
 
     let xr = x_range(fig);
     let yrs = y_ranges(fig, style);

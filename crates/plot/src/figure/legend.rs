@@ -12,7 +12,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    down_triangle, LegendEntry, Marker, Panel, Style, CROSS, CROSS_SIZE, FONT, LEGEND_SIZE, LINE_WIDTH,
+    down_triangle, LegendEntry, Marker, Panel, Style, CROSS, CROSS_SIZE, FONT, LEGEND_SIZE,
+    LINE_WIDTH,
 };
 
 /// Sizes of a legend at a font scale, in pixels.

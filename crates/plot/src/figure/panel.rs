@@ -109,12 +109,11 @@ fn draw_crosses<'a, DB: DrawingBackend + 'a>(
         if !fig.x.scale.usable(c.x) {
             continue;
         }
-        let y = c
-            .y
-            .filter(|&y| fig.y.scale.usable(y))
-            .map(|y| fig.y.scale.to_plot(y))
-            .filter(|v| (yr.0..=yr.1).contains(v))
-            .unwrap_or(yr.1);
+        let y =
+            c.y.filter(|&y| fig.y.scale.usable(y))
+                .map(|y| fig.y.scale.to_plot(y))
+                .filter(|v| (yr.0..=yr.1).contains(v))
+                .unwrap_or(yr.1);
         let (px, py) = chart.backend_coord(&(fig.x.scale.to_plot(c.x), y));
         let k = i32::try_from(placed.iter().filter(|&&p| p == (px, py)).count()).unwrap_or(0);
         placed.push((px, py));
