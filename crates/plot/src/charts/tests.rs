@@ -496,3 +496,44 @@ fn plain_gets_theory_and_every_variant_its_panels() {
     assert!((theory[1].1 - (1.0 - 1.0 / pi)).abs() < 1e-12, "{theory:?}");
     assert_eq!(fig.panels[2].series.len(), 1, "no theory for residual");
 }
+
+/// Issue 37 §2: where the mean-field line lies on the step-0 measurement
+/// it is drawn through (here both flat), the step-0 line gets dots and
+/// the theory's legend entry says it is on them; a theory that departs
+/// from the measurement is drawn as before.
+#[test]
+fn theory_on_step_0_is_said_and_dotted() {
+    let profile = |decay: f64| {
+        let mut r = run("plain", 6, 0, "completed");
+        let mut rows = grad_rows(6, 0);
+        rows.extend(grad_rows(6, 50));
+        r.gradients = Some(rows);
+        r.summary.grad_decay_theory = Some(decay);
+        let results = ResultsDir {
+            root: "r".into(),
+            runs: vec![r],
+            record: None,
+            style: Default::default(),
+        };
+        gradient_profile_figure(&results)
+    };
+    let fig = profile(0.0);
+    let panel = &fig.panels[0];
+    let step0 = panel.series.iter().find(|s| !s.dashed).expect("step 0");
+    assert_eq!(step0.marker, Some(Marker::Circle));
+    let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+    assert!(
+        labels.contains(&"theory (mean field, at init): on step 0's dots"),
+        "{labels:?}"
+    );
+
+    let fig = profile(0.5);
+    let panel = &fig.panels[0];
+    let step0 = panel.series.iter().find(|s| !s.dashed).expect("step 0");
+    assert_eq!(step0.marker, None);
+    let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+    assert!(
+        labels.contains(&"theory (mean field, at init)"),
+        "{labels:?}"
+    );
+}
