@@ -87,13 +87,44 @@ pub(crate) fn size(fig: &Figure, style: &Style) -> (u32, u32) {
             HEIGHT.saturating_add(GRID_ROW_HEIGHT.saturating_mul(rows - 1)),
         ),
     };
+    let w = style.width.unwrap_or(w);
     let grow = (style.font_scale - 1.0).max(0.0);
-    let notes = notes(fig, style).len() as f64;
+    let notes = wrapped(&notes(fig, style), w, style).len() as f64;
     // Header (36 + 22 per note), then per row the title band (38), the top
     // margin (16) and the x label area (56), all at font scale 1.
     let extra = grow * (36.0 + 22.0 * notes + f64::from(rows) * 110.0);
     let h = h.saturating_add(extra.round() as u32);
-    (style.width.unwrap_or(w), style.height.unwrap_or(h))
+    (w, style.height.unwrap_or(h))
+}
+
+/// `notes` broken at spaces into lines that fit `width` pixels at the
+/// subtitle's size: a long note at a large font scale ran off both edges.
+fn wrapped(notes: &[&str], width: u32, style: &Style) -> Vec<String> {
+    let max = f64::from(width) * 0.96;
+    let fits = |t: &str| {
+        (FONT, style.px(SUBTITLE_SIZE))
+            .into_font()
+            .box_size(t)
+            .map_or(true, |(w, _)| f64::from(w) <= max)
+    };
+    let mut out = Vec::new();
+    for note in notes {
+        let mut line = String::new();
+        for word in note.split(' ') {
+            let longer = if line.is_empty() {
+                word.to_owned()
+            } else {
+                format!("{line} {word}")
+            };
+            if fits(&longer) || line.is_empty() {
+                line = longer;
+            } else {
+                out.push(std::mem::replace(&mut line, word.to_owned()));
+            }
+        }
+        out.push(line);
+    }
+    out
 }
 
 /// The header's note lines: one per `\n` of the subtitle, then the zero
@@ -234,7 +265,10 @@ pub(super) fn draw_figure<DB: DrawingBackend>(
     hover: &mut Vec<HoverPoint>,
     rects: &mut Vec<PlotRect>,
 ) -> Result<(), String> {
-    let body = draw_header(root, &fig.title, &notes(fig, style), style)?;
+    let (w, _) = root.dim_in_pixel();
+    let lines = wrapped(&notes(fig, style), w, style);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let body = draw_header(root, &fig.title, &lines, style)?;
 
     let xr = x_range(fig);
     let yrs = y_ranges(fig, style);
@@ -312,5 +346,32 @@ mod tests {
         assert_eq!(row_grid(4), (2, 2));
         assert_eq!(row_grid(6), (2, 3));
         assert_eq!(row_grid(8), (3, 3));
+    }
+
+    /// A note wider than the figure breaks at spaces into lines that fit,
+    /// every word kept; at font scale 1.4 it takes more lines.
+    #[test]
+    fn long_notes_wrap_to_the_width() {
+        super::super::ensure_font().expect("font");
+        let note = "response = act(norm(h)), what the next layer reads; in the residual net h is the residual stream (the running sum of every block's output)";
+        let at = |font_scale| {
+            let style = Style {
+                font_scale,
+                ..Style::default()
+            };
+            wrapped(&[note], 600, &style)
+        };
+        let (one, big) = (at(1.0), at(1.4));
+        assert!(one.len() >= 2, "{one:?}");
+        assert!(big.len() > one.len(), "{big:?}");
+        assert_eq!(big.join(" "), note);
+        let style = Style::default();
+        for line in &one {
+            let (w, _) = (FONT, style.px(SUBTITLE_SIZE))
+                .into_font()
+                .box_size(line)
+                .expect("size");
+            assert!(w <= 600, "{line:?} is {w} px");
+        }
     }
 }
