@@ -316,7 +316,8 @@ impl Figure {
                 .and_then(|()| root.present().map_err(|e| e.to_string()))
         };
         drawn.map_err(|message| draw_error(&svg, self.name, "svg", message))?;
-        let text = with_plot_areas(&with_hover_layer(&text, &hover), &plot_rects);
+        // The hover layer last, above everything (the plot areas too).
+        let text = with_hover_layer(&with_plot_areas(&text, &plot_rects), &hover);
         replace(&svg, self.name, "svg", |tmp| {
             fs::write(tmp, text.as_bytes()).map_err(|e| e.to_string())
         })?;
@@ -387,7 +388,7 @@ fn with_plot_areas(svg: &str, rects: &[PlotRect]) -> String {
     let mut layer = String::from("<g class=\"gs-plot-areas\">\n");
     for r in rects {
         layer.push_str(&format!(
-            "<rect class=\"gs-plot\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"none\"/>\n",
+            "<rect class=\"gs-plot\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"none\" pointer-events=\"none\"/>\n",
             r.x, r.y, r.w, r.h
         ));
     }
