@@ -153,10 +153,12 @@ enum Command {
     /// Draw the charts of a results directory (one that has summary.csv)
     /// into RESULTS/plots/ as PNG and SVG.
     ///
-    /// Sizes: each chart is 600 px wide per panel side by side (at least
-    /// 800) and 500 px high, with 16 px tick labels; --width, --height and
-    /// --font-scale change that, and `gradscope report` keeps the size when
-    /// it redraws stale charts.
+    /// Layout: panels in a grid of at most three columns (a column per
+    /// variant, a row per swept value), each with its legend beside the
+    /// plot. Sizes: 600 px per column plus the legend (at least 800) and
+    /// 500 px high per first row, 420 per further row, with 16 px tick
+    /// labels; --width, --height, --font-scale and --y-scale change that,
+    /// and `gradscope report` keeps them when it redraws stale charts.
     Plot {
         /// The results directory, e.g. results/quickstart.
         results: PathBuf,

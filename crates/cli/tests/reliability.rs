@@ -515,11 +515,16 @@ fn a_diverging_run_stops_at_once_and_the_sweep_goes_on() {
             ("plain-d2-s0".to_string(), "completed".to_string())
         ]
     );
-    // The charts are drawn and their legends mark the diverged run.
+    // The charts are drawn and their legends mark the diverged run with
+    // its step (issue 37), and a ✕ marks it in the plot.
     let svg = std::fs::read_to_string(s.out.join("plots/train_error_vs_step.svg")).unwrap();
-    assert!(svg.contains("d16 (diverged)"), "legend does not mark it");
+    let d16 = format!("d16 (diverged at step {at})");
+    assert!(svg.contains(&d16), "legend does not mark it");
+    assert!(svg.contains("✕"), "no ✕");
     let svg = std::fs::read_to_string(s.out.join("plots/error_vs_depth.svg")).unwrap();
     assert!(svg.contains("1/2 diverged"), "legend does not mark it");
+    assert!(svg.contains(&format!("plain {d16}")), "no entry for the ✕");
+    assert!(svg.contains("✕"), "no ✕");
     for chart in ["gradient_profile", "gradient_vs_step", "layer_response_std"] {
         let png = s.out.join("plots").join(format!("{chart}.png"));
         assert!(

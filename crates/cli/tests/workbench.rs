@@ -661,10 +661,13 @@ fn plot_size_options_set_the_size_and_report_keeps_it() {
         let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         (be(&png[16..20]), be(&png[20..24]))
     };
-    assert_eq!(
-        size(&d),
-        (1200, 500),
-        "defaults: 600 px per panel, 500 high"
+    // Defaults: two panels side by side, each 600 px plus its legend
+    // strip beside the plot; 500 high.
+    let (w, h) = size(&d);
+    assert_eq!(h, 500);
+    assert!(
+        (1300..1800).contains(&w),
+        "{w}: two panels and their legends"
     );
     let out = d.out.to_str().unwrap();
     let o = gradscope(&[
@@ -698,6 +701,82 @@ fn plot_size_options_set_the_size_and_report_keeps_it() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Issue 37 §2: `compare` of three real folders (plain and residual each)
+/// lays each chart out as three rows of two, one row per folder; with
+/// `--y-scale panel` every panel has its own tick labels and the header
+/// says so; `plot --y-scale panel` is recorded with the size, so that a
+/// redraw by `report` keeps it.
+#[test]
+fn compare_of_three_folders_is_a_row_per_folder_and_y_scale_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |name: &str| tmp.path().join(name);
+    let mut dirs = Vec::new();
+    for act in ["sigmoid", "tanh", "relu"] {
+        let file = at(&format!("{act}.json"));
+        let text = body(act, "glorot").replace("\"tanh\"", &format!("{act:?}"));
+        std::fs::write(&file, text).unwrap();
+        let out = at(act);
+        ok(&gradscope(&[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--no-plot",
+        ]));
+        dirs.push(out.to_string_lossy().into_owned());
+    }
+    let out = at("three");
+    let mut args: Vec<&str> = vec!["compare"];
+    args.extend(dirs.iter().map(String::as_str));
+    let out_s = out.to_string_lossy().into_owned();
+    args.extend(["--out", &out_s, "--y-scale", "panel", "--font-scale", "1.4"]);
+    ok(&gradscope(&args));
+    let svg = std::fs::read_to_string(out.join("plots/gradient_profile.svg")).unwrap();
+    let rects: Vec<(i64, i64)> = svg
+        .split("<rect class=\"gs-plot\" x=\"")
+        .skip(1)
+        .map(|t| {
+            let x: i64 = t.split('"').next().unwrap().parse().unwrap();
+            let y: i64 = t
+                .split("y=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (x, y)
+        })
+        .collect();
+    assert_eq!(rects.len(), 6, "{rects:?}");
+    let distinct = |f: fn(&(i64, i64)) -> i64| {
+        let mut v: Vec<i64> = rects.iter().map(f).collect();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    assert_eq!(
+        (distinct(|r| r.1), distinct(|r| r.0)),
+        (3, 2),
+        "3 rows × 2 columns"
+    );
+    assert!(svg.contains("each panel has its own y scale"));
+    // Row by row, the folders in the order given.
+    let pos = |s: &str| svg.find(s).unwrap_or_else(|| panic!("no {s}"));
+    assert!(pos("sigmoid: plain") < pos("tanh: plain"));
+    assert!(pos("tanh: residual") < pos("relu: plain"));
+
+    let o = gradscope(&["plot", &dirs[0], "--y-scale", "panel"]);
+    ok(&o);
+    let inputs = std::fs::read_to_string(at("sigmoid").join("plots/inputs.json")).unwrap();
+    assert!(inputs.contains("\"y_scale\": \"panel\""), "{inputs}");
+    let o = gradscope(&["plot", &dirs[0], "--y-scale", "wide"]);
+    assert!(!o.status.success(), "an unknown --y-scale is refused");
 }
 
 /// Issue 16 §2 and issue 19: `compare` puts two folders on one page. The

@@ -22,15 +22,12 @@ use serde_json::Value;
 
 use crate::axis::{Axis, Scale};
 use crate::charts::{
-    categorical, depth_axis, error_vs_depth_figure, gradient_profile_figure, labelled,
-    response_figure, spread, status_note, train_error_figure, ResponseStat,
-    ACTIVATION_MEAN_VS_STEP, ERROR_VS_DEPTH, GRADIENT_PROFILE, SATURATION_VS_STEP,
-    TRAIN_ERROR_VS_STEP,
+    categorical, depth_axis, error_vs_depth_figure, gradient_profile_figure, group_grid, labelled,
+    response_figure, run_note, spread, train_error_figure, ResponseStat, ACTIVATION_MEAN_VS_STEP,
+    ERROR_VS_DEPTH, GRADIENT_PROFILE, SATURATION_VS_STEP, TRAIN_ERROR_VS_STEP,
 };
 use crate::error::PlotError;
-use crate::figure::{
-    ErrorBar, Figure, Layout, LegendEntry, Marker, Panel, Rendered, Series, Style,
-};
+use crate::figure::{ErrorBar, Figure, LegendEntry, Marker, Panel, Rendered, Series, Style};
 use crate::read::{ResultsDir, RunData};
 
 /// Chart: decay per layer of dL/dh against depth, measured at the start
@@ -287,8 +284,8 @@ pub(crate) fn decay_vs_depth_figure(results: &ResultsDir) -> Figure {
     let depths = results.depths();
     let mut several_seeds = false;
     let mut any_theory = false;
-    let panels = results
-        .groups()
+    let (groups, layout) = group_grid(results);
+    let panels = groups
         .into_iter()
         .enumerate()
         .map(|(gi, group)| {
@@ -298,7 +295,7 @@ pub(crate) fn decay_vs_depth_figure(results: &ResultsDir) -> Figure {
                 .iter()
                 .filter(|r| r.summary.group() == group)
                 .collect();
-            let note = status_note(runs.iter().map(|r| r.summary.status.as_str()));
+            let note = run_note(&runs);
             let mut panel = Panel::new(format!("{group}{note}"));
             type Pick = fn(&RunData) -> Option<f64>;
             let lines: [(&str, bool, Marker, Pick); 3] = [
@@ -364,6 +361,7 @@ pub(crate) fn decay_vs_depth_figure(results: &ResultsDir) -> Figure {
                 any_theory |= theory;
                 if !points.is_empty() {
                     panel.series.push(Series {
+                        diverged: false,
                         points,
                         color: line_color,
                         dashed,
@@ -398,7 +396,7 @@ pub(crate) fn decay_vs_depth_figure(results: &ResultsDir) -> Figure {
         x: depth_axis(&depths, false),
         y,
         panels,
-        layout: Layout::Row,
+        layout,
     }
 }
 
@@ -478,6 +476,7 @@ mod tests {
             metrics: None,
             gradients: None,
             activations: None,
+            diverged_at_step: None,
         };
         let results = ResultsDir {
             root: PathBuf::from("x"),

@@ -55,6 +55,7 @@ pub fn cost_vs_time(
             // line joining unrelated layers.
             let panel = if p.total { &mut totals } else { &mut layers };
             panel.series.push(Series {
+                diverged: false,
                 points: vec![(p.mults, p.ms)],
                 color,
                 dashed: false,

@@ -1,22 +1,29 @@
-//! A backend-independent description of a chart ([`Figure`]: panels side by
-//! side, or stacked, sharing both axes) and its renderer, which draws the same figure to
-//! PNG and SVG and writes each file atomically. How one panel is drawn is
-//! `figure/panel.rs`.
+//! A backend-independent description of a chart ([`Figure`]: a grid of
+//! panels, at most three side by side, or a stack, sharing the x axis and,
+//! unless [`YScale`] says otherwise, the y axis) and its renderer, which
+//! draws the same figure to PNG and SVG and writes each file atomically.
+//! Where the panels go and which y range each gets is `figure/layout.rs`;
+//! how one panel is drawn is `figure/panel.rs`; its legend, in a strip
+//! beside the plot area rather than over the data, is `figure/legend.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::axis::{axis_extent, Axis, Scale};
+use crate::axis::{Axis, Scale};
 use crate::error::PlotError;
 
+mod glyphs;
+mod layout;
+mod legend;
 mod panel;
 
-use panel::draw_panel;
+pub(crate) use glyphs::GlyphFix;
+
+use layout::{draw_figure, PlotRect};
+pub(crate) use layout::{draw_header, row_grid, MAX_COLUMNS};
 
 /// Draws one chart as `DIR/NAME.png` and `DIR/NAME.svg`, each into a
 /// temporary file renamed into place ([`finish`]), and gives back the two
@@ -32,7 +39,8 @@ macro_rules! write_png_and_svg {
         // The image encoder picks the format from the temporary file's
         // extension, which durable::temp_beside keeps.
         $crate::figure::replace(&png, name, "png", |tmp| {
-            let $root = plotters::prelude::BitMapBackend::new(tmp, size).into_drawing_area();
+            let $root = $crate::figure::GlyphFix(plotters::prelude::BitMapBackend::new(tmp, size))
+                .into_drawing_area();
             $draw.and_then(|()| $root.present().map_err(|e| e.to_string()))
         })?;
         let mut text = String::new();
@@ -80,6 +88,8 @@ pub(crate) enum Marker {
     /// No line and no marker: the legend of a series with nothing to draw
     /// (every value NaN), kept so that its run is still accounted for.
     Absent,
+    /// ✕ alone, no line: the legend of a [`Cross`], a diverged run.
+    Cross,
 }
 
 /// The note a figure carries under its subtitle when it draws exact zeros
@@ -97,6 +107,19 @@ pub(crate) struct Series {
     pub color: RGBColor,
     pub dashed: bool,
     pub marker: Option<Marker>,
+    /// Drawn from a run that diverged: its values never set a shared y
+    /// range (one blown-up run would flatten every panel), and where they
+    /// lie outside the range the line breaks there.
+    pub diverged: bool,
+}
+
+/// A ✕ where a run diverged: at `(x, y)`, or on the top edge when `y` is
+/// `None` (a diverged run has no value to place it at).
+#[derive(Debug, Clone)]
+pub(crate) struct Cross {
+    pub x: f64,
+    pub y: Option<f64>,
+    pub color: RGBColor,
 }
 
 /// A vertical bar from `lo` to `hi` at `x`, shifted sideways by `shift`
@@ -123,6 +146,8 @@ pub(crate) struct Panel {
     pub title: String,
     pub series: Vec<Series>,
     pub error_bars: Vec<ErrorBar>,
+    /// Diverged runs, drawn as ✕ above the lines.
+    pub crosses: Vec<Cross>,
     pub legend: Vec<LegendEntry>,
     /// Shown under "no data" when the panel has nothing to draw.
     pub empty_reason: Option<String>,
@@ -143,14 +168,19 @@ impl Panel {
 /// How a figure arranges its panels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {
-    /// Side by side (plain beside residual).
+    /// Side by side (plain beside residual), wrapping into rows of at most
+    /// three ([`layout::row_grid`]).
     Row,
     /// Stacked top to bottom (two views of the same lines).
     Column,
+    /// Rows of `cols` panels: one row per folder or swept value, one
+    /// column per variant, so that a plain/residual pair is never split
+    /// across rows. More than three columns wrap as [`Layout::Row`] does.
+    Grid { cols: usize },
 }
 
-/// A chart: panels side by side (or stacked) sharing both axes, so that
-/// plain and residual can be compared by eye.
+/// A chart: panels in a grid (or stacked) sharing the x axis and by
+/// default the y axis, so that plain and residual can be compared by eye.
 #[derive(Debug, Clone)]
 pub(crate) struct Figure {
     /// File stem under `plots/`.
@@ -176,19 +206,42 @@ pub struct Rendered {
     pub has_data: bool,
 }
 
+/// Whether the panels of a chart share one y range (`gradscope plot
+/// --y-scale`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum YScale {
+    /// Shared, except on a log axis whose panels' ranges differ by many
+    /// decades (a plain net's gradient spanning 10⁻⁶⁰ beside a residual
+    /// net's three decades), where a shared axis flattens the narrow panel
+    /// into a line: then each panel gets its own.
+    #[default]
+    Auto,
+    /// One y range for every panel, so heights compare across panels.
+    Shared,
+    /// Each panel its own y range and tick labels.
+    Panel,
+}
+
 /// How big a chart is drawn: `gradscope plot --width --height
-/// --font-scale`. The defaults suit a slide on a projector (16 px tick
-/// labels) as well as a page.
+/// --font-scale --y-scale`. The defaults suit a slide on a projector (16 px
+/// tick labels) as well as a page.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Style {
-    /// The whole figure's width in pixels; `None`: 600 per panel side by
-    /// side (at least 800), 900 for stacked panels.
+    /// The whole figure's width in pixels; `None`: 600 per panel column
+    /// plus its legend strip (at least 800), 900 plus the strip for
+    /// stacked panels.
     pub width: Option<u32>,
-    /// The whole figure's height in pixels; `None`: 500 for a row of
-    /// panels, 400 more per stacked panel.
+    /// The whole figure's height in pixels; `None`: 500 for one row of
+    /// panels, 420 more per further row, 400 more per stacked panel.
     pub height: Option<u32>,
-    /// Multiplies every text size (and the room kept for axis labels).
+    /// Multiplies every text size and the room kept for text: margins,
+    /// axis label areas, titles and legend strips.
     pub font_scale: f64,
+    /// Shared or per-panel y ranges. Absent from a record written before
+    /// it existed, which then reads as the default.
+    #[serde(default)]
+    pub y_scale: YScale,
 }
 
 impl Default for Style {
@@ -197,6 +250,7 @@ impl Default for Style {
             width: None,
             height: None,
             font_scale: 1.0,
+            y_scale: YScale::Auto,
         }
     }
 }
@@ -212,49 +266,7 @@ impl Style {
     }
 }
 
-const PANEL_WIDTH: u32 = 600;
-const MIN_WIDTH: u32 = 800;
-const HEIGHT: u32 = 500;
-/// A stacked figure: its width, and the height of each panel (the header
-/// and the last panel's share take the rest of [`HEIGHT`]).
-const COLUMN_WIDTH: u32 = 900;
-/// Height added per extra row when a row of panels wraps.
-const GRID_ROW_HEIGHT: u32 = 420;
-/// Most panels side by side before a row wraps: a comparison of two
-/// folders that each sweep a setting has eight panels, and eight in one
-/// row are too narrow to read.
-const MAX_ROW_PANELS: usize = 4;
-
-/// Rows and columns for `n` panels laid out as a row: one row up to
-/// [`MAX_ROW_PANELS`], then as few rows as that allows, filled evenly
-/// (8 panels: 2 × 4; 6: 2 × 3; 5: 2 × 3).
-pub(crate) fn row_grid(n: usize) -> (usize, usize) {
-    let n = n.max(1);
-    let rows = n.div_ceil(MAX_ROW_PANELS);
-    (rows, n.div_ceil(rows))
-}
-const STACKED_PANEL_HEIGHT: u32 = 400;
-
 impl Figure {
-    fn size(&self, style: &Style) -> (u32, u32) {
-        let n = u32::try_from(self.panels.len().max(1)).unwrap_or(u32::MAX);
-        let (w, h) = match self.layout {
-            Layout::Row => {
-                let (rows, cols) = row_grid(self.panels.len());
-                let (rows, cols) = (rows as u32, cols as u32);
-                (
-                    (PANEL_WIDTH.saturating_mul(cols)).max(MIN_WIDTH),
-                    HEIGHT.saturating_add(GRID_ROW_HEIGHT.saturating_mul(rows - 1)),
-                )
-            }
-            Layout::Column => (
-                COLUMN_WIDTH,
-                HEIGHT.saturating_add(STACKED_PANEL_HEIGHT.saturating_mul(n - 1)),
-            ),
-        };
-        (style.width.unwrap_or(w), style.height.unwrap_or(h))
-    }
-
     /// Whether any panel has at least one drawable point (exact zeros drawn
     /// on the bottom edge included).
     pub(crate) fn has_data(&self) -> bool {
@@ -285,25 +297,27 @@ impl Figure {
         })?;
         let png = dir.join(format!("{}.png", self.name));
         let svg = dir.join(format!("{}.svg", self.name));
-        let size = self.size(style);
+        let size = layout::size(self, style);
 
         // The image encoder picks the format from the extension, which the
         // temporary name keeps.
         replace(&png, self.name, "png", |tmp| {
-            let root = BitMapBackend::new(tmp, size).into_drawing_area();
-            draw_figure(&root, self, style, &mut Vec::new())
+            let root = GlyphFix(BitMapBackend::new(tmp, size)).into_drawing_area();
+            draw_figure(&root, self, style, &mut Vec::new(), &mut Vec::new())
                 .and_then(|()| root.present().map_err(|e| e.to_string()))
         })?;
 
         let mut text = String::new();
         let mut hover = Vec::new();
+        let mut plot_rects = Vec::new();
         let drawn = {
             let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-            draw_figure(&root, self, style, &mut hover)
+            draw_figure(&root, self, style, &mut hover, &mut plot_rects)
                 .and_then(|()| root.present().map_err(|e| e.to_string()))
         };
         drawn.map_err(|message| draw_error(&svg, self.name, "svg", message))?;
-        let text = with_hover_layer(&text, &hover);
+        // The hover layer last, above everything (the plot areas too).
+        let text = with_hover_layer(&with_plot_areas(&text, &plot_rects), &hover);
         replace(&svg, self.name, "svg", |tmp| {
             fs::write(tmp, text.as_bytes()).map_err(|e| e.to_string())
         })?;
@@ -357,6 +371,25 @@ fn with_hover_layer(svg: &str, points: &[HoverPoint]) -> String {
         layer.push_str(&format!(
             "<circle class=\"gs-pt\" cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"transparent\" data-v=\"{text}\"><title>{text}</title></circle>\n",
             p.px, p.py
+        ));
+    }
+    layer.push_str("</g>\n");
+    format!("{}{layer}{}", &svg[..end], &svg[end..])
+}
+
+/// The SVG with every panel's plot area as an invisible
+/// `<rect class="gs-plot">`: where the data are, so that a reader of the
+/// file (and the tests, which check that no legend text lies inside one)
+/// need not infer it from tick marks.
+fn with_plot_areas(svg: &str, rects: &[PlotRect]) -> String {
+    let Some(end) = svg.rfind("</svg>") else {
+        return svg.to_owned();
+    };
+    let mut layer = String::from("<g class=\"gs-plot-areas\">\n");
+    for r in rects {
+        layer.push_str(&format!(
+            "<rect class=\"gs-plot\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"none\" pointer-events=\"none\"/>\n",
+            r.x, r.y, r.w, r.h
         ));
     }
     layer.push_str("</g>\n");
@@ -466,8 +499,6 @@ pub(crate) const AXIS_DESC_SIZE: f64 = 17.0;
 pub(crate) const TICK_SIZE: f64 = 16.0;
 const LEGEND_SIZE: f64 = 15.0;
 const LINE_WIDTH: u32 = 2;
-const LEGEND_MARGIN: i32 = 8;
-const LEGEND_GLYPH: i32 = 26;
 const GREY: RGBColor = RGBColor(90, 90, 90);
 /// Size of the ▼ drawn for an exact zero, and the rise between the rows of
 /// ▼ of differently coloured series (so that two series both 0 at the same
@@ -475,111 +506,12 @@ const GREY: RGBColor = RGBColor(90, 90, 90);
 const ZERO_HALF_WIDTH: i32 = 4;
 const ZERO_HEIGHT: i32 = 7;
 const ZERO_ROW: i32 = 8;
-
-fn draw_figure<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    fig: &Figure,
-    style: &Style,
-    hover: &mut Vec<HoverPoint>,
-) -> Result<(), String> {
-    // One line per `\n` of the subtitle, then the zero note.
-    let mut notes: Vec<&str> = fig.subtitle.iter().flat_map(|s| s.lines()).collect();
-    if fig.has_floor_zeros() {
-        notes.push(ZERO_NOTE);
-    }
-    let body = draw_header(root, &fig.title, &notes, style)?;
-
-    // Shared extents: the same axes in every panel make the panels comparable.
-    let mut xs = Vec::new();
-    let mut ys = Vec::new();
-    for panel in &fig.panels {
-        for s in &panel.series {
-            for &(x, y) in &s.points {
-                if fig.x.scale.usable(x) && fig.y.scale.usable(y) {
-                    xs.push(x);
-                    ys.push(y);
-                } else if fig.x.scale.usable(x) && fig.y.on_floor(y) {
-                    // Drawn on the bottom edge: the y extent only keeps
-                    // that edge clear of the data.
-                    xs.push(x);
-                    ys.push(y);
-                }
-            }
-        }
-        for b in &panel.error_bars {
-            if fig.x.scale.usable(b.x) {
-                ys.extend([b.lo, b.hi]);
-            }
-        }
-    }
-    if let Some(t) = &fig.x.ticks {
-        xs.extend(t.iter().copied());
-    }
-    let xr = axis_extent(&fig.x, &xs);
-    let yr = axis_extent(&fig.y, &ys);
-
-    let n = fig.panels.len().max(1);
-    let areas = match fig.layout {
-        Layout::Row => body.split_evenly(row_grid(n)),
-        Layout::Column => body.split_evenly((n, 1)),
-    };
-    // No variant at all: one empty frame, so the file still says why.
-    let placeholder = [Panel {
-        empty_reason: Some("the results directory has no runs".to_owned()),
-        ..Panel::new("")
-    }];
-    let panels = if fig.panels.is_empty() {
-        &placeholder[..]
-    } else {
-        &fig.panels[..]
-    };
-    for (area, panel) in areas.iter().zip(panels) {
-        draw_panel(area, fig, panel, xr, yr, style, hover)?;
-    }
-    Ok(())
-}
-
-/// Fills `root` white and draws a chart's title and its note lines,
-/// centred; returns the area below them.
-pub(crate) fn draw_header<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    notes: &[&str],
-    style: &Style,
-) -> Result<DrawingArea<DB, Shift>, String> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(err)?;
-    let (w, _) = root.dim_in_pixel();
-    let (title_h, note_h) = (style.px_u32(36), style.px_u32(22));
-    let header = title_h + note_h * u32::try_from(notes.len()).unwrap_or(0);
-    let (top, body) = root.split_vertically(header);
-    let centre = i32::try_from(w / 2).unwrap_or(0);
-    top.draw(&Text::new(
-        title.to_owned(),
-        (centre, 8),
-        (FONT, style.px(TITLE_SIZE))
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(err)?;
-    for (line, note) in (0..).zip(notes) {
-        top.draw(&Text::new(
-            (*note).to_owned(),
-            (centre, (title_h + (note_h - 2) * line) as i32),
-            (FONT, style.px(SUBTITLE_SIZE))
-                .into_font()
-                .color(&GREY)
-                .pos(Pos::new(HPos::Center, VPos::Top)),
-        ))
-        .map_err(err)?;
-    }
-    Ok(body)
-}
+/// A diverged run's mark, and its text size at font scale 1.
+pub(crate) const CROSS: &str = "✕";
+pub(crate) const CROSS_SIZE: f64 = 18.0;
 
 #[cfg(test)]
 mod tests {
-    use super::panel::legend_position;
     use super::*;
 
     #[test]
@@ -601,28 +533,5 @@ mod tests {
                 vec![(5.0, 0.0)]
             ]
         );
-    }
-
-    #[test]
-    fn legend_avoids_drawn_lines() {
-        let range = ((0.0, 1.0), (0.0, 1.0));
-        // A line along the top: the legend goes to a lower corner.
-        let top: Vec<(f64, f64)> = (0..=100).map(|i| (f64::from(i) / 100.0, 0.98)).collect();
-        let (_, y) = legend_position(&top, range, (100, 60), (500, 400));
-        assert!(y > 200, "legend at y={y} covers the top line");
-        // Lines at top, middle and bottom: the legend sits between them.
-        let three: Vec<(f64, f64)> = [0.02, 0.5, 0.98]
-            .iter()
-            .flat_map(|&y| (0..=100).map(move |i| (f64::from(i) / 100.0, y)))
-            .collect();
-        let (_, y) = legend_position(&three, range, (100, 60), (500, 400));
-        let (ytop, ybottom) = (f64::from(y), f64::from(y + 60));
-        for line_y in [0.02, 0.5, 0.98] {
-            let py = (1.0 - line_y) * 400.0;
-            assert!(
-                py < ytop || py > ybottom,
-                "legend {ytop}..{ybottom} covers {py}"
-            );
-        }
     }
 }

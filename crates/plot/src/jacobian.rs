@@ -112,6 +112,7 @@ pub(crate) fn spectrum_panels(lines: &[SpectrumLine]) -> Vec<Panel> {
                 });
                 if !points.is_empty() {
                     panel.series.push(Series {
+                        diverged: false,
                         points,
                         color,
                         dashed,

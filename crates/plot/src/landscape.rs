@@ -636,6 +636,7 @@ fn slice_figure(panels: &[LandscapePanel], title: &str, subtitle: &str) -> Figur
         });
         if shown {
             panel.series.push(Series {
+                diverged: false,
                 points,
                 color,
                 dashed: false,

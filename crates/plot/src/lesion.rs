@@ -79,6 +79,7 @@ fn per_depth(
                 ));
                 if !pts.is_empty() {
                     panel.series.push(Series {
+                        diverged: false,
                         points: pts,
                         color,
                         dashed: false,
@@ -179,6 +180,7 @@ fn path_panels(runs: &[RunLesions]) -> Vec<Panel> {
             ));
             if !points.is_empty() {
                 panel.series.push(Series {
+                    diverged: false,
                     points,
                     color,
                     dashed,

@@ -29,6 +29,13 @@
 //!   each run labelled by its folder (`gradscope compare`).
 //! - [`PlotError`] is the one error type; it names the file at fault.
 //!
+//! Every line chart is a grid of panels, at most three columns (a row per
+//! compared folder or swept value, a column per variant), each legend in a
+//! strip beside its plot; [`Style`] sets the size, the font scale (which
+//! every margin, title and legend follows) and [`YScale`], shared or
+//! per-panel y ranges. A diverged run never sets a shared range, and is
+//! marked ✕ with the step it diverged at.
+//!
 //! Empty data never fail a chart: a panel with nothing drawable says
 //! "no data" (and why), and [`Rendered::has_data`] reports it, so the
 //! sixteen files always exist. Values a log axis cannot show (zero, negative, NaN,
@@ -69,7 +76,7 @@ pub use charts::{
 };
 pub use cost::{cost_vs_time, CostPoint, COST_VS_TIME};
 pub use error::PlotError;
-pub use figure::{Rendered, Style};
+pub use figure::{Rendered, Style, YScale};
 pub use heatmap::{gradient_heatmap, GRADIENT_HEATMAP};
 pub use jacobian::{log_density, render_jacobian, JACOBIAN_SPECTRUM};
 pub use landscape::{

@@ -40,6 +40,11 @@ pub struct RunData {
     pub gradients: Option<Vec<GradientRow>>,
     /// Rows of `runs/RUN/activations.csv`, if the file exists.
     pub activations: Option<Vec<ActivationRow>>,
+    /// `runs/RUN/run.json`'s `diverged_at_step`: the step whose loss or
+    /// probed gradient was first non-finite, which the charts name beside
+    /// a diverged run's ✕. `None` for a run that did not diverge or whose
+    /// record does not say.
+    pub diverged_at_step: Option<u64>,
 }
 
 /// A loaded results directory: every run of `summary.csv`, in its order.
@@ -84,6 +89,7 @@ impl ResultsDir {
             }
             let dir = root.join(RUNS_DIR).join(&row.run);
             runs.push(RunData {
+                diverged_at_step: diverged_at_step(&dir.join(RUN_JSON)),
                 metrics: read_rows(&dir.join(METRICS_CSV))?,
                 gradients: read_rows(&dir.join(GRADIENTS_CSV))?,
                 activations: read_rows(&dir.join(ACTIVATIONS_CSV))?,
@@ -215,6 +221,14 @@ impl ResultsDir {
         out.dedup();
         out
     }
+}
+
+/// `diverged_at_step` of the `run.json` at `path`, if it reads and has one;
+/// a record that cannot be read only loses the step from the legend.
+fn diverged_at_step(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    doc.get("diverged_at_step")?.as_u64()
 }
 
 /// A run name is used as one path component; anything that could climb out

@@ -439,6 +439,7 @@ mod tests {
         .unwrap();
         RunData {
             summary,
+            diverged_at_step: None,
             metrics: Some(
                 losses
                     .iter()

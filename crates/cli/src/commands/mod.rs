@@ -47,9 +47,24 @@ pub(crate) struct StyleArgs {
     /// Height of every chart in pixels (200 to 10000).
     #[arg(long, value_name = "PX")]
     height: Option<u32>,
-    /// Multiplies every text size, e.g. 1.5 for a large room (0.25 to 5).
+    /// Multiplies every text size, e.g. 1.5 for a large room (0.25 to 5);
+    /// margins, titles and legends grow with it.
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     font_scale: f64,
+    /// Whether the panels of a chart share one y range (`shared`) or each
+    /// has its own (`panel`); `auto` shares it unless the panels of a log
+    /// axis differ by many decades. A diverged run never sets a shared
+    /// range.
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = YScaleArg::Auto)]
+    y_scale: YScaleArg,
+}
+
+/// `--y-scale`'s values.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum YScaleArg {
+    Auto,
+    Shared,
+    Panel,
 }
 
 impl StyleArgs {
@@ -67,6 +82,11 @@ impl StyleArgs {
             width: self.width,
             height: self.height,
             font_scale: self.font_scale,
+            y_scale: match self.y_scale {
+                YScaleArg::Auto => gradscope_plot::YScale::Auto,
+                YScaleArg::Shared => gradscope_plot::YScale::Shared,
+                YScaleArg::Panel => gradscope_plot::YScale::Panel,
+            },
         })
     }
 }

@@ -4,10 +4,12 @@ use std::path::Path;
 
 use crate::axis::{Axis, Bounds, Scale};
 use crate::error::PlotError;
-use crate::figure::{ErrorBar, Figure, Layout, LegendEntry, Marker, Panel, Rendered, Series};
+use crate::figure::{
+    Cross, ErrorBar, Figure, Layout, LegendEntry, Marker, Panel, Rendered, Series,
+};
 use crate::read::{ResultsDir, RunData, SummaryRow};
 
-use super::{categorical, depth_axis, labelled, spread, status_note, ERROR_VS_DEPTH};
+use super::{categorical, depth_axis, labelled, run_note, spread, ERROR_VS_DEPTH};
 
 const LABEL_FINAL_RECON: &str = "final relative reconstruction error";
 
@@ -46,6 +48,7 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
     let depths = results.depths();
     let mut panel = Panel::new("");
     let mut several_seeds = false;
+    let mut any_diverged = false;
     for (vi, variant) in results.groups().into_iter().enumerate() {
         let color = categorical(vi);
         let runs: Vec<&RunData> = results
@@ -53,7 +56,17 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
             .iter()
             .filter(|r| r.summary.group() == variant)
             .collect();
-        let note = status_note(runs.iter().map(|r| r.summary.status.as_str()));
+        let note = run_note(&runs);
+        // Depths at which every run diverged: no trained error to draw, so
+        // the lines break there and a ✕ on the top edge says why.
+        let diverged: Vec<u32> = depths
+            .iter()
+            .copied()
+            .filter(|&d| {
+                let at: Vec<&&RunData> = runs.iter().filter(|r| r.summary.depth == d).collect();
+                !at.is_empty() && at.iter().all(|r| r.summary.is_diverged())
+            })
+            .collect();
         for split in SPLITS {
             let SplitStyle {
                 name: split,
@@ -64,7 +77,15 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
             } = split;
             let mut points = Vec::new();
             for &depth in &depths {
-                let at_depth = runs.iter().filter(|r| r.summary.depth == depth);
+                if diverged.contains(&depth) {
+                    points.push((f64::from(depth), f64::NAN));
+                    continue;
+                }
+                // A diverged seed's "final" error is not a trained net's:
+                // the mean is over the others, and the legend counts it.
+                let at_depth = runs
+                    .iter()
+                    .filter(|r| r.summary.depth == depth && !r.summary.is_diverged());
                 if let Some((m, lo, hi, n)) = spread(at_depth.map(|r| value(&r.summary))) {
                     points.push((f64::from(depth), m));
                     if n > 1 {
@@ -79,10 +100,11 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
                     }
                 }
             }
-            if points.is_empty() {
+            if !points.iter().any(|p| p.1.is_finite()) {
                 continue;
             }
             panel.series.push(Series {
+                diverged: false,
                 points,
                 color,
                 dashed,
@@ -99,6 +121,25 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
                 color,
                 dashed,
                 marker: Some(marker),
+            });
+        }
+        for &depth in &diverged {
+            let at: Vec<&RunData> = runs
+                .iter()
+                .copied()
+                .filter(|r| r.summary.depth == depth)
+                .collect();
+            any_diverged = true;
+            panel.crosses.push(Cross {
+                x: f64::from(depth),
+                y: None,
+                color,
+            });
+            panel.legend.push(LegendEntry {
+                label: format!("{variant} d{depth}{}", run_note(&at)),
+                color,
+                dashed: false,
+                marker: Some(Marker::Cross),
             });
         }
     }
@@ -124,12 +165,19 @@ pub(crate) fn error_vs_depth_figure(results: &ResultsDir) -> Figure {
         } else {
             "Final error vs depth".to_owned()
         },
-        subtitle: Some(if several_seeds {
-            "full pass after the last step; mean over seeds, bars span min–max; dashed = test"
-                .to_owned()
-        } else {
-            "full pass after the last step; solid = train, dashed = test".to_owned()
-        }),
+        subtitle: Some(format!(
+            "{}{}",
+            if several_seeds {
+                "full pass after the last step; mean over seeds that did not diverge, bars span min–max; dashed = test"
+            } else {
+                "full pass after the last step; solid = train, dashed = test"
+            },
+            if any_diverged {
+                "; ✕ = every run at that depth diverged"
+            } else {
+                ""
+            }
+        )),
         x,
         y,
         panels: vec![panel],

@@ -167,6 +167,7 @@ pub(crate) fn forward_signal_figure(results: &ResultsDir) -> Figure {
             let color = depth_color(i, depths.len());
             let x = |l: usize| l as f64;
             q_panel.series.push(Series {
+                diverged: false,
                 points: (0..)
                     .zip(&signal)
                     .map(|(l, s)| (x(l), positive(s.0)))
@@ -176,6 +177,7 @@ pub(crate) fn forward_signal_figure(results: &ResultsDir) -> Figure {
                 marker: None,
             });
             c_panel.series.push(Series {
+                diverged: false,
                 points: (0..)
                     .zip(&signal)
                     .map(|(l, s)| (x(l), positive(s.1.map(|c| 1.0 - c))))
@@ -192,6 +194,7 @@ pub(crate) fn forward_signal_figure(results: &ResultsDir) -> Figure {
                 theory_drawn = true;
                 for (panel, pick) in [(&mut q_panel, 0), (&mut c_panel, 1)] {
                     panel.series.push(Series {
+                        diverged: false,
                         points: (0..)
                             .zip(t)
                             .map(|(l, p)| (x(l), positive(Some(if pick == 0 { p.0 } else { p.1 }))))

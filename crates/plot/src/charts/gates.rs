@@ -101,6 +101,7 @@ pub(crate) fn gates_figure(results: &ResultsDir) -> Figure {
                 let i = GATE_NAMES.iter().position(|(g, _)| *g == gate).unwrap_or(0);
                 let color = categorical(i);
                 panel.series.push(Series {
+                    diverged: false,
                     points,
                     color,
                     dashed,

@@ -8,14 +8,14 @@ use plotters::style::RGBColor;
 
 use crate::axis::{Axis, Scale};
 use crate::error::PlotError;
-use crate::figure::{Figure, Layout, LegendEntry, Marker, Panel, Rendered, Series};
+use crate::figure::{Figure, LegendEntry, Marker, Panel, Rendered, Series};
 use crate::read::{ResultsDir, RunData};
 
 use super::gradients::{
     gradient_axis, gradient_series_kind, output_grads, probed_run, profile_label, trunk_kind,
     ALL_ZERO,
 };
-use super::{depth_color, labelled, seed_word, status_note, GRADIENT_PROFILE, LABEL_BLOCK};
+use super::{depth_color, labelled, run_note, seed_word, GRADIENT_PROFILE, LABEL_BLOCK};
 
 /// The legend's key to solid and dashed lines: grey, the colour of no line.
 const STYLE_KEY: RGBColor = RGBColor(90, 90, 90);
@@ -53,12 +53,13 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
     let depths = results.depths();
     let mut first_steps: Vec<u64> = Vec::new();
     let mut last_steps: Vec<u64> = Vec::new();
-    let mut panels: Vec<Panel> = results
-        .groups()
+    let (groups, layout) = super::group_grid(results);
+    let mut panels: Vec<Panel> = groups
         .into_iter()
         .map(|variant| {
             let mut panel = Panel::new(variant.as_str());
             let mut theory_drawn = false;
+            let mut theory_on_measured = true;
             for (i, &depth) in depths.iter().enumerate() {
                 let Some(run) = probed_run(results, &variant, depth) else {
                     continue;
@@ -75,6 +76,12 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                 };
                 let mut any = false;
                 let mut all_zero = true;
+                let theory = theory_series(run, at_first);
+                // Theory drawn through the very points of step 0 hides
+                // them: step 0 gets dots, and the legend says so.
+                let coincides = theory
+                    .as_ref()
+                    .is_some_and(|t| coincides(&t.points, at_first));
                 for (points, dashed) in [(line(at_first), false), (line(at_last), true)] {
                     if dashed && last == first {
                         continue;
@@ -85,15 +92,17 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                     any = true;
                     all_zero &= zero_only;
                     panel.series.push(Series {
+                        diverged: run.summary.is_diverged(),
                         points,
                         color,
                         dashed,
-                        marker: None,
+                        marker: (coincides && !dashed).then_some(Marker::Circle),
                     });
                 }
-                if let Some(theory) = theory_series(run, at_first) {
+                if let Some(theory) = theory {
                     panel.series.push(theory);
                     theory_drawn = true;
+                    theory_on_measured &= coincides;
                 }
                 if any {
                     first_steps.push(first);
@@ -101,7 +110,7 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
                     panel.legend.push(LegendEntry {
                         label: format!(
                             "d{depth}{}{}",
-                            status_note([run.summary.status.as_str()]),
+                            run_note(&[run]),
                             if all_zero { ALL_ZERO } else { "" }
                         ),
                         color,
@@ -112,7 +121,11 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
             }
             if theory_drawn {
                 panel.legend.push(LegendEntry {
-                    label: "theory (mean field, at init)".to_owned(),
+                    label: if theory_on_measured {
+                        "theory (mean field, at init): on step 0's dots".to_owned()
+                    } else {
+                        "theory (mean field, at init)".to_owned()
+                    },
                     color: THEORY_COLOR,
                     dashed: true,
                     marker: None,
@@ -147,7 +160,7 @@ pub(crate) fn gradient_profile_figure(results: &ResultsDir) -> Figure {
         x,
         y: gradient_axis(),
         panels,
-        layout: Layout::Row,
+        layout,
     }
 }
 
@@ -171,11 +184,24 @@ fn theory_series(run: &RunData, at_first: &BTreeMap<usize, f64>) -> Option<Serie
         .map(|&p| (p as f64, y_top * 10f64.powf(-decay * (top - p) as f64)))
         .collect();
     Some(Series {
+        diverged: false,
         points,
         color: THEORY_COLOR,
         dashed: true,
         marker: None,
     })
+}
+
+/// Whether a theory line lies on the measured points it was drawn through:
+/// within a twentieth of a decade at every trunk position, where the two
+/// lines would be drawn as one.
+fn coincides(theory: &[(f64, f64)], measured: &BTreeMap<usize, f64>) -> bool {
+    let close = |&(x, t): &(f64, f64)| {
+        measured
+            .get(&(x as usize))
+            .is_some_and(|&m| m > 0.0 && t > 0.0 && (m.log10() - t.log10()).abs() < 0.05)
+    };
+    !theory.is_empty() && theory.iter().all(close)
 }
 
 /// Which steps solid and dashed mean, said once per panel in the legend; a

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use crate::axis::{Axis, Scale};
 use crate::error::PlotError;
-use crate::figure::{Figure, Layout, LegendEntry, Marker, Panel, Rendered, Series};
+use crate::figure::{Figure, LegendEntry, Marker, Panel, Rendered, Series};
 use crate::read::ResultsDir;
 
 use super::gradients::{
     deepest_probed_depth, gradient_axis, gradient_series_kind, output_grads, probed_run,
     profile_label, ALL_ZERO,
 };
-use super::{categorical, labelled, seed_word, status_note, GRADIENT_VS_STEP, LABEL_BLOCK};
+use super::{categorical, labelled, run_note, seed_word, GRADIENT_VS_STEP, LABEL_BLOCK};
 
 const LABEL_STEP_LOG: &str = "training step + 1 (log scale)";
 
@@ -37,8 +37,8 @@ pub(crate) fn three_layers(layers: &[usize]) -> Vec<(usize, &'static str)> {
 /// middle and last layer of the deepest net.
 pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
     let depth = deepest_probed_depth(results);
-    let panels = results
-        .groups()
+    let (groups, layout) = super::group_grid(results);
+    let panels = groups
         .into_iter()
         .map(|variant| {
             let run = depth.and_then(|d| probed_run(results, &variant, d));
@@ -53,7 +53,7 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
             let mut panel = Panel::new(format!(
                 "{variant}, seed {}{}",
                 run.summary.seed,
-                status_note([run.summary.status.as_str()])
+                run_note(&[run])
             ));
             let grads = output_grads(run);
             let mut layers: Vec<usize> = grads.values().flat_map(|m| m.keys().copied()).collect();
@@ -71,6 +71,7 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
                 };
                 let color = categorical(i);
                 panel.series.push(Series {
+                    diverged: run.summary.is_diverged(),
                     points,
                     color,
                     dashed: false,
@@ -109,7 +110,7 @@ pub(crate) fn gradient_vs_step_figure(results: &ResultsDir) -> Figure {
         x,
         y: gradient_axis(),
         panels,
-        layout: Layout::Row,
+        layout,
     }
 }
 

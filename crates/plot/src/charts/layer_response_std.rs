@@ -10,7 +10,7 @@ use crate::figure::{Figure, Layout, LegendEntry, Marker, Panel, Rendered, Series
 use crate::read::{ResultsDir, RunData};
 
 use super::{
-    depth_color, labelled, response_run, response_words, seed_word, status_note, LAYER_RESPONSE_STD,
+    depth_color, labelled, response_run, response_words, run_note, seed_word, LAYER_RESPONSE_STD,
 };
 
 const LABEL_RESPONSE_STD: &str = "std of layer response";
@@ -96,16 +96,14 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
                 continue;
             };
             let color = depth_color(i, depths.len());
-            let mut label = format!(
-                "{variant} d{depth}{}",
-                status_note([run.summary.status.as_str()])
-            );
+            let mut label = format!("{variant} d{depth}{}", run_note(&[run]));
             let nothing = stds.sorted.is_empty();
             if nothing {
                 label.push_str(&format!(" — no finite std at step {}", stds.step));
             } else {
                 steps.push(stds.step);
                 top.series.push(Series {
+                    diverged: run.summary.is_diverged(),
                     // Counted from 0 on the input side, as every chart.
                     points: (0u32..)
                         .zip(&stds.forward)
@@ -116,6 +114,7 @@ pub(crate) fn layer_response_std_figure(results: &ResultsDir) -> Figure {
                     marker: None,
                 });
                 bottom.series.push(Series {
+                    diverged: run.summary.is_diverged(),
                     points: (0u32..)
                         .zip(&stds.sorted)
                         .map(|(x, &v)| (f64::from(x), v))

@@ -21,8 +21,8 @@ use plotters::style::RGBColor;
 
 use crate::axis::{Axis, Scale};
 use crate::error::PlotError;
-use crate::figure::{Figure, Rendered};
-use crate::read::{ResultsDir, RunData, STATUS_COMPLETED};
+use crate::figure::{Figure, Layout, Rendered};
+use crate::read::{ResultsDir, RunData, STATUS_COMPLETED, STATUS_DIVERGED};
 
 mod error_vs_depth;
 mod forward_signal;
@@ -199,6 +199,73 @@ pub(crate) fn status_note<'a>(statuses: impl IntoIterator<Item = &'a str>) -> St
         })
         .collect();
     format!(" ({})", parts.join(", "))
+}
+
+/// The groups in the order their panels are drawn, and the layout that
+/// puts them in a grid: one row per folder or swept value (the group
+/// without its variant), one column per variant, so that a folder's
+/// plain/residual pair stays on one row. Groups that do not fill such a
+/// grid (a variant missing from some row, more than three variants) keep
+/// the order of `summary.csv` and wrap as a row does.
+pub(crate) fn group_grid(results: &ResultsDir) -> (Vec<String>, Layout) {
+    let mut rows: Vec<String> = Vec::new();
+    let mut cols: Vec<String> = Vec::new();
+    let mut cells: Vec<(usize, usize, String)> = Vec::new();
+    for run in &results.runs {
+        let group = run.summary.group();
+        if cells.iter().any(|c| c.2 == group) {
+            continue;
+        }
+        let mut rest = run.summary.clone();
+        rest.variant.clear();
+        let row = rest.group();
+        let col = run.summary.variant.clone();
+        let index = |list: &mut Vec<String>, key: String| {
+            list.iter().position(|k| *k == key).unwrap_or_else(|| {
+                list.push(key);
+                list.len() - 1
+            })
+        };
+        let (r, c) = (index(&mut rows, row), index(&mut cols, col));
+        cells.push((r, c, group));
+    }
+    let full = cells.len() == rows.len() * cols.len();
+    if rows.len() < 2 || cols.len() > crate::figure::MAX_COLUMNS || !full {
+        return (results.groups(), Layout::Row);
+    }
+    cells.sort_by_key(|c| (c.0, c.1));
+    (
+        cells.into_iter().map(|c| c.2).collect(),
+        Layout::Grid { cols: cols.len() },
+    )
+}
+
+/// [`status_note`] for runs, with the step where they diverged, as
+/// `run.json` records it: " (diverged at step 40)", " (1/2 diverged at
+/// step 40)", " (diverged at steps 3–7)"; just "diverged" where no record
+/// says.
+pub(crate) fn run_note(runs: &[&RunData]) -> String {
+    let note = status_note(runs.iter().map(|r| r.summary.status.as_str()));
+    match diverged_steps(runs) {
+        Some(steps) => note.replacen(STATUS_DIVERGED, &format!("{STATUS_DIVERGED} at {steps}"), 1),
+        None => note,
+    }
+}
+
+/// "step 40" or "steps 3–7": where the diverged ones of `runs` diverged;
+/// `None` when none diverged or none says where.
+pub(crate) fn diverged_steps(runs: &[&RunData]) -> Option<String> {
+    let steps: Vec<u64> = runs
+        .iter()
+        .filter(|r| r.summary.is_diverged())
+        .filter_map(|r| r.diverged_at_step)
+        .collect();
+    let (lo, hi) = (steps.iter().min()?, steps.iter().max()?);
+    Some(if lo == hi {
+        format!("step {lo}")
+    } else {
+        format!("steps {lo}–{hi}")
+    })
 }
 
 fn runs_of<'a>(results: &'a ResultsDir, variant: &str, depth: u32) -> Vec<&'a RunData> {

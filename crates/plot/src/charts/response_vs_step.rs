@@ -7,11 +7,11 @@ use std::path::Path;
 
 use crate::axis::{Axis, Bounds, Scale};
 use crate::error::PlotError;
-use crate::figure::{drawable, Figure, Layout, LegendEntry, Panel, Rendered, Series};
+use crate::figure::{drawable, Figure, LegendEntry, Panel, Rendered, Series};
 use crate::read::ResultsDir;
 
 use super::{
-    depth_color, labelled, response_run, response_words, seed_word, status_note,
+    depth_color, labelled, response_run, response_words, run_note, seed_word,
     ACTIVATION_MEAN_VS_STEP, LABEL_STEP, SATURATION_VS_STEP,
 };
 
@@ -89,8 +89,8 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
     let relu = results.activation() == "relu";
     let conv = results.family().is_some_and(|f| f != "mlp");
     let mut thinned = false;
-    let panels = results
-        .groups()
+    let (groups, layout) = super::group_grid(results);
+    let panels = groups
         .into_iter()
         .map(|variant| {
             let Some(run) = depth.and_then(|d| response_run(results, &variant, d)) else {
@@ -101,7 +101,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
             let mut panel = Panel::new(format!(
                 "{variant}, seed {}{}",
                 run.summary.seed,
-                status_note([run.summary.status.as_str()])
+                run_note(&[run])
             ));
             let mut by_layer: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
             // Gates have their own chart (`gates`), attention heads their
@@ -129,6 +129,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
                 let position = layers.iter().position(|&l| l == layer).unwrap_or(0);
                 let color = depth_color(position, layers.len());
                 panel.series.push(Series {
+                    diverged: run.summary.is_diverged(),
                     points,
                     color,
                     dashed: false,
@@ -201,7 +202,7 @@ pub(crate) fn response_figure(results: &ResultsDir, stat: ResponseStat) -> Figur
         x,
         y,
         panels,
-        layout: Layout::Row,
+        layout,
     }
 }
 

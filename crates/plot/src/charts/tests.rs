@@ -53,6 +53,7 @@ fn run(variant: &str, depth: u32, seed: u64, status: &str) -> RunData {
         metrics: None,
         gradients: None,
         activations: None,
+        diverged_at_step: None,
     }
 }
 
@@ -213,12 +214,15 @@ fn error_vs_depth_bars_only_with_several_seeds() {
     let mut a = run("plain", 4, 0, "completed");
     a.summary.final_train_error = Some(0.2);
     a.summary.final_test_error = Some(0.3);
-    let mut b = run("plain", 4, 1, "diverged");
+    let mut b = run("plain", 4, 1, "completed");
     b.summary.final_train_error = Some(0.4);
     b.summary.final_test_error = Some(f64::NAN);
+    // A diverged seed's final error is not a trained one: not in the mean.
+    let mut c = run("plain", 4, 2, "diverged");
+    c.summary.final_train_error = Some(0.9);
     let results = ResultsDir {
         root: "r".into(),
-        runs: vec![a, b],
+        runs: vec![a, b, c],
         record: None,
         style: Default::default(),
     };
@@ -228,8 +232,46 @@ fn error_vs_depth_bars_only_with_several_seeds() {
     assert!((train.points[0].1 - 0.3).abs() < 1e-12);
     // Train has two finite seeds (a bar), test only one (no bar).
     assert_eq!(panel.error_bars.len(), 1);
-    assert_eq!(panel.legend[0].label, "plain train (1/2 diverged)");
+    assert_eq!(panel.legend[0].label, "plain train (1/3 diverged)");
     assert_eq!(panel.legend[1].label, "plain test");
+    assert!(
+        panel.crosses.is_empty(),
+        "not every run at depth 4 diverged"
+    );
+}
+
+/// Issue 37 §2: a depth at which every run diverged breaks the line (no
+/// straight segment across it) and gets a ✕ on the top edge, with a
+/// legend entry that names the step.
+#[test]
+fn error_vs_depth_breaks_at_a_diverged_depth_and_marks_it() {
+    let mut runs = Vec::new();
+    for depth in [4, 8, 16] {
+        let mut r = run("plain", depth, 0, "completed");
+        r.summary.final_train_error = Some(0.1 * f64::from(depth) / 4.0);
+        r.summary.final_test_error = Some(0.2);
+        runs.push(r);
+    }
+    runs[1].summary.status = "diverged".to_owned();
+    runs[1].diverged_at_step = Some(37);
+    let results = ResultsDir {
+        root: "r".into(),
+        runs,
+        record: None,
+        style: Default::default(),
+    };
+    let fig = error_vs_depth_figure(&results);
+    let panel = &fig.panels[0];
+    let train = &panel.series[0].points;
+    assert_eq!(train.len(), 3);
+    assert!(train[1].1.is_nan(), "the line must break at d8: {train:?}");
+    assert_eq!(panel.crosses.len(), 1);
+    assert_eq!((panel.crosses[0].x, panel.crosses[0].y), (8.0, None));
+    let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+    assert!(
+        labels.contains(&"plain d8 (diverged at step 37)"),
+        "{labels:?}"
+    );
 }
 
 fn act_rows(step: u64, stds: &[f64]) -> Vec<ActivationRow> {
@@ -453,4 +495,45 @@ fn plain_gets_theory_and_every_variant_its_panels() {
     let pi = std::f64::consts::PI;
     assert!((theory[1].1 - (1.0 - 1.0 / pi)).abs() < 1e-12, "{theory:?}");
     assert_eq!(fig.panels[2].series.len(), 1, "no theory for residual");
+}
+
+/// Issue 37 §2: where the mean-field line lies on the step-0 measurement
+/// it is drawn through (here both flat), the step-0 line gets dots and
+/// the theory's legend entry says it is on them; a theory that departs
+/// from the measurement is drawn as before.
+#[test]
+fn theory_on_step_0_is_said_and_dotted() {
+    let profile = |decay: f64| {
+        let mut r = run("plain", 6, 0, "completed");
+        let mut rows = grad_rows(6, 0);
+        rows.extend(grad_rows(6, 50));
+        r.gradients = Some(rows);
+        r.summary.grad_decay_theory = Some(decay);
+        let results = ResultsDir {
+            root: "r".into(),
+            runs: vec![r],
+            record: None,
+            style: Default::default(),
+        };
+        gradient_profile_figure(&results)
+    };
+    let fig = profile(0.0);
+    let panel = &fig.panels[0];
+    let step0 = panel.series.iter().find(|s| !s.dashed).expect("step 0");
+    assert_eq!(step0.marker, Some(Marker::Circle));
+    let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+    assert!(
+        labels.contains(&"theory (mean field, at init): on step 0's dots"),
+        "{labels:?}"
+    );
+
+    let fig = profile(0.5);
+    let panel = &fig.panels[0];
+    let step0 = panel.series.iter().find(|s| !s.dashed).expect("step 0");
+    assert_eq!(step0.marker, None);
+    let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+    assert!(
+        labels.contains(&"theory (mean field, at init)"),
+        "{labels:?}"
+    );
 }

@@ -84,6 +84,7 @@ pub(crate) fn ffn_gradient_profile_figure(results: &ResultsDir) -> Figure {
             }
             let color = depth_color(i, depths.len());
             panel.series.push(Series {
+                diverged: false,
                 points: as_points(&profile),
                 color,
                 dashed: false,
@@ -151,6 +152,7 @@ pub(crate) fn top_ffn_gradient_vs_depth_figure(results: &ResultsDir) -> Figure {
         }
         let color = categorical(i);
         panel.series.push(Series {
+            diverged: false,
             points: points.clone(),
             color,
             dashed: false,
@@ -168,6 +170,7 @@ pub(crate) fn top_ffn_gradient_vs_depth_figure(results: &ResultsDir) -> Figure {
                 .filter_map(|&(d, _)| Some((d, scaling(x, anchor, d)?)))
                 .collect();
             panel.series.push(Series {
+                diverged: false,
                 points: line,
                 color: THEORY_COLOR,
                 dashed: true,
@@ -233,6 +236,7 @@ pub(crate) fn rank_collapse_figure(results: &ResultsDir) -> Figure {
             for (step, dashed) in [(first, false), (last, true)] {
                 let profile = rank1_profile(rows, step);
                 panel.series.push(Series {
+                    diverged: false,
                     points: as_points(&profile),
                     color,
                     dashed,
@@ -337,6 +341,7 @@ mod tests {
             metrics: None,
             gradients: Some(gradients),
             activations: Some(activations),
+            diverged_at_step: None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! How one panel of a [`Figure`] is drawn: `draw_panel` and its steps, in
-//! layers from the back (axes, error bars, lines, exact zeros, then a "no
-//! data" note or the legend), and where the legend goes. Apart from
-//! `figure.rs` because it is the plotters side of a figure, while the
-//! figure's description and layout do not depend on how a panel is drawn.
+//! layers from the back (axes, error bars, lines, exact zeros, diverged
+//! runs' ✕, then a "no data" note), and the legend in its strip beside the
+//! plot. Apart from `figure.rs` because it is the plotters side of a
+//! figure, while the figure's description does not depend on how a panel
+//! is drawn.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -10,10 +11,12 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::axis::{tick_label, ticks, TickedAxis};
 
+use super::layout::PlotRect;
+use super::legend::{draw_cross, draw_legend};
 use super::{
     down_triangle, floor_xs, hover_number, panel_has_data, segments, Figure, HoverPoint, Marker,
-    Panel, Style, AXIS_DESC_SIZE, FONT, GREY, HOVER_POINTS_PER_SERIES, LEGEND_GLYPH, LEGEND_MARGIN,
-    LEGEND_SIZE, LINE_WIDTH, PANEL_TITLE_SIZE, TICK_SIZE, ZERO_HEIGHT, ZERO_ROW,
+    Panel, Style, AXIS_DESC_SIZE, CROSS_SIZE, FONT, GREY, HOVER_POINTS_PER_SERIES, LINE_WIDTH,
+    PANEL_TITLE_SIZE, TICK_SIZE, ZERO_ROW,
 };
 
 /// The chart of one panel: plotters' context over its ticked axes.
@@ -24,32 +27,100 @@ fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> S
     e.to_string()
 }
 
-/// Draws one panel, in layers from the back: axes and grid, min–max bars,
-/// lines and markers, exact zeros on the bottom edge, then either a "no
-/// data" note or the legend, placed where it covers the fewest drawn
-/// points. Records each drawn value's pixel in `hover` for the SVG.
-pub(super) fn draw_panel<'a, DB: DrawingBackend + 'a>(
-    area: &'a DrawingArea<DB, Shift>,
+/// Draws one panel into its cell `area`, in layers from the back: axes and
+/// grid, min–max bars, lines and markers, exact zeros on the bottom edge,
+/// diverged runs' ✕, then a "no data" note; its legend goes into the
+/// `strip` pixels at the cell's right, outside the plot. Records each
+/// drawn value's pixel in `hover` for the SVG; returns the plot area.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
     fig: &Figure,
     panel: &Panel,
     xr: (f64, f64),
     yr: (f64, f64),
     style: &Style,
+    strip: u32,
     hover: &mut Vec<HoverPoint>,
-) -> Result<(), String> {
-    let mut chart = panel_chart(area, fig, panel, xr, yr, style)?;
+) -> Result<PlotRect, String> {
+    let (cell_w, _) = area.dim_in_pixel();
+    let (plot_cell, strip_area) = area.split_horizontally(cell_w.saturating_sub(strip));
+    let mut chart = panel_chart(&plot_cell, fig, panel, xr, yr, style)?;
+    let plot = chart.plotting_area();
+    let (px, py) = plot.get_base_pixel();
+    let (pw, ph) = plot.dim_in_pixel();
+    let rect = PlotRect {
+        x: px,
+        y: py,
+        w: i32::try_from(pw).unwrap_or(0),
+        h: i32::try_from(ph).unwrap_or(0),
+    };
     draw_error_bars(&mut chart, fig, panel, xr)?;
-    record_hover(&chart, fig, panel, hover);
-    let mut drawn_points = draw_lines(&mut chart, fig, panel)?;
-    drawn_points.extend(draw_zeros(&mut chart, fig, panel, yr)?);
-    if !panel_has_data(panel, fig) {
-        return draw_no_data(&mut chart, panel, xr, yr);
+    record_hover(&chart, fig, panel, yr, hover);
+    draw_lines(&mut chart, fig, panel, yr)?;
+    draw_zeros(&mut chart, fig, panel, yr)?;
+    draw_crosses(&chart, fig, panel, yr, style)?;
+    if !panel_has_data(panel, fig) && panel.crosses.is_empty() {
+        draw_no_data(&mut chart, panel, xr, yr, style)?;
     }
-    if panel.legend.is_empty() {
-        return Ok(());
+    if !panel.legend.is_empty() && strip > 0 {
+        let top = py - strip_area.get_base_pixel().1;
+        draw_legend(&strip_area, &panel.legend, top, style)?;
     }
-    add_legend_entries(&mut chart, panel)?;
-    draw_legend(&mut chart, panel, &drawn_points, (xr, yr), style)
+    Ok(rect)
+}
+
+/// `points` with every value outside the y range `yr` (drawing units) made
+/// NaN, so that the line breaks there: only a diverged series, left out of
+/// a shared range, has such values, and plotters would draw them over the
+/// neighbouring panels.
+fn clipped(points: &[(f64, f64)], fig: &Figure, yr: (f64, f64)) -> Vec<(f64, f64)> {
+    let slack = (yr.1 - yr.0).abs() * 1e-9;
+    points
+        .iter()
+        .map(|&(x, y)| {
+            if fig.y.scale.usable(y) {
+                let v = fig.y.scale.to_plot(y);
+                if v < yr.0 - slack || v > yr.1 + slack {
+                    return (x, f64::NAN);
+                }
+            }
+            (x, y)
+        })
+        .collect()
+}
+
+/// Each ✕ at its value, or on the top edge when it has none or its value
+/// lies outside the range.
+fn draw_crosses<'a, DB: DrawingBackend + 'a>(
+    chart: &PanelChart<'a, DB>,
+    fig: &Figure,
+    panel: &Panel,
+    yr: (f64, f64),
+    style: &Style,
+) -> Result<(), String> {
+    let area = chart.plotting_area().strip_coord_spec();
+    let (bx, by) = area.get_base_pixel();
+    // Two variants diverged at the same depth: their ✕ side by side, not
+    // one over the other.
+    let mut placed: Vec<(i32, i32)> = Vec::new();
+    let step = (style.px(CROSS_SIZE) * 0.8).round() as i32;
+    for c in &panel.crosses {
+        if !fig.x.scale.usable(c.x) {
+            continue;
+        }
+        let y =
+            c.y.filter(|&y| fig.y.scale.usable(y))
+                .map(|y| fig.y.scale.to_plot(y))
+                .filter(|v| (yr.0..=yr.1).contains(v))
+                .unwrap_or(yr.1);
+        let (px, py) = chart.backend_coord(&(fig.x.scale.to_plot(c.x), y));
+        let k = i32::try_from(placed.iter().filter(|&&p| p == (px, py)).count()).unwrap_or(0);
+        placed.push((px, py));
+        let shift = (k + 1) / 2 * step * if k % 2 == 1 { 1 } else { -1 };
+        draw_cross(&area, (px - bx + shift, py - by), c.color, style).map_err(draw_err)?;
+    }
+    Ok(())
 }
 
 /// The panel's axes, tick labels and grid, drawn; the chart to draw into.
@@ -64,12 +135,28 @@ fn panel_chart<'a, DB: DrawingBackend + 'a>(
     let err = draw_err::<DB::ErrorType>;
     let xt = ticks(&fig.x, xr.0, xr.1);
     let yt = ticks(&fig.y, yr.0, yr.1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(panel.title.as_str(), (FONT, style.px(PANEL_TITLE_SIZE)))
-        .margin(8)
-        .margin_right(22)
-        // Room for the tick labels and the axis description, which grow
-        // with the text.
+    // The title in a band of its own, not plotters' caption, whose gap
+    // below the text is at most 5 px whatever the font: the top tick
+    // label, centred on the plot's top edge, ran into it.
+    let (band, area) = area.split_vertically(style.px_u32(8 + 30));
+    let (w, _) = band.dim_in_pixel();
+    band.draw(&Text::new(
+        panel.title.clone(),
+        (i32::try_from(w / 2).unwrap_or(0), style.px_u32(8) as i32),
+        (FONT, style.px(PANEL_TITLE_SIZE))
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(err)?;
+    let mut chart = ChartBuilder::on(&area)
+        // Every margin grows with the text: the top one keeps the top tick
+        // label clear of the title band, the right one the last x tick
+        // label clear of the legend strip.
+        .margin(style.px_u32(8))
+        .margin_top(style.px_u32(16))
+        .margin_right(style.px_u32(24))
+        // Room for the tick labels and the axis description.
         .x_label_area_size(style.px_u32(56))
         .y_label_area_size(style.px_u32(92))
         .build_cartesian_2d(TickedAxis::new(xr, &xt), TickedAxis::new(yr, &yt))
@@ -132,6 +219,7 @@ fn record_hover<'a, DB: DrawingBackend + 'a>(
     chart: &PanelChart<'a, DB>,
     fig: &Figure,
     panel: &Panel,
+    yr: (f64, f64),
     hover: &mut Vec<HoverPoint>,
 ) {
     let (xscale, yscale) = (fig.x.scale, fig.y.scale);
@@ -144,10 +232,8 @@ fn record_hover<'a, DB: DrawingBackend + 'a>(
             .find(|l| l.color == s.color && l.dashed == s.dashed)
             .or_else(|| panel.legend.iter().find(|l| l.color == s.color))
             .map_or(panel.title.as_str(), |l| l.label.as_str());
-        let usable: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .copied()
+        let usable: Vec<(f64, f64)> = clipped(&s.points, fig, yr)
+            .into_iter()
             .filter(|&(x, y)| xscale.usable(x) && yscale.usable(y))
             .collect();
         let every = usable.len().div_ceil(HOVER_POINTS_PER_SERIES).max(1);
@@ -176,19 +262,19 @@ fn record_hover<'a, DB: DrawingBackend + 'a>(
     }
 }
 
-/// Every series' lines (broken where a value is unusable) and markers; the
-/// points they cover, for placing the legend.
+/// Every series' lines (broken where a value is unusable or out of range)
+/// and markers.
 fn draw_lines<'a, DB: DrawingBackend + 'a>(
     chart: &mut PanelChart<'a, DB>,
     fig: &Figure,
     panel: &Panel,
-) -> Result<Vec<(f64, f64)>, String> {
+    yr: (f64, f64),
+) -> Result<(), String> {
     let err = draw_err::<DB::ErrorType>;
     let (xscale, yscale) = (fig.x.scale, fig.y.scale);
-    let mut drawn_points: Vec<(f64, f64)> = Vec::new();
     for s in &panel.series {
         let style = ShapeStyle::from(s.color).stroke_width(LINE_WIDTH);
-        for seg in segments(&s.points, xscale, yscale) {
+        for seg in segments(&clipped(&s.points, fig, yr), xscale, yscale) {
             if seg.len() >= 2 {
                 if s.dashed {
                     chart
@@ -213,22 +299,19 @@ fn draw_lines<'a, DB: DrawingBackend + 'a>(
                         .map_err(err)?;
                 }
             }
-            drawn_points.extend(interpolate(&seg));
         }
     }
-    Ok(drawn_points)
+    Ok(())
 }
 
-/// Exact zeros: ▼ with its tip on the bottom edge, one row per colour; the
-/// points they cover.
+/// Exact zeros: ▼ with its tip on the bottom edge, one row per colour.
 fn draw_zeros<'a, DB: DrawingBackend + 'a>(
     chart: &mut PanelChart<'a, DB>,
     fig: &Figure,
     panel: &Panel,
     yr: (f64, f64),
-) -> Result<Vec<(f64, f64)>, String> {
+) -> Result<(), String> {
     let err = draw_err::<DB::ErrorType>;
-    let mut drawn: Vec<(f64, f64)> = Vec::new();
     let mut rows: Vec<RGBColor> = Vec::new();
     for s in &panel.series {
         let xs = floor_xs(&s.points, &fig.x, &fig.y);
@@ -248,9 +331,8 @@ fn draw_zeros<'a, DB: DrawingBackend + 'a>(
                 }),
             )
             .map_err(err)?;
-        drawn.extend(xs.iter().map(|&x| (x, yr.0)));
     }
-    Ok(drawn)
+    Ok(())
 }
 
 /// "no data" in the middle of an empty panel, with the reason below it.
@@ -259,181 +341,26 @@ fn draw_no_data<'a, DB: DrawingBackend + 'a>(
     panel: &Panel,
     xr: (f64, f64),
     yr: (f64, f64),
+    style: &Style,
 ) -> Result<(), String> {
     let err = draw_err::<DB::ErrorType>;
     let mid = ((xr.0 + xr.1) / 2.0, (yr.0 + yr.1) / 2.0);
-    let style = (FONT, 22.0)
+    let font = (FONT, style.px(22.0))
         .into_font()
         .color(&GREY)
         .pos(Pos::new(HPos::Center, VPos::Center));
     chart
-        .draw_series([Text::new("no data".to_owned(), mid, style)])
+        .draw_series([Text::new("no data".to_owned(), mid, font)])
         .map_err(err)?;
     if let Some(reason) = &panel.empty_reason {
         let below = (mid.0, yr.0 + (yr.1 - yr.0) * 0.40);
-        let style = (FONT, 13.0)
+        let font = (FONT, style.px(13.0))
             .into_font()
             .color(&GREY)
             .pos(Pos::new(HPos::Center, VPos::Center));
         chart
-            .draw_series([Text::new(reason.clone(), below, style)])
+            .draw_series([Text::new(reason.clone(), below, font)])
             .map_err(err)?;
     }
     Ok(())
-}
-
-/// One legend entry per [`LegendEntry`], each with its glyph.
-fn add_legend_entries<'a, DB: DrawingBackend + 'a>(
-    chart: &mut PanelChart<'a, DB>,
-    panel: &Panel,
-) -> Result<(), String> {
-    let err = draw_err::<DB::ErrorType>;
-    for entry in &panel.legend {
-        let (color, marker) = (entry.color, entry.marker);
-        // Legend sample: a solid or dashed stroke, optionally with the
-        // series' marker. Parts an entry does not use are fully transparent
-        // so that every entry has one concrete element type (plotters' boxed
-        // elements would need a 'static backend).
-        let (first, second) = if entry.dashed {
-            (vec![(0, 0), (8, 0)], vec![(13, 0), (21, 0)])
-        } else {
-            (vec![(0, 0), (21, 0)], vec![(21, 0), (21, 0)])
-        };
-        let glyph = move |(x, y): (i32, i32)| {
-            // An all-zero series has no line, only its ▼; an absent one
-            // has neither.
-            let stroke = if matches!(marker, Some(Marker::Zero | Marker::Absent)) {
-                ShapeStyle::from(color.mix(0.0))
-            } else {
-                ShapeStyle::from(color)
-            }
-            .stroke_width(LINE_WIDTH);
-            let fill = |m: Marker| {
-                if marker == Some(m) {
-                    color.filled()
-                } else {
-                    color.mix(0.0).filled()
-                }
-            };
-            EmptyElement::at((x, y))
-                + PathElement::new(first.clone(), stroke)
-                + PathElement::new(second.clone(), stroke)
-                + Circle::new((10, 0), 4, fill(Marker::Circle))
-                + TriangleMarker::new((10, 0), 5, fill(Marker::Triangle))
-                + Polygon::new(down_triangle(10, ZERO_HEIGHT / 2), fill(Marker::Zero))
-        };
-        // An empty series carries the legend entry; the lines were drawn
-        // above in pieces (gaps, markers) that must not each get an entry.
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(err)?
-            .label(entry.label.as_str())
-            .legend(glyph);
-    }
-    Ok(())
-}
-
-/// The legend box, at the place where it covers the fewest drawn points.
-fn draw_legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut PanelChart<'a, DB>,
-    panel: &Panel,
-    drawn_points: &[(f64, f64)],
-    (xr, yr): ((f64, f64), (f64, f64)),
-    style: &Style,
-) -> Result<(), String> {
-    let err = draw_err::<DB::ErrorType>;
-    // The legend box plotters will draw: label text, glyph column, margins.
-    let mut text = MultiLineText::<(i32, i32), &str>::new((0, 0), (FONT, style.px(LEGEND_SIZE)));
-    for entry in &panel.legend {
-        text.push_line(entry.label.as_str());
-    }
-    let (tw, th) = text.estimate_dimension().map_err(|e| e.to_string())?;
-    let size = (
-        tw + LEGEND_GLYPH + 2 * LEGEND_MARGIN,
-        th + 2 * LEGEND_MARGIN,
-    );
-    let (pw, ph) = chart.plotting_area().dim_in_pixel();
-    let area = (
-        i32::try_from(pw).unwrap_or(i32::MAX),
-        i32::try_from(ph).unwrap_or(i32::MAX),
-    );
-    let (lx, ly) = legend_position(drawn_points, (xr, yr), size, area);
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::Coordinate(lx, ly))
-        .margin(LEGEND_MARGIN as u32)
-        .legend_area_size(LEGEND_GLYPH as u32)
-        .label_font((FONT, style.px(LEGEND_SIZE)))
-        .background_style(WHITE.mix(0.8))
-        .border_style(RGBColor(160, 160, 160))
-        .draw()
-        .map_err(err)?;
-    Ok(())
-}
-
-/// Points along a drawn polyline, so that a legend is not placed over a
-/// long segment between two sparse vertices.
-fn interpolate(seg: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let mut out = seg.to_vec();
-    for w in seg.windows(2) {
-        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-        for k in 1..8 {
-            let t = f64::from(k) / 8.0;
-            out.push((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t));
-        }
-    }
-    out
-}
-
-/// Where to put a legend of `size` pixels in a plot area of `area` pixels:
-/// the place, on a grid of candidates, whose box covers the fewest drawn
-/// points (corners first on a tie, as readers look there). plotters places a
-/// legend only where told, and any fixed corner hides some chart's data: the
-/// plain net's high training-error curve, or the vanishing end of a profile.
-/// Returned as a pixel offset inside the plot area.
-pub(super) fn legend_position(
-    points: &[(f64, f64)],
-    (xr, yr): ((f64, f64), (f64, f64)),
-    size: (i32, i32),
-    area: (i32, i32),
-) -> (i32, i32) {
-    const GAP: i32 = 6;
-    let (w, h) = size;
-    let (aw, ah) = area;
-    let pixel = |(x, y): (f64, f64)| {
-        let nx = (x - xr.0) / (xr.1 - xr.0);
-        let ny = (y - yr.0) / (yr.1 - yr.0);
-        (nx * f64::from(aw), (1.0 - ny) * f64::from(ah))
-    };
-    let pixels: Vec<(f64, f64)> = points.iter().map(|&p| pixel(p)).collect();
-
-    let left = GAP;
-    let right = (aw - w - GAP).max(GAP);
-    let top = GAP;
-    let bottom = (ah - h - GAP).max(GAP);
-    let mut candidates = vec![(right, top), (left, top), (right, bottom), (left, bottom)];
-    for k in 1..8 {
-        let y = top + (bottom - top) * k / 8;
-        candidates.extend([(right, y), (left, y)]);
-    }
-    let middle = ((aw - w) / 2).max(GAP);
-    for k in 0..=8 {
-        candidates.push((middle, top + (bottom - top) * k / 8));
-    }
-
-    let mut best = candidates[0];
-    let mut best_count = usize::MAX;
-    for (x, y) in candidates {
-        let (x0, x1) = (f64::from(x - 2), f64::from(x + w + 2));
-        let (y0, y1) = (f64::from(y - 2), f64::from(y + h + 2));
-        let count = pixels
-            .iter()
-            .filter(|&&(px, py)| px >= x0 && px <= x1 && py >= y0 && py <= y1)
-            .count();
-        if count < best_count {
-            best = (x, y);
-            best_count = count;
-        }
-    }
-    best
 }
