@@ -71,9 +71,9 @@ pub const CPU_NORM_S: f64 = 4.0e-4;
 /// committed records, so `check`'s note that quotes them stays true.
 pub const CALIBRATED_ON: usize = 15;
 /// See [`CALIBRATED_ON`].
-pub const CALIBRATED_WITHIN_1_5: usize = 6;
+pub const CALIBRATED_WITHIN_1_5: usize = 8;
 /// See [`CALIBRATED_ON`].
-pub const CALIBRATED_BAND: f64 = 2.5;
+pub const CALIBRATED_BAND: f64 = 3.0;
 
 /// One thread's training multiplications per second for `model`'s family
 /// (the constants above).
