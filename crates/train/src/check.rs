@@ -94,20 +94,15 @@ pub fn mults_per_s(model: &ModelSpec) -> f64 {
 /// each run's worker, in the order of `times`. With no workers or no runs
 /// the makespan is 0.
 pub fn longest_first(times: &[f64], jobs: usize) -> (f64, Vec<usize>) {
-    let mut of = vec![0; times.len()];
     if jobs == 0 {
-        return (0.0, of);
+        return (0.0, vec![0; times.len()]);
     }
-    let mut order: Vec<usize> = (0..times.len()).collect();
-    // Stable: equal times keep plan order.
-    order.sort_by(|&a, &b| times[b].total_cmp(&times[a]));
+    // The same greedy split as the shards' (longest first onto the least
+    // loaded), here over seconds instead of multiplications.
+    let of = crate::shard::assign(times, jobs);
     let mut load = vec![0.0f64; jobs];
-    for r in order {
-        let w = (0..jobs)
-            .min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b)))
-            .unwrap_or(0);
-        load[w] += times[r];
-        of[r] = w;
+    for (t, &w) in times.iter().zip(&of) {
+        load[w] += t;
     }
     (load.into_iter().fold(0.0, f64::max), of)
 }
