@@ -101,7 +101,7 @@ impl Pool<'_> {
             self.hand_out(&mut slots[i], &mut queue, &mut handed, total)?;
         }
         while slots.iter().any(|s| s.alive) {
-            let stopping = self.stop.load(Ordering::SeqCst) || fatal.is_some();
+            let stopping = self.stopping(&fatal);
             if stopping && !stop_sent {
                 // Ctrl-C in a terminal reaches the workers too; SIGTERM
                 // (kill, Slurm's time limit) may reach only this process.
@@ -135,7 +135,7 @@ impl Pool<'_> {
                             })?;
                         finished_steps += a.steps as u64;
                         self.ended(&a, &record, &mut failed)?;
-                        let stopping = self.stop.load(Ordering::SeqCst) || fatal.is_some();
+                        let stopping = self.stopping(&fatal);
                         if stopping {
                             slots[i].stdin = None;
                         } else {
@@ -158,7 +158,7 @@ impl Pool<'_> {
                         let record = self.sweep.record_lost(&a.run, &why)?;
                         finished_steps += a.steps as u64;
                         self.ended(&a, &record, &mut failed)?;
-                        let stopping = self.stop.load(Ordering::SeqCst) || fatal.is_some();
+                        let stopping = self.stopping(&fatal);
                         if !stopping && !queue.is_empty() {
                             slots[i] = self.spawn(i, &events)?;
                             self.hand_out(&mut slots[i], &mut queue, &mut handed, total)?;
@@ -229,6 +229,12 @@ impl Pool<'_> {
             active: None,
             alive: true,
         })
+    }
+
+    /// Ctrl-C or SIGTERM, or a worker that could not write its files: no
+    /// more runs are handed out and the active ones are asked to stop.
+    fn stopping(&self, fatal: &Option<String>) -> bool {
+        self.stop.load(Ordering::SeqCst) || fatal.is_some()
     }
 
     fn device_name(&self) -> &'static str {
