@@ -26,6 +26,29 @@ fn body(name: &str, init: &str) -> String {
         .replace("INIT", &format!("{init:?}"))
 }
 
+/// Trains the experiment `body` once per activation (named after it,
+/// Glorot init) into `dir/ACT`, without charts; returns the folders.
+fn train_activations(dir: &Path, acts: &[&str]) -> Vec<PathBuf> {
+    acts.iter()
+        .map(|act| {
+            let file = dir.join(format!("{act}.json"));
+            let text = body(act, "glorot").replace("\"tanh\"", &format!("{act:?}"));
+            std::fs::write(&file, text).unwrap();
+            let out = dir.join(act);
+            ok(&gradscope(&[
+                "run",
+                file.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--threads",
+                "1",
+                "--no-plot",
+            ]));
+            out
+        })
+        .collect()
+}
+
 struct Dir {
     tmp: tempfile::TempDir,
     out: PathBuf,
@@ -712,23 +735,10 @@ fn plot_size_options_set_the_size_and_report_keeps_it() {
 fn compare_of_three_folders_is_a_row_per_folder_and_y_scale_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let at = |name: &str| tmp.path().join(name);
-    let mut dirs = Vec::new();
-    for act in ["sigmoid", "tanh", "relu"] {
-        let file = at(&format!("{act}.json"));
-        let text = body(act, "glorot").replace("\"tanh\"", &format!("{act:?}"));
-        std::fs::write(&file, text).unwrap();
-        let out = at(act);
-        ok(&gradscope(&[
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--no-plot",
-        ]));
-        dirs.push(out.to_string_lossy().into_owned());
-    }
+    let dirs: Vec<String> = train_activations(tmp.path(), &["sigmoid", "tanh", "relu"])
+        .iter()
+        .map(|d| d.to_string_lossy().into_owned())
+        .collect();
     let out = at("three");
     let mut args: Vec<&str> = vec!["compare"];
     args.extend(dirs.iter().map(String::as_str));
@@ -788,21 +798,7 @@ fn compare_of_three_folders_is_a_row_per_folder_and_y_scale_is_kept() {
 fn compare_puts_two_folders_on_one_page_and_refuses_what_it_cannot_compare() {
     let tmp = tempfile::tempdir().unwrap();
     let at = |name: &str| tmp.path().join(name);
-    for act in ["sigmoid", "tanh"] {
-        let file = at(&format!("{act}.json"));
-        let text = body(act, "glorot").replace("\"tanh\"", &format!("{act:?}"));
-        std::fs::write(&file, text).unwrap();
-        let out = at(act);
-        ok(&gradscope(&[
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--no-plot",
-        ]));
-    }
+    train_activations(tmp.path(), &["sigmoid", "tanh"]);
     let out = at("both");
     let args = |dirs: &[&str], out: &Path| -> Vec<String> {
         let mut a = vec!["compare".to_owned()];
